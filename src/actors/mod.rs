@@ -1,0 +1,31 @@
+//! The actors: one `SessionActor` per live session (its CLI process and its
+//! FIFO of turns) and the `Supervisor` (registry, live-process cap, idling).
+
+pub mod session;
+pub mod supervisor;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::db::DbPool;
+
+/// What every actor needs from the server, shared read-only.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub settings: Arc<Settings>,
+    pub pool: DbPool,
+    pub cli_path: PathBuf,
+}
+
+impl Runtime {
+    /// Per-tenant CLI state: transcripts and settings never mix across tenants.
+    pub fn cli_config_dir(&self, tenant_id: &str) -> PathBuf {
+        self.settings.data_dir.join("cli-config").join(tenant_id)
+    }
+
+    /// Where pid files of live CLI processes are kept.
+    pub fn pid_dir(&self) -> PathBuf {
+        self.settings.data_dir.join("run")
+    }
+}

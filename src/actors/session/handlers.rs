@@ -1,0 +1,227 @@
+use std::time::Instant;
+
+use actix::{Context, Handler, StreamHandler};
+use serde_json::json;
+
+use super::messages::{Advance, Close, Enqueue, Evict, SlotGranted};
+use super::turn::{usd_to_micros, TurnError};
+use super::{with_stderr, PendingControl, SessionActor, Slot};
+use crate::cli::process::{ProcessEvent, ProcessOutput};
+use crate::cli::protocol::{self, Block, CliMessage};
+
+impl Handler<Enqueue> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
+        self.queue.push_back(msg.0);
+        self.advance(ctx);
+    }
+}
+
+impl Handler<SlotGranted> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: SlotGranted, ctx: &mut Context<Self>) {
+        self.slot = Slot::Held;
+        if self.process.is_none() && self.queue.is_empty() && self.current.is_none() {
+            self.release_slot();
+            return;
+        }
+        self.advance(ctx);
+    }
+}
+
+impl Handler<Evict> for SessionActor {
+    type Result = bool;
+
+    fn handle(&mut self, _: Evict, _: &mut Context<Self>) -> bool {
+        if !self.is_idle() {
+            return false;
+        }
+        if self.process.is_some() {
+            tracing::info!(session = %self.session.name, "stopping idle CLI process");
+        }
+        self.stop_process();
+        self.release_slot();
+        true
+    }
+}
+
+impl Handler<Close> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
+        self.close(ctx);
+    }
+}
+
+impl Handler<Advance> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Advance, ctx: &mut Context<Self>) {
+        self.advance(ctx);
+    }
+}
+
+impl StreamHandler<ProcessEvent> for SessionActor {
+    fn handle(&mut self, event: ProcessEvent, ctx: &mut Context<Self>) {
+        if event.generation != self.generation {
+            return;
+        }
+        match event.output {
+            ProcessOutput::Line(line) => self.on_line(&line, ctx),
+            ProcessOutput::Exited { code, signal } => self.on_exit(code, signal, ctx),
+        }
+    }
+
+    /// The output stream never ends while the actor lives (it holds a sender);
+    /// the default would stop the actor when it did.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl SessionActor {
+    fn on_line(&mut self, line: &str, ctx: &mut Context<Self>) {
+        if let Some(running) = self.current.as_mut() {
+            running.last_output = Instant::now();
+        }
+        let message = match protocol::parse_line(line) {
+            Ok(Some(message)) => message,
+            Ok(None) => return,
+            Err(e) => {
+                let sample: String = line.chars().take(200).collect();
+                tracing::warn!(session = %self.session.name, error = %e, line = %sample, "skipping a non-JSON line from the CLI");
+                return;
+            }
+        };
+        let session_id = self.session.id.clone();
+        match message {
+            CliMessage::ControlResponse { request_id, outcome } => {
+                if let Some(PendingControl::Initialize) = self.pending_control.remove(&request_id) {
+                    match outcome {
+                        Ok(_) => {
+                            if let Some(live) = self.process.as_mut() {
+                                live.ready = true;
+                            }
+                            self.advance(ctx);
+                        }
+                        Err(e) => {
+                            tracing::warn!(session = %self.session.name, error = %e, "initialize refused; continuing without it");
+                            if let Some(live) = self.process.as_mut() {
+                                live.ready = true;
+                            }
+                            self.advance(ctx);
+                        }
+                    }
+                }
+            }
+            CliMessage::ControlRequest {
+                request_id,
+                subtype,
+                ..
+            } => {
+                // Permission prompts, hooks and SDK MCP servers are not
+                // configured, so nothing else should ask; answer so the CLI
+                // never waits on us.
+                if let Some(live) = &self.process {
+                    live.handle.send_line(protocol::control_error_line(
+                        &request_id,
+                        &format!("unsupported control request: {subtype}"),
+                    ));
+                }
+            }
+            CliMessage::Init {
+                session_id: cli_id, ..
+            } => {
+                if !cli_id.is_empty() && cli_id != self.session.cli_session_id {
+                    self.session.cli_session_id = cli_id.clone();
+                    let pool = self.runtime.pool.clone();
+                    let id = session_id.clone();
+                    actix::spawn(async move {
+                        let _ = crate::db::run(&pool, move |c| {
+                            crate::db::models::session::set_cli_session_id(c, &id, &cli_id)
+                        })
+                        .await;
+                    });
+                }
+            }
+            CliMessage::Assistant { blocks, .. } => {
+                let Some(running) = self.current.as_mut() else {
+                    return;
+                };
+                for block in blocks {
+                    match block {
+                        Block::Text { text } => {
+                            running.emit(&mut self.next_seq, &session_id, "assistant", json!({"text": text}));
+                            running.add_text(text);
+                        }
+                        Block::ToolUse { id, name, input } => {
+                            running.emit(
+                                &mut self.next_seq,
+                                &session_id,
+                                "tool",
+                                json!({"id": id, "name": name, "input": input}),
+                            );
+                            running.tools.push(super::turn::ToolUse { name, input });
+                        }
+                        Block::Other => {}
+                    }
+                }
+            }
+            CliMessage::ToolResults(results) => {
+                if let Some(running) = self.current.as_mut() {
+                    for result in results {
+                        running.emit(&mut self.next_seq, &session_id, "tool_result", json!(result));
+                    }
+                }
+            }
+            CliMessage::TextDelta(text) => {
+                if let Some(running) = self.current.as_mut() {
+                    running.emit(&mut self.next_seq, &session_id, "delta", json!({"text": text}));
+                }
+            }
+            CliMessage::Result(result) => {
+                let Some(mut running) = self.current.take() else {
+                    return;
+                };
+                let total = usd_to_micros(result.total_cost_usd);
+                let cost = match self.process.as_mut() {
+                    Some(live) => {
+                        let delta = (total - live.reported_cost_micros).max(0);
+                        live.reported_cost_micros = total;
+                        delta
+                    }
+                    None => 0,
+                };
+                let outcome = running.finish(&mut self.next_seq, &self.session, &result, cost);
+                self.persist(running, outcome, true);
+                self.advance(ctx);
+            }
+            CliMessage::ControlCancel { .. } | CliMessage::Other { .. } => {}
+        }
+    }
+
+    fn on_exit(&mut self, code: Option<i32>, signal: Option<i32>, ctx: &mut Context<Self>) {
+        let stderr = self.stderr_tail();
+        let was_ready = self.process.as_ref().is_some_and(|p| p.ready);
+        self.process = None;
+        self.pending_control.clear();
+        self.generation += 1;
+        self.release_slot();
+        let status = match (code, signal) {
+            (Some(code), _) => format!("code {code}"),
+            (None, Some(signal)) => format!("signal {signal}"),
+            _ => "unknown status".into(),
+        };
+        tracing::warn!(session = %self.session.name, %status, stderr = %stderr, "CLI process exited");
+        let message = with_stderr(&format!("the CLI exited unexpectedly ({status})"), &stderr);
+        if self.current.is_some() {
+            self.fail_current(TurnError::Process(message));
+        } else if !was_ready {
+            // It died while starting: the turn that needed it cannot run.
+            if let Some(turn) = self.queue.pop_front() {
+                self.fail_unstarted(turn, TurnError::Process(message));
+            }
+        }
+        self.advance(ctx);
+    }
+}

@@ -1,0 +1,32 @@
+//! Messages a `SessionActor` accepts.
+
+use actix::Message;
+
+use super::turn::Turn;
+
+/// Queues a turn; it runs after every turn queued before it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Enqueue(pub Turn);
+
+/// The supervisor grants this session a live-process slot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SlotGranted;
+
+/// The supervisor wants the slot back; honoured (`true`) only when the
+/// session is idle, so a turn is never cut short to make room.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Evict;
+
+/// Stops the session: queued and running turns end with `TurnError::Closed`,
+/// the process group is killed, the actor stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
+/// Internal: look at the queue again (after a failure freed the head).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Advance;

@@ -1,0 +1,370 @@
+//! One actor per live session. It owns the session's CLI process and feeds
+//! it one turn at a time from a FIFO queue: a message sent while a turn runs
+//! waits its turn (the CLI would merge it into the running one otherwise).
+
+mod handlers;
+pub mod messages;
+mod running;
+pub mod turn;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use self::running::Running;
+use self::turn::{Turn, TurnError};
+use super::supervisor::messages::{Activity, ReleaseSlot, RequestSlot};
+use super::supervisor::Supervisor;
+use super::Runtime;
+use crate::cli::command::{self, Conversation, LaunchPlan};
+use crate::cli::process::{CliProcess, ProcessEvent};
+use crate::cli::protocol;
+use crate::db::models::session::Session;
+use crate::spec::{LaunchSpec, SessionSpec};
+
+/// How long a fresh process may take to answer `initialize`.
+const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct SessionActor {
+    runtime: Runtime,
+    supervisor: Addr<Supervisor>,
+    session: SessionState,
+    /// Output of every process this actor starts; tagged by generation.
+    output_tx: mpsc::UnboundedSender<ProcessEvent>,
+    output_rx: Option<mpsc::UnboundedReceiver<ProcessEvent>>,
+    process: Option<LiveProcess>,
+    generation: u64,
+    slot: Slot,
+    queue: VecDeque<Turn>,
+    current: Option<Running>,
+    next_seq: i64,
+    control_counter: u64,
+    /// Turns interrupted by the watchdog or a crash wait on nothing; pending
+    /// control requests are answered here by id.
+    pending_control: HashMap<String, PendingControl>,
+}
+
+/// What the actor knows of its session row.
+struct SessionState {
+    id: String,
+    tenant_id: String,
+    name: String,
+    workspace: PathBuf,
+    spec: SessionSpec,
+    cli_session_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    None,
+    Requested,
+    Held,
+}
+
+struct LiveProcess {
+    handle: CliProcess,
+    spec: LaunchSpec,
+    /// `initialize` answered: turns may be written.
+    ready: bool,
+    started: Instant,
+    /// The CLI reports cost cumulatively per process; turns are charged the delta.
+    reported_cost_micros: i64,
+}
+
+enum PendingControl {
+    Initialize,
+}
+
+impl SessionActor {
+    pub fn new(
+        runtime: Runtime,
+        supervisor: Addr<Supervisor>,
+        row: Session,
+        next_seq: i64,
+    ) -> SessionActor {
+        let spec = serde_json::from_str(&row.spec).unwrap_or_else(|e| {
+            tracing::warn!(session_id = %row.id, error = %e, "unreadable session spec; using defaults");
+            SessionSpec::default()
+        });
+        let (output_tx, output_rx) = mpsc::unbounded_channel();
+        SessionActor {
+            runtime,
+            supervisor,
+            session: SessionState {
+                cli_session_id: row.cli_session_id.unwrap_or_else(|| row.id.clone()),
+                id: row.id,
+                tenant_id: row.tenant_id,
+                name: row.name,
+                workspace: PathBuf::from(row.workspace),
+                spec,
+            },
+            output_tx,
+            output_rx: Some(output_rx),
+            process: None,
+            generation: 0,
+            slot: Slot::None,
+            queue: VecDeque::new(),
+            current: None,
+            next_seq,
+            control_counter: 0,
+            pending_control: HashMap::new(),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.current.is_none() && self.queue.is_empty()
+    }
+
+    /// Starts the next queued turn when nothing runs, bringing up a process
+    /// with the right launch spec first when needed.
+    fn advance(&mut self, ctx: &mut Context<Self>) {
+        if self.current.is_some() {
+            return;
+        }
+        let Some(next) = self.queue.front() else {
+            self.supervisor.do_send(Activity {
+                session_id: self.session.id.clone(),
+                idle: true,
+            });
+            return;
+        };
+        let wanted = LaunchSpec::resolve(&self.runtime.settings, &self.session.spec, &next.overrides);
+        if let Some(live) = &self.process {
+            if live.spec != wanted {
+                // Another model/prompt/mode for this turn: restart the process
+                // on the same conversation with the new flags.
+                self.stop_process();
+            } else if !live.ready {
+                return;
+            } else {
+                let Some(turn) = self.queue.pop_front() else {
+                    return;
+                };
+                self.start_turn(turn, ctx);
+                return;
+            }
+        }
+        match self.slot {
+            Slot::Held => self.spawn_process(wanted, ctx),
+            Slot::Requested => {}
+            Slot::None => {
+                self.slot = Slot::Requested;
+                self.supervisor.do_send(RequestSlot {
+                    session_id: self.session.id.clone(),
+                    addr: ctx.address(),
+                });
+            }
+        }
+    }
+
+    fn spawn_process(&mut self, spec: LaunchSpec, ctx: &mut Context<Self>) {
+        let config_dir = self.runtime.cli_config_dir(&self.session.tenant_id);
+        let transcript = command::transcript_path(
+            &config_dir,
+            &self.session.workspace,
+            &self.session.cli_session_id,
+        );
+        let conversation = if transcript.exists() {
+            Conversation::Resume(self.session.cli_session_id.clone())
+        } else {
+            Conversation::New(self.session.cli_session_id.clone())
+        };
+        let plan = LaunchPlan {
+            cli_path: self.runtime.cli_path.clone(),
+            workspace: self.session.workspace.clone(),
+            config_dir,
+            env: self.runtime.settings.cli_env.clone(),
+            spec: spec.clone(),
+            conversation,
+        };
+        self.generation += 1;
+        match CliProcess::spawn(
+            &plan,
+            &self.runtime.pid_dir(),
+            self.generation,
+            self.output_tx.clone(),
+        ) {
+            Ok(handle) => {
+                tracing::info!(session = %self.session.name, pid = handle.pid, "started CLI process");
+                let request_id = self.next_control_id();
+                let line = protocol::control_request_line(
+                    &request_id,
+                    json!({"subtype": "initialize", "hooks": null}),
+                );
+                handle.send_line(line);
+                self.pending_control
+                    .insert(request_id, PendingControl::Initialize);
+                self.process = Some(LiveProcess {
+                    handle,
+                    spec,
+                    ready: false,
+                    started: Instant::now(),
+                    reported_cost_micros: 0,
+                });
+            }
+            Err(e) => {
+                tracing::error!(session = %self.session.name, error = %e, "cannot start the CLI");
+                self.release_slot();
+                if let Some(turn) = self.queue.pop_front() {
+                    self.fail_unstarted(turn, TurnError::Process(e.to_string()));
+                }
+                ctx.notify(messages::Advance);
+            }
+        }
+    }
+
+    fn next_control_id(&mut self) -> String {
+        self.control_counter += 1;
+        format!("req_{}_{}", self.generation, self.control_counter)
+    }
+
+    fn start_turn(&mut self, turn: Turn, _ctx: &mut Context<Self>) {
+        self.supervisor.do_send(Activity {
+            session_id: self.session.id.clone(),
+            idle: false,
+        });
+        let Some(live) = &self.process else {
+            self.queue.push_front(turn);
+            return;
+        };
+        let sent = live.handle.send_line(protocol::user_line(&turn.message));
+        let mut running = Running::new(turn);
+        running.emit(&mut self.next_seq, &self.session.id, "turn_started", json!({}));
+        self.current = Some(running);
+        if !sent {
+            // The writer is gone: the exit event will fail the turn.
+            tracing::warn!(session = %self.session.name, "CLI stdin closed before the turn was written");
+        }
+    }
+
+    /// Kills the process group; its late output is ignored by generation.
+    fn stop_process(&mut self) {
+        if let Some(mut live) = self.process.take() {
+            live.handle.kill();
+        }
+        self.pending_control.clear();
+        self.generation += 1;
+    }
+
+    fn release_slot(&mut self) {
+        if self.slot != Slot::None {
+            self.slot = Slot::None;
+            self.supervisor.do_send(ReleaseSlot {
+                session_id: self.session.id.clone(),
+            });
+        }
+    }
+
+    /// Ends a queued turn that never reached the CLI.
+    fn fail_unstarted(&mut self, turn: Turn, error: TurnError) {
+        let mut running = Running::new(turn);
+        let outcome = running.fail(&mut self.next_seq, &self.session.id, error);
+        self.persist(running, outcome, false);
+    }
+
+    /// Fails the running turn (crash, timeout, close) and records it.
+    fn fail_current(&mut self, error: TurnError) {
+        if let Some(mut running) = self.current.take() {
+            let outcome = running.fail(&mut self.next_seq, &self.session.id, error);
+            self.persist(running, outcome, true);
+        }
+    }
+
+    /// Stores the finished turn, then answers its client. The next turn may
+    /// start meanwhile: it never waits on this write.
+    fn persist(&mut self, running: Running, outcome: running::Outcome, reached_cli: bool) {
+        let record = running.record(&self.session, &outcome, reached_cli);
+        let pool = self.runtime.pool.clone();
+        let name = self.session.name.clone();
+        actix::spawn(async move {
+            if let Err(e) = crate::db::run(&pool, move |c| {
+                crate::db::models::turn::record(c, &record)
+            })
+            .await
+            {
+                tracing::error!(session = %name, error = %e, "failed to store a turn");
+            }
+            running.deliver(outcome);
+        });
+    }
+
+    fn check_watchdog(&mut self, ctx: &mut Context<Self>) {
+        let timeout = self.runtime.settings.claude_timeout;
+        let stalled_turn = self
+            .current
+            .as_ref()
+            .is_some_and(|r| r.last_output.elapsed() >= timeout);
+        let stalled_start = self
+            .process
+            .as_ref()
+            .is_some_and(|p| !p.ready && p.started.elapsed() >= INITIALIZE_TIMEOUT.max(timeout));
+        if stalled_turn {
+            tracing::warn!(session = %self.session.name, "turn timed out; restarting the CLI");
+            self.stop_process();
+            self.release_slot();
+            self.fail_current(TurnError::Timeout(timeout.as_secs()));
+            self.advance(ctx);
+        } else if stalled_start {
+            tracing::warn!(session = %self.session.name, "CLI did not initialize in time");
+            let stderr = self.stderr_tail();
+            self.stop_process();
+            self.release_slot();
+            if let Some(turn) = self.queue.pop_front() {
+                self.fail_unstarted(
+                    turn,
+                    TurnError::Process(with_stderr("the CLI did not start in time", &stderr)),
+                );
+            }
+            self.advance(ctx);
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
+        self.process
+            .as_ref()
+            .map(|p| p.handle.stderr_tail())
+            .unwrap_or_default()
+    }
+}
+
+/// An error message with the CLI's stderr tail, when it said anything.
+fn with_stderr(message: &str, stderr: &str) -> String {
+    if stderr.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message}: {stderr}")
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(rx) = self.output_rx.take() {
+            ctx.add_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(rx));
+        }
+        let timeout = self.runtime.settings.claude_timeout;
+        let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        ctx.run_interval(every, |act, ctx| act.check_watchdog(ctx));
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> actix::Running {
+        self.stop_process();
+        self.release_slot();
+        self.fail_current(TurnError::Closed);
+        while let Some(turn) = self.queue.pop_front() {
+            self.fail_unstarted(turn, TurnError::Closed);
+        }
+        actix::Running::Stop
+    }
+}
+
+impl SessionActor {
+    fn close(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

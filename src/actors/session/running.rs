@@ -1,0 +1,174 @@
+//! The turn at the head of the queue while the CLI works on it: what it has
+//! said so far, its numbered events, and how it is recorded and answered.
+
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use super::turn::{micros_to_usd, ChatResponse, ToolUse, Turn, TurnError, TurnEvent};
+use super::SessionState;
+use crate::cli::protocol::TurnResult;
+use crate::db::models::event::Event;
+use crate::db::models::message::Message;
+use crate::db::models::turn::TurnRecord;
+
+pub type Outcome = Result<ChatResponse, TurnError>;
+
+pub struct Running {
+    turn: Turn,
+    started: Instant,
+    pub last_output: Instant,
+    texts: Vec<String>,
+    pub tools: Vec<ToolUse>,
+    events: Vec<Event>,
+    cost_micros: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    usage: Option<Value>,
+}
+
+impl Running {
+    pub fn new(turn: Turn) -> Running {
+        let now = Instant::now();
+        Running {
+            turn,
+            started: now,
+            last_output: now,
+            texts: Vec::new(),
+            tools: Vec::new(),
+            events: Vec::new(),
+            cost_micros: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            usage: None,
+        }
+    }
+
+    /// Numbers an event, keeps it for storage and hands it to a streaming
+    /// client. A client that cannot keep up (or left) is dropped; the turn
+    /// goes on regardless.
+    pub fn emit(&mut self, next_seq: &mut i64, session_id: &str, kind: &'static str, data: Value) {
+        let seq = *next_seq;
+        *next_seq += 1;
+        self.events.push(Event {
+            session_id: session_id.to_owned(),
+            seq,
+            kind: kind.to_owned(),
+            payload: data.to_string(),
+            created_at: crate::db::now(),
+        });
+        if let Some(subscriber) = &self.turn.subscriber {
+            if subscriber.try_send(TurnEvent { seq, kind, data }).is_err() {
+                self.turn.subscriber = None;
+            }
+        }
+    }
+
+    pub fn add_text(&mut self, text: String) {
+        self.texts.push(text);
+    }
+
+    /// Ends the turn from the CLI's `result` line.
+    pub fn finish(
+        &mut self,
+        next_seq: &mut i64,
+        session: &SessionState,
+        result: &TurnResult,
+        cost_micros: i64,
+    ) -> Outcome {
+        self.cost_micros = cost_micros;
+        self.input_tokens = result.input_tokens();
+        self.output_tokens = result.output_tokens();
+        self.usage = Some(result.usage.clone());
+        let content = result
+            .result
+            .clone()
+            .filter(|_| !result.is_error)
+            .unwrap_or_else(|| self.texts.join("\n\n"));
+        let response = ChatResponse {
+            session_id: session.name.clone(),
+            cli_session_id: result.session_id.clone(),
+            content,
+            cost: micros_to_usd(cost_micros),
+            cost_micros,
+            duration_ms: result.duration_ms,
+            num_turns: result.num_turns,
+            tools_used: self.tools.clone(),
+            is_error: result.is_error,
+            stop_reason: result.stop_reason.clone(),
+            usage: result.usage.clone(),
+        };
+        if result.is_error {
+            let mut response = response;
+            response.content = result.error_text();
+            let error = TurnError::Cli {
+                message: result.error_text(),
+                response: Some(Box::new(response)),
+            };
+            self.emit(next_seq, &session.id, "error", crate::error::turn_problem(&error));
+            Err(error)
+        } else {
+            self.emit(next_seq, &session.id, "done", json!(response));
+            Ok(response)
+        }
+    }
+
+    /// Ends the turn without a result from the CLI.
+    pub fn fail(&mut self, next_seq: &mut i64, session_id: &str, error: TurnError) -> Outcome {
+        self.emit(next_seq, session_id, "error", crate::error::turn_problem(&error));
+        Err(error)
+    }
+
+    /// The rows this turn leaves. Work the CLI never saw leaves no history.
+    pub fn record(&self, session: &SessionState, outcome: &Outcome, reached_cli: bool) -> TurnRecord {
+        let now = crate::db::now();
+        let duration_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let mut messages = Vec::new();
+        if reached_cli {
+            messages.push(Message {
+                id: uuid::Uuid::now_v7().to_string(),
+                session_id: session.id.clone(),
+                role: "user".into(),
+                content: self.turn.message.clone(),
+                tools_used: "[]".into(),
+                cost_micros: 0,
+                duration_ms: 0,
+                usage: None,
+                is_error: false,
+                created_at: now,
+            });
+            let (content, is_error) = match outcome {
+                Ok(response) => (response.content.clone(), false),
+                Err(error) => (error.to_string(), true),
+            };
+            messages.push(Message {
+                id: uuid::Uuid::now_v7().to_string(),
+                session_id: session.id.clone(),
+                role: "assistant".into(),
+                content,
+                tools_used: serde_json::to_string(&self.tools).unwrap_or_else(|_| "[]".into()),
+                cost_micros: self.cost_micros,
+                duration_ms,
+                usage: self.usage.as_ref().map(Value::to_string),
+                is_error,
+                created_at: now,
+            });
+        }
+        TurnRecord {
+            session_id: session.id.clone(),
+            messages,
+            events: self.events.clone(),
+            cost_micros: self.cost_micros,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            counts_as_turn: reached_cli,
+        }
+    }
+
+    /// Answers the waiting client, if any.
+    pub fn deliver(self, outcome: Outcome) {
+        if let Some(reply) = self.turn.reply {
+            let _ = reply.send(outcome);
+        }
+    }
+}

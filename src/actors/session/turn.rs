@@ -1,0 +1,87 @@
+//! A turn as the rest of the server sees it: what goes in, the events that
+//! come out while it runs, and how it ends.
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::spec::TurnOverrides;
+
+/// One prompt waiting in, or running at the head of, a session's queue.
+#[derive(Debug)]
+pub struct Turn {
+    pub message: String,
+    pub overrides: TurnOverrides,
+    /// Live events for a streaming client; dropped if it falls behind.
+    pub subscriber: Option<mpsc::Sender<TurnEvent>>,
+    /// The outcome, for a waiting client.
+    pub reply: Option<oneshot::Sender<Result<ChatResponse, TurnError>>>,
+}
+
+/// One event of a turn, numbered by the session's `seq`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnEvent {
+    pub seq: i64,
+    pub kind: &'static str,
+    pub data: Value,
+}
+
+/// A tool call the agent made during a turn.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ToolUse {
+    pub name: String,
+    pub input: Value,
+}
+
+/// The answer to a chat turn (also the payload of the `done` event).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatResponse {
+    /// The session's name, as clients address it.
+    pub session_id: String,
+    /// The CLI's own conversation id.
+    pub cli_session_id: Option<String>,
+    pub content: String,
+    /// USD, for display; `cost_micros` is exact.
+    pub cost: f64,
+    pub cost_micros: i64,
+    pub duration_ms: i64,
+    pub num_turns: i64,
+    pub tools_used: Vec<ToolUse>,
+    pub is_error: bool,
+    pub stop_reason: Option<String>,
+    pub usage: Value,
+}
+
+/// Why a turn did not produce an answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TurnError {
+    /// The CLI ended the turn with an error (API failure, bad resume, …).
+    #[error("{message}")]
+    Cli {
+        message: String,
+        response: Option<Box<ChatResponse>>,
+    },
+    /// The CLI process could not start or died mid-turn.
+    #[error("{0}")]
+    Process(String),
+    /// No output for `CLAUDE_TIMEOUT_SECONDS`.
+    #[error("the CLI produced no output for {0} seconds; the turn was stopped and the process restarted")]
+    Timeout(u64),
+    /// The session was deleted or the server is stopping.
+    #[error("the session was closed before the turn finished")]
+    Closed,
+}
+
+/// Micro-USD from the CLI's float USD.
+pub fn usd_to_micros(usd: f64) -> i64 {
+    if usd.is_finite() && usd > 0.0 {
+        (usd * 1_000_000.0).round() as i64
+    } else {
+        0
+    }
+}
+
+/// USD for display from micro-USD.
+pub fn micros_to_usd(micros: i64) -> f64 {
+    micros as f64 / 1_000_000.0
+}

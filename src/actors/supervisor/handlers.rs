@@ -1,0 +1,145 @@
+use std::time::Instant;
+
+use actix::{Actor, ActorFutureExt, Addr, Handler, ResponseActFuture, WrapFuture};
+
+use super::messages::*;
+use super::Supervisor;
+use crate::actors::session::messages::Close;
+use crate::actors::session::SessionActor;
+use crate::db;
+
+impl Handler<OpenSession> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<Addr<SessionActor>, db::DbError>>;
+
+    fn handle(&mut self, msg: OpenSession, _: &mut Self::Context) -> Self::Result {
+        let session = msg.0;
+        if let Some(addr) = self.sessions.get(&session.id).filter(|a| a.connected()) {
+            return Box::pin(actix::fut::ready(Ok(addr.clone())));
+        }
+        let pool = self.runtime.pool.clone();
+        let id = session.id.clone();
+        Box::pin(
+            async move { db::run(&pool, move |c| db::models::event::max_seq(c, &id)).await }
+                .into_actor(self)
+                .map(move |max_seq, act, ctx| {
+                    let max_seq = max_seq?;
+                    // Another request may have opened it while we read.
+                    if let Some(addr) = act.sessions.get(&session.id).filter(|a| a.connected()) {
+                        return Ok(addr.clone());
+                    }
+                    let id = session.id.clone();
+                    let addr = SessionActor::new(
+                        act.runtime.clone(),
+                        actix::AsyncContext::address(ctx),
+                        session,
+                        max_seq + 1,
+                    )
+                    .start();
+                    act.sessions.insert(id, addr.clone());
+                    Ok(addr)
+                }),
+        )
+    }
+}
+
+impl Handler<CloseSession> for Supervisor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: CloseSession, _: &mut Self::Context) -> Self::Result {
+        let addr = self.sessions.remove(&msg.session_id);
+        self.waiting.retain(|(id, _)| *id != msg.session_id);
+        Box::pin(
+            async move {
+                if let Some(addr) = addr {
+                    let _ = addr.send(Close).await;
+                }
+            }
+            .into_actor(self)
+            .map(move |(), act, ctx| {
+                // The actor released its slot while closing; make sure.
+                act.holders.remove(&msg.session_id);
+                act.idle_since.remove(&msg.session_id);
+                act.evicting.remove(&msg.session_id);
+                act.balance(ctx);
+            }),
+        )
+    }
+}
+
+impl Handler<RequestSlot> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RequestSlot, ctx: &mut Self::Context) {
+        if self.holders.contains(&msg.session_id) {
+            self.idle_since.remove(&msg.session_id);
+            msg.addr.do_send(crate::actors::session::messages::SlotGranted);
+            return;
+        }
+        if !self.waiting.iter().any(|(id, _)| *id == msg.session_id) {
+            self.waiting.push_back((msg.session_id, msg.addr));
+        }
+        self.balance(ctx);
+    }
+}
+
+impl Handler<ReleaseSlot> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReleaseSlot, ctx: &mut Self::Context) {
+        self.holders.remove(&msg.session_id);
+        self.idle_since.remove(&msg.session_id);
+        self.evicting.remove(&msg.session_id);
+        self.balance(ctx);
+    }
+}
+
+impl Handler<Activity> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Activity, ctx: &mut Self::Context) {
+        if !msg.idle {
+            self.idle_since.remove(&msg.session_id);
+            return;
+        }
+        if self.holders.contains(&msg.session_id) {
+            self.idle_since.insert(msg.session_id, Instant::now());
+            if !self.waiting.is_empty() {
+                self.balance(ctx);
+            }
+        }
+    }
+}
+
+impl Handler<Stats> for Supervisor {
+    type Result = actix::MessageResult<Stats>;
+
+    fn handle(&mut self, _: Stats, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(SupervisorStats {
+            live_sessions: self.sessions.values().filter(|a| a.connected()).count(),
+            live_processes: self.holders.len(),
+            waiting_for_slot: self.waiting.len(),
+        })
+    }
+}
+
+impl Handler<ShutdownAll> for Supervisor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: ShutdownAll, _: &mut Self::Context) -> Self::Result {
+        let addrs: Vec<_> = self.sessions.drain().map(|(_, a)| a).collect();
+        self.waiting.clear();
+        Box::pin(
+            async move {
+                for addr in addrs {
+                    let _ = addr.send(Close).await;
+                }
+            }
+            .into_actor(self)
+            .map(|(), act, _| {
+                act.holders.clear();
+                act.idle_since.clear();
+                act.evicting.clear();
+            }),
+        )
+    }
+}

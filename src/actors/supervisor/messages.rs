@@ -1,0 +1,59 @@
+//! Messages the `Supervisor` accepts.
+
+use actix::{Addr, Message};
+
+use crate::actors::session::SessionActor;
+use crate::db::models::session::Session;
+
+/// The actor of a session, started if it is not live. Fails only when the
+/// database cannot be read.
+#[derive(Message)]
+#[rtype(result = "Result<Addr<SessionActor>, crate::db::DbError>")]
+pub struct OpenSession(pub Session);
+
+/// Stops a session's actor (if live) and waits until it has stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    pub session_id: String,
+}
+
+/// A session needs a live-process slot; granted later with `SlotGranted`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RequestSlot {
+    pub session_id: String,
+    pub addr: Addr<SessionActor>,
+}
+
+/// A session's process is gone; its slot is free.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReleaseSlot {
+    pub session_id: String,
+}
+
+/// A session has nothing to do (or something again).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Activity {
+    pub session_id: String,
+    pub idle: bool,
+}
+
+/// Numbers for health and tests.
+#[derive(Message)]
+#[rtype(result = "SupervisorStats")]
+pub struct Stats;
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct SupervisorStats {
+    pub live_sessions: usize,
+    pub live_processes: usize,
+    pub waiting_for_slot: usize,
+}
+
+/// Stops every session (server shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShutdownAll;

@@ -1,0 +1,126 @@
+//! Chat: one turn on a session, answered whole (`/chat`) or streamed as
+//! server-sent events (`/chat/stream`). Both wait their turn in the
+//! session's queue; a streaming client that leaves does not stop the turn.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse, Responder};
+use actix_web_lab::sse;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::envelope;
+use super::sessions::load_session;
+use super::AppState;
+use crate::actors::session::messages::Enqueue;
+use crate::actors::session::turn::{Turn, TurnError, TurnEvent};
+use crate::actors::supervisor::messages::OpenSession;
+use crate::error::ApiError;
+use crate::security::auth::Caller;
+use crate::spec::{Effort, PermissionMode, TurnOverrides};
+
+/// Longest prompt accepted, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Events buffered for a streaming client before it counts as too slow.
+const STREAM_BUFFER: usize = 4096;
+/// Comment pings keep proxies from closing a quiet stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequest {
+    message: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    system: Option<String>,
+    #[serde(default)]
+    effort: Option<Effort>,
+    #[serde(default)]
+    permission_mode: Option<PermissionMode>,
+}
+
+impl ChatRequest {
+    fn validate(self) -> Result<(String, TurnOverrides), ApiError> {
+        if self.message.trim().is_empty() {
+            return Err(ApiError::Validation("message must not be empty".into()));
+        }
+        if self.message.len() > MAX_MESSAGE_BYTES {
+            return Err(ApiError::Validation(format!(
+                "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
+                self.message.len()
+            )));
+        }
+        Ok((
+            self.message,
+            TurnOverrides {
+                model: self.model,
+                system: self.system,
+                effort: self.effort,
+                permission_mode: self.permission_mode,
+            },
+        ))
+    }
+}
+
+/// Queues a turn on the caller's session.
+async fn enqueue(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    turn: Turn,
+) -> Result<(), ApiError> {
+    let row = load_session(state, caller, name).await?;
+    let addr = state.supervisor.send(OpenSession(row)).await??;
+    addr.send(Enqueue(turn)).await?;
+    Ok(())
+}
+
+pub async fn chat(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    body: web::Json<ChatRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (message, overrides) = body.into_inner().validate()?;
+    let (reply, outcome) = oneshot::channel();
+    let turn = Turn {
+        message,
+        overrides,
+        subscriber: None,
+        reply: Some(reply),
+    };
+    enqueue(&state, &caller, &name, turn).await?;
+    let response = outcome
+        .await
+        .map_err(|_| ApiError::from(TurnError::Closed))??;
+    Ok(envelope::ok(&req, response))
+}
+
+pub async fn chat_stream(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    body: web::Json<ChatRequest>,
+) -> Result<impl Responder, ApiError> {
+    let (message, overrides) = body.into_inner().validate()?;
+    let (tx, rx) = mpsc::channel::<TurnEvent>(STREAM_BUFFER);
+    let turn = Turn {
+        message,
+        overrides,
+        subscriber: Some(tx),
+        reply: None,
+    };
+    enqueue(&state, &caller, &name, turn).await?;
+    let events = ReceiverStream::new(rx).map(|event| {
+        let data = sse::Data::new_json(&event.data)
+            .unwrap_or_else(|_| sse::Data::new("{}"))
+            .event(event.kind)
+            .id(event.seq.to_string());
+        sse::Event::Data(data)
+    });
+    Ok(sse::Sse::from_infallible_stream(events).with_keep_alive(KEEP_ALIVE))
+}

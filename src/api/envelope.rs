@@ -1,0 +1,114 @@
+//! The success envelope `{data, meta}` (lists add `pagination`) and the
+//! page/limit query shared by every list.
+
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::middleware::RequestId;
+use crate::error::ApiError;
+
+pub const DEFAULT_LIMIT: i64 = 20;
+pub const MAX_LIMIT: i64 = 100;
+
+fn meta(req: &HttpRequest) -> serde_json::Value {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    json!({
+        "request_id": request_id,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "version": "v1",
+    })
+}
+
+/// `{data, meta}` with the given status.
+pub fn data(req: &HttpRequest, status: actix_web::http::StatusCode, data: impl Serialize) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"data": data, "meta": meta(req)}))
+}
+
+pub fn ok(req: &HttpRequest, body: impl Serialize) -> HttpResponse {
+    data(req, actix_web::http::StatusCode::OK, body)
+}
+
+/// `{data: [...], meta, pagination}`.
+pub fn page<T: Serialize>(req: &HttpRequest, items: Vec<T>, page: &Page, total: i64) -> HttpResponse {
+    let pages = if total == 0 { 0 } else { (total + page.limit - 1) / page.limit };
+    HttpResponse::Ok().json(json!({
+        "data": items,
+        "meta": meta(req),
+        "pagination": {"total": total, "page": page.page, "limit": page.limit, "pages": pages},
+    }))
+}
+
+/// Raw `?page=&limit=`: strings, so a bad value is our 422 and never a 400.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub page: Option<String>,
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub page: i64,
+    pub limit: i64,
+}
+
+impl Page {
+    pub fn offset(&self) -> i64 {
+        (self.page - 1) * self.limit
+    }
+}
+
+impl PageQuery {
+    pub fn validate(&self) -> Result<Page, ApiError> {
+        let page = match self.page.as_deref() {
+            None => 1,
+            Some(raw) => raw
+                .parse::<i64>()
+                .ok()
+                .filter(|p| (1..=1_000_000).contains(p))
+                .ok_or_else(|| ApiError::Validation(format!("page must be an integer ≥ 1, got {raw:?}")))?,
+        };
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(raw) => raw
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    ApiError::Validation(format!("limit must be an integer from 1 to {MAX_LIMIT}, got {raw:?}"))
+                })?,
+        };
+        Ok(Page { page, limit })
+    }
+}
+
+/// RFC 3339 UTC with microseconds, as every timestamp in the API.
+pub fn timestamp(t: &NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(page: Option<&str>, limit: Option<&str>) -> PageQuery {
+        PageQuery {
+            page: page.map(str::to_owned),
+            limit: limit.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn page_bounds() {
+        assert_eq!(q(None, None).validate().unwrap().limit, DEFAULT_LIMIT);
+        assert_eq!(q(Some("3"), Some("100")).validate().unwrap().offset(), 200);
+        for (p, l) in [(Some("0"), None), (Some("-1"), None), (Some("x"), None), (None, Some("0")), (None, Some("101")), (None, Some("1e3"))] {
+            assert!(matches!(q(p, l).validate(), Err(ApiError::Validation(_))), "{p:?} {l:?}");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Request context for every response: an `X-Request-ID`, and RFC 9457
+//! problem bodies on every error path, including the ones no handler wrote
+//! (unknown routes, 405, extractor failures).
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse};
+use tracing::Instrument;
+use serde_json::Value;
+
+use crate::error::{generic_problem, ApiError, PROBLEM_CONTENT_TYPE};
+
+/// The id of the request being served, in request extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Accepts a caller's id when it is short and plain, else makes one.
+fn request_id_for(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request_id = request_id_for(&req);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let path = req.path().to_owned();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %path);
+    let res = next
+        .call(req)
+        .instrument(span)
+        .await?
+        .map_into_boxed_body();
+    let mut res = problemize(res, &path, &request_id);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = res.status();
+    if status.is_server_error() {
+        tracing::warn!(request_id = %request_id, %path, status = status.as_u16(), "request failed");
+    } else {
+        tracing::debug!(request_id = %request_id, %path, status = status.as_u16(), "request served");
+    }
+    Ok(res)
+}
+
+/// Turns any error response into a complete problem document carrying the
+/// request's `instance` and `request_id`.
+fn problemize(res: ServiceResponse<BoxBody>, path: &str, request_id: &str) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let mut problem: Value = match res.response().error() {
+        Some(err) => match err.as_error::<ApiError>() {
+            Some(api) => api.problem(),
+            None => generic_problem(err.as_response_error().status_code()),
+        },
+        None => generic_problem(status),
+    };
+    // Keep a handler's own problem document when it wrote one.
+    let own_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
+    if own_problem && res.response().error().is_none() {
+        return res;
+    }
+    problem["instance"] = Value::String(path.to_owned());
+    problem["request_id"] = Value::String(request_id.to_owned());
+    let (req, old) = res.into_parts();
+    let mut new = HttpResponse::build(status);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.append_header((name.clone(), value.clone()));
+        }
+    }
+    let new = new
+        .content_type(PROBLEM_CONTENT_TYPE)
+        .body(problem.to_string());
+    ServiceResponse::new(req, new)
+}

@@ -1,0 +1,65 @@
+//! The HTTP surface: the whole route table on one screen, and the state
+//! every handler shares. Handlers extract, validate, make one call, map.
+
+mod chat;
+pub mod envelope;
+mod health;
+mod history;
+pub mod middleware;
+mod sessions;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::web;
+
+use crate::actors::supervisor::Supervisor;
+use crate::config::Settings;
+use crate::db::DbPool;
+
+/// Largest JSON body accepted, chunked or not.
+pub const JSON_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: DbPool,
+    pub supervisor: Addr<Supervisor>,
+    /// Detected at start by `claude --version`; `None` when it cannot run.
+    pub cli_version: Option<String>,
+    /// `APPROVED_DIRECTORY`, absolute.
+    pub workspace_root: PathBuf,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(JSON_LIMIT)
+            .error_handler(|err, _| crate::error::json_error(err).into()),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+        crate::error::ApiError::Validation(format!("invalid query string: {err}")).into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|err, _| {
+        crate::error::ApiError::NotFound(format!("no such resource: {err}")).into()
+    }))
+    .route("/health", web::get().to(health::health))
+    .service(
+        web::scope("/api/v1")
+            .route("/health", web::get().to(health::health))
+            .service(
+                web::resource("/sessions")
+                    .route(web::post().to(sessions::create_session))
+                    .route(web::get().to(sessions::list_sessions)),
+            )
+            .service(
+                web::resource("/sessions/{name}")
+                    .route(web::get().to(sessions::get_session))
+                    .route(web::delete().to(sessions::delete_session)),
+            )
+            .route("/sessions/{name}/chat", web::post().to(chat::chat))
+            .route("/sessions/{name}/chat/stream", web::post().to(chat::chat_stream))
+            .route("/sessions/{name}/history", web::get().to(history::get_history)),
+    );
+}

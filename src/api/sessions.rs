@@ -1,0 +1,250 @@
+//! Sessions: create, list, get, delete.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::envelope::{self, PageQuery};
+use super::AppState;
+use crate::actors::session::turn::micros_to_usd;
+use crate::actors::supervisor::messages::CloseSession;
+use crate::db::models::session::{self, Session};
+use crate::error::ApiError;
+use crate::security::auth::Caller;
+use crate::spec::{Effort, PermissionMode, SessionSpec};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    name: String,
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    system_prompt: Option<String>,
+    #[serde(default)]
+    append_system_prompt: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    max_turns: Option<u32>,
+    #[serde(default)]
+    permission_mode: Option<PermissionMode>,
+    #[serde(default)]
+    effort: Option<Effort>,
+    #[serde(default)]
+    allowed_tools: Option<serde_json::Value>,
+    #[serde(default)]
+    disallowed_tools: Option<serde_json::Value>,
+}
+
+/// A session as clients see it.
+#[derive(Debug, Serialize)]
+pub struct SessionData {
+    id: String,
+    name: String,
+    workspace: String,
+    #[serde(flatten)]
+    spec: SessionSpec,
+    cli_session_id: Option<String>,
+    total_cost: f64,
+    total_cost_micros: i64,
+    turns: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Session> for SessionData {
+    fn from(s: Session) -> Self {
+        SessionData {
+            spec: serde_json::from_str(&s.spec).unwrap_or_default(),
+            id: s.id,
+            name: s.name,
+            workspace: s.workspace,
+            cli_session_id: s.cli_session_id,
+            total_cost: micros_to_usd(s.total_cost_micros),
+            total_cost_micros: s.total_cost_micros,
+            turns: s.turns,
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+            created_at: envelope::timestamp(&s.created_at),
+            updated_at: envelope::timestamp(&s.updated_at),
+        }
+    }
+}
+
+/// Session names: 1–128 of `[A-Za-z0-9._-]`, not starting with a dot.
+pub fn validate_name(name: &str) -> Result<(), ApiError> {
+    let valid = (1..=128).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(format!(
+            "invalid session name {name:?}: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with '.'"
+        )))
+    }
+}
+
+impl CreateSession {
+    fn into_spec(self) -> Result<(String, SessionSpec), ApiError> {
+        validate_name(&self.name)?;
+        if self.max_turns == Some(0) {
+            return Err(ApiError::Validation("max_turns must be at least 1".into()));
+        }
+        let tools = |field: &str, value: Option<serde_json::Value>| -> Result<Option<Vec<String>>, ApiError> {
+            #[derive(Deserialize)]
+            struct Probe {
+                #[serde(default, deserialize_with = "crate::spec::tool_list")]
+                tools: Option<Vec<String>>,
+            }
+            let Some(value) = value else { return Ok(None) };
+            serde_json::from_value::<Probe>(serde_json::json!({ "tools": value }))
+                .map(|p| p.tools)
+                .map_err(|_| {
+                    ApiError::Validation(format!(
+                        "{field} must be a list of tool names or a comma-separated string"
+                    ))
+                })
+        };
+        let spec = SessionSpec {
+            template: self.template,
+            system_prompt: self.system_prompt,
+            append_system_prompt: self.append_system_prompt,
+            model: self.model,
+            max_turns: self.max_turns,
+            permission_mode: self.permission_mode,
+            effort: self.effort,
+            allowed_tools: tools("allowed_tools", self.allowed_tools)?,
+            disallowed_tools: tools("disallowed_tools", self.disallowed_tools)?,
+        };
+        Ok((self.name, spec))
+    }
+}
+
+/// The caller's session by name, or 404 (also for another tenant's session).
+pub async fn load_session(state: &AppState, caller: &Caller, name: &str) -> Result<Session, ApiError> {
+    validate_name(name).map_err(|_| ApiError::NotFound(format!("no session named {name:?}")))?;
+    let tenant = caller.tenant.clone();
+    let lookup = name.to_owned();
+    crate::db::run(&state.pool, move |c| session::find_by_name(c, &tenant, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no session named {name:?}")))
+}
+
+pub async fn create_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CreateSession>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, spec) = body.into_inner().into_spec()?;
+    if let Some(template) = &spec.template {
+        return Err(ApiError::Validation(format!(
+            "unknown template {template:?}: no templates are installed"
+        )));
+    }
+    let dir = crate::workspace::session_dir(&state.workspace_root, caller.tenant.as_str(), &name);
+    let now = crate::db::now();
+    let row = Session {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: caller.tenant.0.clone(),
+        name: name.clone(),
+        workspace: dir.to_string_lossy().into_owned(),
+        owns_workspace: false,
+        spec: serde_json::to_string(&spec).map_err(ApiError::internal)?,
+        cli_session_id: None,
+        total_cost_micros: 0,
+        turns: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let tenant = caller.tenant.clone();
+    let lookup = name.clone();
+    if crate::db::run(&state.pool, move |c| session::find_by_name(c, &tenant, &lookup))
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!("a session named {name:?} already exists")));
+    }
+    let workspace = dir.clone();
+    let owns_workspace = tokio::task::spawn_blocking(move || crate::workspace::create(&workspace))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("cannot create workspace {dir:?}: {e}")))?;
+    let row = Session { owns_workspace, ..row };
+    let insert = row.clone();
+    if let Err(e) = crate::db::run(&state.pool, move |c| session::insert(c, &insert)).await {
+        if owns_workspace {
+            let _ = crate::workspace::remove(&dir);
+        }
+        return Err(if e.is_unique_violation() {
+            // Lost a race with a concurrent create of the same name.
+            ApiError::Conflict(format!("a session named {name:?} already exists"))
+        } else {
+            e.into()
+        });
+    }
+    let location = format!("/api/v1/sessions/{}", row.name);
+    let mut res = envelope::data(&req, StatusCode::CREATED, SessionData::from(row));
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&location) {
+        res.headers_mut().insert(actix_web::http::header::LOCATION, value);
+    }
+    Ok(res)
+}
+
+pub async fn list_sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.validate()?;
+    let (rows, total) = crate::db::run(&state.pool, move |c| {
+        session::list(c, &caller.tenant, page.offset(), page.limit)
+    })
+    .await?;
+    let items: Vec<SessionData> = rows.into_iter().map(SessionData::from).collect();
+    Ok(envelope::page(&req, items, &page, total))
+}
+
+pub async fn get_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = load_session(&state, &caller, &name).await?;
+    Ok(envelope::ok(&req, SessionData::from(row)))
+}
+
+pub async fn delete_session(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = load_session(&state, &caller, &name).await?;
+    state
+        .supervisor
+        .send(CloseSession {
+            session_id: row.id.clone(),
+        })
+        .await?;
+    let id = row.id.clone();
+    let tenant = caller.tenant.clone();
+    crate::db::run(&state.pool, move |c| session::delete(c, &tenant, &id)).await?;
+    if row.owns_workspace {
+        let dir = std::path::PathBuf::from(&row.workspace);
+        tokio::task::spawn_blocking(move || crate::workspace::remove(&dir))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,151 @@
+//! The command line and environment of a session's CLI process.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::spec::{LaunchSpec, PermissionMode};
+
+/// How the process relates to the CLI's stored conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conversation {
+    /// First process of a session: fix the CLI's session id up front.
+    New(String),
+    /// A later process: continue the stored transcript.
+    Resume(String),
+}
+
+/// Everything needed to start one CLI process.
+#[derive(Debug, Clone)]
+pub struct LaunchPlan {
+    pub cli_path: PathBuf,
+    pub workspace: PathBuf,
+    /// Per-tenant CLI state (transcripts, settings), kept apart from other tenants.
+    pub config_dir: PathBuf,
+    /// Already filtered through the allowlist.
+    pub env: BTreeMap<String, String>,
+    pub spec: LaunchSpec,
+    pub conversation: Conversation,
+}
+
+/// The argv after the program name. Valued flags use the `--flag=value`
+/// form so a value starting with `-` can never be read as a flag.
+pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(format!("--permission-mode={}", spec.permission_mode));
+    args.push(format!("--max-turns={}", spec.max_turns));
+    if let Some(model) = &spec.model {
+        args.push(format!("--model={model}"));
+    }
+    if let Some(prompt) = &spec.system_prompt {
+        args.push(format!("--system-prompt={prompt}"));
+    }
+    if let Some(prompt) = &spec.append_system_prompt {
+        args.push(format!("--append-system-prompt={prompt}"));
+    }
+    if let Some(effort) = spec.effort {
+        args.push(format!("--effort={}", effort.as_str()));
+    }
+    if !spec.allowed_tools.is_empty() {
+        args.push(format!("--allowedTools={}", spec.allowed_tools.join(",")));
+    }
+    if !spec.disallowed_tools.is_empty() {
+        args.push(format!(
+            "--disallowedTools={}",
+            spec.disallowed_tools.join(",")
+        ));
+    }
+    match conversation {
+        Conversation::New(id) => args.push(format!("--session-id={id}")),
+        Conversation::Resume(id) => args.push(format!("--resume={id}")),
+    }
+    args
+}
+
+/// The environment of the process: the allowlisted server variables plus
+/// what the server itself decides.
+pub fn env(plan: &LaunchPlan) -> BTreeMap<String, String> {
+    let mut env = plan.env.clone();
+    env.insert(
+        "CLAUDE_CONFIG_DIR".into(),
+        plan.config_dir.to_string_lossy().into_owned(),
+    );
+    // No title generation or telemetry: fewer model calls per turn.
+    env.entry("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into())
+        .or_insert_with(|| "1".into());
+    env.insert("PWD".into(), plan.workspace.to_string_lossy().into_owned());
+    // The CLI refuses bypassPermissions as root unless told it is sandboxed;
+    // choosing that mode for the server is the operator's explicit decision.
+    if plan.spec.permission_mode == PermissionMode::BypassPermissions {
+        env.insert("IS_SANDBOX".into(), "1".into());
+    }
+    env
+}
+
+/// The transcript file the CLI keeps for a conversation started in `cwd`.
+pub fn transcript_path(config_dir: &Path, cwd: &Path, cli_session_id: &str) -> PathBuf {
+    let key: String = cwd
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    config_dir
+        .join("projects")
+        .join(key)
+        .join(format!("{cli_session_id}.jsonl"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Effort;
+
+    fn spec() -> LaunchSpec {
+        LaunchSpec {
+            model: Some("-evil".into()),
+            system_prompt: None,
+            append_system_prompt: Some("be brief".into()),
+            max_turns: 7,
+            permission_mode: PermissionMode::AcceptEdits,
+            effort: Some(Effort::High),
+            allowed_tools: vec!["Read".into(), "Bash(git:*)".into()],
+            disallowed_tools: vec![],
+        }
+    }
+
+    #[test]
+    fn args_use_equals_form_and_stream_json() {
+        let a = args(&spec(), &Conversation::Resume("abc".into()));
+        assert_eq!(&a[..6], [
+            "--input-format",
+            "stream-json",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--include-partial-messages"
+        ]);
+        assert!(a.contains(&"--model=-evil".to_string()));
+        assert!(a.contains(&"--permission-mode=acceptEdits".to_string()));
+        assert!(a.contains(&"--max-turns=7".to_string()));
+        assert!(a.contains(&"--effort=high".to_string()));
+        assert!(a.contains(&"--allowedTools=Read,Bash(git:*)".to_string()));
+        assert!(a.contains(&"--append-system-prompt=be brief".to_string()));
+        assert!(a.contains(&"--resume=abc".to_string()));
+        assert!(!a.iter().any(|x| x.starts_with("--disallowedTools")));
+    }
+
+    #[test]
+    fn transcript_path_mangles_cwd() {
+        let p = transcript_path(Path::new("/cfg"), Path::new("/srv/ws_x.y z"), "id");
+        assert_eq!(p, Path::new("/cfg/projects/-srv-ws-x-y-z/id.jsonl"));
+    }
+}

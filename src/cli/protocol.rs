@@ -1,0 +1,370 @@
+//! stream-json lines, both ways. Parsing is lenient (every field optional,
+//! unknown types kept as `Other`) because the CLI adds fields between versions.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// One line the CLI wrote, classified.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CliMessage {
+    /// `system/init`: first line of every turn.
+    Init { session_id: String, model: String },
+    /// A finished content block of the model's answer.
+    Assistant {
+        blocks: Vec<Block>,
+        /// Set on synthetic messages for API failures.
+        error: Option<String>,
+    },
+    /// Tool results the CLI feeds back to the model.
+    ToolResults(Vec<ToolResult>),
+    /// A token of text from a partial message.
+    TextDelta(String),
+    /// End of the turn: exactly one per turn.
+    Result(TurnResult),
+    /// Answer to one of the host's control requests.
+    ControlResponse {
+        request_id: String,
+        outcome: Result<Value, String>,
+    },
+    /// The CLI asks the host something (permission, hook, MCP).
+    ControlRequest {
+        request_id: String,
+        subtype: String,
+        request: Value,
+    },
+    /// The CLI withdraws one of its own requests.
+    ControlCancel { request_id: String },
+    /// Anything else (status, api_retry, other stream events…), by type.
+    Other { kind: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block {
+    Text {
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolResult {
+    pub tool_use_id: String,
+    pub content: Value,
+    pub is_error: bool,
+}
+
+/// The `result` line of a turn.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct TurnResult {
+    pub subtype: String,
+    pub is_error: bool,
+    /// Final text (on API failures: the error prose).
+    pub result: Option<String>,
+    /// Present on error subtypes.
+    pub errors: Vec<String>,
+    /// Cumulative for the process: charge the delta.
+    pub total_cost_usd: f64,
+    pub usage: Value,
+    pub num_turns: i64,
+    pub duration_ms: i64,
+    pub stop_reason: Option<String>,
+    pub session_id: Option<String>,
+    pub api_error_status: Option<i64>,
+    pub permission_denials: Value,
+}
+
+impl TurnResult {
+    pub fn input_tokens(&self) -> i64 {
+        ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
+            .iter()
+            .filter_map(|k| self.usage.get(*k).and_then(Value::as_i64))
+            .sum()
+    }
+
+    pub fn output_tokens(&self) -> i64 {
+        self.usage
+            .get("output_tokens")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+
+    /// What to tell a client about a failed turn.
+    pub fn error_text(&self) -> String {
+        if let Some(text) = self.result.as_deref().filter(|t| !t.is_empty()) {
+            return text.to_owned();
+        }
+        if !self.errors.is_empty() {
+            return self.errors.join("; ");
+        }
+        format!("the CLI ended the turn with {}", self.subtype)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("not a JSON object line: {0}")]
+pub struct ParseError(String);
+
+/// Classifies one stdout line. Blank lines are `Ok(None)`.
+pub fn parse_line(line: &str) -> Result<Option<CliMessage>, ParseError> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_str(trimmed).map_err(|e| ParseError(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ParseError("not an object".into()));
+    }
+    Ok(Some(classify(value)))
+}
+
+fn str_of(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+fn classify(v: Value) -> CliMessage {
+    let kind = str_of(&v, "type");
+    match kind.as_str() {
+        "system" if v.get("subtype").and_then(Value::as_str) == Some("init") => CliMessage::Init {
+            session_id: str_of(&v, "session_id"),
+            model: str_of(&v, "model"),
+        },
+        "assistant" => {
+            let blocks = v
+                .pointer("/message/content")
+                .and_then(Value::as_array)
+                .map(|items| items.iter().map(block).collect())
+                .unwrap_or_default();
+            CliMessage::Assistant {
+                blocks,
+                error: v.get("error").and_then(Value::as_str).map(str::to_owned),
+            }
+        }
+        "user" => {
+            let results = v
+                .pointer("/message/content")
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+                        .map(|b| ToolResult {
+                            tool_use_id: str_of(b, "tool_use_id"),
+                            content: b.get("content").cloned().unwrap_or(Value::Null),
+                            is_error: b.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            if results.is_empty() {
+                CliMessage::Other { kind }
+            } else {
+                CliMessage::ToolResults(results)
+            }
+        }
+        "stream_event" => {
+            let event = v.get("event").cloned().unwrap_or(Value::Null);
+            let is_text_delta = event.get("type").and_then(Value::as_str)
+                == Some("content_block_delta")
+                && event.pointer("/delta/type").and_then(Value::as_str) == Some("text_delta");
+            match event.pointer("/delta/text").and_then(Value::as_str) {
+                Some(text) if is_text_delta => CliMessage::TextDelta(text.to_owned()),
+                _ => CliMessage::Other { kind },
+            }
+        }
+        "result" => CliMessage::Result(TurnResult {
+            subtype: str_of(&v, "subtype"),
+            is_error: v.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+            result: v.get("result").and_then(Value::as_str).map(str::to_owned),
+            errors: v
+                .get("errors")
+                .and_then(Value::as_array)
+                .map(|e| {
+                    e.iter()
+                        .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            total_cost_usd: v.get("total_cost_usd").and_then(Value::as_f64).unwrap_or(0.0),
+            usage: v.get("usage").cloned().unwrap_or_else(|| json!({})),
+            num_turns: v.get("num_turns").and_then(Value::as_i64).unwrap_or(0),
+            duration_ms: v.get("duration_ms").and_then(Value::as_i64).unwrap_or(0),
+            stop_reason: v.get("stop_reason").and_then(Value::as_str).map(str::to_owned),
+            session_id: v.get("session_id").and_then(Value::as_str).map(str::to_owned),
+            api_error_status: v.get("api_error_status").and_then(Value::as_i64),
+            permission_denials: v
+                .get("permission_denials")
+                .cloned()
+                .unwrap_or_else(|| json!([])),
+        }),
+        "control_response" => {
+            let response = v.get("response").cloned().unwrap_or(Value::Null);
+            let request_id = str_of(&response, "request_id");
+            let outcome = if response.get("subtype").and_then(Value::as_str) == Some("error") {
+                Err(str_of(&response, "error"))
+            } else {
+                // Some successes carry no payload at all: treat that as {}.
+                Ok(response.get("response").cloned().unwrap_or_else(|| json!({})))
+            };
+            CliMessage::ControlResponse {
+                request_id,
+                outcome,
+            }
+        }
+        "control_request" => {
+            let request = v.get("request").cloned().unwrap_or(Value::Null);
+            CliMessage::ControlRequest {
+                request_id: str_of(&v, "request_id"),
+                subtype: str_of(&request, "subtype"),
+                request,
+            }
+        }
+        "control_cancel_request" => CliMessage::ControlCancel {
+            request_id: str_of(&v, "request_id"),
+        },
+        _ => CliMessage::Other { kind },
+    }
+}
+
+fn block(b: &Value) -> Block {
+    match b.get("type").and_then(Value::as_str) {
+        Some("text") => Block::Text {
+            text: str_of(b, "text"),
+        },
+        Some("tool_use") => Block::ToolUse {
+            id: str_of(b, "id"),
+            name: str_of(b, "name"),
+            input: b.get("input").cloned().unwrap_or(Value::Null),
+        },
+        _ => Block::Other,
+    }
+}
+
+/// A user turn, as one line (serialised by serde, never by hand).
+pub fn user_line(text: &str) -> String {
+    json!({
+        "type": "user",
+        "message": {"role": "user", "content": text},
+        "parent_tool_use_id": null,
+        "session_id": "",
+    })
+    .to_string()
+}
+
+/// A host → CLI control request.
+pub fn control_request_line(request_id: &str, request: Value) -> String {
+    json!({"type": "control_request", "request_id": request_id, "request": request}).to_string()
+}
+
+/// A host → CLI error answer to one of the CLI's requests.
+pub fn control_error_line(request_id: &str, error: &str) -> String {
+    json!({
+        "type": "control_response",
+        "response": {"subtype": "error", "request_id": request_id, "error": error},
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_the_documented_lines() {
+        let init = r#"{"type":"system","subtype":"init","cwd":"/srv/ws","session_id":"6ce7","tools":[],"model":"claude-opus-4-8"}"#;
+        assert_eq!(
+            parse_line(init).unwrap(),
+            Some(CliMessage::Init {
+                session_id: "6ce7".into(),
+                model: "claude-opus-4-8".into()
+            })
+        );
+        let tool = r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"toolu_w4","name":"Write","input":{"file_path":"hello.py"}}]}}"#;
+        match parse_line(tool).unwrap() {
+            Some(CliMessage::Assistant { blocks, error }) => {
+                assert_eq!(error, None);
+                assert_eq!(
+                    blocks,
+                    vec![Block::ToolUse {
+                        id: "toolu_w4".into(),
+                        name: "Write".into(),
+                        input: json!({"file_path": "hello.py"})
+                    }]
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let delta = r#"{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}}"#;
+        assert_eq!(
+            parse_line(delta).unwrap(),
+            Some(CliMessage::TextDelta("Hel".into()))
+        );
+        let json_delta = r#"{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{"}}}"#;
+        assert!(matches!(
+            parse_line(json_delta).unwrap(),
+            Some(CliMessage::Other { .. })
+        ));
+    }
+
+    #[test]
+    fn result_fields_and_tokens() {
+        let line = r#"{"type":"result","subtype":"success","is_error":false,"duration_ms":193,"num_turns":1,"result":"Hello","stop_reason":"end_turn","session_id":"s","total_cost_usd":0.000235,"usage":{"input_tokens":12,"cache_creation_input_tokens":3,"cache_read_input_tokens":0,"output_tokens":7},"permission_denials":[]}"#;
+        let Some(CliMessage::Result(r)) = parse_line(line).unwrap() else {
+            panic!("not a result")
+        };
+        assert_eq!(r.result.as_deref(), Some("Hello"));
+        assert_eq!(r.total_cost_usd, 0.000235);
+        assert_eq!(r.input_tokens(), 15);
+        assert_eq!(r.output_tokens(), 7);
+        assert!(!r.is_error);
+    }
+
+    #[test]
+    fn error_results_explain_themselves() {
+        let line = r#"{"type":"result","subtype":"error_during_execution","is_error":true,"errors":["No conversation found with session ID: x"]}"#;
+        let Some(CliMessage::Result(r)) = parse_line(line).unwrap() else {
+            panic!("not a result")
+        };
+        assert_eq!(r.error_text(), "No conversation found with session ID: x");
+    }
+
+    #[test]
+    fn control_responses_with_and_without_payload() {
+        let ok = r#"{"type":"control_response","response":{"subtype":"success","request_id":"req_2"}}"#;
+        assert_eq!(
+            parse_line(ok).unwrap(),
+            Some(CliMessage::ControlResponse {
+                request_id: "req_2".into(),
+                outcome: Ok(json!({}))
+            })
+        );
+        let err = r#"{"type":"control_response","response":{"subtype":"error","request_id":"r","error":"nope"}}"#;
+        assert_eq!(
+            parse_line(err).unwrap(),
+            Some(CliMessage::ControlResponse {
+                request_id: "r".into(),
+                outcome: Err("nope".into())
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_and_blank_is_nothing() {
+        assert!(parse_line("this is not json").is_err());
+        assert!(parse_line("[1,2]").is_err());
+        assert_eq!(parse_line("   ").unwrap(), None);
+    }
+
+    #[test]
+    fn user_text_is_escaped_by_the_encoder() {
+        let line = user_line("quote \" and\nnewline");
+        assert!(!line.contains('\n'));
+        let back: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["message"]["content"], "quote \" and\nnewline");
+    }
+}

@@ -1,0 +1,342 @@
+//! Typed settings: defaults, then a `.env` file, then the environment.
+//! Names follow the Python original where it had them. A bad value stops
+//! startup with a message naming the variable.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::spec::PermissionMode;
+
+/// Every setting of the server. Built once and injected; there is no global.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `API_HOST`: address to bind (default 127.0.0.1).
+    pub api_host: String,
+    /// `API_PORT`: port to bind (default 8000; 0 picks a free one).
+    pub api_port: u16,
+    /// `API_KEYS`: comma-separated keys, each its own tenant.
+    pub api_keys: Vec<String>,
+    /// `APPROVED_DIRECTORY`: root of all workspaces (default ./workspaces).
+    pub approved_directory: PathBuf,
+    /// `DATA_DIR`: server state: SQLite file, CLI config dirs, pid files (default ./data).
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`: postgres://… for PostgreSQL; unset → SQLite in `DATA_DIR`.
+    pub database_url: Option<String>,
+    /// `CLAUDE_CLI_PATH`: the CLI binary (else `claude` on PATH, else the project-local install).
+    pub claude_cli_path: Option<PathBuf>,
+    /// `CLAUDE_MODEL`: default model for new sessions.
+    pub claude_model: Option<String>,
+    /// `CLAUDE_MAX_TURNS`: default model round-trips per turn (25).
+    pub claude_max_turns: u32,
+    /// `CLAUDE_TIMEOUT_SECONDS`: a turn with no CLI output for this long fails with 504 (300).
+    pub claude_timeout: Duration,
+    /// `CLAUDE_PERMISSION_MODE`: default permission mode (bypassPermissions).
+    pub claude_permission_mode: PermissionMode,
+    /// `CLAUDE_ALLOWED_TOOLS`: default allowed tools, comma-separated.
+    pub claude_allowed_tools: Vec<String>,
+    /// `CLAUDE_DISALLOWED_TOOLS`: default disallowed tools, comma-separated.
+    pub claude_disallowed_tools: Vec<String>,
+    /// `CLAUDE_ENV_PASSTHROUGH`: extra variable names passed to the CLI.
+    pub claude_env_passthrough: Vec<String>,
+    /// `MAX_LIVE_SESSIONS`: cap on live CLI processes (8).
+    pub max_live_sessions: usize,
+    /// `SESSION_IDLE_TIMEOUT_SECONDS`: an idle CLI process is stopped after this (600).
+    pub session_idle_timeout: Duration,
+    /// `SHUTDOWN_GRACE_SECONDS`: how long running turns may finish on SIGTERM (30).
+    pub shutdown_grace: Duration,
+    /// `LOG_LEVEL`: tracing filter (info).
+    pub log_level: String,
+    /// `LOG_FORMAT`: `text` or `json`.
+    pub log_format: LogFormat,
+    /// The environment the CLI is started with, already filtered through the
+    /// allowlist. Tests set it directly.
+    pub cli_env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {name}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Variables whose exact names the CLI may see.
+const CLI_ENV_NAMES: &[&str] = &["PATH", "HOME", "LANG", "TMPDIR", "TERM", "IS_SANDBOX"];
+/// Prefixes of variables the CLI may see.
+const CLI_ENV_PREFIXES: &[&str] = &["LC_", "ANTHROPIC_", "CLAUDE_CODE_", "DISABLE_"];
+
+impl Settings {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        // A missing .env is normal; a broken one is the operator's to see.
+        if let Err(e) = dotenvy::dotenv() {
+            if !e.not_found() {
+                return Err(ConfigError {
+                    name: ".env".into(),
+                    value: String::new(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        let vars: BTreeMap<String, String> = std::env::vars().collect();
+        Settings::from_vars(&vars)
+    }
+
+    /// Builds settings from a map of variables (the environment, or a test's).
+    pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let passthrough = list(get("CLAUDE_ENV_PASSTHROUGH"));
+        let settings = Settings {
+            api_host: get("API_HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            api_port: parse(&get, "API_PORT", 8000)?,
+            api_keys: list(get("API_KEYS")),
+            approved_directory: get("APPROVED_DIRECTORY")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("./workspaces")),
+            data_dir: get("DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            database_url: get("DATABASE_URL"),
+            claude_cli_path: get("CLAUDE_CLI_PATH").map(PathBuf::from),
+            claude_model: get("CLAUDE_MODEL"),
+            claude_max_turns: parse_bounded(&get, "CLAUDE_MAX_TURNS", 25, 1, 1000)?,
+            claude_timeout: Duration::from_secs(parse_bounded(
+                &get,
+                "CLAUDE_TIMEOUT_SECONDS",
+                300,
+                1,
+                86_400,
+            )?),
+            claude_permission_mode: parse(
+                &get,
+                "CLAUDE_PERMISSION_MODE",
+                PermissionMode::BypassPermissions,
+            )?,
+            claude_allowed_tools: list(get("CLAUDE_ALLOWED_TOOLS")),
+            claude_disallowed_tools: list(get("CLAUDE_DISALLOWED_TOOLS")),
+            max_live_sessions: parse_bounded(&get, "MAX_LIVE_SESSIONS", 8, 1, 10_000)?,
+            session_idle_timeout: Duration::from_secs(parse_bounded(
+                &get,
+                "SESSION_IDLE_TIMEOUT_SECONDS",
+                600,
+                1,
+                u64::MAX / 2,
+            )?),
+            shutdown_grace: Duration::from_secs(parse_bounded(
+                &get,
+                "SHUTDOWN_GRACE_SECONDS",
+                30,
+                0,
+                3600,
+            )?),
+            log_level: get("LOG_LEVEL").unwrap_or_else(|| "info".into()),
+            log_format: match get("LOG_FORMAT").as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "LOG_FORMAT".into(),
+                        value: other.into(),
+                        reason: "expected text or json".into(),
+                    })
+                }
+            },
+            cli_env: cli_env(vars, &passthrough),
+            claude_env_passthrough: passthrough,
+        };
+        if let Some(url) = &settings.database_url {
+            let known = ["postgres://", "postgresql://", "sqlite://"];
+            if url.contains("://") && !known.iter().any(|s| url.starts_with(s)) {
+                return Err(ConfigError {
+                    name: "DATABASE_URL".into(),
+                    value: redact_url(url),
+                    reason: "expected postgres://…, postgresql://…, sqlite://… or a file path"
+                        .into(),
+                });
+            }
+        }
+        Ok(settings)
+    }
+
+    /// The database URL in force: `DATABASE_URL`, else the SQLite file.
+    pub fn effective_database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            self.data_dir
+                .join("claude-code-api.db")
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+
+    /// The CLI to run: `CLAUDE_CLI_PATH`, else `claude` on PATH, else the
+    /// project-local install made by `scripts/install-cli.sh`.
+    pub fn resolved_cli_path(&self) -> PathBuf {
+        if let Some(path) = &self.claude_cli_path {
+            return path.clone();
+        }
+        if let Some(found) = self.cli_env.get("PATH").and_then(|p| find_on_path(p, "claude")) {
+            return found;
+        }
+        let local = Path::new(".claude-cli/node_modules/.bin/claude");
+        if local.exists() {
+            return local.to_path_buf();
+        }
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".claude-cli/node_modules/.bin/claude")
+    }
+}
+
+/// The allowlisted part of `vars`: the server's own secrets never reach the agent.
+pub fn cli_env(vars: &BTreeMap<String, String>, passthrough: &[String]) -> BTreeMap<String, String> {
+    vars.iter()
+        .filter(|(name, _)| {
+            CLI_ENV_NAMES.contains(&name.as_str())
+                || CLI_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+                || passthrough.iter().any(|p| p == *name)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn find_on_path(path: &str, name: &str) -> Option<PathBuf> {
+    std::env::split_paths(path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parse<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => raw.parse().map_err(|e: T::Err| ConfigError {
+            name: name.into(),
+            value: raw.clone(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn parse_bounded<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    T::Err: std::fmt::Display,
+{
+    let value = parse(get, name, default)?;
+    if value < min || value > max {
+        return Err(ConfigError {
+            name: name.into(),
+            value: value.to_string(),
+            reason: format!("must be between {min} and {max}"),
+        });
+    }
+    Ok(value)
+}
+
+/// Hides the password of a URL for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_unset() {
+        let s = Settings::from_vars(&vars(&[])).expect("defaults are valid");
+        assert_eq!(s.api_host, "127.0.0.1");
+        assert_eq!(s.api_port, 8000);
+        assert_eq!(s.claude_max_turns, 25);
+        assert_eq!(s.max_live_sessions, 8);
+        assert_eq!(s.claude_timeout, Duration::from_secs(300));
+        assert_eq!(s.session_idle_timeout, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Settings::from_vars(&vars(&[("API_PORT", "eighty")])).unwrap_err();
+        assert_eq!(err.name, "API_PORT");
+        let err = Settings::from_vars(&vars(&[("MAX_LIVE_SESSIONS", "0")])).unwrap_err();
+        assert_eq!(err.name, "MAX_LIVE_SESSIONS");
+        let err = Settings::from_vars(&vars(&[("CLAUDE_PERMISSION_MODE", "yolo")])).unwrap_err();
+        assert_eq!(err.name, "CLAUDE_PERMISSION_MODE");
+        let err = Settings::from_vars(&vars(&[("DATABASE_URL", "mysql://u:pw@h/db")])).unwrap_err();
+        assert_eq!(err.name, "DATABASE_URL");
+        assert!(!err.to_string().contains("pw"), "password must be redacted");
+    }
+
+    #[test]
+    fn cli_env_is_an_allowlist() {
+        let env = cli_env(
+            &vars(&[
+                ("PATH", "/bin"),
+                ("LC_ALL", "C"),
+                ("ANTHROPIC_BASE_URL", "http://x"),
+                ("CLAUDE_CODE_MAX_RETRIES", "1"),
+                ("DISABLE_TELEMETRY", "1"),
+                ("DATABASE_URL", "postgres://secret"),
+                ("API_KEYS", "k1"),
+                ("WEBHOOK_SECRET", "whsec_x"),
+                ("MY_TOOL_TOKEN", "t"),
+                ("OTHER", "o"),
+            ]),
+            &["MY_TOOL_TOKEN".to_string()],
+        );
+        let names: Vec<&str> = env.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "ANTHROPIC_BASE_URL",
+                "CLAUDE_CODE_MAX_RETRIES",
+                "DISABLE_TELEMETRY",
+                "LC_ALL",
+                "MY_TOOL_TOKEN",
+                "PATH"
+            ]
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! Storage: one diesel connection type over SQLite or PostgreSQL, an r2d2 pool,
+//! embedded migrations, and the helper that keeps blocking calls off the
+//! async executors.
+
+pub mod models;
+pub mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::R2D2Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to whichever backend `DATABASE_URL` names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database connection failed: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database connection failed: {0}")]
+    Connection(#[from] ConnectionError),
+    #[error("database migrations failed: {0}")]
+    Migration(String),
+    #[error("blocking task failed: {0}")]
+    Join(String),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+impl DbError {
+    /// A UNIQUE constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+/// Which backend a URL names. Picked from the scheme ourselves: diesel's
+/// `MultiConnection::establish` tries each backend in turn and would open a
+/// SQLite file named after a mistyped PostgreSQL URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// r2d2 manager that opens the right backend and tunes SQLite on every new
+/// connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: String,
+    backend: Backend,
+}
+
+impl ConnectionManager {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            backend: Backend::of_url(url),
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConnection, DbError> {
+        match self.backend {
+            Backend::Postgres => Ok(DbConnection::Postgres(diesel::PgConnection::establish(
+                &self.url,
+            )?)),
+            Backend::Sqlite => {
+                let path = self.url.strip_prefix("sqlite://").unwrap_or(&self.url);
+                let mut conn = diesel::SqliteConnection::establish(path)?;
+                // busy_timeout must come before journal_mode=WAL: the other
+                // order can fail with "database is locked" on a fresh file.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(DbError::Query)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbError> {
+        conn.ping().map_err(DbError::Query)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Builds the pool for `url`, creating the SQLite file's folder when needed,
+/// and applies pending migrations.
+pub fn connect(url: &str) -> DbResult<DbPool> {
+    let manager = ConnectionManager::new(url);
+    let backend = manager.backend;
+    if backend == Backend::Sqlite {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if let Some(parent) = Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| DbError::Migration(format!("cannot create {parent:?}: {e}")))?;
+            }
+        }
+    }
+    // SQLite has one writer at a time: a small pool avoids lock contention.
+    let max_size = match backend {
+        Backend::Sqlite => 4,
+        Backend::Postgres => 16,
+    };
+    let pool = r2d2::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)?;
+    let mut conn = pool.get()?;
+    run_migrations(&mut conn)?;
+    Ok(pool)
+}
+
+fn run_migrations(conn: &mut DbConnection) -> DbResult<()> {
+    let result = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Runs a closure with a pooled connection on the blocking thread pool, so
+/// neither pool checkout nor the query ever blocks an async executor.
+pub async fn run<T, F>(pool: &DbPool, f: F) -> DbResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> DbResult<T> + Send + 'static,
+{
+    let pool = pool.clone();
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| DbError::Join(e.to_string()))?
+}
+
+/// `true` when the database answers a trivial query.
+pub async fn ping(pool: &DbPool) -> bool {
+    run(pool, |conn| conn.ping().map_err(DbError::Query))
+        .await
+        .is_ok()
+}
+
+/// The current time as stored in TIMESTAMP columns (UTC, microseconds:
+/// what both backends keep).
+pub fn now() -> chrono::NaiveDateTime {
+    let micros = chrono::Utc::now().timestamp_micros();
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .naive_utc()
+}

@@ -1,0 +1,66 @@
+//! Stream events: everything a turn emits, numbered per session by `seq`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::TenantId;
+use crate::db::schema::{events, sessions};
+use crate::db::{DbConnection, DbResult};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = events)]
+pub struct Event {
+    pub session_id: String,
+    pub seq: i64,
+    pub kind: String,
+    /// The event's JSON payload.
+    pub payload: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// The highest `seq` stored for a session (0 when it has none).
+pub fn max_seq(conn: &mut DbConnection, session_id: &str) -> DbResult<i64> {
+    let max: Option<i64> = events::table
+        .filter(events::session_id.eq(session_id))
+        .select(diesel::dsl::max(events::seq))
+        .first(conn)?;
+    Ok(max.unwrap_or(0))
+}
+
+/// Inserts events in one statement per backend (multi-row inserts are not in
+/// the subset `MultiConnection` offers, hence the match).
+pub fn insert_all(conn: &mut DbConnection, rows: &[Event]) -> DbResult<()> {
+    // Stay below SQLite's bound-parameter limit.
+    for chunk in rows.chunks(500) {
+        match conn {
+            DbConnection::Sqlite(c) => {
+                diesel::insert_into(events::table).values(chunk).execute(c)?;
+            }
+            DbConnection::Postgres(c) => {
+                diesel::insert_into(events::table).values(chunk).execute(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A session's events after `after_seq`, in order.
+pub fn list_after(
+    conn: &mut DbConnection,
+    tenant: &TenantId,
+    session_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> DbResult<Vec<Event>> {
+    let owned = sessions::table
+        .filter(sessions::id.eq(session_id))
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .select(sessions::id);
+    Ok(events::table
+        .filter(events::session_id.eq_any(owned))
+        .filter(events::seq.gt(after_seq))
+        .order(events::seq.asc())
+        .limit(limit)
+        .select(Event::as_select())
+        .load(conn)?)
+}

@@ -1,0 +1,106 @@
+//! Session rows: identity, workspace, launch spec, CLI session id, totals.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::TenantId;
+use crate::db::schema::sessions;
+use crate::db::{DbConnection, DbResult};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub workspace: String,
+    pub owns_workspace: bool,
+    /// The session's launch spec as JSON (`SessionSpec`).
+    pub spec: String,
+    pub cli_session_id: Option<String>,
+    pub total_cost_micros: i64,
+    pub turns: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConnection, session: &Session) -> DbResult<()> {
+    diesel::insert_into(sessions::table)
+        .values(session)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_by_name(
+    conn: &mut DbConnection,
+    tenant: &TenantId,
+    name: &str,
+) -> DbResult<Option<Session>> {
+    Ok(sessions::table
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .filter(sessions::name.eq(name))
+        .select(Session::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_by_id(conn: &mut DbConnection, id: &str) -> DbResult<Option<Session>> {
+    Ok(sessions::table
+        .find(id)
+        .select(Session::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// One page of the tenant's sessions, oldest first, and the total count.
+pub fn list(
+    conn: &mut DbConnection,
+    tenant: &TenantId,
+    offset: i64,
+    limit: i64,
+) -> DbResult<(Vec<Session>, i64)> {
+    let total = sessions::table
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .count()
+        .get_result(conn)?;
+    let rows = sessions::table
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .order((sessions::created_at.asc(), sessions::id.asc()))
+        .offset(offset)
+        .limit(limit)
+        .select(Session::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+/// Deletes the session (history and events go with it); `false` if absent.
+pub fn delete(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbResult<bool> {
+    use crate::db::schema::{events, messages};
+    conn.transaction(|conn| {
+        let owned: i64 = sessions::table
+            .filter(sessions::id.eq(id))
+            .filter(sessions::tenant_id.eq(tenant.as_str()))
+            .count()
+            .get_result(conn)?;
+        if owned == 0 {
+            return Ok(false);
+        }
+        diesel::delete(events::table.filter(events::session_id.eq(id))).execute(conn)?;
+        diesel::delete(messages::table.filter(messages::session_id.eq(id))).execute(conn)?;
+        diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// Remembers the CLI's own session id, used for `--resume` on respawn.
+pub fn set_cli_session_id(conn: &mut DbConnection, id: &str, cli_session_id: &str) -> DbResult<()> {
+    diesel::update(sessions::table.find(id))
+        .set((
+            sessions::cli_session_id.eq(cli_session_id),
+            sessions::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! Recording a finished turn: history rows, its events, and the session's
+//! totals, in one transaction so a turn is stored whole or not at all.
+
+use diesel::prelude::*;
+
+use super::event::{self, Event};
+use super::message::Message;
+use crate::db::schema::{messages, sessions};
+use crate::db::{DbConnection, DbResult};
+
+/// What a finished (or failed) turn leaves behind.
+#[derive(Debug, Clone)]
+pub struct TurnRecord {
+    pub session_id: String,
+    pub messages: Vec<Message>,
+    pub events: Vec<Event>,
+    pub cost_micros: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Whether the turn counts as a completed turn of the session.
+    pub counts_as_turn: bool,
+}
+
+pub fn record(conn: &mut DbConnection, turn: &TurnRecord) -> DbResult<()> {
+    conn.transaction::<_, crate::db::DbError, _>(|conn| {
+        for message in &turn.messages {
+            diesel::insert_into(messages::table)
+                .values(message)
+                .execute(conn)?;
+        }
+        event::insert_all(conn, &turn.events)?;
+        // Totals move by deltas in SQL, never by read-modify-write.
+        diesel::update(sessions::table.find(&turn.session_id))
+            .set((
+                sessions::total_cost_micros.eq(sessions::total_cost_micros + turn.cost_micros),
+                sessions::turns.eq(sessions::turns + i64::from(turn.counts_as_turn)),
+                sessions::input_tokens.eq(sessions::input_tokens + turn.input_tokens),
+                sessions::output_tokens.eq(sessions::output_tokens + turn.output_tokens),
+                sessions::updated_at.eq(crate::db::now()),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Events of a turn still in flight, flushed ahead of the turn's end.
+pub fn flush_events(conn: &mut DbConnection, events: &[Event]) -> DbResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    conn.transaction(|conn| event::insert_all(conn, events))
+}

@@ -1,0 +1,72 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        tenant_id -> Text,
+        key_hash -> Text,
+        prefix -> Text,
+        label -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    events (session_id, seq) {
+        session_id -> Text,
+        seq -> BigInt,
+        kind -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Text,
+        session_id -> Text,
+        role -> Text,
+        content -> Text,
+        tools_used -> Text,
+        cost_micros -> BigInt,
+        duration_ms -> BigInt,
+        usage -> Nullable<Text>,
+        is_error -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        workspace -> Text,
+        owns_workspace -> Bool,
+        spec -> Text,
+        cli_session_id -> Nullable<Text>,
+        total_cost_micros -> BigInt,
+        turns -> BigInt,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(events -> sessions (session_id));
+diesel::joinable!(messages -> sessions (session_id));
+diesel::joinable!(sessions -> tenants (tenant_id));
+
+diesel::allow_tables_to_appear_in_same_query!(api_keys, events, messages, sessions, tenants,);

@@ -1,0 +1,188 @@
+//! The HTTP edge of every failure: `ApiError` maps each kind to a status and
+//! a stable RFC 9457 problem `type`. Internal faults become a generic 500;
+//! their cause goes to the log, never to the client.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+use crate::actors::session::turn::TurnError;
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("a valid API key is required (X-API-Key or Authorization: Bearer)")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The CLI ended the turn with an error; carries its message.
+    #[error("{0}")]
+    Cli(String),
+    #[error("{0}")]
+    CliTimeout(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Stable problem type slug for each kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad-request",
+            ApiError::Validation(_) => "validation-error",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload-too-large",
+            ApiError::Cli(_) => "cli-error",
+            ApiError::CliTimeout(_) => "cli-timeout",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal-error",
+        }
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(cause.to_string())
+    }
+
+    /// The problem document, without the per-request members.
+    pub fn problem(&self) -> Value {
+        let status = self.status_code();
+        json!({
+            "type": problem_type(self.kind()),
+            "title": title(status),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+        })
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Cli(_) => StatusCode::BAD_GATEWAY,
+            ApiError::CliTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(%cause, "internal error");
+        }
+        let mut builder = HttpResponse::build(self.status_code());
+        builder.content_type(PROBLEM_CONTENT_TYPE);
+        if matches!(self, ApiError::Unauthorized) {
+            builder.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        builder.body(self.problem().to_string())
+    }
+}
+
+/// The problem `type` URI of a kind.
+pub fn problem_type(kind: &str) -> String {
+    format!("urn:claude-code-api:problem:{kind}")
+}
+
+/// The problem for a status that no handler described (unknown route, 405…).
+pub fn generic_problem(status: StatusCode) -> Value {
+    let kind = match status.as_u16() {
+        400 => "bad-request",
+        401 => "unauthorized",
+        404 => "not-found",
+        405 => "method-not-allowed",
+        408 => "request-timeout",
+        413 => "payload-too-large",
+        415 => "unsupported-media-type",
+        422 => "validation-error",
+        s if s >= 500 => "internal-error",
+        _ => "http-error",
+    };
+    let detail = match status.as_u16() {
+        404 => "no such resource".to_owned(),
+        405 => "this method is not allowed on this resource".to_owned(),
+        s if s >= 500 => "internal error".to_owned(),
+        _ => title(status).to_owned(),
+    };
+    json!({
+        "type": problem_type(kind),
+        "title": title(status),
+        "status": status.as_u16(),
+        "detail": detail,
+    })
+}
+
+fn title(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("Error")
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(e: actix::MailboxError) -> Self {
+        ApiError::Unavailable(format!("the session is not available: {e}"))
+    }
+}
+
+impl From<&TurnError> for ApiError {
+    fn from(e: &TurnError) -> Self {
+        match e {
+            TurnError::Cli { message, .. } => ApiError::Cli(message.clone()),
+            TurnError::Process(message) => ApiError::Cli(message.clone()),
+            TurnError::Timeout(_) => ApiError::CliTimeout(e.to_string()),
+            TurnError::Closed => ApiError::Conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<TurnError> for ApiError {
+    fn from(e: TurnError) -> Self {
+        ApiError::from(&e)
+    }
+}
+
+/// The problem document of a failed turn (the `error` event's payload).
+pub fn turn_problem(e: &TurnError) -> Value {
+    ApiError::from(e).problem()
+}
+
+/// JSON body errors: malformed → 400, well-formed but wrong → 422, too big → 413.
+pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::OverflowKnownLength { length, limit } => ApiError::PayloadTooLarge(format!(
+            "the JSON body is {length} bytes; the limit is {limit}"
+        )),
+        E::Overflow { limit } => {
+            ApiError::PayloadTooLarge(format!("the JSON body exceeds the limit of {limit} bytes"))
+        }
+        E::ContentType => {
+            ApiError::BadRequest("the body must be JSON (Content-Type: application/json)".into())
+        }
+        E::Deserialize(e) if e.is_data() => ApiError::Validation(e.to_string()),
+        E::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}

@@ -1,0 +1,14 @@
+//! claude-code-api: a self-hosted, multi-tenant REST + SSE server that turns
+//! the Claude Code CLI into a remote service.
+
+pub mod actors;
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod security;
+pub mod spec;
+pub mod telemetry;
+pub mod workspace;

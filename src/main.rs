@@ -1,0 +1,43 @@
+//! `claude-code-api [serve]` runs the server; `migrate` only applies the
+//! database migrations.
+
+use anyhow::Context as _;
+use claude_code_api::app::Application;
+use claude_code_api::config::Settings;
+
+const USAGE: &str = "usage: claude-code-api [serve | migrate | --help]";
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
+    let settings = Settings::from_env()?;
+    claude_code_api::telemetry::init(&settings);
+    match command.as_str() {
+        "serve" => serve(settings).await,
+        "migrate" => {
+            let url = settings.effective_database_url();
+            if let Some(parent) = std::path::Path::new(&url).parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            claude_code_api::db::connect(&url).context("migrations failed")?;
+            println!("database is up to date");
+            Ok(())
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings.clone()).await?;
+    if let Some(key) = &app.generated_key {
+        // Printed once, never logged; only its hash is stored.
+        println!("No API key was configured, so one was created. Keep it now; it is not shown again:\n\n    {key}\n");
+    }
+    tracing::info!(host = %settings.api_host, port = app.port(), "listening");
+    app.run_until_stopped().await?;
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! API keys: random, prefixed, shown once, stored only as a SHA-256 hash.
+//! Keys from `API_KEYS` are synced into the database at every start.
+
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::db::models::tenant::{self, ApiKey, Tenant};
+use crate::db::{self, DbConnection, DbResult};
+
+/// Prefix of generated keys, so a leaked one is recognisable.
+pub const KEY_PREFIX: &str = "cca_";
+/// Label of keys that come from `API_KEYS`.
+const ENV_LABEL: &str = "API_KEYS";
+
+pub fn hash_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random key.
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{KEY_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// `tenant:key` names the tenant; a bare key is a tenant of its own, named
+/// after its hash so the name is stable and reveals nothing.
+pub fn parse_entry(entry: &str) -> (String, String) {
+    match entry.split_once(':') {
+        Some((tenant, key)) if is_tenant_name(tenant) && !key.is_empty() => {
+            (tenant.to_owned(), key.to_owned())
+        }
+        _ => (format!("t-{}", &hash_key(entry)[..16]), entry.to_owned()),
+    }
+}
+
+fn is_tenant_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Makes the database agree with `API_KEYS`: every listed key is active for
+/// its tenant; env keys no longer listed are revoked. When no key exists at
+/// all, creates one and returns it so it can be shown once.
+pub fn sync_keys(conn: &mut DbConnection, entries: &[String]) -> DbResult<Option<String>> {
+    use crate::db::schema::api_keys;
+    use diesel::prelude::*;
+
+    let now = db::now();
+    let mut listed = Vec::new();
+    for entry in entries {
+        let (tenant_name, key) = parse_entry(entry);
+        let key_hash = hash_key(&key);
+        tenant::ensure_tenant(
+            conn,
+            &Tenant {
+                id: tenant_name.clone(),
+                name: tenant_name.clone(),
+                created_at: now,
+            },
+        )?;
+        tenant::ensure_key(
+            conn,
+            &ApiKey {
+                id: format!("key_{}", &key_hash[..12]),
+                tenant_id: tenant_name,
+                prefix: key.chars().take(8).collect(),
+                key_hash: key_hash.clone(),
+                label: ENV_LABEL.into(),
+                role: "member".into(),
+                created_at: now,
+                revoked_at: None,
+            },
+        )?;
+        listed.push(key_hash);
+    }
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::label.eq(ENV_LABEL))
+            .filter(api_keys::revoked_at.is_null())
+            .filter(api_keys::key_hash.ne_all(&listed)),
+    )
+    .set(api_keys::revoked_at.eq(now))
+    .execute(conn)?;
+
+    if tenant::count_active_keys(conn)? > 0 {
+        return Ok(None);
+    }
+    let key = generate_key();
+    let key_hash = hash_key(&key);
+    tenant::ensure_tenant(
+        conn,
+        &Tenant {
+            id: "default".into(),
+            name: "default".into(),
+            created_at: now,
+        },
+    )?;
+    tenant::ensure_key(
+        conn,
+        &ApiKey {
+            id: format!("key_{}", &key_hash[..12]),
+            tenant_id: "default".into(),
+            prefix: key.chars().take(8).collect(),
+            key_hash,
+            label: "generated at first start".into(),
+            role: "admin".into(),
+            created_at: now,
+            revoked_at: None,
+        },
+    )?;
+    Ok(Some(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_prefixed_and_unique() {
+        let a = generate_key();
+        let b = generate_key();
+        assert!(a.starts_with(KEY_PREFIX));
+        assert_ne!(a, b);
+        assert!(a.len() > 40);
+    }
+
+    #[test]
+    fn entries_name_their_tenant() {
+        assert_eq!(parse_entry("alice:s3cret"), ("alice".into(), "s3cret".into()));
+        let (tenant, key) = parse_entry("plainkey");
+        assert_eq!(key, "plainkey");
+        assert!(tenant.starts_with("t-") && !tenant.contains("plainkey"));
+        // A colon inside a key that is not a tenant name keeps the whole key.
+        assert_eq!(parse_entry("a b:c").1, "a b:c");
+    }
+}

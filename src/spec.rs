@@ -1,0 +1,274 @@
+//! What a session asks of the agent (model, prompts, tools, permissions) and
+//! how a session's spec, a turn's overrides and the server defaults combine
+//! into the launch spec a CLI process is started with.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::config::Settings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PermissionMode {
+    #[serde(rename = "default")]
+    Default,
+    #[serde(rename = "acceptEdits")]
+    AcceptEdits,
+    #[serde(rename = "plan")]
+    Plan,
+    #[serde(rename = "bypassPermissions")]
+    BypassPermissions,
+    #[serde(rename = "dontAsk")]
+    DontAsk,
+}
+
+impl PermissionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionMode::Default => "default",
+            PermissionMode::AcceptEdits => "acceptEdits",
+            PermissionMode::Plan => "plan",
+            PermissionMode::BypassPermissions => "bypassPermissions",
+            PermissionMode::DontAsk => "dontAsk",
+        }
+    }
+}
+
+impl FromStr for PermissionMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "default" => Ok(PermissionMode::Default),
+            "acceptEdits" => Ok(PermissionMode::AcceptEdits),
+            "plan" => Ok(PermissionMode::Plan),
+            "bypassPermissions" => Ok(PermissionMode::BypassPermissions),
+            "dontAsk" => Ok(PermissionMode::DontAsk),
+            other => Err(format!(
+                "unknown permission mode {other:?}; expected default, acceptEdits, plan, \
+                 bypassPermissions or dontAsk"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PermissionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effort {
+    Low,
+    Medium,
+    High,
+    Xhigh,
+    Max,
+}
+
+impl Effort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+            Effort::Xhigh => "xhigh",
+            Effort::Max => "max",
+        }
+    }
+}
+
+/// A session's own choices, stored with the session. `None` = server default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Replaces Claude Code's own system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// Appended to Claude Code's own system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub append_system_prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<PermissionMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<Effort>,
+    #[serde(
+        default,
+        deserialize_with = "tool_list",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_tools: Option<Vec<String>>,
+    #[serde(
+        default,
+        deserialize_with = "tool_list",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disallowed_tools: Option<Vec<String>>,
+}
+
+/// Per-turn overrides a chat or job request may carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnOverrides {
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Appended to the system prompt for this turn.
+    #[serde(default)]
+    pub system: Option<String>,
+    #[serde(default)]
+    pub effort: Option<Effort>,
+    #[serde(default)]
+    pub permission_mode: Option<PermissionMode>,
+}
+
+/// Everything that decides how a CLI process is launched. Two turns with the
+/// same launch spec can share a warm process; a different one needs a respawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchSpec {
+    pub model: Option<String>,
+    pub system_prompt: Option<String>,
+    pub append_system_prompt: Option<String>,
+    pub max_turns: u32,
+    pub permission_mode: PermissionMode,
+    pub effort: Option<Effort>,
+    pub allowed_tools: Vec<String>,
+    pub disallowed_tools: Vec<String>,
+}
+
+impl LaunchSpec {
+    /// Turn overrides > session spec > server defaults, in this one place.
+    pub fn resolve(settings: &Settings, spec: &SessionSpec, turn: &TurnOverrides) -> LaunchSpec {
+        let append_system_prompt = match (&spec.append_system_prompt, &turn.system) {
+            (Some(base), Some(extra)) => Some(format!("{base}\n\n{extra}")),
+            (None, Some(extra)) => Some(extra.clone()),
+            (base, None) => base.clone(),
+        };
+        LaunchSpec {
+            model: turn
+                .model
+                .clone()
+                .or_else(|| spec.model.clone())
+                .or_else(|| settings.claude_model.clone()),
+            system_prompt: spec.system_prompt.clone(),
+            append_system_prompt,
+            max_turns: spec.max_turns.unwrap_or(settings.claude_max_turns),
+            permission_mode: turn
+                .permission_mode
+                .or(spec.permission_mode)
+                .unwrap_or(settings.claude_permission_mode),
+            effort: turn.effort.or(spec.effort),
+            allowed_tools: spec
+                .allowed_tools
+                .clone()
+                .unwrap_or_else(|| settings.claude_allowed_tools.clone()),
+            disallowed_tools: spec
+                .disallowed_tools
+                .clone()
+                .unwrap_or_else(|| settings.claude_disallowed_tools.clone()),
+        }
+    }
+}
+
+/// Accepts `["Read","Write"]` or `"Read, Write"`.
+pub fn tool_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tools {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match Option::<Tools>::deserialize(d)? {
+        None => None,
+        Some(Tools::List(items)) => Some(
+            items
+                .into_iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        ),
+        Some(Tools::Csv(csv)) => Some(
+            csv.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn settings() -> Settings {
+        let mut vars = BTreeMap::new();
+        vars.insert("CLAUDE_MODEL".to_string(), "server-model".to_string());
+        vars.insert("CLAUDE_ALLOWED_TOOLS".to_string(), "Read,Grep".to_string());
+        Settings::from_vars(&vars).expect("valid")
+    }
+
+    #[test]
+    fn tools_accept_array_or_csv() {
+        let a: SessionSpec = serde_json::from_str(r#"{"allowed_tools":["Read"," Write "]}"#).unwrap();
+        let b: SessionSpec = serde_json::from_str(r#"{"allowed_tools":"Read, Write"}"#).unwrap();
+        assert_eq!(a.allowed_tools, Some(vec!["Read".into(), "Write".into()]));
+        assert_eq!(a.allowed_tools, b.allowed_tools);
+        let empty: SessionSpec = serde_json::from_str(r#"{"allowed_tools":[]}"#).unwrap();
+        assert_eq!(empty.allowed_tools, Some(vec![]));
+    }
+
+    #[test]
+    fn turn_beats_session_beats_server() {
+        let s = settings();
+        let spec = SessionSpec {
+            model: Some("session-model".into()),
+            ..Default::default()
+        };
+        let plain = LaunchSpec::resolve(&s, &spec, &TurnOverrides::default());
+        assert_eq!(plain.model.as_deref(), Some("session-model"));
+        assert_eq!(plain.allowed_tools, vec!["Read", "Grep"]);
+        assert_eq!(plain.max_turns, 25);
+        let turn = TurnOverrides {
+            model: Some("turn-model".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            LaunchSpec::resolve(&s, &spec, &turn).model.as_deref(),
+            Some("turn-model")
+        );
+        let none = LaunchSpec::resolve(&s, &SessionSpec::default(), &TurnOverrides::default());
+        assert_eq!(none.model.as_deref(), Some("server-model"));
+    }
+
+    #[test]
+    fn explicit_empty_tool_list_overrides_default() {
+        let spec = SessionSpec {
+            allowed_tools: Some(vec![]),
+            ..Default::default()
+        };
+        let launch = LaunchSpec::resolve(&settings(), &spec, &TurnOverrides::default());
+        assert!(launch.allowed_tools.is_empty());
+    }
+
+    #[test]
+    fn turn_system_is_appended() {
+        let spec = SessionSpec {
+            append_system_prompt: Some("base".into()),
+            ..Default::default()
+        };
+        let turn = TurnOverrides {
+            system: Some("extra".into()),
+            ..Default::default()
+        };
+        let launch = LaunchSpec::resolve(&settings(), &spec, &turn);
+        assert_eq!(launch.append_system_prompt.as_deref(), Some("base\n\nextra"));
+    }
+}
