@@ -1,0 +1,361 @@
+//! Test harness: `TestApp::spawn` starts the server with its own temp dirs,
+//! database (SQLite, or PostgreSQL when `TEST_DATABASE_URL` is set) and mock
+//! model, and offers typed helpers for the HTTP API.
+
+#![allow(dead_code)]
+
+#[path = "../support/mock_model.rs"]
+pub mod mock_model;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use claude_code_api::app::Application;
+use claude_code_api::config::Settings;
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+pub use mock_model::MockModel;
+
+pub const ALICE: &str = "alice-key-0123456789";
+pub const BOB: &str = "bob-key-0123456789";
+
+/// Which program plays the CLI.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cli {
+    Real,
+    Fake,
+}
+
+pub fn real_cli_path() -> PathBuf {
+    if let Ok(p) = std::env::var("CLAUDE_CLI_PATH") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".claude-cli/node_modules/.bin/claude")
+}
+
+pub struct Options {
+    pub cli: Cli,
+    pub vars: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cli: Cli::Real,
+            vars: vec![],
+        }
+    }
+}
+
+impl Options {
+    pub fn fake() -> Self {
+        Options {
+            cli: Cli::Fake,
+            ..Default::default()
+        }
+    }
+
+    pub fn var(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.vars.push((name, value.into()));
+        self
+    }
+}
+
+/// A database of the test's own, dropped at the end.
+pub struct TestDb {
+    pub url: String,
+    admin_url: Option<String>,
+    name: String,
+}
+
+impl TestDb {
+    fn create(dir: &Path) -> TestDb {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("cca_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin_url).expect("connect to TEST_DATABASE_URL");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    admin_url: Some(admin_url),
+                    name,
+                }
+            }
+            _ => TestDb {
+                url: dir.join("test.db").to_string_lossy().into_owned(),
+                admin_url: None,
+                name: String::new(),
+            },
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.admin_url.is_some()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(admin) = &self.admin_url {
+            if let Ok(mut conn) = PgConnection::establish(admin) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                    .execute(&mut conn);
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub mock: Arc<MockModel>,
+    pub root: Arc<tempfile::TempDir>,
+    pub db: Arc<TestDb>,
+    pub options_vars: BTreeMap<String, String>,
+    pub cli: Cli,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> TestApp {
+        let root = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db = Arc::new(TestDb::create(root.path()));
+        let mock = Arc::new(MockModel::start());
+        Self::start(options.cli, build_vars(&options, root.path(), &db), root, db, mock).await
+    }
+
+    /// Starts a second server on the same data, workspaces, database and
+    /// mock model (a restart after this one was dropped).
+    pub async fn restart(&self) -> TestApp {
+        Self::start(
+            self.cli,
+            self.options_vars.clone(),
+            self.root.clone(),
+            self.db.clone(),
+            self.mock.clone(),
+        )
+        .await
+    }
+
+    async fn start(
+        cli: Cli,
+        vars: BTreeMap<String, String>,
+        root: Arc<tempfile::TempDir>,
+        db: Arc<TestDb>,
+        mock: Arc<MockModel>,
+    ) -> TestApp {
+        if cli == Cli::Real && !real_cli_path().exists() {
+            panic!(
+                "the Claude Code CLI is not installed at {}: run scripts/install-cli.sh",
+                real_cli_path().display()
+            );
+        }
+        let mut settings = Settings::from_vars(&vars).expect("test settings");
+        settings.cli_env.insert("HOME".into(), root.path().join("home").to_string_lossy().into_owned());
+        settings.cli_env.insert("ANTHROPIC_BASE_URL".into(), mock.base_url.clone());
+        settings.cli_env.insert("ANTHROPIC_API_KEY".into(), "test-key".into());
+        settings.cli_env.insert("CLAUDE_CODE_MAX_RETRIES".into(), "0".into());
+        let app = Application::build(settings).await.expect("application builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        actix_web::rt::spawn(app.run_until_stopped());
+        TestApp {
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("client"),
+            mock,
+            root,
+            db,
+            options_vars: vars,
+            cli,
+        }
+    }
+
+    pub fn workspaces(&self) -> PathBuf {
+        self.root.path().join("workspaces")
+    }
+
+    pub fn workspace(&self, tenant: &str, name: &str) -> PathBuf {
+        self.workspaces().join(tenant).join(name)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).header("X-API-Key", key)
+    }
+
+    pub fn post(&self, path: &str, key: &str, body: Value) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).header("X-API-Key", key).json(&body)
+    }
+
+    pub fn delete(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path)).header("X-API-Key", key)
+    }
+
+    /// Creates a session for `key`'s tenant, asserting 201.
+    pub async fn create_session(&self, key: &str, name: &str) -> Value {
+        self.create_session_with(key, json!({ "name": name })).await
+    }
+
+    pub async fn create_session_with(&self, key: &str, body: Value) -> Value {
+        let res = self.post("/api/v1/sessions", key, body).send().await.expect("request");
+        let status = res.status();
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(status, 201, "create session: {body}");
+        body["data"].clone()
+    }
+
+    /// Sends a sync chat; returns status and body.
+    pub async fn chat(&self, key: &str, session: &str, message: &str) -> (u16, Value) {
+        let res = self
+            .post(&format!("/api/v1/sessions/{session}/chat"), key, json!({ "message": message }))
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.expect("json"))
+    }
+
+    /// A chat that must succeed; returns `data`.
+    pub async fn chat_ok(&self, key: &str, session: &str, message: &str) -> Value {
+        let (status, body) = self.chat(key, session, message).await;
+        assert_eq!(status, 200, "chat failed: {body}");
+        body["data"].clone()
+    }
+
+    pub async fn history(&self, key: &str, session: &str) -> Vec<Value> {
+        let res = self
+            .get(&format!("/api/v1/sessions/{session}/history?limit=100"), key)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.expect("json");
+        body["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn health(&self) -> Value {
+        self.client
+            .get(self.url("/health"))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Direct SQL over the test's database, for assertions on rows.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let row: Row = if self.db.is_postgres() {
+            let mut c = PgConnection::establish(&self.db.url).expect("pg");
+            diesel::sql_query(sql).get_result(&mut c).expect("query")
+        } else {
+            let mut c = SqliteConnection::establish(&self.db.url).expect("sqlite");
+            diesel::sql_query(sql).get_result(&mut c).expect("query")
+        };
+        row.n
+    }
+}
+
+fn build_vars(options: &Options, root: &Path, db: &TestDb) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        vars.insert(k.to_string(), v);
+    };
+    set("API_HOST", "127.0.0.1".into());
+    set("API_PORT", "0".into());
+    set("API_KEYS", format!("alice:{ALICE},bob:{BOB}"));
+    set("APPROVED_DIRECTORY", root.join("workspaces").to_string_lossy().into_owned());
+    set("DATA_DIR", root.join("data").to_string_lossy().into_owned());
+    set("DATABASE_URL", db.url.clone());
+    set("PATH", std::env::var("PATH").unwrap_or_default());
+    set("LOG_LEVEL", "warn".into());
+    // Secrets of the server: the agent must never see them.
+    set("WEBHOOK_SECRET", "whsec_dGVzdHNlY3JldA==".into());
+    let cli = match options.cli {
+        Cli::Real => real_cli_path(),
+        Cli::Fake => PathBuf::from(env!("CARGO_BIN_EXE_fake-claude")),
+    };
+    set("CLAUDE_CLI_PATH", cli.to_string_lossy().into_owned());
+    for (k, v) in &options.vars {
+        set(k, v.clone());
+    }
+    vars
+}
+
+/// Polls `check` every 100 ms until it holds or `secs` pass.
+pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Reads an SSE response to its end into `(event, id, data)` triples.
+pub async fn read_sse(res: reqwest::Response) -> Vec<(String, String, Value)> {
+    let text = res.text().await.expect("sse body");
+    parse_sse(&text)
+}
+
+pub fn parse_sse(text: &str) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        let (mut event, mut id, mut data) = (String::from("message"), String::new(), String::new());
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event: ") {
+                event = v.to_string();
+            } else if let Some(v) = line.strip_prefix("id: ") {
+                id = v.to_string();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data.push_str(v);
+            }
+        }
+        if !data.is_empty() {
+            out.push((event, id, serde_json::from_str(&data).unwrap_or(Value::String(data))));
+        }
+    }
+    out
+}
+
+/// Asserts an RFC 9457 problem response and returns its body.
+pub async fn assert_problem(res: reqwest::Response, status: u16, kind: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    assert!(res.headers().contains_key("x-request-id"), "X-Request-ID missing");
+    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_string());
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    let body: Value = res.json().await.expect("problem json");
+    assert_eq!(body["type"], format!("urn:claude-code-api:problem:{kind}"), "{body}");
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    assert!(body["instance"].is_string(), "{body}");
+    assert_eq!(body["request_id"], request_id);
+    body
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real application on port 0 with a fresh database,
+//! driven over HTTP; the agent is the real Claude Code CLI talking to a
+//! scripted mock model (or, for faults, a small fake CLI).
+
+mod helpers;
+
+mod chat;
+mod errors;
+mod faults;
+mod lifecycle;
+mod sessions;
+mod streaming;
