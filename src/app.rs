@@ -30,13 +30,17 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
         std::fs::create_dir_all(&settings.approved_directory).with_context(|| {
-            format!("cannot create APPROVED_DIRECTORY {:?}", settings.approved_directory)
+            format!(
+                "cannot create APPROVED_DIRECTORY {:?}",
+                settings.approved_directory
+            )
         })?;
         let workspace_root = std::fs::canonicalize(&settings.approved_directory)
             .context("cannot resolve APPROVED_DIRECTORY")?;
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create DATA_DIR {:?}", settings.data_dir))?;
-        let data_dir = std::fs::canonicalize(&settings.data_dir).context("cannot resolve DATA_DIR")?;
+        let data_dir =
+            std::fs::canonicalize(&settings.data_dir).context("cannot resolve DATA_DIR")?;
         let settings = Arc::new(Settings {
             data_dir,
             ..(*settings).clone()
@@ -54,8 +58,12 @@ impl Application {
         let cli_path = settings.resolved_cli_path();
         let cli_version = cli::detect_version(&cli_path).await;
         match &cli_version {
-            Some(v) => tracing::info!(cli = %cli_path.display(), version = %v, "Claude Code CLI found"),
-            None => tracing::error!(cli = %cli_path.display(), "the Claude Code CLI cannot be run; chats will fail (set CLAUDE_CLI_PATH or run scripts/install-cli.sh)"),
+            Some(v) => {
+                tracing::info!(cli = %cli_path.display(), version = %v, "Claude Code CLI found")
+            }
+            None => {
+                tracing::error!(cli = %cli_path.display(), "the Claude Code CLI cannot be run; chats will fail (set CLAUDE_CLI_PATH or run scripts/install-cli.sh)")
+            }
         }
         let runtime = Runtime {
             settings: settings.clone(),
@@ -64,7 +72,10 @@ impl Application {
         };
         let orphans = cli::process::reap_orphans(&runtime.pid_dir());
         if orphans > 0 {
-            tracing::warn!(count = orphans, "killed CLI processes left by a previous run");
+            tracing::warn!(
+                count = orphans,
+                "killed CLI processes left by a previous run"
+            );
         }
         let supervisor = Supervisor::new(runtime).start();
 

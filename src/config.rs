@@ -93,7 +93,11 @@ impl Settings {
 
     /// Builds settings from a map of variables (the environment, or a test's).
     pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
-        let get = |name: &str| vars.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let passthrough = list(get("CLAUDE_ENV_PASSTHROUGH"));
         let settings = Settings {
             api_host: get("API_HOST").unwrap_or_else(|| "127.0.0.1".into()),
@@ -183,7 +187,11 @@ impl Settings {
         if let Some(path) = &self.claude_cli_path {
             return path.clone();
         }
-        if let Some(found) = self.cli_env.get("PATH").and_then(|p| find_on_path(p, "claude")) {
+        if let Some(found) = self
+            .cli_env
+            .get("PATH")
+            .and_then(|p| find_on_path(p, "claude"))
+        {
             return found;
         }
         let local = Path::new(".claude-cli/node_modules/.bin/claude");
@@ -195,7 +203,10 @@ impl Settings {
 }
 
 /// The allowlisted part of `vars`: the server's own secrets never reach the agent.
-pub fn cli_env(vars: &BTreeMap<String, String>, passthrough: &[String]) -> BTreeMap<String, String> {
+pub fn cli_env(
+    vars: &BTreeMap<String, String>,
+    passthrough: &[String],
+) -> BTreeMap<String, String> {
     vars.iter()
         .filter(|(name, _)| {
             CLI_ENV_NAMES.contains(&name.as_str())

@@ -217,7 +217,8 @@ mod tests {
 
     #[test]
     fn tools_accept_array_or_csv() {
-        let a: SessionSpec = serde_json::from_str(r#"{"allowed_tools":["Read"," Write "]}"#).unwrap();
+        let a: SessionSpec =
+            serde_json::from_str(r#"{"allowed_tools":["Read"," Write "]}"#).unwrap();
         let b: SessionSpec = serde_json::from_str(r#"{"allowed_tools":"Read, Write"}"#).unwrap();
         assert_eq!(a.allowed_tools, Some(vec!["Read".into(), "Write".into()]));
         assert_eq!(a.allowed_tools, b.allowed_tools);
@@ -269,6 +270,9 @@ mod tests {
             ..Default::default()
         };
         let launch = LaunchSpec::resolve(&settings(), &spec, &turn);
-        assert_eq!(launch.append_system_prompt.as_deref(), Some("base\n\nextra"));
+        assert_eq!(
+            launch.append_system_prompt.as_deref(),
+            Some("base\n\nextra")
+        );
     }
 }

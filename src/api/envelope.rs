@@ -26,7 +26,11 @@ fn meta(req: &HttpRequest) -> serde_json::Value {
 }
 
 /// `{data, meta}` with the given status.
-pub fn data(req: &HttpRequest, status: actix_web::http::StatusCode, data: impl Serialize) -> HttpResponse {
+pub fn data(
+    req: &HttpRequest,
+    status: actix_web::http::StatusCode,
+    data: impl Serialize,
+) -> HttpResponse {
     HttpResponse::build(status).json(json!({"data": data, "meta": meta(req)}))
 }
 
@@ -35,8 +39,17 @@ pub fn ok(req: &HttpRequest, body: impl Serialize) -> HttpResponse {
 }
 
 /// `{data: [...], meta, pagination}`.
-pub fn page<T: Serialize>(req: &HttpRequest, items: Vec<T>, page: &Page, total: i64) -> HttpResponse {
-    let pages = if total == 0 { 0 } else { (total + page.limit - 1) / page.limit };
+pub fn page<T: Serialize>(
+    req: &HttpRequest,
+    items: Vec<T>,
+    page: &Page,
+    total: i64,
+) -> HttpResponse {
+    let pages = if total == 0 {
+        0
+    } else {
+        (total + page.limit - 1) / page.limit
+    };
     HttpResponse::Ok().json(json!({
         "data": items,
         "meta": meta(req),
@@ -71,7 +84,9 @@ impl PageQuery {
                 .parse::<i64>()
                 .ok()
                 .filter(|p| (1..=1_000_000).contains(p))
-                .ok_or_else(|| ApiError::Validation(format!("page must be an integer ≥ 1, got {raw:?}")))?,
+                .ok_or_else(|| {
+                    ApiError::Validation(format!("page must be an integer ≥ 1, got {raw:?}"))
+                })?,
         };
         let limit = match self.limit.as_deref() {
             None => DEFAULT_LIMIT,
@@ -80,7 +95,9 @@ impl PageQuery {
                 .ok()
                 .filter(|l| (1..=MAX_LIMIT).contains(l))
                 .ok_or_else(|| {
-                    ApiError::Validation(format!("limit must be an integer from 1 to {MAX_LIMIT}, got {raw:?}"))
+                    ApiError::Validation(format!(
+                        "limit must be an integer from 1 to {MAX_LIMIT}, got {raw:?}"
+                    ))
                 })?,
         };
         Ok(Page { page, limit })
@@ -89,7 +106,8 @@ impl PageQuery {
 
 /// RFC 3339 UTC with microseconds, as every timestamp in the API.
 pub fn timestamp(t: &NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]
@@ -107,8 +125,18 @@ mod tests {
     fn page_bounds() {
         assert_eq!(q(None, None).validate().unwrap().limit, DEFAULT_LIMIT);
         assert_eq!(q(Some("3"), Some("100")).validate().unwrap().offset(), 200);
-        for (p, l) in [(Some("0"), None), (Some("-1"), None), (Some("x"), None), (None, Some("0")), (None, Some("101")), (None, Some("1e3"))] {
-            assert!(matches!(q(p, l).validate(), Err(ApiError::Validation(_))), "{p:?} {l:?}");
+        for (p, l) in [
+            (Some("0"), None),
+            (Some("-1"), None),
+            (Some("x"), None),
+            (None, Some("0")),
+            (None, Some("101")),
+            (None, Some("1e3")),
+        ] {
+            assert!(
+                matches!(q(p, l).validate(), Err(ApiError::Validation(_))),
+                "{p:?} {l:?}"
+            );
         }
     }
 }

@@ -29,8 +29,12 @@ struct HistoryEntry {
 impl From<Message> for HistoryEntry {
     fn from(m: Message) -> Self {
         HistoryEntry {
-            tools_used: serde_json::from_str(&m.tools_used).unwrap_or_else(|_| Value::Array(vec![])),
-            usage: m.usage.as_deref().and_then(|u| serde_json::from_str(u).ok()),
+            tools_used: serde_json::from_str(&m.tools_used)
+                .unwrap_or_else(|_| Value::Array(vec![])),
+            usage: m
+                .usage
+                .as_deref()
+                .and_then(|u| serde_json::from_str(u).ok()),
             cost: micros_to_usd(m.cost_micros),
             id: m.id,
             role: m.role,

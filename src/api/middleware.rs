@@ -7,8 +7,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse};
-use tracing::Instrument;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::error::{generic_problem, ApiError, PROBLEM_CONTENT_TYPE};
 
@@ -41,11 +41,7 @@ pub async fn request_context(
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let path = req.path().to_owned();
     let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %path);
-    let res = next
-        .call(req)
-        .instrument(span)
-        .await?
-        .map_into_boxed_body();
+    let res = next.call(req).instrument(span).await?.map_into_boxed_body();
     let mut res = problemize(res, &path, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
@@ -61,7 +57,11 @@ pub async fn request_context(
 
 /// Turns any error response into a complete problem document carrying the
 /// request's `instance` and `request_id`.
-fn problemize(res: ServiceResponse<BoxBody>, path: &str, request_id: &str) -> ServiceResponse<BoxBody> {
+fn problemize(
+    res: ServiceResponse<BoxBody>,
+    path: &str,
+    request_id: &str,
+) -> ServiceResponse<BoxBody> {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return res;

@@ -59,7 +59,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(sessions::delete_session)),
             )
             .route("/sessions/{name}/chat", web::post().to(chat::chat))
-            .route("/sessions/{name}/chat/stream", web::post().to(chat::chat_stream))
-            .route("/sessions/{name}/history", web::get().to(history::get_history)),
+            .route(
+                "/sessions/{name}/chat/stream",
+                web::post().to(chat::chat_stream),
+            )
+            .route(
+                "/sessions/{name}/history",
+                web::get().to(history::get_history),
+            ),
     );
 }

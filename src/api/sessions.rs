@@ -96,7 +96,9 @@ impl CreateSession {
         if self.max_turns == Some(0) {
             return Err(ApiError::Validation("max_turns must be at least 1".into()));
         }
-        let tools = |field: &str, value: Option<serde_json::Value>| -> Result<Option<Vec<String>>, ApiError> {
+        let tools = |field: &str,
+                     value: Option<serde_json::Value>|
+         -> Result<Option<Vec<String>>, ApiError> {
             #[derive(Deserialize)]
             struct Probe {
                 #[serde(default, deserialize_with = "crate::spec::tool_list")]
@@ -127,13 +129,19 @@ impl CreateSession {
 }
 
 /// The caller's session by name, or 404 (also for another tenant's session).
-pub async fn load_session(state: &AppState, caller: &Caller, name: &str) -> Result<Session, ApiError> {
+pub async fn load_session(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<Session, ApiError> {
     validate_name(name).map_err(|_| ApiError::NotFound(format!("no session named {name:?}")))?;
     let tenant = caller.tenant.clone();
     let lookup = name.to_owned();
-    crate::db::run(&state.pool, move |c| session::find_by_name(c, &tenant, &lookup))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no session named {name:?}")))
+    crate::db::run(&state.pool, move |c| {
+        session::find_by_name(c, &tenant, &lookup)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no session named {name:?}")))
 }
 
 pub async fn create_session(
@@ -167,18 +175,25 @@ pub async fn create_session(
     };
     let tenant = caller.tenant.clone();
     let lookup = name.clone();
-    if crate::db::run(&state.pool, move |c| session::find_by_name(c, &tenant, &lookup))
-        .await?
-        .is_some()
+    if crate::db::run(&state.pool, move |c| {
+        session::find_by_name(c, &tenant, &lookup)
+    })
+    .await?
+    .is_some()
     {
-        return Err(ApiError::Conflict(format!("a session named {name:?} already exists")));
+        return Err(ApiError::Conflict(format!(
+            "a session named {name:?} already exists"
+        )));
     }
     let workspace = dir.clone();
     let owns_workspace = tokio::task::spawn_blocking(move || crate::workspace::create(&workspace))
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::internal(format!("cannot create workspace {dir:?}: {e}")))?;
-    let row = Session { owns_workspace, ..row };
+    let row = Session {
+        owns_workspace,
+        ..row
+    };
     let insert = row.clone();
     if let Err(e) = crate::db::run(&state.pool, move |c| session::insert(c, &insert)).await {
         if owns_workspace {
@@ -194,7 +209,8 @@ pub async fn create_session(
     let location = format!("/api/v1/sessions/{}", row.name);
     let mut res = envelope::data(&req, StatusCode::CREATED, SessionData::from(row));
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&location) {
-        res.headers_mut().insert(actix_web::http::header::LOCATION, value);
+        res.headers_mut()
+            .insert(actix_web::http::header::LOCATION, value);
     }
     Ok(res)
 }

@@ -125,14 +125,17 @@ mod tests {
     #[test]
     fn args_use_equals_form_and_stream_json() {
         let a = args(&spec(), &Conversation::Resume("abc".into()));
-        assert_eq!(&a[..6], [
-            "--input-format",
-            "stream-json",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            "--include-partial-messages"
-        ]);
+        assert_eq!(
+            &a[..6],
+            [
+                "--input-format",
+                "stream-json",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--include-partial-messages"
+            ]
+        );
         assert!(a.contains(&"--model=-evil".to_string()));
         assert!(a.contains(&"--permission-mode=acceptEdits".to_string()));
         assert!(a.contains(&"--max-turns=7".to_string()));

@@ -29,7 +29,10 @@ pub enum ProcessOutput {
     /// One stdout line, without its newline (any length).
     Line(String),
     /// stdout closed and the process was reaped.
-    Exited { code: Option<i32>, signal: Option<i32> },
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
 }
 
 /// Handle to a live process. Dropping it kills the whole process group.

@@ -81,10 +81,14 @@ pub struct TurnResult {
 
 impl TurnResult {
     pub fn input_tokens(&self) -> i64 {
-        ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
-            .iter()
-            .filter_map(|k| self.usage.get(*k).and_then(Value::as_i64))
-            .sum()
+        [
+            "input_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+        ]
+        .iter()
+        .filter_map(|k| self.usage.get(*k).and_then(Value::as_i64))
+        .sum()
     }
 
     pub fn output_tokens(&self) -> i64 {
@@ -124,7 +128,10 @@ pub fn parse_line(line: &str) -> Result<Option<CliMessage>, ParseError> {
 }
 
 fn str_of(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn classify(v: Value) -> CliMessage {
@@ -186,16 +193,29 @@ fn classify(v: Value) -> CliMessage {
                 .and_then(Value::as_array)
                 .map(|e| {
                     e.iter()
-                        .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| x.to_string())
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
-            total_cost_usd: v.get("total_cost_usd").and_then(Value::as_f64).unwrap_or(0.0),
+            total_cost_usd: v
+                .get("total_cost_usd")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0),
             usage: v.get("usage").cloned().unwrap_or_else(|| json!({})),
             num_turns: v.get("num_turns").and_then(Value::as_i64).unwrap_or(0),
             duration_ms: v.get("duration_ms").and_then(Value::as_i64).unwrap_or(0),
-            stop_reason: v.get("stop_reason").and_then(Value::as_str).map(str::to_owned),
-            session_id: v.get("session_id").and_then(Value::as_str).map(str::to_owned),
+            stop_reason: v
+                .get("stop_reason")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            session_id: v
+                .get("session_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             api_error_status: v.get("api_error_status").and_then(Value::as_i64),
             permission_denials: v
                 .get("permission_denials")
@@ -209,7 +229,10 @@ fn classify(v: Value) -> CliMessage {
                 Err(str_of(&response, "error"))
             } else {
                 // Some successes carry no payload at all: treat that as {}.
-                Ok(response.get("response").cloned().unwrap_or_else(|| json!({})))
+                Ok(response
+                    .get("response")
+                    .cloned()
+                    .unwrap_or_else(|| json!({})))
             };
             CliMessage::ControlResponse {
                 request_id,
@@ -335,7 +358,8 @@ mod tests {
 
     #[test]
     fn control_responses_with_and_without_payload() {
-        let ok = r#"{"type":"control_response","response":{"subtype":"success","request_id":"req_2"}}"#;
+        let ok =
+            r#"{"type":"control_response","response":{"subtype":"success","request_id":"req_2"}}"#;
         assert_eq!(
             parse_line(ok).unwrap(),
             Some(CliMessage::ControlResponse {
@@ -366,5 +390,89 @@ mod tests {
         assert!(!line.contains('\n'));
         let back: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(back["message"]["content"], "quote \" and\nnewline");
+    }
+
+    /// Parses a transcript recorded from the real CLI (see tests/fixtures).
+    fn fixture(name: &str) -> Vec<CliMessage> {
+        let path = format!(
+            "{}/tests/fixtures/cli-2.1.197/{name}.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).expect("fixture exists");
+        text.lines()
+            .map(|line| parse_line(line).expect("every real line parses"))
+            .flatten()
+            .collect()
+    }
+
+    fn results(messages: &[CliMessage]) -> Vec<&TurnResult> {
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                CliMessage::Result(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn real_text_turn() {
+        let messages = fixture("text_turn");
+        assert!(
+            matches!(&messages[0], CliMessage::ControlResponse { request_id, outcome: Ok(_) } if request_id == "req_1")
+        );
+        assert!(messages
+            .iter()
+            .any(|m| matches!(m, CliMessage::Init { session_id, .. } if !session_id.is_empty())));
+        let deltas: String = messages
+            .iter()
+            .filter_map(|m| match m {
+                CliMessage::TextDelta(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        let results = results(&messages);
+        assert_eq!(results.len(), 1);
+        assert!(!results[0].is_error);
+        assert_eq!(Some(deltas.as_str()), results[0].result.as_deref());
+        assert!(results[0].total_cost_usd > 0.0);
+        assert!(results[0].output_tokens() > 0);
+    }
+
+    #[test]
+    fn real_write_tool_turn() {
+        let messages = fixture("write_tool_turn");
+        let tool = messages.iter().find_map(|m| match m {
+            CliMessage::Assistant { blocks, .. } => blocks.iter().find_map(|b| match b {
+                Block::ToolUse { name, input, .. } => Some((name.clone(), input.clone())),
+                _ => None,
+            }),
+            _ => None,
+        });
+        let (name, input) = tool.expect("a tool_use block");
+        assert_eq!(name, "Write");
+        assert!(input["file_path"].is_string());
+        assert!(messages
+            .iter()
+            .any(|m| matches!(m, CliMessage::ToolResults(r) if !r[0].is_error)));
+        let results = results(&messages);
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].num_turns, 2);
+    }
+
+    #[test]
+    fn real_api_error_and_interrupt() {
+        let error = fixture("api_error_500");
+        let r = results(&error);
+        assert_eq!(r.len(), 1);
+        assert!(r[0].is_error);
+        assert_eq!(r[0].api_error_status, Some(500));
+        assert!(r[0].error_text().contains("500"));
+
+        let interrupted = fixture("interrupt_during_stream");
+        let r = results(&interrupted);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].subtype, "error_during_execution");
+        assert!(interrupted.iter().any(|m| matches!(m, CliMessage::ControlResponse { request_id, outcome: Ok(_) } if request_id == "req_2")));
     }
 }

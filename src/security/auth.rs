@@ -52,7 +52,9 @@ impl FromRequest for Caller {
             let found =
                 crate::db::run(&state.pool, move |c| tenant::find_active_key(c, &lookup)).await?;
             match found {
-                Some(key) if bool::from(key.key_hash.as_bytes().ct_eq(presented_hash.as_bytes())) => {
+                Some(key)
+                    if bool::from(key.key_hash.as_bytes().ct_eq(presented_hash.as_bytes())) =>
+                {
                     Ok(Caller {
                         tenant: TenantId(key.tenant_id),
                         key_id: key.id,

@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn entries_name_their_tenant() {
-        assert_eq!(parse_entry("alice:s3cret"), ("alice".into(), "s3cret".into()));
+        assert_eq!(
+            parse_entry("alice:s3cret"),
+            ("alice".into(), "s3cret".into())
+        );
         let (tenant, key) = parse_entry("plainkey");
         assert_eq!(key, "plainkey");
         assert!(tenant.starts_with("t-") && !tenant.contains("plainkey"));

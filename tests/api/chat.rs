@@ -10,15 +10,31 @@ async fn chat_writes_a_file_and_records_history_and_cost() {
     let app = TestApp::spawn().await;
     app.create_session(ALICE, "w").await;
     let data = app
-        .chat_ok(ALICE, "w", "Please [[write hello.py]]print('Hello World')\n[[/write]]")
+        .chat_ok(
+            ALICE,
+            "w",
+            "Please [[write hello.py]]print('Hello World')\n[[/write]]",
+        )
         .await;
     let file = app.workspace("alice", "w").join("hello.py");
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), "print('Hello World')\n");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "print('Hello World')\n"
+    );
     assert_eq!(data["session_id"], "w");
     assert_eq!(data["is_error"], false);
-    assert!(data["content"].as_str().unwrap().starts_with("Tool result:"), "{data}");
+    assert!(
+        data["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Tool result:"),
+        "{data}"
+    );
     assert_eq!(data["tools_used"][0]["name"], "Write");
-    assert!(data["tools_used"][0]["input"]["file_path"].as_str().unwrap().ends_with("hello.py"));
+    assert!(data["tools_used"][0]["input"]["file_path"]
+        .as_str()
+        .unwrap()
+        .ends_with("hello.py"));
     assert_eq!(data["num_turns"], 2);
     let cost = data["cost_micros"].as_i64().unwrap();
     assert!(cost > 0, "a turn costs something: {data}");
@@ -27,28 +43,49 @@ async fn chat_writes_a_file_and_records_history_and_cost() {
     let history = app.history(ALICE, "w").await;
     assert_eq!(history.len(), 2);
     assert_eq!(history[0]["role"], "user");
-    assert!(history[0]["content"].as_str().unwrap().contains("[[write hello.py]]"));
+    assert!(history[0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("[[write hello.py]]"));
     assert_eq!(history[1]["role"], "assistant");
     assert_eq!(history[1]["content"], data["content"]);
     assert_eq!(history[1]["tools_used"], data["tools_used"]);
     assert_eq!(history[1]["cost_micros"], cost);
 
-    let session: Value = app.get("/api/v1/sessions/w", ALICE).send().await.unwrap().json().await.unwrap();
+    let session: Value = app
+        .get("/api/v1/sessions/w", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(session["data"]["total_cost_micros"], cost);
     assert_eq!(session["data"]["turns"], 1);
     // Every stream event of the turn is stored with increasing seq.
     let events = app.query_i64("SELECT COUNT(*) AS n FROM events");
     let max_seq = app.query_i64("SELECT MAX(seq) AS n FROM events");
-    assert!(events >= 4, "turn_started, tool, tool_result, assistant, done…: {events}");
+    assert!(
+        events >= 4,
+        "turn_started, tool, tool_result, assistant, done…: {events}"
+    );
     assert_eq!(events, max_seq, "seq runs 1..n without gaps");
-    assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM events WHERE kind = 'done'"), 1);
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM events WHERE kind = 'done'"),
+        1
+    );
 }
 
 #[actix_web::test]
 async fn chat_runs_commands_and_keeps_the_conversation() {
     let app = TestApp::spawn().await;
     app.create_session(ALICE, "b").await;
-    app.chat_ok(ALICE, "b", "[[bash]]echo ran-by-agent > ran.txt && pwd >> ran.txt[[/bash]]").await;
+    app.chat_ok(
+        ALICE,
+        "b",
+        "[[bash]]echo ran-by-agent > ran.txt && pwd >> ran.txt[[/bash]]",
+    )
+    .await;
     let ran = std::fs::read_to_string(app.workspace("alice", "b").join("ran.txt")).unwrap();
     let workspace = app.workspace("alice", "b").canonicalize().unwrap();
     assert_eq!(ran, format!("ran-by-agent\n{}\n", workspace.display()));
@@ -60,8 +97,18 @@ async fn chat_runs_commands_and_keeps_the_conversation() {
     // One warm process served all three turns: the cost is charged as deltas,
     // so the session total equals the sum of the turns.
     let history = app.history(ALICE, "b").await;
-    let sum: i64 = history.iter().map(|m| m["cost_micros"].as_i64().unwrap()).sum();
-    let session: Value = app.get("/api/v1/sessions/b", ALICE).send().await.unwrap().json().await.unwrap();
+    let sum: i64 = history
+        .iter()
+        .map(|m| m["cost_micros"].as_i64().unwrap())
+        .sum();
+    let session: Value = app
+        .get("/api/v1/sessions/b", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(session["data"]["total_cost_micros"], sum);
     assert_eq!(session["data"]["turns"], 3);
 }
@@ -87,9 +134,17 @@ async fn messages_sent_during_a_turn_wait_their_turn() {
         .filter_map(|r| r["messages"].as_array()?.last().cloned())
         .map(|m| m["content"].to_string())
         .collect();
-    assert!(prompts.iter().all(|p| !(p.contains("first") && p.contains("second message"))), "{prompts:?}");
+    assert!(
+        prompts
+            .iter()
+            .all(|p| !(p.contains("first") && p.contains("second message"))),
+        "{prompts:?}"
+    );
     let history = app.history(ALICE, "q").await;
-    let roles: Vec<&str> = history.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> = history
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
     assert!(history[0]["content"].as_str().unwrap().starts_with("first"));
     assert_eq!(history[2]["content"], "second message");
@@ -100,7 +155,11 @@ async fn a_cli_error_is_a_502_problem_with_its_message() {
     let app = TestApp::spawn().await;
     app.create_session(ALICE, "e").await;
     let res = app
-        .post("/api/v1/sessions/e/chat", ALICE, json!({"message": "[[error 500]]"}))
+        .post(
+            "/api/v1/sessions/e/chat",
+            ALICE,
+            json!({"message": "[[error 500]]"}),
+        )
         .send()
         .await
         .unwrap();
@@ -118,11 +177,21 @@ async fn a_cli_error_is_a_502_problem_with_its_message() {
 async fn the_agent_sees_only_allowlisted_environment() {
     let app = TestApp::spawn().await;
     app.create_session(ALICE, "env").await;
-    app.chat_ok(ALICE, "env", "[[bash]]env > env.txt[[/bash]]").await;
+    app.chat_ok(ALICE, "env", "[[bash]]env > env.txt[[/bash]]")
+        .await;
     let env = std::fs::read_to_string(app.workspace("alice", "env").join("env.txt")).unwrap();
     assert!(env.contains("ANTHROPIC_BASE_URL="), "{env}");
-    for secret in ["WEBHOOK_SECRET", "DATABASE_URL", "API_KEYS", "alice-key", "APPROVED_DIRECTORY"] {
-        assert!(!env.contains(secret), "{secret} leaked into the agent's environment");
+    for secret in [
+        "WEBHOOK_SECRET",
+        "DATABASE_URL",
+        "API_KEYS",
+        "alice-key",
+        "APPROVED_DIRECTORY",
+    ] {
+        assert!(
+            !env.contains(secret),
+            "{secret} leaked into the agent's environment"
+        );
     }
 }
 
@@ -150,7 +219,12 @@ async fn per_turn_overrides_reach_the_model_and_session_options_apply() {
     let last = requests.last().unwrap();
     let system_of = |r: &Value| r["system"].to_string();
     let tools_of = |r: &Value| -> Vec<String> {
-        r["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap_or("").to_string()).collect()
+        r["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap_or("").to_string())
+            .collect()
     };
     assert!(system_of(first).contains("SESSION-PROMPT-MARK"));
     assert!(!tools_of(first).contains(&"WebSearch".to_string()));

@@ -11,7 +11,13 @@ async fn unknown_routes_methods_and_bodies_are_problems() {
     assert_problem(res, 404, "not-found").await;
     let res = app.get("/definitely/not/here", ALICE).send().await.unwrap();
     assert_problem(res, 404, "not-found").await;
-    let res = app.client.put(app.url("/api/v1/sessions")).header("X-API-Key", ALICE).send().await.unwrap();
+    let res = app
+        .client
+        .put(app.url("/api/v1/sessions"))
+        .header("X-API-Key", ALICE)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 405, "method-not-allowed").await;
 
     // Malformed JSON is a 400; well-formed but wrong is a 422.
@@ -25,12 +31,24 @@ async fn unknown_routes_methods_and_bodies_are_problems() {
         .await
         .unwrap();
     assert_problem(res, 400, "bad-request").await;
-    let res = app.post("/api/v1/sessions", ALICE, json!({"nom": "x"})).send().await.unwrap();
+    let res = app
+        .post("/api/v1/sessions", ALICE, json!({"nom": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 422, "validation-error").await;
     app.create_session(ALICE, "c").await;
-    let res = app.post("/api/v1/sessions/c/chat", ALICE, json!({"message": "   "})).send().await.unwrap();
+    let res = app
+        .post("/api/v1/sessions/c/chat", ALICE, json!({"message": "   "}))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 422, "validation-error").await;
-    let res = app.post("/api/v1/sessions/c/chat", ALICE, json!({})).send().await.unwrap();
+    let res = app
+        .post("/api/v1/sessions/c/chat", ALICE, json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 422, "validation-error").await;
 }
 
@@ -50,14 +68,19 @@ async fn oversize_bodies_are_413_even_when_chunked() {
         .unwrap();
     assert_problem(res, 413, "payload-too-large").await;
     // Chunked: no Content-Length, the limit holds while reading.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        huge.into_bytes().chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = huge
+        .into_bytes()
+        .chunks(64 * 1024)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
     let res = app
         .client
         .post(app.url("/api/v1/sessions/big/chat"))
         .header("X-API-Key", ALICE)
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
@@ -67,7 +90,12 @@ async fn oversize_bodies_are_413_even_when_chunked() {
 #[actix_web::test]
 async fn request_ids_are_echoed_or_generated() {
     let app = TestApp::spawn_with(Options::fake()).await;
-    let res = app.get("/api/v1/sessions", ALICE).header("X-Request-ID", "my-trace-42").send().await.unwrap();
+    let res = app
+        .get("/api/v1/sessions", ALICE)
+        .header("X-Request-ID", "my-trace-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["x-request-id"], "my-trace-42");
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["meta"]["request_id"], "my-trace-42");

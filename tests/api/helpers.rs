@@ -76,11 +76,15 @@ impl TestDb {
         match std::env::var("TEST_DATABASE_URL") {
             Ok(admin_url) if !admin_url.is_empty() => {
                 let name = format!("cca_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = PgConnection::establish(&admin_url).expect("connect to TEST_DATABASE_URL");
+                let mut conn =
+                    PgConnection::establish(&admin_url).expect("connect to TEST_DATABASE_URL");
                 diesel::sql_query(format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
                     .expect("create test database");
-                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(b, _)| b)
+                    .unwrap_or(&admin_url);
                 TestDb {
                     url: format!("{base}/{name}"),
                     admin_url: Some(admin_url),
@@ -104,8 +108,11 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(admin) = &self.admin_url {
             if let Ok(mut conn) = PgConnection::establish(admin) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                    .execute(&mut conn);
+                let _ = diesel::sql_query(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .execute(&mut conn);
             }
         }
     }
@@ -130,7 +137,14 @@ impl TestApp {
         let root = Arc::new(tempfile::tempdir().expect("tempdir"));
         let db = Arc::new(TestDb::create(root.path()));
         let mock = Arc::new(MockModel::start());
-        Self::start(options.cli, build_vars(&options, root.path(), &db), root, db, mock).await
+        Self::start(
+            options.cli,
+            build_vars(&options, root.path(), &db),
+            root,
+            db,
+            mock,
+        )
+        .await
     }
 
     /// Starts a second server on the same data, workspaces, database and
@@ -160,11 +174,22 @@ impl TestApp {
             );
         }
         let mut settings = Settings::from_vars(&vars).expect("test settings");
-        settings.cli_env.insert("HOME".into(), root.path().join("home").to_string_lossy().into_owned());
-        settings.cli_env.insert("ANTHROPIC_BASE_URL".into(), mock.base_url.clone());
-        settings.cli_env.insert("ANTHROPIC_API_KEY".into(), "test-key".into());
-        settings.cli_env.insert("CLAUDE_CODE_MAX_RETRIES".into(), "0".into());
-        let app = Application::build(settings).await.expect("application builds");
+        settings.cli_env.insert(
+            "HOME".into(),
+            root.path().join("home").to_string_lossy().into_owned(),
+        );
+        settings
+            .cli_env
+            .insert("ANTHROPIC_BASE_URL".into(), mock.base_url.clone());
+        settings
+            .cli_env
+            .insert("ANTHROPIC_API_KEY".into(), "test-key".into());
+        settings
+            .cli_env
+            .insert("CLAUDE_CODE_MAX_RETRIES".into(), "0".into());
+        let app = Application::build(settings)
+            .await
+            .expect("application builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         actix_web::rt::spawn(app.run_until_stopped());
         TestApp {
@@ -198,7 +223,10 @@ impl TestApp {
     }
 
     pub fn post(&self, path: &str, key: &str, body: Value) -> reqwest::RequestBuilder {
-        self.client.post(self.url(path)).header("X-API-Key", key).json(&body)
+        self.client
+            .post(self.url(path))
+            .header("X-API-Key", key)
+            .json(&body)
     }
 
     pub fn delete(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
@@ -211,7 +239,11 @@ impl TestApp {
     }
 
     pub async fn create_session_with(&self, key: &str, body: Value) -> Value {
-        let res = self.post("/api/v1/sessions", key, body).send().await.expect("request");
+        let res = self
+            .post("/api/v1/sessions", key, body)
+            .send()
+            .await
+            .expect("request");
         let status = res.status();
         let body: Value = res.json().await.expect("json");
         assert_eq!(status, 201, "create session: {body}");
@@ -221,7 +253,11 @@ impl TestApp {
     /// Sends a sync chat; returns status and body.
     pub async fn chat(&self, key: &str, session: &str, message: &str) -> (u16, Value) {
         let res = self
-            .post(&format!("/api/v1/sessions/{session}/chat"), key, json!({ "message": message }))
+            .post(
+                &format!("/api/v1/sessions/{session}/chat"),
+                key,
+                json!({ "message": message }),
+            )
             .send()
             .await
             .expect("request");
@@ -238,7 +274,10 @@ impl TestApp {
 
     pub async fn history(&self, key: &str, session: &str) -> Vec<Value> {
         let res = self
-            .get(&format!("/api/v1/sessions/{session}/history?limit=100"), key)
+            .get(
+                &format!("/api/v1/sessions/{session}/history?limit=100"),
+                key,
+            )
             .send()
             .await
             .expect("request");
@@ -284,7 +323,10 @@ fn build_vars(options: &Options, root: &Path, db: &TestDb) -> BTreeMap<String, S
     set("API_HOST", "127.0.0.1".into());
     set("API_PORT", "0".into());
     set("API_KEYS", format!("alice:{ALICE},bob:{BOB}"));
-    set("APPROVED_DIRECTORY", root.join("workspaces").to_string_lossy().into_owned());
+    set(
+        "APPROVED_DIRECTORY",
+        root.join("workspaces").to_string_lossy().into_owned(),
+    );
     set("DATA_DIR", root.join("data").to_string_lossy().into_owned());
     set("DATABASE_URL", db.url.clone());
     set("PATH", std::env::var("PATH").unwrap_or_default());
@@ -338,7 +380,11 @@ pub fn parse_sse(text: &str) -> Vec<(String, String, Value)> {
             }
         }
         if !data.is_empty() {
-            out.push((event, id, serde_json::from_str(&data).unwrap_or(Value::String(data))));
+            out.push((
+                event,
+                id,
+                serde_json::from_str(&data).unwrap_or(Value::String(data)),
+            ));
         }
     }
     out
@@ -347,14 +393,27 @@ pub fn parse_sse(text: &str) -> Vec<(String, String, Value)> {
 /// Asserts an RFC 9457 problem response and returns its body.
 pub async fn assert_problem(res: reqwest::Response, status: u16, kind: &str) -> Value {
     assert_eq!(res.status().as_u16(), status, "status");
-    assert!(res.headers().contains_key("x-request-id"), "X-Request-ID missing");
-    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_string());
+    assert!(
+        res.headers().contains_key("x-request-id"),
+        "X-Request-ID missing"
+    );
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_string());
     assert_eq!(ct.as_deref(), Some("application/problem+json"));
     let request_id = res.headers()["x-request-id"].to_str().unwrap().to_string();
     let body: Value = res.json().await.expect("problem json");
-    assert_eq!(body["type"], format!("urn:claude-code-api:problem:{kind}"), "{body}");
+    assert_eq!(
+        body["type"],
+        format!("urn:claude-code-api:problem:{kind}"),
+        "{body}"
+    );
     assert_eq!(body["status"], status);
-    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
     assert!(body["instance"].is_string(), "{body}");
     assert_eq!(body["request_id"], request_id);
     body

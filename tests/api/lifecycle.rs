@@ -6,7 +6,9 @@ use std::time::Duration;
 use crate::helpers::*;
 
 async fn live_processes(app: &TestApp) -> i64 {
-    app.health().await["sessions"]["live_processes"].as_i64().unwrap()
+    app.health().await["sessions"]["live_processes"]
+        .as_i64()
+        .unwrap()
 }
 
 #[actix_web::test]
@@ -16,7 +18,10 @@ async fn a_restarted_server_continues_the_conversation() {
     first.chat_ok(ALICE, "r", "remember KIWI").await;
     let second = first.restart().await;
     let data = second.chat_ok(ALICE, "r", "[[recall]]").await;
-    assert!(data["content"].as_str().unwrap().contains("remember KIWI"), "{data}");
+    assert!(
+        data["content"].as_str().unwrap().contains("remember KIWI"),
+        "{data}"
+    );
     assert_eq!(second.history(ALICE, "r").await.len(), 4);
 }
 
@@ -30,7 +35,10 @@ async fn the_live_cap_evicts_the_least_recently_used_and_context_survives() {
     assert_eq!(live_processes(&app).await, 1);
     let data = app.chat_ok(ALICE, "one", "[[recall]]").await;
     let content = data["content"].as_str().unwrap();
-    assert!(content.contains("one says APPLE") && !content.contains("PEAR"), "{content}");
+    assert!(
+        content.contains("one says APPLE") && !content.contains("PEAR"),
+        "{content}"
+    );
     assert_eq!(live_processes(&app).await, 1);
 }
 
@@ -52,17 +60,36 @@ async fn orphans_of_a_previous_run_are_killed_at_start() {
     std::fs::create_dir_all(&pid_dir).unwrap();
     // A leftover "CLI" with a tool child, in its own process group.
     use std::os::unix::process::CommandExt;
-    let mut orphan = std::process::Command::new("sleep").arg("300").process_group(0).spawn().unwrap();
+    let mut orphan = std::process::Command::new("sleep")
+        .arg("300")
+        .process_group(0)
+        .spawn()
+        .unwrap();
     let exe = std::fs::read_link(format!("/proc/{}/exe", orphan.id())).unwrap();
-    std::fs::write(pid_dir.join(format!("cli-{}.pid", orphan.id())), exe.to_string_lossy().as_bytes()).unwrap();
+    std::fs::write(
+        pid_dir.join(format!("cli-{}.pid", orphan.id())),
+        exe.to_string_lossy().as_bytes(),
+    )
+    .unwrap();
     let mut vars = std::collections::BTreeMap::new();
     vars.insert("API_PORT".to_string(), "0".to_string());
     vars.insert("API_KEYS".to_string(), ALICE.to_string());
-    vars.insert("DATA_DIR".to_string(), root.path().join("data").to_string_lossy().into_owned());
-    vars.insert("APPROVED_DIRECTORY".to_string(), root.path().join("ws").to_string_lossy().into_owned());
-    vars.insert("CLAUDE_CLI_PATH".to_string(), env!("CARGO_BIN_EXE_fake-claude").to_string());
+    vars.insert(
+        "DATA_DIR".to_string(),
+        root.path().join("data").to_string_lossy().into_owned(),
+    );
+    vars.insert(
+        "APPROVED_DIRECTORY".to_string(),
+        root.path().join("ws").to_string_lossy().into_owned(),
+    );
+    vars.insert(
+        "CLAUDE_CLI_PATH".to_string(),
+        env!("CARGO_BIN_EXE_fake-claude").to_string(),
+    );
     let settings = claude_code_api::config::Settings::from_vars(&vars).unwrap();
-    let _app = claude_code_api::app::Application::build(settings).await.unwrap();
+    let _app = claude_code_api::app::Application::build(settings)
+        .await
+        .unwrap();
     let status = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Some(status) = orphan.try_wait().unwrap() {
@@ -74,5 +101,8 @@ async fn orphans_of_a_previous_run_are_killed_at_start() {
     .await
     .expect("the orphan was killed");
     assert!(!status.success());
-    assert!(std::fs::read_dir(&pid_dir).unwrap().next().is_none(), "pid file cleared");
+    assert!(
+        std::fs::read_dir(&pid_dir).unwrap().next().is_none(),
+        "pid file cleared"
+    );
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Integration tests: the real application on port 0 with a fresh database,
 //! driven over HTTP; the agent is the real Claude Code CLI talking to a
 //! scripted mock model (or, for faults, a small fake CLI).

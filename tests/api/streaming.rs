@@ -21,7 +21,10 @@ async fn stream_sends_deltas_tools_and_done_with_ids() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let events = read_sse(res).await;
     let kinds: Vec<&str> = events.iter().map(|(k, _, _)| k.as_str()).collect();
     assert!(kinds.contains(&"tool"), "{kinds:?}");
@@ -29,8 +32,14 @@ async fn stream_sends_deltas_tools_and_done_with_ids() {
     assert!(kinds.contains(&"delta"), "{kinds:?}");
     assert!(kinds.contains(&"assistant"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"done"));
-    let ids: Vec<i64> = events.iter().map(|(_, id, _)| id.parse().expect("every event has an id")).collect();
-    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "ids increase by one: {ids:?}");
+    let ids: Vec<i64> = events
+        .iter()
+        .map(|(_, id, _)| id.parse().expect("every event has an id"))
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "ids increase by one: {ids:?}"
+    );
     let tool = events.iter().find(|(k, _, _)| k == "tool").unwrap();
     assert_eq!(tool.2["name"], "Write");
     let done = &events.last().unwrap().2;
@@ -42,8 +51,15 @@ async fn stream_sends_deltas_tools_and_done_with_ids() {
         .filter(|(k, _, _)| k == "delta")
         .map(|(_, _, d)| d["text"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(deltas, done["content"].as_str().unwrap(), "deltas add up to the answer");
-    assert_eq!(std::fs::read_to_string(app.workspace("alice", "s").join("out.txt")).unwrap(), "streamed");
+    assert_eq!(
+        deltas,
+        done["content"].as_str().unwrap(),
+        "deltas add up to the answer"
+    );
+    assert_eq!(
+        std::fs::read_to_string(app.workspace("alice", "s").join("out.txt")).unwrap(),
+        "streamed"
+    );
     // Event ids are the stored seq numbers.
     let last_id = *ids.last().unwrap();
     assert_eq!(app.query_i64("SELECT MAX(seq) AS n FROM events"), last_id);
@@ -54,7 +70,11 @@ async fn a_client_that_leaves_does_not_cancel_the_turn() {
     let app = TestApp::spawn().await;
     app.create_session(ALICE, "gone").await;
     let res = app
-        .post("/api/v1/sessions/gone/chat/stream", ALICE, json!({"message": "long [[slow 15 100]]"}))
+        .post(
+            "/api/v1/sessions/gone/chat/stream",
+            ALICE,
+            json!({"message": "long [[slow 15 100]]"}),
+        )
         .send()
         .await
         .unwrap();
@@ -64,11 +84,21 @@ async fn a_client_that_leaves_does_not_cancel_the_turn() {
     assert!(!first.is_empty());
     drop(body);
     let finished = eventually(30, || async { app.history(ALICE, "gone").await.len() == 2 }).await;
-    assert!(finished, "the turn completed and was recorded without its client");
+    assert!(
+        finished,
+        "the turn completed and was recorded without its client"
+    );
     let history = app.history(ALICE, "gone").await;
     assert!(history[1]["content"].as_str().unwrap().contains("chunk14"));
     assert!(history[1]["cost_micros"].as_i64().unwrap() > 0);
-    let session: Value = app.get("/api/v1/sessions/gone", ALICE).send().await.unwrap().json().await.unwrap();
+    let session: Value = app
+        .get("/api/v1/sessions/gone", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(session["data"]["total_cost_micros"].as_i64().unwrap() > 0);
 }
 
@@ -77,11 +107,17 @@ async fn stream_reports_cli_errors_as_error_events() {
     let app = TestApp::spawn().await;
     app.create_session(ALICE, "se").await;
     let res = app
-        .post("/api/v1/sessions/se/chat/stream", ALICE, json!({"message": "[[error 529]]"}))
+        .post(
+            "/api/v1/sessions/se/chat/stream",
+            ALICE,
+            json!({"message": "[[error 529]]"}),
+        )
         .send()
         .await
         .unwrap();
-    let events = tokio::time::timeout(Duration::from_secs(60), read_sse(res)).await.unwrap();
+    let events = tokio::time::timeout(Duration::from_secs(60), read_sse(res))
+        .await
+        .unwrap();
     let (kind, id, data) = events.last().unwrap();
     assert_eq!(kind, "error");
     assert!(!id.is_empty());

@@ -95,7 +95,10 @@ impl SessionActor {
         };
         let session_id = self.session.id.clone();
         match message {
-            CliMessage::ControlResponse { request_id, outcome } => {
+            CliMessage::ControlResponse {
+                request_id,
+                outcome,
+            } => {
                 if let Some(PendingControl::Initialize) = self.pending_control.remove(&request_id) {
                     match outcome {
                         Ok(_) => {
@@ -151,7 +154,12 @@ impl SessionActor {
                 for block in blocks {
                     match block {
                         Block::Text { text } => {
-                            running.emit(&mut self.next_seq, &session_id, "assistant", json!({"text": text}));
+                            running.emit(
+                                &mut self.next_seq,
+                                &session_id,
+                                "assistant",
+                                json!({"text": text}),
+                            );
                             running.add_text(text);
                         }
                         Block::ToolUse { id, name, input } => {
@@ -170,13 +178,23 @@ impl SessionActor {
             CliMessage::ToolResults(results) => {
                 if let Some(running) = self.current.as_mut() {
                     for result in results {
-                        running.emit(&mut self.next_seq, &session_id, "tool_result", json!(result));
+                        running.emit(
+                            &mut self.next_seq,
+                            &session_id,
+                            "tool_result",
+                            json!(result),
+                        );
                     }
                 }
             }
             CliMessage::TextDelta(text) => {
                 if let Some(running) = self.current.as_mut() {
-                    running.emit(&mut self.next_seq, &session_id, "delta", json!({"text": text}));
+                    running.emit(
+                        &mut self.next_seq,
+                        &session_id,
+                        "delta",
+                        json!({"text": text}),
+                    );
                 }
             }
             CliMessage::Result(result) => {

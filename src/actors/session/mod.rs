@@ -132,7 +132,8 @@ impl SessionActor {
             });
             return;
         };
-        let wanted = LaunchSpec::resolve(&self.runtime.settings, &self.session.spec, &next.overrides);
+        let wanted =
+            LaunchSpec::resolve(&self.runtime.settings, &self.session.spec, &next.overrides);
         if let Some(live) = &self.process {
             if live.spec != wanted {
                 // Another model/prompt/mode for this turn: restart the process
@@ -233,7 +234,12 @@ impl SessionActor {
         };
         let sent = live.handle.send_line(protocol::user_line(&turn.message));
         let mut running = Running::new(turn);
-        running.emit(&mut self.next_seq, &self.session.id, "turn_started", json!({}));
+        running.emit(
+            &mut self.next_seq,
+            &self.session.id,
+            "turn_started",
+            json!({}),
+        );
         self.current = Some(running);
         if !sent {
             // The writer is gone: the exit event will fail the turn.
@@ -281,10 +287,8 @@ impl SessionActor {
         let pool = self.runtime.pool.clone();
         let name = self.session.name.clone();
         actix::spawn(async move {
-            if let Err(e) = crate::db::run(&pool, move |c| {
-                crate::db::models::turn::record(c, &record)
-            })
-            .await
+            if let Err(e) =
+                crate::db::run(&pool, move |c| crate::db::models::turn::record(c, &record)).await
             {
                 tracing::error!(session = %name, error = %e, "failed to store a turn");
             }

@@ -105,7 +105,12 @@ impl Running {
                 message: result.error_text(),
                 response: Some(Box::new(response)),
             };
-            self.emit(next_seq, &session.id, "error", crate::error::turn_problem(&error));
+            self.emit(
+                next_seq,
+                &session.id,
+                "error",
+                crate::error::turn_problem(&error),
+            );
             Err(error)
         } else {
             self.emit(next_seq, &session.id, "done", json!(response));
@@ -115,12 +120,22 @@ impl Running {
 
     /// Ends the turn without a result from the CLI.
     pub fn fail(&mut self, next_seq: &mut i64, session_id: &str, error: TurnError) -> Outcome {
-        self.emit(next_seq, session_id, "error", crate::error::turn_problem(&error));
+        self.emit(
+            next_seq,
+            session_id,
+            "error",
+            crate::error::turn_problem(&error),
+        );
         Err(error)
     }
 
     /// The rows this turn leaves. Work the CLI never saw leaves no history.
-    pub fn record(&self, session: &SessionState, outcome: &Outcome, reached_cli: bool) -> TurnRecord {
+    pub fn record(
+        &self,
+        session: &SessionState,
+        outcome: &Outcome,
+        reached_cli: bool,
+    ) -> TurnRecord {
         let now = crate::db::now();
         let duration_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let mut messages = Vec::new();

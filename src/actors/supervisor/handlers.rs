@@ -72,7 +72,8 @@ impl Handler<RequestSlot> for Supervisor {
     fn handle(&mut self, msg: RequestSlot, ctx: &mut Self::Context) {
         if self.holders.contains(&msg.session_id) {
             self.idle_since.remove(&msg.session_id);
-            msg.addr.do_send(crate::actors::session::messages::SlotGranted);
+            msg.addr
+                .do_send(crate::actors::session::messages::SlotGranted);
             return;
         }
         if !self.waiting.iter().any(|(id, _)| *id == msg.session_id) {

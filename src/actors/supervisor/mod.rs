@@ -75,14 +75,16 @@ impl Supervisor {
             return;
         };
         self.evicting.insert(session_id.clone());
-        ctx.spawn(addr.send(Evict).into_actor(self).map(
-            move |evicted, act, ctx| {
-                if !matches!(evicted, Ok(true)) {
-                    act.evicting.remove(&session_id);
-                    act.balance(ctx);
-                }
-            },
-        ));
+        ctx.spawn(
+            addr.send(Evict)
+                .into_actor(self)
+                .map(move |evicted, act, ctx| {
+                    if !matches!(evicted, Ok(true)) {
+                        act.evicting.remove(&session_id);
+                        act.balance(ctx);
+                    }
+                }),
+        );
     }
 
     fn reap_idle(&mut self, ctx: &mut Context<Self>) {

@@ -34,10 +34,14 @@ pub fn insert_all(conn: &mut DbConnection, rows: &[Event]) -> DbResult<()> {
     for chunk in rows.chunks(500) {
         match conn {
             DbConnection::Sqlite(c) => {
-                diesel::insert_into(events::table).values(chunk).execute(c)?;
+                diesel::insert_into(events::table)
+                    .values(chunk)
+                    .execute(c)?;
             }
             DbConnection::Postgres(c) => {
-                diesel::insert_into(events::table).values(chunk).execute(c)?;
+                diesel::insert_into(events::table)
+                    .values(chunk)
+                    .execute(c)?;
             }
         }
     }
