@@ -1,0 +1,220 @@
+//! Latency benchmark against the mock model (not a test):
+//!
+//! 1. a chat turn on a warm session through the server (HTTP → actor → CLI),
+//! 2. the same turn on a raw long-lived stream-json CLI process,
+//! 3. a fresh `claude -p` per prompt (what a spawn-per-request server pays).
+//!
+//! Run: `cargo run --release --example bench -- [TURNS] [FRESH_RUNS]`
+//! (defaults 50 and 10). Prints median and p90 of each and the ratios.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/support/mock_model.rs"]
+mod mock_model;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use claude_code_api::app::Application;
+use claude_code_api::config::Settings;
+use mock_model::MockModel;
+use serde_json::{json, Value};
+
+const KEY: &str = "bench-key-0123456789";
+
+fn cli_path() -> PathBuf {
+    std::env::var("CLAUDE_CLI_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(".claude-cli/node_modules/.bin/claude")
+        })
+}
+
+/// The CLI environment every variant gets: same mock, same knobs.
+fn cli_env(mock: &MockModel, home: &Path) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
+    env.insert("HOME".into(), home.to_string_lossy().into_owned());
+    env.insert("ANTHROPIC_BASE_URL".into(), mock.base_url.clone());
+    env.insert("ANTHROPIC_API_KEY".into(), "bench".into());
+    env.insert("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into());
+    env.insert("IS_SANDBOX".into(), "1".into());
+    env
+}
+
+fn stats(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let median = ms(samples[samples.len() / 2]);
+    let p90 = ms(samples[((samples.len() * 9) / 10).min(samples.len() - 1)]);
+    (median, p90)
+}
+
+async fn through_server(mock: &MockModel, root: &Path, turns: usize) -> Vec<Duration> {
+    let mut vars = BTreeMap::new();
+    vars.insert("API_PORT".to_string(), "0".to_string());
+    vars.insert("API_KEYS".to_string(), KEY.to_string());
+    vars.insert("LOG_LEVEL".to_string(), "warn".to_string());
+    vars.insert(
+        "DATA_DIR".to_string(),
+        root.join("data").to_string_lossy().into_owned(),
+    );
+    vars.insert(
+        "APPROVED_DIRECTORY".to_string(),
+        root.join("ws").to_string_lossy().into_owned(),
+    );
+    vars.insert(
+        "CLAUDE_CLI_PATH".to_string(),
+        cli_path().to_string_lossy().into_owned(),
+    );
+    let mut settings = Settings::from_vars(&vars).unwrap();
+    settings.cli_env = cli_env(mock, &root.join("home"));
+    let app = Application::build(settings).await.unwrap();
+    let base = format!("http://127.0.0.1:{}/api/v1", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{base}/sessions"))
+        .header("X-API-Key", KEY)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let chat = |i: usize| {
+        let client = client.clone();
+        let url = format!("{base}/sessions/bench/chat");
+        async move {
+            let res = client
+                .post(url)
+                .header("X-API-Key", KEY)
+                .json(&json!({"message": format!("say hi {i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let _: Value = res.json().await.unwrap();
+        }
+    };
+    chat(0).await; // warm-up: spawns the process
+    let mut samples = Vec::with_capacity(turns);
+    for i in 1..=turns {
+        let t = Instant::now();
+        chat(i).await;
+        samples.push(t.elapsed());
+    }
+    samples
+}
+
+fn raw_warm_cli(mock: &MockModel, root: &Path, turns: usize) -> Vec<Duration> {
+    let ws = root.join("raw-ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let mut child = Command::new(cli_path())
+        .args([
+            "--input-format",
+            "stream-json",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--include-partial-messages",
+            "--permission-mode=bypassPermissions",
+        ])
+        .current_dir(&ws)
+        .env_clear()
+        .envs(cli_env(mock, &root.join("raw-home")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut send = |line: Value| {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    };
+    let mut wait_for = |kind: &str| {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "CLI exited");
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if v["type"] == kind {
+                return;
+            }
+        }
+    };
+    send(json!({"type":"control_request","request_id":"req_1","request":{"subtype":"initialize","hooks":null}}));
+    wait_for("control_response");
+    let user = |i: usize| json!({"type":"user","message":{"role":"user","content":format!("say hi {i}")},"parent_tool_use_id":null,"session_id":""});
+    send(user(0));
+    wait_for("result");
+    let mut samples = Vec::with_capacity(turns);
+    for i in 1..=turns {
+        let t = Instant::now();
+        send(user(i));
+        wait_for("result");
+        samples.push(t.elapsed());
+    }
+    drop(stdin);
+    let _ = child.wait();
+    samples
+}
+
+fn fresh_cli(mock: &MockModel, root: &Path, runs: usize) -> Vec<Duration> {
+    let ws = root.join("fresh-ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    (0..runs)
+        .map(|i| {
+            let t = Instant::now();
+            let out = Command::new(cli_path())
+                .args([
+                    "-p",
+                    &format!("say hi {i}"),
+                    "--output-format",
+                    "stream-json",
+                    "--verbose",
+                    "--permission-mode=bypassPermissions",
+                ])
+                .current_dir(&ws)
+                .env_clear()
+                .envs(cli_env(mock, &root.join("fresh-home")))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "claude -p failed");
+            t.elapsed()
+        })
+        .collect()
+}
+
+#[actix_web::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let turns: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
+    let fresh_runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let root = tempfile::tempdir().unwrap();
+    let mock = MockModel::start();
+    let version = Command::new(cli_path()).arg("--version").output().unwrap();
+    println!(
+        "Claude Code CLI {} against the mock model; {turns} warm turns, {fresh_runs} fresh runs\n",
+        String::from_utf8_lossy(&version.stdout).trim()
+    );
+
+    let server = through_server(&mock, root.path(), turns).await;
+    let raw = raw_warm_cli(&mock, root.path(), turns);
+    let fresh = fresh_cli(&mock, root.path(), fresh_runs);
+
+    let (s_med, s_p90) = stats(server);
+    let (r_med, r_p90) = stats(raw);
+    let (f_med, f_p90) = stats(fresh);
+    println!("{:<44} {:>10} {:>10}", "variant", "median ms", "p90 ms");
+    println!("{:<44} {:>10.1} {:>10.1}", "server, warm session (HTTP sync chat)", s_med, s_p90);
+    println!("{:<44} {:>10.1} {:>10.1}", "raw CLI, long-lived stream-json process", r_med, r_p90);
+    println!("{:<44} {:>10.1} {:>10.1}", "raw CLI, fresh `claude -p` per prompt", f_med, f_p90);
+    println!();
+    println!("server warm / raw warm CLI:  {:.2}x median, {:.2}x p90 (target ≤ 1.2x)", s_med / r_med, s_p90 / r_p90);
+    println!("fresh -p / server warm:      {:.1}x median", f_med / s_med);
+}
