@@ -40,7 +40,10 @@ fn cli_env(mock: &MockModel, home: &Path) -> BTreeMap<String, String> {
     env.insert("HOME".into(), home.to_string_lossy().into_owned());
     env.insert("ANTHROPIC_BASE_URL".into(), mock.base_url.clone());
     env.insert("ANTHROPIC_API_KEY".into(), "bench".into());
-    env.insert("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into());
+    env.insert(
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
+        "1".into(),
+    );
     env.insert("IS_SANDBOX".into(), "1".into());
     env
 }
@@ -147,7 +150,9 @@ fn raw_warm_cli(mock: &MockModel, root: &Path, turns: usize) -> Vec<Duration> {
             }
         }
     };
-    send(json!({"type":"control_request","request_id":"req_1","request":{"subtype":"initialize","hooks":null}}));
+    send(
+        json!({"type":"control_request","request_id":"req_1","request":{"subtype":"initialize","hooks":null}}),
+    );
     wait_for("control_response");
     let user = |i: usize| json!({"type":"user","message":{"role":"user","content":format!("say hi {i}")},"parent_tool_use_id":null,"session_id":""});
     send(user(0));
@@ -211,10 +216,23 @@ async fn main() {
     let (r_med, r_p90) = stats(raw);
     let (f_med, f_p90) = stats(fresh);
     println!("{:<44} {:>10} {:>10}", "variant", "median ms", "p90 ms");
-    println!("{:<44} {:>10.1} {:>10.1}", "server, warm session (HTTP sync chat)", s_med, s_p90);
-    println!("{:<44} {:>10.1} {:>10.1}", "raw CLI, long-lived stream-json process", r_med, r_p90);
-    println!("{:<44} {:>10.1} {:>10.1}", "raw CLI, fresh `claude -p` per prompt", f_med, f_p90);
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "server, warm session (HTTP sync chat)", s_med, s_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "raw CLI, long-lived stream-json process", r_med, r_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "raw CLI, fresh `claude -p` per prompt", f_med, f_p90
+    );
     println!();
-    println!("server warm / raw warm CLI:  {:.2}x median, {:.2}x p90 (target ≤ 1.2x)", s_med / r_med, s_p90 / r_p90);
+    println!(
+        "server warm / raw warm CLI:  {:.2}x median, {:.2}x p90 (target ≤ 1.2x)",
+        s_med / r_med,
+        s_p90 / r_p90
+    );
     println!("fresh -p / server warm:      {:.1}x median", f_med / s_med);
 }
