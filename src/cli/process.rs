@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::command::{self, LaunchPlan};
 
@@ -42,6 +42,8 @@ pub struct CliProcess {
     pub generation: u64,
     stdin: Option<mpsc::UnboundedSender<String>>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
+    /// Fires once the process has been reaped.
+    exited: Option<oneshot::Receiver<()>>,
 }
 
 impl CliProcess {
@@ -106,6 +108,7 @@ impl CliProcess {
         }
 
         let stdout = child.stdout.take();
+        let (exited_tx, exited_rx) = oneshot::channel();
         tokio::spawn(async move {
             if let Some(stdout) = stdout {
                 let mut reader = BufReader::new(stdout);
@@ -134,6 +137,7 @@ impl CliProcess {
             if let Some(file) = pid_file {
                 let _ = std::fs::remove_file(file);
             }
+            let _ = exited_tx.send(());
             use std::os::unix::process::ExitStatusExt;
             let _ = events.send(ProcessEvent {
                 generation,
@@ -149,6 +153,7 @@ impl CliProcess {
             generation,
             stdin: Some(stdin_tx),
             stderr,
+            exited: Some(exited_rx),
         })
     }
 
@@ -166,6 +171,17 @@ impl CliProcess {
                 String::from_utf8_lossy(&bytes).trim().to_owned()
             })
             .unwrap_or_default()
+    }
+
+    /// Stops the process the way it likes to be stopped: stdin closed, so it
+    /// finishes writing its transcript and exits; killed (with its group)
+    /// only if it has not exited within `grace`.
+    pub async fn retire(mut self, grace: std::time::Duration) {
+        self.stdin = None;
+        if let Some(exited) = self.exited.take() {
+            let _ = tokio::time::timeout(grace, exited).await;
+        }
+        self.kill();
     }
 
     /// Kills the process and every tool process it started.

@@ -1,6 +1,6 @@
 use std::time::Instant;
 
-use actix::{Context, Handler, StreamHandler};
+use actix::{ActorFutureExt, AsyncContext, Context, Handler, StreamHandler};
 use serde_json::json;
 
 use super::messages::{Advance, Close, Enqueue, Evict, SlotGranted};
@@ -34,15 +34,16 @@ impl Handler<SlotGranted> for SessionActor {
 impl Handler<Evict> for SessionActor {
     type Result = bool;
 
-    fn handle(&mut self, _: Evict, _: &mut Context<Self>) -> bool {
+    fn handle(&mut self, _: Evict, ctx: &mut Context<Self>) -> bool {
         if !self.is_idle() {
             return false;
         }
         if self.process.is_some() {
             tracing::info!(session = %self.session.name, "stopping idle CLI process");
         }
-        self.stop_process();
-        self.release_slot();
+        self.retire_process(ctx);
+        // The slot is handed on only once the process is gone.
+        ctx.wait(actix::fut::ready(()).map(|(), act: &mut Self, _| act.release_slot()));
         true
     }
 }

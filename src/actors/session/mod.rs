@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, Addr, AsyncContext, Context};
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -28,6 +28,8 @@ use crate::spec::{LaunchSpec, SessionSpec};
 
 /// How long a fresh process may take to answer `initialize`.
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an idle process may take to exit once its stdin is closed.
+const RETIRE_GRACE: Duration = Duration::from_secs(5);
 
 pub struct SessionActor {
     runtime: Runtime,
@@ -137,8 +139,11 @@ impl SessionActor {
         if let Some(live) = &self.process {
             if live.spec != wanted {
                 // Another model/prompt/mode for this turn: restart the process
-                // on the same conversation with the new flags.
-                self.stop_process();
+                // on the same conversation with the new flags, once the old
+                // one has written its transcript.
+                self.retire_process(ctx);
+                ctx.notify(messages::Advance);
+                return;
             } else if !live.ready {
                 return;
             } else {
@@ -244,6 +249,17 @@ impl SessionActor {
         if !sent {
             // The writer is gone: the exit event will fail the turn.
             tracing::warn!(session = %self.session.name, "CLI stdin closed before the turn was written");
+        }
+    }
+
+    /// Closes the idle process's stdin and pauses this actor until it has
+    /// exited (so its transcript is complete before anything resumes it), or
+    /// kills it after `RETIRE_GRACE`.
+    fn retire_process(&mut self, ctx: &mut Context<Self>) {
+        if let Some(live) = self.process.take() {
+            self.pending_control.clear();
+            self.generation += 1;
+            ctx.wait(live.handle.retire(RETIRE_GRACE).into_actor(self));
         }
     }
 
@@ -368,7 +384,13 @@ impl Actor for SessionActor {
 }
 
 impl SessionActor {
+    /// Stops the actor; an idle process is retired gracefully first.
     fn close(&mut self, ctx: &mut Context<Self>) {
-        ctx.stop();
+        if self.is_idle() {
+            self.retire_process(ctx);
+            ctx.wait(actix::fut::ready(()).map(|(), _: &mut Self, ctx: &mut Context<Self>| ctx.stop()));
+        } else {
+            ctx.stop();
+        }
     }
 }
