@@ -9,12 +9,14 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context as _;
 
-use crate::actors::supervisor::messages::ShutdownAll;
+use crate::actors::supervisor::messages::{DrainAll, ShutdownAll};
 use crate::actors::supervisor::Supervisor;
+use crate::actors::webhooks::WebhookDispatcher;
 use crate::actors::Runtime;
 use crate::api::{self, AppState};
 use crate::config::Settings;
-use crate::{cli, db, security};
+use crate::webhooks::signing::WebhookSecret;
+use crate::{cli, db, jobs, security};
 
 pub struct Application {
     port: u16,
@@ -23,7 +25,11 @@ pub struct Application {
     /// A key created because none existed; to be shown once.
     pub generated_key: Option<String>,
     pub cli_version: Option<String>,
+    shutdown_grace: std::time::Duration,
 }
+
+/// Name of the generated webhook secret in `server_secrets`.
+pub const WEBHOOK_SECRET_NAME: &str = "webhook_secret";
 
 impl Application {
     /// Must run inside an actix System (`#[actix_web::main]` / `#[actix_web::test]`).
@@ -65,10 +71,30 @@ impl Application {
                 tracing::error!(cli = %cli_path.display(), "the Claude Code CLI cannot be run; chats will fail (set CLAUDE_CLI_PATH or run scripts/install-cli.sh)")
             }
         }
+        let secret = match &settings.webhook_secret {
+            Some(text) => {
+                WebhookSecret::parse(text).map_err(|e| anyhow::anyhow!("WEBHOOK_SECRET: {e}"))?
+            }
+            None => {
+                let stored = db::run(&pool, |c| {
+                    db::models::secret::get_or_create(
+                        c,
+                        WEBHOOK_SECRET_NAME,
+                        WebhookSecret::generate,
+                    )
+                })
+                .await
+                .context("cannot store the webhook secret")?;
+                WebhookSecret::parse(&stored)
+                    .map_err(|e| anyhow::anyhow!("stored webhook secret: {e}"))?
+            }
+        };
+        let dispatcher = WebhookDispatcher::new(settings.clone(), pool.clone(), secret).start();
         let runtime = Runtime {
             settings: settings.clone(),
             pool: pool.clone(),
             cli_path,
+            webhooks: Some(dispatcher.clone().recipient()),
         };
         let orphans = cli::process::reap_orphans(&runtime.pid_dir());
         if orphans > 0 {
@@ -78,6 +104,17 @@ impl Application {
             );
         }
         let supervisor = Supervisor::new(runtime).start();
+        let recovery = jobs::recover(&pool, &supervisor, settings.job_max_attempts)
+            .await
+            .context("cannot recover jobs")?;
+        if recovery.resumed + recovery.interrupted + recovery.dispatched > 0 {
+            tracing::info!(
+                resumed = recovery.resumed,
+                interrupted = recovery.interrupted,
+                dispatched = recovery.dispatched,
+                "recovered jobs from the previous run"
+            );
+        }
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -85,6 +122,7 @@ impl Application {
             supervisor: supervisor.clone(),
             cli_version: cli_version.clone(),
             workspace_root,
+            webhooks: dispatcher.recipient(),
         });
         let listener = TcpListener::bind((settings.api_host.as_str(), settings.api_port))
             .with_context(|| format!("cannot bind {}:{}", settings.api_host, settings.api_port))?;
@@ -98,7 +136,10 @@ impl Application {
                     actix_web::HttpResponse::NotFound().finish()
                 }))
         })
-        .shutdown_timeout(settings.shutdown_grace.as_secs())
+        // Signals are ours (see run_until_stopped); in-flight requests get
+        // the grace period plus the time an interrupted turn needs to end.
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_grace.as_secs() + 10)
         .listen(listener)?
         .run();
         Ok(Application {
@@ -107,6 +148,7 @@ impl Application {
             supervisor,
             generated_key,
             cli_version,
+            shutdown_grace: settings.shutdown_grace,
         })
     }
 
@@ -114,10 +156,49 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM, then stops every CLI process.
+    /// Serves until SIGTERM/SIGINT. Then: no new connections; running turns
+    /// may finish for `SHUTDOWN_GRACE_SECONDS`, are interrupted after that and
+    /// stored; queued jobs stay queued for the next start; every CLI process
+    /// is stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let handle = self.server.handle();
+        // The server future must keep being polled: it is what carries out
+        // the stop command below.
+        let mut server = actix_web::rt::spawn(self.server);
+        let joined = |r: Result<std::io::Result<()>, tokio::task::JoinError>| {
+            r.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        };
+        tokio::select! {
+            result = &mut server => {
+                let _ = self.supervisor.send(ShutdownAll).await;
+                return joined(result);
+            }
+            signal = shutdown_signal() => {
+                tracing::info!(signal, grace = ?self.shutdown_grace, "shutting down");
+            }
+        }
+        // No new connections from here; in-flight requests may finish.
+        let stopping = handle.stop(true);
+        let deadline = std::time::Instant::now() + self.shutdown_grace;
+        let _ = self.supervisor.send(DrainAll { deadline }).await;
         let _ = self.supervisor.send(ShutdownAll).await;
-        result
+        stopping.await;
+        joined(server.await)
+    }
+}
+
+/// Resolves at the first SIGTERM or SIGINT, naming it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers there is nothing to wait for.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
     }
 }

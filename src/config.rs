@@ -46,6 +46,18 @@ pub struct Settings {
     pub session_idle_timeout: Duration,
     /// `SHUTDOWN_GRACE_SECONDS`: how long running turns may finish on SIGTERM (30).
     pub shutdown_grace: Duration,
+    /// `JOB_MAX_ATTEMPTS`: runs of a job cut short by a crash before it ends `interrupted` (2).
+    pub job_max_attempts: u32,
+    /// `WEBHOOK_SECRET`: `whsec_<base64>` signing secret; unset → generated once and stored.
+    pub webhook_secret: Option<String>,
+    /// `WEBHOOK_ALLOWED_HOSTS`: hosts exempt from the internal-address refusal.
+    pub webhook_allowed_hosts: Vec<String>,
+    /// `WEBHOOK_TIMEOUT_SECONDS`: one delivery attempt's time limit (15).
+    pub webhook_timeout: Duration,
+    /// `WEBHOOK_RETRY_SCHEDULE_SECONDS`: delays before each retry; its length + 1 attempts in all.
+    pub webhook_retry_schedule: Vec<Duration>,
+    /// `WEBHOOK_POLL_INTERVAL_MS`: how often due deliveries are looked for (1000).
+    pub webhook_poll_interval: Duration,
     /// `LOG_LEVEL`: tracing filter (info).
     pub log_level: String,
     /// `LOG_FORMAT`: `text` or `json`.
@@ -142,6 +154,36 @@ impl Settings {
                 0,
                 3600,
             )?),
+            job_max_attempts: parse_bounded(&get, "JOB_MAX_ATTEMPTS", 2, 1, 100)?,
+            webhook_secret: match get("WEBHOOK_SECRET") {
+                None => None,
+                Some(raw) => {
+                    crate::webhooks::signing::WebhookSecret::parse(&raw).map_err(|reason| {
+                        ConfigError {
+                            name: "WEBHOOK_SECRET".into(),
+                            value: "(hidden)".into(),
+                            reason,
+                        }
+                    })?;
+                    Some(raw)
+                }
+            },
+            webhook_allowed_hosts: list(get("WEBHOOK_ALLOWED_HOSTS")),
+            webhook_timeout: Duration::from_secs(parse_bounded(
+                &get,
+                "WEBHOOK_TIMEOUT_SECONDS",
+                15,
+                1,
+                300,
+            )?),
+            webhook_retry_schedule: retry_schedule(get("WEBHOOK_RETRY_SCHEDULE_SECONDS"))?,
+            webhook_poll_interval: Duration::from_millis(parse_bounded(
+                &get,
+                "WEBHOOK_POLL_INTERVAL_MS",
+                1000,
+                10,
+                60_000,
+            )?),
             log_level: get("LOG_LEVEL").unwrap_or_else(|| "info".into()),
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
@@ -215,6 +257,25 @@ pub fn cli_env(
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// Delays between webhook attempts: quick at first, then hours; 9 attempts
+/// over about 24.3 hours by default.
+const DEFAULT_RETRY_SCHEDULE: &str = "5,30,120,900,3600,10800,28800,43200";
+
+fn retry_schedule(value: Option<String>) -> Result<Vec<Duration>, ConfigError> {
+    let raw = value.unwrap_or_else(|| DEFAULT_RETRY_SCHEDULE.to_owned());
+    let delays: Result<Vec<u64>, _> = raw.split(',').map(|s| s.trim().parse::<u64>()).collect();
+    match delays {
+        Ok(delays) if !delays.is_empty() && delays.len() <= 50 => {
+            Ok(delays.into_iter().map(Duration::from_secs).collect())
+        }
+        _ => Err(ConfigError {
+            name: "WEBHOOK_RETRY_SCHEDULE_SECONDS".into(),
+            value: raw,
+            reason: "expected 1 to 50 comma-separated whole seconds".into(),
+        }),
+    }
 }
 
 fn find_on_path(path: &str, name: &str) -> Option<PathBuf> {
@@ -305,6 +366,12 @@ mod tests {
         assert_eq!(s.max_live_sessions, 8);
         assert_eq!(s.claude_timeout, Duration::from_secs(300));
         assert_eq!(s.session_idle_timeout, Duration::from_secs(600));
+        assert_eq!(s.job_max_attempts, 2);
+        assert_eq!(s.webhook_timeout, Duration::from_secs(15));
+        // At least 8 attempts over at least 24 hours.
+        assert!(s.webhook_retry_schedule.len() + 1 >= 8);
+        let total: Duration = s.webhook_retry_schedule.iter().sum();
+        assert!(total >= Duration::from_secs(24 * 3600), "{total:?}");
     }
 
     #[test]
@@ -315,6 +382,11 @@ mod tests {
         assert_eq!(err.name, "MAX_LIVE_SESSIONS");
         let err = Settings::from_vars(&vars(&[("CLAUDE_PERMISSION_MODE", "yolo")])).unwrap_err();
         assert_eq!(err.name, "CLAUDE_PERMISSION_MODE");
+        let err = Settings::from_vars(&vars(&[("WEBHOOK_SECRET", "whsec_%%%")])).unwrap_err();
+        assert_eq!(err.name, "WEBHOOK_SECRET");
+        let err =
+            Settings::from_vars(&vars(&[("WEBHOOK_RETRY_SCHEDULE_SECONDS", "1,x")])).unwrap_err();
+        assert_eq!(err.name, "WEBHOOK_RETRY_SCHEDULE_SECONDS");
         let err = Settings::from_vars(&vars(&[("DATABASE_URL", "mysql://u:pw@h/db")])).unwrap_err();
         assert_eq!(err.name, "DATABASE_URL");
         assert!(!err.to_string().contains("pw"), "password must be redacted");

@@ -152,7 +152,8 @@ impl From<&TurnError> for ApiError {
             TurnError::Cli { message, .. } => ApiError::Cli(message.clone()),
             TurnError::Process(message) => ApiError::Cli(message.clone()),
             TurnError::Timeout(_) => ApiError::CliTimeout(e.to_string()),
-            TurnError::Closed => ApiError::Conflict(e.to_string()),
+            TurnError::Closed => ApiError::Unavailable(e.to_string()),
+            TurnError::Cancelled => ApiError::Conflict(e.to_string()),
         }
     }
 }

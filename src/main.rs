@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use claude_code_api::app::Application;
 use claude_code_api::config::Settings;
 
-const USAGE: &str = "usage: claude-code-api [serve | migrate | --help]";
+const USAGE: &str = "usage: claude-code-api [serve | migrate | webhook-secret | --help]";
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
@@ -21,6 +21,24 @@ async fn main() -> anyhow::Result<()> {
             }
             claude_code_api::db::connect(&url).context("migrations failed")?;
             println!("database is up to date");
+            Ok(())
+        }
+        "webhook-secret" => {
+            // The secret receivers verify signatures with: WEBHOOK_SECRET, or
+            // the one generated at first start and kept in the database.
+            if let Some(secret) = &settings.webhook_secret {
+                println!("{secret}");
+                return Ok(());
+            }
+            let pool = claude_code_api::db::connect(&settings.effective_database_url())
+                .context("cannot open the database")?;
+            let mut conn = pool.get().context("cannot open the database")?;
+            let secret = claude_code_api::db::models::secret::get_or_create(
+                &mut conn,
+                claude_code_api::app::WEBHOOK_SECRET_NAME,
+                claude_code_api::webhooks::signing::WebhookSecret::generate,
+            )?;
+            println!("{secret}");
             Ok(())
         }
         "-h" | "--help" | "help" => {

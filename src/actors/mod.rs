@@ -3,6 +3,7 @@
 
 pub mod session;
 pub mod supervisor;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ pub struct Runtime {
     pub settings: Arc<Settings>,
     pub pool: DbPool,
     pub cli_path: PathBuf,
+    /// Told when a job's webhook was queued, so it goes out at once.
+    pub webhooks: Option<actix::Recipient<webhooks::Wake>>,
 }
 
 impl Runtime {

@@ -7,19 +7,20 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use actix_web_lab::sse;
 use futures_util::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::envelope;
 use super::sessions::load_session;
 use super::AppState;
+use super::{envelope, idempotency};
 use crate::actors::session::messages::Enqueue;
 use crate::actors::session::turn::{Turn, TurnError, TurnEvent};
 use crate::actors::supervisor::messages::OpenSession;
 use crate::error::ApiError;
 use crate::security::auth::Caller;
 use crate::spec::{Effort, PermissionMode, TurnOverrides};
+use actix_web::http::StatusCode;
 
 /// Longest prompt accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -28,7 +29,7 @@ const STREAM_BUFFER: usize = 4096;
 /// Comment pings keep proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     message: String,
@@ -42,17 +43,23 @@ pub struct ChatRequest {
     permission_mode: Option<PermissionMode>,
 }
 
+/// A prompt must say something and stay within `MAX_MESSAGE_BYTES`.
+pub fn validate_message(message: &str) -> Result<(), ApiError> {
+    if message.trim().is_empty() {
+        return Err(ApiError::Validation("message must not be empty".into()));
+    }
+    if message.len() > MAX_MESSAGE_BYTES {
+        return Err(ApiError::Validation(format!(
+            "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
+            message.len()
+        )));
+    }
+    Ok(())
+}
+
 impl ChatRequest {
     fn validate(self) -> Result<(String, TurnOverrides), ApiError> {
-        if self.message.trim().is_empty() {
-            return Err(ApiError::Validation("message must not be empty".into()));
-        }
-        if self.message.len() > MAX_MESSAGE_BYTES {
-            return Err(ApiError::Validation(format!(
-                "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
-                self.message.len()
-            )));
-        }
+        validate_message(&self.message)?;
         Ok((
             self.message,
             TurnOverrides {
@@ -85,19 +92,32 @@ pub async fn chat(
     name: web::Path<String>,
     body: web::Json<ChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (message, overrides) = body.into_inner().validate()?;
-    let (reply, outcome) = oneshot::channel();
-    let turn = Turn {
-        message,
-        overrides,
-        subscriber: None,
-        reply: Some(reply),
+    let body = body.into_inner();
+    let guard = match idempotency::begin(&state, &caller, &req, &body).await? {
+        idempotency::Begin::Replay(response) => return Ok(response),
+        idempotency::Begin::Run(guard) => guard,
     };
-    enqueue(&state, &caller, &name, turn).await?;
-    let response = outcome
-        .await
-        .map_err(|_| ApiError::from(TurnError::Closed))??;
-    Ok(envelope::ok(&req, response))
+    let (status, document) = idempotency::run(guard, || async {
+        let (message, overrides) = body.validate()?;
+        let (reply, outcome) = oneshot::channel();
+        let turn = Turn {
+            job_id: None,
+            message,
+            overrides,
+            subscriber: None,
+            reply: Some(reply),
+        };
+        enqueue(&state, &caller, &name, turn).await?;
+        let response = outcome
+            .await
+            .map_err(|_| ApiError::from(TurnError::Closed))??;
+        let document = envelope::document(&req, response).to_string();
+        Ok((StatusCode::OK, document))
+    })
+    .await?;
+    Ok(HttpResponse::build(status)
+        .content_type("application/json")
+        .body(document))
 }
 
 pub async fn chat_stream(
@@ -109,6 +129,7 @@ pub async fn chat_stream(
     let (message, overrides) = body.into_inner().validate()?;
     let (tx, rx) = mpsc::channel::<TurnEvent>(STREAM_BUFFER);
     let turn = Turn {
+        job_id: None,
         message,
         overrides,
         subscriber: Some(tx),

@@ -25,6 +25,11 @@ fn meta(req: &HttpRequest) -> serde_json::Value {
     })
 }
 
+/// The `{data, meta}` document itself (to store it, e.g. for idempotent replay).
+pub fn document(req: &HttpRequest, data: impl Serialize) -> serde_json::Value {
+    json!({"data": data, "meta": meta(req)})
+}
+
 /// `{data, meta}` with the given status.
 pub fn data(
     req: &HttpRequest,

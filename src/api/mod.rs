@@ -5,8 +5,11 @@ mod chat;
 pub mod envelope;
 mod health;
 mod history;
+mod idempotency;
+mod jobs;
 pub mod middleware;
 mod sessions;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +33,8 @@ pub struct AppState {
     pub cli_version: Option<String>,
     /// `APPROVED_DIRECTORY`, absolute.
     pub workspace_root: PathBuf,
+    /// The webhook dispatcher, to send what was just queued.
+    pub webhooks: actix::Recipient<crate::actors::webhooks::Wake>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -66,6 +71,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/sessions/{name}/history",
                 web::get().to(history::get_history),
+            )
+            .service(
+                web::resource("/sessions/{name}/jobs")
+                    .route(web::post().to(jobs::create_job))
+                    .route(web::get().to(jobs::list_jobs)),
+            )
+            .route("/sessions/{name}/jobs/{id}", web::get().to(jobs::get_job))
+            .route(
+                "/sessions/{name}/jobs/{id}/cancel",
+                web::post().to(jobs::cancel_job),
+            )
+            .route(
+                "/webhooks/deliveries",
+                web::get().to(webhooks::list_deliveries),
+            )
+            .route(
+                "/webhooks/deliveries/{id}/redeliver",
+                web::post().to(webhooks::redeliver),
             ),
     );
 }

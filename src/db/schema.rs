@@ -64,9 +64,93 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    idempotency_keys (tenant_id, key) {
+        tenant_id -> Text,
+        key -> Text,
+        request_hash -> Text,
+        response_status -> Nullable<Integer>,
+        response_body -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        tenant_id -> Text,
+        session_id -> Text,
+        status -> Text,
+        message -> Text,
+        overrides -> Text,
+        webhook_url -> Nullable<Text>,
+        result -> Nullable<Text>,
+        error -> Nullable<Text>,
+        cost_micros -> BigInt,
+        duration_ms -> Nullable<BigInt>,
+        tools_used -> Text,
+        attempts -> BigInt,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Text,
+        delivery_id -> Text,
+        attempt -> BigInt,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        tenant_id -> Text,
+        job_id -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        url -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> Nullable<Timestamp>,
+        last_status_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(events -> sessions (session_id));
+diesel::joinable!(jobs -> sessions (session_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(sessions -> tenants (tenant_id));
 
-diesel::allow_tables_to_appear_in_same_query!(api_keys, events, messages, sessions, tenants,);
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    events,
+    idempotency_keys,
+    jobs,
+    messages,
+    server_secrets,
+    sessions,
+    tenants,
+    webhook_attempts,
+    webhook_deliveries,
+);

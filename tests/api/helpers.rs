@@ -21,6 +21,8 @@ pub use mock_model::MockModel;
 
 pub const ALICE: &str = "alice-key-0123456789";
 pub const BOB: &str = "bob-key-0123456789";
+/// 32 bytes, base64: the tests' webhook signing secret.
+pub const WEBHOOK_SECRET: &str = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 /// Which program plays the CLI.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,7 +74,7 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    fn create(dir: &Path) -> TestDb {
+    pub fn create(dir: &Path) -> TestDb {
         match std::env::var("TEST_DATABASE_URL") {
             Ok(admin_url) if !admin_url.is_empty() => {
                 let name = format!("cca_test_{}", uuid::Uuid::new_v4().simple());
@@ -297,18 +299,74 @@ impl TestApp {
             .expect("json")
     }
 
+    /// Creates a job; returns status and body.
+    pub async fn create_job(&self, key: &str, session: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .post(&format!("/api/v1/sessions/{session}/jobs"), key, body)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.expect("json"))
+    }
+
+    pub async fn job(&self, key: &str, session: &str, id: &str) -> Value {
+        let res = self
+            .get(&format!("/api/v1/sessions/{session}/jobs/{id}"), key)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.expect("json")["data"].clone()
+    }
+
+    /// Polls a job until it reaches a final state (or `secs` pass).
+    pub async fn wait_job(&self, key: &str, session: &str, id: &str, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let job = self.job(key, session, id).await;
+            let status = job["status"].as_str().unwrap_or("").to_string();
+            if ["done", "failed", "cancelled", "interrupted"].contains(&status.as_str())
+                || std::time::Instant::now() > deadline
+            {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn deliveries(&self, key: &str, job_id: &str) -> Vec<Value> {
+        let res = self
+            .get(&format!("/api/v1/webhooks/deliveries?job_id={job_id}"), key)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.expect("json")["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Direct SQL over the test's database, for assertions on rows.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        self.db.query_i64(sql)
+    }
+}
+
+impl TestDb {
+    /// One BIGINT column `n` of the first row of `sql`.
     pub fn query_i64(&self, sql: &str) -> i64 {
         #[derive(QueryableByName)]
         struct Row {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        let row: Row = if self.db.is_postgres() {
-            let mut c = PgConnection::establish(&self.db.url).expect("pg");
+        let row: Row = if self.is_postgres() {
+            let mut c = PgConnection::establish(&self.url).expect("pg");
             diesel::sql_query(sql).get_result(&mut c).expect("query")
         } else {
-            let mut c = SqliteConnection::establish(&self.db.url).expect("sqlite");
+            let mut c = SqliteConnection::establish(&self.url).expect("sqlite");
             diesel::sql_query(sql).get_result(&mut c).expect("query")
         };
         row.n
@@ -332,7 +390,10 @@ fn build_vars(options: &Options, root: &Path, db: &TestDb) -> BTreeMap<String, S
     set("PATH", std::env::var("PATH").unwrap_or_default());
     set("LOG_LEVEL", "warn".into());
     // Secrets of the server: the agent must never see them.
-    set("WEBHOOK_SECRET", "whsec_dGVzdHNlY3JldA==".into());
+    set("WEBHOOK_SECRET", WEBHOOK_SECRET.into());
+    set("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1".into());
+    set("WEBHOOK_RETRY_SCHEDULE_SECONDS", "1,1,1".into());
+    set("WEBHOOK_POLL_INTERVAL_MS", "100".into());
     let cli = match options.cli {
         Cli::Real => real_cli_path(),
         Cli::Fake => PathBuf::from(env!("CARGO_BIN_EXE_fake-claude")),

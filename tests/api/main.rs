@@ -4,10 +4,13 @@
 //! scripted mock model (or, for faults, a small fake CLI).
 
 mod helpers;
+mod receiver;
 
 mod chat;
 mod errors;
 mod faults;
+mod jobs;
 mod lifecycle;
+mod recovery;
 mod sessions;
 mod streaming;

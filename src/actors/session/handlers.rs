@@ -1,9 +1,10 @@
 use std::time::Instant;
 
-use actix::{ActorFutureExt, AsyncContext, Context, Handler, StreamHandler};
+use actix::{ActorContext, ActorFutureExt, Context, Handler, StreamHandler, WrapFuture};
 use serde_json::json;
 
-use super::messages::{Advance, Close, Enqueue, Evict, SlotGranted};
+use super::messages::{Advance, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, SlotGranted};
+use super::running::{Running, StopReason, StopRequest};
 use super::turn::{usd_to_micros, TurnError};
 use super::{with_stderr, PendingControl, SessionActor, Slot};
 use crate::cli::process::{ProcessEvent, ProcessOutput};
@@ -13,6 +14,10 @@ impl Handler<Enqueue> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
+        if self.closed {
+            self.fail_unstarted(msg.0, TurnError::Closed);
+            return;
+        }
         self.queue.push_back(msg.0);
         self.advance(ctx);
     }
@@ -41,18 +46,86 @@ impl Handler<Evict> for SessionActor {
         if self.process.is_some() {
             tracing::info!(session = %self.session.name, "stopping idle CLI process");
         }
-        self.retire_process(ctx);
         // The slot is handed on only once the process is gone.
-        ctx.wait(actix::fut::ready(()).map(|(), act: &mut Self, _| act.release_slot()));
+        self.retire_process(ctx, |act, _| act.release_slot());
         true
     }
 }
 
 impl Handler<Close> for SessionActor {
-    type Result = ();
+    type Result = actix::ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
-        self.close(ctx);
+    /// Answers once the actor has stopped; an idle process is retired
+    /// gracefully (transcript complete) first, a busy one is killed.
+    fn handle(&mut self, _: Close, _: &mut Context<Self>) -> Self::Result {
+        self.closed = true;
+        let retiring = if self.is_idle() {
+            self.take_for_retirement()
+        } else {
+            None
+        };
+        Box::pin(
+            async move {
+                if let Some(retiring) = retiring {
+                    retiring.await;
+                }
+            }
+            .into_actor(self)
+            .map(|(), _, ctx| ctx.stop()),
+        )
+    }
+}
+
+impl Handler<CancelJob> for SessionActor {
+    type Result = actix::MessageResult<CancelJob>;
+
+    fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
+        let running_it = self
+            .current
+            .as_ref()
+            .is_some_and(|r| r.job_id() == Some(msg.job_id.as_str()));
+        if running_it {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.stop_current(StopReason::Cancel, Some(tx));
+            return actix::MessageResult(CancelReply::Cancelling(rx));
+        }
+        let position = self
+            .queue
+            .iter()
+            .position(|t| t.job_id.as_deref() == Some(msg.job_id.as_str()));
+        let Some(turn) = position.and_then(|i| self.queue.remove(i)) else {
+            return actix::MessageResult(CancelReply::NotHere);
+        };
+        // Never reached the CLI: no history, just the job's final state.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut running = Running::new(turn);
+        running.stop = Some(StopRequest {
+            reason: StopReason::Cancel,
+            since: std::time::Instant::now(),
+            waiters: vec![tx],
+        });
+        let outcome = running.fail(&mut self.next_seq, &self.session.id, TurnError::Cancelled);
+        self.persist(running, outcome, false);
+        actix::MessageResult(CancelReply::Cancelling(rx))
+    }
+}
+
+impl Handler<Drain> for SessionActor {
+    type Result = actix::ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.draining
+            .get_or_insert(super::Draining {
+                deadline: msg.deadline,
+                waiters: Vec::new(),
+            })
+            .waiters
+            .push(tx);
+        self.advance(ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 }
 

@@ -30,3 +30,27 @@ pub struct Close;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(super) struct Advance;
+
+/// Cancels a job's turn: dropped from the queue, or interrupted if running.
+#[derive(Message)]
+#[rtype(result = "CancelReply")]
+pub struct CancelJob {
+    pub job_id: String,
+}
+
+pub enum CancelReply {
+    /// Dropped from the queue or being interrupted; the receiver fires once
+    /// the cancelled turn is stored.
+    Cancelling(tokio::sync::oneshot::Receiver<()>),
+    /// This session does not hold it (never dispatched, or already ended).
+    NotHere,
+}
+
+/// Shutdown: start no more turns; let the running one finish until
+/// `deadline`, then interrupt it. Answers once the session is idle. Queued
+/// jobs stay queued in the database for the next start.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain {
+    pub deadline: std::time::Instant,
+}

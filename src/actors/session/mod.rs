@@ -6,17 +6,19 @@ mod handlers;
 pub mod messages;
 mod running;
 pub mod turn;
+mod writer;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use self::running::Running;
+use self::running::{Running, StopReason, StopRequest};
 use self::turn::{Turn, TurnError};
+use self::writer::Writer;
 use super::supervisor::messages::{Activity, ReleaseSlot, RequestSlot};
 use super::supervisor::Supervisor;
 use super::Runtime;
@@ -30,6 +32,8 @@ use crate::spec::{LaunchSpec, SessionSpec};
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an idle process may take to exit once its stdin is closed.
 const RETIRE_GRACE: Duration = Duration::from_secs(5);
+/// How long an interrupted turn may take to end before the process is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 pub struct SessionActor {
     runtime: Runtime,
@@ -45,9 +49,18 @@ pub struct SessionActor {
     current: Option<Running>,
     next_seq: i64,
     control_counter: u64,
-    /// Turns interrupted by the watchdog or a crash wait on nothing; pending
-    /// control requests are answered here by id.
+    /// Control requests sent to the CLI and not yet answered, by id.
     pending_control: HashMap<String, PendingControl>,
+    writer: Writer,
+    /// Set by shutdown: no new turns; told when idle.
+    draining: Option<Draining>,
+    /// Set by `Close`: the actor is going away.
+    closed: bool,
+}
+
+struct Draining {
+    deadline: Instant,
+    waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// What the actor knows of its session row.
@@ -79,6 +92,7 @@ struct LiveProcess {
 
 enum PendingControl {
     Initialize,
+    Interrupt,
 }
 
 impl SessionActor {
@@ -93,6 +107,7 @@ impl SessionActor {
             SessionSpec::default()
         });
         let (output_tx, output_rx) = mpsc::unbounded_channel();
+        let writer = Writer::start(runtime.pool.clone(), row.name.clone());
         SessionActor {
             runtime,
             supervisor,
@@ -114,6 +129,9 @@ impl SessionActor {
             next_seq,
             control_counter: 0,
             pending_control: HashMap::new(),
+            writer,
+            draining: None,
+            closed: false,
         }
     }
 
@@ -125,6 +143,10 @@ impl SessionActor {
     /// with the right launch spec first when needed.
     fn advance(&mut self, ctx: &mut Context<Self>) {
         if self.current.is_some() {
+            return;
+        }
+        if self.draining.is_some() {
+            self.drain_queue();
             return;
         }
         let Some(next) = self.queue.front() else {
@@ -141,8 +163,7 @@ impl SessionActor {
                 // Another model/prompt/mode for this turn: restart the process
                 // on the same conversation with the new flags, once the old
                 // one has written its transcript.
-                self.retire_process(ctx);
-                ctx.notify(messages::Advance);
+                self.retire_process(ctx, |act, ctx| act.advance(ctx));
                 return;
             } else if !live.ready {
                 return;
@@ -237,6 +258,12 @@ impl SessionActor {
             self.queue.push_front(turn);
             return;
         };
+        if let Some(job_id) = turn.job_id.clone() {
+            self.writer.write(
+                move |c| crate::db::models::job::mark_running(c, &job_id),
+                None,
+            );
+        }
         let sent = live.handle.send_line(protocol::user_line(&turn.message));
         let mut running = Running::new(turn);
         running.emit(
@@ -254,13 +281,31 @@ impl SessionActor {
 
     /// Closes the idle process's stdin and pauses this actor until it has
     /// exited (so its transcript is complete before anything resumes it), or
-    /// kills it after `RETIRE_GRACE`.
-    fn retire_process(&mut self, ctx: &mut Context<Self>) {
-        if let Some(live) = self.process.take() {
-            self.pending_control.clear();
-            self.generation += 1;
-            ctx.wait(live.handle.retire(RETIRE_GRACE).into_actor(self));
-        }
+    /// kills it after `RETIRE_GRACE`; then runs `then`. (One future: actix
+    /// runs queued `wait` futures newest first.)
+    fn retire_process(
+        &mut self,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        let retiring = self.take_for_retirement();
+        ctx.wait(
+            async move {
+                if let Some(retiring) = retiring {
+                    retiring.await;
+                }
+            }
+            .into_actor(self)
+            .map(move |(), act, ctx| then(act, ctx)),
+        );
+    }
+
+    /// Detaches the live process; the future retires it.
+    fn take_for_retirement(&mut self) -> Option<impl std::future::Future<Output = ()> + 'static> {
+        let live = self.process.take()?;
+        self.pending_control.clear();
+        self.generation += 1;
+        Some(live.handle.retire(RETIRE_GRACE))
     }
 
     /// Kills the process group; its late output is ignored by generation.
@@ -297,22 +342,103 @@ impl SessionActor {
     }
 
     /// Stores the finished turn, then answers its client. The next turn may
-    /// start meanwhile: it never waits on this write.
+    /// start meanwhile; the session's writes stay in order.
     fn persist(&mut self, running: Running, outcome: running::Outcome, reached_cli: bool) {
         let record = running.record(&self.session, &outcome, reached_cli);
-        let pool = self.runtime.pool.clone();
-        let name = self.session.name.clone();
-        actix::spawn(async move {
-            if let Err(e) =
-                crate::db::run(&pool, move |c| crate::db::models::turn::record(c, &record)).await
-            {
-                tracing::error!(session = %name, error = %e, "failed to store a turn");
-            }
-            running.deliver(outcome);
+        let webhooks = self.runtime.webhooks.clone();
+        self.writer.write(
+            move |c| crate::db::models::turn::record(c, &record),
+            Some(Box::new(move |stored| {
+                if let (Ok(true), Some(webhooks)) = (stored, webhooks) {
+                    webhooks.do_send(crate::actors::webhooks::Wake);
+                }
+                running.deliver(outcome);
+            })),
+        );
+    }
+
+    /// Asks the CLI to stop the running turn (the `interrupt` control
+    /// request); the watchdog kills the process if it does not stop in time.
+    fn stop_current(
+        &mut self,
+        reason: StopReason,
+        waiter: Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
+        let Some(running) = self.current.as_mut() else {
+            return;
+        };
+        let stop = running.stop.get_or_insert_with(|| StopRequest {
+            reason,
+            since: Instant::now(),
+            waiters: Vec::new(),
         });
+        stop.waiters.extend(waiter);
+        if let Some(live) = &self.process {
+            self.control_counter += 1;
+            let request_id = format!("req_{}_{}", self.generation, self.control_counter);
+            live.handle.send_line(protocol::control_request_line(
+                &request_id,
+                json!({"subtype": "interrupt"}),
+            ));
+            self.pending_control
+                .insert(request_id, PendingControl::Interrupt);
+        }
+    }
+
+    /// While draining, nothing new starts: queued chats are answered with
+    /// 503, queued jobs stay queued in the database for the next start.
+    fn drain_queue(&mut self) {
+        while let Some(turn) = self.queue.pop_front() {
+            if turn.job_id.is_none() {
+                self.fail_unstarted(turn, TurnError::Closed);
+            }
+        }
+        if self.current.is_none() {
+            if let Some(draining) = self.draining.as_mut() {
+                let waiters: Vec<_> = draining.waiters.drain(..).collect();
+                // Answered after every write queued before it is applied.
+                self.writer.write(
+                    |_| Ok(false),
+                    Some(Box::new(move |_| {
+                        for waiter in waiters {
+                            let _ = waiter.send(());
+                        }
+                    })),
+                );
+            }
+        }
     }
 
     fn check_watchdog(&mut self, ctx: &mut Context<Self>) {
+        if let Some(draining) = &self.draining {
+            let running_unstopped = self.current.as_ref().is_some_and(|r| r.stop.is_none());
+            if running_unstopped && Instant::now() >= draining.deadline {
+                tracing::warn!(session = %self.session.name, "shutdown grace over; interrupting the running turn");
+                self.stop_current(StopReason::Shutdown, None);
+            }
+        }
+        let stop_overdue = self
+            .current
+            .as_ref()
+            .and_then(|r| r.stop.as_ref())
+            .is_some_and(|s| s.since.elapsed() >= STOP_GRACE);
+        if stop_overdue {
+            tracing::warn!(session = %self.session.name, "the turn did not stop when interrupted; killing the CLI");
+            self.stop_process();
+            self.release_slot();
+            let error = match self
+                .current
+                .as_ref()
+                .and_then(|r| r.stop.as_ref())
+                .map(|s| s.reason)
+            {
+                Some(StopReason::Shutdown) => TurnError::Closed,
+                _ => TurnError::Cancelled,
+            };
+            self.fail_current(error);
+            self.advance(ctx);
+            return;
+        }
         let timeout = self.runtime.settings.claude_timeout;
         let stalled_turn = self
             .current
@@ -380,17 +506,5 @@ impl Actor for SessionActor {
             self.fail_unstarted(turn, TurnError::Closed);
         }
         actix::Running::Stop
-    }
-}
-
-impl SessionActor {
-    /// Stops the actor; an idle process is retired gracefully first.
-    fn close(&mut self, ctx: &mut Context<Self>) {
-        if self.is_idle() {
-            self.retire_process(ctx);
-            ctx.wait(actix::fut::ready(()).map(|(), _: &mut Self, ctx: &mut Context<Self>| ctx.stop()));
-        } else {
-            ctx.stop();
-        }
     }
 }

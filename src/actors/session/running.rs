@@ -4,11 +4,13 @@
 use std::time::Instant;
 
 use serde_json::{json, Value};
+use tokio::sync::oneshot;
 
 use super::turn::{micros_to_usd, ChatResponse, ToolUse, Turn, TurnError, TurnEvent};
 use super::SessionState;
 use crate::cli::protocol::TurnResult;
 use crate::db::models::event::Event;
+use crate::db::models::job::JobCompletion;
 use crate::db::models::message::Message;
 use crate::db::models::turn::TurnRecord;
 
@@ -25,6 +27,25 @@ pub struct Running {
     input_tokens: i64,
     output_tokens: i64,
     usage: Option<Value>,
+    /// Set once the turn has been asked to stop.
+    pub stop: Option<StopRequest>,
+}
+
+/// Why and since when a running turn is being stopped.
+pub struct StopRequest {
+    pub reason: StopReason,
+    pub since: Instant,
+    /// Told once the stopped turn has been stored.
+    pub waiters: Vec<oneshot::Sender<()>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// A client cancelled the job: it ends `cancelled`.
+    Cancel,
+    /// The server is shutting down: the job stays `running` and is resumed
+    /// at the next start.
+    Shutdown,
 }
 
 impl Running {
@@ -41,7 +62,12 @@ impl Running {
             input_tokens: 0,
             output_tokens: 0,
             usage: None,
+            stop: None,
         }
+    }
+
+    pub fn job_id(&self) -> Option<&str> {
+        self.turn.job_id.as_deref()
     }
 
     /// Numbers an event, keeps it for storage and hands it to a streaming
@@ -80,6 +106,13 @@ impl Running {
         self.input_tokens = result.input_tokens();
         self.output_tokens = result.output_tokens();
         self.usage = Some(result.usage.clone());
+        if let Some(stop) = &self.stop {
+            let error = match stop.reason {
+                StopReason::Cancel => TurnError::Cancelled,
+                StopReason::Shutdown => TurnError::Closed,
+            };
+            return self.fail(next_seq, &session.id, error);
+        }
         let content = result
             .result
             .clone()
@@ -120,6 +153,12 @@ impl Running {
 
     /// Ends the turn without a result from the CLI.
     pub fn fail(&mut self, next_seq: &mut i64, session_id: &str, error: TurnError) -> Outcome {
+        // A turn asked to stop ends as stopped, however it ended.
+        let error = match self.stop.as_ref().map(|s| s.reason) {
+            Some(StopReason::Cancel) => TurnError::Cancelled,
+            Some(StopReason::Shutdown) => TurnError::Closed,
+            None => error,
+        };
         self.emit(
             next_seq,
             session_id,
@@ -139,7 +178,9 @@ impl Running {
         let now = crate::db::now();
         let duration_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let mut messages = Vec::new();
-        if reached_cli {
+        // Stopped work leaves no (empty) history rows; its cost still counts.
+        let stopped = matches!(outcome, Err(TurnError::Cancelled | TurnError::Closed));
+        if reached_cli && !stopped {
             messages.push(Message {
                 id: uuid::Uuid::now_v7().to_string(),
                 session_id: session.id.clone(),
@@ -176,14 +217,51 @@ impl Running {
             cost_micros: self.cost_micros,
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
-            counts_as_turn: reached_cli,
+            counts_as_turn: reached_cli && !stopped,
+            job: self.job_completion(outcome, duration_ms),
         }
+    }
+
+    /// The job's final state, or `None` when it must stay open: a turn cut
+    /// by shutdown is resumed at the next start.
+    fn job_completion(&self, outcome: &Outcome, duration_ms: i64) -> Option<JobCompletion> {
+        let job_id = self.turn.job_id.clone()?;
+        let tools_used = serde_json::to_string(&self.tools).unwrap_or_else(|_| "[]".into());
+        let (status, result, error) = match outcome {
+            Ok(response) => (crate::jobs::DONE, Some(json!(response).to_string()), None),
+            Err(TurnError::Closed) => return None,
+            Err(TurnError::Cancelled) => (
+                crate::jobs::CANCELLED,
+                None,
+                Some(TurnError::Cancelled.to_string()),
+            ),
+            Err(TurnError::Cli { message, response }) => (
+                crate::jobs::FAILED,
+                response.as_ref().map(|r| json!(r).to_string()),
+                Some(message.clone()),
+            ),
+            Err(other) => (crate::jobs::FAILED, None, Some(other.to_string())),
+        };
+        Some(JobCompletion {
+            job_id,
+            status,
+            result,
+            error,
+            cost_micros: self.cost_micros,
+            duration_ms,
+            tools_used,
+        })
     }
 
     /// Answers the waiting client, if any.
     pub fn deliver(self, outcome: Outcome) {
         if let Some(reply) = self.turn.reply {
             let _ = reply.send(outcome);
+        }
+        if let Some(stop) = self.stop {
+            for waiter in stop.waiters {
+                let _ = waiter.send(());
+            }
         }
     }
 }

@@ -10,6 +10,8 @@ use crate::spec::TurnOverrides;
 /// One prompt waiting in, or running at the head of, a session's queue.
 #[derive(Debug)]
 pub struct Turn {
+    /// Set when the turn runs a job: its row follows the turn.
+    pub job_id: Option<String>,
     pub message: String,
     pub overrides: TurnOverrides,
     /// Live events for a streaming client; dropped if it falls behind.
@@ -68,8 +70,11 @@ pub enum TurnError {
     #[error("the CLI produced no output for {0} seconds; the turn was stopped and the process restarted")]
     Timeout(u64),
     /// The session was deleted or the server is stopping.
-    #[error("the session was closed before the turn finished")]
+    #[error("the session was closed or the server is shutting down before the turn finished")]
     Closed,
+    /// Stopped on request (job cancel).
+    #[error("the turn was cancelled")]
+    Cancelled,
 }
 
 /// Micro-USD from the CLI's float USD.

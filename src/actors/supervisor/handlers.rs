@@ -144,3 +144,19 @@ impl Handler<ShutdownAll> for Supervisor {
         )
     }
 }
+
+impl Handler<DrainAll> for Supervisor {
+    type Result = actix::ResponseFuture<()>;
+
+    fn handle(&mut self, msg: DrainAll, _: &mut Self::Context) -> Self::Result {
+        let addrs: Vec<_> = self.sessions.values().cloned().collect();
+        Box::pin(async move {
+            let drains = addrs.iter().map(|addr| {
+                addr.send(crate::actors::session::messages::Drain {
+                    deadline: msg.deadline,
+                })
+            });
+            futures_util::future::join_all(drains).await;
+        })
+    }
+}

@@ -57,3 +57,11 @@ pub struct SupervisorStats {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ShutdownAll;
+
+/// Shutdown: every session stops taking turns and finishes (or, after the
+/// deadline, interrupts) its running one. Answers when all are idle.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DrainAll {
+    pub deadline: std::time::Instant,
+}

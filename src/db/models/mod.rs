@@ -2,9 +2,13 @@
 //! data takes the caller's `TenantId`, so scoping cannot be forgotten.
 
 pub mod event;
+pub mod idempotency;
+pub mod job;
 pub mod message;
+pub mod secret;
 pub mod session;
 pub mod tenant;
 pub mod turn;
+pub mod webhook;
 
 pub use tenant::TenantId;

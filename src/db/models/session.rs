@@ -77,7 +77,7 @@ pub fn list(
 
 /// Deletes the session (history and events go with it); `false` if absent.
 pub fn delete(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbResult<bool> {
-    use crate::db::schema::{events, messages};
+    use crate::db::schema::{events, jobs, messages};
     conn.transaction(|conn| {
         let owned: i64 = sessions::table
             .filter(sessions::id.eq(id))
@@ -89,6 +89,7 @@ pub fn delete(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbResult<
         }
         diesel::delete(events::table.filter(events::session_id.eq(id))).execute(conn)?;
         diesel::delete(messages::table.filter(messages::session_id.eq(id))).execute(conn)?;
+        diesel::delete(jobs::table.filter(jobs::session_id.eq(id))).execute(conn)?;
         diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn)?;
         Ok(true)
     })

@@ -4,6 +4,7 @@
 use diesel::prelude::*;
 
 use super::event::{self, Event};
+use super::job::{self, JobCompletion};
 use super::message::Message;
 use crate::db::schema::{messages, sessions};
 use crate::db::{DbConnection, DbResult};
@@ -19,9 +20,12 @@ pub struct TurnRecord {
     pub output_tokens: i64,
     /// Whether the turn counts as a completed turn of the session.
     pub counts_as_turn: bool,
+    /// The job this turn ran, when it reached a final state.
+    pub job: Option<JobCompletion>,
 }
 
-pub fn record(conn: &mut DbConnection, turn: &TurnRecord) -> DbResult<()> {
+/// Stores the turn; `true` when a job webhook was queued with it.
+pub fn record(conn: &mut DbConnection, turn: &TurnRecord) -> DbResult<bool> {
     conn.transaction::<_, crate::db::DbError, _>(|conn| {
         for message in &turn.messages {
             diesel::insert_into(messages::table)
@@ -39,7 +43,10 @@ pub fn record(conn: &mut DbConnection, turn: &TurnRecord) -> DbResult<()> {
                 sessions::updated_at.eq(crate::db::now()),
             ))
             .execute(conn)?;
-        Ok(())
+        match &turn.job {
+            Some(done) => job::complete_and_notify(conn, done),
+            None => Ok(false),
+        }
     })
 }
 

@@ -1,0 +1,56 @@
+//! A session's database writes, applied one at a time in the order they were
+//! made, off the actor's thread. Ordering matters: a job is marked running
+//! before it can be marked done, and a turn is stored before its client is
+//! answered.
+
+use tokio::sync::mpsc;
+
+use crate::db::{self, DbConnection, DbPool, DbResult};
+
+type Write = Box<dyn FnOnce(&mut DbConnection) -> DbResult<bool> + Send>;
+type Then = Box<dyn FnOnce(DbResult<bool>) + Send>;
+
+struct Op {
+    write: Write,
+    then: Option<Then>,
+}
+
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Op>,
+}
+
+impl Writer {
+    pub fn start(pool: DbPool, session: String) -> Writer {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
+        actix::spawn(async move {
+            while let Some(op) = rx.recv().await {
+                let result = db::run(&pool, op.write).await;
+                if let Err(e) = &result {
+                    tracing::error!(session = %session, error = %e, "a session write failed");
+                }
+                if let Some(then) = op.then {
+                    then(result);
+                }
+            }
+        });
+        Writer { tx }
+    }
+
+    /// Queues a write; `then` runs with its result once it is applied.
+    pub fn write(
+        &self,
+        write: impl FnOnce(&mut DbConnection) -> DbResult<bool> + Send + 'static,
+        then: Option<Box<dyn FnOnce(DbResult<bool>) + Send>>,
+    ) {
+        let op = Op {
+            write: Box::new(write),
+            then,
+        };
+        if let Err(mpsc::error::SendError(op)) = self.tx.send(op) {
+            if let Some(then) = op.then {
+                then(Err(db::DbError::Join("the session writer stopped".into())));
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Job rows. A job is written before its 202 is returned and moves
+//! `queued → running → done | failed | cancelled | interrupted`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::TenantId;
+use crate::db::schema::jobs;
+use crate::db::{DbConnection, DbResult};
+use crate::jobs::{QUEUED, RUNNING};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = jobs)]
+pub struct Job {
+    pub id: String,
+    pub tenant_id: String,
+    pub session_id: String,
+    pub status: String,
+    pub message: String,
+    pub overrides: String,
+    pub webhook_url: Option<String>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub cost_micros: i64,
+    pub duration_ms: Option<i64>,
+    pub tools_used: String,
+    pub attempts: i64,
+    pub created_at: NaiveDateTime,
+    pub started_at: Option<NaiveDateTime>,
+    pub completed_at: Option<NaiveDateTime>,
+}
+
+/// How a job ended, written with the turn that ran it.
+#[derive(Debug, Clone)]
+pub struct JobCompletion {
+    pub job_id: String,
+    pub status: &'static str,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub cost_micros: i64,
+    pub duration_ms: i64,
+    pub tools_used: String,
+}
+
+pub fn insert(conn: &mut DbConnection, job: &Job) -> DbResult<()> {
+    diesel::insert_into(jobs::table).values(job).execute(conn)?;
+    Ok(())
+}
+
+pub fn find(
+    conn: &mut DbConnection,
+    tenant: &TenantId,
+    session_id: &str,
+    id: &str,
+) -> DbResult<Option<Job>> {
+    Ok(jobs::table
+        .filter(jobs::id.eq(id))
+        .filter(jobs::tenant_id.eq(tenant.as_str()))
+        .filter(jobs::session_id.eq(session_id))
+        .select(Job::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_by_id(conn: &mut DbConnection, id: &str) -> DbResult<Option<Job>> {
+    Ok(jobs::table
+        .find(id)
+        .select(Job::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// One page of a session's jobs, newest first, and the total.
+pub fn list(
+    conn: &mut DbConnection,
+    tenant: &TenantId,
+    session_id: &str,
+    offset: i64,
+    limit: i64,
+) -> DbResult<(Vec<Job>, i64)> {
+    let scope = jobs::table
+        .filter(jobs::tenant_id.eq(tenant.as_str()))
+        .filter(jobs::session_id.eq(session_id));
+    let total = scope.count().get_result(conn)?;
+    let rows = scope
+        .order((jobs::created_at.desc(), jobs::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .select(Job::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+/// `queued → running`, counting the attempt. No-op for a job that was
+/// cancelled meanwhile.
+pub fn mark_running(conn: &mut DbConnection, id: &str) -> DbResult<bool> {
+    let n = diesel::update(jobs::table.find(id).filter(jobs::status.eq(QUEUED)))
+        .set((
+            jobs::status.eq(RUNNING),
+            jobs::attempts.eq(jobs::attempts + 1),
+            jobs::started_at.eq(crate::db::now()),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Writes a job's final state; `None` when it was already final.
+pub fn complete(conn: &mut DbConnection, done: &JobCompletion) -> DbResult<Option<Job>> {
+    let n = diesel::update(
+        jobs::table
+            .find(&done.job_id)
+            .filter(jobs::status.eq_any([QUEUED, RUNNING])),
+    )
+    .set((
+        jobs::status.eq(done.status),
+        jobs::result.eq(&done.result),
+        jobs::error.eq(&done.error),
+        jobs::cost_micros.eq(jobs::cost_micros + done.cost_micros),
+        jobs::duration_ms.eq(done.duration_ms),
+        jobs::tools_used.eq(&done.tools_used),
+        jobs::completed_at.eq(crate::db::now()),
+    ))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    find_by_id(conn, &done.job_id)
+}
+
+/// Jobs in one state, oldest first (crash recovery, dispatch at start).
+pub fn with_status(conn: &mut DbConnection, status: &str) -> DbResult<Vec<Job>> {
+    Ok(jobs::table
+        .filter(jobs::status.eq(status))
+        .order((jobs::created_at.asc(), jobs::id.asc()))
+        .select(Job::as_select())
+        .load(conn)?)
+}
+
+/// A job that was running when the server died goes back to the queue.
+pub fn requeue(conn: &mut DbConnection, id: &str) -> DbResult<()> {
+    diesel::update(jobs::table.find(id).filter(jobs::status.eq(RUNNING)))
+        .set(jobs::status.eq(QUEUED))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Writes a job's final state and, when it has a webhook URL, queues the
+/// completion event in the same transaction (the caller provides it). `true`
+/// when a webhook was queued.
+pub fn complete_and_notify(conn: &mut DbConnection, done: &JobCompletion) -> DbResult<bool> {
+    let Some(job) = complete(conn, done)? else {
+        return Ok(false);
+    };
+    let Some(url) = job.webhook_url.clone() else {
+        return Ok(false);
+    };
+    let session_name: String = crate::db::schema::sessions::table
+        .find(&job.session_id)
+        .select(crate::db::schema::sessions::name)
+        .first(conn)
+        .optional()?
+        .unwrap_or_default();
+    let data = crate::jobs::JobData::new(&job, &session_name);
+    let (event_type, body) = crate::jobs::completion_event(&data);
+    super::webhook::enqueue(
+        conn,
+        &job.tenant_id,
+        &job.id,
+        &url,
+        &event_type,
+        &body.to_string(),
+    )?;
+    Ok(true)
+}
+
+/// Cancels a job that has not started; `None` if it is not queued (any more).
+pub fn cancel_queued(conn: &mut DbConnection, id: &str) -> DbResult<Option<bool>> {
+    conn.transaction::<_, crate::db::DbError, _>(|conn| {
+        let queued = jobs::table
+            .find(id)
+            .filter(jobs::status.eq(QUEUED))
+            .count()
+            .get_result::<i64>(conn)?
+            == 1;
+        if !queued {
+            return Ok(None);
+        }
+        let done = JobCompletion {
+            job_id: id.to_owned(),
+            status: crate::jobs::CANCELLED,
+            result: None,
+            error: Some("cancelled before it started".into()),
+            cost_micros: 0,
+            duration_ms: 0,
+            tools_used: "[]".into(),
+        };
+        complete_and_notify(conn, &done).map(Some)
+    })
+}

@@ -1,0 +1,535 @@
+//! Async jobs through the real CLI: queue, results, cancel, idempotency, and
+//! signed webhooks with retries.
+
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::helpers::*;
+use crate::receiver::{Received, Receiver};
+
+/// Verifies a delivery as a receiver would (Standard Webhooks), with the
+/// test's own HMAC, not the server's signing code.
+fn assert_signed(received: &Received) {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let key = engine
+        .decode(WEBHOOK_SECRET.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).unwrap();
+    mac.update(
+        format!(
+            "{}.{}.{}",
+            received.webhook_id, received.timestamp, received.body
+        )
+        .as_bytes(),
+    );
+    let expected = format!("v1,{}", engine.encode(mac.finalize().into_bytes()));
+    assert_eq!(
+        received.signature, expected,
+        "signature of {}",
+        received.webhook_id
+    );
+    let age = chrono::Utc::now().timestamp() - received.timestamp;
+    assert!((0..120).contains(&age), "timestamp is current: {age}");
+}
+
+#[actix_web::test]
+async fn a_job_runs_the_agent_and_calls_back_signed() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(&[200]);
+    app.create_session(ALICE, "j").await;
+    let res = app
+        .post(
+            "/api/v1/sessions/j/jobs",
+            ALICE,
+            json!({"message": "[[write report.md]]all good[[/write]]", "webhook_url": receiver.url}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let body: Value = res.json().await.unwrap();
+    let id = body["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(location, format!("/api/v1/sessions/j/jobs/{id}"));
+    assert_eq!(body["data"]["status"], "queued");
+    // The row exists before the 202 was sent.
+    assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 1);
+
+    let job = app.wait_job(ALICE, "j", &id, 60).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["attempts"], 1);
+    assert!(job["result"].is_object(), "result is JSON: {job}");
+    assert_eq!(job["result"]["tools_used"][0]["name"], "Write");
+    assert_eq!(job["tools_used"][0]["name"], "Write");
+    assert!(job["cost_micros"].as_i64().unwrap() > 0);
+    assert!(job["started_at"].is_string() && job["completed_at"].is_string());
+    assert_eq!(
+        std::fs::read_to_string(app.workspace("alice", "j").join("report.md")).unwrap(),
+        "all good"
+    );
+    // Lists show the same JSON shapes.
+    let list: Value = app
+        .get("/api/v1/sessions/j/jobs", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"][0]["result"], job["result"]);
+    assert_eq!(list["data"][0]["tools_used"], job["tools_used"]);
+    // The job is part of the session's history.
+    assert_eq!(app.history(ALICE, "j").await.len(), 2);
+
+    assert!(
+        eventually(20, || async { !receiver.received().is_empty() }).await,
+        "webhook arrived"
+    );
+    let received = &receiver.received()[0];
+    assert_signed(received);
+    let event = received.json();
+    assert_eq!(event["event"], "job.completed");
+    assert_eq!(event["type"], "job.done");
+    assert_eq!(event["job"]["id"], id.as_str());
+    assert_eq!(event["job"]["status"], "done");
+    assert_eq!(event["job"]["result"], job["result"]);
+    let deliveries = app.deliveries(ALICE, &id).await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0]["status"], "delivered");
+    assert_eq!(deliveries[0]["webhook_id"], received.webhook_id.as_str());
+    assert_eq!(deliveries[0]["attempts"][0]["status_code"], 200);
+}
+
+#[actix_web::test]
+async fn a_failing_receiver_gets_the_same_event_until_it_succeeds() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    let receiver = Receiver::start(&[500, 503, 200]);
+    app.create_session(ALICE, "r").await;
+    let (status, body) = app
+        .create_job(
+            ALICE,
+            "r",
+            json!({"message": "hello", "webhook_url": receiver.url}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let id = body["data"]["id"].as_str().unwrap().to_string();
+    assert!(eventually(30, || async { receiver.received().len() >= 3 }).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received = receiver.received();
+    assert_eq!(received.len(), 3, "no attempt after the success");
+    let ids: Vec<&str> = received.iter().map(|r| r.webhook_id.as_str()).collect();
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "one event, one webhook-id: {ids:?}"
+    );
+    for r in &received {
+        assert_signed(r);
+        assert_eq!(r.json()["job"]["id"], id.as_str());
+    }
+    let deliveries = app.deliveries(ALICE, &id).await;
+    assert_eq!(deliveries.len(), 1);
+    let d = &deliveries[0];
+    assert_eq!(d["status"], "delivered");
+    assert_eq!(d["attempt_count"], 3);
+    let codes: Vec<i64> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes, [500, 503, 200]);
+}
+
+#[actix_web::test]
+async fn a_receiver_that_is_down_is_retried_then_given_up() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    // Nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    app.create_session(ALICE, "down").await;
+    let (_, body) = app
+        .create_job(
+            ALICE,
+            "down",
+            json!({"message": "hello", "webhook_url": format!("http://127.0.0.1:{port}/hook")}),
+        )
+        .await;
+    let id = body["data"]["id"].as_str().unwrap().to_string();
+    let gave_up = eventually(30, || async {
+        app.deliveries(ALICE, &id)
+            .await
+            .first()
+            .is_some_and(|d| d["status"] == "failed")
+    })
+    .await;
+    assert!(gave_up);
+    let d = &app.deliveries(ALICE, &id).await[0];
+    // Schedule "1,1,1": four attempts in all, each a connection error.
+    assert_eq!(d["attempt_count"], 4);
+    assert!(d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["status_code"].is_null() && a["error"].is_string()));
+    assert_eq!(
+        app.job(ALICE, "down", &id).await["status"],
+        "done",
+        "the job itself succeeded"
+    );
+
+    // Redelivery queues one more attempt of the same event.
+    let res = app
+        .post(
+            &format!(
+                "/api/v1/webhooks/deliveries/{}/redeliver",
+                d["id"].as_str().unwrap()
+            ),
+            ALICE,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert!(
+        eventually(10, || async {
+            app.deliveries(ALICE, &id).await[0]["attempt_count"] == 5
+        })
+        .await
+    );
+}
+
+#[actix_web::test]
+async fn gone_stops_retries_and_redirects_are_not_followed() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    let gone = Receiver::start(&[410]);
+    let moved = Receiver::start(&[302, 200]);
+    app.create_session(ALICE, "g").await;
+    let (_, a) = app
+        .create_job(
+            ALICE,
+            "g",
+            json!({"message": "one", "webhook_url": gone.url}),
+        )
+        .await;
+    let (_, b) = app
+        .create_job(
+            ALICE,
+            "g",
+            json!({"message": "two", "webhook_url": moved.url}),
+        )
+        .await;
+    let (a, b) = (
+        a["data"]["id"].as_str().unwrap().to_string(),
+        b["data"]["id"].as_str().unwrap().to_string(),
+    );
+    assert!(
+        eventually(20, || async {
+            app.deliveries(ALICE, &a)
+                .await
+                .first()
+                .is_some_and(|d| d["status"] == "gone")
+        })
+        .await
+    );
+    assert!(
+        eventually(20, || async {
+            app.deliveries(ALICE, &b)
+                .await
+                .first()
+                .is_some_and(|d| d["status"] == "delivered")
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(gone.received().len(), 1, "no retry after 410");
+    let codes: Vec<i64> = app.deliveries(ALICE, &b).await[0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["status_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [302, 200],
+        "the 302 counted as a failed attempt, not followed"
+    );
+}
+
+#[actix_web::test]
+async fn internal_webhook_targets_are_refused() {
+    // No WEBHOOK_ALLOWED_HOSTS here: loopback is refused like any internal address.
+    let app = TestApp::spawn_with(Options::fake().var("WEBHOOK_ALLOWED_HOSTS", "")).await;
+    app.create_session(ALICE, "s").await;
+    for url in [
+        "http://127.0.0.1:8080/x",
+        "http://localhost/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.5/x",
+        "http://192.168.1.1/x",
+        "http://[::1]/x",
+        "http://[fd00:ec2::254]/x",
+        "ftp://example.com/x",
+        "not a url",
+    ] {
+        let res = app
+            .post(
+                "/api/v1/sessions/s/jobs",
+                ALICE,
+                json!({"message": "hi", "webhook_url": url}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 422, "validation-error").await;
+    }
+    assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 0);
+}
+
+#[actix_web::test]
+async fn cancelling_a_queued_job_never_runs_it() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(&[200]);
+    app.create_session(ALICE, "c").await;
+    let (_, first) = app
+        .create_job(ALICE, "c", json!({"message": "busy [[slow 20 100]]"}))
+        .await;
+    let (_, second) = app
+        .create_job(
+            ALICE,
+            "c",
+            json!({"message": "never run me", "webhook_url": receiver.url}),
+        )
+        .await;
+    let second = second["data"]["id"].as_str().unwrap().to_string();
+    let res = app
+        .post(
+            &format!("/api/v1/sessions/c/jobs/{second}/cancel"),
+            ALICE,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["status"], "cancelled");
+    let first = first["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(app.wait_job(ALICE, "c", &first, 60).await["status"], "done");
+    assert!(!app
+        .mock
+        .requests()
+        .iter()
+        .any(|r| r.to_string().contains("never run me")));
+    let history = app.history(ALICE, "c").await;
+    assert_eq!(history.len(), 2, "only the first job's turn: {history:?}");
+    assert!(eventually(10, || async { !receiver.received().is_empty() }).await);
+    assert_eq!(receiver.received()[0].json()["type"], "job.cancelled");
+    // A finished job cannot be cancelled.
+    let res = app
+        .post(
+            &format!("/api/v1/sessions/c/jobs/{first}/cancel"),
+            ALICE,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 409, "conflict").await;
+}
+
+#[actix_web::test]
+async fn cancelling_a_running_job_interrupts_it_and_the_session_goes_on() {
+    let app = TestApp::spawn().await;
+    app.create_session(ALICE, "run").await;
+    let (_, job) = app
+        .create_job(ALICE, "run", json!({"message": "long [[slow 100 100]]"}))
+        .await;
+    let id = job["data"]["id"].as_str().unwrap().to_string();
+    let running = eventually(30, || async {
+        app.job(ALICE, "run", &id).await["status"] == "running"
+    })
+    .await;
+    assert!(running);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let res = app
+        .post(
+            &format!("/api/v1/sessions/run/jobs/{id}/cancel"),
+            ALICE,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["status"], "cancelled");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "interrupt, not the end of the stream"
+    );
+    assert!(
+        app.history(ALICE, "run").await.is_empty(),
+        "no empty history rows for cancelled work"
+    );
+    let data = app.chat_ok(ALICE, "run", "next please").await;
+    assert_eq!(data["content"], "Mock reply to: next please");
+}
+
+#[actix_web::test]
+async fn jobs_and_chats_share_the_session_queue_in_order() {
+    let app = TestApp::spawn().await;
+    app.create_session(ALICE, "fifo").await;
+    let (_, job) = app
+        .create_job(
+            ALICE,
+            "fifo",
+            json!({"message": "job first [[slow 10 100]]"}),
+        )
+        .await;
+    let data = app.chat_ok(ALICE, "fifo", "chat second").await;
+    assert_eq!(data["content"], "Mock reply to: chat second");
+    let id = job["data"]["id"].as_str().unwrap();
+    let job = app.job(ALICE, "fifo", id).await;
+    assert_eq!(
+        job["status"], "done",
+        "the job ran before the chat answered"
+    );
+    let history = app.history(ALICE, "fifo").await;
+    assert!(history[0]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("job first"));
+    assert_eq!(history[2]["content"], "chat second");
+}
+
+#[actix_web::test]
+async fn idempotency_keys_replay_instead_of_running_again() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    app.create_session(ALICE, "i").await;
+    let send = |key: &'static str, message: &'static str| {
+        app.post(
+            "/api/v1/sessions/i/jobs",
+            ALICE,
+            json!({ "message": message }),
+        )
+        .header("Idempotency-Key", key)
+        .send()
+    };
+    let first = send("k-1", "do it once").await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let again = send("k-1", "do it once").await.unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert!(again.headers()["location"]
+        .to_str()
+        .unwrap()
+        .ends_with(first["data"]["id"].as_str().unwrap()));
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["data"]["id"], first["data"]["id"]);
+    assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 1);
+    let other = send("k-1", "something else").await.unwrap();
+    assert_problem(other, 422, "validation-error").await;
+    // Keys are per tenant: Bob's k-1 is his own.
+    app.create_session(BOB, "i").await;
+    let bobs = app
+        .post(
+            "/api/v1/sessions/i/jobs",
+            BOB,
+            json!({"message": "do it once"}),
+        )
+        .header("Idempotency-Key", "k-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bobs.status(), 202);
+    assert!(bobs.headers().get("idempotent-replayed").is_none());
+
+    // Sync chat: the repeat does not reach the CLI again.
+    let chat = |key: &'static str| {
+        app.post(
+            "/api/v1/sessions/i/chat",
+            ALICE,
+            json!({"message": "count me once"}),
+        )
+        .header("Idempotency-Key", key)
+        .send()
+    };
+    let a = chat("c-1").await.unwrap();
+    assert_eq!(a.status(), 200);
+    let a: Value = a.json().await.unwrap();
+    assert_eq!(a["data"]["content"], "fake reply: count me once", "{a}");
+    let b = chat("c-1").await.unwrap();
+    assert_eq!(b.status(), 200);
+    let b: Value = b.json().await.unwrap();
+    assert_eq!(a["data"], b["data"]);
+    let user_rows = app
+        .history(ALICE, "i")
+        .await
+        .iter()
+        .filter(|m| m["content"] == "count me once")
+        .count();
+    assert_eq!(user_rows, 1);
+}
+
+#[actix_web::test]
+async fn job_routes_are_tenant_scoped() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    let receiver = Receiver::start(&[200]);
+    app.create_session(ALICE, "mine").await;
+    let (_, job) = app
+        .create_job(
+            ALICE,
+            "mine",
+            json!({"message": "hi", "webhook_url": receiver.url}),
+        )
+        .await;
+    let id = job["data"]["id"].as_str().unwrap().to_string();
+    app.wait_job(ALICE, "mine", &id, 30).await;
+    assert!(
+        eventually(10, || async {
+            !app.deliveries(ALICE, &id).await.is_empty()
+        })
+        .await
+    );
+    let delivery = app.deliveries(ALICE, &id).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.create_session(BOB, "mine").await;
+    for (method, path) in [
+        ("GET", format!("/api/v1/sessions/mine/jobs/{id}")),
+        ("POST", format!("/api/v1/sessions/mine/jobs/{id}/cancel")),
+        (
+            "POST",
+            format!("/api/v1/webhooks/deliveries/{delivery}/redeliver"),
+        ),
+    ] {
+        let req = if method == "GET" {
+            app.get(&path, BOB)
+        } else {
+            app.post(&path, BOB, json!({}))
+        };
+        assert_problem(req.send().await.unwrap(), 404, "not-found").await;
+    }
+    let list: Value = app
+        .get("/api/v1/sessions/mine/jobs", BOB)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["pagination"]["total"], 0);
+    assert!(app.deliveries(BOB, &id).await.is_empty());
+}

@@ -1,0 +1,292 @@
+//! The server as a real process: `kill -9` mid-job loses nothing, SIGTERM
+//! drains, and no CLI process outlives the server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::receiver::Receiver;
+
+/// The `claude-code-api` binary on a data dir, database and port of its own.
+struct Server {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+struct Env {
+    root: tempfile::TempDir,
+    db: TestDb,
+    mock: MockModel,
+    port: u16,
+}
+
+impl Env {
+    fn new() -> Env {
+        let root = tempfile::tempdir().unwrap();
+        let db = TestDb::create(root.path());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Env {
+            root,
+            db,
+            mock: MockModel::start(),
+            port,
+        }
+    }
+
+    fn workspaces(&self) -> PathBuf {
+        self.root.path().join("workspaces")
+    }
+
+    async fn start(&self, grace_secs: u64) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.root.path().join("home"))
+            .env("API_PORT", self.port.to_string())
+            .env("API_KEYS", format!("alice:{ALICE}"))
+            .env("DATA_DIR", self.root.path().join("data"))
+            .env("APPROVED_DIRECTORY", self.workspaces())
+            .env("DATABASE_URL", &self.db.url)
+            .env("CLAUDE_CLI_PATH", real_cli_path())
+            .env("ANTHROPIC_BASE_URL", &self.mock.base_url)
+            .env("ANTHROPIC_API_KEY", "test-key")
+            .env("CLAUDE_CODE_MAX_RETRIES", "0")
+            .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
+            .env("WEBHOOK_RETRY_SCHEDULE_SECONDS", "1,1,1")
+            .env("WEBHOOK_POLL_INTERVAL_MS", "100")
+            .env("SHUTDOWN_GRACE_SECONDS", grace_secs.to_string())
+            .env("LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the server binary");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{}", self.port),
+            client: reqwest::Client::new(),
+        };
+        let up = eventually(60, || async {
+            server
+                .client
+                .get(format!("{}/health", server.base))
+                .send()
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(up, "the server came up");
+        server
+    }
+}
+
+impl Server {
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("X-API-Key", ALICE)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json().await.unwrap()
+    }
+
+    async fn job(&self, session: &str, id: &str) -> Value {
+        let res = self
+            .client
+            .get(format!("{}/api/v1/sessions/{session}/jobs/{id}", self.base))
+            .header("X-API-Key", ALICE)
+            .send()
+            .await
+            .unwrap();
+        res.json::<Value>().await.unwrap()["data"].clone()
+    }
+
+    async fn wait_status(&self, session: &str, id: &str, status: &str, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let job = self.job(session, id).await;
+            if job["status"] == status {
+                return job;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {id} never became {status}: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM; returns the exit code.
+    fn terminate(mut self) -> Option<i32> {
+        // SAFETY: sends SIGTERM to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap().code()
+    }
+}
+
+/// Processes whose working directory is under `root` (the CLI and its tools).
+fn processes_in(root: &Path) -> Vec<u32> {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&root))
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn kill_9_mid_job_loses_nothing_and_leaves_no_process() {
+    let env = Env::new();
+    let receiver = Receiver::start(&[200]);
+    let server = env.start(30).await;
+    server
+        .post("/api/v1/sessions", json!({"name": "crash"}))
+        .await;
+    let running = server
+        .post(
+            "/api/v1/sessions/crash/jobs",
+            json!({"message": "long [[slow 40 100]]", "webhook_url": receiver.url}),
+        )
+        .await;
+    let queued = server
+        .post(
+            "/api/v1/sessions/crash/jobs",
+            json!({"message": "after the crash", "webhook_url": receiver.url}),
+        )
+        .await;
+    let running = running["data"]["id"].as_str().unwrap().to_string();
+    let queued = queued["data"]["id"].as_str().unwrap().to_string();
+    server.wait_status("crash", &running, "running", 30).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cli = processes_in(&env.workspaces());
+    assert!(!cli.is_empty(), "the CLI runs in the workspace");
+
+    server.kill9();
+    assert!(
+        !processes_in(&env.workspaces()).is_empty(),
+        "the CLI outlived the killed server"
+    );
+
+    let server = env.start(30).await;
+    assert!(
+        eventually(10, || async {
+            cli.iter()
+                .all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .await,
+        "orphans of the dead server were killed"
+    );
+    let first = server.wait_status("crash", &running, "done", 60).await;
+    assert_eq!(first["attempts"], 2, "resumed once: {first}");
+    let second = server.wait_status("crash", &queued, "done", 60).await;
+    assert_eq!(second["attempts"], 1);
+    assert!(eventually(20, || async { receiver.received().len() >= 2 }).await);
+    let types: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(types.iter().all(|t| t == "job.done"), "{types:?}");
+
+    assert_eq!(server.terminate(), Some(0));
+    assert!(
+        processes_in(&env.workspaces()).is_empty(),
+        "no CLI process left behind"
+    );
+}
+
+#[actix_web::test]
+async fn sigterm_interrupts_after_the_grace_and_keeps_queued_jobs() {
+    let env = Env::new();
+    let server = env.start(1).await;
+    server
+        .post("/api/v1/sessions", json!({"name": "term"}))
+        .await;
+    let long = server
+        .post(
+            "/api/v1/sessions/term/jobs",
+            json!({"message": "long [[slow 100 100]]"}),
+        )
+        .await;
+    let waiting = server
+        .post("/api/v1/sessions/term/jobs", json!({"message": "waiting"}))
+        .await;
+    let long = long["data"]["id"].as_str().unwrap().to_string();
+    let waiting = waiting["data"]["id"].as_str().unwrap().to_string();
+    server.wait_status("term", &long, "running", 30).await;
+
+    let started = std::time::Instant::now();
+    assert_eq!(server.terminate(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        processes_in(&env.workspaces()).is_empty(),
+        "no CLI process left behind"
+    );
+    let status = |id: &str| {
+        env.db.query_i64(&format!(
+            "SELECT COUNT(*) AS n FROM jobs WHERE id = '{id}' AND status = 'running'"
+        ))
+    };
+    assert_eq!(
+        status(&long),
+        1,
+        "the interrupted job stays open for the next start"
+    );
+    let queued = env.db.query_i64(&format!(
+        "SELECT COUNT(*) AS n FROM jobs WHERE id = '{waiting}' AND status = 'queued'"
+    ));
+    assert_eq!(queued, 1, "the queued job stays queued");
+
+    let server = env.start(30).await;
+    let resumed = server.wait_status("term", &long, "done", 60).await;
+    assert_eq!(resumed["attempts"], 2);
+    server.wait_status("term", &waiting, "done", 60).await;
+    assert_eq!(server.terminate(), Some(0));
+}
+
+#[actix_web::test]
+async fn sigterm_lets_a_running_turn_finish_within_the_grace() {
+    let env = Env::new();
+    let server = env.start(30).await;
+    server
+        .post("/api/v1/sessions", json!({"name": "grace"}))
+        .await;
+    let job = server
+        .post(
+            "/api/v1/sessions/grace/jobs",
+            json!({"message": "short [[slow 20 100]]"}),
+        )
+        .await;
+    let id = job["data"]["id"].as_str().unwrap().to_string();
+    server.wait_status("grace", &id, "running", 30).await;
+    assert_eq!(server.terminate(), Some(0));
+    let done = env.db.query_i64(&format!(
+        "SELECT COUNT(*) AS n FROM jobs WHERE id = '{id}' AND status = 'done'"
+    ));
+    assert_eq!(done, 1, "the running job finished before the server exited");
+}
