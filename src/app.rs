@@ -79,6 +79,13 @@ impl Application {
         }
         let supervisor = Supervisor::new(runtime).start();
 
+        // A bad template stops startup with a message naming the file.
+        let templates_dir = settings.resolved_templates_dir();
+        let templates = web::Data::new(
+            crate::templates::Templates::load(&templates_dir).map_err(|e| anyhow::anyhow!(e))?,
+        );
+        tracing::info!(dir = %templates_dir.display(), count = templates.all().len(), "agent templates loaded");
+
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
@@ -92,6 +99,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(templates.clone())
                 .wrap(middleware::from_fn(api::middleware::request_context))
                 .configure(api::routes)
                 .default_service(web::to(|| async {

@@ -6,5 +6,6 @@ pub mod message;
 pub mod session;
 pub mod tenant;
 pub mod turn;
+pub mod workspace;
 
 pub use tenant::TenantId;
