@@ -46,6 +46,13 @@ impl Application {
             ..(*settings).clone()
         });
 
+        // A bad template stops startup, before the database is opened,
+        // with a message naming the file.
+        let templates = crate::templates::Templates::from_settings(&settings)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(dir = %templates.dir().display(), count = templates.all().len(), "agent templates loaded");
+        let templates = web::Data::new(templates);
+
         let url = settings.effective_database_url();
         let pool = tokio::task::spawn_blocking(move || db::connect(&url))
             .await?
@@ -78,13 +85,6 @@ impl Application {
             );
         }
         let supervisor = Supervisor::new(runtime).start();
-
-        // A bad template stops startup with a message naming the file.
-        let templates_dir = settings.resolved_templates_dir();
-        let templates = web::Data::new(
-            crate::templates::Templates::load(&templates_dir).map_err(|e| anyhow::anyhow!(e))?,
-        );
-        tracing::info!(dir = %templates_dir.display(), count = templates.all().len(), "agent templates loaded");
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),

@@ -189,6 +189,19 @@ impl Templates {
         })
     }
 
+    /// The templates `settings` name: `TEMPLATES_DIR` must be a folder when
+    /// set; the default folder may be absent (then there are none).
+    pub fn from_settings(settings: &crate::config::Settings) -> Result<Templates, TemplateError> {
+        let dir = settings.resolved_templates_dir();
+        if settings.templates_dir.is_some() && !dir.is_dir() {
+            return Err(TemplateError {
+                file: dir,
+                message: "TEMPLATES_DIR is not a folder".into(),
+            });
+        }
+        Templates::load(&dir)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -292,6 +305,16 @@ mod tests {
             .unwrap()
             .all()
             .is_empty());
+        let vars = |v: &str| {
+            std::collections::BTreeMap::from([("TEMPLATES_DIR".to_string(), v.to_string())])
+        };
+        let missing = dir.path().join("missing").to_string_lossy().into_owned();
+        let settings = crate::config::Settings::from_vars(&vars(&missing)).unwrap();
+        let e = Templates::from_settings(&settings).unwrap_err();
+        assert!(e.to_string().contains("TEMPLATES_DIR"), "{e}");
+        let here = dir.path().to_string_lossy().into_owned();
+        let settings = crate::config::Settings::from_vars(&vars(&here)).unwrap();
+        assert_eq!(Templates::from_settings(&settings).unwrap().all().len(), 2);
     }
 
     #[test]
