@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use actix_files::NamedFile;
 use actix_multipart::Multipart;
-use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
+use actix_web::http::header::{
+    self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
+};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use cap_std::fs::Dir;
@@ -32,6 +34,30 @@ use crate::security::paths;
 const MAX_FIELD_BYTES: usize = 4096;
 /// Multipart framing allowed on top of the file when checking Content-Length.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+
+/// `attachment; filename="…"`, with an RFC 5987 `filename*` for names that
+/// are not plain ASCII (and an ASCII fallback).
+fn attachment(name: &str) -> ContentDisposition {
+    let mut parameters = Vec::new();
+    if name.is_ascii() {
+        parameters.push(DispositionParam::Filename(name.to_owned()));
+    } else {
+        let fallback: String = name
+            .chars()
+            .map(|c| if c.is_ascii() { c } else { '_' })
+            .collect();
+        parameters.push(DispositionParam::Filename(fallback));
+        parameters.push(DispositionParam::FilenameExt(ExtendedValue {
+            charset: Charset::Ext("UTF-8".into()),
+            language_tag: None,
+            value: name.as_bytes().to_vec(),
+        }));
+    }
+    ContentDisposition {
+        disposition: DispositionType::Attachment,
+        parameters,
+    }
+}
 
 /// Runs blocking file work off the executor.
 async fn blocking<T, F>(f: F) -> Result<T, ApiError>
@@ -288,10 +314,7 @@ pub async fn download_file(
         .unwrap_or_default();
     let named = NamedFile::from_file(file, &rel)
         .map_err(ApiError::internal)?
-        .set_content_disposition(ContentDisposition {
-            disposition: DispositionType::Attachment,
-            parameters: vec![DispositionParam::Filename(file_name)],
-        })
+        .set_content_disposition(attachment(&file_name))
         .prefer_utf8(true);
     Ok(named.into_response(&req))
 }
@@ -361,9 +384,6 @@ pub async fn download_archive(
     });
     Ok(HttpResponse::Ok()
         .content_type("application/gzip")
-        .insert_header(ContentDisposition {
-            disposition: DispositionType::Attachment,
-            parameters: vec![DispositionParam::Filename(format!("{prefix}.tar.gz"))],
-        })
+        .insert_header(attachment(&format!("{prefix}.tar.gz")))
         .streaming(ReceiverStream::new(rx)))
 }

@@ -211,6 +211,40 @@ async fn upload_list_download_delete_round_trip() {
         .starts_with("text/plain"));
     assert_eq!(res.text().await.unwrap(), "hello notes\n");
 
+    // A name that is not ASCII survives the round trip and the header.
+    let res = upload(
+        &app,
+        ALICE,
+        "f",
+        "?path=docs",
+        &[file_part("résumé.txt", b"cv")],
+    )
+    .await;
+    let (status, body) = json(res).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["path"], "docs/résumé.txt");
+    let res = app
+        .get("/api/v1/sessions/f/files/docs/r%C3%A9sum%C3%A9.txt", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disposition.contains("filename*=UTF-8''r%C3%A9sum%C3%A9.txt"),
+        "{disposition}"
+    );
+    assert_eq!(res.text().await.unwrap(), "cv");
+    let res = app
+        .delete("/api/v1/sessions/f/files/docs/r%C3%A9sum%C3%A9.txt", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+
     // Range and conditional requests.
     let res = app
         .get("/api/v1/sessions/f/files/out/bin/data.bin", ALICE)
@@ -642,6 +676,21 @@ async fn symlinks_the_agent_creates_never_lead_out() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+
+    // Deleting through a link that leads out touches nothing outside.
+    let res = app
+        .delete("/api/v1/sessions/s/files/etc/passwd", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .delete("/api/v1/sessions/s/files/sibling/private.txt", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(app.workspace("alice", "other").join("private.txt").exists());
 
     // Overwriting through a link replaces the link, never its target.
     let res = upload(

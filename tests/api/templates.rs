@@ -300,15 +300,34 @@ async fn explicit_request_fields_override_the_template() {
     assert!(body["detail"].as_str().unwrap().contains("missing"));
 }
 
+/// A minimal MCP server over stdio offering one tool, `ping`.
+const MCP_PROBE: &str = r#"#!/bin/sh
+while IFS= read -r line; do
+  id=$(printf '%s' "$line" | sed -n 's/.*"id":\([0-9][0-9]*\).*/\1/p')
+  ver=$(printf '%s' "$line" | sed -n 's/.*"protocolVersion":"\([^"]*\)".*/\1/p')
+  case "$line" in
+    *'"method":"initialize"'*) printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"%s","capabilities":{"tools":{}},"serverInfo":{"name":"probe","version":"1"}}}\n' "$id" "$ver";;
+    *'"method":"tools/list"'*) printf '{"jsonrpc":"2.0","id":%s,"result":{"tools":[{"name":"ping","description":"Answers pong","inputSchema":{"type":"object","properties":{}}}]}}\n' "$id";;
+    *) if [ -n "$id" ]; then printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$id"; fi;;
+  esac
+done
+"#;
+
 #[actix_web::test]
 async fn template_env_and_mcp_servers_reach_only_that_sessions_cli() {
     let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe.sh");
+    std::fs::write(&probe, MCP_PROBE).unwrap();
+    std::fs::set_permissions(&probe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::fs::write(
         dir.path().join("envy.yaml"),
-        "description: with env\n\
-         permission_mode: bypassPermissions\n\
-         env:\n  TEMPLATE_MARK: from-the-template\n\
-         mcp_servers:\n  nothing:\n    command: /bin/true\n",
+        format!(
+            "description: with env\n\
+             permission_mode: bypassPermissions\n\
+             env:\n  TEMPLATE_MARK: from-the-template\n\
+             mcp_servers:\n  probe:\n    command: {}\n",
+            probe.display()
+        ),
     )
     .unwrap();
     let app =
@@ -317,9 +336,11 @@ async fn template_env_and_mcp_servers_reach_only_that_sessions_cli() {
     app.create_session_with(ALICE, json!({"name": "e", "template": "envy"}))
         .await;
     app.create_session(ALICE, "plain").await;
+    let mut tools = Vec::new();
     for session in ["e", "plain"] {
         app.chat_ok(ALICE, session, "[[bash]]env > env.txt[[/bash]]")
             .await;
+        tools.push(tools_of(app.mock.requests().last().unwrap()));
     }
     let env = std::fs::read_to_string(app.workspace("alice", "e").join("env.txt")).unwrap();
     assert!(env.contains("TEMPLATE_MARK=from-the-template"), "{env}");
@@ -331,8 +352,18 @@ async fn template_env_and_mcp_servers_reach_only_that_sessions_cli() {
         !plain.contains("TEMPLATE_MARK"),
         "only that session's process"
     );
-    // The CLI was started with the template's MCP configuration (strict),
-    // and still answered.
+    // The CLI was started with the template's MCP server: the model is
+    // offered its tool, in that session only.
+    assert!(
+        tools[0].contains(&"mcp__probe__ping".to_string()),
+        "{:?}",
+        tools[0]
+    );
+    assert!(
+        !tools[1].iter().any(|t| t.starts_with("mcp__")),
+        "{:?}",
+        tools[1]
+    );
     let data: Value = app
         .get("/api/v1/sessions/e", ALICE)
         .send()
@@ -342,7 +373,7 @@ async fn template_env_and_mcp_servers_reach_only_that_sessions_cli() {
         .await
         .unwrap();
     assert_eq!(
-        data["data"]["mcp_servers"]["nothing"]["command"],
-        "/bin/true"
+        data["data"]["mcp_servers"]["probe"]["command"],
+        probe.to_string_lossy().as_ref()
     );
 }
