@@ -123,10 +123,77 @@ struct Uploaded {
     name: String,
 }
 
-/// What was read of the upload so far.
+/// A finished upload waiting to be moved into place.
 struct Received {
     upload: TempUpload,
     name: String,
+}
+
+fn malformed(e: actix_multipart::MultipartError) -> ApiError {
+    ApiError::BadRequest(format!("malformed multipart body: {e}"))
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the file exceeds the upload limit of {} MiB (MAX_UPLOAD_MB)",
+        limit / (1024 * 1024)
+    ))
+}
+
+/// The small `path` form field.
+async fn read_path_field(field: &mut actix_multipart::Field) -> Result<PathBuf, ApiError> {
+    let mut raw = Vec::new();
+    while let Some(chunk) = field.next().await {
+        raw.extend_from_slice(&chunk.map_err(malformed)?);
+        if raw.len() > MAX_FIELD_BYTES {
+            return Err(ApiError::Validation("the path field is too long".into()));
+        }
+    }
+    let raw = String::from_utf8(raw)
+        .map_err(|_| ApiError::Validation("the path field must be UTF-8".into()))?;
+    Ok(paths::parse_relative(&raw).map_err(FilesError::from)?)
+}
+
+/// Streams the `file` part into a temporary file: in the target folder when
+/// it is known and exists already, else in the workspace root (moved on
+/// commit either way). Past `limit` bytes it stops reading with a 413; any
+/// early return drops the `TempUpload`, which removes the file.
+async fn receive_file(
+    field: &mut actix_multipart::Field,
+    root: &Arc<Dir>,
+    folder: Option<&PathBuf>,
+    limit: u64,
+) -> Result<Received, ApiError> {
+    let name = field
+        .content_disposition()
+        .and_then(|cd| cd.get_filename())
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::Validation("the file part needs a filename".into()))?;
+    paths::validate_file_name(&name).map_err(FilesError::from)?;
+    let root = root.clone();
+    let folder = folder.cloned().unwrap_or_default();
+    let (upload, file) = blocking(move || {
+        let temp_folder = match files::existing_folder(&root, &folder)? {
+            Some(dir) => dir,
+            None => root.try_clone()?,
+        };
+        TempUpload::create(temp_folder)
+    })
+    .await?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut size: u64 = 0;
+    while let Some(chunk) = field.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("the upload was interrupted: {e}")))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large(limit));
+        }
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    file.flush().await.map_err(ApiError::internal)?;
+    file.sync_all().await.map_err(ApiError::internal)?;
+    Ok(Received { upload, name })
 }
 
 pub async fn upload_file(
@@ -139,46 +206,26 @@ pub async fn upload_file(
 ) -> Result<HttpResponse, ApiError> {
     let limit = state.settings.max_upload_bytes;
     let overwrite = parse_bool("overwrite", query.overwrite.as_deref())?;
-    let too_large = || {
-        ApiError::PayloadTooLarge(format!(
-            "the file exceeds the upload limit of {} MiB (MAX_UPLOAD_MB)",
-            limit / (1024 * 1024)
-        ))
+    let mut folder: Option<PathBuf> = match &query.path {
+        Some(raw) => Some(paths::parse_relative(raw).map_err(FilesError::from)?),
+        None => None,
     };
+    let (_, root) = open(&state, &caller, &name).await?;
     // A declared length far beyond the limit is refused before reading.
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let (_, root) = open(&state, &caller, &name).await?;
     if declared.is_some_and(|len| len > limit.saturating_add(MULTIPART_OVERHEAD)) {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
-    let mut folder: Option<PathBuf> = match &query.path {
-        Some(raw) => Some(paths::parse_relative(raw).map_err(FilesError::from)?),
-        None => None,
-    };
     let mut received: Option<Received> = None;
     while let Some(field) = form.next().await {
-        let mut field =
-            field.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
-        let field_name = field.name().unwrap_or_default().to_owned();
-        match field_name.as_str() {
+        let mut field = field.map_err(malformed)?;
+        match field.name().unwrap_or_default() {
             "path" => {
-                let mut raw = Vec::new();
-                while let Some(chunk) = field.next().await {
-                    let chunk = chunk.map_err(|e| {
-                        ApiError::BadRequest(format!("malformed multipart body: {e}"))
-                    })?;
-                    raw.extend_from_slice(&chunk);
-                    if raw.len() > MAX_FIELD_BYTES {
-                        return Err(ApiError::Validation("the path field is too long".into()));
-                    }
-                }
-                let raw = String::from_utf8(raw)
-                    .map_err(|_| ApiError::Validation("the path field must be UTF-8".into()))?;
-                let parsed = paths::parse_relative(&raw).map_err(FilesError::from)?;
+                let parsed = read_path_field(&mut field).await?;
                 if folder.as_ref().is_some_and(|f| *f != parsed) {
                     return Err(ApiError::Validation(
                         "path was given both as a query parameter and as a form field, differently"
@@ -187,47 +234,13 @@ pub async fn upload_file(
                 }
                 folder = Some(parsed);
             }
+            "file" if received.is_some() => {
+                return Err(ApiError::Validation(
+                    "send one file part per request".into(),
+                ))
+            }
             "file" => {
-                if received.is_some() {
-                    return Err(ApiError::Validation(
-                        "send one file part per request".into(),
-                    ));
-                }
-                let file_name = field
-                    .content_disposition()
-                    .and_then(|cd| cd.get_filename())
-                    .map(str::to_owned)
-                    .ok_or_else(|| ApiError::Validation("the file part needs a filename".into()))?;
-                paths::validate_file_name(&file_name).map_err(FilesError::from)?;
-                // Into the target folder when it is known already, else into
-                // the workspace root; moved on commit either way.
-                let temp_folder = folder.clone().unwrap_or_default();
-                let (upload, file) = {
-                    let root = root.clone();
-                    let temp_folder = temp_folder.clone();
-                    blocking(move || TempUpload::create(files::open_folder(&root, &temp_folder)?))
-                        .await?
-                };
-                let mut file = tokio::fs::File::from_std(file);
-                let mut size: u64 = 0;
-                while let Some(chunk) = field.next().await {
-                    // Dropping `upload` on any early return removes the file.
-                    let chunk = chunk.map_err(|e| {
-                        ApiError::BadRequest(format!("the upload was interrupted: {e}"))
-                    })?;
-                    size += chunk.len() as u64;
-                    if size > limit {
-                        return Err(too_large());
-                    }
-                    file.write_all(&chunk).await.map_err(ApiError::internal)?;
-                }
-                file.flush().await.map_err(ApiError::internal)?;
-                file.sync_all().await.map_err(ApiError::internal)?;
-                drop(file);
-                received = Some(Received {
-                    upload,
-                    name: file_name,
-                });
+                received = Some(receive_file(&mut field, &root, folder.as_ref(), limit).await?);
             }
             other => {
                 return Err(ApiError::Validation(format!(
@@ -236,28 +249,22 @@ pub async fn upload_file(
             }
         }
     }
-    let Some(received) = received else {
+    let Some(Received { upload, name }) = received else {
         return Err(ApiError::Validation("a `file` part is required".into()));
     };
-    let target_folder = folder.unwrap_or_default();
-    let shown = files::joined(&target_folder, &received.name);
-    let name = received.name.clone();
-    let committed_path = shown.clone();
+    let folder = folder.unwrap_or_default();
+    let path = files::joined(&folder, &name);
+    let (shown, stored_name) = (path.clone(), name.clone());
+    // The folder is created only now, so a refused upload leaves no trace.
     let size = blocking(move || {
-        let target = files::open_folder(&root, &target_folder)?;
-        received
-            .upload
-            .commit(&target, &received.name, overwrite, &shown)
+        let target = files::open_folder(&root, &folder)?;
+        upload.commit(&target, &stored_name, overwrite, &shown)
     })
     .await?;
     Ok(envelope::data(
         &req,
         StatusCode::CREATED,
-        Uploaded {
-            path: committed_path,
-            size,
-            name,
-        },
+        Uploaded { path, size, name },
     ))
 }
 

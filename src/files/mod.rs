@@ -239,6 +239,20 @@ pub fn delete(root: &Dir, rel: &Path) -> Result<(), FilesError> {
     }
 }
 
+/// Folder `rel` beneath the workspace if it exists; `None` if it does not
+/// (yet). A path that exists but is no folder, or leads outside, is an error.
+pub fn existing_folder(root: &Dir, rel: &Path) -> Result<Option<Dir>, FilesError> {
+    if rel.as_os_str().is_empty() {
+        return Ok(Some(root.try_clone()?));
+    }
+    match root.metadata(rel) {
+        Ok(meta) if meta.is_dir() => Ok(Some(root.open_dir(rel).map_err(|e| classify(e, rel))?)),
+        Ok(_) => Err(FilesError::NotADirectory(display(rel))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(classify(e, rel)),
+    }
+}
+
 /// Opens (creating it if needed) folder `rel` beneath the workspace.
 pub fn open_folder(root: &Dir, rel: &Path) -> Result<Dir, FilesError> {
     if rel.as_os_str().is_empty() {

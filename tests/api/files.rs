@@ -829,8 +829,8 @@ async fn max_upload_mb_is_enforced_exactly_and_a_declared_length_early() {
     let left = tree(&app.workspace("alice", "lim"));
     assert_eq!(
         left,
-        ["max.bin", "x"],
-        "only the accepted file (and the folder)"
+        ["max.bin"],
+        "only the accepted file, not even the folder"
     );
 }
 
