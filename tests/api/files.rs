@@ -865,3 +865,28 @@ async fn every_files_route_is_tenant_scoped() {
         .unwrap();
     assert_problem(res, 401, "unauthorized").await;
 }
+
+#[actix_web::test]
+async fn an_upload_abandoned_midway_leaves_nothing() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    app.create_session(ALICE, "gone").await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"part.bin\"\r\n\r\n"
+    );
+    let request = format!(
+        "POST /api/v1/sessions/gone/files HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {ALICE}\r\n\
+         Content-Type: {}\r\nContent-Length: {}\r\n\r\n{head}",
+        multipart_type(),
+        head.len() + 10 * 1024 * 1024
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(&vec![7u8; 1024 * 1024]).await.unwrap();
+    let ws = app.workspace("alice", "gone");
+    let started = eventually(10, || async { !tree(&ws).is_empty() }).await;
+    assert!(started, "the upload had begun writing its temporary file");
+    drop(stream);
+    let cleaned = eventually(10, || async { tree(&ws).is_empty() }).await;
+    assert!(cleaned, "left behind: {:?}", tree(&ws));
+}
