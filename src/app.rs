@@ -52,6 +52,13 @@ impl Application {
             ..(*settings).clone()
         });
 
+        // A bad template stops startup, before the database is opened,
+        // with a message naming the file.
+        let templates = crate::templates::Templates::from_settings(&settings)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(dir = %templates.dir().display(), count = templates.all().len(), "agent templates loaded");
+        let templates = web::Data::new(templates);
+
         let url = settings.effective_database_url();
         let pool = tokio::task::spawn_blocking(move || db::connect(&url))
             .await?
@@ -130,6 +137,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(templates.clone())
                 .wrap(middleware::from_fn(api::middleware::request_context))
                 .configure(api::routes)
                 .default_service(web::to(|| async {

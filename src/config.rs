@@ -58,6 +58,11 @@ pub struct Settings {
     pub webhook_retry_schedule: Vec<Duration>,
     /// `WEBHOOK_POLL_INTERVAL_MS`: how often due deliveries are looked for (1000).
     pub webhook_poll_interval: Duration,
+    /// `TEMPLATES_DIR`: folder of agent templates (else `templates/` here,
+    /// else the crate's own).
+    pub templates_dir: Option<PathBuf>,
+    /// `MAX_UPLOAD_MB`: largest file upload, in bytes (25 MiB).
+    pub max_upload_bytes: u64,
     /// `LOG_LEVEL`: tracing filter (info).
     pub log_level: String,
     /// `LOG_FORMAT`: `text` or `json`.
@@ -184,6 +189,10 @@ impl Settings {
                 10,
                 60_000,
             )?),
+            templates_dir: get("TEMPLATES_DIR").map(PathBuf::from),
+            max_upload_bytes: parse_bounded(&get, "MAX_UPLOAD_MB", 25u64, 1, 1024 * 1024)?
+                * 1024
+                * 1024,
             log_level: get("LOG_LEVEL").unwrap_or_else(|| "info".into()),
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
@@ -241,6 +250,21 @@ impl Settings {
             return local.to_path_buf();
         }
         Path::new(env!("CARGO_MANIFEST_DIR")).join(".claude-cli/node_modules/.bin/claude")
+    }
+}
+
+impl Settings {
+    /// The templates folder: `TEMPLATES_DIR`, else `templates/` in the
+    /// working directory, else the one shipped beside the crate.
+    pub fn resolved_templates_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.templates_dir {
+            return dir.clone();
+        }
+        let local = Path::new("templates");
+        if local.is_dir() {
+            return local.to_path_buf();
+        }
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
     }
 }
 
@@ -390,6 +414,22 @@ mod tests {
         let err = Settings::from_vars(&vars(&[("DATABASE_URL", "mysql://u:pw@h/db")])).unwrap_err();
         assert_eq!(err.name, "DATABASE_URL");
         assert!(!err.to_string().contains("pw"), "password must be redacted");
+    }
+
+    #[test]
+    fn upload_limit_and_templates_dir() {
+        let s = Settings::from_vars(&vars(&[])).unwrap();
+        assert_eq!(s.max_upload_bytes, 25 * 1024 * 1024);
+        assert_eq!(s.templates_dir, None);
+        assert!(s.resolved_templates_dir().ends_with("templates"));
+        let s =
+            Settings::from_vars(&vars(&[("MAX_UPLOAD_MB", "2"), ("TEMPLATES_DIR", "/t")])).unwrap();
+        assert_eq!(s.max_upload_bytes, 2 * 1024 * 1024);
+        assert_eq!(s.resolved_templates_dir(), Path::new("/t"));
+        let err = Settings::from_vars(&vars(&[("MAX_UPLOAD_MB", "0")])).unwrap_err();
+        assert_eq!(err.name, "MAX_UPLOAD_MB");
+        let err = Settings::from_vars(&vars(&[("MAX_UPLOAD_MB", "lots")])).unwrap_err();
+        assert_eq!(err.name, "MAX_UPLOAD_MB");
     }
 
     #[test]

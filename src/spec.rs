@@ -2,12 +2,15 @@
 //! how a session's spec, a turn's overrides and the server defaults combine
 //! into the launch spec a CLI process is started with.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 use crate::config::Settings;
+use crate::templates::Template;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PermissionMode {
@@ -112,6 +115,45 @@ pub struct SessionSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub disallowed_tools: Option<Vec<String>>,
+    /// Extra environment of this session's CLI processes (from a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// MCP servers of this session's CLI (from a template), by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_servers: Option<BTreeMap<String, Value>>,
+}
+
+impl SessionSpec {
+    /// Fills what the request left unset from `template`: explicit request
+    /// fields > template > (later, in `LaunchSpec::resolve`) server defaults.
+    /// "Explicit" includes an empty list: `allowed_tools: []` stays empty.
+    /// The template's `system_prompt` fills `system_prompt` (it replaces
+    /// Claude Code's own) when `replace_system_prompt` is set, else
+    /// `append_system_prompt`.
+    pub fn with_template(self, template: &Template) -> SessionSpec {
+        let (template_replace, template_append) = match &template.system_prompt {
+            Some(p) if template.replace_system_prompt => (Some(p.clone()), None),
+            Some(p) => (None, Some(p.clone())),
+            None => (None, None),
+        };
+        SessionSpec {
+            template: Some(template.name.clone()),
+            system_prompt: self.system_prompt.or(template_replace),
+            append_system_prompt: self.append_system_prompt.or(template_append),
+            model: self.model.or_else(|| template.model.clone()),
+            max_turns: self.max_turns.or(template.max_turns),
+            permission_mode: self.permission_mode.or(template.permission_mode),
+            effort: self.effort.or(template.effort),
+            allowed_tools: self
+                .allowed_tools
+                .or_else(|| template.allowed_tools.clone()),
+            disallowed_tools: self
+                .disallowed_tools
+                .or_else(|| template.disallowed_tools.clone()),
+            env: self.env.or_else(|| template.env.clone()),
+            mcp_servers: self.mcp_servers.or_else(|| template.mcp_servers.clone()),
+        }
+    }
 }
 
 /// Per-turn overrides a chat or job request may carry.
@@ -140,6 +182,10 @@ pub struct LaunchSpec {
     pub effort: Option<Effort>,
     pub allowed_tools: Vec<String>,
     pub disallowed_tools: Vec<String>,
+    /// Added to the allowlisted environment of this session's process only.
+    pub env: BTreeMap<String, String>,
+    /// Passed as `--mcp-config` with `--strict-mcp-config` when not empty.
+    pub mcp_servers: BTreeMap<String, Value>,
 }
 
 impl LaunchSpec {
@@ -172,6 +218,8 @@ impl LaunchSpec {
                 .disallowed_tools
                 .clone()
                 .unwrap_or_else(|| settings.claude_disallowed_tools.clone()),
+            env: spec.env.clone().unwrap_or_default(),
+            mcp_servers: spec.mcp_servers.clone().unwrap_or_default(),
         }
     }
 }
@@ -274,5 +322,93 @@ mod tests {
             launch.append_system_prompt.as_deref(),
             Some("base\n\nextra")
         );
+    }
+
+    fn template() -> Template {
+        Template::parse(
+            "rev",
+            "description: d\n\
+             system_prompt: TEMPLATE-PROMPT\n\
+             max_turns: 7\n\
+             permission_mode: plan\n\
+             effort: high\n\
+             allowed_tools: [Read, Grep]\n\
+             disallowed_tools: [Write, Edit]\n\
+             env: {MARK: t}\n\
+             mcp_servers: {fs: {command: x}}\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn template_fills_what_the_request_left_unset() {
+        let spec = SessionSpec::default().with_template(&template());
+        assert_eq!(spec.template.as_deref(), Some("rev"));
+        assert_eq!(
+            spec.append_system_prompt.as_deref(),
+            Some("TEMPLATE-PROMPT")
+        );
+        assert_eq!(spec.system_prompt, None);
+        let launch = LaunchSpec::resolve(&settings(), &spec, &TurnOverrides::default());
+        assert_eq!(launch.max_turns, 7);
+        assert_eq!(launch.permission_mode, PermissionMode::Plan);
+        assert_eq!(launch.effort, Some(Effort::High));
+        assert_eq!(launch.allowed_tools, vec!["Read", "Grep"]);
+        assert_eq!(launch.disallowed_tools, vec!["Write", "Edit"]);
+        assert_eq!(launch.env["MARK"], "t");
+        assert_eq!(launch.mcp_servers["fs"]["command"], "x");
+        // What neither sets comes from the server.
+        assert_eq!(launch.model.as_deref(), Some("server-model"));
+    }
+
+    #[test]
+    fn explicit_request_fields_beat_the_template_even_when_empty() {
+        let request = SessionSpec {
+            model: Some("request-model".into()),
+            max_turns: Some(2),
+            permission_mode: Some(PermissionMode::AcceptEdits),
+            allowed_tools: Some(vec![]),
+            disallowed_tools: Some(vec![]),
+            append_system_prompt: Some("REQUEST-PROMPT".into()),
+            env: Some(BTreeMap::new()),
+            ..Default::default()
+        };
+        let spec = request.with_template(&template());
+        let launch = LaunchSpec::resolve(&settings(), &spec, &TurnOverrides::default());
+        assert_eq!(launch.model.as_deref(), Some("request-model"));
+        assert_eq!(launch.max_turns, 2);
+        assert_eq!(launch.permission_mode, PermissionMode::AcceptEdits);
+        assert!(launch.allowed_tools.is_empty(), "explicit [] overrides");
+        assert!(launch.disallowed_tools.is_empty(), "explicit [] overrides");
+        assert!(launch.env.is_empty());
+        assert_eq!(
+            launch.append_system_prompt.as_deref(),
+            Some("REQUEST-PROMPT")
+        );
+        // Untouched fields still come from the template.
+        assert_eq!(launch.effort, Some(Effort::High));
+    }
+
+    #[test]
+    fn a_replacing_template_prompt_fills_system_prompt() {
+        let mut t = template();
+        t.replace_system_prompt = true;
+        let spec = SessionSpec::default().with_template(&t);
+        assert_eq!(spec.system_prompt.as_deref(), Some("TEMPLATE-PROMPT"));
+        assert_eq!(spec.append_system_prompt, None);
+        // The request's own replacement wins over the template's.
+        let spec = SessionSpec {
+            system_prompt: Some("MINE".into()),
+            ..Default::default()
+        }
+        .with_template(&t);
+        assert_eq!(spec.system_prompt.as_deref(), Some("MINE"));
+    }
+
+    #[test]
+    fn a_stored_spec_without_the_new_fields_still_reads() {
+        let spec: SessionSpec = serde_json::from_str(r#"{"model":"m"}"#).unwrap();
+        assert_eq!(spec.env, None);
+        assert_eq!(spec.mcp_servers, None);
     }
 }

@@ -3,13 +3,16 @@
 
 mod chat;
 pub mod envelope;
+mod files;
 mod health;
 mod history;
 mod idempotency;
 mod jobs;
 pub mod middleware;
 mod sessions;
+mod templates;
 mod webhooks;
+mod workspaces;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,6 +92,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/webhooks/deliveries/{id}/redeliver",
                 web::post().to(webhooks::redeliver),
-            ),
+            )
+            .route(
+                "/sessions/{name}/repo",
+                web::post().to(workspaces::set_working_dir),
+            )
+            .service(
+                web::resource("/sessions/{name}/files")
+                    .route(web::post().to(files::upload_file))
+                    .route(web::get().to(files::list_files)),
+            )
+            .service(
+                web::resource("/sessions/{name}/files/{path:.*}")
+                    .route(web::get().to(files::download_file))
+                    .route(web::delete().to(files::delete_file)),
+            )
+            .route(
+                "/sessions/{name}/archive",
+                web::get().to(files::download_archive),
+            )
+            .route("/templates", web::get().to(templates::list_templates))
+            .route(
+                "/templates/reload",
+                web::post().to(templates::reload_templates),
+            )
+            .route("/templates/{name}", web::get().to(templates::get_template)),
     );
 }

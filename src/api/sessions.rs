@@ -123,6 +123,8 @@ impl CreateSession {
             effort: self.effort,
             allowed_tools: tools("allowed_tools", self.allowed_tools)?,
             disallowed_tools: tools("disallowed_tools", self.disallowed_tools)?,
+            env: None,
+            mcp_servers: None,
         };
         Ok((self.name, spec))
     }
@@ -147,15 +149,23 @@ pub async fn load_session(
 pub async fn create_session(
     req: HttpRequest,
     state: web::Data<AppState>,
+    templates: web::Data<crate::templates::Templates>,
     caller: Caller,
     body: web::Json<CreateSession>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, spec) = body.into_inner().into_spec()?;
-    if let Some(template) = &spec.template {
-        return Err(ApiError::Validation(format!(
-            "unknown template {template:?}: no templates are installed"
-        )));
-    }
+    // Request fields > template > server defaults (see `spec.rs`).
+    let spec = match spec.template.clone() {
+        Some(template) => {
+            let found = templates.get(&template).ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "unknown template {template:?}; GET /api/v1/templates lists them"
+                ))
+            })?;
+            spec.with_template(&found)
+        }
+        None => spec,
+    };
     let dir = crate::workspace::session_dir(&state.workspace_root, caller.tenant.as_str(), &name);
     let now = crate::db::now();
     let row = Session {
@@ -195,7 +205,16 @@ pub async fn create_session(
         ..row
     };
     let insert = row.clone();
-    if let Err(e) = crate::db::run(&state.pool, move |c| session::insert(c, &insert)).await {
+    // The workspace it created is the only one deleting the session removes.
+    let created = owns_workspace.then(|| row.workspace.clone());
+    if let Err(e) = crate::db::run(&state.pool, move |c| {
+        diesel::Connection::transaction(c, |c| {
+            session::insert(c, &insert)?;
+            crate::db::models::workspace::set_created(c, &insert.id, created.as_deref())
+        })
+    })
+    .await
+    {
         if owns_workspace {
             let _ = crate::workspace::remove(&dir);
         }
@@ -254,9 +273,16 @@ pub async fn delete_session(
         .await?;
     let id = row.id.clone();
     let tenant = caller.tenant.clone();
-    crate::db::run(&state.pool, move |c| session::delete(c, &tenant, &id)).await?;
-    if row.owns_workspace {
-        let dir = std::path::PathBuf::from(&row.workspace);
+    // Only the workspace the session created, never a folder it was merely
+    // pointed at with /repo.
+    let created = crate::db::run(&state.pool, move |c| {
+        let created = crate::db::models::workspace::created(c, &tenant, &id)?;
+        session::delete(c, &tenant, &id)?;
+        Ok(created)
+    })
+    .await?;
+    if let Some(created) = created {
+        let dir = std::path::PathBuf::from(created);
         tokio::task::spawn_blocking(move || crate::workspace::remove(&dir))
             .await
             .map_err(ApiError::internal)?

@@ -56,6 +56,12 @@ pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
         args.push(format!("--effort={}", effort.as_str()));
     }
     if !spec.allowed_tools.is_empty() {
+        // `--allowedTools` only pre-approves; `--tools` is what limits the
+        // built-in tools the model is offered at all.
+        let available = available_tools(&spec.allowed_tools);
+        if !available.is_empty() {
+            args.push(format!("--tools={}", available.join(",")));
+        }
         args.push(format!("--allowedTools={}", spec.allowed_tools.join(",")));
     }
     if !spec.disallowed_tools.is_empty() {
@@ -64,6 +70,11 @@ pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
             spec.disallowed_tools.join(",")
         ));
     }
+    if !spec.mcp_servers.is_empty() {
+        let config = serde_json::json!({ "mcpServers": spec.mcp_servers });
+        args.push(format!("--mcp-config={config}"));
+        args.push("--strict-mcp-config".into());
+    }
     match conversation {
         Conversation::New(id) => args.push(format!("--session-id={id}")),
         Conversation::Resume(id) => args.push(format!("--resume={id}")),
@@ -71,10 +82,24 @@ pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
     args
 }
 
-/// The environment of the process: the allowlisted server variables plus
-/// what the server itself decides.
+/// The built-in tools named by allowed-tool rules: `Bash(git:*)` → `Bash`.
+/// MCP tools (`mcp__…`) are not built-in and stay governed by their server.
+fn available_tools(rules: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for rule in rules {
+        let name = rule.split('(').next().unwrap_or("").trim();
+        if !name.is_empty() && !name.starts_with("mcp__") && !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// The environment of the process: the allowlisted server variables, the
+/// session's own (template) variables, then what the server itself decides.
 pub fn env(plan: &LaunchPlan) -> BTreeMap<String, String> {
     let mut env = plan.env.clone();
+    env.extend(plan.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.insert(
         "CLAUDE_CONFIG_DIR".into(),
         plan.config_dir.to_string_lossy().into_owned(),
@@ -119,6 +144,8 @@ mod tests {
             effort: Some(Effort::High),
             allowed_tools: vec!["Read".into(), "Bash(git:*)".into()],
             disallowed_tools: vec![],
+            env: BTreeMap::new(),
+            mcp_servers: BTreeMap::new(),
         }
     }
 
@@ -144,6 +171,62 @@ mod tests {
         assert!(a.contains(&"--append-system-prompt=be brief".to_string()));
         assert!(a.contains(&"--resume=abc".to_string()));
         assert!(!a.iter().any(|x| x.starts_with("--disallowedTools")));
+        assert!(a.contains(&"--tools=Read,Bash".to_string()));
+        assert!(!a.iter().any(|x| x.starts_with("--mcp-config")));
+        assert!(!a.contains(&"--strict-mcp-config".to_string()));
+    }
+
+    #[test]
+    fn mcp_servers_become_a_strict_mcp_config() {
+        let mut s = spec();
+        s.mcp_servers.insert(
+            "fs".into(),
+            serde_json::json!({"command": "srv", "args": ["-x"]}),
+        );
+        let a = args(&s, &Conversation::New("id".into()));
+        let config = a
+            .iter()
+            .find_map(|x| x.strip_prefix("--mcp-config="))
+            .expect("--mcp-config");
+        let config: serde_json::Value = serde_json::from_str(config).unwrap();
+        assert_eq!(config["mcpServers"]["fs"]["command"], "srv");
+        assert!(a.contains(&"--strict-mcp-config".to_string()));
+    }
+
+    #[test]
+    fn available_tools_are_the_rules_base_names() {
+        let rules: Vec<String> = [
+            "Read",
+            "Bash(git diff:*)",
+            "Bash(git log:*)",
+            "mcp__fs__read",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(available_tools(&rules), ["Read", "Bash"]);
+    }
+
+    #[test]
+    fn session_env_is_added_but_server_variables_win() {
+        let mut s = spec();
+        s.permission_mode = PermissionMode::BypassPermissions;
+        s.env.insert("TEMPLATE_MARK".into(), "1".into());
+        s.env
+            .insert("CLAUDE_CONFIG_DIR".into(), "/elsewhere".into());
+        let plan = LaunchPlan {
+            cli_path: "claude".into(),
+            workspace: "/ws".into(),
+            config_dir: "/cfg".into(),
+            env: BTreeMap::from([("PATH".to_string(), "/bin".to_string())]),
+            spec: s,
+            conversation: Conversation::New("id".into()),
+        };
+        let e = env(&plan);
+        assert_eq!(e["TEMPLATE_MARK"], "1");
+        assert_eq!(e["PATH"], "/bin");
+        assert_eq!(e["CLAUDE_CONFIG_DIR"], "/cfg");
+        assert_eq!(e["IS_SANDBOX"], "1");
     }
 
     #[test]

@@ -53,6 +53,7 @@ diesel::table! {
         output_tokens -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        created_workspace -> Nullable<Text>,
     }
 }
 

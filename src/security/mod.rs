@@ -1,4 +1,6 @@
-//! Who is calling: API keys, their tenants, and the authentication extractor.
+//! Who is calling: API keys, their tenants, and the authentication extractor;
+//! and where a caller may reach on disk: path confinement.
 
 pub mod auth;
 pub mod keys;
+pub mod paths;

@@ -6,6 +6,7 @@ mod handlers;
 pub mod messages;
 mod running;
 pub mod turn;
+pub mod workspace;
 mod writer;
 
 use std::collections::{HashMap, VecDeque};

@@ -10,5 +10,6 @@ pub mod session;
 pub mod tenant;
 pub mod turn;
 pub mod webhook;
+pub mod workspace;
 
 pub use tenant::TenantId;

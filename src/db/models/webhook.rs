@@ -170,6 +170,9 @@ pub fn record_attempt(
     })
 }
 
+/// A delivery and its attempts, oldest attempt first.
+pub type DeliveryWithAttempts = (Delivery, Vec<Attempt>);
+
 /// One page of the tenant's deliveries (optionally of one job), newest
 /// first, with their attempts.
 pub fn list(
@@ -178,7 +181,7 @@ pub fn list(
     job_id: Option<&str>,
     offset: i64,
     limit: i64,
-) -> DbResult<(Vec<(Delivery, Vec<Attempt>)>, i64)> {
+) -> DbResult<(Vec<DeliveryWithAttempts>, i64)> {
     let mut count = webhook_deliveries::table
         .filter(webhook_deliveries::tenant_id.eq(tenant.as_str()))
         .into_boxed();

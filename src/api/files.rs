@@ -1,0 +1,396 @@
+//! Files of a session's workspace: upload (multipart, streamed to disk with
+//! the size limit enforced while reading), list, download (Range, ETag),
+//! delete, and a streamed `.tar.gz` of a folder. Paths are confined to the
+//! workspace by `security::paths` and `files`; a path that would leave it is
+//! a 400 (lexically) or a 404 (through a symlink), never content.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix_files::NamedFile;
+use actix_multipart::Multipart;
+use actix_web::http::header::{
+    self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
+};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use cap_std::fs::Dir;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::envelope::{self, PageQuery};
+use super::sessions::load_session;
+use super::AppState;
+use crate::db::models::session::Session;
+use crate::error::ApiError;
+use crate::files::{self, archive, FilesError, TempUpload};
+use crate::security::auth::Caller;
+use crate::security::paths;
+
+/// Largest `path` form field accepted.
+const MAX_FIELD_BYTES: usize = 4096;
+/// Multipart framing allowed on top of the file when checking Content-Length.
+const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+
+/// `attachment; filename="…"`, with an RFC 5987 `filename*` for names that
+/// are not plain ASCII (and an ASCII fallback).
+fn attachment(name: &str) -> ContentDisposition {
+    let mut parameters = Vec::new();
+    if name.is_ascii() {
+        parameters.push(DispositionParam::Filename(name.to_owned()));
+    } else {
+        let fallback: String = name
+            .chars()
+            .map(|c| if c.is_ascii() { c } else { '_' })
+            .collect();
+        parameters.push(DispositionParam::Filename(fallback));
+        parameters.push(DispositionParam::FilenameExt(ExtendedValue {
+            charset: Charset::Ext("UTF-8".into()),
+            language_tag: None,
+            value: name.as_bytes().to_vec(),
+        }));
+    }
+    ContentDisposition {
+        disposition: DispositionType::Attachment,
+        parameters,
+    }
+}
+
+/// Runs blocking file work off the executor.
+async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, FilesError> + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        f()
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from)
+}
+
+/// The caller's session and a handle on its workspace.
+async fn open(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<(Session, Arc<Dir>), ApiError> {
+    let session = load_session(state, caller, name).await?;
+    let root = state.workspace_root.clone();
+    let tenant = caller.tenant.as_str().to_owned();
+    let workspace = PathBuf::from(&session.workspace);
+    let dir = blocking(move || {
+        paths::open_workspace(&root, &tenant, &workspace).map_err(|e| {
+            tracing::warn!(error = %e, workspace = %workspace.display(), "cannot open a workspace");
+            FilesError::NotFound(String::new())
+        })
+    })
+    .await
+    .map_err(|_| {
+        ApiError::NotFound(format!(
+            "the workspace of session {name:?} is not available"
+        ))
+    })?;
+    Ok((session, Arc::new(dir)))
+}
+
+fn parse_bool(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None | Some("") | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ApiError::Validation(format!(
+            "{name} must be true or false, got {other:?}"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    path: Option<String>,
+    overwrite: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Uploaded {
+    path: String,
+    size: u64,
+    name: String,
+}
+
+/// A finished upload waiting to be moved into place.
+struct Received {
+    upload: TempUpload,
+    name: String,
+}
+
+fn malformed(e: actix_multipart::MultipartError) -> ApiError {
+    ApiError::BadRequest(format!("malformed multipart body: {e}"))
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the file exceeds the upload limit of {} MiB (MAX_UPLOAD_MB)",
+        limit / (1024 * 1024)
+    ))
+}
+
+/// The small `path` form field.
+async fn read_path_field(field: &mut actix_multipart::Field) -> Result<PathBuf, ApiError> {
+    let mut raw = Vec::new();
+    while let Some(chunk) = field.next().await {
+        raw.extend_from_slice(&chunk.map_err(malformed)?);
+        if raw.len() > MAX_FIELD_BYTES {
+            return Err(ApiError::Validation("the path field is too long".into()));
+        }
+    }
+    let raw = String::from_utf8(raw)
+        .map_err(|_| ApiError::Validation("the path field must be UTF-8".into()))?;
+    Ok(paths::parse_relative(&raw).map_err(FilesError::from)?)
+}
+
+/// Streams the `file` part into a temporary file: in the target folder when
+/// it is known and exists already, else in the workspace root (moved on
+/// commit either way). Past `limit` bytes it stops reading with a 413; any
+/// early return drops the `TempUpload`, which removes the file.
+async fn receive_file(
+    field: &mut actix_multipart::Field,
+    root: &Arc<Dir>,
+    folder: Option<&PathBuf>,
+    limit: u64,
+) -> Result<Received, ApiError> {
+    let name = field
+        .content_disposition()
+        .and_then(|cd| cd.get_filename())
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::Validation("the file part needs a filename".into()))?;
+    paths::validate_file_name(&name).map_err(FilesError::from)?;
+    let root = root.clone();
+    let folder = folder.cloned().unwrap_or_default();
+    let (upload, file) = blocking(move || {
+        let temp_folder = match files::existing_folder(&root, &folder)? {
+            Some(dir) => dir,
+            None => root.try_clone()?,
+        };
+        TempUpload::create(temp_folder)
+    })
+    .await?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut size: u64 = 0;
+    while let Some(chunk) = field.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("the upload was interrupted: {e}")))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large(limit));
+        }
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    file.flush().await.map_err(ApiError::internal)?;
+    file.sync_all().await.map_err(ApiError::internal)?;
+    Ok(Received { upload, name })
+}
+
+pub async fn upload_file(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    query: web::Query<UploadQuery>,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let limit = state.settings.max_upload_bytes;
+    let overwrite = parse_bool("overwrite", query.overwrite.as_deref())?;
+    let mut folder: Option<PathBuf> = match &query.path {
+        Some(raw) => Some(paths::parse_relative(raw).map_err(FilesError::from)?),
+        None => None,
+    };
+    let (_, root) = open(&state, &caller, &name).await?;
+    // A declared length far beyond the limit is refused before reading.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit.saturating_add(MULTIPART_OVERHEAD)) {
+        return Err(too_large(limit));
+    }
+    let mut received: Option<Received> = None;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(malformed)?;
+        match field.name().unwrap_or_default() {
+            "path" => {
+                let parsed = read_path_field(&mut field).await?;
+                if folder.as_ref().is_some_and(|f| *f != parsed) {
+                    return Err(ApiError::Validation(
+                        "path was given both as a query parameter and as a form field, differently"
+                            .into(),
+                    ));
+                }
+                folder = Some(parsed);
+            }
+            "file" if received.is_some() => {
+                return Err(ApiError::Validation(
+                    "send one file part per request".into(),
+                ))
+            }
+            "file" => {
+                received = Some(receive_file(&mut field, &root, folder.as_ref(), limit).await?);
+            }
+            other => {
+                return Err(ApiError::Validation(format!(
+                    "unexpected form field {other:?}: send `file` and optionally `path`"
+                )))
+            }
+        }
+    }
+    let Some(Received { upload, name }) = received else {
+        return Err(ApiError::Validation("a `file` part is required".into()));
+    };
+    let folder = folder.unwrap_or_default();
+    let path = files::joined(&folder, &name);
+    let (shown, stored_name) = (path.clone(), name.clone());
+    // The folder is created only now, so a refused upload leaves no trace.
+    let size = blocking(move || {
+        let target = files::open_folder(&root, &folder)?;
+        upload.commit(&target, &stored_name, overwrite, &shown)
+    })
+    .await?;
+    Ok(envelope::data(
+        &req,
+        StatusCode::CREATED,
+        Uploaded { path, size, name },
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    path: Option<String>,
+    recursive: Option<String>,
+    hidden: Option<String>,
+    page: Option<String>,
+    limit: Option<String>,
+}
+
+pub async fn list_files(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageQuery {
+        page: query.page.clone(),
+        limit: query.limit.clone(),
+    }
+    .validate()?;
+    let recursive = parse_bool("recursive", query.recursive.as_deref())?;
+    let hidden = parse_bool("hidden", query.hidden.as_deref())?;
+    let rel =
+        paths::parse_relative(query.path.as_deref().unwrap_or("")).map_err(FilesError::from)?;
+    let (_, root) = open(&state, &caller, &name).await?;
+    let entries = blocking(move || files::list(&root, &rel, recursive, hidden)).await?;
+    let total = entries.len() as i64;
+    let items: Vec<files::Entry> = entries
+        .into_iter()
+        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+        .take(usize::try_from(page.limit).unwrap_or(0))
+        .collect();
+    Ok(envelope::page(&req, items, &page, total))
+}
+
+pub async fn download_file(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, raw) = path.into_inner();
+    let rel = paths::parse_relative(&raw).map_err(FilesError::from)?;
+    let (_, root) = open(&state, &caller, &name).await?;
+    let opened = rel.clone();
+    let file = blocking(move || files::open_file(&root, &opened)).await?;
+    let file_name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let named = NamedFile::from_file(file, &rel)
+        .map_err(ApiError::internal)?
+        .set_content_disposition(attachment(&file_name))
+        .prefer_utf8(true);
+    Ok(named.into_response(&req))
+}
+
+pub async fn delete_file(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, raw) = path.into_inner();
+    let rel = paths::parse_relative(&raw).map_err(FilesError::from)?;
+    if rel.as_os_str().is_empty() {
+        return Err(ApiError::Validation(
+            "name a file or folder inside the workspace".into(),
+        ));
+    }
+    let (_, root) = open(&state, &caller, &name).await?;
+    blocking(move || files::delete(&root, &rel)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ArchiveQuery {
+    path: Option<String>,
+}
+
+pub async fn download_archive(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    query: web::Query<ArchiveQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let rel =
+        paths::parse_relative(query.path.as_deref().unwrap_or("")).map_err(FilesError::from)?;
+    let (session, root) = open(&state, &caller, &name).await?;
+    let checked = rel.clone();
+    let check_root = root.clone();
+    blocking(move || files::check_folder(&check_root, &checked)).await?;
+    let prefix = rel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| session.name.clone());
+    let (tx, rx) = mpsc::channel(8);
+    let span = tracing::Span::current();
+    let archive_prefix = prefix.clone();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let failed = archive::ChannelWriter::new(tx.clone());
+        match archive::write_tar_gz(
+            &root,
+            &rel,
+            &archive_prefix,
+            archive::ChannelWriter::new(tx),
+        ) {
+            Ok(mut writer) => {
+                use std::io::Write;
+                let _ = writer.flush();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => {
+                // The body ends with an error: the client sees a truncated
+                // download, never a silently incomplete archive.
+                tracing::warn!(error = %e, "archive failed midway");
+                failed.fail(e);
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/gzip")
+        .insert_header(attachment(&format!("{prefix}.tar.gz")))
+        .streaming(ReceiverStream::new(rx)))
+}

@@ -1,0 +1,205 @@
+//! A folder of the workspace as a streamed `.tar.gz`. Regular files and
+//! folders only: symlinks are never followed and never stored, so nothing
+//! outside the workspace (nor the target of a link into it) ends up in an
+//! archive through one.
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use bytes::Bytes;
+use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use tokio::sync::mpsc;
+
+/// Bytes per chunk handed to the HTTP response.
+const CHUNK: usize = 64 * 1024;
+
+/// Writes the archive of folder `rel` (entries under `prefix/`) into `out`.
+/// Blocking.
+pub fn write_tar_gz<W: Write>(root: &Dir, rel: &Path, prefix: &str, out: W) -> io::Result<W> {
+    let gz = GzEncoder::new(out, Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    tar.follow_symlinks(false);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_size(0);
+    header.set_mtime(0);
+    tar.append_data(&mut header, format!("{prefix}/"), io::empty())?;
+    add_folder(&mut tar, root, rel, Path::new(prefix))?;
+    tar.into_inner()?.finish()
+}
+
+fn add_folder<W: Write>(
+    tar: &mut tar::Builder<W>,
+    root: &Dir,
+    rel: &Path,
+    in_archive: &Path,
+) -> io::Result<()> {
+    let listing = if rel.as_os_str().is_empty() {
+        root.entries()?
+    } else {
+        root.read_dir(rel)?
+    };
+    let mut items: Vec<_> = listing.collect::<io::Result<_>>()?;
+    items.sort_by_key(|e| e.file_name());
+    for item in items {
+        let name = item.file_name();
+        let child = rel.join(&name);
+        let target = in_archive.join(&name);
+        let file_type = item.file_type()?;
+        if file_type.is_symlink() {
+            continue;
+        }
+        if file_type.is_dir() {
+            let meta = item.metadata()?;
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(meta.mode() & 0o7777);
+            header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+            header.set_size(0);
+            tar.append_data(&mut header, &target, io::empty())?;
+            add_folder(tar, root, &child, &target)?;
+        } else if file_type.is_file() {
+            let mut options = OpenOptions::new();
+            options.read(true).custom_flags(libc::O_NONBLOCK);
+            // Opened beneath the workspace: swapped for a symlink meanwhile,
+            // it still cannot lead outside.
+            let Ok(file) = root.open_with(&child, &options) else {
+                continue;
+            };
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                continue;
+            }
+            let len = meta.len();
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(meta.mode() & 0o7777);
+            header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+            header.set_size(len);
+            let reader = Exactly {
+                inner: file.into_std().take(len),
+                remaining: len,
+            };
+            tar.append_data(&mut header, &target, reader)?;
+        }
+    }
+    Ok(())
+}
+
+/// Exactly `remaining` bytes: a file that shrank while being read is padded
+/// with zeros, so the tar stays well formed.
+struct Exactly<R> {
+    inner: R,
+    remaining: u64,
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let mut n = self.inner.read(&mut buf[..max])?;
+        if n == 0 {
+            buf[..max].fill(0);
+            n = max;
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A `Write` that hands chunks to an async receiver (the HTTP body),
+/// blocking when it is full. A gone receiver (client left) is an error that
+/// stops the archive.
+pub struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    pub fn new(tx: mpsc::Sender<Result<Bytes, io::Error>>) -> ChannelWriter {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+
+    /// Reports a failure to the receiver (the body ends with an error).
+    pub fn fail(self, error: io::Error) {
+        let _ = self.tx.blocking_send(Err(error));
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cap_std::ambient_authority;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn archives_files_and_folders_but_no_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path();
+        std::fs::create_dir_all(p.join("out/sub")).unwrap();
+        std::fs::write(p.join("out/a.txt"), "hello").unwrap();
+        std::fs::write(p.join("out/sub/b.bin"), [0u8, 1, 2, 255]).unwrap();
+        symlink("/etc/passwd", p.join("out/leak")).unwrap();
+        symlink("a.txt", p.join("out/alias")).unwrap();
+        let dir = Dir::open_ambient_dir(p, ambient_authority()).unwrap();
+        let bytes = write_tar_gz(&dir, Path::new("out"), "out", Vec::new()).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            seen.push((path, content));
+        }
+        let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["out/", "out/a.txt", "out/sub", "out/sub/b.bin"]);
+        assert_eq!(seen[1].1, b"hello");
+        assert_eq!(seen[3].1, [0u8, 1, 2, 255]);
+    }
+
+    #[test]
+    fn short_reads_are_padded() {
+        let mut r = Exactly {
+            inner: &b"ab"[..],
+            remaining: 4,
+        };
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"ab\0\0");
+    }
+}

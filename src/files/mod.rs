@@ -1,0 +1,479 @@
+//! The files of a session's workspace: listing, download, delete, upload and
+//! archive. Every operation works on a `cap_std::fs::Dir` handle of the
+//! workspace (see `security::paths`), so no path, and no symlink the agent
+//! planted, resolves outside it. All functions here block: call them from
+//! `spawn_blocking`.
+
+pub mod archive;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use cap_std::fs::{Dir, File, Metadata, OpenOptions, OpenOptionsExt};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::security::paths::PathError;
+
+/// Most entries one listing walks before it asks for a narrower path.
+pub const MAX_LIST_ENTRIES: usize = 100_000;
+/// Prefix of in-progress uploads (hidden, removed when an upload fails).
+pub const UPLOAD_TEMP_PREFIX: &str = ".cca-upload-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("no such file or folder: {0:?}")]
+    NotFound(String),
+    #[error("{0:?} is a folder; download it with /archive?path=")]
+    IsDirectory(String),
+    #[error("{0:?} is not a folder")]
+    NotADirectory(String),
+    #[error("{0:?} already exists; add ?overwrite=true to replace it")]
+    Exists(String),
+    #[error("{0:?} is a folder and cannot be replaced by a file")]
+    FolderInTheWay(String),
+    #[error("the folder holds more than {MAX_LIST_ENTRIES} entries; list a narrower path")]
+    TooMany,
+    #[error("file system error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<FilesError> for ApiError {
+    fn from(e: FilesError) -> Self {
+        match e {
+            FilesError::Path(_) => ApiError::BadRequest(e.to_string()),
+            FilesError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            FilesError::IsDirectory(_) | FilesError::NotADirectory(_) | FilesError::TooMany => {
+                ApiError::Validation(e.to_string())
+            }
+            FilesError::Exists(_) | FilesError::FolderInTheWay(_) => {
+                ApiError::Conflict(e.to_string())
+            }
+            FilesError::Io(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Failures that mean "not there for you": absent, or resolving outside the
+/// workspace (cap-std reports an escape as PermissionDenied), a symlink loop,
+/// a file where a folder was named.
+fn classify(e: io::Error, path: &Path) -> FilesError {
+    let shown = display(path);
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => FilesError::NotFound(shown),
+        _ => match e.raw_os_error() {
+            Some(libc::ELOOP)
+            | Some(libc::ENOTDIR)
+            | Some(libc::EXDEV)
+            | Some(libc::ENAMETOOLONG) => FilesError::NotFound(shown),
+            _ => FilesError::Io(e),
+        },
+    }
+}
+
+/// A relative path as clients see it (`/`-separated, `""` = the workspace).
+pub fn display(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// `"."` for the workspace itself: cap-std wants a non-empty path.
+fn or_dot(path: &Path) -> &Path {
+    if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    }
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    /// Relative to the workspace.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: EntryKind,
+    pub size: u64,
+    /// RFC 3339 UTC.
+    pub modified: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Directory,
+}
+
+fn modified(meta: &Metadata) -> Option<String> {
+    let time = meta.modified().ok()?.into_std();
+    let time: chrono::DateTime<chrono::Utc> = time.into();
+    Some(time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+fn entry(path: &Path, meta: &Metadata) -> Option<Entry> {
+    let kind = if meta.is_dir() {
+        EntryKind::Directory
+    } else if meta.is_file() {
+        EntryKind::File
+    } else {
+        return None;
+    };
+    Some(Entry {
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        path: display(path),
+        kind,
+        size: if kind == EntryKind::File {
+            meta.len()
+        } else {
+            0
+        },
+        modified: modified(meta),
+    })
+}
+
+/// The entries of folder `rel`, sorted by path; with `recursive` the whole
+/// tree below it. Never follows a symlink: a symlink whose target resolves
+/// inside the workspace is listed as what it points to (and not descended
+/// into); one pointing outside, or nowhere, is not listed at all. Names
+/// starting with `.` (and what is below them) only with `hidden`.
+pub fn list(
+    root: &Dir,
+    rel: &Path,
+    recursive: bool,
+    hidden: bool,
+) -> Result<Vec<Entry>, FilesError> {
+    check_folder(root, rel)?;
+    let mut out = Vec::new();
+    walk(root, rel, recursive, hidden, &mut out)?;
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn walk(
+    root: &Dir,
+    rel: &Path,
+    recursive: bool,
+    hidden: bool,
+    out: &mut Vec<Entry>,
+) -> Result<(), FilesError> {
+    let entries = root.read_dir(or_dot(rel)).map_err(|e| classify(e, rel))?;
+    for item in entries {
+        let item = item?;
+        let name = item.file_name();
+        if !hidden && name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let child = rel.join(&name);
+        // From the directory entry itself: a symlink is seen as a symlink.
+        let file_type = item.file_type()?;
+        if file_type.is_symlink() {
+            // Resolved beneath the workspace, or not at all.
+            if let Ok(target) = root.metadata(&child) {
+                out.extend(entry(&child, &target));
+            }
+        } else if file_type.is_dir() {
+            let meta = item.metadata()?;
+            out.extend(entry(&child, &meta));
+            if recursive {
+                walk(root, &child, recursive, hidden, out)?;
+            }
+        } else if file_type.is_file() {
+            let meta = item.metadata()?;
+            out.extend(entry(&child, &meta));
+        }
+        if out.len() > MAX_LIST_ENTRIES {
+            return Err(FilesError::TooMany);
+        }
+    }
+    Ok(())
+}
+
+/// `Ok` when `rel` is a folder beneath the workspace.
+pub fn check_folder(root: &Dir, rel: &Path) -> Result<(), FilesError> {
+    let meta = root.metadata(or_dot(rel)).map_err(|e| classify(e, rel))?;
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(FilesError::NotADirectory(display(rel)))
+    }
+}
+
+/// Opens a regular file for reading, beneath the workspace. Non-blocking
+/// open, so a FIFO the agent made cannot hang the server.
+pub fn open_file(root: &Dir, rel: &Path) -> Result<std::fs::File, FilesError> {
+    if rel.as_os_str().is_empty() {
+        return Err(FilesError::IsDirectory(String::new()));
+    }
+    let mut options = OpenOptions::new();
+    options.read(true).custom_flags(libc::O_NONBLOCK);
+    let file: File = root
+        .open_with(rel, &options)
+        .map_err(|e| classify(e, rel))?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(FilesError::IsDirectory(display(rel)));
+    }
+    if !meta.is_file() {
+        return Err(FilesError::NotFound(display(rel)));
+    }
+    Ok(file.into_std())
+}
+
+/// Deletes a file, a symlink (never what it points to) or a folder with
+/// everything in it. The workspace itself cannot be deleted.
+pub fn delete(root: &Dir, rel: &Path) -> Result<(), FilesError> {
+    if rel.as_os_str().is_empty() {
+        return Err(FilesError::IsDirectory(String::new()));
+    }
+    let meta = root.symlink_metadata(rel).map_err(|e| classify(e, rel))?;
+    if meta.is_dir() {
+        root.remove_dir_all(rel).map_err(|e| classify(e, rel))
+    } else {
+        root.remove_file(rel).map_err(|e| classify(e, rel))
+    }
+}
+
+/// Folder `rel` beneath the workspace if it exists; `None` if it does not
+/// (yet). A path that exists but is no folder, or leads outside, is an error.
+pub fn existing_folder(root: &Dir, rel: &Path) -> Result<Option<Dir>, FilesError> {
+    if rel.as_os_str().is_empty() {
+        return Ok(Some(root.try_clone()?));
+    }
+    match root.metadata(rel) {
+        Ok(meta) if meta.is_dir() => Ok(Some(root.open_dir(rel).map_err(|e| classify(e, rel))?)),
+        Ok(_) => Err(FilesError::NotADirectory(display(rel))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(classify(e, rel)),
+    }
+}
+
+/// Opens (creating it if needed) folder `rel` beneath the workspace.
+pub fn open_folder(root: &Dir, rel: &Path) -> Result<Dir, FilesError> {
+    if rel.as_os_str().is_empty() {
+        return Ok(root.try_clone()?);
+    }
+    match root.create_dir_all(rel) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            // Something other than a folder is in the way: a file, or a
+            // symlink that does not resolve beneath the workspace.
+            return match root.metadata(rel) {
+                Ok(_) => Err(FilesError::NotADirectory(display(rel))),
+                Err(e) => Err(classify(e, rel)),
+            };
+        }
+        Err(e) => return Err(classify(e, rel)),
+    }
+    root.open_dir(rel).map_err(|e| classify(e, rel))
+}
+
+/// A new upload's temporary file in `folder`, removed on drop unless
+/// committed: an upload that fails, is too big or is abandoned by its client
+/// leaves nothing behind.
+pub struct TempUpload {
+    folder: Dir,
+    name: String,
+    committed: bool,
+}
+
+impl TempUpload {
+    pub fn create(folder: Dir) -> Result<(TempUpload, std::fs::File), FilesError> {
+        let name = format!("{UPLOAD_TEMP_PREFIX}{}.part", uuid::Uuid::new_v4().simple());
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true).mode(0o644);
+        let file = folder.open_with(&name, &options)?;
+        Ok((
+            TempUpload {
+                folder,
+                name,
+                committed: false,
+            },
+            file.into_std(),
+        ))
+    }
+
+    /// Moves the finished upload to `name` in folder `target`. Without
+    /// `overwrite` an existing entry is never replaced (a hard link fails
+    /// atomically when the name exists); with it, a file is replaced
+    /// atomically by rename, a folder never.
+    pub fn commit(
+        mut self,
+        target: &Dir,
+        name: &str,
+        overwrite: bool,
+        shown: &str,
+    ) -> Result<u64, FilesError> {
+        if let Ok(existing) = target.symlink_metadata(name) {
+            if existing.is_dir() {
+                return Err(FilesError::FolderInTheWay(shown.to_owned()));
+            }
+            if !overwrite {
+                return Err(FilesError::Exists(shown.to_owned()));
+            }
+        }
+        if overwrite {
+            self.folder.rename(&self.name, target, name)?;
+        } else {
+            match self.folder.hard_link(&self.name, target, name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(FilesError::Exists(shown.to_owned()))
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let _ = self.folder.remove_file(&self.name);
+        }
+        self.committed = true;
+        Ok(target.symlink_metadata(name)?.len())
+    }
+}
+
+impl Drop for TempUpload {
+    fn drop(&mut self) {
+        if !self.committed {
+            // One unlink; fine even on an executor thread.
+            let _ = self.folder.remove_file(&self.name);
+        }
+    }
+}
+
+/// `folder/name` as a client-facing relative path.
+pub fn joined(folder: &Path, name: &str) -> String {
+    display(&PathBuf::from(folder).join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cap_std::ambient_authority;
+    use std::io::Write;
+    use std::os::unix::fs::symlink;
+
+    fn workspace() -> (tempfile::TempDir, Dir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path();
+        std::fs::create_dir_all(p.join("src/deep")).unwrap();
+        std::fs::write(p.join("a.txt"), "aaa").unwrap();
+        std::fs::write(p.join(".env"), "SECRET=1").unwrap();
+        std::fs::write(p.join("src/deep/b.rs"), "b").unwrap();
+        symlink("/etc/passwd", p.join("leak")).unwrap();
+        symlink("/etc", p.join("etcdir")).unwrap();
+        symlink("a.txt", p.join("alias")).unwrap();
+        let dir = Dir::open_ambient_dir(p, ambient_authority()).unwrap();
+        (tmp, dir)
+    }
+
+    #[test]
+    fn listing_hides_dotfiles_and_outward_symlinks() {
+        let (_t, dir) = workspace();
+        let names: Vec<String> = list(&dir, Path::new(""), false, false)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(names, ["a.txt", "alias", "src"]);
+        let all: Vec<String> = list(&dir, Path::new(""), true, true)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            all,
+            [".env", "a.txt", "alias", "src", "src/deep", "src/deep/b.rs"]
+        );
+        assert!(matches!(
+            list(&dir, Path::new("etcdir"), false, false),
+            Err(FilesError::NotFound(_))
+        ));
+        assert!(matches!(
+            list(&dir, Path::new("a.txt"), false, false),
+            Err(FilesError::NotADirectory(_))
+        ));
+    }
+
+    #[test]
+    fn open_refuses_outward_symlinks_and_folders() {
+        let (_t, dir) = workspace();
+        assert!(open_file(&dir, Path::new("alias")).is_ok());
+        assert!(matches!(
+            open_file(&dir, Path::new("leak")),
+            Err(FilesError::NotFound(_))
+        ));
+        assert!(matches!(
+            open_file(&dir, Path::new("etcdir/passwd")),
+            Err(FilesError::NotFound(_))
+        ));
+        assert!(matches!(
+            open_file(&dir, Path::new("src")),
+            Err(FilesError::IsDirectory(_))
+        ));
+    }
+
+    #[test]
+    fn delete_removes_the_link_not_its_target() {
+        let (t, dir) = workspace();
+        delete(&dir, Path::new("alias")).unwrap();
+        assert!(t.path().join("a.txt").exists());
+        delete(&dir, Path::new("etcdir")).unwrap();
+        assert!(Path::new("/etc/passwd").exists());
+        delete(&dir, Path::new("src")).unwrap();
+        assert!(!t.path().join("src").exists());
+        assert!(delete(&dir, Path::new("")).is_err());
+    }
+
+    #[test]
+    fn temp_uploads_vanish_unless_committed() {
+        let (t, dir) = workspace();
+        {
+            let (_upload, mut file) = TempUpload::create(dir.try_clone().unwrap()).unwrap();
+            file.write_all(b"partial").unwrap();
+        }
+        let leftovers = std::fs::read_dir(t.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(UPLOAD_TEMP_PREFIX)
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+        let (upload, mut file) = TempUpload::create(dir.try_clone().unwrap()).unwrap();
+        file.write_all(b"new").unwrap();
+        assert!(matches!(
+            upload.commit(&dir, "a.txt", false, "a.txt"),
+            Err(FilesError::Exists(_))
+        ));
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("a.txt")).unwrap(),
+            "aaa"
+        );
+        let (upload, mut file) = TempUpload::create(dir.try_clone().unwrap()).unwrap();
+        file.write_all(b"new").unwrap();
+        assert_eq!(upload.commit(&dir, "a.txt", true, "a.txt").unwrap(), 3);
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("a.txt")).unwrap(),
+            "new"
+        );
+        // Overwriting a symlink replaces the link, never its target.
+        let (upload, _file) = TempUpload::create(dir.try_clone().unwrap()).unwrap();
+        upload.commit(&dir, "leak", true, "leak").unwrap();
+        assert!(std::fs::read_to_string("/etc/passwd").unwrap().len() > 1);
+        assert!(!std::fs::symlink_metadata(t.path().join("leak"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let (upload, _file) = TempUpload::create(dir.try_clone().unwrap()).unwrap();
+        assert!(matches!(
+            upload.commit(&dir, "src", true, "src"),
+            Err(FilesError::FolderInTheWay(_))
+        ));
+    }
+}

@@ -1,0 +1,364 @@
+//! Agent templates: one YAML file per template in `TEMPLATES_DIR`
+//! (`templates/` by default), loaded at start and on `POST /templates/reload`.
+//! A file that does not parse, or names a field no template has, is an
+//! error naming the file: at start it stops the server, on reload the
+//! previous set stays in force.
+//!
+//! A template only fills in a new session's spec; how it combines with the
+//! request and the server defaults is decided in `spec.rs`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::spec::{Effort, PermissionMode};
+
+/// Environment names the server sets itself; a template cannot change them.
+const RESERVED_ENV: &[&str] = &["CLAUDE_CONFIG_DIR", "PWD", "IS_SANDBOX"];
+
+/// One agent template, as written in `templates/<name>.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    /// The file stem; not a field of the file.
+    #[serde(skip_deserializing)]
+    pub name: String,
+    /// One line saying what the agent is for.
+    pub description: String,
+    /// Appended to Claude Code's own system prompt, or replacing it with
+    /// `replace_system_prompt: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    #[serde(default)]
+    pub replace_system_prompt: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<PermissionMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<Effort>,
+    #[serde(
+        default,
+        deserialize_with = "crate::spec::tool_list",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_tools: Option<Vec<String>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::spec::tool_list",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disallowed_tools: Option<Vec<String>>,
+    /// MCP servers by name, each as Claude Code's `mcpServers` entries
+    /// (`{command, args, env}` or `{type: http, url}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_servers: Option<BTreeMap<String, Value>>,
+    /// Extra environment of this template's CLI processes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+/// A template file that cannot be used, named by its path.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("template {}: {message}", file.display())]
+pub struct TemplateError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+/// Template names follow session names: `[A-Za-z0-9._-]`, no leading dot.
+fn valid_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Template {
+    /// Parses one file's text; `name` is its stem.
+    pub fn parse(name: &str, text: &str) -> Result<Template, String> {
+        let mut template: Template = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        template.name = name.to_owned();
+        template.validate()?;
+        Ok(template)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !valid_name(&self.name) {
+            return Err(format!(
+                "invalid template name {:?}: use A-Z a-z 0-9 . _ - not starting with '.'",
+                self.name
+            ));
+        }
+        if self.description.trim().is_empty() {
+            return Err("field `description` must not be empty".into());
+        }
+        if self.max_turns == Some(0) {
+            return Err("field `max_turns` must be at least 1".into());
+        }
+        if self.replace_system_prompt && self.system_prompt.is_none() {
+            return Err("field `replace_system_prompt` needs a `system_prompt`".into());
+        }
+        for name in self.env.iter().flat_map(|e| e.keys()) {
+            if !valid_env_name(name) {
+                return Err(format!("field `env`: invalid variable name {name:?}"));
+            }
+            if RESERVED_ENV.contains(&name.as_str()) {
+                return Err(format!(
+                    "field `env`: {name} is set by the server and cannot be changed"
+                ));
+            }
+        }
+        for (name, server) in self.mcp_servers.iter().flatten() {
+            if !server.is_object() {
+                return Err(format!(
+                    "field `mcp_servers`: server {name:?} must be a mapping (command/args/env or type/url)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads every `*.yaml` / `*.yml` file of `dir`. The first bad file fails
+/// the whole load. A missing folder is an empty set.
+pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Template>, TemplateError> {
+    let err = |file: &Path, message: String| TemplateError {
+        file: file.to_path_buf(),
+        message,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(err(dir, format!("cannot read the folder: {e}"))),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        })
+        .collect();
+    files.sort();
+    let mut templates = BTreeMap::new();
+    for file in files {
+        let name = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| err(&file, "the file name is not UTF-8".into()))?
+            .to_owned();
+        let text = std::fs::read_to_string(&file).map_err(|e| err(&file, e.to_string()))?;
+        let template = Template::parse(&name, &text).map_err(|m| err(&file, m))?;
+        if templates.insert(name.clone(), template).is_some() {
+            return Err(err(
+                &file,
+                format!("a template named {name:?} is defined twice (.yaml and .yml)"),
+            ));
+        }
+    }
+    Ok(templates)
+}
+
+/// The templates in force; swapped whole on reload.
+#[derive(Debug)]
+pub struct Templates {
+    dir: PathBuf,
+    current: RwLock<Arc<BTreeMap<String, Template>>>,
+}
+
+impl Templates {
+    /// Loads `dir`; a bad file is an error naming it.
+    pub fn load(dir: &Path) -> Result<Templates, TemplateError> {
+        Ok(Templates {
+            dir: dir.to_path_buf(),
+            current: RwLock::new(Arc::new(load_dir(dir)?)),
+        })
+    }
+
+    /// The templates `settings` name: `TEMPLATES_DIR` must be a folder when
+    /// set; the default folder may be absent (then there are none).
+    pub fn from_settings(settings: &crate::config::Settings) -> Result<Templates, TemplateError> {
+        let dir = settings.resolved_templates_dir();
+        if settings.templates_dir.is_some() && !dir.is_dir() {
+            return Err(TemplateError {
+                file: dir,
+                message: "TEMPLATES_DIR is not a folder".into(),
+            });
+        }
+        Templates::load(&dir)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every template, by name.
+    pub fn all(&self) -> Arc<BTreeMap<String, Template>> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Template> {
+        self.all().get(name).cloned()
+    }
+
+    /// Re-reads the folder (blocking). On error the previous set stays.
+    pub fn reload(&self) -> Result<usize, TemplateError> {
+        let fresh = load_dir(&self.dir)?;
+        let count = fresh.len();
+        let fresh = Arc::new(fresh);
+        match self.current.write() {
+            Ok(mut guard) => *guard = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_template_parses() {
+        let t = Template::parse(
+            "rev",
+            "description: Reviews code\n\
+             system_prompt: |\n  You review.\n\
+             model: claude-x\n\
+             max_turns: 5\n\
+             permission_mode: plan\n\
+             effort: high\n\
+             allowed_tools: [Read, Grep]\n\
+             disallowed_tools: Write, Edit\n\
+             mcp_servers:\n  fs:\n    command: npx\n    args: [-y, server]\n\
+             env:\n  MY_FLAG: '1'\n",
+        )
+        .unwrap();
+        assert_eq!(t.name, "rev");
+        assert_eq!(t.system_prompt.as_deref(), Some("You review.\n"));
+        assert!(!t.replace_system_prompt);
+        assert_eq!(t.max_turns, Some(5));
+        assert_eq!(t.permission_mode, Some(PermissionMode::Plan));
+        assert_eq!(t.effort, Some(Effort::High));
+        assert_eq!(t.allowed_tools, Some(vec!["Read".into(), "Grep".into()]));
+        assert_eq!(
+            t.disallowed_tools,
+            Some(vec!["Write".into(), "Edit".into()])
+        );
+        assert_eq!(t.mcp_servers.unwrap()["fs"]["args"][1], "server");
+        assert_eq!(t.env.unwrap()["MY_FLAG"], "1");
+    }
+
+    #[test]
+    fn unknown_and_bad_fields_are_named() {
+        let e = Template::parse("x", "description: d\nsystem_promt: typo\n").unwrap_err();
+        assert!(e.contains("system_promt"), "{e}");
+        let e = Template::parse("x", "system_prompt: p\n").unwrap_err();
+        assert!(e.contains("description"), "{e}");
+        let e = Template::parse("x", "description: d\npermission_mode: yolo\n").unwrap_err();
+        assert!(e.contains("yolo"), "{e}");
+        let e = Template::parse("x", "description: d\nmax_turns: 0\n").unwrap_err();
+        assert!(e.contains("max_turns"), "{e}");
+        let e = Template::parse("x", "description: d\nenv:\n  PWD: /\n").unwrap_err();
+        assert!(e.contains("PWD"), "{e}");
+        let e = Template::parse("x", "description: d\nenv:\n  'A-B': x\n").unwrap_err();
+        assert!(e.contains("A-B"), "{e}");
+        let e = Template::parse("x", "description: d\nreplace_system_prompt: true\n").unwrap_err();
+        assert!(e.contains("replace_system_prompt"), "{e}");
+        let e = Template::parse("x", "description: d\nmcp_servers:\n  a: 3\n").unwrap_err();
+        assert!(e.contains("mcp_servers"), "{e}");
+    }
+
+    #[test]
+    fn load_names_the_bad_file_and_reload_keeps_the_old_set() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "description: A\n").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        let templates = Templates::load(dir.path()).unwrap();
+        assert_eq!(templates.all().len(), 1);
+        std::fs::write(dir.path().join("b.yml"), "description: B\nbogus: 1\n").unwrap();
+        let e = templates.reload().unwrap_err();
+        assert!(e.to_string().contains("b.yml"), "{e}");
+        assert!(e.to_string().contains("bogus"), "{e}");
+        assert_eq!(templates.all().len(), 1, "old set kept");
+        std::fs::write(dir.path().join("b.yml"), "description: B\n").unwrap();
+        assert_eq!(templates.reload().unwrap(), 2);
+        assert!(templates.get("b").is_some());
+        assert!(Templates::load(&dir.path().join("missing"))
+            .unwrap()
+            .all()
+            .is_empty());
+        let vars = |v: &str| {
+            std::collections::BTreeMap::from([("TEMPLATES_DIR".to_string(), v.to_string())])
+        };
+        let missing = dir.path().join("missing").to_string_lossy().into_owned();
+        let settings = crate::config::Settings::from_vars(&vars(&missing)).unwrap();
+        let e = Templates::from_settings(&settings).unwrap_err();
+        assert!(e.to_string().contains("TEMPLATES_DIR"), "{e}");
+        let here = dir.path().to_string_lossy().into_owned();
+        let settings = crate::config::Settings::from_vars(&vars(&here)).unwrap();
+        assert_eq!(Templates::from_settings(&settings).unwrap().all().len(), 2);
+    }
+
+    #[test]
+    fn shipped_templates_load_and_have_real_policies() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let all = load_dir(&dir).unwrap();
+        let names: Vec<&str> = all.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "api-designer",
+                "architect",
+                "code-reviewer",
+                "data-engineer",
+                "debug",
+                "devops",
+                "docs",
+                "frontend",
+                "performance",
+                "refactor",
+                "security",
+                "test-writer"
+            ]
+        );
+        for t in all.values() {
+            assert!(t.system_prompt.is_some(), "{}", t.name);
+            assert!(t.permission_mode.is_some(), "{}", t.name);
+            assert!(t.effort.is_some(), "{}", t.name);
+            assert!(t.max_turns.is_some(), "{}", t.name);
+            assert!(
+                t.allowed_tools.is_some() || t.disallowed_tools.is_some(),
+                "{} has no tool policy",
+                t.name
+            );
+        }
+        let denied = |name: &str| all[name].disallowed_tools.clone().unwrap_or_default();
+        let allowed = |name: &str| all[name].allowed_tools.clone().unwrap_or_default();
+        for tool in ["Write", "Edit"] {
+            assert!(
+                denied("code-reviewer").iter().any(|t| t == tool)
+                    && !allowed("code-reviewer").iter().any(|t| t == tool)
+            );
+        }
+        assert!(denied("docs").iter().any(|t| t == "Bash"));
+        assert!(!allowed("docs").iter().any(|t| t.starts_with("Bash")));
+    }
+}
