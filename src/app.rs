@@ -15,6 +15,7 @@ use crate::actors::webhooks::WebhookDispatcher;
 use crate::actors::Runtime;
 use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::security::rate_limit::RateLimits;
 use crate::webhooks::signing::WebhookSecret;
 use crate::{cli, db, jobs, security};
 
@@ -64,9 +65,12 @@ impl Application {
             .await?
             .context("cannot open the database")?;
         let keys = settings.api_keys.clone();
-        let generated_key = db::run(&pool, move |c| security::keys::sync_keys(c, &keys))
-            .await
-            .context("cannot store API keys")?;
+        let default_budget = settings.max_cost_per_user_micros;
+        let generated_key = db::run(&pool, move |c| {
+            security::keys::sync_keys(c, &keys, default_budget)
+        })
+        .await
+        .context("cannot store API keys")?;
 
         let cli_path = settings.resolved_cli_path();
         let cli_version = cli::detect_version(&cli_path).await;
@@ -130,6 +134,7 @@ impl Application {
             cli_version: cli_version.clone(),
             workspace_root,
             webhooks: dispatcher.recipient(),
+            rate_limits: RateLimits::new(settings.rate_limit_requests, settings.rate_limit_window),
         });
         let listener = TcpListener::bind((settings.api_host.as_str(), settings.api_port))
             .with_context(|| format!("cannot bind {}:{}", settings.api_host, settings.api_port))?;

@@ -63,6 +63,23 @@ pub struct Settings {
     pub templates_dir: Option<PathBuf>,
     /// `MAX_UPLOAD_MB`: largest file upload, in bytes (25 MiB).
     pub max_upload_bytes: u64,
+    /// `CLAUDE_MAX_COST_PER_USER`: budget (micro-USD) of tenants made from `API_KEYS`; unset = none.
+    pub max_cost_per_user_micros: Option<i64>,
+    /// `CLAUDE_MAX_COST_PER_REQUEST`: cap (micro-USD) of one turn, passed as `--max-budget-usd`.
+    pub max_cost_per_request_micros: Option<i64>,
+    /// `BUDGET_RESERVATION_USD`: held per running turn of a budgeted tenant when no per-request cap is set (1.0).
+    pub budget_reservation_micros: i64,
+    /// `MAX_SESSIONS_PER_TENANT`: default cap on a tenant's sessions (100).
+    pub max_sessions_per_tenant: i64,
+    /// `MAX_RUNNING_TURNS_PER_TENANT`: default cap on a tenant's concurrently running turns (4).
+    pub max_running_turns_per_tenant: i64,
+    /// `RATE_LIMIT_REQUESTS` per `RATE_LIMIT_WINDOW` seconds, per key (120 per 60).
+    pub rate_limit_requests: u32,
+    pub rate_limit_window: Duration,
+    /// `DENY_PATTERNS`: case-insensitive substrings refused in prompts (a guard rail, off by default).
+    pub deny_patterns: Vec<String>,
+    /// `CLAUDE_ADD_DIRS`: extra directories every CLI may read and write (`--add-dir`).
+    pub claude_add_dirs: Vec<PathBuf>,
     /// `LOG_LEVEL`: tracing filter (info).
     pub log_level: String,
     /// `LOG_FORMAT`: `text` or `json`.
@@ -193,6 +210,40 @@ impl Settings {
             max_upload_bytes: parse_bounded(&get, "MAX_UPLOAD_MB", 25u64, 1, 1024 * 1024)?
                 * 1024
                 * 1024,
+            max_cost_per_user_micros: usd_micros(&get, "CLAUDE_MAX_COST_PER_USER")?,
+            max_cost_per_request_micros: usd_micros(&get, "CLAUDE_MAX_COST_PER_REQUEST")?,
+            budget_reservation_micros: usd_micros(&get, "BUDGET_RESERVATION_USD")?
+                .unwrap_or(1_000_000),
+            max_sessions_per_tenant: parse_bounded(
+                &get,
+                "MAX_SESSIONS_PER_TENANT",
+                100,
+                1,
+                1_000_000,
+            )?,
+            max_running_turns_per_tenant: parse_bounded(
+                &get,
+                "MAX_RUNNING_TURNS_PER_TENANT",
+                4,
+                1,
+                10_000,
+            )?,
+            rate_limit_requests: parse_bounded(&get, "RATE_LIMIT_REQUESTS", 120, 1, 1_000_000)?,
+            rate_limit_window: Duration::from_secs(parse_bounded(
+                &get,
+                "RATE_LIMIT_WINDOW",
+                60,
+                1,
+                86_400,
+            )?),
+            deny_patterns: list(get("DENY_PATTERNS"))
+                .into_iter()
+                .map(|p| p.to_lowercase())
+                .collect(),
+            claude_add_dirs: list(get("CLAUDE_ADD_DIRS"))
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
             log_level: get("LOG_LEVEL").unwrap_or_else(|| "info".into()),
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
@@ -302,6 +353,26 @@ fn retry_schedule(value: Option<String>) -> Result<Vec<Duration>, ConfigError> {
     }
 }
 
+/// An amount of USD given as a decimal, as micro-USD; must be positive.
+fn usd_micros(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<i64>, ConfigError> {
+    let Some(raw) = get(name) else {
+        return Ok(None);
+    };
+    match raw.parse::<f64>() {
+        Ok(usd) if usd.is_finite() && usd > 0.0 && usd < 1e9 => {
+            Ok(Some((usd * 1_000_000.0).round() as i64))
+        }
+        _ => Err(ConfigError {
+            name: name.into(),
+            value: raw,
+            reason: "expected a positive amount of USD, e.g. 12.50".into(),
+        }),
+    }
+}
+
 fn find_on_path(path: &str, name: &str) -> Option<PathBuf> {
     std::env::split_paths(path)
         .map(|dir| dir.join(name))
@@ -391,6 +462,12 @@ mod tests {
         assert_eq!(s.claude_timeout, Duration::from_secs(300));
         assert_eq!(s.session_idle_timeout, Duration::from_secs(600));
         assert_eq!(s.job_max_attempts, 2);
+        assert_eq!(s.max_running_turns_per_tenant, 4);
+        assert_eq!(s.max_cost_per_user_micros, None);
+        let budget = Settings::from_vars(&vars(&[("CLAUDE_MAX_COST_PER_USER", "12.5")])).unwrap();
+        assert_eq!(budget.max_cost_per_user_micros, Some(12_500_000));
+        let err = Settings::from_vars(&vars(&[("CLAUDE_MAX_COST_PER_REQUEST", "-1")])).unwrap_err();
+        assert_eq!(err.name, "CLAUDE_MAX_COST_PER_REQUEST");
         assert_eq!(s.webhook_timeout, Duration::from_secs(15));
         // At least 8 attempts over at least 24 hours.
         assert!(s.webhook_retry_schedule.len() + 1 >= 8);

@@ -19,7 +19,18 @@ pub enum ApiError {
     #[error("a valid API key is required (X-API-Key or Authorization: Bearer)")]
     Unauthorized,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    RateLimited(String),
+    /// Spend would pass a budget (`scope`: tenant or session); amounts in micro-USD.
+    #[error("the {scope} budget is used up: spent ${:.6} of ${:.6}", *spent_micros as f64 / 1e6, *limit_micros as f64 / 1e6)]
+    BudgetExceeded {
+        scope: &'static str,
+        spent_micros: i64,
+        limit_micros: i64,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -42,7 +53,10 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad-request",
             ApiError::Validation(_) => "validation-error",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
+            ApiError::RateLimited(_) => "rate-limited",
+            ApiError::BudgetExceeded { .. } => "budget_exceeded",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::Cli(_) => "cli-error",
@@ -59,12 +73,25 @@ impl ApiError {
     /// The problem document, without the per-request members.
     pub fn problem(&self) -> Value {
         let status = self.status_code();
-        json!({
+        let mut problem = json!({
             "type": problem_type(self.kind()),
             "title": title(status),
             "status": status.as_u16(),
             "detail": self.to_string(),
-        })
+        });
+        if let ApiError::BudgetExceeded {
+            scope,
+            spent_micros,
+            limit_micros,
+        } = self
+        {
+            problem["scope"] = json!(scope);
+            problem["spent"] = json!(*spent_micros as f64 / 1e6);
+            problem["limit"] = json!(*limit_micros as f64 / 1e6);
+            problem["spent_micros"] = json!(spent_micros);
+            problem["limit_micros"] = json!(limit_micros);
+        }
+        problem
     }
 }
 
@@ -74,7 +101,10 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Cli(_) => StatusCode::BAD_GATEWAY,
@@ -107,6 +137,7 @@ pub fn generic_problem(status: StatusCode) -> Value {
     let kind = match status.as_u16() {
         400 => "bad-request",
         401 => "unauthorized",
+        403 => "forbidden",
         404 => "not-found",
         405 => "method-not-allowed",
         408 => "request-timeout",
@@ -154,6 +185,15 @@ impl From<&TurnError> for ApiError {
             TurnError::Timeout(_) => ApiError::CliTimeout(e.to_string()),
             TurnError::Closed => ApiError::Unavailable(e.to_string()),
             TurnError::Cancelled => ApiError::Conflict(e.to_string()),
+            TurnError::OverBudget {
+                scope,
+                spent_micros,
+                limit_micros,
+            } => ApiError::BudgetExceeded {
+                scope,
+                spent_micros: *spent_micros,
+                limit_micros: *limit_micros,
+            },
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the Claude Code CLI into a remote service.
 
 pub mod actors;
+pub mod admin_cli;
 pub mod api;
 pub mod app;
 pub mod cli;

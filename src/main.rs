@@ -5,7 +5,8 @@ use anyhow::Context as _;
 use claude_code_api::app::Application;
 use claude_code_api::config::Settings;
 
-const USAGE: &str = "usage: claude-code-api [serve | migrate | webhook-secret | --help]";
+const USAGE: &str =
+    "usage: claude-code-api [serve | migrate | webhook-secret | keys … | tenants … | --help]";
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
@@ -41,8 +42,12 @@ async fn main() -> anyhow::Result<()> {
             println!("{secret}");
             Ok(())
         }
+        "keys" | "tenants" => {
+            let rest: Vec<String> = std::env::args().skip(2).collect();
+            claude_code_api::admin_cli::run(&command, &rest, &settings)
+        }
         "-h" | "--help" | "help" => {
-            println!("{USAGE}");
+            println!("{USAGE}\n{}", claude_code_api::admin_cli::USAGE);
             Ok(())
         }
         other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),

@@ -186,6 +186,10 @@ pub struct LaunchSpec {
     pub env: BTreeMap<String, String>,
     /// Passed as `--mcp-config` with `--strict-mcp-config` when not empty.
     pub mcp_servers: BTreeMap<String, Value>,
+    /// Per-request cap (`CLAUDE_MAX_COST_PER_REQUEST`), as `--max-budget-usd`.
+    pub max_budget_micros: Option<i64>,
+    /// Operator-configured extra directories (`--add-dir`).
+    pub add_dirs: Vec<std::path::PathBuf>,
 }
 
 impl LaunchSpec {
@@ -220,6 +224,8 @@ impl LaunchSpec {
                 .unwrap_or_else(|| settings.claude_disallowed_tools.clone()),
             env: spec.env.clone().unwrap_or_default(),
             mcp_servers: spec.mcp_servers.clone().unwrap_or_default(),
+            max_budget_micros: settings.max_cost_per_request_micros,
+            add_dirs: settings.claude_add_dirs.clone(),
         }
     }
 }

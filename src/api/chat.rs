@@ -43,6 +43,47 @@ pub struct ChatRequest {
     permission_mode: Option<PermissionMode>,
 }
 
+/// A quick 402 when the tenant's budget is already used up. The turn itself
+/// reserves its share when it starts (see the session actor), which is what
+/// holds under concurrency.
+pub async fn check_budget(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let tenant = caller.tenant.0.clone();
+    let exceeded = crate::db::run(&state.pool, move |c| {
+        crate::db::models::budget::tenant_exceeded(c, &tenant)
+    })
+    .await?;
+    match exceeded {
+        Some(e) => Err(ApiError::BudgetExceeded {
+            scope: e.scope,
+            spent_micros: e.spent_micros,
+            limit_micros: e.limit_micros,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Optional deny patterns (`DENY_PATTERNS`): a guard rail against obvious
+/// misuse, not a security boundary (rephrasing gets around any list).
+pub fn check_deny_patterns(
+    settings: &crate::config::Settings,
+    message: &str,
+) -> Result<(), ApiError> {
+    if settings.deny_patterns.is_empty() {
+        return Ok(());
+    }
+    let lower = message.to_lowercase();
+    match settings
+        .deny_patterns
+        .iter()
+        .find(|p| lower.contains(p.as_str()))
+    {
+        Some(pattern) => Err(ApiError::Validation(format!(
+            "the message contains {pattern:?}, which this server refuses (DENY_PATTERNS)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A prompt must say something and stay within `MAX_MESSAGE_BYTES`.
 pub fn validate_message(message: &str) -> Result<(), ApiError> {
     if message.trim().is_empty() {
@@ -74,14 +115,18 @@ impl ChatRequest {
 
 /// Queues a turn on the caller's session.
 async fn enqueue(
+    req: &HttpRequest,
     state: &AppState,
     caller: &Caller,
     name: &str,
     turn: Turn,
 ) -> Result<(), ApiError> {
     let row = load_session(state, caller, name).await?;
+    check_budget(state, caller).await?;
+    check_deny_patterns(&state.settings, &turn.message)?;
     let addr = state.supervisor.send(OpenSession(row)).await??;
     addr.send(Enqueue(turn)).await?;
+    super::audit::record(state, req, caller, "chat", name);
     Ok(())
 }
 
@@ -107,7 +152,7 @@ pub async fn chat(
             subscriber: None,
             reply: Some(reply),
         };
-        enqueue(&state, &caller, &name, turn).await?;
+        enqueue(&req, &state, &caller, &name, turn).await?;
         let response = outcome
             .await
             .map_err(|_| ApiError::from(TurnError::Closed))??;
@@ -121,6 +166,7 @@ pub async fn chat(
 }
 
 pub async fn chat_stream(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
     name: web::Path<String>,
@@ -135,7 +181,7 @@ pub async fn chat_stream(
         subscriber: Some(tx),
         reply: None,
     };
-    enqueue(&state, &caller, &name, turn).await?;
+    enqueue(&req, &state, &caller, &name, turn).await?;
     let events = ReceiverStream::new(rx).map(|event| {
         let data = sse::Data::new_json(&event.data)
             .unwrap_or_else(|_| sse::Data::new("{}"))

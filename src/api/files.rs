@@ -205,6 +205,7 @@ pub async fn upload_file(
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let limit = state.settings.max_upload_bytes;
+    let session_name = name.clone();
     let overwrite = parse_bool("overwrite", query.overwrite.as_deref())?;
     let mut folder: Option<PathBuf> = match &query.path {
         Some(raw) => Some(paths::parse_relative(raw).map_err(FilesError::from)?),
@@ -261,6 +262,13 @@ pub async fn upload_file(
         upload.commit(&target, &stored_name, overwrite, &shown)
     })
     .await?;
+    crate::api::audit::record(
+        &state,
+        &req,
+        &caller,
+        "file.upload",
+        &format!("{session_name}/{path}"),
+    );
     Ok(envelope::data(
         &req,
         StatusCode::CREATED,
@@ -323,10 +331,18 @@ pub async fn download_file(
         .map_err(ApiError::internal)?
         .set_content_disposition(attachment(&file_name))
         .prefer_utf8(true);
+    crate::api::audit::record(
+        &state,
+        &req,
+        &caller,
+        "file.download",
+        &format!("{name}/{raw}"),
+    );
     Ok(named.into_response(&req))
 }
 
 pub async fn delete_file(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
@@ -340,6 +356,13 @@ pub async fn delete_file(
     }
     let (_, root) = open(&state, &caller, &name).await?;
     blocking(move || files::delete(&root, &rel)).await?;
+    crate::api::audit::record(
+        &state,
+        &req,
+        &caller,
+        "file.delete",
+        &format!("{name}/{raw}"),
+    );
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -64,6 +64,8 @@ pub async fn create_job(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     validate_message(&body.message)?;
+    super::chat::check_deny_patterns(&state.settings, &body.message)?;
+    super::chat::check_budget(&state, &caller).await?;
     if let Some(url) = &body.webhook_url {
         ssrf::check(url, &state.settings.webhook_allowed_hosts)
             .await
@@ -106,6 +108,8 @@ pub async fn create_job(
             // Still queued in the database: the next start runs it.
             tracing::error!(job = %row.id, error = %e, "cannot dispatch a job now");
         }
+        let target = format!("{}/{}", session.name, row.id);
+        super::audit::record(&state, &req, &caller, "job.create", &target);
         let data = JobData::new(&row, &session.name);
         Ok((
             StatusCode::ACCEPTED,
@@ -210,5 +214,6 @@ pub async fn cancel_job(
             row.status
         )));
     }
+    super::audit::record(&state, &req, &caller, "job.cancel", &format!("{name}/{id}"));
     Ok(envelope::ok(&req, JobData::new(&row, &session.name)))
 }

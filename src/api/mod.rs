@@ -1,6 +1,8 @@
 //! The HTTP surface: the whole route table on one screen, and the state
 //! every handler shares. Handlers extract, validate, make one call, map.
 
+mod admin;
+mod audit;
 mod chat;
 pub mod envelope;
 mod files;
@@ -11,6 +13,7 @@ mod jobs;
 pub mod middleware;
 mod sessions;
 mod templates;
+mod usage;
 mod webhooks;
 mod workspaces;
 
@@ -38,6 +41,8 @@ pub struct AppState {
     pub workspace_root: PathBuf,
     /// The webhook dispatcher, to send what was just queued.
     pub webhooks: actix::Recipient<crate::actors::webhooks::Wake>,
+    /// Per-key request budgets.
+    pub rate_limits: crate::security::rate_limit::RateLimits,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -55,6 +60,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/health", web::get().to(health::health))
     .service(
         web::scope("/api/v1")
+            .wrap(actix_web::middleware::from_fn(
+                crate::security::rate_limit::middleware,
+            ))
             .route("/health", web::get().to(health::health))
             .service(
                 web::resource("/sessions")
@@ -116,6 +124,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/templates/reload",
                 web::post().to(templates::reload_templates),
             )
-            .route("/templates/{name}", web::get().to(templates::get_template)),
+            .route("/templates/{name}", web::get().to(templates::get_template))
+            .route("/usage", web::get().to(usage::get_usage))
+            .route("/tokens/count", web::post().to(usage::count_tokens))
+            .route("/audit", web::get().to(audit::list_audit))
+            .service(
+                web::resource("/admin/tenants")
+                    .route(web::get().to(admin::list_tenants))
+                    .route(web::post().to(admin::create_tenant)),
+            )
+            .route("/admin/tenants/{id}", web::patch().to(admin::update_tenant))
+            .service(
+                web::resource("/admin/keys")
+                    .route(web::get().to(admin::list_keys))
+                    .route(web::post().to(admin::create_key)),
+            )
+            .route("/admin/keys/{id}/revoke", web::post().to(admin::revoke_key)),
     );
 }

@@ -17,6 +17,9 @@ use crate::spec::{Effort, PermissionMode, SessionSpec};
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
     name: String,
+    /// Optional spend limit of this session, in USD.
+    #[serde(default)]
+    budget_usd: Option<f64>,
     #[serde(default)]
     template: Option<String>,
     #[serde(default)]
@@ -46,6 +49,9 @@ pub struct SessionData {
     #[serde(flatten)]
     spec: SessionSpec,
     cli_session_id: Option<String>,
+    /// This session's own spend limit, if any.
+    budget: Option<f64>,
+    budget_micros: Option<i64>,
     total_cost: f64,
     total_cost_micros: i64,
     turns: i64,
@@ -63,6 +69,8 @@ impl From<Session> for SessionData {
             name: s.name,
             workspace: s.workspace,
             cli_session_id: s.cli_session_id,
+            budget: s.budget_micros.map(micros_to_usd),
+            budget_micros: s.budget_micros,
             total_cost: micros_to_usd(s.total_cost_micros),
             total_cost_micros: s.total_cost_micros,
             turns: s.turns,
@@ -153,7 +161,17 @@ pub async fn create_session(
     caller: Caller,
     body: web::Json<CreateSession>,
 ) -> Result<HttpResponse, ApiError> {
-    let (name, spec) = body.into_inner().into_spec()?;
+    let body = body.into_inner();
+    let budget_micros = match body.budget_usd {
+        Some(usd) if !(usd.is_finite() && usd > 0.0 && usd < 1e9) => {
+            return Err(ApiError::Validation(
+                "budget_usd must be a positive amount".into(),
+            ))
+        }
+        Some(usd) => Some((usd * 1_000_000.0).round() as i64),
+        None => None,
+    };
+    let (name, spec) = body.into_spec()?;
     // Request fields > template > server defaults (see `spec.rs`).
     let spec = match spec.template.clone() {
         Some(template) => {
@@ -182,17 +200,29 @@ pub async fn create_session(
         output_tokens: 0,
         created_at: now,
         updated_at: now,
+        budget_micros,
     };
     let tenant = caller.tenant.clone();
     let lookup = name.clone();
-    if crate::db::run(&state.pool, move |c| {
-        session::find_by_name(c, &tenant, &lookup)
+    let default_cap = state.settings.max_sessions_per_tenant;
+    let (exists, count, cap) = crate::db::run(&state.pool, move |c| {
+        let exists = session::find_by_name(c, &tenant, &lookup)?.is_some();
+        let count = session::count(c, &tenant)?;
+        let cap = crate::db::models::tenant::find_tenant(c, tenant.as_str())?
+            .and_then(|t| t.max_sessions)
+            .unwrap_or(default_cap);
+        Ok((exists, count, cap))
     })
-    .await?
-    .is_some()
-    {
+    .await?;
+    if exists {
         return Err(ApiError::Conflict(format!(
             "a session named {name:?} already exists"
+        )));
+    }
+    if count >= cap {
+        // Never make room by deleting an old session: that is the client's call.
+        return Err(ApiError::Conflict(format!(
+            "this tenant has {count} sessions, its limit; delete one first"
         )));
     }
     let workspace = dir.clone();
@@ -208,7 +238,7 @@ pub async fn create_session(
     // The workspace it created is the only one deleting the session removes.
     let created = owns_workspace.then(|| row.workspace.clone());
     if let Err(e) = crate::db::run(&state.pool, move |c| {
-        diesel::Connection::transaction(c, |c| {
+        crate::db::write_transaction(c, |c| {
             session::insert(c, &insert)?;
             crate::db::models::workspace::set_created(c, &insert.id, created.as_deref())
         })
@@ -225,6 +255,7 @@ pub async fn create_session(
             e.into()
         });
     }
+    crate::api::audit::record(&state, &req, &caller, "session.create", &row.name);
     let location = format!("/api/v1/sessions/{}", row.name);
     let mut res = envelope::data(&req, StatusCode::CREATED, SessionData::from(row));
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&location) {
@@ -260,6 +291,7 @@ pub async fn get_session(
 }
 
 pub async fn delete_session(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
     name: web::Path<String>,
@@ -288,5 +320,6 @@ pub async fn delete_session(
             .map_err(ApiError::internal)?
             .map_err(ApiError::internal)?;
     }
+    crate::api::audit::record(&state, &req, &caller, "session.delete", &row.name);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -42,8 +42,9 @@ pub async fn get_template(
 pub async fn reload_templates(
     req: HttpRequest,
     templates: web::Data<Templates>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
     let registry = templates.clone();
     let count = tokio::task::spawn_blocking(move || registry.reload())
         .await

@@ -75,6 +75,15 @@ pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
         args.push(format!("--mcp-config={config}"));
         args.push("--strict-mcp-config".into());
     }
+    if let Some(micros) = spec.max_budget_micros {
+        args.push(format!(
+            "--max-budget-usd={:.6}",
+            micros as f64 / 1_000_000.0
+        ));
+    }
+    for dir in &spec.add_dirs {
+        args.push(format!("--add-dir={}", dir.display()));
+    }
     match conversation {
         Conversation::New(id) => args.push(format!("--session-id={id}")),
         Conversation::Resume(id) => args.push(format!("--resume={id}")),
@@ -146,6 +155,8 @@ mod tests {
             disallowed_tools: vec![],
             env: BTreeMap::new(),
             mcp_servers: BTreeMap::new(),
+            max_budget_micros: Some(250_000),
+            add_dirs: vec!["/srv/shared".into()],
         }
     }
 
@@ -170,6 +181,8 @@ mod tests {
         assert!(a.contains(&"--allowedTools=Read,Bash(git:*)".to_string()));
         assert!(a.contains(&"--append-system-prompt=be brief".to_string()));
         assert!(a.contains(&"--resume=abc".to_string()));
+        assert!(a.contains(&"--max-budget-usd=0.250000".to_string()));
+        assert!(a.contains(&"--add-dir=/srv/shared".to_string()));
         assert!(!a.iter().any(|x| x.starts_with("--disallowedTools")));
         assert!(a.contains(&"--tools=Read,Bash".to_string()));
         assert!(!a.iter().any(|x| x.starts_with("--mcp-config")));

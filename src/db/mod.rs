@@ -178,6 +178,38 @@ where
     .map_err(|e| DbError::Join(e.to_string()))?
 }
 
+/// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a
+/// deferred transaction that reads and then writes fails at once with
+/// "database is locked" when another connection wrote in between (WAL
+/// snapshots cannot be upgraded), whereas IMMEDIATE takes the write lock up
+/// front and waits for it under `busy_timeout`.
+pub fn write_transaction<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> DbResult<T>,
+) -> DbResult<T> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Sqlite(inner) = conn else {
+        return conn.transaction(f);
+    };
+    // Begun through diesel's own manager, so statements inside that open a
+    // transaction themselves (SQLite batch inserts do) nest as savepoints.
+    AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+    let result = f(conn);
+    let DbConnection::Sqlite(inner) = conn else {
+        unreachable!("the backend of a connection does not change");
+    };
+    match result {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(inner)?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = AnsiTransactionManager::rollback_transaction(inner);
+            Err(e)
+        }
+    }
+}
+
 /// `true` when the database answers a trivial query.
 pub async fn ping(pool: &DbPool) -> bool {
     run(pool, |conn| conn.ping().map_err(DbError::Query))
@@ -192,4 +224,32 @@ pub fn now() -> chrono::NaiveDateTime {
     chrono::DateTime::from_timestamp_micros(micros)
         .unwrap_or_default()
         .naive_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_transactions_commit_and_roll_back_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let mut conn = pool.get().unwrap();
+        let tenant = models::tenant::Tenant::new("t1", None);
+        write_transaction(&mut conn, |c| models::tenant::insert_tenant(c, &tenant)).unwrap();
+        assert!(models::tenant::find_tenant(&mut conn, "t1")
+            .unwrap()
+            .is_some());
+        let again = models::tenant::Tenant::new("t2", None);
+        let failed: DbResult<()> = write_transaction(&mut conn, |c| {
+            models::tenant::insert_tenant(c, &again)?;
+            Err(DbError::Migration("boom".into()))
+        });
+        assert!(failed.is_err());
+        assert!(models::tenant::find_tenant(&mut conn, "t2")
+            .unwrap()
+            .is_none());
+        // And the connection is usable afterwards.
+        write_transaction(&mut conn, |c| models::tenant::insert_tenant(c, &again)).unwrap();
+    }
 }

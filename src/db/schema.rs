@@ -14,6 +14,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        tenant_id -> Text,
+        key_id -> Text,
+        key_label -> Text,
+        action -> Text,
+        target -> Text,
+        client_addr -> Nullable<Text>,
+        request_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     events (session_id, seq) {
         session_id -> Text,
         seq -> BigInt,
@@ -54,6 +68,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         created_workspace -> Nullable<Text>,
+        budget_micros -> Nullable<BigInt>,
     }
 }
 
@@ -62,6 +77,13 @@ diesel::table! {
         id -> Text,
         name -> Text,
         created_at -> Timestamp,
+        budget_micros -> Nullable<BigInt>,
+        spent_micros -> BigInt,
+        reserved_micros -> BigInt,
+        max_sessions -> Nullable<BigInt>,
+        max_running_turns -> Nullable<BigInt>,
+        rate_limit_requests -> Nullable<BigInt>,
+        rate_limit_window_seconds -> Nullable<BigInt>,
     }
 }
 
@@ -145,6 +167,7 @@ diesel::joinable!(sessions -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
+    audit_log,
     events,
     idempotency_keys,
     jobs,

@@ -17,10 +17,27 @@ use crate::error::ApiError;
 pub struct Caller {
     pub tenant: TenantId,
     pub key_id: String,
+    pub key_label: String,
+    pub role: String,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.role == tenant::ROLE_ADMIN
+    }
+
+    /// Refuses callers that are not admins.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this needs an admin key".into()))
+        }
+    }
 }
 
 /// The key from `X-API-Key`, else from `Authorization: Bearer`.
-fn presented_key(req: &HttpRequest) -> Option<String> {
+pub fn presented_key(req: &HttpRequest) -> Option<String> {
     let headers = req.headers();
     if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(key.trim().to_owned()).filter(|k| !k.is_empty());
@@ -58,6 +75,8 @@ impl FromRequest for Caller {
                     Ok(Caller {
                         tenant: TenantId(key.tenant_id),
                         key_id: key.id,
+                        key_label: key.label,
+                        role: key.role,
                     })
                 }
                 _ => Err(ApiError::Unauthorized),

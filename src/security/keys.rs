@@ -51,7 +51,11 @@ fn is_tenant_name(name: &str) -> bool {
 /// Makes the database agree with `API_KEYS`: every listed key is active for
 /// its tenant; env keys no longer listed are revoked. When no key exists at
 /// all, creates one and returns it so it can be shown once.
-pub fn sync_keys(conn: &mut DbConnection, entries: &[String]) -> DbResult<Option<String>> {
+pub fn sync_keys(
+    conn: &mut DbConnection,
+    entries: &[String],
+    default_budget: Option<i64>,
+) -> DbResult<Option<String>> {
     use crate::db::schema::api_keys;
     use diesel::prelude::*;
 
@@ -60,14 +64,7 @@ pub fn sync_keys(conn: &mut DbConnection, entries: &[String]) -> DbResult<Option
     for entry in entries {
         let (tenant_name, key) = parse_entry(entry);
         let key_hash = hash_key(&key);
-        tenant::ensure_tenant(
-            conn,
-            &Tenant {
-                id: tenant_name.clone(),
-                name: tenant_name.clone(),
-                created_at: now,
-            },
-        )?;
+        tenant::ensure_tenant(conn, &Tenant::new(&tenant_name, default_budget))?;
         tenant::ensure_key(
             conn,
             &ApiKey {
@@ -97,14 +94,7 @@ pub fn sync_keys(conn: &mut DbConnection, entries: &[String]) -> DbResult<Option
     }
     let key = generate_key();
     let key_hash = hash_key(&key);
-    tenant::ensure_tenant(
-        conn,
-        &Tenant {
-            id: "default".into(),
-            name: "default".into(),
-            created_at: now,
-        },
-    )?;
+    tenant::ensure_tenant(conn, &Tenant::new("default", default_budget))?;
     tenant::ensure_key(
         conn,
         &ApiKey {
@@ -119,6 +109,36 @@ pub fn sync_keys(conn: &mut DbConnection, entries: &[String]) -> DbResult<Option
         },
     )?;
     Ok(Some(key))
+}
+
+/// Creates a key for an existing tenant; returns the row and the key, which
+/// is never stored and cannot be shown again.
+pub fn create_key(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    role: &str,
+    label: &str,
+) -> DbResult<(ApiKey, String)> {
+    let key = generate_key();
+    let key_hash = hash_key(&key);
+    let row = ApiKey {
+        id: format!("key_{}", &key_hash[..12]),
+        tenant_id: tenant_id.to_owned(),
+        prefix: key.chars().take(8).collect(),
+        key_hash,
+        label: label.to_owned(),
+        role: role.to_owned(),
+        created_at: db::now(),
+        revoked_at: None,
+    };
+    tenant::ensure_key(conn, &row)?;
+    Ok((row, key))
+}
+
+/// Tenant names: 1–64 of `[A-Za-z0-9._-]`, not starting with a dot (they
+/// name a folder of workspaces).
+pub fn valid_tenant_name(name: &str) -> bool {
+    is_tenant_name(name)
 }
 
 #[cfg(test)]

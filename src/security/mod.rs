@@ -4,3 +4,4 @@
 pub mod auth;
 pub mod keys;
 pub mod paths;
+pub mod rate_limit;

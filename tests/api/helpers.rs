@@ -21,6 +21,8 @@ pub use mock_model::MockModel;
 
 pub const ALICE: &str = "alice-key-0123456789";
 pub const BOB: &str = "bob-key-0123456789";
+/// An admin key of tenant alice, made at start like `keys create --role admin`.
+pub const ADMIN: &str = "admin-key-0123456789";
 /// 32 bytes, base64: the tests' webhook signing secret.
 pub const WEBHOOK_SECRET: &str = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
@@ -176,6 +178,11 @@ impl TestApp {
             );
         }
         let mut settings = Settings::from_vars(&vars).expect("test settings");
+        // TEST_LOG=debug shows the server's logs (e.g. with --nocapture).
+        if let Ok(level) = std::env::var("TEST_LOG") {
+            settings.log_level = level;
+            claude_code_api::telemetry::init(&settings);
+        }
         settings.cli_env.insert(
             "HOME".into(),
             root.path().join("home").to_string_lossy().into_owned(),
@@ -192,6 +199,7 @@ impl TestApp {
         let app = Application::build(settings)
             .await
             .expect("application builds");
+        add_admin_key(&db.url);
         let base = format!("http://127.0.0.1:{}", app.port());
         actix_web::rt::spawn(app.run_until_stopped());
         TestApp {
@@ -371,6 +379,28 @@ impl TestDb {
         };
         row.n
     }
+}
+
+/// Stores `ADMIN` as an admin key of tenant alice.
+fn add_admin_key(url: &str) {
+    use claude_code_api::db::models::tenant::{ensure_key, ApiKey};
+    use claude_code_api::security::keys::hash_key;
+    let pool = claude_code_api::db::connect(url).expect("test database");
+    let mut conn = pool.get().expect("connection");
+    ensure_key(
+        &mut conn,
+        &ApiKey {
+            id: "key_test_admin".into(),
+            tenant_id: "alice".into(),
+            key_hash: hash_key(ADMIN),
+            prefix: ADMIN[..8].into(),
+            label: "test admin".into(),
+            role: "admin".into(),
+            created_at: claude_code_api::db::now(),
+            revoked_at: None,
+        },
+    )
+    .expect("admin key");
 }
 
 fn build_vars(options: &Options, root: &Path, db: &TestDb) -> BTreeMap<String, String> {

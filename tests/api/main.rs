@@ -16,4 +16,5 @@ mod recovery;
 mod sessions;
 mod streaming;
 mod templates;
+mod tenancy;
 mod workspaces;

@@ -124,6 +124,12 @@ async fn reload_rereads_the_folder_and_a_broken_file_keeps_the_old_set() {
         .send()
         .await
         .unwrap();
+    assert_problem(res, 403, "forbidden").await;
+    let res = app
+        .post("/api/v1/templates/reload", ADMIN, json!({}))
+        .send()
+        .await
+        .unwrap();
     let body = assert_problem(res, 422, "validation-error").await;
     let detail = body["detail"].as_str().unwrap();
     assert!(detail.contains("two.yaml"), "names the file: {detail}");
@@ -138,7 +144,7 @@ async fn reload_rereads_the_folder_and_a_broken_file_keeps_the_old_set() {
     let res = app
         .client
         .post(app.url("/api/v1/templates/reload"))
-        .header("X-API-Key", ALICE)
+        .header("X-API-Key", ADMIN)
         .send()
         .await
         .unwrap();

@@ -160,7 +160,11 @@ impl SessionActor {
         let wanted =
             LaunchSpec::resolve(&self.runtime.settings, &self.session.spec, &next.overrides);
         if let Some(live) = &self.process {
-            if live.spec != wanted {
+            // The CLI's --max-budget-usd counts for the whole process: a
+            // process that has spent anything cannot give the next turn its
+            // full per-request budget, so that turn gets a fresh one.
+            let budget_used = wanted.max_budget_micros.is_some() && live.reported_cost_micros > 0;
+            if live.spec != wanted || budget_used {
                 // Another model/prompt/mode for this turn: restart the process
                 // on the same conversation with the new flags, once the old
                 // one has written its transcript.
@@ -250,13 +254,67 @@ impl SessionActor {
         format!("req_{}_{}", self.generation, self.control_counter)
     }
 
-    fn start_turn(&mut self, turn: Turn, _ctx: &mut Context<Self>) {
+    /// Reserves the turn's share of the budgets, then writes it to the CLI.
+    /// The actor waits for the reservation (one small write), so turns still
+    /// start in queue order.
+    fn start_turn(&mut self, turn: Turn, ctx: &mut Context<Self>) {
         self.supervisor.do_send(Activity {
             session_id: self.session.id.clone(),
             idle: false,
         });
+        let pool = self.runtime.pool.clone();
+        let (tenant_id, session_id) = (self.session.tenant_id.clone(), self.session.id.clone());
+        let amount = self
+            .runtime
+            .settings
+            .max_cost_per_request_micros
+            .unwrap_or(self.runtime.settings.budget_reservation_micros);
+        ctx.wait(
+            async move {
+                crate::db::run(&pool, move |c| {
+                    crate::db::models::budget::reserve_for_turn(c, &tenant_id, &session_id, amount)
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(move |reserved, act, ctx| match reserved {
+                Ok(Ok(reserved)) => act.begin_turn(turn, reserved, ctx),
+                Ok(Err(over)) => {
+                    act.fail_unstarted(
+                        turn,
+                        TurnError::OverBudget {
+                            scope: over.scope,
+                            spent_micros: over.spent_micros,
+                            limit_micros: over.limit_micros,
+                        },
+                    );
+                    act.advance(ctx);
+                }
+                Err(e) => {
+                    act.fail_unstarted(
+                        turn,
+                        TurnError::Process(format!("cannot check the budget: {e}")),
+                    );
+                    act.advance(ctx);
+                }
+            }),
+        );
+    }
+
+    fn begin_turn(&mut self, turn: Turn, reserved_micros: i64, ctx: &mut Context<Self>) {
         let Some(live) = &self.process else {
+            // The process went away while the budget was checked: give the
+            // reservation back and try again from the top.
+            let tenant_id = self.session.tenant_id.clone();
+            self.writer.write(
+                move |c| {
+                    crate::db::models::tenant::settle(c, &tenant_id, reserved_micros, 0)
+                        .map(|()| false)
+                },
+                None,
+            );
             self.queue.push_front(turn);
+            self.advance(ctx);
             return;
         };
         if let Some(job_id) = turn.job_id.clone() {
@@ -267,6 +325,7 @@ impl SessionActor {
         }
         let sent = live.handle.send_line(protocol::user_line(&turn.message));
         let mut running = Running::new(turn);
+        running.reserved_micros = reserved_micros;
         running.emit(
             &mut self.next_seq,
             &self.session.id,

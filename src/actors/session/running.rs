@@ -29,6 +29,8 @@ pub struct Running {
     usage: Option<Value>,
     /// Set once the turn has been asked to stop.
     pub stop: Option<StopRequest>,
+    /// Budget held for this turn, settled when it is recorded.
+    pub reserved_micros: i64,
 }
 
 /// Why and since when a running turn is being stopped.
@@ -63,6 +65,7 @@ impl Running {
             output_tokens: 0,
             usage: None,
             stop: None,
+            reserved_micros: 0,
         }
     }
 
@@ -212,6 +215,8 @@ impl Running {
         }
         TurnRecord {
             session_id: session.id.clone(),
+            tenant_id: session.tenant_id.clone(),
+            reserved_micros: self.reserved_micros,
             messages,
             events: self.events.clone(),
             cost_micros: self.cost_micros,

@@ -72,6 +72,13 @@ pub enum TurnError {
     /// The session was deleted or the server is stopping.
     #[error("the session was closed or the server is shutting down before the turn finished")]
     Closed,
+    /// A budget (tenant or session) is used up; amounts in micro-USD.
+    #[error("the {scope} budget is used up")]
+    OverBudget {
+        scope: &'static str,
+        spent_micros: i64,
+        limit_micros: i64,
+    },
     /// Stopped on request (job cancel).
     #[error("the turn was cancelled")]
     Cancelled,

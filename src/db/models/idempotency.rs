@@ -39,7 +39,7 @@ pub fn claim(
     hash: &str,
     expired_before: NaiveDateTime,
 ) -> DbResult<Claim> {
-    conn.transaction::<_, crate::db::DbError, _>(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let existing: Option<IdempotencyKey> = idempotency_keys::table
             .find((tenant_id, key))
             .select(IdempotencyKey::as_select())

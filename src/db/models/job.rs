@@ -175,7 +175,7 @@ pub fn complete_and_notify(conn: &mut DbConnection, done: &JobCompletion) -> DbR
 
 /// Cancels a job that has not started; `None` if it is not queued (any more).
 pub fn cancel_queued(conn: &mut DbConnection, id: &str) -> DbResult<Option<bool>> {
-    conn.transaction::<_, crate::db::DbError, _>(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let queued = jobs::table
             .find(id)
             .filter(jobs::status.eq(QUEUED))

@@ -1,6 +1,8 @@
 //! Row types and the queries that belong to them. Every query over tenant
 //! data takes the caller's `TenantId`, so scoping cannot be forgotten.
 
+pub mod audit;
+pub mod budget;
 pub mod event;
 pub mod idempotency;
 pub mod job;
@@ -9,6 +11,7 @@ pub mod secret;
 pub mod session;
 pub mod tenant;
 pub mod turn;
+pub mod usage;
 pub mod webhook;
 pub mod workspace;
 

@@ -24,6 +24,8 @@ pub struct Session {
     pub output_tokens: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Spend limit of this session (micro-USD), if any.
+    pub budget_micros: Option<i64>,
 }
 
 pub fn insert(conn: &mut DbConnection, session: &Session) -> DbResult<()> {
@@ -31,6 +33,14 @@ pub fn insert(conn: &mut DbConnection, session: &Session) -> DbResult<()> {
         .values(session)
         .execute(conn)?;
     Ok(())
+}
+
+/// How many sessions the tenant has.
+pub fn count(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<i64> {
+    Ok(sessions::table
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .count()
+        .get_result(conn)?)
 }
 
 pub fn find_by_name(
@@ -78,7 +88,7 @@ pub fn list(
 /// Deletes the session (history and events go with it); `false` if absent.
 pub fn delete(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbResult<bool> {
     use crate::db::schema::{events, jobs, messages};
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let owned: i64 = sessions::table
             .filter(sessions::id.eq(id))
             .filter(sessions::tenant_id.eq(tenant.as_str()))

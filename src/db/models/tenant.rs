@@ -1,4 +1,5 @@
-//! Tenants and their API keys (stored only as SHA-256 hashes).
+//! Tenants (budgets, quotas) and their API keys (stored only as SHA-256
+//! hashes).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -17,19 +18,58 @@ impl TenantId {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
 #[diesel(table_name = tenants)]
 pub struct Tenant {
     pub id: String,
     pub name: String,
     pub created_at: NaiveDateTime,
+    /// Spend limit in micro-USD; `None` = no limit.
+    pub budget_micros: Option<i64>,
+    pub spent_micros: i64,
+    /// Held by running turns until they are settled.
+    pub reserved_micros: i64,
+    /// `None` = the server default.
+    pub max_sessions: Option<i64>,
+    pub max_running_turns: Option<i64>,
+    pub rate_limit_requests: Option<i64>,
+    pub rate_limit_window_seconds: Option<i64>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+impl Tenant {
+    pub fn new(name: &str, budget_micros: Option<i64>) -> Tenant {
+        Tenant {
+            id: name.to_owned(),
+            name: name.to_owned(),
+            created_at: crate::db::now(),
+            budget_micros,
+            spent_micros: 0,
+            reserved_micros: 0,
+            max_sessions: None,
+            max_running_turns: None,
+            rate_limit_requests: None,
+            rate_limit_window_seconds: None,
+        }
+    }
+}
+
+/// Changes to a tenant's limits; `Some(None)` clears one (server default).
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = tenants)]
+pub struct TenantLimits {
+    pub budget_micros: Option<Option<i64>>,
+    pub max_sessions: Option<Option<i64>>,
+    pub max_running_turns: Option<Option<i64>>,
+    pub rate_limit_requests: Option<Option<i64>>,
+    pub rate_limit_window_seconds: Option<Option<i64>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
 #[diesel(table_name = api_keys)]
 pub struct ApiKey {
     pub id: String,
     pub tenant_id: String,
+    #[serde(skip)]
     pub key_hash: String,
     pub prefix: String,
     pub label: String,
@@ -37,6 +77,9 @@ pub struct ApiKey {
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
 }
+
+pub const ROLE_ADMIN: &str = "admin";
+pub const ROLE_MEMBER: &str = "member";
 
 /// Creates the tenant unless one with this id exists.
 pub fn ensure_tenant(conn: &mut DbConnection, tenant: &Tenant) -> DbResult<()> {
@@ -50,6 +93,47 @@ pub fn ensure_tenant(conn: &mut DbConnection, tenant: &Tenant) -> DbResult<()> {
             .execute(conn)?;
     }
     Ok(())
+}
+
+pub fn insert_tenant(conn: &mut DbConnection, tenant: &Tenant) -> DbResult<()> {
+    diesel::insert_into(tenants::table)
+        .values(tenant)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_tenant(conn: &mut DbConnection, id: &str) -> DbResult<Option<Tenant>> {
+    Ok(tenants::table
+        .find(id)
+        .select(Tenant::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn list_tenants(conn: &mut DbConnection) -> DbResult<Vec<Tenant>> {
+    Ok(tenants::table
+        .order(tenants::name.asc())
+        .select(Tenant::as_select())
+        .load(conn)?)
+}
+
+/// Updates limits; `None` when there is no such tenant.
+pub fn update_limits(
+    conn: &mut DbConnection,
+    id: &str,
+    limits: &TenantLimits,
+) -> DbResult<Option<Tenant>> {
+    let is_empty = limits.budget_micros.is_none()
+        && limits.max_sessions.is_none()
+        && limits.max_running_turns.is_none()
+        && limits.rate_limit_requests.is_none()
+        && limits.rate_limit_window_seconds.is_none();
+    if !is_empty {
+        diesel::update(tenants::table.find(id))
+            .set(limits)
+            .execute(conn)?;
+    }
+    find_tenant(conn, id)
 }
 
 /// Stores a key unless its hash is already known.
@@ -82,4 +166,88 @@ pub fn find_active_key(conn: &mut DbConnection, key_hash: &str) -> DbResult<Opti
         .select(ApiKey::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Keys, newest first, of one tenant or of all.
+pub fn list_keys(conn: &mut DbConnection, tenant: Option<&str>) -> DbResult<Vec<ApiKey>> {
+    let mut query = api_keys::table.into_boxed();
+    if let Some(tenant) = tenant {
+        query = query.filter(api_keys::tenant_id.eq(tenant.to_owned()));
+    }
+    Ok(query
+        .order((api_keys::created_at.desc(), api_keys::id.asc()))
+        .select(ApiKey::as_select())
+        .load(conn)?)
+}
+
+/// Revokes a key; `None` when there is no such key.
+pub fn revoke_key(conn: &mut DbConnection, id: &str) -> DbResult<Option<ApiKey>> {
+    diesel::update(
+        api_keys::table
+            .find(id)
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(crate::db::now()))
+    .execute(conn)?;
+    Ok(api_keys::table
+        .find(id)
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Why a turn may not start for budget reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget {
+    pub spent_micros: i64,
+    pub limit_micros: i64,
+}
+
+/// Reserves `amount` of the tenant's budget for a turn that is about to
+/// start. Refused once spent + reserved reach the limit, so concurrent turns
+/// cannot together run more than one reservation past it. No limit: nothing
+/// is held.
+pub fn reserve(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    amount: i64,
+) -> DbResult<Result<i64, OverBudget>> {
+    crate::db::write_transaction(conn, |conn| {
+        let n = diesel::update(
+            tenants::table
+                .find(tenant_id)
+                .filter(tenants::budget_micros.is_not_null())
+                .filter(
+                    (tenants::spent_micros + tenants::reserved_micros)
+                        .lt(tenants::budget_micros.assume_not_null()),
+                ),
+        )
+        .set(tenants::reserved_micros.eq(tenants::reserved_micros + amount))
+        .execute(conn)?;
+        if n == 1 {
+            return Ok(Ok(amount));
+        }
+        let tenant = find_tenant(conn, tenant_id)?;
+        Ok(
+            match tenant.and_then(|t| t.budget_micros.map(|b| (t.spent_micros, b))) {
+                None => Ok(0),
+                Some((spent_micros, limit_micros)) => Err(OverBudget {
+                    spent_micros,
+                    limit_micros,
+                }),
+            },
+        )
+    })
+}
+
+/// Settles a finished turn: its reservation is released and its real cost
+/// charged, both as deltas.
+pub fn settle(conn: &mut DbConnection, tenant_id: &str, reserved: i64, cost: i64) -> DbResult<()> {
+    diesel::update(tenants::table.find(tenant_id))
+        .set((
+            tenants::spent_micros.eq(tenants::spent_micros + cost),
+            tenants::reserved_micros.eq(tenants::reserved_micros - reserved),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

@@ -13,6 +13,9 @@ use crate::db::{DbConnection, DbResult};
 #[derive(Debug, Clone)]
 pub struct TurnRecord {
     pub session_id: String,
+    pub tenant_id: String,
+    /// Budget held for the turn; released as its real cost is charged.
+    pub reserved_micros: i64,
     pub messages: Vec<Message>,
     pub events: Vec<Event>,
     pub cost_micros: i64,
@@ -26,7 +29,7 @@ pub struct TurnRecord {
 
 /// Stores the turn; `true` when a job webhook was queued with it.
 pub fn record(conn: &mut DbConnection, turn: &TurnRecord) -> DbResult<bool> {
-    conn.transaction::<_, crate::db::DbError, _>(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         for message in &turn.messages {
             diesel::insert_into(messages::table)
                 .values(message)
@@ -43,6 +46,12 @@ pub fn record(conn: &mut DbConnection, turn: &TurnRecord) -> DbResult<bool> {
                 sessions::updated_at.eq(crate::db::now()),
             ))
             .execute(conn)?;
+        super::tenant::settle(
+            conn,
+            &turn.tenant_id,
+            turn.reserved_micros,
+            turn.cost_micros,
+        )?;
         match &turn.job {
             Some(done) => job::complete_and_notify(conn, done),
             None => Ok(false),
@@ -55,5 +64,5 @@ pub fn flush_events(conn: &mut DbConnection, events: &[Event]) -> DbResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    conn.transaction(|conn| event::insert_all(conn, events))
+    crate::db::write_transaction(conn, |conn| event::insert_all(conn, events))
 }

@@ -127,7 +127,7 @@ pub fn record_attempt(
     delivery: &Delivery,
     outcome: &AttemptOutcome,
 ) -> DbResult<()> {
-    conn.transaction::<_, crate::db::DbError, _>(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let now = crate::db::now();
         let attempt = Attempt {
             id: uuid::Uuid::now_v7().to_string(),

@@ -1,0 +1,289 @@
+//! Admin API: tenants (budgets, quotas) and API keys. Admin keys only.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::audit::record;
+use super::envelope;
+use super::AppState;
+use crate::actors::session::turn::micros_to_usd;
+use crate::db::models::tenant::{self, ApiKey, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER};
+use crate::error::ApiError;
+use crate::security::auth::Caller;
+use crate::security::keys;
+
+#[derive(Debug, Serialize)]
+pub struct TenantData {
+    id: String,
+    name: String,
+    budget: Option<f64>,
+    budget_micros: Option<i64>,
+    spent: f64,
+    spent_micros: i64,
+    reserved_micros: i64,
+    max_sessions: Option<i64>,
+    max_running_turns: Option<i64>,
+    rate_limit_requests: Option<i64>,
+    rate_limit_window_seconds: Option<i64>,
+    created_at: String,
+}
+
+impl From<Tenant> for TenantData {
+    fn from(t: Tenant) -> Self {
+        TenantData {
+            budget: t.budget_micros.map(micros_to_usd),
+            spent: micros_to_usd(t.spent_micros),
+            created_at: envelope::timestamp(&t.created_at),
+            id: t.id,
+            name: t.name,
+            budget_micros: t.budget_micros,
+            spent_micros: t.spent_micros,
+            reserved_micros: t.reserved_micros,
+            max_sessions: t.max_sessions,
+            max_running_turns: t.max_running_turns,
+            rate_limit_requests: t.rate_limit_requests,
+            rate_limit_window_seconds: t.rate_limit_window_seconds,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyData {
+    id: String,
+    tenant: String,
+    prefix: String,
+    label: String,
+    role: String,
+    created_at: String,
+    revoked_at: Option<String>,
+    /// Only in the answer to its creation; never stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+impl KeyData {
+    fn new(k: ApiKey, key: Option<String>) -> Self {
+        KeyData {
+            created_at: envelope::timestamp(&k.created_at),
+            revoked_at: k.revoked_at.as_ref().map(envelope::timestamp),
+            id: k.id,
+            tenant: k.tenant_id,
+            prefix: k.prefix,
+            label: k.label,
+            role: k.role,
+            key,
+        }
+    }
+}
+
+/// Limits in a request: a number sets one, `null` returns it to the server
+/// default, absent leaves it alone.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsBody {
+    #[serde(default, deserialize_with = "present")]
+    budget_usd: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "present")]
+    max_sessions: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    max_running_turns: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit_requests: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit_window_seconds: Option<Option<i64>>,
+}
+
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl LimitsBody {
+    pub fn into_limits(self) -> Result<TenantLimits, ApiError> {
+        let positive =
+            |name: &str, v: Option<Option<i64>>| -> Result<Option<Option<i64>>, ApiError> {
+                match v {
+                    Some(Some(n)) if n < 1 => {
+                        Err(ApiError::Validation(format!("{name} must be at least 1")))
+                    }
+                    other => Ok(other),
+                }
+            };
+        let budget_micros = match self.budget_usd {
+            Some(Some(usd)) if !(usd.is_finite() && (0.0..1e9).contains(&usd)) => {
+                return Err(ApiError::Validation(
+                    "budget_usd must be a non-negative amount".into(),
+                ))
+            }
+            Some(Some(usd)) => Some(Some((usd * 1_000_000.0).round() as i64)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        Ok(TenantLimits {
+            budget_micros,
+            max_sessions: positive("max_sessions", self.max_sessions)?,
+            max_running_turns: positive("max_running_turns", self.max_running_turns)?,
+            rate_limit_requests: positive("rate_limit_requests", self.rate_limit_requests)?,
+            rate_limit_window_seconds: positive(
+                "rate_limit_window_seconds",
+                self.rate_limit_window_seconds,
+            )?,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    name: String,
+    #[serde(flatten)]
+    limits: LimitsBody,
+}
+
+pub async fn list_tenants(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let rows = crate::db::run(&state.pool, tenant::list_tenants).await?;
+    let items: Vec<TenantData> = rows.into_iter().map(TenantData::from).collect();
+    Ok(envelope::ok(&req, items))
+}
+
+pub async fn create_tenant(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CreateTenant>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let body = body.into_inner();
+    if !keys::valid_tenant_name(&body.name) {
+        return Err(ApiError::Validation(
+            "tenant names are 1-64 of A-Z a-z 0-9 . _ - not starting with '.'".into(),
+        ));
+    }
+    let limits = body.limits.into_limits()?;
+    let name = body.name.clone();
+    let created = crate::db::run(&state.pool, move |c| {
+        if tenant::find_tenant(c, &name)?.is_some() {
+            return Ok(None);
+        }
+        tenant::insert_tenant(c, &Tenant::new(&name, None))?;
+        tenant::update_limits(c, &name, &limits)
+    })
+    .await?
+    .ok_or_else(|| ApiError::Conflict(format!("a tenant named {:?} exists", body.name)))?;
+    record(&state, &req, &caller, "tenant.create", &created.id);
+    Ok(envelope::data(
+        &req,
+        StatusCode::CREATED,
+        TenantData::from(created),
+    ))
+}
+
+pub async fn update_tenant(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: web::Json<LimitsBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let limits = body.into_inner().into_limits()?;
+    let id = id.into_inner();
+    let lookup = id.clone();
+    let updated = crate::db::run(&state.pool, move |c| {
+        tenant::update_limits(c, &lookup, &limits)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no tenant {id:?}")))?;
+    record(&state, &req, &caller, "tenant.update", &updated.id);
+    Ok(envelope::ok(&req, TenantData::from(updated)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeysQuery {
+    tenant: Option<String>,
+}
+
+pub async fn list_keys(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<KeysQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let tenant = query.into_inner().tenant;
+    let rows = crate::db::run(&state.pool, move |c| {
+        tenant::list_keys(c, tenant.as_deref())
+    })
+    .await?;
+    let items: Vec<KeyData> = rows.into_iter().map(|k| KeyData::new(k, None)).collect();
+    Ok(envelope::ok(&req, items))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    tenant: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+pub async fn create_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CreateKey>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let body = body.into_inner();
+    let role = body.role.unwrap_or_else(|| ROLE_MEMBER.into());
+    if role != ROLE_ADMIN && role != ROLE_MEMBER {
+        return Err(ApiError::Validation("role must be admin or member".into()));
+    }
+    let label = body.label.unwrap_or_default();
+    if label.len() > 200 {
+        return Err(ApiError::Validation(
+            "label is longer than 200 characters".into(),
+        ));
+    }
+    let tenant_id = body.tenant.clone();
+    let created = crate::db::run(&state.pool, move |c| {
+        if tenant::find_tenant(c, &tenant_id)?.is_none() {
+            return Ok(None);
+        }
+        keys::create_key(c, &tenant_id, &role, &label).map(Some)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no tenant {:?}", body.tenant)))?;
+    let (row, key) = created;
+    record(&state, &req, &caller, "key.create", &row.id);
+    Ok(envelope::data(
+        &req,
+        StatusCode::CREATED,
+        KeyData::new(row, Some(key)),
+    ))
+}
+
+pub async fn revoke_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let id = id.into_inner();
+    let lookup = id.clone();
+    let revoked = crate::db::run(&state.pool, move |c| tenant::revoke_key(c, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no key {id:?}")))?;
+    record(&state, &req, &caller, "key.revoke", &revoked.id);
+    Ok(envelope::ok(&req, KeyData::new(revoked, None)))
+}

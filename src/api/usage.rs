@@ -1,0 +1,107 @@
+//! `GET /usage` and `POST /tokens/count`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::envelope;
+use super::AppState;
+use crate::actors::session::turn::micros_to_usd;
+use crate::db::models::usage;
+use crate::db::models::TenantId;
+use crate::error::ApiError;
+use crate::security::auth::Caller;
+
+#[derive(Debug, Deserialize)]
+pub struct UsageQuery {
+    tenant: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct UsageData {
+    #[serde(flatten)]
+    usage: usage::Usage,
+    cost: f64,
+}
+
+/// Own tenant; an admin may name another with `?tenant=`.
+pub async fn get_usage(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<UsageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = match query.into_inner().tenant {
+        Some(other) if other != caller.tenant.0 => {
+            caller.require_admin()?;
+            TenantId(other)
+        }
+        _ => caller.tenant.clone(),
+    };
+    let usage = crate::db::run(&state.pool, move |c| usage::for_tenant(c, &tenant)).await?;
+    Ok(envelope::ok(
+        &req,
+        UsageData {
+            cost: micros_to_usd(usage.cost_micros),
+            usage,
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountTokens {
+    text: String,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct TokenCount {
+    characters: usize,
+    words: usize,
+    estimated_tokens: usize,
+    method: &'static str,
+}
+
+/// No tokenizer for Claude models exists offline, so this is the documented
+/// heuristic: about 4 characters per token for prose, never fewer tokens
+/// than 4 per 3 words (which covers code and short words).
+pub fn estimate(text: &str) -> TokenCount {
+    let characters = text.chars().count();
+    let words = text.split_whitespace().count();
+    let by_chars = characters.div_ceil(4);
+    let by_words = (words * 4).div_ceil(3);
+    TokenCount {
+        characters,
+        words,
+        estimated_tokens: by_chars.max(by_words),
+        method: "heuristic: max(ceil(characters / 4), ceil(words * 4 / 3))",
+    }
+}
+
+pub async fn count_tokens(
+    req: HttpRequest,
+    _caller: Caller,
+    body: web::Json<CountTokens>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(envelope::ok(&req, estimate(&body.text)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heuristic_is_what_the_readme_says() {
+        let empty = estimate("");
+        assert_eq!(
+            (empty.characters, empty.words, empty.estimated_tokens),
+            (0, 0, 0)
+        );
+        let prose = estimate("The quick brown fox jumps over the lazy dog.");
+        assert_eq!(prose.characters, 44);
+        assert_eq!(prose.words, 9);
+        assert_eq!(prose.estimated_tokens, 12);
+        let dense = estimate("a b c d e f");
+        assert_eq!(dense.estimated_tokens, 8);
+        assert_eq!(estimate("héllo").characters, 5);
+    }
+}

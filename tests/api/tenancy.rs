@@ -1,0 +1,432 @@
+//! A shared server: keys and tenants, roles, rate limits, budgets, quotas,
+//! usage and audit.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn data(res: reqwest::Response) -> Value {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert!(status.is_success(), "{status}: {body}");
+    body["data"].clone()
+}
+
+#[actix_web::test]
+async fn admins_manage_tenants_and_keys_members_cannot() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    let res = app
+        .get("/api/v1/admin/tenants", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
+    let res = app
+        .post("/api/v1/admin/keys", ALICE, json!({"tenant": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
+
+    let tenant = data(
+        app.post(
+            "/api/v1/admin/tenants",
+            ADMIN,
+            json!({"name": "carol", "budget_usd": 5, "max_sessions": 3}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(tenant["budget_micros"], 5_000_000);
+    assert_eq!(tenant["max_sessions"], 3);
+    let created = app
+        .post(
+            "/api/v1/admin/keys",
+            ADMIN,
+            json!({"tenant": "carol", "label": "ci pipeline"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created = created.json::<Value>().await.unwrap()["data"].clone();
+    let key = created["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("cca_"), "{key}");
+    assert_eq!(created["role"], "member");
+
+    // The new key works, in its own tenant.
+    app.create_session(&key, "carols").await;
+    let list = data(app.get("/api/v1/sessions", ALICE).send().await.unwrap()).await;
+    assert!(list.as_array().unwrap().is_empty());
+    // Listing never shows a key again; the database holds only its hash.
+    let keys = data(
+        app.get("/api/v1/admin/keys?tenant=carol", ADMIN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    assert!(keys[0].get("key").is_none());
+    assert!(!keys.to_string().contains(&key));
+
+    let revoked = data(
+        app.post(
+            &format!(
+                "/api/v1/admin/keys/{}/revoke",
+                created["id"].as_str().unwrap()
+            ),
+            ADMIN,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert!(revoked["revoked_at"].is_string());
+    let res = app.get("/api/v1/sessions", &key).send().await.unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+
+    // Limits can be changed and returned to the server default.
+    let updated = data(
+        app.client
+            .patch(app.url("/api/v1/admin/tenants/carol"))
+            .header("X-API-Key", ADMIN)
+            .json(&json!({"max_sessions": null, "budget_usd": 7.5}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(updated["max_sessions"], Value::Null);
+    assert_eq!(updated["budget_micros"], 7_500_000);
+}
+
+#[actix_web::test]
+async fn the_keys_command_creates_lists_and_revokes() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &app.db.url)
+            .env("DATA_DIR", app.root.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let printed = cli(&[
+        "keys", "create", "--tenant", "dave", "--role", "admin", "--label", "ops",
+    ]);
+    let key = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("cca_"))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        app.get("/api/v1/admin/tenants", &key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let listed = cli(&["keys", "list", "--tenant", "dave"]);
+    assert!(
+        listed.contains("admin") && listed.contains("ops") && listed.contains("active"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key));
+    let id = listed.split_whitespace().next().unwrap().to_string();
+    cli(&["keys", "revoke", &id]);
+    assert_eq!(
+        app.get("/api/v1/sessions", &key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let tenants = cli(&[
+        "tenants",
+        "update",
+        "dave",
+        "--budget-usd",
+        "2.5",
+        "--max-sessions",
+        "4",
+    ]);
+    assert!(
+        tenants.contains("budget $2.50") && tenants.contains("max_sessions 4"),
+        "{tenants}"
+    );
+}
+
+#[actix_web::test]
+async fn requests_are_rate_limited_per_key() {
+    let app = TestApp::spawn_with(
+        Options::fake()
+            .var("RATE_LIMIT_REQUESTS", "5")
+            .var("RATE_LIMIT_WINDOW", "60"),
+    )
+    .await;
+    for expected in (0..5).rev() {
+        let res = app.get("/api/v1/sessions", ALICE).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["ratelimit-limit"], "5");
+        assert_eq!(
+            res.headers()["ratelimit-remaining"],
+            expected.to_string().as_str()
+        );
+        assert!(res.headers().contains_key("ratelimit-reset"));
+    }
+    let res = app.get("/api/v1/sessions", ALICE).send().await.unwrap();
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&retry_after), "{retry_after}");
+    assert_problem(res, 429, "rate-limited").await;
+    // Another key has its own budget; health is never limited.
+    assert_eq!(
+        app.get("/api/v1/sessions", BOB)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn a_tenant_budget_stops_turns_within_one_turn_under_concurrency() {
+    // The fake CLI charges 0.001 USD per turn; 0.001 is held per running turn.
+    let app = TestApp::spawn_with(Options::fake().var("BUDGET_RESERVATION_USD", "0.001")).await;
+    data(
+        app.client
+            .patch(app.url("/api/v1/admin/tenants/alice"))
+            .header("X-API-Key", ADMIN)
+            .json(&json!({"budget_usd": 0.0035}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    for i in 0..8 {
+        app.create_session(ALICE, &format!("b{i}")).await;
+    }
+    let chats = (0..8).map(|i| {
+        let app = &app;
+        async move { app.chat(ALICE, &format!("b{i}"), "spend").await }
+    });
+    let results = futures_util::future::join_all(chats).await;
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 402)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(ok + refused.len(), 8, "{results:?}");
+    assert!(!refused.is_empty(), "the budget stopped some turns");
+    let problem = refused[0];
+    assert_eq!(
+        problem["type"],
+        "urn:claude-code-api:problem:budget_exceeded"
+    );
+    assert_eq!(problem["limit_micros"], 3500);
+    assert!(problem["spent"].is_number());
+    let spent = app
+        .db
+        .query_i64("SELECT spent_micros AS n FROM tenants WHERE id = 'alice'");
+    assert!(
+        spent <= 3500 + 1000,
+        "at most one turn past the limit: {spent}"
+    );
+    assert_eq!(spent, 1000 * ok as i64, "every turn that ran was charged");
+    assert_eq!(
+        app.db
+            .query_i64("SELECT reserved_micros AS n FROM tenants WHERE id = 'alice'"),
+        0
+    );
+    // Bob has no budget and is not affected.
+    app.create_session(BOB, "free").await;
+    app.chat_ok(BOB, "free", "hi").await;
+    // Jobs are refused up front too.
+    let (status, body) = app
+        .create_job(ALICE, "b0", json!({"message": "more"}))
+        .await;
+    assert_eq!(status, 402, "{body}");
+}
+
+#[actix_web::test]
+async fn a_session_budget_and_the_session_cap_hold() {
+    let app = TestApp::spawn_with(Options::fake().var("MAX_SESSIONS_PER_TENANT", "2")).await;
+    let s = app
+        .create_session_with(ALICE, json!({"name": "capped", "budget_usd": 0.0015}))
+        .await;
+    assert_eq!(s["budget_micros"], 1500);
+    app.chat_ok(ALICE, "capped", "one").await;
+    app.chat_ok(ALICE, "capped", "two").await;
+    let (status, body) = app.chat(ALICE, "capped", "three").await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["scope"], "session");
+    app.create_session(ALICE, "second").await;
+    let res = app
+        .post("/api/v1/sessions", ALICE, json!({"name": "third"}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(res, 409, "conflict").await;
+    assert!(body["detail"].as_str().unwrap().contains("limit"));
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM sessions WHERE tenant_id = 'alice'"),
+        2,
+        "nothing was deleted to make room"
+    );
+}
+
+#[actix_web::test]
+async fn usage_adds_up_and_audit_records_who_did_what() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    app.create_session(ALICE, "u").await;
+    for i in 0..3 {
+        app.chat_ok(ALICE, "u", &format!("turn {i}")).await;
+    }
+    let (_, job) = app
+        .create_job(ALICE, "u", json!({"message": "a job"}))
+        .await;
+    app.wait_job(ALICE, "u", job["data"]["id"].as_str().unwrap(), 30)
+        .await;
+    app.create_session(BOB, "theirs").await;
+    app.chat_ok(BOB, "theirs", "bob's turn").await;
+
+    let usage = data(app.get("/api/v1/usage", ALICE).send().await.unwrap()).await;
+    let history = app.history(ALICE, "u").await;
+    let cost: i64 = history
+        .iter()
+        .map(|m| m["cost_micros"].as_i64().unwrap())
+        .sum();
+    assert_eq!(usage["cost_micros"], cost);
+    assert_eq!(usage["turns"], 4);
+    assert_eq!(usage["sessions"], 1);
+    assert_eq!(usage["jobs"]["done"], 1);
+    assert_eq!(usage["input_tokens"], 4);
+    assert_eq!(usage["days"].as_array().unwrap().len(), 1);
+    assert_eq!(usage["days"][0]["turns"], 4);
+    assert_eq!(usage["days"][0]["cost_micros"], cost);
+    // Another tenant's usage: admins only.
+    let res = app
+        .get("/api/v1/usage?tenant=bob", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
+    let bobs = data(
+        app.get("/api/v1/usage?tenant=bob", ADMIN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(bobs["turns"], 1);
+
+    let audit = data(
+        app.get("/api/v1/audit?limit=100", ALICE)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"session.create")
+            && actions.contains(&"chat")
+            && actions.contains(&"job.create"),
+        "{actions:?}"
+    );
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant"] == "alice"),
+        "only alice's entries"
+    );
+    let entry = &audit[0];
+    assert!(entry["key_id"].as_str().unwrap().starts_with("key_"));
+    assert_eq!(entry["key_label"], "API_KEYS");
+    assert!(entry["request_id"].as_str().is_some_and(|r| !r.is_empty()));
+    assert!(entry["client_addr"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("127.0.0.1")));
+    assert!(
+        !audit.to_string().contains(ALICE),
+        "the key itself never appears"
+    );
+    let all = data(
+        app.get("/api/v1/audit?limit=100", ADMIN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(all.as_array().unwrap().iter().any(|e| e["tenant"] == "bob"));
+}
+
+#[actix_web::test]
+async fn tokens_are_estimated_and_deny_patterns_refuse() {
+    let app =
+        TestApp::spawn_with(Options::fake().var("DENY_PATTERNS", "rm -rf /,DROP TABLE")).await;
+    let count = data(
+        app.post(
+            "/api/v1/tokens/count",
+            ALICE,
+            json!({"text": "The quick brown fox jumps over the lazy dog."}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(count["characters"], 44);
+    assert_eq!(count["words"], 9);
+    assert_eq!(count["estimated_tokens"], 12);
+    app.create_session(ALICE, "d").await;
+    let res = app
+        .post(
+            "/api/v1/sessions/d/chat",
+            ALICE,
+            json!({"message": "please drop table users"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "validation-error").await;
+    assert!(app.history(ALICE, "d").await.is_empty());
+}
