@@ -73,6 +73,8 @@ pub struct Settings {
     pub max_sessions_per_tenant: i64,
     /// `MAX_RUNNING_TURNS_PER_TENANT`: default cap on a tenant's concurrently running turns (4).
     pub max_running_turns_per_tenant: i64,
+    /// `CHAT_QUEUE_TIMEOUT_SECONDS`: how long a chat waits for one of its tenant's turn permits before a 429 (60).
+    pub chat_queue_timeout: Duration,
     /// `RATE_LIMIT_REQUESTS` per `RATE_LIMIT_WINDOW` seconds, per key (120 per 60).
     pub rate_limit_requests: u32,
     pub rate_limit_window: Duration,
@@ -228,6 +230,13 @@ impl Settings {
                 1,
                 10_000,
             )?,
+            chat_queue_timeout: Duration::from_secs(parse_bounded(
+                &get,
+                "CHAT_QUEUE_TIMEOUT_SECONDS",
+                60,
+                1,
+                86_400,
+            )?),
             rate_limit_requests: parse_bounded(&get, "RATE_LIMIT_REQUESTS", 120, 1, 1_000_000)?,
             rate_limit_window: Duration::from_secs(parse_bounded(
                 &get,

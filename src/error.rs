@@ -24,6 +24,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     RateLimited(String),
+    /// All of the tenant's running-turn permits are taken (429, Retry-After).
+    #[error("{0}")]
+    TooBusy(String),
     /// Spend would pass a budget (`scope`: tenant or session); amounts in micro-USD.
     #[error("the {scope} budget is used up: spent ${:.6} of ${:.6}", *spent_micros as f64 / 1e6, *limit_micros as f64 / 1e6)]
     BudgetExceeded {
@@ -56,6 +59,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::RateLimited(_) => "rate-limited",
+            ApiError::TooBusy(_) => "too-many-running-turns",
             ApiError::BudgetExceeded { .. } => "budget_exceeded",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
@@ -103,7 +107,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::TooBusy(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -122,6 +126,9 @@ impl ResponseError for ApiError {
         builder.content_type(PROBLEM_CONTENT_TYPE);
         if matches!(self, ApiError::Unauthorized) {
             builder.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if matches!(self, ApiError::TooBusy(_)) {
+            builder.insert_header(("Retry-After", "5"));
         }
         builder.body(self.problem().to_string())
     }
@@ -185,6 +192,7 @@ impl From<&TurnError> for ApiError {
             TurnError::Timeout(_) => ApiError::CliTimeout(e.to_string()),
             TurnError::Closed => ApiError::Unavailable(e.to_string()),
             TurnError::Cancelled => ApiError::Conflict(e.to_string()),
+            TurnError::Busy => ApiError::TooBusy(e.to_string()),
             TurnError::OverBudget {
                 scope,
                 spent_micros,

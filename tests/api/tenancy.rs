@@ -430,3 +430,87 @@ async fn tokens_are_estimated_and_deny_patterns_refuse() {
     assert_problem(res, 422, "validation-error").await;
     assert!(app.history(ALICE, "d").await.is_empty());
 }
+
+#[actix_web::test]
+async fn one_tenants_burst_does_not_starve_another() {
+    let app =
+        TestApp::spawn_with(Options::default().var("MAX_RUNNING_TURNS_PER_TENANT", "1")).await;
+    let mut alices = Vec::new();
+    for i in 0..3 {
+        app.create_session(ALICE, &format!("burst{i}")).await;
+        let (_, job) = app
+            .create_job(
+                ALICE,
+                &format!("burst{i}"),
+                json!({"message": format!("job {i} [[slow 15 100]]")}),
+            )
+            .await;
+        alices.push((
+            format!("burst{i}"),
+            job["data"]["id"].as_str().unwrap().to_string(),
+        ));
+    }
+    app.create_session(BOB, "single").await;
+    let (_, bobs) = app
+        .create_job(BOB, "single", json!({"message": "bob's only job"}))
+        .await;
+    let bobs = bobs["data"]["id"].as_str().unwrap().to_string();
+    let bob_done = app.wait_job(BOB, "single", &bobs, 60).await;
+    assert_eq!(bob_done["status"], "done");
+    let mut finished = Vec::new();
+    for (session, id) in &alices {
+        let job = app.wait_job(ALICE, session, id, 90).await;
+        assert_eq!(job["status"], "done", "{job}");
+        finished.push((
+            job["started_at"].as_str().unwrap().to_string(),
+            job["completed_at"].as_str().unwrap().to_string(),
+        ));
+    }
+    finished.sort();
+    // Alice's turns never overlapped: one permit.
+    for pair in finished.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "overlap: {pair:?}");
+    }
+    // Bob waited for at most one of Alice's turns, not for her whole burst.
+    let bob_completed = bob_done["completed_at"].as_str().unwrap().to_string();
+    assert!(
+        bob_completed < finished[1].1,
+        "bob {bob_completed} vs alice {finished:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_chat_that_cannot_get_a_turn_in_time_is_a_429() {
+    let app = TestApp::spawn_with(
+        Options::default()
+            .var("MAX_RUNNING_TURNS_PER_TENANT", "1")
+            .var("CHAT_QUEUE_TIMEOUT_SECONDS", "1"),
+    )
+    .await;
+    app.create_session(ALICE, "busy").await;
+    app.create_session(ALICE, "other").await;
+    let (_, job) = app
+        .create_job(ALICE, "busy", json!({"message": "long [[slow 40 100]]"}))
+        .await;
+    let id = job["data"]["id"].as_str().unwrap().to_string();
+    assert!(
+        eventually(30, || async {
+            app.job(ALICE, "busy", &id).await["status"] == "running"
+        })
+        .await
+    );
+    let res = app
+        .post(
+            "/api/v1/sessions/other/chat",
+            ALICE,
+            json!({"message": "now please"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 429, "too-many-running-turns").await;
+    assert_eq!(app.wait_job(ALICE, "busy", &id, 60).await["status"], "done");
+    // Once the permit is free, the chat goes through.
+    app.chat_ok(ALICE, "other", "now please").await;
+}

@@ -3,7 +3,9 @@ use std::time::Instant;
 use actix::{ActorContext, ActorFutureExt, Context, Handler, StreamHandler, WrapFuture};
 use serde_json::json;
 
-use super::messages::{Advance, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, SlotGranted};
+use super::messages::{
+    Advance, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, SlotGranted, TurnGranted,
+};
 use super::running::{Running, StopReason, StopRequest};
 use super::turn::{usd_to_micros, TurnError};
 use super::{with_stderr, PendingControl, SessionActor, Slot};
@@ -19,6 +21,19 @@ impl Handler<Enqueue> for SessionActor {
             return;
         }
         self.queue.push_back(msg.0);
+        self.advance(ctx);
+    }
+}
+
+impl Handler<TurnGranted> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: TurnGranted, ctx: &mut Context<Self>) {
+        self.permit = super::Permit::Held;
+        if self.queue.is_empty() {
+            self.release_permit();
+            return;
+        }
         self.advance(ctx);
     }
 }

@@ -9,6 +9,11 @@ use super::turn::Turn;
 #[rtype(result = "()")]
 pub struct Enqueue(pub Turn);
 
+/// The supervisor grants this session one of its tenant's running-turn permits.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TurnGranted;
+
 /// The supervisor grants this session a live-process slot.
 #[derive(Message)]
 #[rtype(result = "()")]

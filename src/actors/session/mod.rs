@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use self::running::{Running, StopReason, StopRequest};
 use self::turn::{Turn, TurnError};
 use self::writer::Writer;
-use super::supervisor::messages::{Activity, ReleaseSlot, RequestSlot};
+use super::supervisor::messages::{Activity, ReleaseSlot, ReleaseTurn, RequestSlot, RequestTurn};
 use super::supervisor::Supervisor;
 use super::Runtime;
 use crate::cli::command::{self, Conversation, LaunchPlan};
@@ -46,6 +46,10 @@ pub struct SessionActor {
     process: Option<LiveProcess>,
     generation: u64,
     slot: Slot,
+    /// The tenant's running-turn permit for the head turn.
+    permit: Permit,
+    /// `MAX_RUNNING_TURNS_PER_TENANT` (or the tenant's own) at open.
+    turn_limit: usize,
     queue: VecDeque<Turn>,
     current: Option<Running>,
     next_seq: i64,
@@ -72,6 +76,15 @@ struct SessionState {
     workspace: PathBuf,
     spec: SessionSpec,
     cli_session_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Permit {
+    None,
+    Requested(Instant),
+    Held,
+    /// Its turn started: given back when that turn ends.
+    Used,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +115,7 @@ impl SessionActor {
         supervisor: Addr<Supervisor>,
         row: Session,
         next_seq: i64,
+        turn_limit: usize,
     ) -> SessionActor {
         let spec = serde_json::from_str(&row.spec).unwrap_or_else(|e| {
             tracing::warn!(session_id = %row.id, error = %e, "unreadable session spec; using defaults");
@@ -125,6 +139,8 @@ impl SessionActor {
             process: None,
             generation: 0,
             slot: Slot::None,
+            permit: Permit::None,
+            turn_limit,
             queue: VecDeque::new(),
             current: None,
             next_seq,
@@ -150,13 +166,33 @@ impl SessionActor {
             self.drain_queue();
             return;
         }
+        if self.permit == Permit::Used {
+            // One permit, one turn: the next turn lines up again behind the
+            // tenant's other sessions.
+            self.release_permit();
+        }
         let Some(next) = self.queue.front() else {
+            self.release_permit();
             self.supervisor.do_send(Activity {
                 session_id: self.session.id.clone(),
                 idle: true,
             });
             return;
         };
+        match self.permit {
+            Permit::Held | Permit::Used => {}
+            Permit::Requested(_) => return,
+            Permit::None => {
+                self.permit = Permit::Requested(Instant::now());
+                self.supervisor.do_send(RequestTurn {
+                    tenant_id: self.session.tenant_id.clone(),
+                    session_id: self.session.id.clone(),
+                    addr: ctx.address(),
+                    limit: self.turn_limit,
+                });
+                return;
+            }
+        }
         let wanted =
             LaunchSpec::resolve(&self.runtime.settings, &self.session.spec, &next.overrides);
         if let Some(live) = &self.process {
@@ -324,6 +360,7 @@ impl SessionActor {
             );
         }
         let sent = live.handle.send_line(protocol::user_line(&turn.message));
+        self.permit = Permit::Used;
         let mut running = Running::new(turn);
         running.reserved_micros = reserved_micros;
         running.emit(
@@ -375,6 +412,16 @@ impl SessionActor {
         }
         self.pending_control.clear();
         self.generation += 1;
+    }
+
+    fn release_permit(&mut self) {
+        if self.permit != Permit::None {
+            self.permit = Permit::None;
+            self.supervisor.do_send(ReleaseTurn {
+                tenant_id: self.session.tenant_id.clone(),
+                session_id: self.session.id.clone(),
+            });
+        }
     }
 
     fn release_slot(&mut self) {
@@ -469,7 +516,26 @@ impl SessionActor {
         }
     }
 
+    /// A chat (a client waiting on the answer) that cannot get one of its
+    /// tenant's turn permits in time is answered 429 instead of waiting on;
+    /// jobs wait as long as it takes.
+    fn check_turn_wait(&mut self, ctx: &mut Context<Self>) {
+        let Permit::Requested(since) = self.permit else {
+            return;
+        };
+        let wait = self.runtime.settings.chat_queue_timeout;
+        let head_is_chat = self.queue.front().is_some_and(|t| t.job_id.is_none());
+        if head_is_chat && since.elapsed() >= wait {
+            if let Some(turn) = self.queue.pop_front() {
+                self.fail_unstarted(turn, TurnError::Busy);
+            }
+            self.release_permit();
+            self.advance(ctx);
+        }
+    }
+
     fn check_watchdog(&mut self, ctx: &mut Context<Self>) {
+        self.check_turn_wait(ctx);
         if let Some(draining) = &self.draining {
             let running_unstopped = self.current.as_ref().is_some_and(|r| r.stop.is_none());
             if running_unstopped && Instant::now() >= draining.deadline {
@@ -561,6 +627,7 @@ impl Actor for SessionActor {
     fn stopping(&mut self, _: &mut Context<Self>) -> actix::Running {
         self.stop_process();
         self.release_slot();
+        self.release_permit();
         self.fail_current(TurnError::Closed);
         while let Some(turn) = self.queue.pop_front() {
             self.fail_unstarted(turn, TurnError::Closed);

@@ -79,6 +79,9 @@ pub enum TurnError {
         spent_micros: i64,
         limit_micros: i64,
     },
+    /// The tenant's running-turn permits stayed taken too long for a chat.
+    #[error("this tenant already runs its maximum of turns at once; retry shortly")]
+    Busy,
     /// Stopped on request (job cancel).
     #[error("the turn was cancelled")]
     Cancelled,

@@ -18,26 +18,37 @@ impl Handler<OpenSession> for Supervisor {
         }
         let pool = self.runtime.pool.clone();
         let id = session.id.clone();
+        let tenant_id = session.tenant_id.clone();
         Box::pin(
-            async move { db::run(&pool, move |c| db::models::event::max_seq(c, &id)).await }
-                .into_actor(self)
-                .map(move |max_seq, act, ctx| {
-                    let max_seq = max_seq?;
-                    // Another request may have opened it while we read.
-                    if let Some(addr) = act.sessions.get(&session.id).filter(|a| a.connected()) {
-                        return Ok(addr.clone());
-                    }
-                    let id = session.id.clone();
-                    let addr = SessionActor::new(
-                        act.runtime.clone(),
-                        actix::AsyncContext::address(ctx),
-                        session,
-                        max_seq + 1,
-                    )
-                    .start();
-                    act.sessions.insert(id, addr.clone());
-                    Ok(addr)
-                }),
+            async move {
+                db::run(&pool, move |c| {
+                    let max_seq = db::models::event::max_seq(c, &id)?;
+                    let tenant = db::models::tenant::find_tenant(c, &tenant_id)?;
+                    Ok((max_seq, tenant.and_then(|t| t.max_running_turns)))
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(move |opened, act, ctx| {
+                let (max_seq, tenant_limit) = opened?;
+                let turn_limit =
+                    tenant_limit.unwrap_or(act.runtime.settings.max_running_turns_per_tenant);
+                // Another request may have opened it while we read.
+                if let Some(addr) = act.sessions.get(&session.id).filter(|a| a.connected()) {
+                    return Ok(addr.clone());
+                }
+                let id = session.id.clone();
+                let addr = SessionActor::new(
+                    act.runtime.clone(),
+                    actix::AsyncContext::address(ctx),
+                    session,
+                    max_seq + 1,
+                    usize::try_from(turn_limit).unwrap_or(1),
+                )
+                .start();
+                act.sessions.insert(id, addr.clone());
+                Ok(addr)
+            }),
         )
     }
 }
@@ -56,6 +67,7 @@ impl Handler<CloseSession> for Supervisor {
             }
             .into_actor(self)
             .map(move |(), act, ctx| {
+                act.drop_turns_of(&msg.session_id);
                 // The actor released its slot while closing; make sure.
                 act.holders.remove(&msg.session_id);
                 act.idle_since.remove(&msg.session_id);
@@ -119,6 +131,8 @@ impl Handler<Stats> for Supervisor {
             live_sessions: self.sessions.values().filter(|a| a.connected()).count(),
             live_processes: self.holders.len(),
             waiting_for_slot: self.waiting.len(),
+            running_turns: self.turns.values().map(|t| t.running.len()).sum(),
+            waiting_for_turn: self.turns.values().map(|t| t.waiting.len()).sum(),
         })
     }
 }
@@ -158,5 +172,36 @@ impl Handler<DrainAll> for Supervisor {
             });
             futures_util::future::join_all(drains).await;
         })
+    }
+}
+
+impl Handler<RequestTurn> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RequestTurn, _: &mut Self::Context) {
+        let turns = self.turns.entry(msg.tenant_id.clone()).or_default();
+        if turns.running.contains(&msg.session_id) {
+            msg.addr
+                .do_send(crate::actors::session::messages::TurnGranted);
+            return;
+        }
+        if !turns.waiting.iter().any(|(id, _, _)| *id == msg.session_id) {
+            turns
+                .waiting
+                .push_back((msg.session_id, msg.addr, msg.limit.max(1)));
+        }
+        self.grant_turns(&msg.tenant_id);
+    }
+}
+
+impl Handler<ReleaseTurn> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReleaseTurn, _: &mut Self::Context) {
+        if let Some(turns) = self.turns.get_mut(&msg.tenant_id) {
+            turns.running.remove(&msg.session_id);
+            turns.waiting.retain(|(id, _, _)| *id != msg.session_id);
+        }
+        self.grant_turns(&msg.tenant_id);
     }
 }

@@ -51,6 +51,8 @@ pub struct SupervisorStats {
     pub live_sessions: usize,
     pub live_processes: usize,
     pub waiting_for_slot: usize,
+    pub running_turns: usize,
+    pub waiting_for_turn: usize,
 }
 
 /// Stops every session (server shutdown).
@@ -64,4 +66,24 @@ pub struct ShutdownAll;
 #[rtype(result = "()")]
 pub struct DrainAll {
     pub deadline: std::time::Instant,
+}
+
+/// A session's next turn needs one of its tenant's running-turn permits
+/// (`MAX_RUNNING_TURNS_PER_TENANT`); granted later with `TurnGranted`, in
+/// request order within the tenant.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RequestTurn {
+    pub tenant_id: String,
+    pub session_id: String,
+    pub addr: Addr<SessionActor>,
+    pub limit: usize,
+}
+
+/// The permit's turn ended (or it is no longer wanted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReleaseTurn {
+    pub tenant_id: String,
+    pub session_id: String,
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 
-use super::session::messages::{Evict, SlotGranted};
+use super::session::messages::{Evict, SlotGranted, TurnGranted};
 use super::session::SessionActor;
 use super::Runtime;
 
@@ -25,6 +25,15 @@ pub struct Supervisor {
     waiting: VecDeque<(String, Addr<SessionActor>)>,
     /// Holders asked to give their slot back, not yet answered.
     evicting: HashSet<String>,
+    /// Running-turn permits per tenant.
+    turns: HashMap<String, TenantTurns>,
+}
+
+/// One tenant's running turns and the sessions waiting to run one.
+#[derive(Default)]
+pub(super) struct TenantTurns {
+    pub running: HashSet<String>,
+    pub waiting: VecDeque<(String, Addr<SessionActor>, usize)>,
 }
 
 impl Supervisor {
@@ -36,6 +45,7 @@ impl Supervisor {
             idle_since: HashMap::new(),
             waiting: VecDeque::new(),
             evicting: HashSet::new(),
+            turns: HashMap::new(),
         }
     }
 
@@ -85,6 +95,35 @@ impl Supervisor {
                     }
                 }),
         );
+    }
+
+    /// Grants a tenant's free permits to its waiting sessions, in order.
+    fn grant_turns(&mut self, tenant_id: &str) {
+        let Some(turns) = self.turns.get_mut(tenant_id) else {
+            return;
+        };
+        while let Some((session_id, addr, limit)) = turns.waiting.front().cloned() {
+            if turns.running.len() >= limit {
+                break;
+            }
+            turns.waiting.pop_front();
+            if addr.connected() {
+                turns.running.insert(session_id);
+                addr.do_send(TurnGranted);
+            }
+        }
+    }
+
+    /// Forgets a session's permit and place in line (it closed).
+    fn drop_turns_of(&mut self, session_id: &str) {
+        let tenants: Vec<String> = self.turns.keys().cloned().collect();
+        for tenant in tenants {
+            if let Some(turns) = self.turns.get_mut(&tenant) {
+                turns.running.remove(session_id);
+                turns.waiting.retain(|(id, _, _)| id != session_id);
+            }
+            self.grant_turns(&tenant);
+        }
     }
 
     fn reap_idle(&mut self, ctx: &mut Context<Self>) {
