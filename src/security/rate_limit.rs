@@ -11,13 +11,13 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{web, HttpMessage};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use super::auth::presented_key;
+use super::auth::{presented_key, resolve};
 use super::keys::hash_key;
 use crate::api::AppState;
 use crate::error::ApiError;
@@ -25,12 +25,19 @@ use crate::error::ApiError;
 type Limiter =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
-pub struct RateLimits {
+/// One quota's limiter, keyed by key hash.
+struct QuotaLimiter {
     limiter: Limiter,
-    checks: std::sync::atomic::AtomicU64,
     limit: u32,
     /// Time for one request's worth of budget to come back.
     period: Duration,
+}
+
+pub struct RateLimits {
+    default: QuotaLimiter,
+    /// Limiters of tenants with their own quota, by (requests, window secs).
+    custom: std::sync::Mutex<std::collections::HashMap<(u32, u64), std::sync::Arc<QuotaLimiter>>>,
+    checks: std::sync::atomic::AtomicU64,
 }
 
 /// What the limiter decided for one request.
@@ -49,29 +56,59 @@ pub enum Decision {
 
 impl RateLimits {
     pub fn new(requests: u32, window: Duration) -> RateLimits {
+        RateLimits {
+            default: QuotaLimiter::new(requests, window),
+            custom: std::sync::Mutex::new(std::collections::HashMap::new()),
+            checks: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Checks one request of a key, under its tenant's own quota if it has one.
+    pub fn check(&self, key_hash: &str, quota: Option<(u32, u64)>) -> Decision {
+        // Now and then forget keys whose budget is full again, so random
+        // keys cannot grow the tables without bound.
+        let n = self
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prune = n % 4096 == 4095;
+        let Some((requests, window)) = quota else {
+            if prune {
+                self.default.limiter.retain_recent();
+            }
+            return self.default.check(key_hash);
+        };
+        let limiter = match self.custom.lock() {
+            Ok(mut custom) => custom
+                .entry((requests, window))
+                .or_insert_with(|| {
+                    std::sync::Arc::new(QuotaLimiter::new(requests, Duration::from_secs(window)))
+                })
+                .clone(),
+            Err(_) => return self.default.check(key_hash),
+        };
+        if prune {
+            limiter.limiter.retain_recent();
+        }
+        limiter.check(key_hash)
+    }
+}
+
+impl QuotaLimiter {
+    fn new(requests: u32, window: Duration) -> QuotaLimiter {
         let requests = requests.max(1);
         let period = (window / requests).max(Duration::from_nanos(1));
         let burst = NonZeroU32::new(requests).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(burst))
             .allow_burst(burst);
-        RateLimits {
+        QuotaLimiter {
             limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
-            checks: std::sync::atomic::AtomicU64::new(0),
             limit: requests,
             period,
         }
     }
 
-    pub fn check(&self, key_hash: &str) -> Decision {
-        // Now and then forget keys whose budget is full again, so random
-        // keys cannot grow the table without bound.
-        let n = self
-            .checks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if n % 4096 == 4095 {
-            self.limiter.retain_recent();
-        }
+    fn check(&self, key_hash: &str) -> Decision {
         match self.limiter.check_key(&key_hash.to_owned()) {
             Ok(state) => {
                 let remaining = state.remaining_burst_capacity();
@@ -104,19 +141,22 @@ pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let decision = match (
-        presented_key(req.request()),
-        req.app_data::<web::Data<AppState>>(),
-    ) {
-        (Some(key), Some(state)) => Some(state.rate_limits.check(&hash_key(&key))),
-        _ => None,
+    let key = presented_key(req.request());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let (Some(key), Some(state)) = (key, state) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    match decision {
-        None => Ok(next.call(req).await?.map_into_boxed_body()),
-        Some(Decision::Limited {
+    // Resolve the key once here; the `Caller` extractor reuses the result.
+    let resolved = resolve(&state, &key).await?;
+    let quota = resolved.as_ref().and_then(|r| r.rate_limit);
+    if let Some(resolved) = resolved {
+        req.extensions_mut().insert(resolved);
+    }
+    match state.rate_limits.check(&hash_key(&key), quota) {
+        Decision::Limited {
             limit,
             retry_after_secs,
-        }) => {
+        } => {
             let error = ApiError::RateLimited(format!(
                 "rate limit of {limit} requests exceeded; retry in {retry_after_secs} s"
             ));
@@ -130,11 +170,11 @@ pub async fn middleware(
             set(&mut res, "ratelimit-reset", retry_after_secs);
             Ok(res)
         }
-        Some(Decision::Allowed {
+        Decision::Allowed {
             limit,
             remaining,
             reset_secs,
-        }) => {
+        } => {
             let mut res = next.call(req).await?.map_into_boxed_body();
             set(&mut res, "ratelimit-limit", u64::from(limit));
             set(&mut res, "ratelimit-remaining", u64::from(remaining));
@@ -152,7 +192,7 @@ mod tests {
     fn a_key_gets_its_burst_then_waits() {
         let limits = RateLimits::new(3, Duration::from_secs(60));
         for expected in [2, 1, 0] {
-            match limits.check("k") {
+            match limits.check("k", None) {
                 Decision::Allowed {
                     remaining, limit, ..
                 } => {
@@ -161,7 +201,7 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        match limits.check("k") {
+        match limits.check("k", None) {
             Decision::Limited {
                 retry_after_secs, ..
             } => assert!((1..=20).contains(&retry_after_secs)),
