@@ -209,8 +209,17 @@ mod tests {
         }
         // Another key has its own budget.
         assert!(matches!(
-            limits.check("other"),
+            limits.check("other", None),
             Decision::Allowed { remaining: 2, .. }
+        ));
+        // A tenant quota is a budget of its own.
+        assert!(matches!(
+            limits.check("k", Some((10, 60))),
+            Decision::Allowed {
+                limit: 10,
+                remaining: 9,
+                ..
+            }
         ));
     }
 }
