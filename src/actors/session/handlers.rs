@@ -177,8 +177,10 @@ impl SessionActor {
             Ok(Some(message)) => message,
             Ok(None) => return,
             Err(e) => {
+                // The line may hold conversation text: its content only at debug.
                 let sample: String = line.chars().take(200).collect();
-                tracing::warn!(session = %self.session.name, error = %e, line = %sample, "skipping a non-JSON line from the CLI");
+                tracing::warn!(session = %self.session.name, error = %e, bytes = line.len(), "skipping a non-JSON line from the CLI");
+                tracing::debug!(session = %self.session.name, line = %sample, "the skipped line");
                 return;
             }
         };
