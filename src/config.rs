@@ -63,6 +63,9 @@ pub struct Settings {
     pub templates_dir: Option<PathBuf>,
     /// `MAX_UPLOAD_MB`: largest file upload, in bytes (25 MiB).
     pub max_upload_bytes: u64,
+    /// `METRICS_ADDR`: `host:port` of a separate listener serving Prometheus
+    /// `/metrics` (unset: no metrics endpoint). Keep it on a private address.
+    pub metrics_addr: Option<String>,
     /// `LOG_LEVEL`: tracing filter (info).
     pub log_level: String,
     /// `LOG_FORMAT`: `text` or `json`.
@@ -193,6 +196,7 @@ impl Settings {
             max_upload_bytes: parse_bounded(&get, "MAX_UPLOAD_MB", 25u64, 1, 1024 * 1024)?
                 * 1024
                 * 1024,
+            metrics_addr: get("METRICS_ADDR"),
             log_level: get("LOG_LEVEL").unwrap_or_else(|| "info".into()),
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,

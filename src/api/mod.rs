@@ -9,6 +9,7 @@ mod history;
 mod idempotency;
 mod jobs;
 pub mod middleware;
+mod openai;
 mod sessions;
 mod templates;
 mod webhooks;
@@ -53,6 +54,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         crate::error::ApiError::NotFound(format!("no such resource: {err}")).into()
     }))
     .route("/health", web::get().to(health::health))
+    // OpenAI-compatible surface (same keys, same tenants).
+    .service(
+        web::scope("/v1")
+            .route(
+                "/chat/completions",
+                web::post().to(openai::chat_completions),
+            )
+            .route("/models", web::get().to(openai::list_models)),
+    )
     .service(
         web::scope("/api/v1")
             .route("/health", web::get().to(health::health))

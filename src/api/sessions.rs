@@ -146,26 +146,14 @@ pub async fn load_session(
     .ok_or_else(|| ApiError::NotFound(format!("no session named {name:?}")))
 }
 
-pub async fn create_session(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    templates: web::Data<crate::templates::Templates>,
-    caller: Caller,
-    body: web::Json<CreateSession>,
-) -> Result<HttpResponse, ApiError> {
-    let (name, spec) = body.into_inner().into_spec()?;
-    // Request fields > template > server defaults (see `spec.rs`).
-    let spec = match spec.template.clone() {
-        Some(template) => {
-            let found = templates.get(&template).ok_or_else(|| {
-                ApiError::Validation(format!(
-                    "unknown template {template:?}; GET /api/v1/templates lists them"
-                ))
-            })?;
-            spec.with_template(&found)
-        }
-        None => spec,
-    };
+/// Creates the caller's session `name` (already validated) with `spec`:
+/// its workspace, then its row. A name taken already is a 409.
+pub async fn insert_session(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+    spec: SessionSpec,
+) -> Result<Session, ApiError> {
     let dir = crate::workspace::session_dir(&state.workspace_root, caller.tenant.as_str(), &name);
     let now = crate::db::now();
     let row = Session {
@@ -225,6 +213,30 @@ pub async fn create_session(
             e.into()
         });
     }
+    Ok(row)
+}
+
+pub async fn create_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    templates: web::Data<crate::templates::Templates>,
+    caller: Caller,
+    body: web::Json<CreateSession>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, spec) = body.into_inner().into_spec()?;
+    // Request fields > template > server defaults (see `spec.rs`).
+    let spec = match spec.template.clone() {
+        Some(template) => {
+            let found = templates.get(&template).ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "unknown template {template:?}; GET /api/v1/templates lists them"
+                ))
+            })?;
+            spec.with_template(&found)
+        }
+        None => spec,
+    };
+    let row = insert_session(&state, &caller, name, spec).await?;
     let location = format!("/api/v1/sessions/{}", row.name);
     let mut res = envelope::data(&req, StatusCode::CREATED, SessionData::from(row));
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&location) {

@@ -128,6 +128,8 @@ pub struct TestApp {
     pub db: Arc<TestDb>,
     pub options_vars: BTreeMap<String, String>,
     pub cli: Cli,
+    /// `http://127.0.0.1:PORT` of the `/metrics` listener, with `METRICS_ADDR`.
+    pub metrics_base: Option<String>,
 }
 
 impl TestApp {
@@ -193,6 +195,7 @@ impl TestApp {
             .await
             .expect("application builds");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics_base = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
         actix_web::rt::spawn(app.run_until_stopped());
         TestApp {
             base,
@@ -205,6 +208,7 @@ impl TestApp {
             db,
             options_vars: vars,
             cli,
+            metrics_base,
         }
     }
 

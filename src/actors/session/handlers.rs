@@ -19,6 +19,7 @@ impl Handler<Enqueue> for SessionActor {
             return;
         }
         self.queue.push_back(msg.0);
+        self.report_queue();
         self.advance(ctx);
     }
 }

@@ -57,6 +57,8 @@ pub struct SessionActor {
     draining: Option<Draining>,
     /// Set by `Close`: the actor is going away.
     closed: bool,
+    /// The queue length last added to the `cca_turns_queued` gauge.
+    reported_queue: i64,
 }
 
 struct Draining {
@@ -133,7 +135,15 @@ impl SessionActor {
             writer,
             draining: None,
             closed: false,
+            reported_queue: 0,
         }
+    }
+
+    /// Keeps the `cca_turns_queued` gauge in step with this queue.
+    pub(super) fn report_queue(&mut self) {
+        let len = i64::try_from(self.queue.len()).unwrap_or(i64::MAX);
+        crate::metrics::turns_queued_changed(len - self.reported_queue);
+        self.reported_queue = len;
     }
 
     fn is_idle(&self) -> bool {
@@ -251,12 +261,14 @@ impl SessionActor {
     }
 
     fn start_turn(&mut self, turn: Turn, _ctx: &mut Context<Self>) {
+        self.report_queue();
         self.supervisor.do_send(Activity {
             session_id: self.session.id.clone(),
             idle: false,
         });
         let Some(live) = &self.process else {
             self.queue.push_front(turn);
+            self.report_queue();
             return;
         };
         if let Some(job_id) = turn.job_id.clone() {
@@ -345,6 +357,8 @@ impl SessionActor {
     /// Stores the finished turn, then answers its client. The next turn may
     /// start meanwhile; the session's writes stay in order.
     fn persist(&mut self, running: Running, outcome: running::Outcome, reached_cli: bool) {
+        self.report_queue();
+        crate::metrics::turn_finished(running.elapsed(), &outcome);
         let record = running.record(&self.session, &outcome, reached_cli);
         let webhooks = self.runtime.webhooks.clone();
         self.writer.write(

@@ -66,6 +66,11 @@ impl Running {
         }
     }
 
+    /// Time since the turn started running.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
     pub fn job_id(&self) -> Option<&str> {
         self.turn.job_id.as_deref()
     }
