@@ -106,6 +106,7 @@ pub async fn chat(
             overrides,
             subscriber: None,
             reply: Some(reply),
+            span: tracing::Span::current(),
         };
         enqueue(&state, &caller, &name, turn).await?;
         let response = outcome
@@ -134,6 +135,7 @@ pub async fn chat_stream(
         overrides,
         subscriber: Some(tx),
         reply: None,
+        span: tracing::Span::current(),
     };
     enqueue(&state, &caller, &name, turn).await?;
     let events = ReceiverStream::new(rx).map(|event| {

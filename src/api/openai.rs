@@ -181,6 +181,7 @@ pub async fn chat_completions(
             overrides,
             subscriber: Some(tx),
             reply: None,
+            span: tracing::Span::current(),
         };
         addr.send(Enqueue(turn)).await?;
         let include_usage = body.stream_options.is_some_and(|o| o.include_usage);
@@ -205,6 +206,7 @@ pub async fn chat_completions(
         overrides,
         subscriber: None,
         reply: Some(reply),
+        span: tracing::Span::current(),
     };
     addr.send(Enqueue(turn)).await?;
     let response = outcome

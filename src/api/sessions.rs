@@ -137,6 +137,7 @@ pub async fn load_session(
     name: &str,
 ) -> Result<Session, ApiError> {
     validate_name(name).map_err(|_| ApiError::NotFound(format!("no session named {name:?}")))?;
+    tracing::Span::current().record("session", name);
     let tenant = caller.tenant.clone();
     let lookup = name.to_owned();
     crate::db::run(&state.pool, move |c| {
@@ -224,6 +225,7 @@ pub async fn create_session(
     body: web::Json<CreateSession>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, spec) = body.into_inner().into_spec()?;
+    tracing::Span::current().record("session", name.as_str());
     // Request fields > template > server defaults (see `spec.rs`).
     let spec = match spec.template.clone() {
         Some(template) => {

@@ -13,6 +13,7 @@ mod faults;
 mod files;
 mod jobs;
 mod lifecycle;
+mod logs;
 mod metrics;
 mod openai;
 mod recovery;

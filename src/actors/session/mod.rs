@@ -139,6 +139,20 @@ impl SessionActor {
         }
     }
 
+    /// Where the actor's log lines go: the running turn's span (carrying
+    /// its request id and the session), else the next queued turn's, else
+    /// one naming the session.
+    pub(super) fn span(&self) -> tracing::Span {
+        if let Some(running) = &self.current {
+            return running.span().clone();
+        }
+        let parent = self
+            .queue
+            .front()
+            .map_or_else(tracing::Span::none, |t| t.span.clone());
+        tracing::info_span!(parent: &parent, "session", session = %self.session.name)
+    }
+
     /// Keeps the `cca_turns_queued` gauge in step with this queue.
     pub(super) fn report_queue(&mut self) {
         let len = i64::try_from(self.queue.len()).unwrap_or(i64::MAX);
@@ -260,8 +274,16 @@ impl SessionActor {
         format!("req_{}_{}", self.generation, self.control_counter)
     }
 
-    fn start_turn(&mut self, turn: Turn, _ctx: &mut Context<Self>) {
+    fn start_turn(&mut self, mut turn: Turn, _ctx: &mut Context<Self>) {
         self.report_queue();
+        turn.span = tracing::info_span!(
+            parent: &turn.span,
+            "turn",
+            session = %self.session.name,
+            job_id = turn.job_id.as_deref().unwrap_or(""),
+        );
+        let _entered = turn.span.clone().entered();
+        tracing::debug!("turn started");
         self.supervisor.do_send(Activity {
             session_id: self.session.id.clone(),
             idle: false,
@@ -358,6 +380,12 @@ impl SessionActor {
     /// start meanwhile; the session's writes stay in order.
     fn persist(&mut self, running: Running, outcome: running::Outcome, reached_cli: bool) {
         self.report_queue();
+        let _entered = running.span().clone().entered();
+        tracing::info!(
+            ok = outcome.is_ok(),
+            duration_ms = u64::try_from(running.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "turn finished"
+        );
         crate::metrics::turn_finished(running.elapsed(), &outcome);
         let record = running.record(&self.session, &outcome, reached_cli);
         let webhooks = self.runtime.webhooks.clone();
@@ -425,6 +453,7 @@ impl SessionActor {
     }
 
     fn check_watchdog(&mut self, ctx: &mut Context<Self>) {
+        let _entered = self.span().entered();
         if let Some(draining) = &self.draining {
             let running_unstopped = self.current.as_ref().is_some_and(|r| r.stop.is_none());
             if running_unstopped && Instant::now() >= draining.deadline {

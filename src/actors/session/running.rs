@@ -66,6 +66,11 @@ impl Running {
         }
     }
 
+    /// The turn's span: its log lines are recorded inside it.
+    pub fn span(&self) -> &tracing::Span {
+        &self.turn.span
+    }
+
     /// Time since the turn started running.
     pub fn elapsed(&self) -> std::time::Duration {
         self.started.elapsed()
