@@ -149,9 +149,11 @@ impl Application {
             }
             None => None,
         };
+        let mcp_sessions = web::Data::new(api::mcp::McpSessions::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(mcp_sessions.clone())
                 .app_data(templates.clone())
                 .wrap(middleware::from_fn(api::middleware::request_context))
                 .wrap(middleware::from_fn(crate::metrics::track_http))

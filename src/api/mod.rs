@@ -8,6 +8,7 @@ mod health;
 mod history;
 mod idempotency;
 mod jobs;
+pub mod mcp;
 pub mod middleware;
 mod openai;
 mod sessions;
@@ -62,6 +63,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(openai::chat_completions),
             )
             .route("/models", web::get().to(openai::list_models)),
+    )
+    // MCP (streamable HTTP transport).
+    .service(
+        web::resource("/mcp")
+            .route(web::post().to(mcp::post_mcp))
+            .route(web::get().to(mcp::get_mcp))
+            .route(web::delete().to(mcp::delete_mcp)),
     )
     .service(
         web::scope("/api/v1")

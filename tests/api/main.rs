@@ -14,6 +14,7 @@ mod files;
 mod jobs;
 mod lifecycle;
 mod logs;
+mod mcp;
 mod metrics;
 mod openai;
 mod recovery;

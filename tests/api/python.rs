@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 /// Pinned client versions.
 pub const OPENAI: &str = "openai==3.57.0";
-#[allow(dead_code)]
 pub const MCP: &str = "mcp==1.30.0";
 
 static INSTALL: Mutex<()> = Mutex::new(());
