@@ -27,6 +27,8 @@ pub struct Application {
     pub generated_key: Option<String>,
     pub cli_version: Option<String>,
     shutdown_grace: std::time::Duration,
+    /// The `/metrics` listener (`METRICS_ADDR`), already running.
+    metrics: Option<(u16, actix_web::dev::ServerHandle)>,
 }
 
 /// Name of the generated webhook secret in `server_secrets`.
@@ -139,11 +141,27 @@ impl Application {
         let listener = TcpListener::bind((settings.api_host.as_str(), settings.api_port))
             .with_context(|| format!("cannot bind {}:{}", settings.api_host, settings.api_port))?;
         let port = listener.local_addr()?.port();
+        let metrics = match &settings.metrics_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr.as_str())
+                    .with_context(|| format!("cannot bind METRICS_ADDR {addr}"))?;
+                let port = listener.local_addr()?.port();
+                let server = crate::metrics::server(listener, supervisor.clone())?;
+                let handle = server.handle();
+                actix_web::rt::spawn(server);
+                tracing::info!(port, "Prometheus metrics at /metrics");
+                Some((port, handle))
+            }
+            None => None,
+        };
+        let mcp_sessions = web::Data::new(api::mcp::McpSessions::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(mcp_sessions.clone())
                 .app_data(templates.clone())
                 .wrap(middleware::from_fn(api::middleware::request_context))
+                .wrap(middleware::from_fn(crate::metrics::track_http))
                 .configure(api::routes)
                 .default_service(web::to(|| async {
                     actix_web::HttpResponse::NotFound().finish()
@@ -162,11 +180,17 @@ impl Application {
             generated_key,
             cli_version,
             shutdown_grace: settings.shutdown_grace,
+            metrics,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bound port of the `/metrics` listener, when `METRICS_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// Serves until SIGTERM/SIGINT. Then: no new connections; running turns
@@ -175,6 +199,9 @@ impl Application {
     /// is stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        // The scrape listener lives as long as the API server.
+        let metrics = self.metrics.as_ref().map(|(_, h)| h.clone());
+
         // The server future must keep being polled: it is what carries out
         // the stop command below.
         let mut server = actix_web::rt::spawn(self.server);
@@ -184,6 +211,9 @@ impl Application {
         tokio::select! {
             result = &mut server => {
                 let _ = self.supervisor.send(ShutdownAll).await;
+                if let Some(metrics) = &metrics {
+                    metrics.stop(false).await;
+                }
                 return joined(result);
             }
             signal = shutdown_signal() => {
@@ -196,6 +226,9 @@ impl Application {
         let _ = self.supervisor.send(DrainAll { deadline }).await;
         let _ = self.supervisor.send(ShutdownAll).await;
         stopping.await;
+        if let Some(metrics) = &metrics {
+            metrics.stop(false).await;
+        }
         joined(server.await)
     }
 }

@@ -82,6 +82,9 @@ pub struct Settings {
     pub deny_patterns: Vec<String>,
     /// `CLAUDE_ADD_DIRS`: extra directories every CLI may read and write (`--add-dir`).
     pub claude_add_dirs: Vec<PathBuf>,
+    /// `METRICS_ADDR`: `host:port` of a separate listener serving Prometheus
+    /// `/metrics` (unset: no metrics endpoint). Keep it on a private address.
+    pub metrics_addr: Option<String>,
     /// `LOG_LEVEL`: tracing filter (info).
     pub log_level: String,
     /// `LOG_FORMAT`: `text` or `json`.
@@ -253,6 +256,7 @@ impl Settings {
                 .into_iter()
                 .map(PathBuf::from)
                 .collect(),
+            metrics_addr: get("METRICS_ADDR"),
             log_level: get("LOG_LEVEL").unwrap_or_else(|| "info".into()),
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,

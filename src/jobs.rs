@@ -105,6 +105,7 @@ pub async fn dispatch(
         overrides,
         subscriber: None,
         reply: None,
+        span: tracing::info_span!("job", job_id = %job.id),
     }))
     .await
     .map_err(|e| e.to_string())

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod files;
 pub mod jobs;
+pub mod metrics;
 pub mod security;
 pub mod spec;
 pub mod telemetry;

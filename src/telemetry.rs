@@ -1,4 +1,7 @@
-//! Logging: text or JSON lines, filtered by `LOG_LEVEL`.
+//! Logging: text or JSON lines on stderr, filtered by `LOG_LEVEL`. Every
+//! line written while serving a request is inside its `request` span
+//! (`request_id`, `session`), and every line of a turn inside its `turn` span
+//! (`session`), itself inside the span of the request that queued it.
 
 use tracing_subscriber::EnvFilter;
 
@@ -8,6 +11,7 @@ pub fn init(settings: &Settings) {
     let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_target(false);
     let _ = match settings.log_format {
         LogFormat::Json => builder

@@ -158,6 +158,7 @@ impl Attempt {
             result = outcome.status,
             "webhook attempt"
         );
+        crate::metrics::webhook_attempt(outcome.status);
         let recorded = delivery.clone();
         if let Err(e) = db::run(&self.pool, move |c| {
             webhook::record_attempt(c, &recorded, &outcome)

@@ -151,6 +151,7 @@ pub async fn chat(
             overrides,
             subscriber: None,
             reply: Some(reply),
+            span: tracing::Span::current(),
         };
         enqueue(&req, &state, &caller, &name, turn).await?;
         let response = outcome
@@ -180,6 +181,7 @@ pub async fn chat_stream(
         overrides,
         subscriber: Some(tx),
         reply: None,
+        span: tracing::Span::current(),
     };
     enqueue(&req, &state, &caller, &name, turn).await?;
     let events = ReceiverStream::new(rx).map(|event| {

@@ -40,8 +40,20 @@ pub async fn request_context(
     let request_id = request_id_for(&req);
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let path = req.path().to_owned();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %path);
-    let res = next.call(req).instrument(span).await?.map_into_boxed_body();
+    // `session` is filled in once a handler knows which session it serves.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %path,
+        session = tracing::field::Empty,
+    );
+    let res = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
+    let _entered = span.entered();
     let mut res = problemize(res, &path, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);

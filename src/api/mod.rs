@@ -10,7 +10,9 @@ mod health;
 mod history;
 mod idempotency;
 mod jobs;
+pub mod mcp;
 pub mod middleware;
+mod openai;
 mod sessions;
 mod templates;
 mod usage;
@@ -58,6 +60,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         crate::error::ApiError::NotFound(format!("no such resource: {err}")).into()
     }))
     .route("/health", web::get().to(health::health))
+    // OpenAI-compatible surface (same keys, same tenants).
+    .service(
+        web::scope("/v1")
+            .route(
+                "/chat/completions",
+                web::post().to(openai::chat_completions),
+            )
+            .route("/models", web::get().to(openai::list_models)),
+    )
+    // MCP (streamable HTTP transport).
+    .service(
+        web::resource("/mcp")
+            .route(web::post().to(mcp::post_mcp))
+            .route(web::get().to(mcp::get_mcp))
+            .route(web::delete().to(mcp::delete_mcp)),
+    )
     .service(
         web::scope("/api/v1")
             .wrap(actix_web::middleware::from_fn(

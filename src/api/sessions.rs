@@ -145,6 +145,7 @@ pub async fn load_session(
     name: &str,
 ) -> Result<Session, ApiError> {
     validate_name(name).map_err(|_| ApiError::NotFound(format!("no session named {name:?}")))?;
+    tracing::Span::current().record("session", name);
     let tenant = caller.tenant.clone();
     let lookup = name.to_owned();
     crate::db::run(&state.pool, move |c| {
@@ -154,36 +155,16 @@ pub async fn load_session(
     .ok_or_else(|| ApiError::NotFound(format!("no session named {name:?}")))
 }
 
-pub async fn create_session(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    templates: web::Data<crate::templates::Templates>,
-    caller: Caller,
-    body: web::Json<CreateSession>,
-) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let budget_micros = match body.budget_usd {
-        Some(usd) if !(usd.is_finite() && usd > 0.0 && usd < 1e9) => {
-            return Err(ApiError::Validation(
-                "budget_usd must be a positive amount".into(),
-            ))
-        }
-        Some(usd) => Some((usd * 1_000_000.0).round() as i64),
-        None => None,
-    };
-    let (name, spec) = body.into_spec()?;
-    // Request fields > template > server defaults (see `spec.rs`).
-    let spec = match spec.template.clone() {
-        Some(template) => {
-            let found = templates.get(&template).ok_or_else(|| {
-                ApiError::Validation(format!(
-                    "unknown template {template:?}; GET /api/v1/templates lists them"
-                ))
-            })?;
-            spec.with_template(&found)
-        }
-        None => spec,
-    };
+/// Creates the caller's session `name` (already validated) with `spec`:
+/// its workspace, then its row. A name taken already, or a tenant at its
+/// session cap, is a 409.
+pub async fn insert_session(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+    spec: SessionSpec,
+    budget_micros: Option<i64>,
+) -> Result<Session, ApiError> {
     let dir = crate::workspace::session_dir(&state.workspace_root, caller.tenant.as_str(), &name);
     let now = crate::db::now();
     let row = Session {
@@ -255,6 +236,41 @@ pub async fn create_session(
             e.into()
         });
     }
+    Ok(row)
+}
+
+pub async fn create_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    templates: web::Data<crate::templates::Templates>,
+    caller: Caller,
+    body: web::Json<CreateSession>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let budget_micros = match body.budget_usd {
+        Some(usd) if !(usd.is_finite() && usd > 0.0 && usd < 1e9) => {
+            return Err(ApiError::Validation(
+                "budget_usd must be a positive amount".into(),
+            ))
+        }
+        Some(usd) => Some((usd * 1_000_000.0).round() as i64),
+        None => None,
+    };
+    let (name, spec) = body.into_spec()?;
+    tracing::Span::current().record("session", name.as_str());
+    // Request fields > template > server defaults (see `spec.rs`).
+    let spec = match spec.template.clone() {
+        Some(template) => {
+            let found = templates.get(&template).ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "unknown template {template:?}; GET /api/v1/templates lists them"
+                ))
+            })?;
+            spec.with_template(&found)
+        }
+        None => spec,
+    };
+    let row = insert_session(&state, &caller, name, spec, budget_micros).await?;
     crate::api::audit::record(&state, &req, &caller, "session.create", &row.name);
     let location = format!("/api/v1/sessions/{}", row.name);
     let mut res = envelope::data(&req, StatusCode::CREATED, SessionData::from(row));

@@ -130,6 +130,8 @@ pub struct TestApp {
     pub db: Arc<TestDb>,
     pub options_vars: BTreeMap<String, String>,
     pub cli: Cli,
+    /// `http://127.0.0.1:PORT` of the `/metrics` listener, with `METRICS_ADDR`.
+    pub metrics_base: Option<String>,
 }
 
 impl TestApp {
@@ -201,6 +203,7 @@ impl TestApp {
             .expect("application builds");
         add_admin_key(&db.url);
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics_base = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
         actix_web::rt::spawn(app.run_until_stopped());
         TestApp {
             base,
@@ -213,6 +216,7 @@ impl TestApp {
             db,
             options_vars: vars,
             cli,
+            metrics_base,
         }
     }
 

@@ -97,9 +97,17 @@ async fn a_job_runs_the_agent_and_calls_back_signed() {
     assert_eq!(event["job"]["id"], id.as_str());
     assert_eq!(event["job"]["status"], "done");
     assert_eq!(event["job"]["result"], job["result"]);
+    // The attempt is recorded once the receiver has answered.
+    let recorded = eventually(10, || async {
+        app.deliveries(ALICE, &id)
+            .await
+            .first()
+            .is_some_and(|d| d["status"] == "delivered")
+    })
+    .await;
+    assert!(recorded);
     let deliveries = app.deliveries(ALICE, &id).await;
     assert_eq!(deliveries.len(), 1);
-    assert_eq!(deliveries[0]["status"], "delivered");
     assert_eq!(deliveries[0]["webhook_id"], received.webhook_id.as_str());
     assert_eq!(deliveries[0]["attempts"][0]["status_code"], 200);
 }

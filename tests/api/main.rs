@@ -4,6 +4,7 @@
 //! scripted mock model (or, for faults, a small fake CLI).
 
 mod helpers;
+mod python;
 mod receiver;
 
 mod chat;
@@ -12,6 +13,10 @@ mod faults;
 mod files;
 mod jobs;
 mod lifecycle;
+mod logs;
+mod mcp;
+mod metrics;
+mod openai;
 mod recovery;
 mod sessions;
 mod streaming;

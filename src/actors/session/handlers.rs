@@ -16,11 +16,15 @@ impl Handler<Enqueue> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
+        let _entered =
+            tracing::info_span!(parent: &msg.0.span, "session", session = %self.session.name)
+                .entered();
         if self.closed {
             self.fail_unstarted(msg.0, TurnError::Closed);
             return;
         }
         self.queue.push_back(msg.0);
+        self.report_queue();
         self.advance(ctx);
     }
 }
@@ -42,6 +46,7 @@ impl Handler<SlotGranted> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, _: SlotGranted, ctx: &mut Context<Self>) {
+        let _entered = self.span().entered();
         self.slot = Slot::Held;
         if self.process.is_none() && self.queue.is_empty() && self.current.is_none() {
             self.release_slot();
@@ -55,6 +60,7 @@ impl Handler<Evict> for SessionActor {
     type Result = bool;
 
     fn handle(&mut self, _: Evict, ctx: &mut Context<Self>) -> bool {
+        let _entered = self.span().entered();
         if !self.is_idle() {
             return false;
         }
@@ -148,12 +154,14 @@ impl Handler<Advance> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, _: Advance, ctx: &mut Context<Self>) {
+        let _entered = self.span().entered();
         self.advance(ctx);
     }
 }
 
 impl StreamHandler<ProcessEvent> for SessionActor {
     fn handle(&mut self, event: ProcessEvent, ctx: &mut Context<Self>) {
+        let _entered = self.span().entered();
         if event.generation != self.generation {
             return;
         }

@@ -61,6 +61,8 @@ pub struct SessionActor {
     draining: Option<Draining>,
     /// Set by `Close`: the actor is going away.
     closed: bool,
+    /// The queue length last added to the `cca_turns_queued` gauge.
+    reported_queue: i64,
 }
 
 struct Draining {
@@ -149,7 +151,29 @@ impl SessionActor {
             writer,
             draining: None,
             closed: false,
+            reported_queue: 0,
         }
+    }
+
+    /// Where the actor's log lines go: the running turn's span (carrying
+    /// its request id and the session), else the next queued turn's, else
+    /// one naming the session.
+    pub(super) fn span(&self) -> tracing::Span {
+        if let Some(running) = &self.current {
+            return running.span().clone();
+        }
+        let parent = self
+            .queue
+            .front()
+            .map_or_else(tracing::Span::none, |t| t.span.clone());
+        tracing::info_span!(parent: &parent, "session", session = %self.session.name)
+    }
+
+    /// Keeps the `cca_turns_queued` gauge in step with this queue.
+    pub(super) fn report_queue(&mut self) {
+        let len = i64::try_from(self.queue.len()).unwrap_or(i64::MAX);
+        crate::metrics::turns_queued_changed(len - self.reported_queue);
+        self.reported_queue = len;
     }
 
     fn is_idle(&self) -> bool {
@@ -293,7 +317,16 @@ impl SessionActor {
     /// Reserves the turn's share of the budgets, then writes it to the CLI.
     /// The actor waits for the reservation (one small write), so turns still
     /// start in queue order.
-    fn start_turn(&mut self, turn: Turn, ctx: &mut Context<Self>) {
+    fn start_turn(&mut self, mut turn: Turn, ctx: &mut Context<Self>) {
+        self.report_queue();
+        turn.span = tracing::info_span!(
+            parent: &turn.span,
+            "turn",
+            session = %self.session.name,
+            job_id = turn.job_id.as_deref().unwrap_or(""),
+        );
+        let _entered = turn.span.clone().entered();
+        tracing::debug!("turn started");
         self.supervisor.do_send(Activity {
             session_id: self.session.id.clone(),
             idle: false,
@@ -350,6 +383,7 @@ impl SessionActor {
                 None,
             );
             self.queue.push_front(turn);
+            self.report_queue();
             self.advance(ctx);
             return;
         };
@@ -451,6 +485,14 @@ impl SessionActor {
     /// Stores the finished turn, then answers its client. The next turn may
     /// start meanwhile; the session's writes stay in order.
     fn persist(&mut self, running: Running, outcome: running::Outcome, reached_cli: bool) {
+        self.report_queue();
+        let _entered = running.span().clone().entered();
+        tracing::info!(
+            ok = outcome.is_ok(),
+            duration_ms = u64::try_from(running.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "turn finished"
+        );
+        crate::metrics::turn_finished(running.elapsed(), &outcome);
         let record = running.record(&self.session, &outcome, reached_cli);
         let webhooks = self.runtime.webhooks.clone();
         self.writer.write(
@@ -535,6 +577,7 @@ impl SessionActor {
     }
 
     fn check_watchdog(&mut self, ctx: &mut Context<Self>) {
+        let _entered = self.span().entered();
         self.check_turn_wait(ctx);
         if let Some(draining) = &self.draining {
             let running_unstopped = self.current.as_ref().is_some_and(|r| r.stop.is_none());

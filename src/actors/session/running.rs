@@ -69,6 +69,16 @@ impl Running {
         }
     }
 
+    /// The turn's span: its log lines are recorded inside it.
+    pub fn span(&self) -> &tracing::Span {
+        &self.turn.span
+    }
+
+    /// Time since the turn started running.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
     pub fn job_id(&self) -> Option<&str> {
         self.turn.job_id.as_deref()
     }

@@ -18,6 +18,9 @@ pub struct Turn {
     pub subscriber: Option<mpsc::Sender<TurnEvent>>,
     /// The outcome, for a waiting client.
     pub reply: Option<oneshot::Sender<Result<ChatResponse, TurnError>>>,
+    /// The span it was queued in (the request's, with its request id): the
+    /// turn's log lines are recorded inside it.
+    pub span: tracing::Span,
 }
 
 /// One event of a turn, numbered by the session's `seq`.

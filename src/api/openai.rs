@@ -1,0 +1,347 @@
+//! OpenAI-compatible surface: `POST /v1/chat/completions` (whole, or
+//! streamed as `chat.completion.chunk` events ending with `data: [DONE]`) and
+//! `GET /v1/models`, so existing OpenAI clients can talk to a session.
+//!
+//! A completion is one turn on a session of the caller's tenant, queued
+//! through the same path as `/chat` (`OpenSession` + `Enqueue`): the
+//! `X-Session` header, else the `user` field, names the session (created on
+//! first use, default `openai`); the last user message is the prompt (the
+//! session keeps its own context, so earlier messages are not replayed);
+//! `model` is the turn's model unless it is the advertised alias.
+
+use actix_web::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use futures_util::stream;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::chat::validate_message;
+use super::sessions::{insert_session, load_session, validate_name};
+use super::AppState;
+use crate::actors::session::messages::Enqueue;
+use crate::actors::session::turn::{Turn, TurnError, TurnEvent};
+use crate::actors::supervisor::messages::OpenSession;
+use crate::db::models::session::Session;
+use crate::error::ApiError;
+use crate::security::auth::Caller;
+use crate::spec::{SessionSpec, TurnOverrides};
+
+/// The model id `/v1/models` advertises: the session's own model.
+pub const DEFAULT_MODEL: &str = "claude-code";
+/// The session used when a request names none.
+pub const DEFAULT_SESSION: &str = "openai";
+/// Events buffered for a streaming client.
+const STREAM_BUFFER: usize = 4096;
+
+/// The fields of an OpenAI chat completion request this server uses; the
+/// rest (temperature, tools, …) are accepted and ignored, as the agent's
+/// own settings govern them.
+#[derive(Debug, Deserialize)]
+pub struct CompletionRequest {
+    #[serde(default)]
+    model: Option<String>,
+    messages: Vec<Message>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Message {
+    role: String,
+    #[serde(default)]
+    content: Option<Value>,
+}
+
+/// The text of a message: a string, or the text parts of a content array.
+fn text_of(content: &Value) -> Option<String> {
+    match content {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            let texts: Vec<&str> = parts
+                .iter()
+                .filter(|p| p["type"] == "text")
+                .filter_map(|p| p["text"].as_str())
+                .collect();
+            (!texts.is_empty()).then(|| texts.join("\n"))
+        }
+        _ => None,
+    }
+}
+
+impl CompletionRequest {
+    /// The prompt (last user message) and the turn's overrides.
+    fn prompt(&self) -> Result<(String, TurnOverrides), ApiError> {
+        let last = self
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .ok_or_else(|| ApiError::Validation("messages must contain a user message".into()))?;
+        let message = last.content.as_ref().and_then(text_of).ok_or_else(|| {
+            ApiError::Validation("the last user message must have text content".into())
+        })?;
+        validate_message(&message)?;
+        let model = self
+            .model
+            .clone()
+            .filter(|m| !m.is_empty() && m != DEFAULT_MODEL);
+        Ok((
+            message,
+            TurnOverrides {
+                model,
+                ..TurnOverrides::default()
+            },
+        ))
+    }
+}
+
+/// The session a request names: `X-Session`, else `user`, else the default.
+fn session_name(req: &HttpRequest, body: &CompletionRequest) -> Result<String, ApiError> {
+    let name = match req.headers().get("x-session") {
+        Some(v) => v
+            .to_str()
+            .map_err(|_| ApiError::Validation("X-Session must be plain text".into()))?
+            .trim()
+            .to_owned(),
+        None => body
+            .user
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SESSION.to_owned()),
+    };
+    validate_name(&name)?;
+    Ok(name)
+}
+
+/// The caller's session `name`, created with the server defaults when missing.
+async fn open_or_create(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<Session, ApiError> {
+    match load_session(state, caller, name).await {
+        Err(ApiError::NotFound(_)) => {
+            match insert_session(state, caller, name.to_owned(), SessionSpec::default(), None).await
+            {
+                // A concurrent first use created it: use that one.
+                Err(ApiError::Conflict(_)) => load_session(state, caller, name).await,
+                other => other,
+            }
+        }
+        other => other,
+    }
+}
+
+/// OpenAI usage from the turn's token counts.
+fn usage(tokens: &Value) -> Value {
+    let n = |k: &str| tokens[k].as_i64().unwrap_or(0);
+    let prompt =
+        n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens");
+    let completion = n("output_tokens");
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    })
+}
+
+fn completion_id() -> String {
+    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub async fn chat_completions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CompletionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let name = session_name(&req, &body)?;
+    let (message, overrides) = body.prompt()?;
+    let model = body.model.clone().unwrap_or_else(|| DEFAULT_MODEL.into());
+    let row = open_or_create(&state, &caller, &name).await?;
+    let addr = state.supervisor.send(OpenSession(row)).await??;
+    let id = completion_id();
+    let created = chrono::Utc::now().timestamp();
+    if body.stream.unwrap_or(false) {
+        let (tx, rx) = mpsc::channel::<TurnEvent>(STREAM_BUFFER);
+        let turn = Turn {
+            job_id: None,
+            message,
+            overrides,
+            subscriber: Some(tx),
+            reply: None,
+            span: tracing::Span::current(),
+        };
+        addr.send(Enqueue(turn)).await?;
+        let include_usage = body.stream_options.is_some_and(|o| o.include_usage);
+        let chunks = Chunks {
+            id,
+            created,
+            model,
+            include_usage,
+            started: false,
+        };
+        let mut res = HttpResponse::Ok().streaming(chunk_stream(rx, chunks));
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        res.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return Ok(res);
+    }
+    let (reply, outcome) = oneshot::channel();
+    let turn = Turn {
+        job_id: None,
+        message,
+        overrides,
+        subscriber: None,
+        reply: Some(reply),
+        span: tracing::Span::current(),
+    };
+    addr.send(Enqueue(turn)).await?;
+    let response = outcome
+        .await
+        .map_err(|_| ApiError::from(TurnError::Closed))??;
+    Ok(HttpResponse::Ok().json(json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": null,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": response.content, "refusal": null},
+            "logprobs": null,
+            "finish_reason": "stop",
+        }],
+        "usage": usage(&response.usage),
+    })))
+}
+
+/// What every chunk of one streamed completion shares.
+struct Chunks {
+    id: String,
+    created: i64,
+    model: String,
+    include_usage: bool,
+    started: bool,
+}
+
+impl Chunks {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": null,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+    }
+
+    /// The chunks one turn event becomes, and whether the stream ends.
+    fn on_event(&mut self, event: TurnEvent) -> (Vec<Value>, bool) {
+        let mut out = Vec::new();
+        let mut role = || {
+            let first = !self.started;
+            self.started = true;
+            first
+        };
+        match event.kind {
+            "delta" => {
+                let text = event.data["text"].as_str().unwrap_or_default().to_owned();
+                let delta = if role() {
+                    json!({"role": "assistant", "content": text})
+                } else {
+                    json!({"content": text})
+                };
+                out.push(self.chunk(delta, None));
+                (out, false)
+            }
+            "done" => {
+                if role() {
+                    // No token streamed (e.g. a tool-only answer): send the text whole.
+                    let text = event.data["content"].as_str().unwrap_or_default();
+                    out.push(self.chunk(json!({"role": "assistant", "content": text}), None));
+                }
+                out.push(self.chunk(json!({}), Some("stop")));
+                if self.include_usage {
+                    let usage = usage(&event.data["usage"]);
+                    let mut last = self.chunk(json!({}), None);
+                    last["choices"] = json!([]);
+                    last["usage"] = usage;
+                    out.push(last);
+                }
+                (out, true)
+            }
+            "error" => {
+                // The OpenAI stream error shape; clients raise it.
+                let message = event.data["detail"]
+                    .as_str()
+                    .unwrap_or("the turn failed")
+                    .to_owned();
+                out.push(json!({"error": {
+                    "message": message,
+                    "type": event.data["type"],
+                    "code": event.data["status"],
+                }}));
+                (out, true)
+            }
+            _ => (out, false),
+        }
+    }
+}
+
+fn sse_data(value: &Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+/// Turn events → OpenAI chunks, then `data: [DONE]`.
+fn chunk_stream(
+    rx: mpsc::Receiver<TurnEvent>,
+    chunks: Chunks,
+) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    stream::unfold(Some((rx, chunks)), |state| async move {
+        let (mut rx, mut chunks) = state?;
+        loop {
+            let Some(event) = rx.recv().await else {
+                return Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), None));
+            };
+            let (out, end) = chunks.on_event(event);
+            if out.is_empty() && !end {
+                continue;
+            }
+            let mut bytes: Vec<u8> = out.iter().flat_map(|v| sse_data(v).to_vec()).collect();
+            if end {
+                bytes.extend_from_slice(b"data: [DONE]\n\n");
+                return Some((Ok(Bytes::from(bytes)), None));
+            }
+            return Some((Ok(Bytes::from(bytes)), Some((rx, chunks))));
+        }
+    })
+}
+
+/// `GET /v1/models`: the alias for "the session's model", and the server's
+/// default model when one is configured.
+pub async fn list_models(state: web::Data<AppState>, _caller: Caller) -> HttpResponse {
+    let mut ids = vec![DEFAULT_MODEL.to_owned()];
+    if let Some(model) = &state.settings.claude_model {
+        ids.push(model.clone());
+    }
+    let data: Vec<Value> = ids
+        .into_iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "claude-code-api"}))
+        .collect();
+    HttpResponse::Ok().json(json!({"object": "list", "data": data}))
+}

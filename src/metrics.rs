@@ -1,0 +1,248 @@
+//! Prometheus metrics, served at `/metrics` on a separate listener
+//! (`METRICS_ADDR`) so the scrape port can be kept off the public address:
+//! HTTP requests by route pattern and status (with latency), live CLI
+//! processes, queued turns, turns by outcome with their latency, cost, webhook
+//! attempts by outcome, and pending tool approvals.
+//!
+//! The collectors live in one process-wide registry, like Prometheus' own
+//! default registry: instrumentation points sit in the actors and the
+//! webhook dispatcher, and a handle threaded through every constructor would
+//! buy nothing. Several servers in one process (the tests) share it.
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::actors::session::turn::{ChatResponse, TurnError};
+use crate::actors::supervisor::messages::Stats;
+use crate::actors::supervisor::Supervisor;
+
+/// Latency buckets, seconds: from a warm turn (~30 ms) to long agent runs.
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    live_processes: IntGauge,
+    live_sessions: IntGauge,
+    waiting_for_slot: IntGauge,
+    turns_queued: IntGauge,
+    turns: IntCounterVec,
+    turn_duration: HistogramVec,
+    cost_micros: IntCounter,
+    webhook_attempts: IntCounterVec,
+    approvals_pending: IntGauge,
+}
+
+/// Static metric definitions: a bad one is a bug seen at the first start.
+fn build() -> Metrics {
+    let registry = Registry::new();
+    let http_requests = IntCounterVec::new(
+        Opts::new("cca_http_requests_total", "HTTP requests served"),
+        &["method", "route", "status"],
+    )
+    .expect("metric");
+    let http_duration = HistogramVec::new(
+        HistogramOpts::new(
+            "cca_http_request_duration_seconds",
+            "Time to the response head, by route pattern",
+        )
+        .buckets(BUCKETS.to_vec()),
+        &["method", "route"],
+    )
+    .expect("metric");
+    let live_processes =
+        IntGauge::new("cca_live_cli_processes", "Live Claude CLI processes").expect("metric");
+    let live_sessions =
+        IntGauge::new("cca_live_sessions", "Sessions with a live actor").expect("metric");
+    let waiting_for_slot = IntGauge::new(
+        "cca_sessions_waiting_for_slot",
+        "Sessions waiting for a live-process slot (MAX_LIVE_SESSIONS)",
+    )
+    .expect("metric");
+    let turns_queued = IntGauge::new(
+        "cca_turns_queued",
+        "Turns waiting in session queues (not yet running)",
+    )
+    .expect("metric");
+    let turns = IntCounterVec::new(
+        Opts::new(
+            "cca_turns_total",
+            "Finished turns (chat, stream, job) by outcome",
+        ),
+        &["outcome"],
+    )
+    .expect("metric");
+    let turn_duration = HistogramVec::new(
+        HistogramOpts::new(
+            "cca_turn_duration_seconds",
+            "Time from a turn's start to its end",
+        )
+        .buckets(BUCKETS.to_vec()),
+        &["outcome"],
+    )
+    .expect("metric");
+    let cost_micros = IntCounter::new(
+        "cca_cost_micro_usd_total",
+        "Model cost charged to turns, in micro-USD",
+    )
+    .expect("metric");
+    let webhook_attempts = IntCounterVec::new(
+        Opts::new(
+            "cca_webhook_attempts_total",
+            "Webhook delivery attempts by outcome (the delivery's new status)",
+        ),
+        &["outcome"],
+    )
+    .expect("metric");
+    let approvals_pending = IntGauge::new(
+        "cca_approvals_pending",
+        "Tool approvals waiting for an answer",
+    )
+    .expect("metric");
+    for c in [
+        Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(http_duration.clone()),
+        Box::new(live_processes.clone()),
+        Box::new(live_sessions.clone()),
+        Box::new(waiting_for_slot.clone()),
+        Box::new(turns_queued.clone()),
+        Box::new(turns.clone()),
+        Box::new(turn_duration.clone()),
+        Box::new(cost_micros.clone()),
+        Box::new(webhook_attempts.clone()),
+        Box::new(approvals_pending.clone()),
+    ] {
+        registry.register(c).expect("register metric");
+    }
+    Metrics {
+        registry,
+        http_requests,
+        http_duration,
+        live_processes,
+        live_sessions,
+        waiting_for_slot,
+        turns_queued,
+        turns,
+        turn_duration,
+        cost_micros,
+        webhook_attempts,
+        approvals_pending,
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(build);
+
+/// Middleware: counts every request by its route pattern (`/api/v1/sessions/{name}`,
+/// never the raw path, so labels stay few) and status.
+pub async fn track_http(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status().as_u16().to_string();
+    let m = &*METRICS;
+    m.http_requests
+        .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+        .inc();
+    m.http_duration
+        .with_label_values(&[method.as_str(), route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(res)
+}
+
+/// A session's queue changed length by `delta`.
+pub fn turns_queued_changed(delta: i64) {
+    METRICS.turns_queued.add(delta);
+}
+
+/// A turn ended (answered, failed or cancelled) after `elapsed`.
+pub fn turn_finished(elapsed: Duration, outcome: &Result<ChatResponse, TurnError>) {
+    let (label, cost) = match outcome {
+        Ok(r) => ("ok", r.cost_micros),
+        Err(TurnError::Cli { response, .. }) => {
+            ("cli_error", response.as_ref().map_or(0, |r| r.cost_micros))
+        }
+        Err(TurnError::Process(_)) => ("process_error", 0),
+        Err(TurnError::Timeout(_)) => ("timeout", 0),
+        Err(TurnError::Closed) => ("closed", 0),
+        Err(TurnError::Cancelled) => ("cancelled", 0),
+        Err(TurnError::OverBudget { .. }) => ("over_budget", 0),
+        Err(TurnError::Busy) => ("busy", 0),
+    };
+    let m = &*METRICS;
+    m.turns.with_label_values(&[label]).inc();
+    m.turn_duration
+        .with_label_values(&[label])
+        .observe(elapsed.as_secs_f64());
+    if cost > 0 {
+        m.cost_micros.inc_by(cost.unsigned_abs());
+    }
+}
+
+/// A webhook attempt ended; `outcome` is the delivery's new status
+/// (`delivered`, `pending` = will retry, `failed`, …).
+pub fn webhook_attempt(outcome: &str) {
+    METRICS.webhook_attempts.with_label_values(&[outcome]).inc();
+}
+
+/// Hook for tool approvals (not implemented yet: the gauge stays 0). The
+/// approvals feature sets it whenever its pending set changes.
+pub fn set_approvals_pending(n: i64) {
+    METRICS.approvals_pending.set(n);
+}
+
+/// `GET /metrics`: the text exposition format. Live-process numbers are read
+/// from the supervisor at scrape time.
+pub async fn serve_metrics(supervisor: web::Data<actix::Addr<Supervisor>>) -> HttpResponse {
+    let m = &*METRICS;
+    if let Ok(stats) = supervisor.send(Stats).await {
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        m.live_processes.set(n(stats.live_processes));
+        m.live_sessions.set(n(stats.live_sessions));
+        m.waiting_for_slot.set(n(stats.waiting_for_slot));
+    }
+    let mut out = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut out) {
+        tracing::error!(error = %e, "cannot encode metrics");
+        return HttpResponse::InternalServerError().finish();
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out)
+}
+
+/// The metrics listener's app: `/metrics` only.
+pub fn server(
+    listener: std::net::TcpListener,
+    supervisor: actix::Addr<Supervisor>,
+) -> std::io::Result<actix_web::dev::Server> {
+    let supervisor = web::Data::new(supervisor);
+    Ok(actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(supervisor.clone())
+            .route("/metrics", web::get().to(serve_metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run())
+}

@@ -1,0 +1,148 @@
+//! The MCP endpoint, driven by the official `mcp` Python client over the
+//! streamable HTTP transport (real CLI, mock model).
+
+use serde_json::Value;
+
+use crate::helpers::*;
+use crate::python::{python_or_skip, run_script, MCP};
+
+fn step<'a>(lines: &'a [Value], name: &str) -> &'a Value {
+    &lines
+        .iter()
+        .find(|l| l["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {lines:?}"))["value"]
+}
+
+#[actix_web::test]
+async fn mcp_python_client_uses_tools_and_resources() {
+    let Some(python) = python_or_skip(&[MCP]) else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    // Bob's session: never visible to Alice through MCP.
+    app.create_session(BOB, "bobs").await;
+    let lines = run_script(&python, "mcp_client.py", &[&app.base, ALICE]).await;
+
+    let init = step(&lines, "init");
+    assert_eq!(init["server"], "claude-code-api");
+    assert_eq!(init["version"], "2025-06-18");
+    assert!(init["session_id"].as_str().is_some_and(|s| !s.is_empty()));
+    let tools: Vec<&str> = step(&lines, "tools")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tools,
+        [
+            "chat",
+            "create_job",
+            "create_session",
+            "delete_session",
+            "get_history",
+            "get_job",
+            "get_session",
+            "list_files",
+            "list_sessions"
+        ]
+    );
+    let create = step(&lines, "create");
+    assert_eq!(create["isError"], false, "{create}");
+    assert_eq!(create["structured"]["data"]["name"], "mcp-s");
+
+    let chat = step(&lines, "chat");
+    assert_eq!(chat["isError"], false, "{chat}");
+    assert_eq!(chat["structured"]["data"]["tools_used"][0]["name"], "Write");
+    let get = step(&lines, "get");
+    assert_eq!(get["structured"]["data"]["turns"], 1);
+    let list = step(&lines, "list");
+    let names: Vec<&str> = list["structured"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mcp-s"], "only Alice's sessions");
+    let history = step(&lines, "history");
+    assert_eq!(history["structured"]["data"].as_array().unwrap().len(), 2);
+    let files = step(&lines, "files");
+    assert!(
+        files["structured"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "out.txt"),
+        "{files}"
+    );
+    let job = step(&lines, "get_job");
+    assert_eq!(job["structured"]["data"]["status"], "done", "{job}");
+
+    let missing = step(&lines, "missing");
+    assert_eq!(missing["isError"], true);
+    assert_eq!(missing["structured"]["error"]["status"], 404);
+    assert_eq!(step(&lines, "bad_name")["isError"], true);
+
+    let resources = step(&lines, "resources").as_array().unwrap().clone();
+    assert!(resources.contains(&Value::from("cca://sessions")));
+    assert!(resources.contains(&Value::from("cca://templates")));
+    assert!(resources.contains(&Value::from("cca://sessions/mcp-s")));
+    assert!(!resources
+        .iter()
+        .any(|r| r.as_str().unwrap().contains("bobs")));
+    assert_eq!(step(&lines, "read_sessions")[0]["name"], "mcp-s");
+    assert!(step(&lines, "read_templates")
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "code-reviewer"));
+    assert_eq!(step(&lines, "delete")["isError"], false);
+    assert_eq!(
+        step(&lines, "after_delete")["structured"]["data"],
+        Value::Array(vec![])
+    );
+    // The job's turn and the chat are in the database like any other.
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM sessions WHERE name = 'bobs'"),
+        1
+    );
+}
+
+#[actix_web::test]
+async fn mcp_requires_a_key_and_a_session_of_the_same_tenant() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "t", "version": "0"}}});
+    let res = app
+        .client
+        .post(app.url("/mcp"))
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+    let res = app.post("/mcp", ALICE, init).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let session = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let list = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    // Bob cannot use Alice's MCP session.
+    let res = app
+        .post("/mcp", BOB, list.clone())
+        .header("Mcp-Session-Id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app.post("/mcp", ALICE, list.clone()).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let res = app
+        .post("/mcp", ALICE, list)
+        .header("Mcp-Session-Id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 9);
+}

@@ -1,0 +1,65 @@
+//! Prometheus `/metrics` on its own listener (`METRICS_ADDR`).
+
+use crate::helpers::*;
+
+/// The value of the first sample line starting with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_turns_and_cost_on_their_own_listener() {
+    let app = TestApp::spawn_with(Options::default().var("METRICS_ADDR", "127.0.0.1:0")).await;
+    app.create_session(ALICE, "m").await;
+    let data = app.chat_ok(ALICE, "m", "hello metrics").await;
+    assert!(data["cost_micros"].as_i64().unwrap() > 0);
+    let res = app
+        .get("/api/v1/sessions/nope", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    let base = app.metrics_base.clone().expect("metrics listener");
+    let res = app
+        .client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+
+    // Requests by route pattern (never the raw path) and status, with latency.
+    let chat = r#"cca_http_requests_total{method="POST",route="/api/v1/sessions/{name}/chat",status="200"}"#;
+    assert!(sample(&text, chat).unwrap() >= 1.0, "{text}");
+    let missing =
+        r#"cca_http_requests_total{method="GET",route="/api/v1/sessions/{name}",status="404"}"#;
+    assert!(sample(&text, missing).unwrap() >= 1.0, "{text}");
+    assert!(!text.contains("/api/v1/sessions/nope"));
+    assert!(text.contains(
+        r#"cca_http_request_duration_seconds_bucket{method="POST",route="/api/v1/sessions/{name}/chat",le="0.5"}"#
+    ));
+    // Turns, their latency, their cost.
+    assert!(sample(&text, r#"cca_turns_total{outcome="ok"}"#).unwrap() >= 1.0);
+    assert!(sample(&text, r#"cca_turn_duration_seconds_count{outcome="ok"}"#).unwrap() >= 1.0);
+    assert!(sample(&text, "cca_cost_micro_usd_total").unwrap() >= 1.0);
+    // Live processes (this server's session is warm), queue, approvals.
+    assert!(
+        sample(&text, "cca_live_cli_processes").unwrap() >= 1.0,
+        "{text}"
+    );
+    assert!(sample(&text, "cca_turns_queued").is_some());
+    assert_eq!(sample(&text, "cca_approvals_pending"), Some(0.0));
+
+    // Not on the API listener.
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
