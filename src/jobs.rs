@@ -105,6 +105,7 @@ pub async fn dispatch(
         overrides,
         subscriber: None,
         reply: None,
+        approvals: None,
     }))
     .await
     .map_err(|e| e.to_string())

@@ -99,18 +99,45 @@ pub async fn chat(
     };
     let (status, document) = idempotency::run(guard, || async {
         let (message, overrides) = body.validate()?;
-        let (reply, outcome) = oneshot::channel();
+        let (reply, mut outcome) = oneshot::channel();
+        let (approvals_tx, mut approvals) = mpsc::unbounded_channel();
         let turn = Turn {
             job_id: None,
             message,
             overrides,
             subscriber: None,
             reply: Some(reply),
+            approvals: Some(approvals_tx),
         };
         enqueue(&state, &caller, &name, turn).await?;
-        let response = outcome
-            .await
-            .map_err(|_| ApiError::from(TurnError::Closed))??;
+        let hold = state.settings.approval_hold;
+        // The answer, unless the turn waits on an approval for longer than
+        // the hold: then 202 with the approval's URL (the turn goes on).
+        let waiting = tokio::select! {
+            result = &mut outcome => Err(result),
+            Some(id) = approvals.recv() => Ok(id),
+        };
+        let result = match waiting {
+            Err(result) => result,
+            Ok(mut id) => loop {
+                tokio::select! {
+                    result = &mut outcome => break result,
+                    Some(next) = approvals.recv() => id = next,
+                    () = tokio::time::sleep(hold) => {
+                        let url = format!("/api/v1/sessions/{name}/approvals/{id}");
+                        let data = serde_json::json!({
+                            "status": "waiting_for_approval",
+                            "approval_id": id,
+                            "approval_url": url,
+                            "events_url": format!("/api/v1/sessions/{name}/events"),
+                        });
+                        let document = envelope::document(&req, data).to_string();
+                        return Ok((StatusCode::ACCEPTED, document));
+                    }
+                }
+            },
+        };
+        let response = result.map_err(|_| ApiError::from(TurnError::Closed))??;
         let document = envelope::document(&req, response).to_string();
         Ok((StatusCode::OK, document))
     })
@@ -134,12 +161,13 @@ pub async fn chat_stream(
         overrides,
         subscriber: Some(tx),
         reply: None,
+        approvals: None,
     };
     enqueue(&state, &caller, &name, turn).await?;
     let events = ReceiverStream::new(rx).map(|event| {
         let data = sse::Data::new_json(&event.data)
             .unwrap_or_else(|_| sse::Data::new("{}"))
-            .event(event.kind)
+            .event(event.kind.clone())
             .id(event.seq.to_string());
         sse::Event::Data(data)
     });

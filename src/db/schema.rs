@@ -14,6 +14,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    approvals (id) {
+        id -> Text,
+        session_id -> Text,
+        tenant_id -> Text,
+        job_id -> Nullable<Text>,
+        tool -> Text,
+        input -> Text,
+        suggestions -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        status -> Text,
+        decision -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     events (session_id, seq) {
         session_id -> Text,
         seq -> BigInt,
@@ -35,6 +52,7 @@ diesel::table! {
         usage -> Nullable<Text>,
         is_error -> Bool,
         created_at -> Timestamp,
+        interrupted -> Bool,
     }
 }
 
@@ -137,6 +155,7 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(approvals -> sessions (session_id));
 diesel::joinable!(events -> sessions (session_id));
 diesel::joinable!(jobs -> sessions (session_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
@@ -145,6 +164,7 @@ diesel::joinable!(sessions -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
+    approvals,
     events,
     idempotency_keys,
     jobs,

@@ -6,8 +6,10 @@
 mod helpers;
 mod receiver;
 
+mod approvals;
 mod chat;
 mod errors;
+mod events;
 mod faults;
 mod files;
 mod jobs;

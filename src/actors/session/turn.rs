@@ -18,13 +18,16 @@ pub struct Turn {
     pub subscriber: Option<mpsc::Sender<TurnEvent>>,
     /// The outcome, for a waiting client.
     pub reply: Option<oneshot::Sender<Result<ChatResponse, TurnError>>>,
+    /// Told the id of each tool approval this turn waits on (a sync client
+    /// answers 202 with its URL rather than hold the request).
+    pub approvals: Option<mpsc::UnboundedSender<String>>,
 }
 
 /// One event of a turn, numbered by the session's `seq`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnEvent {
     pub seq: i64,
-    pub kind: &'static str,
+    pub kind: String,
     pub data: Value,
 }
 
@@ -52,6 +55,9 @@ pub struct ChatResponse {
     pub is_error: bool,
     pub stop_reason: Option<String>,
     pub usage: Value,
+    /// Cut short by `POST /sessions/{name}/interrupt`: `content` is the
+    /// partial answer, kept in history marked interrupted.
+    pub interrupted: bool,
 }
 
 /// Why a turn did not produce an answer.
