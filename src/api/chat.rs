@@ -111,31 +111,31 @@ pub async fn chat(
         };
         enqueue(&state, &caller, &name, turn).await?;
         let hold = state.settings.approval_hold;
-        // The answer, unless the turn waits on an approval for longer than
+        // The answer, unless the turn waits on one approval for longer than
         // the hold: then 202 with the approval's URL (the turn goes on).
-        let waiting = tokio::select! {
-            result = &mut outcome => Err(result),
-            Some(id) = approvals.recv() => Ok(id),
-        };
-        let result = match waiting {
-            Err(result) => result,
-            Ok(mut id) => loop {
-                tokio::select! {
-                    result = &mut outcome => break result,
-                    Some(next) = approvals.recv() => id = next,
-                    () = tokio::time::sleep(hold) => {
-                        let url = format!("/api/v1/sessions/{name}/approvals/{id}");
-                        let data = serde_json::json!({
-                            "status": "waiting_for_approval",
-                            "approval_id": id,
-                            "approval_url": url,
-                            "events_url": format!("/api/v1/sessions/{name}/events"),
-                        });
-                        let document = envelope::document(&req, data).to_string();
-                        return Ok((StatusCode::ACCEPTED, document));
+        let mut waiting_on: Option<String> = None;
+        let mut deadline = tokio::time::Instant::now();
+        let result = loop {
+            tokio::select! {
+                result = &mut outcome => break result,
+                Some(notice) = approvals.recv() => {
+                    if notice.is_some() {
+                        deadline = tokio::time::Instant::now() + hold;
                     }
+                    waiting_on = notice;
                 }
-            },
+                () = tokio::time::sleep_until(deadline), if waiting_on.is_some() => {
+                    let id = waiting_on.unwrap_or_default();
+                    let data = serde_json::json!({
+                        "status": "waiting_for_approval",
+                        "approval_id": id,
+                        "approval_url": format!("/api/v1/sessions/{name}/approvals/{id}"),
+                        "events_url": format!("/api/v1/sessions/{name}/events"),
+                    });
+                    let document = envelope::document(&req, data).to_string();
+                    return Ok((StatusCode::ACCEPTED, document));
+                }
+            }
         };
         let response = result.map_err(|_| ApiError::from(TurnError::Closed))??;
         let document = envelope::document(&req, response).to_string();

@@ -228,3 +228,51 @@ async fn a_sync_chat_waiting_on_an_approval_answers_202_and_the_turn_goes_on() {
         "hello"
     );
 }
+
+#[actix_web::test]
+async fn a_job_waiting_on_an_approval_sends_a_signed_approval_required_webhook() {
+    let app = TestApp::spawn().await;
+    let receiver = crate::receiver::Receiver::start(&[200]);
+    asking_session(&app, "jw").await;
+    let (status, body) = app
+        .create_job(
+            ALICE,
+            "jw",
+            json!({"message": "[[write job.txt]]from a job[[/write]]", "webhook_url": receiver.url}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let job_id = body["data"]["id"].as_str().unwrap().to_string();
+    let asked = eventually(60, || async {
+        receiver
+            .received()
+            .iter()
+            .any(|r| r.json()["type"] == "approval.required")
+    })
+    .await;
+    assert!(asked, "approval.required delivered");
+    let hook = receiver
+        .received()
+        .into_iter()
+        .find(|r| r.json()["type"] == "approval.required")
+        .unwrap();
+    assert!(hook.signature.starts_with("v1,"));
+    let approval = hook.json()["approval"].clone();
+    assert_eq!(approval["tool"], "Write");
+    assert_eq!(approval["job_id"], job_id.as_str());
+    let url = approval["url"].as_str().unwrap();
+    let res = app
+        .post(
+            url,
+            ALICE,
+            json!({"decision": "deny", "message": "jobs may not write"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let job = app.wait_job(ALICE, "jw", &job_id, 60).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert!(model_saw(&app, "jobs may not write"));
+    assert!(!app.workspace("alice", "jw").join("job.txt").exists());
+}

@@ -116,7 +116,7 @@ impl SessionActor {
         );
         if let Some(running) = self.current.as_mut() {
             running.emit(&mut self.hub, "permission_request", view);
-            running.notify_approval(&approval_id);
+            running.notify_approval(Some(&approval_id));
         }
     }
 
@@ -218,6 +218,7 @@ impl SessionActor {
         );
         if let Some(running) = self.current.as_mut() {
             running.emit(&mut self.hub, "permission_resolved", data);
+            running.notify_approval(None);
         }
     }
 

@@ -96,10 +96,11 @@ impl Running {
         &self.events
     }
 
-    /// Tells a waiting sync client that the turn waits on an approval.
-    pub fn notify_approval(&mut self, approval_id: &str) {
+    /// Tells a waiting sync client that the turn waits on an approval
+    /// (`Some(id)`) or that one was settled (`None`).
+    pub fn notify_approval(&mut self, approval_id: Option<&str>) {
         if let Some(tx) = &self.turn.approvals {
-            if tx.send(approval_id.to_owned()).is_err() {
+            if tx.send(approval_id.map(str::to_owned)).is_err() {
                 self.turn.approvals = None;
             }
         }

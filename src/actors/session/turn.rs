@@ -18,9 +18,10 @@ pub struct Turn {
     pub subscriber: Option<mpsc::Sender<TurnEvent>>,
     /// The outcome, for a waiting client.
     pub reply: Option<oneshot::Sender<Result<ChatResponse, TurnError>>>,
-    /// Told the id of each tool approval this turn waits on (a sync client
-    /// answers 202 with its URL rather than hold the request).
-    pub approvals: Option<mpsc::UnboundedSender<String>>,
+    /// Told `Some(id)` for each tool approval this turn starts waiting on and
+    /// `None` when one is settled (a sync client answers 202 with the
+    /// approval's URL rather than hold the request past the hold).
+    pub approvals: Option<mpsc::UnboundedSender<Option<String>>>,
 }
 
 /// One event of a turn, numbered by the session's `seq`.
