@@ -276,3 +276,36 @@ async fn a_job_waiting_on_an_approval_sends_a_signed_approval_required_webhook()
     assert!(model_saw(&app, "jobs may not write"));
     assert!(!app.workspace("alice", "jw").join("job.txt").exists());
 }
+
+#[actix_web::test]
+async fn interrupting_a_turn_that_waits_on_an_approval_cancels_it() {
+    let app = TestApp::spawn().await;
+    asking_session(&app, "ic").await;
+    let mut events = subscribe(&app, ALICE, "ic", None).await;
+    let turn = start_stream(&app, "ic", "[[write never.txt]]x[[/write]]");
+    let request = next_request(&mut events).await;
+    let id = request["id"].as_str().unwrap().to_string();
+    let res = app
+        .post("/api/v1/sessions/ic/interrupt", ALICE, json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let events_turn = tokio::time::timeout(Duration::from_secs(30), turn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        events_turn.last().unwrap().0,
+        "turn_interrupted",
+        "{events_turn:?}"
+    );
+    let resolved = events_turn
+        .iter()
+        .find(|e| e.0 == "permission_resolved")
+        .unwrap();
+    assert_eq!(resolved.2["status"], "cancelled");
+    let res = decide(&app, "ic", &id, json!({"decision": "allow"})).await;
+    assert_problem(res, 409, "conflict").await;
+    assert!(!app.workspace("alice", "ic").join("never.txt").exists());
+}
