@@ -129,6 +129,8 @@ impl Application {
             );
         }
 
+        purge_events_periodically(pool.clone(), settings.event_retention);
+
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
@@ -247,4 +249,24 @@ async fn shutdown_signal() -> &'static str {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     }
+}
+
+/// Deletes stream events older than `EVENT_RETENTION_HOURS`, at start and
+/// then every hour (a client resuming from a purged id gets `event: reset`).
+fn purge_events_periodically(pool: db::DbPool, retention: std::time::Duration) {
+    actix::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let Ok(age) = chrono::Duration::from_std(retention) else {
+                return;
+            };
+            let cutoff = db::now() - age;
+            match db::run(&pool, move |c| db::models::event::purge_before(c, cutoff)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(count = n, "purged old stream events"),
+                Err(e) => tracing::warn!(error = %e, "cannot purge old stream events"),
+            }
+        }
+    });
 }

@@ -58,6 +58,13 @@ pub struct Settings {
     pub webhook_retry_schedule: Vec<Duration>,
     /// `WEBHOOK_POLL_INTERVAL_MS`: how often due deliveries are looked for (1000).
     pub webhook_poll_interval: Duration,
+    /// `EVENT_RETENTION_HOURS`: stored stream events older than this are purged (72).
+    pub event_retention: Duration,
+    /// `APPROVAL_TIMEOUT_SECONDS`: a tool approval not answered in this time is denied (600).
+    pub approval_timeout: Duration,
+    /// `APPROVAL_HOLD_SECONDS`: how long a sync chat waiting on an approval holds
+    /// the request before answering 202 with the approval's URL (5).
+    pub approval_hold: Duration,
     /// `TEMPLATES_DIR`: folder of agent templates (else `templates/` here,
     /// else the crate's own).
     pub templates_dir: Option<PathBuf>,
@@ -210,6 +217,23 @@ impl Settings {
                 1000,
                 10,
                 60_000,
+            )?),
+            event_retention: Duration::from_secs(
+                parse_bounded(&get, "EVENT_RETENTION_HOURS", 72u64, 1, 24 * 365 * 10)? * 3600,
+            ),
+            approval_timeout: Duration::from_secs(parse_bounded(
+                &get,
+                "APPROVAL_TIMEOUT_SECONDS",
+                600,
+                1,
+                86_400,
+            )?),
+            approval_hold: Duration::from_secs(parse_bounded(
+                &get,
+                "APPROVAL_HOLD_SECONDS",
+                5,
+                0,
+                3600,
             )?),
             templates_dir: get("TEMPLATES_DIR").map(PathBuf::from),
             max_upload_bytes: parse_bounded(&get, "MAX_UPLOAD_MB", 25u64, 1, 1024 * 1024)?

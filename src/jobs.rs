@@ -106,6 +106,7 @@ pub async fn dispatch(
         subscriber: None,
         reply: None,
         span: tracing::info_span!("job", job_id = %job.id),
+        approvals: None,
     }))
     .await
     .map_err(|e| e.to_string())

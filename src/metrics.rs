@@ -209,6 +209,11 @@ pub fn set_approvals_pending(n: i64) {
     METRICS.approvals_pending.set(n);
 }
 
+/// An approval started (+1) or stopped (-1) waiting on a client.
+pub fn approvals_pending_changed(delta: i64) {
+    METRICS.approvals_pending.add(delta);
+}
+
 /// `GET /metrics`: the text exposition format. Live-process numbers are read
 /// from the supervisor at scrape time.
 pub async fn serve_metrics(supervisor: web::Data<actix::Addr<Supervisor>>) -> HttpResponse {

@@ -144,7 +144,8 @@ pub async fn chat(
     };
     let (status, document) = idempotency::run(guard, || async {
         let (message, overrides) = body.validate()?;
-        let (reply, outcome) = oneshot::channel();
+        let (reply, mut outcome) = oneshot::channel();
+        let (approvals_tx, mut approvals) = mpsc::unbounded_channel();
         let turn = Turn {
             job_id: None,
             message,
@@ -152,11 +153,37 @@ pub async fn chat(
             subscriber: None,
             reply: Some(reply),
             span: tracing::Span::current(),
+            approvals: Some(approvals_tx),
         };
         enqueue(&req, &state, &caller, &name, turn).await?;
-        let response = outcome
-            .await
-            .map_err(|_| ApiError::from(TurnError::Closed))??;
+        let hold = state.settings.approval_hold;
+        // The answer, unless the turn waits on one approval for longer than
+        // the hold: then 202 with the approval's URL (the turn goes on).
+        let mut waiting_on: Option<String> = None;
+        let mut deadline = tokio::time::Instant::now();
+        let result = loop {
+            tokio::select! {
+                result = &mut outcome => break result,
+                Some(notice) = approvals.recv() => {
+                    if notice.is_some() {
+                        deadline = tokio::time::Instant::now() + hold;
+                    }
+                    waiting_on = notice;
+                }
+                () = tokio::time::sleep_until(deadline), if waiting_on.is_some() => {
+                    let id = waiting_on.unwrap_or_default();
+                    let data = serde_json::json!({
+                        "status": "waiting_for_approval",
+                        "approval_id": id,
+                        "approval_url": format!("/api/v1/sessions/{name}/approvals/{id}"),
+                        "events_url": format!("/api/v1/sessions/{name}/events"),
+                    });
+                    let document = envelope::document(&req, data).to_string();
+                    return Ok((StatusCode::ACCEPTED, document));
+                }
+            }
+        };
+        let response = result.map_err(|_| ApiError::from(TurnError::Closed))??;
         let document = envelope::document(&req, response).to_string();
         Ok((StatusCode::OK, document))
     })
@@ -182,12 +209,13 @@ pub async fn chat_stream(
         subscriber: Some(tx),
         reply: None,
         span: tracing::Span::current(),
+        approvals: None,
     };
     enqueue(&req, &state, &caller, &name, turn).await?;
     let events = ReceiverStream::new(rx).map(|event| {
         let data = sse::Data::new_json(&event.data)
             .unwrap_or_else(|_| sse::Data::new("{}"))
-            .event(event.kind)
+            .event(event.kind.clone())
             .id(event.seq.to_string());
         sse::Event::Data(data)
     });

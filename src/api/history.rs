@@ -23,6 +23,8 @@ struct HistoryEntry {
     duration_ms: i64,
     usage: Option<Value>,
     is_error: bool,
+    /// The answer was cut short by an interrupt; `content` is what came before.
+    interrupted: bool,
     created_at: String,
 }
 
@@ -42,6 +44,7 @@ impl From<Message> for HistoryEntry {
             cost_micros: m.cost_micros,
             duration_ms: m.duration_ms,
             is_error: m.is_error,
+            interrupted: m.interrupted,
             created_at: envelope::timestamp(&m.created_at),
         }
     }

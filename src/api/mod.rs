@@ -4,6 +4,7 @@
 mod admin;
 mod audit;
 mod chat;
+mod control;
 pub mod envelope;
 mod files;
 mod health;
@@ -136,6 +137,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/sessions/{name}/archive",
                 web::get().to(files::download_archive),
+            )
+            .route(
+                "/sessions/{name}/events",
+                web::get().to(control::session_events),
+            )
+            .route(
+                "/sessions/{name}/interrupt",
+                web::post().to(control::interrupt_session),
+            )
+            .route(
+                "/sessions/{name}/approvals",
+                web::get().to(control::list_approvals),
+            )
+            .route(
+                "/sessions/{name}/approvals/{id}",
+                web::post().to(control::decide_approval),
             )
             .route("/templates", web::get().to(templates::list_templates))
             .route(

@@ -183,6 +183,7 @@ pub async fn chat_completions(
             subscriber: Some(tx),
             reply: None,
             span: tracing::Span::current(),
+            approvals: None,
         };
         addr.send(Enqueue(turn)).await?;
         let include_usage = body.stream_options.is_some_and(|o| o.include_usage);
@@ -208,6 +209,7 @@ pub async fn chat_completions(
         subscriber: None,
         reply: Some(reply),
         span: tracing::Span::current(),
+        approvals: None,
     };
     addr.send(Enqueue(turn)).await?;
     let response = outcome
@@ -258,7 +260,7 @@ impl Chunks {
             self.started = true;
             first
         };
-        match event.kind {
+        match event.kind.as_str() {
             "delta" => {
                 let text = event.data["text"].as_str().unwrap_or_default().to_owned();
                 let delta = if role() {

@@ -42,6 +42,11 @@ pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     args.push(format!("--permission-mode={}", spec.permission_mode));
+    if spec.permission_mode == PermissionMode::Default {
+        // Tool calls that need permission are asked over stdin/stdout as
+        // `can_use_tool` control requests, answered by the API's approvals.
+        args.push("--permission-prompt-tool=stdio".into());
+    }
     args.push(format!("--max-turns={}", spec.max_turns));
     if let Some(model) = &spec.model {
         args.push(format!("--model={model}"));

@@ -284,6 +284,15 @@ pub fn control_request_line(request_id: &str, request: Value) -> String {
     json!({"type": "control_request", "request_id": request_id, "request": request}).to_string()
 }
 
+/// A host → CLI success answer to one of the CLI's requests.
+pub fn control_success_line(request_id: &str, response: Value) -> String {
+    json!({
+        "type": "control_response",
+        "response": {"subtype": "success", "request_id": request_id, "response": response},
+    })
+    .to_string()
+}
+
 /// A host → CLI error answer to one of the CLI's requests.
 pub fn control_error_line(request_id: &str, error: &str) -> String {
     json!({

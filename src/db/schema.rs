@@ -14,6 +14,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    approvals (id) {
+        id -> Text,
+        session_id -> Text,
+        tenant_id -> Text,
+        job_id -> Nullable<Text>,
+        tool -> Text,
+        input -> Text,
+        suggestions -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        status -> Text,
+        decision -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     audit_log (id) {
         id -> Text,
         tenant_id -> Text,
@@ -49,6 +66,7 @@ diesel::table! {
         usage -> Nullable<Text>,
         is_error -> Bool,
         created_at -> Timestamp,
+        interrupted -> Bool,
     }
 }
 
@@ -159,6 +177,7 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(approvals -> sessions (session_id));
 diesel::joinable!(events -> sessions (session_id));
 diesel::joinable!(jobs -> sessions (session_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
@@ -167,6 +186,7 @@ diesel::joinable!(sessions -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
+    approvals,
     audit_log,
     events,
     idempotency_keys,

@@ -364,6 +364,17 @@ impl TestApp {
     pub fn query_i64(&self, sql: &str) -> i64 {
         self.db.query_i64(sql)
     }
+
+    /// Runs one SQL statement on the test database.
+    pub fn exec(&self, sql: &str) {
+        if self.db.is_postgres() {
+            let mut c = PgConnection::establish(&self.db.url).expect("pg");
+            diesel::sql_query(sql).execute(&mut c).expect("exec");
+        } else {
+            let mut c = SqliteConnection::establish(&self.db.url).expect("sqlite");
+            diesel::sql_query(sql).execute(&mut c).expect("exec");
+        }
+    }
 }
 
 impl TestDb {

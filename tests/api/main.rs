@@ -7,8 +7,10 @@ mod helpers;
 mod python;
 mod receiver;
 
+mod approvals;
 mod chat;
 mod errors;
+mod events;
 mod faults;
 mod files;
 mod jobs;

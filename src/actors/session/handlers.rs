@@ -3,8 +3,11 @@ use std::time::Instant;
 use actix::{ActorContext, ActorFutureExt, Context, Handler, StreamHandler, WrapFuture};
 use serde_json::json;
 
+use super::approvals::ResolveError;
+use super::hub::to_stream_event;
 use super::messages::{
-    Advance, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, SlotGranted, TurnGranted,
+    Advance, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, Interrupt, InterruptReply,
+    ResolveApproval, SlotGranted, Subscribe, Subscription, TurnGranted,
 };
 use super::running::{Running, StopReason, StopRequest};
 use super::turn::{usd_to_micros, TurnError};
@@ -125,7 +128,7 @@ impl Handler<CancelJob> for SessionActor {
             since: std::time::Instant::now(),
             waiters: vec![tx],
         });
-        let outcome = running.fail(&mut self.next_seq, &self.session.id, TurnError::Cancelled);
+        let outcome = running.fail(&mut self.hub, TurnError::Cancelled);
         self.persist(running, outcome, false);
         actix::MessageResult(CancelReply::Cancelling(rx))
     }
@@ -219,11 +222,15 @@ impl SessionActor {
             CliMessage::ControlRequest {
                 request_id,
                 subtype,
+                request,
+            } if subtype == "can_use_tool" => self.on_can_use_tool(request_id, request),
+            CliMessage::ControlRequest {
+                request_id,
+                subtype,
                 ..
             } => {
-                // Permission prompts, hooks and SDK MCP servers are not
-                // configured, so nothing else should ask; answer so the CLI
-                // never waits on us.
+                // Hooks and SDK MCP servers are not configured, so nothing
+                // else should ask; answer so the CLI never waits on us.
                 if let Some(live) = &self.process {
                     live.handle.send_line(protocol::control_error_line(
                         &request_id,
@@ -253,18 +260,12 @@ impl SessionActor {
                 for block in blocks {
                     match block {
                         Block::Text { text } => {
-                            running.emit(
-                                &mut self.next_seq,
-                                &session_id,
-                                "assistant",
-                                json!({"text": text}),
-                            );
+                            running.emit(&mut self.hub, "assistant", json!({"text": text}));
                             running.add_text(text);
                         }
                         Block::ToolUse { id, name, input } => {
                             running.emit(
-                                &mut self.next_seq,
-                                &session_id,
+                                &mut self.hub,
                                 "tool",
                                 json!({"id": id, "name": name, "input": input}),
                             );
@@ -277,26 +278,17 @@ impl SessionActor {
             CliMessage::ToolResults(results) => {
                 if let Some(running) = self.current.as_mut() {
                     for result in results {
-                        running.emit(
-                            &mut self.next_seq,
-                            &session_id,
-                            "tool_result",
-                            json!(result),
-                        );
+                        running.emit(&mut self.hub, "tool_result", json!(result));
                     }
                 }
             }
             CliMessage::TextDelta(text) => {
                 if let Some(running) = self.current.as_mut() {
-                    running.emit(
-                        &mut self.next_seq,
-                        &session_id,
-                        "delta",
-                        json!({"text": text}),
-                    );
+                    running.emit(&mut self.hub, "delta", json!({"text": text}));
                 }
             }
             CliMessage::Result(result) => {
+                self.cancel_approvals();
                 let Some(mut running) = self.current.take() else {
                     return;
                 };
@@ -309,11 +301,19 @@ impl SessionActor {
                     }
                     None => 0,
                 };
-                let outcome = running.finish(&mut self.next_seq, &self.session, &result, cost);
+                let outcome = running.finish(&mut self.hub, &self.session, &result, cost);
                 self.persist(running, outcome, true);
                 self.advance(ctx);
             }
-            CliMessage::ControlCancel { .. } | CliMessage::Other { .. } => {}
+            CliMessage::ControlCancel { request_id } => self.on_control_cancel(&request_id),
+            CliMessage::Other { .. } => {}
+        }
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|r| r.unflushed().len() >= super::FLUSH_AT)
+        {
+            self.flush_events();
         }
     }
 
@@ -340,5 +340,57 @@ impl SessionActor {
             }
         }
         self.advance(ctx);
+    }
+}
+
+impl Handler<Subscribe> for SessionActor {
+    type Result = actix::ResponseFuture<Subscription>;
+
+    fn handle(&mut self, _: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        let live = self.hub.subscribe();
+        let last_seq = self.hub.last_seq();
+        let pending: Vec<_> = self
+            .current
+            .as_ref()
+            .map(|r| r.unflushed().iter().map(to_stream_event).collect())
+            .unwrap_or_default();
+        // Answered after every write queued so far is applied: what is not
+        // in `pending` is then in the database.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer.write(
+            |_| Ok(false),
+            Some(Box::new(move |_| {
+                let _ = tx.send(());
+            })),
+        );
+        Box::pin(async move {
+            let _ = rx.await;
+            Subscription {
+                live,
+                pending,
+                last_seq,
+            }
+        })
+    }
+}
+
+impl Handler<Interrupt> for SessionActor {
+    type Result = actix::MessageResult<Interrupt>;
+
+    fn handle(&mut self, _: Interrupt, _: &mut Context<Self>) -> Self::Result {
+        if self.current.is_none() {
+            return actix::MessageResult(InterruptReply::Idle);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.stop_current(StopReason::Interrupt, Some(tx));
+        actix::MessageResult(InterruptReply::Interrupting(rx))
+    }
+}
+
+impl Handler<ResolveApproval> for SessionActor {
+    type Result = Result<serde_json::Value, ResolveError>;
+
+    fn handle(&mut self, msg: ResolveApproval, _: &mut Context<Self>) -> Self::Result {
+        self.resolve_approval(&msg.id, msg.decision)
     }
 }

@@ -59,3 +59,41 @@ pub enum CancelReply {
 pub struct Drain {
     pub deadline: std::time::Instant,
 }
+
+/// Subscribes to the session's live events. Answered once every event
+/// emitted before the subscription is either stored or in `pending`, so
+/// stored + pending + live has no gap (overlaps are removed by `seq`).
+#[derive(Message)]
+#[rtype(result = "Subscription")]
+pub struct Subscribe;
+
+pub struct Subscription {
+    /// Every event emitted after the subscription, until the subscriber
+    /// falls too far behind (then the channel closes).
+    pub live: tokio::sync::mpsc::Receiver<super::turn::TurnEvent>,
+    /// Events of the running turn not yet stored when it subscribed.
+    pub pending: Vec<super::turn::TurnEvent>,
+    /// The seq of the last event emitted when it subscribed (0: none).
+    pub last_seq: i64,
+}
+
+/// Interrupts the running turn (the CLI's `interrupt`); its partial answer
+/// is kept, marked interrupted, and the next queued turn starts.
+#[derive(Message)]
+#[rtype(result = "InterruptReply")]
+pub struct Interrupt;
+
+pub enum InterruptReply {
+    /// The receiver fires once the interrupted turn is stored.
+    Interrupting(tokio::sync::oneshot::Receiver<()>),
+    /// No turn is running.
+    Idle,
+}
+
+/// Answers one of the pending tool approvals of the live process.
+#[derive(Message)]
+#[rtype(result = "Result<serde_json::Value, super::approvals::ResolveError>")]
+pub struct ResolveApproval {
+    pub id: String,
+    pub decision: super::approvals::Decision,
+}

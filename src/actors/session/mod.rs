@@ -2,7 +2,9 @@
 //! it one turn at a time from a FIFO queue: a message sent while a turn runs
 //! waits its turn (the CLI would merge it into the running one otherwise).
 
+pub mod approvals;
 mod handlers;
+pub mod hub;
 pub mod messages;
 mod running;
 pub mod turn;
@@ -17,6 +19,8 @@ use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use self::approvals::LiveApproval;
+use self::hub::Hub;
 use self::running::{Running, StopReason, StopRequest};
 use self::turn::{Turn, TurnError};
 use self::writer::Writer;
@@ -35,6 +39,11 @@ const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(60);
 const RETIRE_GRACE: Duration = Duration::from_secs(5);
 /// How long an interrupted turn may take to end before the process is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often a running turn's events are written ahead of its end, so a
+/// reconnecting client can replay them.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// A running turn with this many unwritten events is flushed at once.
+const FLUSH_AT: usize = 64;
 
 pub struct SessionActor {
     runtime: Runtime,
@@ -52,7 +61,10 @@ pub struct SessionActor {
     turn_limit: usize,
     queue: VecDeque<Turn>,
     current: Option<Running>,
-    next_seq: i64,
+    /// Event numbering and live subscribers of the session's stream.
+    hub: Hub,
+    /// Tool approvals the CLI waits on, by approval id.
+    approvals: HashMap<String, LiveApproval>,
     control_counter: u64,
     /// Control requests sent to the CLI and not yet answered, by id.
     pending_control: HashMap<String, PendingControl>,
@@ -125,6 +137,7 @@ impl SessionActor {
         });
         let (output_tx, output_rx) = mpsc::unbounded_channel();
         let writer = Writer::start(runtime.pool.clone(), row.name.clone());
+        let hub = Hub::new(row.id.clone(), next_seq);
         SessionActor {
             runtime,
             supervisor,
@@ -145,7 +158,8 @@ impl SessionActor {
             turn_limit,
             queue: VecDeque::new(),
             current: None,
-            next_seq,
+            hub,
+            approvals: HashMap::new(),
             control_counter: 0,
             pending_control: HashMap::new(),
             writer,
@@ -395,14 +409,17 @@ impl SessionActor {
         }
         let sent = live.handle.send_line(protocol::user_line(&turn.message));
         self.permit = Permit::Used;
+        let job_id = turn.job_id.clone();
         let mut running = Running::new(turn);
         running.reserved_micros = reserved_micros;
-        running.emit(
-            &mut self.next_seq,
-            &self.session.id,
-            "turn_started",
-            json!({}),
-        );
+        running.emit(&mut self.hub, "turn_started", json!({"job_id": job_id}));
+        if let Some(job_id) = job_id {
+            running.emit(
+                &mut self.hub,
+                "job_status",
+                json!({"job_id": job_id, "status": crate::jobs::RUNNING}),
+            );
+        }
         self.current = Some(running);
         if !sent {
             // The writer is gone: the exit event will fail the turn.
@@ -470,21 +487,23 @@ impl SessionActor {
     /// Ends a queued turn that never reached the CLI.
     fn fail_unstarted(&mut self, turn: Turn, error: TurnError) {
         let mut running = Running::new(turn);
-        let outcome = running.fail(&mut self.next_seq, &self.session.id, error);
+        let outcome = running.fail(&mut self.hub, error);
         self.persist(running, outcome, false);
     }
 
     /// Fails the running turn (crash, timeout, close) and records it.
     fn fail_current(&mut self, error: TurnError) {
+        self.cancel_approvals();
         if let Some(mut running) = self.current.take() {
-            let outcome = running.fail(&mut self.next_seq, &self.session.id, error);
+            let outcome = running.fail(&mut self.hub, error);
             self.persist(running, outcome, true);
         }
     }
 
     /// Stores the finished turn, then answers its client. The next turn may
     /// start meanwhile; the session's writes stay in order.
-    fn persist(&mut self, running: Running, outcome: running::Outcome, reached_cli: bool) {
+    fn persist(&mut self, mut running: Running, outcome: running::Outcome, reached_cli: bool) {
+        running.emit_job_status(&mut self.hub, &outcome);
         self.report_queue();
         let _entered = running.span().clone().entered();
         tracing::info!(
@@ -503,6 +522,22 @@ impl SessionActor {
                 }
                 running.deliver(outcome);
             })),
+        );
+    }
+
+    /// Writes the running turn's events so far, in order with everything
+    /// else the session stores.
+    fn flush_events(&mut self) {
+        let Some(running) = self.current.as_mut() else {
+            return;
+        };
+        let events = running.take_events();
+        if events.is_empty() {
+            return;
+        }
+        self.writer.write(
+            move |c| crate::db::models::turn::flush_events(c, &events).map(|()| false),
+            None,
         );
     }
 
@@ -608,11 +643,14 @@ impl SessionActor {
             self.advance(ctx);
             return;
         }
+        self.expire_approvals();
         let timeout = self.runtime.settings.claude_timeout;
-        let stalled_turn = self
-            .current
-            .as_ref()
-            .is_some_and(|r| r.last_output.elapsed() >= timeout);
+        // A turn waiting on a client's approval is quiet, not stalled.
+        let stalled_turn = self.approvals.is_empty()
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|r| r.last_output.elapsed() >= timeout);
         let stalled_start = self
             .process
             .as_ref()
@@ -665,6 +703,13 @@ impl Actor for SessionActor {
         let timeout = self.runtime.settings.claude_timeout;
         let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         ctx.run_interval(every, |act, ctx| act.check_watchdog(ctx));
+        ctx.run_interval(FLUSH_EVERY, |act, _| act.flush_events());
+        // Approvals asked by a process of an earlier actor can no longer be answered.
+        let session_id = self.session.id.clone();
+        self.writer.write(
+            move |c| crate::db::models::approval::cancel_stale(c, &session_id).map(|_| false),
+            None,
+        );
     }
 
     fn stopping(&mut self, _: &mut Context<Self>) -> actix::Running {

@@ -6,7 +6,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::turn::{micros_to_usd, ChatResponse, ToolUse, Turn, TurnError, TurnEvent};
+use super::hub::Hub;
+use super::turn::{micros_to_usd, ChatResponse, ToolUse, Turn, TurnError};
 use super::SessionState;
 use crate::cli::protocol::TurnResult;
 use crate::db::models::event::Event;
@@ -48,6 +49,8 @@ pub enum StopReason {
     /// The server is shutting down: the job stays `running` and is resumed
     /// at the next start.
     Shutdown,
+    /// `POST /sessions/{name}/interrupt`: the partial answer is kept.
+    Interrupt,
 }
 
 impl Running {
@@ -83,22 +86,35 @@ impl Running {
         self.turn.job_id.as_deref()
     }
 
-    /// Numbers an event, keeps it for storage and hands it to a streaming
-    /// client. A client that cannot keep up (or left) is dropped; the turn
-    /// goes on regardless.
-    pub fn emit(&mut self, next_seq: &mut i64, session_id: &str, kind: &'static str, data: Value) {
-        let seq = *next_seq;
-        *next_seq += 1;
-        self.events.push(Event {
-            session_id: session_id.to_owned(),
-            seq,
-            kind: kind.to_owned(),
-            payload: data.to_string(),
-            created_at: crate::db::now(),
-        });
+    /// Numbers an event, keeps it for storage and publishes it on the
+    /// session's stream and to the turn's streaming client. A client that
+    /// cannot keep up (or left) is dropped; the turn goes on regardless.
+    pub fn emit(&mut self, hub: &mut Hub, kind: &str, data: Value) {
+        let (row, event) = hub.emit(kind, data);
+        self.events.push(row);
         if let Some(subscriber) = &self.turn.subscriber {
-            if subscriber.try_send(TurnEvent { seq, kind, data }).is_err() {
+            if subscriber.try_send(event).is_err() {
                 self.turn.subscriber = None;
+            }
+        }
+    }
+
+    /// The events not yet stored, for an early flush.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The events not yet handed to the writer.
+    pub fn unflushed(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Tells a waiting sync client that the turn waits on an approval
+    /// (`Some(id)`) or that one was settled (`None`).
+    pub fn notify_approval(&mut self, approval_id: Option<&str>) {
+        if let Some(tx) = &self.turn.approvals {
+            if tx.send(approval_id.map(str::to_owned)).is_err() {
+                self.turn.approvals = None;
             }
         }
     }
@@ -110,7 +126,7 @@ impl Running {
     /// Ends the turn from the CLI's `result` line.
     pub fn finish(
         &mut self,
-        next_seq: &mut i64,
+        hub: &mut Hub,
         session: &SessionState,
         result: &TurnResult,
         cost_micros: i64,
@@ -119,17 +135,16 @@ impl Running {
         self.input_tokens = result.input_tokens();
         self.output_tokens = result.output_tokens();
         self.usage = Some(result.usage.clone());
-        if let Some(stop) = &self.stop {
-            let error = match stop.reason {
-                StopReason::Cancel => TurnError::Cancelled,
-                StopReason::Shutdown => TurnError::Closed,
-            };
-            return self.fail(next_seq, &session.id, error);
-        }
+        let interrupted = match self.stop.as_ref().map(|s| s.reason) {
+            Some(StopReason::Cancel) => return self.fail(hub, TurnError::Cancelled),
+            Some(StopReason::Shutdown) => return self.fail(hub, TurnError::Closed),
+            Some(StopReason::Interrupt) => true,
+            None => false,
+        };
         let content = result
             .result
             .clone()
-            .filter(|_| !result.is_error)
+            .filter(|_| !result.is_error && !interrupted)
             .unwrap_or_else(|| self.texts.join("\n\n"));
         let response = ChatResponse {
             session_id: session.name.clone(),
@@ -143,7 +158,12 @@ impl Running {
             is_error: result.is_error,
             stop_reason: result.stop_reason.clone(),
             usage: result.usage.clone(),
+            interrupted,
         };
+        if interrupted {
+            self.emit(hub, "turn_interrupted", json!(response));
+            return Ok(response);
+        }
         if result.is_error {
             let mut response = response;
             response.content = result.error_text();
@@ -151,33 +171,23 @@ impl Running {
                 message: result.error_text(),
                 response: Some(Box::new(response)),
             };
-            self.emit(
-                next_seq,
-                &session.id,
-                "error",
-                crate::error::turn_problem(&error),
-            );
+            self.emit(hub, "error", crate::error::turn_problem(&error));
             Err(error)
         } else {
-            self.emit(next_seq, &session.id, "done", json!(response));
+            self.emit(hub, "done", json!(response));
             Ok(response)
         }
     }
 
     /// Ends the turn without a result from the CLI.
-    pub fn fail(&mut self, next_seq: &mut i64, session_id: &str, error: TurnError) -> Outcome {
+    pub fn fail(&mut self, hub: &mut Hub, error: TurnError) -> Outcome {
         // A turn asked to stop ends as stopped, however it ended.
         let error = match self.stop.as_ref().map(|s| s.reason) {
-            Some(StopReason::Cancel) => TurnError::Cancelled,
+            Some(StopReason::Cancel | StopReason::Interrupt) => TurnError::Cancelled,
             Some(StopReason::Shutdown) => TurnError::Closed,
             None => error,
         };
-        self.emit(
-            next_seq,
-            session_id,
-            "error",
-            crate::error::turn_problem(&error),
-        );
+        self.emit(hub, "error", crate::error::turn_problem(&error));
         Err(error)
     }
 
@@ -205,10 +215,11 @@ impl Running {
                 usage: None,
                 is_error: false,
                 created_at: now,
+                interrupted: false,
             });
-            let (content, is_error) = match outcome {
-                Ok(response) => (response.content.clone(), false),
-                Err(error) => (error.to_string(), true),
+            let (content, is_error, interrupted) = match outcome {
+                Ok(response) => (response.content.clone(), false, response.interrupted),
+                Err(error) => (error.to_string(), true, false),
             };
             messages.push(Message {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -221,6 +232,7 @@ impl Running {
                 usage: self.usage.as_ref().map(Value::to_string),
                 is_error,
                 created_at: now,
+                interrupted,
             });
         }
         TurnRecord {
@@ -237,12 +249,26 @@ impl Running {
         }
     }
 
+    /// Publishes the job's final status (`job_status`), when this turn ran a job.
+    pub fn emit_job_status(&mut self, hub: &mut Hub, outcome: &Outcome) {
+        if let Some(done) = self.job_completion(outcome, 0) {
+            let data = json!({"job_id": done.job_id, "status": done.status, "error": done.error});
+            self.emit(hub, "job_status", data);
+        }
+    }
+
     /// The job's final state, or `None` when it must stay open: a turn cut
     /// by shutdown is resumed at the next start.
     fn job_completion(&self, outcome: &Outcome, duration_ms: i64) -> Option<JobCompletion> {
         let job_id = self.turn.job_id.clone()?;
         let tools_used = serde_json::to_string(&self.tools).unwrap_or_else(|_| "[]".into());
         let (status, result, error) = match outcome {
+            // An interrupted job ends cancelled, its partial answer kept.
+            Ok(response) if response.interrupted => (
+                crate::jobs::CANCELLED,
+                Some(json!(response).to_string()),
+                Some("the turn was interrupted".to_owned()),
+            ),
             Ok(response) => (crate::jobs::DONE, Some(json!(response).to_string()), None),
             Err(TurnError::Closed) => return None,
             Err(TurnError::Cancelled) => (

@@ -21,13 +21,17 @@ pub struct Turn {
     /// The span it was queued in (the request's, with its request id): the
     /// turn's log lines are recorded inside it.
     pub span: tracing::Span,
+    /// Told `Some(id)` for each tool approval this turn starts waiting on and
+    /// `None` when one is settled (a sync client answers 202 with the
+    /// approval's URL rather than hold the request past the hold).
+    pub approvals: Option<mpsc::UnboundedSender<Option<String>>>,
 }
 
 /// One event of a turn, numbered by the session's `seq`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnEvent {
     pub seq: i64,
-    pub kind: &'static str,
+    pub kind: String,
     pub data: Value,
 }
 
@@ -55,6 +59,9 @@ pub struct ChatResponse {
     pub is_error: bool,
     pub stop_reason: Option<String>,
     pub usage: Value,
+    /// Cut short by `POST /sessions/{name}/interrupt`: `content` is the
+    /// partial answer, kept in history marked interrupted.
+    pub interrupted: bool,
 }
 
 /// Why a turn did not produce an answer.

@@ -68,3 +68,16 @@ pub fn list_after(
         .select(Event::as_select())
         .load(conn)?)
 }
+
+/// The lowest `seq` still stored for a session (`None` when it has none).
+pub fn min_seq(conn: &mut DbConnection, session_id: &str) -> DbResult<Option<i64>> {
+    Ok(events::table
+        .filter(events::session_id.eq(session_id))
+        .select(diesel::dsl::min(events::seq))
+        .first(conn)?)
+}
+
+/// Deletes events stored before `cutoff` (retention); returns how many.
+pub fn purge_before(conn: &mut DbConnection, cutoff: NaiveDateTime) -> DbResult<usize> {
+    Ok(diesel::delete(events::table.filter(events::created_at.lt(cutoff))).execute(conn)?)
+}

@@ -22,6 +22,8 @@ pub struct Message {
     pub usage: Option<String>,
     pub is_error: bool,
     pub created_at: NaiveDateTime,
+    /// An answer cut short by an interrupt: the partial text.
+    pub interrupted: bool,
 }
 
 /// One page of a session's history, oldest first, and the total count.

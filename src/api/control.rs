@@ -1,0 +1,269 @@
+//! Live control of a session: its event stream (with replay from
+//! `Last-Event-ID`), interrupting the running turn, and tool approvals.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse, Responder};
+use actix_web_lab::sse;
+use futures_util::{stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::envelope;
+use super::sessions::load_session;
+use super::AppState;
+use crate::actors::session::approvals::{approval_view, Decision, ResolveError};
+use crate::actors::session::messages::{
+    Interrupt, InterruptReply, ResolveApproval, Subscribe, Subscription,
+};
+use crate::actors::session::turn::TurnEvent;
+use crate::actors::supervisor::messages::OpenSession;
+use crate::db::models::approval;
+use crate::db::models::event::{self, Event};
+use crate::error::ApiError;
+use crate::security::auth::Caller;
+
+/// Comment pings keep proxies from closing a quiet stream and find dead clients.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Stored events read per query while replaying.
+const REPLAY_PAGE: i64 = 1000;
+/// How long an interrupt waits for the turn to be stored.
+const INTERRUPT_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Replay every stored event after this seq (as `Last-Event-ID`).
+    after: Option<i64>,
+}
+
+/// `GET /sessions/{name}/events`: replay after `Last-Event-ID` / `?after=`,
+/// then live. Subscribes first, then replays from the database, then drops
+/// live events already replayed: no gap, no duplicate.
+pub async fn session_events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    query: web::Query<EventsQuery>,
+) -> Result<impl Responder, ApiError> {
+    let after = match req.headers().get("Last-Event-ID") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    ApiError::Validation("Last-Event-ID must be an event id (a number)".into())
+                })?,
+        ),
+        None => query.after,
+    };
+    let session = load_session(&state, &caller, &name).await?;
+    let actor = state
+        .supervisor
+        .send(OpenSession(session.clone()))
+        .await??;
+    let Subscription {
+        live,
+        pending,
+        last_seq,
+    } = actor.send(Subscribe).await?;
+    // Without a position the client starts live.
+    let after = after.unwrap_or(last_seq).max(0);
+    let mut replay: Vec<TurnEvent> = Vec::new();
+    let mut reset = false;
+    if after < last_seq {
+        let session_id = session.id.clone();
+        let tenant = caller.tenant.clone();
+        let (stored, oldest) = crate::db::run(&state.pool, move |c| {
+            let mut rows: Vec<Event> = Vec::new();
+            let mut from = after;
+            loop {
+                let page = event::list_after(c, &tenant, &session_id, from, REPLAY_PAGE)?;
+                let full = page.len() as i64 == REPLAY_PAGE;
+                if let Some(last) = page.last() {
+                    from = last.seq;
+                }
+                rows.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            Ok((rows, event::min_seq(c, &session_id)?))
+        })
+        .await?;
+        replay.extend(
+            stored
+                .iter()
+                .map(crate::actors::session::hub::to_stream_event),
+        );
+        let mut seen = replay.last().map_or(after, |e| e.seq);
+        for event in pending {
+            if event.seq > seen {
+                seen = event.seq;
+                replay.push(event);
+            }
+        }
+        // Events between the client's position and the oldest one kept
+        // were purged (retention): it must reload the history.
+        let first = replay.first().map(|e| e.seq).or(oldest);
+        reset = first.map_or(after < last_seq, |first| first > after + 1);
+    }
+    let replayed_to = replay
+        .last()
+        .map_or(after.max(last_seq), |e| e.seq)
+        .max(last_seq);
+    let head = reset.then(|| {
+        sse::Event::Data(
+            sse::Data::new_json(json!({
+                "reason": "events after the requested id are no longer stored; reload the history",
+                "history_url": format!("/api/v1/sessions/{}/history", session.name),
+            }))
+            .unwrap_or_else(|_| sse::Data::new("{}"))
+            .event("reset"),
+        )
+    });
+    let events = stream::iter(head)
+        .chain(stream::iter(replay).map(to_sse))
+        .chain(
+            ReceiverStream::new(live)
+                .filter(move |e| std::future::ready(e.seq > replayed_to))
+                .map(to_sse),
+        );
+    Ok(sse::Sse::from_infallible_stream(events).with_keep_alive(KEEP_ALIVE))
+}
+
+fn to_sse(event: TurnEvent) -> sse::Event {
+    sse::Event::Data(
+        sse::Data::new_json(&event.data)
+            .unwrap_or_else(|_| sse::Data::new("{}"))
+            .event(event.kind)
+            .id(event.seq.to_string()),
+    )
+}
+
+/// `POST /sessions/{name}/interrupt`: stops the running turn; 409 when none runs.
+pub async fn interrupt_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let session = load_session(&state, &caller, &name).await?;
+    let actor = state.supervisor.send(OpenSession(session)).await??;
+    match actor.send(Interrupt).await? {
+        InterruptReply::Idle => Err(ApiError::Conflict(
+            "no turn is running on this session".into(),
+        )),
+        InterruptReply::Interrupting(stored) => {
+            let stopped = tokio::time::timeout(INTERRUPT_WAIT, stored).await.is_ok();
+            Ok(envelope::ok(
+                &req,
+                json!({"interrupted": true, "stored": stopped}),
+            ))
+        }
+    }
+}
+
+/// `GET /sessions/{name}/approvals`: the pending ones, oldest first.
+pub async fn list_approvals(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let session = load_session(&state, &caller, &name).await?;
+    let session_id = session.id.clone();
+    let rows = crate::db::run(&state.pool, move |c| {
+        approval::list_pending(c, &caller.tenant, &session_id)
+    })
+    .await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| approval_view(r, &session.name))
+        .collect();
+    Ok(envelope::ok(&req, items))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionKind {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Remember {
+    Session,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideApproval {
+    decision: DecisionKind,
+    #[serde(default)]
+    updated_input: Option<Value>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    remember: Option<Remember>,
+}
+
+impl DecideApproval {
+    fn validate(self) -> Result<Decision, ApiError> {
+        if let Some(input) = &self.updated_input {
+            if !input.is_object() {
+                return Err(ApiError::Validation(
+                    "updated_input must be a JSON object (the tool's input)".into(),
+                ));
+            }
+        }
+        let allow = matches!(self.decision, DecisionKind::Allow);
+        if !allow && (self.updated_input.is_some() || self.remember.is_some()) {
+            return Err(ApiError::Validation(
+                "updated_input and remember only go with decision \"allow\"".into(),
+            ));
+        }
+        Ok(Decision {
+            allow,
+            updated_input: self.updated_input,
+            message: self.message,
+            remember_session: self.remember.is_some(),
+        })
+    }
+}
+
+/// `POST /sessions/{name}/approvals/{id}`: answers a pending approval.
+pub async fn decide_approval(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<DecideApproval>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, id) = path.into_inner();
+    let decision = body.into_inner().validate()?;
+    let session = load_session(&state, &caller, &name).await?;
+    let (session_id, approval_id, tenant) = (session.id.clone(), id.clone(), caller.tenant.clone());
+    let row = crate::db::run(&state.pool, move |c| {
+        approval::find(c, &tenant, &session_id, &approval_id)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no approval {id:?} in this session")))?;
+    if row.status != approval::PENDING {
+        return Err(ApiError::Conflict(format!(
+            "the approval is no longer pending: {}",
+            row.status
+        )));
+    }
+    let actor = state.supervisor.send(OpenSession(session)).await??;
+    match actor.send(ResolveApproval { id, decision }).await? {
+        Ok(data) => Ok(envelope::ok(&req, data)),
+        Err(ResolveError::NotPending) => Err(ApiError::Conflict(
+            "the approval is no longer pending (answered, expired, or its turn ended)".into(),
+        )),
+    }
+}
