@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-cli.sh
-cargo test --all-targets
+# First half on SQLite, whatever TEST_DATABASE_URL says.
+env -u TEST_DATABASE_URL cargo test --all-targets
 if [ "${SKIP_POSTGRES:-0}" = 1 ]; then
   echo "== PostgreSQL run skipped (SKIP_POSTGRES=1)"
   exit 0
