@@ -174,7 +174,7 @@ pub fn run(group: &str, args: &[String], settings: &Settings) -> anyhow::Result<
 }
 
 fn ensure_tenant(conn: &mut DbConnection, name: &str) -> anyhow::Result<()> {
-    if !keys::valid_tenant_name(name) {
+    if !keys::is_tenant_name(name) {
         bail!("tenant names are 1-64 of A-Z a-z 0-9 . _ - not starting with '.'");
     }
     tenant::ensure_tenant(conn, &Tenant::new(name, None))?;

@@ -161,7 +161,7 @@ pub async fn create_tenant(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let body = body.into_inner();
-    if !keys::valid_tenant_name(&body.name) {
+    if !keys::is_tenant_name(&body.name) {
         return Err(ApiError::Validation(
             "tenant names are 1-64 of A-Z a-z 0-9 . _ - not starting with '.'".into(),
         ));

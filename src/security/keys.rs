@@ -39,7 +39,9 @@ pub fn parse_entry(entry: &str) -> (String, String) {
     }
 }
 
-fn is_tenant_name(name: &str) -> bool {
+/// Tenant names: 1–64 of `[A-Za-z0-9._-]`, not starting with a dot (they
+/// name a folder of workspaces).
+pub fn is_tenant_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
@@ -133,12 +135,6 @@ pub fn create_key(
     };
     tenant::ensure_key(conn, &row)?;
     Ok((row, key))
-}
-
-/// Tenant names: 1–64 of `[A-Za-z0-9._-]`, not starting with a dot (they
-/// name a folder of workspaces).
-pub fn valid_tenant_name(name: &str) -> bool {
-    is_tenant_name(name)
 }
 
 #[cfg(test)]
