@@ -4,6 +4,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::actors::session::turn::TurnError;
@@ -77,25 +78,97 @@ impl ApiError {
     /// The problem document, without the per-request members.
     pub fn problem(&self) -> Value {
         let status = self.status_code();
-        let mut problem = json!({
-            "type": problem_type(self.kind()),
-            "title": title(status),
-            "status": status.as_u16(),
-            "detail": self.to_string(),
-        });
+        let mut problem = Problem::new(self.kind(), status, self.to_string());
         if let ApiError::BudgetExceeded {
             scope,
             spent_micros,
             limit_micros,
         } = self
         {
-            problem["scope"] = json!(scope);
-            problem["spent"] = json!(*spent_micros as f64 / 1e6);
-            problem["limit"] = json!(*limit_micros as f64 / 1e6);
-            problem["spent_micros"] = json!(spent_micros);
-            problem["limit_micros"] = json!(limit_micros);
+            problem.scope = Some(scope);
+            problem.spent = Some(*spent_micros as f64 / 1e6);
+            problem.limit = Some(*limit_micros as f64 / 1e6);
+            problem.spent_micros = Some(*spent_micros);
+            problem.limit_micros = Some(*limit_micros);
         }
-        problem
+        problem.into_value()
+    }
+}
+
+/// Every problem `type` slug the server uses (`urn:claude-code-api:problem:<slug>`).
+pub const PROBLEM_KINDS: &[&str] = &[
+    "bad-request",
+    "validation-error",
+    "unauthorized",
+    "forbidden",
+    "not-found",
+    "method-not-allowed",
+    "request-timeout",
+    "rate-limited",
+    "too-many-running-turns",
+    "budget_exceeded",
+    "conflict",
+    "payload-too-large",
+    "unsupported-media-type",
+    "cli-error",
+    "cli-timeout",
+    "unavailable",
+    "internal-error",
+    "http-error",
+];
+
+/// An RFC 9457 problem document, as every error response carries it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:claude-code-api:problem:<slug>`; the slugs are listed in `PROBLEM_KINDS`.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:claude-code-api:problem:not-found")]
+    pub kind: String,
+    /// The HTTP reason phrase.
+    pub title: String,
+    pub status: u16,
+    /// What went wrong, for people.
+    pub detail: String,
+    /// The request path (added to every error response).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Also in the `X-Request-Id` header and the server's logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// `budget_exceeded` only: which budget ran out, `tenant` or `session`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'static str>,
+    /// `budget_exceeded` only: USD spent; `spent_micros` is exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spent: Option<f64>,
+    /// `budget_exceeded` only: the budget in USD; `limit_micros` is exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spent_micros: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_micros: Option<i64>,
+}
+
+impl Problem {
+    fn new(kind: &str, status: StatusCode, detail: String) -> Self {
+        Problem {
+            kind: problem_type(kind),
+            title: title(status).to_owned(),
+            status: status.as_u16(),
+            detail,
+            instance: None,
+            request_id: None,
+            scope: None,
+            spent: None,
+            limit: None,
+            spent_micros: None,
+            limit_micros: None,
+        }
+    }
+
+    fn into_value(self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|_| json!({}))
     }
 }
 
@@ -160,12 +233,7 @@ pub fn generic_problem(status: StatusCode) -> Value {
         s if s >= 500 => "internal error".to_owned(),
         _ => title(status).to_owned(),
     };
-    json!({
-        "type": problem_type(kind),
-        "title": title(status),
-        "status": status.as_u16(),
-        "detail": detail,
-    })
+    Problem::new(kind, status, detail).into_value()
 }
 
 fn title(status: StatusCode) -> &'static str {
@@ -233,5 +301,65 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
         E::Deserialize(e) if e.is_data() => ApiError::Validation(e.to_string()),
         E::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
         other => ApiError::BadRequest(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_kind_is_listed() {
+        let s = String::new;
+        let errors = [
+            ApiError::BadRequest(s()),
+            ApiError::Validation(s()),
+            ApiError::Unauthorized,
+            ApiError::Forbidden(s()),
+            ApiError::NotFound(s()),
+            ApiError::RateLimited(s()),
+            ApiError::TooBusy(s()),
+            ApiError::BudgetExceeded {
+                scope: "tenant",
+                spent_micros: 2,
+                limit_micros: 1,
+            },
+            ApiError::Conflict(s()),
+            ApiError::PayloadTooLarge(s()),
+            ApiError::Cli(s()),
+            ApiError::CliTimeout(s()),
+            ApiError::Unavailable(s()),
+            ApiError::Internal(s()),
+        ];
+        let generic = (400..600).filter_map(|code| StatusCode::from_u16(code).ok());
+        let types = errors
+            .iter()
+            .map(ApiError::problem)
+            .chain(generic.map(generic_problem));
+        for problem in types {
+            let kind = problem["type"].as_str().unwrap_or_default();
+            let slug = kind.trim_start_matches("urn:claude-code-api:problem:");
+            assert!(
+                PROBLEM_KINDS.contains(&slug),
+                "{kind} is not in PROBLEM_KINDS"
+            );
+        }
+    }
+
+    #[test]
+    fn budget_problems_carry_the_amounts() {
+        let problem = ApiError::BudgetExceeded {
+            scope: "session",
+            spent_micros: 1_500_000,
+            limit_micros: 1_000_000,
+        }
+        .problem();
+        assert_eq!(problem["scope"], "session");
+        assert_eq!(problem["spent_micros"], 1_500_000);
+        assert_eq!(problem["limit"], 1.0);
+        assert!(ApiError::NotFound("x".into())
+            .problem()
+            .get("scope")
+            .is_none());
     }
 }

@@ -24,19 +24,25 @@ pub fn is_final(status: &str) -> bool {
 
 /// A job as the API and webhooks show it. `result` and `tools_used` are JSON
 /// values (never strings holding JSON).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobData {
     pub id: String,
+    /// The session's name.
     pub session: String,
+    /// `queued`, `running`, then `done`, `failed`, `cancelled` or `interrupted`.
     pub status: String,
     pub message: String,
     pub webhook_url: Option<String>,
+    /// The answer (as `/chat` gives it) once the job is `done`.
+    #[schema(value_type = Option<crate::actors::session::turn::ChatResponse>)]
     pub result: Value,
     pub error: Option<String>,
     pub cost: f64,
     pub cost_micros: i64,
     pub duration_ms: Option<i64>,
+    #[schema(value_type = Vec<crate::actors::session::turn::ToolUse>)]
     pub tools_used: Value,
+    /// Runs started; more than 1 after a restart resumed it.
     pub attempts: i64,
     pub created_at: String,
     pub started_at: Option<String>,

@@ -1,12 +1,12 @@
 //! `claude-code-api [serve]` runs the server; `migrate` only applies the
-//! database migrations.
+//! database migrations; `openapi` prints the OpenAPI document.
 
 use anyhow::Context as _;
 use claude_code_api::app::Application;
 use claude_code_api::config::Settings;
 
 const USAGE: &str =
-    "usage: claude-code-api [serve | migrate | webhook-secret | keys … | tenants … | --help]";
+    "usage: claude-code-api [serve | migrate | webhook-secret | openapi | keys … | tenants … | --help]";
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
@@ -40,6 +40,14 @@ async fn main() -> anyhow::Result<()> {
                 claude_code_api::webhooks::signing::WebhookSecret::generate,
             )?;
             println!("{secret}");
+            Ok(())
+        }
+        "openapi" => {
+            // The document `/api/v1/openapi.json` serves, for client generators.
+            println!(
+                "{}",
+                serde_json::to_string_pretty(claude_code_api::api::openapi::document())?
+            );
             Ok(())
         }
         "keys" | "tenants" => {

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::config::Settings;
 use crate::templates::Template;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum PermissionMode {
     #[serde(rename = "default")]
     Default,
@@ -61,7 +61,7 @@ impl fmt::Display for PermissionMode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Effort {
     Low,
@@ -84,7 +84,7 @@ impl Effort {
 }
 
 /// A session's own choices, stored with the session. `None` = server default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,11 +20,11 @@ use crate::spec::{Effort, PermissionMode};
 const RESERVED_ENV: &[&str] = &["CLAUDE_CONFIG_DIR", "PWD", "IS_SANDBOX"];
 
 /// One agent template, as written in `templates/<name>.yaml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Template {
     /// The file stem; not a field of the file.
-    #[serde(skip_deserializing)]
+    #[serde(default, deserialize_with = "refuse_name_field")]
     pub name: String,
     /// One line saying what the agent is for.
     pub description: String,
@@ -61,6 +61,14 @@ pub struct Template {
     /// Extra environment of this template's CLI processes only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+}
+
+/// A template is named by its file; a `name:` field would be ignored, so it
+/// is refused like any unknown field.
+fn refuse_name_field<'de, D: serde::Deserializer<'de>>(_: D) -> Result<String, D::Error> {
+    Err(serde::de::Error::custom(
+        "unknown field `name`: a template is named by its file",
+    ))
 }
 
 /// A template file that cannot be used, named by its path.
@@ -234,6 +242,12 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_field_is_refused() {
+        let err = Template::parse("rev", "name: other\ndescription: x\n").unwrap_err();
+        assert!(err.contains("unknown field `name`"), "{err}");
+    }
 
     #[test]
     fn a_full_template_parses() {

@@ -5,22 +5,27 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::audit::record;
-use super::envelope;
+use utoipa::{IntoParams, ToSchema};
+
+use super::envelope::{self, Envelope};
 use super::AppState;
 use crate::actors::session::turn::micros_to_usd;
 use crate::db::models::tenant::{self, ApiKey, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::security::keys;
 
-#[derive(Debug, Serialize)]
+/// A tenant with its limits and spend. A `null` limit is the server default.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantData {
     id: String,
     name: String,
+    /// USD; `budget_micros` is exact.
     budget: Option<f64>,
     budget_micros: Option<i64>,
     spent: f64,
     spent_micros: i64,
+    /// Held by turns running now; settled when they end.
     reserved_micros: i64,
     max_sessions: Option<i64>,
     max_running_turns: Option<i64>,
@@ -48,12 +53,15 @@ impl From<Tenant> for TenantData {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An API key's record. The key itself is shown once, at creation.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct KeyData {
     id: String,
     tenant: String,
+    /// The key's first characters, to recognise it.
     prefix: String,
     label: String,
+    /// `admin` or `member`.
     role: String,
     created_at: String,
     revoked_at: Option<String>,
@@ -79,18 +87,27 @@ impl KeyData {
 
 /// Limits in a request: a number sets one, `null` returns it to the server
 /// default, absent leaves it alone.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsBody {
+    /// Spend limit in USD (0 or more).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, minimum = 0)]
     budget_usd: Option<Option<f64>>,
+    /// Sessions the tenant may have at once.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     max_sessions: Option<Option<i64>>,
+    /// Turns the tenant may run at once, across its sessions.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     max_running_turns: Option<Option<i64>>,
+    /// Requests per window for the whole tenant.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     rate_limit_requests: Option<Option<i64>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     rate_limit_window_seconds: Option<Option<i64>>,
 }
 
@@ -134,14 +151,25 @@ impl LimitsBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
+    /// 1–64 of `[A-Za-z0-9._-]`, not starting with a dot; also its id.
     name: String,
     #[serde(flatten)]
     limits: LimitsBody,
 }
 
+/// Every tenant.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/tenants",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The tenants", body = Envelope<Vec<TenantData>>),
+        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn list_tenants(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -153,6 +181,19 @@ pub async fn list_tenants(
     Ok(envelope::ok(&req, items))
 }
 
+/// Creates a tenant with its limits.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants",
+    tag = "admin",
+    request_body = CreateTenant,
+    responses(
+        (status = 201, description = "Created", body = Envelope<TenantData>),
+        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad name or limit", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn create_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -185,6 +226,21 @@ pub async fn create_tenant(
     ))
 }
 
+/// Changes a tenant's limits: a number sets one, `null` returns it to the
+/// server default, an absent field stays as it is.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/tenants/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The tenant's id")),
+    request_body = LimitsBody,
+    responses(
+        (status = 200, description = "The tenant", body = Envelope<TenantData>),
+        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad limit", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn update_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -205,11 +261,24 @@ pub async fn update_tenant(
     Ok(envelope::ok(&req, TenantData::from(updated)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct KeysQuery {
+    /// Only this tenant's keys.
     tenant: Option<String>,
 }
 
+/// API keys (never the keys themselves).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/keys",
+    tag = "admin",
+    params(KeysQuery),
+    responses(
+        (status = 200, description = "The keys", body = Envelope<Vec<KeyData>>),
+        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn list_keys(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -226,16 +295,32 @@ pub async fn list_keys(
     Ok(envelope::ok(&req, items))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    /// The tenant's id.
     tenant: String,
+    /// `admin` or `member` (default).
     #[serde(default)]
     role: Option<String>,
+    /// Up to 200 characters, to recognise the key by.
     #[serde(default)]
     label: Option<String>,
 }
 
+/// Creates a key; the answer is the only place the key is ever shown.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/keys",
+    tag = "admin",
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "Created, with `key`", body = Envelope<KeyData>),
+        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad role or label", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn create_key(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -272,6 +357,18 @@ pub async fn create_key(
     ))
 }
 
+/// Revokes a key at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/keys/{id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "The key, with `revoked_at`", body = Envelope<KeyData>),
+        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn revoke_key(
     req: HttpRequest,
     state: web::Data<AppState>,

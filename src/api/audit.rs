@@ -2,11 +2,11 @@
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
-use super::envelope::{self, PageQuery};
+use super::envelope::{self, PageQuery, Paged};
 use super::middleware::RequestId;
 use super::AppState;
 use crate::db::models::audit::{self, AuditEntry};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 
 /// Appends an audit entry (off the request's path; a failure is logged).
@@ -34,13 +34,17 @@ pub fn record(state: &AppState, req: &HttpRequest, caller: &Caller, action: &str
     });
 }
 
-#[derive(Debug, serde::Serialize)]
-struct AuditData {
+/// One recorded action. Never holds a key.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditData {
     id: String,
     tenant: String,
+    /// The key's id and label, never the key.
     key_id: String,
     key_label: String,
+    /// `session.create`, `chat`, `job.create`, `file.upload`, `key.revoke`, …
     action: String,
+    /// What it was done to (`session`, `session/path`, an id).
     target: String,
     client_addr: Option<String>,
     request_id: String,
@@ -48,6 +52,16 @@ struct AuditData {
 }
 
 /// Own tenant's entries; an admin sees every tenant's.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "usage",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of entries, newest first", body = Paged<AuditData>),
+        (status = 422, description = "Bad `page` or `limit`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn list_audit(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -11,16 +11,19 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::envelope::Envelope;
 use super::sessions::load_session;
 use super::AppState;
 use super::{envelope, idempotency};
 use crate::actors::session::messages::Enqueue;
+use crate::actors::session::turn::ChatResponse;
 use crate::actors::session::turn::{Turn, TurnError, TurnEvent};
 use crate::actors::supervisor::messages::OpenSession;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::spec::{Effort, PermissionMode, TurnOverrides};
 use actix_web::http::StatusCode;
+use utoipa::ToSchema;
 
 /// Longest prompt accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -29,12 +32,16 @@ const STREAM_BUFFER: usize = 4096;
 /// Comment pings keep proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Deserialize, Serialize)]
+/// One turn: the prompt, and what this turn alone changes.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
+    /// The prompt; not empty, at most 1 MiB.
     message: String,
+    /// The model of this turn only.
     #[serde(default)]
     model: Option<String>,
+    /// A system prompt appended for this turn only.
     #[serde(default)]
     system: Option<String>,
     #[serde(default)]
@@ -130,6 +137,42 @@ async fn enqueue(
     Ok(())
 }
 
+/// The answer of a chat that waits on a tool approval for longer than
+/// `APPROVAL_HOLD_SECS`: the turn goes on; decide the approval, then follow
+/// the session's events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WaitingForApproval {
+    /// `waiting_for_approval`.
+    status: &'static str,
+    approval_id: String,
+    approval_url: String,
+    events_url: String,
+}
+
+/// One turn, answered whole. Waits its turn in the session's queue. With
+/// `Idempotency-Key`, a repeat of the same request returns the stored
+/// answer instead of running again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{name}/chat",
+    tag = "chat",
+    params(
+        ("name" = String, Path, description = "The session's name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the stored answer of an earlier request with this key"),
+    ),
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The answer", body = Envelope<ChatResponse>),
+        (status = 202, description = "The turn waits on a tool approval", body = Envelope<WaitingForApproval>),
+        (status = 402, description = "The tenant's or session's budget is used up", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The turn was cancelled, or the idempotency key was used for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid field, or a refused message", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The CLI failed the turn", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The session is shutting down", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The turn timed out", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn chat(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -172,12 +215,12 @@ pub async fn chat(
                 }
                 () = tokio::time::sleep_until(deadline), if waiting_on.is_some() => {
                     let id = waiting_on.unwrap_or_default();
-                    let data = serde_json::json!({
-                        "status": "waiting_for_approval",
-                        "approval_id": id,
-                        "approval_url": format!("/api/v1/sessions/{name}/approvals/{id}"),
-                        "events_url": format!("/api/v1/sessions/{name}/events"),
-                    });
+                    let data = WaitingForApproval {
+                        status: "waiting_for_approval",
+                        approval_url: format!("/api/v1/sessions/{name}/approvals/{id}"),
+                        events_url: format!("/api/v1/sessions/{name}/events"),
+                        approval_id: id,
+                    };
                     let document = envelope::document(&req, data).to_string();
                     return Ok((StatusCode::ACCEPTED, document));
                 }
@@ -193,6 +236,25 @@ pub async fn chat(
         .body(document))
 }
 
+/// One turn, streamed as server-sent events: `turn_started`, `delta`
+/// (`{text}`), `assistant`, `tool`, `tool_result`, `permission_request`,
+/// `permission_resolved`, then `done` (the answer, as `/chat` gives it) or
+/// `error` (a problem document). Each event's `id` is the session's event
+/// number: resume a dropped stream on `/events` with `Last-Event-ID`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{name}/chat/stream",
+    tag = "chat",
+    params(("name" = String, Path, description = "The session's name")),
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The turn's events", content_type = "text/event-stream", body = String),
+        (status = 402, description = "The tenant's budget is used up", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid field, or a refused message", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The session is shutting down", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn chat_stream(
     req: HttpRequest,
     state: web::Data<AppState>,

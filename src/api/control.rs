@@ -6,14 +6,15 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use actix_web_lab::sse;
 use futures_util::{stream, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::{IntoParams, ToSchema};
 
-use super::envelope;
+use super::envelope::{self, Envelope};
 use super::sessions::load_session;
 use super::AppState;
-use crate::actors::session::approvals::{approval_view, Decision, ResolveError};
+use crate::actors::session::approvals::{ApprovalView, Decision, ResolveError, Resolved};
 use crate::actors::session::messages::{
     Interrupt, InterruptReply, ResolveApproval, Subscribe, Subscription,
 };
@@ -21,7 +22,7 @@ use crate::actors::session::turn::TurnEvent;
 use crate::actors::supervisor::messages::OpenSession;
 use crate::db::models::approval;
 use crate::db::models::event::{self, Event};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 
 /// Comment pings keep proxies from closing a quiet stream and find dead clients.
@@ -31,7 +32,8 @@ const REPLAY_PAGE: i64 = 1000;
 /// How long an interrupt waits for the turn to be stored.
 const INTERRUPT_WAIT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Replay every stored event after this seq (as `Last-Event-ID`).
@@ -41,6 +43,27 @@ pub struct EventsQuery {
 /// `GET /sessions/{name}/events`: replay after `Last-Event-ID` / `?after=`,
 /// then live. Subscribes first, then replays from the database, then drops
 /// live events already replayed: no gap, no duplicate.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{name}/events",
+    tag = "control",
+    description = "Server-sent events of everything that happens on the session, chats and jobs \
+        alike: `turn_started`, `assistant`, `delta`, `tool`, `tool_result`, \
+        `permission_request`, `permission_resolved`, `done`, `error`, `turn_interrupted`, \
+        `job_status`. Each `id` is the session's event number. With `Last-Event-ID` (or \
+        `?after=`) the stored events after it are replayed first, then the stream goes live; \
+        if they were purged the first event is `reset` (`{reason, history_url}`).",
+    params(
+        ("name" = String, Path, description = "The session's name"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Replay the stored events after this id"),
+        EventsQuery,
+    ),
+    responses(
+        (status = 200, description = "The session's events", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A `Last-Event-ID` or `after` that is not a number", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn session_events(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -144,7 +167,27 @@ fn to_sse(event: TurnEvent) -> sse::Event {
     )
 }
 
+/// What an interrupt did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Interrupted {
+    /// Always `true`: a turn was running and was told to stop.
+    interrupted: bool,
+    /// The partial answer was stored (marked interrupted) within the wait.
+    stored: bool,
+}
+
 /// `POST /sessions/{name}/interrupt`: stops the running turn; 409 when none runs.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{name}/interrupt",
+    tag = "control",
+    params(("name" = String, Path, description = "The session's name")),
+    responses(
+        (status = 200, description = "The running turn was stopped", body = Envelope<Interrupted>),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No turn is running", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn interrupt_session(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -161,13 +204,26 @@ pub async fn interrupt_session(
             let stopped = tokio::time::timeout(INTERRUPT_WAIT, stored).await.is_ok();
             Ok(envelope::ok(
                 &req,
-                json!({"interrupted": true, "stored": stopped}),
+                Interrupted {
+                    interrupted: true,
+                    stored: stopped,
+                },
             ))
         }
     }
 }
 
 /// `GET /sessions/{name}/approvals`: the pending ones, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{name}/approvals",
+    tag = "control",
+    params(("name" = String, Path, description = "The session's name")),
+    responses(
+        (status = 200, description = "The pending approvals", body = Envelope<Vec<ApprovalView>>),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn list_approvals(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -180,32 +236,37 @@ pub async fn list_approvals(
         approval::list_pending(c, &caller.tenant, &session_id)
     })
     .await?;
-    let items: Vec<Value> = rows
+    let items: Vec<ApprovalView> = rows
         .iter()
-        .map(|r| approval_view(r, &session.name))
+        .map(|r| ApprovalView::new(r, &session.name))
         .collect();
     Ok(envelope::ok(&req, items))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DecisionKind {
     Allow,
     Deny,
 }
 
-#[derive(Debug, Deserialize)]
+/// `session`: allow this tool for the rest of the CLI process.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Remember {
     Session,
 }
 
-#[derive(Debug, Deserialize)]
+/// The answer to a tool approval.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideApproval {
     decision: DecisionKind,
+    /// With `allow`: the tool's input to use instead (an object).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     updated_input: Option<Value>,
+    /// With `deny`: told to the agent.
     #[serde(default)]
     message: Option<String>,
     #[serde(default)]
@@ -237,6 +298,22 @@ impl DecideApproval {
 }
 
 /// `POST /sessions/{name}/approvals/{id}`: answers a pending approval.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{name}/approvals/{id}",
+    tag = "control",
+    params(
+        ("name" = String, Path, description = "The session's name"),
+        ("id" = String, Path, description = "The approval's id"),
+    ),
+    request_body = DecideApproval,
+    responses(
+        (status = 200, description = "The decision, as the CLI received it", body = Envelope<Resolved>),
+        (status = 404, description = "No such session or approval in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The approval is no longer pending", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid decision", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn decide_approval(
     req: HttpRequest,
     state: web::Data<AppState>,

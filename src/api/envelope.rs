@@ -4,7 +4,7 @@
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use super::middleware::RequestId;
 use crate::error::ApiError;
@@ -12,22 +12,61 @@ use crate::error::ApiError;
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
 
-fn meta(req: &HttpRequest) -> serde_json::Value {
+/// What every success document carries besides its data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Meta {
+    /// Also in the `X-Request-Id` header and the server's logs.
+    pub request_id: String,
+    /// When the response was made, RFC 3339 UTC.
+    pub timestamp: String,
+    /// The API version, `v1`.
+    pub version: &'static str,
+}
+
+/// `{data, meta}`: every success body of the REST API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    pub data: T,
+    pub meta: Meta,
+}
+
+/// `{data: [...], meta, pagination}`: every list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paged<T> {
+    pub data: Vec<T>,
+    pub meta: Meta,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pagination {
+    /// Items in the whole list.
+    pub total: i64,
+    pub page: i64,
+    pub limit: i64,
+    pub pages: i64,
+}
+
+fn meta(req: &HttpRequest) -> Meta {
     let request_id = req
         .extensions()
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    json!({
-        "request_id": request_id,
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "version": "v1",
-    })
+    Meta {
+        request_id,
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        version: "v1",
+    }
 }
 
 /// The `{data, meta}` document itself (to store it, e.g. for idempotent replay).
 pub fn document(req: &HttpRequest, data: impl Serialize) -> serde_json::Value {
-    json!({"data": data, "meta": meta(req)})
+    serde_json::to_value(Envelope {
+        data,
+        meta: meta(req),
+    })
+    .unwrap_or_default()
 }
 
 /// `{data, meta}` with the given status.
@@ -36,7 +75,10 @@ pub fn data(
     status: actix_web::http::StatusCode,
     data: impl Serialize,
 ) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"data": data, "meta": meta(req)}))
+    HttpResponse::build(status).json(Envelope {
+        data,
+        meta: meta(req),
+    })
 }
 
 pub fn ok(req: &HttpRequest, body: impl Serialize) -> HttpResponse {
@@ -55,17 +97,27 @@ pub fn page<T: Serialize>(
     } else {
         (total + page.limit - 1) / page.limit
     };
-    HttpResponse::Ok().json(json!({
-        "data": items,
-        "meta": meta(req),
-        "pagination": {"total": total, "page": page.page, "limit": page.limit, "pages": pages},
-    }))
+    HttpResponse::Ok().json(Paged {
+        data: items,
+        meta: meta(req),
+        pagination: Pagination {
+            total,
+            page: page.page,
+            limit: page.limit,
+            pages,
+        },
+    })
 }
 
 /// Raw `?page=&limit=`: strings, so a bad value is our 422 and never a 400.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Page number, from 1.
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub page: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 

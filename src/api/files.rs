@@ -21,12 +21,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::envelope::{self, PageQuery};
+use utoipa::ToSchema;
+
+use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::sessions::load_session;
 use super::AppState;
 use crate::db::models::session::Session;
-use crate::error::ApiError;
-use crate::files::{self, archive, FilesError, TempUpload};
+use crate::error::{ApiError, Problem};
+use crate::files::{self, archive, Entry, FilesError, TempUpload};
 use crate::security::auth::Caller;
 use crate::security::paths;
 
@@ -116,11 +118,26 @@ pub struct UploadQuery {
     overwrite: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Uploaded {
+/// A stored upload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Uploaded {
+    /// Relative to the workspace.
     path: String,
+    /// Bytes.
     size: u64,
     name: String,
+}
+
+/// The upload form, as the OpenAPI document describes it; the handler reads
+/// the parts as a stream instead of into this.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct UploadForm {
+    /// The file; its part's filename is the stored name.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// The folder to put it in, relative to the workspace (created if missing).
+    path: Option<String>,
 }
 
 /// A finished upload waiting to be moved into place.
@@ -196,6 +213,27 @@ async fn receive_file(
     Ok(Received { upload, name })
 }
 
+/// Uploads one file into the workspace (`multipart/form-data`), streamed to
+/// disk and moved into place whole; nothing is left behind on failure.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{name}/files",
+    tag = "files",
+    params(
+        ("name" = String, Path, description = "The session's name"),
+        ("path" = Option<String>, Query, description = "The folder to put it in (or the `path` form field)"),
+        ("overwrite" = Option<bool>, Query, description = "Replace an existing file (default false)"),
+    ),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored", body = Envelope<Uploaded>),
+        (status = 400, description = "A malformed form or path", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The file exists (without `overwrite`), or a file is in the way of the folder", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than `MAX_UPLOAD_MB`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A missing `file` part, an unknown field or a bad name", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn upload_file(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -285,6 +323,25 @@ pub struct ListQuery {
     limit: Option<String>,
 }
 
+/// A folder of the workspace, listed (hidden files and recursion on request).
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{name}/files",
+    tag = "files",
+    params(
+        ("name" = String, Path, description = "The session's name"),
+        ("path" = Option<String>, Query, description = "The folder, relative to the workspace (default: its root)"),
+        ("recursive" = Option<bool>, Query, description = "Include every folder below"),
+        ("hidden" = Option<bool>, Query, description = "Include names starting with a dot"),
+        PageQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of entries", body = Paged<Entry>),
+        (status = 400, description = "A path outside the workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such session or folder", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a folder, too many entries, or bad paging", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn list_files(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -312,6 +369,23 @@ pub async fn list_files(
     Ok(envelope::page(&req, items, &page, total))
 }
 
+/// Downloads one file (`Range` requests supported).
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{name}/files/{path}",
+    tag = "files",
+    params(
+        ("name" = String, Path, description = "The session's name"),
+        ("path" = String, Path, description = "The file, relative to the workspace"),
+    ),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The requested range of the file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "A path outside the workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such session or file", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A folder, not a file", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn download_file(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -341,6 +415,22 @@ pub async fn download_file(
     Ok(named.into_response(&req))
 }
 
+/// Deletes a file, or a folder with everything in it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/sessions/{name}/files/{path}",
+    tag = "files",
+    params(
+        ("name" = String, Path, description = "The session's name"),
+        ("path" = String, Path, description = "The file or folder, relative to the workspace"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "A path outside the workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such session, file or folder", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The workspace root itself", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn delete_file(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -371,6 +461,22 @@ pub struct ArchiveQuery {
     path: Option<String>,
 }
 
+/// The workspace, or one folder of it, as a streamed `.tar.gz`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{name}/archive",
+    tag = "files",
+    params(
+        ("name" = String, Path, description = "The session's name"),
+        ("path" = Option<String>, Query, description = "Only this folder (default: the whole workspace)"),
+    ),
+    responses(
+        (status = 200, description = "The archive", content_type = "application/gzip", body = Vec<u8>),
+        (status = 400, description = "A path outside the workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such session or folder", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a folder", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn download_archive(
     state: web::Data<AppState>,
     caller: Caller,

@@ -1,34 +1,105 @@
 //! `GET /health`: is the database up, which CLI is installed.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
-use crate::actors::supervisor::messages::Stats;
+use crate::actors::supervisor::messages::{Stats, SupervisorStats};
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` when the database or the CLI is not usable.
+    status: &'static str,
+    checks: Checks,
+    /// Absent when the supervisor does not answer.
+    sessions: Option<SupervisorStats>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Checks {
+    database: Check,
+    claude_cli: Check,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Check {
+    /// `ok` or `error`.
+    status: &'static str,
+    /// The CLI's version, when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'static str>,
+}
+
+impl Check {
+    fn status(ok: bool) -> &'static str {
+        if ok {
+            "ok"
+        } else {
+            "error"
+        }
+    }
+}
+
+/// The server's health: its database, its CLI and its live sessions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "meta",
+    security(()),
+    responses(
+        (status = 200, description = "The database answers (status `degraded` if the CLI cannot run)", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+    ),
+)]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let database_ok = crate::db::ping(&state.pool).await;
     let sessions = state.supervisor.send(Stats).await.ok();
-    let cli = match &state.cli_version {
-        Some(version) => json!({"status": "ok", "version": version}),
-        None => json!({"status": "error", "detail": "the Claude Code CLI could not be run"}),
+    let cli = Check {
+        status: Check::status(state.cli_version.is_some()),
+        version: state.cli_version.clone(),
+        detail: state
+            .cli_version
+            .is_none()
+            .then_some("the Claude Code CLI could not be run"),
     };
     let status = if database_ok && state.cli_version.is_some() {
         "ok"
     } else {
         "degraded"
     };
-    let body = json!({
-        "status": status,
-        "checks": {
-            "database": {"status": if database_ok { "ok" } else { "error" }},
-            "claude_cli": cli,
+    let body = Health {
+        status,
+        checks: Checks {
+            database: Check {
+                status: Check::status(database_ok),
+                version: None,
+                detail: None,
+            },
+            claude_cli: cli,
         },
-        "sessions": sessions,
-    });
+        sessions,
+    };
     if database_ok {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// The same health check outside `/api/v1`, for load balancers and probes.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    security(()),
+    responses(
+        (status = 200, description = "The database answers", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+    ),
+)]
+pub async fn root_health(state: web::Data<AppState>) -> HttpResponse {
+    health(state).await
 }

@@ -4,23 +4,32 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::envelope::{self, PageQuery};
+use utoipa::ToSchema;
+
+use super::envelope::{self, PageQuery, Paged};
 use super::sessions::load_session;
 use super::AppState;
 use crate::actors::session::turn::micros_to_usd;
 use crate::db::models::message::{self, Message};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 
-#[derive(Debug, Serialize)]
-struct HistoryEntry {
+/// One message of a session's conversation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntry {
     id: String,
+    /// `user` or `assistant`.
     role: String,
     content: String,
+    /// The tools the turn used, each `{name, input}`.
+    #[schema(value_type = Vec<Object>)]
     tools_used: Value,
+    /// USD, for display; `cost_micros` is exact.
     cost: f64,
     cost_micros: i64,
     duration_ms: i64,
+    /// The model's token counts, as the CLI reported them.
+    #[schema(value_type = Option<Object>)]
     usage: Option<Value>,
     is_error: bool,
     /// The answer was cut short by an interrupt; `content` is what came before.
@@ -50,6 +59,18 @@ impl From<Message> for HistoryEntry {
     }
 }
 
+/// A session's messages, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{name}/history",
+    tag = "sessions",
+    params(("name" = String, Path, description = "The session's name"), PageQuery),
+    responses(
+        (status = 200, description = "A page of messages", body = Paged<HistoryEntry>),
+        (status = 404, description = "No session of that name", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `page` or `limit`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn get_history(
     req: HttpRequest,
     state: web::Data<AppState>,

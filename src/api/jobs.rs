@@ -8,14 +8,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::chat::validate_message;
-use super::envelope::{self, PageQuery};
+use utoipa::ToSchema;
+
+use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::sessions::load_session;
 use super::{idempotency, AppState};
 use crate::actors::session::messages::{CancelJob, CancelReply};
 use crate::actors::supervisor::messages::OpenSession;
 use crate::db::models::job::{self, Job};
 use crate::db::models::session::Session;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::jobs::{self as jobs_domain, JobData};
 use crate::security::auth::Caller;
 use crate::spec::{Effort, PermissionMode, TurnOverrides};
@@ -24,10 +26,14 @@ use crate::webhooks::ssrf;
 /// How long a cancel of a running job waits for the turn to stop.
 const CANCEL_WAIT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Deserialize, Serialize)]
+/// A turn to run in the background.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {
+    /// The prompt; not empty, at most 1 MiB.
     message: String,
+    /// Receives the signed `job.completed` event when the job ends
+    /// (http or https; internal addresses are refused).
     #[serde(default)]
     webhook_url: Option<String>,
     #[serde(default)]
@@ -55,6 +61,26 @@ async fn load_job(
     .ok_or_else(|| ApiError::NotFound(format!("no job {id:?} in this session")))
 }
 
+/// Queues a job: answered 202 once written, run in the session's queue with
+/// its chats, survives restarts. With `Idempotency-Key`, a repeat returns
+/// the job already made.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{name}/jobs",
+    tag = "jobs",
+    params(
+        ("name" = String, Path, description = "The session's name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Returns the job an earlier request with this key made"),
+    ),
+    request_body = CreateJob,
+    responses(
+        (status = 202, description = "Queued; `Location` names the job", body = Envelope<JobData>),
+        (status = 402, description = "The tenant's budget is used up", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The idempotency key was used for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid field, or a webhook URL that is not allowed", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn create_job(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -127,6 +153,18 @@ pub async fn create_job(
         .body(document))
 }
 
+/// The session's jobs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{name}/jobs",
+    tag = "jobs",
+    params(("name" = String, Path, description = "The session's name"), PageQuery),
+    responses(
+        (status = 200, description = "A page of jobs", body = Paged<JobData>),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `page` or `limit`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn list_jobs(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -148,6 +186,20 @@ pub async fn list_jobs(
     Ok(envelope::page(&req, items, &page, total))
 }
 
+/// One job: its state, and its answer once done.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{name}/jobs/{id}",
+    tag = "jobs",
+    params(
+        ("name" = String, Path, description = "The session's name"),
+        ("id" = String, Path, description = "The job's id"),
+    ),
+    responses(
+        (status = 200, description = "The job", body = Envelope<JobData>),
+        (status = 404, description = "No such session or job in this tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn get_job(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -163,6 +215,20 @@ pub async fn get_job(
 /// Cancels a queued job at once; stops a running one with the CLI's
 /// `interrupt` (killed if it does not stop within a few seconds). A
 /// finished job is a 409.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{name}/jobs/{id}/cancel",
+    tag = "jobs",
+    params(
+        ("name" = String, Path, description = "The session's name"),
+        ("id" = String, Path, description = "The job's id"),
+    ),
+    responses(
+        (status = 200, description = "The job, now `cancelled`", body = Envelope<JobData>),
+        (status = 404, description = "No such session or job in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job already ended", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn cancel_job(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -14,6 +14,8 @@ mod jobs;
 pub mod mcp;
 pub mod middleware;
 mod openai;
+pub mod openapi;
+pub mod route_table;
 mod sessions;
 mod templates;
 mod usage;
@@ -29,6 +31,7 @@ use actix_web::web;
 use crate::actors::supervisor::Supervisor;
 use crate::config::Settings;
 use crate::db::DbPool;
+use route_table::{route_table, RouteTable};
 
 /// Largest JSON body accepted, chunked or not.
 pub const JSON_LIMIT: usize = 2 * 1024 * 1024;
@@ -48,6 +51,71 @@ pub struct AppState {
     pub rate_limits: crate::security::rate_limit::RateLimits,
 }
 
+/// Where the REST API lives; its routes are `api_v1_routes`.
+pub const API_V1: &str = "/api/v1";
+
+/// Routes outside `/api/v1`: health, the OpenAI-compatible surface (same
+/// keys, same tenants) and the documentation.
+fn root_routes() -> RouteTable {
+    route_table!("";
+        "/health" => { get: health::root_health },
+        "/v1/chat/completions" => { post: openai::chat_completions },
+        "/v1/models" => { get: openai::list_models },
+        "/docs" => { get: openapi::docs_redirect },
+        "/docs/{file:.*}" => { get: openapi::docs_file },
+    )
+}
+
+/// The REST API, behind the per-key rate limit.
+fn api_v1_routes() -> RouteTable {
+    route_table!(API_V1;
+        "/health" => { get: health::health },
+        "/openapi.json" => { get: openapi::openapi_json },
+        "/sessions" => { post: sessions::create_session, get: sessions::list_sessions },
+        "/sessions/{name}" => { get: sessions::get_session, delete: sessions::delete_session },
+        "/sessions/{name}/chat" => { post: chat::chat },
+        "/sessions/{name}/chat/stream" => { post: chat::chat_stream },
+        "/sessions/{name}/history" => { get: history::get_history },
+        "/sessions/{name}/jobs" => { post: jobs::create_job, get: jobs::list_jobs },
+        "/sessions/{name}/jobs/{id}" => { get: jobs::get_job },
+        "/sessions/{name}/jobs/{id}/cancel" => { post: jobs::cancel_job },
+        "/webhooks/deliveries" => { get: webhooks::list_deliveries },
+        "/webhooks/deliveries/{id}/redeliver" => { post: webhooks::redeliver },
+        "/sessions/{name}/repo" => { post: workspaces::set_working_dir },
+        "/sessions/{name}/files" => { post: files::upload_file, get: files::list_files },
+        "/sessions/{name}/files/{path:.*}" => {
+            get: files::download_file,
+            delete: files::delete_file,
+        },
+        "/sessions/{name}/archive" => { get: files::download_archive },
+        "/sessions/{name}/events" => { get: control::session_events },
+        "/sessions/{name}/interrupt" => { post: control::interrupt_session },
+        "/sessions/{name}/approvals" => { get: control::list_approvals },
+        "/sessions/{name}/approvals/{id}" => { post: control::decide_approval },
+        "/templates" => { get: templates::list_templates },
+        "/templates/reload" => { post: templates::reload_templates },
+        "/templates/{name}" => { get: templates::get_template },
+        "/usage" => { get: usage::get_usage },
+        "/tokens/count" => { post: usage::count_tokens },
+        "/audit" => { get: audit::list_audit },
+        "/admin/tenants" => { get: admin::list_tenants, post: admin::create_tenant },
+        "/admin/tenants/{id}" => { patch: admin::update_tenant },
+        "/admin/keys" => { get: admin::list_keys, post: admin::create_key },
+        "/admin/keys/{id}/revoke" => { post: admin::revoke_key },
+    )
+}
+
+/// Routes served by a mounted service rather than the tables above.
+const MOUNTED_ROUTES: &[(&str, &str)] = &[("post", "/mcp"), ("get", "/mcp"), ("delete", "/mcp")];
+
+/// `(method, path)` of every route the server serves, paths in OpenAPI form.
+pub fn served_routes() -> Vec<(&'static str, String)> {
+    let tables = [root_routes(), api_v1_routes()];
+    let mut all: Vec<_> = tables.iter().flat_map(RouteTable::listing).collect();
+    all.extend(MOUNTED_ROUTES.iter().map(|(m, p)| (*m, (*p).to_owned())));
+    all
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
@@ -60,16 +128,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .app_data(web::PathConfig::default().error_handler(|err, _| {
         crate::error::ApiError::NotFound(format!("no such resource: {err}")).into()
     }))
-    .route("/health", web::get().to(health::health))
-    // OpenAI-compatible surface (same keys, same tenants).
-    .service(
-        web::scope("/v1")
-            .route(
-                "/chat/completions",
-                web::post().to(openai::chat_completions),
-            )
-            .route("/models", web::get().to(openai::list_models)),
-    )
+    .configure(root_routes().register)
     // MCP (streamable HTTP transport).
     .service(
         web::resource("/mcp")
@@ -78,102 +137,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(mcp::delete_mcp)),
     )
     .service(
-        web::scope("/api/v1")
+        web::scope(API_V1)
             .wrap(actix_web::middleware::from_fn(
                 crate::security::rate_limit::middleware,
             ))
-            .route("/health", web::get().to(health::health))
-            .service(
-                web::resource("/sessions")
-                    .route(web::post().to(sessions::create_session))
-                    .route(web::get().to(sessions::list_sessions)),
-            )
-            .service(
-                web::resource("/sessions/{name}")
-                    .route(web::get().to(sessions::get_session))
-                    .route(web::delete().to(sessions::delete_session)),
-            )
-            .route("/sessions/{name}/chat", web::post().to(chat::chat))
-            .route(
-                "/sessions/{name}/chat/stream",
-                web::post().to(chat::chat_stream),
-            )
-            .route(
-                "/sessions/{name}/history",
-                web::get().to(history::get_history),
-            )
-            .service(
-                web::resource("/sessions/{name}/jobs")
-                    .route(web::post().to(jobs::create_job))
-                    .route(web::get().to(jobs::list_jobs)),
-            )
-            .route("/sessions/{name}/jobs/{id}", web::get().to(jobs::get_job))
-            .route(
-                "/sessions/{name}/jobs/{id}/cancel",
-                web::post().to(jobs::cancel_job),
-            )
-            .route(
-                "/webhooks/deliveries",
-                web::get().to(webhooks::list_deliveries),
-            )
-            .route(
-                "/webhooks/deliveries/{id}/redeliver",
-                web::post().to(webhooks::redeliver),
-            )
-            .route(
-                "/sessions/{name}/repo",
-                web::post().to(workspaces::set_working_dir),
-            )
-            .service(
-                web::resource("/sessions/{name}/files")
-                    .route(web::post().to(files::upload_file))
-                    .route(web::get().to(files::list_files)),
-            )
-            .service(
-                web::resource("/sessions/{name}/files/{path:.*}")
-                    .route(web::get().to(files::download_file))
-                    .route(web::delete().to(files::delete_file)),
-            )
-            .route(
-                "/sessions/{name}/archive",
-                web::get().to(files::download_archive),
-            )
-            .route(
-                "/sessions/{name}/events",
-                web::get().to(control::session_events),
-            )
-            .route(
-                "/sessions/{name}/interrupt",
-                web::post().to(control::interrupt_session),
-            )
-            .route(
-                "/sessions/{name}/approvals",
-                web::get().to(control::list_approvals),
-            )
-            .route(
-                "/sessions/{name}/approvals/{id}",
-                web::post().to(control::decide_approval),
-            )
-            .route("/templates", web::get().to(templates::list_templates))
-            .route(
-                "/templates/reload",
-                web::post().to(templates::reload_templates),
-            )
-            .route("/templates/{name}", web::get().to(templates::get_template))
-            .route("/usage", web::get().to(usage::get_usage))
-            .route("/tokens/count", web::post().to(usage::count_tokens))
-            .route("/audit", web::get().to(audit::list_audit))
-            .service(
-                web::resource("/admin/tenants")
-                    .route(web::get().to(admin::list_tenants))
-                    .route(web::post().to(admin::create_tenant)),
-            )
-            .route("/admin/tenants/{id}", web::patch().to(admin::update_tenant))
-            .service(
-                web::resource("/admin/keys")
-                    .route(web::get().to(admin::list_keys))
-                    .route(web::post().to(admin::create_key)),
-            )
-            .route("/admin/keys/{id}/revoke", web::post().to(admin::revoke_key)),
+            .configure(api_v1_routes().register),
     );
 }

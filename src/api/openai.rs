@@ -13,9 +13,10 @@ use actix_web::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::stream;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
+use utoipa::ToSchema;
 
 use super::chat::validate_message;
 use super::sessions::{insert_session, load_session, validate_name};
@@ -24,7 +25,7 @@ use crate::actors::session::messages::Enqueue;
 use crate::actors::session::turn::{Turn, TurnError, TurnEvent};
 use crate::actors::supervisor::messages::OpenSession;
 use crate::db::models::session::Session;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::spec::{SessionSpec, TurnOverrides};
 
@@ -38,30 +39,94 @@ const STREAM_BUFFER: usize = 4096;
 /// The fields of an OpenAI chat completion request this server uses; the
 /// rest (temperature, tools, …) are accepted and ignored, as the agent's
 /// own settings govern them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CompletionRequest {
+    /// The turn's model; `claude-code` (or none) keeps the session's own.
     #[serde(default)]
     model: Option<String>,
+    /// Only the last `user` message is sent: the session keeps the context.
     messages: Vec<Message>,
+    /// Stream `chat.completion.chunk` events, ending with `data: [DONE]`.
     #[serde(default)]
     stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    /// The session's name (created on first use) unless `X-Session` names one.
     #[serde(default)]
     user: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct StreamOptions {
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StreamOptions {
+    /// A last chunk with `usage` and no choices.
     #[serde(default)]
     include_usage: bool,
 }
 
-#[derive(Debug, Deserialize)]
-struct Message {
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Message {
+    /// `system`, `user`, `assistant`, …
     role: String,
+    /// A string, or an array of parts of which the `text` ones count.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     content: Option<Value>,
+}
+
+/// An OpenAI `chat.completion`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatCompletion {
+    id: String,
+    /// `chat.completion`.
+    object: &'static str,
+    created: i64,
+    model: String,
+    system_fingerprint: Option<String>,
+    choices: Vec<Choice>,
+    usage: CompletionUsage,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Choice {
+    index: u32,
+    message: AssistantMessage,
+    #[schema(value_type = Option<Object>)]
+    logprobs: Option<Value>,
+    /// `stop`.
+    finish_reason: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssistantMessage {
+    /// `assistant`.
+    role: &'static str,
+    content: String,
+    refusal: Option<String>,
+}
+
+/// Token counts in OpenAI's terms.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompletionUsage {
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    total_tokens: i64,
+}
+
+/// `GET /v1/models`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelList {
+    /// `list`.
+    object: &'static str,
+    data: Vec<Model>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Model {
+    id: String,
+    /// `model`.
+    object: &'static str,
+    created: i64,
+    owned_by: &'static str,
 }
 
 /// The text of a message: a string, or the text parts of a content array.
@@ -144,22 +209,40 @@ async fn open_or_create(
 }
 
 /// OpenAI usage from the turn's token counts.
-fn usage(tokens: &Value) -> Value {
+fn usage(tokens: &Value) -> CompletionUsage {
     let n = |k: &str| tokens[k].as_i64().unwrap_or(0);
     let prompt =
         n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens");
     let completion = n("output_tokens");
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    })
+    CompletionUsage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+    }
 }
 
 fn completion_id() -> String {
     format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// An OpenAI chat completion: one turn on the session named by `X-Session`
+/// or `user` (default `openai`), created on first use. Errors are problem
+/// documents, as everywhere in this server.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "openai",
+    params(("X-Session" = Option<String>, Header, description = "The session to talk to (before `user`)")),
+    request_body = CompletionRequest,
+    responses(
+        (status = 200, description = "The completion; with `stream: true`, `text/event-stream` of `chat.completion.chunk` objects ending with `data: [DONE]`", body = ChatCompletion),
+        (status = 402, description = "The tenant's or session's budget is used up", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant is at its session limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No user message with text, or a bad session name", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The CLI failed the turn", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The turn timed out", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn chat_completions(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -215,20 +298,24 @@ pub async fn chat_completions(
     let response = outcome
         .await
         .map_err(|_| ApiError::from(TurnError::Closed))??;
-    Ok(HttpResponse::Ok().json(json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "system_fingerprint": null,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": response.content, "refusal": null},
-            "logprobs": null,
-            "finish_reason": "stop",
+    Ok(HttpResponse::Ok().json(ChatCompletion {
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        system_fingerprint: None,
+        choices: vec![Choice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant",
+                content: response.content,
+                refusal: None,
+            },
+            logprobs: None,
+            finish_reason: "stop",
         }],
-        "usage": usage(&response.usage),
-    })))
+        usage: usage(&response.usage),
+    }))
 }
 
 /// What every chunk of one streamed completion shares.
@@ -282,7 +369,7 @@ impl Chunks {
                     let usage = usage(&event.data["usage"]);
                     let mut last = self.chunk(json!({}), None);
                     last["choices"] = json!([]);
-                    last["usage"] = usage;
+                    last["usage"] = json!(usage);
                     out.push(last);
                 }
                 (out, true)
@@ -336,14 +423,28 @@ fn chunk_stream(
 
 /// `GET /v1/models`: the alias for "the session's model", and the server's
 /// default model when one is configured.
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "openai",
+    responses((status = 200, description = "The models a completion may name", body = ModelList)),
+)]
 pub async fn list_models(state: web::Data<AppState>, _caller: Caller) -> HttpResponse {
     let mut ids = vec![DEFAULT_MODEL.to_owned()];
     if let Some(model) = &state.settings.claude_model {
         ids.push(model.clone());
     }
-    let data: Vec<Value> = ids
+    let data = ids
         .into_iter()
-        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "claude-code-api"}))
+        .map(|id| Model {
+            id,
+            object: "model",
+            created: 0,
+            owned_by: "claude-code-api",
+        })
         .collect();
-    HttpResponse::Ok().json(json!({"object": "list", "data": data}))
+    HttpResponse::Ok().json(ModelList {
+        object: "list",
+        data,
+    })
 }

@@ -4,26 +4,34 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::envelope::{self, PageQuery};
+use utoipa::ToSchema;
+
+use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::AppState;
 use crate::actors::session::turn::micros_to_usd;
 use crate::actors::supervisor::messages::CloseSession;
 use crate::db::models::session::{self, Session};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::spec::{Effort, PermissionMode, SessionSpec};
 
-#[derive(Debug, Deserialize)]
+/// A new session. Fields left out come from the template, then the
+/// server's defaults.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
+    /// 1–128 of `[A-Za-z0-9._-]`, not starting with a dot; unique in the tenant.
     name: String,
     /// Optional spend limit of this session, in USD.
     #[serde(default)]
     budget_usd: Option<f64>,
+    /// An agent template (`GET /api/v1/templates`).
     #[serde(default)]
     template: Option<String>,
+    /// Replaces Claude Code's own system prompt.
     #[serde(default)]
     system_prompt: Option<String>,
+    /// Appended to Claude Code's own system prompt.
     #[serde(default)]
     append_system_prompt: Option<String>,
     #[serde(default)]
@@ -34,20 +42,25 @@ pub struct CreateSession {
     permission_mode: Option<PermissionMode>,
     #[serde(default)]
     effort: Option<Effort>,
+    /// Tool names, as a list or one comma-separated string.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     allowed_tools: Option<serde_json::Value>,
+    /// Tool names, as a list or one comma-separated string.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     disallowed_tools: Option<serde_json::Value>,
 }
 
 /// A session as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionData {
     id: String,
     name: String,
     workspace: String,
     #[serde(flatten)]
     spec: SessionSpec,
+    /// The CLI's own conversation id, once it has one.
     cli_session_id: Option<String>,
     /// This session's own spend limit, if any.
     budget: Option<f64>,
@@ -239,6 +252,20 @@ pub async fn insert_session(
     Ok(row)
 }
 
+/// Creates a session and its workspace.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions",
+    tag = "sessions",
+    request_body = CreateSession,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = Envelope<SessionData>),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken, or the tenant is at its session limit", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid, or the template is unknown", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn create_session(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -281,6 +308,17 @@ pub async fn create_session(
     Ok(res)
 }
 
+/// The tenant's sessions, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions",
+    tag = "sessions",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of sessions", body = Paged<SessionData>),
+        (status = 422, description = "Bad `page` or `limit`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn list_sessions(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -296,6 +334,17 @@ pub async fn list_sessions(
     Ok(envelope::page(&req, items, &page, total))
 }
 
+/// One session, with its spend and token counts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{name}",
+    tag = "sessions",
+    params(("name" = String, Path, description = "The session's name")),
+    responses(
+        (status = 200, description = "The session", body = Envelope<SessionData>),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn get_session(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -306,6 +355,18 @@ pub async fn get_session(
     Ok(envelope::ok(&req, SessionData::from(row)))
 }
 
+/// Stops the session's CLI, deletes its history, jobs and the workspace it
+/// created (never a folder it was pointed at with `/repo`).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/sessions/{name}",
+    tag = "sessions",
+    params(("name" = String, Path, description = "The session's name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn delete_session(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -1,13 +1,25 @@
 //! Agent templates: list, get, reload from `TEMPLATES_DIR`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::envelope::{self, PageQuery};
-use crate::error::ApiError;
+use super::envelope::{self, Envelope, PageQuery, Paged};
+use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::templates::{Template, Templates};
 
+/// The agent templates, by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates",
+    tag = "templates",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of templates", body = Paged<Template>),
+        (status = 422, description = "Bad `page` or `limit`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn list_templates(
     req: HttpRequest,
     templates: web::Data<Templates>,
@@ -25,6 +37,17 @@ pub async fn list_templates(
     Ok(envelope::page(&req, items, &page, total))
 }
 
+/// One template.
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates/{name}",
+    tag = "templates",
+    params(("name" = String, Path, description = "The template's name (its file stem)")),
+    responses(
+        (status = 200, description = "The template", body = Envelope<Template>),
+        (status = 404, description = "No template of that name", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn get_template(
     req: HttpRequest,
     templates: web::Data<Templates>,
@@ -37,8 +60,26 @@ pub async fn get_template(
     Ok(envelope::ok(&req, template))
 }
 
+/// What a reload found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reloaded {
+    /// How many templates are now in force.
+    loaded: usize,
+    templates: Vec<String>,
+}
+
 /// Re-reads the folder; a broken file keeps the previous set and is a 422
-/// naming the file and the field.
+/// naming the file and the field. Admin keys only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/templates/reload",
+    tag = "templates",
+    responses(
+        (status = 200, description = "The templates now in force", body = Envelope<Reloaded>),
+        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A template file is broken; the previous set stays", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn reload_templates(
     req: HttpRequest,
     templates: web::Data<Templates>,
@@ -53,6 +94,9 @@ pub async fn reload_templates(
     let names: Vec<String> = templates.all().keys().cloned().collect();
     Ok(envelope::ok(
         &req,
-        json!({"loaded": count, "templates": names}),
+        Reloaded {
+            loaded: count,
+            templates: names,
+        },
     ))
 }

@@ -3,27 +3,43 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::envelope;
+use utoipa::{IntoParams, ToSchema};
+
+use super::envelope::{self, Envelope};
 use super::AppState;
 use crate::actors::session::turn::micros_to_usd;
 use crate::db::models::usage;
 use crate::db::models::TenantId;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
+    /// Another tenant's usage (admin keys only).
     tenant: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct UsageData {
+/// A tenant's spend and counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageData {
     #[serde(flatten)]
     usage: usage::Usage,
+    /// USD, for display; `cost_micros` is exact.
     cost: f64,
 }
 
 /// Own tenant; an admin may name another with `?tenant=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/usage",
+    tag = "usage",
+    params(UsageQuery),
+    responses(
+        (status = 200, description = "The tenant's usage, with the last 30 active days", body = Envelope<UsageData>),
+        (status = 403, description = "Another tenant, named by a key that is not an admin's", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn get_usage(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -47,13 +63,14 @@ pub async fn get_usage(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CountTokens {
     text: String,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+/// An estimate: no Claude tokenizer is available offline.
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct TokenCount {
     characters: usize,
     words: usize,
@@ -77,6 +94,17 @@ pub fn estimate(text: &str) -> TokenCount {
     }
 }
 
+/// Estimates the tokens of a text, without calling a model.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/count",
+    tag = "usage",
+    request_body = CountTokens,
+    responses(
+        (status = 200, description = "The estimate and how it was made", body = Envelope<TokenCount>),
+        (status = 422, description = "No `text`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn count_tokens(
     req: HttpRequest,
     _caller: Caller,

@@ -4,29 +4,37 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::envelope::{self, timestamp, Page, PageQuery};
+use utoipa::ToSchema;
+
+use super::envelope::{self, timestamp, Envelope, Page, PageQuery, Paged};
 use super::AppState;
 use crate::db::models::webhook::{self, Attempt, Delivery};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 
-#[derive(Debug, Serialize)]
-struct AttemptData {
+/// One try at sending an event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptData {
+    /// From 1.
     attempt: i64,
+    /// The receiver's HTTP status, when it answered.
     status_code: Option<i32>,
+    /// Why the attempt failed, when it did.
     error: Option<String>,
     duration_ms: i64,
     created_at: String,
 }
 
-#[derive(Debug, Serialize)]
-struct DeliveryData {
+/// One webhook event and its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryData {
     id: String,
     /// The `webhook-id` header: the same on every attempt of this event.
     webhook_id: String,
     job_id: String,
     event_type: String,
     url: String,
+    /// `pending`, `delivered` or `failed`.
     status: String,
     attempt_count: i64,
     next_attempt_at: Option<String>,
@@ -73,6 +81,17 @@ pub struct DeliveriesQuery {
     page: PageQuery,
 }
 
+/// The tenant's webhook deliveries, newest first, each with its attempts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/deliveries",
+    tag = "webhooks",
+    params(("job_id" = Option<String>, Query, description = "Only this job's deliveries"), PageQuery),
+    responses(
+        (status = 200, description = "A page of deliveries", body = Paged<DeliveryData>),
+        (status = 422, description = "Bad `page` or `limit`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn list_deliveries(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -99,6 +118,18 @@ pub async fn list_deliveries(
     Ok(envelope::page(&req, items, &page, total))
 }
 
+/// Sends the event again (same `webhook-id`, so receivers can drop a
+/// duplicate), with a fresh retry schedule.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/deliveries/{id}/redeliver",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The delivery's id")),
+    responses(
+        (status = 202, description = "Queued for delivery", body = Envelope<DeliveryData>),
+        (status = 404, description = "No such delivery in this tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn redeliver(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -6,19 +6,23 @@ use std::path::{Path, PathBuf};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::envelope;
+use utoipa::ToSchema;
+
+use super::envelope::{self, Envelope};
 use super::sessions::{load_session, SessionData};
 use super::AppState;
 use crate::actors::session::workspace::{ChangeWorkspace, ChangeWorkspaceError};
 use crate::actors::supervisor::messages::OpenSession;
 use crate::db::models::session;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::security::paths::is_strictly_beneath;
 
-#[derive(Debug, Deserialize)]
+/// Where the session's CLI should work from now on.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetWorkingDir {
+    /// An existing folder inside the tenant's area: absolute, or relative to it.
     working_dir: String,
 }
 
@@ -56,6 +60,21 @@ pub fn resolve_working_dir(area: &Path, raw: &str) -> Result<PathBuf, String> {
     Ok(real)
 }
 
+/// Points the session at another existing folder of the tenant's area; the
+/// CLI restarts there on the same conversation.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{name}/repo",
+    tag = "sessions",
+    params(("name" = String, Path, description = "The session's name")),
+    request_body = SetWorkingDir,
+    responses(
+        (status = 200, description = "The session, with its new workspace", body = Envelope<SessionData>),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A turn is running; try again when it ends", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an existing folder inside the tenant's area", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn set_working_dir(
     req: HttpRequest,
     state: web::Data<AppState>,

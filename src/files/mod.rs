@@ -88,7 +88,7 @@ fn or_dot(path: &Path) -> &Path {
 }
 
 /// One entry of a listing.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Entry {
     pub name: String,
     /// Relative to the workspace.
@@ -100,7 +100,7 @@ pub struct Entry {
     pub modified: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     File,

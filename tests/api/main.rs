@@ -19,6 +19,7 @@ mod logs;
 mod mcp;
 mod metrics;
 mod openai;
+mod openapi;
 mod recovery;
 mod sessions;
 mod streaming;

@@ -388,7 +388,7 @@ impl Handler<Interrupt> for SessionActor {
 }
 
 impl Handler<ResolveApproval> for SessionActor {
-    type Result = Result<serde_json::Value, ResolveError>;
+    type Result = Result<super::approvals::Resolved, ResolveError>;
 
     fn handle(&mut self, msg: ResolveApproval, _: &mut Context<Self>) -> Self::Result {
         self.resolve_approval(&msg.id, msg.decision)

@@ -92,7 +92,7 @@ pub enum InterruptReply {
 
 /// Answers one of the pending tool approvals of the live process.
 #[derive(Message)]
-#[rtype(result = "Result<serde_json::Value, super::approvals::ResolveError>")]
+#[rtype(result = "Result<super::approvals::Resolved, super::approvals::ResolveError>")]
 pub struct ResolveApproval {
     pub id: String,
     pub decision: super::approvals::Decision,

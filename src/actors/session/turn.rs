@@ -36,14 +36,15 @@ pub struct TurnEvent {
 }
 
 /// A tool call the agent made during a turn.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ToolUse {
     pub name: String,
+    #[schema(value_type = Object)]
     pub input: Value,
 }
 
 /// The answer to a chat turn (also the payload of the `done` event).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChatResponse {
     /// The session's name, as clients address it.
     pub session_id: String,
@@ -58,6 +59,8 @@ pub struct ChatResponse {
     pub tools_used: Vec<ToolUse>,
     pub is_error: bool,
     pub stop_reason: Option<String>,
+    /// The model's token counts, as the CLI reported them.
+    #[schema(value_type = Object)]
     pub usage: Value,
     /// Cut short by `POST /sessions/{name}/interrupt`: `content` is the
     /// partial answer, kept in history marked interrupted.

@@ -46,7 +46,8 @@ pub struct Activity {
 #[rtype(result = "SupervisorStats")]
 pub struct Stats;
 
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+/// Live processes and queues, as `/health` reports them.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct SupervisorStats {
     pub live_sessions: usize,
     pub live_processes: usize,

@@ -15,8 +15,9 @@ use crate::db::{DbConnection, DbResult};
 /// Days covered by `days`.
 pub const DAYS: i64 = 30;
 
-#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+#[derive(Debug, Default, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Day {
+    /// `YYYY-MM-DD`, UTC.
     pub date: String,
     pub turns: i64,
     pub cost_micros: i64,
@@ -24,11 +25,12 @@ pub struct Day {
     pub output_tokens: i64,
 }
 
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
 pub struct Usage {
     pub tenant: String,
     pub sessions: i64,
     pub turns: i64,
+    /// Jobs by status.
     pub jobs: BTreeMap<String, i64>,
     /// Everything the tenant was charged, deleted sessions included.
     pub cost_micros: i64,

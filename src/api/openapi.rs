@@ -1,0 +1,331 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//! annotations and the types they return, served at
+//! `/api/v1/openapi.json`; and the interactive page at `/docs` (Swagger UI,
+//! its files compiled into the binary, so it works offline).
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Map, Value};
+use utoipa::OpenApi;
+
+use super::{
+    admin, audit, chat, control, files, health, history, jobs, openai, sessions, templates, usage,
+    webhooks, workspaces,
+};
+use crate::error::{problem_type, PROBLEM_CONTENT_TYPE, PROBLEM_KINDS};
+
+/// Where the document is served; the docs page loads it from there.
+pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "claude-code-api",
+        description = "A self-hosted, multi-tenant REST + SSE server for the Claude Code CLI. \
+            Every `/api/v1` route but `/health` and `/openapi.json` needs an API key \
+            (`X-API-Key` or `Authorization: Bearer`) and sees only its tenant's resources: \
+            another tenant's object is a 404. Success bodies are `{data, meta}` (lists add \
+            `pagination`); errors are RFC 9457 problem documents \
+            (`application/problem+json`). Prometheus metrics are served on their own \
+            listener (`METRICS_ADDR`), not here.",
+    ),
+    paths(
+        health::health,
+        health::root_health,
+        openapi_json,
+        docs_redirect,
+        docs_file,
+        sessions::create_session,
+        sessions::list_sessions,
+        sessions::get_session,
+        sessions::delete_session,
+        chat::chat,
+        chat::chat_stream,
+        history::get_history,
+        jobs::create_job,
+        jobs::list_jobs,
+        jobs::get_job,
+        jobs::cancel_job,
+        webhooks::list_deliveries,
+        webhooks::redeliver,
+        workspaces::set_working_dir,
+        files::upload_file,
+        files::list_files,
+        files::download_file,
+        files::delete_file,
+        files::download_archive,
+        control::session_events,
+        control::interrupt_session,
+        control::list_approvals,
+        control::decide_approval,
+        templates::list_templates,
+        templates::reload_templates,
+        templates::get_template,
+        usage::get_usage,
+        usage::count_tokens,
+        audit::list_audit,
+        admin::list_tenants,
+        admin::create_tenant,
+        admin::update_tenant,
+        admin::list_keys,
+        admin::create_key,
+        admin::revoke_key,
+        openai::chat_completions,
+        openai::list_models,
+    ),
+    components(schemas(crate::error::Problem)),
+    tags(
+        (name = "meta", description = "Health, this document and the docs page"),
+        (name = "sessions", description = "Named sessions, each with its workspace and CLI process"),
+        (name = "chat", description = "Turns: answered whole, or streamed as server-sent events"),
+        (name = "jobs", description = "Durable asynchronous turns, reported through signed webhooks"),
+        (name = "webhooks", description = "Webhook deliveries and their attempts"),
+        (name = "files", description = "Files in a session's workspace"),
+        (name = "control", description = "Live events, interrupts and tool approvals"),
+        (name = "templates", description = "Agent templates from TEMPLATES_DIR"),
+        (name = "usage", description = "Spend, tokens and the audit log"),
+        (name = "admin", description = "Tenants and API keys (admin keys only)"),
+        (name = "openai", description = "OpenAI-compatible chat completions"),
+        (name = "mcp", description = "Model Context Protocol server (streamable HTTP)"),
+    ),
+)]
+struct ApiDoc;
+
+/// The finished document: the generated one plus the security schemes and
+/// the responses every authenticated route shares.
+pub fn document() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        complete(&mut doc);
+        doc
+    })
+}
+
+/// Responses any authenticated route may give, by status.
+const SHARED_RESPONSES: &[(&str, &str, &str)] = &[
+    (
+        "401",
+        "Unauthorized",
+        "No valid API key (`X-API-Key` or `Authorization: Bearer`)",
+    ),
+    (
+        "429",
+        "RateLimited",
+        "The key's or tenant's request rate is used up; see `Retry-After` and `RateLimit-*`",
+    ),
+    (
+        "500",
+        "Internal",
+        "An internal error; the cause is in the server's log",
+    ),
+];
+
+fn complete(doc: &mut Value) {
+    let problem = json!({
+        "description": "",
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    });
+    let components = &mut doc["components"];
+    for (_, name, description) in SHARED_RESPONSES {
+        let mut response = problem.clone();
+        response["description"] = json!(description);
+        components["responses"][name] = response;
+    }
+    components["securitySchemes"] = json!({
+        "api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        "bearer": {"type": "http", "scheme": "bearer"},
+    });
+    let schemas = components["schemas"].clone();
+    close_flattened(&mut components["schemas"], &schemas);
+    let kinds: Vec<String> = PROBLEM_KINDS.iter().map(|k| problem_type(k)).collect();
+    components["schemas"]["Problem"]["properties"]["type"]["enum"] = json!(kinds);
+    doc["security"] = json!([{"api_key": []}, {"bearer": []}]);
+    doc["paths"]["/mcp"] = mcp_path_item();
+
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(operations) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in operations.values_mut() {
+            // `security: [{}]` marks a route open to anyone.
+            let public = operation["security"] == json!([{}]);
+            let responses = operation["responses"]
+                .as_object_mut()
+                .map(std::mem::take)
+                .unwrap_or_else(Map::new);
+            let mut responses = responses;
+            for (status, name, _) in SHARED_RESPONSES {
+                if public && *status != "500" {
+                    continue;
+                }
+                responses
+                    .entry(*status)
+                    .or_insert_with(|| json!({"$ref": format!("#/components/responses/{name}")}));
+            }
+            operation["responses"] = Value::Object(responses);
+        }
+    }
+}
+
+/// A struct that flattens one with `deny_unknown_fields` comes out as an
+/// `allOf` whose part says `additionalProperties: false`, which would refuse
+/// the other part's fields. Such parts are inlined without it, and the whole
+/// is closed with `unevaluatedProperties: false` instead, which sees every part.
+fn close_flattened(value: &mut Value, schemas: &Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(parts)) = map.get_mut("allOf") {
+                let mut closed = false;
+                for part in parts.iter_mut() {
+                    if let Some(name) = part["$ref"]
+                        .as_str()
+                        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                    {
+                        if schemas[name]["additionalProperties"] == json!(false) {
+                            *part = schemas[name].clone();
+                        }
+                    }
+                    if let Some(fields) = part.as_object_mut() {
+                        closed |= fields.remove("additionalProperties") == Some(json!(false));
+                    }
+                }
+                if closed {
+                    map.insert("unevaluatedProperties".into(), json!(false));
+                }
+            }
+            map.values_mut().for_each(|v| close_flattened(v, schemas));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| close_flattened(v, schemas)),
+        _ => {}
+    }
+}
+
+/// `/mcp` is served by the MCP SDK's transport, not by a handler of ours,
+/// so its operations are written out here.
+fn mcp_path_item() -> Value {
+    let session = json!({
+        "name": "Mcp-Session-Id", "in": "header", "required": false,
+        "description": "The MCP session, from the `initialize` response; it belongs to the tenant that made it",
+        "schema": {"type": "string"},
+    });
+    let rpc = json!({"type": "object", "description": "A JSON-RPC 2.0 message (or batch)"});
+    let not_found = json!({
+        "description": "Unknown session, or another tenant's",
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    });
+    json!({
+        "post": {
+            "tags": ["mcp"],
+            "operationId": "mcp_post",
+            "summary": "Model Context Protocol, streamable HTTP transport",
+            "description": "JSON-RPC requests of the MCP protocol: `initialize`, `tools/list`, \
+                `tools/call`, `resources/list`, `resources/read`, … The tools act on the \
+                caller's tenant with the caller's key.",
+            "parameters": [session],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": rpc}}},
+            "responses": {
+                "200": {
+                    "description": "The JSON-RPC response, as JSON or as an event stream",
+                    "content": {
+                        "application/json": {"schema": rpc},
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                },
+                "202": {"description": "A notification or response was accepted"},
+                "404": not_found,
+            },
+        },
+        "get": {
+            "tags": ["mcp"],
+            "operationId": "mcp_get",
+            "summary": "The session's stream of server messages",
+            "parameters": [session],
+            "responses": {
+                "200": {
+                    "description": "Server-sent events",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                "404": not_found,
+                "405": {"description": "This server offers no stream outside a request"},
+            },
+        },
+        "delete": {
+            "tags": ["mcp"],
+            "operationId": "mcp_delete",
+            "summary": "Ends the MCP session",
+            "parameters": [session],
+            "responses": {"200": {"description": "Ended"}, "204": {"description": "Ended"}, "404": not_found},
+        },
+    })
+}
+
+/// The OpenAPI 3.1 document of this server.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)),
+)]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
+/// The docs page lives under `/docs/`.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "meta",
+    security(()),
+    responses((status = 308, description = "Redirect to `/docs/`")),
+)]
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/docs/"))
+        .finish()
+}
+
+/// The interactive API documentation (Swagger UI) and its files.
+#[utoipa::path(
+    get,
+    path = "/docs/{file}",
+    tag = "meta",
+    security(()),
+    params(("file" = String, Path, description = "A file of the page; empty for the page itself")),
+    responses(
+        (status = 200, description = "The page or one of its files", content_type = "text/html"),
+        (status = 404, description = "No such file", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn docs_file(file: web::Path<String>) -> HttpResponse {
+    static CONFIG: OnceLock<Arc<utoipa_swagger_ui::Config<'static>>> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        Arc::new(
+            utoipa_swagger_ui::Config::new([DOCUMENT_PATH])
+                // The public validator badge would be fetched from the internet.
+                .validator_url("none")
+                .persist_authorization(true),
+        )
+    });
+    match utoipa_swagger_ui::serve(&file, config.clone()) {
+        Ok(Some(found)) => {
+            let mut res = HttpResponse::Ok();
+            if found.gzpipped {
+                res.insert_header((header::CONTENT_ENCODING, "gzip"));
+            }
+            res.content_type(found.content_type)
+                .body(found.bytes.into_owned())
+        }
+        Ok(None) => HttpResponse::NotFound().finish(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serve the docs page");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
