@@ -48,7 +48,7 @@ pub struct AppState {
     pub rate_limits: crate::security::rate_limit::RateLimits,
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig, mcp_server: &mcp::McpServer) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(JSON_LIMIT)
@@ -71,12 +71,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/models", web::get().to(openai::list_models)),
     )
     // MCP (streamable HTTP transport).
-    .service(
-        web::resource("/mcp")
-            .route(web::post().to(mcp::post_mcp))
-            .route(web::get().to(mcp::get_mcp))
-            .route(web::delete().to(mcp::delete_mcp)),
-    )
+    .service(mcp::scope(mcp_server))
     .service(
         web::scope("/api/v1")
             .wrap(actix_web::middleware::from_fn(
