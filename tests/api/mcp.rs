@@ -145,7 +145,23 @@ async fn mcp_requires_a_key_and_a_session_of_the_same_tenant() {
         .unwrap();
     assert_problem(res, 401, "unauthorized").await;
 
-    let res = mcp_post(&app, ALICE, init).send().await.unwrap();
+    // The transport's own refusals are problems too, with its reason.
+    let res = app.post("/mcp", ALICE, init.clone()).send().await.unwrap();
+    let problem = assert_problem(res, 406, "http-error").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("text/event-stream"),
+        "{problem}"
+    );
+
+    // Served under any host name (the key is the access control).
+    let res = mcp_post(&app, ALICE, init)
+        .header("Host", "mcp.example.com")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let session = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     let reply = rpc_reply(res, 1).await;
@@ -177,7 +193,8 @@ async fn mcp_requires_a_key_and_a_session_of_the_same_tenant() {
     assert_problem(res, 404, "not-found").await;
     // Anything but `initialize` needs a session.
     let res = mcp_post(&app, ALICE, list.clone()).send().await.unwrap();
-    assert_problem(res, 400, "bad-request").await;
+    let problem = assert_problem(res, 400, "bad-request").await;
+    assert!(problem["detail"].as_str().unwrap().contains("Session ID"));
     // Bodies are limited like the REST API's.
     let big = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list",
         "params": {"pad": "x".repeat(3 * 1024 * 1024)}});
@@ -186,7 +203,7 @@ async fn mcp_requires_a_key_and_a_session_of_the_same_tenant() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 413);
+    assert_problem(res, 413, "payload-too-large").await;
 
     let res = mcp_post(&app, ALICE, list.clone())
         .header("Mcp-Session-Id", &session)
@@ -226,4 +243,44 @@ async fn mcp_requires_a_key_and_a_session_of_the_same_tenant() {
         .await
         .unwrap();
     assert_problem(res, 404, "not-found").await;
+}
+
+/// Clients of the sessionless revision (2026-07-28) get no MCP session:
+/// each request stands on its own key.
+#[actix_web::test]
+async fn mcp_sessionless_requests_act_with_their_own_key() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    app.create_session(ALICE, "alices").await;
+    app.create_session(BOB, "bobs").await;
+    let call = |id: i64| {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "list_sessions", "arguments": {},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {},
+                          "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"}}}})
+    };
+    let send = |key: &str, id: i64| {
+        mcp_post(&app, key, call(id))
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", "list_sessions")
+            .send()
+    };
+    for (key, id, name) in [(ALICE, 1, "alices"), (BOB, 2, "bobs")] {
+        let res = send(key, id).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(!res.headers().contains_key("mcp-session-id"));
+        let reply = rpc_reply(res, id).await;
+        let result = &reply["result"];
+        assert_eq!(result["isError"], false, "{reply}");
+        let names: Vec<&str> = result["structuredContent"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [name]);
+    }
+    let res = send("cca_not-a-key", 3).await.unwrap();
+    assert_problem(res, 401, "unauthorized").await;
 }

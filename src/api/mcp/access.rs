@@ -15,6 +15,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::session::SessionManager;
 
 use super::owners::SessionOwners;
+use super::problem;
 use crate::error::ApiError;
 use crate::security::auth::Caller;
 
@@ -94,5 +95,5 @@ pub async fn gate(
         }
         None => {}
     }
-    Ok(res)
+    Ok(problem::from_sdk(res).await)
 }

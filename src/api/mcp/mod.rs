@@ -5,6 +5,7 @@
 //!
 //! - `access.rs`: API key and session ownership, before the SDK sees a request
 //! - `owners.rs`: the bounded map of which tenant opened each session
+//! - `problem.rs`: the SDK's transport errors as problem documents
 //! - `server.rs`: the SDK handler (tools, resources)
 //! - `tools.rs`: each tool and resource as a REST call
 //! - `forward.rs`: how that call reaches the REST API as the caller
@@ -12,6 +13,7 @@
 mod access;
 mod forward;
 mod owners;
+mod problem;
 mod server;
 mod tools;
 
