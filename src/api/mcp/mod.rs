@@ -1,7 +1,8 @@
 //! MCP server at `/mcp`: the Model Context Protocol's streamable HTTP
 //! transport, spoken by the official Rust SDK (`rmcp`) and mounted in
 //! actix-web by `rmcp-actix-web`, in stateful mode (sessions named by the
-//! `Mcp-Session-Id` header).
+//! `Mcp-Session-Id` header; requests of the sessionless protocol revision
+//! are served one by one).
 //!
 //! - `access.rs`: API key and session ownership, before the SDK sees a request
 //! - `owners.rs`: the bounded map of which tenant opened each session

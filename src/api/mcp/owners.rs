@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 /// Most MCP sessions one tenant keeps open.
-pub const MAX_PER_TENANT: usize = 100;
+const MAX_PER_TENANT: usize = 100;
 /// Most MCP sessions kept in all.
-pub const MAX_TOTAL: usize = 10_000;
+const MAX_TOTAL: usize = 10_000;
 
 /// Session id → owning tenant, shared by every worker.
 pub struct SessionOwners {
