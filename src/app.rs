@@ -29,6 +29,8 @@ pub struct Application {
     shutdown_grace: std::time::Duration,
     /// The `/metrics` listener (`METRICS_ADDR`), already running.
     metrics: Option<(u16, actix_web::dev::ServerHandle)>,
+    /// Its sessions and open streams end at shutdown.
+    mcp: api::mcp::McpServer,
 }
 
 /// Name of the generated webhook secret in `server_secrets`.
@@ -156,15 +158,15 @@ impl Application {
             }
             None => None,
         };
-        let mcp_sessions = web::Data::new(api::mcp::McpSessions::default());
+        let mcp = api::mcp::McpServer::new();
+        let mcp_server = mcp.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .app_data(mcp_sessions.clone())
                 .app_data(templates.clone())
                 .wrap(middleware::from_fn(api::middleware::request_context))
                 .wrap(middleware::from_fn(crate::metrics::track_http))
-                .configure(api::routes)
+                .configure(|cfg| api::routes(cfg, &mcp_server))
                 .default_service(web::to(|| async {
                     actix_web::HttpResponse::NotFound().finish()
                 }))
@@ -183,6 +185,7 @@ impl Application {
             cli_version,
             shutdown_grace: settings.shutdown_grace,
             metrics,
+            mcp,
         })
     }
 
@@ -224,6 +227,8 @@ impl Application {
         }
         // No new connections from here; in-flight requests may finish.
         let stopping = handle.stop(true);
+        // An MCP stream never finishes on its own: end them all.
+        self.mcp.shutdown();
         let deadline = std::time::Instant::now() + self.shutdown_grace;
         let _ = self.supervisor.send(DrainAll { deadline }).await;
         let _ = self.supervisor.send(ShutdownAll).await;

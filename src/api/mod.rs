@@ -105,18 +105,16 @@ fn api_v1_routes() -> RouteTable {
     )
 }
 
-/// Routes served by a mounted service rather than the tables above.
-const MOUNTED_ROUTES: &[(&str, &str)] = &[("post", "/mcp"), ("get", "/mcp"), ("delete", "/mcp")];
-
 /// `(method, path)` of every route the server serves, paths in OpenAPI form.
 pub fn served_routes() -> Vec<(&'static str, String)> {
     let tables = [root_routes(), api_v1_routes()];
     let mut all: Vec<_> = tables.iter().flat_map(RouteTable::listing).collect();
-    all.extend(MOUNTED_ROUTES.iter().map(|(m, p)| (*m, (*p).to_owned())));
+    // Served by the MCP SDK's transport rather than a table.
+    all.extend(mcp::ROUTES.iter().map(|(m, p)| (*m, (*p).to_owned())));
     all
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig, mcp_server: &mcp::McpServer) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(JSON_LIMIT)
@@ -130,12 +128,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }))
     .configure(root_routes().register)
     // MCP (streamable HTTP transport).
-    .service(
-        web::resource("/mcp")
-            .route(web::post().to(mcp::post_mcp))
-            .route(web::get().to(mcp::get_mcp))
-            .route(web::delete().to(mcp::delete_mcp)),
-    )
+    .service(mcp::scope(mcp_server))
     .service(
         web::scope(API_V1)
             .wrap(actix_web::middleware::from_fn(

@@ -143,7 +143,6 @@ fn complete(doc: &mut Value) {
     let kinds: Vec<String> = PROBLEM_KINDS.iter().map(|k| problem_type(k)).collect();
     components["schemas"]["Problem"]["properties"]["type"]["enum"] = json!(kinds);
     doc["security"] = json!([{"api_key": []}, {"bearer": []}]);
-    doc["paths"]["/mcp"] = mcp_path_item();
 
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -171,6 +170,8 @@ fn complete(doc: &mut Value) {
             operation["responses"] = Value::Object(responses);
         }
     }
+    // Added after the shared responses: `/mcp` is not rate-limited.
+    paths.insert("/mcp".into(), mcp_path_item());
 }
 
 /// A struct that flattens one with `deny_unknown_fields` comes out as an
@@ -215,30 +216,36 @@ fn mcp_path_item() -> Value {
         "schema": {"type": "string"},
     });
     let rpc = json!({"type": "object", "description": "A JSON-RPC 2.0 message (or batch)"});
-    let not_found = json!({
-        "description": "Unknown session, or another tenant's",
-        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    });
+    let problem = |description: &str| {
+        json!({
+            "description": description,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        })
+    };
+    let not_found = problem("Unknown session, or another tenant's");
+    let unauthorized = json!({"$ref": "#/components/responses/Unauthorized"});
     json!({
         "post": {
             "tags": ["mcp"],
             "operationId": "mcp_post",
             "summary": "Model Context Protocol, streamable HTTP transport",
-            "description": "JSON-RPC requests of the MCP protocol: `initialize`, `tools/list`, \
-                `tools/call`, `resources/list`, `resources/read`, … The tools act on the \
+            "description": "JSON-RPC messages of the MCP protocol: `initialize`, `tools/list`, \
+                `tools/call`, `resources/list`, `resources/read`, … Send \
+                `Accept: application/json, text/event-stream`. The tools act on the \
                 caller's tenant with the caller's key.",
             "parameters": [session],
             "requestBody": {"required": true, "content": {"application/json": {"schema": rpc}}},
             "responses": {
                 "200": {
-                    "description": "The JSON-RPC response, as JSON or as an event stream",
-                    "content": {
-                        "application/json": {"schema": rpc},
-                        "text/event-stream": {"schema": {"type": "string"}},
-                    },
+                    "description": "The JSON-RPC response, as an event stream",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
                 "202": {"description": "A notification or response was accepted"},
+                "400": problem("No session id on a request other than `initialize`"),
+                "401": unauthorized,
                 "404": not_found,
+                "406": problem("The `Accept` header does not allow an event stream"),
+                "413": problem("The body is larger than 2 MiB"),
             },
         },
         "get": {
@@ -251,8 +258,8 @@ fn mcp_path_item() -> Value {
                     "description": "Server-sent events",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
+                "401": unauthorized,
                 "404": not_found,
-                "405": {"description": "This server offers no stream outside a request"},
             },
         },
         "delete": {
@@ -260,7 +267,7 @@ fn mcp_path_item() -> Value {
             "operationId": "mcp_delete",
             "summary": "Ends the MCP session",
             "parameters": [session],
-            "responses": {"200": {"description": "Ended"}, "204": {"description": "Ended"}, "404": not_found},
+            "responses": {"202": {"description": "Ended"}, "401": unauthorized, "404": not_found},
         },
     })
 }

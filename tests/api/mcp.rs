@@ -25,7 +25,8 @@ async fn mcp_python_client_uses_tools_and_resources() {
 
     let init = step(&lines, "init");
     assert_eq!(init["server"], "claude-code-api");
-    assert_eq!(init["version"], "2025-06-18");
+    // The newest version the client speaks: the SDK speaks it too.
+    assert_eq!(init["version"], init["client_version"]);
     assert!(init["session_id"].as_str().is_some_and(|s| !s.is_empty()));
     let tools: Vec<&str> = step(&lines, "tools")
         .as_array()
@@ -108,6 +109,22 @@ async fn mcp_python_client_uses_tools_and_resources() {
     );
 }
 
+/// A POST to `/mcp` as an MCP client sends it.
+fn mcp_post(app: &TestApp, key: &str, body: Value) -> reqwest::RequestBuilder {
+    app.post("/mcp", key, body)
+        .header("Accept", "application/json, text/event-stream")
+}
+
+/// The JSON-RPC message answering `id` in an SSE response body.
+async fn rpc_reply(res: reqwest::Response, id: i64) -> Value {
+    let body = res.text().await.unwrap();
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|m| m["id"] == id)
+        .unwrap_or_else(|| panic!("no reply to {id} in {body:?}"))
+}
+
 #[actix_web::test]
 async fn mcp_requires_a_key_and_a_session_of_the_same_tenant() {
     let app = TestApp::spawn_with(Options::fake()).await;
@@ -122,27 +139,148 @@ async fn mcp_requires_a_key_and_a_session_of_the_same_tenant() {
         .await
         .unwrap();
     assert_problem(res, 401, "unauthorized").await;
-    let res = app.post("/mcp", ALICE, init).send().await.unwrap();
+    let res = mcp_post(&app, "cca_not-a-key", init.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+
+    // The transport's own refusals are problems too, with its reason.
+    let res = app.post("/mcp", ALICE, init.clone()).send().await.unwrap();
+    let problem = assert_problem(res, 406, "http-error").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("text/event-stream"),
+        "{problem}"
+    );
+
+    // Served under any host name (the key is the access control).
+    let res = mcp_post(&app, ALICE, init)
+        .header("Host", "mcp.example.com")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let session = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let reply = rpc_reply(res, 1).await;
+    assert_eq!(reply["result"]["serverInfo"]["name"], "claude-code-api");
+    assert_eq!(reply["result"]["protocolVersion"], "2025-06-18");
+
     let list = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
-    // Bob cannot use Alice's MCP session.
-    let res = app
-        .post("/mcp", BOB, list.clone())
+    // Bob can neither use nor end Alice's MCP session, nor listen on it.
+    let res = mcp_post(&app, BOB, list.clone())
         .header("Mcp-Session-Id", &session)
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 404);
-    let res = app.post("/mcp", ALICE, list.clone()).send().await.unwrap();
-    assert_eq!(res.status(), 400);
+    assert_problem(res, 404, "not-found").await;
     let res = app
-        .post("/mcp", ALICE, list)
+        .delete("/mcp", BOB)
+        .header("Mcp-Session-Id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not-found").await;
+    let res = app
+        .get("/mcp", BOB)
+        .header("Accept", "text/event-stream")
+        .header("Mcp-Session-Id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not-found").await;
+    // Anything but `initialize` needs a session.
+    let res = mcp_post(&app, ALICE, list.clone()).send().await.unwrap();
+    let problem = assert_problem(res, 400, "bad-request").await;
+    assert!(problem["detail"].as_str().unwrap().contains("Session ID"));
+    // Bodies are limited like the REST API's.
+    let big = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list",
+        "params": {"pad": "x".repeat(3 * 1024 * 1024)}});
+    let res = mcp_post(&app, ALICE, big)
+        .header("Mcp-Session-Id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 413, "payload-too-large").await;
+
+    let res = mcp_post(&app, ALICE, list.clone())
         .header("Mcp-Session-Id", &session)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 9);
+    let reply = rpc_reply(res, 2).await;
+    assert_eq!(reply["result"]["tools"].as_array().unwrap().len(), 9);
+
+    // GET opens the session's server-to-client stream.
+    let res = app
+        .get("/mcp", ALICE)
+        .header("Accept", "text/event-stream")
+        .header("Mcp-Session-Id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    drop(res);
+
+    // DELETE ends it; the id is then unknown.
+    let res = app
+        .delete("/mcp", ALICE)
+        .header("Mcp-Session-Id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let res = mcp_post(&app, ALICE, list)
+        .header("Mcp-Session-Id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not-found").await;
+}
+
+/// Clients of the sessionless revision (2026-07-28) get no MCP session:
+/// each request stands on its own key.
+#[actix_web::test]
+async fn mcp_sessionless_requests_act_with_their_own_key() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    app.create_session(ALICE, "alices").await;
+    app.create_session(BOB, "bobs").await;
+    let call = |id: i64| {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "list_sessions", "arguments": {},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {},
+                          "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"}}}})
+    };
+    let send = |key: &str, id: i64| {
+        mcp_post(&app, key, call(id))
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", "list_sessions")
+            .send()
+    };
+    for (key, id, name) in [(ALICE, 1, "alices"), (BOB, 2, "bobs")] {
+        let res = send(key, id).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(!res.headers().contains_key("mcp-session-id"));
+        let reply = rpc_reply(res, id).await;
+        let result = &reply["result"];
+        assert_eq!(result["isError"], false, "{reply}");
+        let names: Vec<&str> = result["structuredContent"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [name]);
+    }
+    let res = send("cca_not-a-key", 3).await.unwrap();
+    assert_problem(res, 401, "unauthorized").await;
 }

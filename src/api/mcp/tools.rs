@@ -1,9 +1,11 @@
-//! The MCP tools and resources: a thin adapter over the REST API. Each call
-//! is forwarded to this same server on the address the client reached,
-//! with the caller's own key and request id, so tools share every
-//! validation, tenant scope, queue and error of the REST routes; no turn or
-//! session logic is duplicated here.
+//! The MCP tools and resources, and the REST call each one becomes: a thin
+//! adapter over the REST API, so tools share every validation, tenant
+//! scope, queue and error of the REST routes; no turn or session logic is
+//! duplicated here.
 
+use std::sync::Arc;
+
+use rmcp::model::{JsonObject, Resource, ResourceTemplate, Tool};
 use serde_json::{json, Map, Value};
 
 use crate::api::sessions::validate_name;
@@ -18,7 +20,7 @@ pub struct Call {
 }
 
 /// `tools/list`: name, description, input schema.
-pub fn definitions() -> Value {
+pub fn definitions() -> Vec<Tool> {
     let s = |t: &str, d: &str| json!({"type": t, "description": d});
     let name = s(
         "string",
@@ -90,17 +92,17 @@ pub fn definitions() -> Value {
             vec!["session", "id"],
         ),
     ];
-    let tools: Vec<Value> = tools
+    tools
         .into_iter()
         .map(|(name, description, properties, required)| {
-            json!({
-                "name": name,
-                "description": description,
-                "inputSchema": {"type": "object", "properties": properties, "required": required},
-            })
+            let schema = json!({"type": "object", "properties": properties, "required": required});
+            let schema: JsonObject = match schema {
+                Value::Object(fields) => fields,
+                _ => JsonObject::new(),
+            };
+            Tool::new(name, description, Arc::new(schema))
         })
-        .collect();
-    json!({ "tools": tools })
+        .collect()
 }
 
 fn text(args: &Map<String, Value>, key: &str) -> Result<String, String> {
@@ -144,8 +146,26 @@ fn body(args: &Map<String, Value>, keys: &[&str]) -> Value {
     Value::Object(fields)
 }
 
-/// The REST call of a tool, or why the arguments do not make one.
-pub fn call(tool: &str, args: &Map<String, Value>) -> Result<Call, String> {
+/// Why a `tools/call` makes no REST call.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("unknown tool {0:?}")]
+    Unknown(String),
+    /// The arguments do not make a call; the message is for the caller.
+    #[error("{0}")]
+    Arguments(String),
+}
+
+/// The REST call of a tool.
+pub fn call(tool: &str, args: &Map<String, Value>) -> Result<Call, ToolError> {
+    rest_call(tool, args)
+        .map_err(ToolError::Arguments)?
+        .ok_or_else(|| ToolError::Unknown(tool.to_owned()))
+}
+
+/// The REST call of a tool (`None` for an unknown tool), or why the
+/// arguments do not make one.
+fn rest_call(tool: &str, args: &Map<String, Value>) -> Result<Option<Call>, String> {
     use reqwest::Method;
     let seg = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
     let c = |method, segments, query, body| Call {
@@ -154,7 +174,7 @@ pub fn call(tool: &str, args: &Map<String, Value>) -> Result<Call, String> {
         query,
         body,
     };
-    Ok(match tool {
+    Ok(Some(match tool {
         "create_session" => c(
             Method::POST,
             seg(&["sessions"]),
@@ -229,27 +249,39 @@ pub fn call(tool: &str, args: &Map<String, Value>) -> Result<Call, String> {
                 None,
             )
         }
-        other => return Err(format!("unknown tool {other:?}")),
-    })
+        _ => return Ok(None),
+    }))
 }
 
 /// `resources/list`: the session list, the template list, and one entry per session.
-pub fn resource_list(sessions: &[Value]) -> Value {
+pub fn resource_list(sessions: &[Value]) -> Vec<Resource> {
+    let json = "application/json";
     let mut resources = vec![
-        json!({"uri": "cca://sessions", "name": "sessions", "title": "Sessions",
-               "description": "The caller's sessions", "mimeType": "application/json"}),
-        json!({"uri": "cca://templates", "name": "templates", "title": "Agent templates",
-               "description": "Templates sessions can be created from", "mimeType": "application/json"}),
+        Resource::new("cca://sessions", "sessions")
+            .with_title("Sessions")
+            .with_description("The caller's sessions")
+            .with_mime_type(json),
+        Resource::new("cca://templates", "templates")
+            .with_title("Agent templates")
+            .with_description("Templates sessions can be created from")
+            .with_mime_type(json),
     ];
-    for s in sessions {
-        if let Some(name) = s["name"].as_str() {
-            resources.push(
-                json!({"uri": format!("cca://sessions/{name}"), "name": name,
-                                  "description": "A session", "mimeType": "application/json"}),
-            );
-        }
-    }
-    json!({ "resources": resources })
+    resources.extend(sessions.iter().filter_map(|s| {
+        let name = s["name"].as_str()?;
+        Some(
+            Resource::new(format!("cca://sessions/{name}"), name)
+                .with_description("A session")
+                .with_mime_type(json),
+        )
+    }));
+    resources
+}
+
+/// `resources/templates/list`.
+pub fn resource_templates() -> Vec<ResourceTemplate> {
+    vec![ResourceTemplate::new("cca://sessions/{name}", "session")
+        .with_description("A session by name")
+        .with_mime_type("application/json")]
 }
 
 /// The REST call behind a resource URI.

@@ -4,6 +4,7 @@ import json
 import sys
 
 from mcp import ClientSession
+from mcp.types import LATEST_PROTOCOL_VERSION
 from mcp.client.streamable_http import streamablehttp_client
 from pydantic import AnyUrl
 
@@ -25,7 +26,7 @@ async def main():
         async with ClientSession(read, write) as s:
             init = await s.initialize()
             emit("init", {"server": init.serverInfo.name, "version": init.protocolVersion,
-                          "session_id": session_id()})
+                          "client_version": LATEST_PROTOCOL_VERSION, "session_id": session_id()})
             emit("tools", sorted(t.name for t in (await s.list_tools()).tools))
             emit("create", result(await s.call_tool("create_session", {"name": "mcp-s"})))
             emit("chat", result(await s.call_tool(
