@@ -198,6 +198,29 @@ async fn a_path_outside_the_workspace_is_denied_without_asking() {
 }
 
 #[actix_web::test]
+async fn a_symlink_out_of_the_workspace_is_denied_without_asking() {
+    let app = TestApp::spawn().await;
+    asking_session(&app, "l").await;
+    let elsewhere = app.root.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, app.workspace("alice", "l").join("escape")).unwrap();
+    let turn = start_stream(&app, "l", "[[write escape/x.txt]]escape[[/write]]");
+    let events_turn = tokio::time::timeout(Duration::from_secs(60), turn)
+        .await
+        .unwrap()
+        .unwrap();
+    let kinds: Vec<&str> = events_turn.iter().map(|e| e.0.as_str()).collect();
+    assert!(!kinds.contains(&"permission_request"), "{kinds:?}");
+    let resolved = events_turn
+        .iter()
+        .find(|e| e.0 == "permission_resolved")
+        .unwrap();
+    assert_eq!(resolved.2["by"], "policy");
+    assert!(model_saw(&app, "outside the session's workspace"));
+    assert!(!elsewhere.join("x.txt").exists());
+}
+
+#[actix_web::test]
 async fn a_sync_chat_waiting_on_an_approval_answers_202_and_the_turn_goes_on() {
     let app = TestApp::spawn_with(Options::default().var("APPROVAL_HOLD_SECONDS", "1")).await;
     asking_session(&app, "s").await;

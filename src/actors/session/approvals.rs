@@ -333,22 +333,46 @@ fn notify_job_webhook(
 }
 
 /// The first path argument of a tool call that leaves `workspace`, if any.
-/// Relative paths are taken from the workspace; `..` is resolved lexically.
+/// Relative paths are taken from the workspace. Paths are compared as the
+/// file system resolves them, so a symlink inside the workspace that points
+/// out of it counts as outside. (A few `stat`s: cheap enough for the actor.)
 fn path_outside(input: &Value, workspace: &Path) -> Option<String> {
-    let root = normalize(workspace);
+    let root = real_path(workspace);
     PATH_FIELDS
         .iter()
         .filter_map(|field| input.get(*field).and_then(Value::as_str))
         .find(|raw| {
             let path = Path::new(raw);
             let full = if path.is_absolute() {
-                normalize(path)
+                real_path(path)
             } else {
-                normalize(&workspace.join(path))
+                real_path(&workspace.join(path))
             };
             !full.starts_with(&root)
         })
         .map(str::to_owned)
+}
+
+/// `path` with every symlink of its longest existing prefix resolved; the
+/// part that does not exist yet (a file about to be written) cannot hold a
+/// symlink, so it is appended as written, `..` resolved lexically.
+fn real_path(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut missing = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            let mut full = real;
+            full.extend(missing.iter().rev());
+            return normalize(&full);
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                missing.push(name.to_owned());
+                existing = parent.to_path_buf();
+            }
+            _ => return normalize(path),
+        }
+    }
 }
 
 fn normalize(path: &Path) -> PathBuf {
@@ -401,5 +425,24 @@ mod tests {
             Some("/srv/ws/alice/s/../t/x.ipynb")
         );
         assert!(path_outside(&json!({"file_path": "/srv/ws/alice/sibling/x"}), ws).is_some());
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_workspace_is_outside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().join("ws");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir_all(ws.join("inner")).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, ws.join("escape")).unwrap();
+        std::os::unix::fs::symlink(ws.join("inner"), ws.join("alias")).unwrap();
+        let outside = |raw: &str| path_outside(&json!({ "file_path": raw }), &ws);
+        assert_eq!(outside("escape/new.txt").as_deref(), Some("escape/new.txt"));
+        assert!(outside(&format!("{}/escape/a/b.txt", ws.display())).is_some());
+        // A link that stays inside, and paths not created yet, are fine.
+        assert_eq!(outside("alias/x.txt"), None);
+        assert_eq!(outside("new/dir/x.txt"), None);
+        assert_eq!(outside("inner/../y.txt"), None);
+        assert!(outside("new/../../z.txt").is_some());
     }
 }
