@@ -12,6 +12,7 @@ pub mod error;
 pub mod files;
 pub mod jobs;
 pub mod metrics;
+pub mod redact;
 pub mod security;
 pub mod spec;
 pub mod telemetry;

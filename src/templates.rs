@@ -55,10 +55,12 @@ pub struct Template {
     )]
     pub disallowed_tools: Option<Vec<String>>,
     /// MCP servers by name, each as Claude Code's `mcpServers` entries
-    /// (`{command, args, env}` or `{type: http, url}`).
+    /// (`{command, args, env}` or `{type: http, url}`); `env` and `headers`
+    /// values are `[redacted]` except to admin keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_servers: Option<BTreeMap<String, Value>>,
-    /// Extra environment of this template's CLI processes only.
+    /// Extra environment of this template's CLI processes only; values are
+    /// `[redacted]` except to admin keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
 }
@@ -97,6 +99,13 @@ fn valid_env_name(name: &str) -> bool {
 }
 
 impl Template {
+    /// As clients other than admins see it: credentials redacted.
+    pub fn redacted(mut self) -> Template {
+        crate::redact::env(&mut self.env);
+        crate::redact::mcp_servers(&mut self.mcp_servers);
+        self
+    }
+
     /// Parses one file's text; `name` is its stem.
     pub fn parse(name: &str, text: &str) -> Result<Template, String> {
         let mut template: Template = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;

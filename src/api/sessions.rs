@@ -76,8 +76,12 @@ pub struct SessionData {
 
 impl From<Session> for SessionData {
     fn from(s: Session) -> Self {
+        let mut spec: SessionSpec = serde_json::from_str(&s.spec).unwrap_or_default();
+        // A template's credentials reach the CLI, never a client.
+        crate::redact::env(&mut spec.env);
+        crate::redact::mcp_servers(&mut spec.mcp_servers);
         SessionData {
-            spec: serde_json::from_str(&s.spec).unwrap_or_default(),
+            spec,
             id: s.id,
             name: s.name,
             workspace: s.workspace,

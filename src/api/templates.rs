@@ -23,16 +23,17 @@ use crate::templates::{Template, Templates};
 pub async fn list_templates(
     req: HttpRequest,
     templates: web::Data<Templates>,
-    _caller: Caller,
+    caller: Caller,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.validate()?;
     let all = templates.all();
     let total = all.len() as i64;
-    let items: Vec<&Template> = all
+    let items: Vec<Template> = all
         .values()
         .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
         .take(usize::try_from(page.limit).unwrap_or(0))
+        .map(|t| shown_to(&caller, t.clone()))
         .collect();
     Ok(envelope::page(&req, items, &page, total))
 }
@@ -51,13 +52,22 @@ pub async fn list_templates(
 pub async fn get_template(
     req: HttpRequest,
     templates: web::Data<Templates>,
-    _caller: Caller,
+    caller: Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let template = templates
         .get(&name)
         .ok_or_else(|| ApiError::NotFound(format!("no template named {:?}", name.as_str())))?;
-    Ok(envelope::ok(&req, template))
+    Ok(envelope::ok(&req, shown_to(&caller, template)))
+}
+
+/// Credentials in full to admin keys only.
+fn shown_to(caller: &Caller, template: Template) -> Template {
+    if caller.is_admin() {
+        template
+    } else {
+        template.redacted()
+    }
 }
 
 /// What a reload found.

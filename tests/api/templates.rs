@@ -331,7 +331,7 @@ async fn template_env_and_mcp_servers_reach_only_that_sessions_cli() {
             "description: with env\n\
              permission_mode: bypassPermissions\n\
              env:\n  TEMPLATE_MARK: from-the-template\n\
-             mcp_servers:\n  probe:\n    command: {}\n",
+             mcp_servers:\n  probe:\n    command: {}\n    env:\n      PROBE_TOKEN: probe-secret\n",
             probe.display()
         ),
     )
@@ -382,4 +382,36 @@ async fn template_env_and_mcp_servers_reach_only_that_sessions_cli() {
         data["data"]["mcp_servers"]["probe"]["command"],
         probe.to_string_lossy().as_ref()
     );
+    // The credentials reached the CLI above; no client reads them back,
+    // except admins from the template itself.
+    assert_eq!(data["data"]["env"]["TEMPLATE_MARK"], "[redacted]");
+    assert_eq!(
+        data["data"]["mcp_servers"]["probe"]["env"]["PROBE_TOKEN"],
+        "[redacted]"
+    );
+    for (key, shown) in [
+        (ALICE, "[redacted]"),
+        (BOB, "[redacted]"),
+        (ADMIN, "from-the-template"),
+    ] {
+        let one: Value = app
+            .get("/api/v1/templates/envy", key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(one["data"]["env"]["TEMPLATE_MARK"], shown, "{one}");
+        let list = app
+            .get("/api/v1/templates", key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(list.contains("probe-secret"), key == ADMIN, "{list}");
+        assert_eq!(list.contains("from-the-template"), key == ADMIN);
+    }
 }
