@@ -146,6 +146,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    usage_daily (tenant_id, day) {
+        tenant_id -> Text,
+        day -> Date,
+        turns -> BigInt,
+        cost_micros -> BigInt,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+    }
+}
+
+diesel::table! {
     webhook_attempts (id) {
         id -> Text,
         delivery_id -> Text,
@@ -183,6 +194,7 @@ diesel::joinable!(jobs -> sessions (session_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(sessions -> tenants (tenant_id));
+diesel::joinable!(usage_daily -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -195,6 +207,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_secrets,
     sessions,
     tenants,
+    usage_daily,
     webhook_attempts,
     webhook_deliveries,
 );

@@ -351,6 +351,29 @@ async fn usage_adds_up_and_audit_records_who_did_what() {
     .await;
     assert_eq!(bobs["turns"], 1);
 
+    // What a session used outlives it.
+    let res = app
+        .delete("/api/v1/sessions/u", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let after = data(app.get("/api/v1/usage", ALICE).send().await.unwrap()).await;
+    assert_eq!(after["sessions"], 0);
+    for field in [
+        "turns",
+        "cost_micros",
+        "input_tokens",
+        "output_tokens",
+        "days",
+    ] {
+        assert_eq!(after[field], usage[field], "{field} after the delete");
+    }
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM usage_daily WHERE tenant_id = 'alice'"),
+        1
+    );
+
     let audit = data(
         app.get("/api/v1/audit?limit=100", ALICE)
             .send()

@@ -52,6 +52,16 @@ pub fn record(conn: &mut DbConnection, turn: &TurnRecord) -> DbResult<bool> {
             turn.reserved_micros,
             turn.cost_micros,
         )?;
+        super::usage::add(
+            conn,
+            &turn.tenant_id,
+            super::usage::TurnUsage {
+                turns: i64::from(turn.counts_as_turn),
+                cost_micros: turn.cost_micros,
+                input_tokens: turn.input_tokens,
+                output_tokens: turn.output_tokens,
+            },
+        )?;
         match &turn.job {
             Some(done) => job::complete_and_notify(conn, done),
             None => Ok(false),

@@ -1,15 +1,16 @@
-//! Usage figures of a tenant: totals, jobs by state, and per day. Summed in
-//! Rust rather than SQL: `SUM(BIGINT)` has different types on the two
-//! backends, and the rows involved are few.
+//! Usage figures of a tenant: totals, jobs by state, and per day, from the
+//! `usage_daily` ledger that every stored turn adds to (so deleting a session
+//! keeps what it used). Summed in Rust rather than SQL: `SUM(BIGINT)` has
+//! different types on the two backends, and a tenant has one row per day.
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDateTime;
+use chrono::NaiveDate;
 use diesel::prelude::*;
 use serde::Serialize;
 
 use super::TenantId;
-use crate::db::schema::{jobs, messages, sessions, tenants};
+use crate::db::schema::{jobs, sessions, tenants, usage_daily};
 use crate::db::{DbConnection, DbResult};
 
 /// Days covered by `days`.
@@ -42,14 +43,10 @@ pub struct Usage {
 
 pub fn for_tenant(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<Usage> {
     let t = tenant.as_str();
-    let totals: Vec<(i64, i64, i64)> = sessions::table
+    let sessions: i64 = sessions::table
         .filter(sessions::tenant_id.eq(t))
-        .select((
-            sessions::turns,
-            sessions::input_tokens,
-            sessions::output_tokens,
-        ))
-        .load(conn)?;
+        .count()
+        .get_result(conn)?;
     let statuses: Vec<String> = jobs::table
         .filter(jobs::tenant_id.eq(t))
         .select(jobs::status)
@@ -59,59 +56,88 @@ pub fn for_tenant(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<Usage>
         .select(tenants::spent_micros)
         .first(conn)
         .optional()?;
-    let since = crate::db::now() - chrono::Duration::days(DAYS);
-    let owned = sessions::table
-        .filter(sessions::tenant_id.eq(t))
-        .select(sessions::id);
-    let answers: Vec<(NaiveDateTime, i64, Option<String>)> = messages::table
-        .filter(messages::session_id.eq_any(owned))
-        .filter(messages::role.eq("assistant"))
-        .filter(messages::created_at.ge(since))
-        .select((messages::created_at, messages::cost_micros, messages::usage))
+    let ledger: Vec<(NaiveDate, i64, i64, i64, i64)> = usage_daily::table
+        .filter(usage_daily::tenant_id.eq(t))
+        .order(usage_daily::day.asc())
+        .select((
+            usage_daily::day,
+            usage_daily::turns,
+            usage_daily::cost_micros,
+            usage_daily::input_tokens,
+            usage_daily::output_tokens,
+        ))
         .load(conn)?;
 
     let mut jobs_by_state = BTreeMap::new();
     for status in statuses {
         *jobs_by_state.entry(status).or_insert(0) += 1;
     }
-    let mut days: BTreeMap<String, Day> = BTreeMap::new();
-    for (at, cost, usage) in answers {
-        let date = at.date().to_string();
-        let day = days.entry(date.clone()).or_insert_with(|| Day {
-            date,
-            ..Day::default()
-        });
-        let (input, output) = tokens_of(usage.as_deref());
-        day.turns += 1;
-        day.cost_micros += cost;
-        day.input_tokens += input;
-        day.output_tokens += output;
-    }
+    let since = crate::db::now().date() - chrono::Duration::days(DAYS);
+    let days = ledger
+        .iter()
+        .filter(|row| row.0 > since)
+        .map(
+            |&(date, turns, cost_micros, input_tokens, output_tokens)| Day {
+                date: date.to_string(),
+                turns,
+                cost_micros,
+                input_tokens,
+                output_tokens,
+            },
+        )
+        .collect();
     Ok(Usage {
         tenant: t.to_owned(),
-        sessions: i64::try_from(totals.len()).unwrap_or(i64::MAX),
-        turns: totals.iter().map(|r| r.0).sum(),
-        input_tokens: totals.iter().map(|r| r.1).sum(),
-        output_tokens: totals.iter().map(|r| r.2).sum(),
+        sessions,
+        turns: ledger.iter().map(|r| r.1).sum(),
+        input_tokens: ledger.iter().map(|r| r.3).sum(),
+        output_tokens: ledger.iter().map(|r| r.4).sum(),
         jobs: jobs_by_state,
         cost_micros: spent.unwrap_or(0),
-        days: days.into_values().collect(),
+        days,
     })
 }
 
-/// Input (with cache) and output tokens of a stored usage object.
-fn tokens_of(usage: Option<&str>) -> (i64, i64) {
-    let Some(value) = usage.and_then(|u| serde_json::from_str::<serde_json::Value>(u).ok()) else {
-        return (0, 0);
+/// One turn's share of its tenant's day.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnUsage {
+    pub turns: i64,
+    pub cost_micros: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+/// Adds a turn to its tenant's day (UTC), in one atomic upsert: concurrent
+/// turns of a tenant never lose each other's counts. The same statement on
+/// both backends, run on each one's own connection because the multi-backend
+/// connection has no `ON CONFLICT`.
+pub fn add(conn: &mut DbConnection, tenant_id: &str, usage: TurnUsage) -> DbResult<()> {
+    let day = crate::db::now().date();
+    macro_rules! upsert {
+        ($conn:expr) => {
+            diesel::insert_into(usage_daily::table)
+                .values((
+                    usage_daily::tenant_id.eq(tenant_id),
+                    usage_daily::day.eq(day),
+                    usage_daily::turns.eq(usage.turns),
+                    usage_daily::cost_micros.eq(usage.cost_micros),
+                    usage_daily::input_tokens.eq(usage.input_tokens),
+                    usage_daily::output_tokens.eq(usage.output_tokens),
+                ))
+                .on_conflict((usage_daily::tenant_id, usage_daily::day))
+                .do_update()
+                .set((
+                    usage_daily::turns.eq(usage_daily::turns + usage.turns),
+                    usage_daily::cost_micros.eq(usage_daily::cost_micros + usage.cost_micros),
+                    usage_daily::input_tokens.eq(usage_daily::input_tokens + usage.input_tokens),
+                    usage_daily::output_tokens.eq(usage_daily::output_tokens + usage.output_tokens),
+                ))
+                .execute($conn)
+        };
+    }
+    match conn {
+        DbConnection::Postgres(pg) => upsert!(pg)?,
+        DbConnection::Sqlite(lite) => upsert!(lite)?,
     };
-    let get = |k: &str| {
-        value
-            .get(k)
-            .and_then(serde_json::Value::as_i64)
-            .unwrap_or(0)
-    };
-    (
-        get("input_tokens") + get("cache_creation_input_tokens") + get("cache_read_input_tokens"),
-        get("output_tokens"),
-    )
+    Ok(())
 }
