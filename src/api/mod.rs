@@ -54,15 +54,20 @@ pub struct AppState {
 /// Where the REST API lives; its routes are `api_v1_routes`.
 pub const API_V1: &str = "/api/v1";
 
-/// Routes outside `/api/v1`: health, the OpenAI-compatible surface (same
-/// keys, same tenants) and the documentation.
+/// Routes outside the API scopes, open to anyone: health and the documentation.
 fn root_routes() -> RouteTable {
     route_table!("";
         "/health" => { get: health::root_health },
-        "/v1/chat/completions" => { post: openai::chat_completions },
-        "/v1/models" => { get: openai::list_models },
         "/docs" => { get: openapi::docs_redirect },
         "/docs/{file:.*}" => { get: openapi::docs_file },
+    )
+}
+
+/// The OpenAI-compatible surface (same keys, tenants and rate limits).
+fn openai_routes() -> RouteTable {
+    route_table!("/v1";
+        "/chat/completions" => { post: openai::chat_completions },
+        "/models" => { get: openai::list_models },
     )
 }
 
@@ -107,7 +112,7 @@ fn api_v1_routes() -> RouteTable {
 
 /// `(method, path)` of every route the server serves, paths in OpenAPI form.
 pub fn served_routes() -> Vec<(&'static str, String)> {
-    let tables = [root_routes(), api_v1_routes()];
+    let tables = [root_routes(), openai_routes(), api_v1_routes()];
     let mut all: Vec<_> = tables.iter().flat_map(RouteTable::listing).collect();
     // Served by the MCP SDK's transport rather than a table.
     all.extend(mcp::ROUTES.iter().map(|(m, p)| (*m, (*p).to_owned())));
@@ -127,13 +132,17 @@ pub fn routes(cfg: &mut web::ServiceConfig, mcp_server: &mcp::McpServer) {
         crate::error::ApiError::NotFound(format!("no such resource: {err}")).into()
     }))
     .configure(root_routes().register)
-    // MCP (streamable HTTP transport).
+    // MCP (streamable HTTP transport), rate-limited inside.
     .service(mcp::scope(mcp_server))
-    .service(
-        web::scope(API_V1)
-            .wrap(actix_web::middleware::from_fn(
-                crate::security::rate_limit::middleware,
-            ))
-            .configure(api_v1_routes().register),
-    );
+    .service(limited(openai_routes()))
+    .service(limited(api_v1_routes()));
+}
+
+/// A table's routes in their scope, behind the per-key rate limit.
+fn limited(table: RouteTable) -> impl actix_web::dev::HttpServiceFactory {
+    web::scope(table.prefix)
+        .wrap(actix_web::middleware::from_fn(
+            crate::security::rate_limit::middleware,
+        ))
+        .configure(table.register)
 }

@@ -143,6 +143,7 @@ fn complete(doc: &mut Value) {
     let kinds: Vec<String> = PROBLEM_KINDS.iter().map(|k| problem_type(k)).collect();
     components["schemas"]["Problem"]["properties"]["type"]["enum"] = json!(kinds);
     doc["security"] = json!([{"api_key": []}, {"bearer": []}]);
+    doc["paths"]["/mcp"] = mcp_path_item();
 
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -170,8 +171,6 @@ fn complete(doc: &mut Value) {
             operation["responses"] = Value::Object(responses);
         }
     }
-    // Added after the shared responses: `/mcp` is not rate-limited.
-    paths.insert("/mcp".into(), mcp_path_item());
 }
 
 /// A struct that flattens one with `deny_unknown_fields` comes out as an
@@ -223,7 +222,6 @@ fn mcp_path_item() -> Value {
         })
     };
     let not_found = problem("Unknown session, or another tenant's");
-    let unauthorized = json!({"$ref": "#/components/responses/Unauthorized"});
     json!({
         "post": {
             "tags": ["mcp"],
@@ -242,7 +240,6 @@ fn mcp_path_item() -> Value {
                 },
                 "202": {"description": "A notification or response was accepted"},
                 "400": problem("No session id on a request other than `initialize`"),
-                "401": unauthorized,
                 "404": not_found,
                 "406": problem("The `Accept` header does not allow an event stream"),
                 "413": problem("The body is larger than 2 MiB"),
@@ -258,7 +255,6 @@ fn mcp_path_item() -> Value {
                     "description": "Server-sent events",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
-                "401": unauthorized,
                 "404": not_found,
             },
         },
@@ -267,7 +263,7 @@ fn mcp_path_item() -> Value {
             "operationId": "mcp_delete",
             "summary": "Ends the MCP session",
             "parameters": [session],
-            "responses": {"202": {"description": "Ended"}, "401": unauthorized, "404": not_found},
+            "responses": {"202": {"description": "Ended"}, "404": not_found},
         },
     })
 }

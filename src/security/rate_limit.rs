@@ -1,5 +1,6 @@
 //! Per-key rate limiting (GCRA via `governor`): `RATE_LIMIT_REQUESTS` per
-//! `RATE_LIMIT_WINDOW`, as middleware on every authenticated route, with
+//! `RATE_LIMIT_WINDOW`, as middleware on every authenticated route (REST,
+//! OpenAI-compatible and MCP), with
 //! `RateLimit-*` headers on every response and a 429 problem with
 //! `Retry-After` when the budget is spent. Keys are told apart by their hash,
 //! so a wrong key is limited too (no free guessing).
@@ -38,7 +39,14 @@ pub struct RateLimits {
     /// Limiters of tenants with their own quota, by (requests, window secs).
     custom: std::sync::Mutex<std::collections::HashMap<(u32, u64), std::sync::Arc<QuotaLimiter>>>,
     checks: std::sync::atomic::AtomicU64,
+    /// Marks this server's own calls to itself (an MCP tool calling the REST
+    /// API): the MCP request that made them was counted already. Random per
+    /// process, never shown to clients.
+    forward_token: String,
 }
+
+/// The header carrying `forward_token` on the server's calls to itself.
+pub const FORWARD_HEADER: &str = "x-cca-forward";
 
 /// What the limiter decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +68,20 @@ impl RateLimits {
             default: QuotaLimiter::new(requests, window),
             custom: std::sync::Mutex::new(std::collections::HashMap::new()),
             checks: std::sync::atomic::AtomicU64::new(0),
+            forward_token: uuid::Uuid::new_v4().simple().to_string(),
         }
+    }
+
+    pub fn forward_token(&self) -> &str {
+        &self.forward_token
+    }
+
+    /// Whether a request is one of this server's calls to itself.
+    fn is_forwarded(&self, req: &ServiceRequest) -> bool {
+        use subtle::ConstantTimeEq;
+        req.headers()
+            .get(FORWARD_HEADER)
+            .is_some_and(|v| bool::from(v.as_bytes().ct_eq(self.forward_token.as_bytes())))
     }
 
     /// Checks one request of a key, under its tenant's own quota if it has one.
@@ -151,6 +172,9 @@ pub async fn middleware(
     let quota = resolved.as_ref().and_then(|r| r.rate_limit);
     if let Some(resolved) = resolved {
         req.extensions_mut().insert(resolved);
+    }
+    if state.rate_limits.is_forwarded(&req) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
     }
     match state.rate_limits.check(&hash_key(&key), quota) {
         Decision::Limited {

@@ -284,3 +284,87 @@ async fn mcp_sessionless_requests_act_with_their_own_key() {
     let res = send("cca_not-a-key", 3).await.unwrap();
     assert_problem(res, 401, "unauthorized").await;
 }
+
+fn remaining(res: &reqwest::Response) -> i64 {
+    res.headers()["ratelimit-remaining"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn mcp_and_openai_requests_count_against_the_rate_limit_once() {
+    let app = TestApp::spawn_with(
+        Options::fake()
+            .var("RATE_LIMIT_REQUESTS", "6")
+            .var("RATE_LIMIT_WINDOW", "3600"),
+    )
+    .await;
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "t", "version": "0"}}});
+    let res = mcp_post(&app, ALICE, init).send().await.unwrap();
+    assert_eq!(remaining(&res), 5);
+    let session = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    rpc_reply(res, 1).await;
+    let initialized = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let res = mcp_post(&app, ALICE, initialized)
+        .header("Mcp-Session-Id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(remaining(&res), 4);
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "list_sessions", "arguments": {}}});
+    let res = mcp_post(&app, ALICE, call)
+        .header("Mcp-Session-Id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(remaining(&res), 3);
+    let reply = rpc_reply(res, 2).await;
+    assert_eq!(reply["result"]["isError"], false, "{reply}");
+    // The REST call the tool made was not counted a second time.
+    let res = app.get("/api/v1/sessions", ALICE).send().await.unwrap();
+    assert_eq!(remaining(&res), 2);
+    // The OpenAI-compatible routes share the same budget.
+    let res = app.get("/v1/models", ALICE).send().await.unwrap();
+    assert_eq!(remaining(&res), 1);
+    let res = app.get("/v1/models", ALICE).send().await.unwrap();
+    assert_eq!(remaining(&res), 0);
+    let res = app.get("/v1/models", ALICE).send().await.unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 429, "rate-limited").await;
+    let res = mcp_post(
+        &app,
+        ALICE,
+        serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "ping"}),
+    )
+    .header("Mcp-Session-Id", &session)
+    .send()
+    .await
+    .unwrap();
+    assert_problem(res, 429, "rate-limited").await;
+    // A wrong key is limited at /mcp as everywhere (no free guessing).
+    for _ in 0..6 {
+        let res = mcp_post(&app, "cca_guess", serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let res = mcp_post(&app, "cca_guess", serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 429, "rate-limited").await;
+    // A client cannot spare itself the limit by faking the internal mark.
+    let res = app
+        .get("/v1/models", ALICE)
+        .header("x-cca-forward", "guess")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 429, "rate-limited").await;
+}

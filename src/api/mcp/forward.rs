@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::tools::Call;
 use crate::api::middleware::RequestId;
 use crate::security::auth::presented_key;
+use crate::security::rate_limit::FORWARD_HEADER;
 
 /// What one MCP request needs to call the REST API as its caller.
 #[derive(Clone)]
@@ -16,6 +17,8 @@ pub struct Forward {
     base: url::Url,
     authorization: String,
     request_id: String,
+    /// Spares the call the rate limit: its MCP request was counted.
+    forward_token: String,
 }
 
 impl Forward {
@@ -28,10 +31,16 @@ impl Forward {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
+        let forward_token = req
+            .app_data::<actix_web::web::Data<crate::api::AppState>>()?
+            .rate_limits
+            .forward_token()
+            .to_owned();
         Some(Forward {
             base,
             authorization: format!("Bearer {key}"),
             request_id,
+            forward_token,
         })
     }
 
@@ -49,7 +58,8 @@ impl Forward {
         let mut request = client
             .request(call.method, url)
             .header("authorization", &self.authorization)
-            .header("x-request-id", &self.request_id);
+            .header("x-request-id", &self.request_id)
+            .header(FORWARD_HEADER, &self.forward_token);
         if let Some(body) = call.body {
             request = request.json(&body);
         }

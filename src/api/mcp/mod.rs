@@ -91,5 +91,9 @@ pub fn scope(mcp: &McpServer) -> impl HttpServiceFactory {
     web::scope("/mcp")
         .app_data(mcp.access.clone())
         .wrap(actix_web::middleware::from_fn(access::gate))
+        // Outermost: every MCP request counts, a refused key included.
+        .wrap(actix_web::middleware::from_fn(
+            crate::security::rate_limit::middleware,
+        ))
         .service(mcp.transport.clone().scope())
 }
