@@ -107,25 +107,29 @@ async fn admins_manage_tenants_and_keys_members_cannot() {
     assert_eq!(updated["budget_micros"], 7_500_000);
 }
 
+/// Runs the admin command (`keys …`, `tenants …`) as its own process on the
+/// app's database; returns what it printed.
+fn admin_cli(app: &TestApp, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.db.url)
+        .env("DATA_DIR", app.root.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[actix_web::test]
 async fn the_keys_command_creates_lists_and_revokes() {
     let app = TestApp::spawn_with(Options::fake()).await;
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &app.db.url)
-            .env("DATA_DIR", app.root.path().join("data"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = |args: &[&str]| admin_cli(&app, args);
     let printed = cli(&[
         "keys", "create", "--tenant", "dave", "--role", "admin", "--label", "ops",
     ]);
@@ -513,4 +517,120 @@ async fn a_chat_that_cannot_get_a_turn_in_time_is_a_429() {
     assert_eq!(app.wait_job(ALICE, "busy", &id, 60).await["status"], "done");
     // Once the permit is free, the chat goes through.
     app.chat_ok(ALICE, "other", "now please").await;
+}
+
+/// Sets alice's `max_running_turns` over the admin API.
+async fn set_turn_limit(app: &TestApp, limit: u32) {
+    let tenant = data(
+        app.client
+            .patch(app.url("/api/v1/admin/tenants/alice"))
+            .header("X-API-Key", ADMIN)
+            .json(&json!({ "max_running_turns": limit }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(tenant["max_running_turns"], limit);
+}
+
+/// Queues a job on `session`; returns its id.
+async fn start_job(app: &TestApp, session: &str, message: &str) -> String {
+    let (status, body) = app
+        .create_job(ALICE, session, json!({ "message": message }))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    body["data"]["id"].as_str().unwrap().to_string()
+}
+
+/// Waits for a job to end `done`; returns its `(started_at, completed_at)`.
+async fn ran(app: &TestApp, session: &str, id: &str) -> (String, String) {
+    let job = app.wait_job(ALICE, session, id, 90).await;
+    assert_eq!(job["status"], "done", "{job}");
+    (
+        job["started_at"].as_str().unwrap().to_string(),
+        job["completed_at"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn wait_running(app: &TestApp, session: &str, id: &str) {
+    let running = eventually(60, || async {
+        app.job(ALICE, session, id).await["status"] == "running"
+    })
+    .await;
+    assert!(running, "job {id} on {session} never ran");
+}
+
+/// Live sessions of the tenant: their actors and warm CLI processes exist
+/// before any limit below changes.
+async fn live_sessions(app: &TestApp, names: &[&str]) {
+    for name in names {
+        app.create_session(ALICE, name).await;
+        app.chat_ok(ALICE, name, "warm up").await;
+    }
+}
+
+#[actix_web::test]
+async fn a_raised_turn_limit_starts_the_waiting_turns_of_live_sessions_at_once() {
+    let app = TestApp::spawn().await;
+    set_turn_limit(&app, 1).await;
+    live_sessions(&app, &["up0", "up1"]).await;
+    let first = start_job(&app, "up0", "first [[slow 40 100]]").await;
+    wait_running(&app, "up0", &first).await;
+    let second = start_job(&app, "up1", "second [[slow 10 100]]").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        app.job(ALICE, "up1", &second).await["status"],
+        "queued",
+        "one permit: the second job waits"
+    );
+
+    set_turn_limit(&app, 2).await;
+    let second_ran = ran(&app, "up1", &second).await;
+    let first_ran = ran(&app, "up0", &first).await;
+    assert!(
+        second_ran.0 < first_ran.1,
+        "the waiting job started while the first ran: {first_ran:?} {second_ran:?}"
+    );
+
+    // Lowered again: the next turns of the same live sessions take turns.
+    set_turn_limit(&app, 1).await;
+    let third = start_job(&app, "up0", "third [[slow 10 100]]").await;
+    let fourth = start_job(&app, "up1", "fourth [[slow 10 100]]").await;
+    let mut spans = vec![
+        ran(&app, "up0", &third).await,
+        ran(&app, "up1", &fourth).await,
+    ];
+    spans.sort();
+    assert!(spans[1].0 >= spans[0].1, "overlap: {spans:?}");
+}
+
+#[actix_web::test]
+async fn a_lowered_turn_limit_holds_new_turns_of_live_sessions_until_enough_finish() {
+    let app = TestApp::spawn().await;
+    set_turn_limit(&app, 2).await;
+    live_sessions(&app, &["down0", "down1", "down2"]).await;
+    let short = start_job(&app, "down0", "short [[slow 20 100]]").await;
+    let long = start_job(&app, "down1", "long [[slow 40 100]]").await;
+    wait_running(&app, "down0", &short).await;
+    wait_running(&app, "down1", &long).await;
+
+    // The admin command is another process: the server reads the new limit
+    // from the database when the next turn asks for a permit.
+    let printed = admin_cli(
+        &app,
+        &["tenants", "update", "alice", "--max-running-turns", "1"],
+    );
+    assert!(printed.contains("max_running_turns 1"), "{printed}");
+    let next = start_job(&app, "down2", "next").await;
+
+    let next_ran = ran(&app, "down2", &next).await;
+    let short_ran = ran(&app, "down0", &short).await;
+    let long_ran = ran(&app, "down1", &long).await;
+    // Two ran under a limit of one: the next turn waited for both, not
+    // just for the first to finish.
+    assert!(
+        next_ran.0 >= short_ran.1 && next_ran.0 >= long_ran.1,
+        "{next_ran:?} started before {short_ran:?} and {long_ran:?} both ended"
+    );
 }
