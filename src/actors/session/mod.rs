@@ -3,6 +3,7 @@
 //! waits its turn (the CLI would merge it into the running one otherwise).
 
 pub mod approvals;
+mod cancel;
 mod handlers;
 pub mod hub;
 pub mod messages;
