@@ -543,14 +543,34 @@ async fn start_job(app: &TestApp, session: &str, message: &str) -> String {
     body["data"]["id"].as_str().unwrap().to_string()
 }
 
-/// Waits for a job to end `done`; returns its `(started_at, completed_at)`.
-async fn ran(app: &TestApp, session: &str, id: &str) -> (String, String) {
+async fn wait_done(app: &TestApp, session: &str, id: &str) {
     let job = app.wait_job(ALICE, session, id, 90).await;
     assert_eq!(job["status"], "done", "{job}");
-    (
-        job["started_at"].as_str().unwrap().to_string(),
-        job["completed_at"].as_str().unwrap().to_string(),
-    )
+}
+
+/// Whether job `later` started after job `earlier` had ended, by the times
+/// the server stamped on their `job_status` events. Those follow the permit
+/// hand-off (a turn's end is emitted before its permit is given back), while
+/// the job row's `completed_at` is written a moment later and may trail the
+/// next job's `started_at`.
+fn started_after(app: &TestApp, later: &str, earlier: &str) -> bool {
+    let stamped = |id: &str, status: &str| {
+        app.query_i64(&format!(
+            "SELECT COUNT(*) AS n FROM events WHERE kind = 'job_status' \
+             AND payload LIKE '%{id}%' AND payload LIKE '%\"{status}\"%'"
+        ))
+    };
+    assert_eq!(stamped(later, "running"), 1, "{later} started once");
+    assert_eq!(stamped(earlier, "done"), 1, "{earlier} ended once");
+    let n = app.query_i64(&format!(
+        "SELECT COUNT(*) AS n FROM events s, events e \
+         WHERE s.kind = 'job_status' AND s.payload LIKE '%{later}%' \
+         AND s.payload LIKE '%\"running\"%' \
+         AND e.kind = 'job_status' AND e.payload LIKE '%{earlier}%' \
+         AND e.payload LIKE '%\"done\"%' \
+         AND s.created_at >= e.created_at"
+    ));
+    n == 1
 }
 
 async fn wait_running(app: &TestApp, session: &str, id: &str) {
@@ -586,23 +606,23 @@ async fn a_raised_turn_limit_starts_the_waiting_turns_of_live_sessions_at_once()
     );
 
     set_turn_limit(&app, 2).await;
-    let second_ran = ran(&app, "up1", &second).await;
-    let first_ran = ran(&app, "up0", &first).await;
+    wait_done(&app, "up1", &second).await;
+    wait_done(&app, "up0", &first).await;
     assert!(
-        second_ran.0 < first_ran.1,
-        "the waiting job started while the first ran: {first_ran:?} {second_ran:?}"
+        !started_after(&app, &second, &first),
+        "the waiting job started while the first ran"
     );
 
     // Lowered again: the next turns of the same live sessions take turns.
     set_turn_limit(&app, 1).await;
     let third = start_job(&app, "up0", "third [[slow 10 100]]").await;
     let fourth = start_job(&app, "up1", "fourth [[slow 10 100]]").await;
-    let mut spans = vec![
-        ran(&app, "up0", &third).await,
-        ran(&app, "up1", &fourth).await,
-    ];
-    spans.sort();
-    assert!(spans[1].0 >= spans[0].1, "overlap: {spans:?}");
+    wait_done(&app, "up0", &third).await;
+    wait_done(&app, "up1", &fourth).await;
+    assert!(
+        started_after(&app, &fourth, &third) || started_after(&app, &third, &fourth),
+        "one permit: they did not overlap"
+    );
 }
 
 #[actix_web::test]
@@ -624,13 +644,14 @@ async fn a_lowered_turn_limit_holds_new_turns_of_live_sessions_until_enough_fini
     assert!(printed.contains("max_running_turns 1"), "{printed}");
     let next = start_job(&app, "down2", "next").await;
 
-    let next_ran = ran(&app, "down2", &next).await;
-    let short_ran = ran(&app, "down0", &short).await;
-    let long_ran = ran(&app, "down1", &long).await;
+    wait_done(&app, "down2", &next).await;
+    wait_done(&app, "down0", &short).await;
+    wait_done(&app, "down1", &long).await;
     // Two ran under a limit of one: the next turn waited for both, not
     // just for the first to finish.
+    assert!(started_after(&app, &next, &short));
     assert!(
-        next_ran.0 >= short_ran.1 && next_ran.0 >= long_ran.1,
-        "{next_ran:?} started before {short_ran:?} and {long_ran:?} both ended"
+        started_after(&app, &next, &long),
+        "the next turn started before the second running one ended"
     );
 }
