@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::actors::session::turn::micros_to_usd;
+use crate::actors::session::turn::{micros_to_usd, Turn};
 use crate::api::envelope::timestamp;
 use crate::db::models::job::Job;
 
@@ -96,26 +96,29 @@ pub async fn dispatch(
     job: &Job,
 ) -> Result<(), String> {
     use crate::actors::session::messages::Enqueue;
-    use crate::actors::session::turn::Turn;
     use crate::actors::supervisor::messages::OpenSession;
 
-    let overrides = serde_json::from_str(&job.overrides).unwrap_or_default();
     let addr = supervisor
         .send(OpenSession(session))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    addr.send(Enqueue(Turn {
+    addr.send(Enqueue(turn_for(job)))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The turn that runs a job; no client waits on it.
+pub fn turn_for(job: &Job) -> Turn {
+    Turn {
         job_id: Some(job.id.clone()),
         message: job.message.clone(),
-        overrides,
+        overrides: serde_json::from_str(&job.overrides).unwrap_or_default(),
         subscriber: None,
         reply: None,
         span: tracing::info_span!("job", job_id = %job.id),
         approvals: None,
-    }))
-    .await
-    .map_err(|e| e.to_string())
+    }
 }
 
 /// What start-up recovery did.

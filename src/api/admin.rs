@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::envelope::{self, Envelope};
 use super::AppState;
 use crate::actors::session::turn::micros_to_usd;
+use crate::actors::supervisor::messages::TenantLimitsChanged;
 use crate::db::models::tenant::{self, ApiKey, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER};
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
@@ -227,7 +228,8 @@ pub async fn create_tenant(
 }
 
 /// Changes a tenant's limits: a number sets one, `null` returns it to the
-/// server default, an absent field stays as it is.
+/// server default, an absent field stays as it is. A new `max_running_turns`
+/// applies to the tenant's live sessions at once; running turns finish.
 #[utoipa::path(
     patch,
     path = "/api/v1/admin/tenants/{id}",
@@ -257,6 +259,14 @@ pub async fn update_tenant(
     })
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no tenant {id:?}")))?;
+    // Live sessions take the new limit at once (waiting turns it allows
+    // start before this answers); the change itself is already stored.
+    let changed = TenantLimitsChanged {
+        tenant_id: updated.id.clone(),
+    };
+    if let Err(e) = state.supervisor.send(changed).await {
+        tracing::warn!(tenant = %updated.id, error = %e, "live sessions keep the old turn limit until their next turn");
+    }
     record(&state, &req, &caller, "tenant.update", &updated.id);
     Ok(envelope::ok(&req, TenantData::from(updated)))
 }

@@ -248,28 +248,18 @@ pub async fn cancel_job(
         .supervisor
         .send(OpenSession(session.clone()))
         .await??;
-    match actor.send(CancelJob { job_id: id.clone() }).await? {
+    // The session's actor cancels it whether it holds the job or only the
+    // database has it queued, so the events are the same either way.
+    match actor.send(CancelJob { job_id: id.clone() }).await?? {
         CancelReply::Cancelling(stopped) => {
             let _ = tokio::time::timeout(CANCEL_WAIT, stopped).await;
         }
-        CancelReply::NotHere => {
-            let job_id = id.clone();
-            let cancelled =
-                crate::db::run(&state.pool, move |c| job::cancel_queued(c, &job_id)).await?;
-            match cancelled {
-                Some(webhook_queued) => {
-                    if webhook_queued {
-                        state.webhooks.do_send(crate::actors::webhooks::Wake);
-                    }
-                }
-                None => {
-                    let now = load_job(&state, &caller, &session, &id).await?;
-                    if !jobs_domain::is_final(&now.status) {
-                        return Err(ApiError::Conflict(
-                            "the job cannot be cancelled right now; try again".into(),
-                        ));
-                    }
-                }
+        CancelReply::NotQueued => {
+            let now = load_job(&state, &caller, &session, &id).await?;
+            if !jobs_domain::is_final(&now.status) {
+                return Err(ApiError::Conflict(
+                    "the job cannot be cancelled right now; try again".into(),
+                ));
             }
         }
     }

@@ -8,6 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use crate::events::{subscribe, SseReader};
 use crate::helpers::*;
 use crate::receiver::{Received, Receiver};
 
@@ -391,6 +392,118 @@ async fn cancelling_a_running_job_interrupts_it_and_the_session_goes_on() {
     );
     let data = app.chat_ok(ALICE, "run", "next please").await;
     assert_eq!(data["content"], "Mock reply to: next please");
+}
+
+/// Queues a job in the database only, as when its hand-off to the session
+/// failed at creation (it would run at the next start): the session's actor
+/// does not hold it.
+fn queue_in_database_only(app: &TestApp, session: &str, id: &str, webhook_url: &str) {
+    app.exec(&format!(
+        "INSERT INTO jobs (id, tenant_id, session_id, status, message, overrides, \
+         webhook_url, tools_used, created_at) VALUES ('{id}', 'alice', \
+         (SELECT id FROM sessions WHERE tenant_id = 'alice' AND name = '{session}'), \
+         'queued', 'never run me either', '{{}}', '{webhook_url}', '[]', '2026-01-01 00:00:00')"
+    ));
+}
+
+/// Events until the `job_status` that ends job `id`; the last two are how
+/// its cancellation showed.
+async fn until_cancelled(events: &mut SseReader, id: &str) -> Vec<(String, String, Value)> {
+    let mut seen = Vec::new();
+    loop {
+        let event = events
+            .next(15)
+            .await
+            .unwrap_or_else(|| panic!("no job_status for {id}; got {seen:?}"));
+        let ends = event.0 == "job_status" && event.2["job_id"] == id;
+        seen.push(event);
+        if ends {
+            return seen.split_off(seen.len() - 2);
+        }
+    }
+}
+
+async fn cancel(app: &TestApp, session: &str, id: &str) -> Value {
+    let res = app
+        .post(
+            &format!("/api/v1/sessions/{session}/jobs/{id}/cancel"),
+            ALICE,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["status"], "cancelled", "{body}");
+    body["data"].clone()
+}
+
+#[actix_web::test]
+async fn cancelling_a_job_only_the_database_holds_emits_and_stores_its_status() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(&[200]);
+    app.create_session(ALICE, "dbq").await;
+    let (_, busy) = app
+        .create_job(ALICE, "dbq", json!({"message": "busy [[slow 20 100]]"}))
+        .await;
+    let busy = busy["data"]["id"].as_str().unwrap().to_string();
+    assert!(
+        eventually(60, || async {
+            app.job(ALICE, "dbq", &busy).await["status"] == "running"
+        })
+        .await
+    );
+    let (_, held) = app
+        .create_job(ALICE, "dbq", json!({"message": "never run me"}))
+        .await;
+    let held = held["data"]["id"].as_str().unwrap().to_string();
+    let stray = uuid::Uuid::now_v7().to_string();
+    queue_in_database_only(&app, "dbq", &stray, &receiver.url);
+    let mut events = subscribe(&app, ALICE, "dbq", None).await;
+
+    // A job in the actor's queue, for comparison.
+    let held_job = cancel(&app, "dbq", &held).await;
+    let from_queue = until_cancelled(&mut events, &held).await;
+    let stray_job = cancel(&app, "dbq", &stray).await;
+    let from_database = until_cancelled(&mut events, &stray).await;
+
+    // The same events, the same job state, on the session's numbering.
+    let kinds =
+        |evs: &[(String, String, Value)]| evs.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
+    assert_eq!(kinds(&from_database), ["error", "job_status"]);
+    assert_eq!(kinds(&from_queue), kinds(&from_database));
+    assert_eq!(from_database[0].2, from_queue[0].2);
+    assert_eq!(from_database[1].2["status"], "cancelled");
+    let mut expected = from_queue[1].2.clone();
+    expected["job_id"] = json!(stray);
+    assert_eq!(from_database[1].2, expected);
+    assert_eq!(stray_job["error"], held_job["error"]);
+    let seqs: Vec<i64> = from_queue
+        .iter()
+        .chain(&from_database)
+        .map(|e| e.1.parse().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
+    assert_eq!(seqs[3], seqs[2] + 1, "{seqs:?}");
+
+    // Stored: a replay from the start shows them with the same ids.
+    let mut replay = subscribe(&app, ALICE, "dbq", Some("0")).await;
+    assert_eq!(until_cancelled(&mut replay, &stray).await, from_database);
+
+    assert!(eventually(10, || async { !receiver.received().is_empty() }).await);
+    let hook = receiver.received()[0].json();
+    assert_eq!(hook["type"], "job.cancelled");
+    assert_eq!(hook["job"]["id"], stray.as_str());
+    assert_eq!(
+        app.wait_job(ALICE, "dbq", &busy, 60).await["status"],
+        "done"
+    );
+    assert!(!app
+        .mock
+        .requests()
+        .iter()
+        .any(|r| r.to_string().contains("never run me")));
 }
 
 #[actix_web::test]

@@ -107,25 +107,29 @@ async fn admins_manage_tenants_and_keys_members_cannot() {
     assert_eq!(updated["budget_micros"], 7_500_000);
 }
 
+/// Runs the admin command (`keys …`, `tenants …`) as its own process on the
+/// app's database; returns what it printed.
+fn admin_cli(app: &TestApp, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.db.url)
+        .env("DATA_DIR", app.root.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[actix_web::test]
 async fn the_keys_command_creates_lists_and_revokes() {
     let app = TestApp::spawn_with(Options::fake()).await;
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &app.db.url)
-            .env("DATA_DIR", app.root.path().join("data"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = |args: &[&str]| admin_cli(&app, args);
     let printed = cli(&[
         "keys", "create", "--tenant", "dave", "--role", "admin", "--label", "ops",
     ]);
@@ -536,4 +540,141 @@ async fn a_chat_that_cannot_get_a_turn_in_time_is_a_429() {
     assert_eq!(app.wait_job(ALICE, "busy", &id, 60).await["status"], "done");
     // Once the permit is free, the chat goes through.
     app.chat_ok(ALICE, "other", "now please").await;
+}
+
+/// Sets alice's `max_running_turns` over the admin API.
+async fn set_turn_limit(app: &TestApp, limit: u32) {
+    let tenant = data(
+        app.client
+            .patch(app.url("/api/v1/admin/tenants/alice"))
+            .header("X-API-Key", ADMIN)
+            .json(&json!({ "max_running_turns": limit }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(tenant["max_running_turns"], limit);
+}
+
+/// Queues a job on `session`; returns its id.
+async fn start_job(app: &TestApp, session: &str, message: &str) -> String {
+    let (status, body) = app
+        .create_job(ALICE, session, json!({ "message": message }))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    body["data"]["id"].as_str().unwrap().to_string()
+}
+
+async fn wait_done(app: &TestApp, session: &str, id: &str) {
+    let job = app.wait_job(ALICE, session, id, 90).await;
+    assert_eq!(job["status"], "done", "{job}");
+}
+
+/// Whether job `later` started after job `earlier` had ended, by the times
+/// the server stamped on their `job_status` events. Those follow the permit
+/// hand-off (a turn's end is emitted before its permit is given back), while
+/// the job row's `completed_at` is written a moment later and may trail the
+/// next job's `started_at`.
+fn started_after(app: &TestApp, later: &str, earlier: &str) -> bool {
+    let stamped = |id: &str, status: &str| {
+        app.query_i64(&format!(
+            "SELECT COUNT(*) AS n FROM events WHERE kind = 'job_status' \
+             AND payload LIKE '%{id}%' AND payload LIKE '%\"{status}\"%'"
+        ))
+    };
+    assert_eq!(stamped(later, "running"), 1, "{later} started once");
+    assert_eq!(stamped(earlier, "done"), 1, "{earlier} ended once");
+    let n = app.query_i64(&format!(
+        "SELECT COUNT(*) AS n FROM events s, events e \
+         WHERE s.kind = 'job_status' AND s.payload LIKE '%{later}%' \
+         AND s.payload LIKE '%\"running\"%' \
+         AND e.kind = 'job_status' AND e.payload LIKE '%{earlier}%' \
+         AND e.payload LIKE '%\"done\"%' \
+         AND s.created_at >= e.created_at"
+    ));
+    n == 1
+}
+
+async fn wait_running(app: &TestApp, session: &str, id: &str) {
+    let running = eventually(60, || async {
+        app.job(ALICE, session, id).await["status"] == "running"
+    })
+    .await;
+    assert!(running, "job {id} on {session} never ran");
+}
+
+/// Live sessions of the tenant: their actors and warm CLI processes exist
+/// before any limit below changes.
+async fn live_sessions(app: &TestApp, names: &[&str]) {
+    for name in names {
+        app.create_session(ALICE, name).await;
+        app.chat_ok(ALICE, name, "warm up").await;
+    }
+}
+
+#[actix_web::test]
+async fn a_raised_turn_limit_starts_the_waiting_turns_of_live_sessions_at_once() {
+    let app = TestApp::spawn().await;
+    set_turn_limit(&app, 1).await;
+    live_sessions(&app, &["up0", "up1"]).await;
+    let first = start_job(&app, "up0", "first [[slow 40 100]]").await;
+    wait_running(&app, "up0", &first).await;
+    let second = start_job(&app, "up1", "second [[slow 10 100]]").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        app.job(ALICE, "up1", &second).await["status"],
+        "queued",
+        "one permit: the second job waits"
+    );
+
+    set_turn_limit(&app, 2).await;
+    wait_done(&app, "up1", &second).await;
+    wait_done(&app, "up0", &first).await;
+    assert!(
+        !started_after(&app, &second, &first),
+        "the waiting job started while the first ran"
+    );
+
+    // Lowered again: the next turns of the same live sessions take turns.
+    set_turn_limit(&app, 1).await;
+    let third = start_job(&app, "up0", "third [[slow 10 100]]").await;
+    let fourth = start_job(&app, "up1", "fourth [[slow 10 100]]").await;
+    wait_done(&app, "up0", &third).await;
+    wait_done(&app, "up1", &fourth).await;
+    assert!(
+        started_after(&app, &fourth, &third) || started_after(&app, &third, &fourth),
+        "one permit: they did not overlap"
+    );
+}
+
+#[actix_web::test]
+async fn a_lowered_turn_limit_holds_new_turns_of_live_sessions_until_enough_finish() {
+    let app = TestApp::spawn().await;
+    set_turn_limit(&app, 2).await;
+    live_sessions(&app, &["down0", "down1", "down2"]).await;
+    let short = start_job(&app, "down0", "short [[slow 20 100]]").await;
+    let long = start_job(&app, "down1", "long [[slow 40 100]]").await;
+    wait_running(&app, "down0", &short).await;
+    wait_running(&app, "down1", &long).await;
+
+    // The admin command is another process: the server reads the new limit
+    // from the database when the next turn asks for a permit.
+    let printed = admin_cli(
+        &app,
+        &["tenants", "update", "alice", "--max-running-turns", "1"],
+    );
+    assert!(printed.contains("max_running_turns 1"), "{printed}");
+    let next = start_job(&app, "down2", "next").await;
+
+    wait_done(&app, "down2", &next).await;
+    wait_done(&app, "down0", &short).await;
+    wait_done(&app, "down1", &long).await;
+    // Two ran under a limit of one: the next turn waited for both, not
+    // just for the first to finish.
+    assert!(started_after(&app, &next, &short));
+    assert!(
+        started_after(&app, &next, &long),
+        "the next turn started before the second running one ended"
+    );
 }

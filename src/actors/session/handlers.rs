@@ -9,7 +9,7 @@ use super::messages::{
     Advance, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, Interrupt, InterruptReply,
     ResolveApproval, SlotGranted, Subscribe, Subscription, TurnGranted,
 };
-use super::running::{Running, StopReason, StopRequest};
+use super::running::StopReason;
 use super::turn::{usd_to_micros, TurnError};
 use super::{with_stderr, PendingControl, SessionActor, Slot};
 use crate::cli::process::{ProcessEvent, ProcessOutput};
@@ -101,36 +101,13 @@ impl Handler<Close> for SessionActor {
 }
 
 impl Handler<CancelJob> for SessionActor {
-    type Result = actix::MessageResult<CancelJob>;
+    type Result = actix::ResponseActFuture<Self, Result<CancelReply, crate::db::DbError>>;
 
     fn handle(&mut self, msg: CancelJob, _: &mut Context<Self>) -> Self::Result {
-        let running_it = self
-            .current
-            .as_ref()
-            .is_some_and(|r| r.job_id() == Some(msg.job_id.as_str()));
-        if running_it {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.stop_current(StopReason::Cancel, Some(tx));
-            return actix::MessageResult(CancelReply::Cancelling(rx));
+        match self.cancel_held(&msg.job_id) {
+            Some(reply) => Box::pin(actix::fut::ready(Ok(reply))),
+            None => self.cancel_from_database(msg.job_id),
         }
-        let position = self
-            .queue
-            .iter()
-            .position(|t| t.job_id.as_deref() == Some(msg.job_id.as_str()));
-        let Some(turn) = position.and_then(|i| self.queue.remove(i)) else {
-            return actix::MessageResult(CancelReply::NotHere);
-        };
-        // Never reached the CLI: no history, just the job's final state.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut running = Running::new(turn);
-        running.stop = Some(StopRequest {
-            reason: StopReason::Cancel,
-            since: std::time::Instant::now(),
-            waiters: vec![tx],
-        });
-        let outcome = running.fail(&mut self.hub, TurnError::Cancelled);
-        self.persist(running, outcome, false);
-        actix::MessageResult(CancelReply::Cancelling(rx))
     }
 }
 

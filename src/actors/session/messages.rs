@@ -36,19 +36,22 @@ pub struct Close;
 #[rtype(result = "()")]
 pub(super) struct Advance;
 
-/// Cancels a job's turn: dropped from the queue, or interrupted if running.
+/// Cancels a job's turn: interrupted if running, dropped if queued here,
+/// and if only the database has it queued (never handed to this session),
+/// cancelled there with the same events. Fails only when the database
+/// cannot be read.
 #[derive(Message)]
-#[rtype(result = "CancelReply")]
+#[rtype(result = "Result<CancelReply, crate::db::DbError>")]
 pub struct CancelJob {
     pub job_id: String,
 }
 
 pub enum CancelReply {
-    /// Dropped from the queue or being interrupted; the receiver fires once
-    /// the cancelled turn is stored.
+    /// Cancelled or being interrupted; the receiver fires once the cancelled
+    /// turn (its events and the job's final state) is stored.
     Cancelling(tokio::sync::oneshot::Receiver<()>),
-    /// This session does not hold it (never dispatched, or already ended).
-    NotHere,
+    /// Not queued here nor in the database: it already ended.
+    NotQueued,
 }
 
 /// Shutdown: start no more turns; let the running one finish until

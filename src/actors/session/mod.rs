@@ -3,6 +3,7 @@
 //! waits its turn (the CLI would merge it into the running one otherwise).
 
 pub mod approvals;
+mod cancel;
 mod handlers;
 pub mod hub;
 pub mod messages;
@@ -57,8 +58,6 @@ pub struct SessionActor {
     slot: Slot,
     /// The tenant's running-turn permit for the head turn.
     permit: Permit,
-    /// `MAX_RUNNING_TURNS_PER_TENANT` (or the tenant's own) at open.
-    turn_limit: usize,
     queue: VecDeque<Turn>,
     current: Option<Running>,
     /// Event numbering and live subscribers of the session's stream.
@@ -129,7 +128,6 @@ impl SessionActor {
         supervisor: Addr<Supervisor>,
         row: Session,
         next_seq: i64,
-        turn_limit: usize,
     ) -> SessionActor {
         let spec = serde_json::from_str(&row.spec).unwrap_or_else(|e| {
             tracing::warn!(session_id = %row.id, error = %e, "unreadable session spec; using defaults");
@@ -155,7 +153,6 @@ impl SessionActor {
             generation: 0,
             slot: Slot::None,
             permit: Permit::None,
-            turn_limit,
             queue: VecDeque::new(),
             current: None,
             hub,
@@ -226,7 +223,6 @@ impl SessionActor {
                     tenant_id: self.session.tenant_id.clone(),
                     session_id: self.session.id.clone(),
                     addr: ctx.address(),
-                    limit: self.turn_limit,
                 });
                 return;
             }

@@ -3,7 +3,7 @@
 //! before it can be marked done, and a turn is stored before its client is
 //! answered.
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{self, DbConnection, DbPool, DbResult};
 
@@ -35,6 +35,29 @@ impl Writer {
             }
         });
         Writer { tx }
+    }
+
+    /// Runs `f` after every write queued before it; resolves to its result
+    /// (the caller reports an error).
+    pub fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> DbResult<T> + Send + 'static,
+    ) -> impl std::future::Future<Output = DbResult<T>> + 'static {
+        let (tx, rx) = oneshot::channel();
+        self.write(
+            move |c| {
+                let _ = tx.send(f(c));
+                Ok(false)
+            },
+            None,
+        );
+        async move {
+            rx.await.unwrap_or_else(|_| {
+                Err(db::DbError::Join(
+                    "the session's database call did not run".into(),
+                ))
+            })
+        }
     }
 
     /// Queues a write; `then` runs with its result once it is applied.

@@ -1,6 +1,6 @@
 use std::time::Instant;
 
-use actix::{Actor, ActorFutureExt, Addr, Handler, ResponseActFuture, WrapFuture};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Handler, ResponseActFuture, WrapFuture};
 
 use super::messages::*;
 use super::Supervisor;
@@ -18,37 +18,26 @@ impl Handler<OpenSession> for Supervisor {
         }
         let pool = self.runtime.pool.clone();
         let id = session.id.clone();
-        let tenant_id = session.tenant_id.clone();
         Box::pin(
-            async move {
-                db::run(&pool, move |c| {
-                    let max_seq = db::models::event::max_seq(c, &id)?;
-                    let tenant = db::models::tenant::find_tenant(c, &tenant_id)?;
-                    Ok((max_seq, tenant.and_then(|t| t.max_running_turns)))
-                })
-                .await
-            }
-            .into_actor(self)
-            .map(move |opened, act, ctx| {
-                let (max_seq, tenant_limit) = opened?;
-                let turn_limit =
-                    tenant_limit.unwrap_or(act.runtime.settings.max_running_turns_per_tenant);
-                // Another request may have opened it while we read.
-                if let Some(addr) = act.sessions.get(&session.id).filter(|a| a.connected()) {
-                    return Ok(addr.clone());
-                }
-                let id = session.id.clone();
-                let addr = SessionActor::new(
-                    act.runtime.clone(),
-                    actix::AsyncContext::address(ctx),
-                    session,
-                    max_seq + 1,
-                    usize::try_from(turn_limit).unwrap_or(1),
-                )
-                .start();
-                act.sessions.insert(id, addr.clone());
-                Ok(addr)
-            }),
+            async move { db::run(&pool, move |c| db::models::event::max_seq(c, &id)).await }
+                .into_actor(self)
+                .map(move |opened, act, ctx| {
+                    let max_seq = opened?;
+                    // Another request may have opened it while we read.
+                    if let Some(addr) = act.sessions.get(&session.id).filter(|a| a.connected()) {
+                        return Ok(addr.clone());
+                    }
+                    let id = session.id.clone();
+                    let addr = SessionActor::new(
+                        act.runtime.clone(),
+                        actix::AsyncContext::address(ctx),
+                        session,
+                        max_seq + 1,
+                    )
+                    .start();
+                    act.sessions.insert(id, addr.clone());
+                    Ok(addr)
+                }),
         )
     }
 }
@@ -178,19 +167,31 @@ impl Handler<DrainAll> for Supervisor {
 impl Handler<RequestTurn> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: RequestTurn, _: &mut Self::Context) {
-        let turns = self.turns.entry(msg.tenant_id.clone()).or_default();
+    fn handle(&mut self, msg: RequestTurn, ctx: &mut Self::Context) {
+        let turns = self.turns_of(&msg.tenant_id);
         if turns.running.contains(&msg.session_id) {
             msg.addr
                 .do_send(crate::actors::session::messages::TurnGranted);
             return;
         }
-        if !turns.waiting.iter().any(|(id, _, _)| *id == msg.session_id) {
-            turns
-                .waiting
-                .push_back((msg.session_id, msg.addr, msg.limit.max(1)));
+        if turns.waiting.iter().any(|(id, _, _)| *id == msg.session_id) {
+            return;
         }
-        self.grant_turns(&msg.tenant_id);
+        // Granted once the tenant's current limit is read (see `TenantTurns`).
+        let (ticket, read) = self.read_turn_limit(&msg.tenant_id);
+        self.turns_of(&msg.tenant_id)
+            .waiting
+            .push_back((msg.session_id, msg.addr, ticket));
+        ctx.spawn(read);
+    }
+}
+
+impl Handler<TenantLimitsChanged> for Supervisor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: TenantLimitsChanged, _: &mut Self::Context) -> Self::Result {
+        let (_, read) = self.read_turn_limit(&msg.tenant_id);
+        Box::pin(read)
     }
 }
 

@@ -70,15 +70,24 @@ pub struct DrainAll {
 }
 
 /// A session's next turn needs one of its tenant's running-turn permits
-/// (`MAX_RUNNING_TURNS_PER_TENANT`); granted later with `TurnGranted`, in
-/// request order within the tenant.
+/// (`max_running_turns`, else `MAX_RUNNING_TURNS_PER_TENANT`, as stored when
+/// the request arrives); granted later with `TurnGranted`, in request order
+/// within the tenant.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RequestTurn {
     pub tenant_id: String,
     pub session_id: String,
     pub addr: Addr<SessionActor>,
-    pub limit: usize,
+}
+
+/// A tenant's limits were changed in the database: its running-turn limit
+/// is read again and applied to its live sessions. Answered once applied
+/// (waiting turns the new limit allows have been granted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TenantLimitsChanged {
+    pub tenant_id: String,
 }
 
 /// The permit's turn ended (or it is no longer wanted).

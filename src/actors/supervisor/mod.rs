@@ -8,7 +8,7 @@ pub mod messages;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
+use actix::{Actor, ActorFuture, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 
 use super::session::messages::{Evict, SlotGranted, TurnGranted};
 use super::session::SessionActor;
@@ -29,11 +29,32 @@ pub struct Supervisor {
     turns: HashMap<String, TenantTurns>,
 }
 
-/// One tenant's running turns and the sessions waiting to run one.
-#[derive(Default)]
+/// One tenant's running turns, the sessions waiting to run one, and its
+/// limit as last read from the database.
 pub(super) struct TenantTurns {
     pub running: HashSet<String>,
-    pub waiting: VecDeque<(String, Addr<SessionActor>, usize)>,
+    /// Sessions in request order, each with the ticket of the limit read its
+    /// request started: it is granted only once that read (or a later one)
+    /// is applied, so a changed limit holds from the next request on.
+    pub waiting: VecDeque<(String, Addr<SessionActor>, u64)>,
+    /// Permits: the tenant's `max_running_turns`, else the server's.
+    pub limit: usize,
+    /// Tickets of limit reads started and of the newest one applied; an
+    /// older read that answers late is ignored.
+    pub reads_started: u64,
+    pub reads_applied: u64,
+}
+
+impl TenantTurns {
+    fn new(limit: usize) -> TenantTurns {
+        TenantTurns {
+            running: HashSet::new(),
+            waiting: VecDeque::new(),
+            limit,
+            reads_started: 0,
+            reads_applied: 0,
+        }
+    }
 }
 
 impl Supervisor {
@@ -97,13 +118,63 @@ impl Supervisor {
         );
     }
 
-    /// Grants a tenant's free permits to its waiting sessions, in order.
+    /// The tenant's permits, made on first use with the server's limit.
+    fn turns_of(&mut self, tenant_id: &str) -> &mut TenantTurns {
+        let default = permits(self.runtime.settings.max_running_turns_per_tenant);
+        self.turns
+            .entry(tenant_id.to_owned())
+            .or_insert_with(|| TenantTurns::new(default))
+    }
+
+    /// Reads the tenant's running-turn limit from the database, then applies
+    /// it (unless a later read already was) and grants what it allows. The
+    /// database is the only source, so a change made by the admin API or by
+    /// the `tenants` command (another process) both apply. Returns the read's
+    /// ticket and the future that applies it.
+    fn read_turn_limit(
+        &mut self,
+        tenant_id: &str,
+    ) -> (u64, impl ActorFuture<Self, Output = ()> + 'static) {
+        let turns = self.turns_of(tenant_id);
+        turns.reads_started += 1;
+        let ticket = turns.reads_started;
+        let pool = self.runtime.pool.clone();
+        let tenant = tenant_id.to_owned();
+        let lookup = tenant.clone();
+        let read = async move {
+            crate::db::run(&pool, move |c| {
+                crate::db::models::tenant::max_running_turns(c, &lookup)
+            })
+            .await
+        }
+        .into_actor(self)
+        .map(move |read, act, _| {
+            let default = act.runtime.settings.max_running_turns_per_tenant;
+            let turns = act.turns_of(&tenant);
+            if ticket <= turns.reads_applied {
+                return;
+            }
+            turns.reads_applied = ticket;
+            match read {
+                Ok(own) => turns.limit = permits(own.unwrap_or(default)),
+                // Waiting turns go on under the limit last read.
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, error = %e, "cannot read the tenant's turn limit")
+                }
+            }
+            act.grant_turns(&tenant);
+        });
+        (ticket, read)
+    }
+
+    /// Grants a tenant's free permits to its waiting sessions, in order. A
+    /// lowered limit grants nothing until enough running turns have ended.
     fn grant_turns(&mut self, tenant_id: &str) {
         let Some(turns) = self.turns.get_mut(tenant_id) else {
             return;
         };
-        while let Some((session_id, addr, limit)) = turns.waiting.front().cloned() {
-            if turns.running.len() >= limit {
+        while let Some((session_id, addr, ticket)) = turns.waiting.front().cloned() {
+            if turns.running.len() >= turns.limit || ticket > turns.reads_applied {
                 break;
             }
             turns.waiting.pop_front();
@@ -139,6 +210,12 @@ impl Supervisor {
             self.evict(id, ctx);
         }
     }
+}
+
+/// A permit count from a configured or stored limit (both validated
+/// positive when set).
+fn permits(limit: i64) -> usize {
+    usize::try_from(limit).unwrap_or(1).max(1)
 }
 
 impl Actor for Supervisor {

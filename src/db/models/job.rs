@@ -172,28 +172,3 @@ pub fn complete_and_notify(conn: &mut DbConnection, done: &JobCompletion) -> DbR
     )?;
     Ok(true)
 }
-
-/// Cancels a job that has not started; `None` if it is not queued (any more).
-pub fn cancel_queued(conn: &mut DbConnection, id: &str) -> DbResult<Option<bool>> {
-    crate::db::write_transaction(conn, |conn| {
-        let queued = jobs::table
-            .find(id)
-            .filter(jobs::status.eq(QUEUED))
-            .count()
-            .get_result::<i64>(conn)?
-            == 1;
-        if !queued {
-            return Ok(None);
-        }
-        let done = JobCompletion {
-            job_id: id.to_owned(),
-            status: crate::jobs::CANCELLED,
-            result: None,
-            error: Some("cancelled before it started".into()),
-            cost_micros: 0,
-            duration_ms: 0,
-            tools_used: "[]".into(),
-        };
-        complete_and_notify(conn, &done).map(Some)
-    })
-}

@@ -110,6 +110,18 @@ pub fn find_tenant(conn: &mut DbConnection, id: &str) -> DbResult<Option<Tenant>
         .optional()?)
 }
 
+/// The tenant's own running-turn limit (`None`: the server default, or no
+/// such tenant). One primary-key read, done each time a turn asks for a
+/// permit so a changed limit applies to live sessions.
+pub fn max_running_turns(conn: &mut DbConnection, id: &str) -> DbResult<Option<i64>> {
+    Ok(tenants::table
+        .find(id)
+        .select(tenants::max_running_turns)
+        .first::<Option<i64>>(conn)
+        .optional()?
+        .flatten())
+}
+
 pub fn list_tenants(conn: &mut DbConnection) -> DbResult<Vec<Tenant>> {
     Ok(tenants::table
         .order(tenants::name.asc())
