@@ -491,12 +491,17 @@ async fn one_tenants_burst_does_not_starve_another() {
         finished.push((
             job["started_at"].as_str().unwrap().to_string(),
             job["completed_at"].as_str().unwrap().to_string(),
+            id.clone(),
         ));
     }
     finished.sort();
-    // Alice's turns never overlapped: one permit.
+    // Alice's turns never overlapped: one permit. (Judged by the job_status
+    // events, which follow the permit hand-off; see `started_after`.)
     for pair in finished.windows(2) {
-        assert!(pair[1].0 >= pair[0].1, "overlap: {pair:?}");
+        assert!(
+            started_after(&app, &pair[1].2, &pair[0].2),
+            "overlap: {pair:?}"
+        );
     }
     // Bob waited for at most one of Alice's turns, not for her whole burst.
     let bob_completed = bob_done["completed_at"].as_str().unwrap().to_string();
