@@ -156,6 +156,7 @@ impl LimitsBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// 1–64 of `[A-Za-z0-9._-]`, not starting with a dot; also its id.
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")]
     name: String,
     #[serde(flatten)]
     limits: LimitsBody,

@@ -37,6 +37,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     /// The prompt; not empty, at most 1 MiB.
+    #[schema(min_length = 1)]
     message: String,
     /// The model of this turn only.
     #[serde(default)]
@@ -158,7 +159,7 @@ pub struct WaitingForApproval {
     tag = "chat",
     params(
         ("name" = String, Path, description = "The session's name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the stored answer of an earlier request with this key"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Replays the stored answer of an earlier request with this key"),
     ),
     request_body = ChatRequest,
     responses(

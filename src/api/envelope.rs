@@ -114,7 +114,7 @@ pub fn page<T: Serialize>(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page number, from 1.
-    #[param(value_type = Option<i64>, minimum = 1)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1_000_000)]
     pub page: Option<String>,
     /// Items per page, 1 to 100 (default 20).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
@@ -142,7 +142,9 @@ impl PageQuery {
                 .ok()
                 .filter(|p| (1..=1_000_000).contains(p))
                 .ok_or_else(|| {
-                    ApiError::Validation(format!("page must be an integer ≥ 1, got {raw:?}"))
+                    ApiError::Validation(format!(
+                        "page must be an integer from 1 to 1000000, got {raw:?}"
+                    ))
                 })?,
         };
         let limit = match self.limit.as_deref() {

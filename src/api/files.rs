@@ -377,10 +377,12 @@ pub async fn list_files(
     params(
         ("name" = String, Path, description = "The session's name"),
         ("path" = String, Path, description = "The file, relative to the workspace"),
+        ("Range" = Option<String>, Header, description = "A byte range (`bytes=0-99`)"),
     ),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file, with a `Content-Type` guessed from its name", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "The requested range of the file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 416, description = "The range is outside the file"),
         (status = 400, description = "A path outside the workspace", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such session or file", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A folder, not a file", body = Problem, content_type = "application/problem+json"),

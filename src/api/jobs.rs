@@ -31,6 +31,7 @@ const CANCEL_WAIT: Duration = Duration::from_secs(30);
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {
     /// The prompt; not empty, at most 1 MiB.
+    #[schema(min_length = 1)]
     message: String,
     /// Receives the signed `job.completed` event when the job ends
     /// (http or https; internal addresses are refused).
@@ -70,7 +71,7 @@ async fn load_job(
     tag = "jobs",
     params(
         ("name" = String, Path, description = "The session's name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Returns the job an earlier request with this key made"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Returns the job an earlier request with this key made"),
     ),
     request_body = CreateJob,
     responses(

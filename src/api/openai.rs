@@ -67,10 +67,25 @@ pub struct StreamOptions {
 pub struct Message {
     /// `system`, `user`, `assistant`, …
     role: String,
-    /// A string, or an array of parts of which the `text` ones count.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    content: Option<Value>,
+    content: Option<Content>,
+}
+
+/// A string, or an array of parts of which the `text` ones count.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContentPart {
+    /// `text`, `image_url`, …; only `text` parts are read.
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
 }
 
 /// An OpenAI `chat.completion`.
@@ -130,18 +145,17 @@ pub struct Model {
 }
 
 /// The text of a message: a string, or the text parts of a content array.
-fn text_of(content: &Value) -> Option<String> {
+fn text_of(content: &Content) -> Option<String> {
     match content {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(parts) => {
+        Content::Text(s) => Some(s.clone()),
+        Content::Parts(parts) => {
             let texts: Vec<&str> = parts
                 .iter()
-                .filter(|p| p["type"] == "text")
-                .filter_map(|p| p["text"].as_str())
+                .filter(|p| p.kind == "text")
+                .filter_map(|p| p.text.as_deref())
                 .collect();
             (!texts.is_empty()).then(|| texts.join("\n"))
         }
-        _ => None,
     }
 }
 
@@ -235,7 +249,12 @@ fn completion_id() -> String {
     params(("X-Session" = Option<String>, Header, description = "The session to talk to (before `user`)")),
     request_body = CompletionRequest,
     responses(
-        (status = 200, description = "The completion; with `stream: true`, `text/event-stream` of `chat.completion.chunk` objects ending with `data: [DONE]`", body = ChatCompletion),
+        (status = 200, description = "The completion; with `stream: true`, an event stream of `chat.completion.chunk` objects ending with `data: [DONE]`",
+            content(
+                (ChatCompletion = "application/json"),
+                (String = "text/event-stream"),
+            ),
+        ),
         (status = 402, description = "The tenant's or session's budget is used up", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The tenant is at its session limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No user message with text, or a bad session name", body = Problem, content_type = "application/problem+json"),

@@ -104,24 +104,52 @@ pub fn document() -> &'static Value {
     })
 }
 
-/// Responses any authenticated route may give, by status.
-const SHARED_RESPONSES: &[(&str, &str, &str)] = &[
+/// Responses a route may give whatever it does, by status: `(status,
+/// component name, description, when)`.
+const SHARED_RESPONSES: &[(&str, &str, &str, Applies)] = &[
+    (
+        "400",
+        "BadRequest",
+        "The body is not JSON (or lacks `Content-Type: application/json`)",
+        Applies::JsonBody,
+    ),
     (
         "401",
         "Unauthorized",
         "No valid API key (`X-API-Key` or `Authorization: Bearer`)",
+        Applies::Authenticated,
+    ),
+    (
+        "413",
+        "PayloadTooLarge",
+        "The JSON body is larger than 2 MiB",
+        Applies::JsonBody,
     ),
     (
         "429",
         "RateLimited",
         "The key's or tenant's request rate is used up; see `Retry-After` and `RateLimit-*`",
+        Applies::Authenticated,
     ),
     (
         "500",
         "Internal",
         "An internal error; the cause is in the server's log",
+        Applies::All,
     ),
 ];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Applies {
+    All,
+    /// Routes that need a key.
+    Authenticated,
+    /// Routes that read a JSON body.
+    JsonBody,
+}
+
+/// Media types of raw file bodies: a byte string, not JSON.
+const BINARY_MEDIA_TYPES: &[&str] = &["application/octet-stream", "application/gzip"];
 
 fn complete(doc: &mut Value) {
     let problem = json!({
@@ -129,7 +157,7 @@ fn complete(doc: &mut Value) {
         "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     });
     let components = &mut doc["components"];
-    for (_, name, description) in SHARED_RESPONSES {
+    for (_, name, description, _) in SHARED_RESPONSES {
         let mut response = problem.clone();
         response["description"] = json!(description);
         components["responses"][name] = response;
@@ -155,18 +183,31 @@ fn complete(doc: &mut Value) {
         for operation in operations.values_mut() {
             // `security: [{}]` marks a route open to anyone.
             let public = operation["security"] == json!([{}]);
-            let responses = operation["responses"]
+            let json_body = operation
+                .pointer("/requestBody/content/application~1json")
+                .is_some();
+            let mut responses = operation["responses"]
                 .as_object_mut()
                 .map(std::mem::take)
                 .unwrap_or_else(Map::new);
-            let mut responses = responses;
-            for (status, name, _) in SHARED_RESPONSES {
-                if public && *status != "500" {
-                    continue;
+            for (status, name, _, applies) in SHARED_RESPONSES {
+                let applies = match applies {
+                    Applies::All => true,
+                    Applies::Authenticated => !public,
+                    Applies::JsonBody => json_body,
+                };
+                if applies {
+                    responses.entry(*status).or_insert_with(
+                        || json!({"$ref": format!("#/components/responses/{name}")}),
+                    );
                 }
-                responses
-                    .entry(*status)
-                    .or_insert_with(|| json!({"$ref": format!("#/components/responses/{name}")}));
+            }
+            for response in responses.values_mut() {
+                for media in BINARY_MEDIA_TYPES {
+                    if let Some(content) = response["content"].get_mut(*media) {
+                        content["schema"] = json!({"type": "string", "contentMediaType": media});
+                    }
+                }
             }
             operation["responses"] = Value::Object(responses);
         }
@@ -255,7 +296,9 @@ fn mcp_path_item() -> Value {
                     "description": "Server-sent events",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
+                "400": problem("No session id"),
                 "404": not_found,
+                "406": problem("The `Accept` header does not allow an event stream"),
             },
         },
         "delete": {
@@ -263,7 +306,11 @@ fn mcp_path_item() -> Value {
             "operationId": "mcp_delete",
             "summary": "Ends the MCP session",
             "parameters": [session],
-            "responses": {"202": {"description": "Ended"}, "404": not_found},
+            "responses": {
+                "202": {"description": "Ended"},
+                "400": problem("No session id"),
+                "404": not_found,
+            },
         },
     })
 }

@@ -21,9 +21,11 @@ use crate::spec::{Effort, PermissionMode, SessionSpec};
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
     /// 1–128 of `[A-Za-z0-9._-]`, not starting with a dot; unique in the tenant.
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     name: String,
-    /// Optional spend limit of this session, in USD.
+    /// Optional spend limit of this session, in USD (kept in micro-USD).
     #[serde(default)]
+    #[schema(minimum = 0.000001, exclusive_maximum = 1e9)]
     budget_usd: Option<f64>,
     /// An agent template (`GET /api/v1/templates`).
     #[serde(default)]
@@ -37,6 +39,7 @@ pub struct CreateSession {
     #[serde(default)]
     model: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1)]
     max_turns: Option<u32>,
     #[serde(default)]
     permission_mode: Option<PermissionMode>,
@@ -278,10 +281,11 @@ pub async fn create_session(
     body: web::Json<CreateSession>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    // Money is kept in micro-USD: a budget that rounds to none is refused.
     let budget_micros = match body.budget_usd {
-        Some(usd) if !(usd.is_finite() && usd > 0.0 && usd < 1e9) => {
+        Some(usd) if !(usd.is_finite() && usd >= 0.000_001 && usd < 1e9) => {
             return Err(ApiError::Validation(
-                "budget_usd must be a positive amount".into(),
+                "budget_usd must be an amount from 0.000001 to 1e9 USD".into(),
             ))
         }
         Some(usd) => Some((usd * 1_000_000.0).round() as i64),

@@ -23,6 +23,7 @@ use crate::security::paths::is_strictly_beneath;
 #[serde(deny_unknown_fields)]
 pub struct SetWorkingDir {
     /// An existing folder inside the tenant's area: absolute, or relative to it.
+    #[schema(min_length = 1)]
     working_dir: String,
 }
 

@@ -35,6 +35,8 @@ pub enum PathError {
     Absolute,
     #[error("the path may not contain '..'")]
     Traversal,
+    #[error("the path may not contain '\\'; separate folders with '/'")]
+    Backslash,
     #[error("the path contains an encoded separator, '.' or '..' (double encoding is refused)")]
     Encoded,
     #[error("the path is too long")]
@@ -70,7 +72,7 @@ pub fn parse_relative(raw: &str) -> Result<PathBuf, PathError> {
         }
         if part.contains('\\') {
             // Not a separator here, but a client that sends one means one.
-            return Err(PathError::Traversal);
+            return Err(PathError::Backslash);
         }
         let decoded = percent_decode(part);
         if decoded != part.as_bytes()
@@ -191,7 +193,8 @@ mod tests {
         assert_eq!(parse_relative(".."), Err(PathError::Traversal));
         assert_eq!(parse_relative("a/../../b"), Err(PathError::Traversal));
         assert_eq!(parse_relative("a/.."), Err(PathError::Traversal));
-        assert_eq!(parse_relative("a\\..\\b"), Err(PathError::Traversal));
+        assert_eq!(parse_relative("a\\..\\b"), Err(PathError::Backslash));
+        assert_eq!(parse_relative("a\\b"), Err(PathError::Backslash));
         assert_eq!(parse_relative("a\0b"), Err(PathError::Nul));
         assert_eq!(parse_relative("%2e%2e/etc"), Err(PathError::Encoded));
         assert_eq!(parse_relative("%2E%2E"), Err(PathError::Encoded));

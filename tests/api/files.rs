@@ -552,6 +552,15 @@ async fn traversal_encodings_and_bad_names_are_refused() {
         .join("private.txt")
         .exists());
 
+    // A backslash is named as what it is.
+    let res = app
+        .get(&format!("{base}/a%5Cb"), ALICE)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(res, 400, "bad-request").await;
+    assert!(body["detail"].as_str().unwrap().contains("'\\'"), "{body}");
+
     // Downloading a folder points to the archive instead.
     std::fs::create_dir_all(app.workspace("alice", "t").join("dir")).unwrap();
     let res = app.get(&format!("{base}/dir"), ALICE).send().await.unwrap();

@@ -83,6 +83,24 @@ async fn every_served_route_is_documented_and_only_those() {
             .filter_map(|s| s.split('}').next())
             .collect();
         assert_eq!(declared, in_template, "{method} {path} path parameters");
+        // A JSON body can be malformed or too large.
+        if operation
+            .pointer("/requestBody/content/application~1json")
+            .is_some()
+        {
+            // (MCP reports invalid messages inside its JSON-RPC replies.)
+            let statuses: &[&str] = if path == "/mcp" {
+                &["400", "413"]
+            } else {
+                &["400", "413", "422"]
+            };
+            for status in statuses {
+                assert!(
+                    responses.contains_key(*status),
+                    "{method} {path} lacks its {status}"
+                );
+            }
+        }
         // Authenticated routes say what a missing key gets.
         if operation["security"] != json!([{}]) {
             assert!(
@@ -418,7 +436,11 @@ async fn real_responses_match_their_documented_schemas() {
         app.post(
             "/v1/chat/completions",
             ALICE,
-            json!({"model": "claude-code", "user": "doc", "messages": [{"role": "user", "content": "hi"}]}),
+            json!({"model": "claude-code", "user": "doc", "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "hi"},
+                    {"type": "image_url", "image_url": {"url": "data:,"}}]},
+            ]}),
         ),
     )
     .await;

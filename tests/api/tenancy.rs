@@ -290,6 +290,19 @@ async fn a_session_budget_and_the_session_cap_hold() {
         .create_session_with(ALICE, json!({"name": "capped", "budget_usd": 0.0015}))
         .await;
     assert_eq!(s["budget_micros"], 1500);
+    // A budget that would round to no micro-USD at all is refused.
+    for tiny in [0.0, 1e-9, -1.0] {
+        let res = app
+            .post(
+                "/api/v1/sessions",
+                ALICE,
+                json!({"name": "tiny", "budget_usd": tiny}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 422, "validation-error").await;
+    }
     app.chat_ok(ALICE, "capped", "one").await;
     app.chat_ok(ALICE, "capped", "two").await;
     let (status, body) = app.chat(ALICE, "capped", "three").await;
