@@ -283,7 +283,7 @@ pub async fn create_session(
     let body = body.into_inner();
     // Money is kept in micro-USD: a budget that rounds to none is refused.
     let budget_micros = match body.budget_usd {
-        Some(usd) if !(usd.is_finite() && usd >= 0.000_001 && usd < 1e9) => {
+        Some(usd) if !(usd.is_finite() && (0.000_001..1e9).contains(&usd)) => {
             return Err(ApiError::Validation(
                 "budget_usd must be an amount from 0.000001 to 1e9 USD".into(),
             ))
