@@ -3,6 +3,7 @@
 //! async executors.
 
 pub mod models;
+mod openssl;
 pub mod schema;
 
 use std::path::Path;
@@ -138,6 +139,9 @@ pub fn connect(url: &str) -> DbResult<DbPool> {
             }
         }
     }
+    if backend == Backend::Postgres {
+        openssl::skip_exit_cleanup();
+    }
     // SQLite has one writer at a time: a small pool avoids lock contention.
     let max_size = match backend {
         Backend::Sqlite => 4,
@@ -145,6 +149,8 @@ pub fn connect(url: &str) -> DbResult<DbPool> {
     };
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
+        // Connections are opened when needed, not all at start.
+        .min_idle(Some(2))
         .connection_timeout(Duration::from_secs(10))
         .build(manager)?;
     let mut conn = pool.get()?;
