@@ -3,7 +3,7 @@
 //! async executors.
 
 pub mod models;
-mod openssl;
+mod pg_exit;
 pub mod schema;
 
 use std::path::Path;
@@ -85,10 +85,15 @@ pub struct ConnectionManager {
 
 impl ConnectionManager {
     pub fn new(url: &str) -> Self {
-        Self {
-            url: url.to_owned(),
-            backend: Backend::of_url(url),
-        }
+        let backend = Backend::of_url(url);
+        let url = match backend {
+            Backend::Postgres => {
+                let gss_env = std::env::var("PGGSSENCMODE").ok();
+                pg_exit::without_gss_by_default(url, gss_env.as_deref())
+            }
+            Backend::Sqlite => url.to_owned(),
+        };
+        Self { url, backend }
     }
 }
 
@@ -140,7 +145,7 @@ pub fn connect(url: &str) -> DbResult<DbPool> {
         }
     }
     if backend == Backend::Postgres {
-        openssl::skip_exit_cleanup();
+        pg_exit::skip_openssl_exit_cleanup();
     }
     // SQLite has one writer at a time: a small pool avoids lock contention.
     let max_size = match backend {
