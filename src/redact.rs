@@ -13,13 +13,23 @@ pub const REDACTED: &str = "[redacted]";
 /// Members of an MCP server entry that hold credentials.
 const SERVER_SECRETS: &[&str] = &["env", "headers"];
 
-pub fn env(env: &mut Option<BTreeMap<String, String>>) {
+/// Redacts an environment and the MCP servers' credentials, as a template
+/// or a session spec carries them.
+pub fn credentials(
+    env: &mut Option<BTreeMap<String, String>>,
+    servers: &mut Option<BTreeMap<String, Value>>,
+) {
+    self::env(env);
+    mcp_servers(servers);
+}
+
+fn env(env: &mut Option<BTreeMap<String, String>>) {
     for value in env.iter_mut().flat_map(|e| e.values_mut()) {
         *value = REDACTED.to_owned();
     }
 }
 
-pub fn mcp_servers(servers: &mut Option<BTreeMap<String, Value>>) {
+fn mcp_servers(servers: &mut Option<BTreeMap<String, Value>>) {
     for server in servers.iter_mut().flat_map(|s| s.values_mut()) {
         for member in SERVER_SECRETS {
             if let Some(Value::Object(values)) = server.get_mut(*member) {

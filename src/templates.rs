@@ -101,8 +101,7 @@ fn valid_env_name(name: &str) -> bool {
 impl Template {
     /// As clients other than admins see it: credentials redacted.
     pub fn redacted(mut self) -> Template {
-        crate::redact::env(&mut self.env);
-        crate::redact::mcp_servers(&mut self.mcp_servers);
+        crate::redact::credentials(&mut self.env, &mut self.mcp_servers);
         self
     }
 

@@ -4,9 +4,10 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -54,7 +55,7 @@ pub async fn request_context(
         .await?
         .map_into_boxed_body();
     let _entered = span.entered();
-    let mut res = problemize(res, &path, &request_id);
+    let mut res = problemize(res, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
@@ -69,16 +70,12 @@ pub async fn request_context(
 
 /// Turns any error response into a complete problem document carrying the
 /// request's `instance` and `request_id`.
-fn problemize(
-    res: ServiceResponse<BoxBody>,
-    path: &str,
-    request_id: &str,
-) -> ServiceResponse<BoxBody> {
+fn problemize(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
-    let mut problem: Value = match res.response().error() {
+    let problem: Value = match res.response().error() {
         Some(err) => match err.as_error::<ApiError>() {
             Some(api) => api.problem(),
             None => generic_problem(err.as_response_error().status_code()),
@@ -93,11 +90,23 @@ fn problemize(
     if own_problem && res.response().error().is_none() {
         return res;
     }
-    problem["instance"] = Value::String(path.to_owned());
-    problem["request_id"] = Value::String(request_id.to_owned());
     let (req, old) = res.into_parts();
+    problem_response(req, status, old.headers(), problem, request_id)
+}
+
+/// `problem`, completed with the request's `instance` and `request_id`, as
+/// the `status` response to `req`; `headers` (but the body's) are carried over.
+pub fn problem_response(
+    req: HttpRequest,
+    status: StatusCode,
+    headers: &HeaderMap,
+    mut problem: Value,
+    request_id: &str,
+) -> ServiceResponse<BoxBody> {
+    problem["instance"] = Value::String(req.path().to_owned());
+    problem["request_id"] = Value::String(request_id.to_owned());
     let mut new = HttpResponse::build(status);
-    for (name, value) in old.headers() {
+    for (name, value) in headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             new.append_header((name.clone(), value.clone()));
         }

@@ -151,16 +151,18 @@ enum Applies {
 /// Media types of raw file bodies: a byte string, not JSON.
 const BINARY_MEDIA_TYPES: &[&str] = &["application/octet-stream", "application/gzip"];
 
-fn complete(doc: &mut Value) {
-    let problem = json!({
-        "description": "",
+/// A response whose body is a problem document.
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
         "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    });
+    })
+}
+
+fn complete(doc: &mut Value) {
     let components = &mut doc["components"];
     for (_, name, description, _) in SHARED_RESPONSES {
-        let mut response = problem.clone();
-        response["description"] = json!(description);
-        components["responses"][name] = response;
+        components["responses"][name] = problem(description);
     }
     components["securitySchemes"] = json!({
         "api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -256,12 +258,6 @@ fn mcp_path_item() -> Value {
         "schema": {"type": "string"},
     });
     let rpc = json!({"type": "object", "description": "A JSON-RPC 2.0 message (or batch)"});
-    let problem = |description: &str| {
-        json!({
-            "description": description,
-            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        })
-    };
     let not_found = problem("Unknown session, or another tenant's");
     json!({
         "post": {
@@ -369,8 +365,13 @@ pub async fn docs_file(file: web::Path<String>) -> HttpResponse {
             if found.gzpipped {
                 res.insert_header((header::CONTENT_ENCODING, "gzip"));
             }
-            res.content_type(found.content_type)
-                .body(found.bytes.into_owned())
+            res.content_type(found.content_type);
+            // The compiled-in files are sent as they are; only the
+            // initializer is made per config.
+            match found.bytes {
+                std::borrow::Cow::Borrowed(bytes) => res.body(bytes),
+                std::borrow::Cow::Owned(bytes) => res.body(bytes),
+            }
         }
         Ok(None) => HttpResponse::NotFound().finish(),
         Err(e) => {

@@ -81,8 +81,7 @@ impl From<Session> for SessionData {
     fn from(s: Session) -> Self {
         let mut spec: SessionSpec = serde_json::from_str(&s.spec).unwrap_or_default();
         // A template's credentials reach the CLI, never a client.
-        crate::redact::env(&mut spec.env);
-        crate::redact::mcp_servers(&mut spec.mcp_servers);
+        crate::redact::credentials(&mut spec.env, &mut spec.mcp_servers);
         SessionData {
             spec,
             id: s.id,

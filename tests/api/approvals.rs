@@ -171,16 +171,10 @@ async fn an_unanswered_approval_is_denied_after_the_timeout() {
     );
 }
 
-#[actix_web::test]
-async fn a_path_outside_the_workspace_is_denied_without_asking() {
-    let app = TestApp::spawn().await;
-    asking_session(&app, "p").await;
-    let outside = app.root.path().join("outside.txt");
-    let turn = start_stream(
-        &app,
-        "p",
-        &format!("[[write {}]]escape[[/write]]", outside.display()),
-    );
+/// Runs `message` on `session` and asserts the server's policy denied its
+/// tool call without asking anyone, telling the model why.
+async fn assert_denied_by_policy(app: &TestApp, session: &str, message: &str) {
+    let turn = start_stream(app, session, message);
     let events_turn = tokio::time::timeout(Duration::from_secs(60), turn)
         .await
         .unwrap()
@@ -192,7 +186,16 @@ async fn a_path_outside_the_workspace_is_denied_without_asking() {
         .find(|e| e.0 == "permission_resolved")
         .unwrap();
     assert_eq!(resolved.2["by"], "policy");
-    assert!(model_saw(&app, "outside the session's workspace"));
+    assert!(model_saw(app, "outside the session's workspace"));
+}
+
+#[actix_web::test]
+async fn a_path_outside_the_workspace_is_denied_without_asking() {
+    let app = TestApp::spawn().await;
+    asking_session(&app, "p").await;
+    let outside = app.root.path().join("outside.txt");
+    let message = format!("[[write {}]]escape[[/write]]", outside.display());
+    assert_denied_by_policy(&app, "p", &message).await;
     assert!(!outside.exists());
     assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM approvals"), 0);
 }
@@ -204,19 +207,7 @@ async fn a_symlink_out_of_the_workspace_is_denied_without_asking() {
     let elsewhere = app.root.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, app.workspace("alice", "l").join("escape")).unwrap();
-    let turn = start_stream(&app, "l", "[[write escape/x.txt]]escape[[/write]]");
-    let events_turn = tokio::time::timeout(Duration::from_secs(60), turn)
-        .await
-        .unwrap()
-        .unwrap();
-    let kinds: Vec<&str> = events_turn.iter().map(|e| e.0.as_str()).collect();
-    assert!(!kinds.contains(&"permission_request"), "{kinds:?}");
-    let resolved = events_turn
-        .iter()
-        .find(|e| e.0 == "permission_resolved")
-        .unwrap();
-    assert_eq!(resolved.2["by"], "policy");
-    assert!(model_saw(&app, "outside the session's workspace"));
+    assert_denied_by_policy(&app, "l", "[[write escape/x.txt]]escape[[/write]]").await;
     assert!(!elsewhere.join("x.txt").exists());
 }
 

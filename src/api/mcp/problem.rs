@@ -6,10 +6,10 @@
 use actix_web::body::{to_bytes_limited, BoxBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header;
-use actix_web::{HttpMessage, HttpResponse};
+use actix_web::HttpMessage;
 use serde_json::Value;
 
-use crate::api::middleware::RequestId;
+use crate::api::middleware::{problem_response, RequestId};
 use crate::error::{generic_problem, PROBLEM_CONTENT_TYPE};
 
 /// Longest SDK error body read for its message.
@@ -36,20 +36,12 @@ pub async fn from_sdk(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody>
     if let Some(detail) = detail(&bytes) {
         problem["detail"] = Value::String(detail);
     }
-    problem["instance"] = Value::String(req.path().to_owned());
-    if let Some(id) = req.extensions().get::<RequestId>() {
-        problem["request_id"] = Value::String(id.0.clone());
-    }
-    let mut new = HttpResponse::build(status);
-    for (name, value) in head.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            new.append_header((name.clone(), value.clone()));
-        }
-    }
-    let new = new
-        .content_type(PROBLEM_CONTENT_TYPE)
-        .body(problem.to_string());
-    ServiceResponse::new(req, new)
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    problem_response(req, status, head.headers(), problem, &request_id)
 }
 
 /// A JSON-RPC error's message, or the plain text.
