@@ -7,9 +7,11 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
+use actix::Addr;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::messages::ApprovalStored;
 use super::SessionActor;
 use crate::cli::protocol;
 use crate::db::models::approval::{self, Approval};
@@ -46,7 +48,12 @@ pub enum ResolveError {
 
 impl SessionActor {
     /// Handles one `can_use_tool` request.
-    pub(super) fn on_can_use_tool(&mut self, request_id: String, request: Value) {
+    pub(super) fn on_can_use_tool(
+        &mut self,
+        request_id: String,
+        request: Value,
+        addr: Addr<SessionActor>,
+    ) {
         let tool = request
             .get("tool_name")
             .and_then(Value::as_str)
@@ -102,23 +109,35 @@ impl SessionActor {
             },
         );
         crate::metrics::approvals_pending_changed(1);
-        let approval_id = row.id.clone();
         let webhooks = self.runtime.webhooks.clone();
-        let event = view.clone();
+        let stored = ApprovalStored {
+            id: row.id.clone(),
+            view: view.clone(),
+        };
+        // Clients learn of the approval (event, sync reply) only once its
+        // row is committed, so a decision sent at once finds it.
         self.writer.write(
             move |c| {
                 approval::insert(c, &row)?;
-                notify_job_webhook(c, &row, &event)
+                notify_job_webhook(c, &row, &view)
             },
             Some(Box::new(move |queued| {
                 if let (Ok(true), Some(webhooks)) = (queued, webhooks) {
                     webhooks.do_send(crate::actors::webhooks::Wake);
                 }
+                addr.do_send(stored);
             })),
         );
+    }
+
+    /// Publishes a stored approval, unless it was settled meanwhile.
+    pub(super) fn announce_approval(&mut self, stored: ApprovalStored) {
+        if !self.approvals.contains_key(&stored.id) {
+            return;
+        }
         if let Some(running) = self.current.as_mut() {
-            running.emit(&mut self.hub, "permission_request", view);
-            running.notify_approval(Some(&approval_id));
+            running.emit(&mut self.hub, "permission_request", stored.view);
+            running.notify_approval(Some(&stored.id));
         }
     }
 

@@ -1,13 +1,16 @@
 use std::time::Instant;
 
-use actix::{ActorContext, ActorFutureExt, Context, Handler, StreamHandler, WrapFuture};
+use actix::{
+    ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, StreamHandler,
+    WrapFuture,
+};
 use serde_json::json;
 
 use super::approvals::ResolveError;
 use super::hub::to_stream_event;
 use super::messages::{
-    Advance, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, Interrupt, InterruptReply,
-    ResolveApproval, SlotGranted, Subscribe, Subscription, TurnGranted,
+    Advance, ApprovalStored, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, Interrupt,
+    InterruptReply, ResolveApproval, SlotGranted, Subscribe, Subscription, TurnGranted,
 };
 use super::running::StopReason;
 use super::turn::{usd_to_micros, TurnError};
@@ -200,7 +203,9 @@ impl SessionActor {
                 request_id,
                 subtype,
                 request,
-            } if subtype == "can_use_tool" => self.on_can_use_tool(request_id, request),
+            } if subtype == "can_use_tool" => {
+                self.on_can_use_tool(request_id, request, ctx.address())
+            }
             CliMessage::ControlRequest {
                 request_id,
                 subtype,
@@ -365,9 +370,26 @@ impl Handler<Interrupt> for SessionActor {
 }
 
 impl Handler<ResolveApproval> for SessionActor {
-    type Result = Result<super::approvals::Resolved, ResolveError>;
+    type Result = ResponseFuture<Result<super::approvals::Resolved, ResolveError>>;
 
     fn handle(&mut self, msg: ResolveApproval, _: &mut Context<Self>) -> Self::Result {
-        self.resolve_approval(&msg.id, msg.decision)
+        let resolved = self.resolve_approval(&msg.id, msg.decision);
+        // Answer after the settled row is committed: a client listing the
+        // approvals right after its decision no longer sees it pending.
+        let stored = self.writer.call(|_| Ok(()));
+        Box::pin(async move {
+            if let Err(e) = stored.await {
+                tracing::error!(error = %e, "storing an approval decision failed");
+            }
+            resolved
+        })
+    }
+}
+
+impl Handler<ApprovalStored> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApprovalStored, _: &mut Context<Self>) {
+        self.announce_approval(msg);
     }
 }

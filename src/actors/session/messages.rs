@@ -93,7 +93,16 @@ pub enum InterruptReply {
     Idle,
 }
 
-/// Answers one of the pending tool approvals of the live process.
+/// Internal: an approval's row is committed; publish it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct ApprovalStored {
+    pub id: String,
+    pub view: serde_json::Value,
+}
+
+/// Answers one of the pending tool approvals of the live process; the reply
+/// comes once the decision is stored.
 #[derive(Message)]
 #[rtype(result = "Result<super::approvals::Resolved, super::approvals::ResolveError>")]
 pub struct ResolveApproval {
