@@ -76,6 +76,55 @@ fn stream_chat(
     tokio::spawn(async move { read_sse(req.send().await.unwrap()).await })
 }
 
+/// A turn's closing events reach clients only once the turn is stored: a
+/// client that sees `job_status` and reads the job and the history at once
+/// finds them up to date.
+#[actix_web::test]
+async fn closing_events_wait_until_the_turn_is_stored() {
+    let app = TestApp::spawn().await;
+    app.create_session(ALICE, "st").await;
+    app.chat_ok(ALICE, "st", "warm up").await;
+    let mut events = subscribe(&app, ALICE, "st", None).await;
+    let (status, job) = app
+        .create_job(ALICE, "st", json!({"message": "stored [[slow 10 100]]"}))
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job_id = job["data"]["id"].as_str().unwrap().to_owned();
+    events.until("delta", 60).await;
+
+    // The session's writes wait on the lock; the CLI finishes the turn.
+    let hold = WriteHold::take(&app.db);
+    let mut while_held = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next(4)).await {
+        while_held.push(event);
+    }
+    let kinds: Vec<&str> = while_held.iter().map(|e| e.0.as_str()).collect();
+    assert!(kinds.contains(&"delta"), "live events go on: {kinds:?}");
+    assert!(
+        !kinds.contains(&"done") && !kinds.contains(&"job_status"),
+        "closing events came before the turn was stored: {kinds:?}"
+    );
+
+    drop(hold);
+    let rest = events.until("job_status", 30).await;
+    let last = rest.last().unwrap();
+    assert_eq!(last.2["status"], "done", "{rest:?}");
+    assert!(rest.iter().any(|e| e.0 == "done"), "{rest:?}");
+    // Read at once, no polling: already stored.
+    assert_eq!(app.job(ALICE, "st", &job_id).await["status"], "done");
+    let history = app.history(ALICE, "st").await;
+    assert_eq!(history.len(), 4, "{history:?}");
+    assert!(history[3]["content"].as_str().unwrap().contains("chunk9"));
+    // In order, without a gap.
+    let ids: Vec<i64> = while_held
+        .iter()
+        .chain(rest.iter())
+        .map(|e| e.1.parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+}
+
 #[actix_web::test]
 async fn two_clients_one_resumes_with_last_event_id_and_gets_exactly_the_missed_events() {
     let app = TestApp::spawn().await;

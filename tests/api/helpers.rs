@@ -377,6 +377,61 @@ impl TestApp {
     }
 }
 
+/// Holds the test database's write lock (SQLite) or the `events` table's
+/// (PostgreSQL) until dropped: the server's session writes wait meanwhile.
+pub struct WriteHold {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WriteHold {
+    /// Returns once the lock is held.
+    pub fn take(db: &TestDb) -> WriteHold {
+        let (postgres, url) = (db.is_postgres(), db.url.clone());
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            fn hold<C: Connection>(
+                c: &mut C,
+                lock: &str,
+                held: std::sync::mpsc::Sender<()>,
+                release: std::sync::mpsc::Receiver<()>,
+            ) {
+                c.batch_execute(lock).expect("take the lock");
+                held.send(()).unwrap();
+                let _ = release.recv();
+                c.batch_execute("ROLLBACK").expect("release the lock");
+            }
+            if postgres {
+                let mut c = PgConnection::establish(&url).expect("pg");
+                hold(
+                    &mut c,
+                    "BEGIN; LOCK TABLE events IN EXCLUSIVE MODE",
+                    held_tx,
+                    release_rx,
+                );
+            } else {
+                let mut c = SqliteConnection::establish(&url).expect("sqlite");
+                hold(&mut c, "BEGIN IMMEDIATE", held_tx, release_rx);
+            }
+        });
+        held_rx.recv().expect("the lock is held");
+        WriteHold {
+            release: Some(release),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for WriteHold {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl TestDb {
     /// One BIGINT column `n` of the first row of `sql`.
     pub fn query_i64(&self, sql: &str) -> i64 {

@@ -10,7 +10,7 @@ use super::approvals::ResolveError;
 use super::hub::to_stream_event;
 use super::messages::{
     Advance, ApprovalStored, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, Interrupt,
-    InterruptReply, ResolveApproval, SlotGranted, Subscribe, Subscription, TurnGranted,
+    InterruptReply, ResolveApproval, SlotGranted, Subscribe, Subscription, TurnGranted, TurnStored,
 };
 use super::running::StopReason;
 use super::turn::{usd_to_micros, TurnError};
@@ -383,6 +383,14 @@ impl Handler<ResolveApproval> for SessionActor {
             }
             resolved
         })
+    }
+}
+
+impl Handler<TurnStored> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TurnStored, _: &mut Context<Self>) {
+        self.hub.release(msg.0);
     }
 }
 

@@ -93,6 +93,11 @@ pub enum InterruptReply {
     Idle,
 }
 
+/// Internal: a turn is stored; publish its closing events.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct TurnStored(pub super::hub::Barrier);
+
 /// Internal: an approval's row is committed; publish it.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WeakAddr, WrapFuture};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -74,6 +74,8 @@ pub struct SessionActor {
     closed: bool,
     /// The queue length last added to the `cca_turns_queued` gauge.
     reported_queue: i64,
+    /// This actor, for writes that report back once applied.
+    me: Option<WeakAddr<SessionActor>>,
 }
 
 struct Draining {
@@ -163,6 +165,7 @@ impl SessionActor {
             draining: None,
             closed: false,
             reported_queue: 0,
+            me: None,
         }
     }
 
@@ -496,8 +499,9 @@ impl SessionActor {
         }
     }
 
-    /// Stores the finished turn, then answers its client. The next turn may
-    /// start meanwhile; the session's writes stay in order.
+    /// Stores the finished turn, then answers its client and publishes its
+    /// closing events. The next turn may start meanwhile; the session's
+    /// writes stay in order, and its events wait behind this turn's.
     fn persist(&mut self, mut running: Running, outcome: running::Outcome, reached_cli: bool) {
         running.emit_job_status(&mut self.hub, &outcome);
         self.report_queue();
@@ -510,13 +514,19 @@ impl SessionActor {
         crate::metrics::turn_finished(running.elapsed(), &outcome);
         let record = running.record(&self.session, &outcome, reached_cli);
         let webhooks = self.runtime.webhooks.clone();
+        let me = self.me.clone();
         self.writer.write(
             move |c| crate::db::models::turn::record(c, &record),
             Some(Box::new(move |stored| {
                 if let (Ok(true), Some(webhooks)) = (stored, webhooks) {
                     webhooks.do_send(crate::actors::webhooks::Wake);
                 }
+                let closing = running.closing();
                 running.deliver(outcome);
+                // A stopped actor has no subscribers left to publish to.
+                if let (Some(barrier), Some(me)) = (closing, me.and_then(|a| a.upgrade())) {
+                    me.do_send(messages::TurnStored(barrier));
+                }
             })),
         );
     }
@@ -693,6 +703,7 @@ impl Actor for SessionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address().downgrade());
         if let Some(rx) = self.output_rx.take() {
             ctx.add_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(rx));
         }

@@ -6,8 +6,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::hub::Hub;
-use super::turn::{micros_to_usd, ChatResponse, ToolUse, Turn, TurnError};
+use super::hub::{Barrier, Hub};
+use super::turn::{micros_to_usd, ChatResponse, ToolUse, Turn, TurnError, TurnEvent};
 use super::SessionState;
 use crate::cli::protocol::TurnResult;
 use crate::db::models::event::Event;
@@ -32,6 +32,10 @@ pub struct Running {
     pub stop: Option<StopRequest>,
     /// Budget held for this turn, settled when it is recorded.
     pub reserved_micros: i64,
+    /// Set once the turn ends: its closing events wait for it to be stored.
+    closing: Option<Barrier>,
+    /// Closing events for the turn's streaming client, sent once stored.
+    held: Vec<TurnEvent>,
 }
 
 /// Why and since when a running turn is being stopped.
@@ -69,6 +73,8 @@ impl Running {
             usage: None,
             stop: None,
             reserved_micros: 0,
+            closing: None,
+            held: Vec::new(),
         }
     }
 
@@ -87,16 +93,37 @@ impl Running {
     }
 
     /// Numbers an event, keeps it for storage and publishes it on the
-    /// session's stream and to the turn's streaming client. A client that
-    /// cannot keep up (or left) is dropped; the turn goes on regardless.
+    /// session's stream and to the turn's streaming client (a closing event
+    /// once the turn is stored). A client that cannot keep up (or left) is
+    /// dropped; the turn goes on regardless.
     pub fn emit(&mut self, hub: &mut Hub, kind: &str, data: Value) {
         let (row, event) = hub.emit(kind, data);
         self.events.push(row);
+        if self.closing.is_some() {
+            self.held.push(event);
+        } else {
+            self.send_to_client(event);
+        }
+    }
+
+    fn send_to_client(&mut self, event: TurnEvent) {
         if let Some(subscriber) = &self.turn.subscriber {
             if subscriber.try_send(event).is_err() {
                 self.turn.subscriber = None;
             }
         }
+    }
+
+    /// From here on, events are closing events.
+    fn close(&mut self, hub: &mut Hub) {
+        if self.closing.is_none() {
+            self.closing = Some(hub.hold());
+        }
+    }
+
+    /// The barrier holding the session's stream until this turn is stored.
+    pub fn closing(&self) -> Option<Barrier> {
+        self.closing
     }
 
     /// The events not yet stored, for an early flush.
@@ -131,6 +158,7 @@ impl Running {
         result: &TurnResult,
         cost_micros: i64,
     ) -> Outcome {
+        self.close(hub);
         self.cost_micros = cost_micros;
         self.input_tokens = result.input_tokens();
         self.output_tokens = result.output_tokens();
@@ -181,6 +209,7 @@ impl Running {
 
     /// Ends the turn without a result from the CLI.
     pub fn fail(&mut self, hub: &mut Hub, error: TurnError) -> Outcome {
+        self.close(hub);
         // A turn asked to stop ends as stopped, however it ended.
         let error = match self.stop.as_ref().map(|s| s.reason) {
             Some(StopReason::Cancel | StopReason::Interrupt) => TurnError::Cancelled,
@@ -294,8 +323,12 @@ impl Running {
         })
     }
 
-    /// Answers the waiting client, if any.
-    pub fn deliver(self, outcome: Outcome) {
+    /// Once stored: sends the closing events to the turn's streaming client
+    /// and answers the waiting one, if any.
+    pub fn deliver(mut self, outcome: Outcome) {
+        for event in std::mem::take(&mut self.held) {
+            self.send_to_client(event);
+        }
         if let Some(reply) = self.turn.reply {
             let _ = reply.send(outcome);
         }
