@@ -183,6 +183,14 @@ impl Supervisor {
                 addr.do_send(TurnGranted);
             }
         }
+        // A tenant with nothing running, waiting or being read is forgotten;
+        // its next request reads its limit afresh.
+        let idle = turns.running.is_empty()
+            && turns.waiting.is_empty()
+            && turns.reads_started == turns.reads_applied;
+        if idle {
+            self.turns.remove(tenant_id);
+        }
     }
 
     /// Forgets a session's permit and place in line (it closed).
