@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::events::subscribe;
 use crate::helpers::*;
 
 #[actix_web::test]
@@ -117,9 +118,11 @@ async fn chat_runs_commands_and_keeps_the_conversation() {
 async fn messages_sent_during_a_turn_wait_their_turn() {
     let app = TestApp::spawn().await;
     app.create_session(ALICE, "q").await;
+    let mut events = subscribe(&app, ALICE, "q", None).await;
     let slow = app.chat(ALICE, "q", "first [[slow 10 100]]");
     let quick = async {
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        // Sent once the first turn runs.
+        events.until("turn_started", 60).await;
         app.chat(ALICE, "q", "second message").await
     };
     let ((s1, b1), (s2, b2)) = tokio::join!(slow, quick);

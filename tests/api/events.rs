@@ -86,17 +86,17 @@ async fn closing_events_wait_until_the_turn_is_stored() {
     app.chat_ok(ALICE, "st", "warm up").await;
     let mut events = subscribe(&app, ALICE, "st", None).await;
     let (status, job) = app
-        .create_job(ALICE, "st", json!({"message": "stored [[slow 10 100]]"}))
+        .create_job(ALICE, "st", json!({"message": "stored [[slow 20 100]]"}))
         .await;
     assert_eq!(status, 202, "{job}");
     let job_id = job["data"]["id"].as_str().unwrap().to_owned();
     events.until("delta", 60).await;
 
-    // The session's writes wait on the lock; the CLI finishes the turn.
+    // The session's writes wait on the lock; the CLI finishes the turn (its
+    // last text block is `assistant`), and `done` would follow at once.
     let hold = WriteHold::take(&app.db);
-    let mut while_held = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
-    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next(4)).await {
+    let mut while_held = events.until("assistant", 60).await;
+    while let Some(event) = events.next(2).await {
         while_held.push(event);
     }
     let kinds: Vec<&str> = while_held.iter().map(|e| e.0.as_str()).collect();
@@ -115,7 +115,7 @@ async fn closing_events_wait_until_the_turn_is_stored() {
     assert_eq!(app.job(ALICE, "st", &job_id).await["status"], "done");
     let history = app.history(ALICE, "st").await;
     assert_eq!(history.len(), 4, "{history:?}");
-    assert!(history[3]["content"].as_str().unwrap().contains("chunk9"));
+    assert!(history[3]["content"].as_str().unwrap().contains("chunk19"));
     // In order, without a gap.
     let ids: Vec<i64> = while_held
         .iter()

@@ -728,18 +728,6 @@ async fn symlinks_the_agent_creates_never_lead_out() {
     assert!(!std::path::Path::new("/etc/evil.conf").exists());
 }
 
-/// Resident memory of this process (the server runs in it), in bytes.
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
-}
-
 #[actix_web::test]
 async fn a_2_gb_upload_is_refused_while_streaming_and_leaves_nothing() {
     let app = TestApp::spawn_with(Options::fake()).await;
@@ -765,8 +753,6 @@ async fn a_2_gb_upload_is_refused_while_streaming_and_leaves_nothing() {
                 Ok::<_, std::io::Error>(b)
             }),
     );
-    let before = rss_bytes();
-    let started = std::time::Instant::now();
     let res = app
         .client
         .post(app.url("/api/v1/sessions/big/files"))
@@ -792,12 +778,6 @@ async fn a_2_gb_upload_is_refused_while_streaming_and_leaves_nothing() {
         pulled < 256 * 1024 * 1024,
         "the server kept reading far past the limit: {pulled} bytes"
     );
-    let grown = rss_bytes().saturating_sub(before);
-    assert!(
-        grown < 200 * 1024 * 1024,
-        "memory grew by {grown} bytes: the upload was buffered"
-    );
-    assert!(started.elapsed() < std::time::Duration::from_secs(60));
     // Nothing half-written remains, hidden temporary files included.
     let left = tree(&app.workspace("alice", "big"));
     assert!(left.is_empty(), "{left:?}");

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use claude_code_api::app::Application;
 use claude_code_api::config::Settings;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
@@ -371,10 +372,19 @@ impl TestApp {
             let mut c = PgConnection::establish(&self.db.url).expect("pg");
             diesel::sql_query(sql).execute(&mut c).expect("exec");
         } else {
-            let mut c = SqliteConnection::establish(&self.db.url).expect("sqlite");
+            let mut c = sqlite(&self.db.url);
             diesel::sql_query(sql).execute(&mut c).expect("exec");
         }
     }
+}
+
+/// A connection to the test's SQLite database that waits for the server's
+/// write lock like the server's own connections do.
+fn sqlite(url: &str) -> SqliteConnection {
+    let mut c = SqliteConnection::establish(url).expect("sqlite");
+    c.batch_execute("PRAGMA busy_timeout = 10000")
+        .expect("busy_timeout");
+    c
 }
 
 /// Holds the test database's write lock (SQLite) or the `events` table's
@@ -411,7 +421,7 @@ impl WriteHold {
                     release_rx,
                 );
             } else {
-                let mut c = SqliteConnection::establish(&url).expect("sqlite");
+                let mut c = sqlite(&url);
                 hold(&mut c, "BEGIN IMMEDIATE", held_tx, release_rx);
             }
         });
@@ -444,7 +454,7 @@ impl TestDb {
             let mut c = PgConnection::establish(&self.url).expect("pg");
             diesel::sql_query(sql).get_result(&mut c).expect("query")
         } else {
-            let mut c = SqliteConnection::establish(&self.url).expect("sqlite");
+            let mut c = sqlite(&self.url);
             diesel::sql_query(sql).get_result(&mut c).expect("query")
         };
         row.n
@@ -494,6 +504,9 @@ fn build_vars(options: &Options, root: &Path, db: &TestDb) -> BTreeMap<String, S
     set("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1".into());
     set("WEBHOOK_RETRY_SCHEDULE_SECONDS", "1,1,1".into());
     set("WEBHOOK_POLL_INTERVAL_MS", "100".into());
+    // Tests poll jobs and history for as long as a slow machine needs; the
+    // rate-limit tests set their own limit.
+    set("RATE_LIMIT_REQUESTS", "1000000".into());
     let cli = match options.cli {
         Cli::Real => real_cli_path(),
         Cli::Fake => PathBuf::from(env!("CARGO_BIN_EXE_fake-claude")),

@@ -84,7 +84,10 @@ async fn json_log_lines_carry_the_request_id_and_the_session() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
-    lines.extend(rx.try_iter());
+    // Every line the reader thread still has, up to the pipe's end.
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        lines.push(line);
+    }
 
     let parsed: Vec<Value> = lines
         .iter()

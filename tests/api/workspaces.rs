@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::events::subscribe;
 use crate::helpers::*;
 
 async fn set_repo(app: &TestApp, key: &str, session: &str, dir: &str) -> reqwest::Response {
@@ -149,9 +150,10 @@ async fn repo_is_tenant_scoped_and_waits_for_an_idle_session() {
 
     // While a turn runs the directory does not change under it.
     std::fs::create_dir_all(app.workspaces().join("alice").join("next")).unwrap();
+    let mut events = subscribe(&app, ALICE, "mine", None).await;
     let slow = app.chat(ALICE, "mine", "[[slow 10 150]]");
     let change = async {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        events.until("turn_started", 60).await;
         set_repo(&app, ALICE, "mine", "next").await
     };
     let ((status, _), res) = tokio::join!(slow, change);
