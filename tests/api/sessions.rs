@@ -2,7 +2,50 @@
 
 use serde_json::{json, Value};
 
+use crate::events::subscribe;
 use crate::helpers::*;
+
+/// The running turn ends and is settled before the session is deleted: its
+/// budget reservation comes back and the stream ends with an error.
+#[actix_web::test]
+async fn deleting_a_session_mid_turn_settles_its_reservation_first() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .patch(app.url("/api/v1/admin/tenants/alice"))
+        .header("X-API-Key", ADMIN)
+        .json(&json!({"budget_usd": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    app.create_session(ALICE, "mid").await;
+    let mut events = subscribe(&app, ALICE, "mid", None).await;
+    let req = app.post(
+        "/api/v1/sessions/mid/chat/stream",
+        ALICE,
+        json!({"message": "long [[slow 200 100]]"}),
+    );
+    let stream = tokio::spawn(async move { read_sse(req.send().await.unwrap()).await });
+    events.until("delta", 60).await;
+    let reserved = "SELECT reserved_micros AS n FROM tenants WHERE id = 'alice'";
+    assert!(app.query_i64(reserved) > 0, "the turn holds a reservation");
+
+    let res = app
+        .delete("/api/v1/sessions/mid", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    // At once, no polling: nothing of the session is still to be written.
+    assert_eq!(app.query_i64(reserved), 0);
+    assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM events"), 0);
+    let turn = tokio::time::timeout(std::time::Duration::from_secs(30), stream)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(turn.last().unwrap().0, "error", "{turn:?}");
+}
 
 #[actix_web::test]
 async fn create_get_list_delete_a_session() {

@@ -242,6 +242,7 @@ impl SessionActor {
             move |c| approval::settle(c, &row_id, status, stored.as_deref()),
             None,
         );
+        self.publish_after_writes();
         if let Some(running) = self.current.as_mut() {
             running.emit(&mut self.hub, "permission_resolved", data);
             running.notify_approval(None);

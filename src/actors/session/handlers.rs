@@ -10,7 +10,8 @@ use super::approvals::ResolveError;
 use super::hub::to_stream_event;
 use super::messages::{
     Advance, ApprovalStored, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, Interrupt,
-    InterruptReply, ResolveApproval, SlotGranted, Subscribe, Subscription, TurnGranted, TurnStored,
+    InterruptReply, ReleaseEvents, ResolveApproval, SlotGranted, Subscribe, Subscription,
+    TurnGranted,
 };
 use super::running::StopReason;
 use super::turn::{usd_to_micros, TurnError};
@@ -83,7 +84,9 @@ impl Handler<Close> for SessionActor {
     type Result = actix::ResponseActFuture<Self, ()>;
 
     /// Answers once the actor has stopped; an idle process is retired
-    /// gracefully (transcript complete) first, a busy one is killed.
+    /// gracefully (transcript complete) first, a busy one is killed. What
+    /// was still open is stored before the answer, so whoever closed the
+    /// session (deleting it) finds no write still to come.
     fn handle(&mut self, _: Close, _: &mut Context<Self>) -> Self::Result {
         self.closed = true;
         let retiring = if self.is_idle() {
@@ -98,6 +101,10 @@ impl Handler<Close> for SessionActor {
                 }
             }
             .into_actor(self)
+            .then(|(), act, _| {
+                act.wind_down();
+                act.writer.flushed().into_actor(act)
+            })
             .map(|(), _, ctx| ctx.stop()),
         )
     }
@@ -338,15 +345,9 @@ impl Handler<Subscribe> for SessionActor {
             .unwrap_or_default();
         // Answered after every write queued so far is applied: what is not
         // in `pending` is then in the database.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.writer.write(
-            |_| Ok(false),
-            Some(Box::new(move |_| {
-                let _ = tx.send(());
-            })),
-        );
+        let flushed = self.writer.flushed();
         Box::pin(async move {
-            let _ = rx.await;
+            flushed.await;
             Subscription {
                 live,
                 pending,
@@ -376,20 +377,18 @@ impl Handler<ResolveApproval> for SessionActor {
         let resolved = self.resolve_approval(&msg.id, msg.decision);
         // Answer after the settled row is committed: a client listing the
         // approvals right after its decision no longer sees it pending.
-        let stored = self.writer.call(|_| Ok(()));
+        let flushed = self.writer.flushed();
         Box::pin(async move {
-            if let Err(e) = stored.await {
-                tracing::error!(error = %e, "storing an approval decision failed");
-            }
+            flushed.await;
             resolved
         })
     }
 }
 
-impl Handler<TurnStored> for SessionActor {
+impl Handler<ReleaseEvents> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, msg: TurnStored, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ReleaseEvents, _: &mut Context<Self>) {
         self.hub.release(msg.0);
     }
 }

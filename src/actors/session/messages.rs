@@ -93,10 +93,11 @@ pub enum InterruptReply {
     Idle,
 }
 
-/// Internal: a turn is stored; publish its closing events.
+/// Internal: the writes a barrier waited for are applied; publish the
+/// events it held back.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(super) struct TurnStored(pub super::hub::Barrier);
+pub(super) struct ReleaseEvents(pub super::hub::Barrier);
 
 /// Internal: an approval's row is committed; publish it.
 #[derive(Message)]

@@ -328,8 +328,8 @@ impl SessionActor {
     }
 
     /// Reserves the turn's share of the budgets, then writes it to the CLI.
-    /// The actor waits for the reservation (one small write), so turns still
-    /// start in queue order.
+    /// The actor waits for the reservation (one small write, after the
+    /// session's queued ones), so turns still start in queue order.
     fn start_turn(&mut self, mut turn: Turn, ctx: &mut Context<Self>) {
         self.report_queue();
         turn.span = tracing::info_span!(
@@ -344,42 +344,41 @@ impl SessionActor {
             session_id: self.session.id.clone(),
             idle: false,
         });
-        let pool = self.runtime.pool.clone();
         let (tenant_id, session_id) = (self.session.tenant_id.clone(), self.session.id.clone());
         let amount = self
             .runtime
             .settings
             .max_cost_per_request_micros
             .unwrap_or(self.runtime.settings.budget_reservation_micros);
+        // Behind the session's queued writes: the turn before this one is
+        // settled (its cost spent, its reservation returned) first.
+        let reserved = self.writer.call(move |c| {
+            crate::db::models::budget::reserve_for_turn(c, &tenant_id, &session_id, amount)
+        });
         ctx.wait(
-            async move {
-                crate::db::run(&pool, move |c| {
-                    crate::db::models::budget::reserve_for_turn(c, &tenant_id, &session_id, amount)
-                })
-                .await
-            }
-            .into_actor(self)
-            .map(move |reserved, act, ctx| match reserved {
-                Ok(Ok(reserved)) => act.begin_turn(turn, reserved, ctx),
-                Ok(Err(over)) => {
-                    act.fail_unstarted(
-                        turn,
-                        TurnError::OverBudget {
-                            scope: over.scope,
-                            spent_micros: over.spent_micros,
-                            limit_micros: over.limit_micros,
-                        },
-                    );
-                    act.advance(ctx);
-                }
-                Err(e) => {
-                    act.fail_unstarted(
-                        turn,
-                        TurnError::Process(format!("cannot check the budget: {e}")),
-                    );
-                    act.advance(ctx);
-                }
-            }),
+            reserved
+                .into_actor(self)
+                .map(move |reserved, act, ctx| match reserved {
+                    Ok(Ok(reserved)) => act.begin_turn(turn, reserved, ctx),
+                    Ok(Err(over)) => {
+                        act.fail_unstarted(
+                            turn,
+                            TurnError::OverBudget {
+                                scope: over.scope,
+                                spent_micros: over.spent_micros,
+                                limit_micros: over.limit_micros,
+                            },
+                        );
+                        act.advance(ctx);
+                    }
+                    Err(e) => {
+                        act.fail_unstarted(
+                            turn,
+                            TurnError::Process(format!("cannot check the budget: {e}")),
+                        );
+                        act.advance(ctx);
+                    }
+                }),
         );
     }
 
@@ -400,13 +399,15 @@ impl SessionActor {
             self.advance(ctx);
             return;
         };
+        let sent = live.handle.send_line(protocol::user_line(&turn.message));
         if let Some(job_id) = turn.job_id.clone() {
             self.writer.write(
                 move |c| crate::db::models::job::mark_running(c, &job_id),
                 None,
             );
+            // `job_status: running` is heard once the job row says so.
+            self.publish_after_writes();
         }
-        let sent = live.handle.send_line(protocol::user_line(&turn.message));
         self.permit = Permit::Used;
         let job_id = turn.job_id.clone();
         let mut running = Running::new(turn);
@@ -483,6 +484,18 @@ impl SessionActor {
         }
     }
 
+    /// Kills the process, gives back the slot and the permit, and ends the
+    /// running and queued turns as closed (their records are queued).
+    fn wind_down(&mut self) {
+        self.stop_process();
+        self.release_slot();
+        self.release_permit();
+        self.fail_current(TurnError::Closed);
+        while let Some(turn) = self.queue.pop_front() {
+            self.fail_unstarted(turn, TurnError::Closed);
+        }
+    }
+
     /// Ends a queued turn that never reached the CLI.
     fn fail_unstarted(&mut self, turn: Turn, error: TurnError) {
         let mut running = Running::new(turn);
@@ -523,12 +536,20 @@ impl SessionActor {
                 }
                 let closing = running.closing();
                 running.deliver(outcome);
-                // A stopped actor has no subscribers left to publish to.
-                if let (Some(barrier), Some(me)) = (closing, me.and_then(|a| a.upgrade())) {
-                    me.do_send(messages::TurnStored(barrier));
+                if let Some(barrier) = closing {
+                    release_events(me, barrier);
                 }
             })),
         );
+    }
+
+    /// Holds the session's stream from here on until every write queued so
+    /// far is applied: no subscriber hears of a change before it is stored.
+    pub(super) fn publish_after_writes(&mut self) {
+        let barrier = self.hub.hold();
+        let me = self.me.clone();
+        self.writer
+            .after_pending(move || release_events(me, barrier));
     }
 
     /// Writes the running turn's events so far, in order with everything
@@ -587,14 +608,11 @@ impl SessionActor {
             if let Some(draining) = self.draining.as_mut() {
                 let waiters: Vec<_> = draining.waiters.drain(..).collect();
                 // Answered after every write queued before it is applied.
-                self.writer.write(
-                    |_| Ok(false),
-                    Some(Box::new(move |_| {
-                        for waiter in waiters {
-                            let _ = waiter.send(());
-                        }
-                    })),
-                );
+                self.writer.after_pending(move || {
+                    for waiter in waiters {
+                        let _ = waiter.send(());
+                    }
+                });
             }
         }
     }
@@ -690,6 +708,14 @@ impl SessionActor {
     }
 }
 
+/// Lifts a barrier of the session's stream; a stopped actor has no
+/// subscribers left to publish to.
+fn release_events(me: Option<WeakAddr<SessionActor>>, barrier: hub::Barrier) {
+    if let Some(me) = me.and_then(|a| a.upgrade()) {
+        me.do_send(messages::ReleaseEvents(barrier));
+    }
+}
+
 /// An error message with the CLI's stderr tail, when it said anything.
 fn with_stderr(message: &str, stderr: &str) -> String {
     if stderr.is_empty() {
@@ -720,13 +746,7 @@ impl Actor for SessionActor {
     }
 
     fn stopping(&mut self, _: &mut Context<Self>) -> actix::Running {
-        self.stop_process();
-        self.release_slot();
-        self.release_permit();
-        self.fail_current(TurnError::Closed);
-        while let Some(turn) = self.queue.pop_front() {
-            self.fail_unstarted(turn, TurnError::Closed);
-        }
+        self.wind_down();
         actix::Running::Stop
     }
 }

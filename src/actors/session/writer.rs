@@ -11,7 +11,8 @@ type Write = Box<dyn FnOnce(&mut DbConnection) -> DbResult<bool> + Send>;
 type Then = Box<dyn FnOnce(DbResult<bool>) + Send>;
 
 struct Op {
-    write: Write,
+    /// `None`: nothing to write, only `then` once the writes before it are.
+    write: Option<Write>,
     then: Option<Then>,
 }
 
@@ -25,7 +26,10 @@ impl Writer {
         let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
         actix::spawn(async move {
             while let Some(op) = rx.recv().await {
-                let result = db::run(&pool, op.write).await;
+                let result = match op.write {
+                    Some(write) => db::run(&pool, write).await,
+                    None => Ok(false),
+                };
                 if let Err(e) = &result {
                     tracing::error!(session = %session, error = %e, "a session write failed");
                 }
@@ -66,10 +70,33 @@ impl Writer {
         write: impl FnOnce(&mut DbConnection) -> DbResult<bool> + Send + 'static,
         then: Option<Box<dyn FnOnce(DbResult<bool>) + Send>>,
     ) {
-        let op = Op {
-            write: Box::new(write),
+        self.send(Op {
+            write: Some(Box::new(write)),
             then,
-        };
+        });
+    }
+
+    /// Runs `then` once every write queued before it is applied (no
+    /// database connection is taken for it).
+    pub fn after_pending(&self, then: impl FnOnce() + Send + 'static) {
+        self.send(Op {
+            write: None,
+            then: Some(Box::new(move |_| then())),
+        });
+    }
+
+    /// Resolves once every write queued before it is applied.
+    pub fn flushed(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let (tx, rx) = oneshot::channel();
+        self.after_pending(move || {
+            let _ = tx.send(());
+        });
+        async move {
+            let _ = rx.await;
+        }
+    }
+
+    fn send(&self, op: Op) {
         if let Err(mpsc::error::SendError(op)) = self.tx.send(op) {
             if let Some(then) = op.then {
                 then(Err(db::DbError::Join("the session writer stopped".into())));
