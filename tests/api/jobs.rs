@@ -167,12 +167,11 @@ async fn a_failing_receiver_gets_the_same_event_until_it_succeeds() {
 #[actix_web::test]
 async fn a_receiver_that_is_down_is_retried_then_given_up() {
     let app = TestApp::spawn_with(Options::fake()).await;
-    // Nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port bound and never listened on: nothing else can take it, and
+    // every connection to it is refused.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = reserved.local_addr().unwrap().port();
     app.create_session(ALICE, "down").await;
     let (_, body) = app
         .create_job(

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 use crate::receiver::Receiver;
 
-/// The `claude-code-api` binary on a data dir, database and port of its own.
+/// The `claude-code-api` binary on a data dir and database of its own, on
+/// the port it picked (read from its `listening` log line).
 struct Server {
     child: Child,
     base: String,
@@ -21,23 +22,16 @@ struct Env {
     root: tempfile::TempDir,
     db: TestDb,
     mock: MockModel,
-    port: u16,
 }
 
 impl Env {
     fn new() -> Env {
         let root = tempfile::tempdir().unwrap();
         let db = TestDb::create(root.path());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         Env {
             root,
             db,
             mock: MockModel::start(),
-            port,
         }
     }
 
@@ -46,12 +40,12 @@ impl Env {
     }
 
     async fn start(&self, grace_secs: u64) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
             .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.root.path().join("home"))
-            .env("API_PORT", self.port.to_string())
+            .env("API_PORT", "0")
             .env("API_KEYS", format!("alice:{ALICE}"))
             .env("DATA_DIR", self.root.path().join("data"))
             .env("APPROVED_DIRECTORY", self.workspaces())
@@ -65,14 +59,16 @@ impl Env {
             .env("WEBHOOK_RETRY_SCHEDULE_SECONDS", "1,1,1")
             .env("WEBHOOK_POLL_INTERVAL_MS", "100")
             .env("SHUTDOWN_GRACE_SECONDS", grace_secs.to_string())
-            .env("LOG_LEVEL", "warn")
+            .env("LOG_LEVEL", "warn,claude_code_api=info")
+            .env("LOG_FORMAT", "json")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start the server binary");
+        let port = listening_port(&mut child);
         let server = Server {
             child,
-            base: format!("http://127.0.0.1:{}", self.port),
+            base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
         };
         let up = eventually(60, || async {
@@ -87,6 +83,35 @@ impl Env {
         assert!(up, "the server came up");
         server
     }
+}
+
+/// The port from the server's `listening` line; its later lines are passed
+/// on to the test's output (which keeps the pipe from filling).
+fn listening_port(child: &mut Child) -> u16 {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let parsed: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if let (Some(port), Some(sender)) = (parsed["port"].as_u64(), &tx) {
+                if parsed["message"] == "listening" {
+                    let _ = sender.send(port);
+                    tx = None;
+                    continue;
+                }
+            }
+            eprintln!("{line}");
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server logs the port it listens on");
+    u16::try_from(port).expect("a port")
 }
 
 impl Server {

@@ -232,14 +232,15 @@ impl SessionActor {
             } => {
                 if !cli_id.is_empty() && cli_id != self.session.cli_session_id {
                     self.session.cli_session_id = cli_id.clone();
-                    let pool = self.runtime.pool.clone();
                     let id = session_id.clone();
-                    actix::spawn(async move {
-                        let _ = crate::db::run(&pool, move |c| {
+                    // In order with the turn's writes: stored before its `done`.
+                    self.writer.write(
+                        move |c| {
                             crate::db::models::session::set_cli_session_id(c, &id, &cli_id)
-                        })
-                        .await;
-                    });
+                                .map(|_| false)
+                        },
+                        None,
+                    );
                 }
             }
             CliMessage::Assistant { blocks, .. } => {
