@@ -7,7 +7,6 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use actix::Addr;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -48,12 +47,7 @@ pub enum ResolveError {
 
 impl SessionActor {
     /// Handles one `can_use_tool` request.
-    pub(super) fn on_can_use_tool(
-        &mut self,
-        request_id: String,
-        request: Value,
-        addr: Addr<SessionActor>,
-    ) {
+    pub(super) fn on_can_use_tool(&mut self, request_id: String, request: Value) {
         let tool = request
             .get("tool_name")
             .and_then(Value::as_str)
@@ -110,6 +104,7 @@ impl SessionActor {
         );
         crate::metrics::approvals_pending_changed(1);
         let webhooks = self.runtime.webhooks.clone();
+        let me = self.me.clone();
         let stored = ApprovalStored {
             id: row.id.clone(),
             view: view.clone(),
@@ -125,7 +120,9 @@ impl SessionActor {
                 if let (Ok(true), Some(webhooks)) = (queued, webhooks) {
                     webhooks.do_send(crate::actors::webhooks::Wake);
                 }
-                addr.do_send(stored);
+                if let Some(me) = me.and_then(|a| a.upgrade()) {
+                    me.do_send(stored);
+                }
             })),
         );
     }

@@ -1,8 +1,7 @@
 use std::time::Instant;
 
 use actix::{
-    ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, StreamHandler,
-    WrapFuture,
+    ActorContext, ActorFutureExt, Context, Handler, ResponseFuture, StreamHandler, WrapFuture,
 };
 use serde_json::json;
 
@@ -210,9 +209,7 @@ impl SessionActor {
                 request_id,
                 subtype,
                 request,
-            } if subtype == "can_use_tool" => {
-                self.on_can_use_tool(request_id, request, ctx.address())
-            }
+            } if subtype == "can_use_tool" => self.on_can_use_tool(request_id, request),
             CliMessage::ControlRequest {
                 request_id,
                 subtype,
