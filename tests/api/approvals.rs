@@ -119,6 +119,44 @@ async fn a_write_is_allowed_with_changed_input() {
     );
 }
 
+/// An approval is announced only once its row is stored, so a decision
+/// sent the moment `permission_request` arrives always finds it.
+#[actix_web::test]
+async fn an_approval_is_announced_only_once_stored() {
+    let app = TestApp::spawn().await;
+    asking_session(&app, "h").await;
+    let mut events = subscribe(&app, ALICE, "h", None).await;
+    let turn = start_stream(&app, "h", "[[pause 3000]][[write held.txt]]ok[[/write]]");
+    events.until("delta", 60).await;
+
+    // The CLI asks about the Write while the session's writes wait.
+    let hold = WriteHold::take(&app.db);
+    let mut while_held = events.until("tool", 60).await;
+    while let Some(event) = events.next(3).await {
+        while_held.push(event);
+    }
+    let kinds: Vec<&str> = while_held.iter().map(|e| e.0.as_str()).collect();
+    assert!(
+        !kinds.contains(&"permission_request"),
+        "announced before it was stored: {kinds:?}"
+    );
+
+    drop(hold);
+    let request = next_request(&mut events).await;
+    let id = request["id"].as_str().unwrap();
+    let res = decide(&app, "h", id, json!({"decision": "allow"})).await;
+    assert_eq!(res.status(), 200);
+    let events_turn = tokio::time::timeout(Duration::from_secs(60), turn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(events_turn.last().unwrap().0, "done");
+    assert_eq!(
+        std::fs::read_to_string(app.workspace("alice", "h").join("held.txt")).unwrap(),
+        "ok"
+    );
+}
+
 #[actix_web::test]
 async fn a_denied_bash_tells_the_model_why() {
     let app = TestApp::spawn().await;

@@ -387,8 +387,9 @@ fn sqlite(url: &str) -> SqliteConnection {
     c
 }
 
-/// Holds the test database's write lock (SQLite) or the `events` table's
-/// (PostgreSQL) until dropped: the server's session writes wait meanwhile.
+/// Holds the test database's write lock (SQLite) or the `events` and
+/// `approvals` tables' (PostgreSQL) until dropped: the server's session
+/// writes wait meanwhile.
 pub struct WriteHold {
     release: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -416,7 +417,7 @@ impl WriteHold {
                 let mut c = PgConnection::establish(&url).expect("pg");
                 hold(
                     &mut c,
-                    "BEGIN; LOCK TABLE events IN EXCLUSIVE MODE",
+                    "BEGIN; LOCK TABLE events, approvals IN EXCLUSIVE MODE",
                     held_tx,
                     release_rx,
                 );

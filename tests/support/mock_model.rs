@@ -10,6 +10,7 @@
 //! | `[[bash]]COMMAND[[/bash]]`         | tool_use `Bash {command, description: "mock bash"}`    |
 //! | `[[read PATH]]`                    | tool_use `Read {file_path}`                            |
 //! | `[[slow N MS]]`                    | text in N deltas ` chunk0`, ` chunk1`, … MS ms apart   |
+//! | `[[pause MS]]` (with a tool)       | text ` thinking`, MS ms later ` then acting` and tools |
 //! | `[[error STATUS]]`                 | HTTP STATUS with an Anthropic-style error body         |
 //! | `[[big BYTES]]`                    | one text block of BYTES `x`                            |
 //! | `[[hang]]`                         | never answers (until the mock is dropped)              |
@@ -317,10 +318,23 @@ fn reply_to_prompt(prompt: &str, messages: &[Value], state: &State) -> Reply {
         }
     }
     if !tools.is_empty() {
+        let pause = tags
+            .iter()
+            .find(|t| t.name == "pause")
+            .and_then(|t| t.arg.trim().parse::<u64>().ok());
+        let (blocks, delay) = match pause {
+            // The second delta comes after the pause; the tools follow it.
+            Some(ms) => {
+                let mut blocks = vec![Block::Text(vec![" thinking".into(), " then acting".into()])];
+                blocks.extend(tools);
+                (blocks, Duration::from_millis(ms))
+            }
+            None => (tools, Duration::ZERO),
+        };
         return Reply::Message(Content {
-            blocks: tools,
+            blocks,
             stop_reason: "tool_use",
-            delay: Duration::ZERO,
+            delay,
         });
     }
     for tag in &tags {
