@@ -388,6 +388,9 @@ impl Handler<ReleaseEvents> for SessionActor {
 
     fn handle(&mut self, msg: ReleaseEvents, _: &mut Context<Self>) {
         self.hub.release(msg.0);
+        if let Some(running) = self.current.as_mut() {
+            running.send_to_client(self.hub.published_through());
+        }
     }
 }
 

@@ -3,10 +3,13 @@
 //! channel. A subscriber whose buffer is full (or who left) is dropped; it
 //! resumes from the stored events with `Last-Event-ID`.
 //!
-//! A turn's closing events (`done`, `error`, `job_status`, ...) are held back
-//! until the turn is stored: a client that sees `done` and then reads the
-//! history or the job finds them there. Later events wait behind them, so
-//! subscribers still get every event in `seq` order.
+//! Events that announce a change are held back until it is stored (a
+//! barrier): a turn's closing events (`done`, `error`, `job_status`, ...)
+//! until the turn is, `job_status: running` until the job row says so,
+//! `permission_resolved` until the approval row does. A client that sees
+//! the event and then reads the history, the job or the approvals finds
+//! them up to date. Later events wait behind held ones, so subscribers
+//! still get every event in `seq` order.
 
 use std::collections::VecDeque;
 
@@ -100,6 +103,15 @@ impl Hub {
         }
     }
 
+    /// The seq of the last event let out (every older one was too).
+    pub fn published_through(&self) -> i64 {
+        self.barriers
+            .iter()
+            .map(|b| b.first_seq - 1)
+            .min()
+            .unwrap_or(self.next_seq - 1)
+    }
+
     fn publish(&mut self, event: &TurnEvent) {
         if !self.subscribers.is_empty() {
             self.subscribers
@@ -152,8 +164,10 @@ mod tests {
         let second = hub.hold();
         hub.emit("error", Value::Null);
         assert_eq!(seqs(&mut rx), vec![1]);
+        assert_eq!(hub.published_through(), 1);
         hub.release(first);
         assert_eq!(seqs(&mut rx), vec![2, 3]);
+        assert_eq!(hub.published_through(), 3);
         hub.emit("delta", Value::Null);
         assert_eq!(seqs(&mut rx), Vec::<i64>::new());
         hub.release(second);

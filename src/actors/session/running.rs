@@ -1,6 +1,7 @@
 //! The turn at the head of the queue while the CLI works on it: what it has
 //! said so far, its numbered events, and how it is recorded and answered.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -34,8 +35,9 @@ pub struct Running {
     pub reserved_micros: i64,
     /// Set once the turn ends: its closing events wait for it to be stored.
     closing: Option<Barrier>,
-    /// Closing events for the turn's streaming client, sent once stored.
-    held: Vec<TurnEvent>,
+    /// Events for the turn's streaming client that the session's stream
+    /// still holds back; they go out with it (the closing ones once stored).
+    unsent: VecDeque<TurnEvent>,
 }
 
 /// Why and since when a running turn is being stopped.
@@ -74,7 +76,7 @@ impl Running {
             stop: None,
             reserved_micros: 0,
             closing: None,
-            held: Vec::new(),
+            unsent: VecDeque::new(),
         }
     }
 
@@ -93,23 +95,26 @@ impl Running {
     }
 
     /// Numbers an event, keeps it for storage and publishes it on the
-    /// session's stream and to the turn's streaming client (a closing event
-    /// once the turn is stored). A client that cannot keep up (or left) is
-    /// dropped; the turn goes on regardless.
+    /// session's stream and to the turn's streaming client, each as soon as
+    /// the session's stream lets it out. A client that cannot keep up (or
+    /// left) is dropped; the turn goes on regardless.
     pub fn emit(&mut self, hub: &mut Hub, kind: &str, data: Value) {
         let (row, event) = hub.emit(kind, data);
         self.events.push(row);
-        if self.closing.is_some() {
-            self.held.push(event);
-        } else {
-            self.send_to_client(event);
-        }
+        self.unsent.push_back(event);
+        self.send_to_client(hub.published_through());
     }
 
-    fn send_to_client(&mut self, event: TurnEvent) {
-        if let Some(subscriber) = &self.turn.subscriber {
-            if subscriber.try_send(event).is_err() {
-                self.turn.subscriber = None;
+    /// Sends the turn's streaming client its events up to `seq`.
+    pub fn send_to_client(&mut self, seq: i64) {
+        while self.unsent.front().is_some_and(|e| e.seq <= seq) {
+            let Some(event) = self.unsent.pop_front() else {
+                break;
+            };
+            if let Some(subscriber) = &self.turn.subscriber {
+                if subscriber.try_send(event).is_err() {
+                    self.turn.subscriber = None;
+                }
             }
         }
     }
@@ -326,9 +331,8 @@ impl Running {
     /// Once stored: sends the closing events to the turn's streaming client
     /// and answers the waiting one, if any.
     pub fn deliver(mut self, outcome: Outcome) {
-        for event in std::mem::take(&mut self.held) {
-            self.send_to_client(event);
-        }
+        // Everything written before this turn's record is stored by now.
+        self.send_to_client(i64::MAX);
         if let Some(reply) = self.turn.reply {
             let _ = reply.send(outcome);
         }
