@@ -6,25 +6,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::events::{subscribe, SseReader};
+use crate::events::{stream_chat, subscribe, SseReader};
 use crate::helpers::*;
 
 async fn asking_session(app: &TestApp, name: &str) {
     app.create_session_with(ALICE, json!({"name": name, "permission_mode": "default"}))
         .await;
-}
-
-fn start_stream(
-    app: &TestApp,
-    session: &str,
-    message: &str,
-) -> tokio::task::JoinHandle<Vec<(String, String, Value)>> {
-    let req = app.post(
-        &format!("/api/v1/sessions/{session}/chat/stream"),
-        ALICE,
-        json!({ "message": message }),
-    );
-    tokio::spawn(async move { read_sse(req.send().await.unwrap()).await })
 }
 
 async fn next_request(events: &mut SseReader) -> Value {
@@ -59,7 +46,7 @@ async fn a_write_is_allowed_with_changed_input() {
     let app = TestApp::spawn().await;
     asking_session(&app, "w").await;
     let mut events = subscribe(&app, ALICE, "w", None).await;
-    let turn = start_stream(&app, "w", "[[write note.txt]]original[[/write]]");
+    let turn = stream_chat(&app, "w", "[[write note.txt]]original[[/write]]");
     let request = next_request(&mut events).await;
     assert_eq!(request["tool"], "Write");
     assert_eq!(request["input"]["content"], "original");
@@ -126,15 +113,12 @@ async fn an_approval_is_announced_only_once_stored() {
     let app = TestApp::spawn().await;
     asking_session(&app, "h").await;
     let mut events = subscribe(&app, ALICE, "h", None).await;
-    let turn = start_stream(&app, "h", "[[pause 3000]][[write held.txt]]ok[[/write]]");
+    let turn = stream_chat(&app, "h", "[[pause 3000]][[write held.txt]]ok[[/write]]");
     events.until("delta", 60).await;
 
     // The CLI asks about the Write while the session's writes wait.
     let hold = WriteHold::take(&app.db);
-    let mut while_held = events.until("tool", 60).await;
-    while let Some(event) = events.next(3).await {
-        while_held.push(event);
-    }
+    let while_held = events.until_then_quiet("tool", 3).await;
     let kinds: Vec<&str> = while_held.iter().map(|e| e.0.as_str()).collect();
     assert!(
         !kinds.contains(&"permission_request"),
@@ -162,7 +146,7 @@ async fn a_denied_bash_tells_the_model_why() {
     let app = TestApp::spawn().await;
     asking_session(&app, "b").await;
     let mut events = subscribe(&app, ALICE, "b", None).await;
-    let turn = start_stream(&app, "b", "[[bash]]echo ran > ran.txt[[/bash]]");
+    let turn = stream_chat(&app, "b", "[[bash]]echo ran > ran.txt[[/bash]]");
     let request = next_request(&mut events).await;
     assert_eq!(request["tool"], "Bash");
     let id = request["id"].as_str().unwrap();
@@ -187,7 +171,7 @@ async fn a_denied_bash_tells_the_model_why() {
 async fn an_unanswered_approval_is_denied_after_the_timeout() {
     let app = TestApp::spawn_with(Options::default().var("APPROVAL_TIMEOUT_SECONDS", "2")).await;
     asking_session(&app, "t").await;
-    let turn = start_stream(&app, "t", "[[write late.txt]]x[[/write]]");
+    let turn = stream_chat(&app, "t", "[[write late.txt]]x[[/write]]");
     let events_turn = tokio::time::timeout(Duration::from_secs(60), turn)
         .await
         .unwrap()
@@ -212,7 +196,7 @@ async fn an_unanswered_approval_is_denied_after_the_timeout() {
 /// Runs `message` on `session` and asserts the server's policy denied its
 /// tool call without asking anyone, telling the model why.
 async fn assert_denied_by_policy(app: &TestApp, session: &str, message: &str) {
-    let turn = start_stream(app, session, message);
+    let turn = stream_chat(app, session, message);
     let events_turn = tokio::time::timeout(Duration::from_secs(60), turn)
         .await
         .unwrap()
@@ -334,7 +318,7 @@ async fn interrupting_a_turn_that_waits_on_an_approval_cancels_it() {
     let app = TestApp::spawn().await;
     asking_session(&app, "ic").await;
     let mut events = subscribe(&app, ALICE, "ic", None).await;
-    let turn = start_stream(&app, "ic", "[[write never.txt]]x[[/write]]");
+    let turn = stream_chat(&app, "ic", "[[write never.txt]]x[[/write]]");
     let request = next_request(&mut events).await;
     let id = request["id"].as_str().unwrap().to_string();
     let res = app

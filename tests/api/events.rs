@@ -41,6 +41,20 @@ impl SseReader {
         }
     }
 
+    /// Events until the first of `kind`, then any more until none comes
+    /// for `quiet_secs`.
+    pub async fn until_then_quiet(
+        &mut self,
+        kind: &str,
+        quiet_secs: u64,
+    ) -> Vec<(String, String, Value)> {
+        let mut out = self.until(kind, 60).await;
+        while let Some(event) = self.next(quiet_secs).await {
+            out.push(event);
+        }
+        out
+    }
+
     /// Events until (and including) the first of `kind`.
     pub async fn until(&mut self, kind: &str, secs: u64) -> Vec<(String, String, Value)> {
         let mut out = Vec::new();
@@ -63,7 +77,8 @@ pub async fn subscribe(app: &TestApp, key: &str, session: &str, after: Option<&s
     SseReader::new(req.send().await.unwrap())
 }
 
-fn stream_chat(
+/// A streamed chat of ALICE's, read to its end in the background.
+pub fn stream_chat(
     app: &TestApp,
     session: &str,
     message: &str,
@@ -95,10 +110,7 @@ async fn closing_events_wait_until_the_turn_is_stored() {
     // The session's writes wait on the lock; the CLI finishes the turn (its
     // last text block is `assistant`), and `done` would follow at once.
     let hold = WriteHold::take(&app.db);
-    let mut while_held = events.until("assistant", 60).await;
-    while let Some(event) = events.next(2).await {
-        while_held.push(event);
-    }
+    let while_held = events.until_then_quiet("assistant", 2).await;
     let kinds: Vec<&str> = while_held.iter().map(|e| e.0.as_str()).collect();
     assert!(kinds.contains(&"delta"), "live events go on: {kinds:?}");
     assert!(

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::events::subscribe;
+use crate::events::{stream_chat, subscribe};
 use crate::helpers::*;
 
 /// The running turn ends and is settled before the session is deleted: its
@@ -21,12 +21,7 @@ async fn deleting_a_session_mid_turn_settles_its_reservation_first() {
     assert_eq!(res.status(), 200);
     app.create_session(ALICE, "mid").await;
     let mut events = subscribe(&app, ALICE, "mid", None).await;
-    let req = app.post(
-        "/api/v1/sessions/mid/chat/stream",
-        ALICE,
-        json!({"message": "long [[slow 200 100]]"}),
-    );
-    let stream = tokio::spawn(async move { read_sse(req.send().await.unwrap()).await });
+    let stream = stream_chat(&app, "mid", "long [[slow 200 100]]");
     events.until("delta", 60).await;
     let reserved = "SELECT reserved_micros AS n FROM tenants WHERE id = 'alice'";
     assert!(app.query_i64(reserved) > 0, "the turn holds a reservation");

@@ -34,7 +34,7 @@ pub struct Hub {
     /// The seq the next event gets.
     pub next_seq: i64,
     subscribers: Vec<mpsc::Sender<TurnEvent>>,
-    /// Open barriers, oldest first.
+    /// Open barriers, oldest (and lowest `first_seq`) first.
     barriers: VecDeque<Barrier>,
     /// Numbered events waiting behind a barrier, in `seq` order.
     outbox: VecDeque<TurnEvent>,
@@ -92,11 +92,8 @@ impl Hub {
     /// Lifts a barrier and publishes what no older barrier still holds.
     pub fn release(&mut self, barrier: Barrier) {
         self.barriers.retain(|b| *b != barrier);
-        let held_from = self.barriers.iter().map(|b| b.first_seq).min();
-        while let Some(event) = self.outbox.front() {
-            if held_from.is_some_and(|first| event.seq >= first) {
-                break;
-            }
+        let through = self.published_through();
+        while self.outbox.front().is_some_and(|e| e.seq <= through) {
             if let Some(event) = self.outbox.pop_front() {
                 self.publish(&event);
             }
@@ -106,10 +103,8 @@ impl Hub {
     /// The seq of the last event let out (every older one was too).
     pub fn published_through(&self) -> i64 {
         self.barriers
-            .iter()
-            .map(|b| b.first_seq - 1)
-            .min()
-            .unwrap_or(self.next_seq - 1)
+            .front()
+            .map_or(self.next_seq - 1, |b| b.first_seq - 1)
     }
 
     fn publish(&mut self, event: &TurnEvent) {
