@@ -39,7 +39,8 @@ pub const WEBHOOK_SECRET_NAME: &str = "webhook_secret";
 impl Application {
     /// Must run inside an actix System (`#[actix_web::main]` / `#[actix_web::test]`).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let settings = Arc::new(settings);
+        let cwd = std::env::current_dir().context("cannot read the working directory")?;
+        let settings = Arc::new(settings.with_absolute_paths(&cwd));
         std::fs::create_dir_all(&settings.approved_directory).with_context(|| {
             format!(
                 "cannot create APPROVED_DIRECTORY {:?}",
@@ -56,6 +57,12 @@ impl Application {
             data_dir,
             ..(*settings).clone()
         });
+        tracing::info!(
+            data_dir = %settings.data_dir.display(),
+            workspaces = %workspace_root.display(),
+            database = %settings.effective_database_url_redacted(),
+            "paths"
+        );
 
         // A bad template stops startup, before the database is opened,
         // with a message naming the file.

@@ -320,22 +320,68 @@ impl Settings {
         })
     }
 
+    /// Makes every path setting absolute against `cwd` (the server's working
+    /// directory), once at start: the CLI runs with its workspace as working
+    /// directory, where a relative path would name something else.
+    pub fn with_absolute_paths(mut self, cwd: &Path) -> Settings {
+        let absolute = |path: &Path| absolute_from(cwd, path);
+        self.approved_directory = absolute(&self.approved_directory);
+        self.data_dir = absolute(&self.data_dir);
+        self.templates_dir = self.templates_dir.as_deref().map(absolute);
+        self.claude_add_dirs = self.claude_add_dirs.iter().map(|d| absolute(d)).collect();
+        if let Some(path) = &self.database_url {
+            // A SQLite file path (not a URL) is a path like the others.
+            if !path.contains("://") {
+                self.database_url = Some(absolute(Path::new(path)).to_string_lossy().into_owned());
+            }
+        }
+        let cli = self.resolved_cli_path_from(cwd);
+        self.claude_cli_path = Some(cli);
+        self
+    }
+
+    /// `effective_database_url` with any password hidden, for logs and `/health`.
+    pub fn effective_database_url_redacted(&self) -> String {
+        redact_url(&self.effective_database_url())
+    }
+
     /// The CLI to run: `CLAUDE_CLI_PATH`, else `claude` on PATH, else the
-    /// project-local install made by `scripts/install-cli.sh`.
+    /// project-local install made by `scripts/install-cli.sh`. Absolute once
+    /// `with_absolute_paths` has run.
     pub fn resolved_cli_path(&self) -> PathBuf {
+        match std::env::current_dir() {
+            Ok(cwd) => self.resolved_cli_path_from(&cwd),
+            Err(_) => self.resolved_cli_path_from(Path::new(".")),
+        }
+    }
+
+    fn resolved_cli_path_from(&self, cwd: &Path) -> PathBuf {
         if let Some(path) = &self.claude_cli_path {
-            return path.clone();
+            if path.is_absolute() {
+                return path.clone();
+            }
+            // A bare name is looked up on PATH, as a shell would.
+            if path.components().count() == 1 {
+                if let Some(found) = self
+                    .cli_env
+                    .get("PATH")
+                    .and_then(|p| find_on_path(p, &path.to_string_lossy()))
+                {
+                    return absolute_from(cwd, &found);
+                }
+            }
+            return absolute_from(cwd, path);
         }
         if let Some(found) = self
             .cli_env
             .get("PATH")
             .and_then(|p| find_on_path(p, "claude"))
         {
-            return found;
+            return absolute_from(cwd, &found);
         }
-        let local = Path::new(".claude-cli/node_modules/.bin/claude");
+        let local = cwd.join(".claude-cli/node_modules/.bin/claude");
         if local.exists() {
-            return local.to_path_buf();
+            return local;
         }
         Path::new(env!("CARGO_MANIFEST_DIR")).join(".claude-cli/node_modules/.bin/claude")
     }
@@ -408,6 +454,19 @@ fn usd_micros(
             reason: "expected a positive amount of USD, e.g. 12.50".into(),
         }),
     }
+}
+
+/// `path` against `cwd`, without the `./` parts (`./data` → `<cwd>/data`).
+fn absolute_from(cwd: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let mut out = cwd.to_path_buf();
+    out.extend(
+        path.components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir)),
+    );
+    out
 }
 
 fn find_on_path(path: &str, name: &str) -> Option<PathBuf> {
@@ -487,6 +546,34 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_against_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = dir.path().join(".claude-cli/node_modules/.bin/claude");
+        std::fs::create_dir_all(cli.parent().unwrap()).unwrap();
+        std::fs::write(&cli, "").unwrap();
+        let s = Settings::from_vars(&vars(&[
+            ("PATH", "/nonexistent"),
+            ("CLAUDE_ADD_DIRS", "shared,/abs"),
+            ("TEMPLATES_DIR", "./tpl"),
+        ]))
+        .unwrap()
+        .with_absolute_paths(dir.path());
+        assert_eq!(s.data_dir, dir.path().join("data"));
+        assert_eq!(s.approved_directory, dir.path().join("workspaces"));
+        assert_eq!(s.templates_dir, Some(dir.path().join("tpl")));
+        assert_eq!(
+            s.claude_add_dirs,
+            vec![dir.path().join("shared"), PathBuf::from("/abs")]
+        );
+        // The project-local install, found from the working directory.
+        assert_eq!(s.resolved_cli_path(), cli);
+        let s = Settings::from_vars(&vars(&[("CLAUDE_CLI_PATH", "bin/claude")]))
+            .unwrap()
+            .with_absolute_paths(Path::new("/srv"));
+        assert_eq!(s.resolved_cli_path(), Path::new("/srv/bin/claude"));
     }
 
     #[test]

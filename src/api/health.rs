@@ -12,6 +12,8 @@ pub struct Health {
     /// `ok`, or `degraded` when the database or the CLI is not usable.
     status: &'static str,
     checks: Checks,
+    /// The absolute paths the server resolved at start.
+    paths: Paths,
     /// Absent when the supervisor does not answer.
     sessions: Option<SupervisorStats>,
 }
@@ -23,12 +25,23 @@ struct Checks {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+struct Paths {
+    /// `DATA_DIR`: the SQLite file, CLI state, pid files.
+    data_dir: String,
+    /// `APPROVED_DIRECTORY`: the root of every workspace.
+    workspaces: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 struct Check {
     /// `ok` or `error`.
     status: &'static str,
     /// The CLI's version, when it runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<String>,
+    /// The CLI binary, absolute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'static str>,
 }
@@ -60,6 +73,13 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let cli = Check {
         status: Check::status(state.cli_version.is_some()),
         version: state.cli_version.clone(),
+        path: Some(
+            state
+                .settings
+                .resolved_cli_path()
+                .to_string_lossy()
+                .into_owned(),
+        ),
         detail: state
             .cli_version
             .is_none()
@@ -76,9 +96,14 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             database: Check {
                 status: Check::status(database_ok),
                 version: None,
+                path: None,
                 detail: None,
             },
             claude_cli: cli,
+        },
+        paths: Paths {
+            data_dir: state.settings.data_dir.to_string_lossy().into_owned(),
+            workspaces: state.workspace_root.to_string_lossy().into_owned(),
         },
         sessions,
     };

@@ -20,6 +20,7 @@ mod mcp;
 mod metrics;
 mod openai;
 mod openapi;
+mod quickstart;
 mod recovery;
 mod sessions;
 mod streaming;

@@ -15,6 +15,7 @@
 //! | `[[big BYTES]]`                    | one text block of BYTES `x`                            |
 //! | `[[hang]]`                         | never answers (until the mock is dropped)              |
 //! | `[[recall]]`                       | text `Prompts so far: p1 \| p2 \| …`                    |
+//! | `Create F that prints W, then run it` | tool_use `Write` of F, then `Bash` `python3 F`      |
 //!
 //! Several tool directives in one prompt give several tool_use blocks in one response.
 //! A request whose newest user message holds a `tool_result` gets the text
@@ -277,10 +278,6 @@ fn choose_reply(req: &Value, state: &State) -> Reply {
     }
     let messages = req["messages"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let newest_user = messages.iter().rev().find(|m| m["role"] == "user");
-    if let Some(result) = newest_user.and_then(tool_result_text) {
-        let text = format!("Tool result: {}", truncate(&result, 500));
-        return Reply::Message(Content::text(split_text(&text, 3)));
-    }
     let prompt = messages
         .iter()
         .rev()
@@ -289,7 +286,60 @@ fn choose_reply(req: &Value, state: &State) -> Reply {
         .find(|t| !t.is_empty())
         .and_then(|t| t.last().cloned())
         .unwrap_or_default();
+    if let Some(result) = newest_user.and_then(tool_result_text) {
+        if let Some(next) = create_and_run_step(&prompt, messages, state) {
+            return next;
+        }
+        let text = format!("Tool result: {}", truncate(&result, 500));
+        return Reply::Message(Content::text(split_text(&text, 3)));
+    }
+    if let Some(first) = create_and_run_step(&prompt, messages, state) {
+        return first;
+    }
     reply_to_prompt(&prompt, messages, state)
+}
+
+/// The README's first chat, `Create FILE that prints WORD, then run it`, played as a
+/// model would: a `Write` of the file, then a `Bash` run of it, then a closing text
+/// (given by the caller from the tool result). `None` for other prompts and once the
+/// run is done.
+fn create_and_run_step(prompt: &str, messages: &[Value], state: &State) -> Option<Reply> {
+    let rest = prompt.trim().strip_prefix("Create ")?;
+    let (file, rest) = rest.split_once(" that prints ")?;
+    let word = rest.strip_suffix(", then run it")?;
+    let last_tool = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "assistant")
+        .and_then(|m| m["content"].as_array())
+        .and_then(|blocks| blocks.iter().rev().find(|b| b["type"] == "tool_use"))
+        .and_then(|b| b["name"].as_str());
+    let newest_is_result = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(tool_result_text)
+        .is_some();
+    let (name, input) = match (newest_is_result, last_tool) {
+        (false, _) => (
+            "Write",
+            json!({"file_path": file, "content": format!("print({word:?})\n")}),
+        ),
+        (true, Some("Write")) => (
+            "Bash",
+            json!({"command": format!("python3 {file}"), "description": "Run the script"}),
+        ),
+        _ => return None,
+    };
+    Some(Reply::Message(Content {
+        blocks: vec![Block::ToolUse {
+            id: state.next_tool_id(),
+            name,
+            input,
+        }],
+        stop_reason: "tool_use",
+        delay: Duration::ZERO,
+    }))
 }
 
 fn reply_to_prompt(prompt: &str, messages: &[Value], state: &State) -> Reply {
