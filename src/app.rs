@@ -15,6 +15,7 @@ use crate::actors::webhooks::WebhookDispatcher;
 use crate::actors::Runtime;
 use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::gateway::ModelGateway;
 use crate::security::rate_limit::RateLimits;
 use crate::webhooks::signing::WebhookSecret;
 use crate::{cli, db, jobs, security};
@@ -31,6 +32,8 @@ pub struct Application {
     metrics: Option<(u16, actix_web::dev::ServerHandle)>,
     /// Its sessions and open streams end at shutdown.
     mcp: api::mcp::McpServer,
+    /// The model gateway's listener; stopped after the last CLI process.
+    gateway: actix_web::dev::ServerHandle,
 }
 
 /// Name of the generated webhook secret in `server_secrets`.
@@ -112,10 +115,12 @@ impl Application {
             }
         };
         let dispatcher = WebhookDispatcher::new(settings.clone(), pool.clone(), secret).start();
+        let (gateway, gateway_handle) = start_gateway(&settings, &pool).await?;
         let runtime = Runtime {
             settings: settings.clone(),
             pool: pool.clone(),
             cli_path,
+            gateway: gateway.clone(),
             webhooks: Some(dispatcher.clone().recipient()),
         };
         let orphans = cli::process::reap_orphans(&runtime.pid_dir());
@@ -148,6 +153,7 @@ impl Application {
             workspace_root,
             webhooks: dispatcher.recipient(),
             rate_limits: RateLimits::new(settings.rate_limit_requests, settings.rate_limit_window),
+            gateway,
         });
         let listener = TcpListener::bind((settings.api_host.as_str(), settings.api_port))
             .with_context(|| format!("cannot bind {}:{}", settings.api_host, settings.api_port))?;
@@ -193,6 +199,7 @@ impl Application {
             shutdown_grace: settings.shutdown_grace,
             metrics,
             mcp,
+            gateway: gateway_handle,
         })
     }
 
@@ -226,6 +233,7 @@ impl Application {
                 if let Some(metrics) = &metrics {
                     metrics.stop(false).await;
                 }
+                self.gateway.stop(false).await;
                 return joined(result);
             }
             signal = shutdown_signal() => {
@@ -243,8 +251,40 @@ impl Application {
         if let Some(metrics) = &metrics {
             metrics.stop(false).await;
         }
+        self.gateway.stop(false).await;
         joined(server.await)
     }
+}
+
+/// Starts the model gateway on its loopback listener, with the tenants' own
+/// credentials loaded, and says where the server's credential comes from.
+async fn start_gateway(
+    settings: &Settings,
+    pool: &db::DbPool,
+) -> anyhow::Result<(ModelGateway, actix_web::dev::ServerHandle)> {
+    let gateway = ModelGateway::new(&settings.model, pool.clone())?;
+    gateway
+        .reload_tenant_credentials()
+        .await
+        .context("cannot read tenant model credentials")?;
+    gateway.reload_periodically(std::time::Duration::from_secs(10));
+    let addr = &settings.model.gateway_addr;
+    let listener = TcpListener::bind(addr.as_str())
+        .with_context(|| format!("cannot bind MODEL_GATEWAY_ADDR {addr}"))?;
+    let server = gateway.serve(listener)?;
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let status = gateway.status();
+    match status.detail {
+        None => tracing::info!(
+            source = status.source,
+            upstream = %settings.model.base_url,
+            gateway = gateway.url().unwrap_or_default(),
+            "model access"
+        ),
+        Some(detail) => tracing::warn!(source = status.source, "{detail}"),
+    }
+    Ok((gateway, handle))
 }
 
 /// Resolves at the first SIGTERM or SIGINT, naming it.

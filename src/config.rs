@@ -99,7 +99,47 @@ pub struct Settings {
     /// The environment the CLI is started with, already filtered through the
     /// allowlist. Tests set it directly.
     pub cli_env: BTreeMap<String, String>,
+    /// The model API and the server's credential for it. None of it reaches
+    /// the CLI, which talks to the model gateway with a per-process token.
+    pub model: ModelSettings,
 }
+
+/// Where the model API is, and the server's own credential for it.
+#[derive(Debug, Clone)]
+pub struct ModelSettings {
+    /// `ANTHROPIC_BASE_URL`: the model API the gateway forwards to
+    /// (default `https://api.anthropic.com`).
+    pub base_url: String,
+    /// `ANTHROPIC_API_KEY`.
+    pub api_key: Option<Secret>,
+    /// `ANTHROPIC_AUTH_TOKEN`: a bearer token (e.g. of an LLM proxy).
+    pub auth_token: Option<Secret>,
+    /// `CLAUDE_CODE_OAUTH_TOKEN`: a long-lived token from `claude setup-token`.
+    pub oauth_token: Option<Secret>,
+    /// `ANTHROPIC_CUSTOM_HEADERS`: extra `Name: value` lines sent upstream.
+    pub custom_headers: Vec<(String, String)>,
+    /// The server user's Claude config folder (`CLAUDE_CONFIG_DIR`, else
+    /// `~/.claude`): its `.credentials.json` is the `claude auth login`.
+    pub login_dir: Option<PathBuf>,
+    /// `CLAUDE_OAUTH_TOKEN_URL`: where a login's access token is refreshed.
+    pub oauth_token_url: String,
+    /// `MODEL_GATEWAY_ADDR`: the gateway's loopback address (`127.0.0.1:0`:
+    /// any free port).
+    pub gateway_addr: String,
+}
+
+/// A secret setting: its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The CLI's own login refreshes here (found in the pinned CLI).
+pub const DEFAULT_OAUTH_TOKEN_URL: &str = "https://platform.claude.com/v1/oauth/token";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -119,6 +159,15 @@ pub struct ConfigError {
 const CLI_ENV_NAMES: &[&str] = &["PATH", "HOME", "LANG", "TMPDIR", "TERM", "IS_SANDBOX"];
 /// Prefixes of variables the CLI may see.
 const CLI_ENV_PREFIXES: &[&str] = &["LC_", "ANTHROPIC_", "CLAUDE_CODE_", "DISABLE_"];
+/// Model credentials and the model's address: the gateway's alone, never the
+/// CLI's (the server sets its own values for the CLI).
+pub const MODEL_ACCESS_NAMES: &[&str] = &[
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_CUSTOM_HEADERS",
+];
 
 impl Settings {
     /// Reads `.env` (if present) and the process environment.
@@ -295,7 +344,28 @@ impl Settings {
             },
             cli_env: cli_env(vars, &passthrough),
             claude_env_passthrough: passthrough,
+            model: ModelSettings {
+                base_url: get("ANTHROPIC_BASE_URL")
+                    .unwrap_or_else(|| "https://api.anthropic.com".into()),
+                api_key: get("ANTHROPIC_API_KEY").map(Secret),
+                auth_token: get("ANTHROPIC_AUTH_TOKEN").map(Secret),
+                oauth_token: get("CLAUDE_CODE_OAUTH_TOKEN").map(Secret),
+                custom_headers: custom_headers(get("ANTHROPIC_CUSTOM_HEADERS"))?,
+                login_dir: get("CLAUDE_CONFIG_DIR")
+                    .map(PathBuf::from)
+                    .or_else(|| get("HOME").map(|home| Path::new(&home).join(".claude"))),
+                oauth_token_url: get("CLAUDE_OAUTH_TOKEN_URL")
+                    .unwrap_or_else(|| DEFAULT_OAUTH_TOKEN_URL.into()),
+                gateway_addr: get("MODEL_GATEWAY_ADDR").unwrap_or_else(|| "127.0.0.1:0".into()),
+            },
         };
+        if url::Url::parse(&settings.model.base_url).is_err() {
+            return Err(ConfigError {
+                name: "ANTHROPIC_BASE_URL".into(),
+                value: settings.model.base_url.clone(),
+                reason: "expected an http(s) URL".into(),
+            });
+        }
         if let Some(url) = &settings.database_url {
             let known = ["postgres://", "postgresql://", "sqlite://"];
             if url.contains("://") && !known.iter().any(|s| url.starts_with(s)) {
@@ -335,6 +405,7 @@ impl Settings {
                 self.database_url = Some(absolute(Path::new(path)).to_string_lossy().into_owned());
             }
         }
+        self.model.login_dir = self.model.login_dir.as_deref().map(absolute);
         let cli = self.resolved_cli_path_from(cwd);
         self.claude_cli_path = Some(cli);
         self
@@ -408,12 +479,34 @@ pub fn cli_env(
     passthrough: &[String],
 ) -> BTreeMap<String, String> {
     vars.iter()
+        .filter(|(name, _)| !MODEL_ACCESS_NAMES.contains(&name.as_str()))
         .filter(|(name, _)| {
             CLI_ENV_NAMES.contains(&name.as_str())
                 || CLI_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
                 || passthrough.iter().any(|p| p == *name)
         })
         .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// `Name: value` lines (newline-separated), as the CLI reads them.
+fn custom_headers(value: Option<String>) -> Result<Vec<(String, String)>, ConfigError> {
+    let Some(raw) = value else {
+        return Ok(Vec::new());
+    };
+    raw.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| match line.split_once(':') {
+            Some((name, value)) if !name.trim().is_empty() => {
+                Ok((name.trim().to_owned(), value.trim().to_owned()))
+            }
+            _ => Err(ConfigError {
+                name: "ANTHROPIC_CUSTOM_HEADERS".into(),
+                value: "(hidden)".into(),
+                reason: "expected one `Name: value` per line".into(),
+            }),
+        })
         .collect()
 }
 
@@ -640,21 +733,26 @@ mod tests {
                 ("PATH", "/bin"),
                 ("LC_ALL", "C"),
                 ("ANTHROPIC_BASE_URL", "http://x"),
+                ("ANTHROPIC_API_KEY", "sk-ant-real"),
+                ("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat-real"),
+                ("ANTHROPIC_MODEL", "m"),
                 ("CLAUDE_CODE_MAX_RETRIES", "1"),
                 ("DISABLE_TELEMETRY", "1"),
                 ("DATABASE_URL", "postgres://secret"),
                 ("API_KEYS", "k1"),
                 ("WEBHOOK_SECRET", "whsec_x"),
                 ("MY_TOOL_TOKEN", "t"),
+                ("ANTHROPIC_AUTH_TOKEN", "t"),
                 ("OTHER", "o"),
             ]),
-            &["MY_TOOL_TOKEN".to_string()],
+            &["MY_TOOL_TOKEN".to_string(), "ANTHROPIC_AUTH_TOKEN".to_string()],
         );
+        // Model credentials stay with the gateway, even when listed.
         let names: Vec<&str> = env.keys().map(String::as_str).collect();
         assert_eq!(
             names,
             [
-                "ANTHROPIC_BASE_URL",
+                "ANTHROPIC_MODEL",
                 "CLAUDE_CODE_MAX_RETRIES",
                 "DISABLE_TELEMETRY",
                 "LC_ALL",

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod files;
+pub mod gateway;
 pub mod jobs;
 pub mod metrics;
 pub mod redact;

@@ -17,6 +17,8 @@ pub struct Runtime {
     pub settings: Arc<Settings>,
     pub pool: DbPool,
     pub cli_path: PathBuf,
+    /// Hands each CLI process its model token.
+    pub gateway: crate::gateway::ModelGateway,
     /// Told when a job's webhook was queued, so it goes out at once.
     pub webhooks: Option<actix::Recipient<webhooks::Wake>>,
 }

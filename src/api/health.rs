@@ -22,6 +22,8 @@ pub struct Health {
 struct Checks {
     database: Check,
     claude_cli: Check,
+    /// Where the model credential comes from (never the secret).
+    model_auth: crate::gateway::ModelAuthStatus,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,7 +87,8 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             .is_none()
             .then_some("the Claude Code CLI could not be run"),
     };
-    let status = if database_ok && state.cli_version.is_some() {
+    let model_auth = state.gateway.status();
+    let status = if database_ok && state.cli_version.is_some() && model_auth.status == "ok" {
         "ok"
     } else {
         "degraded"
@@ -100,6 +103,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 detail: None,
             },
             claude_cli: cli,
+            model_auth,
         },
         paths: Paths {
             data_dir: state.settings.data_dir.to_string_lossy().into_owned(),

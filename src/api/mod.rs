@@ -49,6 +49,8 @@ pub struct AppState {
     pub webhooks: actix::Recipient<crate::actors::webhooks::Wake>,
     /// Per-key request budgets.
     pub rate_limits: crate::security::rate_limit::RateLimits,
+    /// The model gateway: its credential source, tenants' own credentials.
+    pub gateway: crate::gateway::ModelGateway,
 }
 
 /// Where the REST API lives; its routes are `api_v1_routes`.

@@ -23,6 +23,9 @@ pub struct LaunchPlan {
     pub config_dir: PathBuf,
     /// Already filtered through the allowlist.
     pub env: BTreeMap<String, String>,
+    /// The model gateway's address and this process's token; set last, so
+    /// nothing else can point the CLI at another model or credential.
+    pub model_env: BTreeMap<String, String>,
     pub spec: LaunchSpec,
     pub conversation: Conversation,
 }
@@ -114,6 +117,8 @@ fn available_tools(rules: &[String]) -> Vec<String> {
 pub fn env(plan: &LaunchPlan) -> BTreeMap<String, String> {
     let mut env = plan.env.clone();
     env.extend(plan.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.retain(|name, _| !crate::config::MODEL_ACCESS_NAMES.contains(&name.as_str()));
+    env.extend(plan.model_env.clone());
     env.insert(
         "CLAUDE_CONFIG_DIR".into(),
         plan.config_dir.to_string_lossy().into_owned(),
@@ -232,11 +237,18 @@ mod tests {
         s.env.insert("TEMPLATE_MARK".into(), "1".into());
         s.env
             .insert("CLAUDE_CONFIG_DIR".into(), "/elsewhere".into());
+        s.env
+            .insert("ANTHROPIC_BASE_URL".into(), "http://elsewhere".into());
+        s.env.insert("ANTHROPIC_API_KEY".into(), "sk-real".into());
         let plan = LaunchPlan {
             cli_path: "claude".into(),
             workspace: "/ws".into(),
             config_dir: "/cfg".into(),
             env: BTreeMap::from([("PATH".to_string(), "/bin".to_string())]),
+            model_env: BTreeMap::from([(
+                "ANTHROPIC_BASE_URL".to_string(),
+                "http://127.0.0.1:1".to_string(),
+            )]),
             spec: s,
             conversation: Conversation::New("id".into()),
         };
@@ -245,6 +257,10 @@ mod tests {
         assert_eq!(e["PATH"], "/bin");
         assert_eq!(e["CLAUDE_CONFIG_DIR"], "/cfg");
         assert_eq!(e["IS_SANDBOX"], "1");
+        // The gateway's address wins over a template's, and no other
+        // credential reaches the CLI.
+        assert_eq!(e["ANTHROPIC_BASE_URL"], "http://127.0.0.1:1");
+        assert!(!e.contains_key("ANTHROPIC_API_KEY"));
     }
 
     #[test]

@@ -146,6 +146,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    model_calls (id) {
+        id -> Text,
+        tenant_id -> Text,
+        session_id -> Nullable<Text>,
+        model -> Nullable<Text>,
+        status -> Integer,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        cache_creation_input_tokens -> BigInt,
+        cache_read_input_tokens -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    tenant_model_credentials (tenant_id) {
+        tenant_id -> Text,
+        kind -> Text,
+        secret -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     usage_daily (tenant_id, day) {
         tenant_id -> Text,
         day -> Date,
@@ -195,6 +219,7 @@ diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(sessions -> tenants (tenant_id));
 diesel::joinable!(usage_daily -> tenants (tenant_id));
+diesel::joinable!(tenant_model_credentials -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -204,8 +229,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     jobs,
     messages,
+    model_calls,
     server_secrets,
     sessions,
+    tenant_model_credentials,
     tenants,
     usage_daily,
     webhook_attempts,

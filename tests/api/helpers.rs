@@ -18,7 +18,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
-pub use mock_model::MockModel;
+pub use mock_model::{Credential, MockModel};
 
 pub const ALICE: &str = "alice-key-0123456789";
 pub const BOB: &str = "bob-key-0123456789";
@@ -146,7 +146,7 @@ impl TestApp {
         let mock = Arc::new(MockModel::start());
         Self::start(
             options.cli,
-            build_vars(&options, root.path(), &db),
+            build_vars(&options, root.path(), &db, &mock),
             root,
             db,
             mock,
@@ -190,12 +190,6 @@ impl TestApp {
             "HOME".into(),
             root.path().join("home").to_string_lossy().into_owned(),
         );
-        settings
-            .cli_env
-            .insert("ANTHROPIC_BASE_URL".into(), mock.base_url.clone());
-        settings
-            .cli_env
-            .insert("ANTHROPIC_API_KEY".into(), "test-key".into());
         settings
             .cli_env
             .insert("CLAUDE_CODE_MAX_RETRIES".into(), "0".into());
@@ -484,7 +478,12 @@ fn add_admin_key(url: &str) {
     .expect("admin key");
 }
 
-fn build_vars(options: &Options, root: &Path, db: &TestDb) -> BTreeMap<String, String> {
+fn build_vars(
+    options: &Options,
+    root: &Path,
+    db: &TestDb,
+    mock: &MockModel,
+) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::new();
     let mut set = |k: &str, v: String| {
         vars.insert(k.to_string(), v);
@@ -499,6 +498,10 @@ fn build_vars(options: &Options, root: &Path, db: &TestDb) -> BTreeMap<String, S
     set("DATA_DIR", root.join("data").to_string_lossy().into_owned());
     set("DATABASE_URL", db.url.clone());
     set("PATH", std::env::var("PATH").unwrap_or_default());
+    set("HOME", root.join("home").to_string_lossy().into_owned());
+    // The model and the server's credential (an option "" unsets one).
+    set("ANTHROPIC_BASE_URL", mock.base_url.clone());
+    set("ANTHROPIC_API_KEY", "test-key".into());
     set("LOG_LEVEL", "warn".into());
     // Secrets of the server: the agent must never see them.
     set("WEBHOOK_SECRET", WEBHOOK_SECRET.into());

@@ -107,8 +107,12 @@ async fn the_readme_quick_start_answers_its_first_chat() {
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("the server says it listens; its log:\n{}", log.join("\n")));
         log.push(line.clone());
-        if line.contains("listening") {
-            let port = line.split("port=").nth(1).expect("port in the line");
+        // The server's own line (actix-server logs a "listening on" too).
+        if let Some(port) = line
+            .contains(" listening ")
+            .then(|| line.split(" port=").nth(1))
+            .flatten()
+        {
             break port.trim().parse().expect("a port number");
         }
     };

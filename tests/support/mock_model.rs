@@ -17,6 +17,11 @@
 //! | `[[recall]]`                       | text `Prompts so far: p1 \| p2 \| …`                    |
 //! | `Create F that prints W, then run it` | tool_use `Write` of F, then `Bash` `python3 F`      |
 //!
+//! Every request must carry an accepted credential (default: the API key `test-key`;
+//! `accept_only` changes it), else it gets the API's 401; `credentials()` shows what each
+//! request carried. `POST /v1/oauth/token` refreshes a login as the real token endpoint
+//! does, answering `refreshed-N` access tokens.
+//!
 //! Several tool directives in one prompt give several tool_use blocks in one response.
 //! A request whose newest user message holds a `tool_result` gets the text
 //! `Tool result: <content, first 500 chars>`. Requests without `tools` are the CLI's side
@@ -68,6 +73,7 @@ impl MockModel {
                             .app_data(web::Data::from(server_state.clone()))
                             .app_data(web::PayloadConfig::new(MAX_BODY))
                             .route("/v1/messages", web::post().to(messages))
+                            .route("/v1/oauth/token", web::post().to(oauth_token))
                             .route("/v1/messages/count_tokens", web::post().to(count_tokens))
                     })
                     .workers(2)
@@ -103,6 +109,49 @@ impl MockModel {
     pub fn all_requests(&self) -> Vec<Value> {
         lock(&self.state.requests).clone()
     }
+
+    /// From now on, only this credential is accepted.
+    pub fn accept_only(&self, credential: Credential) {
+        *lock(&self.state.accepted) = Some(credential);
+    }
+
+    /// What each request to the Messages API carried, in order.
+    pub fn credentials(&self) -> Vec<Seen> {
+        lock(&self.state.seen).clone()
+    }
+
+    /// Bodies of the token refreshes asked for, in order.
+    pub fn refreshes(&self) -> Vec<Value> {
+        lock(&self.state.refreshes).clone()
+    }
+}
+
+/// A credential the mock accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Credential {
+    /// `x-api-key`.
+    ApiKey(String),
+    /// `Authorization: Bearer`.
+    Bearer(String),
+}
+
+/// The credential headers of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub api_key: Option<String>,
+    pub authorization: Option<String>,
+    pub beta: Option<String>,
+}
+
+impl Seen {
+    fn matches(&self, credential: &Credential) -> bool {
+        match credential {
+            Credential::ApiKey(key) => self.api_key.as_deref() == Some(key),
+            Credential::Bearer(token) => {
+                self.authorization.as_deref() == Some(&format!("Bearer {token}"))
+            }
+        }
+    }
 }
 
 impl Drop for MockModel {
@@ -121,6 +170,10 @@ impl Drop for MockModel {
 #[derive(Default)]
 struct State {
     requests: Mutex<Vec<Value>>,
+    /// `None`: the API key `test-key`.
+    accepted: Mutex<Option<Credential>>,
+    seen: Mutex<Vec<Seen>>,
+    refreshes: Mutex<Vec<Value>>,
     msg_ids: AtomicU64,
     tool_ids: AtomicU64,
 }
@@ -149,7 +202,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 // ---------------------------------------------------------------------------------------
 // HTTP handlers
 
-async fn messages(state: web::Data<State>, body: Bytes) -> HttpResponse {
+async fn messages(http: actix_web::HttpRequest, state: web::Data<State>, body: Bytes) -> HttpResponse {
+    let header = |name: &str| {
+        http.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let seen = Seen {
+        api_key: header("x-api-key"),
+        authorization: header("authorization"),
+        beta: header("anthropic-beta"),
+    };
+    lock(&state.seen).push(seen.clone());
+    let accepted = lock(&state.accepted)
+        .clone()
+        .unwrap_or_else(|| Credential::ApiKey("test-key".into()));
+    if !seen.matches(&accepted) {
+        return error_response(401, "mock: invalid x-api-key or bearer token");
+    }
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return error_response(400, &format!("mock: invalid JSON body: {e}")),
@@ -187,6 +258,26 @@ async fn messages(state: web::Data<State>, body: Bytes) -> HttpResponse {
             .insert_header(("request-id", format!("req_{}", message.id)))
             .json(message.to_json())
     }
+}
+
+/// The OAuth token endpoint: each refresh gets a new `refreshed-N` access token.
+async fn oauth_token(state: web::Data<State>, body: Bytes) -> HttpResponse {
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let n = {
+        let mut refreshes = lock(&state.refreshes);
+        refreshes.push(req.clone());
+        refreshes.len()
+    };
+    if req["grant_type"] != "refresh_token" || !req["refresh_token"].is_string() {
+        return HttpResponse::BadRequest().json(json!({"error": "invalid_grant"}));
+    }
+    HttpResponse::Ok().json(json!({
+        "access_token": format!("refreshed-{n}"),
+        "refresh_token": format!("refresh-{n}"),
+        "expires_in": 3600,
+        "scope": req["scope"],
+        "token_type": "Bearer",
+    }))
 }
 
 async fn count_tokens(body: Bytes) -> HttpResponse {

@@ -111,6 +111,8 @@ enum Slot {
 
 struct LiveProcess {
     handle: CliProcess,
+    /// The process's model token: it stops working when the process is gone.
+    _model_grant: crate::gateway::ProcessGrant,
     spec: LaunchSpec,
     /// `initialize` answered: turns may be written.
     ready: bool,
@@ -278,11 +280,16 @@ impl SessionActor {
         } else {
             Conversation::New(self.session.cli_session_id.clone())
         };
+        let model_grant = self
+            .runtime
+            .gateway
+            .grant(&self.session.tenant_id, Some(&self.session.id));
         let plan = LaunchPlan {
             cli_path: self.runtime.cli_path.clone(),
             workspace: self.session.workspace.clone(),
             config_dir,
             env: self.runtime.settings.cli_env.clone(),
+            model_env: model_grant.env(),
             spec: spec.clone(),
             conversation,
         };
@@ -305,6 +312,7 @@ impl SessionActor {
                     .insert(request_id, PendingControl::Initialize);
                 self.process = Some(LiveProcess {
                     handle,
+                    _model_grant: model_grant,
                     spec,
                     ready: false,
                     started: Instant::now(),

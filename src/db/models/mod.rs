@@ -8,6 +8,7 @@ pub mod event;
 pub mod idempotency;
 pub mod job;
 pub mod message;
+pub mod model_call;
 pub mod secret;
 pub mod session;
 pub mod tenant;

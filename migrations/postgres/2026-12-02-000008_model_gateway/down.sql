@@ -1,0 +1,2 @@
+DROP TABLE model_calls;
+DROP TABLE tenant_model_credentials;

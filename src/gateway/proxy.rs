@@ -1,0 +1,240 @@
+//! Forwarding one request: token check, the real credential instead of the
+//! token, the body streamed up, the answer streamed down through the usage
+//! tap, and the call recorded once the answer has ended.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde_json::json;
+
+use super::usage::{CallUsage, UsageTap};
+use super::{Grant, ModelGateway};
+use crate::db;
+use crate::db::models::model_call::{self, NewModelCall};
+
+/// Headers that belong to one connection, not to the request.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+/// Headers of the CLI that the gateway replaces or drops: its token, and
+/// compression (the tap reads the answer as it passes).
+const REPLACED: &[&str] = &["x-api-key", "authorization", "accept-encoding"];
+
+/// An error as the model API words them, so the CLI reports it as such.
+fn api_error(status: StatusCode, kind: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({
+        "type": "error",
+        "error": {"type": kind, "message": message},
+    }))
+}
+
+/// The per-process token the CLI presents, as an API key or a bearer token.
+fn presented_token(req: &HttpRequest) -> Option<&str> {
+    let headers = req.headers();
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(key);
+    }
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+pub async fn forward(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    gateway: web::Data<ModelGateway>,
+) -> HttpResponse {
+    let Some(grant) = presented_token(&req).and_then(|t| gateway.lookup(t)) else {
+        return api_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "not a token of a live CLI process of this server",
+        );
+    };
+    let Some(credential) = gateway.credential_for(&grant.tenant_id) else {
+        return api_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "the server has no model credential: run `claude-code-api login`, or set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN",
+        );
+    };
+    let (auth_name, auth_value) = match credential.header().await {
+        Ok(header) => header,
+        Err(e) => {
+            tracing::error!(error = %e, "the model credential cannot be read");
+            return api_error(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "the server's model credential cannot be read",
+            );
+        }
+    };
+
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let url = format!("{}{path}", gateway.inner.upstream);
+    let method = match reqwest::Method::from_bytes(req.method().as_str().as_bytes()) {
+        Ok(m) => m,
+        Err(_) => {
+            return api_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method",
+            )
+        }
+    };
+    let mut upstream = gateway.inner.client.request(method, &url);
+    for (name, value) in req.headers() {
+        let name = name.as_str();
+        if HOP_BY_HOP.contains(&name) || REPLACED.contains(&name) {
+            continue;
+        }
+        upstream = upstream.header(name, value.as_bytes());
+    }
+    for (name, value) in &gateway.inner.custom_headers {
+        upstream = upstream.header(name.as_str(), value.as_str());
+    }
+    upstream = upstream.header(auth_name, auth_value);
+
+    // The body goes up as it arrives: the payload is not Send, so a local
+    // task hands its chunks over a channel.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    actix_web::rt::spawn(async move {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let body = reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let answer = match upstream.body(body).send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::warn!(error = %e, "the model API cannot be reached");
+            return api_error(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "the model API cannot be reached from the server",
+            );
+        }
+    };
+
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = HttpResponse::build(status);
+    for (name, value) in answer.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            response.append_header((name.as_str(), value.as_bytes()));
+        }
+    }
+    // Only Messages API calls are model calls; token counting is not.
+    let is_model_call = req.method() == actix_web::http::Method::POST
+        && req.path().trim_end_matches('/') == "/v1/messages";
+    if !is_model_call {
+        return response.streaming(answer.bytes_stream());
+    }
+    let sse = answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let recorder = Recorder {
+        gateway: gateway.get_ref().clone(),
+        grant,
+        status: i32::from(status.as_u16()),
+    };
+    response.streaming(Tapped {
+        inner: Box::pin(answer.bytes_stream()),
+        tap: Some(UsageTap::new(sse)),
+        recorder: Some(recorder),
+    })
+}
+
+/// Stores the call once its answer has ended (or its reader went away).
+struct Recorder {
+    gateway: ModelGateway,
+    grant: Grant,
+    status: i32,
+}
+
+impl Recorder {
+    fn record(self, usage: CallUsage) {
+        let call = NewModelCall {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: self.grant.tenant_id,
+            session_id: self.grant.session_id,
+            model: usage.model,
+            status: self.status,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_creation_input_tokens: usage.cache_creation_input_tokens,
+            cache_read_input_tokens: usage.cache_read_input_tokens,
+            created_at: db::now(),
+        };
+        let pool = self.gateway.inner.pool.clone();
+        actix_web::rt::spawn(async move {
+            if let Err(e) = db::run(&pool, move |c| model_call::insert(c, &call)).await {
+                tracing::warn!(error = %e, "cannot record a model call");
+            }
+        });
+    }
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// The answer's body, read by the usage tap on its way to the CLI.
+struct Tapped {
+    inner: ByteStream,
+    tap: Option<UsageTap>,
+    recorder: Option<Recorder>,
+}
+
+impl Tapped {
+    fn finish(&mut self) {
+        if let (Some(tap), Some(recorder)) = (self.tap.take(), self.recorder.take()) {
+            recorder.record(tap.finish());
+        }
+    }
+}
+
+impl Stream for Tapped {
+    type Item = reqwest::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(tap) = self.tap.as_mut() {
+                    tap.feed(chunk);
+                }
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => self.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl Drop for Tapped {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
