@@ -4,13 +4,18 @@
 //! `tenants create NAME [limits]`, `tenants list`, `tenants update NAME [limits]`
 //! with limits `--budget-usd X|none --max-sessions N|none
 //! --max-running-turns N|none --rate-limit-requests N|none
-//! --rate-limit-window-seconds N|none`.
+//! --rate-limit-window-seconds N|none`,
+//! `tenants model-credential NAME --kind api_key|auth_token|oauth_token`
+//! (the secret read from stdin, so it is in no process list or shell
+//! history), `tenants model-credential NAME --clear`.
 
 use anyhow::{anyhow, bail, Context};
 
 use crate::config::Settings;
+use crate::db::models::model_call;
 use crate::db::models::tenant::{self, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER};
 use crate::db::{self, DbConnection};
+use crate::gateway::credential::Kind;
 use crate::security::keys;
 
 pub const USAGE: &str = "\
@@ -20,7 +25,9 @@ pub const USAGE: &str = "\
   claude-code-api tenants create NAME [--budget-usd X] [--max-sessions N] [--max-running-turns N]
                                       [--rate-limit-requests N] [--rate-limit-window-seconds N]
   claude-code-api tenants list
-  claude-code-api tenants update NAME [same options; `none` returns one to the server default]";
+  claude-code-api tenants update NAME [same options; `none` returns one to the server default]
+  claude-code-api tenants model-credential NAME --kind api_key|auth_token|oauth_token  < secret
+  claude-code-api tenants model-credential NAME --clear yes";
 
 /// Options after the positional words: `--name value` pairs.
 struct Options(Vec<(String, String)>);
@@ -167,6 +174,36 @@ pub fn run(group: &str, args: &[String], settings: &Settings) -> anyhow::Result<
                 Some(t) => print_tenant(&t),
                 None => bail!("no tenant {name}"),
             }
+        }
+        ("tenants", ["model-credential", name]) => {
+            options.only(&["kind", "clear"])?;
+            if tenant::find_tenant(&mut conn, name)?.is_none() {
+                bail!("no tenant {name}");
+            }
+            if options.get("clear").is_some() {
+                if !model_call::clear_credential(&mut conn, name)? {
+                    bail!("tenant {name} has no credential of its own");
+                }
+                println!("Tenant {name} uses the server's model credential again.");
+                return Ok(());
+            }
+            let kind = options
+                .get("kind")
+                .and_then(Kind::parse)
+                .ok_or_else(|| anyhow!("--kind must be api_key, auth_token or oauth_token"))?;
+            let mut secret = String::new();
+            std::io::stdin()
+                .read_line(&mut secret)
+                .context("cannot read the secret from stdin")?;
+            let secret = secret.trim();
+            if secret.is_empty() || secret.contains(char::is_whitespace) {
+                bail!("give the secret on stdin, one line without spaces");
+            }
+            model_call::set_credential(&mut conn, name, kind.as_str(), secret)?;
+            println!(
+                "Tenant {name} now uses its own {} (running servers take it within 10 s).",
+                kind.as_str()
+            );
         }
         _ => bail!("usage:\n{USAGE}"),
     }

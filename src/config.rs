@@ -745,7 +745,10 @@ mod tests {
                 ("ANTHROPIC_AUTH_TOKEN", "t"),
                 ("OTHER", "o"),
             ]),
-            &["MY_TOOL_TOKEN".to_string(), "ANTHROPIC_AUTH_TOKEN".to_string()],
+            &[
+                "MY_TOOL_TOKEN".to_string(),
+                "ANTHROPIC_AUTH_TOKEN".to_string(),
+            ],
         );
         // Model credentials stay with the gateway, even when listed.
         let names: Vec<&str> = env.keys().map(String::as_str).collect();

@@ -5,8 +5,7 @@ use anyhow::Context as _;
 use claude_code_api::app::Application;
 use claude_code_api::config::Settings;
 
-const USAGE: &str =
-    "usage: claude-code-api [serve | migrate | webhook-secret | openapi | keys … | tenants … | --help]";
+const USAGE: &str = "usage: claude-code-api [serve | migrate | webhook-secret | openapi | login [--token] | keys … | tenants … | --help]";
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
@@ -50,6 +49,10 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        "login" => {
+            let rest: Vec<String> = std::env::args().skip(2).collect();
+            login(settings, &rest)
+        }
         "keys" | "tenants" => {
             let rest: Vec<String> = std::env::args().skip(2).collect();
             claude_code_api::admin_cli::run(&command, &rest, &settings)
@@ -60,6 +63,52 @@ async fn main() -> anyhow::Result<()> {
         }
         other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
     }
+}
+
+/// Runs the CLI's own login for the server's Claude config folder, so the
+/// server runs on that login; `--token` runs `claude setup-token` instead
+/// (for a host without a browser), whose token goes in
+/// `CLAUDE_CODE_OAUTH_TOKEN`.
+fn login(settings: Settings, args: &[String]) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir()?;
+    let settings = settings.with_absolute_paths(&cwd);
+    let cli = settings.resolved_cli_path();
+    let token = match args {
+        [] => false,
+        [flag] if flag == "--token" => true,
+        _ => anyhow::bail!("usage: claude-code-api login [--token]"),
+    };
+    let mut command = std::process::Command::new(&cli);
+    if token {
+        command.arg("setup-token");
+    } else {
+        command.args(["auth", "login"]);
+    }
+    if let Some(dir) = &settings.model.login_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        command.env("CLAUDE_CONFIG_DIR", dir);
+    }
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {}", cli.display()))?;
+    if !status.success() {
+        anyhow::bail!("{} exited with {status}", cli.display());
+    }
+    if token {
+        println!("\nPut the token above in the server's environment (or .env) as CLAUDE_CODE_OAUTH_TOKEN=…");
+        return Ok(());
+    }
+    let file = settings
+        .model
+        .login_dir
+        .map(|d| d.join(".credentials.json"))
+        .filter(|f| f.is_file())
+        .ok_or_else(|| anyhow::anyhow!("the login wrote no credentials file"))?;
+    println!(
+        "Logged in: {} (the server uses it at its next start; /health shows model_auth.source = cli_login).",
+        file.display()
+    );
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@ mod idempotency;
 mod jobs;
 pub mod mcp;
 pub mod middleware;
+mod model_credentials;
 mod openai;
 pub mod openapi;
 pub mod route_table;
@@ -107,6 +108,11 @@ fn api_v1_routes() -> RouteTable {
         "/audit" => { get: audit::list_audit },
         "/admin/tenants" => { get: admin::list_tenants, post: admin::create_tenant },
         "/admin/tenants/{id}" => { patch: admin::update_tenant },
+        "/admin/tenants/{id}/model-credential" => {
+            get: model_credentials::get_model_credential,
+            put: model_credentials::set_model_credential,
+            delete: model_credentials::delete_model_credential,
+        },
         "/admin/keys" => { get: admin::list_keys, post: admin::create_key },
         "/admin/keys/{id}/revoke" => { post: admin::revoke_key },
     )

@@ -191,7 +191,9 @@ impl Login {
             return Err("no login".into());
         };
         let now = chrono::Utc::now().timestamp_millis();
-        let expiring = oauth.expires_at.is_some_and(|t| t - now < REFRESH_MARGIN_MS);
+        let expiring = oauth
+            .expires_at
+            .is_some_and(|t| t - now < REFRESH_MARGIN_MS);
         if expiring && oauth.refresh_token.is_some() {
             match self.refresh(oauth).await {
                 Ok(fresh) => {
@@ -295,7 +297,8 @@ impl Login {
 
 fn read_login(path: &Path) -> Result<OAuth, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let file: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let entry = &file["claudeAiOauth"];
     let access_token = entry["accessToken"]
         .as_str()

@@ -516,8 +516,9 @@ fn build_vars(
         Cli::Fake => PathBuf::from(env!("CARGO_BIN_EXE_fake-claude")),
     };
     set("CLAUDE_CLI_PATH", cli.to_string_lossy().into_owned());
+    // `{mock}` in an option stands for the mock model's base URL.
     for (k, v) in &options.vars {
-        set(k, v.clone());
+        set(k, v.replace("{mock}", &mock.base_url));
     }
     vars
 }

@@ -13,6 +13,7 @@ mod errors;
 mod events;
 mod faults;
 mod files;
+mod gateway;
 mod jobs;
 mod lifecycle;
 mod logs;

@@ -202,7 +202,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 // ---------------------------------------------------------------------------------------
 // HTTP handlers
 
-async fn messages(http: actix_web::HttpRequest, state: web::Data<State>, body: Bytes) -> HttpResponse {
+async fn messages(
+    http: actix_web::HttpRequest,
+    state: web::Data<State>,
+    body: Bytes,
+) -> HttpResponse {
     let header = |name: &str| {
         http.headers()
             .get(name)

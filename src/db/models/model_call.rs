@@ -94,6 +94,17 @@ pub fn all_credentials(conn: &mut DbConnection) -> DbResult<Vec<TenantCredential
         .load(conn)?)
 }
 
+pub fn find_credential(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+) -> DbResult<Option<TenantCredentialRow>> {
+    Ok(tenant_model_credentials::table
+        .find(tenant_id)
+        .select(TenantCredentialRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// Sets (replaces) a tenant's credential.
 pub fn set_credential(
     conn: &mut DbConnection,

@@ -39,6 +39,9 @@ pub struct Usage {
     pub output_tokens: i64,
     /// The last 30 days with activity, oldest first (from stored history).
     pub days: Vec<Day>,
+    /// Every model call of the tenant's CLI processes, as the model gateway
+    /// counted it (turns cut short included).
+    pub model_calls: super::model_call::ModelCallTotals,
 }
 
 pub fn for_tenant(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<Usage> {
@@ -95,6 +98,7 @@ pub fn for_tenant(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<Usage>
         jobs: jobs_by_state,
         cost_micros: spent.unwrap_or(0),
         days,
+        model_calls: super::model_call::totals(conn, tenant, None)?,
     })
 }
 
