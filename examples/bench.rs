@@ -2,7 +2,9 @@
 //!
 //! 1. a chat turn on a warm session through the server (HTTP → actor → CLI),
 //! 2. the same turn on a raw long-lived stream-json CLI process,
-//! 3. a fresh `claude -p` per prompt (what a spawn-per-request server pays).
+//! 3. the same raw process reaching the model through the model gateway
+//!    (what the gateway adds per model call),
+//! 4. a fresh `claude -p` per prompt (what a spawn-per-request server pays).
 //!
 //! Run: `cargo run --release --example bench -- [TURNS] [FRESH_RUNS]`
 //! (defaults 50 and 10). Prints median and p90 of each and the ratios.
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use claude_code_api::app::Application;
 use claude_code_api::config::Settings;
+use claude_code_api::gateway::{ModelGateway, ProcessGrant};
 use mock_model::MockModel;
 use serde_json::{json, Value};
 
@@ -39,7 +42,7 @@ fn cli_env(mock: &MockModel, home: &Path) -> BTreeMap<String, String> {
     env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
     env.insert("HOME".into(), home.to_string_lossy().into_owned());
     env.insert("ANTHROPIC_BASE_URL".into(), mock.base_url.clone());
-    env.insert("ANTHROPIC_API_KEY".into(), "bench".into());
+    env.insert("ANTHROPIC_API_KEY".into(), "test-key".into());
     env.insert(
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
         "1".into(),
@@ -73,6 +76,8 @@ async fn through_server(mock: &MockModel, root: &Path, turns: usize) -> Vec<Dura
         "CLAUDE_CLI_PATH".to_string(),
         cli_path().to_string_lossy().into_owned(),
     );
+    vars.insert("ANTHROPIC_BASE_URL".to_string(), mock.base_url.clone());
+    vars.insert("ANTHROPIC_API_KEY".to_string(), "test-key".to_string());
     let mut settings = Settings::from_vars(&vars).unwrap();
     settings.cli_env = cli_env(mock, &root.join("home"));
     let app = Application::build(settings).await.unwrap();
@@ -112,9 +117,26 @@ async fn through_server(mock: &MockModel, root: &Path, turns: usize) -> Vec<Dura
     samples
 }
 
-fn raw_warm_cli(mock: &MockModel, root: &Path, turns: usize) -> Vec<Duration> {
-    let ws = root.join("raw-ws");
-    std::fs::create_dir_all(&ws).unwrap();
+/// A model gateway of its own (as the server runs one) in front of the mock:
+/// the environment a CLI process gets from it.
+async fn gateway_env(mock: &MockModel, root: &Path) -> (BTreeMap<String, String>, ProcessGrant) {
+    let mut vars = BTreeMap::new();
+    vars.insert("ANTHROPIC_BASE_URL".to_string(), mock.base_url.clone());
+    vars.insert("ANTHROPIC_API_KEY".to_string(), "test-key".to_string());
+    let settings = Settings::from_vars(&vars).unwrap();
+    let pool = claude_code_api::db::connect(&root.join("gateway.db").to_string_lossy()).unwrap();
+    let gateway = ModelGateway::new(&settings.model, pool).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    actix_web::rt::spawn(gateway.serve(listener).unwrap());
+    let grant = gateway.grant("bench", None);
+    let mut env = cli_env(mock, &root.join("gw-home"));
+    env.remove("ANTHROPIC_API_KEY");
+    env.extend(grant.env());
+    (env, grant)
+}
+
+fn raw_warm_cli(env: BTreeMap<String, String>, ws: &Path, turns: usize) -> Vec<Duration> {
+    std::fs::create_dir_all(ws).unwrap();
     let mut child = Command::new(cli_path())
         .args([
             "--input-format",
@@ -125,9 +147,9 @@ fn raw_warm_cli(mock: &MockModel, root: &Path, turns: usize) -> Vec<Duration> {
             "--include-partial-messages",
             "--permission-mode=bypassPermissions",
         ])
-        .current_dir(&ws)
+        .current_dir(ws)
         .env_clear()
-        .envs(cli_env(mock, &root.join("raw-home")))
+        .envs(env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -209,11 +231,18 @@ async fn main() {
     );
 
     let server = through_server(&mock, root.path(), turns).await;
-    let raw = raw_warm_cli(&mock, root.path(), turns);
+    let raw = raw_warm_cli(
+        cli_env(&mock, &root.path().join("raw-home")),
+        &root.path().join("raw-ws"),
+        turns,
+    );
+    let (env, _grant) = gateway_env(&mock, root.path()).await;
+    let via_gateway = raw_warm_cli(env, &root.path().join("gw-ws"), turns);
     let fresh = fresh_cli(&mock, root.path(), fresh_runs);
 
     let (s_med, s_p90) = stats(server);
     let (r_med, r_p90) = stats(raw);
+    let (g_med, g_p90) = stats(via_gateway);
     let (f_med, f_p90) = stats(fresh);
     println!("{:<44} {:>10} {:>10}", "variant", "median ms", "p90 ms");
     println!(
@@ -226,6 +255,10 @@ async fn main() {
     );
     println!(
         "{:<44} {:>10.1} {:>10.1}",
+        "raw CLI, long-lived, through the gateway", g_med, g_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
         "raw CLI, fresh `claude -p` per prompt", f_med, f_p90
     );
     println!();
@@ -233,6 +266,11 @@ async fn main() {
         "server warm / raw warm CLI:  {:.2}x median, {:.2}x p90 (target ≤ 1.2x)",
         s_med / r_med,
         s_p90 / r_p90
+    );
+    println!(
+        "gateway added per model call: {:+.2} ms median, {:+.2} ms p90 (goal < 2 ms)",
+        g_med - r_med,
+        g_p90 - r_p90
     );
     println!("fresh -p / server warm:      {:.1}x median", f_med / s_med);
 }
