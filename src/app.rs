@@ -34,6 +34,8 @@ pub struct Application {
     mcp: api::mcp::McpServer,
     /// The model gateway's listener; stopped after the last CLI process.
     gateway: actix_web::dev::ServerHandle,
+    /// Its cgroup folders go once the last CLI process is stopped.
+    sandbox: Arc<crate::sandbox::Sandbox>,
 }
 
 /// Name of the generated webhook secret in `server_secrets`.
@@ -116,11 +118,18 @@ impl Application {
         };
         let dispatcher = WebhookDispatcher::new(settings.clone(), pool.clone(), secret).start();
         let (gateway, gateway_handle) = start_gateway(&settings, &pool).await?;
+        let sandbox = Arc::new(
+            crate::sandbox::Sandbox::probe(&settings.sandbox, &settings.data_dir)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?,
+        );
+        log_sandbox(&sandbox.status());
         let runtime = Runtime {
             settings: settings.clone(),
             pool: pool.clone(),
             cli_path,
             gateway: gateway.clone(),
+            sandbox: sandbox.clone(),
             webhooks: Some(dispatcher.clone().recipient()),
         };
         let orphans = cli::process::reap_orphans(&runtime.pid_dir());
@@ -154,6 +163,7 @@ impl Application {
             webhooks: dispatcher.recipient(),
             rate_limits: RateLimits::new(settings.rate_limit_requests, settings.rate_limit_window),
             gateway,
+            sandbox: sandbox.clone(),
         });
         let listener = TcpListener::bind((settings.api_host.as_str(), settings.api_port))
             .with_context(|| format!("cannot bind {}:{}", settings.api_host, settings.api_port))?;
@@ -200,6 +210,7 @@ impl Application {
             metrics,
             mcp,
             gateway: gateway_handle,
+            sandbox,
         })
     }
 
@@ -234,6 +245,7 @@ impl Application {
                     metrics.stop(false).await;
                 }
                 self.gateway.stop(false).await;
+                self.sandbox.shutdown();
                 return joined(result);
             }
             signal = shutdown_signal() => {
@@ -252,6 +264,7 @@ impl Application {
             metrics.stop(false).await;
         }
         self.gateway.stop(false).await;
+        self.sandbox.shutdown();
         joined(server.await)
     }
 }
@@ -285,6 +298,28 @@ async fn start_gateway(
         Some(detail) => tracing::warn!(source = status.source, "{detail}"),
     }
     Ok((gateway, handle))
+}
+
+/// Says what confines the agent, or loudly why nothing does.
+fn log_sandbox(status: &crate::sandbox::SandboxStatus) {
+    if status.mode == "off" {
+        tracing::warn!(
+            missing = %status.missing.join("; "),
+            "the agent is NOT confined: every tenant's agent can read this server's files and other tenants' workspaces (see README, Security model)"
+        );
+    } else if status.missing.is_empty() {
+        tracing::info!(
+            agent_user = status.agent_user.as_deref().unwrap_or("(user namespace)"),
+            cgroup = status.cgroup.unwrap_or("none"),
+            "each CLI process runs in a bubblewrap sandbox"
+        );
+    } else {
+        tracing::warn!(
+            agent_user = status.agent_user.as_deref().unwrap_or("(user namespace)"),
+            missing = %status.missing.join("; "),
+            "each CLI process runs in a bubblewrap sandbox, with parts missing"
+        );
+    }
 }
 
 /// Resolves at the first SIGTERM or SIGINT, naming it.

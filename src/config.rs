@@ -102,6 +102,8 @@ pub struct Settings {
     /// The model API and the server's credential for it. None of it reaches
     /// the CLI, which talks to the model gateway with a per-process token.
     pub model: ModelSettings,
+    /// How each CLI process is confined (`AGENT_*`).
+    pub sandbox: crate::sandbox::SandboxSettings,
 }
 
 /// Where the model API is, and the server's own credential for it.
@@ -357,6 +359,19 @@ impl Settings {
                 oauth_token_url: get("CLAUDE_OAUTH_TOKEN_URL")
                     .unwrap_or_else(|| DEFAULT_OAUTH_TOKEN_URL.into()),
                 gateway_addr: get("MODEL_GATEWAY_ADDR").unwrap_or_else(|| "127.0.0.1:0".into()),
+            },
+            sandbox: crate::sandbox::SandboxSettings {
+                mode: parse(&get, "AGENT_SANDBOX", crate::sandbox::Mode::Auto)?,
+                agent_uid: parse_bounded(&get, "AGENT_UID", 10_900, 1, u32::MAX - 1)?,
+                agent_gid: parse_bounded(&get, "AGENT_GID", 10_900, 1, u32::MAX - 1)?,
+                limits: crate::sandbox::Limits {
+                    memory_max_mb: parse_bounded(&get, "AGENT_MEMORY_MAX_MB", 2048, 64, 1 << 20)?,
+                    pids_max: parse_bounded(&get, "AGENT_PIDS_MAX", 512, 16, 1 << 22)?,
+                    cpu_max: match get("AGENT_CPU_MAX") {
+                        None => None,
+                        Some(_) => Some(parse_bounded(&get, "AGENT_CPU_MAX", 1.0, 0.05, 1024.0)?),
+                    },
+                },
             },
         };
         if url::Url::parse(&settings.model.base_url).is_err() {

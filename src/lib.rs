@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod jobs;
 pub mod metrics;
 pub mod redact;
+pub mod sandbox;
 pub mod security;
 pub mod spec;
 pub mod telemetry;

@@ -112,6 +112,12 @@ fn login(settings: Settings, args: &[String]) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Processes of the same user (an unconfined agent, say) cannot read this
+    // one's memory or /proc/<pid>/environ.
+    // SAFETY: prctl with PR_SET_DUMPABLE only changes this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     let app = Application::build(settings.clone()).await?;
     if let Some(key) = &app.generated_key {
         // Printed once, never logged; only its hash is stored.

@@ -19,6 +19,8 @@ pub struct Runtime {
     pub cli_path: PathBuf,
     /// Hands each CLI process its model token.
     pub gateway: crate::gateway::ModelGateway,
+    /// Confines each CLI process.
+    pub sandbox: Arc<crate::sandbox::Sandbox>,
     /// Told when a job's webhook was queued, so it goes out at once.
     pub webhooks: Option<actix::Recipient<webhooks::Wake>>,
 }

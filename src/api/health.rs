@@ -14,6 +14,8 @@ pub struct Health {
     checks: Checks,
     /// The absolute paths the server resolved at start.
     paths: Paths,
+    /// How each CLI process is confined, and what is missing.
+    sandbox: crate::sandbox::SandboxStatus,
     /// Absent when the supervisor does not answer.
     sessions: Option<SupervisorStats>,
 }
@@ -105,6 +107,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             claude_cli: cli,
             model_auth,
         },
+        sandbox: state.sandbox.status(),
         paths: Paths {
             data_dir: state.settings.data_dir.to_string_lossy().into_owned(),
             workspaces: state.workspace_root.to_string_lossy().into_owned(),

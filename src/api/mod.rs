@@ -52,6 +52,8 @@ pub struct AppState {
     pub rate_limits: crate::security::rate_limit::RateLimits,
     /// The model gateway: its credential source, tenants' own credentials.
     pub gateway: crate::gateway::ModelGateway,
+    /// The agent's confinement (for `/health`, and who owns uploaded files).
+    pub sandbox: Arc<crate::sandbox::Sandbox>,
 }
 
 /// Where the REST API lives; its routes are `api_v1_routes`.

@@ -44,35 +44,57 @@ pub struct CliProcess {
     stderr: Arc<Mutex<VecDeque<u8>>>,
     /// Fires once the process has been reaped.
     exited: Option<oneshot::Receiver<()>>,
+    /// The sandbox's cgroup: everything in it dies with the process.
+    group: Option<crate::sandbox::cgroup::Group>,
 }
 
 impl CliProcess {
-    /// Starts the CLI described by `plan`. Output arrives on `events`.
+    /// Starts the CLI described by `plan`, inside `confinement` when given.
+    /// Output arrives on `events`.
     pub fn spawn(
         plan: &LaunchPlan,
+        confinement: Option<crate::sandbox::Confinement>,
         pid_dir: &Path,
         generation: u64,
         events: mpsc::UnboundedSender<ProcessEvent>,
     ) -> io::Result<CliProcess> {
         std::fs::create_dir_all(&plan.config_dir)?;
-        let mut cmd = tokio::process::Command::new(&plan.cli_path);
+        let mut env = command::env(plan);
+        let (program, mut cmd, group) = match confinement {
+            Some(c) => {
+                env.extend(c.env);
+                let mut cmd = tokio::process::Command::new(&c.program);
+                cmd.args(&c.args).arg(&c.cli);
+                (c.program, cmd, c.group)
+            }
+            None => (
+                plan.cli_path.clone(),
+                tokio::process::Command::new(&plan.cli_path),
+                None,
+            ),
+        };
+        if let Some(group) = &group {
+            let procs = group.procs_handle();
+            // SAFETY: the closure only makes async-signal-safe system calls
+            // on paths prepared before the fork (see `Group::join_self`).
+            unsafe {
+                cmd.pre_exec(move || procs.join_self());
+            }
+        }
         cmd.args(command::args(&plan.spec, &plan.conversation))
             .current_dir(&plan.workspace)
             .env_clear()
-            .envs(command::env(plan))
+            .envs(env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot start {}: {e}", plan.cli_path.display()),
-            )
+            io::Error::new(e.kind(), format!("cannot start {}: {e}", program.display()))
         })?;
         let pid = child.id().unwrap_or(0);
-        let pid_file = write_pid_file(pid_dir, pid, &plan.cli_path);
+        let pid_file = write_pid_file(pid_dir, pid, &program);
 
         let (stdin_tx, mut stdin_rx) = mpsc::unbounded_channel::<String>();
         if let Some(mut stdin) = child.stdin.take() {
@@ -154,6 +176,7 @@ impl CliProcess {
             stdin: Some(stdin_tx),
             stderr,
             exited: Some(exited_rx),
+            group,
         })
     }
 
@@ -184,10 +207,14 @@ impl CliProcess {
         self.kill();
     }
 
-    /// Kills the process and every tool process it started.
+    /// Kills the process and every tool process it started (those that
+    /// left its process group too, when it runs in a cgroup of its own).
     pub fn kill(&mut self) {
         self.stdin = None;
         kill_group(self.pid);
+        if let Some(group) = &self.group {
+            group.kill_all();
+        }
     }
 }
 

@@ -234,7 +234,22 @@ async fn per_turn_overrides_reach_the_model_and_session_options_apply() {
     assert!(tools_of(first).contains(&"Write".to_string()));
     assert!(system_of(last).contains("TURN-PROMPT-MARK"));
     assert!(system_of(last).contains("SESSION-PROMPT-MARK"));
-    assert_eq!(last["model"], "claude-override-1");
+    assert_eq!(
+        last["model"],
+        "claude-override-1",
+        "{:?}",
+        requests
+            .iter()
+            .map(|r| (
+                r["model"].clone(),
+                r["messages"]
+                    .to_string()
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            ))
+            .collect::<Vec<_>>()
+    );
     // The conversation survived the restart the override needed.
     let prompts = last["messages"].to_string();
     assert!(prompts.contains("plain"), "{prompts}");

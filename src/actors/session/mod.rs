@@ -294,8 +294,21 @@ impl SessionActor {
             conversation,
         };
         self.generation += 1;
+        let confinement = match self.confine(&plan) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(session = %self.session.name, error = %e, "cannot confine the CLI");
+                self.release_slot();
+                if let Some(turn) = self.queue.pop_front() {
+                    self.fail_unstarted(turn, TurnError::Process(e));
+                }
+                ctx.notify(messages::Advance);
+                return;
+            }
+        };
         match CliProcess::spawn(
             &plan,
+            confinement,
             &self.runtime.pid_dir(),
             self.generation,
             self.output_tx.clone(),
@@ -328,6 +341,27 @@ impl SessionActor {
                 ctx.notify(messages::Advance);
             }
         }
+    }
+
+    /// The sandbox of the process `plan` describes: its workspace and CLI
+    /// state handed to the agent user, its cgroup made.
+    fn confine(&self, plan: &LaunchPlan) -> Result<Option<crate::sandbox::Confinement>, String> {
+        let sandbox = &self.runtime.sandbox;
+        if !sandbox.is_on() {
+            return Ok(None);
+        }
+        sandbox
+            .hand_over(&plan.workspace, false)
+            .and_then(|()| sandbox.hand_over(&plan.config_dir, true))
+            .map_err(|e| format!("cannot give the workspace to the agent user: {e}"))?;
+        let mounts = crate::sandbox::Mounts {
+            cli: &plan.cli_path,
+            workspace: &plan.workspace,
+            config_dir: &plan.config_dir,
+            add_dirs: &plan.spec.add_dirs,
+        };
+        let group = format!("{}-{}", self.session.id, self.generation);
+        sandbox.confine(&mounts, Some(&group))
     }
 
     fn next_control_id(&mut self) -> String {
