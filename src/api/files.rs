@@ -295,9 +295,15 @@ pub async fn upload_file(
     let path = files::joined(&folder, &name);
     let (shown, stored_name) = (path.clone(), name.clone());
     // The folder is created only now, so a refused upload leaves no trace.
+    let agent = state.sandbox.agent_owner();
     let size = blocking(move || {
         let target = files::open_folder(&root, &folder)?;
-        upload.commit(&target, &stored_name, overwrite, &shown)
+        let size = upload.commit(&target, &stored_name, overwrite, &shown)?;
+        if let Some(owner) = agent {
+            // The agent runs as another user: what is uploaded is its to change.
+            files::give_to(&root, &folder, &stored_name, owner)?;
+        }
+        Ok(size)
     })
     .await?;
     crate::api::audit::record(

@@ -273,6 +273,41 @@ pub fn open_folder(root: &Dir, rel: &Path) -> Result<Dir, FilesError> {
     root.open_dir(rel).map_err(|e| classify(e, rel))
 }
 
+/// Gives the folders of `folder` (from the workspace root down) and the file
+/// `name` in it to `owner` (uid, gid), the agent user. Each step is opened
+/// beneath the workspace, so nothing outside it can be reached.
+pub fn give_to(root: &Dir, folder: &Path, name: &str, owner: (u32, u32)) -> Result<(), FilesError> {
+    use std::os::fd::AsRawFd as _;
+    let chown_in = |dir: &Dir, entry: &std::ffi::OsStr| -> io::Result<()> {
+        let c = std::ffi::CString::new(entry.as_encoded_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: fchownat with a valid directory descriptor and a
+        // NUL-terminated name; symlinks themselves are not followed.
+        let rc = unsafe {
+            libc::fchownat(
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                owner.0,
+                owner.1,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    let mut dir = root.try_clone()?;
+    for part in folder.components() {
+        let part = part.as_os_str();
+        chown_in(&dir, part)?;
+        dir = dir.open_dir(part).map_err(|e| classify(e, folder))?;
+    }
+    chown_in(&dir, std::ffi::OsStr::new(name))?;
+    Ok(())
+}
+
 /// A new upload's temporary file in `folder`, removed on drop unless
 /// committed: an upload that fails, is too big or is abandoned by its client
 /// leaves nothing behind.

@@ -139,7 +139,6 @@ fn is_root() -> bool {
 fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .chain(["/usr/bin".into(), "/usr/sbin".into()])
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
