@@ -132,9 +132,14 @@ async fn enqueue(
     let row = load_session(state, caller, name).await?;
     check_budget(state, caller).await?;
     check_deny_patterns(&state.settings, &turn.message)?;
+    let prompt: String = turn
+        .message
+        .chars()
+        .take(super::audit::PROMPT_CHARS)
+        .collect();
     let addr = state.supervisor.send(OpenSession(row)).await??;
     addr.send(Enqueue(turn)).await?;
-    super::audit::record(state, req, caller, "chat", name);
+    super::audit::record_prompt(state, req, caller, "chat", name, &prompt);
     Ok(())
 }
 

@@ -136,7 +136,7 @@ pub async fn create_job(
             tracing::error!(job = %row.id, error = %e, "cannot dispatch a job now");
         }
         let target = format!("{}/{}", session.name, row.id);
-        super::audit::record(&state, &req, &caller, "job.create", &target);
+        super::audit::record_prompt(&state, &req, &caller, "job.create", &target, &row.message);
         let data = JobData::new(&row, &session.name);
         Ok((
             StatusCode::ACCEPTED,
