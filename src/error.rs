@@ -280,9 +280,15 @@ impl From<TurnError> for ApiError {
     }
 }
 
-/// The problem document of a failed turn (the `error` event's payload).
+/// The problem document of a failed turn (the `error` event's payload),
+/// with its `detail` also as `error`, the member clients of the original read.
 pub fn turn_problem(e: &TurnError) -> Value {
-    ApiError::from(e).problem()
+    let mut problem = ApiError::from(e).problem();
+    if let Value::Object(members) = &mut problem {
+        let detail = members.get("detail").cloned().unwrap_or(Value::Null);
+        members.insert("error".into(), detail);
+    }
+    problem
 }
 
 /// JSON body errors: malformed → 400, well-formed but wrong → 422, too big → 413.
