@@ -86,6 +86,9 @@ pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
             micros as f64 / 1_000_000.0
         ));
     }
+    if let Some(schema) = &spec.json_schema {
+        args.push(format!("--json-schema={schema}"));
+    }
     for dir in &spec.add_dirs {
         args.push(format!("--add-dir={}", dir.display()));
     }

@@ -77,6 +77,8 @@ pub struct TurnResult {
     pub session_id: Option<String>,
     pub api_error_status: Option<i64>,
     pub permission_denials: Value,
+    /// With `--json-schema`: the object the model returned.
+    pub structured_output: Option<Value>,
 }
 
 impl TurnResult {
@@ -185,6 +187,7 @@ fn classify(v: Value) -> CliMessage {
             }
         }
         "result" => CliMessage::Result(TurnResult {
+            structured_output: v.get("structured_output").filter(|s| !s.is_null()).cloned(),
             subtype: str_of(&v, "subtype"),
             is_error: v.get("is_error").and_then(Value::as_bool).unwrap_or(false),
             result: v.get("result").and_then(Value::as_str).map(str::to_owned),
