@@ -182,8 +182,7 @@ impl FieldError {
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
                 .collect();
-            let is_field = !word.is_empty()
-                && word.chars().any(|c| c == '_' || c == '.')
+            let is_field = !word.is_empty() && word.chars().any(|c| c == '_' || c == '.')
                 || [" must ", " is ", " needs "]
                     .iter()
                     .any(|v| message[word.len()..].starts_with(v));
@@ -423,14 +422,26 @@ mod tests {
             of("unknown field `foo`, expected one of `message`"),
             ("foo".into(), "extra_forbidden")
         );
-        assert_eq!(of("message must not be empty"), ("message".into(), "value_error"));
-        assert_eq!(of("max_turns must be at least 1"), ("max_turns".into(), "value_error"));
+        assert_eq!(
+            of("message must not be empty"),
+            ("message".into(), "value_error")
+        );
+        assert_eq!(
+            of("max_turns must be at least 1"),
+            ("max_turns".into(), "value_error")
+        );
         assert_eq!(
             of("output_format.type \"json\" is not supported"),
             ("output_format.type".into(), "value_error")
         );
-        assert_eq!(of("the path field is too long"), ("body".into(), "value_error"));
-        assert_eq!(of("invalid type: integer `1`, expected a string"), ("body".into(), "type_error"));
+        assert_eq!(
+            of("the path field is too long"),
+            ("body".into(), "value_error")
+        );
+        assert_eq!(
+            of("invalid type: integer `1`, expected a string"),
+            ("body".into(), "type_error")
+        );
         let problem = ApiError::Validation("message must not be empty".into()).problem();
         assert_eq!(problem["errors"][0]["field"], "message");
         assert_eq!(problem["errors"][0]["type"], "value_error");

@@ -183,7 +183,8 @@ pub struct OutputFormat {
     #[serde(rename = "type")]
     pub kind: String,
     /// A JSON Schema of an object; the answer's `structured_output` follows it.
-    #[schema(value_type = Object)]
+    #[serde(default)]
+    #[schema(value_type = Object, required)]
     pub schema: Value,
 }
 

@@ -169,7 +169,10 @@ mod tests {
 
     #[test]
     fn session_scoped_actions_name_their_session() {
-        assert_eq!(session_of("file.upload", "demo/a/b.txt").as_deref(), Some("demo"));
+        assert_eq!(
+            session_of("file.upload", "demo/a/b.txt").as_deref(),
+            Some("demo")
+        );
         assert_eq!(session_of("chat", "demo").as_deref(), Some("demo"));
         assert_eq!(session_of("key.create", "key_1"), None);
         assert_eq!(describe("file.delete", "demo/a/b.txt"), "deleted a/b.txt");

@@ -198,7 +198,9 @@ pub async fn session_view(
     row: Session,
 ) -> Result<SessionData, ApiError> {
     let mut views = session_views(state, caller, vec![row]).await?;
-    views.pop().ok_or_else(|| ApiError::internal("no session view"))
+    views
+        .pop()
+        .ok_or_else(|| ApiError::internal("no session view"))
 }
 
 /// Session names: 1–128 of `[A-Za-z0-9._-]`, not starting with a dot.
@@ -461,7 +463,10 @@ pub async fn get_session(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let row = load_session(&state, &caller, &name).await?;
-    Ok(envelope::ok(&req, session_view(&state, &caller, row).await?))
+    Ok(envelope::ok(
+        &req,
+        session_view(&state, &caller, row).await?,
+    ))
 }
 
 /// Stops the session's CLI, deletes its history, jobs and the workspace it

@@ -165,6 +165,7 @@ mod tests {
             mcp_servers: BTreeMap::new(),
             max_budget_micros: Some(250_000),
             add_dirs: vec!["/srv/shared".into()],
+            json_schema: Some(serde_json::json!({"type": "object"})),
         }
     }
 
@@ -191,6 +192,7 @@ mod tests {
         assert!(a.contains(&"--resume=abc".to_string()));
         assert!(a.contains(&"--max-budget-usd=0.250000".to_string()));
         assert!(a.contains(&"--add-dir=/srv/shared".to_string()));
+        assert!(a.contains(&r#"--json-schema={"type":"object"}"#.to_string()));
         assert!(!a.iter().any(|x| x.starts_with("--disallowedTools")));
         assert!(a.contains(&"--tools=Read,Bash".to_string()));
         assert!(!a.iter().any(|x| x.starts_with("--mcp-config")));

@@ -18,11 +18,7 @@ fn tools_of(request: &Value) -> Vec<String> {
 #[actix_web::test]
 async fn the_shipped_templates_are_listed_and_readable() {
     let app = TestApp::spawn_with(Options::fake()).await;
-    let res = app
-        .get("/api/v1/templates", ALICE)
-        .send()
-        .await
-        .unwrap();
+    let res = app.get("/api/v1/templates", ALICE).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     // A map by name, as the original answers; each entry names itself too.

@@ -3,7 +3,6 @@
 //! keeps what it used). Summed in Rust rather than SQL: `SUM(BIGINT)` has
 //! different types on the two backends, and a tenant has one row per day.
 
-
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use serde::Serialize;
