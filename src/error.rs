@@ -182,10 +182,12 @@ impl FieldError {
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
                 .collect();
-            let is_field = !word.is_empty() && word.chars().any(|c| c == '_' || c == '.')
-                || [" must ", " is ", " needs "]
-                    .iter()
-                    .any(|v| message[word.len()..].starts_with(v));
+            // `max_turns …`, `output_format.type …`, or `message must …`.
+            let compound = word.contains(['_', '.']);
+            let verb_follows = [" must ", " is ", " needs "]
+                .iter()
+                .any(|v| message[word.len()..].starts_with(v));
+            let is_field = !word.is_empty() && (compound || verb_follows);
             (is_field && word != "the" && word != "a").then_some(word)
         };
         let (field, kind) = if message.starts_with("missing field") {
