@@ -177,7 +177,9 @@ pub async fn session_views(
     Ok(rows
         .into_iter()
         .map(|row| {
-            let status = if waiting.contains(&row.id) {
+            // A pending row counts only while its turn runs: one left by a
+            // process that is gone can no longer be answered.
+            let status = if running.contains(&row.id) && waiting.contains(&row.id) {
                 SessionStatus::WaitingForApproval
             } else if running.contains(&row.id) {
                 SessionStatus::Running
