@@ -91,6 +91,9 @@ impl ApiError {
             problem.spent_micros = Some(*spent_micros);
             problem.limit_micros = Some(*limit_micros);
         }
+        if let ApiError::Validation(message) = self {
+            problem.errors = Some(vec![FieldError::of(message)]);
+        }
         problem.into_value()
     }
 }
@@ -148,6 +151,60 @@ pub struct Problem {
     pub spent_micros: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_micros: Option<i64>,
+    /// `validation-error` only: what was wrong, as the original lists it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+/// One invalid field of a 422.
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct FieldError {
+    /// The field (`message`, `max_turns`, …), or `body` when the error is
+    /// not about one field.
+    pub field: String,
+    pub message: String,
+    /// `missing`, `extra_forbidden`, `type_error` or `value_error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+impl FieldError {
+    /// Reads the field out of a validation message: serde names it in
+    /// backquotes; the server's own messages start with it.
+    fn of(message: &str) -> FieldError {
+        let quoted = || {
+            let start = message.find('`')? + 1;
+            let len = message[start..].find('`')?;
+            Some(message[start..start + len].to_owned())
+        };
+        let leading = || {
+            let word: String = message
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+                .collect();
+            // `max_turns …`, `output_format.type …`, or `message must …`.
+            let compound = word.contains(['_', '.']);
+            let verb_follows = [" must ", " is ", " needs "]
+                .iter()
+                .any(|v| message[word.len()..].starts_with(v));
+            let is_field = !word.is_empty() && (compound || verb_follows);
+            (is_field && word != "the" && word != "a").then_some(word)
+        };
+        let (field, kind) = if message.starts_with("missing field") {
+            (quoted(), "missing")
+        } else if message.starts_with("unknown field") {
+            (quoted(), "extra_forbidden")
+        } else if message.starts_with("invalid type") {
+            (None, "type_error")
+        } else {
+            (leading(), "value_error")
+        };
+        FieldError {
+            field: field.unwrap_or_else(|| "body".into()),
+            message: message.to_owned(),
+            kind,
+        }
+    }
 }
 
 impl Problem {
@@ -164,6 +221,7 @@ impl Problem {
             limit: None,
             spent_micros: None,
             limit_micros: None,
+            errors: None,
         }
     }
 
@@ -280,9 +338,15 @@ impl From<TurnError> for ApiError {
     }
 }
 
-/// The problem document of a failed turn (the `error` event's payload).
+/// The problem document of a failed turn (the `error` event's payload),
+/// with its `detail` also as `error`, the member clients of the original read.
 pub fn turn_problem(e: &TurnError) -> Value {
-    ApiError::from(e).problem()
+    let mut problem = ApiError::from(e).problem();
+    if let Value::Object(members) = &mut problem {
+        let detail = members.get("detail").cloned().unwrap_or(Value::Null);
+        members.insert("error".into(), detail);
+    }
+    problem
 }
 
 /// JSON body errors: malformed → 400, well-formed but wrong → 422, too big → 413.
@@ -344,6 +408,45 @@ mod tests {
                 "{kind} is not in PROBLEM_KINDS"
             );
         }
+    }
+
+    #[test]
+    fn validation_errors_name_their_field() {
+        let of = |m: &str| {
+            let e = FieldError::of(m);
+            (e.field, e.kind)
+        };
+        assert_eq!(
+            of("missing field `message` at line 1 column 2"),
+            ("message".into(), "missing")
+        );
+        assert_eq!(
+            of("unknown field `foo`, expected one of `message`"),
+            ("foo".into(), "extra_forbidden")
+        );
+        assert_eq!(
+            of("message must not be empty"),
+            ("message".into(), "value_error")
+        );
+        assert_eq!(
+            of("max_turns must be at least 1"),
+            ("max_turns".into(), "value_error")
+        );
+        assert_eq!(
+            of("output_format.type \"json\" is not supported"),
+            ("output_format.type".into(), "value_error")
+        );
+        assert_eq!(
+            of("the path field is too long"),
+            ("body".into(), "value_error")
+        );
+        assert_eq!(
+            of("invalid type: integer `1`, expected a string"),
+            ("body".into(), "type_error")
+        );
+        let problem = ApiError::Validation("message must not be empty".into()).problem();
+        assert_eq!(problem["errors"][0]["field"], "message");
+        assert_eq!(problem["errors"][0]["type"], "value_error");
     }
 
     #[test]

@@ -168,6 +168,40 @@ pub struct TurnOverrides {
     pub effort: Option<Effort>,
     #[serde(default)]
     pub permission_mode: Option<PermissionMode>,
+    /// Structured output: the JSON Schema the answer must follow
+    /// (`--json-schema`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<Value>,
+}
+
+/// A request's `output_format`, as the original takes it:
+/// `{"type": "json_schema", "schema": {…}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputFormat {
+    /// `json_schema`, the one kind the CLI supports.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A JSON Schema of an object; the answer's `structured_output` follows it.
+    #[serde(default)]
+    #[schema(value_type = Object, required)]
+    pub schema: Value,
+}
+
+impl OutputFormat {
+    /// The schema to pass to the CLI, or why the format cannot be honoured.
+    pub fn json_schema(&self) -> Result<Value, String> {
+        if self.kind != "json_schema" {
+            return Err(format!(
+                "output_format.type {:?} is not supported; use \"json_schema\" with a schema",
+                self.kind
+            ));
+        }
+        if !self.schema.is_object() {
+            return Err("output_format.schema must be a JSON Schema object".into());
+        }
+        Ok(self.schema.clone())
+    }
 }
 
 /// Everything that decides how a CLI process is launched. Two turns with the
@@ -190,6 +224,8 @@ pub struct LaunchSpec {
     pub max_budget_micros: Option<i64>,
     /// Operator-configured extra directories (`--add-dir`).
     pub add_dirs: Vec<std::path::PathBuf>,
+    /// Structured output of the turn (`--json-schema`).
+    pub json_schema: Option<Value>,
 }
 
 impl LaunchSpec {
@@ -226,6 +262,7 @@ impl LaunchSpec {
             mcp_servers: spec.mcp_servers.clone().unwrap_or_default(),
             max_budget_micros: settings.max_cost_per_request_micros,
             add_dirs: settings.claude_add_dirs.clone(),
+            json_schema: turn.json_schema.clone(),
         }
     }
 }

@@ -9,8 +9,40 @@ use crate::db::models::audit::{self, AuditEntry};
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 
-/// Appends an audit entry (off the request's path; a failure is logged).
+/// How much of a prompt the audit log keeps, in characters.
+pub const PROMPT_CHARS: usize = 500;
+
+/// Appends an audit entry for an action (off the request's path; a failure
+/// is logged). Its content is a one-line description, role `system`.
 pub fn record(state: &AppState, req: &HttpRequest, caller: &Caller, action: &str, target: &str) {
+    write(state, req, caller, action, target, None);
+}
+
+/// Appends the audit entry of a chat or job: role `user` and its prompt,
+/// cut at `PROMPT_CHARS` characters.
+pub fn record_prompt(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    prompt: &str,
+) {
+    write(state, req, caller, action, target, Some(prompt));
+}
+
+fn write(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    prompt: Option<&str>,
+) {
+    let (role, content) = match prompt {
+        Some(prompt) => ("user", prompt.chars().take(PROMPT_CHARS).collect()),
+        None => ("system", describe(action, target)),
+    };
     let entry = AuditEntry {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: caller.tenant.0.clone(),
@@ -25,6 +57,9 @@ pub fn record(state: &AppState, req: &HttpRequest, caller: &Caller, action: &str
             .map(|r| r.0.clone())
             .unwrap_or_default(),
         created_at: crate::db::now(),
+        session_name: session_of(action, target),
+        role: role.to_owned(),
+        content,
     };
     let pool = state.pool.clone();
     actix_web::rt::spawn(async move {
@@ -32,6 +67,34 @@ pub fn record(state: &AppState, req: &HttpRequest, caller: &Caller, action: &str
             tracing::error!(error = %e, "cannot write an audit entry");
         }
     });
+}
+
+/// The session an action touched: session-scoped targets are `name` or
+/// `name/…` (names never hold a `/`).
+fn session_of(action: &str, target: &str) -> Option<String> {
+    let scoped = action == "chat"
+        || ["session.", "job.", "file."]
+            .iter()
+            .any(|p| action.starts_with(p));
+    scoped.then(|| target.split('/').next().unwrap_or(target).to_owned())
+}
+
+/// One line saying what an action did, for the entry's `content`.
+fn describe(action: &str, target: &str) -> String {
+    let rest = || target.split_once('/').map_or("", |(_, r)| r);
+    match action {
+        "session.create" => format!("created session {target}"),
+        "session.delete" => format!("deleted session {target}"),
+        "job.cancel" => format!("cancelled job {}", rest()),
+        "file.upload" => format!("uploaded {}", rest()),
+        "file.download" => format!("downloaded {}", rest()),
+        "file.delete" => format!("deleted {}", rest()),
+        "tenant.create" => format!("created tenant {target}"),
+        "tenant.update" => format!("updated tenant {target}"),
+        "key.create" => format!("created key {target}"),
+        "key.revoke" => format!("revoked key {target}"),
+        other => format!("{other} {target}"),
+    }
 }
 
 /// One recorded action. Never holds a key.
@@ -49,6 +112,12 @@ pub struct AuditData {
     client_addr: Option<String>,
     request_id: String,
     created_at: String,
+    /// The session it touched, if any.
+    session_name: Option<String>,
+    /// `user` for a chat or job (`content` is its prompt), else `system`.
+    role: String,
+    /// The prompt, cut at 500 characters, or a one-line description.
+    content: String,
 }
 
 /// Own tenant's entries; an admin sees every tenant's.
@@ -86,7 +155,27 @@ pub async fn list_audit(
             target: e.target,
             client_addr: e.client_addr,
             request_id: e.request_id,
+            session_name: e.session_name,
+            role: e.role,
+            content: e.content,
         })
         .collect();
     Ok(envelope::page(&req, items, &page, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_scoped_actions_name_their_session() {
+        assert_eq!(
+            session_of("file.upload", "demo/a/b.txt").as_deref(),
+            Some("demo")
+        );
+        assert_eq!(session_of("chat", "demo").as_deref(), Some("demo"));
+        assert_eq!(session_of("key.create", "key_1"), None);
+        assert_eq!(describe("file.delete", "demo/a/b.txt"), "deleted a/b.txt");
+        assert_eq!(describe("session.create", "demo"), "created session demo");
+    }
 }

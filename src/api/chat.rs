@@ -21,7 +21,7 @@ use crate::actors::session::turn::{Turn, TurnError, TurnEvent};
 use crate::actors::supervisor::messages::OpenSession;
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
-use crate::spec::{Effort, PermissionMode, TurnOverrides};
+use crate::spec::{Effort, OutputFormat, PermissionMode, TurnOverrides};
 use actix_web::http::StatusCode;
 use utoipa::ToSchema;
 
@@ -49,6 +49,17 @@ pub struct ChatRequest {
     effort: Option<Effort>,
     #[serde(default)]
     permission_mode: Option<PermissionMode>,
+    /// Structured output: the answer's `structured_output` follows the schema.
+    #[serde(default)]
+    output_format: Option<OutputFormat>,
+}
+
+/// The schema of an `output_format`, or a 422.
+pub fn json_schema(format: Option<&OutputFormat>) -> Result<Option<serde_json::Value>, ApiError> {
+    format
+        .map(OutputFormat::json_schema)
+        .transpose()
+        .map_err(ApiError::Validation)
 }
 
 /// A quick 402 when the tenant's budget is already used up. The turn itself
@@ -109,6 +120,7 @@ pub fn validate_message(message: &str) -> Result<(), ApiError> {
 impl ChatRequest {
     fn validate(self) -> Result<(String, TurnOverrides), ApiError> {
         validate_message(&self.message)?;
+        let json_schema = json_schema(self.output_format.as_ref())?;
         Ok((
             self.message,
             TurnOverrides {
@@ -116,6 +128,7 @@ impl ChatRequest {
                 system: self.system,
                 effort: self.effort,
                 permission_mode: self.permission_mode,
+                json_schema,
             },
         ))
     }
@@ -132,9 +145,14 @@ async fn enqueue(
     let row = load_session(state, caller, name).await?;
     check_budget(state, caller).await?;
     check_deny_patterns(&state.settings, &turn.message)?;
+    let prompt: String = turn
+        .message
+        .chars()
+        .take(super::audit::PROMPT_CHARS)
+        .collect();
     let addr = state.supervisor.send(OpenSession(row)).await??;
     addr.send(Enqueue(turn)).await?;
-    super::audit::record(state, req, caller, "chat", name);
+    super::audit::record_prompt(state, req, caller, "chat", name, &prompt);
     Ok(())
 }
 

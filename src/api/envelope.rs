@@ -47,7 +47,7 @@ pub struct Pagination {
     pub pages: i64,
 }
 
-fn meta(req: &HttpRequest) -> Meta {
+pub fn meta(req: &HttpRequest) -> Meta {
     let request_id = req
         .extensions()
         .get::<RequestId>()
@@ -92,21 +92,26 @@ pub fn page<T: Serialize>(
     page: &Page,
     total: i64,
 ) -> HttpResponse {
+    HttpResponse::Ok().json(Paged {
+        data: items,
+        meta: meta(req),
+        pagination: pagination(page, total),
+    })
+}
+
+/// The `pagination` member of a list of `total` items.
+pub fn pagination(page: &Page, total: i64) -> Pagination {
     let pages = if total == 0 {
         0
     } else {
         (total + page.limit - 1) / page.limit
     };
-    HttpResponse::Ok().json(Paged {
-        data: items,
-        meta: meta(req),
-        pagination: Pagination {
-            total,
-            page: page.page,
-            limit: page.limit,
-            pages,
-        },
-    })
+    Pagination {
+        total,
+        page: page.page,
+        limit: page.limit,
+        pages,
+    }
 }
 
 /// Raw `?page=&limit=`: strings, so a bad value is our 422 and never a 400.

@@ -23,12 +23,12 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use utoipa::ToSchema;
 
-use super::envelope::{self, Envelope, PageQuery, Paged};
+use super::envelope::{self, Envelope, PageQuery};
 use super::sessions::load_session;
 use super::AppState;
 use crate::db::models::session::Session;
 use crate::error::{ApiError, Problem};
-use crate::files::{self, archive, Entry, FilesError, TempUpload};
+use crate::files::{self, archive, FilesError, TempUpload};
 use crate::security::auth::Caller;
 use crate::security::paths;
 
@@ -329,6 +329,16 @@ pub struct ListQuery {
     limit: Option<String>,
 }
 
+/// A page of a folder's entries, with the folder's own `path`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilesPage {
+    data: Vec<files::Entry>,
+    meta: envelope::Meta,
+    pagination: envelope::Pagination,
+    /// The listed folder, relative to the workspace (`.` at its root).
+    path: String,
+}
+
 /// A folder of the workspace, listed (hidden files and recursion on request).
 #[utoipa::path(
     get,
@@ -342,7 +352,7 @@ pub struct ListQuery {
         PageQuery,
     ),
     responses(
-        (status = 200, description = "A page of entries", body = Paged<Entry>),
+        (status = 200, description = "A page of entries", body = FilesPage),
         (status = 400, description = "A path outside the workspace", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such session or folder", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a folder, too many entries, or bad paging", body = Problem, content_type = "application/problem+json"),
@@ -364,15 +374,24 @@ pub async fn list_files(
     let hidden = parse_bool("hidden", query.hidden.as_deref())?;
     let rel =
         paths::parse_relative(query.path.as_deref().unwrap_or("")).map_err(FilesError::from)?;
+    let listed = match rel.to_string_lossy() {
+        shown if shown.is_empty() => ".".to_owned(),
+        shown => shown.into_owned(),
+    };
     let (_, root) = open(&state, &caller, &name).await?;
     let entries = blocking(move || files::list(&root, &rel, recursive, hidden)).await?;
     let total = entries.len() as i64;
-    let items: Vec<files::Entry> = entries
+    let data: Vec<files::Entry> = entries
         .into_iter()
         .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
         .take(usize::try_from(page.limit).unwrap_or(0))
         .collect();
-    Ok(envelope::page(&req, items, &page, total))
+    Ok(HttpResponse::Ok().json(FilesPage {
+        data,
+        meta: envelope::meta(&req),
+        pagination: envelope::pagination(&page, total),
+        path: listed,
+    }))
 }
 
 /// Downloads one file (`Range` requests supported).

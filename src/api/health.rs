@@ -1,6 +1,6 @@
 //! `GET /health`: is the database up, which CLI is installed.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -18,6 +18,8 @@ pub struct Health {
     sandbox: crate::sandbox::SandboxStatus,
     /// Absent when the supervisor does not answer.
     sessions: Option<SupervisorStats>,
+    /// As on every other answer.
+    meta: super::envelope::Meta,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,7 +73,7 @@ impl Check {
         (status = 503, description = "The database does not answer", body = Health),
     ),
 )]
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let database_ok = crate::db::ping(&state.pool).await;
     let sessions = state.supervisor.send(Stats).await.ok();
     let cli = Check {
@@ -113,6 +115,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             workspaces: state.workspace_root.to_string_lossy().into_owned(),
         },
         sessions,
+        meta: super::envelope::meta(&req),
     };
     if database_ok {
         HttpResponse::Ok().json(body)
@@ -132,6 +135,6 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         (status = 503, description = "The database does not answer", body = Health),
     ),
 )]
-pub async fn root_health(state: web::Data<AppState>) -> HttpResponse {
-    health(state).await
+pub async fn root_health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    health(req, state).await
 }

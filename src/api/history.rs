@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use utoipa::ToSchema;
 
-use super::envelope::{self, PageQuery, Paged};
+use super::envelope::{self, PageQuery};
 use super::sessions::load_session;
 use super::AppState;
 use crate::actors::session::turn::micros_to_usd;
@@ -59,6 +59,18 @@ impl From<Message> for HistoryEntry {
     }
 }
 
+/// A page of history, with the members clients of the original read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPage {
+    data: Vec<HistoryEntry>,
+    meta: envelope::Meta,
+    pagination: envelope::Pagination,
+    /// The session's name, as chat answers give it.
+    session_id: String,
+    /// Messages in this page.
+    count: usize,
+}
+
 /// A session's messages, oldest first.
 #[utoipa::path(
     get,
@@ -66,7 +78,7 @@ impl From<Message> for HistoryEntry {
     tag = "sessions",
     params(("name" = String, Path, description = "The session's name"), PageQuery),
     responses(
-        (status = 200, description = "A page of messages", body = Paged<HistoryEntry>),
+        (status = 200, description = "A page of messages", body = HistoryPage),
         (status = 404, description = "No session of that name", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad `page` or `limit`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -80,10 +92,17 @@ pub async fn get_history(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.validate()?;
     let session = load_session(&state, &caller, &name).await?;
+    let session_name = session.name.clone();
     let (rows, total) = crate::db::run(&state.pool, move |c| {
         message::list(c, &caller.tenant, &session.id, page.offset(), page.limit)
     })
     .await?;
-    let items: Vec<HistoryEntry> = rows.into_iter().map(HistoryEntry::from).collect();
-    Ok(envelope::page(&req, items, &page, total))
+    let data: Vec<HistoryEntry> = rows.into_iter().map(HistoryEntry::from).collect();
+    Ok(HttpResponse::Ok().json(HistoryPage {
+        count: data.len(),
+        data,
+        meta: envelope::meta(&req),
+        pagination: envelope::pagination(&page, total),
+        session_id: session_name,
+    }))
 }

@@ -20,7 +20,7 @@ use crate::db::models::session::Session;
 use crate::error::{ApiError, Problem};
 use crate::jobs::{self as jobs_domain, JobData};
 use crate::security::auth::Caller;
-use crate::spec::{Effort, PermissionMode, TurnOverrides};
+use crate::spec::{Effort, OutputFormat, PermissionMode, TurnOverrides};
 use crate::webhooks::ssrf;
 
 /// How long a cancel of a running job waits for the turn to stop.
@@ -45,6 +45,9 @@ pub struct CreateJob {
     effort: Option<Effort>,
     #[serde(default)]
     permission_mode: Option<PermissionMode>,
+    /// Structured output: the result's `structured_output` follows the schema.
+    #[serde(default)]
+    output_format: Option<OutputFormat>,
 }
 
 async fn load_job(
@@ -91,6 +94,7 @@ pub async fn create_job(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     validate_message(&body.message)?;
+    let json_schema = super::chat::json_schema(body.output_format.as_ref())?;
     super::chat::check_deny_patterns(&state.settings, &body.message)?;
     super::chat::check_budget(&state, &caller).await?;
     if let Some(url) = &body.webhook_url {
@@ -109,6 +113,7 @@ pub async fn create_job(
             system: body.system,
             effort: body.effort,
             permission_mode: body.permission_mode,
+            json_schema,
         };
         let row = Job {
             id: uuid::Uuid::now_v7().to_string(),
@@ -136,7 +141,7 @@ pub async fn create_job(
             tracing::error!(job = %row.id, error = %e, "cannot dispatch a job now");
         }
         let target = format!("{}/{}", session.name, row.id);
-        super::audit::record(&state, &req, &caller, "job.create", &target);
+        super::audit::record_prompt(&state, &req, &caller, "job.create", &target, &row.message);
         let data = JobData::new(&row, &session.name);
         Ok((
             StatusCode::ACCEPTED,

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::AppState;
 use crate::actors::session::turn::micros_to_usd;
-use crate::actors::supervisor::messages::CloseSession;
+use crate::actors::supervisor::messages::{CloseSession, RunningSessions};
 use crate::db::models::session::{self, Session};
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
@@ -53,52 +53,156 @@ pub struct CreateSession {
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
     disallowed_tools: Option<serde_json::Value>,
+    /// Accepted for clients of the original and ignored: the key decides
+    /// the tenant (the session's `user_id`).
+    #[serde(default)]
+    #[expect(dead_code, reason = "accepted, never used")]
+    user_id: Option<String>,
 }
 
-/// A session as clients see it.
+/// Where a session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// No turn has reached the CLI yet.
+    Pending,
+    /// Has a conversation; no turn runs now.
+    Active,
+    /// A turn runs now.
+    Running,
+    /// A running turn waits on a tool approval.
+    WaitingForApproval,
+}
+
+/// A session as clients see it. Every spec field is present, `null` when
+/// unset (the server default applies).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionData {
     id: String,
     name: String,
     workspace: String,
-    #[serde(flatten)]
-    spec: SessionSpec,
-    /// The CLI's own conversation id, once it has one.
+    /// The workspace again, under the name clients of the original read.
+    working_dir: String,
+    /// The tenant the session belongs to (the key decides it).
+    user_id: String,
+    status: SessionStatus,
+    template: Option<String>,
+    /// Replaces Claude Code's own system prompt.
+    system_prompt: Option<String>,
+    /// Appended to Claude Code's own system prompt.
+    append_system_prompt: Option<String>,
+    model: Option<String>,
+    max_turns: Option<u32>,
+    permission_mode: Option<PermissionMode>,
+    effort: Option<Effort>,
+    allowed_tools: Option<Vec<String>>,
+    disallowed_tools: Option<Vec<String>>,
+    /// A template's extra environment; values read `[redacted]`.
+    env: Option<std::collections::BTreeMap<String, String>>,
+    /// A template's MCP servers; `env` and `headers` values read `[redacted]`.
+    #[schema(value_type = Option<Object>)]
+    mcp_servers: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// The CLI's own conversation id, once the CLI has reported it.
     cli_session_id: Option<String>,
     /// This session's own spend limit, if any.
     budget: Option<f64>,
     budget_micros: Option<i64>,
     total_cost: f64,
     total_cost_micros: i64,
+    /// Turns that reached the CLI.
     turns: i64,
+    /// The same count, under the name clients of the original read.
+    total_turns: i64,
     input_tokens: i64,
     output_tokens: i64,
     created_at: String,
     updated_at: String,
 }
 
-impl From<Session> for SessionData {
-    fn from(s: Session) -> Self {
+impl SessionData {
+    pub fn new(s: Session, status: SessionStatus) -> Self {
         let mut spec: SessionSpec = serde_json::from_str(&s.spec).unwrap_or_default();
         // A template's credentials reach the CLI, never a client.
         crate::redact::credentials(&mut spec.env, &mut spec.mcp_servers);
         SessionData {
-            spec,
             id: s.id,
             name: s.name,
+            working_dir: s.workspace.clone(),
             workspace: s.workspace,
+            user_id: s.tenant_id,
+            status,
+            template: spec.template,
+            system_prompt: spec.system_prompt,
+            append_system_prompt: spec.append_system_prompt,
+            model: spec.model,
+            max_turns: spec.max_turns,
+            permission_mode: spec.permission_mode,
+            effort: spec.effort,
+            allowed_tools: spec.allowed_tools,
+            disallowed_tools: spec.disallowed_tools,
+            env: spec.env,
+            mcp_servers: spec.mcp_servers,
             cli_session_id: s.cli_session_id,
             budget: s.budget_micros.map(micros_to_usd),
             budget_micros: s.budget_micros,
             total_cost: micros_to_usd(s.total_cost_micros),
             total_cost_micros: s.total_cost_micros,
             turns: s.turns,
+            total_turns: s.turns,
             input_tokens: s.input_tokens,
             output_tokens: s.output_tokens,
             created_at: envelope::timestamp(&s.created_at),
             updated_at: envelope::timestamp(&s.updated_at),
         }
     }
+}
+
+/// The caller's sessions as documents, each with its live status.
+pub async fn session_views(
+    state: &AppState,
+    caller: &Caller,
+    rows: Vec<Session>,
+) -> Result<Vec<SessionData>, ApiError> {
+    let running = state
+        .supervisor
+        .send(RunningSessions {
+            tenant_id: caller.tenant.0.clone(),
+        })
+        .await?;
+    let tenant = caller.tenant.clone();
+    let waiting = crate::db::run(&state.pool, move |c| {
+        crate::db::models::approval::sessions_waiting(c, &tenant)
+    })
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            // A pending row counts only while its turn runs: one left by a
+            // process that is gone can no longer be answered.
+            let status = if running.contains(&row.id) && waiting.contains(&row.id) {
+                SessionStatus::WaitingForApproval
+            } else if running.contains(&row.id) {
+                SessionStatus::Running
+            } else if row.turns > 0 || row.cli_session_id.is_some() {
+                SessionStatus::Active
+            } else {
+                SessionStatus::Pending
+            };
+            SessionData::new(row, status)
+        })
+        .collect())
+}
+
+/// One session as a document, with its live status.
+pub async fn session_view(
+    state: &AppState,
+    caller: &Caller,
+    row: Session,
+) -> Result<SessionData, ApiError> {
+    let mut views = session_views(state, caller, vec![row]).await?;
+    views
+        .pop()
+        .ok_or_else(|| ApiError::internal("no session view"))
 }
 
 /// Session names: 1–128 of `[A-Za-z0-9._-]`, not starting with a dot.
@@ -307,7 +411,8 @@ pub async fn create_session(
     let row = insert_session(&state, &caller, name, spec, budget_micros).await?;
     crate::api::audit::record(&state, &req, &caller, "session.create", &row.name);
     let location = format!("/api/v1/sessions/{}", row.name);
-    let mut res = envelope::data(&req, StatusCode::CREATED, SessionData::from(row));
+    let view = SessionData::new(row, SessionStatus::Pending);
+    let mut res = envelope::data(&req, StatusCode::CREATED, view);
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&location) {
         res.headers_mut()
             .insert(actix_web::http::header::LOCATION, value);
@@ -333,11 +438,12 @@ pub async fn list_sessions(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.validate()?;
+    let tenant = caller.tenant.clone();
     let (rows, total) = crate::db::run(&state.pool, move |c| {
-        session::list(c, &caller.tenant, page.offset(), page.limit)
+        session::list(c, &tenant, page.offset(), page.limit)
     })
     .await?;
-    let items: Vec<SessionData> = rows.into_iter().map(SessionData::from).collect();
+    let items = session_views(&state, &caller, rows).await?;
     Ok(envelope::page(&req, items, &page, total))
 }
 
@@ -359,7 +465,10 @@ pub async fn get_session(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let row = load_session(&state, &caller, &name).await?;
-    Ok(envelope::ok(&req, SessionData::from(row)))
+    Ok(envelope::ok(
+        &req,
+        session_view(&state, &caller, row).await?,
+    ))
 }
 
 /// Stops the session's CLI, deletes its history, jobs and the workspace it

@@ -4,38 +4,34 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::envelope::{self, Envelope, PageQuery, Paged};
+use std::collections::BTreeMap;
+
+use super::envelope::{self, Envelope};
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::templates::{Template, Templates};
 
-/// The agent templates, by name.
+/// Every agent template, keyed by name (each also carries its `name`), as
+/// clients of the original iterate them; a dozen templates need no pages.
 #[utoipa::path(
     get,
     path = "/api/v1/templates",
     tag = "templates",
-    params(PageQuery),
     responses(
-        (status = 200, description = "A page of templates", body = Paged<Template>),
-        (status = 422, description = "Bad `page` or `limit`", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Every template, by name", body = Envelope<BTreeMap<String, Template>>),
     ),
 )]
 pub async fn list_templates(
     req: HttpRequest,
     templates: web::Data<Templates>,
     caller: Caller,
-    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query.validate()?;
-    let all = templates.all();
-    let total = all.len() as i64;
-    let items: Vec<Template> = all
-        .values()
-        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
-        .take(usize::try_from(page.limit).unwrap_or(0))
-        .map(|t| shown_to(&caller, t.clone()))
+    let all: BTreeMap<String, Template> = templates
+        .all()
+        .iter()
+        .map(|(name, t)| (name.clone(), shown_to(&caller, t.clone())))
         .collect();
-    Ok(envelope::page(&req, items, &page, total))
+    Ok(envelope::ok(&req, all))
 }
 
 /// One template.
@@ -76,6 +72,10 @@ pub struct Reloaded {
     /// How many templates are now in force.
     loaded: usize,
     templates: Vec<String>,
+    /// `loaded` again, as the original answers.
+    count: usize,
+    /// `templates` again, as the original answers.
+    names: Vec<String>,
 }
 
 /// Re-reads the folder; a broken file keeps the previous set and is a 422
@@ -106,7 +106,9 @@ pub async fn reload_templates(
         &req,
         Reloaded {
             loaded: count,
-            templates: names,
+            count,
+            templates: names.clone(),
+            names,
         },
     ))
 }

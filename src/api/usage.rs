@@ -29,6 +29,14 @@ pub struct UsageData {
     cost: f64,
 }
 
+/// `{data, meta}` plus `user_id` (the tenant), where the original put it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageDocument {
+    data: UsageData,
+    meta: envelope::Meta,
+    user_id: String,
+}
+
 /// Own tenant; an admin may name another with `?tenant=`.
 #[utoipa::path(
     get,
@@ -36,7 +44,7 @@ pub struct UsageData {
     tag = "usage",
     params(UsageQuery),
     responses(
-        (status = 200, description = "The tenant's usage, with the last 30 active days", body = Envelope<UsageData>),
+        (status = 200, description = "The tenant's usage, with the last 30 active days", body = UsageDocument),
         (status = 403, description = "Another tenant, named by a key that is not an admin's", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -54,13 +62,14 @@ pub async fn get_usage(
         _ => caller.tenant.clone(),
     };
     let usage = crate::db::run(&state.pool, move |c| usage::for_tenant(c, &tenant)).await?;
-    Ok(envelope::ok(
-        &req,
-        UsageData {
+    Ok(HttpResponse::Ok().json(UsageDocument {
+        user_id: usage.tenant.clone(),
+        meta: envelope::meta(&req),
+        data: UsageData {
             cost: micros_to_usd(usage.cost_micros),
             usage,
         },
-    ))
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

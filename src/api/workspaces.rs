@@ -104,7 +104,10 @@ pub async fn set_working_dir(
     })
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no session named {:?}", row.name)))?;
-    Ok(envelope::ok(&req, SessionData::from(updated)))
+    Ok(envelope::ok(
+        &req,
+        super::sessions::session_view(&state, &caller, updated).await?,
+    ))
 }
 
 #[cfg(test)]

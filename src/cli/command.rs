@@ -89,6 +89,9 @@ pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
             micros as f64 / 1_000_000.0
         ));
     }
+    if let Some(schema) = &spec.json_schema {
+        args.push(format!("--json-schema={schema}"));
+    }
     for dir in &spec.add_dirs {
         args.push(format!("--add-dir={}", dir.display()));
     }
@@ -167,6 +170,7 @@ mod tests {
             mcp_servers: BTreeMap::new(),
             max_budget_micros: Some(250_000),
             add_dirs: vec!["/srv/shared".into()],
+            json_schema: Some(serde_json::json!({"type": "object"})),
         }
     }
 
@@ -193,6 +197,7 @@ mod tests {
         assert!(a.contains(&"--resume=abc".to_string()));
         assert!(a.contains(&"--max-budget-usd=0.250000".to_string()));
         assert!(a.contains(&"--add-dir=/srv/shared".to_string()));
+        assert!(a.contains(&r#"--json-schema={"type":"object"}"#.to_string()));
         assert!(!a.iter().any(|x| x.starts_with("--disallowedTools")));
         assert!(a.contains(&"--tools=Read,Bash".to_string()));
         assert!(!a.iter().any(|x| x.starts_with("--mcp-config")));

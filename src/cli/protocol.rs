@@ -20,7 +20,7 @@ pub enum CliMessage {
     /// A token of text from a partial message.
     TextDelta(String),
     /// End of the turn: exactly one per turn.
-    Result(TurnResult),
+    Result(Box<TurnResult>),
     /// Answer to one of the host's control requests.
     ControlResponse {
         request_id: String,
@@ -77,6 +77,8 @@ pub struct TurnResult {
     pub session_id: Option<String>,
     pub api_error_status: Option<i64>,
     pub permission_denials: Value,
+    /// With `--json-schema`: the object the model returned.
+    pub structured_output: Option<Value>,
 }
 
 impl TurnResult {
@@ -184,7 +186,8 @@ fn classify(v: Value) -> CliMessage {
                 _ => CliMessage::Other { kind },
             }
         }
-        "result" => CliMessage::Result(TurnResult {
+        "result" => CliMessage::Result(Box::new(TurnResult {
+            structured_output: v.get("structured_output").filter(|s| !s.is_null()).cloned(),
             subtype: str_of(&v, "subtype"),
             is_error: v.get("is_error").and_then(Value::as_bool).unwrap_or(false),
             result: v.get("result").and_then(Value::as_str).map(str::to_owned),
@@ -221,7 +224,7 @@ fn classify(v: Value) -> CliMessage {
                 .get("permission_denials")
                 .cloned()
                 .unwrap_or_else(|| json!([])),
-        }),
+        })),
         "control_response" => {
             let response = v.get("response").cloned().unwrap_or(Value::Null);
             let request_id = str_of(&response, "request_id");
@@ -417,7 +420,7 @@ mod tests {
         messages
             .iter()
             .filter_map(|m| match m {
-                CliMessage::Result(r) => Some(r),
+                CliMessage::Result(r) => Some(r.as_ref()),
                 _ => None,
             })
             .collect()

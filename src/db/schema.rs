@@ -41,6 +41,9 @@ diesel::table! {
         client_addr -> Nullable<Text>,
         request_id -> Text,
         created_at -> Timestamp,
+        session_name -> Nullable<Text>,
+        role -> Text,
+        content -> Text,
     }
 }
 

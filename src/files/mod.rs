@@ -95,7 +95,8 @@ pub struct Entry {
     pub path: String,
     #[serde(rename = "type")]
     pub kind: EntryKind,
-    pub size: u64,
+    /// Bytes of a file; `null` for a folder.
+    pub size: Option<u64>,
     /// RFC 3339 UTC.
     pub modified: Option<String>,
 }
@@ -128,11 +129,7 @@ fn entry(path: &Path, meta: &Metadata) -> Option<Entry> {
             .unwrap_or_default(),
         path: display(path),
         kind,
-        size: if kind == EntryKind::File {
-            meta.len()
-        } else {
-            0
-        },
+        size: (kind == EntryKind::File).then(|| meta.len()),
         modified: modified(meta),
     })
 }

@@ -92,11 +92,10 @@ async fn mcp_python_client_uses_tools_and_resources() {
         .iter()
         .any(|r| r.as_str().unwrap().contains("bobs")));
     assert_eq!(step(&lines, "read_sessions")[0]["name"], "mcp-s");
-    assert!(step(&lines, "read_templates")
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|t| t["name"] == "code-reviewer"));
+    assert_eq!(
+        step(&lines, "read_templates")["code-reviewer"]["name"],
+        "code-reviewer"
+    );
     assert_eq!(step(&lines, "delete")["isError"], false);
     assert_eq!(
         step(&lines, "after_delete")["structured"]["data"],

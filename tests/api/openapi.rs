@@ -299,6 +299,22 @@ async fn real_responses_match_their_documented_schemas() {
         ),
     )
     .await;
+    let structured = conforms(
+        d,
+        "post",
+        "/api/v1/sessions/{name}/chat",
+        200,
+        app.post(
+            &v1("/sessions/doc/chat"),
+            ALICE,
+            json!({
+                "message": r#"[[structured]]{"n": 1}[[/structured]]"#,
+                "output_format": {"type": "json_schema", "schema": {"type": "object"}},
+            }),
+        ),
+    )
+    .await;
+    assert_eq!(structured["data"]["structured_output"], json!({"n": 1}));
     conforms(
         d,
         "get",
@@ -397,6 +413,14 @@ async fn real_responses_match_their_documented_schemas() {
         "/api/v1/templates",
         200,
         app.get(&v1("/templates"), ALICE),
+    )
+    .await;
+    conforms(
+        d,
+        "post",
+        "/api/v1/templates/reload",
+        200,
+        app.post(&v1("/templates/reload"), ADMIN, json!({})),
     )
     .await;
     conforms(

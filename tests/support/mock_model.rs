@@ -9,6 +9,7 @@
 //! | `[[write PATH]]CONTENT[[/write]]`  | tool_use `Write {file_path, content}`                  |
 //! | `[[bash]]COMMAND[[/bash]]`         | tool_use `Bash {command, description: "mock bash"}`    |
 //! | `[[read PATH]]`                    | tool_use `Read {file_path}`                            |
+//! | `[[structured]]JSON[[/structured]]` | tool_use `StructuredOutput` with JSON as its input    |
 //! | `[[slow N MS]]`                    | text in N deltas ` chunk0`, ` chunk1`, … MS ms apart   |
 //! | `[[pause MS]]` (with a tool)       | text ` thinking`, MS ms later ` then acting` and tools |
 //! | `[[error STATUS]]`                 | HTTP STATUS with an Anthropic-style error body         |
@@ -454,6 +455,13 @@ fn reply_to_prompt(prompt: &str, messages: &[Value], state: &State) -> Reply {
                 name: "Bash",
                 input: json!({"command": tag.body(prompt, "bash"), "description": "mock bash"}),
             }),
+            // The tool the CLI offers with `--json-schema`; the CLI ends the
+            // turn once it has been called.
+            "structured" => tools.push(Block::ToolUse {
+                id: state.next_tool_id(),
+                name: "StructuredOutput",
+                input: serde_json::from_str(tag.body(prompt, "structured")).unwrap_or(Value::Null),
+            }),
             "read" => tools.push(Block::ToolUse {
                 id: state.next_tool_id(),
                 name: "Read",
@@ -617,7 +625,7 @@ fn parse_tags(prompt: &str) -> Vec<Tag<'_>> {
         });
         pos = close + 2;
         // Skip over bodies so that text inside a write/bash body is not read as directives.
-        if matches!(name, "write" | "bash") {
+        if matches!(name, "write" | "bash" | "structured") {
             let close_tag = format!("[[/{name}]]");
             pos = prompt[pos..]
                 .find(&close_tag)

@@ -227,8 +227,10 @@ impl SessionActor {
             CliMessage::Init {
                 session_id: cli_id, ..
             } => {
-                if !cli_id.is_empty() && cli_id != self.session.cli_session_id {
+                let changed = cli_id != self.session.cli_session_id;
+                if !cli_id.is_empty() && (changed || !self.session.cli_session_stored) {
                     self.session.cli_session_id = cli_id.clone();
+                    self.session.cli_session_stored = true;
                     let id = session_id.clone();
                     // In order with the turn's writes: stored before its `done`.
                     self.writer.write(
@@ -247,14 +249,17 @@ impl SessionActor {
                 for block in blocks {
                     match block {
                         Block::Text { text } => {
-                            running.emit(&mut self.hub, "assistant", json!({"text": text}));
+                            // `content`/`tool_name`: the members clients of the original read.
+                            let data = json!({"text": text, "content": text, "tool_name": null});
+                            running.emit(&mut self.hub, "assistant", data);
                             running.add_text(text);
                         }
                         Block::ToolUse { id, name, input } => {
                             running.emit(
                                 &mut self.hub,
                                 "tool",
-                                json!({"id": id, "name": name, "input": input}),
+                                json!({"id": id, "name": name, "input": input,
+                                       "tool_name": name, "content": null}),
                             );
                             running.tools.push(super::turn::ToolUse { name, input });
                         }

@@ -91,6 +91,9 @@ struct SessionState {
     workspace: PathBuf,
     spec: SessionSpec,
     cli_session_id: String,
+    /// Whether the row holds `cli_session_id` already (the first process
+    /// is started with the session's own id, stored once the CLI reports it).
+    cli_session_stored: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +147,7 @@ impl SessionActor {
             runtime,
             supervisor,
             session: SessionState {
+                cli_session_stored: row.cli_session_id.is_some(),
                 cli_session_id: row.cli_session_id.unwrap_or_else(|| row.id.clone()),
                 id: row.id,
                 tenant_id: row.tenant_id,

@@ -183,6 +183,7 @@ impl Running {
             session_id: session.name.clone(),
             cli_session_id: result.session_id.clone(),
             content,
+            structured_output: result.structured_output.clone(),
             cost: micros_to_usd(cost_micros),
             cost_micros,
             duration_ms: result.duration_ms,

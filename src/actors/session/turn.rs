@@ -50,7 +50,11 @@ pub struct ChatResponse {
     pub session_id: String,
     /// The CLI's own conversation id.
     pub cli_session_id: Option<String>,
+    /// The answer's text; with `output_format`, the structured result as JSON text.
     pub content: String,
+    /// With `output_format`: the object the answer returned, following its schema.
+    #[schema(value_type = Option<Object>)]
+    pub structured_output: Option<Value>,
     /// USD, for display; `cost_micros` is exact.
     pub cost: f64,
     pub cost_micros: i64,

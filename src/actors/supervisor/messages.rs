@@ -97,3 +97,10 @@ pub struct ReleaseTurn {
     pub tenant_id: String,
     pub session_id: String,
 }
+
+/// The ids of a tenant's sessions whose turn runs now (holds a permit).
+#[derive(Message)]
+#[rtype(result = "std::collections::HashSet<String>")]
+pub struct RunningSessions {
+    pub tenant_id: String,
+}

@@ -77,6 +77,23 @@ pub fn list_pending(
         .load(conn)?)
 }
 
+/// The ids of the tenant's sessions that have an approval pending.
+pub fn sessions_waiting(
+    conn: &mut DbConnection,
+    tenant: &TenantId,
+) -> DbResult<std::collections::HashSet<String>> {
+    let owned = sessions::table
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .select(sessions::id);
+    let ids: Vec<String> = approvals::table
+        .filter(approvals::session_id.eq_any(owned))
+        .filter(approvals::status.eq(PENDING))
+        .select(approvals::session_id)
+        .distinct()
+        .load(conn)?;
+    Ok(ids.into_iter().collect())
+}
+
 /// Moves a pending approval to its final `status`; `false` when it was no
 /// longer pending.
 pub fn settle(

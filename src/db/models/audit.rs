@@ -21,6 +21,11 @@ pub struct AuditEntry {
     pub client_addr: Option<String>,
     pub request_id: String,
     pub created_at: NaiveDateTime,
+    /// The session the action touched, if any.
+    pub session_name: Option<String>,
+    /// `user` (a chat's or job's prompt) or `system` (a description).
+    pub role: String,
+    pub content: String,
 }
 
 pub fn insert(conn: &mut DbConnection, entry: &AuditEntry) -> DbResult<()> {

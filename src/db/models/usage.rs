@@ -3,14 +3,12 @@
 //! keeps what it used). Summed in Rust rather than SQL: `SUM(BIGINT)` has
 //! different types on the two backends, and a tenant has one row per day.
 
-use std::collections::BTreeMap;
-
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use serde::Serialize;
 
 use super::TenantId;
-use crate::db::schema::{jobs, sessions, tenants, usage_daily};
+use crate::db::schema::{jobs, messages, sessions, tenants, usage_daily};
 use crate::db::{DbConnection, DbResult};
 
 /// Days covered by `days`.
@@ -26,13 +24,47 @@ pub struct Day {
     pub output_tokens: i64,
 }
 
+/// The tenant's jobs: by status, with the original's `total` and `completed`.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct JobCounts {
+    pub total: i64,
+    /// Jobs that ended `done`.
+    pub completed: i64,
+    pub queued: i64,
+    pub running: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    pub interrupted: i64,
+}
+
+impl JobCounts {
+    fn count(&mut self, status: &str) {
+        self.total += 1;
+        let slot = match status {
+            crate::jobs::QUEUED => &mut self.queued,
+            crate::jobs::RUNNING => &mut self.running,
+            crate::jobs::DONE => &mut self.done,
+            crate::jobs::FAILED => &mut self.failed,
+            crate::jobs::CANCELLED => &mut self.cancelled,
+            crate::jobs::INTERRUPTED => &mut self.interrupted,
+            _ => return,
+        };
+        *slot += 1;
+        self.completed = self.done;
+    }
+}
+
 #[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
 pub struct Usage {
     pub tenant: String,
+    /// The tenant again, under the name clients of the original read.
+    pub user_id: String,
     pub sessions: i64,
     pub turns: i64,
-    /// Jobs by status.
-    pub jobs: BTreeMap<String, i64>,
+    /// History messages (prompts and answers) of the tenant's sessions.
+    pub messages: i64,
+    pub jobs: JobCounts,
     /// Everything the tenant was charged, deleted sessions included.
     pub cost_micros: i64,
     pub input_tokens: i64,
@@ -48,6 +80,16 @@ pub fn for_tenant(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<Usage>
     let t = tenant.as_str();
     let sessions: i64 = sessions::table
         .filter(sessions::tenant_id.eq(t))
+        .count()
+        .get_result(conn)?;
+    let messages: i64 = messages::table
+        .filter(
+            messages::session_id.eq_any(
+                sessions::table
+                    .filter(sessions::tenant_id.eq(t))
+                    .select(sessions::id),
+            ),
+        )
         .count()
         .get_result(conn)?;
     let statuses: Vec<String> = jobs::table
@@ -71,9 +113,9 @@ pub fn for_tenant(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<Usage>
         ))
         .load(conn)?;
 
-    let mut jobs_by_state = BTreeMap::new();
-    for status in statuses {
-        *jobs_by_state.entry(status).or_insert(0) += 1;
+    let mut jobs = JobCounts::default();
+    for status in &statuses {
+        jobs.count(status);
     }
     let since = crate::db::now().date() - chrono::Duration::days(DAYS);
     let days = ledger
@@ -91,11 +133,13 @@ pub fn for_tenant(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<Usage>
         .collect();
     Ok(Usage {
         tenant: t.to_owned(),
+        user_id: t.to_owned(),
         sessions,
+        messages,
         turns: ledger.iter().map(|r| r.1).sum(),
         input_tokens: ledger.iter().map(|r| r.3).sum(),
         output_tokens: ledger.iter().map(|r| r.4).sum(),
-        jobs: jobs_by_state,
+        jobs,
         cost_micros: spent.unwrap_or(0),
         days,
         model_calls: super::model_call::totals(conn, tenant, None)?,

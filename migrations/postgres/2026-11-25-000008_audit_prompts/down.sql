@@ -1,0 +1,3 @@
+ALTER TABLE audit_log DROP COLUMN content;
+ALTER TABLE audit_log DROP COLUMN role;
+ALTER TABLE audit_log DROP COLUMN session_name;
