@@ -59,6 +59,15 @@ impl CliProcess {
         events: mpsc::UnboundedSender<ProcessEvent>,
     ) -> io::Result<CliProcess> {
         std::fs::create_dir_all(&plan.config_dir)?;
+        if confinement.is_some() {
+            // Inside the sandbox a missing CLI would only be bwrap's riddle.
+            std::fs::metadata(&plan.cli_path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot start {}: {e}", plan.cli_path.display()),
+                )
+            })?;
+        }
         let mut env = command::env(plan);
         let (program, mut cmd, group) = match confinement {
             Some(c) => {

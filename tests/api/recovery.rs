@@ -22,6 +22,8 @@ struct Env {
     root: tempfile::TempDir,
     db: TestDb,
     mock: MockModel,
+    /// `AGENT_SANDBOX` of the servers started.
+    sandbox: &'static str,
 }
 
 impl Env {
@@ -32,6 +34,7 @@ impl Env {
             root,
             db,
             mock: MockModel::start(),
+            sandbox: "auto",
         }
     }
 
@@ -61,6 +64,7 @@ impl Env {
             .env("SHUTDOWN_GRACE_SECONDS", grace_secs.to_string())
             .env("LOG_LEVEL", "warn,claude_code_api=info")
             .env("LOG_FORMAT", "json")
+            .env("AGENT_SANDBOX", self.sandbox)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -182,7 +186,12 @@ fn processes_in(root: &Path) -> Vec<u32> {
 
 #[actix_web::test]
 async fn kill_9_mid_job_loses_nothing_and_leaves_no_process() {
-    let env = Env::new();
+    // Unconfined, the CLI outlives a killed server, and the next start must
+    // kill it (the sandbox kills it with the server: see sandbox.rs).
+    let env = Env {
+        sandbox: "off",
+        ..Env::new()
+    };
     let receiver = Receiver::start(&[200]);
     let server = env.start(30).await;
     server

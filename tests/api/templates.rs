@@ -327,9 +327,19 @@ async fn template_env_and_mcp_servers_reach_only_that_sessions_cli() {
         ),
     )
     .unwrap();
-    let app =
-        TestApp::spawn_with(Options::default().var("TEMPLATES_DIR", dir.path().to_string_lossy()))
-            .await;
+    // The agent sees programs outside the system only in CLAUDE_ADD_DIRS
+    // (read-only), and runs as another user: the folder must be readable.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(
+        Options::default()
+            .var("TEMPLATES_DIR", dir.path().to_string_lossy())
+            .var("CLAUDE_ADD_DIRS", dir.path().to_string_lossy()),
+    )
+    .await;
     app.create_session_with(ALICE, json!({"name": "e", "template": "envy"}))
         .await;
     app.create_session(ALICE, "plain").await;
