@@ -10,14 +10,15 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 const LOGIN_TOKEN: &str = "sk-ant-oat01-login-access-token";
-/// Shows the agent's model variables, and any file of its own folders
-/// (config, home, workspace) that holds `secret`. The secret is written in
-/// two quoted halves, so the transcript of this very prompt does not hold it.
+/// Shows the agent's model variables, and any file the agent can read that
+/// holds `secret` (the operator's login file is outside its sandbox). The
+/// secret is written in two quoted halves, so the transcript of this very
+/// prompt does not hold it.
 fn scan_for(secret: &str) -> String {
     let (a, b) = secret.split_at(secret.len() / 2);
     format!(
         "[[bash]]env | grep -E '^(ANTHROPIC|CLAUDE_CODE_OAUTH)' | sort; \
-         grep -rl '{a}''{b}' \"$CLAUDE_CONFIG_DIR\" \"$HOME\" \"$PWD\" 2>/dev/null; echo scanned[[/bash]]"
+         grep -rls '{a}''{b}' / --exclude-dir=proc --exclude-dir=sys --exclude-dir=usr --exclude-dir=dev; echo scanned[[/bash]]"
     )
 }
 

@@ -24,6 +24,7 @@ mod openai;
 mod openapi;
 mod quickstart;
 mod recovery;
+mod sandbox;
 mod sessions;
 mod streaming;
 mod templates;

@@ -91,7 +91,9 @@ impl Env {
 
 /// The port from the server's `listening` line; its later lines are passed
 /// on to the test's output (which keeps the pipe from filling).
-fn listening_port(child: &mut Child) -> u16 {
+/// The port the server binary logs that it listens on; its later log
+/// lines go on to this test's stderr.
+pub fn listening_port(child: &mut Child) -> u16 {
     use std::io::BufRead;
     let stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = std::sync::mpsc::channel();
