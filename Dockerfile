@@ -23,15 +23,16 @@ FROM node:22-bookworm-slim AS runtime
 # libpq for PostgreSQL; git, ripgrep and a shell toolset for the agent; curl for the healthcheck.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      ca-certificates libpq5 git ripgrep curl procps \
+      ca-certificates libpq5 git ripgrep curl procps bubblewrap util-linux \
  && rm -rf /var/lib/apt/lists/*
 COPY config/claude-cli-version /opt/claude-cli-version
 RUN npm install -g --no-audit --no-fund --loglevel=error \
       "@anthropic-ai/claude-code@$(cat /opt/claude-cli-version)" \
  && claude --version
 
-# Non-root: the CLI refuses bypassPermissions as root without IS_SANDBOX,
-# and nothing here needs root.
+# Non-root: each CLI process runs in a bubblewrap sandbox inside a user
+# namespace (docker-compose.yml lets the container make one), so nothing here
+# needs root.
 RUN useradd --create-home --uid 10001 --shell /bin/bash app \
  && mkdir -p /data /workspaces /app \
  && chown -R app:app /data /workspaces /app
@@ -47,6 +48,7 @@ ENV API_HOST=0.0.0.0 \
     APPROVED_DIRECTORY=/workspaces \
     TEMPLATES_DIR=/app/templates \
     CLAUDE_CLI_PATH=/usr/local/bin/claude \
+    AGENT_SANDBOX=bwrap \
     LOG_FORMAT=json
 VOLUME ["/data", "/workspaces"]
 EXPOSE 8000

@@ -6,6 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-cli.sh
+# The sandbox tests run the agent in bubblewrap, as the server's default does.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; }
+  else
+    echo "bubblewrap is required for the tests: apt-get install bubblewrap" >&2
+    exit 1
+  fi
+fi
 # First half on SQLite, whatever TEST_DATABASE_URL says.
 env -u TEST_DATABASE_URL cargo test --all-targets
 if [ "${SKIP_POSTGRES:-0}" = 1 ]; then
