@@ -4,7 +4,7 @@
 //! `tenants create NAME [limits]`, `tenants list`, `tenants update NAME [limits]`
 //! with limits `--budget-usd X|none --max-sessions N|none
 //! --max-running-turns N|none --rate-limit-requests N|none
-//! --rate-limit-window-seconds N|none`,
+//! --rate-limit-window-seconds N|none --allowed-permission-modes LIST|none`,
 //! `tenants model-credential NAME --kind api_key|auth_token|oauth_token`
 //! (the secret read from stdin, so it is in no process list or shell
 //! history), `tenants model-credential NAME --clear`.
@@ -24,6 +24,7 @@ pub const USAGE: &str = "\
   claude-code-api keys revoke KEY_ID
   claude-code-api tenants create NAME [--budget-usd X] [--max-sessions N] [--max-running-turns N]
                                       [--rate-limit-requests N] [--rate-limit-window-seconds N]
+                                      [--allowed-permission-modes default,acceptEdits]
   claude-code-api tenants list
   claude-code-api tenants update NAME [same options; `none` returns one to the server default]
   claude-code-api tenants model-credential NAME --kind api_key|auth_token|oauth_token  < secret
@@ -93,6 +94,21 @@ impl Options {
             max_running_turns: count("max-running-turns")?,
             rate_limit_requests: count("rate-limit-requests")?,
             rate_limit_window_seconds: count("rate-limit-window-seconds")?,
+            allowed_permission_modes: match self.get("allowed-permission-modes") {
+                None => None,
+                Some("none") => Some(None),
+                Some(v) => {
+                    let modes = crate::spec::parse_modes(v)
+                        .map_err(|e| anyhow!("--allowed-permission-modes: {e}"))?;
+                    Some(Some(
+                        modes
+                            .iter()
+                            .map(|m| m.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ))
+                }
+            },
         })
     }
 }
@@ -103,6 +119,7 @@ const LIMIT_OPTIONS: &[&str] = &[
     "max-running-turns",
     "rate-limit-requests",
     "rate-limit-window-seconds",
+    "allowed-permission-modes",
 ];
 
 /// Runs `keys …` or `tenants …`.
@@ -224,12 +241,13 @@ fn print_tenant(t: &Tenant) {
         .budget_micros
         .map_or("none".to_owned(), |b| format!("${:.2}", b as f64 / 1e6));
     println!(
-        "{}\tbudget {budget}\tspent ${:.4}\tmax_sessions {}\tmax_running_turns {}\trate {}/{}s",
+        "{}\tbudget {budget}\tspent ${:.4}\tmax_sessions {}\tmax_running_turns {}\trate {}/{}s\tmodes {}",
         t.name,
         t.spent_micros as f64 / 1e6,
         opt(t.max_sessions),
         opt(t.max_running_turns),
         opt(t.rate_limit_requests),
         opt(t.rate_limit_window_seconds),
+        t.allowed_permission_modes.as_deref().unwrap_or("server"),
     );
 }

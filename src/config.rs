@@ -34,6 +34,9 @@ pub struct Settings {
     pub claude_timeout: Duration,
     /// `CLAUDE_PERMISSION_MODE`: default permission mode (bypassPermissions).
     pub claude_permission_mode: PermissionMode,
+    /// `CLAUDE_ALLOWED_PERMISSION_MODES`: the modes any session, template or
+    /// turn may use (default: all); a tenant may be narrowed further.
+    pub allowed_permission_modes: Vec<PermissionMode>,
     /// `CLAUDE_ALLOWED_TOOLS`: default allowed tools, comma-separated.
     pub claude_allowed_tools: Vec<String>,
     /// `CLAUDE_DISALLOWED_TOOLS`: default disallowed tools, comma-separated.
@@ -222,6 +225,14 @@ impl Settings {
                 "CLAUDE_PERMISSION_MODE",
                 PermissionMode::BypassPermissions,
             )?,
+            allowed_permission_modes: match get("CLAUDE_ALLOWED_PERMISSION_MODES") {
+                None => crate::spec::ALL_PERMISSION_MODES.to_vec(),
+                Some(raw) => crate::spec::parse_modes(&raw).map_err(|reason| ConfigError {
+                    name: "CLAUDE_ALLOWED_PERMISSION_MODES".into(),
+                    value: raw.clone(),
+                    reason,
+                })?,
+            },
             claude_allowed_tools: list(get("CLAUDE_ALLOWED_TOOLS")),
             claude_disallowed_tools: list(get("CLAUDE_DISALLOWED_TOOLS")),
             max_live_sessions: parse_bounded(&get, "MAX_LIVE_SESSIONS", 8, 1, 10_000)?,
@@ -374,6 +385,16 @@ impl Settings {
                 },
             },
         };
+        if !settings
+            .allowed_permission_modes
+            .contains(&settings.claude_permission_mode)
+        {
+            return Err(ConfigError {
+                name: "CLAUDE_PERMISSION_MODE".into(),
+                value: settings.claude_permission_mode.as_str().into(),
+                reason: "the default mode must be one of CLAUDE_ALLOWED_PERMISSION_MODES".into(),
+            });
+        }
         if url::Url::parse(&settings.model.base_url).is_err() {
             return Err(ConfigError {
                 name: "ANTHROPIC_BASE_URL".into(),

@@ -38,6 +38,58 @@ impl PermissionMode {
     }
 }
 
+/// Every permission mode, in the CLI's order.
+pub const ALL_PERMISSION_MODES: [PermissionMode; 5] = [
+    PermissionMode::Default,
+    PermissionMode::AcceptEdits,
+    PermissionMode::Plan,
+    PermissionMode::BypassPermissions,
+    PermissionMode::DontAsk,
+];
+
+/// A comma-separated list of modes (`default, acceptEdits`).
+pub fn parse_modes(text: &str) -> Result<Vec<PermissionMode>, String> {
+    let modes: Vec<PermissionMode> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(PermissionMode::from_str)
+        .collect::<Result<_, _>>()?;
+    if modes.is_empty() {
+        return Err("name at least one permission mode".into());
+    }
+    Ok(modes)
+}
+
+/// The operator's ceiling: `mode` must be one the server allows
+/// (`CLAUDE_ALLOWED_PERMISSION_MODES`) and, when the tenant has a list of its
+/// own, one of the tenant's. The error names the modes that are allowed.
+pub fn check_permission_mode(
+    mode: PermissionMode,
+    server: &[PermissionMode],
+    tenant: Option<&str>,
+) -> Result<(), String> {
+    let tenant_modes = tenant.and_then(|t| parse_modes(t).ok());
+    let allowed: Vec<PermissionMode> = server
+        .iter()
+        .copied()
+        .filter(|m| tenant_modes.as_ref().is_none_or(|t| t.contains(m)))
+        .collect();
+    if allowed.contains(&mode) {
+        return Ok(());
+    }
+    let names: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+    Err(format!(
+        "permission_mode {} is not allowed here; allowed: {}",
+        mode.as_str(),
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    ))
+}
+
 impl FromStr for PermissionMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

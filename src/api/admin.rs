@@ -32,6 +32,9 @@ pub struct TenantData {
     max_running_turns: Option<i64>,
     rate_limit_requests: Option<i64>,
     rate_limit_window_seconds: Option<i64>,
+    /// The permission modes its sessions and turns may use; `null` = every
+    /// mode the server allows.
+    allowed_permission_modes: Option<Vec<String>>,
     created_at: String,
 }
 
@@ -50,6 +53,9 @@ impl From<Tenant> for TenantData {
             max_running_turns: t.max_running_turns,
             rate_limit_requests: t.rate_limit_requests,
             rate_limit_window_seconds: t.rate_limit_window_seconds,
+            allowed_permission_modes: t
+                .allowed_permission_modes
+                .map(|m| m.split(',').map(str::to_owned).collect()),
         }
     }
 }
@@ -110,6 +116,11 @@ pub struct LimitsBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 1)]
     rate_limit_window_seconds: Option<Option<i64>>,
+    /// The permission modes the tenant's sessions and turns may use, within
+    /// the server's `CLAUDE_ALLOWED_PERMISSION_MODES`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<crate::spec::PermissionMode>>)]
+    allowed_permission_modes: Option<Option<Vec<crate::spec::PermissionMode>>>,
 }
 
 fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
@@ -148,6 +159,23 @@ impl LimitsBody {
                 "rate_limit_window_seconds",
                 self.rate_limit_window_seconds,
             )?,
+            allowed_permission_modes: match self.allowed_permission_modes {
+                Some(Some(modes)) if modes.is_empty() => {
+                    return Err(ApiError::Validation(
+                        "allowed_permission_modes must name at least one mode (null: the server's)"
+                            .into(),
+                    ))
+                }
+                Some(Some(modes)) => Some(Some(
+                    modes
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )),
+                Some(None) => Some(None),
+                None => None,
+            },
         })
     }
 }

@@ -81,6 +81,39 @@ pub async fn check_budget(state: &AppState, caller: &Caller) -> Result<(), ApiEr
     }
 }
 
+/// The permission ceiling: the mode a session or turn would run in (the
+/// turn's, else the session's, else the server default) must be allowed for
+/// the server and the caller's tenant; else a 422 naming the allowed modes.
+pub async fn check_permission_mode(
+    state: &AppState,
+    caller: &Caller,
+    session_mode: Option<PermissionMode>,
+    turn_mode: Option<PermissionMode>,
+) -> Result<(), ApiError> {
+    let mode = turn_mode
+        .or(session_mode)
+        .unwrap_or(state.settings.claude_permission_mode);
+    let tenant = caller.tenant.0.clone();
+    let tenant_modes = crate::db::run(&state.pool, move |c| {
+        Ok(crate::db::models::tenant::find_tenant(c, &tenant)?
+            .and_then(|t| t.allowed_permission_modes))
+    })
+    .await?;
+    crate::spec::check_permission_mode(
+        mode,
+        &state.settings.allowed_permission_modes,
+        tenant_modes.as_deref(),
+    )
+    .map_err(ApiError::Validation)
+}
+
+/// The permission mode a stored session asks for, if any.
+pub fn session_mode(row: &crate::db::models::session::Session) -> Option<PermissionMode> {
+    serde_json::from_str::<crate::spec::SessionSpec>(&row.spec)
+        .ok()
+        .and_then(|spec| spec.permission_mode)
+}
+
 /// Optional deny patterns (`DENY_PATTERNS`): a guard rail against obvious
 /// misuse, not a security boundary (rephrasing gets around any list).
 pub fn check_deny_patterns(
@@ -145,6 +178,13 @@ async fn enqueue(
     let row = load_session(state, caller, name).await?;
     check_budget(state, caller).await?;
     check_deny_patterns(&state.settings, &turn.message)?;
+    check_permission_mode(
+        state,
+        caller,
+        session_mode(&row),
+        turn.overrides.permission_mode,
+    )
+    .await?;
     let prompt: String = turn
         .message
         .chars()

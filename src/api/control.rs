@@ -342,5 +342,8 @@ pub async fn decide_approval(
         Err(ResolveError::NotPending) => Err(ApiError::Conflict(
             "the approval is no longer pending (answered, expired, or its turn ended)".into(),
         )),
+        Err(ResolveError::OutsideWorkspace(path)) => Err(ApiError::Validation(format!(
+            "updated_input names {path}, which is outside the session's workspace"
+        ))),
     }
 }

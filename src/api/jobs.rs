@@ -103,6 +103,13 @@ pub async fn create_job(
             .map_err(|e| ApiError::Validation(e.to_string()))?;
     }
     let session = load_session(&state, &caller, &name).await?;
+    super::chat::check_permission_mode(
+        &state,
+        &caller,
+        super::chat::session_mode(&session),
+        body.permission_mode,
+    )
+    .await?;
     let guard = match idempotency::begin(&state, &caller, &req, &body).await? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Run(guard) => guard,

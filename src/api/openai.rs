@@ -272,7 +272,15 @@ pub async fn chat_completions(
     let name = session_name(&req, &body)?;
     let (message, overrides) = body.prompt()?;
     let model = body.model.clone().unwrap_or_else(|| DEFAULT_MODEL.into());
+    // The same rules as `/chat`: budget, deny patterns, permission ceiling,
+    // and the prompt in the audit log.
+    super::chat::check_budget(&state, &caller).await?;
+    super::chat::check_deny_patterns(&state.settings, &message)?;
     let row = open_or_create(&state, &caller, &name).await?;
+    super::chat::check_permission_mode(&state, &caller, super::chat::session_mode(&row), None)
+        .await?;
+    let prompt: String = message.chars().take(super::audit::PROMPT_CHARS).collect();
+    super::audit::record_prompt(&state, &req, &caller, "chat", &name, &prompt);
     let addr = state.supervisor.send(OpenSession(row)).await??;
     let id = completion_id();
     let created = chrono::Utc::now().timestamp();

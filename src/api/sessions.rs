@@ -288,6 +288,7 @@ pub async fn insert_session(
     spec: SessionSpec,
     budget_micros: Option<i64>,
 ) -> Result<Session, ApiError> {
+    super::chat::check_permission_mode(state, caller, spec.permission_mode, None).await?;
     let dir = crate::workspace::session_dir(&state.workspace_root, caller.tenant.as_str(), &name);
     let now = crate::db::now();
     let row = Session {

@@ -105,6 +105,7 @@ diesel::table! {
         max_running_turns -> Nullable<BigInt>,
         rate_limit_requests -> Nullable<BigInt>,
         rate_limit_window_seconds -> Nullable<BigInt>,
+        allowed_permission_modes -> Nullable<Text>,
     }
 }
 

@@ -345,3 +345,43 @@ async fn interrupting_a_turn_that_waits_on_an_approval_cancels_it() {
     assert_problem(res, 409, "conflict").await;
     assert!(!app.workspace("alice", "ic").join("never.txt").exists());
 }
+
+#[actix_web::test]
+async fn changed_input_outside_the_workspace_is_refused_and_the_approval_stays_pending() {
+    let app = TestApp::spawn().await;
+    asking_session(&app, "o").await;
+    let mut events = subscribe(&app, ALICE, "o", None).await;
+    let turn = stream_chat(&app, "o", "[[write inside.txt]]fine[[/write]]");
+    let request = next_request(&mut events).await;
+    let id = request["id"].as_str().unwrap().to_string();
+    let outside = app.root.path().join("data/escaped.txt");
+    let mut input = request["input"].clone();
+    input["file_path"] = json!(outside.to_string_lossy());
+    let res = decide(
+        &app,
+        "o",
+        &id,
+        json!({"decision": "allow", "updated_input": input}),
+    )
+    .await;
+    let problem = assert_problem(res, 422, "validation-error").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("outside the session's workspace"),
+        "{problem}"
+    );
+    // Still pending: the original input can be allowed.
+    let res = decide(&app, "o", &id, json!({"decision": "allow"})).await;
+    assert_eq!(res.status(), 200);
+    tokio::time::timeout(Duration::from_secs(60), turn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!outside.exists());
+    assert_eq!(
+        std::fs::read_to_string(app.workspace("alice", "o").join("inside.txt")).unwrap(),
+        "fine"
+    );
+}

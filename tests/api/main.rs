@@ -22,6 +22,7 @@ mod mcp;
 mod metrics;
 mod openai;
 mod openapi;
+mod permissions;
 mod quickstart;
 mod recovery;
 mod sandbox;

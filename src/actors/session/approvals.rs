@@ -43,6 +43,8 @@ pub enum ResolveError {
     /// Not pending in this session's live process (answered, expired, or
     /// asked by a process that is gone).
     NotPending,
+    /// The decision's `updated_input` names this path outside the workspace.
+    OutsideWorkspace(String),
 }
 
 impl SessionActor {
@@ -144,6 +146,13 @@ impl SessionActor {
         id: &str,
         decision: Decision,
     ) -> Result<Resolved, ResolveError> {
+        // An input changed by the client meets the same path policy as the
+        // model's; the approval stays pending when it does not.
+        if let (true, Some(input)) = (decision.allow, &decision.updated_input) {
+            if let Some(path) = path_outside(input, &self.session.workspace) {
+                return Err(ResolveError::OutsideWorkspace(path));
+            }
+        }
         let live = self.approvals.remove(id).ok_or(ResolveError::NotPending)?;
         let (status, payload) = if decision.allow {
             let tool = live.tool.clone();

@@ -34,6 +34,8 @@ pub struct Tenant {
     pub max_running_turns: Option<i64>,
     pub rate_limit_requests: Option<i64>,
     pub rate_limit_window_seconds: Option<i64>,
+    /// Comma-separated permission modes; `None` = every mode the server allows.
+    pub allowed_permission_modes: Option<String>,
 }
 
 impl Tenant {
@@ -49,6 +51,7 @@ impl Tenant {
             max_running_turns: None,
             rate_limit_requests: None,
             rate_limit_window_seconds: None,
+            allowed_permission_modes: None,
         }
     }
 }
@@ -62,6 +65,7 @@ pub struct TenantLimits {
     pub max_running_turns: Option<Option<i64>>,
     pub rate_limit_requests: Option<Option<i64>>,
     pub rate_limit_window_seconds: Option<Option<i64>>,
+    pub allowed_permission_modes: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
@@ -139,7 +143,8 @@ pub fn update_limits(
         && limits.max_sessions.is_none()
         && limits.max_running_turns.is_none()
         && limits.rate_limit_requests.is_none()
-        && limits.rate_limit_window_seconds.is_none();
+        && limits.rate_limit_window_seconds.is_none()
+        && limits.allowed_permission_modes.is_none();
     if !is_empty {
         diesel::update(tenants::table.find(id))
             .set(limits)
