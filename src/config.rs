@@ -131,6 +131,8 @@ pub struct ModelSettings {
     /// `MODEL_GATEWAY_ADDR`: the gateway's loopback address (`127.0.0.1:0`:
     /// any free port).
     pub gateway_addr: String,
+    /// `MODEL_PRICES_FILE`: the price table instead of the built-in one.
+    pub prices_file: Option<PathBuf>,
 }
 
 /// A secret setting: its `Debug` never shows the value.
@@ -370,6 +372,7 @@ impl Settings {
                 oauth_token_url: get("CLAUDE_OAUTH_TOKEN_URL")
                     .unwrap_or_else(|| DEFAULT_OAUTH_TOKEN_URL.into()),
                 gateway_addr: get("MODEL_GATEWAY_ADDR").unwrap_or_else(|| "127.0.0.1:0".into()),
+                prices_file: get("MODEL_PRICES_FILE").map(PathBuf::from),
             },
             sandbox: crate::sandbox::SandboxSettings {
                 mode: parse(&get, "AGENT_SANDBOX", crate::sandbox::Mode::Auto)?,
@@ -442,6 +445,7 @@ impl Settings {
             }
         }
         self.model.login_dir = self.model.login_dir.as_deref().map(absolute);
+        self.model.prices_file = self.model.prices_file.as_deref().map(absolute);
         let cli = self.resolved_cli_path_from(cwd);
         self.claude_cli_path = Some(cli);
         self

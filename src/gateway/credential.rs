@@ -335,6 +335,7 @@ mod tests {
             login_dir: dir.map(Path::to_path_buf),
             oauth_token_url: "http://m/token".into(),
             gateway_addr: "127.0.0.1:0".into(),
+            prices_file: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! usage the model reported. The agent never holds a real credential.
 
 pub mod credential;
+pub mod pricing;
 mod proxy;
 pub mod usage;
 
@@ -29,6 +30,8 @@ const TOKEN_PREFIX: &str = "ccagw_";
 pub struct Grant {
     pub tenant_id: String,
     pub session_id: Option<String>,
+    /// The usage of the process's calls, as they stream.
+    pub meter: usage::UsageMeter,
 }
 
 /// Shared by the session actors (which hand out tokens), the admin API
@@ -52,6 +55,7 @@ struct Inner {
     /// `http://127.0.0.1:PORT`, once the listener is bound.
     url: OnceLock<String>,
     pool: DbPool,
+    prices: pricing::Prices,
 }
 
 /// How the server reaches the model, for `/health` (never a secret).
@@ -73,6 +77,7 @@ pub struct ProcessGrant {
     token: String,
     kind: Kind,
     url: String,
+    meter: usage::UsageMeter,
     gateway: Weak<Inner>,
 }
 
@@ -92,6 +97,11 @@ impl ProcessGrant {
             ("ANTHROPIC_BASE_URL".to_owned(), self.url.clone()),
             (self.kind.cli_variable().to_owned(), self.token.clone()),
         ])
+    }
+
+    /// The usage of this process's model calls.
+    pub fn meter(&self) -> usage::UsageMeter {
+        self.meter.clone()
     }
 }
 
@@ -122,6 +132,8 @@ impl ModelGateway {
             .no_proxy()
             .build()?;
         let (source, server_credential) = credential::detect(settings, &client);
+        let prices = pricing::Prices::load(settings.prices_file.as_deref())
+            .map_err(|e| anyhow::anyhow!(e))?;
         Ok(ModelGateway {
             inner: Arc::new(Inner {
                 upstream: settings.base_url.trim_end_matches('/').to_owned(),
@@ -133,6 +145,7 @@ impl ModelGateway {
                 grants: RwLock::new(HashMap::new()),
                 url: OnceLock::new(),
                 pool,
+                prices,
             }),
         })
     }
@@ -169,12 +182,14 @@ impl ModelGateway {
         let kind = self
             .credential_for(tenant_id)
             .map_or(Kind::ApiKey, |c| c.kind());
+        let meter = usage::UsageMeter::default();
         if let Ok(mut grants) = self.inner.grants.write() {
             grants.insert(
                 token.clone(),
                 Grant {
                     tenant_id: tenant_id.to_owned(),
                     session_id: session_id.map(str::to_owned),
+                    meter: meter.clone(),
                 },
             );
         }
@@ -182,12 +197,18 @@ impl ModelGateway {
             token,
             kind,
             url: self.url().unwrap_or_default().to_owned(),
+            meter,
             gateway: Arc::downgrade(&self.inner),
         }
     }
 
     fn lookup(&self, token: &str) -> Option<Grant> {
         self.inner.grants.read().ok()?.get(token).cloned()
+    }
+
+    /// What `calls` cost at the price table's prices, in micro-USD.
+    pub fn cost_micros(&self, calls: &[usage::CallUsage]) -> i64 {
+        calls.iter().map(|c| self.inner.prices.cost_micros(c)).sum()
     }
 
     /// The tenant's own credential, else the server's.

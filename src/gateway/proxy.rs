@@ -156,10 +156,12 @@ pub async fn forward(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
+    let call = grant.meter.begin_call();
     let recorder = Recorder {
         gateway: gateway.get_ref().clone(),
         grant,
         status: i32::from(status.as_u16()),
+        call,
     };
     response.streaming(Tapped {
         inner: Box::pin(answer.bytes_stream()),
@@ -173,10 +175,13 @@ struct Recorder {
     gateway: ModelGateway,
     grant: Grant,
     status: i32,
+    /// This call's entry in the process's meter.
+    call: usize,
 }
 
 impl Recorder {
     fn record(self, usage: CallUsage) {
+        self.grant.meter.update(self.call, &usage);
         let call = NewModelCall {
             id: uuid::Uuid::now_v7().to_string(),
             tenant_id: self.grant.tenant_id,
@@ -222,8 +227,12 @@ impl Stream for Tapped {
         let polled = self.inner.as_mut().poll_next(cx);
         match &polled {
             Poll::Ready(Some(Ok(chunk))) => {
-                if let Some(tap) = self.tap.as_mut() {
+                let this = &mut *self;
+                if let (Some(tap), Some(recorder)) = (this.tap.as_mut(), this.recorder.as_ref()) {
                     tap.feed(chunk);
+                    // Kept current, so a turn cut mid-answer is charged what
+                    // the model already reported.
+                    recorder.grant.meter.update(recorder.call, tap.usage());
                 }
             }
             Poll::Ready(Some(Err(_))) | Poll::Ready(None) => self.finish(),

@@ -100,6 +100,11 @@ impl UsageTap {
         }
     }
 
+    /// What the answer has reported so far.
+    pub fn usage(&self) -> &CallUsage {
+        &self.usage
+    }
+
     pub fn finish(mut self) -> CallUsage {
         if self.sse {
             let line = std::mem::take(&mut self.buf);
@@ -111,6 +116,47 @@ impl UsageTap {
             self.usage.take(&body["usage"]);
         }
         self.usage
+    }
+}
+
+/// The usage of every model call of one CLI process, kept up to date as the
+/// answers stream, so a turn cut short can be charged what its calls used.
+#[derive(Debug, Clone, Default)]
+pub struct UsageMeter {
+    calls: std::sync::Arc<std::sync::Mutex<Vec<CallUsage>>>,
+}
+
+impl UsageMeter {
+    /// A new call; its index for `update`.
+    pub fn begin_call(&self) -> usize {
+        self.calls
+            .lock()
+            .map(|mut calls| {
+                calls.push(CallUsage::default());
+                calls.len() - 1
+            })
+            .unwrap_or(0)
+    }
+
+    pub fn update(&self, index: usize, usage: &CallUsage) {
+        if let Ok(mut calls) = self.calls.lock() {
+            if let Some(call) = calls.get_mut(index) {
+                *call = usage.clone();
+            }
+        }
+    }
+
+    /// A mark to read the calls made after it.
+    pub fn mark(&self) -> usize {
+        self.calls.lock().map_or(0, |calls| calls.len())
+    }
+
+    /// The calls made since `mark`, as far as they got.
+    pub fn since(&self, mark: usize) -> Vec<CallUsage> {
+        self.calls
+            .lock()
+            .map(|calls| calls.get(mark..).unwrap_or_default().to_vec())
+            .unwrap_or_default()
     }
 }
 

@@ -20,6 +20,7 @@ mod lifecycle;
 mod logs;
 mod mcp;
 mod metrics;
+mod money;
 mod openai;
 mod openapi;
 mod permissions;

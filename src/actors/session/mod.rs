@@ -115,7 +115,7 @@ enum Slot {
 struct LiveProcess {
     handle: CliProcess,
     /// The process's model token: it stops working when the process is gone.
-    _model_grant: crate::gateway::ProcessGrant,
+    model_grant: crate::gateway::ProcessGrant,
     spec: LaunchSpec,
     /// `initialize` answered: turns may be written.
     ready: bool,
@@ -329,7 +329,7 @@ impl SessionActor {
                     .insert(request_id, PendingControl::Initialize);
                 self.process = Some(LiveProcess {
                     handle,
-                    _model_grant: model_grant,
+                    model_grant: model_grant,
                     spec,
                     ready: false,
                     started: Instant::now(),
@@ -446,6 +446,8 @@ impl SessionActor {
             return;
         };
         let sent = live.handle.send_line(protocol::user_line(&turn.message));
+        let meter = live.model_grant.meter();
+        let mark = meter.mark();
         if let Some(job_id) = turn.job_id.clone() {
             self.writer.write(
                 move |c| crate::db::models::job::mark_running(c, &job_id),
@@ -458,6 +460,7 @@ impl SessionActor {
         let job_id = turn.job_id.clone();
         let mut running = Running::new(turn);
         running.reserved_micros = reserved_micros;
+        running.meter = Some((meter, mark));
         running.emit(&mut self.hub, "turn_started", json!({"job_id": job_id}));
         if let Some(job_id) = job_id {
             running.emit(
@@ -553,6 +556,9 @@ impl SessionActor {
     fn fail_current(&mut self, error: TurnError) {
         self.cancel_approvals();
         if let Some(mut running) = self.current.take() {
+            // No result, so no cost from the CLI: the gateway saw the calls.
+            let gateway = &self.runtime.gateway;
+            running.charge_model_calls(|calls| gateway.cost_micros(calls));
             let outcome = running.fail(&mut self.hub, error);
             self.persist(running, outcome, true);
         }

@@ -33,6 +33,9 @@ pub struct Running {
     pub stop: Option<StopRequest>,
     /// Budget held for this turn, settled when it is recorded.
     pub reserved_micros: i64,
+    /// The process's model usage and where this turn's calls begin in it:
+    /// what a turn cut short (no result from the CLI) is charged.
+    pub meter: Option<(crate::gateway::usage::UsageMeter, usize)>,
     /// Set once the turn ends: its closing events wait for it to be stored.
     closing: Option<Barrier>,
     /// Events for the turn's streaming client that the session's stream
@@ -75,6 +78,7 @@ impl Running {
             usage: None,
             stop: None,
             reserved_micros: 0,
+            meter: None,
             closing: None,
             unsent: VecDeque::new(),
         }
@@ -211,6 +215,24 @@ impl Running {
             self.emit(hub, "done", json!(response));
             Ok(response)
         }
+    }
+
+    /// Charges a turn the CLI did not report the cost of (cut short) what
+    /// its model calls used, priced by `price`; also their tokens.
+    pub fn charge_model_calls(
+        &mut self,
+        price: impl Fn(&[crate::gateway::usage::CallUsage]) -> i64,
+    ) {
+        let Some((meter, mark)) = &self.meter else {
+            return;
+        };
+        let calls = meter.since(*mark);
+        self.cost_micros = price(&calls);
+        self.input_tokens = calls
+            .iter()
+            .map(|c| c.input_tokens + c.cache_creation_input_tokens + c.cache_read_input_tokens)
+            .sum();
+        self.output_tokens = calls.iter().map(|c| c.output_tokens).sum();
     }
 
     /// Ends the turn without a result from the CLI.
