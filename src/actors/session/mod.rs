@@ -329,7 +329,7 @@ impl SessionActor {
                     .insert(request_id, PendingControl::Initialize);
                 self.process = Some(LiveProcess {
                     handle,
-                    model_grant: model_grant,
+                    model_grant,
                     spec,
                     ready: false,
                     started: Instant::now(),
