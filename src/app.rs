@@ -88,6 +88,8 @@ impl Application {
         .await
         .context("cannot store API keys")?;
 
+        let instance = start_instance(&settings, &pool).await?;
+
         let cli_path = settings.resolved_cli_path();
         let cli_version = cli::detect_version(&cli_path).await;
         match &cli_version {
@@ -130,6 +132,7 @@ impl Application {
             cli_path,
             gateway: gateway.clone(),
             sandbox: sandbox.clone(),
+            instance: instance.clone(),
             webhooks: Some(dispatcher.clone().recipient()),
         };
         let orphans = cli::process::reap_orphans(&runtime.pid_dir());
@@ -164,6 +167,7 @@ impl Application {
             rate_limits: RateLimits::new(settings.rate_limit_requests, settings.rate_limit_window),
             gateway,
             sandbox: sandbox.clone(),
+            instance,
         });
         let listener = TcpListener::bind((settings.api_host.as_str(), settings.api_port))
             .with_context(|| format!("cannot bind {}:{}", settings.api_host, settings.api_port))?;
@@ -267,6 +271,65 @@ impl Application {
         self.sandbox.shutdown();
         joined(server.await)
     }
+}
+
+/// How often an instance says it is alive; three missed beats and what it
+/// holds is released by whoever notices.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Registers this start as an instance of its node (the node's id is kept
+/// in `DATA_DIR/node-id`), releases what earlier starts of the node and dead
+/// instances held, and heartbeats from then on.
+async fn start_instance(
+    settings: &Settings,
+    pool: &db::DbPool,
+) -> anyhow::Result<db::models::instance::Instance> {
+    use db::models::instance;
+    let file = settings.data_dir.join("node-id");
+    let node_id = match std::fs::read_to_string(&file) {
+        Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&file, &id)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            id
+        }
+    };
+    let me = instance::Instance {
+        id: uuid::Uuid::now_v7().to_string(),
+        node_id,
+    };
+    let registered = me.clone();
+    db::run(pool, move |c| instance::register(c, &registered))
+        .await
+        .context("cannot register this server instance")?;
+    let release = |pool: db::DbPool, me: instance::Instance| async move {
+        let stale = db::now() - chrono::Duration::from_std(HEARTBEAT * 3).unwrap_or_default();
+        match db::run(&pool, move |c| instance::release_dead(c, &me, stale)).await {
+            Ok(r) if r != instance::Released::default() => tracing::warn!(
+                reservations = r.reservations,
+                reserved_micros = r.reserved_micros,
+                idempotency_claims = r.claims,
+                "released what stopped server instances held"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot release what stopped instances held"),
+        }
+    };
+    release(pool.clone(), me.clone()).await;
+    let (pool, beating) = (pool.clone(), me.clone());
+    actix::spawn(async move {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        loop {
+            tick.tick().await;
+            let this = beating.clone();
+            if let Err(e) = db::run(&pool, move |c| instance::heartbeat(c, &this)).await {
+                tracing::warn!(error = %e, "cannot record this instance's heartbeat");
+            }
+            release(pool.clone(), beating.clone()).await;
+        }
+    });
+    Ok(me)
 }
 
 /// Starts the model gateway on its loopback listener, with the tenants' own

@@ -21,6 +21,8 @@ pub struct Runtime {
     pub gateway: crate::gateway::ModelGateway,
     /// Confines each CLI process.
     pub sandbox: Arc<crate::sandbox::Sandbox>,
+    /// This server's instance: what its turns hold is released if it dies.
+    pub instance: crate::db::models::instance::Instance,
     /// Told when a job's webhook was queued, so it goes out at once.
     pub webhooks: Option<actix::Recipient<webhooks::Wake>>,
 }

@@ -63,9 +63,10 @@ pub async fn begin(
     )));
     let tenant_id = caller.tenant.0.clone();
     let (t, k) = (tenant_id.clone(), key.clone());
+    let owner = state.instance.id.clone();
     let expired_before = db::now() - chrono::Duration::hours(24);
     let claim = db::run(&state.pool, move |c| {
-        idempotency::claim(c, &t, &k, &fingerprint, expired_before)
+        idempotency::claim(c, &t, &k, &fingerprint, expired_before, &owner)
     })
     .await;
     let claim = match claim {

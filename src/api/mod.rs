@@ -54,6 +54,8 @@ pub struct AppState {
     pub gateway: crate::gateway::ModelGateway,
     /// The agent's confinement (for `/health`, and who owns uploaded files).
     pub sandbox: Arc<crate::sandbox::Sandbox>,
+    /// This server's instance, which owns the idempotency claims it runs.
+    pub instance: crate::db::models::instance::Instance,
 }
 
 /// Where the REST API lives; its routes are `api_v1_routes`.

@@ -117,6 +117,27 @@ diesel::table! {
         response_status -> Nullable<Integer>,
         response_body -> Nullable<Text>,
         created_at -> Timestamp,
+        owner -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    server_instances (id) {
+        id -> Text,
+        node_id -> Text,
+        started_at -> Timestamp,
+        heartbeat_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    budget_reservations (id) {
+        id -> Text,
+        tenant_id -> Text,
+        session_id -> Nullable<Text>,
+        amount_micros -> BigInt,
+        owner -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -227,6 +248,8 @@ diesel::joinable!(tenant_model_credentials -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
+    budget_reservations,
+    server_instances,
     approvals,
     audit_log,
     events,

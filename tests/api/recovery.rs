@@ -24,6 +24,8 @@ struct Env {
     mock: MockModel,
     /// `AGENT_SANDBOX` of the servers started.
     sandbox: &'static str,
+    /// More variables for the servers started.
+    vars: Vec<(&'static str, &'static str)>,
 }
 
 impl Env {
@@ -35,6 +37,7 @@ impl Env {
             db,
             mock: MockModel::start(),
             sandbox: "auto",
+            vars: Vec::new(),
         }
     }
 
@@ -65,6 +68,7 @@ impl Env {
             .env("LOG_LEVEL", "warn,claude_code_api=info")
             .env("LOG_FORMAT", "json")
             .env("AGENT_SANDBOX", self.sandbox)
+            .envs(self.vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -325,4 +329,54 @@ async fn sigterm_lets_a_running_turn_finish_within_the_grace() {
         "SELECT COUNT(*) AS n FROM jobs WHERE id = '{id}' AND status = 'done'"
     ));
     assert_eq!(done, 1, "the running job finished before the server exited");
+}
+
+#[actix_web::test]
+async fn kill_9_mid_turn_releases_its_budget_reservation_and_idempotency_claim() {
+    // A budget that one held reservation uses up whole.
+    let env = Env {
+        vars: vec![
+            ("CLAUDE_MAX_COST_PER_USER", "0.5"),
+            ("BUDGET_RESERVATION_USD", "0.5"),
+        ],
+        ..Env::new()
+    };
+    let server = env.start(30).await;
+    server
+        .post("/api/v1/sessions", json!({"name": "held"}))
+        .await;
+    let chat = |server: &Server| {
+        server
+            .client
+            .post(format!("{}/api/v1/sessions/held/chat", server.base))
+            .header("X-API-Key", ALICE)
+            .header("Idempotency-Key", "retry-me")
+            .json(&json!({"message": "a long one [[slow 80 100]]"}))
+            .send()
+    };
+    let in_flight = tokio::spawn(chat(&server));
+    let reserved = "SELECT reserved_micros AS n FROM tenants WHERE id = 'alice'";
+    assert!(
+        eventually(30, || async { env.db.query_i64(reserved) == 500_000 }).await,
+        "the turn holds its reservation"
+    );
+    server.kill9();
+    assert!(
+        in_flight.await.unwrap().is_err(),
+        "the request died with the server"
+    );
+    assert_eq!(env.db.query_i64(reserved), 500_000);
+
+    let server = env.start(30).await;
+    assert_eq!(env.db.query_i64(reserved), 0, "released at the next start");
+    assert_eq!(
+        env.db
+            .query_i64("SELECT COUNT(*) AS n FROM budget_reservations"),
+        0
+    );
+    // The retry of the dead request runs (it is not "still being processed").
+    let res = chat(&server).await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(env.db.query_i64(reserved), 0, "settled");
+    assert_eq!(server.terminate(), Some(0));
 }

@@ -391,6 +391,7 @@ impl SessionActor {
             idle: false,
         });
         let (tenant_id, session_id) = (self.session.tenant_id.clone(), self.session.id.clone());
+        let owner = self.runtime.instance.id.clone();
         let amount = self
             .runtime
             .settings
@@ -399,7 +400,7 @@ impl SessionActor {
         // Behind the session's queued writes: the turn before this one is
         // settled (its cost spent, its reservation returned) first.
         let reserved = self.writer.call(move |c| {
-            crate::db::models::budget::reserve_for_turn(c, &tenant_id, &session_id, amount)
+            crate::db::models::budget::reserve_for_turn(c, &tenant_id, &session_id, amount, &owner)
         });
         ctx.wait(
             reserved
@@ -428,14 +429,19 @@ impl SessionActor {
         );
     }
 
-    fn begin_turn(&mut self, turn: Turn, reserved_micros: i64, ctx: &mut Context<Self>) {
+    fn begin_turn(
+        &mut self,
+        turn: Turn,
+        reservation: crate::db::models::instance::Held,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(live) = &self.process else {
             // The process went away while the budget was checked: give the
             // reservation back and try again from the top.
             let tenant_id = self.session.tenant_id.clone();
             self.writer.write(
                 move |c| {
-                    crate::db::models::tenant::settle(c, &tenant_id, reserved_micros, 0)
+                    crate::db::models::tenant::settle(c, &tenant_id, &reservation, 0)
                         .map(|()| false)
                 },
                 None,
@@ -459,7 +465,7 @@ impl SessionActor {
         self.permit = Permit::Used;
         let job_id = turn.job_id.clone();
         let mut running = Running::new(turn);
-        running.reserved_micros = reserved_micros;
+        running.reservation = reservation;
         running.meter = Some((meter, mark));
         running.emit(&mut self.hub, "turn_started", json!({"job_id": job_id}));
         if let Some(job_id) = job_id {

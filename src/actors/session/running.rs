@@ -32,7 +32,7 @@ pub struct Running {
     /// Set once the turn has been asked to stop.
     pub stop: Option<StopRequest>,
     /// Budget held for this turn, settled when it is recorded.
-    pub reserved_micros: i64,
+    pub reservation: crate::db::models::instance::Held,
     /// The process's model usage and where this turn's calls begin in it:
     /// what a turn cut short (no result from the CLI) is charged.
     pub meter: Option<(crate::gateway::usage::UsageMeter, usize)>,
@@ -77,7 +77,7 @@ impl Running {
             output_tokens: 0,
             usage: None,
             stop: None,
-            reserved_micros: 0,
+            reservation: Default::default(),
             meter: None,
             closing: None,
             unsent: VecDeque::new(),
@@ -295,7 +295,7 @@ impl Running {
         TurnRecord {
             session_id: session.id.clone(),
             tenant_id: session.tenant_id.clone(),
-            reserved_micros: self.reserved_micros,
+            reservation: self.reservation.clone(),
             messages,
             events: self.events.clone(),
             cost_micros: self.cost_micros,

@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 
+use super::instance::Held;
 use super::tenant;
 use crate::db::schema::sessions;
 use crate::db::{DbConnection, DbResult};
@@ -22,7 +23,8 @@ pub fn reserve_for_turn(
     tenant_id: &str,
     session_id: &str,
     amount: i64,
-) -> DbResult<Result<i64, Exceeded>> {
+    owner: &str,
+) -> DbResult<Result<Held, Exceeded>> {
     let session: Option<(Option<i64>, i64)> = sessions::table
         .find(session_id)
         .select((sessions::budget_micros, sessions::total_cost_micros))
@@ -39,7 +41,7 @@ pub fn reserve_for_turn(
         }
     }
     Ok(
-        tenant::reserve(conn, tenant_id, amount)?.map_err(|over| Exceeded {
+        tenant::reserve(conn, tenant_id, amount, session_id, owner)?.map_err(|over| Exceeded {
             scope: "tenant",
             spent_micros: over.spent_micros,
             limit_micros: over.limit_micros,

@@ -15,6 +15,8 @@ pub struct IdempotencyKey {
     pub response_status: Option<i32>,
     pub response_body: Option<String>,
     pub created_at: NaiveDateTime,
+    /// The instance running the request; its claim goes if it dies.
+    pub owner: Option<String>,
 }
 
 /// What the store says about a key.
@@ -38,6 +40,7 @@ pub fn claim(
     key: &str,
     hash: &str,
     expired_before: NaiveDateTime,
+    owner: &str,
 ) -> DbResult<Claim> {
     crate::db::write_transaction(conn, |conn| {
         let existing: Option<IdempotencyKey> = idempotency_keys::table
@@ -66,6 +69,7 @@ pub fn claim(
                 response_status: None,
                 response_body: None,
                 created_at: crate::db::now(),
+                owner: Some(owner.to_owned()),
             })
             .execute(conn)?;
         Ok(Claim::Fresh)

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod budget;
 pub mod event;
 pub mod idempotency;
+pub mod instance;
 pub mod job;
 pub mod message;
 pub mod model_call;

@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::instance::{insert_reservation, take_reservation, Held};
 use crate::db::schema::{api_keys, tenants};
 use crate::db::{DbConnection, DbResult};
 
@@ -228,7 +229,9 @@ pub fn reserve(
     conn: &mut DbConnection,
     tenant_id: &str,
     amount: i64,
-) -> DbResult<Result<i64, OverBudget>> {
+    session_id: &str,
+    owner: &str,
+) -> DbResult<Result<Held, OverBudget>> {
     crate::db::write_transaction(conn, |conn| {
         let n = diesel::update(
             tenants::table
@@ -242,12 +245,15 @@ pub fn reserve(
         .set(tenants::reserved_micros.eq(tenants::reserved_micros + amount))
         .execute(conn)?;
         if n == 1 {
-            return Ok(Ok(amount));
+            // A row per reservation, owned by this instance: released even
+            // if the instance dies before settling it.
+            let held = insert_reservation(conn, tenant_id, Some(session_id), amount, owner)?;
+            return Ok(Ok(held));
         }
         let tenant = find_tenant(conn, tenant_id)?;
         Ok(
             match tenant.and_then(|t| t.budget_micros.map(|b| (t.spent_micros, b))) {
-                None => Ok(0),
+                None => Ok(Held::default()),
                 Some((spent_micros, limit_micros)) => Err(OverBudget {
                     spent_micros,
                     limit_micros,
@@ -257,9 +263,10 @@ pub fn reserve(
     })
 }
 
-/// Settles a finished turn: its reservation is released and its real cost
-/// charged, both as deltas.
-pub fn settle(conn: &mut DbConnection, tenant_id: &str, reserved: i64, cost: i64) -> DbResult<()> {
+/// Settles a finished turn: its reservation is released (unless a restart
+/// released it already) and its real cost charged, both as deltas.
+pub fn settle(conn: &mut DbConnection, tenant_id: &str, held: &Held, cost: i64) -> DbResult<()> {
+    let reserved = take_reservation(conn, held)?;
     diesel::update(tenants::table.find(tenant_id))
         .set((
             tenants::spent_micros.eq(tenants::spent_micros + cost),

@@ -15,7 +15,7 @@ pub struct TurnRecord {
     pub session_id: String,
     pub tenant_id: String,
     /// Budget held for the turn; released as its real cost is charged.
-    pub reserved_micros: i64,
+    pub reservation: super::instance::Held,
     pub messages: Vec<Message>,
     pub events: Vec<Event>,
     pub cost_micros: i64,
@@ -46,12 +46,7 @@ pub fn record(conn: &mut DbConnection, turn: &TurnRecord) -> DbResult<bool> {
                 sessions::updated_at.eq(crate::db::now()),
             ))
             .execute(conn)?;
-        super::tenant::settle(
-            conn,
-            &turn.tenant_id,
-            turn.reserved_micros,
-            turn.cost_micros,
-        )?;
+        super::tenant::settle(conn, &turn.tenant_id, &turn.reservation, turn.cost_micros)?;
         super::usage::add(
             conn,
             &turn.tenant_id,

@@ -1,0 +1,3 @@
+ALTER TABLE idempotency_keys DROP COLUMN owner;
+DROP TABLE budget_reservations;
+DROP TABLE server_instances;
