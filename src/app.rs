@@ -89,6 +89,18 @@ impl Application {
         .context("cannot store API keys")?;
 
         let instance = start_instance(&settings, &pool).await?;
+        // Turn records kept while the database was away are stored before
+        // anything else runs, and whenever it answers again.
+        let spool = db::spool::dir(&settings.data_dir);
+        db::spool::drain(&pool, &spool).await;
+        let (drain_pool, drain_dir) = (pool.clone(), spool.clone());
+        actix::spawn(async move {
+            let mut tick = tokio::time::interval(db::spool::DRAIN_EVERY);
+            loop {
+                tick.tick().await;
+                db::spool::drain(&drain_pool, &drain_dir).await;
+            }
+        });
 
         let cli_path = settings.resolved_cli_path();
         let cli_version = cli::detect_version(&cli_path).await;

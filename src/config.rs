@@ -49,6 +49,9 @@ pub struct Settings {
     pub session_idle_timeout: Duration,
     /// `SHUTDOWN_GRACE_SECONDS`: how long running turns may finish on SIGTERM (30).
     pub shutdown_grace: Duration,
+    /// `STORE_RETRY_SECONDS`: how long a failed session write is tried
+    /// again before a turn's record goes to the spool (60).
+    pub store_retry: Duration,
     /// `JOB_MAX_ATTEMPTS`: runs of a job cut short by a crash before it ends `interrupted` (2).
     pub job_max_attempts: u32,
     /// `WEBHOOK_SECRET`: `whsec_<base64>` signing secret; unset → generated once and stored.
@@ -249,6 +252,13 @@ impl Settings {
                 &get,
                 "SHUTDOWN_GRACE_SECONDS",
                 30,
+                0,
+                3600,
+            )?),
+            store_retry: Duration::from_secs(parse_bounded(
+                &get,
+                "STORE_RETRY_SECONDS",
+                60,
                 0,
                 3600,
             )?),

@@ -152,7 +152,7 @@ pub async fn recover(
             } else {
                 let done = job::JobCompletion {
                     job_id: running.id.clone(),
-                    status: INTERRUPTED,
+                    status: INTERRUPTED.into(),
                     result: None,
                     error: Some(format!(
                         "the server stopped while the job was running, {} time(s); giving up",

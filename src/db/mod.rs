@@ -5,6 +5,7 @@
 pub mod models;
 mod pg_exit;
 pub mod schema;
+pub mod spool;
 
 use std::path::Path;
 use std::time::Duration;

@@ -89,3 +89,90 @@ async fn deleting_a_session_mid_tool_still_charges_its_tenant() {
         usage(&app, ALICE).await
     );
 }
+
+/// A chat in the background; resolves to its status and body.
+fn chat_in_background(
+    app: &TestApp,
+    session: &str,
+    message: &str,
+) -> tokio::task::JoinHandle<(u16, Value)> {
+    let client = app.client.clone();
+    let url = app.url(&format!("/api/v1/sessions/{session}/chat"));
+    let message = message.to_owned();
+    tokio::spawn(async move {
+        let res = client
+            .post(url)
+            .header("X-API-Key", ALICE)
+            .json(&serde_json::json!({ "message": message }))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    })
+}
+
+#[actix_web::test]
+async fn a_turn_is_answered_once_stored_even_when_the_database_was_locked_past_its_timeout() {
+    let app = TestApp::spawn().await;
+    app.create_session(ALICE, "l").await;
+    let chat = chat_in_background(&app, "l", "slow one [[slow 20 100]]");
+    assert!(eventually(30, || async { !app.mock.requests().is_empty() }).await);
+    // Held past SQLite's 10 s busy timeout: the first write of the turn's
+    // end fails, and must be tried again, not reported as stored.
+    let hold = WriteHold::take(&app.db);
+    tokio::time::sleep(std::time::Duration::from_secs(14)).await;
+    assert!(
+        !chat.is_finished(),
+        "answered while nothing could be stored"
+    );
+    drop(hold);
+    let (status, body) = chat.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let history = app.history(ALICE, "l").await;
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert!(history[1]["content"].as_str().unwrap().contains("chunk19"));
+    let session: Value = app
+        .get("/api/v1/sessions/l", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["data"]["turns"], 1);
+    assert!(session["data"]["total_cost_micros"].as_i64().unwrap() > 0);
+}
+
+#[actix_web::test]
+async fn a_turn_that_cannot_be_stored_waits_in_the_spool_and_is_stored_later() {
+    let app = TestApp::spawn_with(Options::default().var("STORE_RETRY_SECONDS", "0")).await;
+    if app.db.is_postgres() {
+        // A PostgreSQL lock waits without failing; SQLite's times out.
+        eprintln!("SKIPPED: needs SQLite's busy timeout to make a write fail");
+        return;
+    }
+    app.create_session(ALICE, "p").await;
+    let chat = chat_in_background(&app, "p", "[[bash]]sleep 2; echo slept[[/bash]]");
+    // Locked while the tool runs, so the turn's end meets a locked database.
+    assert!(eventually(30, || async { !app.mock.requests().is_empty() }).await);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let hold = WriteHold::take(&app.db);
+    // The write fails after the busy timeout; the record is spooled and the
+    // client is answered while the database is still locked.
+    let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(120), chat)
+        .await
+        .expect("answered once the record is kept")
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let spool = app.root.path().join("data/spool");
+    let spooled = std::fs::read_dir(&spool).unwrap().count();
+    assert!(spooled >= 1, "the turn's record is in the spool");
+    drop(hold);
+    assert!(
+        eventually(30, || async { app.history(ALICE, "p").await.len() == 2 }).await,
+        "the spooled turn was stored"
+    );
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    assert!(usage(&app, ALICE).await["cost_micros"].as_i64().unwrap() > 0);
+}

@@ -141,7 +141,11 @@ impl SessionActor {
             SessionSpec::default()
         });
         let (output_tx, output_rx) = mpsc::unbounded_channel();
-        let writer = Writer::start(runtime.pool.clone(), row.name.clone());
+        let writer = Writer::start(
+            runtime.pool.clone(),
+            row.name.clone(),
+            runtime.settings.store_retry,
+        );
         let hub = Hub::new(row.id.clone(), next_seq);
         SessionActor {
             runtime,
@@ -584,10 +588,13 @@ impl SessionActor {
         );
         crate::metrics::turn_finished(running.elapsed(), &outcome);
         let record = running.record(&self.session, &outcome, reached_cli);
+        let kept = crate::db::spool::Entry::Turn(record.clone());
+        let spool = crate::db::spool::dir(&self.runtime.settings.data_dir);
         let webhooks = self.runtime.webhooks.clone();
         let me = self.me.clone();
-        self.writer.write(
+        self.writer.write_or_keep(
             move |c| crate::db::models::turn::record(c, &record),
+            move || crate::db::spool::keep(&spool, &kept).is_ok(),
             Some(Box::new(move |stored| {
                 if let (Ok(true), Some(webhooks)) = (stored, webhooks) {
                     webhooks.do_send(crate::actors::webhooks::Wake);
@@ -620,8 +627,11 @@ impl SessionActor {
         if events.is_empty() {
             return;
         }
-        self.writer.write(
+        let spool = crate::db::spool::dir(&self.runtime.settings.data_dir);
+        let kept = crate::db::spool::Entry::Events(events.clone());
+        self.writer.write_or_keep(
             move |c| crate::db::models::turn::flush_events(c, &events).map(|()| false),
+            move || crate::db::spool::keep(&spool, &kept).is_ok(),
             None,
         );
     }

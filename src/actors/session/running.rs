@@ -342,7 +342,7 @@ impl Running {
         };
         Some(JobCompletion {
             job_id,
-            status,
+            status: status.into(),
             result,
             error,
             cost_micros: self.cost_micros,

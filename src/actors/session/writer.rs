@@ -1,19 +1,31 @@
 //! A session's database writes, applied one at a time in the order they were
 //! made, off the actor's thread. Ordering matters: a job is marked running
 //! before it can be marked done, and a turn is stored before its client is
-//! answered.
+//! answered. A write that fails (the database locked or away) is tried
+//! again with backoff for up to `STORE_RETRY_SECONDS`; a turn's record that
+//! still cannot be stored goes to the spool (see `db::spool`).
+
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{self, DbConnection, DbPool, DbResult};
 
-type Write = Box<dyn FnOnce(&mut DbConnection) -> DbResult<bool> + Send>;
+type Write = Box<dyn FnMut(&mut DbConnection) -> DbResult<bool> + Send>;
 type Then = Box<dyn FnOnce(DbResult<bool>) + Send>;
+/// Keeps what a write would have stored when the database stays away;
+/// `true` once it is kept.
+type Fallback = Box<dyn FnOnce() -> bool + Send>;
+
+/// The first wait between tries; doubled up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 struct Op {
     /// `None`: nothing to write, only `then` once the writes before it are.
     write: Option<Write>,
     then: Option<Then>,
+    fallback: Option<Fallback>,
 }
 
 #[derive(Clone)]
@@ -21,17 +33,61 @@ pub struct Writer {
     tx: mpsc::UnboundedSender<Op>,
 }
 
+/// Runs `write` on a pooled connection, handing the closure back so it can
+/// be tried again.
+async fn attempt(pool: &DbPool, mut write: Write) -> (Write, DbResult<bool>) {
+    let pool = pool.clone();
+    let span = tracing::Span::current();
+    let joined = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let result = pool
+            .get()
+            .map_err(db::DbError::from)
+            .and_then(|mut c| write(&mut c));
+        (write, result)
+    })
+    .await;
+    match joined {
+        Ok(done) => done,
+        // A panicking write is not tried again.
+        Err(e) => (
+            Box::new(|_: &mut DbConnection| Ok(false)),
+            Err(db::DbError::Join(e.to_string())),
+        ),
+    }
+}
+
 impl Writer {
-    pub fn start(pool: DbPool, session: String) -> Writer {
+    pub fn start(pool: DbPool, session: String, retry_for: Duration) -> Writer {
         let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
         actix::spawn(async move {
             while let Some(op) = rx.recv().await {
-                let result = match op.write {
-                    Some(write) => db::run(&pool, write).await,
-                    None => Ok(false),
-                };
+                let mut result = Ok(false);
+                if let Some(mut write) = op.write {
+                    let deadline = Instant::now() + retry_for;
+                    let mut backoff = FIRST_BACKOFF;
+                    loop {
+                        let (back, tried) = attempt(&pool, write).await;
+                        write = back;
+                        result = tried;
+                        let retryable = matches!(&result, Err(e) if !e.is_unique_violation());
+                        if !retryable || Instant::now() + backoff > deadline {
+                            break;
+                        }
+                        if let Err(e) = &result {
+                            tracing::warn!(session = %session, error = %e, "a session write failed; trying again");
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
                 if let Err(e) = &result {
                     tracing::error!(session = %session, error = %e, "a session write failed");
+                    if let Some(fallback) = op.fallback {
+                        if tokio::task::spawn_blocking(fallback).await.unwrap_or(false) {
+                            result = Ok(false);
+                        }
+                    }
                 }
                 if let Some(then) = op.then {
                     then(result);
@@ -48,9 +104,13 @@ impl Writer {
         f: impl FnOnce(&mut DbConnection) -> DbResult<T> + Send + 'static,
     ) -> impl std::future::Future<Output = DbResult<T>> + 'static {
         let (tx, rx) = oneshot::channel();
+        let mut call = Some((f, tx));
+        // Run once: its own error is the caller's to report, not to retry.
         self.write(
             move |c| {
-                let _ = tx.send(f(c));
+                if let Some((f, tx)) = call.take() {
+                    let _ = tx.send(f(c));
+                }
                 Ok(false)
             },
             None,
@@ -67,12 +127,29 @@ impl Writer {
     /// Queues a write; `then` runs with its result once it is applied.
     pub fn write(
         &self,
-        write: impl FnOnce(&mut DbConnection) -> DbResult<bool> + Send + 'static,
+        write: impl FnMut(&mut DbConnection) -> DbResult<bool> + Send + 'static,
         then: Option<Box<dyn FnOnce(DbResult<bool>) + Send>>,
     ) {
         self.send(Op {
             write: Some(Box::new(write)),
             then,
+            fallback: None,
+        });
+    }
+
+    /// Like `write`, with `fallback` keeping what it would have stored when
+    /// the database stays away longer than the retries; `then` then hears
+    /// success, the write being kept for later.
+    pub fn write_or_keep(
+        &self,
+        write: impl FnMut(&mut DbConnection) -> DbResult<bool> + Send + 'static,
+        fallback: impl FnOnce() -> bool + Send + 'static,
+        then: Option<Box<dyn FnOnce(DbResult<bool>) + Send>>,
+    ) {
+        self.send(Op {
+            write: Some(Box::new(write)),
+            then,
+            fallback: Some(Box::new(fallback)),
         });
     }
 
@@ -82,6 +159,7 @@ impl Writer {
         self.send(Op {
             write: None,
             then: Some(Box::new(move |_| then())),
+            fallback: None,
         });
     }
 

@@ -7,7 +7,7 @@ use super::TenantId;
 use crate::db::schema::{events, sessions};
 use crate::db::{DbConnection, DbResult};
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = events)]
 pub struct Event {
     pub session_id: String,

@@ -95,7 +95,7 @@ pub fn release_dead(
 }
 
 /// A tenant's budget held for one running turn.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Held {
     /// The reservation's row; `None` when nothing is held (no budget).
     pub id: Option<String>,

@@ -31,10 +31,10 @@ pub struct Job {
 }
 
 /// How a job ended, written with the turn that ran it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct JobCompletion {
     pub job_id: String,
-    pub status: &'static str,
+    pub status: std::borrow::Cow<'static, str>,
     pub result: Option<String>,
     pub error: Option<String>,
     pub cost_micros: i64,
@@ -112,7 +112,7 @@ pub fn complete(conn: &mut DbConnection, done: &JobCompletion) -> DbResult<Optio
             .filter(jobs::status.eq_any([QUEUED, RUNNING])),
     )
     .set((
-        jobs::status.eq(done.status),
+        jobs::status.eq(done.status.as_ref()),
         jobs::result.eq(&done.result),
         jobs::error.eq(&done.error),
         jobs::cost_micros.eq(jobs::cost_micros + done.cost_micros),

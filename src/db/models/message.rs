@@ -7,7 +7,7 @@ use super::TenantId;
 use crate::db::schema::{messages, sessions};
 use crate::db::{DbConnection, DbResult};
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = messages)]
 pub struct Message {
     pub id: String,

@@ -10,7 +10,7 @@ use crate::db::schema::{messages, sessions};
 use crate::db::{DbConnection, DbResult};
 
 /// What a finished (or failed) turn leaves behind.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TurnRecord {
     pub session_id: String,
     pub tenant_id: String,
