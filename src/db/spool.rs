@@ -12,7 +12,7 @@ use crate::db::{self, DbPool};
 /// What waits in the spool: a turn's record, or events of a running turn.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub enum Entry {
-    Turn(TurnRecord),
+    Turn(Box<TurnRecord>),
     Events(Vec<Event>),
 }
 

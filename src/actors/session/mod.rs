@@ -588,7 +588,7 @@ impl SessionActor {
         );
         crate::metrics::turn_finished(running.elapsed(), &outcome);
         let record = running.record(&self.session, &outcome, reached_cli);
-        let kept = crate::db::spool::Entry::Turn(record.clone());
+        let kept = crate::db::spool::Entry::Turn(Box::new(record.clone()));
         let spool = crate::db::spool::dir(&self.runtime.settings.data_dir);
         let webhooks = self.runtime.webhooks.clone();
         let me = self.me.clone();
