@@ -692,6 +692,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_env_file_is_valid_settings() {
+        let text = include_str!("../config/example.env");
+        let pairs: Vec<(&str, &str)> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .collect();
+        assert!(pairs.len() > 30);
+        Settings::from_vars(&vars(&pairs)).expect("config/example.env is valid");
+    }
+
+    #[test]
     fn relative_paths_become_absolute_against_the_working_directory() {
         let dir = tempfile::tempdir().unwrap();
         let cli = dir.path().join(".claude-cli/node_modules/.bin/claude");
