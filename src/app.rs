@@ -88,9 +88,9 @@ impl Application {
         .await
         .context("cannot store API keys")?;
 
-        let instance = start_instance(&settings, &pool).await?;
         // Turn records kept while the database was away are stored before
-        // anything else runs, and whenever it answers again.
+        // anything else runs (before dead instances' turns are charged, so
+        // none is charged twice), and whenever it answers again.
         let spool = db::spool::dir(&settings.data_dir);
         db::spool::drain(&pool, &spool).await;
         let (drain_pool, drain_dir) = (pool.clone(), spool.clone());
@@ -132,6 +132,7 @@ impl Application {
         };
         let dispatcher = WebhookDispatcher::new(settings.clone(), pool.clone(), secret).start();
         let (gateway, gateway_handle) = start_gateway(&settings, &pool).await?;
+        let instance = start_instance(&settings, &pool, &gateway).await?;
         let sandbox = Arc::new(
             crate::sandbox::Sandbox::probe(&settings.sandbox, &settings.data_dir)
                 .await
@@ -295,6 +296,7 @@ const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
 async fn start_instance(
     settings: &Settings,
     pool: &db::DbPool,
+    gateway: &ModelGateway,
 ) -> anyhow::Result<db::models::instance::Instance> {
     use db::models::instance;
     let file = settings.data_dir.join("node-id");
@@ -315,12 +317,18 @@ async fn start_instance(
     db::run(pool, move |c| instance::register(c, &registered))
         .await
         .context("cannot register this server instance")?;
-    let release = |pool: db::DbPool, me: instance::Instance| async move {
+    let release = |pool: db::DbPool, me: instance::Instance, gateway: ModelGateway| async move {
         let stale = db::now() - chrono::Duration::from_std(HEARTBEAT * 3).unwrap_or_default();
-        match db::run(&pool, move |c| instance::release_dead(c, &me, stale)).await {
+        let price = move |calls: &[crate::gateway::usage::CallUsage]| gateway.cost_micros(calls);
+        match db::run(&pool, move |c| {
+            instance::release_dead(c, &me, stale, &price)
+        })
+        .await
+        {
             Ok(r) if r != instance::Released::default() => tracing::warn!(
                 reservations = r.reservations,
                 reserved_micros = r.reserved_micros,
+                charged_micros = r.charged_micros,
                 idempotency_claims = r.claims,
                 "released what stopped server instances held"
             ),
@@ -328,8 +336,8 @@ async fn start_instance(
             Err(e) => tracing::warn!(error = %e, "cannot release what stopped instances held"),
         }
     };
-    release(pool.clone(), me.clone()).await;
-    let (pool, beating) = (pool.clone(), me.clone());
+    release(pool.clone(), me.clone(), gateway.clone()).await;
+    let (pool, beating, gateway) = (pool.clone(), me.clone(), gateway.clone());
     actix::spawn(async move {
         let mut tick = tokio::time::interval(HEARTBEAT);
         loop {
@@ -338,7 +346,7 @@ async fn start_instance(
             if let Err(e) = db::run(&pool, move |c| instance::heartbeat(c, &this)).await {
                 tracing::warn!(error = %e, "cannot record this instance's heartbeat");
             }
-            release(pool.clone(), beating.clone()).await;
+            release(pool.clone(), beating.clone(), gateway.clone()).await;
         }
     });
     Ok(me)

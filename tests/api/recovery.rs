@@ -332,7 +332,7 @@ async fn sigterm_lets_a_running_turn_finish_within_the_grace() {
 }
 
 #[actix_web::test]
-async fn kill_9_mid_turn_releases_its_budget_reservation_and_idempotency_claim() {
+async fn kill_9_mid_turn_releases_its_reservation_and_claim_and_charges_its_model_calls() {
     // A budget that one held reservation uses up whole.
     let env = Env {
         vars: vec![
@@ -351,13 +351,20 @@ async fn kill_9_mid_turn_releases_its_budget_reservation_and_idempotency_claim()
             .post(format!("{}/api/v1/sessions/held/chat", server.base))
             .header("X-API-Key", ALICE)
             .header("Idempotency-Key", "retry-me")
-            .json(&json!({"message": "a long one [[slow 80 100]]"}))
+            .json(&json!({"message": "[[bash]]sleep 4; echo slept[[/bash]]"}))
             .send()
     };
     let in_flight = tokio::spawn(chat(&server));
     let reserved = "SELECT reserved_micros AS n FROM tenants WHERE id = 'alice'";
+    let spent = "SELECT spent_micros AS n FROM tenants WHERE id = 'alice'";
+    let calls = "SELECT COUNT(*) AS n FROM model_calls WHERE status = 200";
     assert!(
-        eventually(30, || async { env.db.query_i64(reserved) == 500_000 }).await,
+        eventually(30, || async { env.db.query_i64(calls) == 1 }).await,
+        "the model asked for the tool"
+    );
+    assert_eq!(
+        env.db.query_i64(reserved),
+        500_000,
         "the turn holds its reservation"
     );
     server.kill9();
@@ -367,8 +374,17 @@ async fn kill_9_mid_turn_releases_its_budget_reservation_and_idempotency_claim()
     );
     assert_eq!(env.db.query_i64(reserved), 500_000);
 
+    assert_eq!(env.db.query_i64(spent), 0);
     let server = env.start(30).await;
     assert_eq!(env.db.query_i64(reserved), 0, "released at the next start");
+    // The model call the dead turn made was billed: so is the tenant.
+    let charged = env.db.query_i64(spent);
+    assert!(charged > 0, "the dead turn's model call is charged");
+    assert_eq!(
+        env.db
+            .query_i64("SELECT total_cost_micros AS n FROM sessions WHERE name = 'held'"),
+        charged
+    );
     assert_eq!(
         env.db
             .query_i64("SELECT COUNT(*) AS n FROM budget_reservations"),

@@ -6,8 +6,11 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{budget_reservations, idempotency_keys, server_instances, tenants};
+use crate::db::schema::{
+    budget_reservations, idempotency_keys, model_calls, server_instances, sessions, tenants,
+};
 use crate::db::{DbConnection, DbResult};
+use crate::gateway::usage::CallUsage;
 
 /// This server's identity in the database.
 #[derive(Debug, Clone)]
@@ -43,15 +46,81 @@ pub fn heartbeat(conn: &mut DbConnection, me: &Instance) -> DbResult<()> {
 pub struct Released {
     pub reservations: usize,
     pub reserved_micros: i64,
+    /// Charged for the model calls of turns that died with their instance.
+    pub charged_micros: i64,
     pub claims: usize,
+}
+
+/// The model calls a session made since `since` (the start of a turn that
+/// died), priced and added to the session's totals and the tenant's day;
+/// the cost, for the tenant's spend.
+fn charge_died_turn(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    session_id: &str,
+    since: NaiveDateTime,
+    price: &(dyn Fn(&[CallUsage]) -> i64 + Sync),
+) -> DbResult<i64> {
+    type Row = (Option<String>, i64, i64, i64, i64);
+    let rows: Vec<Row> = model_calls::table
+        .filter(model_calls::session_id.eq(session_id))
+        .filter(model_calls::created_at.ge(since))
+        .select((
+            model_calls::model,
+            model_calls::input_tokens,
+            model_calls::output_tokens,
+            model_calls::cache_creation_input_tokens,
+            model_calls::cache_read_input_tokens,
+        ))
+        .load(conn)?;
+    let calls: Vec<CallUsage> = rows
+        .into_iter()
+        .map(|(model, input, output, created, read)| CallUsage {
+            model,
+            input_tokens: input,
+            output_tokens: output,
+            cache_creation_input_tokens: created,
+            cache_read_input_tokens: read,
+        })
+        .collect();
+    let cost = price(&calls);
+    if cost == 0 {
+        return Ok(0);
+    }
+    let input: i64 = calls
+        .iter()
+        .map(|c| c.input_tokens + c.cache_creation_input_tokens + c.cache_read_input_tokens)
+        .sum();
+    let output: i64 = calls.iter().map(|c| c.output_tokens).sum();
+    diesel::update(sessions::table.find(session_id))
+        .set((
+            sessions::total_cost_micros.eq(sessions::total_cost_micros + cost),
+            sessions::input_tokens.eq(sessions::input_tokens + input),
+            sessions::output_tokens.eq(sessions::output_tokens + output),
+        ))
+        .execute(conn)?;
+    super::usage::add(
+        conn,
+        tenant_id,
+        super::usage::TurnUsage {
+            turns: 0,
+            cost_micros: cost,
+            input_tokens: input,
+            output_tokens: output,
+        },
+    )?;
+    Ok(cost)
 }
 
 /// Releases everything held by instances that are gone: earlier starts of
 /// this node, and any instance whose heartbeat is older than `stale_before`.
+/// A turn that died with its instance is charged what its model calls used
+/// (as the gateway recorded them), priced by `price`.
 pub fn release_dead(
     conn: &mut DbConnection,
     me: &Instance,
     stale_before: NaiveDateTime,
+    price: &(dyn Fn(&[CallUsage]) -> i64 + Sync),
 ) -> DbResult<Released> {
     crate::db::write_transaction(conn, |conn| {
         let live: Vec<String> = server_instances::table
@@ -62,24 +131,36 @@ pub fn release_dead(
             )
             .select(server_instances::id)
             .load(conn)?;
-        let orphans: Vec<(String, String, i64)> = budget_reservations::table
+        type Orphan = (String, String, Option<String>, i64, NaiveDateTime);
+        let orphans: Vec<Orphan> = budget_reservations::table
             .filter(budget_reservations::owner.ne_all(&live))
             .select((
                 budget_reservations::id,
                 budget_reservations::tenant_id,
+                budget_reservations::session_id,
                 budget_reservations::amount_micros,
+                budget_reservations::created_at,
             ))
             .load(conn)?;
         let mut released = Released::default();
-        for (id, tenant_id, amount) in orphans {
+        for (id, tenant_id, session_id, amount, since) in orphans {
             let n = diesel::delete(budget_reservations::table.find(&id)).execute(conn)?;
-            if n == 1 {
-                diesel::update(tenants::table.find(&tenant_id))
-                    .set(tenants::reserved_micros.eq(tenants::reserved_micros - amount))
-                    .execute(conn)?;
-                released.reservations += 1;
-                released.reserved_micros += amount;
+            if n != 1 {
+                continue;
             }
+            let cost = match &session_id {
+                Some(session) => charge_died_turn(conn, &tenant_id, session, since, price)?,
+                None => 0,
+            };
+            diesel::update(tenants::table.find(&tenant_id))
+                .set((
+                    tenants::reserved_micros.eq(tenants::reserved_micros - amount),
+                    tenants::spent_micros.eq(tenants::spent_micros + cost),
+                ))
+                .execute(conn)?;
+            released.reservations += 1;
+            released.reserved_micros += amount;
+            released.charged_micros += cost;
         }
         released.claims = diesel::delete(
             idempotency_keys::table

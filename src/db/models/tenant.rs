@@ -244,16 +244,23 @@ pub fn reserve(
         )
         .set(tenants::reserved_micros.eq(tenants::reserved_micros + amount))
         .execute(conn)?;
+        // A row per running turn, owned by this instance: released (and the
+        // turn's model calls charged) even if the instance dies first.
         if n == 1 {
-            // A row per reservation, owned by this instance: released even
-            // if the instance dies before settling it.
             let held = insert_reservation(conn, tenant_id, Some(session_id), amount, owner)?;
             return Ok(Ok(held));
         }
         let tenant = find_tenant(conn, tenant_id)?;
         Ok(
             match tenant.and_then(|t| t.budget_micros.map(|b| (t.spent_micros, b))) {
-                None => Ok(Held::default()),
+                // No budget: nothing is held, but the turn is still marked.
+                None => Ok(insert_reservation(
+                    conn,
+                    tenant_id,
+                    Some(session_id),
+                    0,
+                    owner,
+                )?),
                 Some((spent_micros, limit_micros)) => Err(OverBudget {
                     spent_micros,
                     limit_micros,
