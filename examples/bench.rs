@@ -4,7 +4,10 @@
 //! 2. the same turn on a raw long-lived stream-json CLI process,
 //! 3. the same raw process reaching the model through the model gateway
 //!    (what the gateway adds per model call),
-//! 4. a fresh `claude -p` per prompt (what a spawn-per-request server pays).
+//! 4. a fresh `claude -p` per prompt (what a spawn-per-request server pays);
+//!
+//! and, through the server with the sandbox on and off, the first turn of a
+//! new session (the CLI spawned, then answering) and the warm turn.
 //!
 //! Run: `cargo run --release --example bench -- [TURNS] [FRESH_RUNS]`
 //! (defaults 50 and 10). Prints median and p90 of each and the ratios.
@@ -59,8 +62,20 @@ fn stats(mut samples: Vec<Duration>) -> (f64, f64) {
     (median, p90)
 }
 
-async fn through_server(mock: &MockModel, root: &Path, turns: usize) -> Vec<Duration> {
+/// Warm turns on one session, and the first turn (the CLI spawned, then
+/// answering) of `cold` new sessions, through a server with `AGENT_SANDBOX`
+/// = `sandbox`.
+async fn through_server(
+    mock: &MockModel,
+    root: &Path,
+    turns: usize,
+    cold: usize,
+    sandbox: &str,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let root = root.join(format!("server-{sandbox}"));
+    let root = root.as_path();
     let mut vars = BTreeMap::new();
+    vars.insert("AGENT_SANDBOX".to_string(), sandbox.to_string());
     vars.insert("API_PORT".to_string(), "0".to_string());
     vars.insert("API_KEYS".to_string(), KEY.to_string());
     vars.insert("LOG_LEVEL".to_string(), "warn".to_string());
@@ -84,17 +99,24 @@ async fn through_server(mock: &MockModel, root: &Path, turns: usize) -> Vec<Dura
     let base = format!("http://127.0.0.1:{}/api/v1", app.port());
     actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
-    let res = client
-        .post(format!("{base}/sessions"))
-        .header("X-API-Key", KEY)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let chat = |i: usize| {
+    let create = |name: String| {
         let client = client.clone();
-        let url = format!("{base}/sessions/bench/chat");
+        let url = format!("{base}/sessions");
+        async move {
+            let res = client
+                .post(url)
+                .header("X-API-Key", KEY)
+                .json(&json!({ "name": name }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+        }
+    };
+    create("bench".into()).await;
+    let chat_on = |session: String, i: usize| {
+        let client = client.clone();
+        let url = format!("{base}/sessions/{session}/chat");
         async move {
             let res = client
                 .post(url)
@@ -107,14 +129,22 @@ async fn through_server(mock: &MockModel, root: &Path, turns: usize) -> Vec<Dura
             let _: Value = res.json().await.unwrap();
         }
     };
-    chat(0).await; // warm-up: spawns the process
+    chat_on("bench".into(), 0).await; // warm-up: spawns the process
     let mut samples = Vec::with_capacity(turns);
     for i in 1..=turns {
         let t = Instant::now();
-        chat(i).await;
+        chat_on("bench".into(), i).await;
         samples.push(t.elapsed());
     }
-    samples
+    let mut first_turns = Vec::with_capacity(cold);
+    for i in 0..cold {
+        let name = format!("cold-{i}");
+        create(name.clone()).await;
+        let t = Instant::now();
+        chat_on(name, 0).await;
+        first_turns.push(t.elapsed());
+    }
+    (samples, first_turns)
 }
 
 /// A model gateway of its own (as the server runs one) in front of the mock:
@@ -230,7 +260,9 @@ async fn main() {
         String::from_utf8_lossy(&version.stdout).trim()
     );
 
-    let server = through_server(&mock, root.path(), turns).await;
+    let (server, cold_boxed) = through_server(&mock, root.path(), turns, fresh_runs, "bwrap").await;
+    let (unboxed, cold_unboxed) =
+        through_server(&mock, root.path(), turns, fresh_runs, "off").await;
     let raw = raw_warm_cli(
         cli_env(&mock, &root.path().join("raw-home")),
         &root.path().join("raw-ws"),
@@ -241,6 +273,9 @@ async fn main() {
     let fresh = fresh_cli(&mock, root.path(), fresh_runs);
 
     let (s_med, s_p90) = stats(server);
+    let (u_med, u_p90) = stats(unboxed);
+    let (cb_med, cb_p90) = stats(cold_boxed);
+    let (cu_med, cu_p90) = stats(cold_unboxed);
     let (r_med, r_p90) = stats(raw);
     let (g_med, g_p90) = stats(via_gateway);
     let (f_med, f_p90) = stats(fresh);
@@ -248,6 +283,18 @@ async fn main() {
     println!(
         "{:<44} {:>10.1} {:>10.1}",
         "server, warm session (HTTP sync chat)", s_med, s_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "server, warm session, sandbox off", u_med, u_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "server, first turn of a new session", cb_med, cb_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "server, first turn, sandbox off", cu_med, cu_p90
     );
     println!(
         "{:<44} {:>10.1} {:>10.1}",
@@ -266,6 +313,16 @@ async fn main() {
         "server warm / raw warm CLI:  {:.2}x median, {:.2}x p90 (target ≤ 1.2x)",
         s_med / r_med,
         s_p90 / r_p90
+    );
+    println!(
+        "sandbox, warm turn:           {:+.2} ms median, {:+.2} ms p90 (goal: unchanged)",
+        s_med - u_med,
+        s_p90 - u_p90
+    );
+    println!(
+        "sandbox, spawn (first turn):  {:+.1} ms median, {:+.1} ms p90 (goal < 50 ms)",
+        cb_med - cu_med,
+        cb_p90 - cu_p90
     );
     println!(
         "gateway added per model call: {:+.2} ms median, {:+.2} ms p90 (goal < 2 ms)",
