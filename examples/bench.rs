@@ -263,13 +263,18 @@ async fn main() {
     let (server, cold_boxed) = through_server(&mock, root.path(), turns, fresh_runs, "bwrap").await;
     let (unboxed, cold_unboxed) =
         through_server(&mock, root.path(), turns, fresh_runs, "off").await;
-    let raw = raw_warm_cli(
-        cli_env(&mock, &root.path().join("raw-home")),
-        &root.path().join("raw-ws"),
-        turns,
-    );
+    // The raw CLI is driven on a blocking thread: this one must stay free to
+    // serve the gateway (and the servers above).
+    let raw_env = cli_env(&mock, &root.path().join("raw-home"));
+    let raw_ws = root.path().join("raw-ws");
+    let raw = tokio::task::spawn_blocking(move || raw_warm_cli(raw_env, &raw_ws, turns))
+        .await
+        .unwrap();
     let (env, _grant) = gateway_env(&mock, root.path()).await;
-    let via_gateway = raw_warm_cli(env, &root.path().join("gw-ws"), turns);
+    let gw_ws = root.path().join("gw-ws");
+    let via_gateway = tokio::task::spawn_blocking(move || raw_warm_cli(env, &gw_ws, turns))
+        .await
+        .unwrap();
     let fresh = fresh_cli(&mock, root.path(), fresh_runs);
 
     let (s_med, s_p90) = stats(server);

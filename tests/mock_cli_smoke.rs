@@ -58,7 +58,7 @@ impl Cli {
         .env("HOME", std::env::var_os("HOME").unwrap_or_default())
         .env("IS_SANDBOX", "1")
         .env("ANTHROPIC_BASE_URL", base_url)
-        .env("ANTHROPIC_API_KEY", "test")
+        .env("ANTHROPIC_API_KEY", "test-key")
         .env("CLAUDE_CONFIG_DIR", config_dir)
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
         .envs(env.iter().copied())
@@ -383,6 +383,7 @@ fn prompt_request(prompt: &str, stream: bool) -> Value {
 async fn post(mock: &MockModel, path: &str, body: &Value) -> (u16, String) {
     let response = reqwest::Client::new()
         .post(format!("{}{path}", mock.base_url))
+        .header("x-api-key", "test-key")
         .json(body)
         .send()
         .await
