@@ -539,7 +539,14 @@ async fn mock_model_follows_its_directives() {
     let hanging = tokio::spawn({
         let body = prompt_request("[[hang]]", true);
         let url = format!("{}/v1/messages", mock.base_url);
-        async move { reqwest::Client::new().post(url).json(&body).send().await }
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("x-api-key", "test-key")
+                .json(&body)
+                .send()
+                .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let quick = prompt_request("still there?", false);
