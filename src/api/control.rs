@@ -52,7 +52,8 @@ pub struct EventsQuery {
         `permission_request`, `permission_resolved`, `done`, `error`, `turn_interrupted`, \
         `job_status`. Each `id` is the session's event number. With `Last-Event-ID` (or \
         `?after=`) the stored events after it are replayed first, then the stream goes live; \
-        if they were purged the first event is `reset` (`{reason, history_url}`).",
+        if they were purged, or the id is past the session's last event, the first event is \
+        `reset` (`{reason, history_url, last_event_id}`, the session's last event id).",
     params(
         ("name" = String, Path, description = "The session's name"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Replay the stored events after this id"),
@@ -94,9 +95,15 @@ pub async fn session_events(
         last_seq,
     } = actor.send(Subscribe).await?;
     // Without a position the client starts live.
-    let after = after.unwrap_or(last_seq).max(0);
+    let requested = after.unwrap_or(last_seq).max(0);
+    // A position past the last event (a session deleted and made again under
+    // the same name, a typo) is not this session's numbering: the client is
+    // told the head and goes live from there, instead of waiting for an id
+    // that may never come.
+    let ahead = requested > last_seq;
+    let after = requested.min(last_seq);
     let mut replay: Vec<TurnEvent> = Vec::new();
-    let mut reset = false;
+    let mut reset = ahead;
     if after < last_seq {
         let session_id = session.id.clone();
         let tenant = caller.tenant.clone();
@@ -139,14 +146,24 @@ pub async fn session_events(
         .map_or(after.max(last_seq), |e| e.seq)
         .max(last_seq);
     let head = reset.then(|| {
-        sse::Event::Data(
-            sse::Data::new_json(json!({
-                "reason": "events after the requested id are no longer stored; reload the history",
-                "history_url": format!("/api/v1/sessions/{}/history", session.name),
-            }))
-            .unwrap_or_else(|_| sse::Data::new("{}"))
-            .event("reset"),
-        )
+        let reason = if ahead {
+            "the requested id is past the session's last event; reload the history"
+        } else {
+            "events after the requested id are no longer stored; reload the history"
+        };
+        let data = sse::Data::new_json(json!({
+            "reason": reason,
+            "history_url": format!("/api/v1/sessions/{}/history", session.name),
+            "last_event_id": last_seq,
+        }))
+        .unwrap_or_else(|_| sse::Data::new("{}"))
+        .event("reset");
+        // Ahead, nothing is replayed: the head is where a reconnect resumes.
+        sse::Event::Data(if ahead {
+            data.id(last_seq.to_string())
+        } else {
+            data
+        })
     });
     let events = stream::iter(head)
         .chain(stream::iter(replay).map(to_sse))

@@ -211,6 +211,65 @@ async fn a_client_resuming_from_purged_events_is_told_to_reset() {
     assert_eq!(id, "4", "then what is still stored");
 }
 
+/// A client that resumes a session deleted and made again under the same
+/// name holds an id past the new session's last event: it is told to reset,
+/// with the head, and then gets the live events (not a silent stream).
+#[actix_web::test]
+async fn a_client_resuming_past_the_last_event_is_told_to_reset_then_goes_live() {
+    let app = TestApp::spawn().await;
+    app.create_session(ALICE, "again").await;
+    let mut old = subscribe(&app, ALICE, "again", None).await;
+    app.chat_ok(ALICE, "again", "one").await;
+    app.chat_ok(ALICE, "again", "two").await;
+    let old_events = old.until("done", 30).await;
+    let old_events = [old_events, old.until("done", 30).await].concat();
+    let old_last = old_events.last().unwrap().1.clone();
+    drop(old);
+
+    let res = app
+        .delete("/api/v1/sessions/again", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    app.create_session(ALICE, "again").await;
+    app.chat_ok(ALICE, "again", "fresh").await;
+    let head = app.query_i64(
+        "SELECT MAX(e.seq) AS n FROM events e JOIN sessions s ON s.id = e.session_id \
+         WHERE s.name = 'again'",
+    );
+    assert!(
+        head < old_last.parse::<i64>().unwrap(),
+        "{head} vs {old_last}"
+    );
+
+    let mut c = subscribe(&app, ALICE, "again", Some(&old_last)).await;
+    let (kind, id, data) = c.next(10).await.expect("a reset, not silence");
+    assert_eq!(kind, "reset", "{data}");
+    assert_eq!(data["last_event_id"], head, "{data}");
+    assert_eq!(id, head.to_string(), "a reconnect resumes from the head");
+    assert!(data["history_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/sessions/again/history"));
+    // Then live: the next turn's events, from the one after the head.
+    app.chat_ok(ALICE, "again", "next").await;
+    let live = c.until("done", 30).await;
+    assert_eq!(live[0].0, "turn_started");
+    assert_eq!(live[0].1, (head + 1).to_string());
+
+    // A plain typo far past the head behaves the same.
+    let res = app
+        .get("/api/v1/sessions/again/events?after=999999", ALICE)
+        .send()
+        .await
+        .unwrap();
+    let mut typo = SseReader::new(res);
+    let (kind, _, data) = typo.next(10).await.expect("a reset");
+    assert_eq!(kind, "reset");
+    assert!(data["last_event_id"].as_i64().unwrap() > head, "{data}");
+}
+
 #[actix_web::test]
 async fn interrupt_during_a_slow_stream_keeps_the_partial_answer_and_runs_the_next_turn() {
     let app = TestApp::spawn().await;
