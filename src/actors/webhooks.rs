@@ -175,7 +175,10 @@ impl Attempt {
             Ok(checked) => checked,
             Err(refused) => return (None, Some(refused.to_string())),
         };
+        // Never through an environment proxy: it would resolve the host
+        // again and reach whatever that answer says, undoing the check.
         let client = reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.settings.webhook_timeout)
             .resolve_to_addrs(&checked.host, &checked.addrs)

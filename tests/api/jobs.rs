@@ -312,6 +312,144 @@ async fn internal_webhook_targets_are_refused() {
     assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 0);
 }
 
+/// Every special-purpose range is refused (NAT64, documentation, 6to4,
+/// reserved, ...), and the 422 never says what the host resolved to.
+#[actix_web::test]
+async fn special_purpose_webhook_targets_are_refused_without_naming_the_address() {
+    let app = TestApp::spawn_with(Options::fake().var("WEBHOOK_ALLOWED_HOSTS", "")).await;
+    app.create_session(ALICE, "s").await;
+    for url in [
+        "http://[64:ff9b::808:808]/x",
+        "http://[64:ff9b:1::a00:5]/x",
+        "http://[2002:c0a8:101::1]/x",
+        "http://[2001:db8::1]/x",
+        "http://[100::1]/x",
+        "http://192.0.2.1/x",
+        "http://198.51.100.7/x",
+        "http://203.0.113.9/x",
+        "http://240.0.0.1/x",
+        "http://192.88.99.1/x",
+    ] {
+        let res = app
+            .post(
+                "/api/v1/sessions/s/jobs",
+                ALICE,
+                json!({"message": "hi", "webhook_url": url}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(res, 422, "validation-error").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("public address"),
+            "{url}: {problem}"
+        );
+    }
+    // A name that resolves internally, and one that does not resolve, get
+    // the same words: neither the address nor whether it exists.
+    let mut details = Vec::new();
+    for host in ["localhost", "no-such-host.invalid"] {
+        let res = app
+            .post(
+                "/api/v1/sessions/s/jobs",
+                ALICE,
+                json!({"message": "hi", "webhook_url": format!("http://{host}:8080/x")}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(res, 422, "validation-error").await;
+        let detail = problem["detail"].as_str().unwrap().to_owned();
+        assert!(
+            !detail.contains("127.0.0.1") && !detail.contains("::1"),
+            "{detail}"
+        );
+        details.push(detail.replace(host, "HOST"));
+    }
+    assert_eq!(details[0], details[1]);
+    assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 0);
+}
+
+/// `HTTP_PROXY` in the server's environment is not used for webhooks: a
+/// proxy would resolve the host again, past the address check.
+#[actix_web::test]
+async fn webhooks_never_go_through_an_environment_proxy() {
+    let root = tempfile::tempdir().unwrap();
+    let db = TestDb::create(root.path());
+    let mock = MockModel::start();
+    let receiver = Receiver::start(&[200]);
+    // Answers like a proxy that delivered the request.
+    let proxy = Receiver::start(&[200]);
+    let proxy_url = proxy.url.trim_end_matches("/hook").to_owned();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", root.path().join("home"))
+        .env("API_PORT", "0")
+        .env("API_KEYS", format!("alice:{ALICE}"))
+        .env("DATA_DIR", root.path().join("data"))
+        .env("APPROVED_DIRECTORY", root.path().join("workspaces"))
+        .env("DATABASE_URL", &db.url)
+        .env("CLAUDE_CLI_PATH", real_cli_path())
+        .env("ANTHROPIC_BASE_URL", &mock.base_url)
+        .env("ANTHROPIC_API_KEY", "test-key")
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
+        .env("WEBHOOK_RETRY_SCHEDULE_SECONDS", "1,1,1")
+        .env("WEBHOOK_POLL_INTERVAL_MS", "100")
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .env("HTTPS_PROXY", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env("LOG_LEVEL", "warn,claude_code_api=info")
+        .env("LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the server binary");
+    let port = crate::recovery::listening_port(&mut child);
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let res = client
+        .post(format!("{base}/api/v1/sessions"))
+        .header("X-API-Key", ALICE)
+        .json(&json!({"name": "p"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = client
+        .post(format!("{base}/api/v1/sessions/p/jobs"))
+        .header("X-API-Key", ALICE)
+        .json(&json!({"message": "hello", "webhook_url": receiver.url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let arrived = eventually(90, || async {
+        !receiver.received().is_empty() || !proxy.received().is_empty()
+    })
+    .await;
+    assert!(arrived, "the webhook went somewhere");
+    assert!(
+        proxy.received().is_empty(),
+        "the webhook went through the proxy"
+    );
+    assert_eq!(receiver.received()[0].json()["type"], "job.done");
+}
+
 #[actix_web::test]
 async fn cancelling_a_queued_job_never_runs_it() {
     let app = TestApp::spawn().await;
