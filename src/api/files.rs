@@ -37,16 +37,19 @@ const MAX_FIELD_BYTES: usize = 4096;
 /// Multipart framing allowed on top of the file when checking Content-Length.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 
-/// `attachment; filename="…"`, with an RFC 5987 `filename*` for names that
-/// are not plain ASCII (and an ASCII fallback).
+/// `attachment; filename="…"` (RFC 6266). A name with anything but
+/// printable ASCII (non-ASCII letters, or control characters, which the
+/// agent may put in a name and no header may carry) goes in `filename*`,
+/// percent-encoded, beside a `filename` fallback with `_` in their place.
 fn attachment(name: &str) -> ContentDisposition {
+    let printable = |c: char| c.is_ascii() && !c.is_ascii_control();
     let mut parameters = Vec::new();
-    if name.is_ascii() {
+    if name.chars().all(printable) {
         parameters.push(DispositionParam::Filename(name.to_owned()));
     } else {
         let fallback: String = name
             .chars()
-            .map(|c| if c.is_ascii() { c } else { '_' })
+            .map(|c| if printable(c) { c } else { '_' })
             .collect();
         parameters.push(DispositionParam::Filename(fallback));
         parameters.push(DispositionParam::FilenameExt(ExtendedValue {

@@ -1,7 +1,8 @@
 //! A folder of the workspace as a streamed `.tar.gz`. Regular files and
 //! folders only: symlinks are never followed and never stored, so nothing
 //! outside the workspace (nor the target of a link into it) ends up in an
-//! archive through one.
+//! archive through one. Modes keep the permission bits only: setuid,
+//! setgid and sticky bits the agent set never reach whoever unpacks it.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -11,6 +12,9 @@ use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use tokio::sync::mpsc;
+
+/// rwx for owner, group and others; never setuid, setgid or sticky.
+const PERMISSION_BITS: u32 = 0o777;
 
 /// Bytes per chunk handed to the HTTP response.
 const CHUNK: usize = 64 * 1024;
@@ -56,7 +60,7 @@ fn add_folder<W: Write>(
             let meta = item.metadata()?;
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(meta.mode() & 0o7777);
+            header.set_mode(meta.mode() & PERMISSION_BITS);
             header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
             header.set_size(0);
             tar.append_data(&mut header, &target, io::empty())?;
@@ -76,7 +80,7 @@ fn add_folder<W: Write>(
             let len = meta.len();
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(meta.mode() & 0o7777);
+            header.set_mode(meta.mode() & PERMISSION_BITS);
             header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
             header.set_size(len);
             let reader = Exactly {

@@ -879,3 +879,94 @@ async fn an_upload_abandoned_midway_leaves_nothing() {
     let cleaned = eventually(10, || async { tree(&ws).is_empty() }).await;
     assert!(cleaned, "left behind: {:?}", tree(&ws));
 }
+
+/// Names the agent makes with control characters download and archive
+/// (RFC 6266 `filename*`, never a 500), and archives carry no setuid,
+/// setgid or sticky bit the agent set.
+#[actix_web::test]
+async fn odd_names_and_special_bits_the_agent_makes_are_served_safely() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    app.create_session(ALICE, "odd").await;
+    app.chat_ok(
+        ALICE,
+        "odd",
+        "[[bash]]mkdir -p out \"$(printf 'dir\\001x')\" && printf tabbed > \"out/$(printf 'a\\tb\\001c.txt')\" && \
+         printf lined > \"out/$(printf 'new\\nline')\" && printf inner > \"$(printf 'dir\\001x')/f\" && \
+         printf '#!/bin/sh\\n' > out/run.sh && chmod 6755 out/run.sh && chmod 1777 out[[/bash]]",
+    )
+    .await;
+    let ws = app.workspace("alice", "odd");
+    let mode = |p: &str| std::fs::metadata(ws.join(p)).unwrap().permissions().mode();
+    assert_eq!(
+        mode("out/run.sh") & 0o7777,
+        0o6755,
+        "the agent set the bits"
+    );
+    assert_eq!(mode("out") & 0o7777, 0o1777);
+    assert!(ws.join("out/a\tb\u{1}c.txt").is_file());
+
+    // Downloads: the exact name in `filename*`, a printable fallback.
+    for (path, name, content) in [
+        ("out/a%09b%01c.txt", "a%09b%01c.txt", "tabbed"),
+        ("out/new%0Aline", "new%0Aline", "lined"),
+    ] {
+        let res = app
+            .get(&format!("/api/v1/sessions/odd/files/{path}"), ALICE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let disposition = res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            disposition.contains(&format!("filename*=UTF-8''{name}")),
+            "{disposition}"
+        );
+        assert!(!disposition.chars().any(|c| c.is_ascii_control()));
+        assert_eq!(res.text().await.unwrap(), content);
+    }
+
+    // The archive keeps the names, drops the special bits.
+    let res = app
+        .get("/api/v1/sessions/odd/archive?path=out", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let mut modes = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        modes.insert(path, entry.header().mode().unwrap());
+    }
+    assert_eq!(modes["out/run.sh"], 0o755, "{modes:?}");
+    assert_eq!(modes["out/"] & 0o7000, 0, "{modes:?}");
+    assert!(modes.contains_key("out/a\tb\u{1}c.txt"), "{modes:?}");
+    assert!(modes.contains_key("out/new\nline"), "{modes:?}");
+    assert!(modes.values().all(|m| m & 0o7000 == 0), "{modes:?}");
+
+    // A folder with such a name archives too, named in `filename*`.
+    let res = app
+        .get("/api/v1/sessions/odd/archive?path=dir%01x", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.contains("filename*=UTF-8''dir%01x.tar.gz"),
+        "{disposition}"
+    );
+    let entries = untar(&res.bytes().await.unwrap());
+    assert!(entries
+        .iter()
+        .any(|(p, c)| p == "dir\u{1}x/f" && c == b"inner"));
+}
