@@ -83,10 +83,10 @@ impl Application {
         let keys = settings.api_keys.clone();
         let default_budget = settings.max_cost_per_user_micros;
         let generated_key = db::run(&pool, move |c| {
-            security::keys::sync_keys(c, &keys, default_budget)
+            Ok(security::keys::sync_keys(c, &keys, default_budget))
         })
         .await
-        .context("cannot store API keys")?;
+        .context("cannot store API keys")??;
 
         let cli_path = settings.resolved_cli_path();
         let cli_version = cli::detect_version(&cli_path).await;

@@ -696,3 +696,102 @@ async fn a_lowered_turn_limit_holds_new_turns_of_live_sessions_until_enough_fini
         "the next turn started before the second running one ended"
     );
 }
+
+/// `API_KEYS` is applied at every start: a key moved to another tenant
+/// moves, a key removed and listed again is active again, a key made with
+/// `keys create` is never taken over by the list (startup stops, naming
+/// it), and a short key is never shown whole.
+#[actix_web::test]
+async fn api_keys_moves_reactivates_and_never_shows_a_short_key() {
+    const SHORT: &str = "k3y-0123";
+    let first = TestApp::spawn_with(
+        Options::fake().var("API_KEYS", format!("alice:{ALICE},bob:{BOB},carol:{SHORT}")),
+    )
+    .await;
+    first.create_session(ALICE, "alices").await;
+    first.create_session(BOB, "bobs").await;
+    let res = first.get("/api/v1/sessions", SHORT).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let keys: Value = first
+        .get("/api/v1/admin/keys", ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for key in keys["data"].as_array().unwrap() {
+        let prefix = key["prefix"].as_str().unwrap();
+        assert!(
+            !SHORT.starts_with(prefix) || prefix.len() * 4 <= SHORT.len(),
+            "{key}"
+        );
+        if key["tenant"] == "carol" {
+            assert_eq!(prefix, "k3", "{key}");
+        }
+    }
+
+    // ALICE's key moves to bob; carol's key leaves the list.
+    let moved = first
+        .restart_with("API_KEYS", &format!("bob:{ALICE},bob:{BOB}"))
+        .await;
+    let names = |body: Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let res = moved.get("/api/v1/sessions", ALICE).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(names(res.json().await.unwrap()), ["bobs"], "the key moved");
+    let res = moved
+        .get("/api/v1/sessions/alices", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = moved.get("/api/v1/sessions", SHORT).send().await.unwrap();
+    assert_eq!(res.status(), 401, "a key no longer listed is revoked");
+
+    // Listed again: active again, in the tenant the list names.
+    let back = moved
+        .restart_with(
+            "API_KEYS",
+            &format!("alice:{ALICE},bob:{BOB},carol:{SHORT}"),
+        )
+        .await;
+    let res = back.get("/api/v1/sessions", SHORT).send().await.unwrap();
+    assert_eq!(res.status(), 200, "a key listed again is active again");
+    let res = back.get("/api/v1/sessions", ALICE).send().await.unwrap();
+    assert_eq!(names(res.json().await.unwrap()), ["alices"]);
+
+    // A key an admin made (here ADMIN, of alice) is not the list's to move.
+    let mut vars = back.options_vars.clone();
+    vars.insert("API_KEYS".into(), format!("bob:{ADMIN},bob:{BOB}"));
+    let settings = claude_code_api::config::Settings::from_vars(&vars).unwrap();
+    let refused = claude_code_api::app::Application::build(settings)
+        .await
+        .err()
+        .expect("startup stops");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("API_KEYS") && message.contains("key_test_admin"),
+        "{message}"
+    );
+    let res = back.get("/api/v1/sessions", ADMIN).send().await.unwrap();
+    assert_eq!(
+        names(res.json().await.unwrap()),
+        ["alices"],
+        "nothing moved"
+    );
+    // The same key listed for two tenants stops startup too.
+    vars.insert("API_KEYS".into(), format!("alice:{ALICE},bob:{ALICE}"));
+    let settings = claude_code_api::config::Settings::from_vars(&vars).unwrap();
+    let refused = claude_code_api::app::Application::build(settings)
+        .await
+        .err()
+        .expect("startup stops");
+    assert!(format!("{refused:#}").contains("list each key once"));
+}
