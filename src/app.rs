@@ -162,6 +162,10 @@ impl Application {
             workspace_root,
             webhooks: dispatcher.recipient(),
             rate_limits: RateLimits::new(settings.rate_limit_requests, settings.rate_limit_window),
+            auth_failures: crate::security::auth_failures::AuthFailures::new(
+                settings.auth_failure_limit,
+                std::time::Duration::from_secs(60),
+            ),
             gateway,
             sandbox: sandbox.clone(),
         });

@@ -88,6 +88,12 @@ pub struct Settings {
     /// `RATE_LIMIT_REQUESTS` per `RATE_LIMIT_WINDOW` seconds, per key (120 per 60).
     pub rate_limit_requests: u32,
     pub rate_limit_window: Duration,
+    /// `AUTH_FAILURE_LIMIT`: failed authentications per minute from one client
+    /// address before its requests with a key get a 429 (20; 0: no limit).
+    pub auth_failure_limit: u32,
+    /// `TRUSTED_PROXIES`: addresses or networks of reverse proxies whose
+    /// `X-Forwarded-For` names the client (none: the socket's peer is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `DENY_PATTERNS`: case-insensitive substrings refused in prompts (a guard rail, off by default).
     pub deny_patterns: Vec<String>,
     /// `CLAUDE_ADD_DIRS`: extra directories every CLI may read and write (`--add-dir`).
@@ -334,6 +340,15 @@ impl Settings {
                 1,
                 86_400,
             )?),
+            auth_failure_limit: parse_bounded(&get, "AUTH_FAILURE_LIMIT", 20, 0, 1_000_000)?,
+            trusted_proxies: {
+                let raw = list(get("TRUSTED_PROXIES"));
+                crate::security::client::parse_networks(&raw).map_err(|reason| ConfigError {
+                    name: "TRUSTED_PROXIES".into(),
+                    value: raw.join(","),
+                    reason,
+                })?
+            },
             deny_patterns: list(get("DENY_PATTERNS"))
                 .into_iter()
                 .map(|p| p.to_lowercase())

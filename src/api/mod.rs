@@ -50,6 +50,8 @@ pub struct AppState {
     pub webhooks: actix::Recipient<crate::actors::webhooks::Wake>,
     /// Per-key request budgets.
     pub rate_limits: crate::security::rate_limit::RateLimits,
+    /// Failed authentications per client address.
+    pub auth_failures: crate::security::auth_failures::AuthFailures,
     /// The model gateway: its credential source, tenants' own credentials.
     pub gateway: crate::gateway::ModelGateway,
     /// The agent's confinement (for `/health`, and who owns uploaded files).

@@ -795,3 +795,90 @@ async fn api_keys_moves_reactivates_and_never_shows_a_short_key() {
         .expect("startup stops");
     assert!(format!("{refused:#}").contains("list each key once"));
 }
+
+/// Guessing keys is limited per client address, whatever keys are tried:
+/// past `AUTH_FAILURE_LIMIT` failures every request with a key from there is
+/// a 429 with `Retry-After` (a right key too: no oracle). `X-Forwarded-For`
+/// names the client only behind a proxy in `TRUSTED_PROXIES`.
+#[actix_web::test]
+async fn failed_authentications_are_limited_per_client_address() {
+    let app = TestApp::spawn_with(Options::fake().var("AUTH_FAILURE_LIMIT", "5")).await;
+    for i in 0..5 {
+        let res = app
+            .get("/api/v1/sessions", &format!("cca_guess-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 401, "unauthorized").await;
+    }
+    for (key, forwarded) in [
+        ("cca_guess-5", None),
+        (ALICE, None),
+        // Not from a trusted proxy: the header is not believed.
+        ("cca_guess-6", Some("198.51.100.9")),
+    ] {
+        let mut req = app.get("/api/v1/sessions", key);
+        if let Some(addr) = forwarded {
+            req = req.header("X-Forwarded-For", addr);
+        }
+        let res = req.send().await.unwrap();
+        let retry: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        let problem = assert_problem(res, 429, "rate-limited").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("failed authentications"),
+            "{problem}"
+        );
+    }
+    // The OpenAI surface and MCP share the count.
+    let res = app.get("/v1/models", "cca_guess-7").send().await.unwrap();
+    assert_problem(res, 429, "rate-limited").await;
+    // Requests without a key are not authentication attempts.
+    let res = app
+        .client
+        .get(app.url("/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Behind a trusted proxy, each forwarded client counts on its own.
+    let proxied = TestApp::spawn_with(
+        Options::fake()
+            .var("AUTH_FAILURE_LIMIT", "3")
+            .var("TRUSTED_PROXIES", "127.0.0.0/8,::1"),
+    )
+    .await;
+    let from = |client: &str, key: &str| {
+        proxied
+            .get("/api/v1/sessions", key)
+            .header("X-Forwarded-For", format!("6.6.6.6, {client}"))
+    };
+    for i in 0..3 {
+        let res = from("203.0.113.1", &format!("cca_guess-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let res = from("203.0.113.1", ALICE).send().await.unwrap();
+    assert_problem(res, 429, "rate-limited").await;
+    // Another client behind the same proxy is not held back; nor does a
+    // forged entry left of the proxy's own help the first one.
+    let res = from("203.0.113.2", ALICE).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = proxied
+        .get("/api/v1/sessions", ALICE)
+        .header("X-Forwarded-For", "203.0.113.99, 203.0.113.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+}
