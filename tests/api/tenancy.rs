@@ -882,3 +882,41 @@ async fn failed_authentications_are_limited_per_client_address() {
         .unwrap();
     assert_eq!(res.status(), 429);
 }
+
+/// Creates racing for the last places never pass the cap: the count and
+/// the insert are one step (run with `TEST_DATABASE_URL` for PostgreSQL).
+#[actix_web::test]
+async fn parallel_creates_at_the_session_cap_never_exceed_it() {
+    const CAP: i64 = 4;
+    let app =
+        TestApp::spawn_with(Options::fake().var("MAX_SESSIONS_PER_TENANT", CAP.to_string())).await;
+    app.create_session(ALICE, "first").await;
+    for round in 0..3 {
+        let creates = (0..16).map(|i| {
+            app.post(
+                "/api/v1/sessions",
+                ALICE,
+                json!({ "name": format!("race-{round}-{i}") }),
+            )
+            .send()
+        });
+        let statuses: Vec<u16> = futures_util::future::join_all(creates)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().status().as_u16())
+            .collect();
+        assert!(
+            statuses.iter().all(|s| [201, 409].contains(s)),
+            "{statuses:?}"
+        );
+        let stored = app.query_i64("SELECT COUNT(*) AS n FROM sessions WHERE tenant_id = 'alice'");
+        assert_eq!(stored, CAP, "round {round}: {statuses:?}");
+        let created = statuses.iter().filter(|s| **s == 201).count() as i64;
+        assert_eq!(created, if round == 0 { CAP - 1 } else { 0 });
+        // The refused ones left no workspace behind.
+        let folders = std::fs::read_dir(app.workspaces().join("alice"))
+            .unwrap()
+            .count() as i64;
+        assert_eq!(folders, CAP);
+    }
+}
