@@ -93,6 +93,7 @@ fn describe(action: &str, target: &str) -> String {
         "tenant.update" => format!("updated tenant {target}"),
         "key.create" => format!("created key {target}"),
         "key.revoke" => format!("revoked key {target}"),
+        "webhook.secret.rotate" => format!("rotated the webhook secret of {target}"),
         other => format!("{other} {target}"),
     }
 }

@@ -93,6 +93,8 @@ fn api_v1_routes() -> RouteTable {
         "/sessions/{name}/jobs/{id}/cancel" => { post: jobs::cancel_job },
         "/webhooks/deliveries" => { get: webhooks::list_deliveries },
         "/webhooks/deliveries/{id}/redeliver" => { post: webhooks::redeliver },
+        "/webhooks/secret" => { get: webhooks::get_webhook_secret },
+        "/webhooks/secret/rotate" => { post: webhooks::rotate_webhook_secret },
         "/sessions/{name}/repo" => { post: workspaces::set_working_dir },
         "/sessions/{name}/files" => { post: files::upload_file, get: files::list_files },
         "/sessions/{name}/files/{path:.*}" => {

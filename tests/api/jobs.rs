@@ -450,6 +450,145 @@ async fn webhooks_never_go_through_an_environment_proxy() {
     assert_eq!(receiver.received()[0].json()["type"], "job.done");
 }
 
+/// Whether one of the delivery's signatures verifies under `secret`.
+fn signed_with(secret: &str, received: &Received) -> bool {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let key = engine
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).unwrap();
+    mac.update(
+        format!(
+            "{}.{}.{}",
+            received.webhook_id, received.timestamp, received.body
+        )
+        .as_bytes(),
+    );
+    let expected = format!("v1,{}", engine.encode(mac.finalize().into_bytes()));
+    received.signature.split(' ').any(|s| s == expected)
+}
+
+async fn webhook_secret(app: &TestApp, key: &str) -> String {
+    let res = app
+        .get("/api/v1/webhooks/secret", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    body["data"]["secret"].as_str().unwrap().to_owned()
+}
+
+/// A job's webhook, once it arrived at `receiver` (the `n`-th delivery).
+async fn delivered(
+    app: &TestApp,
+    key: &str,
+    session: &str,
+    receiver: &Receiver,
+    n: usize,
+) -> Received {
+    app.create_session(key, session).await;
+    let (status, job) = app
+        .create_job(
+            key,
+            session,
+            json!({"message": "hi", "webhook_url": receiver.url}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    assert!(
+        eventually(90, || async { receiver.received().len() >= n }).await,
+        "webhook {n} arrived"
+    );
+    receiver.received()[n - 1].clone()
+}
+
+/// Each tenant signs with its own secret: tenants from `API_KEYS` start
+/// with `WEBHOOK_SECRET`, others with a random one; after a rotation a
+/// delivery carries signatures under the new and (for 24 h) the old secret.
+#[actix_web::test]
+async fn each_tenant_signs_with_its_own_secret_and_a_rotation_signs_with_both() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(&[200]);
+    assert_eq!(webhook_secret(&app, ALICE).await, WEBHOOK_SECRET);
+    assert_eq!(webhook_secret(&app, BOB).await, WEBHOOK_SECRET);
+
+    // A tenant made over the admin API has a secret of its own.
+    let res = app
+        .post("/api/v1/admin/tenants", ADMIN, json!({"name": "carol"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = app
+        .post("/api/v1/admin/keys", ADMIN, json!({"tenant": "carol"}))
+        .send()
+        .await
+        .unwrap();
+    let carol = res.json::<Value>().await.unwrap()["data"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let carols = webhook_secret(&app, &carol).await;
+    assert!(carols.starts_with("whsec_") && carols != WEBHOOK_SECRET);
+    assert_eq!(webhook_secret(&app, &carol).await, carols, "stable");
+
+    // Alice rotates; bob is untouched.
+    let res = app
+        .post("/api/v1/webhooks/secret/rotate", ALICE, json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let rotated = res.json::<Value>().await.unwrap()["data"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(rotated.starts_with("whsec_") && rotated != WEBHOOK_SECRET);
+    assert_eq!(webhook_secret(&app, ALICE).await, rotated);
+    assert_eq!(webhook_secret(&app, BOB).await, WEBHOOK_SECRET);
+
+    let alices = delivered(&app, ALICE, "a", &receiver, 1).await;
+    assert!(signed_with(&rotated, &alices), "{}", alices.signature);
+    assert!(signed_with(WEBHOOK_SECRET, &alices), "the old one for 24 h");
+    let bobs = delivered(&app, BOB, "b", &receiver, 2).await;
+    assert!(signed_with(WEBHOOK_SECRET, &bobs) && !signed_with(&rotated, &bobs));
+    // What carol's secret signs, no other tenant's receiver accepts.
+    let carol_got = delivered(&app, &carol, "c", &receiver, 3).await;
+    assert!(signed_with(&carols, &carol_got));
+    assert!(!signed_with(WEBHOOK_SECRET, &carol_got) && !signed_with(&rotated, &carol_got));
+    assert_eq!(carol_got.signature.split(' ').count(), 1);
+
+    // Once the old secret's day is over, only the new one signs.
+    app.exec(
+        "UPDATE tenant_webhook_secrets SET previous_expires_at = '2000-01-01 00:00:00' \
+         WHERE tenant_id = 'alice'",
+    );
+    let deliveries = app
+        .get("/api/v1/webhooks/deliveries", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let id = deliveries["data"][0]["id"].as_str().unwrap().to_owned();
+    let res = app
+        .post(
+            &format!("/api/v1/webhooks/deliveries/{id}/redeliver"),
+            ALICE,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert!(eventually(30, || async { receiver.received().len() >= 4 }).await);
+    let again = receiver.received()[3].clone();
+    assert_eq!(again.webhook_id, alices.webhook_id);
+    assert!(signed_with(&rotated, &again) && !signed_with(WEBHOOK_SECRET, &again));
+}
+
 #[actix_web::test]
 async fn cancelling_a_queued_job_never_runs_it() {
     let app = TestApp::spawn().await;

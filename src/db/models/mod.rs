@@ -15,6 +15,7 @@ pub mod tenant;
 pub mod turn;
 pub mod usage;
 pub mod webhook;
+pub mod webhook_secret;
 pub mod workspace;
 
 pub use tenant::TenantId;
