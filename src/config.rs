@@ -73,6 +73,9 @@ pub struct Settings {
     pub templates_dir: Option<PathBuf>,
     /// `MAX_UPLOAD_MB`: largest file upload, in bytes (25 MiB).
     pub max_upload_bytes: u64,
+    /// `ARCHIVE_STALL_SECONDS`: an archive download whose client takes no data
+    /// for this long is abandoned, freeing the thread that writes it (60).
+    pub archive_stall: Duration,
     /// `CLAUDE_MAX_COST_PER_USER`: budget (micro-USD) of tenants made from `API_KEYS`; unset = none.
     pub max_cost_per_user_micros: Option<i64>,
     /// `CLAUDE_MAX_COST_PER_REQUEST`: cap (micro-USD) of one turn, passed as `--max-budget-usd`.
@@ -304,6 +307,13 @@ impl Settings {
                 3600,
             )?),
             templates_dir: get("TEMPLATES_DIR").map(PathBuf::from),
+            archive_stall: Duration::from_secs(parse_bounded(
+                &get,
+                "ARCHIVE_STALL_SECONDS",
+                60,
+                1,
+                86_400,
+            )?),
             max_upload_bytes: parse_bounded(&get, "MAX_UPLOAD_MB", 25u64, 1, 1024 * 1024)?
                 * 1024
                 * 1024,

@@ -970,3 +970,56 @@ async fn odd_names_and_special_bits_the_agent_makes_are_served_safely() {
         .iter()
         .any(|(p, c)| p == "dir\u{1}x/f" && c == b"inner"));
 }
+
+/// A client that stops reading an archive (its connection still open) does
+/// not hold the thread writing it: after `ARCHIVE_STALL_SECONDS` the
+/// download is abandoned and ends with an error, never as a complete file.
+#[actix_web::test]
+async fn an_archive_whose_client_stops_reading_is_abandoned() {
+    let app = TestApp::spawn_with(Options::fake().var("ARCHIVE_STALL_SECONDS", "2")).await;
+    app.create_session(ALICE, "big").await;
+    let ws = app.workspace("alice", "big");
+    // Incompressible, so the archive is as large as the files.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for i in 0..6 {
+        let data: Vec<u8> = (0..8 * 1024 * 1024)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        std::fs::write(ws.join(format!("blob-{i}.bin")), data).unwrap();
+    }
+    let mut res = app
+        .get("/api/v1/sessions/big/archive", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut received = res.chunk().await.unwrap().expect("a first chunk").len();
+    // Reads nothing for longer than the stall limit, then tries again.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let ended = loop {
+        match res.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(
+        ended.is_err(),
+        "the stalled download ran to its end ({received} bytes)"
+    );
+    assert!(received < 48 * 1024 * 1024, "{received}");
+
+    // A client that keeps reading gets the whole archive.
+    let res = app
+        .get("/api/v1/sessions/big/archive", ALICE)
+        .send()
+        .await
+        .unwrap();
+    let entries = untar(&res.bytes().await.unwrap());
+    assert_eq!(entries.len(), 7);
+}
