@@ -4,13 +4,13 @@
 
 use std::net::IpAddr;
 
-use actix_web::dev::ServiceRequest;
+use actix_web::HttpRequest;
 use ipnet::IpNet;
 
 /// The client's address: the socket's peer, or, when that peer is a trusted
 /// proxy, the rightmost `X-Forwarded-For` entry that is not one (the first
 /// hop no trusted proxy vouches for). `None` only without a socket address.
-pub fn client_ip(req: &ServiceRequest, trusted: &[IpNet]) -> Option<IpAddr> {
+pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = canonical(req.peer_addr()?.ip());
     if !is_trusted(peer, trusted) {
         return Some(peer);
@@ -79,7 +79,7 @@ mod tests {
     fn ip(req: TestRequest, trusted: &[&str]) -> IpAddr {
         let trusted =
             parse_networks(&trusted.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-        client_ip(&req.to_srv_request(), &trusted).unwrap()
+        client_ip(&req.to_http_request(), &trusted).unwrap()
     }
 
     #[test]

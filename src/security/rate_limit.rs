@@ -186,7 +186,7 @@ pub async fn middleware(
     };
     // An address that failed too often is refused before its key costs a
     // hash and a lookup.
-    let client = client_ip(&req, &state.settings.trusted_proxies);
+    let client = client_ip(req.request(), &state.settings.trusted_proxies);
     if let Some(retry_after_secs) = client.and_then(|ip| state.auth_failures.blocked(ip)) {
         let detail = format!(
             "too many failed authentications from this address; retry in {retry_after_secs} s"
@@ -197,8 +197,14 @@ pub async fn middleware(
     let resolved = resolve(&state, &key).await?;
     let known = resolved.is_some();
     let quota = resolved.as_ref().and_then(|r| r.rate_limit);
-    if let Some(resolved) = resolved {
-        req.extensions_mut().insert(resolved);
+    match resolved {
+        Some(resolved) => {
+            req.extensions_mut().insert(resolved);
+        }
+        // The extractor then refuses it without a second hash and lookup.
+        None => {
+            req.extensions_mut().insert(super::auth::UnknownKey);
+        }
     }
     let counted = |res: ServiceResponse<BoxBody>| {
         if !known && res.status() == actix_web::http::StatusCode::UNAUTHORIZED {

@@ -803,6 +803,7 @@ async fn api_keys_moves_reactivates_and_never_shows_a_short_key() {
 #[actix_web::test]
 async fn failed_authentications_are_limited_per_client_address() {
     let app = TestApp::spawn_with(Options::fake().var("AUTH_FAILURE_LIMIT", "5")).await;
+    let direct = TestApp::spawn_with(Options::fake()).await;
     for i in 0..5 {
         let res = app
             .get("/api/v1/sessions", &format!("cca_guess-{i}"))
@@ -881,6 +882,28 @@ async fn failed_authentications_are_limited_per_client_address() {
         .await
         .unwrap();
     assert_eq!(res.status(), 429);
+
+    // The audit log names the same client: the forwarded one behind a
+    // trusted proxy, the socket's peer otherwise.
+    for (server, expected) in [(&proxied, "203.0.113.2"), (&direct, "127.0.0.1")] {
+        let res = server
+            .post("/api/v1/sessions", BOB, json!({"name": "audited"}))
+            .header("X-Forwarded-For", "203.0.113.2")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let audit: Value = server
+            .get("/api/v1/audit", BOB)
+            .header("X-Forwarded-For", "203.0.113.2")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(audit["data"][0]["client_addr"], expected, "{audit}");
+    }
 }
 
 /// Creates racing for the last places never pass the cap: the count and
