@@ -9,7 +9,6 @@ pub mod idempotency;
 pub mod job;
 pub mod message;
 pub mod model_call;
-pub mod secret;
 pub mod session;
 pub mod tenant;
 pub mod turn;
