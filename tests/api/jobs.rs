@@ -940,3 +940,35 @@ async fn job_routes_are_tenant_scoped() {
     assert_eq!(list["pagination"]["total"], 0);
     assert!(app.deliveries(BOB, &id).await.is_empty());
 }
+
+/// `claude-code-api webhook-secret <tenant>` prints what that tenant's
+/// keys read from `GET /webhooks/secret`.
+#[actix_web::test]
+async fn the_webhook_secret_command_prints_a_tenants_own_secret() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    let res = app
+        .post("/api/v1/webhooks/secret/rotate", BOB, json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let command = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
+            .arg("webhook-secret")
+            .args(args)
+            .env_clear()
+            .envs(&app.options_vars)
+            .output()
+            .unwrap()
+    };
+    for (tenant, key) in [("alice", ALICE), ("bob", BOB)] {
+        let out = command(&[tenant]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            webhook_secret(&app, key).await
+        );
+    }
+    assert!(!command(&[]).status.success(), "a tenant must be named");
+    assert!(!command(&["nobody"]).status.success());
+}
