@@ -15,9 +15,9 @@ use crate::actors::webhooks::WebhookDispatcher;
 use crate::actors::Runtime;
 use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::db::models::TenantId;
 use crate::gateway::ModelGateway;
 use crate::security::rate_limit::RateLimits;
-use crate::webhooks::signing::WebhookSecret;
 use crate::{cli, db, jobs, security};
 
 pub struct Application {
@@ -37,9 +37,6 @@ pub struct Application {
     /// Its cgroup folders go once the last CLI process is stopped.
     sandbox: Arc<crate::sandbox::Sandbox>,
 }
-
-/// Name of the generated webhook secret in `server_secrets`.
-pub const WEBHOOK_SECRET_NAME: &str = "webhook_secret";
 
 impl Application {
     /// Must run inside an actix System (`#[actix_web::main]` / `#[actix_web::test]`).
@@ -83,10 +80,10 @@ impl Application {
         let keys = settings.api_keys.clone();
         let default_budget = settings.max_cost_per_user_micros;
         let generated_key = db::run(&pool, move |c| {
-            security::keys::sync_keys(c, &keys, default_budget)
+            Ok(security::keys::sync_keys(c, &keys, default_budget))
         })
         .await
-        .context("cannot store API keys")?;
+        .context("cannot store API keys")??;
 
         // Turn records kept while the database was away are stored before
         // anything else runs (before dead instances' turns are charged, so
@@ -112,25 +109,24 @@ impl Application {
                 tracing::error!(cli = %cli_path.display(), "the Claude Code CLI cannot be run; chats will fail (set CLAUDE_CLI_PATH or run scripts/install-cli.sh)")
             }
         }
-        let secret = match &settings.webhook_secret {
-            Some(text) => {
-                WebhookSecret::parse(text).map_err(|e| anyhow::anyhow!("WEBHOOK_SECRET: {e}"))?
-            }
-            None => {
-                let stored = db::run(&pool, |c| {
-                    db::models::secret::get_or_create(
-                        c,
-                        WEBHOOK_SECRET_NAME,
-                        WebhookSecret::generate,
-                    )
-                })
-                .await
-                .context("cannot store the webhook secret")?;
-                WebhookSecret::parse(&stored)
-                    .map_err(|e| anyhow::anyhow!("stored webhook secret: {e}"))?
-            }
-        };
-        let dispatcher = WebhookDispatcher::new(settings.clone(), pool.clone(), secret).start();
+        // Tenants from API_KEYS start with WEBHOOK_SECRET, so receivers set
+        // up before secrets were per tenant keep verifying until a rotation.
+        if let Some(first) = settings.webhook_secret.clone() {
+            let tenants: Vec<String> = settings
+                .api_keys
+                .iter()
+                .map(|entry| security::keys::parse_entry(entry).0)
+                .collect();
+            db::run(&pool, move |c| {
+                for tenant in tenants {
+                    db::models::webhook_secret::current(c, &TenantId(tenant), || first.clone())?;
+                }
+                Ok(())
+            })
+            .await
+            .context("cannot store the webhook secrets")?;
+        }
+        let dispatcher = WebhookDispatcher::new(settings.clone(), pool.clone()).start();
         let (gateway, gateway_handle) = start_gateway(&settings, &pool).await?;
         let instance = start_instance(&settings, &pool, &gateway).await?;
         let sandbox = Arc::new(
@@ -178,6 +174,10 @@ impl Application {
             workspace_root,
             webhooks: dispatcher.recipient(),
             rate_limits: RateLimits::new(settings.rate_limit_requests, settings.rate_limit_window),
+            auth_failures: crate::security::auth_failures::AuthFailures::new(
+                settings.auth_failure_limit,
+                std::time::Duration::from_secs(60),
+            ),
             gateway,
             sandbox: sandbox.clone(),
             instance,

@@ -76,6 +76,9 @@ pub struct Settings {
     pub templates_dir: Option<PathBuf>,
     /// `MAX_UPLOAD_MB`: largest file upload, in bytes (25 MiB).
     pub max_upload_bytes: u64,
+    /// `ARCHIVE_STALL_SECONDS`: an archive download whose client takes no data
+    /// for this long is abandoned, freeing the thread that writes it (60).
+    pub archive_stall: Duration,
     /// `CLAUDE_MAX_COST_PER_USER`: budget (micro-USD) of tenants made from `API_KEYS`; unset = none.
     pub max_cost_per_user_micros: Option<i64>,
     /// `CLAUDE_MAX_COST_PER_REQUEST`: cap (micro-USD) of one turn, passed as `--max-budget-usd`.
@@ -91,6 +94,12 @@ pub struct Settings {
     /// `RATE_LIMIT_REQUESTS` per `RATE_LIMIT_WINDOW` seconds, per key (120 per 60).
     pub rate_limit_requests: u32,
     pub rate_limit_window: Duration,
+    /// `AUTH_FAILURE_LIMIT`: failed authentications per minute from one client
+    /// address before its requests with a key get a 429 (20; 0: no limit).
+    pub auth_failure_limit: u32,
+    /// `TRUSTED_PROXIES`: addresses or networks of reverse proxies whose
+    /// `X-Forwarded-For` names the client (none: the socket's peer is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `DENY_PATTERNS`: case-insensitive substrings refused in prompts (a guard rail, off by default).
     pub deny_patterns: Vec<String>,
     /// `CLAUDE_ADD_DIRS`: extra directories every CLI may read and write (`--add-dir`).
@@ -310,6 +319,13 @@ impl Settings {
                 3600,
             )?),
             templates_dir: get("TEMPLATES_DIR").map(PathBuf::from),
+            archive_stall: Duration::from_secs(parse_bounded(
+                &get,
+                "ARCHIVE_STALL_SECONDS",
+                60,
+                1,
+                86_400,
+            )?),
             max_upload_bytes: parse_bounded(&get, "MAX_UPLOAD_MB", 25u64, 1, 1024 * 1024)?
                 * 1024
                 * 1024,
@@ -346,6 +362,15 @@ impl Settings {
                 1,
                 86_400,
             )?),
+            auth_failure_limit: parse_bounded(&get, "AUTH_FAILURE_LIMIT", 20, 0, 1_000_000)?,
+            trusted_proxies: {
+                let raw = list(get("TRUSTED_PROXIES"));
+                crate::security::client::parse_networks(&raw).map_err(|reason| ConfigError {
+                    name: "TRUSTED_PROXIES".into(),
+                    value: raw.join(","),
+                    reason,
+                })?
+            },
             deny_patterns: list(get("DENY_PATTERNS"))
                 .into_iter()
                 .map(|p| p.to_lowercase())

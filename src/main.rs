@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use claude_code_api::app::Application;
 use claude_code_api::config::Settings;
 
-const USAGE: &str = "usage: claude-code-api [serve | migrate | webhook-secret | openapi | login [--token] | keys … | tenants … | --help]";
+const USAGE: &str = "usage: claude-code-api [serve | migrate | webhook-secret <tenant> | openapi | login [--token] | keys … | tenants … | --help]";
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
@@ -24,19 +24,29 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "webhook-secret" => {
-            // The secret receivers verify signatures with: WEBHOOK_SECRET, or
-            // the one generated at first start and kept in the database.
-            if let Some(secret) = &settings.webhook_secret {
-                println!("{secret}");
-                return Ok(());
-            }
+            // The secret a tenant's receivers verify signatures with (the
+            // same as `GET /api/v1/webhooks/secret` with one of its keys).
+            let Some(tenant) = std::env::args().nth(2) else {
+                anyhow::bail!("usage: claude-code-api webhook-secret <tenant> (each tenant has its own secret)");
+            };
             let pool = claude_code_api::db::connect(&settings.effective_database_url())
                 .context("cannot open the database")?;
             let mut conn = pool.get().context("cannot open the database")?;
-            let secret = claude_code_api::db::models::secret::get_or_create(
+            if claude_code_api::db::models::tenant::find_tenant(&mut conn, &tenant)?.is_none() {
+                anyhow::bail!("no tenant {tenant:?}");
+            }
+            let from_list = settings
+                .api_keys
+                .iter()
+                .any(|entry| claude_code_api::security::keys::parse_entry(entry).0 == tenant);
+            let first = settings.webhook_secret.clone().filter(|_| from_list);
+            let secret = claude_code_api::db::models::webhook_secret::current(
                 &mut conn,
-                claude_code_api::app::WEBHOOK_SECRET_NAME,
-                claude_code_api::webhooks::signing::WebhookSecret::generate,
+                &claude_code_api::db::models::TenantId(tenant),
+                || {
+                    first
+                        .unwrap_or_else(claude_code_api::webhooks::signing::WebhookSecret::generate)
+                },
             )?;
             println!("{secret}");
             Ok(())

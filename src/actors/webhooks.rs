@@ -13,6 +13,7 @@ use rand::Rng;
 
 use crate::config::Settings;
 use crate::db::models::webhook::{self, AttemptOutcome, Delivery};
+use crate::db::models::{webhook_secret, TenantId};
 use crate::db::{self, DbPool};
 use crate::webhooks::signing::WebhookSecret;
 use crate::webhooks::ssrf;
@@ -30,18 +31,16 @@ pub struct Wake;
 pub struct WebhookDispatcher {
     settings: Arc<Settings>,
     pool: DbPool,
-    secret: WebhookSecret,
     in_flight: HashSet<String>,
     polling: bool,
     last_purge: Instant,
 }
 
 impl WebhookDispatcher {
-    pub fn new(settings: Arc<Settings>, pool: DbPool, secret: WebhookSecret) -> Self {
+    pub fn new(settings: Arc<Settings>, pool: DbPool) -> Self {
         WebhookDispatcher {
             settings,
             pool,
-            secret,
             in_flight: HashSet::new(),
             polling: false,
             last_purge: Instant::now(),
@@ -93,7 +92,6 @@ impl WebhookDispatcher {
         let attempt = Attempt {
             settings: self.settings.clone(),
             pool: self.pool.clone(),
-            secret: self.secret.clone(),
         };
         ctx.spawn(
             async move { attempt.run(delivery).await }
@@ -129,7 +127,6 @@ impl Handler<Wake> for WebhookDispatcher {
 struct Attempt {
     settings: Arc<Settings>,
     pool: DbPool,
-    secret: WebhookSecret,
 }
 
 impl Attempt {
@@ -175,7 +172,10 @@ impl Attempt {
             Ok(checked) => checked,
             Err(refused) => return (None, Some(refused.to_string())),
         };
+        // Never through an environment proxy: it would resolve the host
+        // again and reach whatever that answer says, undoing the check.
         let client = reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.settings.webhook_timeout)
             .resolve_to_addrs(&checked.host, &checked.addrs)
@@ -185,10 +185,11 @@ impl Attempt {
             Ok(client) => client,
             Err(e) => return (None, Some(format!("cannot build the HTTP client: {e}"))),
         };
-        let timestamp = chrono::Utc::now().timestamp();
-        let signature = self
-            .secret
-            .sign(&delivery.event_id, timestamp, &delivery.payload);
+        let signature = match self.signature(delivery).await {
+            Ok(signature) => signature,
+            Err(e) => return (None, Some(e)),
+        };
+        let (timestamp, signature) = signature;
         let response = client
             .post(checked.url)
             .header("content-type", "application/json")
@@ -214,6 +215,35 @@ impl Attempt {
             ),
             Err(e) => (None, Some(format!("request failed: {e}"))),
         }
+    }
+
+    /// `(timestamp, webhook-signature)`: signed with the tenant's secret,
+    /// and after a rotation with the previous one too while it is honoured
+    /// (space-separated, as Standard Webhooks verifiers expect).
+    async fn signature(&self, delivery: &Delivery) -> Result<(i64, String), String> {
+        let tenant = TenantId(delivery.tenant_id.clone());
+        let secrets = db::run(&self.pool, move |c| {
+            webhook_secret::signing(c, &tenant, db::now(), WebhookSecret::generate)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read a tenant's webhook secret");
+            "the signing secret could not be read".to_owned()
+        })?;
+        let timestamp = chrono::Utc::now().timestamp();
+        let mut signatures = Vec::new();
+        for text in secrets {
+            match WebhookSecret::parse(&text) {
+                Ok(secret) => {
+                    signatures.push(secret.sign(&delivery.event_id, timestamp, &delivery.payload))
+                }
+                Err(e) => tracing::error!(error = %e, "a stored webhook secret does not parse"),
+            }
+        }
+        if signatures.is_empty() {
+            return Err("no usable signing secret".into());
+        }
+        Ok((timestamp, signatures.join(" ")))
     }
 
     fn outcome(

@@ -50,7 +50,8 @@ fn write(
         key_label: caller.key_label.clone(),
         action: action.to_owned(),
         target: target.to_owned(),
-        client_addr: req.connection_info().peer_addr().map(str::to_owned),
+        client_addr: crate::security::client::client_ip(req, &state.settings.trusted_proxies)
+            .map(|ip| ip.to_string()),
         request_id: req
             .extensions()
             .get::<RequestId>()
@@ -93,6 +94,7 @@ fn describe(action: &str, target: &str) -> String {
         "tenant.update" => format!("updated tenant {target}"),
         "key.create" => format!("created key {target}"),
         "key.revoke" => format!("revoked key {target}"),
+        "webhook.secret.rotate" => format!("rotated the webhook secret of {target}"),
         other => format!("{other} {target}"),
     }
 }

@@ -21,14 +21,14 @@ use crate::actors::session::messages::{
 use crate::actors::session::turn::TurnEvent;
 use crate::actors::supervisor::messages::OpenSession;
 use crate::db::models::approval;
-use crate::db::models::event::{self, Event};
+use crate::db::models::event;
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 
 /// Comment pings keep proxies from closing a quiet stream and find dead clients.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Stored events read per query while replaying.
-const REPLAY_PAGE: i64 = 1000;
+const REPLAY_PAGE: i64 = 500;
 /// How long an interrupt waits for the turn to be stored.
 const INTERRUPT_WAIT: Duration = Duration::from_secs(30);
 
@@ -52,7 +52,8 @@ pub struct EventsQuery {
         `permission_request`, `permission_resolved`, `done`, `error`, `turn_interrupted`, \
         `job_status`. Each `id` is the session's event number. With `Last-Event-ID` (or \
         `?after=`) the stored events after it are replayed first, then the stream goes live; \
-        if they were purged the first event is `reset` (`{reason, history_url}`).",
+        if they were purged, or the id is past the session's last event, the first event is \
+        `reset` (`{reason, history_url, last_event_id}`, the session's last event id).",
     params(
         ("name" = String, Path, description = "The session's name"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Replay the stored events after this id"),
@@ -94,68 +95,140 @@ pub async fn session_events(
         last_seq,
     } = actor.send(Subscribe).await?;
     // Without a position the client starts live.
-    let after = after.unwrap_or(last_seq).max(0);
-    let mut replay: Vec<TurnEvent> = Vec::new();
-    let mut reset = false;
+    let requested = after.unwrap_or(last_seq).max(0);
+    // A position past the last event (a session deleted and made again under
+    // the same name, a typo) is not this session's numbering: the client is
+    // told the head and goes live from there, instead of waiting for an id
+    // that may never come.
+    let ahead = requested > last_seq;
+    let after = requested.min(last_seq);
+    let mut reset = ahead;
+    let mut first_page = Vec::new();
     if after < last_seq {
-        let session_id = session.id.clone();
-        let tenant = caller.tenant.clone();
-        let (stored, oldest) = crate::db::run(&state.pool, move |c| {
-            let mut rows: Vec<Event> = Vec::new();
-            let mut from = after;
-            loop {
-                let page = event::list_after(c, &tenant, &session_id, from, REPLAY_PAGE)?;
-                let full = page.len() as i64 == REPLAY_PAGE;
-                if let Some(last) = page.last() {
-                    from = last.seq;
-                }
-                rows.extend(page);
-                if !full {
-                    break;
-                }
-            }
+        // The first page now: it decides whether a reset comes first.
+        let (session_id, tenant) = (session.id.clone(), caller.tenant.clone());
+        let (rows, oldest) = crate::db::run(&state.pool, move |c| {
+            let rows = event::list_after(c, &tenant, &session_id, after, last_seq, REPLAY_PAGE)?;
             Ok((rows, event::min_seq(c, &session_id)?))
         })
         .await?;
-        replay.extend(
-            stored
-                .iter()
-                .map(crate::actors::session::hub::to_stream_event),
-        );
-        let mut seen = replay.last().map_or(after, |e| e.seq);
-        for event in pending {
-            if event.seq > seen {
-                seen = event.seq;
-                replay.push(event);
-            }
-        }
         // Events between the client's position and the oldest one kept
         // were purged (retention): it must reload the history.
-        let first = replay.first().map(|e| e.seq).or(oldest);
-        reset = first.map_or(after < last_seq, |first| first > after + 1);
+        let first = rows
+            .first()
+            .map(|e| e.seq)
+            .or(pending.first().map(|e| e.seq))
+            .or(oldest);
+        reset = first.is_none_or(|first| first > after + 1);
+        first_page = rows;
     }
-    let replayed_to = replay
-        .last()
-        .map_or(after.max(last_seq), |e| e.seq)
-        .max(last_seq);
     let head = reset.then(|| {
-        sse::Event::Data(
-            sse::Data::new_json(json!({
-                "reason": "events after the requested id are no longer stored; reload the history",
-                "history_url": format!("/api/v1/sessions/{}/history", session.name),
-            }))
-            .unwrap_or_else(|_| sse::Data::new("{}"))
-            .event("reset"),
-        )
+        let reason = if ahead {
+            "the requested id is past the session's last event; reload the history"
+        } else {
+            "events after the requested id are no longer stored; reload the history"
+        };
+        let data = sse::Data::new_json(json!({
+            "reason": reason,
+            "history_url": format!("/api/v1/sessions/{}/history", session.name),
+            "last_event_id": last_seq,
+        }))
+        .unwrap_or_else(|_| sse::Data::new("{}"))
+        .event("reset");
+        // Ahead, nothing is replayed: the head is where a reconnect resumes.
+        Ok(sse::Event::Data(if ahead {
+            data.id(last_seq.to_string())
+        } else {
+            data
+        }))
     });
+    let replay = Replay {
+        pool: state.pool.clone(),
+        tenant: caller.tenant.clone(),
+        session_id: session.id.clone(),
+        sent: after,
+        upto: last_seq,
+        more: first_page.len() as i64 == REPLAY_PAGE,
+        page: first_page
+            .iter()
+            .map(crate::actors::session::hub::to_stream_event)
+            .collect(),
+        pending: Some(pending),
+    };
+    // Every event up to `last_seq` is stored or pending; later ones come live.
+    let live = ReceiverStream::new(live)
+        .filter(move |e| std::future::ready(e.seq > last_seq))
+        .map(|e| Ok(to_sse(e)));
     let events = stream::iter(head)
-        .chain(stream::iter(replay).map(to_sse))
-        .chain(
-            ReceiverStream::new(live)
-                .filter(move |e| std::future::ready(e.seq > replayed_to))
-                .map(to_sse),
-        );
+        .chain(replay.stream().map(|e| e.map(to_sse)))
+        .chain(live)
+        // A replay that cannot go on ends the stream rather than leave a
+        // gap: the client resumes with `Last-Event-ID`.
+        .take_while(|e| std::future::ready(e.is_ok()))
+        .filter_map(|e| std::future::ready(e.ok()));
     Ok(sse::Sse::from_infallible_stream(events).with_keep_alive(KEEP_ALIVE))
+}
+
+/// The stored events a client missed, read a page at a time as it takes
+/// them (a slow client never makes the server hold them all), then the
+/// ones not yet stored when it subscribed.
+struct Replay {
+    pool: crate::db::DbPool,
+    tenant: crate::db::models::TenantId,
+    session_id: String,
+    /// The last seq handed out.
+    sent: i64,
+    /// The last seq to replay (later ones come live).
+    upto: i64,
+    /// Whether storage may hold more after `page`.
+    more: bool,
+    page: std::collections::VecDeque<TurnEvent>,
+    pending: Option<Vec<TurnEvent>>,
+}
+
+impl Replay {
+    fn stream(self) -> impl futures_util::Stream<Item = Result<TurnEvent, ()>> {
+        stream::unfold(Some(self), |replay| async move {
+            let mut replay = replay?;
+            match replay.next().await {
+                Ok(Some(event)) => Some((Ok(event), Some(replay))),
+                Ok(None) => None,
+                Err(()) => Some((Err(()), None)),
+            }
+        })
+    }
+
+    async fn next(&mut self) -> Result<Option<TurnEvent>, ()> {
+        loop {
+            if let Some(event) = self.page.pop_front() {
+                // Pending events may have been stored meanwhile: once each.
+                if event.seq > self.sent {
+                    self.sent = event.seq;
+                    return Ok(Some(event));
+                }
+                continue;
+            }
+            if self.more {
+                let (tenant, session_id) = (self.tenant.clone(), self.session_id.clone());
+                let (after, upto) = (self.sent, self.upto);
+                let rows = crate::db::run(&self.pool, move |c| {
+                    event::list_after(c, &tenant, &session_id, after, upto, REPLAY_PAGE)
+                })
+                .await
+                .map_err(|e| tracing::error!(error = %e, "cannot read stored events to replay"))?;
+                self.more = rows.len() as i64 == REPLAY_PAGE;
+                self.page = rows
+                    .iter()
+                    .map(crate::actors::session::hub::to_stream_event)
+                    .collect();
+                continue;
+            }
+            match self.pending.take() {
+                Some(pending) => self.page = pending.into(),
+                None => return Ok(None),
+            }
+        }
+    }
 }
 
 fn to_sse(event: TurnEvent) -> sse::Event {

@@ -37,16 +37,19 @@ const MAX_FIELD_BYTES: usize = 4096;
 /// Multipart framing allowed on top of the file when checking Content-Length.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 
-/// `attachment; filename="…"`, with an RFC 5987 `filename*` for names that
-/// are not plain ASCII (and an ASCII fallback).
+/// `attachment; filename="…"` (RFC 6266). A name with anything but
+/// printable ASCII (non-ASCII letters, or control characters, which the
+/// agent may put in a name and no header may carry) goes in `filename*`,
+/// percent-encoded, beside a `filename` fallback with `_` in their place.
 fn attachment(name: &str) -> ContentDisposition {
+    let printable = |c: char| c.is_ascii() && !c.is_ascii_control();
     let mut parameters = Vec::new();
-    if name.is_ascii() {
+    if name.chars().all(printable) {
         parameters.push(DispositionParam::Filename(name.to_owned()));
     } else {
         let fallback: String = name
             .chars()
-            .map(|c| if c.is_ascii() { c } else { '_' })
+            .map(|c| if printable(c) { c } else { '_' })
             .collect();
         parameters.push(DispositionParam::Filename(fallback));
         parameters.push(DispositionParam::FilenameExt(ExtendedValue {
@@ -523,30 +526,40 @@ pub async fn download_archive(
     let (tx, rx) = mpsc::channel(8);
     let span = tracing::Span::current();
     let archive_prefix = prefix.clone();
+    let failed = archive::Failed::default();
+    let writer = archive::ChannelWriter::new(tx.clone(), state.settings.archive_stall);
+    let failure = failed.clone();
     tokio::task::spawn_blocking(move || {
+        // Held until the outcome is set: the body ends only after that.
+        let _open = tx;
         let _entered = span.enter();
-        let failed = archive::ChannelWriter::new(tx.clone());
-        match archive::write_tar_gz(
-            &root,
-            &rel,
-            &archive_prefix,
-            archive::ChannelWriter::new(tx),
-        ) {
+        match archive::write_tar_gz(&root, &rel, &archive_prefix, writer) {
             Ok(mut writer) => {
                 use std::io::Write;
-                let _ = writer.flush();
+                if writer.flush().is_err() {
+                    failure.set();
+                }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
             Err(e) => {
-                // The body ends with an error: the client sees a truncated
-                // download, never a silently incomplete archive.
-                tracing::warn!(error = %e, "archive failed midway");
-                failed.fail(e);
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    tracing::warn!(error = %e, "archive failed midway");
+                }
+                failure.set();
             }
         }
     });
+    // The body ends with an error when the archive failed: the client sees
+    // a truncated download, never a silently incomplete archive.
+    let body = ReceiverStream::new(rx).chain(futures_util::stream::iter(
+        std::iter::from_fn(move || {
+            failed
+                .is_set()
+                .then(|| Err(std::io::Error::other("the archive could not be completed")))
+        })
+        .take(1),
+    ));
     Ok(HttpResponse::Ok()
         .content_type("application/gzip")
         .insert_header(attachment(&format!("{prefix}.tar.gz")))
-        .streaming(ReceiverStream::new(rx)))
+        .streaming(body))
 }

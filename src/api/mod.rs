@@ -50,6 +50,8 @@ pub struct AppState {
     pub webhooks: actix::Recipient<crate::actors::webhooks::Wake>,
     /// Per-key request budgets.
     pub rate_limits: crate::security::rate_limit::RateLimits,
+    /// Failed authentications per client address.
+    pub auth_failures: crate::security::auth_failures::AuthFailures,
     /// The model gateway: its credential source, tenants' own credentials.
     pub gateway: crate::gateway::ModelGateway,
     /// The agent's confinement (for `/health`, and who owns uploaded files).
@@ -93,6 +95,8 @@ fn api_v1_routes() -> RouteTable {
         "/sessions/{name}/jobs/{id}/cancel" => { post: jobs::cancel_job },
         "/webhooks/deliveries" => { get: webhooks::list_deliveries },
         "/webhooks/deliveries/{id}/redeliver" => { post: webhooks::redeliver },
+        "/webhooks/secret" => { get: webhooks::get_webhook_secret },
+        "/webhooks/secret/rotate" => { post: webhooks::rotate_webhook_secret },
         "/sessions/{name}/repo" => { post: workspaces::set_working_dir },
         "/sessions/{name}/files" => { post: files::upload_file, get: files::list_files },
         "/sessions/{name}/files/{path:.*}" => {

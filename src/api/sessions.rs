@@ -310,6 +310,7 @@ pub async fn insert_session(
     let tenant = caller.tenant.clone();
     let lookup = name.clone();
     let default_cap = state.settings.max_sessions_per_tenant;
+    // A first look, so a refused create makes no workspace.
     let (exists, count, cap) = crate::db::run(&state.pool, move |c| {
         let exists = session::find_by_name(c, &tenant, &lookup)?.is_some();
         let count = session::count(c, &tenant)?;
@@ -342,23 +343,31 @@ pub async fn insert_session(
     let insert = row.clone();
     // The workspace it created is the only one deleting the session removes.
     let created = owns_workspace.then(|| row.workspace.clone());
-    if let Err(e) = crate::db::run(&state.pool, move |c| {
-        crate::db::write_transaction(c, |c| {
-            session::insert(c, &insert)?;
-            crate::db::models::workspace::set_created(c, &insert.id, created.as_deref())
-        })
+    // Checked again with the insert, in one step: a create running in
+    // parallel may have taken the name or the last place meanwhile.
+    let stored = crate::db::run(&state.pool, move |c| {
+        session::insert_within_cap(c, &insert, created.as_deref(), default_cap)
     })
-    .await
-    {
+    .await;
+    let refusal = match stored {
+        Ok(Ok(())) => None,
+        Ok(Err(session::NotInserted::NameTaken)) => Some(ApiError::Conflict(format!(
+            "a session named {name:?} already exists"
+        ))),
+        Ok(Err(session::NotInserted::AtCap { count })) => Some(ApiError::Conflict(format!(
+            "this tenant has {count} sessions, its limit; delete one first"
+        ))),
+        // Lost a race with a concurrent create of the same name.
+        Err(e) if e.is_unique_violation() => Some(ApiError::Conflict(format!(
+            "a session named {name:?} already exists"
+        ))),
+        Err(e) => Some(e.into()),
+    };
+    if let Some(refusal) = refusal {
         if owns_workspace {
             let _ = crate::workspace::remove(&dir);
         }
-        return Err(if e.is_unique_violation() {
-            // Lost a race with a concurrent create of the same name.
-            ApiError::Conflict(format!("a session named {name:?} already exists"))
-        } else {
-            e.into()
-        });
+        return Err(refusal);
     }
     Ok(row)
 }

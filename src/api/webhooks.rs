@@ -1,4 +1,5 @@
-//! Webhook deliveries: each event with its attempts, and redelivery.
+//! Webhook deliveries (each event with its attempts, redelivery) and the
+//! tenant's signing secret (read, rotate).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,8 +10,10 @@ use utoipa::ToSchema;
 use super::envelope::{self, timestamp, Envelope, Page, PageQuery, Paged};
 use super::AppState;
 use crate::db::models::webhook::{self, Attempt, Delivery};
+use crate::db::models::webhook_secret;
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
+use crate::webhooks::signing::WebhookSecret;
 
 /// One try at sending an event.
 #[derive(Debug, Serialize, ToSchema)]
@@ -148,4 +151,79 @@ pub async fn redeliver(
         StatusCode::ACCEPTED,
         DeliveryData::new(delivery, Vec::new()),
     ))
+}
+
+/// How long the secret a rotation replaces still signs deliveries.
+const PREVIOUS_SECRET_HOURS: i64 = 24;
+
+/// The tenant's webhook signing secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookSecretData {
+    /// `whsec_<base64>`: the key of the HMAC in `webhook-signature`
+    /// (Standard Webhooks).
+    secret: String,
+}
+
+/// The secret this tenant's webhooks are signed with.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/secret",
+    tag = "webhooks",
+    description = "The secret that signs this tenant's webhooks (its own; no other tenant's \
+        receivers accept what it signs).",
+    responses(
+        (status = 200, description = "The tenant's current secret", body = Envelope<WebhookSecretData>),
+    ),
+)]
+pub async fn get_webhook_secret(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = caller.tenant.clone();
+    let secret = crate::db::run(&state.pool, move |c| {
+        webhook_secret::current(c, &tenant, WebhookSecret::generate)
+    })
+    .await?;
+    Ok(envelope::ok(&req, WebhookSecretData { secret }))
+}
+
+/// Replaces the tenant's secret; for 24 h deliveries carry signatures under
+/// both, so receivers can switch over.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/secret/rotate",
+    tag = "webhooks",
+    description = "Makes a new secret for this tenant's webhooks and answers it. For 24 hours \
+        every delivery is signed with the new and the old secret (two signatures in \
+        `webhook-signature`), so receivers can move to the new one without losing events.",
+    responses(
+        (status = 200, description = "The new secret", body = Envelope<WebhookSecretData>),
+    ),
+)]
+pub async fn rotate_webhook_secret(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = caller.tenant.clone();
+    let keep_until = crate::db::now() + chrono::Duration::hours(PREVIOUS_SECRET_HOURS);
+    let secret = crate::db::run(&state.pool, move |c| {
+        webhook_secret::rotate(
+            c,
+            &tenant,
+            WebhookSecret::generate(),
+            keep_until,
+            WebhookSecret::generate,
+        )
+    })
+    .await?;
+    crate::api::audit::record(
+        &state,
+        &req,
+        &caller,
+        "webhook.secret.rotate",
+        caller.tenant.as_str(),
+    );
+    Ok(envelope::ok(&req, WebhookSecretData { secret }))
 }

@@ -195,6 +195,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    tenant_webhook_secrets (tenant_id) {
+        tenant_id -> Text,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_expires_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     usage_daily (tenant_id, day) {
         tenant_id -> Text,
         day -> Date,
@@ -245,6 +255,7 @@ diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(sessions -> tenants (tenant_id));
 diesel::joinable!(usage_daily -> tenants (tenant_id));
 diesel::joinable!(tenant_model_credentials -> tenants (tenant_id));
+diesel::joinable!(tenant_webhook_secrets -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -260,6 +271,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_secrets,
     sessions,
     tenant_model_credentials,
+    tenant_webhook_secrets,
     tenants,
     usage_daily,
     webhook_attempts,

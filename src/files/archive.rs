@@ -1,16 +1,23 @@
 //! A folder of the workspace as a streamed `.tar.gz`. Regular files and
 //! folders only: symlinks are never followed and never stored, so nothing
 //! outside the workspace (nor the target of a link into it) ends up in an
-//! archive through one.
+//! archive through one. Modes keep the permission bits only: setuid,
+//! setgid and sticky bits the agent set never reach whoever unpacks it.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use tokio::sync::mpsc;
+
+/// rwx for owner, group and others; never setuid, setgid or sticky.
+const PERMISSION_BITS: u32 = 0o777;
 
 /// Bytes per chunk handed to the HTTP response.
 const CHUNK: usize = 64 * 1024;
@@ -56,7 +63,7 @@ fn add_folder<W: Write>(
             let meta = item.metadata()?;
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(meta.mode() & 0o7777);
+            header.set_mode(meta.mode() & PERMISSION_BITS);
             header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
             header.set_size(0);
             tar.append_data(&mut header, &target, io::empty())?;
@@ -76,7 +83,7 @@ fn add_folder<W: Write>(
             let len = meta.len();
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(meta.mode() & 0o7777);
+            header.set_mode(meta.mode() & PERMISSION_BITS);
             header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
             header.set_size(len);
             let reader = Exactly {
@@ -115,18 +122,40 @@ impl<R: Read> Read for Exactly<R> {
 }
 
 /// A `Write` that hands chunks to an async receiver (the HTTP body),
-/// blocking when it is full. A gone receiver (client left) is an error that
-/// stops the archive.
+/// waiting while it is full, but never longer than `stall`: a client that
+/// stops reading (and keeps its connection open) would otherwise hold the
+/// blocking thread that writes the archive forever. A gone or stalled
+/// receiver is an error that stops the archive.
 pub struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
     buf: Vec<u8>,
+    runtime: tokio::runtime::Handle,
+    stall: Duration,
+}
+
+/// Set when the archive failed: the body must end with an error, never look
+/// complete (its channel may be too full to carry one).
+#[derive(Clone, Default)]
+pub struct Failed(Arc<AtomicBool>);
+
+impl Failed {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 impl ChannelWriter {
-    pub fn new(tx: mpsc::Sender<Result<Bytes, io::Error>>) -> ChannelWriter {
+    /// Must be made on the runtime the receiver is polled from.
+    pub fn new(tx: mpsc::Sender<Result<Bytes, io::Error>>, stall: Duration) -> ChannelWriter {
         ChannelWriter {
             tx,
             buf: Vec::with_capacity(CHUNK),
+            runtime: tokio::runtime::Handle::current(),
+            stall,
         }
     }
 
@@ -135,14 +164,20 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-
-    /// Reports a failure to the receiver (the body ends with an error).
-    pub fn fail(self, error: io::Error) {
-        let _ = self.tx.blocking_send(Err(error));
+        let sent = self
+            .runtime
+            .block_on(tokio::time::timeout(self.stall, self.tx.send(Ok(chunk))));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the client went away",
+            )),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client read nothing for {:?}", self.stall),
+            )),
+        }
     }
 }
 

@@ -54,6 +54,10 @@ pub fn presented_key(req: &HttpRequest) -> Option<String> {
         .filter(|k| !k.is_empty())
 }
 
+/// Marks a request whose key the rate-limit middleware found to be no key.
+#[derive(Debug, Clone, Copy)]
+pub struct UnknownKey;
+
 /// What a presented key resolves to: the caller, and its tenant's own rate
 /// limit if it has one. Looked up once per request.
 #[derive(Debug, Clone)]
@@ -114,6 +118,9 @@ impl FromRequest for Caller {
         if let Some(resolved) = req.extensions().get::<Resolved>() {
             let caller = resolved.caller.clone();
             return Box::pin(async move { Ok(caller) });
+        }
+        if req.extensions().get::<UnknownKey>().is_some() {
+            return Box::pin(async { Err(ApiError::Unauthorized) });
         }
         let key = presented_key(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();

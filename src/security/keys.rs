@@ -50,29 +50,90 @@ pub fn is_tenant_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Makes the database agree with `API_KEYS`: every listed key is active for
-/// its tenant; env keys no longer listed are revoked. When no key exists at
-/// all, creates one and returns it so it can be shown once.
+/// Why `API_KEYS` cannot be applied; startup stops with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("API_KEYS lists the key {prefix}… for both tenant {first} and tenant {second}; list each key once")]
+    Twice {
+        prefix: String,
+        first: String,
+        second: String,
+    },
+    #[error("API_KEYS lists the key {prefix}… for tenant {listed}, but it is key {id} of tenant {owner}, made with `keys create` or at first start; revoke it there (`keys revoke {id}`) or list it under {owner}")]
+    NotFromList {
+        prefix: String,
+        id: String,
+        listed: String,
+        owner: String,
+    },
+}
+
+/// The part of a key that lists and logs show: at most 8 characters and at
+/// most a quarter of the key, so a short key is never shown whole.
+pub fn display_prefix(key: &str) -> String {
+    let n = key.chars().count();
+    key.chars().take((n / 4).min(8)).collect()
+}
+
+/// Makes the database agree with `API_KEYS`: every listed key is active, in
+/// the tenant the list names (a key moved in the list moves; one removed and
+/// listed again is active again); env keys no longer listed are revoked.
+/// When no key exists at all, creates one and returns it so it can be shown
+/// once. Nothing is written when the list cannot be applied.
 pub fn sync_keys(
     conn: &mut DbConnection,
     entries: &[String],
     default_budget: Option<i64>,
-) -> DbResult<Option<String>> {
+) -> Result<Option<String>, SyncError> {
     use crate::db::schema::api_keys;
     use diesel::prelude::*;
 
     let now = db::now();
-    let mut listed = Vec::new();
+    let mut listed: Vec<(String, String, String)> = Vec::new();
     for entry in entries {
         let (tenant_name, key) = parse_entry(entry);
         let key_hash = hash_key(&key);
-        tenant::ensure_tenant(conn, &Tenant::new(&tenant_name, default_budget))?;
+        match listed.iter().find(|(_, hash, _)| *hash == key_hash) {
+            Some((first, _, _)) if *first != tenant_name => {
+                return Err(SyncError::Twice {
+                    prefix: display_prefix(&key),
+                    first: first.clone(),
+                    second: tenant_name,
+                });
+            }
+            Some(_) => continue,
+            None => listed.push((tenant_name, key_hash, display_prefix(&key))),
+        }
+    }
+    // Checked before anything is written.
+    for (tenant_name, key_hash, prefix) in &listed {
+        let existing: Option<ApiKey> = api_keys::table
+            .filter(api_keys::key_hash.eq(key_hash))
+            .select(ApiKey::as_select())
+            .first(conn)
+            .optional()
+            .map_err(db::DbError::from)?;
+        if let Some(row) = existing {
+            if row.label != ENV_LABEL && row.tenant_id != *tenant_name {
+                return Err(SyncError::NotFromList {
+                    prefix: prefix.clone(),
+                    id: row.id,
+                    listed: tenant_name.clone(),
+                    owner: row.tenant_id,
+                });
+            }
+        }
+    }
+    for (tenant_name, key_hash, prefix) in &listed {
+        tenant::ensure_tenant(conn, &Tenant::new(tenant_name, default_budget))?;
         tenant::ensure_key(
             conn,
             &ApiKey {
                 id: format!("key_{}", &key_hash[..12]),
-                tenant_id: tenant_name,
-                prefix: key.chars().take(8).collect(),
+                tenant_id: tenant_name.clone(),
+                prefix: prefix.clone(),
                 key_hash: key_hash.clone(),
                 label: ENV_LABEL.into(),
                 role: "member".into(),
@@ -80,16 +141,38 @@ pub fn sync_keys(
                 revoked_at: None,
             },
         )?;
-        listed.push(key_hash);
+        // The list is the truth for its keys: their tenant, active.
+        let changed = diesel::update(
+            api_keys::table
+                .filter(api_keys::key_hash.eq(key_hash))
+                .filter(
+                    api_keys::tenant_id
+                        .ne(tenant_name)
+                        .or(api_keys::revoked_at.is_not_null())
+                        .or(api_keys::prefix.ne(prefix)),
+                ),
+        )
+        .set((
+            api_keys::tenant_id.eq(tenant_name),
+            api_keys::revoked_at.eq(None::<chrono::NaiveDateTime>),
+            api_keys::prefix.eq(prefix),
+        ))
+        .execute(conn)
+        .map_err(db::DbError::from)?;
+        if changed > 0 {
+            tracing::info!(key = %prefix, tenant = %tenant_name, "API_KEYS key (re)activated in its listed tenant");
+        }
     }
+    let hashes: Vec<&String> = listed.iter().map(|(_, hash, _)| hash).collect();
     diesel::update(
         api_keys::table
             .filter(api_keys::label.eq(ENV_LABEL))
             .filter(api_keys::revoked_at.is_null())
-            .filter(api_keys::key_hash.ne_all(&listed)),
+            .filter(api_keys::key_hash.ne_all(hashes)),
     )
     .set(api_keys::revoked_at.eq(now))
-    .execute(conn)?;
+    .execute(conn)
+    .map_err(db::DbError::from)?;
 
     if tenant::count_active_keys(conn)? > 0 {
         return Ok(None);
@@ -102,7 +185,7 @@ pub fn sync_keys(
         &ApiKey {
             id: format!("key_{}", &key_hash[..12]),
             tenant_id: "default".into(),
-            prefix: key.chars().take(8).collect(),
+            prefix: display_prefix(&key),
             key_hash,
             label: "generated at first start".into(),
             role: "admin".into(),
@@ -126,7 +209,7 @@ pub fn create_key(
     let row = ApiKey {
         id: format!("key_{}", &key_hash[..12]),
         tenant_id: tenant_id.to_owned(),
-        prefix: key.chars().take(8).collect(),
+        prefix: display_prefix(&key),
         key_hash,
         label: label.to_owned(),
         role: role.to_owned(),
@@ -161,5 +244,13 @@ mod tests {
         assert!(tenant.starts_with("t-") && !tenant.contains("plainkey"));
         // A colon inside a key that is not a tenant name keeps the whole key.
         assert_eq!(parse_entry("a b:c").1, "a b:c");
+    }
+
+    #[test]
+    fn a_displayed_prefix_never_shows_a_short_key_whole() {
+        assert_eq!(display_prefix("abc"), "");
+        assert_eq!(display_prefix("abcdefgh"), "ab");
+        assert_eq!(display_prefix("alice-key-0123456789"), "alice");
+        assert_eq!(display_prefix(&generate_key()).len(), 8);
     }
 }

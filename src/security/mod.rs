@@ -2,6 +2,8 @@
 //! and where a caller may reach on disk: path confinement.
 
 pub mod auth;
+pub mod auth_failures;
+pub mod client;
 pub mod keys;
 pub mod paths;
 pub mod rate_limit;

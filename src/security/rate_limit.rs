@@ -19,6 +19,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use super::auth::{presented_key, resolve};
+use super::client::client_ip;
 use super::keys::hash_key;
 use crate::api::AppState;
 use crate::error::ApiError;
@@ -158,6 +159,22 @@ fn set(res: &mut ServiceResponse<BoxBody>, name: &'static str, value: u64) {
     }
 }
 
+/// A 429 problem carried as a response (so it gets its instance and
+/// request id), with `Retry-After`.
+fn too_many(
+    req: ServiceRequest,
+    detail: String,
+    retry_after_secs: u64,
+) -> ServiceResponse<BoxBody> {
+    let (http_req, _) = req.into_parts();
+    let mut res = ServiceResponse::new(
+        http_req,
+        actix_web::HttpResponse::from_error(ApiError::RateLimited(detail)),
+    );
+    set(&mut res, "retry-after", retry_after_secs);
+    res
+}
+
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -167,28 +184,47 @@ pub async fn middleware(
     let (Some(key), Some(state)) = (key, state) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
+    // An address that failed too often is refused before its key costs a
+    // hash and a lookup.
+    let client = client_ip(req.request(), &state.settings.trusted_proxies);
+    if let Some(retry_after_secs) = client.and_then(|ip| state.auth_failures.blocked(ip)) {
+        let detail = format!(
+            "too many failed authentications from this address; retry in {retry_after_secs} s"
+        );
+        return Ok(too_many(req, detail, retry_after_secs));
+    }
     // Resolve the key once here; the `Caller` extractor reuses the result.
     let resolved = resolve(&state, &key).await?;
+    let known = resolved.is_some();
     let quota = resolved.as_ref().and_then(|r| r.rate_limit);
-    if let Some(resolved) = resolved {
-        req.extensions_mut().insert(resolved);
+    match resolved {
+        Some(resolved) => {
+            req.extensions_mut().insert(resolved);
+        }
+        // The extractor then refuses it without a second hash and lookup.
+        None => {
+            req.extensions_mut().insert(super::auth::UnknownKey);
+        }
     }
+    let counted = |res: ServiceResponse<BoxBody>| {
+        if !known && res.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+            if let Some(ip) = client {
+                state.auth_failures.failed(ip);
+            }
+        }
+        res
+    };
     if state.rate_limits.is_forwarded(&req) {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        return Ok(counted(next.call(req).await?.map_into_boxed_body()));
     }
     match state.rate_limits.check(&hash_key(&key), quota) {
         Decision::Limited {
             limit,
             retry_after_secs,
         } => {
-            let error = ApiError::RateLimited(format!(
-                "rate limit of {limit} requests exceeded; retry in {retry_after_secs} s"
-            ));
-            // Carried as an error so the problem gets its instance and request id.
-            let (http_req, _) = req.into_parts();
-            let mut res =
-                ServiceResponse::new(http_req, actix_web::HttpResponse::from_error(error));
-            set(&mut res, "retry-after", retry_after_secs);
+            let detail =
+                format!("rate limit of {limit} requests exceeded; retry in {retry_after_secs} s");
+            let mut res = too_many(req, detail, retry_after_secs);
             set(&mut res, "ratelimit-limit", u64::from(limit));
             set(&mut res, "ratelimit-remaining", 0);
             set(&mut res, "ratelimit-reset", retry_after_secs);
@@ -203,7 +239,7 @@ pub async fn middleware(
             set(&mut res, "ratelimit-limit", u64::from(limit));
             set(&mut res, "ratelimit-remaining", u64::from(remaining));
             set(&mut res, "ratelimit-reset", reset_secs);
-            Ok(res)
+            Ok(counted(res))
         }
     }
 }

@@ -211,6 +211,65 @@ async fn a_client_resuming_from_purged_events_is_told_to_reset() {
     assert_eq!(id, "4", "then what is still stored");
 }
 
+/// A client that resumes a session deleted and made again under the same
+/// name holds an id past the new session's last event: it is told to reset,
+/// with the head, and then gets the live events (not a silent stream).
+#[actix_web::test]
+async fn a_client_resuming_past_the_last_event_is_told_to_reset_then_goes_live() {
+    let app = TestApp::spawn().await;
+    app.create_session(ALICE, "again").await;
+    let mut old = subscribe(&app, ALICE, "again", None).await;
+    app.chat_ok(ALICE, "again", "one").await;
+    app.chat_ok(ALICE, "again", "two").await;
+    let old_events = old.until("done", 30).await;
+    let old_events = [old_events, old.until("done", 30).await].concat();
+    let old_last = old_events.last().unwrap().1.clone();
+    drop(old);
+
+    let res = app
+        .delete("/api/v1/sessions/again", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    app.create_session(ALICE, "again").await;
+    app.chat_ok(ALICE, "again", "fresh").await;
+    let head = app.query_i64(
+        "SELECT MAX(e.seq) AS n FROM events e JOIN sessions s ON s.id = e.session_id \
+         WHERE s.name = 'again'",
+    );
+    assert!(
+        head < old_last.parse::<i64>().unwrap(),
+        "{head} vs {old_last}"
+    );
+
+    let mut c = subscribe(&app, ALICE, "again", Some(&old_last)).await;
+    let (kind, id, data) = c.next(10).await.expect("a reset, not silence");
+    assert_eq!(kind, "reset", "{data}");
+    assert_eq!(data["last_event_id"], head, "{data}");
+    assert_eq!(id, head.to_string(), "a reconnect resumes from the head");
+    assert!(data["history_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/sessions/again/history"));
+    // Then live: the next turn's events, from the one after the head.
+    app.chat_ok(ALICE, "again", "next").await;
+    let live = c.until("done", 30).await;
+    assert_eq!(live[0].0, "turn_started");
+    assert_eq!(live[0].1, (head + 1).to_string());
+
+    // A plain typo far past the head behaves the same.
+    let res = app
+        .get("/api/v1/sessions/again/events?after=999999", ALICE)
+        .send()
+        .await
+        .unwrap();
+    let mut typo = SseReader::new(res);
+    let (kind, _, data) = typo.next(10).await.expect("a reset");
+    assert_eq!(kind, "reset");
+    assert!(data["last_event_id"].as_i64().unwrap() > head, "{data}");
+}
+
 #[actix_web::test]
 async fn interrupt_during_a_slow_stream_keeps_the_partial_answer_and_runs_the_next_turn() {
     let app = TestApp::spawn().await;
@@ -357,4 +416,55 @@ async fn other_tenants_get_404_on_every_control_route() {
         .await
         .unwrap();
     assert_problem(res, 404, "not-found").await;
+}
+
+/// `?after=0` on a long history streams the stored events a page at a time
+/// as the client takes them, rather than loading them all first: events
+/// deleted while a slow client is still early in its replay never reach it
+/// (loaded whole, all 8000 would), and what it gets has no gap.
+#[actix_web::test]
+async fn a_replay_reads_stored_events_a_page_at_a_time() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    app.create_session(ALICE, "long").await;
+    // 8000 stored events of 4 KB each (32 MB).
+    let (numbers, filler, now) = if app.db.is_postgres() {
+        (
+            "SELECT generate_series(1, 8000) AS i",
+            "repeat('x', 4000)",
+            "CURRENT_TIMESTAMP::timestamp",
+        )
+    } else {
+        (
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8000) \
+             SELECT i FROM n",
+            "replace(hex(zeroblob(2000)), '0', 'x')",
+            "CURRENT_TIMESTAMP",
+        )
+    };
+    app.exec(&format!(
+        "INSERT INTO events (session_id, seq, kind, payload, created_at) \
+         SELECT s.id, n.i, 'delta', '{{\"text\":\"' || {filler} || '\"}}', {now} \
+         FROM sessions s, ({numbers}) n WHERE s.name = 'long'"
+    ));
+    let res = app
+        .get("/api/v1/sessions/long/events?after=0", ALICE)
+        .send()
+        .await
+        .unwrap();
+    let mut c = SseReader::new(res);
+    let (kind, id, data) = c.next(30).await.expect("the first event");
+    assert_eq!((kind.as_str(), id.as_str()), ("delta", "1"));
+    assert_eq!(data["text"].as_str().unwrap().len(), 4000);
+    // The client is slow; meanwhile the later half goes.
+    app.exec("DELETE FROM events WHERE seq > 4000");
+    let mut last = 1;
+    while let Some((_, id, _)) = c.next(5).await {
+        let id: i64 = id.parse().unwrap();
+        assert_eq!(id, last + 1, "no gap, no duplicate");
+        last = id;
+    }
+    assert!(
+        (2000..8000).contains(&last),
+        "replayed up to {last}: the stored events were loaded before streaming"
+    );
 }

@@ -879,3 +879,147 @@ async fn an_upload_abandoned_midway_leaves_nothing() {
     let cleaned = eventually(10, || async { tree(&ws).is_empty() }).await;
     assert!(cleaned, "left behind: {:?}", tree(&ws));
 }
+
+/// Names the agent makes with control characters download and archive
+/// (RFC 6266 `filename*`, never a 500), and archives carry no setuid,
+/// setgid or sticky bit the agent set.
+#[actix_web::test]
+async fn odd_names_and_special_bits_the_agent_makes_are_served_safely() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    app.create_session(ALICE, "odd").await;
+    app.chat_ok(
+        ALICE,
+        "odd",
+        "[[bash]]mkdir -p out \"$(printf 'dir\\001x')\" && printf tabbed > \"out/$(printf 'a\\tb\\001c.txt')\" && \
+         printf lined > \"out/$(printf 'new\\nline')\" && printf inner > \"$(printf 'dir\\001x')/f\" && \
+         printf '#!/bin/sh\\n' > out/run.sh && chmod 6755 out/run.sh && chmod 1777 out[[/bash]]",
+    )
+    .await;
+    let ws = app.workspace("alice", "odd");
+    let mode = |p: &str| std::fs::metadata(ws.join(p)).unwrap().permissions().mode();
+    assert_eq!(
+        mode("out/run.sh") & 0o7777,
+        0o6755,
+        "the agent set the bits"
+    );
+    assert_eq!(mode("out") & 0o7777, 0o1777);
+    assert!(ws.join("out/a\tb\u{1}c.txt").is_file());
+
+    // Downloads: the exact name in `filename*`, a printable fallback.
+    for (path, name, content) in [
+        ("out/a%09b%01c.txt", "a%09b%01c.txt", "tabbed"),
+        ("out/new%0Aline", "new%0Aline", "lined"),
+    ] {
+        let res = app
+            .get(&format!("/api/v1/sessions/odd/files/{path}"), ALICE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let disposition = res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            disposition.contains(&format!("filename*=UTF-8''{name}")),
+            "{disposition}"
+        );
+        assert!(!disposition.chars().any(|c| c.is_ascii_control()));
+        assert_eq!(res.text().await.unwrap(), content);
+    }
+
+    // The archive keeps the names, drops the special bits.
+    let res = app
+        .get("/api/v1/sessions/odd/archive?path=out", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let mut modes = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        modes.insert(path, entry.header().mode().unwrap());
+    }
+    assert_eq!(modes["out/run.sh"], 0o755, "{modes:?}");
+    assert_eq!(modes["out/"] & 0o7000, 0, "{modes:?}");
+    assert!(modes.contains_key("out/a\tb\u{1}c.txt"), "{modes:?}");
+    assert!(modes.contains_key("out/new\nline"), "{modes:?}");
+    assert!(modes.values().all(|m| m & 0o7000 == 0), "{modes:?}");
+
+    // A folder with such a name archives too, named in `filename*`.
+    let res = app
+        .get("/api/v1/sessions/odd/archive?path=dir%01x", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.contains("filename*=UTF-8''dir%01x.tar.gz"),
+        "{disposition}"
+    );
+    let entries = untar(&res.bytes().await.unwrap());
+    assert!(entries
+        .iter()
+        .any(|(p, c)| p == "dir\u{1}x/f" && c == b"inner"));
+}
+
+/// A client that stops reading an archive (its connection still open) does
+/// not hold the thread writing it: after `ARCHIVE_STALL_SECONDS` the
+/// download is abandoned and ends with an error, never as a complete file.
+#[actix_web::test]
+async fn an_archive_whose_client_stops_reading_is_abandoned() {
+    let app = TestApp::spawn_with(Options::fake().var("ARCHIVE_STALL_SECONDS", "2")).await;
+    app.create_session(ALICE, "big").await;
+    let ws = app.workspace("alice", "big");
+    // Incompressible, so the archive is as large as the files.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for i in 0..6 {
+        let data: Vec<u8> = (0..8 * 1024 * 1024)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        std::fs::write(ws.join(format!("blob-{i}.bin")), data).unwrap();
+    }
+    let mut res = app
+        .get("/api/v1/sessions/big/archive", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut received = res.chunk().await.unwrap().expect("a first chunk").len();
+    // Reads nothing for longer than the stall limit, then tries again.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let ended = loop {
+        match res.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(
+        ended.is_err(),
+        "the stalled download ran to its end ({received} bytes)"
+    );
+    assert!(received < 48 * 1024 * 1024, "{received}");
+
+    // A client that keeps reading gets the whole archive.
+    let res = app
+        .get("/api/v1/sessions/big/archive", ALICE)
+        .send()
+        .await
+        .unwrap();
+    let entries = untar(&res.bytes().await.unwrap());
+    assert_eq!(entries.len(), 7);
+}

@@ -167,6 +167,20 @@ impl TestApp {
         .await
     }
 
+    /// A restart (as `restart`) with one setting changed.
+    pub async fn restart_with(&self, name: &str, value: &str) -> TestApp {
+        let mut vars = self.options_vars.clone();
+        vars.insert(name.to_owned(), value.to_owned());
+        Self::start(
+            self.cli,
+            vars,
+            self.root.clone(),
+            self.db.clone(),
+            self.mock.clone(),
+        )
+        .await
+    }
+
     async fn start(
         cli: Cli,
         vars: BTreeMap<String, String>,

@@ -312,6 +312,283 @@ async fn internal_webhook_targets_are_refused() {
     assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 0);
 }
 
+/// Every special-purpose range is refused (NAT64, documentation, 6to4,
+/// reserved, ...), and the 422 never says what the host resolved to.
+#[actix_web::test]
+async fn special_purpose_webhook_targets_are_refused_without_naming_the_address() {
+    let app = TestApp::spawn_with(Options::fake().var("WEBHOOK_ALLOWED_HOSTS", "")).await;
+    app.create_session(ALICE, "s").await;
+    for url in [
+        "http://[64:ff9b::808:808]/x",
+        "http://[64:ff9b:1::a00:5]/x",
+        "http://[2002:c0a8:101::1]/x",
+        "http://[2001:db8::1]/x",
+        "http://[100::1]/x",
+        "http://192.0.2.1/x",
+        "http://198.51.100.7/x",
+        "http://203.0.113.9/x",
+        "http://240.0.0.1/x",
+        "http://192.88.99.1/x",
+    ] {
+        let res = app
+            .post(
+                "/api/v1/sessions/s/jobs",
+                ALICE,
+                json!({"message": "hi", "webhook_url": url}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(res, 422, "validation-error").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("public address"),
+            "{url}: {problem}"
+        );
+    }
+    // A name that resolves internally, and one that does not resolve, get
+    // the same words: neither the address nor whether it exists.
+    let mut details = Vec::new();
+    for host in ["localhost", "no-such-host.invalid"] {
+        let res = app
+            .post(
+                "/api/v1/sessions/s/jobs",
+                ALICE,
+                json!({"message": "hi", "webhook_url": format!("http://{host}:8080/x")}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(res, 422, "validation-error").await;
+        let detail = problem["detail"].as_str().unwrap().to_owned();
+        assert!(
+            !detail.contains("127.0.0.1") && !detail.contains("::1"),
+            "{detail}"
+        );
+        details.push(detail.replace(host, "HOST"));
+    }
+    assert_eq!(details[0], details[1]);
+    assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 0);
+}
+
+/// `HTTP_PROXY` in the server's environment is not used for webhooks: a
+/// proxy would resolve the host again, past the address check.
+#[actix_web::test]
+async fn webhooks_never_go_through_an_environment_proxy() {
+    let root = tempfile::tempdir().unwrap();
+    let db = TestDb::create(root.path());
+    let mock = MockModel::start();
+    let receiver = Receiver::start(&[200]);
+    // Answers like a proxy that delivered the request.
+    let proxy = Receiver::start(&[200]);
+    let proxy_url = proxy.url.trim_end_matches("/hook").to_owned();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", root.path().join("home"))
+        .env("API_PORT", "0")
+        .env("API_KEYS", format!("alice:{ALICE}"))
+        .env("DATA_DIR", root.path().join("data"))
+        .env("APPROVED_DIRECTORY", root.path().join("workspaces"))
+        .env("DATABASE_URL", &db.url)
+        .env("CLAUDE_CLI_PATH", real_cli_path())
+        .env("ANTHROPIC_BASE_URL", &mock.base_url)
+        .env("ANTHROPIC_API_KEY", "test-key")
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
+        .env("WEBHOOK_RETRY_SCHEDULE_SECONDS", "1,1,1")
+        .env("WEBHOOK_POLL_INTERVAL_MS", "100")
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .env("HTTPS_PROXY", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env("LOG_LEVEL", "warn,claude_code_api=info")
+        .env("LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the server binary");
+    let port = crate::recovery::listening_port(&mut child);
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let res = client
+        .post(format!("{base}/api/v1/sessions"))
+        .header("X-API-Key", ALICE)
+        .json(&json!({"name": "p"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = client
+        .post(format!("{base}/api/v1/sessions/p/jobs"))
+        .header("X-API-Key", ALICE)
+        .json(&json!({"message": "hello", "webhook_url": receiver.url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let arrived = eventually(90, || async {
+        !receiver.received().is_empty() || !proxy.received().is_empty()
+    })
+    .await;
+    assert!(arrived, "the webhook went somewhere");
+    assert!(
+        proxy.received().is_empty(),
+        "the webhook went through the proxy"
+    );
+    assert_eq!(receiver.received()[0].json()["type"], "job.done");
+}
+
+/// Whether one of the delivery's signatures verifies under `secret`.
+fn signed_with(secret: &str, received: &Received) -> bool {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let key = engine
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).unwrap();
+    mac.update(
+        format!(
+            "{}.{}.{}",
+            received.webhook_id, received.timestamp, received.body
+        )
+        .as_bytes(),
+    );
+    let expected = format!("v1,{}", engine.encode(mac.finalize().into_bytes()));
+    received.signature.split(' ').any(|s| s == expected)
+}
+
+async fn webhook_secret(app: &TestApp, key: &str) -> String {
+    let res = app
+        .get("/api/v1/webhooks/secret", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    body["data"]["secret"].as_str().unwrap().to_owned()
+}
+
+/// A job's webhook, once it arrived at `receiver` (the `n`-th delivery).
+async fn delivered(
+    app: &TestApp,
+    key: &str,
+    session: &str,
+    receiver: &Receiver,
+    n: usize,
+) -> Received {
+    app.create_session(key, session).await;
+    let (status, job) = app
+        .create_job(
+            key,
+            session,
+            json!({"message": "hi", "webhook_url": receiver.url}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    assert!(
+        eventually(90, || async { receiver.received().len() >= n }).await,
+        "webhook {n} arrived"
+    );
+    receiver.received()[n - 1].clone()
+}
+
+/// Each tenant signs with its own secret: tenants from `API_KEYS` start
+/// with `WEBHOOK_SECRET`, others with a random one; after a rotation a
+/// delivery carries signatures under the new and (for 24 h) the old secret.
+#[actix_web::test]
+async fn each_tenant_signs_with_its_own_secret_and_a_rotation_signs_with_both() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(&[200]);
+    assert_eq!(webhook_secret(&app, ALICE).await, WEBHOOK_SECRET);
+    assert_eq!(webhook_secret(&app, BOB).await, WEBHOOK_SECRET);
+
+    // A tenant made over the admin API has a secret of its own.
+    let res = app
+        .post("/api/v1/admin/tenants", ADMIN, json!({"name": "carol"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = app
+        .post("/api/v1/admin/keys", ADMIN, json!({"tenant": "carol"}))
+        .send()
+        .await
+        .unwrap();
+    let carol = res.json::<Value>().await.unwrap()["data"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let carols = webhook_secret(&app, &carol).await;
+    assert!(carols.starts_with("whsec_") && carols != WEBHOOK_SECRET);
+    assert_eq!(webhook_secret(&app, &carol).await, carols, "stable");
+
+    // Alice rotates; bob is untouched.
+    let res = app
+        .post("/api/v1/webhooks/secret/rotate", ALICE, json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let rotated = res.json::<Value>().await.unwrap()["data"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(rotated.starts_with("whsec_") && rotated != WEBHOOK_SECRET);
+    assert_eq!(webhook_secret(&app, ALICE).await, rotated);
+    assert_eq!(webhook_secret(&app, BOB).await, WEBHOOK_SECRET);
+
+    let alices = delivered(&app, ALICE, "a", &receiver, 1).await;
+    assert!(signed_with(&rotated, &alices), "{}", alices.signature);
+    assert!(signed_with(WEBHOOK_SECRET, &alices), "the old one for 24 h");
+    let bobs = delivered(&app, BOB, "b", &receiver, 2).await;
+    assert!(signed_with(WEBHOOK_SECRET, &bobs) && !signed_with(&rotated, &bobs));
+    // What carol's secret signs, no other tenant's receiver accepts.
+    let carol_got = delivered(&app, &carol, "c", &receiver, 3).await;
+    assert!(signed_with(&carols, &carol_got));
+    assert!(!signed_with(WEBHOOK_SECRET, &carol_got) && !signed_with(&rotated, &carol_got));
+    assert_eq!(carol_got.signature.split(' ').count(), 1);
+
+    // Once the old secret's day is over, only the new one signs.
+    app.exec(
+        "UPDATE tenant_webhook_secrets SET previous_expires_at = '2000-01-01 00:00:00' \
+         WHERE tenant_id = 'alice'",
+    );
+    let deliveries = app
+        .get("/api/v1/webhooks/deliveries", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let id = deliveries["data"][0]["id"].as_str().unwrap().to_owned();
+    let res = app
+        .post(
+            &format!("/api/v1/webhooks/deliveries/{id}/redeliver"),
+            ALICE,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert!(eventually(30, || async { receiver.received().len() >= 4 }).await);
+    let again = receiver.received()[3].clone();
+    assert_eq!(again.webhook_id, alices.webhook_id);
+    assert!(signed_with(&rotated, &again) && !signed_with(WEBHOOK_SECRET, &again));
+}
+
 #[actix_web::test]
 async fn cancelling_a_queued_job_never_runs_it() {
     let app = TestApp::spawn().await;
@@ -662,4 +939,36 @@ async fn job_routes_are_tenant_scoped() {
         .unwrap();
     assert_eq!(list["pagination"]["total"], 0);
     assert!(app.deliveries(BOB, &id).await.is_empty());
+}
+
+/// `claude-code-api webhook-secret <tenant>` prints what that tenant's
+/// keys read from `GET /webhooks/secret`.
+#[actix_web::test]
+async fn the_webhook_secret_command_prints_a_tenants_own_secret() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    let res = app
+        .post("/api/v1/webhooks/secret/rotate", BOB, json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let command = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
+            .arg("webhook-secret")
+            .args(args)
+            .env_clear()
+            .envs(&app.options_vars)
+            .output()
+            .unwrap()
+    };
+    for (tenant, key) in [("alice", ALICE), ("bob", BOB)] {
+        let out = command(&[tenant]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            webhook_secret(&app, key).await
+        );
+    }
+    assert!(!command(&[]).status.success(), "a tenant must be named");
+    assert!(!command(&["nobody"]).status.success());
 }

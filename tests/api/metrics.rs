@@ -64,3 +64,60 @@ async fn metrics_count_requests_turns_and_cost_on_their_own_listener() {
     let res = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 404);
 }
+
+/// Labels never come from the client: a made-up method is `other`, an
+/// unknown path is `unmatched`, so a stranger cannot grow the series.
+#[actix_web::test]
+async fn made_up_methods_and_paths_never_become_labels() {
+    let app = TestApp::spawn_with(Options::default().var("METRICS_ADDR", "127.0.0.1:0")).await;
+    for i in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("PROBE{i}X").as_bytes()).unwrap();
+        let res = app
+            .client
+            .request(method, app.url("/api/v1/sessions"))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_client_error(), "{}", res.status());
+        let res = app
+            .client
+            .get(app.url(&format!("/no/such/path-{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    }
+    let base = app.metrics_base.clone().expect("metrics listener");
+    let text = app
+        .client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("PROBE"), "{text}");
+    assert!(!text.contains("path-"), "{text}");
+    let other = r#"cca_http_requests_total{method="other",route="/api/v1/sessions","#;
+    assert!(sample(&text, other).unwrap() >= 3.0, "{text}");
+    let unmatched = r#"cca_http_requests_total{method="GET",route="unmatched",status="404"}"#;
+    assert!(sample(&text, unmatched).unwrap() >= 3.0, "{text}");
+    // Every method label is one of the fixed set.
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("cca_http_requests_total{"))
+    {
+        let method = line
+            .split("method=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(
+            ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"].contains(&method),
+            "{line}"
+        );
+    }
+}

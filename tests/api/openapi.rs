@@ -451,6 +451,22 @@ async fn real_responses_match_their_documented_schemas() {
         app.get(&v1("/admin/keys"), ADMIN),
     )
     .await;
+    conforms(
+        d,
+        "get",
+        "/api/v1/webhooks/secret",
+        200,
+        app.get(&v1("/webhooks/secret"), ALICE),
+    )
+    .await;
+    conforms(
+        d,
+        "post",
+        "/api/v1/webhooks/secret/rotate",
+        200,
+        app.post(&v1("/webhooks/secret/rotate"), ALICE, json!({})),
+    )
+    .await;
     conforms(d, "get", "/v1/models", 200, app.get("/v1/models", ALICE)).await;
     conforms(
         d,

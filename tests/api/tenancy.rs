@@ -696,3 +696,250 @@ async fn a_lowered_turn_limit_holds_new_turns_of_live_sessions_until_enough_fini
         "the next turn started before the second running one ended"
     );
 }
+
+/// `API_KEYS` is applied at every start: a key moved to another tenant
+/// moves, a key removed and listed again is active again, a key made with
+/// `keys create` is never taken over by the list (startup stops, naming
+/// it), and a short key is never shown whole.
+#[actix_web::test]
+async fn api_keys_moves_reactivates_and_never_shows_a_short_key() {
+    const SHORT: &str = "k3y-0123";
+    let first = TestApp::spawn_with(
+        Options::fake().var("API_KEYS", format!("alice:{ALICE},bob:{BOB},carol:{SHORT}")),
+    )
+    .await;
+    first.create_session(ALICE, "alices").await;
+    first.create_session(BOB, "bobs").await;
+    let res = first.get("/api/v1/sessions", SHORT).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let keys: Value = first
+        .get("/api/v1/admin/keys", ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for key in keys["data"].as_array().unwrap() {
+        let prefix = key["prefix"].as_str().unwrap();
+        assert!(
+            !SHORT.starts_with(prefix) || prefix.len() * 4 <= SHORT.len(),
+            "{key}"
+        );
+        if key["tenant"] == "carol" {
+            assert_eq!(prefix, "k3", "{key}");
+        }
+    }
+
+    // ALICE's key moves to bob; carol's key leaves the list.
+    let moved = first
+        .restart_with("API_KEYS", &format!("bob:{ALICE},bob:{BOB}"))
+        .await;
+    let names = |body: Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let res = moved.get("/api/v1/sessions", ALICE).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(names(res.json().await.unwrap()), ["bobs"], "the key moved");
+    let res = moved
+        .get("/api/v1/sessions/alices", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = moved.get("/api/v1/sessions", SHORT).send().await.unwrap();
+    assert_eq!(res.status(), 401, "a key no longer listed is revoked");
+
+    // Listed again: active again, in the tenant the list names.
+    let back = moved
+        .restart_with(
+            "API_KEYS",
+            &format!("alice:{ALICE},bob:{BOB},carol:{SHORT}"),
+        )
+        .await;
+    let res = back.get("/api/v1/sessions", SHORT).send().await.unwrap();
+    assert_eq!(res.status(), 200, "a key listed again is active again");
+    let res = back.get("/api/v1/sessions", ALICE).send().await.unwrap();
+    assert_eq!(names(res.json().await.unwrap()), ["alices"]);
+
+    // A key an admin made (here ADMIN, of alice) is not the list's to move.
+    let mut vars = back.options_vars.clone();
+    vars.insert("API_KEYS".into(), format!("bob:{ADMIN},bob:{BOB}"));
+    let settings = claude_code_api::config::Settings::from_vars(&vars).unwrap();
+    let refused = claude_code_api::app::Application::build(settings)
+        .await
+        .err()
+        .expect("startup stops");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("API_KEYS") && message.contains("key_test_admin"),
+        "{message}"
+    );
+    let res = back.get("/api/v1/sessions", ADMIN).send().await.unwrap();
+    assert_eq!(
+        names(res.json().await.unwrap()),
+        ["alices"],
+        "nothing moved"
+    );
+    // The same key listed for two tenants stops startup too.
+    vars.insert("API_KEYS".into(), format!("alice:{ALICE},bob:{ALICE}"));
+    let settings = claude_code_api::config::Settings::from_vars(&vars).unwrap();
+    let refused = claude_code_api::app::Application::build(settings)
+        .await
+        .err()
+        .expect("startup stops");
+    assert!(format!("{refused:#}").contains("list each key once"));
+}
+
+/// Guessing keys is limited per client address, whatever keys are tried:
+/// past `AUTH_FAILURE_LIMIT` failures every request with a key from there is
+/// a 429 with `Retry-After` (a right key too: no oracle). `X-Forwarded-For`
+/// names the client only behind a proxy in `TRUSTED_PROXIES`.
+#[actix_web::test]
+async fn failed_authentications_are_limited_per_client_address() {
+    let app = TestApp::spawn_with(Options::fake().var("AUTH_FAILURE_LIMIT", "5")).await;
+    let direct = TestApp::spawn_with(Options::fake()).await;
+    for i in 0..5 {
+        let res = app
+            .get("/api/v1/sessions", &format!("cca_guess-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 401, "unauthorized").await;
+    }
+    for (key, forwarded) in [
+        ("cca_guess-5", None),
+        (ALICE, None),
+        // Not from a trusted proxy: the header is not believed.
+        ("cca_guess-6", Some("198.51.100.9")),
+    ] {
+        let mut req = app.get("/api/v1/sessions", key);
+        if let Some(addr) = forwarded {
+            req = req.header("X-Forwarded-For", addr);
+        }
+        let res = req.send().await.unwrap();
+        let retry: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        let problem = assert_problem(res, 429, "rate-limited").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("failed authentications"),
+            "{problem}"
+        );
+    }
+    // The OpenAI surface and MCP share the count.
+    let res = app.get("/v1/models", "cca_guess-7").send().await.unwrap();
+    assert_problem(res, 429, "rate-limited").await;
+    // Requests without a key are not authentication attempts.
+    let res = app
+        .client
+        .get(app.url("/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Behind a trusted proxy, each forwarded client counts on its own.
+    let proxied = TestApp::spawn_with(
+        Options::fake()
+            .var("AUTH_FAILURE_LIMIT", "3")
+            .var("TRUSTED_PROXIES", "127.0.0.0/8,::1"),
+    )
+    .await;
+    let from = |client: &str, key: &str| {
+        proxied
+            .get("/api/v1/sessions", key)
+            .header("X-Forwarded-For", format!("6.6.6.6, {client}"))
+    };
+    for i in 0..3 {
+        let res = from("203.0.113.1", &format!("cca_guess-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let res = from("203.0.113.1", ALICE).send().await.unwrap();
+    assert_problem(res, 429, "rate-limited").await;
+    // Another client behind the same proxy is not held back; nor does a
+    // forged entry left of the proxy's own help the first one.
+    let res = from("203.0.113.2", ALICE).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = proxied
+        .get("/api/v1/sessions", ALICE)
+        .header("X-Forwarded-For", "203.0.113.99, 203.0.113.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+
+    // The audit log names the same client: the forwarded one behind a
+    // trusted proxy, the socket's peer otherwise.
+    for (server, expected) in [(&proxied, "203.0.113.2"), (&direct, "127.0.0.1")] {
+        let res = server
+            .post("/api/v1/sessions", BOB, json!({"name": "audited"}))
+            .header("X-Forwarded-For", "203.0.113.2")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let audit: Value = server
+            .get("/api/v1/audit", BOB)
+            .header("X-Forwarded-For", "203.0.113.2")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(audit["data"][0]["client_addr"], expected, "{audit}");
+    }
+}
+
+/// Creates racing for the last places never pass the cap: the count and
+/// the insert are one step (run with `TEST_DATABASE_URL` for PostgreSQL).
+#[actix_web::test]
+async fn parallel_creates_at_the_session_cap_never_exceed_it() {
+    const CAP: i64 = 4;
+    let app =
+        TestApp::spawn_with(Options::fake().var("MAX_SESSIONS_PER_TENANT", CAP.to_string())).await;
+    app.create_session(ALICE, "first").await;
+    for round in 0..3 {
+        let creates = (0..16).map(|i| {
+            app.post(
+                "/api/v1/sessions",
+                ALICE,
+                json!({ "name": format!("race-{round}-{i}") }),
+            )
+            .send()
+        });
+        let statuses: Vec<u16> = futures_util::future::join_all(creates)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().status().as_u16())
+            .collect();
+        assert!(
+            statuses.iter().all(|s| [201, 409].contains(s)),
+            "{statuses:?}"
+        );
+        let stored = app.query_i64("SELECT COUNT(*) AS n FROM sessions WHERE tenant_id = 'alice'");
+        assert_eq!(stored, CAP, "round {round}: {statuses:?}");
+        let created = statuses.iter().filter(|s| **s == 201).count() as i64;
+        assert_eq!(created, if round == 0 { CAP - 1 } else { 0 });
+        // The refused ones left no workspace behind.
+        let folders = std::fs::read_dir(app.workspaces().join("alice"))
+            .unwrap()
+            .count() as i64;
+        assert_eq!(folders, CAP);
+    }
+}

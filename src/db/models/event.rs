@@ -48,12 +48,14 @@ pub fn insert_all(conn: &mut DbConnection, rows: &[Event]) -> DbResult<()> {
     Ok(())
 }
 
-/// A session's events after `after_seq`, in order.
+/// A session's events after `after_seq` up to `upto_seq`, in order, at most
+/// `limit` of them.
 pub fn list_after(
     conn: &mut DbConnection,
     tenant: &TenantId,
     session_id: &str,
     after_seq: i64,
+    upto_seq: i64,
     limit: i64,
 ) -> DbResult<Vec<Event>> {
     let owned = sessions::table
@@ -63,6 +65,7 @@ pub fn list_after(
     Ok(events::table
         .filter(events::session_id.eq_any(owned))
         .filter(events::seq.gt(after_seq))
+        .filter(events::seq.le(upto_seq))
         .order(events::seq.asc())
         .limit(limit)
         .select(Event::as_select())

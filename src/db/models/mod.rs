@@ -10,12 +10,12 @@ pub mod instance;
 pub mod job;
 pub mod message;
 pub mod model_call;
-pub mod secret;
 pub mod session;
 pub mod tenant;
 pub mod turn;
 pub mod usage;
 pub mod webhook;
+pub mod webhook_secret;
 pub mod workspace;
 
 pub use tenant::TenantId;

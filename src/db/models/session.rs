@@ -35,6 +35,51 @@ pub fn insert(conn: &mut DbConnection, session: &Session) -> DbResult<()> {
     Ok(())
 }
 
+/// Why `insert_within_cap` stored nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotInserted {
+    NameTaken,
+    /// The tenant has `count` sessions, its cap.
+    AtCap {
+        count: i64,
+    },
+}
+
+/// Inserts the session (and which workspace it created) unless the name is
+/// taken or its tenant is at its cap (`max_sessions`, else `default_cap`).
+/// The count and the insert are one step: on SQLite the write lock is taken
+/// first, on PostgreSQL the tenant's row is locked, so parallel creates of
+/// one tenant queue up and the cap holds.
+pub fn insert_within_cap(
+    conn: &mut DbConnection,
+    session: &Session,
+    created_workspace: Option<&str>,
+    default_cap: i64,
+) -> DbResult<Result<(), NotInserted>> {
+    use crate::db::schema::tenants;
+    crate::db::write_transaction(conn, |conn| {
+        let query = tenants::table
+            .find(&session.tenant_id)
+            .select(tenants::max_sessions);
+        let cap: Option<Option<i64>> = match conn {
+            DbConnection::Postgres(c) => query.for_update().first(c).optional()?,
+            DbConnection::Sqlite(c) => query.first(c).optional()?,
+        };
+        let cap = cap.flatten().unwrap_or(default_cap);
+        let tenant = TenantId(session.tenant_id.clone());
+        if find_by_name(conn, &tenant, &session.name)?.is_some() {
+            return Ok(Err(NotInserted::NameTaken));
+        }
+        let count = count(conn, &tenant)?;
+        if count >= cap {
+            return Ok(Err(NotInserted::AtCap { count }));
+        }
+        insert(conn, session)?;
+        crate::db::models::workspace::set_created(conn, &session.id, created_workspace)?;
+        Ok(Ok(()))
+    })
+}
+
 /// How many sessions the tenant has.
 pub fn count(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<i64> {
     Ok(sessions::table
