@@ -205,8 +205,13 @@ fn complete(doc: &mut Value) {
                 }
             }
             for response in responses.values_mut() {
+                // `get_mut`, not indexing: indexing would add `content: null`
+                // to every `$ref` response, which OpenAPI forbids.
+                let Some(content) = response.get_mut("content") else {
+                    continue;
+                };
                 for media in BINARY_MEDIA_TYPES {
-                    if let Some(content) = response["content"].get_mut(*media) {
+                    if let Some(content) = content.get_mut(*media) {
                         content["schema"] = json!({"type": "string", "contentMediaType": media});
                     }
                 }
