@@ -37,7 +37,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     /// The prompt; not empty, at most 1 MiB.
-    #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     message: String,
     /// The model of this turn only.
     #[serde(default)]

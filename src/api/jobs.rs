@@ -31,7 +31,7 @@ const CANCEL_WAIT: Duration = Duration::from_secs(30);
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {
     /// The prompt; not empty, at most 1 MiB.
-    #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     message: String,
     /// Receives the signed `job.completed` event when the job ends
     /// (http or https; internal addresses are refused).

@@ -45,6 +45,7 @@ pub struct CompletionRequest {
     #[serde(default)]
     model: Option<String>,
     /// Only the last `user` message is sent: the session keeps the context.
+    /// At least one `user` message; each has text (a string, or `text` parts).
     messages: Vec<Message>,
     /// Stream `chat.completion.chunk` events, ending with `data: [DONE]`.
     #[serde(default)]
@@ -53,6 +54,7 @@ pub struct CompletionRequest {
     stream_options: Option<StreamOptions>,
     /// The session's name (created on first use) unless `X-Session` names one.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     user: Option<String>,
 }
 
@@ -162,6 +164,21 @@ fn text_of(content: &Content) -> Option<String> {
 impl CompletionRequest {
     /// The prompt (last user message) and the turn's overrides.
     fn prompt(&self) -> Result<(String, TurnOverrides), ApiError> {
+        let has_text = |m: &&Message| {
+            m.content
+                .as_ref()
+                .and_then(text_of)
+                .is_some_and(|t| !t.trim().is_empty())
+        };
+        if let Some(i) = self
+            .messages
+            .iter()
+            .position(|m| m.role == "user" && !has_text(&m))
+        {
+            return Err(ApiError::Validation(format!(
+                "messages[{i}]: a user message must have text content"
+            )));
+        }
         let last = self
             .messages
             .iter()
@@ -246,7 +263,7 @@ fn completion_id() -> String {
     post,
     path = "/v1/chat/completions",
     tag = "openai",
-    params(("X-Session" = Option<String>, Header, description = "The session to talk to (before `user`)")),
+    params(("X-Session" = Option<String>, Header, pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", description = "The session to talk to (before `user`)")),
     request_body = CompletionRequest,
     responses(
         (status = 200, description = "The completion; with `stream: true`, an event stream of `chat.completion.chunk` objects ending with `data: [DONE]`",

@@ -172,8 +172,13 @@ fn complete(doc: &mut Value) {
     close_flattened(&mut components["schemas"], &schemas);
     let kinds: Vec<String> = PROBLEM_KINDS.iter().map(|k| problem_type(k)).collect();
     components["schemas"]["Problem"]["properties"]["type"]["enum"] = json!(kinds);
+    // The rule "updated_input and remember only with allow" as a schema.
+    components["schemas"]["DecideApproval"] = decide_approval();
+    openai_message_rules(&mut components["schemas"]);
+    file_path_rules(doc);
     doc["security"] = json!([{"api_key": []}, {"bearer": []}]);
     doc["paths"]["/mcp"] = mcp_path_item();
+    add_event_streams(doc);
 
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -254,14 +259,343 @@ fn close_flattened(value: &mut Value, schemas: &Value) {
     }
 }
 
+/// `DecideApproval` (see `control.rs`): `allow` may change the input and be
+/// remembered; `deny` may only carry a message.
+fn decide_approval() -> Value {
+    let message = json!({"type": ["string", "null"], "description": "With `deny`: told to the agent"});
+    json!({
+        "description": "The answer to a tool approval.",
+        "oneOf": [
+            {
+                "type": "object",
+                "title": "allow",
+                "required": ["decision"],
+                "properties": {
+                    "decision": {"const": "allow"},
+                    "updated_input": {"type": ["object", "null"], "description": "The tool's input to use instead"},
+                    "message": message,
+                    "remember": {"enum": ["session", null], "description": "`session`: allow this tool for the rest of the CLI process"},
+                },
+                "additionalProperties": false,
+            },
+            {
+                "type": "object",
+                "title": "deny",
+                "required": ["decision"],
+                "properties": {
+                    "decision": {"const": "deny"},
+                    "updated_input": {"type": "null"},
+                    "message": message,
+                    "remember": {"type": "null"},
+                },
+                "additionalProperties": false,
+            },
+        ],
+    })
+}
+
+/// What `openai.rs` checks of a completion's messages, which derived schemas
+/// cannot say: there is a user message, and every user message has text.
+fn openai_message_rules(schemas: &mut Value) {
+    let text = json!({"type": "string", "pattern": "\\S"});
+    schemas["Message"]["if"] = json!({"properties": {"role": {"const": "user"}}});
+    schemas["Message"]["then"] = json!({
+        "required": ["content"],
+        "properties": {"content": {"anyOf": [
+            text,
+            {"type": "array", "contains": {
+                "type": "object",
+                "required": ["type", "text"],
+                "properties": {"type": {"const": "text"}, "text": text},
+            }},
+        ]}},
+    });
+    schemas["CompletionRequest"]["properties"]["messages"]["contains"] = json!({
+        "type": "object",
+        "required": ["role"],
+        "properties": {"role": {"const": "user"}},
+    });
+}
+
+/// One component of a relative path: no `/`, `\` or NUL, and not `..`.
+macro_rules! segment {
+    () => {
+        r"(?:[^/\\\x00.][^/\\\x00]*|\.(?:[^/\\\x00.][^/\\\x00]*)?|\.\.[^/\\\x00]+)"
+    };
+}
+
+/// A folder or file relative to the workspace, as `paths::parse_relative`
+/// takes it: components joined by `/`, none `..`, no leading `/`; empty is
+/// the workspace itself.
+pub const RELATIVE_PATH: &str = concat!("^(?:", segment!(), "(?:/(?:", segment!(), ")?)*)?$");
+
+/// A file path as a path parameter: OpenAPI cannot describe a parameter
+/// spanning URL segments, so the schema shows one name (not `.`); nested
+/// paths are written with plain `/` (`files/out/report.md`).
+pub const FILE_IN_PATH: &str = concat!("^", segment!(), "$");
+
+const PATH_RULES: &str = " Relative to the workspace: no leading `/`, no `..` component, no `\\` \
+    or NUL; a component may not percent-decode to `.`, `..` or a separator; at most 4096 bytes, \
+    255 per component.";
+
+/// The path rules of the files API, on every parameter naming a path; and
+/// a download's media type, which follows the file's name.
+fn file_path_rules(doc: &mut Value) {
+    for status in ["200", "206"] {
+        let pointer = format!(
+            "/paths/~1api~1v1~1sessions~1{{name}}~1files~1{{path}}/get/responses/{status}/content"
+        );
+        if let Some(content) = doc.pointer_mut(&pointer) {
+            *content = json!({"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}});
+        }
+    }
+    let targets: &[(&str, &str, &str, &str)] = &[
+        ("/api/v1/sessions/{name}/files", "post", "path", RELATIVE_PATH),
+        ("/api/v1/sessions/{name}/files", "get", "path", RELATIVE_PATH),
+        ("/api/v1/sessions/{name}/archive", "get", "path", RELATIVE_PATH),
+        ("/api/v1/sessions/{name}/files/{path}", "get", "path", FILE_IN_PATH),
+        ("/api/v1/sessions/{name}/files/{path}", "delete", "path", FILE_IN_PATH),
+    ];
+    for (path, method, name, pattern) in targets {
+        let Some(params) = doc["paths"][path][method]["parameters"].as_array_mut() else {
+            continue;
+        };
+        for param in params.iter_mut().filter(|p| p["name"] == *name) {
+            param["schema"]["pattern"] = json!(pattern);
+            let described = param["description"].as_str().unwrap_or_default().to_owned();
+            param["description"] = json!(format!("{described}.{PATH_RULES}"));
+        }
+    }
+}
+
+/// How every event stream is framed, said once in each stream's schema.
+const SSE_FRAMING: &str = "Server-sent events (`text/event-stream`). This schema describes one \
+    event of the stream as a client's SSE parser sees it: `event` is the `event:` line (`message` \
+    when there is none), `id` the `id:` line, `data` the `data:` lines joined, which hold one JSON \
+    document (see `contentSchema`). Lines starting with `:` are keep-alive comments.";
+
+/// One named SSE event whose `data:` is a JSON document matching `data`;
+/// `id`: whether the event carries the session's event number.
+fn sse_event(name: &str, description: &str, data: Value, id: bool) -> Value {
+    let mut event = json!({
+        "type": "object",
+        "title": name,
+        "description": description,
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data,
+            },
+            "retry": {"type": "integer"},
+        },
+        "additionalProperties": false,
+    });
+    if id {
+        event["required"] = json!(["event", "data", "id"]);
+        event["properties"]["id"] = json!({
+            "type": "string",
+            "pattern": "^[0-9]+$",
+            "description": "The session's event number: resume after it with `Last-Event-ID`",
+        });
+    }
+    event
+}
+
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+/// The events of a session's turns, as `chat/stream` and `/events` send them.
+fn turn_events() -> Vec<Value> {
+    let schema = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let text = object(&["text"], json!({"text": {"type": "string"}}));
+    vec![
+        sse_event(
+            "turn_started",
+            "A turn began (a chat's, or the job's named by `job_id`)",
+            object(&["job_id"], json!({"job_id": {"type": ["string", "null"]}})),
+            true,
+        ),
+        sse_event("delta", "A piece of the answer's text, as the model streams it", text.clone(), true),
+        sse_event("assistant", "A finished text block of the answer", text, true),
+        sse_event(
+            "tool",
+            "The agent calls a tool",
+            object(
+                &["id", "name", "input"],
+                json!({"id": {"type": "string"}, "name": {"type": "string"}, "input": {"type": "object"}}),
+            ),
+            true,
+        ),
+        sse_event(
+            "tool_result",
+            "A tool call's result; `content` is as the CLI reported it",
+            object(
+                &["tool_use_id", "content", "is_error"],
+                json!({"tool_use_id": {"type": "string"}, "content": {}, "is_error": {"type": "boolean"}}),
+            ),
+            true,
+        ),
+        sse_event(
+            "permission_request",
+            "A tool call waits on an approval (`POST` its `url`)",
+            schema("ApprovalView"),
+            true,
+        ),
+        sse_event(
+            "permission_resolved",
+            "An approval was decided, expired or withdrawn; or a call was denied by the \
+             server's policy (`by: policy`, `id: null`)",
+            object(
+                &["id", "status"],
+                json!({
+                    "id": {"type": ["string", "null"]},
+                    "status": {"type": "string", "enum": ["allowed", "denied", "expired", "cancelled"]},
+                    "decision": {"type": ["object", "null"]},
+                    "tool": {"type": "string"},
+                    "by": {"const": "policy"},
+                    "message": {"type": "string"},
+                }),
+            ),
+            true,
+        ),
+        sse_event("done", "The turn's answer, as `/chat` returns it; the stream of a `chat/stream` ends", schema("ChatResponse"), true),
+        sse_event("turn_interrupted", "The turn was interrupted: its partial answer", schema("ChatResponse"), true),
+        sse_event("error", "The turn failed: a problem document; the stream of a `chat/stream` ends", schema("Problem"), true),
+        sse_event(
+            "job_status",
+            "A job's state changed",
+            object(
+                &["job_id", "status"],
+                json!({
+                    "job_id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled", "interrupted"]},
+                    "error": {"type": ["string", "null"]},
+                }),
+            ),
+            true,
+        ),
+    ]
+}
+
+/// Gives each event stream the schema of its events (OpenAPI 3.1 has no
+/// item schema for streams: as tools read it, a stream's `schema` describes
+/// one event).
+fn add_event_streams(doc: &mut Value) {
+    let mut turn = turn_events();
+    let session_events = {
+        let mut all = turn.clone();
+        all.push(sse_event(
+            "reset",
+            "First event when the events after `Last-Event-ID` were purged: reload the history",
+            object(
+                &["reason", "history_url"],
+                json!({"reason": {"type": "string"}, "history_url": {"type": "string"}}),
+            ),
+            false,
+        ));
+        all
+    };
+    // `job_status` is never part of a chat's own stream.
+    turn.retain(|e| e["title"] != "job_status");
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["TurnStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": turn});
+    schemas["SessionStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": session_events});
+    schemas["CompletionStreamEvent"] = completion_events();
+    schemas["McpStreamEvent"] = json!({
+        "description": format!("{SSE_FRAMING} Each `data` is a JSON-RPC 2.0 message."),
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"const": "message"},
+            "id": {"type": "string"},
+            "data": {"type": "string"},
+            "retry": {"type": "integer"},
+        },
+    });
+    for (path, method, schema) in [
+        ("/api/v1/sessions/{name}/chat/stream", "post", "TurnStreamEvent"),
+        ("/api/v1/sessions/{name}/events", "get", "SessionStreamEvent"),
+        ("/v1/chat/completions", "post", "CompletionStreamEvent"),
+        ("/mcp", "post", "McpStreamEvent"),
+        ("/mcp", "get", "McpStreamEvent"),
+    ] {
+        let pointer = format!(
+            "/paths/{}/{method}/responses/200/content/text~1event-stream/schema",
+            path.replace('~', "~0").replace('/', "~1")
+        );
+        if let Some(slot) = doc.pointer_mut(&pointer) {
+            *slot = json!({"$ref": format!("#/components/schemas/{schema}")});
+        }
+    }
+}
+
+/// The OpenAI stream: unnamed events whose data is a `chat.completion.chunk`
+/// or an `{error}`, then the literal `[DONE]` (not JSON).
+fn completion_events() -> Value {
+    let chunk = object(
+        &["id", "object", "created", "model", "choices"],
+        json!({
+            "id": {"type": "string"},
+            "object": {"const": "chat.completion.chunk"},
+            "created": {"type": "integer"},
+            "model": {"type": "string"},
+            "system_fingerprint": {"type": ["string", "null"]},
+            "choices": {"type": "array", "items": object(
+                &["index", "delta", "finish_reason"],
+                json!({
+                    "index": {"type": "integer"},
+                    "delta": {"type": "object", "properties": {
+                        "role": {"const": "assistant"},
+                        "content": {"type": "string"},
+                    }, "additionalProperties": false},
+                    "logprobs": {"type": "null"},
+                    "finish_reason": {"enum": ["stop", null]},
+                }),
+            )},
+            "usage": {"$ref": "#/components/schemas/CompletionUsage"},
+        }),
+    );
+    let error = object(
+        &["error"],
+        json!({"error": object(&["message", "type", "code"], json!({
+            "message": {"type": "string"},
+            "type": {"type": "string"},
+            "code": {"type": "integer"},
+        }))}),
+    );
+    json!({
+        "description": format!(
+            "{SSE_FRAMING} Events have no name (`message`); each `data` is a \
+             `chat.completion.chunk`, or `{{error}}` when the turn fails; the last is the \
+             literal `[DONE]`, which is not JSON."
+        ),
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {"event": {"const": "message"}, "retry": {"type": "integer"}},
+        "if": {"properties": {"data": {"const": "[DONE]"}}},
+        "else": {"properties": {"data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"oneOf": [chunk, error]},
+        }}},
+    })
+}
+
 /// `/mcp` is served by the MCP SDK's transport, not by a handler of ours,
 /// so its operations are written out here.
 fn mcp_path_item() -> Value {
-    let session = json!({
-        "name": "Mcp-Session-Id", "in": "header", "required": false,
-        "description": "The MCP session, from the `initialize` response; it belongs to the tenant that made it",
-        "schema": {"type": "string"},
-    });
+    let session = |required: bool| {
+        json!({
+            "name": "Mcp-Session-Id", "in": "header", "required": required,
+            "description": "The MCP session, from the `initialize` response; it belongs to the \
+                tenant that made it. Every request but `initialize` needs it (400 without).",
+            "schema": {"type": "string", "pattern": "^[!-~]+$"},
+        })
+    };
     let rpc = json!({"type": "object", "description": "A JSON-RPC 2.0 message (or batch)"});
     let not_found = problem("Unknown session, or another tenant's");
     json!({
@@ -270,10 +604,12 @@ fn mcp_path_item() -> Value {
             "operationId": "mcp_post",
             "summary": "Model Context Protocol, streamable HTTP transport",
             "description": "JSON-RPC messages of the MCP protocol: `initialize`, `tools/list`, \
-                `tools/call`, `resources/list`, `resources/read`, … Send \
-                `Accept: application/json, text/event-stream`. The tools act on the \
-                caller's tenant with the caller's key.",
-            "parameters": [session],
+                `tools/call`, `resources/list`, `resources/read`, … The answer is an \
+                event stream; an `Accept` header, when sent, must allow it and JSON. The \
+                tools act on the caller's tenant with the caller's key. A request other than \
+                `initialize` needs `Mcp-Session-Id` (400 without), which OpenAPI cannot tie \
+                to the body's `method`.",
+            "parameters": [session(false)],
             "requestBody": {"required": true, "content": {"application/json": {"schema": rpc}}},
             "responses": {
                 "200": {
@@ -283,7 +619,7 @@ fn mcp_path_item() -> Value {
                 "202": {"description": "A notification or response was accepted"},
                 "400": problem("No session id on a request other than `initialize`"),
                 "404": not_found,
-                "406": problem("The `Accept` header does not allow an event stream"),
+                "406": problem("The `Accept` header excludes JSON or event streams"),
                 "413": problem("The body is larger than 2 MiB"),
             },
         },
@@ -291,25 +627,25 @@ fn mcp_path_item() -> Value {
             "tags": ["mcp"],
             "operationId": "mcp_get",
             "summary": "The session's stream of server messages",
-            "parameters": [session],
+            "parameters": [session(true)],
             "responses": {
                 "200": {
                     "description": "Server-sent events",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
-                "400": problem("No session id"),
+                "400": problem("No `Mcp-Session-Id`"),
                 "404": not_found,
-                "406": problem("The `Accept` header does not allow an event stream"),
+                "406": problem("The `Accept` header excludes event streams"),
             },
         },
         "delete": {
             "tags": ["mcp"],
             "operationId": "mcp_delete",
             "summary": "Ends the MCP session",
-            "parameters": [session],
+            "parameters": [session(true)],
             "responses": {
                 "202": {"description": "Ended"},
-                "400": problem("No session id"),
+                "400": problem("No `Mcp-Session-Id`"),
                 "404": not_found,
             },
         },

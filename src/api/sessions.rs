@@ -27,8 +27,9 @@ pub struct CreateSession {
     #[serde(default)]
     #[schema(minimum = 0.000001, exclusive_maximum = 1e9)]
     budget_usd: Option<f64>,
-    /// An agent template (`GET /api/v1/templates`).
+    /// An agent template (`GET /api/v1/templates`); an unknown one is a 404.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     template: Option<String>,
     /// Replaces Claude Code's own system prompt.
     #[serde(default)]
@@ -269,7 +270,8 @@ pub async fn insert_session(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken, or the tenant is at its session limit", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid, or the template is unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No template of that name", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn create_session(
@@ -294,9 +296,14 @@ pub async fn create_session(
     tracing::Span::current().record("session", name.as_str());
     // Request fields > template > server defaults (see `spec.rs`).
     let spec = match spec.template.clone() {
+        Some(template) if !crate::templates::valid_name(&template) => {
+            return Err(ApiError::Validation(format!(
+                "invalid template name {template:?}: template names follow session names"
+            )))
+        }
         Some(template) => {
             let found = templates.get(&template).ok_or_else(|| {
-                ApiError::Validation(format!(
+                ApiError::NotFound(format!(
                     "unknown template {template:?}; GET /api/v1/templates lists them"
                 ))
             })?;

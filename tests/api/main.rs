@@ -9,6 +9,7 @@ mod receiver;
 
 mod approvals;
 mod chat;
+mod contract;
 mod errors;
 mod events;
 mod faults;
