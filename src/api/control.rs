@@ -93,13 +93,11 @@ pub async fn session_events(
                     ))
                 })?,
         ),
-        None => match query.after {
-            Some(n) if n < 0 => {
-                return Err(ApiError::Validation("after must be 0 or more".into()))
-            }
-            after => after,
-        },
+        None => query.after,
     };
+    if query.after.is_some_and(|n| n < 0) {
+        return Err(ApiError::Validation("after must be 0 or more".into()));
+    }
     let session = load_session(&state, &caller, &name).await?;
     let actor = state
         .supervisor
@@ -338,7 +336,7 @@ pub async fn decide_approval(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
-    body: web::Json<DecideApproval>,
+    body: super::envelope::JsonObject<DecideApproval>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, id) = path.into_inner();
     let decision = body.into_inner().validate()?;

@@ -380,7 +380,7 @@ pub async fn list_files(
     params(
         ("name" = String, Path, description = "The session's name"),
         ("path" = String, Path, description = "The file, relative to the workspace"),
-        ("Range" = Option<String>, Header, description = "A byte range (`bytes=0-99`)"),
+        ("Range" = Option<String>, Header, pattern = "^bytes=[0-9]*-[0-9]*(, *[0-9]*-[0-9]*)*$", description = "Byte ranges (`bytes=0-99`); a range the file does not cover is a 416"),
     ),
     responses(
         (status = 200, description = "The file, with a `Content-Type` guessed from its name", content_type = "application/octet-stream", body = Vec<u8>),

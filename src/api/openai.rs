@@ -217,6 +217,10 @@ fn session_name(req: &HttpRequest, body: &CompletionRequest) -> Result<String, A
             .unwrap_or_else(|| DEFAULT_SESSION.to_owned()),
     };
     validate_name(&name)?;
+    // `user` must be a name even when the header chose the session.
+    if let Some(user) = &body.user {
+        validate_name(user)?;
+    }
     Ok(name)
 }
 
@@ -283,7 +287,7 @@ pub async fn chat_completions(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CompletionRequest>,
+    body: super::envelope::JsonObject<CompletionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let name = session_name(&req, &body)?;

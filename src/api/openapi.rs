@@ -28,7 +28,8 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
             (`X-API-Key` or `Authorization: Bearer`) and sees only its tenant's resources: \
             another tenant's object is a 404. Success bodies are `{data, meta}` (lists add \
             `pagination`); errors are RFC 9457 problem documents \
-            (`application/problem+json`). Prometheus metrics are served on their own \
+            (`application/problem+json`). A JSON body must be an object, and no string in \
+            it may hold a NUL character (422). Prometheus metrics are served on their own \
             listener (`METRICS_ADDR`), not here.",
     ),
     paths(
@@ -173,8 +174,20 @@ fn complete(doc: &mut Value) {
     let kinds: Vec<String> = PROBLEM_KINDS.iter().map(|k| problem_type(k)).collect();
     components["schemas"]["Problem"]["properties"]["type"]["enum"] = json!(kinds);
     // The rule "updated_input and remember only with allow" as a schema.
-    components["schemas"]["DecideApproval"] = decide_approval();
+    let (allow, deny) = decide_approval();
+    components["schemas"]["AllowApproval"] = allow;
+    components["schemas"]["DenyApproval"] = deny;
+    components["schemas"]["DecideApproval"] = json!({
+        "description": "The answer to a tool approval.",
+        "oneOf": [
+            {"$ref": "#/components/schemas/AllowApproval"},
+            {"$ref": "#/components/schemas/DenyApproval"},
+        ],
+    });
     openai_message_rules(&mut components["schemas"]);
+    for body in REQUEST_BODIES {
+        forbid_nul(&mut components["schemas"][*body]);
+    }
     file_path_rules(doc);
     doc["security"] = json!([{"api_key": []}, {"bearer": []}]);
     doc["paths"]["/mcp"] = mcp_path_item();
@@ -261,44 +274,91 @@ fn close_flattened(value: &mut Value, schemas: &Value) {
 
 /// `DecideApproval` (see `control.rs`): `allow` may change the input and be
 /// remembered; `deny` may only carry a message.
-fn decide_approval() -> Value {
+fn decide_approval() -> (Value, Value) {
     let message = json!({"type": ["string", "null"], "description": "With `deny`: told to the agent"});
-    json!({
-        "description": "The answer to a tool approval.",
-        "oneOf": [
-            {
-                "type": "object",
-                "title": "allow",
-                "required": ["decision"],
-                "properties": {
-                    "decision": {"const": "allow"},
-                    "updated_input": {"type": ["object", "null"], "description": "The tool's input to use instead"},
-                    "message": message,
-                    "remember": {"enum": ["session", null], "description": "`session`: allow this tool for the rest of the CLI process"},
-                },
-                "additionalProperties": false,
-            },
-            {
-                "type": "object",
-                "title": "deny",
-                "required": ["decision"],
-                "properties": {
-                    "decision": {"const": "deny"},
-                    "updated_input": {"type": "null"},
-                    "message": message,
-                    "remember": {"type": "null"},
-                },
-                "additionalProperties": false,
-            },
-        ],
-    })
+    let allow = json!({
+        "type": "object",
+        "description": "Runs the tool, with `updated_input` if given.",
+        "required": ["decision"],
+        "properties": {
+            "decision": {"type": "string", "const": "allow"},
+            "updated_input": {"type": ["object", "null"], "description": "The tool's input to use instead"},
+            "message": message,
+            "remember": {"type": ["string", "null"], "enum": ["session", null], "description": "`session`: allow this tool for the rest of the CLI process"},
+        },
+        "additionalProperties": false,
+    });
+    let deny = json!({
+        "type": "object",
+        "description": "Refuses the tool call; `message` is told to the agent.",
+        "required": ["decision"],
+        "properties": {
+            "decision": {"type": "string", "const": "deny"},
+            "updated_input": {"type": "null"},
+            "message": message,
+            "remember": {"type": "null"},
+        },
+        "additionalProperties": false,
+    });
+    (allow, deny)
+}
+
+/// The schemas of JSON request bodies, with the parts they are made of.
+const REQUEST_BODIES: &[&str] = &[
+    "CreateSession",
+    "ChatRequest",
+    "CreateJob",
+    "AllowApproval",
+    "DenyApproval",
+    "CountTokens",
+    "CompletionRequest",
+    "Message",
+    "Content",
+    "ContentPart",
+    "SetWorkingDir",
+    "CreateTenant",
+    "LimitsBody",
+    "CreateKey",
+];
+
+/// States `JsonObject`'s rule on the strings of a body: no NUL. Strings with
+/// a pattern of their own already exclude it (see the patterns).
+fn forbid_nul(schema: &mut Value) {
+    let Some(map) = schema.as_object_mut() else {
+        if let Some(items) = schema.as_array_mut() {
+            items.iter_mut().for_each(forbid_nul);
+        }
+        return;
+    };
+    let is_string = match map.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    let fixed = ["pattern", "enum", "const", "format"]
+        .iter()
+        .any(|k| map.contains_key(*k));
+    if is_string && !fixed {
+        map.insert("pattern".into(), json!("^[^\\x00]*$"));
+    }
+    for key in ["properties", "items", "anyOf", "oneOf", "allOf", "then", "else", "contains"] {
+        if let Some(child) = map.get_mut(key) {
+            if key == "properties" {
+                if let Some(props) = child.as_object_mut() {
+                    props.values_mut().for_each(forbid_nul);
+                }
+            } else {
+                forbid_nul(child);
+            }
+        }
+    }
 }
 
 /// What `openai.rs` checks of a completion's messages, which derived schemas
 /// cannot say: there is a user message, and every user message has text.
 fn openai_message_rules(schemas: &mut Value) {
-    let text = json!({"type": "string", "pattern": "\\S"});
-    schemas["Message"]["if"] = json!({"properties": {"role": {"const": "user"}}});
+    let text = json!({"type": "string", "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"});
+    schemas["Message"]["if"] = json!({"properties": {"role": {"type": "string", "const": "user"}}});
     schemas["Message"]["then"] = json!({
         "required": ["content"],
         "properties": {"content": {"anyOf": [
@@ -306,14 +366,14 @@ fn openai_message_rules(schemas: &mut Value) {
             {"type": "array", "contains": {
                 "type": "object",
                 "required": ["type", "text"],
-                "properties": {"type": {"const": "text"}, "text": text},
+                "properties": {"type": {"type": "string", "const": "text"}, "text": text},
             }},
         ]}},
     });
     schemas["CompletionRequest"]["properties"]["messages"]["contains"] = json!({
         "type": "object",
         "required": ["role"],
-        "properties": {"role": {"const": "user"}},
+        "properties": {"role": {"type": "string", "const": "user"}},
     });
 }
 
@@ -383,7 +443,7 @@ fn sse_event(name: &str, description: &str, data: Value, id: bool) -> Value {
         "description": description,
         "required": ["event", "data"],
         "properties": {
-            "event": {"const": name},
+            "event": {"type": "string", "const": name},
             "data": {
                 "type": "string",
                 "contentMediaType": "application/json",
@@ -456,7 +516,7 @@ fn turn_events() -> Vec<Value> {
                     "status": {"type": "string", "enum": ["allowed", "denied", "expired", "cancelled"]},
                     "decision": {"type": ["object", "null"]},
                     "tool": {"type": "string"},
-                    "by": {"const": "policy"},
+                    "by": {"type": "string", "const": "policy"},
                     "message": {"type": "string"},
                 }),
             ),
@@ -502,6 +562,20 @@ fn add_event_streams(doc: &mut Value) {
     // `job_status` is never part of a chat's own stream.
     turn.retain(|e| e["title"] != "job_status");
     let schemas = &mut doc["components"]["schemas"];
+    // Each event is a component of its own, shared by both streams (so a
+    // generator makes one type per event).
+    let mut refs = |events: Vec<Value>| -> Vec<Value> {
+        events
+            .into_iter()
+            .map(|event| {
+                let name = event_component(event["title"].as_str().unwrap_or_default());
+                let reference = json!({"$ref": format!("#/components/schemas/{name}")});
+                schemas[name] = event;
+                reference
+            })
+            .collect()
+    };
+    let (turn, session_events) = (refs(turn), refs(session_events));
     schemas["TurnStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": turn});
     schemas["SessionStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": session_events});
     schemas["CompletionStreamEvent"] = completion_events();
@@ -510,7 +584,7 @@ fn add_event_streams(doc: &mut Value) {
         "type": "object",
         "required": ["data"],
         "properties": {
-            "event": {"const": "message"},
+            "event": {"type": "string", "const": "message"},
             "id": {"type": "string"},
             "data": {"type": "string"},
             "retry": {"type": "integer"},
@@ -533,6 +607,19 @@ fn add_event_streams(doc: &mut Value) {
     }
 }
 
+/// `turn_started` → `TurnStartedEvent`.
+fn event_component(name: &str) -> String {
+    let mut out = String::new();
+    for word in name.split('_') {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    out + "Event"
+}
+
 /// The OpenAI stream: unnamed events whose data is a `chat.completion.chunk`
 /// or an `{error}`, then the literal `[DONE]` (not JSON).
 fn completion_events() -> Value {
@@ -540,7 +627,7 @@ fn completion_events() -> Value {
         &["id", "object", "created", "model", "choices"],
         json!({
             "id": {"type": "string"},
-            "object": {"const": "chat.completion.chunk"},
+            "object": {"type": "string", "const": "chat.completion.chunk"},
             "created": {"type": "integer"},
             "model": {"type": "string"},
             "system_fingerprint": {"type": ["string", "null"]},
@@ -549,7 +636,7 @@ fn completion_events() -> Value {
                 json!({
                     "index": {"type": "integer"},
                     "delta": {"type": "object", "properties": {
-                        "role": {"const": "assistant"},
+                        "role": {"type": "string", "const": "assistant"},
                         "content": {"type": "string"},
                     }, "additionalProperties": false},
                     "logprobs": {"type": "null"},
@@ -575,8 +662,8 @@ fn completion_events() -> Value {
         ),
         "type": "object",
         "required": ["event", "data"],
-        "properties": {"event": {"const": "message"}, "retry": {"type": "integer"}},
-        "if": {"properties": {"data": {"const": "[DONE]"}}},
+        "properties": {"event": {"type": "string", "const": "message"}, "retry": {"type": "integer"}},
+        "if": {"properties": {"data": {"type": "string", "const": "[DONE]"}}},
         "else": {"properties": {"data": {
             "type": "string",
             "contentMediaType": "application/json",
@@ -596,7 +683,25 @@ fn mcp_path_item() -> Value {
             "schema": {"type": "string", "pattern": "^[!-~]+$"},
         })
     };
-    let rpc = json!({"type": "object", "description": "A JSON-RPC 2.0 message (or batch)"});
+    let rpc = json!({
+        "description": "A JSON-RPC 2.0 message: a request or notification (`method`), or a \
+            response to one of the server's requests (`result` or `error`)",
+        "type": "object",
+        "required": ["jsonrpc"],
+        "properties": {
+            "jsonrpc": {"type": "string", "const": "2.0"},
+            "id": {"type": ["string", "integer"]},
+            "method": {"type": "string"},
+            "params": {"type": "object"},
+            "result": {"type": "object"},
+            "error": {"type": "object"},
+        },
+        "oneOf": [
+            {"required": ["method"]},
+            {"required": ["id", "result"]},
+            {"required": ["id", "error"]},
+        ],
+    });
     let not_found = problem("Unknown session, or another tenant's");
     json!({
         "post": {
@@ -621,6 +726,7 @@ fn mcp_path_item() -> Value {
                 "404": not_found,
                 "406": problem("The `Accept` header excludes JSON or event streams"),
                 "413": problem("The body is larger than 2 MiB"),
+                "415": problem("The body is not a JSON-RPC message"),
             },
         },
         "get": {

@@ -39,8 +39,8 @@ pub struct CreateSession {
     append_system_prompt: Option<String>,
     #[serde(default)]
     model: Option<String>,
-    #[serde(default)]
-    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "super::envelope::integer")]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
     max_turns: Option<u32>,
     #[serde(default)]
     permission_mode: Option<PermissionMode>,
@@ -279,7 +279,7 @@ pub async fn create_session(
     state: web::Data<AppState>,
     templates: web::Data<crate::templates::Templates>,
     caller: Caller,
-    body: web::Json<CreateSession>,
+    body: super::envelope::JsonObject<CreateSession>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     // Money is kept in micro-USD: a budget that rounds to none is refused.

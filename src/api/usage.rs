@@ -108,7 +108,7 @@ pub fn estimate(text: &str) -> TokenCount {
 pub async fn count_tokens(
     req: HttpRequest,
     _caller: Caller,
-    body: web::Json<CountTokens>,
+    body: super::envelope::JsonObject<CountTokens>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(envelope::ok(&req, estimate(&body.text)))
 }

@@ -105,7 +105,7 @@ pub async fn set_working_dir(
     state: web::Data<AppState>,
     caller: Caller,
     name: web::Path<String>,
-    body: web::Json<SetWorkingDir>,
+    body: super::envelope::JsonObject<SetWorkingDir>,
 ) -> Result<HttpResponse, ApiError> {
     let row = load_session(&state, &caller, &name).await?;
     let area = state.workspace_root.join(caller.tenant.as_str());

@@ -12,8 +12,14 @@ import sys
 
 base, key, work = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
 config = work / "generator.yaml"
-# No formatter is installed; archives are bytes like any binary download.
-config.write_text("post_hooks: []\ncontent_type_overrides:\n  application/gzip: application/octet-stream\n")
+# No formatter is installed; archives and downloads (whatever their type)
+# are bytes.
+config.write_text(
+    "post_hooks: []\n"
+    "content_type_overrides:\n"
+    "  application/gzip: application/octet-stream\n"
+    "  '*/*': application/octet-stream\n"
+)
 generator = pathlib.Path(sys.executable).parent / "openapi-python-client"
 run = subprocess.run(
     [str(generator), "generate", "--url", f"{base}/api/v1/openapi.json", "--meta", "none",
