@@ -377,10 +377,18 @@ fn openai_message_rules(schemas: &mut Value) {
     });
 }
 
-/// One component of a relative path: no `/`, `\` or NUL, and not `..`.
+/// One component of a relative path: no `/`, `\` or NUL, and not `..`
+/// (`.` is allowed and means nothing).
 macro_rules! segment {
     () => {
         r"(?:[^/\\\x00.][^/\\\x00]*|\.(?:[^/\\\x00.][^/\\\x00]*)?|\.\.[^/\\\x00]+)"
+    };
+}
+
+/// One component that names something: neither `.` nor `..`.
+macro_rules! name {
+    () => {
+        r"(?:[^/\\\x00.][^/\\\x00]*|\.[^/\\\x00.][^/\\\x00]*|\.\.[^/\\\x00]+)"
     };
 }
 
@@ -392,7 +400,7 @@ pub const RELATIVE_PATH: &str = concat!("^(?:", segment!(), "(?:/(?:", segment!(
 /// A file path as a path parameter: OpenAPI cannot describe a parameter
 /// spanning URL segments, so the schema shows one name (not `.`); nested
 /// paths are written with plain `/` (`files/out/report.md`).
-pub const FILE_IN_PATH: &str = concat!("^", segment!(), "$");
+pub const FILE_IN_PATH: &str = concat!("^", name!(), "$");
 
 const PATH_RULES: &str = " Relative to the workspace: no leading `/`, no `..` component, no `\\` \
     or NUL; a component may not percent-decode to `.`, `..` or a separator; at most 4096 bytes, \
@@ -697,9 +705,9 @@ fn mcp_path_item() -> Value {
             "error": {"type": "object"},
         },
         "oneOf": [
-            {"required": ["method"]},
-            {"required": ["id", "result"]},
-            {"required": ["id", "error"]},
+            {"required": ["method"], "not": {"anyOf": [{"required": ["result"]}, {"required": ["error"]}]}},
+            {"required": ["id", "result"], "not": {"anyOf": [{"required": ["method"]}, {"required": ["error"]}]}},
+            {"required": ["id", "error"], "not": {"anyOf": [{"required": ["method"]}, {"required": ["result"]}]}},
         ],
     });
     let not_found = problem("Unknown session, or another tenant's");
@@ -824,6 +832,54 @@ pub async fn docs_file(file: web::Path<String>) -> HttpResponse {
         Err(e) => {
             tracing::error!(error = %e, "cannot serve the docs page");
             HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::paths::parse_relative;
+
+    /// The documented path patterns say what `parse_relative` decides.
+    #[test]
+    fn path_patterns_agree_with_the_path_check() {
+        let pattern = |p: &str| {
+            jsonschema::validator_for(&json!({"type": "string", "pattern": p})).expect("compiles")
+        };
+        let (relative, file) = (pattern(RELATIVE_PATH), pattern(FILE_IN_PATH));
+        let samples = [
+            "", "a", "a/b", "a//b/", ".", "./a", "...", "..a", "a..", ".hidden/x", "a b/c",
+            "..", "../a", "a/../b", "a/..", "/etc", "a\\b", "a\u{0}b", "\\a",
+        ];
+        for sample in samples {
+            let accepted = parse_relative(sample).is_ok();
+            assert_eq!(relative.is_valid(&json!(sample)), accepted, "{sample:?}");
+            // One named component, as a path parameter.
+            let one_name = accepted
+                && !sample.contains('/')
+                && parse_relative(sample).is_ok_and(|p| !p.as_os_str().is_empty());
+            assert_eq!(file.is_valid(&json!(sample)), one_name, "{sample:?}");
+        }
+    }
+
+    #[test]
+    fn the_document_names_every_event_stream_event() {
+        let doc = document();
+        let events = |schema: &str| -> Vec<String> {
+            doc["components"]["schemas"][schema]["oneOf"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["$ref"].as_str().unwrap().rsplit('/').next().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(events("SessionStreamEvent").len(), 12);
+        assert!(events("SessionStreamEvent").contains(&"ResetEvent".to_owned()));
+        assert!(!events("TurnStreamEvent").contains(&"JobStatusEvent".to_owned()));
+        for name in events("SessionStreamEvent") {
+            let event = &doc["components"]["schemas"][&name];
+            assert_eq!(event["properties"]["data"]["contentMediaType"], "application/json");
         }
     }
 }

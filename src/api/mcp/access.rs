@@ -61,6 +61,12 @@ pub async fn gate(
         .cloned()
         .ok_or_else(|| ApiError::internal("MCP access state missing"))?;
     let tenant = caller.tenant.as_str().to_owned();
+    if !matches!(*req.method(), Method::GET | Method::POST | Method::DELETE) {
+        let refused = actix_web::HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "GET, POST, DELETE"))
+            .finish();
+        return Ok(problem::from_sdk(req.into_response(refused)).await);
+    }
     let needed: &[&str] = match *req.method() {
         Method::POST => &["application/json", "text/event-stream"],
         Method::GET => &["text/event-stream"],
