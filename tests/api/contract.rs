@@ -101,6 +101,8 @@ async fn schemathesis_finds_no_contract_violation() {
         .args(["--checks", "all", "--max-examples", &examples])
         .args(["--request-timeout", "20", "--workers", "2"])
         .args(["--seed", "19"])
+        // Its cache (`.schemathesis/`) goes under target/, not the sources.
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .env("PYTHONPATH", &py)
         .env("SCHEMATHESIS_HOOKS", "fuzz_hooks")
         .env("FUZZ_OWN_KEY_ID", "key_test_admin")
