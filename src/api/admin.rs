@@ -88,7 +88,7 @@ impl KeyData {
 
 /// Limits in a request: a number sets one, `null` returns it to the server
 /// default, absent leaves it alone.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsBody {
     /// Spend limit in USD (0 or more).
@@ -158,7 +158,7 @@ impl LimitsBody {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// 1–64 of `[A-Za-z0-9._-]`, not starting with a dot; also its id.
@@ -312,7 +312,7 @@ pub async fn list_keys(
     Ok(envelope::ok(&req, items))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// The tenant's id.

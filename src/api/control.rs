@@ -258,7 +258,7 @@ pub async fn list_approvals(
     Ok(envelope::ok(&req, items))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DecisionKind {
     Allow,
@@ -266,7 +266,7 @@ pub enum DecisionKind {
 }
 
 /// `session`: allow this tool for the rest of the CLI process.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Remember {
     Session,
@@ -275,7 +275,7 @@ pub enum Remember {
 /// The answer to a tool approval. Its schema in the document is written
 /// out in `openapi.rs` (`decide_approval`), which states the rules of
 /// `validate` that a derived schema cannot.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideApproval {
     decision: DecisionKind,

@@ -268,7 +268,9 @@ impl<T> std::ops::Deref for JsonObject<T> {
     }
 }
 
-impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonObject<T> {
+impl<T: serde::de::DeserializeOwned + Serialize + 'static> actix_web::FromRequest
+    for JsonObject<T>
+{
     type Error = actix_web::Error;
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
@@ -280,17 +282,19 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonOb
             if !value.is_object() {
                 return Err(ApiError::Validation("the body must be a JSON object".into()).into());
             }
+            let body: T =
+                serde_json::from_value(value).map_err(|e| ApiError::Validation(e.to_string()))?;
             // Strings reach the CLI's command line and TEXT columns, where a
-            // NUL cannot go (PostgreSQL refuses it): refused here, once.
-            if let Some(at) = nul_at(&value, String::new()) {
+            // NUL cannot go (PostgreSQL refuses it): refused here, once, in
+            // the fields the server reads (ignored extra fields may hold one).
+            let read = serde_json::to_value(&body).map_err(ApiError::internal)?;
+            if let Some(at) = nul_at(&read, String::new()) {
                 return Err(ApiError::Validation(format!(
                     "no string in the body may contain a NUL character (at {at:?})"
                 ))
                 .into());
             }
-            serde_json::from_value(value)
-                .map(JsonObject)
-                .map_err(|e| ApiError::Validation(e.to_string()).into())
+            Ok(JsonObject(body))
         })
     }
 }

@@ -39,7 +39,7 @@ const STREAM_BUFFER: usize = 4096;
 /// The fields of an OpenAI chat completion request this server uses; the
 /// rest (temperature, tools, …) are accepted and ignored, as the agent's
 /// own settings govern them.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct CompletionRequest {
     /// The turn's model; `claude-code` (or none) keeps the session's own.
     #[serde(default)]
@@ -58,14 +58,14 @@ pub struct CompletionRequest {
     user: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct StreamOptions {
     /// A last chunk with `usage` and no choices.
     #[serde(default)]
     include_usage: bool,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct Message {
     /// `system`, `user`, `assistant`, …
     role: String,
@@ -74,14 +74,14 @@ pub struct Message {
 }
 
 /// A string, or an array of parts of which the `text` ones count.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Parts(Vec<ContentPart>),
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct ContentPart {
     /// `text`, `image_url`, …; only `text` parts are read.
     #[serde(rename = "type")]

@@ -28,8 +28,8 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
             (`X-API-Key` or `Authorization: Bearer`) and sees only its tenant's resources: \
             another tenant's object is a 404. Success bodies are `{data, meta}` (lists add \
             `pagination`); errors are RFC 9457 problem documents \
-            (`application/problem+json`). A JSON body must be an object, and no string in \
-            it may hold a NUL character (422). Prometheus metrics are served on their own \
+            (`application/problem+json`). A JSON body must be an object, and no string the \
+            server reads from it may hold a NUL character (422). Prometheus metrics are served on their own \
             listener (`METRICS_ADDR`), not here.",
     ),
     paths(
@@ -185,6 +185,19 @@ fn complete(doc: &mut Value) {
         ],
     });
     openai_message_rules(&mut components["schemas"]);
+    // `spec::tool_list` takes a list or one comma-separated string.
+    for field in ["allowed_tools", "disallowed_tools"] {
+        let property = &mut components["schemas"]["CreateSession"]["properties"][field];
+        let description = property["description"].clone();
+        *property = json!({
+            "description": description,
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {"type": "string"},
+                {"type": "null"},
+            ],
+        });
+    }
     for body in REQUEST_BODIES {
         forbid_nul(&mut components["schemas"][*body]);
     }

@@ -17,7 +17,7 @@ use crate::spec::{Effort, PermissionMode, SessionSpec};
 
 /// A new session. Fields left out come from the template, then the
 /// server's defaults.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
     /// 1–128 of `[A-Za-z0-9._-]`, not starting with a dot; unique in the tenant.

@@ -63,7 +63,7 @@ pub async fn get_usage(
     ))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CountTokens {
     text: String,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use utoipa::ToSchema;
 
@@ -19,7 +19,7 @@ use crate::security::auth::Caller;
 use crate::security::paths::is_strictly_beneath;
 
 /// Where the session's CLI should work from now on.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetWorkingDir {
     /// An existing folder inside the tenant's area: absolute, or relative to
