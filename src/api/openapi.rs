@@ -715,7 +715,11 @@ fn mcp_path_item() -> Value {
             "method": {"type": "string"},
             "params": {"type": "object"},
             "result": {"type": "object"},
-            "error": {"type": "object"},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}},
+            },
         },
         "oneOf": [
             {"required": ["method"], "not": {"anyOf": [{"required": ["result"]}, {"required": ["error"]}]}},
