@@ -437,6 +437,20 @@ fn file_path_rules(doc: &mut Value) {
         ("/api/v1/sessions/{name}/files/{path}", "get", "path", FILE_IN_PATH),
         ("/api/v1/sessions/{name}/files/{path}", "delete", "path", FILE_IN_PATH),
     ];
+    // `files::parse_bool`: these flags take `true`/`1` or `false`/`0`/empty.
+    let flags: &[(&str, &str, &str)] = &[
+        ("/api/v1/sessions/{name}/files", "post", "overwrite"),
+        ("/api/v1/sessions/{name}/files", "get", "recursive"),
+        ("/api/v1/sessions/{name}/files", "get", "hidden"),
+    ];
+    for (path, method, name) in flags {
+        let Some(params) = doc["paths"][path][method]["parameters"].as_array_mut() else {
+            continue;
+        };
+        for param in params.iter_mut().filter(|p| p["name"] == *name) {
+            param["schema"] = json!({"type": "string", "enum": ["true", "false", "1", "0", ""]});
+        }
+    }
     for (path, method, name, pattern) in targets {
         let Some(params) = doc["paths"][path][method]["parameters"].as_array_mut() else {
             continue;
