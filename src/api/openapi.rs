@@ -29,7 +29,8 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
             another tenant's object is a 404. Success bodies are `{data, meta}` (lists add \
             `pagination`); errors are RFC 9457 problem documents \
             (`application/problem+json`). A JSON body must be an object, and no string the \
-            server reads from it may hold a NUL character (422). Prometheus metrics are served on their own \
+            server reads from it may hold a NUL character (422); nor may a path or query \
+            parameter (400). Prometheus metrics are served on their own \
             listener (`METRICS_ADDR`), not here.",
     ),
     paths(
@@ -111,8 +112,9 @@ const SHARED_RESPONSES: &[(&str, &str, &str, Applies)] = &[
     (
         "400",
         "BadRequest",
-        "The body is not JSON (or lacks `Content-Type: application/json`)",
-        Applies::JsonBody,
+        "A malformed request: a NUL (`%00`) in the URL, or a body that is not JSON (or lacks \
+         `Content-Type: application/json`)",
+        Applies::All,
     ),
     (
         "401",
@@ -223,6 +225,17 @@ fn complete(doc: &mut Value) {
                 .as_object_mut()
                 .map(std::mem::take)
                 .unwrap_or_else(Map::new);
+            // `middleware::request_context` refuses a NUL in the URL.
+            // (`get_mut`: indexing would add `parameters: null`.)
+            if let Some(params) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            {
+                params
+                    .iter_mut()
+                    .filter(|p| p["in"] == "path" || p["in"] == "query")
+                    .for_each(|p| forbid_nul(&mut p["schema"]));
+            }
             for (status, name, _, applies) in SHARED_RESPONSES {
                 let applies = match applies {
                     Applies::All => true,
@@ -419,6 +432,12 @@ const PATH_RULES: &str = " Relative to the workspace: no leading `/`, no `..` co
     or NUL; a component may not percent-decode to `.`, `..` or a separator; at most 4096 bytes, \
     255 per component.";
 
+/// The parameters of `method path`, if it has any (never adds one).
+fn parameters<'a>(doc: &'a mut Value, path: &str, method: &str) -> Option<&'a mut Vec<Value>> {
+    let pointer = format!("/paths/{}/{method}/parameters", path.replace('/', "~1"));
+    doc.pointer_mut(&pointer).and_then(Value::as_array_mut)
+}
+
 /// The path rules of the files API, on every parameter naming a path; and
 /// a download's media type, which follows the file's name.
 fn file_path_rules(doc: &mut Value) {
@@ -444,7 +463,7 @@ fn file_path_rules(doc: &mut Value) {
         ("/api/v1/sessions/{name}/files", "get", "hidden"),
     ];
     for (path, method, name) in flags {
-        let Some(params) = doc["paths"][path][method]["parameters"].as_array_mut() else {
+        let Some(params) = parameters(doc, path, method) else {
             continue;
         };
         for param in params.iter_mut().filter(|p| p["name"] == *name) {
@@ -452,7 +471,7 @@ fn file_path_rules(doc: &mut Value) {
         }
     }
     for (path, method, name, pattern) in targets {
-        let Some(params) = doc["paths"][path][method]["parameters"].as_array_mut() else {
+        let Some(params) = parameters(doc, path, method) else {
             continue;
         };
         for param in params.iter_mut().filter(|p| p["name"] == *name) {
