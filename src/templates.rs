@@ -154,10 +154,19 @@ impl Template {
 /// The shipped templates, `(name, YAML)`, compiled in from `templates/`
 /// (a unit test keeps this list and the folder equal).
 const BUILT_IN: &[(&str, &str)] = &[
-    ("api-designer", include_str!("../templates/api-designer.yaml")),
+    (
+        "api-designer",
+        include_str!("../templates/api-designer.yaml"),
+    ),
     ("architect", include_str!("../templates/architect.yaml")),
-    ("code-reviewer", include_str!("../templates/code-reviewer.yaml")),
-    ("data-engineer", include_str!("../templates/data-engineer.yaml")),
+    (
+        "code-reviewer",
+        include_str!("../templates/code-reviewer.yaml"),
+    ),
+    (
+        "data-engineer",
+        include_str!("../templates/data-engineer.yaml"),
+    ),
     ("debug", include_str!("../templates/debug.yaml")),
     ("devops", include_str!("../templates/devops.yaml")),
     ("docs", include_str!("../templates/docs.yaml")),
@@ -207,7 +216,10 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Template>, TemplateError>
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(err(dir, "the templates folder holds no *.yaml template".into()));
+        return Err(err(
+            dir,
+            "the templates folder holds no *.yaml template".into(),
+        ));
     }
     let mut templates = BTreeMap::new();
     for file in files {

@@ -220,7 +220,9 @@ where
     };
     n.and_then(|n| T::try_from(n).ok())
         .map(Some)
-        .ok_or_else(|| serde::de::Error::custom(format!("expected an integer in range, got {value}")))
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("expected an integer in range, got {value}"))
+        })
 }
 
 #[cfg(test)]

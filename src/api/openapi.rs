@@ -301,7 +301,8 @@ fn close_flattened(value: &mut Value, schemas: &Value) {
 /// `DecideApproval` (see `control.rs`): `allow` may change the input and be
 /// remembered; `deny` may only carry a message.
 fn decide_approval() -> (Value, Value) {
-    let message = json!({"type": ["string", "null"], "description": "With `deny`: told to the agent"});
+    let message =
+        json!({"type": ["string", "null"], "description": "With `deny`: told to the agent"});
     let allow = json!({
         "type": "object",
         "description": "Runs the tool, with `updated_input` if given.",
@@ -367,7 +368,16 @@ fn forbid_nul(schema: &mut Value) {
     if is_string && !fixed {
         map.insert("pattern".into(), json!("^[^\\x00]*$"));
     }
-    for key in ["properties", "items", "anyOf", "oneOf", "allOf", "then", "else", "contains"] {
+    for key in [
+        "properties",
+        "items",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "then",
+        "else",
+        "contains",
+    ] {
         if let Some(child) = map.get_mut(key) {
             if key == "properties" {
                 if let Some(props) = child.as_object_mut() {
@@ -450,11 +460,36 @@ fn file_path_rules(doc: &mut Value) {
         }
     }
     let targets: &[(&str, &str, &str, &str)] = &[
-        ("/api/v1/sessions/{name}/files", "post", "path", RELATIVE_PATH),
-        ("/api/v1/sessions/{name}/files", "get", "path", RELATIVE_PATH),
-        ("/api/v1/sessions/{name}/archive", "get", "path", RELATIVE_PATH),
-        ("/api/v1/sessions/{name}/files/{path}", "get", "path", FILE_IN_PATH),
-        ("/api/v1/sessions/{name}/files/{path}", "delete", "path", FILE_IN_PATH),
+        (
+            "/api/v1/sessions/{name}/files",
+            "post",
+            "path",
+            RELATIVE_PATH,
+        ),
+        (
+            "/api/v1/sessions/{name}/files",
+            "get",
+            "path",
+            RELATIVE_PATH,
+        ),
+        (
+            "/api/v1/sessions/{name}/archive",
+            "get",
+            "path",
+            RELATIVE_PATH,
+        ),
+        (
+            "/api/v1/sessions/{name}/files/{path}",
+            "get",
+            "path",
+            FILE_IN_PATH,
+        ),
+        (
+            "/api/v1/sessions/{name}/files/{path}",
+            "delete",
+            "path",
+            FILE_IN_PATH,
+        ),
     ];
     // `files::parse_bool`: these flags take `true`/`1` or `false`/`0`/empty.
     let flags: &[(&str, &str, &str)] = &[
@@ -533,8 +568,18 @@ fn turn_events() -> Vec<Value> {
             object(&["job_id"], json!({"job_id": {"type": ["string", "null"]}})),
             true,
         ),
-        sse_event("delta", "A piece of the answer's text, as the model streams it", text.clone(), true),
-        sse_event("assistant", "A finished text block of the answer", text, true),
+        sse_event(
+            "delta",
+            "A piece of the answer's text, as the model streams it",
+            text.clone(),
+            true,
+        ),
+        sse_event(
+            "assistant",
+            "A finished text block of the answer",
+            text,
+            true,
+        ),
         sse_event(
             "tool",
             "The agent calls a tool",
@@ -576,9 +621,24 @@ fn turn_events() -> Vec<Value> {
             ),
             true,
         ),
-        sse_event("done", "The turn's answer, as `/chat` returns it; the stream of a `chat/stream` ends", schema("ChatResponse"), true),
-        sse_event("turn_interrupted", "The turn was interrupted: its partial answer", schema("ChatResponse"), true),
-        sse_event("error", "The turn failed: a problem document; the stream of a `chat/stream` ends", schema("Problem"), true),
+        sse_event(
+            "done",
+            "The turn's answer, as `/chat` returns it; the stream of a `chat/stream` ends",
+            schema("ChatResponse"),
+            true,
+        ),
+        sse_event(
+            "turn_interrupted",
+            "The turn was interrupted: its partial answer",
+            schema("ChatResponse"),
+            true,
+        ),
+        sse_event(
+            "error",
+            "The turn failed: a problem document; the stream of a `chat/stream` ends",
+            schema("Problem"),
+            true,
+        ),
         sse_event(
             "job_status",
             "A job's state changed",
@@ -645,8 +705,16 @@ fn add_event_streams(doc: &mut Value) {
         },
     });
     for (path, method, schema) in [
-        ("/api/v1/sessions/{name}/chat/stream", "post", "TurnStreamEvent"),
-        ("/api/v1/sessions/{name}/events", "get", "SessionStreamEvent"),
+        (
+            "/api/v1/sessions/{name}/chat/stream",
+            "post",
+            "TurnStreamEvent",
+        ),
+        (
+            "/api/v1/sessions/{name}/events",
+            "get",
+            "SessionStreamEvent",
+        ),
         ("/v1/chat/completions", "post", "CompletionStreamEvent"),
         ("/mcp", "post", "McpStreamEvent"),
         ("/mcp", "get", "McpStreamEvent"),
@@ -899,8 +967,25 @@ mod tests {
         };
         let (relative, file) = (pattern(RELATIVE_PATH), pattern(FILE_IN_PATH));
         let samples = [
-            "", "a", "a/b", "a//b/", ".", "./a", "...", "..a", "a..", ".hidden/x", "a b/c",
-            "..", "../a", "a/../b", "a/..", "/etc", "a\\b", "a\u{0}b", "\\a",
+            "",
+            "a",
+            "a/b",
+            "a//b/",
+            ".",
+            "./a",
+            "...",
+            "..a",
+            "a..",
+            ".hidden/x",
+            "a b/c",
+            "..",
+            "../a",
+            "a/../b",
+            "a/..",
+            "/etc",
+            "a\\b",
+            "a\u{0}b",
+            "\\a",
         ];
         for sample in samples {
             let accepted = parse_relative(sample).is_ok();
@@ -921,7 +1006,15 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|r| r["$ref"].as_str().unwrap().rsplit('/').next().unwrap().to_owned())
+                .map(|r| {
+                    r["$ref"]
+                        .as_str()
+                        .unwrap()
+                        .rsplit('/')
+                        .next()
+                        .unwrap()
+                        .to_owned()
+                })
                 .collect()
         };
         assert_eq!(events("SessionStreamEvent").len(), 12);
@@ -929,7 +1022,10 @@ mod tests {
         assert!(!events("TurnStreamEvent").contains(&"JobStatusEvent".to_owned()));
         for name in events("SessionStreamEvent") {
             let event = &doc["components"]["schemas"][&name];
-            assert_eq!(event["properties"]["data"]["contentMediaType"], "application/json");
+            assert_eq!(
+                event["properties"]["data"]["contentMediaType"],
+                "application/json"
+            );
         }
     }
 }

@@ -34,10 +34,7 @@ async fn the_served_document_is_valid_openapi_3_1() {
     assert_eq!(served["errors"], serde_json::json!([]), "{served}");
     // The validator does see a broken document.
     let broken = step(&lines, "broken");
-    assert!(
-        !broken["errors"].as_array().unwrap().is_empty(),
-        "{broken}"
-    );
+    assert!(!broken["errors"].as_array().unwrap().is_empty(), "{broken}");
 }
 
 #[actix_web::test]
@@ -129,6 +126,10 @@ async fn schemathesis_finds_no_contract_violation() {
         Some(line.trim_start()[label.len()..].trim().to_owned())
     };
     let total = served_routes().len() - 1;
-    assert_eq!(count("Selected:"), Some(format!("{total}/{total}")), "{stdout}");
+    assert_eq!(
+        count("Selected:"),
+        Some(format!("{total}/{total}")),
+        "{stdout}"
+    );
     assert_eq!(count("Tested:"), Some(total.to_string()), "{stdout}");
 }

@@ -135,7 +135,9 @@ fn accepts_all(accept: Option<&str>, needed: &[&str]) -> bool {
         ranges.iter().any(|range| {
             range.eq_ignore_ascii_case(media)
                 || *range == "*/*"
-                || range.strip_suffix("/*").is_some_and(|k| k.eq_ignore_ascii_case(kind))
+                || range
+                    .strip_suffix("/*")
+                    .is_some_and(|k| k.eq_ignore_ascii_case(kind))
         })
     })
 }
@@ -152,6 +154,9 @@ mod tests {
         assert!(accepts_all(Some("application/json, text/*;q=0.5"), &both));
         assert!(!accepts_all(Some("application/json"), &both));
         assert!(!accepts_all(Some("text/html"), &["text/event-stream"]));
-        assert!(accepts_all(Some("text/event-stream"), &["text/event-stream"]));
+        assert!(accepts_all(
+            Some("text/event-stream"),
+            &["text/event-stream"]
+        ));
     }
 }
