@@ -280,7 +280,10 @@ pub enum Remember {
 pub struct DecideApproval {
     decision: DecisionKind,
     /// With `allow`: the tool's input to use instead (an object).
-    #[serde(default)]
+    // Not serialized: only the body's NUL check serializes this type, and a
+    // tool's input may hold any JSON (it stays JSON-escaped on its way to the
+    // CLI and the database).
+    #[serde(default, skip_serializing)]
     #[schema(value_type = Option<Object>)]
     updated_input: Option<Value>,
     /// With `deny`: told to the agent.

@@ -99,7 +99,9 @@ async fn schemathesis_finds_no_contract_violation() {
         .args(["--header", &format!("X-API-Key: {ADMIN}")])
         // Which checks run is set in the config file (all of them).
         .args(["--max-examples", &examples])
-        .args(["--workers", "2"])
+        // One worker: Python 3.11's parser can fail under threads
+        // ("AST constructor recursion depth mismatch"), crashing the run.
+        .args(["--workers", "1"])
         .args(["--seed", "19"])
         // Its cache (`.schemathesis/`) goes under target/, not the sources.
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
