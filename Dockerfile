@@ -37,7 +37,8 @@ RUN useradd --create-home --uid 10001 --shell /bin/bash app \
  && mkdir -p /data /workspaces /app \
  && chown -R app:app /data /workspaces /app
 COPY --from=build /claude-code-api /usr/local/bin/claude-code-api
-COPY --chown=app:app templates /app/templates
+# The shipped templates are built into the binary; mount a folder and set
+# TEMPLATES_DIR to use others.
 COPY --chown=app:app config /app/config
 
 USER app
@@ -46,7 +47,6 @@ ENV API_HOST=0.0.0.0 \
     API_PORT=8000 \
     DATA_DIR=/data \
     APPROVED_DIRECTORY=/workspaces \
-    TEMPLATES_DIR=/app/templates \
     CLAUDE_CLI_PATH=/usr/local/bin/claude \
     AGENT_SANDBOX=bwrap \
     LOG_FORMAT=json

@@ -70,7 +70,7 @@ impl Application {
         // with a message naming the file.
         let templates = crate::templates::Templates::from_settings(&settings)
             .map_err(|e| anyhow::anyhow!(e))?;
-        tracing::info!(dir = %templates.dir().display(), count = templates.all().len(), "agent templates loaded");
+        tracing::info!(source = %templates.source(), count = templates.all().len(), "agent templates loaded");
         let templates = web::Data::new(templates);
 
         let url = settings.effective_database_url();

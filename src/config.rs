@@ -71,8 +71,8 @@ pub struct Settings {
     /// `APPROVAL_HOLD_SECONDS`: how long a sync chat waiting on an approval holds
     /// the request before answering 202 with the approval's URL (5).
     pub approval_hold: Duration,
-    /// `TEMPLATES_DIR`: folder of agent templates (else `templates/` here,
-    /// else the crate's own).
+    /// `TEMPLATES_DIR`: folder of agent templates (else `templates/` in the
+    /// working directory, else the set built into the binary).
     pub templates_dir: Option<PathBuf>,
     /// `MAX_UPLOAD_MB`: largest file upload, in bytes (25 MiB).
     pub max_upload_bytes: u64,
@@ -534,17 +534,19 @@ impl Settings {
 }
 
 impl Settings {
-    /// The templates folder: `TEMPLATES_DIR`, else `templates/` in the
-    /// working directory, else the one shipped beside the crate.
-    pub fn resolved_templates_dir(&self) -> PathBuf {
+    /// Where templates come from: `TEMPLATES_DIR`, else `templates/` in
+    /// `cwd` when there is one, else the set built into the binary.
+    pub fn templates_source(&self, cwd: &Path) -> crate::templates::Source {
+        use crate::templates::Source;
         if let Some(dir) = &self.templates_dir {
-            return dir.clone();
+            return Source::Dir(absolute_from(cwd, dir));
         }
-        let local = Path::new("templates");
+        let local = cwd.join("templates");
         if local.is_dir() {
-            return local.to_path_buf();
+            Source::Dir(local)
+        } else {
+            Source::BuiltIn
         }
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
     }
 }
 
@@ -802,11 +804,10 @@ mod tests {
         let s = Settings::from_vars(&vars(&[])).unwrap();
         assert_eq!(s.max_upload_bytes, 25 * 1024 * 1024);
         assert_eq!(s.templates_dir, None);
-        assert!(s.resolved_templates_dir().ends_with("templates"));
         let s =
             Settings::from_vars(&vars(&[("MAX_UPLOAD_MB", "2"), ("TEMPLATES_DIR", "/t")])).unwrap();
         assert_eq!(s.max_upload_bytes, 2 * 1024 * 1024);
-        assert_eq!(s.resolved_templates_dir(), Path::new("/t"));
+        assert_eq!(s.templates_dir.as_deref(), Some(Path::new("/t")));
         let err = Settings::from_vars(&vars(&[("MAX_UPLOAD_MB", "0")])).unwrap_err();
         assert_eq!(err.name, "MAX_UPLOAD_MB");
         let err = Settings::from_vars(&vars(&[("MAX_UPLOAD_MB", "lots")])).unwrap_err();

@@ -1,8 +1,9 @@
-//! Agent templates: one YAML file per template in `TEMPLATES_DIR`
-//! (`templates/` by default), loaded at start and on `POST /templates/reload`.
-//! A file that does not parse, or names a field no template has, is an
-//! error naming the file: at start it stops the server, on reload the
-//! previous set stays in force.
+//! Agent templates: one YAML file per template. The shipped set is compiled
+//! into the binary (so a copied or packaged binary has it); `TEMPLATES_DIR`,
+//! or a `templates/` folder in the working directory, replaces it. Loaded at
+//! start and on `POST /templates/reload`. A file that does not parse, or
+//! names a field no template has, is an error naming the file: at start it
+//! stops the server, on reload the previous set stays in force.
 //!
 //! A template only fills in a new session's spec; how it combines with the
 //! request and the server defaults is decided in `spec.rs`.
@@ -82,7 +83,7 @@ pub struct TemplateError {
 }
 
 /// Template names follow session names: `[A-Za-z0-9._-]`, no leading dot.
-fn valid_name(name: &str) -> bool {
+pub fn valid_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
         && !name.starts_with('.')
         && name
@@ -150,8 +151,50 @@ impl Template {
     }
 }
 
+/// The shipped templates, `(name, YAML)`, compiled in from `templates/`
+/// (a unit test keeps this list and the folder equal).
+const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "api-designer",
+        include_str!("../templates/api-designer.yaml"),
+    ),
+    ("architect", include_str!("../templates/architect.yaml")),
+    (
+        "code-reviewer",
+        include_str!("../templates/code-reviewer.yaml"),
+    ),
+    (
+        "data-engineer",
+        include_str!("../templates/data-engineer.yaml"),
+    ),
+    ("debug", include_str!("../templates/debug.yaml")),
+    ("devops", include_str!("../templates/devops.yaml")),
+    ("docs", include_str!("../templates/docs.yaml")),
+    ("frontend", include_str!("../templates/frontend.yaml")),
+    ("performance", include_str!("../templates/performance.yaml")),
+    ("refactor", include_str!("../templates/refactor.yaml")),
+    ("security", include_str!("../templates/security.yaml")),
+    ("test-writer", include_str!("../templates/test-writer.yaml")),
+];
+
+/// The templates compiled into the binary.
+pub fn built_in() -> Result<BTreeMap<String, Template>, TemplateError> {
+    BUILT_IN
+        .iter()
+        .map(|(name, text)| {
+            Template::parse(name, text)
+                .map(|t| (name.to_string(), t))
+                .map_err(|message| TemplateError {
+                    file: PathBuf::from(format!("(built-in) {name}.yaml")),
+                    message,
+                })
+        })
+        .collect()
+}
+
 /// Reads every `*.yaml` / `*.yml` file of `dir`. The first bad file fails
-/// the whole load. A missing folder is an empty set.
+/// the whole load, and so does a folder that is missing or holds none: a
+/// folder that was asked for and gives no template is a mistake.
 pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Template>, TemplateError> {
     let err = |file: &Path, message: String| TemplateError {
         file: file.to_path_buf(),
@@ -159,7 +202,9 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Template>, TemplateError>
     };
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(err(dir, "the templates folder does not exist".into()))
+        }
         Err(e) => return Err(err(dir, format!("cannot read the folder: {e}"))),
     };
     let mut files: Vec<PathBuf> = entries
@@ -170,6 +215,12 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Template>, TemplateError>
         })
         .collect();
     files.sort();
+    if files.is_empty() {
+        return Err(err(
+            dir,
+            "the templates folder holds no *.yaml template".into(),
+        ));
+    }
     let mut templates = BTreeMap::new();
     for file in files {
         let name = file
@@ -189,37 +240,54 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Template>, TemplateError>
     Ok(templates)
 }
 
+/// Where the templates in force come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The set compiled into the binary.
+    BuiltIn,
+    /// A folder (`TEMPLATES_DIR`, or `templates/` in the working directory).
+    Dir(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::BuiltIn => f.write_str("built-in"),
+            Source::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
 /// The templates in force; swapped whole on reload.
 #[derive(Debug)]
 pub struct Templates {
-    dir: PathBuf,
+    source: Source,
     current: RwLock<Arc<BTreeMap<String, Template>>>,
 }
 
 impl Templates {
-    /// Loads `dir`; a bad file is an error naming it.
+    /// Loads `dir`; a bad file, or no template at all, is an error naming it.
     pub fn load(dir: &Path) -> Result<Templates, TemplateError> {
+        Templates::from_source(Source::Dir(dir.to_path_buf()))
+    }
+
+    fn from_source(source: Source) -> Result<Templates, TemplateError> {
+        let set = read(&source)?;
         Ok(Templates {
-            dir: dir.to_path_buf(),
-            current: RwLock::new(Arc::new(load_dir(dir)?)),
+            source,
+            current: RwLock::new(Arc::new(set)),
         })
     }
 
-    /// The templates `settings` name: `TEMPLATES_DIR` must be a folder when
-    /// set; the default folder may be absent (then there are none).
+    /// The templates `settings` name: `TEMPLATES_DIR`, else `templates/`
+    /// in the working directory, else the built-in set.
     pub fn from_settings(settings: &crate::config::Settings) -> Result<Templates, TemplateError> {
-        let dir = settings.resolved_templates_dir();
-        if settings.templates_dir.is_some() && !dir.is_dir() {
-            return Err(TemplateError {
-                file: dir,
-                message: "TEMPLATES_DIR is not a folder".into(),
-            });
-        }
-        Templates::load(&dir)
+        let cwd = std::env::current_dir().unwrap_or_default();
+        Templates::from_source(settings.templates_source(&cwd))
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    pub fn source(&self) -> &Source {
+        &self.source
     }
 
     /// Every template, by name.
@@ -236,7 +304,7 @@ impl Templates {
 
     /// Re-reads the folder (blocking). On error the previous set stays.
     pub fn reload(&self) -> Result<usize, TemplateError> {
-        let fresh = load_dir(&self.dir)?;
+        let fresh = read(&self.source)?;
         let count = fresh.len();
         let fresh = Arc::new(fresh);
         match self.current.write() {
@@ -244,6 +312,13 @@ impl Templates {
             Err(poisoned) => *poisoned.into_inner() = fresh,
         }
         Ok(count)
+    }
+}
+
+fn read(source: &Source) -> Result<BTreeMap<String, Template>, TemplateError> {
+    match source {
+        Source::BuiltIn => built_in(),
+        Source::Dir(dir) => load_dir(dir),
     }
 }
 
@@ -323,26 +398,52 @@ mod tests {
         std::fs::write(dir.path().join("b.yml"), "description: B\n").unwrap();
         assert_eq!(templates.reload().unwrap(), 2);
         assert!(templates.get("b").is_some());
-        assert!(Templates::load(&dir.path().join("missing"))
-            .unwrap()
-            .all()
-            .is_empty());
+        let e = Templates::load(&dir.path().join("missing")).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        let empty = tempfile::tempdir().unwrap();
+        let e = Templates::load(empty.path()).unwrap_err();
+        assert!(e.to_string().contains("holds no"), "{e}");
         let vars = |v: &str| {
             std::collections::BTreeMap::from([("TEMPLATES_DIR".to_string(), v.to_string())])
         };
         let missing = dir.path().join("missing").to_string_lossy().into_owned();
         let settings = crate::config::Settings::from_vars(&vars(&missing)).unwrap();
         let e = Templates::from_settings(&settings).unwrap_err();
-        assert!(e.to_string().contains("TEMPLATES_DIR"), "{e}");
+        assert!(e.to_string().contains("does not exist"), "{e}");
         let here = dir.path().to_string_lossy().into_owned();
         let settings = crate::config::Settings::from_vars(&vars(&here)).unwrap();
         assert_eq!(Templates::from_settings(&settings).unwrap().all().len(), 2);
     }
 
     #[test]
-    fn shipped_templates_load_and_have_real_policies() {
+    fn the_built_in_set_is_the_shipped_folder() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-        let all = load_dir(&dir).unwrap();
+        assert_eq!(built_in().unwrap(), load_dir(&dir).unwrap());
+    }
+
+    #[test]
+    fn the_source_is_the_setting_then_the_working_directory_then_built_in() {
+        let cwd = tempfile::tempdir().unwrap();
+        let none = crate::config::Settings::from_vars(&BTreeMap::new()).unwrap();
+        assert_eq!(none.templates_source(cwd.path()), Source::BuiltIn);
+        let t = Templates::from_source(none.templates_source(cwd.path())).unwrap();
+        assert_eq!(t.all().len(), BUILT_IN.len());
+        assert_eq!(t.source().to_string(), "built-in");
+
+        std::fs::create_dir(cwd.path().join("templates")).unwrap();
+        let local = Source::Dir(cwd.path().join("templates"));
+        assert_eq!(none.templates_source(cwd.path()), local);
+        // Present but empty: a mistake, not "no templates".
+        assert!(Templates::from_source(local).is_err());
+
+        let vars = BTreeMap::from([("TEMPLATES_DIR".to_string(), "/t".to_string())]);
+        let set = crate::config::Settings::from_vars(&vars).unwrap();
+        assert_eq!(set.templates_source(cwd.path()), Source::Dir("/t".into()));
+    }
+
+    #[test]
+    fn shipped_templates_load_and_have_real_policies() {
+        let all = built_in().unwrap();
         let names: Vec<&str> = all.keys().map(String::as_str).collect();
         assert_eq!(
             names,

@@ -94,26 +94,26 @@ impl KeyData {
 
 /// Limits in a request: a number sets one, `null` returns it to the server
 /// default, absent leaves it alone.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsBody {
     /// Spend limit in USD (0 or more).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<f64>, minimum = 0)]
+    #[schema(value_type = Option<f64>, minimum = 0, exclusive_maximum = 1e9)]
     budget_usd: Option<Option<f64>>,
     /// Sessions the tenant may have at once.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_integer")]
     #[schema(value_type = Option<i64>, minimum = 1)]
     max_sessions: Option<Option<i64>>,
     /// Turns the tenant may run at once, across its sessions.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_integer")]
     #[schema(value_type = Option<i64>, minimum = 1)]
     max_running_turns: Option<Option<i64>>,
     /// Requests per window for the whole tenant.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_integer")]
     #[schema(value_type = Option<i64>, minimum = 1)]
     rate_limit_requests: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_integer")]
     #[schema(value_type = Option<i64>, minimum = 1)]
     rate_limit_window_seconds: Option<Option<i64>>,
     /// The permission modes the tenant's sessions and turns may use, within
@@ -127,6 +127,12 @@ fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+fn present_integer<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<i64>>, D::Error> {
+    super::envelope::integer(d).map(Some)
 }
 
 impl LimitsBody {
@@ -180,7 +186,7 @@ impl LimitsBody {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// 1–64 of `[A-Za-z0-9._-]`, not starting with a dot; also its id.
@@ -228,7 +234,7 @@ pub async fn create_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateTenant>,
+    body: super::envelope::JsonObject<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let body = body.into_inner();
@@ -277,7 +283,7 @@ pub async fn update_tenant(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    body: web::Json<LimitsBody>,
+    body: super::envelope::JsonObject<LimitsBody>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let limits = body.into_inner().into_limits()?;
@@ -334,17 +340,28 @@ pub async fn list_keys(
     Ok(envelope::ok(&req, items))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// The tenant's id.
     tenant: String,
     /// `admin` or `member` (default).
     #[serde(default)]
+    #[schema(value_type = Option<KeyRole>)]
     role: Option<String>,
     /// Up to 200 characters, to recognise the key by.
     #[serde(default)]
+    #[schema(max_length = 200)]
     label: Option<String>,
+}
+
+/// A key's role, as the document states the values `create_key` accepts.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum KeyRole {
+    Admin,
+    Member,
 }
 
 /// Creates a key; the answer is the only place the key is ever shown.
@@ -364,7 +381,7 @@ pub async fn create_key(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateKey>,
+    body: super::envelope::JsonObject<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let body = body.into_inner();
@@ -373,7 +390,7 @@ pub async fn create_key(
         return Err(ApiError::Validation("role must be admin or member".into()));
     }
     let label = body.label.unwrap_or_default();
-    if label.len() > 200 {
+    if label.chars().count() > 200 {
         return Err(ApiError::Validation(
             "label is longer than 200 characters".into(),
         ));

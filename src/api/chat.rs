@@ -37,7 +37,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     /// The prompt; not empty, at most 1 MiB.
-    #[schema(min_length = 1)]
+    #[schema(pattern = "^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
     message: String,
     /// The model of this turn only.
     #[serde(default)]
@@ -237,7 +237,7 @@ pub async fn chat(
     state: web::Data<AppState>,
     caller: Caller,
     name: web::Path<String>,
-    body: web::Json<ChatRequest>,
+    body: super::envelope::JsonObject<ChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let guard = match idempotency::begin(&state, &caller, &req, &body).await? {
@@ -319,7 +319,7 @@ pub async fn chat_stream(
     state: web::Data<AppState>,
     caller: Caller,
     name: web::Path<String>,
-    body: web::Json<ChatRequest>,
+    body: super::envelope::JsonObject<ChatRequest>,
 ) -> Result<impl Responder, ApiError> {
     let (message, overrides) = body.into_inner().validate()?;
     let (tx, rx) = mpsc::channel::<TurnEvent>(STREAM_BUFFER);

@@ -37,7 +37,17 @@ const INTERRUPT_WAIT: Duration = Duration::from_secs(30);
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Replay every stored event after this seq (as `Last-Event-ID`).
+    #[param(minimum = 0)]
     after: Option<i64>,
+}
+
+/// An event id as clients send it back: the digits of a seq (at most 18, so
+/// it fits an `i64`).
+const EVENT_ID_PATTERN: &str = "^[0-9]{1,18}$";
+
+fn parse_event_id(value: &str) -> Option<i64> {
+    let ok = (1..=18).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| value.parse().ok()).flatten()
 }
 
 /// `GET /sessions/{name}/events`: replay after `Last-Event-ID` / `?after=`,
@@ -56,13 +66,13 @@ pub struct EventsQuery {
         `reset` (`{reason, history_url, last_event_id}`, the session's last event id).",
     params(
         ("name" = String, Path, description = "The session's name"),
-        ("Last-Event-ID" = Option<i64>, Header, description = "Replay the stored events after this id"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,18}$", description = "Replay the stored events after this id (an event's `id`)"),
         EventsQuery,
     ),
     responses(
         (status = 200, description = "The session's events", content_type = "text/event-stream", body = String),
         (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A `Last-Event-ID` or `after` that is not a number", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A `Last-Event-ID` that is not an event id, or a negative `after`", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn session_events(
@@ -77,13 +87,18 @@ pub async fn session_events(
             value
                 .to_str()
                 .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
+                .and_then(|v| parse_event_id(v.trim()))
                 .ok_or_else(|| {
-                    ApiError::Validation("Last-Event-ID must be an event id (a number)".into())
+                    ApiError::Validation(format!(
+                        "Last-Event-ID must be an event id ({EVENT_ID_PATTERN})"
+                    ))
                 })?,
         ),
         None => query.after,
     };
+    if query.after.is_some_and(|n| n < 0) {
+        return Err(ApiError::Validation("after must be 0 or more".into()));
+    }
     let session = load_session(&state, &caller, &name).await?;
     let actor = state
         .supervisor
@@ -316,7 +331,7 @@ pub async fn list_approvals(
     Ok(envelope::ok(&req, items))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DecisionKind {
     Allow,
@@ -324,19 +339,24 @@ pub enum DecisionKind {
 }
 
 /// `session`: allow this tool for the rest of the CLI process.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Remember {
     Session,
 }
 
-/// The answer to a tool approval.
-#[derive(Debug, Deserialize, ToSchema)]
+/// The answer to a tool approval. Its schema in the document is written
+/// out in `openapi.rs` (`decide_approval`), which states the rules of
+/// `validate` that a derived schema cannot.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideApproval {
     decision: DecisionKind,
     /// With `allow`: the tool's input to use instead (an object).
-    #[serde(default)]
+    // Not serialized: only the body's NUL check serializes this type, and a
+    // tool's input may hold any JSON (it stays JSON-escaped on its way to the
+    // CLI and the database).
+    #[serde(default, skip_serializing)]
     #[schema(value_type = Option<Object>)]
     updated_input: Option<Value>,
     /// With `deny`: told to the agent.
@@ -392,7 +412,7 @@ pub async fn decide_approval(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
-    body: web::Json<DecideApproval>,
+    body: super::envelope::JsonObject<DecideApproval>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, id) = path.into_inner();
     let decision = body.into_inner().validate()?;

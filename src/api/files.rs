@@ -132,15 +132,17 @@ pub struct Uploaded {
 }
 
 /// The upload form, as the OpenAPI document describes it; the handler reads
-/// the parts as a stream instead of into this.
+/// the parts as a stream instead of into this. Any other part is refused.
+/// (A `path` part is also read, as the Python original took it; the
+/// document names only `?path=`, since OpenAPI cannot say that the two must
+/// agree when both are given.)
 #[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UploadForm {
     /// The file; its part's filename is the stored name.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// The folder to put it in, relative to the workspace (created if missing).
-    path: Option<String>,
 }
 
 /// A finished upload waiting to be moved into place.
@@ -224,7 +226,7 @@ async fn receive_file(
     tag = "files",
     params(
         ("name" = String, Path, description = "The session's name"),
-        ("path" = Option<String>, Query, description = "The folder to put it in (or the `path` form field)"),
+        ("path" = Option<String>, Query, description = "The folder to put it in, created if missing (default: the workspace)"),
         ("overwrite" = Option<bool>, Query, description = "Replace an existing file (default false)"),
     ),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
@@ -358,7 +360,8 @@ pub struct FilesPage {
         (status = 200, description = "A page of entries", body = FilesPage),
         (status = 400, description = "A path outside the workspace", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such session or folder", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a folder, too many entries, or bad paging", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The path is a file, not a folder", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Too many entries, or bad paging", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn list_files(
@@ -405,7 +408,7 @@ pub async fn list_files(
     params(
         ("name" = String, Path, description = "The session's name"),
         ("path" = String, Path, description = "The file, relative to the workspace"),
-        ("Range" = Option<String>, Header, description = "A byte range (`bytes=0-99`)"),
+        ("Range" = Option<String>, Header, pattern = "^bytes=[0-9]*-[0-9]*(, *[0-9]*-[0-9]*)*$", description = "Byte ranges (`bytes=0-99`); a range the file does not cover is a 416"),
     ),
     responses(
         (status = 200, description = "The file, with a `Content-Type` guessed from its name", content_type = "application/octet-stream", body = Vec<u8>),
@@ -413,7 +416,7 @@ pub async fn list_files(
         (status = 416, description = "The range is outside the file"),
         (status = 400, description = "A path outside the workspace", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such session or file", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A folder, not a file", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A folder, not a file (download it with `/archive?path=`)", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn download_file(
@@ -504,7 +507,7 @@ pub struct ArchiveQuery {
         (status = 200, description = "The archive", content_type = "application/gzip", body = Vec<u8>),
         (status = 400, description = "A path outside the workspace", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such session or folder", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a folder", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The path is a file, not a folder", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn download_archive(

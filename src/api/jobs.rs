@@ -31,11 +31,12 @@ const CANCEL_WAIT: Duration = Duration::from_secs(30);
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {
     /// The prompt; not empty, at most 1 MiB.
-    #[schema(min_length = 1)]
+    #[schema(pattern = "^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
     message: String,
     /// Receives the signed `job.completed` event when the job ends
     /// (http or https; internal addresses are refused).
     #[serde(default)]
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\x00]*$")]
     webhook_url: Option<String>,
     #[serde(default)]
     model: Option<String>,
@@ -90,7 +91,7 @@ pub async fn create_job(
     state: web::Data<AppState>,
     caller: Caller,
     name: web::Path<String>,
-    body: web::Json<CreateJob>,
+    body: super::envelope::JsonObject<CreateJob>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     validate_message(&body.message)?;

@@ -49,11 +49,17 @@ pub async fn request_context(
         path = %path,
         session = tracing::field::Empty,
     );
-    let res = next
-        .call(req)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
+    // A NUL can reach neither a file name nor a database column (PostgreSQL
+    // refuses it): a URL that encodes one is refused before any handler.
+    let res = if req.uri().to_string().contains("%00") {
+        let refused = ApiError::BadRequest("the URL must not contain a NUL character (%00)".into());
+        req.into_response(actix_web::ResponseError::error_response(&refused))
+    } else {
+        next.call(req)
+            .instrument(span.clone())
+            .await?
+            .map_into_boxed_body()
+    };
     let _entered = span.entered();
     let mut res = problemize(res, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {

@@ -39,12 +39,13 @@ const STREAM_BUFFER: usize = 4096;
 /// The fields of an OpenAI chat completion request this server uses; the
 /// rest (temperature, tools, …) are accepted and ignored, as the agent's
 /// own settings govern them.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct CompletionRequest {
     /// The turn's model; `claude-code` (or none) keeps the session's own.
     #[serde(default)]
     model: Option<String>,
     /// Only the last `user` message is sent: the session keeps the context.
+    /// At least one `user` message; each has text (a string, or `text` parts).
     messages: Vec<Message>,
     /// Stream `chat.completion.chunk` events, ending with `data: [DONE]`.
     #[serde(default)]
@@ -53,17 +54,18 @@ pub struct CompletionRequest {
     stream_options: Option<StreamOptions>,
     /// The session's name (created on first use) unless `X-Session` names one.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     user: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct StreamOptions {
     /// A last chunk with `usage` and no choices.
     #[serde(default)]
     include_usage: bool,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct Message {
     /// `system`, `user`, `assistant`, …
     role: String,
@@ -72,14 +74,14 @@ pub struct Message {
 }
 
 /// A string, or an array of parts of which the `text` ones count.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Parts(Vec<ContentPart>),
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct ContentPart {
     /// `text`, `image_url`, …; only `text` parts are read.
     #[serde(rename = "type")]
@@ -162,6 +164,21 @@ fn text_of(content: &Content) -> Option<String> {
 impl CompletionRequest {
     /// The prompt (last user message) and the turn's overrides.
     fn prompt(&self) -> Result<(String, TurnOverrides), ApiError> {
+        let has_text = |m: &&Message| {
+            m.content
+                .as_ref()
+                .and_then(text_of)
+                .is_some_and(|t| !t.trim().is_empty())
+        };
+        if let Some(i) = self
+            .messages
+            .iter()
+            .position(|m| m.role == "user" && !has_text(&m))
+        {
+            return Err(ApiError::Validation(format!(
+                "messages[{i}]: a user message must have text content"
+            )));
+        }
         let last = self
             .messages
             .iter()
@@ -200,6 +217,10 @@ fn session_name(req: &HttpRequest, body: &CompletionRequest) -> Result<String, A
             .unwrap_or_else(|| DEFAULT_SESSION.to_owned()),
     };
     validate_name(&name)?;
+    // `user` must be a name even when the header chose the session.
+    if let Some(user) = &body.user {
+        validate_name(user)?;
+    }
     Ok(name)
 }
 
@@ -246,7 +267,7 @@ fn completion_id() -> String {
     post,
     path = "/v1/chat/completions",
     tag = "openai",
-    params(("X-Session" = Option<String>, Header, description = "The session to talk to (before `user`)")),
+    params(("X-Session" = Option<String>, Header, pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", description = "The session to talk to (before `user`)")),
     request_body = CompletionRequest,
     responses(
         (status = 200, description = "The completion; with `stream: true`, an event stream of `chat.completion.chunk` objects ending with `data: [DONE]`",
@@ -266,7 +287,7 @@ pub async fn chat_completions(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CompletionRequest>,
+    body: super::envelope::JsonObject<CompletionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let name = session_name(&req, &body)?;

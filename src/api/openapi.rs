@@ -28,7 +28,9 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
             (`X-API-Key` or `Authorization: Bearer`) and sees only its tenant's resources: \
             another tenant's object is a 404. Success bodies are `{data, meta}` (lists add \
             `pagination`); errors are RFC 9457 problem documents \
-            (`application/problem+json`). Prometheus metrics are served on their own \
+            (`application/problem+json`). A JSON body must be an object, and no string the \
+            server reads from it may hold a NUL character (422); nor may a path or query \
+            parameter (400). Prometheus metrics are served on their own \
             listener (`METRICS_ADDR`), not here.",
     ),
     paths(
@@ -115,8 +117,9 @@ const SHARED_RESPONSES: &[(&str, &str, &str, Applies)] = &[
     (
         "400",
         "BadRequest",
-        "The body is not JSON (or lacks `Content-Type: application/json`)",
-        Applies::JsonBody,
+        "A malformed request: a NUL (`%00`) in the URL, or a body that is not JSON (or lacks \
+         `Content-Type: application/json`)",
+        Applies::All,
     ),
     (
         "401",
@@ -177,8 +180,38 @@ fn complete(doc: &mut Value) {
     close_flattened(&mut components["schemas"], &schemas);
     let kinds: Vec<String> = PROBLEM_KINDS.iter().map(|k| problem_type(k)).collect();
     components["schemas"]["Problem"]["properties"]["type"]["enum"] = json!(kinds);
+    // The rule "updated_input and remember only with allow" as a schema.
+    let (allow, deny) = decide_approval();
+    components["schemas"]["AllowApproval"] = allow;
+    components["schemas"]["DenyApproval"] = deny;
+    components["schemas"]["DecideApproval"] = json!({
+        "description": "The answer to a tool approval.",
+        "oneOf": [
+            {"$ref": "#/components/schemas/AllowApproval"},
+            {"$ref": "#/components/schemas/DenyApproval"},
+        ],
+    });
+    openai_message_rules(&mut components["schemas"]);
+    // `spec::tool_list` takes a list or one comma-separated string.
+    for field in ["allowed_tools", "disallowed_tools"] {
+        let property = &mut components["schemas"]["CreateSession"]["properties"][field];
+        let description = property["description"].clone();
+        *property = json!({
+            "description": description,
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {"type": "string"},
+                {"type": "null"},
+            ],
+        });
+    }
+    for body in REQUEST_BODIES {
+        forbid_nul(&mut components["schemas"][*body]);
+    }
+    file_path_rules(doc);
     doc["security"] = json!([{"api_key": []}, {"bearer": []}]);
     doc["paths"]["/mcp"] = mcp_path_item();
+    add_event_streams(doc);
 
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -197,6 +230,17 @@ fn complete(doc: &mut Value) {
                 .as_object_mut()
                 .map(std::mem::take)
                 .unwrap_or_else(Map::new);
+            // `middleware::request_context` refuses a NUL in the URL.
+            // (`get_mut`: indexing would add `parameters: null`.)
+            if let Some(params) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            {
+                params
+                    .iter_mut()
+                    .filter(|p| p["in"] == "path" || p["in"] == "query")
+                    .for_each(|p| forbid_nul(&mut p["schema"]));
+            }
             for (status, name, _, applies) in SHARED_RESPONSES {
                 let applies = match applies {
                     Applies::All => true,
@@ -210,8 +254,13 @@ fn complete(doc: &mut Value) {
                 }
             }
             for response in responses.values_mut() {
+                // `get_mut`, not indexing: indexing would add `content: null`
+                // to every `$ref` response, which OpenAPI forbids.
+                let Some(content) = response.get_mut("content") else {
+                    continue;
+                };
                 for media in BINARY_MEDIA_TYPES {
-                    if let Some(content) = response["content"].get_mut(*media) {
+                    if let Some(content) = content.get_mut(*media) {
                         content["schema"] = json!({"type": "string", "contentMediaType": media});
                     }
                 }
@@ -254,15 +303,536 @@ fn close_flattened(value: &mut Value, schemas: &Value) {
     }
 }
 
+/// `DecideApproval` (see `control.rs`): `allow` may change the input and be
+/// remembered; `deny` may only carry a message.
+fn decide_approval() -> (Value, Value) {
+    let message =
+        json!({"type": ["string", "null"], "description": "With `deny`: told to the agent"});
+    let allow = json!({
+        "type": "object",
+        "description": "Runs the tool, with `updated_input` if given.",
+        "required": ["decision"],
+        "properties": {
+            "decision": {"type": "string", "const": "allow"},
+            "updated_input": {"type": ["object", "null"], "description": "The tool's input to use instead"},
+            "message": message,
+            "remember": {"type": ["string", "null"], "enum": ["session", null], "description": "`session`: allow this tool for the rest of the CLI process"},
+        },
+        "additionalProperties": false,
+    });
+    let deny = json!({
+        "type": "object",
+        "description": "Refuses the tool call; `message` is told to the agent.",
+        "required": ["decision"],
+        "properties": {
+            "decision": {"type": "string", "const": "deny"},
+            "updated_input": {"type": "null"},
+            "message": message,
+            "remember": {"type": "null"},
+        },
+        "additionalProperties": false,
+    });
+    (allow, deny)
+}
+
+/// The schemas of JSON request bodies, with the parts they are made of.
+const REQUEST_BODIES: &[&str] = &[
+    "CreateSession",
+    "ChatRequest",
+    "CreateJob",
+    "AllowApproval",
+    "DenyApproval",
+    "CountTokens",
+    "CompletionRequest",
+    "Message",
+    "Content",
+    "ContentPart",
+    "SetWorkingDir",
+    "CreateTenant",
+    "LimitsBody",
+    "CreateKey",
+];
+
+/// States `JsonObject`'s rule on the strings of a body: no NUL. Strings with
+/// a pattern of their own already exclude it (see the patterns).
+fn forbid_nul(schema: &mut Value) {
+    let Some(map) = schema.as_object_mut() else {
+        if let Some(items) = schema.as_array_mut() {
+            items.iter_mut().for_each(forbid_nul);
+        }
+        return;
+    };
+    let is_string = match map.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    let fixed = ["pattern", "enum", "const", "format"]
+        .iter()
+        .any(|k| map.contains_key(*k));
+    if is_string && !fixed {
+        map.insert("pattern".into(), json!("^[^\\x00]*$"));
+    }
+    for key in [
+        "properties",
+        "items",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "then",
+        "else",
+        "contains",
+    ] {
+        if let Some(child) = map.get_mut(key) {
+            if key == "properties" {
+                if let Some(props) = child.as_object_mut() {
+                    props.values_mut().for_each(forbid_nul);
+                }
+            } else {
+                forbid_nul(child);
+            }
+        }
+    }
+}
+
+/// What `openai.rs` checks of a completion's messages, which derived schemas
+/// cannot say: there is a user message, and every user message has text.
+fn openai_message_rules(schemas: &mut Value) {
+    let text = json!({"type": "string", "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"});
+    schemas["Message"]["if"] = json!({"properties": {"role": {"type": "string", "const": "user"}}});
+    schemas["Message"]["then"] = json!({
+        "required": ["content"],
+        "properties": {"content": {"anyOf": [
+            text,
+            {"type": "array", "contains": {
+                "type": "object",
+                "required": ["type", "text"],
+                "properties": {"type": {"type": "string", "const": "text"}, "text": text},
+            }},
+        ]}},
+    });
+    schemas["CompletionRequest"]["properties"]["messages"]["contains"] = json!({
+        "type": "object",
+        "required": ["role"],
+        "properties": {"role": {"type": "string", "const": "user"}},
+    });
+}
+
+/// One component of a relative path: no `/`, `\` or NUL, and not `..`
+/// (`.` is allowed and means nothing).
+macro_rules! segment {
+    () => {
+        r"(?:[^/\\\x00.][^/\\\x00]*|\.(?:[^/\\\x00.][^/\\\x00]*)?|\.\.[^/\\\x00]+)"
+    };
+}
+
+/// One component that names something: neither `.` nor `..`.
+macro_rules! name {
+    () => {
+        r"(?:[^/\\\x00.][^/\\\x00]*|\.[^/\\\x00.][^/\\\x00]*|\.\.[^/\\\x00]+)"
+    };
+}
+
+/// A folder or file relative to the workspace, as `paths::parse_relative`
+/// takes it: components joined by `/`, none `..`, no leading `/`; empty is
+/// the workspace itself.
+pub const RELATIVE_PATH: &str = concat!("^(?:", segment!(), "(?:/(?:", segment!(), ")?)*)?$");
+
+/// A file path as a path parameter: OpenAPI cannot describe a parameter
+/// spanning URL segments, so the schema shows one name (not `.`); nested
+/// paths are written with plain `/` (`files/out/report.md`).
+pub const FILE_IN_PATH: &str = concat!("^", name!(), "$");
+
+const PATH_RULES: &str = " Relative to the workspace: no leading `/`, no `..` component, no `\\` \
+    or NUL; a component may not percent-decode to `.`, `..` or a separator; at most 4096 bytes, \
+    255 per component.";
+
+/// The parameters of `method path`, if it has any (never adds one).
+fn parameters<'a>(doc: &'a mut Value, path: &str, method: &str) -> Option<&'a mut Vec<Value>> {
+    let pointer = format!("/paths/{}/{method}/parameters", path.replace('/', "~1"));
+    doc.pointer_mut(&pointer).and_then(Value::as_array_mut)
+}
+
+/// The path rules of the files API, on every parameter naming a path; and
+/// a download's media type, which follows the file's name.
+fn file_path_rules(doc: &mut Value) {
+    for status in ["200", "206"] {
+        let pointer = format!(
+            "/paths/~1api~1v1~1sessions~1{{name}}~1files~1{{path}}/get/responses/{status}/content"
+        );
+        if let Some(content) = doc.pointer_mut(&pointer) {
+            *content = json!({"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}});
+        }
+    }
+    let targets: &[(&str, &str, &str, &str)] = &[
+        (
+            "/api/v1/sessions/{name}/files",
+            "post",
+            "path",
+            RELATIVE_PATH,
+        ),
+        (
+            "/api/v1/sessions/{name}/files",
+            "get",
+            "path",
+            RELATIVE_PATH,
+        ),
+        (
+            "/api/v1/sessions/{name}/archive",
+            "get",
+            "path",
+            RELATIVE_PATH,
+        ),
+        (
+            "/api/v1/sessions/{name}/files/{path}",
+            "get",
+            "path",
+            FILE_IN_PATH,
+        ),
+        (
+            "/api/v1/sessions/{name}/files/{path}",
+            "delete",
+            "path",
+            FILE_IN_PATH,
+        ),
+    ];
+    // `files::parse_bool`: these flags take `true`/`1` or `false`/`0`/empty.
+    let flags: &[(&str, &str, &str)] = &[
+        ("/api/v1/sessions/{name}/files", "post", "overwrite"),
+        ("/api/v1/sessions/{name}/files", "get", "recursive"),
+        ("/api/v1/sessions/{name}/files", "get", "hidden"),
+    ];
+    for (path, method, name) in flags {
+        let Some(params) = parameters(doc, path, method) else {
+            continue;
+        };
+        for param in params.iter_mut().filter(|p| p["name"] == *name) {
+            param["schema"] = json!({"type": "string", "enum": ["true", "false", "1", "0", ""]});
+        }
+    }
+    for (path, method, name, pattern) in targets {
+        let Some(params) = parameters(doc, path, method) else {
+            continue;
+        };
+        for param in params.iter_mut().filter(|p| p["name"] == *name) {
+            param["schema"]["pattern"] = json!(pattern);
+            let described = param["description"].as_str().unwrap_or_default().to_owned();
+            param["description"] = json!(format!("{described}.{PATH_RULES}"));
+        }
+    }
+}
+
+/// How every event stream is framed, said once in each stream's schema.
+const SSE_FRAMING: &str = "Server-sent events (`text/event-stream`). This schema describes one \
+    event of the stream as a client's SSE parser sees it: `event` is the `event:` line (`message` \
+    when there is none), `id` the `id:` line, `data` the `data:` lines joined, which hold one JSON \
+    document (see `contentSchema`). Lines starting with `:` are keep-alive comments.";
+
+/// One named SSE event whose `data:` is a JSON document matching `data`;
+/// `id`: whether the event carries the session's event number.
+fn sse_event(name: &str, description: &str, data: Value, id: bool) -> Value {
+    let mut event = json!({
+        "type": "object",
+        "title": name,
+        "description": description,
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "const": name},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data,
+            },
+            "retry": {"type": "integer"},
+        },
+        "additionalProperties": false,
+    });
+    if id {
+        event["required"] = json!(["event", "data", "id"]);
+        event["properties"]["id"] = json!({
+            "type": "string",
+            "pattern": "^[0-9]+$",
+            "description": "The session's event number: resume after it with `Last-Event-ID`",
+        });
+    }
+    event
+}
+
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+/// The events of a session's turns, as `chat/stream` and `/events` send them.
+fn turn_events() -> Vec<Value> {
+    let schema = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let text = object(&["text"], json!({"text": {"type": "string"}}));
+    vec![
+        sse_event(
+            "turn_started",
+            "A turn began (a chat's, or the job's named by `job_id`)",
+            object(&["job_id"], json!({"job_id": {"type": ["string", "null"]}})),
+            true,
+        ),
+        sse_event(
+            "delta",
+            "A piece of the answer's text, as the model streams it",
+            text.clone(),
+            true,
+        ),
+        sse_event(
+            "assistant",
+            "A finished text block of the answer",
+            text,
+            true,
+        ),
+        sse_event(
+            "tool",
+            "The agent calls a tool",
+            object(
+                &["id", "name", "input"],
+                json!({"id": {"type": "string"}, "name": {"type": "string"}, "input": {"type": "object"}}),
+            ),
+            true,
+        ),
+        sse_event(
+            "tool_result",
+            "A tool call's result; `content` is as the CLI reported it",
+            object(
+                &["tool_use_id", "content", "is_error"],
+                json!({"tool_use_id": {"type": "string"}, "content": {}, "is_error": {"type": "boolean"}}),
+            ),
+            true,
+        ),
+        sse_event(
+            "permission_request",
+            "A tool call waits on an approval (`POST` its `url`)",
+            schema("ApprovalView"),
+            true,
+        ),
+        sse_event(
+            "permission_resolved",
+            "An approval was decided, expired or withdrawn; or a call was denied by the \
+             server's policy (`by: policy`, `id: null`)",
+            object(
+                &["id", "status"],
+                json!({
+                    "id": {"type": ["string", "null"]},
+                    "status": {"type": "string", "enum": ["allowed", "denied", "expired", "cancelled"]},
+                    "decision": {"type": ["object", "null"]},
+                    "tool": {"type": "string"},
+                    "by": {"type": "string", "const": "policy"},
+                    "message": {"type": "string"},
+                }),
+            ),
+            true,
+        ),
+        sse_event(
+            "done",
+            "The turn's answer, as `/chat` returns it; the stream of a `chat/stream` ends",
+            schema("ChatResponse"),
+            true,
+        ),
+        sse_event(
+            "turn_interrupted",
+            "The turn was interrupted: its partial answer",
+            schema("ChatResponse"),
+            true,
+        ),
+        sse_event(
+            "error",
+            "The turn failed: a problem document; the stream of a `chat/stream` ends",
+            schema("Problem"),
+            true,
+        ),
+        sse_event(
+            "job_status",
+            "A job's state changed",
+            object(
+                &["job_id", "status"],
+                json!({
+                    "job_id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled", "interrupted"]},
+                    "error": {"type": ["string", "null"]},
+                }),
+            ),
+            true,
+        ),
+    ]
+}
+
+/// Gives each event stream the schema of its events (OpenAPI 3.1 has no
+/// item schema for streams: as tools read it, a stream's `schema` describes
+/// one event).
+fn add_event_streams(doc: &mut Value) {
+    let mut turn = turn_events();
+    let session_events = {
+        let mut all = turn.clone();
+        all.push(sse_event(
+            "reset",
+            "First event when the events after `Last-Event-ID` were purged: reload the history",
+            object(
+                &["reason", "history_url"],
+                json!({"reason": {"type": "string"}, "history_url": {"type": "string"}}),
+            ),
+            false,
+        ));
+        all
+    };
+    // `job_status` is never part of a chat's own stream.
+    turn.retain(|e| e["title"] != "job_status");
+    let schemas = &mut doc["components"]["schemas"];
+    // Each event is a component of its own, shared by both streams (so a
+    // generator makes one type per event).
+    let mut refs = |events: Vec<Value>| -> Vec<Value> {
+        events
+            .into_iter()
+            .map(|event| {
+                let name = event_component(event["title"].as_str().unwrap_or_default());
+                let reference = json!({"$ref": format!("#/components/schemas/{name}")});
+                schemas[name] = event;
+                reference
+            })
+            .collect()
+    };
+    let (turn, session_events) = (refs(turn), refs(session_events));
+    schemas["TurnStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": turn});
+    schemas["SessionStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": session_events});
+    schemas["CompletionStreamEvent"] = completion_events();
+    schemas["McpStreamEvent"] = json!({
+        "description": format!("{SSE_FRAMING} Each `data` is a JSON-RPC 2.0 message."),
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string", "const": "message"},
+            "id": {"type": "string"},
+            "data": {"type": "string"},
+            "retry": {"type": "integer"},
+        },
+    });
+    for (path, method, schema) in [
+        (
+            "/api/v1/sessions/{name}/chat/stream",
+            "post",
+            "TurnStreamEvent",
+        ),
+        (
+            "/api/v1/sessions/{name}/events",
+            "get",
+            "SessionStreamEvent",
+        ),
+        ("/v1/chat/completions", "post", "CompletionStreamEvent"),
+        ("/mcp", "post", "McpStreamEvent"),
+        ("/mcp", "get", "McpStreamEvent"),
+    ] {
+        let pointer = format!(
+            "/paths/{}/{method}/responses/200/content/text~1event-stream/schema",
+            path.replace('~', "~0").replace('/', "~1")
+        );
+        if let Some(slot) = doc.pointer_mut(&pointer) {
+            *slot = json!({"$ref": format!("#/components/schemas/{schema}")});
+        }
+    }
+}
+
+/// `turn_started` → `TurnStartedEvent`.
+fn event_component(name: &str) -> String {
+    let mut out = String::new();
+    for word in name.split('_') {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    out + "Event"
+}
+
+/// The OpenAI stream: unnamed events whose data is a `chat.completion.chunk`
+/// or an `{error}`, then the literal `[DONE]` (not JSON).
+fn completion_events() -> Value {
+    let chunk = object(
+        &["id", "object", "created", "model", "choices"],
+        json!({
+            "id": {"type": "string"},
+            "object": {"type": "string", "const": "chat.completion.chunk"},
+            "created": {"type": "integer"},
+            "model": {"type": "string"},
+            "system_fingerprint": {"type": ["string", "null"]},
+            "choices": {"type": "array", "items": object(
+                &["index", "delta", "finish_reason"],
+                json!({
+                    "index": {"type": "integer"},
+                    "delta": {"type": "object", "properties": {
+                        "role": {"type": "string", "const": "assistant"},
+                        "content": {"type": "string"},
+                    }, "additionalProperties": false},
+                    "logprobs": {"type": "null"},
+                    "finish_reason": {"enum": ["stop", null]},
+                }),
+            )},
+            "usage": {"$ref": "#/components/schemas/CompletionUsage"},
+        }),
+    );
+    let error = object(
+        &["error"],
+        json!({"error": object(&["message", "type", "code"], json!({
+            "message": {"type": "string"},
+            "type": {"type": "string"},
+            "code": {"type": "integer"},
+        }))}),
+    );
+    json!({
+        "description": format!(
+            "{SSE_FRAMING} Events have no name (`message`); each `data` is a \
+             `chat.completion.chunk`, or `{{error}}` when the turn fails; the last is the \
+             literal `[DONE]`, which is not JSON."
+        ),
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {"event": {"type": "string", "const": "message"}, "retry": {"type": "integer"}},
+        "if": {"properties": {"data": {"type": "string", "const": "[DONE]"}}},
+        "else": {"properties": {"data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"oneOf": [chunk, error]},
+        }}},
+    })
+}
+
 /// `/mcp` is served by the MCP SDK's transport, not by a handler of ours,
 /// so its operations are written out here.
 fn mcp_path_item() -> Value {
-    let session = json!({
-        "name": "Mcp-Session-Id", "in": "header", "required": false,
-        "description": "The MCP session, from the `initialize` response; it belongs to the tenant that made it",
-        "schema": {"type": "string"},
+    let session = |required: bool| {
+        json!({
+            "name": "Mcp-Session-Id", "in": "header", "required": required,
+            "description": "The MCP session, from the `initialize` response; it belongs to the \
+                tenant that made it. Every request but `initialize` needs it (400 without).",
+            "schema": {"type": "string", "pattern": "^[!-~]+$"},
+        })
+    };
+    let rpc = json!({
+        "description": "A JSON-RPC 2.0 message: a request or notification (`method`), or a \
+            response to one of the server's requests (`result` or `error`)",
+        "type": "object",
+        "required": ["jsonrpc"],
+        "properties": {
+            "jsonrpc": {"type": "string", "const": "2.0"},
+            "id": {"type": ["string", "integer"]},
+            "method": {"type": "string"},
+            "params": {"type": "object"},
+            "result": {"type": "object"},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}},
+            },
+        },
+        "oneOf": [
+            {"required": ["method"], "not": {"anyOf": [{"required": ["result"]}, {"required": ["error"]}]}},
+            {"required": ["id", "result"], "not": {"anyOf": [{"required": ["method"]}, {"required": ["error"]}]}},
+            {"required": ["id", "error"], "not": {"anyOf": [{"required": ["method"]}, {"required": ["result"]}]}},
+        ],
     });
-    let rpc = json!({"type": "object", "description": "A JSON-RPC 2.0 message (or batch)"});
     let not_found = problem("Unknown session, or another tenant's");
     json!({
         "post": {
@@ -270,10 +840,12 @@ fn mcp_path_item() -> Value {
             "operationId": "mcp_post",
             "summary": "Model Context Protocol, streamable HTTP transport",
             "description": "JSON-RPC messages of the MCP protocol: `initialize`, `tools/list`, \
-                `tools/call`, `resources/list`, `resources/read`, … Send \
-                `Accept: application/json, text/event-stream`. The tools act on the \
-                caller's tenant with the caller's key.",
-            "parameters": [session],
+                `tools/call`, `resources/list`, `resources/read`, … The answer is an \
+                event stream; an `Accept` header, when sent, must allow it and JSON. The \
+                tools act on the caller's tenant with the caller's key. A request other than \
+                `initialize` needs `Mcp-Session-Id` (400 without), which OpenAPI cannot tie \
+                to the body's `method`.",
+            "parameters": [session(false)],
             "requestBody": {"required": true, "content": {"application/json": {"schema": rpc}}},
             "responses": {
                 "200": {
@@ -283,33 +855,34 @@ fn mcp_path_item() -> Value {
                 "202": {"description": "A notification or response was accepted"},
                 "400": problem("No session id on a request other than `initialize`"),
                 "404": not_found,
-                "406": problem("The `Accept` header does not allow an event stream"),
+                "406": problem("The `Accept` header excludes JSON or event streams"),
                 "413": problem("The body is larger than 2 MiB"),
+                "415": problem("The body is not a JSON-RPC message"),
             },
         },
         "get": {
             "tags": ["mcp"],
             "operationId": "mcp_get",
             "summary": "The session's stream of server messages",
-            "parameters": [session],
+            "parameters": [session(true)],
             "responses": {
                 "200": {
                     "description": "Server-sent events",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
-                "400": problem("No session id"),
+                "400": problem("No `Mcp-Session-Id`"),
                 "404": not_found,
-                "406": problem("The `Accept` header does not allow an event stream"),
+                "406": problem("The `Accept` header excludes event streams"),
             },
         },
         "delete": {
             "tags": ["mcp"],
             "operationId": "mcp_delete",
             "summary": "Ends the MCP session",
-            "parameters": [session],
+            "parameters": [session(true)],
             "responses": {
                 "202": {"description": "Ended"},
-                "400": problem("No session id"),
+                "400": problem("No `Mcp-Session-Id`"),
                 "404": not_found,
             },
         },
@@ -382,6 +955,82 @@ pub async fn docs_file(file: web::Path<String>) -> HttpResponse {
         Err(e) => {
             tracing::error!(error = %e, "cannot serve the docs page");
             HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::paths::parse_relative;
+
+    /// The documented path patterns say what `parse_relative` decides.
+    #[test]
+    fn path_patterns_agree_with_the_path_check() {
+        let pattern = |p: &str| {
+            jsonschema::validator_for(&json!({"type": "string", "pattern": p})).expect("compiles")
+        };
+        let (relative, file) = (pattern(RELATIVE_PATH), pattern(FILE_IN_PATH));
+        let samples = [
+            "",
+            "a",
+            "a/b",
+            "a//b/",
+            ".",
+            "./a",
+            "...",
+            "..a",
+            "a..",
+            ".hidden/x",
+            "a b/c",
+            "..",
+            "../a",
+            "a/../b",
+            "a/..",
+            "/etc",
+            "a\\b",
+            "a\u{0}b",
+            "\\a",
+        ];
+        for sample in samples {
+            let accepted = parse_relative(sample).is_ok();
+            assert_eq!(relative.is_valid(&json!(sample)), accepted, "{sample:?}");
+            // One named component, as a path parameter.
+            let one_name = accepted
+                && !sample.contains('/')
+                && parse_relative(sample).is_ok_and(|p| !p.as_os_str().is_empty());
+            assert_eq!(file.is_valid(&json!(sample)), one_name, "{sample:?}");
+        }
+    }
+
+    #[test]
+    fn the_document_names_every_event_stream_event() {
+        let doc = document();
+        let events = |schema: &str| -> Vec<String> {
+            doc["components"]["schemas"][schema]["oneOf"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    r["$ref"]
+                        .as_str()
+                        .unwrap()
+                        .rsplit('/')
+                        .next()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        };
+        assert_eq!(events("SessionStreamEvent").len(), 12);
+        assert!(events("SessionStreamEvent").contains(&"ResetEvent".to_owned()));
+        assert!(!events("TurnStreamEvent").contains(&"JobStatusEvent".to_owned()));
+        for name in events("SessionStreamEvent") {
+            let event = &doc["components"]["schemas"][&name];
+            assert_eq!(
+                event["properties"]["data"]["contentMediaType"],
+                "application/json"
+            );
         }
     }
 }

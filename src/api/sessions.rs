@@ -17,7 +17,7 @@ use crate::spec::{Effort, PermissionMode, SessionSpec};
 
 /// A new session. Fields left out come from the template, then the
 /// server's defaults.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
     /// 1–128 of `[A-Za-z0-9._-]`, not starting with a dot; unique in the tenant.
@@ -27,8 +27,9 @@ pub struct CreateSession {
     #[serde(default)]
     #[schema(minimum = 0.000001, exclusive_maximum = 1e9)]
     budget_usd: Option<f64>,
-    /// An agent template (`GET /api/v1/templates`).
+    /// An agent template (`GET /api/v1/templates`); an unknown one is a 404.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     template: Option<String>,
     /// Replaces Claude Code's own system prompt.
     #[serde(default)]
@@ -38,8 +39,8 @@ pub struct CreateSession {
     append_system_prompt: Option<String>,
     #[serde(default)]
     model: Option<String>,
-    #[serde(default)]
-    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "super::envelope::integer")]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
     max_turns: Option<u32>,
     #[serde(default)]
     permission_mode: Option<PermissionMode>,
@@ -56,7 +57,6 @@ pub struct CreateSession {
     /// Accepted for clients of the original and ignored: the key decides
     /// the tenant (the session's `user_id`).
     #[serde(default)]
-    #[expect(dead_code, reason = "accepted, never used")]
     user_id: Option<String>,
 }
 
@@ -383,7 +383,8 @@ pub async fn insert_session(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken, or the tenant is at its session limit", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid, or the template is unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No template of that name", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn create_session(
@@ -391,7 +392,7 @@ pub async fn create_session(
     state: web::Data<AppState>,
     templates: web::Data<crate::templates::Templates>,
     caller: Caller,
-    body: web::Json<CreateSession>,
+    body: super::envelope::JsonObject<CreateSession>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     // Money is kept in micro-USD: a budget that rounds to none is refused.
@@ -408,9 +409,14 @@ pub async fn create_session(
     tracing::Span::current().record("session", name.as_str());
     // Request fields > template > server defaults (see `spec.rs`).
     let spec = match spec.template.clone() {
+        Some(template) if !crate::templates::valid_name(&template) => {
+            return Err(ApiError::Validation(format!(
+                "invalid template name {template:?}: template names follow session names"
+            )))
+        }
         Some(template) => {
             let found = templates.get(&template).ok_or_else(|| {
-                ApiError::Validation(format!(
+                ApiError::NotFound(format!(
                     "unknown template {template:?}; GET /api/v1/templates lists them"
                 ))
             })?;

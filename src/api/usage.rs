@@ -72,7 +72,7 @@ pub async fn get_usage(
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CountTokens {
     text: String,
@@ -117,7 +117,7 @@ pub fn estimate(text: &str) -> TokenCount {
 pub async fn count_tokens(
     req: HttpRequest,
     _caller: Caller,
-    body: web::Json<CountTokens>,
+    body: super::envelope::JsonObject<CountTokens>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(envelope::ok(&req, estimate(&body.text)))
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use utoipa::ToSchema;
 
@@ -19,27 +19,50 @@ use crate::security::auth::Caller;
 use crate::security::paths::is_strictly_beneath;
 
 /// Where the session's CLI should work from now on.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetWorkingDir {
-    /// An existing folder inside the tenant's area: absolute, or relative to it.
-    #[schema(min_length = 1)]
+    /// An existing folder inside the tenant's area: absolute, or relative to
+    /// it. Not blank, no NUL; a path that is no folder of the area is a 404.
+    #[schema(pattern = "^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
     working_dir: String,
+}
+
+/// Why a `working_dir` cannot be used.
+#[derive(Debug)]
+pub enum WorkingDirError {
+    /// Not a path at all (blank, a NUL byte): the request is wrong.
+    Invalid(String),
+    /// No folder of the tenant's area there: missing, a file, or outside.
+    NotFound(String),
+    /// The area itself cannot be read.
+    Unavailable(String),
+}
+
+impl From<WorkingDirError> for ApiError {
+    fn from(e: WorkingDirError) -> Self {
+        match e {
+            WorkingDirError::Invalid(m) => ApiError::Validation(m),
+            WorkingDirError::NotFound(m) => ApiError::NotFound(m),
+            WorkingDirError::Unavailable(m) => ApiError::internal(m),
+        }
+    }
 }
 
 /// `raw` (absolute, or relative to the tenant's area) resolved with every
 /// symlink followed, then checked to be an existing folder strictly inside
 /// the tenant's area. Blocking.
-pub fn resolve_working_dir(area: &Path, raw: &str) -> Result<PathBuf, String> {
+pub fn resolve_working_dir(area: &Path, raw: &str) -> Result<PathBuf, WorkingDirError> {
+    use WorkingDirError::*;
     if raw.trim().is_empty() {
-        return Err("working_dir must not be empty".into());
+        return Err(Invalid("working_dir must not be empty".into()));
     }
     if raw.contains('\0') {
-        return Err("working_dir contains a NUL byte".into());
+        return Err(Invalid("working_dir contains a NUL byte".into()));
     }
     let area = area
         .canonicalize()
-        .map_err(|e| format!("the tenant's area is not available: {e}"))?;
+        .map_err(|e| Unavailable(format!("the tenant's area is not available: {e}")))?;
     let candidate = Path::new(raw);
     let candidate = if candidate.is_absolute() {
         candidate.to_path_buf()
@@ -48,15 +71,16 @@ pub fn resolve_working_dir(area: &Path, raw: &str) -> Result<PathBuf, String> {
     };
     let real = candidate
         .canonicalize()
-        .map_err(|_| format!("working_dir {raw:?} does not exist"))?;
+        .map_err(|_| NotFound(format!("working_dir {raw:?} does not exist")))?;
+    // Outside the area is "not there for you", as in the files API.
     if !is_strictly_beneath(&real, &area) {
-        return Err(format!(
+        return Err(NotFound(format!(
             "working_dir {raw:?} is outside your area; it must be a folder inside {}",
             area.display()
-        ));
+        )));
     }
     if !real.is_dir() {
-        return Err(format!("working_dir {raw:?} is not a folder"));
+        return Err(NotFound(format!("working_dir {raw:?} is not a folder")));
     }
     Ok(real)
 }
@@ -71,9 +95,9 @@ pub fn resolve_working_dir(area: &Path, raw: &str) -> Result<PathBuf, String> {
     request_body = SetWorkingDir,
     responses(
         (status = 200, description = "The session, with its new workspace", body = Envelope<SessionData>),
-        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No session of that name in this tenant, or `working_dir` is no folder inside the tenant's area (missing, a file, or outside it)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A turn is running; try again when it ends", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not an existing folder inside the tenant's area", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A blank `working_dir` or one with a NUL byte", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn set_working_dir(
@@ -81,15 +105,14 @@ pub async fn set_working_dir(
     state: web::Data<AppState>,
     caller: Caller,
     name: web::Path<String>,
-    body: web::Json<SetWorkingDir>,
+    body: super::envelope::JsonObject<SetWorkingDir>,
 ) -> Result<HttpResponse, ApiError> {
     let row = load_session(&state, &caller, &name).await?;
     let area = state.workspace_root.join(caller.tenant.as_str());
     let raw = body.into_inner().working_dir;
     let dir = tokio::task::spawn_blocking(move || resolve_working_dir(&area, &raw))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::Validation)?;
+        .map_err(ApiError::internal)??;
     let addr = state.supervisor.send(OpenSession(row.clone())).await??;
     addr.send(ChangeWorkspace { workspace: dir })
         .await?

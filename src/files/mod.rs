@@ -45,12 +45,13 @@ impl From<FilesError> for ApiError {
         match e {
             FilesError::Path(_) => ApiError::BadRequest(e.to_string()),
             FilesError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            FilesError::IsDirectory(_) | FilesError::NotADirectory(_) | FilesError::TooMany => {
-                ApiError::Validation(e.to_string())
-            }
-            FilesError::Exists(_) | FilesError::FolderInTheWay(_) => {
-                ApiError::Conflict(e.to_string())
-            }
+            FilesError::TooMany => ApiError::Validation(e.to_string()),
+            // What is at the path decides these, not the request: a conflict
+            // with the workspace's state, as a folder in the way is.
+            FilesError::IsDirectory(_)
+            | FilesError::NotADirectory(_)
+            | FilesError::Exists(_)
+            | FilesError::FolderInTheWay(_) => ApiError::Conflict(e.to_string()),
             FilesError::Io(e) => ApiError::internal(e),
         }
     }

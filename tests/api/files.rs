@@ -404,7 +404,7 @@ async fn archive_streams_a_folder_as_tar_gz() {
     assert!(entries.iter().any(|(p, _)| p == "a/elsewhere.txt"));
 
     for (query, status, kind) in [
-        ("?path=result/report.md", 422, "validation-error"),
+        ("?path=result/report.md", 409, "conflict"),
         ("?path=missing", 404, "not-found"),
         ("?path=..", 400, "bad-request"),
         ("?path=/etc", 400, "bad-request"),
@@ -564,7 +564,7 @@ async fn traversal_encodings_and_bad_names_are_refused() {
     // Downloading a folder points to the archive instead.
     std::fs::create_dir_all(app.workspace("alice", "t").join("dir")).unwrap();
     let res = app.get(&format!("{base}/dir"), ALICE).send().await.unwrap();
-    let body = assert_problem(res, 422, "validation-error").await;
+    let body = assert_problem(res, 409, "conflict").await;
     assert!(
         body["detail"].as_str().unwrap().contains("archive"),
         "{body}"

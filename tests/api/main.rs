@@ -10,6 +10,7 @@ mod receiver;
 mod approvals;
 mod chat;
 mod compat;
+mod contract;
 mod errors;
 mod events;
 mod faults;

@@ -144,8 +144,14 @@ async fn mcp_requires_a_key_and_a_session_of_the_same_tenant() {
         .unwrap();
     assert_problem(res, 401, "unauthorized").await;
 
-    // The transport's own refusals are problems too, with its reason.
-    let res = app.post("/mcp", ALICE, init.clone()).send().await.unwrap();
+    // The transport's own refusals are problems too, with its reason: an
+    // `Accept` that excludes event streams (none at all, or `*/*`, allows them).
+    let res = app
+        .post("/mcp", ALICE, init.clone())
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     let problem = assert_problem(res, 406, "http-error").await;
     assert!(
         problem["detail"]
@@ -154,6 +160,24 @@ async fn mcp_requires_a_key_and_a_session_of_the_same_tenant() {
             .contains("text/event-stream"),
         "{problem}"
     );
+
+    for accept in [None, Some("*/*")] {
+        let mut req = app.post("/mcp", ALICE, init.clone());
+        if let Some(accept) = accept {
+            req = req.header("Accept", accept);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200, "Accept: {accept:?}");
+    }
+    let res = app
+        .client
+        .request(reqwest::Method::PUT, app.url("/mcp"))
+        .header("X-API-Key", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["allow"], "GET, POST, DELETE");
+    assert_problem(res, 405, "method-not-allowed").await;
 
     // Served under any host name (the key is the access control).
     let res = mcp_post(&app, ALICE, init)

@@ -10,6 +10,13 @@ use std::sync::Mutex;
 /// Pinned client versions.
 pub const OPENAI: &str = "openai==3.57.0";
 pub const MCP: &str = "mcp==1.30.0";
+/// The OpenAPI tools, in one environment: the validator, a client
+/// generator and the fuzzer.
+pub const OPENAPI_TOOLS: &[&str] = &[
+    "openapi-spec-validator==0.9.0",
+    "openapi-python-client==0.29.1",
+    "schemathesis==4.32.5",
+];
 
 static INSTALL: Mutex<()> = Mutex::new(());
 

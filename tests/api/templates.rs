@@ -293,7 +293,8 @@ async fn explicit_request_fields_override_the_template() {
         .send()
         .await
         .unwrap();
-    let body = assert_problem(res, 422, "validation-error").await;
+    // Named in the body or the path, a template that is not there is a 404.
+    let body = assert_problem(res, 404, "not-found").await;
     assert!(body["detail"].as_str().unwrap().contains("missing"));
 }
 
@@ -415,4 +416,106 @@ async fn template_env_and_mcp_servers_reach_only_that_sessions_cli() {
         assert_eq!(list.contains("probe-secret"), key == ADMIN, "{list}");
         assert_eq!(list.contains("from-the-template"), key == ADMIN);
     }
+}
+
+/// The built binary, started where there is no `templates/` folder (as a
+/// packaged or copied binary would be), with `extra` variables: its
+/// stderr, and the port once it listens (`None` if it exits first).
+fn start_binary(
+    cwd: &std::path::Path,
+    extra: &[(&str, String)],
+) -> (std::process::Child, Vec<String>, Option<u16>) {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_claude-code-api"));
+    cmd.arg("serve")
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("API_PORT", "0")
+        .env("API_KEYS", ALICE)
+        .env("CLAUDE_CLI_PATH", env!("CARGO_BIN_EXE_fake-claude"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start the server binary");
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    // Drained to the end, so the server never writes into a closed pipe.
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    while let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(60)) {
+        log.push(line.clone());
+        if let Some(port) = line.split("port=").nth(1) {
+            if line.contains("listening") {
+                return (child, log, port.trim().parse().ok());
+            }
+        }
+    }
+    (child, log, None)
+}
+
+#[actix_web::test]
+async fn a_binary_away_from_the_source_has_the_built_in_templates() {
+    let cwd = tempfile::tempdir().unwrap();
+    let (mut child, log, port) = start_binary(cwd.path(), &[]);
+    let port = port.unwrap_or_else(|| panic!("the server did not start:\n{}", log.join("\n")));
+    let line = log
+        .iter()
+        .find(|l| l.contains("agent templates loaded"))
+        .expect("the log says where templates came from");
+    assert!(line.contains("source=built-in"), "{line}");
+    assert!(line.contains("count=12"), "{line}");
+    let res = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{port}/api/v1/templates/code-reviewer"
+        ))
+        .header("X-API-Key", ALICE)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+}
+
+#[actix_web::test]
+async fn an_empty_or_missing_templates_folder_that_was_asked_for_stops_startup() {
+    let cwd = tempfile::tempdir().unwrap();
+    let empty = cwd.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for (dir, says) in [
+        (empty.clone(), "holds no"),
+        (cwd.path().join("missing"), "does not exist"),
+    ] {
+        let dir = dir.to_string_lossy().into_owned();
+        let (mut child, log, port) = start_binary(cwd.path(), &[("TEMPLATES_DIR", dir.clone())]);
+        let status = child.wait().unwrap();
+        assert!(port.is_none() && !status.success(), "{}", log.join("\n"));
+        let log = log.join("\n");
+        assert!(log.contains(&dir) && log.contains(says), "{log}");
+    }
+    // A `templates/` folder in the working directory is used instead of the
+    // built-in set, and the log names it.
+    let local = cwd.path().join("templates");
+    std::fs::create_dir(&local).unwrap();
+    std::fs::write(local.join("mine.yaml"), "description: mine\n").unwrap();
+    let (mut child, log, port) = start_binary(cwd.path(), &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(port.is_some(), "{}", log.join("\n"));
+    let line = log
+        .iter()
+        .find(|l| l.contains("agent templates loaded"))
+        .unwrap();
+    assert!(
+        line.contains(&local.display().to_string()) && line.contains("count=1"),
+        "{line}"
+    );
 }

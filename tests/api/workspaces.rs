@@ -114,10 +114,12 @@ async fn directories_outside_the_tenants_own_area_are_refused() {
         "/".into(),
         "missing".into(),
         "file.txt".into(),
-        "".into(),
-        "a\u{0}b".into(),
     ] {
         let res = set_repo(&app, ALICE, "s", &dir).await;
+        assert_problem(res, 404, "not-found").await;
+    }
+    for dir in ["", " ", "a\u{0}b"] {
+        let res = set_repo(&app, ALICE, "s", dir).await;
         assert_problem(res, 422, "validation-error").await;
     }
     let res = app

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web;
@@ -60,6 +61,28 @@ pub async fn gate(
         .cloned()
         .ok_or_else(|| ApiError::internal("MCP access state missing"))?;
     let tenant = caller.tenant.as_str().to_owned();
+    if !matches!(*req.method(), Method::GET | Method::POST | Method::DELETE) {
+        let refused = actix_web::HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "GET, POST, DELETE"))
+            .finish();
+        return Ok(problem::from_sdk(req.into_response(refused)).await);
+    }
+    let needed: &[&str] = match *req.method() {
+        Method::POST => &["application/json", "text/event-stream"],
+        Method::GET => &["text/event-stream"],
+        _ => &[],
+    };
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    if !needed.is_empty() && accepts_all(accept, needed) {
+        // The SDK wants the types spelled out; `*/*` or no `Accept` at all
+        // accepts them too (RFC 9110, 12.5.1).
+        let spelled = HeaderValue::from_str(&needed.join(", "))
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        req.headers_mut().insert(header::ACCEPT, spelled);
+    }
     // A value that is not text cannot name a session: it is an unknown id.
     let session = req
         .headers()
@@ -96,4 +119,44 @@ pub async fn gate(
         None => {}
     }
     Ok(problem::from_sdk(res).await)
+}
+
+/// Whether `accept` (absent: anything) accepts every media type of `needed`.
+fn accepts_all(accept: Option<&str>, needed: &[&str]) -> bool {
+    let Some(accept) = accept else {
+        return true;
+    };
+    let ranges: Vec<&str> = accept
+        .split(',')
+        .map(|r| r.split(';').next().unwrap_or_default().trim())
+        .collect();
+    needed.iter().all(|media| {
+        let kind = media.split('/').next().unwrap_or_default();
+        ranges.iter().any(|range| {
+            range.eq_ignore_ascii_case(media)
+                || *range == "*/*"
+                || range
+                    .strip_suffix("/*")
+                    .is_some_and(|k| k.eq_ignore_ascii_case(kind))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_all;
+
+    #[test]
+    fn wildcards_and_no_accept_accept_the_streams() {
+        let both = ["application/json", "text/event-stream"];
+        assert!(accepts_all(None, &both));
+        assert!(accepts_all(Some("*/*"), &both));
+        assert!(accepts_all(Some("application/json, text/*;q=0.5"), &both));
+        assert!(!accepts_all(Some("application/json"), &both));
+        assert!(!accepts_all(Some("text/html"), &["text/event-stream"]));
+        assert!(accepts_all(
+            Some("text/event-stream"),
+            &["text/event-stream"]
+        ));
+    }
 }
