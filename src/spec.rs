@@ -233,6 +233,7 @@ pub struct TurnOverrides {
 pub struct OutputFormat {
     /// `json_schema`, the one kind the CLI supports.
     #[serde(rename = "type")]
+    #[schema(pattern = "^json_schema$")]
     pub kind: String,
     /// A JSON Schema of an object; the answer's `structured_output` follows it.
     #[serde(default)]

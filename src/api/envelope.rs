@@ -306,6 +306,11 @@ impl<T: serde::de::DeserializeOwned + Serialize + 'static> actix_web::FromReques
     }
 }
 
+/// A value the server only passes on as JSON text (escaped, so a NUL in it
+/// never reaches a command line or a column as such): a structured output's
+/// JSON Schema.
+const OPAQUE_JSON: &str = "/output_format/schema";
+
 /// The JSON pointer of the first string (or key) holding a NUL, if any.
 fn nul_at(value: &serde_json::Value, at: String) -> Option<String> {
     use serde_json::Value;
@@ -319,6 +324,8 @@ fn nul_at(value: &serde_json::Value, at: String) -> Option<String> {
             let here = format!("{at}/{k}");
             if k.contains('\0') {
                 Some(here)
+            } else if here == OPAQUE_JSON {
+                None
             } else {
                 nul_at(v, here)
             }

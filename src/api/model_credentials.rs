@@ -25,8 +25,8 @@ pub struct SetModelCredential {
     /// of an LLM proxy) or `oauth_token` (from `claude setup-token`).
     #[schema(pattern = "^(api_key|auth_token|oauth_token)$")]
     kind: String,
-    /// The key or token; stored, never returned.
-    #[schema(min_length = 1, max_length = 4096)]
+    /// The key or token (printable ASCII, no spaces); stored, never returned.
+    #[schema(pattern = "^[!-~]{1,4096}$")]
     secret: String,
 }
 
@@ -114,13 +114,13 @@ pub async fn set_model_credential(
     let kind = Kind::parse(&body.kind).ok_or_else(|| {
         ApiError::Validation("kind must be api_key, auth_token or oauth_token".into())
     })?;
-    let secret = body.secret.trim().to_owned();
+    let secret = body.secret;
     if secret.is_empty()
         || secret.len() > MAX_SECRET_LEN
-        || secret.chars().any(|c| c.is_control() || c == ' ')
+        || !secret.chars().all(|c| c.is_ascii_graphic())
     {
         return Err(ApiError::Validation(
-            "secret must be 1-4096 characters without spaces or control characters".into(),
+            "secret must be 1-4096 printable ASCII characters without spaces".into(),
         ));
     }
     let id = id.into_inner();

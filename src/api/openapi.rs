@@ -667,15 +667,23 @@ fn add_event_streams(doc: &mut Value) {
     let mut turn = turn_events();
     let session_events = {
         let mut all = turn.clone();
-        all.push(sse_event(
+        let mut reset = sse_event(
             "reset",
-            "First event when the events after `Last-Event-ID` were purged: reload the history",
+            "First event when the events after `Last-Event-ID` were purged, or when that id is \
+             past the session's last event (then with `id`: the head, where a reconnect resumes): \
+             reload the history",
             object(
-                &["reason", "history_url"],
-                json!({"reason": {"type": "string"}, "history_url": {"type": "string"}}),
+                &["reason", "history_url", "last_event_id"],
+                json!({
+                    "reason": {"type": "string"},
+                    "history_url": {"type": "string"},
+                    "last_event_id": {"type": "integer", "minimum": 0},
+                }),
             ),
-            false,
-        ));
+            true,
+        );
+        reset["required"] = json!(["event", "data"]);
+        all.push(reset);
         all
     };
     // `job_status` is never part of a chat's own stream.

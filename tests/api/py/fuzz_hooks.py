@@ -5,8 +5,9 @@ Only what a schema cannot say is set here:
   another body is refused by design (a 422), and the fuzzer reuses short keys;
 - a job's `webhook_url` names the test receiver's host: whether a host is
   internal (refused) is a DNS answer, not something a schema can state;
-- the run's own admin key is never revoked, and its own tenant's limits are
-  never changed, so the run keeps the access and quota it started with;
+- the run's own admin key is never revoked, and its own tenant's limits and
+  model credential are never changed, so the run keeps the access, quota and
+  model it started with;
 - a value the stateful phase carries over from a response into a request
   that should be valid but breaks the parameter's schema (`Last-Event-ID:
   null`) is dropped: the fuzzer's own slip, not the server's.
@@ -46,5 +47,7 @@ def filter_case(ctx, case):
     if path.endswith("/admin/keys/{id}/revoke") and params.get("id") == OWN_KEY_ID:
         return False
     if path.endswith("/admin/tenants/{id}") and params.get("id") == OWN_TENANT:
+        return False
+    if path.endswith("/admin/tenants/{id}/model-credential") and params.get("id") == OWN_TENANT:
         return False
     return True
