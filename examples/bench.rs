@@ -62,89 +62,102 @@ fn stats(mut samples: Vec<Duration>) -> (f64, f64) {
     (median, p90)
 }
 
-/// Warm turns on one session, and the first turn (the CLI spawned, then
-/// answering) of `cold` new sessions, through a server with `AGENT_SANDBOX`
+/// A server of the benchmark's own, on the mock model, with `AGENT_SANDBOX`
 /// = `sandbox`.
-async fn through_server(
-    mock: &MockModel,
-    root: &Path,
+struct BenchServer {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl BenchServer {
+    async fn start(mock: &MockModel, root: &Path, sandbox: &str) -> BenchServer {
+        let root = root.join(format!("server-{sandbox}"));
+        let mut vars = BTreeMap::new();
+        let mut set = |k: &str, v: String| {
+            vars.insert(k.to_string(), v);
+        };
+        set("AGENT_SANDBOX", sandbox.into());
+        set("API_PORT", "0".into());
+        set("API_KEYS", KEY.into());
+        set("LOG_LEVEL", "warn".into());
+        set("DATA_DIR", root.join("data").to_string_lossy().into_owned());
+        set(
+            "APPROVED_DIRECTORY",
+            root.join("ws").to_string_lossy().into_owned(),
+        );
+        set("CLAUDE_CLI_PATH", cli_path().to_string_lossy().into_owned());
+        set("ANTHROPIC_BASE_URL", mock.base_url.clone());
+        set("ANTHROPIC_API_KEY", "test-key".into());
+        let mut settings = Settings::from_vars(&vars).unwrap();
+        settings.cli_env = cli_env(mock, &root.join("home"));
+        let app = Application::build(settings).await.unwrap();
+        let base = format!("http://127.0.0.1:{}/api/v1", app.port());
+        actix_web::rt::spawn(app.run_until_stopped());
+        BenchServer {
+            base,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn create(&self, name: &str) {
+        let res = self
+            .client
+            .post(format!("{}/sessions", self.base))
+            .header("X-API-Key", KEY)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+
+    /// One sync chat; how long it took.
+    async fn chat(&self, session: &str, i: usize) -> Duration {
+        let t = Instant::now();
+        let res = self
+            .client
+            .post(format!("{}/sessions/{session}/chat", self.base))
+            .header("X-API-Key", KEY)
+            .json(&json!({"message": format!("say hi {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let _: Value = res.json().await.unwrap();
+        t.elapsed()
+    }
+}
+
+/// Warm turns, then first turns of new sessions (the CLI spawned, then
+/// answering), on two servers taken in turn, so that a machine's drift
+/// weighs on both alike.
+async fn on_both(
+    a: &BenchServer,
+    b: &BenchServer,
     turns: usize,
     cold: usize,
-    sandbox: &str,
-) -> (Vec<Duration>, Vec<Duration>) {
-    let root = root.join(format!("server-{sandbox}"));
-    let root = root.as_path();
-    let mut vars = BTreeMap::new();
-    vars.insert("AGENT_SANDBOX".to_string(), sandbox.to_string());
-    vars.insert("API_PORT".to_string(), "0".to_string());
-    vars.insert("API_KEYS".to_string(), KEY.to_string());
-    vars.insert("LOG_LEVEL".to_string(), "warn".to_string());
-    vars.insert(
-        "DATA_DIR".to_string(),
-        root.join("data").to_string_lossy().into_owned(),
-    );
-    vars.insert(
-        "APPROVED_DIRECTORY".to_string(),
-        root.join("ws").to_string_lossy().into_owned(),
-    );
-    vars.insert(
-        "CLAUDE_CLI_PATH".to_string(),
-        cli_path().to_string_lossy().into_owned(),
-    );
-    vars.insert("ANTHROPIC_BASE_URL".to_string(), mock.base_url.clone());
-    vars.insert("ANTHROPIC_API_KEY".to_string(), "test-key".to_string());
-    let mut settings = Settings::from_vars(&vars).unwrap();
-    settings.cli_env = cli_env(mock, &root.join("home"));
-    let app = Application::build(settings).await.unwrap();
-    let base = format!("http://127.0.0.1:{}/api/v1", app.port());
-    actix_web::rt::spawn(app.run_until_stopped());
-    let client = reqwest::Client::new();
-    let create = |name: String| {
-        let client = client.clone();
-        let url = format!("{base}/sessions");
-        async move {
-            let res = client
-                .post(url)
-                .header("X-API-Key", KEY)
-                .json(&json!({ "name": name }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 201);
-        }
-    };
-    create("bench".into()).await;
-    let chat_on = |session: String, i: usize| {
-        let client = client.clone();
-        let url = format!("{base}/sessions/{session}/chat");
-        async move {
-            let res = client
-                .post(url)
-                .header("X-API-Key", KEY)
-                .json(&json!({"message": format!("say hi {i}")}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 200);
-            let _: Value = res.json().await.unwrap();
-        }
-    };
-    chat_on("bench".into(), 0).await; // warm-up: spawns the process
-    let mut samples = Vec::with_capacity(turns);
+) -> [(Vec<Duration>, Vec<Duration>); 2] {
+    let mut warm = [Vec::new(), Vec::new()];
+    let mut first = [Vec::new(), Vec::new()];
+    for server in [a, b] {
+        server.create("warm").await;
+        server.chat("warm", 0).await;
+    }
     for i in 1..=turns {
-        let t = Instant::now();
-        chat_on("bench".into(), i).await;
-        samples.push(t.elapsed());
+        for (n, server) in [a, b].into_iter().enumerate() {
+            warm[n].push(server.chat("warm", i).await);
+        }
     }
-    let mut first_turns = Vec::with_capacity(cold);
     for i in 0..cold {
-        let name = format!("cold-{i}");
-        create(name.clone()).await;
-        let t = Instant::now();
-        chat_on(name, 0).await;
-        first_turns.push(t.elapsed());
+        for (n, server) in [a, b].into_iter().enumerate() {
+            let name = format!("cold-{i}");
+            server.create(&name).await;
+            first[n].push(server.chat(&name, 0).await);
+        }
     }
-    (samples, first_turns)
+    let [wa, wb] = warm;
+    let [fa, fb] = first;
+    [(wa, fa), (wb, fb)]
 }
 
 /// A model gateway of its own (as the server runs one) in front of the mock:
@@ -165,59 +178,87 @@ async fn gateway_env(mock: &MockModel, root: &Path) -> (BTreeMap<String, String>
     (env, grant)
 }
 
-fn raw_warm_cli(env: BTreeMap<String, String>, ws: &Path, turns: usize) -> Vec<Duration> {
-    std::fs::create_dir_all(ws).unwrap();
-    let mut child = Command::new(cli_path())
-        .args([
-            "--input-format",
-            "stream-json",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            "--include-partial-messages",
-            "--permission-mode=bypassPermissions",
-        ])
-        .current_dir(ws)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut send = |line: Value| {
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    };
-    let mut wait_for = |kind: &str| {
+/// A raw long-lived stream-json CLI process, driven turn by turn.
+struct RawCli {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl RawCli {
+    fn start(env: BTreeMap<String, String>, ws: &Path) -> RawCli {
+        std::fs::create_dir_all(ws).unwrap();
+        let mut child = Command::new(cli_path())
+            .args([
+                "--input-format",
+                "stream-json",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--include-partial-messages",
+                "--permission-mode=bypassPermissions",
+            ])
+            .current_dir(ws)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut cli = RawCli {
+            child,
+            stdin,
+            stdout,
+        };
+        cli.send(json!({"type":"control_request","request_id":"req_1","request":{"subtype":"initialize","hooks":null}}));
+        cli.wait_for("control_response");
+        cli.turn(0);
+        cli
+    }
+
+    fn send(&mut self, line: Value) {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn wait_for(&mut self, kind: &str) {
         let mut line = String::new();
         loop {
             line.clear();
-            assert!(stdout.read_line(&mut line).unwrap() > 0, "CLI exited");
+            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "CLI exited");
             let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
             if v["type"] == kind {
                 return;
             }
         }
-    };
-    send(
-        json!({"type":"control_request","request_id":"req_1","request":{"subtype":"initialize","hooks":null}}),
-    );
-    wait_for("control_response");
-    let user = |i: usize| json!({"type":"user","message":{"role":"user","content":format!("say hi {i}")},"parent_tool_use_id":null,"session_id":""});
-    send(user(0));
-    wait_for("result");
-    let mut samples = Vec::with_capacity(turns);
-    for i in 1..=turns {
-        let t = Instant::now();
-        send(user(i));
-        wait_for("result");
-        samples.push(t.elapsed());
     }
-    drop(stdin);
-    let _ = child.wait();
+
+    /// One turn; how long it took.
+    fn turn(&mut self, i: usize) -> Duration {
+        let t = Instant::now();
+        self.send(json!({"type":"user","message":{"role":"user","content":format!("say hi {i}")},"parent_tool_use_id":null,"session_id":""}));
+        self.wait_for("result");
+        t.elapsed()
+    }
+}
+
+impl Drop for RawCli {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Warm turns of two raw processes, taken in turn.
+fn raw_pair(a: &mut RawCli, b: &mut RawCli, turns: usize) -> [Vec<Duration>; 2] {
+    let mut samples = [Vec::new(), Vec::new()];
+    for i in 1..=turns {
+        samples[0].push(a.turn(i));
+        samples[1].push(b.turn(i));
+    }
     samples
 }
 
@@ -260,21 +301,22 @@ async fn main() {
         String::from_utf8_lossy(&version.stdout).trim()
     );
 
-    let (server, cold_boxed) = through_server(&mock, root.path(), turns, fresh_runs, "bwrap").await;
-    let (unboxed, cold_unboxed) =
-        through_server(&mock, root.path(), turns, fresh_runs, "off").await;
-    // The raw CLI is driven on a blocking thread: this one must stay free to
-    // serve the gateway (and the servers above).
+    let boxed = BenchServer::start(&mock, root.path(), "bwrap").await;
+    let unboxed = BenchServer::start(&mock, root.path(), "off").await;
+    let [(server, cold_boxed), (unboxed, cold_unboxed)] =
+        on_both(&boxed, &unboxed, turns, fresh_runs).await;
+    // The raw CLIs are driven on a blocking thread: this one must stay free
+    // to serve the gateway (and the servers above).
     let raw_env = cli_env(&mock, &root.path().join("raw-home"));
-    let raw_ws = root.path().join("raw-ws");
-    let raw = tokio::task::spawn_blocking(move || raw_warm_cli(raw_env, &raw_ws, turns))
-        .await
-        .unwrap();
     let (env, _grant) = gateway_env(&mock, root.path()).await;
-    let gw_ws = root.path().join("gw-ws");
-    let via_gateway = tokio::task::spawn_blocking(move || raw_warm_cli(env, &gw_ws, turns))
-        .await
-        .unwrap();
+    let (raw_ws, gw_ws) = (root.path().join("raw-ws"), root.path().join("gw-ws"));
+    let [raw, via_gateway] = tokio::task::spawn_blocking(move || {
+        let mut direct = RawCli::start(raw_env, &raw_ws);
+        let mut through = RawCli::start(env, &gw_ws);
+        raw_pair(&mut direct, &mut through, turns)
+    })
+    .await
+    .unwrap();
     let fresh = fresh_cli(&mock, root.path(), fresh_runs);
 
     let (s_med, s_p90) = stats(server);
