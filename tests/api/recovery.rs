@@ -12,13 +12,13 @@ use crate::receiver::Receiver;
 
 /// The `claude-code-api` binary on a data dir and database of its own, on
 /// the port it picked (read from its `listening` log line).
-struct Server {
+pub struct Server {
     child: Child,
     base: String,
     client: reqwest::Client,
 }
 
-struct Env {
+pub struct Env {
     root: tempfile::TempDir,
     db: TestDb,
     mock: MockModel,
@@ -29,7 +29,7 @@ struct Env {
 }
 
 impl Env {
-    fn new() -> Env {
+    pub fn new() -> Env {
         let root = tempfile::tempdir().unwrap();
         let db = TestDb::create(root.path());
         Env {
@@ -45,7 +45,7 @@ impl Env {
         self.root.path().join("workspaces")
     }
 
-    async fn start(&self, grace_secs: u64) -> Server {
+    pub async fn start(&self, grace_secs: u64) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
             .arg("serve")
             .env_clear()
@@ -125,7 +125,7 @@ pub fn listening_port(child: &mut Child) -> u16 {
 }
 
 impl Server {
-    async fn post(&self, path: &str, body: Value) -> Value {
+    pub async fn post(&self, path: &str, body: Value) -> Value {
         let res = self
             .client
             .post(format!("{}{path}", self.base))
@@ -164,7 +164,7 @@ impl Server {
         }
     }
 
-    fn kill9(mut self) {
+    pub fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }

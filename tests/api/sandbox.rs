@@ -208,48 +208,17 @@ async fn a_memory_hog_is_killed_and_the_session_answers_the_next_turn() {
 
 #[actix_web::test]
 async fn a_killed_server_leaves_no_agent_process() {
-    let root = tempfile::tempdir().unwrap();
-    let db = TestDb::create(root.path());
-    let mock = MockModel::start();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", root.path().join("home"))
-        .env("API_PORT", "0")
-        .env("API_KEYS", format!("alice:{ALICE}"))
-        .env("DATA_DIR", root.path().join("data"))
-        .env("APPROVED_DIRECTORY", root.path().join("workspaces"))
-        .env("DATABASE_URL", &db.url)
-        .env("CLAUDE_CLI_PATH", real_cli_path())
-        .env("ANTHROPIC_BASE_URL", &mock.base_url)
-        .env("ANTHROPIC_API_KEY", "test-key")
-        .env("LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let port = crate::recovery::listening_port(&mut child);
-    let base = format!("http://127.0.0.1:{port}/api/v1");
-    let client = reqwest::Client::new();
-    client
-        .post(format!("{base}/sessions"))
-        .header("X-API-Key", ALICE)
-        .json(&json!({"name": "k"}))
-        .send()
-        .await
-        .unwrap();
-    let res = client
-        .post(format!("{base}/sessions/k/chat"))
-        .header("X-API-Key", ALICE)
-        .json(&json!({"message": "[[bash]]setsid nohup sleep 73142 > /dev/null 2>&1 & echo started[[/bash]]"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let env = crate::recovery::Env::new();
+    let server = env.start(30).await;
+    server.post("/api/v1/sessions", json!({"name": "k"})).await;
+    server
+        .post(
+            "/api/v1/sessions/k/chat",
+            json!({"message": "[[bash]]setsid nohup sleep 73142 > /dev/null 2>&1 & echo started[[/bash]]"}),
+        )
+        .await;
     assert!(eventually(5, || async { sleepers("73142") == 1 }).await);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill9();
     assert!(
         eventually(10, || async { sleepers("73142") == 0 }).await,
         "the agent's processes outlived their killed server"
