@@ -35,40 +35,18 @@ pub fn keep(dir: &Path, entry: &Entry) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Stores every spooled entry, oldest first; the number stored. A record
-/// that cannot be read is set aside as `.bad` (and logged), never retried.
+/// Stores every spooled entry, oldest first; the number stored. The files
+/// are read and removed on the blocking pool, never on the caller's thread.
 pub async fn drain(pool: &DbPool, dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+    let listed = dir.to_path_buf();
+    let files = tokio::task::spawn_blocking(move || pending(&listed))
+        .await
+        .unwrap_or_default();
     let mut stored = 0;
     for file in files {
-        let entry: Entry = match std::fs::read(&file)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
-        {
-            Ok(entry) => entry,
-            Err(e) => {
-                tracing::error!(file = %file.display(), error = %e, "a spooled turn record cannot be read; set aside");
-                let _ = std::fs::rename(&file, file.with_extension("bad"));
-                continue;
-            }
-        };
-        let stored_now = db::run(pool, move |c| match &entry {
-            Entry::Turn(record) => turn::record(c, record).map(|_| ()),
-            Entry::Events(events) => turn::flush_events(c, events),
-        });
-        match stored_now.await {
-            Ok(_) => {
-                let _ = std::fs::remove_file(&file);
-                stored += 1;
-            }
+        match db::run(pool, move |c| store_file(c, &file)).await {
+            Ok(true) => stored += 1,
+            Ok(false) => {}
             // Still away: the rest waits too.
             Err(e) => {
                 tracing::warn!(error = %e, "spooled turn records wait for the database");
@@ -80,4 +58,40 @@ pub async fn drain(pool: &DbPool, dir: &Path) -> usize {
         tracing::info!(count = stored, "stored spooled turn records");
     }
     stored
+}
+
+/// The spooled entries, oldest first (names sort by the time they were kept).
+fn pending(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Stores one spooled entry and removes its file; `false` when the file
+/// cannot be read: it is set aside as `.bad` (and logged), never retried.
+fn store_file(conn: &mut db::DbConnection, file: &Path) -> db::DbResult<bool> {
+    let read = std::fs::read(file)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice::<Entry>(&bytes).map_err(|e| e.to_string()));
+    let entry = match read {
+        Ok(entry) => entry,
+        Err(e) => {
+            tracing::error!(file = %file.display(), error = %e, "a spooled turn record cannot be read; set aside");
+            let _ = std::fs::rename(file, file.with_extension("bad"));
+            return Ok(false);
+        }
+    };
+    match &entry {
+        Entry::Turn(record) => turn::record(conn, record).map(|_| ())?,
+        Entry::Events(events) => turn::flush_events(conn, events)?,
+    }
+    let _ = std::fs::remove_file(file);
+    Ok(true)
 }

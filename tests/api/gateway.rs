@@ -206,29 +206,25 @@ async fn with_an_api_key_the_model_sees_the_key_and_the_agent_a_token_worthless_
     );
 }
 
+async fn put(app: &TestApp, path: &str, key: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .put(app.url(path))
+        .header("X-API-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[actix_web::test]
 async fn a_tenant_with_its_own_key_is_served_with_it_and_never_shown_it() {
     let app = TestApp::spawn().await;
     let secret = "sk-ant-api03-bob-own-key-0123456789";
     let path = "/api/v1/admin/tenants/bob/model-credential";
     let body = json!({"kind": "api_key", "secret": secret});
-    let res = app
-        .client
-        .put(app.url(path))
-        .header("X-API-Key", ALICE)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = put(&app, path, ALICE, &body).await;
     assert_problem(res, 403, "forbidden").await;
-    let res = app
-        .client
-        .put(app.url(path))
-        .header("X-API-Key", ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = put(&app, path, ADMIN, &body).await;
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     assert!(!text.contains(secret), "{text}");
@@ -247,23 +243,21 @@ async fn a_tenant_with_its_own_key_is_served_with_it_and_never_shown_it() {
         !listed.contains(secret) && listed.contains("…6789"),
         "{listed}"
     );
-    let res = app
-        .client
-        .put(app.url("/api/v1/admin/tenants/nobody/model-credential"))
-        .header("X-API-Key", ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = put(
+        &app,
+        "/api/v1/admin/tenants/nobody/model-credential",
+        ADMIN,
+        &body,
+    )
+    .await;
     assert_problem(res, 404, "not-found").await;
-    let res = app
-        .client
-        .put(app.url(path))
-        .header("X-API-Key", ADMIN)
-        .json(&json!({"kind": "password", "secret": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let res = put(
+        &app,
+        path,
+        ADMIN,
+        &json!({"kind": "password", "secret": "x"}),
+    )
+    .await;
     assert_problem(res, 422, "validation-error").await;
 
     // Only bob's key is good now: bob is served, alice (the server's key) not.
