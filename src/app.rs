@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::db::models::TenantId;
 use crate::gateway::ModelGateway;
 use crate::security::rate_limit::RateLimits;
-use crate::{cli, db, jobs, security};
+use crate::{cli, db, security};
 
 pub struct Application {
     port: u16,
@@ -152,9 +152,10 @@ impl Application {
             );
         }
         let supervisor = Supervisor::new(runtime).start();
-        let recovery = jobs::recover(&pool, &supervisor, settings.job_max_attempts)
-            .await
-            .context("cannot recover jobs")?;
+        let recovery =
+            crate::services::jobs::recover(&pool, &supervisor, settings.job_max_attempts)
+                .await
+                .context("cannot recover jobs")?;
         if recovery.resumed + recovery.interrupted + recovery.dispatched > 0 {
             tracing::info!(
                 resumed = recovery.resumed,
@@ -166,21 +167,25 @@ impl Application {
 
         purge_events_periodically(pool.clone(), settings.event_retention);
 
-        let state = web::Data::new(AppState {
+        let services = crate::services::Services {
             settings: settings.clone(),
             pool,
             supervisor: supervisor.clone(),
-            cli_version: cli_version.clone(),
             workspace_root,
             webhooks: dispatcher.recipient(),
+            sandbox: sandbox.clone(),
+            instance,
+            templates: templates.clone().into_inner(),
+        };
+        let state = web::Data::new(AppState {
+            services,
+            cli_version: cli_version.clone(),
             rate_limits: RateLimits::new(settings.rate_limit_requests, settings.rate_limit_window),
             auth_failures: crate::security::auth_failures::AuthFailures::new(
                 settings.auth_failure_limit,
                 std::time::Duration::from_secs(60),
             ),
             gateway,
-            sandbox: sandbox.clone(),
-            instance,
         });
         let listener = TcpListener::bind((settings.api_host.as_str(), settings.api_port))
             .with_context(|| format!("cannot bind {}:{}", settings.api_host, settings.api_port))?;

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::actors::session::turn::{micros_to_usd, Turn};
+use crate::actors::session::turn::micros_to_usd;
 use crate::api::envelope::timestamp;
 use crate::db::models::job::Job;
 
@@ -87,109 +87,4 @@ pub fn completion_event(data: &JobData) -> (String, Value) {
         "job": data,
     });
     (event_type, body)
-}
-
-/// Hands a queued job to its session's actor (FIFO with the session's chats).
-pub async fn dispatch(
-    supervisor: &actix::Addr<crate::actors::supervisor::Supervisor>,
-    session: crate::db::models::session::Session,
-    job: &Job,
-) -> Result<(), String> {
-    use crate::actors::session::messages::Enqueue;
-    use crate::actors::supervisor::messages::OpenSession;
-
-    let addr = supervisor
-        .send(OpenSession(session))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    addr.send(Enqueue(turn_for(job)))
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// The turn that runs a job; no client waits on it.
-pub fn turn_for(job: &Job) -> Turn {
-    Turn {
-        job_id: Some(job.id.clone()),
-        message: job.message.clone(),
-        overrides: serde_json::from_str(&job.overrides).unwrap_or_default(),
-        subscriber: None,
-        reply: None,
-        span: tracing::info_span!("job", job_id = %job.id),
-        approvals: None,
-    }
-}
-
-/// What start-up recovery did.
-#[derive(Debug, Default)]
-pub struct Recovery {
-    pub resumed: usize,
-    pub interrupted: usize,
-    pub dispatched: usize,
-}
-
-/// After a crash or a restart: jobs that were running run again (their
-/// session resumes its conversation) while attempts remain, else they end
-/// `interrupted` with their webhook; every queued job is handed to its
-/// session, oldest first.
-pub async fn recover(
-    pool: &crate::db::DbPool,
-    supervisor: &actix::Addr<crate::actors::supervisor::Supervisor>,
-    max_attempts: u32,
-) -> crate::db::DbResult<Recovery> {
-    use crate::db::models::{job, session};
-
-    let mut report = Recovery::default();
-    let max_attempts = i64::from(max_attempts);
-    let (resumed, interrupted) = crate::db::run(pool, move |c| {
-        let mut resumed = 0;
-        let mut interrupted = 0;
-        for running in job::with_status(c, RUNNING)? {
-            if running.attempts < max_attempts {
-                job::requeue(c, &running.id)?;
-                resumed += 1;
-            } else {
-                let done = job::JobCompletion {
-                    job_id: running.id.clone(),
-                    status: INTERRUPTED.into(),
-                    result: None,
-                    error: Some(format!(
-                        "the server stopped while the job was running, {} time(s); giving up",
-                        running.attempts
-                    )),
-                    cost_micros: 0,
-                    duration_ms: 0,
-                    tools_used: running.tools_used.clone(),
-                };
-                job::complete_and_notify(c, &done)?;
-                interrupted += 1;
-            }
-        }
-        Ok((resumed, interrupted))
-    })
-    .await?;
-    report.resumed = resumed;
-    report.interrupted = interrupted;
-
-    let queued = crate::db::run(pool, |c| {
-        let jobs = job::with_status(c, QUEUED)?;
-        let mut with_sessions = Vec::with_capacity(jobs.len());
-        for queued in jobs {
-            if let Some(session) = session::find_by_id(c, &queued.session_id)? {
-                with_sessions.push((session, queued));
-            }
-        }
-        Ok(with_sessions)
-    })
-    .await?;
-    for (session, queued) in queued {
-        match dispatch(supervisor, session, &queued).await {
-            Ok(()) => report.dispatched += 1,
-            Err(e) => {
-                tracing::error!(job = %queued.id, error = %e, "cannot dispatch a recovered job")
-            }
-        }
-    }
-    Ok(report)
 }

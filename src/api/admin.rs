@@ -212,7 +212,7 @@ pub async fn list_tenants(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    let rows = crate::db::run(&state.pool, tenant::list_tenants).await?;
+    let rows = crate::db::run(&state.services.pool, tenant::list_tenants).await?;
     let items: Vec<TenantData> = rows.into_iter().map(TenantData::from).collect();
     Ok(envelope::ok(&req, items))
 }
@@ -245,7 +245,7 @@ pub async fn create_tenant(
     }
     let limits = body.limits.into_limits()?;
     let name = body.name.clone();
-    let created = crate::db::run(&state.pool, move |c| {
+    let created = crate::db::run(&state.services.pool, move |c| {
         if tenant::find_tenant(c, &name)?.is_some() {
             return Ok(None);
         }
@@ -289,7 +289,7 @@ pub async fn update_tenant(
     let limits = body.into_inner().into_limits()?;
     let id = id.into_inner();
     let lookup = id.clone();
-    let updated = crate::db::run(&state.pool, move |c| {
+    let updated = crate::db::run(&state.services.pool, move |c| {
         tenant::update_limits(c, &lookup, &limits)
     })
     .await?
@@ -299,7 +299,7 @@ pub async fn update_tenant(
     let changed = TenantLimitsChanged {
         tenant_id: updated.id.clone(),
     };
-    if let Err(e) = state.supervisor.send(changed).await {
+    if let Err(e) = state.services.supervisor.send(changed).await {
         tracing::warn!(tenant = %updated.id, error = %e, "live sessions keep the old turn limit until their next turn");
     }
     record(&state, &req, &caller, "tenant.update", &updated.id);
@@ -332,7 +332,7 @@ pub async fn list_keys(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let tenant = query.into_inner().tenant;
-    let rows = crate::db::run(&state.pool, move |c| {
+    let rows = crate::db::run(&state.services.pool, move |c| {
         tenant::list_keys(c, tenant.as_deref())
     })
     .await?;
@@ -396,7 +396,7 @@ pub async fn create_key(
         ));
     }
     let tenant_id = body.tenant.clone();
-    let created = crate::db::run(&state.pool, move |c| {
+    let created = crate::db::run(&state.services.pool, move |c| {
         if tenant::find_tenant(c, &tenant_id)?.is_none() {
             return Ok(None);
         }
@@ -434,9 +434,11 @@ pub async fn revoke_key(
     caller.require_admin()?;
     let id = id.into_inner();
     let lookup = id.clone();
-    let revoked = crate::db::run(&state.pool, move |c| tenant::revoke_key(c, &lookup))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no key {id:?}")))?;
+    let revoked = crate::db::run(&state.services.pool, move |c| {
+        tenant::revoke_key(c, &lookup)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no key {id:?}")))?;
     record(&state, &req, &caller, "key.revoke", &revoked.id);
     Ok(envelope::ok(&req, KeyData::new(revoked, None)))
 }

@@ -12,25 +12,18 @@ use tokio_stream::wrappers::ReceiverStream;
 use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
-use super::sessions::load_session;
 use super::AppState;
-use crate::actors::session::approvals::{ApprovalView, Decision, ResolveError, Resolved};
-use crate::actors::session::messages::{
-    Interrupt, InterruptReply, ResolveApproval, Subscribe, Subscription,
-};
+use crate::actors::session::approvals::{ApprovalView, Decision, Resolved};
+use crate::actors::session::messages::Subscription;
 use crate::actors::session::turn::TurnEvent;
-use crate::actors::supervisor::messages::OpenSession;
-use crate::db::models::approval;
 use crate::db::models::event;
 use crate::error::{ApiError, Problem};
-use crate::security::auth::Caller;
+use crate::services::{approvals, sessions, turns, Requester};
 
 /// Comment pings keep proxies from closing a quiet stream and find dead clients.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Stored events read per query while replaying.
 const REPLAY_PAGE: i64 = 500;
-/// How long an interrupt waits for the turn to be stored.
-const INTERRUPT_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -78,7 +71,7 @@ fn parse_event_id(value: &str) -> Option<i64> {
 pub async fn session_events(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     name: web::Path<String>,
     query: web::Query<EventsQuery>,
 ) -> Result<impl Responder, ApiError> {
@@ -99,16 +92,14 @@ pub async fn session_events(
     if query.after.is_some_and(|n| n < 0) {
         return Err(ApiError::Validation("after must be 0 or more".into()));
     }
-    let session = load_session(&state, &caller, &name).await?;
-    let actor = state
-        .supervisor
-        .send(OpenSession(session.clone()))
-        .await??;
-    let Subscription {
-        live,
-        pending,
-        last_seq,
-    } = actor.send(Subscribe).await?;
+    let (
+        session,
+        Subscription {
+            live,
+            pending,
+            last_seq,
+        },
+    ) = sessions::subscribe(&state.services, &who, &name).await?;
     // Without a position the client starts live.
     let requested = after.unwrap_or(last_seq).max(0);
     // A position past the last event (a session deleted and made again under
@@ -121,8 +112,8 @@ pub async fn session_events(
     let mut first_page = Vec::new();
     if after < last_seq {
         // The first page now: it decides whether a reset comes first.
-        let (session_id, tenant) = (session.id.clone(), caller.tenant.clone());
-        let (rows, oldest) = crate::db::run(&state.pool, move |c| {
+        let (session_id, tenant) = (session.id.clone(), who.tenant().clone());
+        let (rows, oldest) = crate::db::run(&state.services.pool, move |c| {
             let rows = event::list_after(c, &tenant, &session_id, after, last_seq, REPLAY_PAGE)?;
             Ok((rows, event::min_seq(c, &session_id)?))
         })
@@ -158,8 +149,8 @@ pub async fn session_events(
         }))
     });
     let replay = Replay {
-        pool: state.pool.clone(),
-        tenant: caller.tenant.clone(),
+        pool: state.services.pool.clone(),
+        tenant: who.tenant().clone(),
         session_id: session.id.clone(),
         sent: after,
         upto: last_seq,
@@ -279,26 +270,17 @@ pub struct Interrupted {
 pub async fn interrupt_session(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = load_session(&state, &caller, &name).await?;
-    let actor = state.supervisor.send(OpenSession(session)).await??;
-    match actor.send(Interrupt).await? {
-        InterruptReply::Idle => Err(ApiError::Conflict(
-            "no turn is running on this session".into(),
-        )),
-        InterruptReply::Interrupting(stored) => {
-            let stopped = tokio::time::timeout(INTERRUPT_WAIT, stored).await.is_ok();
-            Ok(envelope::ok(
-                &req,
-                Interrupted {
-                    interrupted: true,
-                    stored: stopped,
-                },
-            ))
-        }
-    }
+    let stored = turns::interrupt(&state.services, &who, &name).await?;
+    Ok(envelope::ok(
+        &req,
+        Interrupted {
+            interrupted: true,
+            stored,
+        },
+    ))
 }
 
 /// `GET /sessions/{name}/approvals`: the pending ones, oldest first.
@@ -315,15 +297,10 @@ pub async fn interrupt_session(
 pub async fn list_approvals(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = load_session(&state, &caller, &name).await?;
-    let session_id = session.id.clone();
-    let rows = crate::db::run(&state.pool, move |c| {
-        approval::list_pending(c, &caller.tenant, &session_id)
-    })
-    .await?;
+    let (rows, session) = approvals::pending(&state.services, &who, &name).await?;
     let items: Vec<ApprovalView> = rows
         .iter()
         .map(|r| ApprovalView::new(r, &session.name))
@@ -410,33 +387,12 @@ impl DecideApproval {
 pub async fn decide_approval(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     path: web::Path<(String, String)>,
     body: super::envelope::JsonObject<DecideApproval>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, id) = path.into_inner();
     let decision = body.into_inner().validate()?;
-    let session = load_session(&state, &caller, &name).await?;
-    let (session_id, approval_id, tenant) = (session.id.clone(), id.clone(), caller.tenant.clone());
-    let row = crate::db::run(&state.pool, move |c| {
-        approval::find(c, &tenant, &session_id, &approval_id)
-    })
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no approval {id:?} in this session")))?;
-    if row.status != approval::PENDING {
-        return Err(ApiError::Conflict(format!(
-            "the approval is no longer pending: {}",
-            row.status
-        )));
-    }
-    let actor = state.supervisor.send(OpenSession(session)).await??;
-    match actor.send(ResolveApproval { id, decision }).await? {
-        Ok(data) => Ok(envelope::ok(&req, data)),
-        Err(ResolveError::NotPending) => Err(ApiError::Conflict(
-            "the approval is no longer pending (answered, expired, or its turn ended)".into(),
-        )),
-        Err(ResolveError::OutsideWorkspace(path)) => Err(ApiError::Validation(format!(
-            "updated_input names {path}, which is outside the session's workspace"
-        ))),
-    }
+    let resolved = approvals::decide(&state.services, &who, &name, &id, decision).await?;
+    Ok(envelope::ok(&req, resolved))
 }

@@ -24,13 +24,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, PageQuery};
-use super::sessions::load_session;
 use super::AppState;
-use crate::db::models::session::Session;
 use crate::error::{ApiError, Problem};
 use crate::files::{self, archive, FilesError, TempUpload};
-use crate::security::auth::Caller;
 use crate::security::paths;
+use crate::services::files::{self as files_service, blocking};
+use crate::services::Requester;
 
 /// Largest `path` form field accepted.
 const MAX_FIELD_BYTES: usize = 4096;
@@ -62,47 +61,6 @@ fn attachment(name: &str) -> ContentDisposition {
         disposition: DispositionType::Attachment,
         parameters,
     }
-}
-
-/// Runs blocking file work off the executor.
-async fn blocking<T, F>(f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, FilesError> + Send + 'static,
-{
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        f()
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::from)
-}
-
-/// The caller's session and a handle on its workspace.
-async fn open(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-) -> Result<(Session, Arc<Dir>), ApiError> {
-    let session = load_session(state, caller, name).await?;
-    let root = state.workspace_root.clone();
-    let tenant = caller.tenant.as_str().to_owned();
-    let workspace = PathBuf::from(&session.workspace);
-    let dir = blocking(move || {
-        paths::open_workspace(&root, &tenant, &workspace).map_err(|e| {
-            tracing::warn!(error = %e, workspace = %workspace.display(), "cannot open a workspace");
-            FilesError::NotFound(String::new())
-        })
-    })
-    .await
-    .map_err(|_| {
-        ApiError::NotFound(format!(
-            "the workspace of session {name:?} is not available"
-        ))
-    })?;
-    Ok((session, Arc::new(dir)))
 }
 
 fn parse_bool(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
@@ -242,19 +200,19 @@ async fn receive_file(
 pub async fn upload_file(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     name: web::Path<String>,
     query: web::Query<UploadQuery>,
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = state.settings.max_upload_bytes;
+    let limit = state.services.settings.max_upload_bytes;
     let session_name = name.clone();
     let overwrite = parse_bool("overwrite", query.overwrite.as_deref())?;
     let mut folder: Option<PathBuf> = match &query.path {
         Some(raw) => Some(paths::parse_relative(raw).map_err(FilesError::from)?),
         None => None,
     };
-    let (_, root) = open(&state, &caller, &name).await?;
+    let (_, root) = files_service::open(&state.services, &who, &name).await?;
     // A declared length far beyond the limit is refused before reading.
     let declared = req
         .headers()
@@ -300,7 +258,7 @@ pub async fn upload_file(
     let path = files::joined(&folder, &name);
     let (shown, stored_name) = (path.clone(), name.clone());
     // The folder is created only now, so a refused upload leaves no trace.
-    let agent = state.sandbox.agent_owner();
+    let agent = state.services.sandbox.agent_owner();
     let size = blocking(move || {
         let target = files::open_folder(&root, &folder)?;
         let size = upload.commit(&target, &stored_name, overwrite, &shown)?;
@@ -311,10 +269,9 @@ pub async fn upload_file(
         Ok(size)
     })
     .await?;
-    crate::api::audit::record(
-        &state,
-        &req,
-        &caller,
+    crate::services::audit::record(
+        &state.services,
+        &who,
         "file.upload",
         &format!("{session_name}/{path}"),
     );
@@ -367,7 +324,7 @@ pub struct FilesPage {
 pub async fn list_files(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     name: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -384,8 +341,7 @@ pub async fn list_files(
         shown if shown.is_empty() => ".".to_owned(),
         shown => shown.into_owned(),
     };
-    let (_, root) = open(&state, &caller, &name).await?;
-    let entries = blocking(move || files::list(&root, &rel, recursive, hidden)).await?;
+    let entries = files_service::list(&state.services, &who, &name, rel, recursive, hidden).await?;
     let total = entries.len() as i64;
     let data: Vec<files::Entry> = entries
         .into_iter()
@@ -422,12 +378,12 @@ pub async fn list_files(
 pub async fn download_file(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, raw) = path.into_inner();
     let rel = paths::parse_relative(&raw).map_err(FilesError::from)?;
-    let (_, root) = open(&state, &caller, &name).await?;
+    let (_, root) = files_service::open(&state.services, &who, &name).await?;
     let opened = rel.clone();
     let file = blocking(move || files::open_file(&root, &opened)).await?;
     let file_name = rel
@@ -438,10 +394,9 @@ pub async fn download_file(
         .map_err(ApiError::internal)?
         .set_content_disposition(attachment(&file_name))
         .prefer_utf8(true);
-    crate::api::audit::record(
-        &state,
-        &req,
-        &caller,
+    crate::services::audit::record(
+        &state.services,
+        &who,
         "file.download",
         &format!("{name}/{raw}"),
     );
@@ -465,27 +420,12 @@ pub async fn download_file(
     ),
 )]
 pub async fn delete_file(
-    req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, raw) = path.into_inner();
-    let rel = paths::parse_relative(&raw).map_err(FilesError::from)?;
-    if rel.as_os_str().is_empty() {
-        return Err(ApiError::Validation(
-            "name a file or folder inside the workspace".into(),
-        ));
-    }
-    let (_, root) = open(&state, &caller, &name).await?;
-    blocking(move || files::delete(&root, &rel)).await?;
-    crate::api::audit::record(
-        &state,
-        &req,
-        &caller,
-        "file.delete",
-        &format!("{name}/{raw}"),
-    );
+    files_service::delete(&state.services, &who, &name, &raw).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -512,13 +452,13 @@ pub struct ArchiveQuery {
 )]
 pub async fn download_archive(
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     name: web::Path<String>,
     query: web::Query<ArchiveQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let rel =
         paths::parse_relative(query.path.as_deref().unwrap_or("")).map_err(FilesError::from)?;
-    let (session, root) = open(&state, &caller, &name).await?;
+    let (session, root) = files_service::open(&state.services, &who, &name).await?;
     let checked = rel.clone();
     let check_root = root.clone();
     blocking(move || files::check_folder(&check_root, &checked)).await?;
@@ -530,7 +470,7 @@ pub async fn download_archive(
     let span = tracing::Span::current();
     let archive_prefix = prefix.clone();
     let failed = archive::Failed::default();
-    let writer = archive::ChannelWriter::new(tx.clone(), state.settings.archive_stall);
+    let writer = archive::ChannelWriter::new(tx.clone(), state.services.settings.archive_stall);
     let failure = failed.clone();
     tokio::task::spawn_blocking(move || {
         // Held until the outcome is set: the body ends only after that.

@@ -74,13 +74,14 @@ impl Check {
     ),
 )]
 pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let database_ok = crate::db::ping(&state.pool).await;
-    let sessions = state.supervisor.send(Stats).await.ok();
+    let database_ok = crate::db::ping(&state.services.pool).await;
+    let sessions = state.services.supervisor.send(Stats).await.ok();
     let cli = Check {
         status: Check::status(state.cli_version.is_some()),
         version: state.cli_version.clone(),
         path: Some(
             state
+                .services
                 .settings
                 .resolved_cli_path()
                 .to_string_lossy()
@@ -109,10 +110,15 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             claude_cli: cli,
             model_auth,
         },
-        sandbox: state.sandbox.status(),
+        sandbox: state.services.sandbox.status(),
         paths: Paths {
-            data_dir: state.settings.data_dir.to_string_lossy().into_owned(),
-            workspaces: state.workspace_root.to_string_lossy().into_owned(),
+            data_dir: state
+                .services
+                .settings
+                .data_dir
+                .to_string_lossy()
+                .into_owned(),
+            workspaces: state.services.workspace_root.to_string_lossy().into_owned(),
         },
         sessions,
         meta: super::envelope::meta(&req),

@@ -7,12 +7,11 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::envelope::{self, PageQuery};
-use super::sessions::load_session;
 use super::AppState;
 use crate::actors::session::turn::micros_to_usd;
-use crate::db::models::message::{self, Message};
+use crate::db::models::message::Message;
 use crate::error::{ApiError, Problem};
-use crate::security::auth::Caller;
+use crate::services::Requester;
 
 /// One message of a session's conversation.
 #[derive(Debug, Serialize, ToSchema)]
@@ -86,17 +85,15 @@ pub struct HistoryPage {
 pub async fn get_history(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     name: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.validate()?;
-    let session = load_session(&state, &caller, &name).await?;
-    let session_name = session.name.clone();
-    let (rows, total) = crate::db::run(&state.pool, move |c| {
-        message::list(c, &caller.tenant, &session.id, page.offset(), page.limit)
-    })
-    .await?;
+    let (rows, total, session) =
+        crate::services::sessions::history(&state.services, &who, &name, page.offset(), page.limit)
+            .await?;
+    let session_name = session.name;
     let data: Vec<HistoryEntry> = rows.into_iter().map(HistoryEntry::from).collect();
     Ok(HttpResponse::Ok().json(HistoryPage {
         count: data.len(),

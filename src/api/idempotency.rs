@@ -63,9 +63,9 @@ pub async fn begin(
     )));
     let tenant_id = caller.tenant.0.clone();
     let (t, k) = (tenant_id.clone(), key.clone());
-    let owner = state.instance.id.clone();
+    let owner = state.services.instance.id.clone();
     let expired_before = db::now() - chrono::Duration::hours(24);
-    let claim = db::run(&state.pool, move |c| {
+    let claim = db::run(&state.services.pool, move |c| {
         idempotency::claim(c, &t, &k, &fingerprint, expired_before, &owner)
     })
     .await;
@@ -77,7 +77,7 @@ pub async fn begin(
     };
     match claim {
         Claim::Fresh => Ok(Begin::Run(Some(Guard {
-            pool: state.pool.clone(),
+            pool: state.services.pool.clone(),
             tenant_id,
             key,
         }))),

@@ -16,6 +16,7 @@ pub mod middleware;
 mod model_credentials;
 mod openai;
 pub mod openapi;
+pub mod requester;
 pub mod route_table;
 mod sessions;
 mod templates;
@@ -23,41 +24,24 @@ mod usage;
 mod webhooks;
 mod workspaces;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use actix::Addr;
 use actix_web::web;
 
-use crate::actors::supervisor::Supervisor;
-use crate::config::Settings;
-use crate::db::DbPool;
 use route_table::{route_table, RouteTable};
 
 /// Largest JSON body accepted, chunked or not.
 pub const JSON_LIMIT: usize = 2 * 1024 * 1024;
 
-/// Shared by every handler.
+/// Shared by every handler: the services, and what only the HTTP surface needs.
 pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub pool: DbPool,
-    pub supervisor: Addr<Supervisor>,
+    pub services: crate::services::Services,
     /// Detected at start by `claude --version`; `None` when it cannot run.
     pub cli_version: Option<String>,
-    /// `APPROVED_DIRECTORY`, absolute.
-    pub workspace_root: PathBuf,
-    /// The webhook dispatcher, to send what was just queued.
-    pub webhooks: actix::Recipient<crate::actors::webhooks::Wake>,
     /// Per-key request budgets.
     pub rate_limits: crate::security::rate_limit::RateLimits,
     /// Failed authentications per client address.
     pub auth_failures: crate::security::auth_failures::AuthFailures,
     /// The model gateway: its credential source, tenants' own credentials.
     pub gateway: crate::gateway::ModelGateway,
-    /// The agent's confinement (for `/health`, and who owns uploaded files).
-    pub sandbox: Arc<crate::sandbox::Sandbox>,
-    /// This server's instance, which owns the idempotency claims it runs.
-    pub instance: crate::db::models::instance::Instance,
 }
 
 /// Where the REST API lives; its routes are `api_v1_routes`.

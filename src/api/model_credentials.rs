@@ -58,7 +58,10 @@ impl From<TenantCredentialRow> for ModelCredentialData {
 }
 
 async fn find(state: &AppState, id: String) -> Result<Option<TenantCredentialRow>, ApiError> {
-    Ok(crate::db::run(&state.pool, move |c| model_call::find_credential(c, &id)).await?)
+    Ok(crate::db::run(&state.services.pool, move |c| {
+        model_call::find_credential(c, &id)
+    })
+    .await?)
 }
 
 /// The tenant's own model credential, masked.
@@ -125,7 +128,7 @@ pub async fn set_model_credential(
     }
     let id = id.into_inner();
     let tenant_id = id.clone();
-    let stored = crate::db::run(&state.pool, move |c| {
+    let stored = crate::db::run(&state.services.pool, move |c| {
         if tenant::find_tenant(c, &tenant_id)?.is_none() {
             return Ok(false);
         }
@@ -165,7 +168,7 @@ pub async fn delete_model_credential(
     caller.require_admin()?;
     let id = id.into_inner();
     let tenant_id = id.clone();
-    let removed = crate::db::run(&state.pool, move |c| {
+    let removed = crate::db::run(&state.services.pool, move |c| {
         model_call::clear_credential(c, &tenant_id)
     })
     .await?;

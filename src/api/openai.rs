@@ -3,7 +3,7 @@
 //! `GET /v1/models`, so existing OpenAI clients can talk to a session.
 //!
 //! A completion is one turn on a session of the caller's tenant, queued
-//! through the same path as `/chat` (`OpenSession` + `Enqueue`): the
+//! through the same path as `/chat` (`services::turns::submit`): the
 //! `X-Session` header, else the `user` field, names the session (created on
 //! first use, default `openai`); the last user message is the prompt (the
 //! session keeps its own context, so earlier messages are not replayed);
@@ -15,26 +15,22 @@ use bytes::Bytes;
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
-use super::chat::validate_message;
-use super::sessions::{insert_session, load_session, validate_name};
 use super::AppState;
-use crate::actors::session::messages::Enqueue;
-use crate::actors::session::turn::{Turn, TurnError, TurnEvent};
-use crate::actors::supervisor::messages::OpenSession;
-use crate::db::models::session::Session;
+use crate::actors::session::turn::{TurnError, TurnEvent};
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
-use crate::spec::{SessionSpec, TurnOverrides};
+use crate::services::sessions::validate_name;
+use crate::services::turns::{self, Reply, Submitted, Target, TurnRequest};
+use crate::services::Requester;
+use crate::spec::TurnOverrides;
 
 /// The model id `/v1/models` advertises: the session's own model.
 pub const DEFAULT_MODEL: &str = "claude-code";
 /// The session used when a request names none.
 pub const DEFAULT_SESSION: &str = "openai";
-/// Events buffered for a streaming client.
-const STREAM_BUFFER: usize = 4096;
 
 /// The fields of an OpenAI chat completion request this server uses; the
 /// rest (temperature, tools, …) are accepted and ignored, as the agent's
@@ -163,7 +159,7 @@ fn text_of(content: &Content) -> Option<String> {
 
 impl CompletionRequest {
     /// The prompt (last user message) and the turn's overrides.
-    fn prompt(&self) -> Result<(String, TurnOverrides), ApiError> {
+    fn prompt(&self) -> Result<TurnRequest, ApiError> {
         let has_text = |m: &&Message| {
             m.content
                 .as_ref()
@@ -188,18 +184,17 @@ impl CompletionRequest {
         let message = last.content.as_ref().and_then(text_of).ok_or_else(|| {
             ApiError::Validation("the last user message must have text content".into())
         })?;
-        validate_message(&message)?;
         let model = self
             .model
             .clone()
             .filter(|m| !m.is_empty() && m != DEFAULT_MODEL);
-        Ok((
+        Ok(TurnRequest {
             message,
-            TurnOverrides {
+            overrides: TurnOverrides {
                 model,
                 ..TurnOverrides::default()
             },
-        ))
+        })
     }
 }
 
@@ -222,25 +217,6 @@ fn session_name(req: &HttpRequest, body: &CompletionRequest) -> Result<String, A
         validate_name(user)?;
     }
     Ok(name)
-}
-
-/// The caller's session `name`, created with the server defaults when missing.
-async fn open_or_create(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-) -> Result<Session, ApiError> {
-    match load_session(state, caller, name).await {
-        Err(ApiError::NotFound(_)) => {
-            match insert_session(state, caller, name.to_owned(), SessionSpec::default(), None).await
-            {
-                // A concurrent first use created it: use that one.
-                Err(ApiError::Conflict(_)) => load_session(state, caller, name).await,
-                other => other,
-            }
-        }
-        other => other,
-    }
 }
 
 /// OpenAI usage from the turn's token counts.
@@ -286,37 +262,23 @@ fn completion_id() -> String {
 pub async fn chat_completions(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     body: super::envelope::JsonObject<CompletionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let name = session_name(&req, &body)?;
-    let (message, overrides) = body.prompt()?;
+    let request = body.prompt()?;
     let model = body.model.clone().unwrap_or_else(|| DEFAULT_MODEL.into());
-    // The same rules as `/chat`: budget, deny patterns, permission ceiling,
-    // and the prompt in the audit log.
-    super::chat::check_budget(&state, &caller).await?;
-    super::chat::check_deny_patterns(&state.settings, &message)?;
-    let row = open_or_create(&state, &caller, &name).await?;
-    super::chat::check_permission_mode(&state, &caller, super::chat::session_mode(&row), None)
-        .await?;
-    let prompt: String = message.chars().take(super::audit::PROMPT_CHARS).collect();
-    super::audit::record_prompt(&state, &req, &caller, "chat", &name, &prompt);
-    let addr = state.supervisor.send(OpenSession(row)).await??;
     let id = completion_id();
     let created = chrono::Utc::now().timestamp();
+    // The same path as `/chat`: every check, the queue, the audit entry.
+    let target = Target::OpenOrCreate(&name);
     if body.stream.unwrap_or(false) {
-        let (tx, rx) = mpsc::channel::<TurnEvent>(STREAM_BUFFER);
-        let turn = Turn {
-            job_id: None,
-            message,
-            overrides,
-            subscriber: Some(tx),
-            reply: None,
-            span: tracing::Span::current(),
-            approvals: None,
+        let submitted =
+            turns::submit(&state.services, &who, target, request, Reply::Stream).await?;
+        let Submitted::Stream(rx) = submitted else {
+            return Err(ApiError::internal("a stream was asked for"));
         };
-        addr.send(Enqueue(turn)).await?;
         let include_usage = body.stream_options.is_some_and(|o| o.include_usage);
         let chunks = Chunks {
             id,
@@ -332,17 +294,11 @@ pub async fn chat_completions(
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         return Ok(res);
     }
-    let (reply, outcome) = oneshot::channel();
-    let turn = Turn {
-        job_id: None,
-        message,
-        overrides,
-        subscriber: None,
-        reply: Some(reply),
-        span: tracing::Span::current(),
-        approvals: None,
+    let submitted = turns::submit(&state.services, &who, target, request, Reply::Whole).await?;
+    let Submitted::Whole { outcome, .. } = submitted else {
+        return Err(ApiError::internal("a whole answer was asked for"));
     };
-    addr.send(Enqueue(turn)).await?;
+    // No 202 here: OpenAI clients know no such answer; the turn waits.
     let response = outcome
         .await
         .map_err(|_| ApiError::from(TurnError::Closed))??;
@@ -479,7 +435,7 @@ fn chunk_stream(
 )]
 pub async fn list_models(state: web::Data<AppState>, _caller: Caller) -> HttpResponse {
     let mut ids = vec![DEFAULT_MODEL.to_owned()];
-    if let Some(model) = &state.settings.claude_model {
+    if let Some(model) = &state.services.settings.claude_model {
         ids.push(model.clone());
     }
     let data = ids

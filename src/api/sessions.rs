@@ -9,10 +9,10 @@ use utoipa::ToSchema;
 use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::AppState;
 use crate::actors::session::turn::micros_to_usd;
-use crate::actors::supervisor::messages::{CloseSession, RunningSessions};
-use crate::db::models::session::{self, Session};
+use crate::db::models::session::Session;
 use crate::error::{ApiError, Problem};
-use crate::security::auth::Caller;
+use crate::services::sessions::{self, validate_name, SessionStatus};
+use crate::services::{Requester, Services};
 use crate::spec::{Effort, PermissionMode, SessionSpec};
 
 /// A new session. Fields left out come from the template, then the
@@ -58,20 +58,6 @@ pub struct CreateSession {
     /// the tenant (the session's `user_id`).
     #[serde(default)]
     user_id: Option<String>,
-}
-
-/// Where a session stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionStatus {
-    /// No turn has reached the CLI yet.
-    Pending,
-    /// Has a conversation; no turn runs now.
-    Active,
-    /// A turn runs now.
-    Running,
-    /// A running turn waits on a tool approval.
-    WaitingForApproval,
 }
 
 /// A session as clients see it. Every spec field is present, `null` when
@@ -159,69 +145,42 @@ impl SessionData {
 
 /// The caller's sessions as documents, each with its live status.
 pub async fn session_views(
-    state: &AppState,
-    caller: &Caller,
+    services: &Services,
+    who: &Requester,
     rows: Vec<Session>,
 ) -> Result<Vec<SessionData>, ApiError> {
-    let running = state
-        .supervisor
-        .send(RunningSessions {
-            tenant_id: caller.tenant.0.clone(),
-        })
-        .await?;
-    let tenant = caller.tenant.clone();
-    let waiting = crate::db::run(&state.pool, move |c| {
-        crate::db::models::approval::sessions_waiting(c, &tenant)
-    })
-    .await?;
+    let statuses = sessions::statuses(services, who, &rows).await?;
     Ok(rows
         .into_iter()
-        .map(|row| {
-            // A pending row counts only while its turn runs: one left by a
-            // process that is gone can no longer be answered.
-            let status = if running.contains(&row.id) && waiting.contains(&row.id) {
-                SessionStatus::WaitingForApproval
-            } else if running.contains(&row.id) {
-                SessionStatus::Running
-            } else if row.turns > 0 || row.cli_session_id.is_some() {
-                SessionStatus::Active
-            } else {
-                SessionStatus::Pending
-            };
-            SessionData::new(row, status)
-        })
+        .zip(statuses)
+        .map(|(row, status)| SessionData::new(row, status))
         .collect())
 }
 
 /// One session as a document, with its live status.
 pub async fn session_view(
-    state: &AppState,
-    caller: &Caller,
+    services: &Services,
+    who: &Requester,
     row: Session,
 ) -> Result<SessionData, ApiError> {
-    let mut views = session_views(state, caller, vec![row]).await?;
+    let mut views = session_views(services, who, vec![row]).await?;
     views
         .pop()
         .ok_or_else(|| ApiError::internal("no session view"))
 }
 
-/// Session names: 1–128 of `[A-Za-z0-9._-]`, not starting with a dot.
-pub fn validate_name(name: &str) -> Result<(), ApiError> {
-    let valid = (1..=128).contains(&name.len())
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(format!(
-            "invalid session name {name:?}: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with '.'"
-        )))
-    }
-}
-
 impl CreateSession {
+    /// The session to create, or a 422 naming the bad field.
+    pub fn into_new_session(self) -> Result<sessions::NewSession, ApiError> {
+        let budget_micros = sessions::budget_micros(self.budget_usd)?;
+        let (name, spec) = self.into_spec()?;
+        Ok(sessions::NewSession {
+            name,
+            spec,
+            budget_micros,
+        })
+    }
+
     fn into_spec(self) -> Result<(String, SessionSpec), ApiError> {
         validate_name(&self.name)?;
         if self.max_turns == Some(0) {
@@ -261,117 +220,6 @@ impl CreateSession {
     }
 }
 
-/// The caller's session by name, or 404 (also for another tenant's session).
-pub async fn load_session(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-) -> Result<Session, ApiError> {
-    validate_name(name).map_err(|_| ApiError::NotFound(format!("no session named {name:?}")))?;
-    tracing::Span::current().record("session", name);
-    let tenant = caller.tenant.clone();
-    let lookup = name.to_owned();
-    crate::db::run(&state.pool, move |c| {
-        session::find_by_name(c, &tenant, &lookup)
-    })
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no session named {name:?}")))
-}
-
-/// Creates the caller's session `name` (already validated) with `spec`:
-/// its workspace, then its row. A name taken already, or a tenant at its
-/// session cap, is a 409.
-pub async fn insert_session(
-    state: &AppState,
-    caller: &Caller,
-    name: String,
-    spec: SessionSpec,
-    budget_micros: Option<i64>,
-) -> Result<Session, ApiError> {
-    super::chat::check_permission_mode(state, caller, spec.permission_mode, None).await?;
-    let dir = crate::workspace::session_dir(&state.workspace_root, caller.tenant.as_str(), &name);
-    let now = crate::db::now();
-    let row = Session {
-        id: uuid::Uuid::new_v4().to_string(),
-        tenant_id: caller.tenant.0.clone(),
-        name: name.clone(),
-        workspace: dir.to_string_lossy().into_owned(),
-        owns_workspace: false,
-        spec: serde_json::to_string(&spec).map_err(ApiError::internal)?,
-        cli_session_id: None,
-        total_cost_micros: 0,
-        turns: 0,
-        input_tokens: 0,
-        output_tokens: 0,
-        created_at: now,
-        updated_at: now,
-        budget_micros,
-    };
-    let tenant = caller.tenant.clone();
-    let lookup = name.clone();
-    let default_cap = state.settings.max_sessions_per_tenant;
-    // A first look, so a refused create makes no workspace.
-    let (exists, count, cap) = crate::db::run(&state.pool, move |c| {
-        let exists = session::find_by_name(c, &tenant, &lookup)?.is_some();
-        let count = session::count(c, &tenant)?;
-        let cap = crate::db::models::tenant::find_tenant(c, tenant.as_str())?
-            .and_then(|t| t.max_sessions)
-            .unwrap_or(default_cap);
-        Ok((exists, count, cap))
-    })
-    .await?;
-    if exists {
-        return Err(ApiError::Conflict(format!(
-            "a session named {name:?} already exists"
-        )));
-    }
-    if count >= cap {
-        // Never make room by deleting an old session: that is the client's call.
-        return Err(ApiError::Conflict(format!(
-            "this tenant has {count} sessions, its limit; delete one first"
-        )));
-    }
-    let workspace = dir.clone();
-    let owns_workspace = tokio::task::spawn_blocking(move || crate::workspace::create(&workspace))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::internal(format!("cannot create workspace {dir:?}: {e}")))?;
-    let row = Session {
-        owns_workspace,
-        ..row
-    };
-    let insert = row.clone();
-    // The workspace it created is the only one deleting the session removes.
-    let created = owns_workspace.then(|| row.workspace.clone());
-    // Checked again with the insert, in one step: a create running in
-    // parallel may have taken the name or the last place meanwhile.
-    let stored = crate::db::run(&state.pool, move |c| {
-        session::insert_within_cap(c, &insert, created.as_deref(), default_cap)
-    })
-    .await;
-    let refusal = match stored {
-        Ok(Ok(())) => None,
-        Ok(Err(session::NotInserted::NameTaken)) => Some(ApiError::Conflict(format!(
-            "a session named {name:?} already exists"
-        ))),
-        Ok(Err(session::NotInserted::AtCap { count })) => Some(ApiError::Conflict(format!(
-            "this tenant has {count} sessions, its limit; delete one first"
-        ))),
-        // Lost a race with a concurrent create of the same name.
-        Err(e) if e.is_unique_violation() => Some(ApiError::Conflict(format!(
-            "a session named {name:?} already exists"
-        ))),
-        Err(e) => Some(e.into()),
-    };
-    if let Some(refusal) = refusal {
-        if owns_workspace {
-            let _ = crate::workspace::remove(&dir);
-        }
-        return Err(refusal);
-    }
-    Ok(row)
-}
-
 /// Creates a session and its workspace.
 #[utoipa::path(
     post,
@@ -390,42 +238,11 @@ pub async fn insert_session(
 pub async fn create_session(
     req: HttpRequest,
     state: web::Data<AppState>,
-    templates: web::Data<crate::templates::Templates>,
-    caller: Caller,
+    who: Requester,
     body: super::envelope::JsonObject<CreateSession>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    // Money is kept in micro-USD: a budget that rounds to none is refused.
-    let budget_micros = match body.budget_usd {
-        Some(usd) if !(usd.is_finite() && (0.000_001..1e9).contains(&usd)) => {
-            return Err(ApiError::Validation(
-                "budget_usd must be an amount from 0.000001 to 1e9 USD".into(),
-            ))
-        }
-        Some(usd) => Some((usd * 1_000_000.0).round() as i64),
-        None => None,
-    };
-    let (name, spec) = body.into_spec()?;
-    tracing::Span::current().record("session", name.as_str());
-    // Request fields > template > server defaults (see `spec.rs`).
-    let spec = match spec.template.clone() {
-        Some(template) if !crate::templates::valid_name(&template) => {
-            return Err(ApiError::Validation(format!(
-                "invalid template name {template:?}: template names follow session names"
-            )))
-        }
-        Some(template) => {
-            let found = templates.get(&template).ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "unknown template {template:?}; GET /api/v1/templates lists them"
-                ))
-            })?;
-            spec.with_template(&found)
-        }
-        None => spec,
-    };
-    let row = insert_session(&state, &caller, name, spec, budget_micros).await?;
-    crate::api::audit::record(&state, &req, &caller, "session.create", &row.name);
+    let new = body.into_inner().into_new_session()?;
+    let row = sessions::create(&state.services, &who, new).await?;
     let location = format!("/api/v1/sessions/{}", row.name);
     let view = SessionData::new(row, SessionStatus::Pending);
     let mut res = envelope::data(&req, StatusCode::CREATED, view);
@@ -450,16 +267,12 @@ pub async fn create_session(
 pub async fn list_sessions(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.validate()?;
-    let tenant = caller.tenant.clone();
-    let (rows, total) = crate::db::run(&state.pool, move |c| {
-        session::list(c, &tenant, page.offset(), page.limit)
-    })
-    .await?;
-    let items = session_views(&state, &caller, rows).await?;
+    let (rows, total) = sessions::list(&state.services, &who, page.offset(), page.limit).await?;
+    let items = session_views(&state.services, &who, rows).await?;
     Ok(envelope::page(&req, items, &page, total))
 }
 
@@ -477,13 +290,13 @@ pub async fn list_sessions(
 pub async fn get_session(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = load_session(&state, &caller, &name).await?;
+    let row = sessions::load(&state.services, &who, &name).await?;
     Ok(envelope::ok(
         &req,
-        session_view(&state, &caller, row).await?,
+        session_view(&state.services, &who, row).await?,
     ))
 }
 
@@ -500,35 +313,10 @@ pub async fn get_session(
     ),
 )]
 pub async fn delete_session(
-    req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    who: Requester,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = load_session(&state, &caller, &name).await?;
-    state
-        .supervisor
-        .send(CloseSession {
-            session_id: row.id.clone(),
-        })
-        .await?;
-    let id = row.id.clone();
-    let tenant = caller.tenant.clone();
-    // Only the workspace the session created, never a folder it was merely
-    // pointed at with /repo.
-    let created = crate::db::run(&state.pool, move |c| {
-        let created = crate::db::models::workspace::created(c, &tenant, &id)?;
-        session::delete(c, &tenant, &id)?;
-        Ok(created)
-    })
-    .await?;
-    if let Some(created) = created {
-        let dir = std::path::PathBuf::from(created);
-        tokio::task::spawn_blocking(move || crate::workspace::remove(&dir))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
-    }
-    crate::api::audit::record(&state, &req, &caller, "session.delete", &row.name);
+    sessions::delete(&state.services, &who, &name).await?;
     Ok(HttpResponse::NoContent().finish())
 }

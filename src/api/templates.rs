@@ -26,12 +26,16 @@ pub async fn list_templates(
     templates: web::Data<Templates>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let all: BTreeMap<String, Template> = templates
+    Ok(envelope::ok(&req, listing(&templates, &caller)))
+}
+
+/// Every template by name, as `caller` may see it.
+pub fn listing(templates: &Templates, caller: &Caller) -> BTreeMap<String, Template> {
+    templates
         .all()
         .iter()
-        .map(|(name, t)| (name.clone(), shown_to(&caller, t.clone())))
-        .collect();
-    Ok(envelope::ok(&req, all))
+        .map(|(name, t)| (name.clone(), shown_to(caller, t.clone())))
+        .collect()
 }
 
 /// One template.

@@ -61,7 +61,8 @@ pub async fn get_usage(
         }
         _ => caller.tenant.clone(),
     };
-    let usage = crate::db::run(&state.pool, move |c| usage::for_tenant(c, &tenant)).await?;
+    let usage =
+        crate::db::run(&state.services.pool, move |c| usage::for_tenant(c, &tenant)).await?;
     Ok(HttpResponse::Ok().json(UsageDocument {
         user_id: usage.tenant.clone(),
         meta: envelope::meta(&req),

@@ -104,7 +104,7 @@ pub async fn list_deliveries(
     let query = query.into_inner();
     let page: Page = query.page.validate()?;
     let job_id = query.job_id;
-    let (rows, total) = crate::db::run(&state.pool, move |c| {
+    let (rows, total) = crate::db::run(&state.services.pool, move |c| {
         webhook::list(
             c,
             &caller.tenant,
@@ -140,12 +140,15 @@ pub async fn redeliver(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let delivery = crate::db::run(&state.pool, move |c| {
+    let delivery = crate::db::run(&state.services.pool, move |c| {
         webhook::redeliver(c, &caller.tenant, &id)
     })
     .await?
     .ok_or_else(|| ApiError::NotFound("no such webhook delivery".into()))?;
-    state.webhooks.do_send(crate::actors::webhooks::Wake);
+    state
+        .services
+        .webhooks
+        .do_send(crate::actors::webhooks::Wake);
     Ok(envelope::data(
         &req,
         StatusCode::ACCEPTED,
@@ -181,7 +184,7 @@ pub async fn get_webhook_secret(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = caller.tenant.clone();
-    let secret = crate::db::run(&state.pool, move |c| {
+    let secret = crate::db::run(&state.services.pool, move |c| {
         webhook_secret::current(c, &tenant, WebhookSecret::generate)
     })
     .await?;
@@ -208,7 +211,7 @@ pub async fn rotate_webhook_secret(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = caller.tenant.clone();
     let keep_until = crate::db::now() + chrono::Duration::hours(PREVIOUS_SECRET_HOURS);
-    let secret = crate::db::run(&state.pool, move |c| {
+    let secret = crate::db::run(&state.services.pool, move |c| {
         webhook_secret::rotate(
             c,
             &tenant,

@@ -70,7 +70,7 @@ pub struct Resolved {
 pub async fn resolve(state: &AppState, key: &str) -> Result<Option<Resolved>, ApiError> {
     let presented_hash = hash_key(key);
     let lookup = presented_hash.clone();
-    let found = crate::db::run(&state.pool, move |c| {
+    let found = crate::db::run(&state.services.pool, move |c| {
         let Some(key) = tenant::find_active_key(c, &lookup)? else {
             return Ok(None);
         };
@@ -90,8 +90,8 @@ pub async fn resolve(state: &AppState, key: &str) -> Result<Option<Resolved>, Ap
                 match (requests, window) {
                     (None, None) => None,
                     (r, w) => Some((
-                        r.unwrap_or(state.settings.rate_limit_requests),
-                        w.unwrap_or(state.settings.rate_limit_window.as_secs()),
+                        r.unwrap_or(state.services.settings.rate_limit_requests),
+                        w.unwrap_or(state.services.settings.rate_limit_window.as_secs()),
                     )),
                 }
             });

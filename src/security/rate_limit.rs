@@ -40,14 +40,7 @@ pub struct RateLimits {
     /// Limiters of tenants with their own quota, by (requests, window secs).
     custom: std::sync::Mutex<std::collections::HashMap<(u32, u64), std::sync::Arc<QuotaLimiter>>>,
     checks: std::sync::atomic::AtomicU64,
-    /// Marks this server's own calls to itself (an MCP tool calling the REST
-    /// API): the MCP request that made them was counted already. Random per
-    /// process, never shown to clients.
-    forward_token: String,
 }
-
-/// The header carrying `forward_token` on the server's calls to itself.
-pub const FORWARD_HEADER: &str = "x-cca-forward";
 
 /// What the limiter decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,20 +62,7 @@ impl RateLimits {
             default: QuotaLimiter::new(requests, window),
             custom: std::sync::Mutex::new(std::collections::HashMap::new()),
             checks: std::sync::atomic::AtomicU64::new(0),
-            forward_token: uuid::Uuid::new_v4().simple().to_string(),
         }
-    }
-
-    pub fn forward_token(&self) -> &str {
-        &self.forward_token
-    }
-
-    /// Whether a request is one of this server's calls to itself.
-    fn is_forwarded(&self, req: &ServiceRequest) -> bool {
-        use subtle::ConstantTimeEq;
-        req.headers()
-            .get(FORWARD_HEADER)
-            .is_some_and(|v| bool::from(v.as_bytes().ct_eq(self.forward_token.as_bytes())))
     }
 
     /// Checks one request of a key, under its tenant's own quota if it has one.
@@ -186,7 +166,7 @@ pub async fn middleware(
     };
     // An address that failed too often is refused before its key costs a
     // hash and a lookup.
-    let client = client_ip(req.request(), &state.settings.trusted_proxies);
+    let client = client_ip(req.request(), &state.services.settings.trusted_proxies);
     if let Some(retry_after_secs) = client.and_then(|ip| state.auth_failures.blocked(ip)) {
         let detail = format!(
             "too many failed authentications from this address; retry in {retry_after_secs} s"
@@ -214,9 +194,6 @@ pub async fn middleware(
         }
         res
     };
-    if state.rate_limits.is_forwarded(&req) {
-        return Ok(counted(next.call(req).await?.map_into_boxed_body()));
-    }
     match state.rate_limits.check(&hash_key(&key), quota) {
         Decision::Limited {
             limit,

@@ -54,7 +54,7 @@ impl SessionActor {
                 .filter(|j| j.status == crate::jobs::QUEUED && j.session_id == act.session.id);
             Ok(match queued {
                 Some(row) => {
-                    CancelReply::Cancelling(act.cancel_unstarted(crate::jobs::turn_for(&row)))
+                    CancelReply::Cancelling(act.cancel_unstarted(super::turn::Turn::for_job(&row)))
                 }
                 None => CancelReply::NotQueued,
             })

@@ -27,6 +27,21 @@ pub struct Turn {
     pub approvals: Option<mpsc::UnboundedSender<Option<String>>>,
 }
 
+impl Turn {
+    /// The turn that runs a job; no client waits on it.
+    pub fn for_job(job: &crate::db::models::job::Job) -> Turn {
+        Turn {
+            job_id: Some(job.id.clone()),
+            message: job.message.clone(),
+            overrides: serde_json::from_str(&job.overrides).unwrap_or_default(),
+            subscriber: None,
+            reply: None,
+            span: tracing::info_span!("job", job_id = %job.id),
+            approvals: None,
+        }
+    }
+}
+
 /// One event of a turn, numbered by the session's `seq`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnEvent {

@@ -11,7 +11,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{web, HttpMessage};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::SessionManager;
 
@@ -56,6 +56,8 @@ pub async fn gate(
         Ok(caller) => caller,
         Err(e) => return Ok(req.error_response(e)),
     };
+    // What the tools act as (see `McpCaller`).
+    req.extensions_mut().insert(caller.clone());
     let access = req
         .app_data::<web::Data<Access>>()
         .cloned()

@@ -8,11 +8,9 @@
 //! - `owners.rs`: the bounded map of which tenant opened each session
 //! - `problem.rs`: the SDK's transport errors as problem documents
 //! - `server.rs`: the SDK handler (tools, resources)
-//! - `tools.rs`: each tool and resource as a REST call
-//! - `forward.rs`: how that call reaches the REST API as the caller
+//! - `tools.rs`: each tool and resource as a call to the services
 
 mod access;
-mod forward;
 mod owners;
 mod problem;
 mod server;
@@ -25,8 +23,7 @@ use actix_web::web;
 use rmcp_actix_web::transport::{CancellationToken, LocalSessionManager, StreamableHttpService};
 
 use access::Access;
-use forward::Forward;
-use server::Server;
+use server::{McpCaller, Server};
 
 /// The MCP endpoint's state, made once and shared by every worker: the SDK
 /// transport (with its sessions) and the session owners.
@@ -40,13 +37,9 @@ pub struct McpServer {
 impl McpServer {
     pub fn new() -> McpServer {
         let sessions = Arc::new(LocalSessionManager::default());
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
         let shutdown = CancellationToken::new();
         let transport = StreamableHttpService::builder()
-            .service_factory(Arc::new(move || Ok(Server::new(client.clone()))))
+            .service_factory(Arc::new(|| Ok(Server)))
             .session_manager(sessions.clone())
             .stateful_mode(true)
             .max_request_body_bytes(super::JSON_LIMIT)
@@ -56,10 +49,11 @@ impl McpServer {
             // server is reached under whatever name it is deployed at.
             .allowed_hosts(Vec::new())
             .cancellation_token(shutdown.clone())
-            // Tools call the REST API with the key of the request that carried them.
+            // Tools act as the caller of the request that carried them (the
+            // gate put it there).
             .on_request_fn(|req, extensions| {
-                if let Some(forward) = Forward::from_request(req) {
-                    extensions.insert(forward);
+                if let Some(caller) = McpCaller::of(req) {
+                    extensions.insert(caller);
                 }
             })
             .build();

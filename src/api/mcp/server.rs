@@ -1,6 +1,6 @@
 //! The MCP server itself: the `rmcp` handler answering `tools/*` and
-//! `resources/*`. Every call goes to the REST API through the `Forward`
-//! of the HTTP request that carried it (see `forward.rs`).
+//! `resources/*`. Every call runs through the services as the `Requester`
+//! of the HTTP request that carried it (see `McpCaller`).
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
@@ -13,48 +13,64 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use rmcp_actix_web::transport::on_request_extensions;
 use serde_json::{json, Value};
 
-use super::forward::Forward;
 use super::tools::{self, ToolError};
+use crate::services::{Requester, Services};
 
 const INSTRUCTIONS: &str = "Sessions are named Claude Code agents, each with its own workspace. \
                             create_session, then chat; create_job for long tasks.";
 
 /// One per MCP session; holds nothing of the caller.
+#[derive(Clone, Default)]
+pub struct Server;
+
+/// Who made an MCP request, and the services to act with: put in the
+/// request's extensions from its HTTP request, so a call always acts with
+/// the key of the request that made it.
 #[derive(Clone)]
-pub struct Server {
-    client: reqwest::Client,
+pub struct McpCaller {
+    pub services: Services,
+    pub who: Requester,
 }
 
-impl Server {
-    pub fn new(client: reqwest::Client) -> Server {
-        Server { client }
+impl McpCaller {
+    /// `None` before the gate let the request through (it never is, then).
+    pub fn of(req: &actix_web::HttpRequest) -> Option<McpCaller> {
+        use actix_web::HttpMessage;
+        let caller = req
+            .extensions()
+            .get::<crate::security::auth::Caller>()?
+            .clone();
+        let state = req.app_data::<actix_web::web::Data<crate::api::AppState>>()?;
+        Some(McpCaller {
+            services: state.services.clone(),
+            who: crate::api::requester::requester(req, caller),
+        })
     }
 }
 
-/// The REST access of the HTTP request that carried this MCP request.
-fn forward(context: &RequestContext<RoleServer>) -> Result<&Forward, ErrorData> {
+/// The caller of the HTTP request that carried this MCP request.
+fn caller(context: &RequestContext<RoleServer>) -> Result<&McpCaller, ErrorData> {
     on_request_extensions(&context.extensions)
-        .and_then(|extensions| extensions.get::<Forward>())
+        .and_then(|extensions| extensions.get::<McpCaller>())
         .ok_or_else(|| ErrorData::internal_error("the request carries no caller", None))
 }
 
-/// A tool's result from the REST answer: the envelope's `data` (and
-/// `pagination`) on success, the problem document on failure.
-fn tool_result(status: u16, body: &Value) -> CallToolResult {
-    if !(200..300).contains(&status) {
-        return CallToolResult::structured_error(json!({ "error": body }));
-    }
-    let data = match body.get("data") {
-        Some(data) => {
-            let mut data = json!({ "data": data });
-            if let Some(pagination) = body.get("pagination") {
-                data["pagination"] = pagination.clone();
+/// A tool's result: its data (and `pagination`) on success, the problem
+/// document when the services refused.
+fn tool_result(outcome: Result<Value, ToolError>) -> Result<CallToolResult, ErrorData> {
+    match outcome {
+        Ok(data) => Ok(CallToolResult::structured(data)),
+        Err(ToolError::Refused(e)) => {
+            if let crate::error::ApiError::Internal(cause) = &e {
+                tracing::error!(%cause, "an MCP tool failed");
             }
-            data
+            Ok(CallToolResult::structured_error(
+                json!({ "error": e.problem() }),
+            ))
         }
-        None => json!({ "status": status }),
-    };
-    CallToolResult::structured(data)
+        Err(ToolError::Arguments(why)) => Ok(CallToolResult::error(vec![ContentBlock::text(why)])),
+        Err(e @ ToolError::Unknown(_)) => Err(ErrorData::invalid_params(e.to_string(), None)),
+    }
 }
 
 impl ServerHandler for Server {
@@ -88,24 +104,10 @@ impl ServerHandler for Server {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let forward = forward(&context)?;
+        let McpCaller { services, who } = caller(&context)?;
         let args = request.arguments.unwrap_or_default();
-        let call = match tools::call(&request.name, &args) {
-            Ok(call) => call,
-            Err(e @ ToolError::Unknown(_)) => {
-                return Err(ErrorData::invalid_params(e.to_string(), None))
-            }
-            Err(ToolError::Arguments(why)) => {
-                return Ok(CallToolResult::error(vec![ContentBlock::text(why)]).into())
-            }
-        };
-        match forward.run(&self.client, call).await {
-            Ok((status, body)) => Ok(tool_result(status, &body).into()),
-            Err(e) => Err(ErrorData::internal_error(
-                format!("internal call failed: {e}"),
-                None,
-            )),
-        }
+        let outcome = tools::run(services, who, &request.name, &args).await;
+        Ok(tool_result(outcome)?.into())
     }
 
     async fn list_resources(
@@ -113,13 +115,10 @@ impl ServerHandler for Server {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let forward = forward(&context)?;
-        let call = tools::resource_call("cca://sessions").map_err(|e| {
-            ErrorData::internal_error(format!("the session list has no call: {e}"), None)
-        })?;
+        let McpCaller { services, who } = caller(&context)?;
         // The fixed resources are listed even when the session list fails.
-        let sessions = match forward.run(&self.client, call).await {
-            Ok((200, body)) => body["data"].as_array().cloned().unwrap_or_default(),
+        let sessions = match tools::read(services, who, "cca://sessions").await {
+            Ok(Some(Value::Array(sessions))) => sessions,
             _ => vec![],
         };
         Ok(ListResourcesResult::with_all_items(tools::resource_list(
@@ -142,26 +141,20 @@ impl ServerHandler for Server {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let forward = forward(&context)?;
+        let McpCaller { services, who } = caller(&context)?;
         let uri = request.uri;
-        let call =
-            tools::resource_call(&uri).map_err(|why| ErrorData::resource_not_found(why, None))?;
-        match forward.run(&self.client, call).await {
-            Ok((200, body)) => Ok(ReadResourceResult::new(vec![ResourceContents::text(
-                body["data"].to_string(),
+        match tools::read(services, who, &uri).await {
+            Ok(Some(body)) => Ok(ReadResourceResult::new(vec![ResourceContents::text(
+                body.to_string(),
                 uri,
             )
             .with_mime_type("application/json")])
             .into()),
-            Ok((404, _)) => Err(ErrorData::resource_not_found(
+            Ok(None) => Err(ErrorData::resource_not_found(
                 format!("resource not found: {uri}"),
                 None,
             )),
-            Ok((status, body)) => Err(ErrorData::internal_error(format!("{status}: {body}"), None)),
-            Err(e) => Err(ErrorData::internal_error(
-                format!("internal call failed: {e}"),
-                None,
-            )),
+            Err(e) => Err(ErrorData::internal_error(e.to_string(), None)),
         }
     }
 }
@@ -171,26 +164,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tool_result_carries_data_and_pagination_or_the_problem() {
-        let ok = tool_result(
-            200,
-            &json!({"data": [1], "pagination": {"total": 1}, "meta": {}}),
-        );
+    fn a_tool_result_carries_the_data_or_the_problem() {
+        let ok = tool_result(Ok(json!({"data": [1], "pagination": {"total": 1}}))).unwrap();
         assert_eq!(ok.is_error, Some(false));
         assert_eq!(
             ok.structured_content,
             Some(json!({"data": [1], "pagination": {"total": 1}}))
         );
-        let gone = tool_result(204, &Value::Null);
-        assert_eq!(gone.structured_content, Some(json!({"status": 204})));
-        let missing = tool_result(404, &json!({"status": 404, "type": "x"}));
+        let missing = tool_result(Err(ToolError::Refused(crate::error::ApiError::NotFound(
+            "no session".into(),
+        ))))
+        .unwrap();
         assert_eq!(missing.is_error, Some(true));
         assert_eq!(missing.structured_content.unwrap()["error"]["status"], 404);
+        let bad = tool_result(Err(ToolError::Arguments("no".into()))).unwrap();
+        assert_eq!(bad.is_error, Some(true));
+        assert!(tool_result(Err(ToolError::Unknown("x".into()))).is_err());
     }
 
     #[test]
     fn the_tool_list_names_every_tool_once() {
-        let server = Server::new(reqwest::Client::new());
+        let server = Server;
         let tools = tools::definitions();
         assert_eq!(tools.len(), 9);
         for tool in &tools {

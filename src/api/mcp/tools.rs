@@ -1,23 +1,25 @@
-//! The MCP tools and resources, and the REST call each one becomes: a thin
-//! adapter over the REST API, so tools share every validation, tenant
-//! scope, queue and error of the REST routes; no turn or session logic is
-//! duplicated here.
+//! The MCP tools and resources: each one a call to the services, as the
+//! REST routes make them, so tools share every validation, tenant scope,
+//! queue, audit entry and error of the REST API; no turn or session logic
+//! is duplicated here.
 
 use std::sync::Arc;
 
 use rmcp::model::{JsonObject, Resource, ResourceTemplate, Tool};
 use serde_json::{json, Map, Value};
 
-use crate::api::sessions::validate_name;
-
-/// One REST call a tool becomes.
-pub struct Call {
-    pub method: reqwest::Method,
-    /// Path segments after `/api/v1`, each percent-encoded on its own.
-    pub segments: Vec<String>,
-    pub query: Vec<(String, String)>,
-    pub body: Option<Value>,
-}
+use crate::api::chat::WaitingForApproval;
+use crate::api::envelope::{self, Page, PageQuery};
+use crate::api::history::HistoryEntry;
+use crate::api::sessions::{session_view, session_views, CreateSession, SessionData};
+use crate::error::ApiError;
+use crate::files::FilesError;
+use crate::jobs::JobData;
+use crate::security::paths;
+use crate::services::sessions::{self, validate_name, SessionStatus};
+use crate::services::turns::{self, Answer, Reply, Submitted, Target, TurnRequest};
+use crate::services::{files, jobs, Requester, Services};
+use crate::spec::TurnOverrides;
 
 /// `tools/list`: name, description, input schema.
 pub fn definitions() -> Vec<Tool> {
@@ -105,16 +107,26 @@ pub fn definitions() -> Vec<Tool> {
         .collect()
 }
 
-fn text(args: &Map<String, Value>, key: &str) -> Result<String, String> {
+fn text(args: &Map<String, Value>, key: &str) -> Result<String, ToolError> {
     args.get(key)
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| format!("argument {key:?} (a string) is required"))
+        .ok_or_else(|| ToolError::Arguments(format!("argument {key:?} (a string) is required")))
 }
 
-fn session(args: &Map<String, Value>, key: &str) -> Result<String, String> {
+fn optional_text(args: &Map<String, Value>, key: &str) -> Result<Option<String>, ToolError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ToolError::Arguments(format!(
+            "argument {key:?} must be a string"
+        ))),
+    }
+}
+
+fn session(args: &Map<String, Value>, key: &str) -> Result<String, ToolError> {
     let name = text(args, key)?;
-    validate_name(&name).map_err(|e| e.to_string())?;
+    validate_name(&name).map_err(|e| ToolError::Arguments(e.to_string()))?;
     Ok(name)
 }
 
@@ -146,7 +158,7 @@ fn body(args: &Map<String, Value>, keys: &[&str]) -> Value {
     Value::Object(fields)
 }
 
-/// Why a `tools/call` makes no REST call.
+/// Why a `tools/call` gives no result.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
     #[error("unknown tool {0:?}")]
@@ -154,32 +166,51 @@ pub enum ToolError {
     /// The arguments do not make a call; the message is for the caller.
     #[error("{0}")]
     Arguments(String),
+    /// The service refused or failed: its problem document is the result.
+    #[error("{0}")]
+    Refused(ApiError),
 }
 
-/// The REST call of a tool.
-pub fn call(tool: &str, args: &Map<String, Value>) -> Result<Call, ToolError> {
-    rest_call(tool, args)
-        .map_err(ToolError::Arguments)?
-        .ok_or_else(|| ToolError::Unknown(tool.to_owned()))
+impl From<ApiError> for ToolError {
+    fn from(e: ApiError) -> Self {
+        ToolError::Refused(e)
+    }
 }
 
-/// The REST call of a tool (`None` for an unknown tool), or why the
-/// arguments do not make one.
-fn rest_call(tool: &str, args: &Map<String, Value>) -> Result<Option<Call>, String> {
-    use reqwest::Method;
-    let seg = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
-    let c = |method, segments, query, body| Call {
-        method,
-        segments,
-        query,
-        body,
-    };
-    Ok(Some(match tool {
-        "create_session" => c(
-            Method::POST,
-            seg(&["sessions"]),
-            vec![],
-            Some(body(
+/// A paging of `args` (`page`, `limit`), validated as the REST query is.
+fn page(args: &Map<String, Value>) -> Result<Page, ToolError> {
+    let field = |key: &str| query(args, &[key]).pop().map(|(_, v)| v);
+    PageQuery {
+        page: field("page"),
+        limit: field("limit"),
+    }
+    .validate()
+    .map_err(ToolError::from)
+}
+
+fn data(value: impl serde::Serialize) -> Result<Value, ToolError> {
+    Ok(json!({ "data": serde_json::to_value(value).map_err(ApiError::internal)? }))
+}
+
+fn paged(value: impl serde::Serialize, page: &Page, total: i64) -> Result<Value, ToolError> {
+    let mut out = data(value)?;
+    out["pagination"] =
+        serde_json::to_value(envelope::pagination(page, total)).map_err(ApiError::internal)?;
+    Ok(out)
+}
+
+/// Runs a tool as its caller through the services (the same rules, tenant
+/// scope and audit as the REST routes): its result's structured content.
+pub async fn run(
+    services: &Services,
+    who: &Requester,
+    tool: &str,
+    args: &Map<String, Value>,
+) -> Result<Value, ToolError> {
+    let arguments = ToolError::Arguments;
+    match tool {
+        "create_session" => {
+            let body = body(
                 args,
                 &[
                     "name",
@@ -190,67 +221,104 @@ fn rest_call(tool: &str, args: &Map<String, Value>) -> Result<Option<Call>, Stri
                     "max_turns",
                     "permission_mode",
                 ],
-            )),
-        ),
-        "list_sessions" => c(
-            Method::GET,
-            seg(&["sessions"]),
-            query(args, &["page", "limit"]),
-            None,
-        ),
-        "get_session" => c(
-            Method::GET,
-            seg(&["sessions", &session(args, "name")?]),
-            vec![],
-            None,
-        ),
-        "delete_session" => c(
-            Method::DELETE,
-            seg(&["sessions", &session(args, "name")?]),
-            vec![],
-            None,
-        ),
-        "chat" => c(
-            Method::POST,
-            seg(&["sessions", &session(args, "session")?, "chat"]),
-            vec![],
-            Some(body(args, &["message", "model"])),
-        ),
-        "get_history" => c(
-            Method::GET,
-            seg(&["sessions", &session(args, "session")?, "history"]),
-            query(args, &["page", "limit"]),
-            None,
-        ),
-        "list_files" => c(
-            Method::GET,
-            seg(&["sessions", &session(args, "session")?, "files"]),
-            query(args, &["path", "recursive"]),
-            None,
-        ),
-        "create_job" => c(
-            Method::POST,
-            seg(&["sessions", &session(args, "session")?, "jobs"]),
-            vec![],
-            Some(body(args, &["message", "webhook_url", "model"])),
-        ),
+            );
+            let request: CreateSession = serde_json::from_value(body)
+                .map_err(|e| arguments(format!("invalid arguments: {e}")))?;
+            let new = request.into_new_session()?;
+            let row = sessions::create(services, who, new).await?;
+            data(SessionData::new(row, SessionStatus::Pending))
+        }
+        "list_sessions" => {
+            let page = page(args)?;
+            let (rows, total) = sessions::list(services, who, page.offset(), page.limit).await?;
+            paged(session_views(services, who, rows).await?, &page, total)
+        }
+        "get_session" => {
+            let row = sessions::load(services, who, &session(args, "name")?).await?;
+            data(session_view(services, who, row).await?)
+        }
+        "delete_session" => {
+            sessions::delete(services, who, &session(args, "name")?).await?;
+            Ok(json!({ "status": 204 }))
+        }
+        "chat" => {
+            let name = session(args, "session")?;
+            let request = TurnRequest {
+                message: text(args, "message")?,
+                overrides: TurnOverrides {
+                    model: optional_text(args, "model")?,
+                    ..TurnOverrides::default()
+                },
+            };
+            let submitted =
+                turns::submit(services, who, Target::Named(&name), request, Reply::Whole).await?;
+            match turns::answer(services, submitted).await? {
+                Answer::Done(response) => data(response),
+                Answer::Waiting { approval_id } => {
+                    data(WaitingForApproval::new(&name, approval_id))
+                }
+            }
+        }
+        "get_history" => {
+            let page = page(args)?;
+            let name = session(args, "session")?;
+            let (rows, total, _) =
+                sessions::history(services, who, &name, page.offset(), page.limit).await?;
+            let entries: Vec<HistoryEntry> = rows.into_iter().map(HistoryEntry::from).collect();
+            paged(entries, &page, total)
+        }
+        "list_files" => {
+            let name = session(args, "session")?;
+            let path = optional_text(args, "path")?.unwrap_or_default();
+            let rel = paths::parse_relative(&path)
+                .map_err(FilesError::from)
+                .map_err(ApiError::from)?;
+            let recursive = match query(args, &["recursive"]).pop() {
+                None => false,
+                Some((_, v)) if v == "true" => true,
+                Some((_, v)) if v == "false" => false,
+                Some(_) => return Err(arguments("recursive must be true or false".into())),
+            };
+            let entries = files::list(services, who, &name, rel, recursive, false).await?;
+            let page = page(&Map::new())?;
+            let total = entries.len() as i64;
+            let shown: Vec<_> = entries
+                .into_iter()
+                .take(usize::try_from(page.limit).unwrap_or(0))
+                .collect();
+            paged(shown, &page, total)
+        }
+        "create_job" => {
+            let name = session(args, "session")?;
+            let request = TurnRequest {
+                message: text(args, "message")?,
+                overrides: TurnOverrides {
+                    model: optional_text(args, "model")?,
+                    ..TurnOverrides::default()
+                },
+            };
+            let reply = Reply::Job {
+                webhook_url: optional_text(args, "webhook_url")?,
+            };
+            match turns::submit(services, who, Target::Named(&name), request, reply).await? {
+                Submitted::Job { job, session } => data(JobData::new(&job, &session.name)),
+                _ => Err(ApiError::internal("a job was asked for").into()),
+            }
+        }
         "get_job" => {
             let id = text(args, "id")?;
             if id.is_empty()
                 || id.len() > 64
                 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             {
-                return Err(format!("invalid job id {id:?}"));
+                return Err(arguments(format!("invalid job id {id:?}")));
             }
-            c(
-                Method::GET,
-                seg(&["sessions", &session(args, "session")?, "jobs", &id]),
-                vec![],
-                None,
-            )
+            let name = session(args, "session")?;
+            let (job, session) = jobs::get(services, who, &name, &id).await?;
+            data(JobData::new(&job, &session.name))
         }
-        _ => return Ok(None),
-    }))
+        _ => Err(ToolError::Unknown(tool.to_owned())),
+    }
 }
 
 /// `resources/list`: the session list, the template list, and one entry per session.
@@ -284,23 +352,37 @@ pub fn resource_templates() -> Vec<ResourceTemplate> {
         .with_mime_type("application/json")]
 }
 
-/// The REST call behind a resource URI.
-pub fn resource_call(uri: &str) -> Result<Call, String> {
-    let get = |segments: Vec<String>| Call {
-        method: reqwest::Method::GET,
-        segments,
-        query: vec![("limit".into(), "100".into())],
-        body: None,
-    };
+/// What a resource URI reads: its JSON, or `None` for no such resource.
+pub async fn read(
+    services: &Services,
+    who: &Requester,
+    uri: &str,
+) -> Result<Option<Value>, ApiError> {
     match uri.trim_end_matches('/').strip_prefix("cca://") {
-        Some("sessions") => Ok(get(vec!["sessions".into()])),
-        Some("templates") => Ok(get(vec!["templates".into()])),
+        Some("sessions") => {
+            let (rows, _) = sessions::list(services, who, 0, 100).await?;
+            let views = session_views(services, who, rows).await?;
+            Ok(Some(
+                serde_json::to_value(views).map_err(ApiError::internal)?,
+            ))
+        }
+        Some("templates") => {
+            let all = crate::api::templates::listing(&services.templates, &who.caller);
+            Ok(Some(serde_json::to_value(all).map_err(ApiError::internal)?))
+        }
         Some(rest) => match rest.strip_prefix("sessions/") {
             Some(name) if validate_name(name).is_ok() => {
-                Ok(get(vec!["sessions".into(), name.to_owned()]))
+                match sessions::load(services, who, name).await {
+                    Ok(row) => Ok(Some(
+                        serde_json::to_value(session_view(services, who, row).await?)
+                            .map_err(ApiError::internal)?,
+                    )),
+                    Err(ApiError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
             }
-            _ => Err(format!("unknown resource {uri:?}")),
+            _ => Ok(None),
         },
-        None => Err(format!("unknown resource {uri:?}")),
+        None => Ok(None),
     }
 }

@@ -49,16 +49,14 @@ pub fn reserve_for_turn(
     )
 }
 
-/// The tenant's budget state without reserving (a quick refusal before
-/// work is even queued).
-pub fn tenant_exceeded(conn: &mut DbConnection, tenant_id: &str) -> DbResult<Option<Exceeded>> {
-    Ok(tenant::find_tenant(conn, tenant_id)?.and_then(|t| {
-        t.budget_micros
-            .filter(|limit| t.spent_micros >= *limit)
-            .map(|limit| Exceeded {
-                scope: "tenant",
-                spent_micros: t.spent_micros,
-                limit_micros: limit,
-            })
-    }))
+/// Whether the tenant's own budget is used up (a quick refusal before
+/// work is even queued; the turn reserves its share when it starts).
+pub fn tenant_over(t: &tenant::Tenant) -> Option<Exceeded> {
+    t.budget_micros
+        .filter(|limit| t.spent_micros >= *limit)
+        .map(|limit| Exceeded {
+            scope: "tenant",
+            spent_micros: t.spent_micros,
+            limit_micros: limit,
+        })
 }

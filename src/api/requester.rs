@@ -1,0 +1,44 @@
+//! `Requester` from an HTTP request: the authenticated caller, plus the
+//! client address (behind trusted proxies) and request id the audit log keeps.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+
+use super::middleware::RequestId;
+use super::AppState;
+use crate::error::ApiError;
+use crate::security::auth::Caller;
+use crate::services::Requester;
+
+/// The requester of `req`, once its caller is known.
+pub fn requester(req: &HttpRequest, caller: Caller) -> Requester {
+    let client_addr = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| {
+            crate::security::client::client_ip(req, &state.services.settings.trusted_proxies)
+        })
+        .map(|ip| ip.to_string());
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    Requester {
+        caller,
+        client_addr,
+        request_id,
+    }
+}
+
+impl FromRequest for Requester {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Requester, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move { Ok(requester(&req, caller.await?)) })
+    }
+}

@@ -1,0 +1,236 @@
+//! Jobs: turns run in the background. Queued through `turns::submit`
+//! (`Reply::Job`); here they are stored, handed to their session, read,
+//! cancelled, and recovered after a restart.
+
+use std::time::Duration;
+
+use super::{Requester, Services};
+use crate::actors::session::messages::{CancelJob, CancelReply, Enqueue};
+use crate::actors::session::turn::Turn;
+use crate::actors::supervisor::messages::OpenSession;
+use crate::actors::supervisor::Supervisor;
+use crate::db::models::job::{self, Job};
+use crate::db::models::session::Session;
+use crate::error::ApiError;
+use crate::jobs as status;
+
+/// How long a cancel of a running job waits for the turn to stop.
+const CANCEL_WAIT: Duration = Duration::from_secs(30);
+
+/// Stores a job for `session`, then hands it to the session's actor. Once
+/// stored it is never lost: if the hand-over fails, the next start runs it.
+pub(super) async fn insert(
+    services: &Services,
+    who: &Requester,
+    session: &Session,
+    request: super::turns::TurnRequest,
+    webhook_url: Option<String>,
+) -> Result<Job, ApiError> {
+    let row = Job {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: who.tenant().0.clone(),
+        session_id: session.id.clone(),
+        status: status::QUEUED.into(),
+        message: request.message,
+        overrides: serde_json::to_string(&request.overrides).map_err(ApiError::internal)?,
+        webhook_url,
+        result: None,
+        error: None,
+        cost_micros: 0,
+        duration_ms: None,
+        tools_used: "[]".into(),
+        attempts: 0,
+        created_at: crate::db::now(),
+        started_at: None,
+        completed_at: None,
+    };
+    let insert = row.clone();
+    crate::db::run(&services.pool, move |c| job::insert(c, &insert)).await?;
+    if let Err(e) = dispatch(&services.supervisor, session.clone(), &row).await {
+        tracing::error!(job = %row.id, error = %e, "cannot dispatch a job now");
+    }
+    Ok(row)
+}
+
+/// The caller's job `id` of session `name`, with its session.
+pub async fn get(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+    id: &str,
+) -> Result<(Job, Session), ApiError> {
+    let session = super::sessions::load(services, who, name).await?;
+    let job = find(services, who, &session, id).await?;
+    Ok((job, session))
+}
+
+async fn find(
+    services: &Services,
+    who: &Requester,
+    session: &Session,
+    id: &str,
+) -> Result<Job, ApiError> {
+    let tenant = who.tenant().clone();
+    let (session_id, job_id) = (session.id.clone(), id.to_owned());
+    crate::db::run(&services.pool, move |c| {
+        job::find(c, &tenant, &session_id, &job_id)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no job {id:?} in this session")))
+}
+
+/// A page of the session's jobs, newest first, its total, and the session.
+pub async fn list(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<Job>, i64, Session), ApiError> {
+    let session = super::sessions::load(services, who, name).await?;
+    let (tenant, session_id) = (who.tenant().clone(), session.id.clone());
+    let (rows, total) = crate::db::run(&services.pool, move |c| {
+        job::list(c, &tenant, &session_id, offset, limit)
+    })
+    .await?;
+    Ok((rows, total, session))
+}
+
+/// Cancels a queued job at once; stops a running one with the CLI's
+/// `interrupt`. A job that already ended is a 409. Audited.
+pub async fn cancel(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+    id: &str,
+) -> Result<(Job, Session), ApiError> {
+    let (row, session) = get(services, who, name, id).await?;
+    if status::is_final(&row.status) {
+        return Err(ApiError::Conflict(format!(
+            "the job already ended: {}",
+            row.status
+        )));
+    }
+    let actor = services
+        .supervisor
+        .send(OpenSession(session.clone()))
+        .await??;
+    // The session's actor cancels it whether it holds the job or only the
+    // database has it queued, so the events are the same either way.
+    match actor
+        .send(CancelJob {
+            job_id: id.to_owned(),
+        })
+        .await??
+    {
+        CancelReply::Cancelling(stopped) => {
+            let _ = tokio::time::timeout(CANCEL_WAIT, stopped).await;
+        }
+        CancelReply::NotQueued => {
+            let now = find(services, who, &session, id).await?;
+            if !status::is_final(&now.status) {
+                return Err(ApiError::Conflict(
+                    "the job cannot be cancelled right now; try again".into(),
+                ));
+            }
+        }
+    }
+    let row = find(services, who, &session, id).await?;
+    if row.status != status::CANCELLED {
+        return Err(ApiError::Conflict(format!(
+            "the job already ended: {}",
+            row.status
+        )));
+    }
+    super::audit::record(services, who, "job.cancel", &format!("{name}/{id}"));
+    Ok((row, session))
+}
+
+/// Hands a queued job to its session's actor (FIFO with the session's chats).
+pub async fn dispatch(
+    supervisor: &actix::Addr<Supervisor>,
+    session: Session,
+    job: &Job,
+) -> Result<(), String> {
+    let addr = supervisor
+        .send(OpenSession(session))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    addr.send(Enqueue(Turn::for_job(job)))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// What start-up recovery did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    pub resumed: usize,
+    pub interrupted: usize,
+    pub dispatched: usize,
+}
+
+/// After a crash or a restart: jobs that were running run again (their
+/// session resumes its conversation) while attempts remain, else they end
+/// `interrupted` with their webhook; every queued job is handed to its
+/// session, oldest first.
+pub async fn recover(
+    pool: &crate::db::DbPool,
+    supervisor: &actix::Addr<Supervisor>,
+    max_attempts: u32,
+) -> crate::db::DbResult<Recovery> {
+    use crate::db::models::session;
+
+    let mut report = Recovery::default();
+    let max_attempts = i64::from(max_attempts);
+    let (resumed, interrupted) = crate::db::run(pool, move |c| {
+        let mut resumed = 0;
+        let mut interrupted = 0;
+        for running in job::with_status(c, status::RUNNING)? {
+            if running.attempts < max_attempts {
+                job::requeue(c, &running.id)?;
+                resumed += 1;
+            } else {
+                let done = job::JobCompletion {
+                    job_id: running.id.clone(),
+                    status: status::INTERRUPTED.into(),
+                    result: None,
+                    error: Some(format!(
+                        "the server stopped while the job was running, {} time(s); giving up",
+                        running.attempts
+                    )),
+                    cost_micros: 0,
+                    duration_ms: 0,
+                    tools_used: running.tools_used.clone(),
+                };
+                job::complete_and_notify(c, &done)?;
+                interrupted += 1;
+            }
+        }
+        Ok((resumed, interrupted))
+    })
+    .await?;
+    report.resumed = resumed;
+    report.interrupted = interrupted;
+
+    let queued = crate::db::run(pool, |c| {
+        let jobs = job::with_status(c, status::QUEUED)?;
+        let mut with_sessions = Vec::with_capacity(jobs.len());
+        for queued in jobs {
+            if let Some(session) = session::find_by_id(c, &queued.session_id)? {
+                with_sessions.push((session, queued));
+            }
+        }
+        Ok(with_sessions)
+    })
+    .await?;
+    for (session, queued) in queued {
+        match dispatch(supervisor, session, &queued).await {
+            Ok(()) => report.dispatched += 1,
+            Err(e) => {
+                tracing::error!(job = %queued.id, error = %e, "cannot dispatch a recovered job")
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,58 @@
+//! The rules of the server, in one place: what it takes to start a turn,
+//! create or delete a session, queue or cancel a job, answer an approval or
+//! reach a workspace. The REST handlers, the OpenAI surface, MCP and the
+//! console all call these; none of them talks to the actors or applies a
+//! check on its own.
+//!
+//! Every function is scoped by the `Requester` it is given: another
+//! tenant's object is `ApiError::NotFound`, exactly as if it did not exist.
+
+pub mod approvals;
+pub mod audit;
+pub mod files;
+pub mod jobs;
+pub mod sessions;
+pub mod turns;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::Addr;
+
+use crate::actors::supervisor::Supervisor;
+use crate::config::Settings;
+use crate::db::DbPool;
+use crate::security::auth::Caller;
+
+/// What the services need of the running server; cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub pool: DbPool,
+    pub supervisor: Addr<Supervisor>,
+    /// `APPROVED_DIRECTORY`, absolute.
+    pub workspace_root: PathBuf,
+    /// The webhook dispatcher, to send what was just queued.
+    pub webhooks: actix::Recipient<crate::actors::webhooks::Wake>,
+    /// The agent's confinement (who owns uploaded files).
+    pub sandbox: Arc<crate::sandbox::Sandbox>,
+    /// This server's instance, which owns the idempotency claims it runs.
+    pub instance: crate::db::models::instance::Instance,
+    /// Agent templates, reloadable.
+    pub templates: Arc<crate::templates::Templates>,
+}
+
+/// Who asks, and from where: the key's tenant and role scope every call;
+/// the address and request id go into the audit log.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    pub caller: Caller,
+    pub client_addr: Option<String>,
+    pub request_id: String,
+}
+
+impl Requester {
+    pub fn tenant(&self) -> &crate::db::models::TenantId {
+        &self.caller.tenant
+    }
+}

@@ -1,0 +1,465 @@
+//! Sessions: look one up in the caller's tenant, create one (its workspace,
+//! then its row within the tenant's cap), delete one, point it at another
+//! folder, and say where each stands.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{Requester, Services};
+use crate::actors::session::messages::{Subscribe, Subscription};
+use crate::actors::session::workspace::{ChangeWorkspace, ChangeWorkspaceError};
+use crate::actors::supervisor::messages::{CloseSession, OpenSession, RunningSessions};
+use crate::db::models::session::{self, Session};
+use crate::error::ApiError;
+use crate::security::paths::is_strictly_beneath;
+use crate::spec::SessionSpec;
+
+/// Where a session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// No turn has reached the CLI yet.
+    Pending,
+    /// Has a conversation; no turn runs now.
+    Active,
+    /// A turn runs now.
+    Running,
+    /// A running turn waits on a tool approval.
+    WaitingForApproval,
+}
+
+/// Session names: 1–128 of `[A-Za-z0-9._-]`, not starting with a dot.
+pub fn validate_name(name: &str) -> Result<(), ApiError> {
+    let valid = (1..=128).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(format!(
+            "invalid session name {name:?}: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with '.'"
+        )))
+    }
+}
+
+/// The caller's session by name, or 404 (also for another tenant's session).
+pub async fn load(services: &Services, who: &Requester, name: &str) -> Result<Session, ApiError> {
+    validate_name(name).map_err(|_| ApiError::NotFound(format!("no session named {name:?}")))?;
+    tracing::Span::current().record("session", name);
+    let tenant = who.tenant().clone();
+    let lookup = name.to_owned();
+    crate::db::run(&services.pool, move |c| {
+        session::find_by_name(c, &tenant, &lookup)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no session named {name:?}")))
+}
+
+/// A page of the caller's sessions, newest first, and their total.
+pub async fn list(
+    services: &Services,
+    who: &Requester,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<Session>, i64), ApiError> {
+    let tenant = who.tenant().clone();
+    Ok(crate::db::run(&services.pool, move |c| {
+        session::list(c, &tenant, offset, limit)
+    })
+    .await?)
+}
+
+/// A page of the session's history (its messages, oldest first), the
+/// total, and the session.
+pub async fn history(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<crate::db::models::message::Message>, i64, Session), ApiError> {
+    let session = load(services, who, name).await?;
+    let (tenant, session_id) = (who.tenant().clone(), session.id.clone());
+    let (rows, total) = crate::db::run(&services.pool, move |c| {
+        crate::db::models::message::list(c, &tenant, &session_id, offset, limit)
+    })
+    .await?;
+    Ok((rows, total, session))
+}
+
+/// Where each of the caller's `rows` stands now.
+pub async fn statuses(
+    services: &Services,
+    who: &Requester,
+    rows: &[Session],
+) -> Result<Vec<SessionStatus>, ApiError> {
+    let running = services
+        .supervisor
+        .send(RunningSessions {
+            tenant_id: who.tenant().0.clone(),
+        })
+        .await?;
+    let tenant = who.tenant().clone();
+    let waiting = crate::db::run(&services.pool, move |c| {
+        crate::db::models::approval::sessions_waiting(c, &tenant)
+    })
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            // A pending row counts only while its turn runs: one left by a
+            // process that is gone can no longer be answered.
+            if running.contains(&row.id) && waiting.contains(&row.id) {
+                SessionStatus::WaitingForApproval
+            } else if running.contains(&row.id) {
+                SessionStatus::Running
+            } else if row.turns > 0 || row.cli_session_id.is_some() {
+                SessionStatus::Active
+            } else {
+                SessionStatus::Pending
+            }
+        })
+        .collect())
+}
+
+/// What a new session is made of (the name already validated).
+pub struct NewSession {
+    pub name: String,
+    pub spec: SessionSpec,
+    pub budget_micros: Option<i64>,
+}
+
+/// A spend limit in USD as micro-USD; one that rounds to nothing, or is not
+/// an amount, is refused.
+pub fn budget_micros(usd: Option<f64>) -> Result<Option<i64>, ApiError> {
+    match usd {
+        Some(usd) if !(usd.is_finite() && (0.000_001..1e9).contains(&usd)) => Err(
+            ApiError::Validation("budget_usd must be an amount from 0.000001 to 1e9 USD".into()),
+        ),
+        Some(usd) => Ok(Some(crate::actors::session::turn::usd_to_micros(usd))),
+        None => Ok(None),
+    }
+}
+
+/// Creates a session: its template applied (request fields > template >
+/// server defaults), the permission ceiling checked, its workspace made,
+/// then its row inserted within the tenant's cap. Audited.
+pub async fn create(
+    services: &Services,
+    who: &Requester,
+    new: NewSession,
+) -> Result<Session, ApiError> {
+    let NewSession {
+        name,
+        spec,
+        budget_micros,
+    } = new;
+    tracing::Span::current().record("session", name.as_str());
+    let spec = match spec.template.clone() {
+        Some(template) if !crate::templates::valid_name(&template) => {
+            return Err(ApiError::Validation(format!(
+                "invalid template name {template:?}: template names follow session names"
+            )))
+        }
+        Some(template) => {
+            let found = services.templates.get(&template).ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "unknown template {template:?}; GET /api/v1/templates lists them"
+                ))
+            })?;
+            spec.with_template(&found)
+        }
+        None => spec,
+    };
+    let row = insert(services, who, name, spec, budget_micros).await?;
+    super::audit::record(services, who, "session.create", &row.name);
+    Ok(row)
+}
+
+/// The caller's session `name`, created with the server defaults when
+/// missing (the OpenAI surface names sessions on first use).
+pub async fn open_or_create(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+) -> Result<Session, ApiError> {
+    match load(services, who, name).await {
+        Err(ApiError::NotFound(_)) => {
+            match insert(services, who, name.to_owned(), SessionSpec::default(), None).await {
+                // A concurrent first use created it: use that one.
+                Err(ApiError::Conflict(_)) => load(services, who, name).await,
+                other => other,
+            }
+        }
+        other => other,
+    }
+}
+
+/// Its workspace, then its row. A name taken already, or a tenant at its
+/// session cap, is a 409.
+async fn insert(
+    services: &Services,
+    who: &Requester,
+    name: String,
+    spec: SessionSpec,
+    budget_micros: Option<i64>,
+) -> Result<Session, ApiError> {
+    validate_name(&name)?;
+    let tenant_row = super::turns::tenant(services, who).await?;
+    super::turns::check_permission_mode(services, tenant_row.as_ref(), spec.permission_mode, None)?;
+    let dir = crate::workspace::session_dir(&services.workspace_root, who.tenant().as_str(), &name);
+    let now = crate::db::now();
+    let row = Session {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: who.tenant().0.clone(),
+        name: name.clone(),
+        workspace: dir.to_string_lossy().into_owned(),
+        owns_workspace: false,
+        spec: serde_json::to_string(&spec).map_err(ApiError::internal)?,
+        cli_session_id: None,
+        total_cost_micros: 0,
+        turns: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        created_at: now,
+        updated_at: now,
+        budget_micros,
+    };
+    let cap = tenant_row
+        .and_then(|t| t.max_sessions)
+        .unwrap_or(services.settings.max_sessions_per_tenant);
+    let tenant = who.tenant().clone();
+    let lookup = name.clone();
+    // A first look, so a refused create makes no workspace.
+    let (exists, count) = crate::db::run(&services.pool, move |c| {
+        Ok((
+            session::find_by_name(c, &tenant, &lookup)?.is_some(),
+            session::count(c, &tenant)?,
+        ))
+    })
+    .await?;
+    if exists {
+        return Err(name_taken(&name));
+    }
+    if count >= cap {
+        return Err(at_cap(count));
+    }
+    let workspace = dir.clone();
+    let owns_workspace = crate::blocking::run(move || crate::workspace::create(&workspace))
+        .await?
+        .map_err(|e| ApiError::internal(format!("cannot create workspace {dir:?}: {e}")))?;
+    let row = Session {
+        owns_workspace,
+        ..row
+    };
+    let insert = row.clone();
+    // The workspace it created is the only one deleting the session removes.
+    let created = owns_workspace.then(|| row.workspace.clone());
+    let default_cap = services.settings.max_sessions_per_tenant;
+    // Checked again with the insert, in one transaction: a create running in
+    // parallel may have taken the name or the last place meanwhile.
+    let stored = crate::db::run(&services.pool, move |c| {
+        session::insert_within_cap(c, &insert, created.as_deref(), default_cap)
+    })
+    .await;
+    let refusal = match stored {
+        Ok(Ok(())) => None,
+        Ok(Err(session::NotInserted::NameTaken)) => Some(name_taken(&name)),
+        Ok(Err(session::NotInserted::AtCap { count })) => Some(at_cap(count)),
+        // Lost a race with a concurrent create of the same name.
+        Err(e) if e.is_unique_violation() => Some(name_taken(&name)),
+        Err(e) => Some(e.into()),
+    };
+    if let Some(refusal) = refusal {
+        if owns_workspace {
+            let _ = crate::workspace::remove(&dir);
+        }
+        return Err(refusal);
+    }
+    Ok(row)
+}
+
+fn name_taken(name: &str) -> ApiError {
+    ApiError::Conflict(format!("a session named {name:?} already exists"))
+}
+
+/// Never make room by deleting an old session: that is the client's call.
+fn at_cap(count: i64) -> ApiError {
+    ApiError::Conflict(format!(
+        "this tenant has {count} sessions, its limit; delete one first"
+    ))
+}
+
+/// Stops the session's CLI, deletes its history and jobs, and removes the
+/// workspace it created (never a folder it was pointed at). Audited.
+pub async fn delete(services: &Services, who: &Requester, name: &str) -> Result<(), ApiError> {
+    let row = load(services, who, name).await?;
+    services
+        .supervisor
+        .send(CloseSession {
+            session_id: row.id.clone(),
+        })
+        .await?;
+    let id = row.id.clone();
+    let tenant = who.tenant().clone();
+    let created = crate::db::run(&services.pool, move |c| {
+        let created = crate::db::models::workspace::created(c, &tenant, &id)?;
+        session::delete(c, &tenant, &id)?;
+        Ok(created)
+    })
+    .await?;
+    if let Some(created) = created {
+        let dir = PathBuf::from(created);
+        crate::blocking::run(move || crate::workspace::remove(&dir))
+            .await?
+            .map_err(ApiError::internal)?;
+    }
+    super::audit::record(services, who, "session.delete", &row.name);
+    Ok(())
+}
+
+/// Subscribes to the session's live events (see `Subscribe`), with the
+/// session they belong to.
+pub async fn subscribe(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+) -> Result<(Session, Subscription), ApiError> {
+    let session = load(services, who, name).await?;
+    let actor = services
+        .supervisor
+        .send(OpenSession(session.clone()))
+        .await??;
+    let subscription = actor.send(Subscribe).await?;
+    Ok((session, subscription))
+}
+
+/// Why a `working_dir` cannot be used.
+#[derive(Debug)]
+pub enum WorkingDirError {
+    /// Not a path at all (blank, a NUL byte): the request is wrong.
+    Invalid(String),
+    /// No folder of the tenant's area there: missing, a file, or outside.
+    NotFound(String),
+    /// The area itself cannot be read.
+    Unavailable(String),
+}
+
+impl From<WorkingDirError> for ApiError {
+    fn from(e: WorkingDirError) -> Self {
+        match e {
+            WorkingDirError::Invalid(m) => ApiError::Validation(m),
+            WorkingDirError::NotFound(m) => ApiError::NotFound(m),
+            WorkingDirError::Unavailable(m) => ApiError::internal(m),
+        }
+    }
+}
+
+/// `raw` (absolute, or relative to the tenant's area) resolved with every
+/// symlink followed, then checked to be an existing folder strictly inside
+/// the tenant's area. Blocking.
+pub fn resolve_working_dir(area: &Path, raw: &str) -> Result<PathBuf, WorkingDirError> {
+    use WorkingDirError::*;
+    if raw.trim().is_empty() {
+        return Err(Invalid("working_dir must not be empty".into()));
+    }
+    if raw.contains('\0') {
+        return Err(Invalid("working_dir contains a NUL byte".into()));
+    }
+    let area = area
+        .canonicalize()
+        .map_err(|e| Unavailable(format!("the tenant's area is not available: {e}")))?;
+    let candidate = Path::new(raw);
+    let candidate = if candidate.is_absolute() {
+        candidate.to_path_buf()
+    } else {
+        area.join(candidate)
+    };
+    let real = candidate
+        .canonicalize()
+        .map_err(|_| NotFound(format!("working_dir {raw:?} does not exist")))?;
+    // Outside the area is "not there for you", as in the files API.
+    if !is_strictly_beneath(&real, &area) {
+        return Err(NotFound(format!(
+            "working_dir {raw:?} is outside your area; it must be a folder inside {}",
+            area.display()
+        )));
+    }
+    if !real.is_dir() {
+        return Err(NotFound(format!("working_dir {raw:?} is not a folder")));
+    }
+    Ok(real)
+}
+
+/// Points the session at another existing folder of the tenant's area; the
+/// CLI restarts there on the same conversation. A running turn is a 409.
+pub async fn change_folder(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+    raw: String,
+) -> Result<Session, ApiError> {
+    let row = load(services, who, name).await?;
+    let area = services.workspace_root.join(who.tenant().as_str());
+    let dir = crate::blocking::run(move || resolve_working_dir(&area, &raw)).await??;
+    let addr = services.supervisor.send(OpenSession(row.clone())).await??;
+    addr.send(ChangeWorkspace { workspace: dir })
+        .await?
+        .map_err(|e| match e {
+            ChangeWorkspaceError::Busy => ApiError::Conflict(e.to_string()),
+            ChangeWorkspaceError::Failed(cause) => ApiError::internal(cause),
+        })?;
+    load(services, who, &row.name).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn working_dirs_stay_in_the_tenant_area() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let area = root.join("alice");
+        std::fs::create_dir_all(area.join("repo/sub")).unwrap();
+        std::fs::create_dir_all(root.join("bob/repo")).unwrap();
+        std::fs::write(area.join("file.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("bob/repo"), area.join("to-bob")).unwrap();
+        std::os::unix::fs::symlink("/tmp", area.join("to-tmp")).unwrap();
+        std::os::unix::fs::symlink(area.join("repo"), area.join("to-repo")).unwrap();
+
+        assert_eq!(
+            resolve_working_dir(&area, "repo").unwrap(),
+            area.join("repo")
+        );
+        let abs = area.join("repo/sub");
+        assert_eq!(
+            resolve_working_dir(&area, abs.to_str().unwrap()).unwrap(),
+            abs
+        );
+        assert_eq!(
+            resolve_working_dir(&area, "to-repo").unwrap(),
+            area.join("repo")
+        );
+        for bad in [
+            "",
+            "missing",
+            "file.txt",
+            "to-bob",
+            "to-tmp",
+            "..",
+            "repo/../..",
+            ".",
+            "/etc",
+            "a\0b",
+        ] {
+            assert!(resolve_working_dir(&area, bad).is_err(), "{bad:?}");
+        }
+        let bob = root.join("bob/repo");
+        assert!(resolve_working_dir(&area, bob.to_str().unwrap()).is_err());
+    }
+}

@@ -1,0 +1,298 @@
+//! Starting a turn: the one path every prompt takes, whether it comes from
+//! `/chat`, `/chat/stream`, a job, the OpenAI surface, MCP or the console.
+//!
+//! The checks run in one order: the prompt itself, the deny patterns, the
+//! tenant's budget, the session, the permission ceiling, the webhook URL
+//! (jobs). Only then is the turn queued on the session's actor, and the
+//! prompt written to the audit log.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Requester, Services};
+use crate::actors::session::messages::{Enqueue, Interrupt, InterruptReply};
+use crate::actors::session::turn::{ChatResponse, Turn, TurnError, TurnEvent};
+use crate::actors::supervisor::messages::OpenSession;
+use crate::db::models::job::Job;
+use crate::db::models::session::Session;
+use crate::db::models::tenant::Tenant;
+use crate::error::ApiError;
+use crate::spec::{PermissionMode, SessionSpec, TurnOverrides};
+
+/// Longest prompt accepted, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Events buffered for a streaming client before it counts as too slow.
+const STREAM_BUFFER: usize = 4096;
+/// How long an interrupt waits for the turn to be stored.
+const INTERRUPT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A prompt and what this turn alone changes.
+pub struct TurnRequest {
+    pub message: String,
+    pub overrides: TurnOverrides,
+}
+
+/// Which session the turn runs on.
+pub enum Target<'a> {
+    /// The caller's session of that name; 404 when there is none.
+    Named(&'a str),
+    /// The caller's session of that name, created with the server defaults
+    /// on first use (the OpenAI surface).
+    OpenOrCreate(&'a str),
+}
+
+/// How the caller wants the answer.
+pub enum Reply {
+    /// The answer whole, when the turn ends.
+    Whole,
+    /// The turn's events as they happen.
+    Stream,
+    /// In the background: stored as a job, told to `webhook_url` at the end.
+    Job { webhook_url: Option<String> },
+}
+
+/// A queued turn, as the caller asked to follow it.
+pub enum Submitted {
+    Whole {
+        outcome: oneshot::Receiver<Result<ChatResponse, TurnError>>,
+        /// `Some(id)` when the turn starts waiting on a tool approval,
+        /// `None` when it is settled.
+        approvals: mpsc::UnboundedReceiver<Option<String>>,
+    },
+    Stream(mpsc::Receiver<TurnEvent>),
+    /// Written before this returns: an accepted job is never lost.
+    Job {
+        job: Box<Job>,
+        session: Box<Session>,
+    },
+}
+
+/// Queues a turn after every check; see the module's documentation.
+pub async fn submit(
+    services: &Services,
+    who: &Requester,
+    target: Target<'_>,
+    request: TurnRequest,
+    reply: Reply,
+) -> Result<Submitted, ApiError> {
+    validate_message(&request.message)?;
+    check_deny_patterns(&services.settings, &request.message)?;
+    let tenant = tenant(services, who).await?;
+    if let Some(e) = tenant
+        .as_ref()
+        .and_then(crate::db::models::budget::tenant_over)
+    {
+        return Err(ApiError::BudgetExceeded {
+            scope: e.scope,
+            spent_micros: e.spent_micros,
+            limit_micros: e.limit_micros,
+        });
+    }
+    let session = match target {
+        Target::Named(name) => super::sessions::load(services, who, name).await?,
+        Target::OpenOrCreate(name) => super::sessions::open_or_create(services, who, name).await?,
+    };
+    check_permission_mode(
+        services,
+        tenant.as_ref(),
+        session_mode(&session),
+        request.overrides.permission_mode,
+    )?;
+    let prompt: String = request
+        .message
+        .chars()
+        .take(super::audit::PROMPT_CHARS)
+        .collect();
+    let (submitted, action, target) = match reply {
+        Reply::Job { webhook_url } => {
+            if let Some(url) = &webhook_url {
+                crate::webhooks::ssrf::check(url, &services.settings.webhook_allowed_hosts)
+                    .await
+                    .map_err(|e| ApiError::Validation(e.to_string()))?;
+            }
+            let job = super::jobs::insert(services, who, &session, request, webhook_url).await?;
+            let target = format!("{}/{}", session.name, job.id);
+            let submitted = Submitted::Job {
+                job: Box::new(job),
+                session: Box::new(session),
+            };
+            (submitted, "job.create", target)
+        }
+        Reply::Whole => {
+            let (reply, outcome) = oneshot::channel();
+            let (approvals_tx, approvals) = mpsc::unbounded_channel();
+            let turn = Turn {
+                reply: Some(reply),
+                approvals: Some(approvals_tx),
+                ..turn(request)
+            };
+            enqueue(services, &session, turn).await?;
+            (
+                Submitted::Whole { outcome, approvals },
+                "chat",
+                session.name,
+            )
+        }
+        Reply::Stream => {
+            let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+            let turn = Turn {
+                subscriber: Some(tx),
+                ..turn(request)
+            };
+            enqueue(services, &session, turn).await?;
+            (Submitted::Stream(rx), "chat", session.name)
+        }
+    };
+    super::audit::record_prompt(services, who, action, &target, &prompt);
+    Ok(submitted)
+}
+
+/// How a turn asked for whole answered.
+pub enum Answer {
+    Done(Box<ChatResponse>),
+    /// The turn waits on this tool approval for longer than
+    /// `APPROVAL_HOLD_SECS`; it goes on, and the caller is told to decide.
+    Waiting {
+        approval_id: String,
+    },
+}
+
+/// Waits for the answer of a turn submitted with `Reply::Whole`.
+pub async fn answer(services: &Services, submitted: Submitted) -> Result<Answer, ApiError> {
+    let Submitted::Whole {
+        mut outcome,
+        mut approvals,
+    } = submitted
+    else {
+        return Err(ApiError::internal(
+            "the turn was not submitted for a whole answer",
+        ));
+    };
+    let hold = services.settings.approval_hold;
+    let mut waiting_on: Option<String> = None;
+    let mut deadline = tokio::time::Instant::now();
+    let result = loop {
+        tokio::select! {
+            result = &mut outcome => break result,
+            Some(notice) = approvals.recv() => {
+                if notice.is_some() {
+                    deadline = tokio::time::Instant::now() + hold;
+                }
+                waiting_on = notice;
+            }
+            () = tokio::time::sleep_until(deadline), if waiting_on.is_some() => {
+                let approval_id = waiting_on.unwrap_or_default();
+                return Ok(Answer::Waiting { approval_id });
+            }
+        }
+    };
+    let response = result.map_err(|_| ApiError::from(TurnError::Closed))??;
+    Ok(Answer::Done(Box::new(response)))
+}
+
+/// Interrupts the session's running turn (its partial answer is kept,
+/// marked interrupted); whether it was stored within the wait. No running
+/// turn is a 409.
+pub async fn interrupt(services: &Services, who: &Requester, name: &str) -> Result<bool, ApiError> {
+    let session = super::sessions::load(services, who, name).await?;
+    let actor = services.supervisor.send(OpenSession(session)).await??;
+    match actor.send(Interrupt).await? {
+        InterruptReply::Idle => Err(ApiError::Conflict(
+            "no turn is running on this session".into(),
+        )),
+        InterruptReply::Interrupting(stored) => {
+            Ok(tokio::time::timeout(INTERRUPT_WAIT, stored).await.is_ok())
+        }
+    }
+}
+
+/// A turn nobody follows yet; the caller adds its reply channel.
+fn turn(request: TurnRequest) -> Turn {
+    Turn {
+        job_id: None,
+        message: request.message,
+        overrides: request.overrides,
+        subscriber: None,
+        reply: None,
+        span: tracing::Span::current(),
+        approvals: None,
+    }
+}
+
+async fn enqueue(services: &Services, session: &Session, turn: Turn) -> Result<(), ApiError> {
+    let addr = services
+        .supervisor
+        .send(OpenSession(session.clone()))
+        .await??;
+    addr.send(Enqueue(turn)).await?;
+    Ok(())
+}
+
+/// The caller's tenant row (its budget and permission ceiling), read once
+/// per request.
+pub async fn tenant(services: &Services, who: &Requester) -> Result<Option<Tenant>, ApiError> {
+    let tenant = who.tenant().clone();
+    Ok(crate::db::run(&services.pool, move |c| {
+        crate::db::models::tenant::find_tenant(c, tenant.as_str())
+    })
+    .await?)
+}
+
+/// The permission ceiling: the mode a session or turn would run in (the
+/// turn's, else the session's, else the server default) must be allowed for
+/// the server and the tenant; else a 422 naming the allowed modes.
+pub fn check_permission_mode(
+    services: &Services,
+    tenant: Option<&Tenant>,
+    session_mode: Option<PermissionMode>,
+    turn_mode: Option<PermissionMode>,
+) -> Result<(), ApiError> {
+    let mode = turn_mode
+        .or(session_mode)
+        .unwrap_or(services.settings.claude_permission_mode);
+    crate::spec::check_permission_mode(
+        mode,
+        &services.settings.allowed_permission_modes,
+        tenant.and_then(|t| t.allowed_permission_modes.as_deref()),
+    )
+    .map_err(ApiError::Validation)
+}
+
+/// The permission mode a stored session asks for, if any.
+fn session_mode(row: &Session) -> Option<PermissionMode> {
+    serde_json::from_str::<SessionSpec>(&row.spec)
+        .ok()
+        .and_then(|spec| spec.permission_mode)
+}
+
+/// Optional deny patterns (`DENY_PATTERNS`): a guard rail against obvious
+/// misuse, not a security boundary (rephrasing gets around any list).
+fn check_deny_patterns(settings: &crate::config::Settings, message: &str) -> Result<(), ApiError> {
+    if settings.deny_patterns.is_empty() {
+        return Ok(());
+    }
+    let lower = message.to_lowercase();
+    match settings
+        .deny_patterns
+        .iter()
+        .find(|p| lower.contains(p.as_str()))
+    {
+        Some(pattern) => Err(ApiError::Validation(format!(
+            "the message contains {pattern:?}, which this server refuses (DENY_PATTERNS)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A prompt must say something and stay within `MAX_MESSAGE_BYTES`.
+pub fn validate_message(message: &str) -> Result<(), ApiError> {
+    if message.trim().is_empty() {
+        return Err(ApiError::Validation("message must not be empty".into()));
+    }
+    if message.len() > MAX_MESSAGE_BYTES {
+        return Err(ApiError::Validation(format!(
+            "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
+            message.len()
+        )));
+    }
+    Ok(())
+}
