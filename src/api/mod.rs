@@ -11,6 +11,7 @@ mod health;
 mod history;
 mod idempotency;
 mod jobs;
+pub(crate) mod limits;
 pub mod mcp;
 pub mod middleware;
 mod model_credentials;
@@ -141,8 +142,6 @@ pub fn routes(cfg: &mut web::ServiceConfig, mcp_server: &mcp::McpServer) {
 /// A table's routes in their scope, behind the per-key rate limit.
 fn limited(table: RouteTable) -> impl actix_web::dev::HttpServiceFactory {
     web::scope(table.prefix)
-        .wrap(actix_web::middleware::from_fn(
-            crate::security::rate_limit::middleware,
-        ))
+        .wrap(actix_web::middleware::from_fn(limits::middleware))
         .configure(table.register)
 }

@@ -1,4 +1,5 @@
-//! `Requester` from an HTTP request: the authenticated caller, plus the
+//! Who a request comes from: the `Caller` extractor (a handler that takes
+//! it cannot run without a valid key) and `Requester`, the caller plus the
 //! client address (behind trusted proxies) and request id the audit log keeps.
 
 use std::future::Future;
@@ -9,7 +10,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use super::middleware::RequestId;
 use super::AppState;
 use crate::error::ApiError;
-use crate::security::auth::Caller;
+use crate::security::auth::{presented_key, resolve, Caller, Resolved, UnknownKey};
 use crate::services::Requester;
 
 /// The requester of `req`, once its caller is known.
@@ -40,5 +41,31 @@ impl FromRequest for Requester {
         let caller = Caller::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move { Ok(requester(&req, caller.await?)) })
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        // The rate-limit middleware already resolved the key on most routes.
+        if let Some(resolved) = req.extensions().get::<Resolved>() {
+            let caller = resolved.caller.clone();
+            return Box::pin(async move { Ok(caller) });
+        }
+        if req.extensions().get::<UnknownKey>().is_some() {
+            return Box::pin(async { Err(ApiError::Unauthorized) });
+        }
+        let key = presented_key(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let key = key.ok_or(ApiError::Unauthorized)?;
+            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
+            resolve(&state.services.pool, &state.services.settings, &key)
+                .await?
+                .map(|r| r.caller)
+                .ok_or(ApiError::Unauthorized)
+        })
     }
 }

@@ -1,14 +1,11 @@
-//! The authentication extractor: a handler that takes `Caller` cannot run
-//! without a valid key, and gets the tenant every query must be scoped to.
+//! Authentication: the key a request presents, and the caller it resolves
+//! to (the tenant every query must be scoped to). The HTTP extractor is in
+//! `api::requester`.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::HttpRequest;
 use subtle::ConstantTimeEq;
 
 use super::keys::hash_key;
-use crate::api::AppState;
 use crate::db::models::tenant::{self, TenantId};
 use crate::error::ApiError;
 
@@ -67,10 +64,14 @@ pub struct Resolved {
 }
 
 /// Resolves a key against the database; `None` for an unknown or revoked key.
-pub async fn resolve(state: &AppState, key: &str) -> Result<Option<Resolved>, ApiError> {
+pub async fn resolve(
+    pool: &crate::db::DbPool,
+    settings: &crate::config::Settings,
+    key: &str,
+) -> Result<Option<Resolved>, ApiError> {
     let presented_hash = hash_key(key);
     let lookup = presented_hash.clone();
-    let found = crate::db::run(&state.services.pool, move |c| {
+    let found = crate::db::run(pool, move |c| {
         let Some(key) = tenant::find_active_key(c, &lookup)? else {
             return Ok(None);
         };
@@ -90,8 +91,8 @@ pub async fn resolve(state: &AppState, key: &str) -> Result<Option<Resolved>, Ap
                 match (requests, window) {
                     (None, None) => None,
                     (r, w) => Some((
-                        r.unwrap_or(state.services.settings.rate_limit_requests),
-                        w.unwrap_or(state.services.settings.rate_limit_window.as_secs()),
+                        r.unwrap_or(settings.rate_limit_requests),
+                        w.unwrap_or(settings.rate_limit_window.as_secs()),
                     )),
                 }
             });
@@ -107,30 +108,4 @@ pub async fn resolve(state: &AppState, key: &str) -> Result<Option<Resolved>, Ap
         }
         _ => None,
     })
-}
-
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        // The rate-limit middleware already resolved the key on most routes.
-        if let Some(resolved) = req.extensions().get::<Resolved>() {
-            let caller = resolved.caller.clone();
-            return Box::pin(async move { Ok(caller) });
-        }
-        if req.extensions().get::<UnknownKey>().is_some() {
-            return Box::pin(async { Err(ApiError::Unauthorized) });
-        }
-        let key = presented_key(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let key = key.ok_or(ApiError::Unauthorized)?;
-            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
-            resolve(&state, &key)
-                .await?
-                .map(|r| r.caller)
-                .ok_or(ApiError::Unauthorized)
-        })
-    }
 }

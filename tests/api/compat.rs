@@ -11,12 +11,6 @@ use crate::files::{file_part, upload, Part};
 use crate::helpers::*;
 use crate::receiver::Receiver;
 
-async fn get_json(app: &TestApp, path: &str, key: &str) -> Value {
-    let res = app.get(path, key).send().await.unwrap();
-    assert_eq!(res.status(), 200, "{path}");
-    res.json().await.unwrap()
-}
-
 fn schema() -> Value {
     json!({
         "type": "object",

@@ -538,6 +538,13 @@ fn build_vars(
 }
 
 /// Polls `check` every 100 ms until it holds or `secs` pass.
+/// A GET that must answer 200, as JSON.
+pub async fn get_json(app: &TestApp, path: &str, key: &str) -> Value {
+    let res = app.get(path, key).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().await.unwrap()
+}
+
 pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
 where
     F: FnMut() -> Fut,

@@ -106,6 +106,17 @@ async fn mcp_python_client_uses_tools_and_resources() {
         app.query_i64("SELECT COUNT(*) AS n FROM sessions WHERE name = 'bobs'"),
         1
     );
+    // Tools run through the services, as the REST routes do: the chat and
+    // the job are audited with the caller's key, the session's creation too.
+    assert!(
+        eventually(10, || async {
+            app.query_i64(
+                "SELECT COUNT(*) AS n FROM audit_log WHERE session_name = 'mcp-s' \
+                 AND action IN ('chat', 'job.create', 'session.create', 'session.delete')",
+            ) == 4
+        })
+        .await
+    );
 }
 
 /// A POST to `/mcp` as an MCP client sends it.

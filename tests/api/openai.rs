@@ -147,3 +147,62 @@ async fn openai_requests_are_validated_and_tenant_scoped() {
     .unwrap();
     assert_problem(res, 422, "validation-error").await;
 }
+
+/// The OpenAI surface takes the same path as `/chat`: a prompt the deny
+/// patterns refuse is refused (and makes no session), an accepted one is
+/// queued and audited as a chat.
+#[actix_web::test]
+async fn openai_completions_apply_the_deny_patterns_and_audit_like_chat() {
+    let app = TestApp::spawn_with(Options::default().var("DENY_PATTERNS", "drop table")).await;
+    let completion = |session: &str, text: &str| {
+        app.post(
+            "/v1/chat/completions",
+            ALICE,
+            serde_json::json!({"messages": [{"role": "user", "content": text}]}),
+        )
+        .header("X-Session", session)
+        .send()
+    };
+    let refused = completion("oa", "please DROP TABLE users").await.unwrap();
+    assert_problem(refused, 422, "validation-error").await;
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM sessions WHERE name = 'oa'"),
+        0,
+        "a refused prompt makes no session"
+    );
+    let res = completion("oa", "hello through openai").await.unwrap();
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Mock reply to: hello through openai"
+    );
+    // The same refusal on /chat, for the same session.
+    let res = app
+        .post(
+            "/api/v1/sessions/oa/chat",
+            ALICE,
+            serde_json::json!({"message": "drop table now"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "validation-error").await;
+    let chats = || async {
+        get_json(&app, "/api/v1/audit?limit=20", ALICE).await["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "chat")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    // Entries are written off the request's path.
+    assert!(eventually(10, || async { !chats().await.is_empty() }).await);
+    let entries = chats().await;
+    assert_eq!(entries.len(), 1, "only the accepted prompt: {entries:?}");
+    assert_eq!(entries[0]["session_name"], "oa");
+    assert_eq!(entries[0]["role"], "user");
+    assert_eq!(entries[0]["content"], "hello through openai");
+    assert_eq!(app.history(ALICE, "oa").await.len(), 2);
+}

@@ -87,7 +87,7 @@ pub fn scope(mcp: &McpServer) -> impl HttpServiceFactory {
         .wrap(actix_web::middleware::from_fn(access::gate))
         // Outermost: every MCP request counts, a refused key included.
         .wrap(actix_web::middleware::from_fn(
-            crate::security::rate_limit::middleware,
+            crate::api::limits::middleware,
         ))
         .service(mcp.transport.clone().scope())
 }

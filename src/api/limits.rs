@@ -1,0 +1,107 @@
+//! The per-key rate limit on every authenticated route (REST, OpenAI
+//! surface, MCP): resolves the key once (the `Caller` extractor reuses it),
+//! refuses addresses that failed authentication too often, and sets the
+//! `RateLimit-*` headers, with a 429 problem and `Retry-After` when the
+//! budget is spent.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::security::auth::{presented_key, resolve};
+use crate::security::client::client_ip;
+use crate::security::keys::hash_key;
+use crate::security::rate_limit::Decision;
+
+fn set(res: &mut ServiceResponse<BoxBody>, name: &'static str, value: u64) {
+    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+        res.headers_mut().insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// A 429 problem carried as a response (so it gets its instance and
+/// request id), with `Retry-After`.
+fn too_many(
+    req: ServiceRequest,
+    detail: String,
+    retry_after_secs: u64,
+) -> ServiceResponse<BoxBody> {
+    let (http_req, _) = req.into_parts();
+    let mut res = ServiceResponse::new(
+        http_req,
+        actix_web::HttpResponse::from_error(ApiError::RateLimited(detail)),
+    );
+    set(&mut res, "retry-after", retry_after_secs);
+    res
+}
+
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let key = presented_key(req.request());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let (Some(key), Some(state)) = (key, state) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    // An address that failed too often is refused before its key costs a
+    // hash and a lookup.
+    let client = client_ip(req.request(), &state.services.settings.trusted_proxies);
+    if let Some(retry_after_secs) = client.and_then(|ip| state.auth_failures.blocked(ip)) {
+        let detail = format!(
+            "too many failed authentications from this address; retry in {retry_after_secs} s"
+        );
+        return Ok(too_many(req, detail, retry_after_secs));
+    }
+    // Resolve the key once here; the `Caller` extractor reuses the result.
+    let resolved = resolve(&state.services.pool, &state.services.settings, &key).await?;
+    let known = resolved.is_some();
+    let quota = resolved.as_ref().and_then(|r| r.rate_limit);
+    match resolved {
+        Some(resolved) => {
+            req.extensions_mut().insert(resolved);
+        }
+        // The extractor then refuses it without a second hash and lookup.
+        None => {
+            req.extensions_mut()
+                .insert(crate::security::auth::UnknownKey);
+        }
+    }
+    let counted = |res: ServiceResponse<BoxBody>| {
+        if !known && res.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+            if let Some(ip) = client {
+                state.auth_failures.failed(ip);
+            }
+        }
+        res
+    };
+    match state.rate_limits.check(&hash_key(&key), quota) {
+        Decision::Limited {
+            limit,
+            retry_after_secs,
+        } => {
+            let detail =
+                format!("rate limit of {limit} requests exceeded; retry in {retry_after_secs} s");
+            let mut res = too_many(req, detail, retry_after_secs);
+            set(&mut res, "ratelimit-limit", u64::from(limit));
+            set(&mut res, "ratelimit-remaining", 0);
+            set(&mut res, "ratelimit-reset", retry_after_secs);
+            Ok(res)
+        }
+        Decision::Allowed {
+            limit,
+            remaining,
+            reset_secs,
+        } => {
+            let mut res = next.call(req).await?.map_into_boxed_body();
+            set(&mut res, "ratelimit-limit", u64::from(limit));
+            set(&mut res, "ratelimit-remaining", u64::from(remaining));
+            set(&mut res, "ratelimit-reset", reset_secs);
+            Ok(counted(res))
+        }
+    }
+}
