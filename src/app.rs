@@ -41,6 +41,7 @@ pub struct Application {
 impl Application {
     /// Must run inside an actix System (`#[actix_web::main]` / `#[actix_web::test]`).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        crate::metrics::init().context("cannot build the metrics registry")?;
         let cwd = std::env::current_dir().context("cannot read the working directory")?;
         let settings = Arc::new(settings.with_absolute_paths(&cwd));
         std::fs::create_dir_all(&settings.approved_directory).with_context(|| {

@@ -9,7 +9,7 @@
 //! webhook dispatcher, and a handle threaded through every constructor would
 //! buy nothing. Several servers in one process (the tests) share it.
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -46,13 +46,12 @@ pub struct Metrics {
 }
 
 /// Static metric definitions: a bad one is a bug seen at the first start.
-fn build() -> Metrics {
+fn build() -> Result<Metrics, prometheus::Error> {
     let registry = Registry::new();
     let http_requests = IntCounterVec::new(
         Opts::new("cca_http_requests_total", "HTTP requests served"),
         &["method", "route", "status"],
-    )
-    .expect("metric");
+    )?;
     let http_duration = HistogramVec::new(
         HistogramOpts::new(
             "cca_http_request_duration_seconds",
@@ -60,30 +59,24 @@ fn build() -> Metrics {
         )
         .buckets(BUCKETS.to_vec()),
         &["method", "route"],
-    )
-    .expect("metric");
-    let live_processes =
-        IntGauge::new("cca_live_cli_processes", "Live Claude CLI processes").expect("metric");
-    let live_sessions =
-        IntGauge::new("cca_live_sessions", "Sessions with a live actor").expect("metric");
+    )?;
+    let live_processes = IntGauge::new("cca_live_cli_processes", "Live Claude CLI processes")?;
+    let live_sessions = IntGauge::new("cca_live_sessions", "Sessions with a live actor")?;
     let waiting_for_slot = IntGauge::new(
         "cca_sessions_waiting_for_slot",
         "Sessions waiting for a live-process slot (MAX_LIVE_SESSIONS)",
-    )
-    .expect("metric");
+    )?;
     let turns_queued = IntGauge::new(
         "cca_turns_queued",
         "Turns waiting in session queues (not yet running)",
-    )
-    .expect("metric");
+    )?;
     let turns = IntCounterVec::new(
         Opts::new(
             "cca_turns_total",
             "Finished turns (chat, stream, job) by outcome",
         ),
         &["outcome"],
-    )
-    .expect("metric");
+    )?;
     let turn_duration = HistogramVec::new(
         HistogramOpts::new(
             "cca_turn_duration_seconds",
@@ -91,26 +84,22 @@ fn build() -> Metrics {
         )
         .buckets(BUCKETS.to_vec()),
         &["outcome"],
-    )
-    .expect("metric");
+    )?;
     let cost_micros = IntCounter::new(
         "cca_cost_micro_usd_total",
         "Model cost charged to turns, in micro-USD",
-    )
-    .expect("metric");
+    )?;
     let webhook_attempts = IntCounterVec::new(
         Opts::new(
             "cca_webhook_attempts_total",
             "Webhook delivery attempts by outcome (the delivery's new status)",
         ),
         &["outcome"],
-    )
-    .expect("metric");
+    )?;
     let approvals_pending = IntGauge::new(
         "cca_approvals_pending",
         "Tool approvals waiting for an answer",
-    )
-    .expect("metric");
+    )?;
     for c in [
         Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(http_duration.clone()),
@@ -124,9 +113,9 @@ fn build() -> Metrics {
         Box::new(webhook_attempts.clone()),
         Box::new(approvals_pending.clone()),
     ] {
-        registry.register(c).expect("register metric");
+        registry.register(c)?;
     }
-    Metrics {
+    Ok(Metrics {
         registry,
         http_requests,
         http_duration,
@@ -139,10 +128,26 @@ fn build() -> Metrics {
         cost_micros,
         webhook_attempts,
         approvals_pending,
-    }
+    })
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(build);
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// Builds the registry; called once at start, before any request. Until
+/// then (unit tests of other modules) recording does nothing.
+pub fn init() -> Result<(), prometheus::Error> {
+    if METRICS.get().is_none() {
+        // Two servers starting at once in one process (the tests): the
+        // first one's registry stays, the other is dropped.
+        let _ = METRICS.set(build()?);
+    }
+    Ok(())
+}
+
+/// The registry, once `init` has run.
+fn metrics() -> Option<&'static Metrics> {
+    METRICS.get()
+}
 
 /// Middleware: counts every request by its route pattern (`/api/v1/sessions/{name}`,
 /// never the raw path, so labels stay few) and status.
@@ -157,8 +162,8 @@ pub async fn track_http(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
+    let Some(m) = metrics() else { return Ok(res) };
     let status = res.status().as_u16().to_string();
-    let m = &*METRICS;
     m.http_requests
         .with_label_values(&[method, route.as_str(), status.as_str()])
         .inc();
@@ -186,7 +191,9 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
 
 /// A session's queue changed length by `delta`.
 pub fn turns_queued_changed(delta: i64) {
-    METRICS.turns_queued.add(delta);
+    if let Some(m) = metrics() {
+        m.turns_queued.add(delta);
+    }
 }
 
 /// A turn ended (answered, failed or cancelled) after `elapsed`.
@@ -203,7 +210,7 @@ pub fn turn_finished(elapsed: Duration, outcome: &Result<ChatResponse, TurnError
         Err(TurnError::OverBudget { .. }) => ("over_budget", 0),
         Err(TurnError::Busy) => ("busy", 0),
     };
-    let m = &*METRICS;
+    let Some(m) = metrics() else { return };
     m.turns.with_label_values(&[label]).inc();
     m.turn_duration
         .with_label_values(&[label])
@@ -216,24 +223,24 @@ pub fn turn_finished(elapsed: Duration, outcome: &Result<ChatResponse, TurnError
 /// A webhook attempt ended; `outcome` is the delivery's new status
 /// (`delivered`, `pending` = will retry, `failed`, …).
 pub fn webhook_attempt(outcome: &str) {
-    METRICS.webhook_attempts.with_label_values(&[outcome]).inc();
-}
-
-/// Hook for tool approvals (not implemented yet: the gauge stays 0). The
-/// approvals feature sets it whenever its pending set changes.
-pub fn set_approvals_pending(n: i64) {
-    METRICS.approvals_pending.set(n);
+    if let Some(m) = metrics() {
+        m.webhook_attempts.with_label_values(&[outcome]).inc();
+    }
 }
 
 /// An approval started (+1) or stopped (-1) waiting on a client.
 pub fn approvals_pending_changed(delta: i64) {
-    METRICS.approvals_pending.add(delta);
+    if let Some(m) = metrics() {
+        m.approvals_pending.add(delta);
+    }
 }
 
 /// `GET /metrics`: the text exposition format. Live-process numbers are read
 /// from the supervisor at scrape time.
 pub async fn serve_metrics(supervisor: web::Data<actix::Addr<Supervisor>>) -> HttpResponse {
-    let m = &*METRICS;
+    let Some(m) = metrics() else {
+        return HttpResponse::ServiceUnavailable().finish();
+    };
     if let Ok(stats) = supervisor.send(Stats).await {
         let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
         m.live_processes.set(n(stats.live_processes));

@@ -2,6 +2,11 @@
 //! records the CLI transcripts kept under `tests/fixtures/cli-2.1.197/` (ignored test
 //! `record_fixtures`, see the README there).
 
+#![expect(
+    clippy::expect_used,
+    reason = "test code: a step that fails panics, which fails the test"
+)]
+
 #[path = "support/mock_model.rs"]
 mod mock_model;
 

@@ -356,7 +356,7 @@ pub struct CreateKey {
 }
 
 /// A key's role, as the document states the values `create_key` accepts.
-#[allow(dead_code)]
+#[expect(dead_code, reason = "only its schema is used, by the OpenAPI document")]
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
 pub enum KeyRole {

@@ -94,7 +94,7 @@ pub struct Uploaded {
 /// (A `path` part is also read, as the Python original took it; the
 /// document names only `?path=`, since OpenAPI cannot say that the two must
 /// agree when both are given.)
-#[allow(dead_code)]
+#[expect(dead_code, reason = "only its schema is used, by the OpenAPI document")]
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadForm {

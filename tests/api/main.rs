@@ -1,4 +1,8 @@
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a step that fails panics, which fails the test"
+)]
 //! Integration tests: the real application on port 0 with a fresh database,
 //! driven over HTTP; the agent is the real Claude Code CLI talking to a
 //! scripted mock model (or, for faults, a small fake CLI).
