@@ -75,7 +75,7 @@ impl Application {
         let templates = web::Data::new(templates);
 
         let url = settings.effective_database_url();
-        let pool = tokio::task::spawn_blocking(move || db::connect(&url))
+        let pool = crate::blocking::run(move || db::connect(&url))
             .await?
             .context("cannot open the database")?;
         let keys = settings.api_keys.clone();

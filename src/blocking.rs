@@ -1,17 +1,27 @@
-//! The one way to run blocking work (file system, CPU-heavy parsing) from
-//! async code: on tokio's blocking pool, inside the caller's tracing span so
-//! its log lines keep their request id.
+//! The one way to run blocking work (file system, CPU-heavy parsing, a
+//! database call) from async code: on tokio's blocking pool, inside the
+//! caller's tracing span so its log lines keep their request id.
 
-use crate::error::ApiError;
+/// Blocking work that panicked instead of returning.
+#[derive(Debug, thiserror::Error)]
+#[error("blocking work did not finish: {0}")]
+pub struct Panicked(String);
 
-/// Runs `f` on the blocking pool; a panic in it is an internal error.
-pub async fn run<T, F>(f: F) -> Result<T, ApiError>
+/// Starts `f` on the blocking pool, in the current span.
+pub fn spawn<T, F>(f: F) -> tokio::task::JoinHandle<T>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(f))
-        .await
-        .map_err(ApiError::internal)
+}
+
+/// Runs `f` on the blocking pool, in the current span, and waits for it.
+pub async fn run<T, F>(f: F) -> Result<T, Panicked>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    spawn(f).await.map_err(|e| Panicked(e.to_string()))
 }

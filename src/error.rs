@@ -50,6 +50,12 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<crate::blocking::Panicked> for ApiError {
+    fn from(e: crate::blocking::Panicked) -> Self {
+        ApiError::internal(e)
+    }
+}
+
 impl ApiError {
     /// Stable problem type slug for each kind.
     pub fn kind(&self) -> &'static str {

@@ -467,15 +467,13 @@ pub async fn download_archive(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| session.name.clone());
     let (tx, rx) = mpsc::channel(8);
-    let span = tracing::Span::current();
     let archive_prefix = prefix.clone();
     let failed = archive::Failed::default();
     let writer = archive::ChannelWriter::new(tx.clone(), state.services.settings.archive_stall);
     let failure = failed.clone();
-    tokio::task::spawn_blocking(move || {
+    crate::blocking::spawn(move || {
         // Held until the outcome is set: the body ends only after that.
         let _open = tx;
-        let _entered = span.enter();
         match archive::write_tar_gz(&root, &rel, &archive_prefix, writer) {
             Ok(mut writer) => {
                 use std::io::Write;

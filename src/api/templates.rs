@@ -101,9 +101,8 @@ pub async fn reload_templates(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let registry = templates.clone();
-    let count = tokio::task::spawn_blocking(move || registry.reload())
-        .await
-        .map_err(ApiError::internal)?
+    let count = crate::blocking::run(move || registry.reload())
+        .await?
         .map_err(|e| ApiError::Validation(e.to_string()))?;
     let names: Vec<String> = templates.all().keys().cloned().collect();
     Ok(envelope::ok(

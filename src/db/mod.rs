@@ -180,9 +180,7 @@ where
     F: FnOnce(&mut DbConnection) -> DbResult<T> + Send + 'static,
 {
     let pool = pool.clone();
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
+    crate::blocking::run(move || {
         let mut conn = pool.get()?;
         f(&mut conn)
     })

@@ -39,7 +39,7 @@ pub fn keep(dir: &Path, entry: &Entry) -> std::io::Result<()> {
 /// are read and removed on the blocking pool, never on the caller's thread.
 pub async fn drain(pool: &DbPool, dir: &Path) -> usize {
     let listed = dir.to_path_buf();
-    let files = tokio::task::spawn_blocking(move || pending(&listed))
+    let files = crate::blocking::run(move || pending(&listed))
         .await
         .unwrap_or_default();
     let mut stored = 0;

@@ -182,7 +182,7 @@ impl Login {
             .ok();
         if state.as_ref().is_none_or(|(seen, _)| *seen != mtime) {
             let path = self.path.clone();
-            let oauth = tokio::task::spawn_blocking(move || read_login(&path))
+            let oauth = crate::blocking::run(move || read_login(&path))
                 .await
                 .map_err(|e| e.to_string())??;
             *state = Some((mtime, oauth));
@@ -267,7 +267,7 @@ impl Login {
     async fn write_back(&self, oauth: &OAuth) -> Result<(), String> {
         let path = self.path.clone();
         let oauth = oauth.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), String> {
+        crate::blocking::run(move || -> Result<(), String> {
             use std::io::Write as _;
             use std::os::unix::fs::OpenOptionsExt as _;
             let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
