@@ -533,23 +533,6 @@ impl Settings {
     }
 }
 
-impl Settings {
-    /// Where templates come from: `TEMPLATES_DIR`, else `templates/` in
-    /// `cwd` when there is one, else the set built into the binary.
-    pub fn templates_source(&self, cwd: &Path) -> crate::templates::Source {
-        use crate::templates::Source;
-        if let Some(dir) = &self.templates_dir {
-            return Source::Dir(absolute_from(cwd, dir));
-        }
-        let local = cwd.join("templates");
-        if local.is_dir() {
-            Source::Dir(local)
-        } else {
-            Source::BuiltIn
-        }
-    }
-}
-
 /// The allowlisted part of `vars`: the server's own secrets never reach the agent.
 pub fn cli_env(
     vars: &BTreeMap<String, String>,
@@ -627,7 +610,7 @@ fn usd_micros(
 }
 
 /// `path` against `cwd`, without the `./` parts (`./data` → `<cwd>/data`).
-fn absolute_from(cwd: &Path, path: &Path) -> PathBuf {
+pub fn absolute_from(cwd: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() {
         return path.to_path_buf();
     }

@@ -249,6 +249,22 @@ pub enum Source {
     Dir(PathBuf),
 }
 
+impl Source {
+    /// Where `settings` put the templates: `TEMPLATES_DIR`, else
+    /// `templates/` in `cwd` when there is one, else the built-in set.
+    pub fn of(settings: &crate::config::Settings, cwd: &Path) -> Source {
+        if let Some(dir) = &settings.templates_dir {
+            return Source::Dir(crate::config::absolute_from(cwd, dir));
+        }
+        let local = cwd.join("templates");
+        if local.is_dir() {
+            Source::Dir(local)
+        } else {
+            Source::BuiltIn
+        }
+    }
+}
+
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -283,7 +299,7 @@ impl Templates {
     /// in the working directory, else the built-in set.
     pub fn from_settings(settings: &crate::config::Settings) -> Result<Templates, TemplateError> {
         let cwd = std::env::current_dir().unwrap_or_default();
-        Templates::from_source(settings.templates_source(&cwd))
+        Templates::from_source(Source::of(settings, &cwd))
     }
 
     pub fn source(&self) -> &Source {
@@ -425,20 +441,20 @@ mod tests {
     fn the_source_is_the_setting_then_the_working_directory_then_built_in() {
         let cwd = tempfile::tempdir().unwrap();
         let none = crate::config::Settings::from_vars(&BTreeMap::new()).unwrap();
-        assert_eq!(none.templates_source(cwd.path()), Source::BuiltIn);
-        let t = Templates::from_source(none.templates_source(cwd.path())).unwrap();
+        assert_eq!(Source::of(&none, cwd.path()), Source::BuiltIn);
+        let t = Templates::from_source(Source::of(&none, cwd.path())).unwrap();
         assert_eq!(t.all().len(), BUILT_IN.len());
         assert_eq!(t.source().to_string(), "built-in");
 
         std::fs::create_dir(cwd.path().join("templates")).unwrap();
         let local = Source::Dir(cwd.path().join("templates"));
-        assert_eq!(none.templates_source(cwd.path()), local);
+        assert_eq!(Source::of(&none, cwd.path()), local);
         // Present but empty: a mistake, not "no templates".
         assert!(Templates::from_source(local).is_err());
 
         let vars = BTreeMap::from([("TEMPLATES_DIR".to_string(), "/t".to_string())]);
         let set = crate::config::Settings::from_vars(&vars).unwrap();
-        assert_eq!(set.templates_source(cwd.path()), Source::Dir("/t".into()));
+        assert_eq!(Source::of(&set, cwd.path()), Source::Dir("/t".into()));
     }
 
     #[test]
