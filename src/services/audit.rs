@@ -45,7 +45,9 @@ fn write(services: &Services, who: &Requester, action: &str, target: &str, promp
         content,
     };
     let pool = services.pool.clone();
-    actix_web::rt::spawn(async move {
+    // A plain tokio task: services also run outside actix's local task sets
+    // (the MCP transport's tasks).
+    tokio::spawn(async move {
         if let Err(e) = crate::db::run(&pool, move |c| audit::insert(c, &entry)).await {
             tracing::error!(error = %e, "cannot write an audit entry");
         }
