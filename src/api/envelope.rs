@@ -47,14 +47,17 @@ pub struct Pagination {
     pub pages: i64,
 }
 
-pub fn meta(req: &HttpRequest) -> Meta {
-    let request_id = req
-        .extensions()
+/// The id the request-context middleware gave the request ("" before it).
+pub fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
         .get::<RequestId>()
         .map(|r| r.0.clone())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+pub fn meta(req: &HttpRequest) -> Meta {
     Meta {
-        request_id,
+        request_id: request_id(req),
         timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         version: "v1",
     }

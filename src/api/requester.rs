@@ -7,7 +7,6 @@ use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
-use super::middleware::RequestId;
 use super::AppState;
 use crate::error::ApiError;
 use crate::security::auth::{presented_key, resolve, Caller, Resolved, UnknownKey};
@@ -21,15 +20,10 @@ pub fn requester(req: &HttpRequest, caller: Caller) -> Requester {
             crate::security::client::client_ip(req, &state.services.settings.trusted_proxies)
         })
         .map(|ip| ip.to_string());
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
     Requester {
         caller,
         client_addr,
-        request_id,
+        request_id: super::envelope::request_id(req),
     }
 }
 

@@ -188,6 +188,17 @@ fn page(args: &Map<String, Value>) -> Result<Page, ToolError> {
     .map_err(ToolError::from)
 }
 
+/// A turn from a tool's `message` and `model`.
+fn turn_request(args: &Map<String, Value>) -> Result<TurnRequest, ToolError> {
+    Ok(TurnRequest {
+        message: text(args, "message")?,
+        overrides: TurnOverrides {
+            model: optional_text(args, "model")?,
+            ..TurnOverrides::default()
+        },
+    })
+}
+
 fn data(value: impl serde::Serialize) -> Result<Value, ToolError> {
     Ok(json!({ "data": serde_json::to_value(value).map_err(ApiError::internal)? }))
 }
@@ -243,13 +254,7 @@ pub async fn run(
         }
         "chat" => {
             let name = session(args, "session")?;
-            let request = TurnRequest {
-                message: text(args, "message")?,
-                overrides: TurnOverrides {
-                    model: optional_text(args, "model")?,
-                    ..TurnOverrides::default()
-                },
-            };
+            let request = turn_request(args)?;
             let submitted =
                 turns::submit(services, who, Target::Named(&name), request, Reply::Whole).await?;
             match turns::answer(services, submitted).await? {
@@ -290,13 +295,7 @@ pub async fn run(
         }
         "create_job" => {
             let name = session(args, "session")?;
-            let request = TurnRequest {
-                message: text(args, "message")?,
-                overrides: TurnOverrides {
-                    model: optional_text(args, "model")?,
-                    ..TurnOverrides::default()
-                },
-            };
+            let request = turn_request(args)?;
             let reply = Reply::Job {
                 webhook_url: optional_text(args, "webhook_url")?,
             };
