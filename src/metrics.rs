@@ -43,6 +43,7 @@ pub struct Metrics {
     cost_micros: IntCounter,
     webhook_attempts: IntCounterVec,
     approvals_pending: IntGauge,
+    cli_spawns: IntCounter,
 }
 
 /// Static metric definitions: a bad one is a bug seen at the first start.
@@ -111,6 +112,8 @@ fn build() -> Metrics {
         "Tool approvals waiting for an answer",
     )
     .expect("metric");
+    let cli_spawns =
+        IntCounter::new("cca_cli_spawns_total", "Claude CLI processes started").expect("metric");
     for c in [
         Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(http_duration.clone()),
@@ -123,6 +126,7 @@ fn build() -> Metrics {
         Box::new(cost_micros.clone()),
         Box::new(webhook_attempts.clone()),
         Box::new(approvals_pending.clone()),
+        Box::new(cli_spawns.clone()),
     ] {
         registry.register(c).expect("register metric");
     }
@@ -139,6 +143,7 @@ fn build() -> Metrics {
         cost_micros,
         webhook_attempts,
         approvals_pending,
+        cli_spawns,
     }
 }
 
@@ -223,6 +228,11 @@ pub fn webhook_attempt(outcome: &str) {
 /// approvals feature sets it whenever its pending set changes.
 pub fn set_approvals_pending(n: i64) {
     METRICS.approvals_pending.set(n);
+}
+
+/// A CLI process was started.
+pub fn cli_spawned() {
+    METRICS.cli_spawns.inc();
 }
 
 /// An approval started (+1) or stopped (-1) waiting on a client.

@@ -19,7 +19,7 @@ use crate::actors::session::messages::{
     Interrupt, InterruptReply, ResolveApproval, Subscribe, Subscription,
 };
 use crate::actors::session::turn::TurnEvent;
-use crate::actors::supervisor::messages::OpenSession;
+use crate::actors::supervisor::messages::{OpenSession, WarmSession};
 use crate::db::models::approval;
 use crate::db::models::event;
 use crate::error::{ApiError, Problem};
@@ -100,6 +100,7 @@ pub async fn session_events(
         return Err(ApiError::Validation("after must be 0 or more".into()));
     }
     let session = load_session(&state, &caller, &name).await?;
+    state.supervisor.do_send(WarmSession(session.clone()));
     let actor = state
         .supervisor
         .send(OpenSession(session.clone()))

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::AppState;
 use crate::actors::session::turn::micros_to_usd;
-use crate::actors::supervisor::messages::{CloseSession, RunningSessions};
+use crate::actors::supervisor::messages::{CloseSession, RunningSessions, WarmSession};
 use crate::db::models::session::{self, Session};
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
@@ -426,6 +426,7 @@ pub async fn create_session(
     };
     let row = insert_session(&state, &caller, name, spec, budget_micros).await?;
     crate::api::audit::record(&state, &req, &caller, "session.create", &row.name);
+    state.supervisor.do_send(WarmSession(row.clone()));
     let location = format!("/api/v1/sessions/{}", row.name);
     let view = SessionData::new(row, SessionStatus::Pending);
     let mut res = envelope::data(&req, StatusCode::CREATED, view);
