@@ -34,9 +34,11 @@ impl SessionActor {
 
     /// A slot granted without a turn asking (`WarmSession`): starts the
     /// process with the session's own launch spec, so the first turn finds
-    /// it running. The idle timeout retires it if no turn comes.
+    /// it running. The idle timeout retires it if no turn comes. A session
+    /// that is closing gives the slot back.
     pub(super) fn warm_up(&mut self, ctx: &mut Context<Self>) {
-        if self.process.live().is_some() || !matches!(self.intake, super::Intake::Open) {
+        if !matches!(self.intake, super::Intake::Open) {
+            self.release_slot();
             return;
         }
         self.process = Process::Slot;
