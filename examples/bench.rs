@@ -7,10 +7,19 @@
 //! 4. a fresh `claude -p` per prompt (what a spawn-per-request server pays);
 //!
 //! and, through the server with the sandbox on and off, the first turn of a
-//! new session (the CLI spawned, then answering) and the warm turn.
+//! new session (the CLI spawned, then answering) and the warm turn; and the
+//! first turn a second after the session was created, with warm-up
+//! (`WARM_ON_CREATE`) off and on.
 //!
 //! Run: `cargo run --release --example bench -- [TURNS] [FRESH_RUNS]`
 //! (defaults 50 and 10). Prints median and p90 of each and the ratios.
+//!
+//! `cargo run --release --example bench -- idle [SESSIONS] [CHATTED]`
+//! (defaults 10000 and 20), in a process of its own: CHATTED sessions each
+//! get one turn, then SESSIONS more are created and their event stream
+//! opened (which starts their actors); once everything is idle, prints the
+//! process's RSS and CPU use over 10 s (server, mock model and client all
+//! live in this process).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -71,7 +80,19 @@ struct BenchServer {
 
 impl BenchServer {
     async fn start(mock: &MockModel, root: &Path, sandbox: &str) -> BenchServer {
-        let root = root.join(format!("server-{sandbox}"));
+        Self::start_with(mock, root, sandbox, &[]).await
+    }
+
+    /// A server with extra settings (`name`, `value`); its data goes under
+    /// a folder named after the sandbox mode and those settings.
+    async fn start_with(
+        mock: &MockModel,
+        root: &Path,
+        sandbox: &str,
+        extra: &[(&str, &str)],
+    ) -> BenchServer {
+        let suffix: String = extra.iter().map(|(k, v)| format!("-{k}={v}")).collect();
+        let root = root.join(format!("server-{sandbox}{suffix}"));
         let mut vars = BTreeMap::new();
         let mut set = |k: &str, v: String| {
             vars.insert(k.to_string(), v);
@@ -88,6 +109,9 @@ impl BenchServer {
         set("CLAUDE_CLI_PATH", cli_path().to_string_lossy().into_owned());
         set("ANTHROPIC_BASE_URL", mock.base_url.clone());
         set("ANTHROPIC_API_KEY", "test-key".into());
+        for (name, value) in extra {
+            set(name, (*value).to_owned());
+        }
         let mut settings = Settings::from_vars(&vars).unwrap();
         settings.cli_env = cli_env(mock, &root.join("home"));
         let app = Application::build(settings).await.unwrap();
@@ -109,6 +133,41 @@ impl BenchServer {
             .await
             .unwrap();
         assert_eq!(res.status(), 201);
+    }
+
+    async fn delete(&self, name: &str) {
+        let res = self
+            .client
+            .delete(format!("{}/sessions/{name}", self.base))
+            .header("X-API-Key", KEY)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    }
+
+    /// Opens the session's event stream and leaves at once.
+    async fn open_events(&self, name: &str) {
+        let res = self
+            .client
+            .get(format!("{}/sessions/{name}/events", self.base))
+            .header("X-API-Key", KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+
+    /// `/health`'s session numbers.
+    async fn sessions(&self) -> Value {
+        let res = self
+            .client
+            .get(format!("{}/health", self.base.trim_end_matches("/api/v1")))
+            .send()
+            .await
+            .unwrap();
+        let health: Value = res.json().await.unwrap();
+        health["sessions"].clone()
     }
 
     /// One sync chat; how long it took.
@@ -158,6 +217,105 @@ async fn on_both(
     let [wa, wb] = warm;
     let [fa, fb] = first;
     [(wa, fa), (wb, fb)]
+}
+
+/// First turns one second after the session was created (a client that
+/// creates, then types), on a server without and one with warm-up, taken
+/// in turn; each session is deleted after, so its slot is free again.
+async fn first_turn_after_create(
+    off: &BenchServer,
+    on: &BenchServer,
+    runs: usize,
+) -> [Vec<Duration>; 2] {
+    let mut first = [Vec::new(), Vec::new()];
+    for i in 0..runs {
+        for (n, server) in [off, on].into_iter().enumerate() {
+            let name = format!("typed-{i}");
+            server.create(&name).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            first[n].push(server.chat(&name, 0).await);
+            server.delete(&name).await;
+        }
+    }
+    first
+}
+
+/// This process's resident memory, in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// CPU time (user + system) this process has used.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Duration::from_secs_f64(ticks as f64 / per_second)
+}
+
+/// Many sessions used once, then idle: memory and CPU of the process.
+async fn idle_after_many(mock: &MockModel, root: &Path, sessions: usize, chatted: usize) {
+    use futures_util::StreamExt;
+    let server =
+        BenchServer::start_with(mock, root, "off", &[("SESSION_IDLE_TIMEOUT_SECONDS", "2")]).await;
+    let baseline = rss_mib();
+    let t = Instant::now();
+    for i in 0..chatted {
+        let name = format!("chat-{i}");
+        server.create(&name).await;
+        server.chat(&name, i).await;
+    }
+    println!(
+        "{chatted} sessions created and given one turn each in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    futures_util::stream::iter(0..sessions)
+        .for_each_concurrent(16, |i| {
+            let server = &server;
+            async move {
+                let name = format!("s-{i}");
+                server.create(&name).await;
+                server.open_events(&name).await;
+            }
+        })
+        .await;
+    println!(
+        "{sessions} sessions created and their event stream opened (actor started) in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let idle = loop {
+        let stats = server.sessions().await;
+        let idle = stats["live_sessions"] == 0 && stats["live_processes"] == 0;
+        if idle || t.elapsed() > Duration::from_secs(120) {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!("idle after {:.1} s: {idle}", t.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cpu0, t0) = (cpu_time(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let cpu = (cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64() * 100.0;
+    println!();
+    println!(
+        "RSS idle:       {:.1} MiB (at start {baseline:.1} MiB; target ≤ 60 MB)",
+        rss_mib()
+    );
+    println!("CPU idle, 10 s: {cpu:.2} % of a core (target ≤ 1 %)");
 }
 
 /// A model gateway of its own (as the server runs one) in front of the mock:
@@ -290,7 +448,16 @@ fn fresh_cli(mock: &MockModel, root: &Path, runs: usize) -> Vec<Duration> {
 
 #[actix_web::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("idle") {
+        args.next();
+        let sessions = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+        let chatted = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
+        let root = tempfile::tempdir().unwrap();
+        let mock = MockModel::start();
+        idle_after_many(&mock, root.path(), sessions, chatted).await;
+        return;
+    }
     let turns: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
     let fresh_runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
     let root = tempfile::tempdir().unwrap();
@@ -318,6 +485,12 @@ async fn main() {
     .await
     .unwrap();
     let fresh = fresh_cli(&mock, root.path(), fresh_runs);
+    let cold_start =
+        BenchServer::start_with(&mock, root.path(), "off", &[("WARM_ON_CREATE", "false")]).await;
+    let warm_start =
+        BenchServer::start_with(&mock, root.path(), "off", &[("WARM_ON_CREATE", "true")]).await;
+    let [typed_cold, typed_warm] =
+        first_turn_after_create(&cold_start, &warm_start, fresh_runs).await;
 
     let (s_med, s_p90) = stats(server);
     let (u_med, u_p90) = stats(unboxed);
@@ -326,6 +499,8 @@ async fn main() {
     let (r_med, r_p90) = stats(raw);
     let (g_med, g_p90) = stats(via_gateway);
     let (f_med, f_p90) = stats(fresh);
+    let (tc_med, tc_p90) = stats(typed_cold);
+    let (tw_med, tw_p90) = stats(typed_warm);
     println!("{:<44} {:>10} {:>10}", "variant", "median ms", "p90 ms");
     println!(
         "{:<44} {:>10.1} {:>10.1}",
@@ -342,6 +517,14 @@ async fn main() {
     println!(
         "{:<44} {:>10.1} {:>10.1}",
         "server, first turn, sandbox off", cu_med, cu_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "server, first turn 1 s after create, cold", tc_med, tc_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "server, first turn 1 s after create, warm", tw_med, tw_p90
     );
     println!(
         "{:<44} {:>10.1} {:>10.1}",
@@ -377,4 +560,9 @@ async fn main() {
         g_p90 - r_p90
     );
     println!("fresh -p / server warm:      {:.1}x median", f_med / s_med);
+    println!(
+        "warm-up, first turn:          {:+.1} ms median, {:+.1} ms p90 (WARM_ON_CREATE on vs off)",
+        tw_med - tc_med,
+        tw_p90 - tc_p90
+    );
 }

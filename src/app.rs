@@ -144,6 +144,7 @@ impl Application {
             sandbox: sandbox.clone(),
             instance: instance.clone(),
             webhooks: Some(dispatcher.clone().recipient()),
+            spawns: Arc::default(),
         };
         let orphans = cli::process::reap_orphans(&runtime.pid_dir());
         if orphans > 0 {

@@ -47,6 +47,10 @@ pub struct Settings {
     pub max_live_sessions: usize,
     /// `SESSION_IDLE_TIMEOUT_SECONDS`: an idle CLI process is stopped after this (600).
     pub session_idle_timeout: Duration,
+    /// `WARM_ON_CREATE`: start a session's CLI process when the session is
+    /// created (or its event stream opened) and a live slot is free, so its
+    /// first turn does not wait for the start (true).
+    pub warm_on_create: bool,
     /// `SHUTDOWN_GRACE_SECONDS`: how long running turns may finish on SIGTERM (30).
     pub shutdown_grace: Duration,
     /// `STORE_RETRY_SECONDS`: how long a failed session write is tried
@@ -257,6 +261,7 @@ impl Settings {
                 1,
                 u64::MAX / 2,
             )?),
+            warm_on_create: parse(&get, "WARM_ON_CREATE", true)?,
             shutdown_grace: Duration::from_secs(parse_bounded(
                 &get,
                 "SHUTDOWN_GRACE_SECONDS",
@@ -750,6 +755,7 @@ mod tests {
         assert_eq!(s.max_live_sessions, 8);
         assert_eq!(s.claude_timeout, Duration::from_secs(300));
         assert_eq!(s.session_idle_timeout, Duration::from_secs(600));
+        assert!(s.warm_on_create);
         assert_eq!(s.job_max_attempts, 2);
         assert_eq!(s.max_running_turns_per_tenant, 4);
         assert_eq!(s.max_cost_per_user_micros, None);

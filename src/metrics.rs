@@ -43,6 +43,7 @@ pub struct Metrics {
     cost_micros: IntCounter,
     webhook_attempts: IntCounterVec,
     approvals_pending: IntGauge,
+    cli_spawns: IntCounter,
 }
 
 /// Static metric definitions: a bad one is a bug seen at the first start.
@@ -100,6 +101,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "cca_approvals_pending",
         "Tool approvals waiting for an answer",
     )?;
+    let cli_spawns = IntCounter::new("cca_cli_spawns_total", "Claude CLI processes started")?;
     for c in [
         Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(http_duration.clone()),
@@ -112,6 +114,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(cost_micros.clone()),
         Box::new(webhook_attempts.clone()),
         Box::new(approvals_pending.clone()),
+        Box::new(cli_spawns.clone()),
     ] {
         registry.register(c)?;
     }
@@ -128,6 +131,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         cost_micros,
         webhook_attempts,
         approvals_pending,
+        cli_spawns,
     })
 }
 
@@ -225,6 +229,13 @@ pub fn turn_finished(elapsed: Duration, outcome: &Result<ChatResponse, TurnError
 pub fn webhook_attempt(outcome: &str) {
     if let Some(m) = metrics() {
         m.webhook_attempts.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// A CLI process was started.
+pub fn cli_spawned() {
+    if let Some(m) = metrics() {
+        m.cli_spawns.inc();
     }
 }
 

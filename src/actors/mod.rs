@@ -25,9 +25,17 @@ pub struct Runtime {
     pub instance: crate::db::models::instance::Instance,
     /// Told when a job's webhook was queued, so it goes out at once.
     pub webhooks: Option<actix::Recipient<webhooks::Wake>>,
+    /// CLI processes started by this server (for health and tests).
+    pub spawns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Runtime {
+    /// Counts a started CLI process.
+    pub fn note_spawn(&self) {
+        self.spawns
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Per-tenant CLI state: transcripts and settings never mix across tenants.
     pub fn cli_config_dir(&self, tenant_id: &str) -> PathBuf {
         self.settings.data_dir.join("cli-config").join(tenant_id)

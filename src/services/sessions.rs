@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use super::{Requester, Services};
 use crate::actors::session::messages::{Subscribe, Subscription};
 use crate::actors::session::workspace::{ChangeWorkspace, ChangeWorkspaceError};
-use crate::actors::supervisor::messages::{CloseSession, OpenSession, RunningSessions};
+use crate::actors::supervisor::messages::{
+    CloseSession, OpenSession, RunningSessions, WarmSession,
+};
 use crate::db::models::session::{self, Session};
 use crate::error::ApiError;
 use crate::security::paths::is_strictly_beneath;
@@ -177,6 +179,8 @@ pub async fn create(
     };
     let row = insert(services, who, name, spec, budget_micros).await?;
     super::audit::record(services, who, "session.create", &row.name);
+    // Its CLI starts now if a slot is free, so the first chat pays no spawn.
+    services.supervisor.do_send(WarmSession(row.clone()));
     Ok(row)
 }
 
@@ -330,6 +334,8 @@ pub async fn subscribe(
     name: &str,
 ) -> Result<(Session, Subscription), ApiError> {
     let session = load(services, who, name).await?;
+    // Someone watching is about to talk to it: warm it if a slot is free.
+    services.supervisor.do_send(WarmSession(session.clone()));
     let actor = services
         .supervisor
         .send(OpenSession(session.clone()))

@@ -36,6 +36,9 @@ async fn json_log_lines_carry_the_request_id_and_the_session() {
         .env("ANTHROPIC_BASE_URL", &mock.base_url)
         .env("ANTHROPIC_API_KEY", "test-key")
         .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        // The turn starts the CLI itself (no warm-up at create), so the
+        // start is logged in the turn's request.
+        .env("WARM_ON_CREATE", "false")
         .env("LOG_FORMAT", "json")
         .env("LOG_LEVEL", "claude_code_api=debug")
         .stderr(Stdio::piped())

@@ -20,6 +20,7 @@ mod events;
 mod faults;
 mod files;
 mod gateway;
+mod idle;
 mod jobs;
 mod lifecycle;
 mod logs;

@@ -10,7 +10,6 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::messages::ApprovalStored;
 use super::SessionActor;
 use crate::cli::protocol;
 use crate::db::models::approval::{self, Approval};
@@ -95,6 +94,8 @@ impl SessionActor {
             decided_at: None,
         };
         let view = approval_view(&row, &self.session.name);
+        let view_row = view.clone();
+        let id = row.id.clone();
         self.approvals.insert(
             row.id.clone(),
             LiveApproval {
@@ -106,37 +107,24 @@ impl SessionActor {
         );
         crate::metrics::approvals_pending_changed(1);
         let webhooks = self.runtime.webhooks.clone();
-        let me = self.me.clone();
-        let stored = ApprovalStored {
-            id: row.id.clone(),
-            view: view.clone(),
-        };
-        // Clients learn of the approval (event, sync reply) only once its
-        // row is committed, so a decision sent at once finds it.
+        // Heard (event, sync reply) once the row is committed, so a
+        // decision sent at once finds it.
+        let gate = self.hub.gate();
         self.writer.write(
             move |c| {
                 approval::insert(c, &row)?;
-                notify_job_webhook(c, &row, &view)
+                notify_job_webhook(c, &row, &view_row)
             },
             Some(Box::new(move |queued| {
                 if let (Ok(true), Some(webhooks)) = (queued, webhooks) {
                     webhooks.do_send(crate::actors::webhooks::Wake);
                 }
-                if let Some(me) = me.and_then(|a| a.upgrade()) {
-                    me.do_send(stored);
-                }
+                gate.open();
             })),
         );
-    }
-
-    /// Publishes a stored approval, unless it was settled meanwhile.
-    pub(super) fn announce_approval(&mut self, stored: ApprovalStored) {
-        if !self.approvals.contains_key(&stored.id) {
-            return;
-        }
         if let Some(running) = self.current.as_mut() {
-            running.emit(&mut self.hub, "permission_request", stored.view);
-            running.notify_approval(Some(&stored.id));
+            running.emit(&mut self.hub, "permission_request", view);
+            running.notify_approval(&self.hub, Some(&id));
         }
     }
 
@@ -244,19 +232,19 @@ impl SessionActor {
         let data = json!({"id": id, "status": status, "decision": decision});
         let row_id = id.to_owned();
         let stored = decision.map(|d| d.to_string());
+        let gate = self.hub.gate();
         self.writer.write(
             move |c| approval::settle(c, &row_id, status, stored.as_deref()),
-            None,
+            Some(Box::new(move |_| gate.open())),
         );
-        self.publish_after_writes();
         if let Some(running) = self.current.as_mut() {
             running.emit(&mut self.hub, "permission_resolved", data);
-            running.notify_approval(None);
+            running.notify_approval(&self.hub, None);
         }
     }
 
     fn answer_cli(&self, request_id: &str, response: Value) {
-        if let Some(live) = &self.process {
+        if let Some(live) = self.process.live() {
             live.handle
                 .send_line(protocol::control_success_line(request_id, response));
         }

@@ -3,15 +3,18 @@
 //! channel. A subscriber whose buffer is full (or who left) is dropped; it
 //! resumes from the stored events with `Last-Event-ID`.
 //!
-//! Events that announce a change are held back until it is stored (a
-//! barrier): a turn's closing events (`done`, `error`, `job_status`, ...)
-//! until the turn is, `job_status: running` until the job row says so,
-//! `permission_resolved` until the approval row does. A client that sees
-//! the event and then reads the history, the job or the approvals finds
-//! them up to date. Later events wait behind held ones, so subscribers
-//! still get every event in `seq` order.
+//! Stored before told: what announces a change waits until the change is
+//! stored. The stream is one ordered outbox; `gate` puts a gate in it,
+//! opened by the write it stands for once applied (from the writer's queue,
+//! no round trip through the actor). Everything behind a closed gate waits,
+//! so subscribers get every event in `seq` order, and a client that sees
+//! `done`, `job_status` or `permission_request` and then reads the history,
+//! the job or the approvals finds them up to date. Live output (deltas,
+//! tool calls) with no gate before it goes out at once.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -22,40 +25,115 @@ use crate::db::models::event::Event;
 /// Events buffered per subscriber before it counts as too slow.
 pub const SUBSCRIBER_BUFFER: usize = 1024;
 
-/// Holds back events from its first one until released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Barrier {
-    id: u64,
-    first_seq: i64,
-}
-
 pub struct Hub {
     session_id: String,
     /// The seq the next event gets.
-    pub next_seq: i64,
+    next_seq: i64,
+    stream: Arc<Mutex<Stream>>,
+}
+
+/// Subscribers and what waits behind a gate; shared with the writer's
+/// queue, which opens the gates.
+#[derive(Default)]
+struct Stream {
     subscribers: Vec<mpsc::Sender<TurnEvent>>,
-    /// Open barriers, oldest (and lowest `first_seq`) first.
-    barriers: VecDeque<Barrier>,
-    /// Numbered events waiting behind a barrier, in `seq` order.
-    outbox: VecDeque<TurnEvent>,
-    barriers_made: u64,
+    outbox: VecDeque<Entry>,
+}
+
+enum Entry {
+    Event(TurnEvent, Option<Client>),
+    /// Tells a waiting client something (an approval to answer).
+    Call(Box<dyn FnOnce() + Send>),
+    Gate(Arc<AtomicBool>),
+}
+
+/// Opens its gate in the session's stream; the stream then lets out what
+/// waited behind it (up to the next closed gate).
+pub struct Gate {
+    open: Arc<AtomicBool>,
+    stream: Arc<Mutex<Stream>>,
+}
+
+impl Gate {
+    pub fn open(self) {
+        self.open.store(true, Ordering::SeqCst);
+        lock(&self.stream).drain();
+    }
+}
+
+/// A turn's own streaming client (`chat/stream`): dropped for good the first
+/// time it cannot take an event, so it never sees a gap.
+#[derive(Clone)]
+pub struct Client(Arc<ClientInner>);
+
+struct ClientInner {
+    tx: mpsc::Sender<TurnEvent>,
+    dropped: AtomicBool,
+}
+
+impl Client {
+    pub fn new(tx: mpsc::Sender<TurnEvent>) -> Client {
+        Client(Arc::new(ClientInner {
+            tx,
+            dropped: AtomicBool::new(false),
+        }))
+    }
+
+    fn send(&self, event: TurnEvent) {
+        if !self.0.dropped.load(Ordering::Relaxed) && self.0.tx.try_send(event).is_err() {
+            self.0.dropped.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Stream {
+    fn push(&mut self, entry: Entry) {
+        self.outbox.push_back(entry);
+        self.drain();
+    }
+
+    /// Lets out everything up to the first closed gate.
+    fn drain(&mut self) {
+        while let Some(entry) = self.outbox.front() {
+            if let Entry::Gate(open) = entry {
+                if !open.load(Ordering::SeqCst) {
+                    return;
+                }
+            }
+            match self.outbox.pop_front() {
+                Some(Entry::Event(event, client)) => {
+                    if !self.subscribers.is_empty() {
+                        self.subscribers
+                            .retain(|s| s.try_send(event.clone()).is_ok());
+                    }
+                    if let Some(client) = client {
+                        client.send(event);
+                    }
+                }
+                Some(Entry::Call(call)) => call(),
+                Some(Entry::Gate(_)) | None => {}
+            }
+        }
+    }
 }
 
 impl Hub {
-    pub fn new(session_id: String, next_seq: i64) -> Hub {
+    /// Numbering starts once `start_after` says where the stored events end.
+    pub fn new(session_id: String) -> Hub {
         Hub {
             session_id,
-            next_seq,
-            subscribers: Vec::new(),
-            barriers: VecDeque::new(),
-            outbox: VecDeque::new(),
-            barriers_made: 0,
+            next_seq: 1,
+            stream: Arc::default(),
         }
     }
 
-    /// Numbers an event and publishes it, or queues it behind an open
-    /// barrier; returns the row to store.
-    pub fn emit(&mut self, kind: &str, data: Value) -> (Event, TurnEvent) {
+    /// Events are numbered from `max_seq + 1` on.
+    pub fn start_after(&mut self, max_seq: i64) {
+        self.next_seq = max_seq + 1;
+    }
+
+    /// Numbers an event: the row to store and the event to publish.
+    pub fn number(&mut self, kind: &str, data: Value) -> (Event, TurnEvent) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let row = Event {
@@ -70,61 +148,54 @@ impl Hub {
             kind: kind.to_owned(),
             data,
         };
-        if self.barriers.is_empty() {
-            self.publish(&event);
-        } else {
-            self.outbox.push_back(event.clone());
-        }
         (row, event)
     }
 
-    /// Holds back every event emitted from now on until `release`.
-    pub fn hold(&mut self) -> Barrier {
-        self.barriers_made += 1;
-        let barrier = Barrier {
-            id: self.barriers_made,
-            first_seq: self.next_seq,
-        };
-        self.barriers.push_back(barrier);
-        barrier
+    /// Sends the event to the subscribers and to `client`, behind whatever
+    /// gate is still closed.
+    pub fn publish(&self, event: TurnEvent, client: Option<Client>) {
+        lock(&self.stream).push(Entry::Event(event, client));
     }
 
-    /// Lifts a barrier and publishes what no older barrier still holds.
-    pub fn release(&mut self, barrier: Barrier) {
-        self.barriers.retain(|b| *b != barrier);
-        let through = self.published_through();
-        while self.outbox.front().is_some_and(|e| e.seq <= through) {
-            if let Some(event) = self.outbox.pop_front() {
-                self.publish(&event);
-            }
+    /// Runs `call` in stream order: after what was published before it.
+    pub fn then(&self, call: impl FnOnce() + Send + 'static) {
+        lock(&self.stream).push(Entry::Call(Box::new(call)));
+    }
+
+    /// Holds back everything published from now on until the gate opens:
+    /// open it once the write it stands for is applied.
+    pub fn gate(&self) -> Gate {
+        let open = Arc::new(AtomicBool::new(false));
+        lock(&self.stream).push(Entry::Gate(open.clone()));
+        Gate {
+            open,
+            stream: self.stream.clone(),
         }
     }
 
-    /// The seq of the last event let out (every older one was too).
-    pub fn published_through(&self) -> i64 {
-        self.barriers
-            .front()
-            .map_or(self.next_seq - 1, |b| b.first_seq - 1)
-    }
-
-    fn publish(&mut self, event: &TurnEvent) {
-        if !self.subscribers.is_empty() {
-            self.subscribers
-                .retain(|s| s.try_send(event.clone()).is_ok());
-        }
-    }
-
-    /// A new live subscriber; it sees every event published from now on.
-    pub fn subscribe(&mut self) -> mpsc::Receiver<TurnEvent> {
+    /// A new live subscriber; it sees every event let out from now on.
+    pub fn subscribe(&self) -> mpsc::Receiver<TurnEvent> {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
-        self.subscribers.push(tx);
+        lock(&self.stream).subscribers.push(tx);
         rx
+    }
+
+    /// Whether any subscriber is still listening (the ones that left are
+    /// forgotten).
+    pub fn has_subscribers(&self) -> bool {
+        let mut stream = lock(&self.stream);
+        stream.subscribers.retain(|s| !s.is_closed());
+        !stream.subscribers.is_empty()
     }
 
     /// The seq of the last event emitted (0 when none).
     pub fn last_seq(&self) -> i64 {
         self.next_seq - 1
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A stored event as the stream sends it.
@@ -148,42 +219,58 @@ mod tests {
         out
     }
 
+    fn emit(hub: &mut Hub) {
+        let (_, event) = hub.number("delta", Value::Null);
+        hub.publish(event, None);
+    }
+
     #[test]
-    fn held_events_and_later_ones_wait_for_their_release_in_order() {
-        let mut hub = Hub::new("s".into(), 1);
+    fn events_behind_a_closed_gate_wait_for_it_in_order() {
+        let mut hub = Hub::new("s".into());
         let mut rx = hub.subscribe();
-        hub.emit("delta", Value::Null);
-        let first = hub.hold();
-        hub.emit("done", Value::Null);
-        hub.emit("turn_started", Value::Null);
-        let second = hub.hold();
-        hub.emit("error", Value::Null);
+        emit(&mut hub);
+        let first = hub.gate();
+        emit(&mut hub);
+        emit(&mut hub);
+        let second = hub.gate();
+        emit(&mut hub);
         assert_eq!(seqs(&mut rx), vec![1]);
-        assert_eq!(hub.published_through(), 1);
-        hub.release(first);
+        first.open();
         assert_eq!(seqs(&mut rx), vec![2, 3]);
-        assert_eq!(hub.published_through(), 3);
-        hub.emit("delta", Value::Null);
+        emit(&mut hub);
         assert_eq!(seqs(&mut rx), Vec::<i64>::new());
-        hub.release(second);
+        second.open();
         assert_eq!(seqs(&mut rx), vec![4, 5]);
-        hub.emit("delta", Value::Null);
+        emit(&mut hub);
         assert_eq!(seqs(&mut rx), vec![6]);
     }
 
     #[test]
-    fn a_younger_barrier_released_first_still_waits_for_the_older() {
-        let mut hub = Hub::new("s".into(), 1);
+    fn a_younger_gate_opened_first_still_waits_for_the_older() {
+        let mut hub = Hub::new("s".into());
         let mut rx = hub.subscribe();
-        let older = hub.hold();
-        let empty = hub.hold();
-        hub.release(empty);
-        hub.emit("error", Value::Null);
-        let younger = hub.hold();
-        hub.emit("error", Value::Null);
-        hub.release(younger);
+        let older = hub.gate();
+        emit(&mut hub);
+        let younger = hub.gate();
+        emit(&mut hub);
+        younger.open();
         assert_eq!(seqs(&mut rx), Vec::<i64>::new());
-        hub.release(older);
+        older.open();
         assert_eq!(seqs(&mut rx), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_slow_turn_client_is_dropped_for_good() {
+        let mut hub = Hub::new("s".into());
+        let (tx, mut rx) = mpsc::channel(1);
+        let client = Client::new(tx);
+        for _ in 0..3 {
+            let (_, event) = hub.number("delta", Value::Null);
+            hub.publish(event, Some(client.clone()));
+        }
+        assert_eq!(seqs(&mut rx), vec![1]);
+        let (_, event) = hub.number("delta", Value::Null);
+        hub.publish(event, Some(client));
+        assert_eq!(seqs(&mut rx), Vec::<i64>::new(), "no gap after a drop");
     }
 }

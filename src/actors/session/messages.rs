@@ -14,10 +14,14 @@ pub struct Enqueue(pub Turn);
 #[rtype(result = "()")]
 pub struct TurnGranted;
 
-/// The supervisor grants this session a live-process slot.
+/// The supervisor grants this session a live-process slot. `warm`: granted
+/// without a turn asking (`WarmSession`, a free slot): start the process
+/// anyway, so the first turn finds it running.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SlotGranted;
+pub struct SlotGranted {
+    pub warm: bool,
+}
 
 /// The supervisor wants the slot back; honoured (`true`) only when the
 /// session is idle, so a turn is never cut short to make room.
@@ -93,20 +97,6 @@ pub enum InterruptReply {
     Idle,
 }
 
-/// Internal: the writes a barrier waited for are applied; publish the
-/// events it held back.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(super) struct ReleaseEvents(pub super::hub::Barrier);
-
-/// Internal: an approval's row is committed; publish it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(super) struct ApprovalStored {
-    pub id: String,
-    pub view: serde_json::Value,
-}
-
 /// Answers one of the pending tool approvals of the live process; the reply
 /// comes once the decision is stored.
 #[derive(Message)]
@@ -114,4 +104,14 @@ pub(super) struct ApprovalStored {
 pub struct ResolveApproval {
     pub id: String,
     pub decision: super::approvals::Decision,
+}
+
+/// Points the session at `workspace` (canonical, already checked to be
+/// inside the tenant's area). Refused while a turn runs or waits; on success
+/// the live process has exited, the transcript is where the next process will
+/// look for it, and the new directory is stored.
+#[derive(Message)]
+#[rtype(result = "Result<(), super::workspace::ChangeWorkspaceError>")]
+pub struct ChangeWorkspace {
+    pub workspace: std::path::PathBuf,
 }

@@ -1,13 +1,12 @@
 //! The turn at the head of the queue while the CLI works on it: what it has
 //! said so far, its numbered events, and how it is recorded and answered.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::hub::{Barrier, Hub};
+use super::hub::{Client, Hub};
 use super::turn::{micros_to_usd, ChatResponse, ToolUse, Turn, TurnError, TurnEvent};
 use super::SessionState;
 use crate::cli::protocol::TurnResult;
@@ -36,11 +35,11 @@ pub struct Running {
     /// The process's model usage and where this turn's calls begin in it:
     /// what a turn cut short (no result from the CLI) is charged.
     pub meter: Option<(crate::gateway::usage::UsageMeter, usize)>,
-    /// Set once the turn ends: its closing events wait for it to be stored.
-    closing: Option<Barrier>,
-    /// Events for the turn's streaming client that the session's stream
-    /// still holds back; they go out with it (the closing ones once stored).
-    unsent: VecDeque<TurnEvent>,
+    /// The turn's own streaming client, if any.
+    client: Option<Client>,
+    /// Set once the turn ends: its closing events, published only once the
+    /// turn's record is stored.
+    closing: Option<Vec<TurnEvent>>,
 }
 
 /// Why and since when a running turn is being stopped.
@@ -63,8 +62,9 @@ pub enum StopReason {
 }
 
 impl Running {
-    pub fn new(turn: Turn) -> Running {
+    pub fn new(mut turn: Turn) -> Running {
         let now = Instant::now();
+        let client = turn.subscriber.take().map(Client::new);
         Running {
             turn,
             started: now,
@@ -79,8 +79,8 @@ impl Running {
             stop: None,
             reservation: Default::default(),
             meter: None,
+            client,
             closing: None,
-            unsent: VecDeque::new(),
         }
     }
 
@@ -98,41 +98,23 @@ impl Running {
         self.turn.job_id.as_deref()
     }
 
-    /// Numbers an event, keeps it for storage and publishes it on the
-    /// session's stream and to the turn's streaming client, each as soon as
-    /// the session's stream lets it out. A client that cannot keep up (or
-    /// left) is dropped; the turn goes on regardless.
+    /// Numbers an event and keeps it for storage. It is published on the
+    /// session's stream and to the turn's streaming client (behind any gate
+    /// still closed); once the turn has ended, only with its record (see
+    /// `announce_end`). A client that cannot keep up (or left) is dropped;
+    /// the turn goes on regardless.
     pub fn emit(&mut self, hub: &mut Hub, kind: &str, data: Value) {
-        let (row, event) = hub.emit(kind, data);
+        let (row, event) = hub.number(kind, data);
         self.events.push(row);
-        self.unsent.push_back(event);
-        self.send_to_client(hub.published_through());
-    }
-
-    /// Sends the turn's streaming client its events up to `seq`.
-    pub fn send_to_client(&mut self, seq: i64) {
-        while self.unsent.front().is_some_and(|e| e.seq <= seq) {
-            let Some(event) = self.unsent.pop_front() else {
-                break;
-            };
-            if let Some(subscriber) = &self.turn.subscriber {
-                if subscriber.try_send(event).is_err() {
-                    self.turn.subscriber = None;
-                }
-            }
+        match self.closing.as_mut() {
+            Some(closing) => closing.push(event),
+            None => hub.publish(event, self.client.clone()),
         }
     }
 
     /// From here on, events are closing events.
-    fn close(&mut self, hub: &mut Hub) {
-        if self.closing.is_none() {
-            self.closing = Some(hub.hold());
-        }
-    }
-
-    /// The barrier holding the session's stream until this turn is stored.
-    pub fn closing(&self) -> Option<Barrier> {
-        self.closing
+    fn close(&mut self) {
+        self.closing.get_or_insert_with(Vec::new);
     }
 
     /// The events not yet stored, for an early flush.
@@ -147,11 +129,13 @@ impl Running {
 
     /// Tells a waiting sync client that the turn waits on an approval
     /// (`Some(id)`) or that one was settled (`None`).
-    pub fn notify_approval(&mut self, approval_id: Option<&str>) {
-        if let Some(tx) = &self.turn.approvals {
-            if tx.send(approval_id.map(str::to_owned)).is_err() {
-                self.turn.approvals = None;
-            }
+    /// Told in stream order, like the event about it.
+    pub fn notify_approval(&self, hub: &Hub, approval_id: Option<&str>) {
+        if let Some(tx) = self.turn.approvals.clone() {
+            let id = approval_id.map(str::to_owned);
+            hub.then(move || {
+                let _ = tx.send(id);
+            });
         }
     }
 
@@ -167,7 +151,7 @@ impl Running {
         result: &TurnResult,
         cost_micros: i64,
     ) -> Outcome {
-        self.close(hub);
+        self.close();
         self.cost_micros = cost_micros;
         self.input_tokens = result.input_tokens();
         self.output_tokens = result.output_tokens();
@@ -237,7 +221,7 @@ impl Running {
 
     /// Ends the turn without a result from the CLI.
     pub fn fail(&mut self, hub: &mut Hub, error: TurnError) -> Outcome {
-        self.close(hub);
+        self.close();
         // A turn asked to stop ends as stopped, however it ended.
         let error = match self.stop.as_ref().map(|s| s.reason) {
             Some(StopReason::Cancel | StopReason::Interrupt) => TurnError::Cancelled,
@@ -351,18 +335,21 @@ impl Running {
         })
     }
 
-    /// Once stored: sends the closing events to the turn's streaming client
-    /// and answers the waiting one, if any.
-    pub fn deliver(mut self, outcome: Outcome) {
-        // Everything written before this turn's record is stored by now.
-        self.send_to_client(i64::MAX);
-        if let Some(reply) = self.turn.reply {
-            let _ = reply.send(outcome);
+    /// Publishes the closing events, then answers the waiting client and
+    /// the stop waiters, if any: all behind the gate of the turn's record.
+    pub fn announce_end(self, hub: &Hub, outcome: Outcome) {
+        for event in self.closing.unwrap_or_default() {
+            hub.publish(event, self.client.clone());
         }
-        if let Some(stop) = self.stop {
-            for waiter in stop.waiters {
+        let reply = self.turn.reply;
+        let waiters = self.stop.map(|s| s.waiters).unwrap_or_default();
+        hub.then(move || {
+            if let Some(reply) = reply {
+                let _ = reply.send(outcome);
+            }
+            for waiter in waiters {
                 let _ = waiter.send(());
             }
-        }
+        });
     }
 }

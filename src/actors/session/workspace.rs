@@ -4,23 +4,15 @@
 //! project folder before the process is restarted there; the next turn then
 //! resumes the same conversation in the new place.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use actix::{ActorFutureExt, AtomicResponse, Context, Handler, Message, WrapFuture};
+use actix::{ActorFutureExt, AtomicResponse, Context, Handler, WrapFuture};
 
 use super::SessionActor;
 use crate::cli::command;
 use crate::db::models::TenantId;
 
-/// Points the session at `workspace` (canonical, already checked to be
-/// inside the tenant's area). Refused while a turn runs or waits; on success
-/// the live process has exited, the transcript is where the next process will
-/// look for it, and the new directory is stored.
-#[derive(Message)]
-#[rtype(result = "Result<(), ChangeWorkspaceError>")]
-pub struct ChangeWorkspace {
-    pub workspace: PathBuf,
-}
+pub use super::messages::ChangeWorkspace;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeWorkspaceError {
@@ -48,7 +40,8 @@ fn carry_transcript(from: &Path, to: &Path) -> std::io::Result<()> {
 impl Handler<ChangeWorkspace> for SessionActor {
     type Result = AtomicResponse<Self, Result<(), ChangeWorkspaceError>>;
 
-    fn handle(&mut self, msg: ChangeWorkspace, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ChangeWorkspace, ctx: &mut Context<Self>) -> Self::Result {
+        self.wake(ctx);
         if !self.is_idle() {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Err(
                 ChangeWorkspaceError::Busy,

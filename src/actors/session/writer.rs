@@ -5,6 +5,8 @@
 //! again with backoff for up to `STORE_RETRY_SECONDS`; a turn's record that
 //! still cannot be stored goes to the spool (see `db::spool`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -31,6 +33,8 @@ struct Op {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::UnboundedSender<Op>,
+    /// Ops queued and not yet done: an actor with writes in flight stays.
+    pending: Arc<AtomicUsize>,
 }
 
 /// Runs `write` on a pooled connection, handing the closure back so it can
@@ -60,6 +64,8 @@ async fn attempt(pool: &DbPool, mut write: Write) -> (Write, DbResult<bool>) {
 impl Writer {
     pub fn start(pool: DbPool, session: String, retry_for: Duration) -> Writer {
         let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let done = pending.clone();
         actix::spawn(async move {
             while let Some(op) = rx.recv().await {
                 let mut result = Ok(false);
@@ -92,9 +98,10 @@ impl Writer {
                 if let Some(then) = op.then {
                     then(result);
                 }
+                done.fetch_sub(1, Ordering::SeqCst);
             }
         });
-        Writer { tx }
+        Writer { tx, pending }
     }
 
     /// Runs `f` after every write queued before it; resolves to its result
@@ -174,8 +181,15 @@ impl Writer {
         }
     }
 
+    /// Whether every op queued so far is done.
+    pub fn is_idle(&self) -> bool {
+        self.pending.load(Ordering::SeqCst) == 0
+    }
+
     fn send(&self, op: Op) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
         if let Err(mpsc::error::SendError(op)) = self.tx.send(op) {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
             if let Some(then) = op.then {
                 then(Err(db::DbError::Join("the session writer stopped".into())));
             }

@@ -1,6 +1,6 @@
 use std::time::Instant;
 
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Handler, ResponseActFuture, WrapFuture};
+use actix::{ActorFutureExt, Addr, AsyncContext, Handler, ResponseActFuture, WrapFuture};
 
 use super::messages::*;
 use super::Supervisor;
@@ -9,36 +9,34 @@ use crate::actors::session::SessionActor;
 use crate::db;
 
 impl Handler<OpenSession> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<Addr<SessionActor>, db::DbError>>;
+    type Result = Result<Addr<SessionActor>, db::DbError>;
 
-    fn handle(&mut self, msg: OpenSession, _: &mut Self::Context) -> Self::Result {
-        let session = msg.0;
-        if let Some(addr) = self.sessions.get(&session.id).filter(|a| a.connected()) {
-            return Box::pin(actix::fut::ready(Ok(addr.clone())));
+    fn handle(&mut self, msg: OpenSession, ctx: &mut Self::Context) -> Self::Result {
+        Ok(self.open_actor(msg.0, ctx))
+    }
+}
+
+impl Handler<WarmSession> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WarmSession, ctx: &mut Self::Context) {
+        if !self.runtime.settings.warm_on_create {
+            return;
         }
-        let pool = self.runtime.pool.clone();
-        let id = session.id.clone();
-        Box::pin(
-            async move { db::run(&pool, move |c| db::models::event::max_seq(c, &id)).await }
-                .into_actor(self)
-                .map(move |opened, act, ctx| {
-                    let max_seq = opened?;
-                    // Another request may have opened it while we read.
-                    if let Some(addr) = act.sessions.get(&session.id).filter(|a| a.connected()) {
-                        return Ok(addr.clone());
-                    }
-                    let id = session.id.clone();
-                    let addr = SessionActor::new(
-                        act.runtime.clone(),
-                        actix::AsyncContext::address(ctx),
-                        session,
-                        max_seq + 1,
-                    )
-                    .start();
-                    act.sessions.insert(id, addr.clone());
-                    Ok(addr)
-                }),
-        )
+        let session_id = msg.0.id.clone();
+        let addr = self.open_actor(msg.0, ctx);
+        self.warm(&session_id, &addr);
+    }
+}
+
+impl Handler<ActorStopped> for Supervisor {
+    type Result = ();
+
+    /// Forgets a stopped actor, unless a new one already took its place.
+    fn handle(&mut self, msg: ActorStopped, _: &mut Self::Context) {
+        if self.live_actor(&msg.session_id).is_none() {
+            self.sessions.remove(&msg.session_id);
+        }
     }
 }
 
@@ -46,7 +44,10 @@ impl Handler<CloseSession> for Supervisor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, msg: CloseSession, _: &mut Self::Context) -> Self::Result {
-        let addr = self.sessions.remove(&msg.session_id);
+        let addr = self
+            .sessions
+            .remove(&msg.session_id)
+            .and_then(|a| a.upgrade());
         self.waiting.retain(|(id, _)| *id != msg.session_id);
         Box::pin(
             async move {
@@ -74,7 +75,7 @@ impl Handler<RequestSlot> for Supervisor {
         if self.holders.contains(&msg.session_id) {
             self.idle_since.remove(&msg.session_id);
             msg.addr
-                .do_send(crate::actors::session::messages::SlotGranted);
+                .do_send(crate::actors::session::messages::SlotGranted { warm: false });
             return;
         }
         if !self.waiting.iter().any(|(id, _)| *id == msg.session_id) {
@@ -130,7 +131,11 @@ impl Handler<Stats> for Supervisor {
 
     fn handle(&mut self, _: Stats, _: &mut Self::Context) -> Self::Result {
         actix::MessageResult(SupervisorStats {
-            live_sessions: self.sessions.values().filter(|a| a.connected()).count(),
+            live_sessions: self.sessions.values().filter_map(|a| a.upgrade()).count(),
+            processes_started: self
+                .runtime
+                .spawns
+                .load(std::sync::atomic::Ordering::Relaxed),
             live_processes: self.holders.len(),
             waiting_for_slot: self.waiting.len(),
             running_turns: self.turns.values().map(|t| t.running.len()).sum(),
@@ -143,7 +148,11 @@ impl Handler<ShutdownAll> for Supervisor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: ShutdownAll, _: &mut Self::Context) -> Self::Result {
-        let addrs: Vec<_> = self.sessions.drain().map(|(_, a)| a).collect();
+        let addrs: Vec<_> = self
+            .sessions
+            .drain()
+            .filter_map(|(_, a)| a.upgrade())
+            .collect();
         self.waiting.clear();
         Box::pin(
             async move {
@@ -165,7 +174,7 @@ impl Handler<DrainAll> for Supervisor {
     type Result = actix::ResponseFuture<()>;
 
     fn handle(&mut self, msg: DrainAll, _: &mut Self::Context) -> Self::Result {
-        let addrs: Vec<_> = self.sessions.values().cloned().collect();
+        let addrs: Vec<_> = self.sessions.values().filter_map(|a| a.upgrade()).collect();
         Box::pin(async move {
             let drains = addrs.iter().map(|addr| {
                 addr.send(crate::actors::session::messages::Drain {

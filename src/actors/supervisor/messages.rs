@@ -11,6 +11,21 @@ use crate::db::models::session::Session;
 #[rtype(result = "Result<Addr<SessionActor>, crate::db::DbError>")]
 pub struct OpenSession(pub Session);
 
+/// Starts the session's CLI process ahead of its first turn when a
+/// live-process slot is free (never evicting anyone for it), opening its
+/// actor if needed. No-op with `WARM_ON_CREATE=false`. Fire and forget.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WarmSession(pub Session);
+
+/// A session's actor stopped (it had nothing left to do); forgotten unless
+/// a new one took its place.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ActorStopped {
+    pub session_id: String,
+}
+
 /// Stops a session's actor (if live) and waits until it has stopped.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -49,7 +64,10 @@ pub struct Stats;
 /// Live processes and queues, as `/health` reports them.
 #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct SupervisorStats {
+    /// Sessions with a live actor (idle ones stop and leave).
     pub live_sessions: usize,
+    /// CLI processes this server has started since it started.
+    pub processes_started: u64,
     pub live_processes: usize,
     pub waiting_for_slot: usize,
     pub running_turns: usize,

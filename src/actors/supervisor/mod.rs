@@ -8,7 +8,9 @@ pub mod messages;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorFuture, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
+use actix::{
+    Actor, ActorFuture, ActorFutureExt, Addr, AsyncContext, Context, WeakAddr, WrapFuture,
+};
 
 use super::session::messages::{Evict, SlotGranted, TurnGranted};
 use super::session::SessionActor;
@@ -16,7 +18,10 @@ use super::Runtime;
 
 pub struct Supervisor {
     runtime: Runtime,
-    sessions: HashMap<String, Addr<SessionActor>>,
+    /// Weak: an actor stops once it has nothing to do and nobody holds its
+    /// address (see `SessionActor`); a request that got it from here holds
+    /// it, so what it sends is never lost to a stopping actor.
+    sessions: HashMap<String, WeakAddr<SessionActor>>,
     /// Sessions that hold a live-process slot.
     holders: HashSet<String>,
     /// Holders with nothing to do, and since when (the LRU order).
@@ -74,6 +79,39 @@ impl Supervisor {
         self.runtime.settings.max_live_sessions
     }
 
+    /// The session's actor, if it is live.
+    fn live_actor(&self, session_id: &str) -> Option<Addr<SessionActor>> {
+        self.sessions.get(session_id).and_then(WeakAddr::upgrade)
+    }
+
+    /// The session's actor, started (and registered) if it is not live.
+    /// A stopped actor is gone before `upgrade` fails, and it stops only
+    /// once its writes are applied, so the new one (which reads where the
+    /// session's events stand when it starts) never overlaps it.
+    fn open_actor(
+        &mut self,
+        session: crate::db::models::session::Session,
+        ctx: &mut Context<Self>,
+    ) -> Addr<SessionActor> {
+        if let Some(addr) = self.live_actor(&session.id) {
+            return addr;
+        }
+        let id = session.id.clone();
+        let addr = SessionActor::new(self.runtime.clone(), ctx.address(), session).start();
+        self.sessions.insert(id, addr.downgrade());
+        addr
+    }
+
+    /// Gives a free slot to an idle session without a process, so its
+    /// process starts ahead of its first turn; never evicts anyone for it.
+    fn warm(&mut self, session_id: &str, addr: &Addr<SessionActor>) {
+        let free = self.holders.len() < self.cap() && self.waiting.is_empty();
+        if free && !self.holders.contains(session_id) {
+            self.holders.insert(session_id.to_owned());
+            addr.do_send(SlotGranted { warm: true });
+        }
+    }
+
     /// Hands free slots to waiting sessions; evicts the least recently used
     /// idle holders for the rest.
     fn balance(&mut self, ctx: &mut Context<Self>) {
@@ -83,7 +121,7 @@ impl Supervisor {
             };
             if addr.connected() {
                 self.holders.insert(id);
-                addr.do_send(SlotGranted);
+                addr.do_send(SlotGranted { warm: false });
             }
         }
         let wanted = self.waiting.len().saturating_sub(self.evicting.len());
@@ -102,7 +140,7 @@ impl Supervisor {
     /// says no; then the next idle one is tried.
     fn evict(&mut self, session_id: String, ctx: &mut Context<Self>) {
         self.idle_since.remove(&session_id);
-        let Some(addr) = self.sessions.get(&session_id).cloned() else {
+        let Some(addr) = self.live_actor(&session_id) else {
             return;
         };
         self.evicting.insert(session_id.clone());

@@ -1,0 +1,164 @@
+//! What the CLI says: its stdout lines, parsed into protocol messages,
+//! become the running turn's events, control answers, approvals and the
+//! turn's end; its exit fails what it was doing.
+
+use std::time::Instant;
+
+use actix::{Context, StreamHandler};
+use serde_json::json;
+
+use super::turn::usd_to_micros;
+use super::{PendingControl, SessionActor};
+use crate::cli::process::{ProcessEvent, ProcessOutput};
+use crate::cli::protocol::{self, Block, CliMessage};
+
+impl StreamHandler<ProcessEvent> for SessionActor {
+    fn handle(&mut self, event: ProcessEvent, ctx: &mut Context<Self>) {
+        let _entered = self.span().entered();
+        if event.generation != self.generation {
+            return;
+        }
+        match event.output {
+            ProcessOutput::Line(line) => self.on_line(&line, ctx),
+            ProcessOutput::Exited { code, signal } => self.on_exit(code, signal, ctx),
+        }
+    }
+
+    /// A process's output ended (it exited; its `Exited` came first). The
+    /// default would stop the actor.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl SessionActor {
+    fn on_line(&mut self, line: &str, ctx: &mut Context<Self>) {
+        if let Some(running) = self.current.as_mut() {
+            running.last_output = Instant::now();
+        }
+        let message = match protocol::parse_line(line) {
+            Ok(Some(message)) => message,
+            Ok(None) => return,
+            Err(e) => {
+                // The line may hold conversation text: its content only at debug.
+                let sample: String = line.chars().take(200).collect();
+                tracing::warn!(session = %self.session.name, error = %e, bytes = line.len(), "skipping a non-JSON line from the CLI");
+                tracing::debug!(session = %self.session.name, line = %sample, "the skipped line");
+                return;
+            }
+        };
+        let session_id = self.session.id.clone();
+        match message {
+            CliMessage::ControlResponse {
+                request_id,
+                outcome,
+            } => {
+                if let Some(PendingControl::Initialize) = self.pending_control.remove(&request_id) {
+                    if let Err(e) = outcome {
+                        tracing::warn!(session = %self.session.name, error = %e, "initialize refused; continuing without it");
+                    }
+                    self.on_initialized(ctx);
+                }
+            }
+            CliMessage::ControlRequest {
+                request_id,
+                subtype,
+                request,
+            } if subtype == "can_use_tool" => self.on_can_use_tool(request_id, request),
+            CliMessage::ControlRequest {
+                request_id,
+                subtype,
+                ..
+            } => {
+                // Hooks and SDK MCP servers are not configured, so nothing
+                // else should ask; answer so the CLI never waits on us.
+                if let Some(live) = self.process.live() {
+                    live.handle.send_line(protocol::control_error_line(
+                        &request_id,
+                        &format!("unsupported control request: {subtype}"),
+                    ));
+                }
+            }
+            CliMessage::Init {
+                session_id: cli_id, ..
+            } => {
+                let changed = cli_id != self.session.cli_session_id;
+                if !cli_id.is_empty() && (changed || !self.session.cli_session_stored) {
+                    self.session.cli_session_id = cli_id.clone();
+                    self.session.cli_session_stored = true;
+                    let id = session_id.clone();
+                    // In order with the turn's writes: stored before its `done`.
+                    self.writer.write(
+                        move |c| {
+                            crate::db::models::session::set_cli_session_id(c, &id, &cli_id)
+                                .map(|_| false)
+                        },
+                        None,
+                    );
+                }
+            }
+            CliMessage::Assistant { blocks, .. } => {
+                let Some(running) = self.current.as_mut() else {
+                    return;
+                };
+                for block in blocks {
+                    match block {
+                        Block::Text { text } => {
+                            // `content`/`tool_name`: the members clients of the original read.
+                            let data = json!({"text": text, "content": text, "tool_name": null});
+                            running.emit(&mut self.hub, "assistant", data);
+                            running.add_text(text);
+                        }
+                        Block::ToolUse { id, name, input } => {
+                            running.emit(
+                                &mut self.hub,
+                                "tool",
+                                json!({"id": id, "name": name, "input": input,
+                                       "tool_name": name, "content": null}),
+                            );
+                            running.tools.push(super::turn::ToolUse { name, input });
+                        }
+                        Block::Other => {}
+                    }
+                }
+            }
+            CliMessage::ToolResults(results) => {
+                if let Some(running) = self.current.as_mut() {
+                    for result in results {
+                        running.emit(&mut self.hub, "tool_result", json!(result));
+                    }
+                }
+            }
+            CliMessage::TextDelta(text) => {
+                if let Some(running) = self.current.as_mut() {
+                    running.emit(&mut self.hub, "delta", json!({"text": text}));
+                }
+            }
+            CliMessage::Result(result) => {
+                self.cancel_approvals();
+                let Some(mut running) = self.current.take() else {
+                    return;
+                };
+                let total = usd_to_micros(result.total_cost_usd);
+                let cost = match self.process.live_mut() {
+                    Some(live) => {
+                        let delta = (total - live.reported_cost_micros).max(0);
+                        live.reported_cost_micros = total;
+                        delta
+                    }
+                    None => 0,
+                };
+                let outcome = running.finish(&mut self.hub, &self.session, &result, cost);
+                self.persist(running, outcome, true);
+                self.advance(ctx);
+            }
+            CliMessage::ControlCancel { request_id } => self.on_control_cancel(&request_id),
+            CliMessage::Other { .. } => {}
+        }
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|r| r.unflushed().len() >= super::FLUSH_AT)
+        {
+            self.flush_events();
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The session's CLI process: started in a live-process slot the supervisor
+//! grants, `initialize`d, retired gracefully when idle (so its transcript is
+//! complete before anything resumes it), killed when it must stop now.
+
+use std::time::{Duration, Instant};
+
+use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::turn::TurnError;
+use super::watchdog::with_stderr;
+use super::{messages, LiveProcess, PendingControl, Process, SessionActor};
+use crate::actors::supervisor::messages::{ReleaseSlot, RequestSlot};
+use crate::cli::command::{self, Conversation, LaunchPlan};
+use crate::cli::process::CliProcess;
+use crate::cli::protocol;
+use crate::spec::{LaunchSpec, TurnOverrides};
+
+/// How long an idle process may take to exit once its stdin is closed.
+const RETIRE_GRACE: Duration = Duration::from_secs(5);
+
+impl SessionActor {
+    /// Asks the supervisor for a live-process slot (granted with `SlotGranted`).
+    pub(super) fn request_slot(&mut self, ctx: &mut Context<Self>) {
+        if matches!(self.process, Process::Cold) {
+            self.process = Process::WaitingForSlot;
+            self.supervisor.do_send(RequestSlot {
+                session_id: self.session.id.clone(),
+                addr: ctx.address(),
+            });
+        }
+    }
+
+    /// A slot granted without a turn asking (`WarmSession`): starts the
+    /// process with the session's own launch spec, so the first turn finds
+    /// it running. The idle timeout retires it if no turn comes. A session
+    /// that is closing gives the slot back.
+    pub(super) fn warm_up(&mut self, ctx: &mut Context<Self>) {
+        if !matches!(self.intake, super::Intake::Open) {
+            self.release_slot();
+            return;
+        }
+        self.process = Process::Slot;
+        let spec = LaunchSpec::resolve(
+            &self.runtime.settings,
+            &self.session.spec,
+            &TurnOverrides::default(),
+        );
+        tracing::debug!(session = %self.session.name, "starting the CLI ahead of the first turn");
+        self.spawn_process(spec, ctx);
+    }
+
+    pub(super) fn spawn_process(&mut self, spec: LaunchSpec, ctx: &mut Context<Self>) {
+        let config_dir = self.runtime.cli_config_dir(&self.session.tenant_id);
+        let transcript = command::transcript_path(
+            &config_dir,
+            &self.session.workspace,
+            &self.session.cli_session_id,
+        );
+        let conversation = if transcript.exists() {
+            Conversation::Resume(self.session.cli_session_id.clone())
+        } else {
+            Conversation::New(self.session.cli_session_id.clone())
+        };
+        let model_grant = self
+            .runtime
+            .gateway
+            .grant(&self.session.tenant_id, Some(&self.session.id));
+        let plan = LaunchPlan {
+            cli_path: self.runtime.cli_path.clone(),
+            workspace: self.session.workspace.clone(),
+            config_dir,
+            env: self.runtime.settings.cli_env.clone(),
+            model_env: model_grant.env(),
+            spec: spec.clone(),
+            conversation,
+        };
+        self.generation += 1;
+        let started = self.confine(&plan).and_then(|confinement| {
+            // One stream per process: it ends when the process's output
+            // does, so a stopped process leaves nothing that keeps the
+            // actor alive.
+            let (output_tx, output_rx) = mpsc::unbounded_channel();
+            let handle = CliProcess::spawn(
+                &plan,
+                confinement,
+                &self.runtime.pid_dir(),
+                self.generation,
+                output_tx,
+            )
+            .map_err(|e| e.to_string())?;
+            ctx.add_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(
+                output_rx,
+            ));
+            Ok(handle)
+        });
+        match started {
+            Ok(handle) => {
+                tracing::info!(session = %self.session.name, pid = handle.pid, "started CLI process");
+                crate::metrics::cli_spawned();
+                self.runtime.note_spawn();
+                let request_id = self.next_control_id();
+                let line = protocol::control_request_line(
+                    &request_id,
+                    json!({"subtype": "initialize", "hooks": null}),
+                );
+                handle.send_line(line);
+                self.pending_control
+                    .insert(request_id, PendingControl::Initialize);
+                self.process = Process::Starting(LiveProcess {
+                    handle,
+                    model_grant,
+                    spec,
+                    started: Instant::now(),
+                    reported_cost_micros: 0,
+                });
+            }
+            Err(e) => {
+                tracing::error!(session = %self.session.name, error = %e, "cannot start the CLI");
+                self.release_slot();
+                if let Some(turn) = self.queue.pop_front() {
+                    self.fail_unstarted(turn, TurnError::Process(e));
+                }
+                ctx.notify(messages::Advance);
+            }
+        }
+    }
+
+    /// The sandbox of the process `plan` describes: its workspace and CLI
+    /// state handed to the agent user, its cgroup made.
+    fn confine(&self, plan: &LaunchPlan) -> Result<Option<crate::sandbox::Confinement>, String> {
+        let sandbox = &self.runtime.sandbox;
+        if !sandbox.is_on() {
+            return Ok(None);
+        }
+        sandbox
+            .hand_over(&plan.workspace, false)
+            .and_then(|()| sandbox.hand_over(&plan.config_dir, true))
+            .map_err(|e| format!("cannot give the workspace to the agent user: {e}"))?;
+        let mounts = crate::sandbox::Mounts {
+            cli: &plan.cli_path,
+            workspace: &plan.workspace,
+            config_dir: &plan.config_dir,
+            add_dirs: &plan.spec.add_dirs,
+        };
+        let group = format!("{}-{}", self.session.id, self.generation);
+        sandbox.confine(&mounts, Some(&group))
+    }
+
+    pub(super) fn next_control_id(&mut self) -> String {
+        self.control_counter += 1;
+        format!("req_{}_{}", self.generation, self.control_counter)
+    }
+
+    /// `initialize` answered (or refused: the CLI works without it).
+    pub(super) fn on_initialized(&mut self, ctx: &mut Context<Self>) {
+        if let Process::Starting(_) = self.process {
+            if let Process::Starting(live) = std::mem::replace(&mut self.process, Process::Slot) {
+                self.process = Process::Ready(live);
+            }
+        }
+        self.advance(ctx);
+    }
+
+    /// Closes the idle process's stdin and pauses this actor until it has
+    /// exited (so its transcript is complete before anything resumes it), or
+    /// kills it after `RETIRE_GRACE`; then runs `then`. (One future: actix
+    /// runs queued `wait` futures newest first.)
+    pub(super) fn retire_process(
+        &mut self,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        let retiring = self.take_for_retirement();
+        ctx.wait(
+            async move {
+                if let Some(retiring) = retiring {
+                    retiring.await;
+                }
+            }
+            .into_actor(self)
+            .map(move |(), act, ctx| then(act, ctx)),
+        );
+    }
+
+    /// Detaches the live process (its slot stays held); the future retires it.
+    pub(super) fn take_for_retirement(
+        &mut self,
+    ) -> Option<impl std::future::Future<Output = ()> + 'static> {
+        let live = match std::mem::replace(&mut self.process, Process::Slot) {
+            Process::Starting(live) | Process::Ready(live) => live,
+            other => {
+                self.process = other;
+                return None;
+            }
+        };
+        self.pending_control.clear();
+        self.generation += 1;
+        Some(live.handle.retire(RETIRE_GRACE))
+    }
+
+    /// Kills the process group (its slot stays held); its late output is
+    /// ignored by generation.
+    pub(super) fn stop_process(&mut self) {
+        match std::mem::replace(&mut self.process, Process::Slot) {
+            Process::Starting(mut live) | Process::Ready(mut live) => live.handle.kill(),
+            other => self.process = other,
+        }
+        self.pending_control.clear();
+        self.generation += 1;
+    }
+
+    /// Gives the slot back (killing the process, if one still runs).
+    pub(super) fn release_slot(&mut self) {
+        self.stop_process();
+        if !matches!(self.process, Process::Cold) {
+            self.process = Process::Cold;
+            self.supervisor.do_send(ReleaseSlot {
+                session_id: self.session.id.clone(),
+            });
+        }
+    }
+
+    pub(super) fn stderr_tail(&self) -> String {
+        self.process
+            .live()
+            .map(|p| p.handle.stderr_tail())
+            .unwrap_or_default()
+    }
+
+    /// The process exited on its own (crash, or the end of a retirement
+    /// already let go of, which is ignored by generation).
+    pub(super) fn on_exit(
+        &mut self,
+        code: Option<i32>,
+        signal: Option<i32>,
+        ctx: &mut Context<Self>,
+    ) {
+        let stderr = self.stderr_tail();
+        let was_ready = matches!(self.process, Process::Ready(_));
+        // Already gone: nothing to kill, only the slot to give back.
+        self.process = Process::Slot;
+        self.pending_control.clear();
+        self.generation += 1;
+        self.release_slot();
+        let status = match (code, signal) {
+            (Some(code), _) => format!("code {code}"),
+            (None, Some(signal)) => format!("signal {signal}"),
+            _ => "unknown status".into(),
+        };
+        tracing::warn!(session = %self.session.name, %status, stderr = %stderr, "CLI process exited");
+        let message = with_stderr(&format!("the CLI exited unexpectedly ({status})"), &stderr);
+        if self.current.is_some() {
+            self.fail_current(TurnError::Process(message));
+        } else if !was_ready {
+            // It died while starting: the turn that needed it cannot run.
+            if let Some(turn) = self.queue.pop_front() {
+                self.fail_unstarted(turn, TurnError::Process(message));
+            }
+        }
+        self.advance(ctx);
+    }
+}
