@@ -197,7 +197,7 @@ impl Application {
                 let listener = TcpListener::bind(addr.as_str())
                     .with_context(|| format!("cannot bind METRICS_ADDR {addr}"))?;
                 let port = listener.local_addr()?.port();
-                let server = crate::metrics::server(listener, supervisor.clone())?;
+                let server = crate::api::scrape::server(listener, supervisor.clone())?;
                 let handle = server.handle();
                 actix_web::rt::spawn(server);
                 tracing::info!(port, "Prometheus metrics at /metrics");

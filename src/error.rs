@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::actors::session::turn::TurnError;
+use crate::domain::turn::TurnError;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 

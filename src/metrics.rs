@@ -1,4 +1,4 @@
-//! Prometheus metrics, served at `/metrics` on a separate listener
+//! Prometheus metrics, served at `/metrics` (see `api::scrape`) on a separate listener
 //! (`METRICS_ADDR`) so the scrape port can be kept off the public address:
 //! HTTP requests by route pattern and status (with latency), live CLI
 //! processes, queued turns, turns by outcome with their latency, cost, webhook
@@ -15,15 +15,13 @@ use std::time::{Duration, Instant};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
-use crate::actors::session::turn::{ChatResponse, TurnError};
-use crate::actors::supervisor::messages::Stats;
-use crate::actors::supervisor::Supervisor;
+use crate::domain::turn::{ChatResponse, TurnError};
 
 /// Latency buckets, seconds: from a warm turn (~30 ms) to long agent runs.
 const BUCKETS: &[f64] = &[
@@ -246,42 +244,22 @@ pub fn approvals_pending_changed(delta: i64) {
     }
 }
 
-/// `GET /metrics`: the text exposition format. Live-process numbers are read
-/// from the supervisor at scrape time.
-pub async fn serve_metrics(supervisor: web::Data<actix::Addr<Supervisor>>) -> HttpResponse {
-    let Some(m) = metrics() else {
-        return HttpResponse::ServiceUnavailable().finish();
-    };
-    if let Ok(stats) = supervisor.send(Stats).await {
-        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
-        m.live_processes.set(n(stats.live_processes));
-        m.live_sessions.set(n(stats.live_sessions));
-        m.waiting_for_slot.set(n(stats.waiting_for_slot));
-    }
-    let mut out = Vec::new();
-    if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut out) {
-        tracing::error!(error = %e, "cannot encode metrics");
-        return HttpResponse::InternalServerError().finish();
-    }
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(out)
+/// The live-process figures, read from the supervisor at scrape time.
+pub fn set_live(processes: usize, sessions: usize, waiting_for_slot: usize) {
+    let Some(m) = metrics() else { return };
+    let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+    m.live_processes.set(n(processes));
+    m.live_sessions.set(n(sessions));
+    m.waiting_for_slot.set(n(waiting_for_slot));
 }
 
-/// The metrics listener's app: `/metrics` only.
-pub fn server(
-    listener: std::net::TcpListener,
-    supervisor: actix::Addr<Supervisor>,
-) -> std::io::Result<actix_web::dev::Server> {
-    let supervisor = web::Data::new(supervisor);
-    Ok(actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(supervisor.clone())
-            .route("/metrics", web::get().to(serve_metrics))
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(1)
-    .listen(listener)?
-    .run())
+/// Every metric in the text exposition format; `None` before `init`.
+pub fn encode() -> Option<Result<Vec<u8>, prometheus::Error>> {
+    let m = metrics()?;
+    let mut out = Vec::new();
+    Some(
+        TextEncoder::new()
+            .encode(&m.registry.gather(), &mut out)
+            .map(|()| out),
+    )
 }

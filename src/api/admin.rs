@@ -9,9 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
 use super::AppState;
-use crate::actors::session::turn::micros_to_usd;
 use crate::actors::supervisor::messages::TenantLimitsChanged;
 use crate::db::models::tenant::{self, ApiKey, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER};
+use crate::domain::money::micros_to_usd;
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::security::keys;
@@ -43,7 +43,7 @@ impl From<Tenant> for TenantData {
         TenantData {
             budget: t.budget_micros.map(micros_to_usd),
             spent: micros_to_usd(t.spent_micros),
-            created_at: envelope::timestamp(&t.created_at),
+            created_at: crate::domain::timestamp(&t.created_at),
             id: t.id,
             name: t.name,
             budget_micros: t.budget_micros,
@@ -80,8 +80,8 @@ pub struct KeyData {
 impl KeyData {
     fn new(k: ApiKey, key: Option<String>) -> Self {
         KeyData {
-            created_at: envelope::timestamp(&k.created_at),
-            revoked_at: k.revoked_at.as_ref().map(envelope::timestamp),
+            created_at: crate::domain::timestamp(&k.created_at),
+            revoked_at: k.revoked_at.as_ref().map(crate::domain::timestamp),
             id: k.id,
             tenant: k.tenant_id,
             prefix: k.prefix,

@@ -64,7 +64,7 @@ pub async fn list_audit(
     let items: Vec<AuditData> = rows
         .into_iter()
         .map(|e| AuditData {
-            created_at: envelope::timestamp(&e.created_at),
+            created_at: crate::domain::timestamp(&e.created_at),
             id: e.id,
             tenant: e.tenant_id,
             key_id: e.key_id,

@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::envelope::Envelope;
 use super::AppState;
 use super::{envelope, idempotency};
-use crate::actors::session::turn::ChatResponse;
+use crate::domain::turn::ChatResponse;
 use crate::error::{ApiError, Problem};
 use crate::services::turns::{self, Answer, Reply, Submitted, Target, TurnRequest};
 use crate::services::Requester;

@@ -13,10 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
 use super::AppState;
-use crate::actors::session::approvals::{ApprovalView, Decision, Resolved};
+use crate::actors::session::approvals::Decision;
 use crate::actors::session::messages::Subscription;
-use crate::actors::session::turn::TurnEvent;
 use crate::db::models::event;
+use crate::domain::approval::{ApprovalView, Resolved};
+use crate::domain::turn::TurnEvent;
 use crate::error::{ApiError, Problem};
 use crate::services::{approvals, sessions, turns, Requester};
 
@@ -301,10 +302,7 @@ pub async fn list_approvals(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (rows, session) = approvals::pending(&state.services, &who, &name).await?;
-    let items: Vec<ApprovalView> = rows
-        .iter()
-        .map(|r| ApprovalView::new(r, &session.name))
-        .collect();
+    let items: Vec<ApprovalView> = rows.iter().map(|r| r.view(&session.name)).collect();
     Ok(envelope::ok(&req, items))
 }
 

@@ -2,7 +2,6 @@
 //! page/limit query shared by every list.
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -169,12 +168,6 @@ impl PageQuery {
         };
         Ok(Page { page, limit })
     }
-}
-
-/// RFC 3339 UTC with microseconds, as every timestamp in the API.
-pub fn timestamp(t: &NaiveDateTime) -> String {
-    t.and_utc()
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use super::envelope::{self, PageQuery};
 use super::AppState;
-use crate::actors::session::turn::micros_to_usd;
 use crate::db::models::message::Message;
+use crate::domain::money::micros_to_usd;
 use crate::error::{ApiError, Problem};
 use crate::services::Requester;
 
@@ -53,7 +53,7 @@ impl From<Message> for HistoryEntry {
             duration_ms: m.duration_ms,
             is_error: m.is_error,
             interrupted: m.interrupted,
-            created_at: envelope::timestamp(&m.created_at),
+            created_at: crate::domain::timestamp(&m.created_at),
         }
     }
 }

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::{idempotency, AppState};
+use crate::domain::job::JobData;
 use crate::error::{ApiError, Problem};
-use crate::jobs::JobData;
 use crate::services::turns::{self, Reply, Submitted, Target, TurnRequest};
 use crate::services::{jobs, Requester};
 use crate::spec::{Effort, OutputFormat, PermissionMode, TurnOverrides};
@@ -91,7 +91,7 @@ pub async fn create_job(
         let Submitted::Job { job, session } = submitted else {
             return Err(ApiError::internal("a job was asked for"));
         };
-        let data = JobData::new(&job, &session.name);
+        let data = job.data(&session.name);
         Ok((
             StatusCode::ACCEPTED,
             envelope::document(&req, data).to_string(),
@@ -130,10 +130,7 @@ pub async fn list_jobs(
     let page = query.validate()?;
     let (rows, total, session) =
         jobs::list(&state.services, &who, &name, page.offset(), page.limit).await?;
-    let items: Vec<JobData> = rows
-        .iter()
-        .map(|j| JobData::new(j, &session.name))
-        .collect();
+    let items: Vec<JobData> = rows.iter().map(|j| j.data(&session.name)).collect();
     Ok(envelope::page(&req, items, &page, total))
 }
 
@@ -159,7 +156,7 @@ pub async fn get_job(
 ) -> Result<HttpResponse, ApiError> {
     let (name, id) = path.into_inner();
     let (row, session) = jobs::get(&state.services, &who, &name, &id).await?;
-    Ok(envelope::ok(&req, JobData::new(&row, &session.name)))
+    Ok(envelope::ok(&req, row.data(&session.name)))
 }
 
 /// Cancels a queued job at once; stops a running one with the CLI's
@@ -187,5 +184,5 @@ pub async fn cancel_job(
 ) -> Result<HttpResponse, ApiError> {
     let (name, id) = path.into_inner();
     let (row, session) = jobs::cancel(&state.services, &who, &name, &id).await?;
-    Ok(envelope::ok(&req, JobData::new(&row, &session.name)))
+    Ok(envelope::ok(&req, row.data(&session.name)))
 }

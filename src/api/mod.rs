@@ -19,6 +19,7 @@ mod openai;
 pub mod openapi;
 pub mod requester;
 pub mod route_table;
+pub mod scrape;
 mod sessions;
 mod templates;
 mod usage;

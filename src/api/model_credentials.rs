@@ -52,7 +52,7 @@ impl From<TenantCredentialRow> for ModelCredentialData {
             tenant: row.tenant_id,
             kind: row.kind,
             hint,
-            updated_at: envelope::timestamp(&row.updated_at),
+            updated_at: crate::domain::timestamp(&row.updated_at),
         }
     }
 }

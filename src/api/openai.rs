@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::actors::session::turn::{TurnError, TurnEvent};
+use crate::domain::turn::{TurnError, TurnEvent};
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::services::sessions::validate_name;

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::AppState;
-use crate::actors::session::turn::micros_to_usd;
 use crate::db::models::session::Session;
+use crate::domain::money::micros_to_usd;
 use crate::error::{ApiError, Problem};
 use crate::services::sessions::{self, validate_name, SessionStatus};
 use crate::services::{Requester, Services};
@@ -137,8 +137,8 @@ impl SessionData {
             total_turns: s.turns,
             input_tokens: s.input_tokens,
             output_tokens: s.output_tokens,
-            created_at: envelope::timestamp(&s.created_at),
-            updated_at: envelope::timestamp(&s.updated_at),
+            created_at: crate::domain::timestamp(&s.created_at),
+            updated_at: crate::domain::timestamp(&s.updated_at),
         }
     }
 }

@@ -7,9 +7,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
 use super::AppState;
-use crate::actors::session::turn::micros_to_usd;
 use crate::db::models::usage;
 use crate::db::models::TenantId;
+use crate::domain::money::micros_to_usd;
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 

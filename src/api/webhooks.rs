@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use utoipa::ToSchema;
 
-use super::envelope::{self, timestamp, Envelope, Page, PageQuery, Paged};
+use super::envelope::{self, Envelope, Page, PageQuery, Paged};
 use super::AppState;
 use crate::db::models::webhook::{self, Attempt, Delivery};
 use crate::db::models::webhook_secret;
+use crate::domain::timestamp;
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::webhooks::signing::WebhookSecret;

@@ -1,11 +1,12 @@
 //! Tool approvals: the pending ones of a session, and answering one.
 
 use super::{Requester, Services};
-use crate::actors::session::approvals::{Decision, ResolveError, Resolved};
+use crate::actors::session::approvals::{Decision, ResolveError};
 use crate::actors::session::messages::ResolveApproval;
 use crate::actors::supervisor::messages::OpenSession;
 use crate::db::models::approval::{self, Approval};
 use crate::db::models::session::Session;
+use crate::domain::approval::Resolved;
 use crate::error::ApiError;
 
 /// The session's pending approvals, oldest first, with the session.

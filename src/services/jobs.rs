@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use super::{Requester, Services};
 use crate::actors::session::messages::{CancelJob, CancelReply, Enqueue};
-use crate::actors::session::turn::Turn;
 use crate::actors::supervisor::messages::OpenSession;
 use crate::actors::supervisor::Supervisor;
 use crate::db::models::job::{self, Job};
 use crate::db::models::session::Session;
+use crate::domain::job as status;
 use crate::error::ApiError;
-use crate::jobs as status;
 
 /// How long a cancel of a running job waits for the turn to stop.
 const CANCEL_WAIT: Duration = Duration::from_secs(30);
@@ -157,7 +156,7 @@ pub async fn dispatch(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    addr.send(Enqueue(Turn::for_job(job)))
+    addr.send(Enqueue(crate::actors::session::job_turn(job)))
         .await
         .map_err(|e| e.to_string())
 }

@@ -142,7 +142,7 @@ pub fn budget_micros(usd: Option<f64>) -> Result<Option<i64>, ApiError> {
         Some(usd) if !(usd.is_finite() && (0.000_001..1e9).contains(&usd)) => Err(
             ApiError::Validation("budget_usd must be an amount from 0.000001 to 1e9 USD".into()),
         ),
-        Some(usd) => Ok(Some(crate::actors::session::turn::usd_to_micros(usd))),
+        Some(usd) => Ok(Some(crate::domain::money::usd_to_micros(usd))),
         None => Ok(None),
     }
 }

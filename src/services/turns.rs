@@ -10,11 +10,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Requester, Services};
 use crate::actors::session::messages::{Enqueue, Interrupt, InterruptReply};
-use crate::actors::session::turn::{ChatResponse, Turn, TurnError, TurnEvent};
 use crate::actors::supervisor::messages::OpenSession;
 use crate::db::models::job::Job;
 use crate::db::models::session::Session;
 use crate::db::models::tenant::Tenant;
+use crate::domain::turn::{ChatResponse, Turn, TurnError, TurnEvent};
 use crate::error::ApiError;
 use crate::spec::{PermissionMode, SessionSpec, TurnOverrides};
 

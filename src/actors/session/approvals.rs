@@ -7,12 +7,12 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::SessionActor;
 use crate::cli::protocol;
 use crate::db::models::approval::{self, Approval};
+use crate::domain::approval::Resolved;
 
 /// Tool input fields that name a file or folder the tool works on.
 const PATH_FIELDS: [&str; 3] = ["file_path", "path", "notebook_path"];
@@ -251,66 +251,9 @@ impl SessionActor {
     }
 }
 
-/// An approval as clients see it (API, events, webhooks).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ApprovalView {
-    pub id: String,
-    /// The session's name.
-    pub session_id: String,
-    /// The job whose turn asks, if a job's.
-    pub job_id: Option<String>,
-    pub tool: String,
-    /// The tool's input, as the agent wants to call it.
-    #[schema(value_type = Object)]
-    pub input: Value,
-    /// Permission rules the CLI suggests for `remember`.
-    #[schema(value_type = Vec<Object>)]
-    pub suggestions: Value,
-    /// `pending`, `allowed`, `denied`, `expired` or `cancelled`.
-    pub status: String,
-    /// What was answered to the CLI, once decided.
-    #[schema(value_type = Option<Object>)]
-    pub decision: Option<Value>,
-    pub created_at: String,
-    /// Denied automatically after this (`APPROVAL_TIMEOUT_SECS`).
-    pub expires_at: String,
-    /// Where to `POST` the decision.
-    pub url: String,
-}
-
-impl ApprovalView {
-    pub fn new(row: &Approval, session_name: &str) -> Self {
-        let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
-        ApprovalView {
-            id: row.id.clone(),
-            session_id: session_name.to_owned(),
-            job_id: row.job_id.clone(),
-            tool: row.tool.clone(),
-            input: parse(&row.input),
-            suggestions: parse(&row.suggestions),
-            status: row.status.clone(),
-            decision: row.decision.as_deref().map(parse),
-            created_at: crate::api::envelope::timestamp(&row.created_at),
-            expires_at: crate::api::envelope::timestamp(&row.expires_at),
-            url: format!("/api/v1/sessions/{session_name}/approvals/{}", row.id),
-        }
-    }
-}
-
 /// The view as an event or webhook payload.
 fn approval_view(row: &Approval, session_name: &str) -> Value {
-    serde_json::to_value(ApprovalView::new(row, session_name)).unwrap_or_default()
-}
-
-/// A decision as the CLI received it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Resolved {
-    pub id: String,
-    /// `allowed` or `denied`.
-    pub status: &'static str,
-    /// What the CLI was answered (`behavior`, and `updatedInput` or `message`).
-    #[schema(value_type = Object)]
-    pub decision: Value,
+    serde_json::to_value(row.view(session_name)).unwrap_or_default()
 }
 
 /// Queues the signed `approval.required` webhook when the asking turn is a

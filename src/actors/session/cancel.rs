@@ -9,10 +9,10 @@ use tokio::sync::oneshot;
 
 use super::messages::CancelReply;
 use super::running::{Running, StopReason, StopRequest};
-use super::turn::{Turn, TurnError};
 use super::SessionActor;
 use crate::db::models::job;
 use crate::db::DbError;
+use crate::domain::turn::{Turn, TurnError};
 
 impl SessionActor {
     /// Cancels the job's turn if this actor holds it; `None` when it does not.
@@ -50,12 +50,11 @@ impl SessionActor {
             if let Some(reply) = act.cancel_held(&job_id) {
                 return Ok(reply);
             }
-            let queued = found?
-                .filter(|j| j.status == crate::jobs::QUEUED && j.session_id == act.session.id);
+            let queued = found?.filter(|j| {
+                j.status == crate::domain::job::QUEUED && j.session_id == act.session.id
+            });
             Ok(match queued {
-                Some(row) => {
-                    CancelReply::Cancelling(act.cancel_unstarted(super::turn::Turn::for_job(&row)))
-                }
+                Some(row) => CancelReply::Cancelling(act.cancel_unstarted(super::job_turn(&row))),
                 None => CancelReply::NotQueued,
             })
         }))

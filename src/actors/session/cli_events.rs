@@ -7,10 +7,10 @@ use std::time::Instant;
 use actix::{Context, StreamHandler};
 use serde_json::json;
 
-use super::turn::usd_to_micros;
 use super::{PendingControl, SessionActor};
 use crate::cli::process::{ProcessEvent, ProcessOutput};
 use crate::cli::protocol::{self, Block, CliMessage};
+use crate::domain::money::usd_to_micros;
 
 impl StreamHandler<ProcessEvent> for SessionActor {
     fn handle(&mut self, event: ProcessEvent, ctx: &mut Context<Self>) {
@@ -114,7 +114,9 @@ impl SessionActor {
                                 json!({"id": id, "name": name, "input": input,
                                        "tool_name": name, "content": null}),
                             );
-                            running.tools.push(super::turn::ToolUse { name, input });
+                            running
+                                .tools
+                                .push(crate::domain::turn::ToolUse { name, input });
                         }
                         Block::Other => {}
                     }

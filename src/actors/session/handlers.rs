@@ -10,8 +10,8 @@ use super::messages::{
     ResolveApproval, SlotGranted, Subscribe, Subscription, TurnGranted,
 };
 use super::running::StopReason;
-use super::turn::TurnError;
 use super::{Draining, Intake, Permit, Process, SessionActor};
+use crate::domain::turn::TurnError;
 
 impl Handler<Enqueue> for SessionActor {
     type Result = ();
@@ -205,7 +205,7 @@ impl Handler<Interrupt> for SessionActor {
 }
 
 impl Handler<ResolveApproval> for SessionActor {
-    type Result = ResponseFuture<Result<super::approvals::Resolved, ResolveError>>;
+    type Result = ResponseFuture<Result<crate::domain::approval::Resolved, ResolveError>>;
 
     fn handle(&mut self, msg: ResolveApproval, ctx: &mut Context<Self>) -> Self::Result {
         self.wake(ctx);

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::turn::TurnEvent;
 use crate::db::models::event::Event;
+use crate::domain::turn::TurnEvent;
 
 /// Events buffered per subscriber before it counts as too slow.
 pub const SUBSCRIBER_BUFFER: usize = 1024;

@@ -8,13 +8,13 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::turn::TurnError;
 use super::watchdog::with_stderr;
 use super::{messages, LiveProcess, PendingControl, Process, SessionActor};
 use crate::actors::supervisor::messages::{ReleaseSlot, RequestSlot};
 use crate::cli::command::{self, Conversation, LaunchPlan};
 use crate::cli::process::CliProcess;
 use crate::cli::protocol;
+use crate::domain::turn::TurnError;
 use crate::spec::{LaunchSpec, TurnOverrides};
 
 /// How long an idle process may take to exit once its stdin is closed.

@@ -2,7 +2,7 @@
 
 use actix::Message;
 
-use super::turn::Turn;
+use crate::domain::turn::Turn;
 
 /// Queues a turn; it runs after every turn queued before it.
 #[derive(Message)]
@@ -77,9 +77,9 @@ pub struct Subscribe;
 pub struct Subscription {
     /// Every event emitted after the subscription, until the subscriber
     /// falls too far behind (then the channel closes).
-    pub live: tokio::sync::mpsc::Receiver<super::turn::TurnEvent>,
+    pub live: tokio::sync::mpsc::Receiver<crate::domain::turn::TurnEvent>,
     /// Events of the running turn not yet stored when it subscribed.
-    pub pending: Vec<super::turn::TurnEvent>,
+    pub pending: Vec<crate::domain::turn::TurnEvent>,
     /// The seq of the last event emitted when it subscribed (0: none).
     pub last_seq: i64,
 }
@@ -100,7 +100,7 @@ pub enum InterruptReply {
 /// Answers one of the pending tool approvals of the live process; the reply
 /// comes once the decision is stored.
 #[derive(Message)]
-#[rtype(result = "Result<super::approvals::Resolved, super::approvals::ResolveError>")]
+#[rtype(result = "Result<crate::domain::approval::Resolved, super::approvals::ResolveError>")]
 pub struct ResolveApproval {
     pub id: String,
     pub decision: super::approvals::Decision,

@@ -24,7 +24,6 @@ mod lifecycle;
 pub mod messages;
 mod queue;
 mod running;
-pub mod turn;
 mod watchdog;
 pub mod workspace;
 mod writer;
@@ -40,13 +39,13 @@ use actix::{
 use self::approvals::LiveApproval;
 use self::hub::Hub;
 use self::running::Running;
-use self::turn::Turn;
 use self::writer::Writer;
 use super::supervisor::messages::ActorStopped;
 use super::supervisor::Supervisor;
 use super::Runtime;
 use crate::cli::process::CliProcess;
 use crate::db::models::session::Session;
+use crate::domain::turn::Turn;
 use crate::spec::{LaunchSpec, SessionSpec};
 
 /// How often a running turn's events are written ahead of its end, so a
@@ -322,5 +321,18 @@ impl Actor for SessionActor {
         self.supervisor.do_send(ActorStopped {
             session_id: self.session.id.clone(),
         });
+    }
+}
+
+/// The turn that runs a job; no client waits on it.
+pub fn job_turn(job: &crate::db::models::job::Job) -> Turn {
+    Turn {
+        job_id: Some(job.id.clone()),
+        message: job.message.clone(),
+        overrides: serde_json::from_str(&job.overrides).unwrap_or_default(),
+        subscriber: None,
+        reply: None,
+        span: tracing::info_span!("job", job_id = %job.id),
+        approvals: None,
     }
 }

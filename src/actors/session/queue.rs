@@ -9,10 +9,10 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use serde_json::json;
 
 use super::running::{self, Running, StopReason, StopRequest};
-use super::turn::{Turn, TurnError};
 use super::{Intake, PendingControl, Permit, Process, SessionActor};
 use crate::actors::supervisor::messages::{Activity, ReleaseTurn, RequestTurn};
 use crate::cli::protocol;
+use crate::domain::turn::{Turn, TurnError};
 use crate::spec::LaunchSpec;
 
 impl SessionActor {
@@ -181,7 +181,7 @@ impl SessionActor {
             running.emit(
                 &mut self.hub,
                 "job_status",
-                json!({"job_id": job_id, "status": crate::jobs::RUNNING}),
+                json!({"job_id": job_id, "status": crate::domain::job::RUNNING}),
             );
         }
         self.current = Some(running);

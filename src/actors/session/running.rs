@@ -7,13 +7,14 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::hub::{Client, Hub};
-use super::turn::{micros_to_usd, ChatResponse, ToolUse, Turn, TurnError, TurnEvent};
 use super::SessionState;
 use crate::cli::protocol::TurnResult;
 use crate::db::models::event::Event;
 use crate::db::models::job::JobCompletion;
 use crate::db::models::message::Message;
 use crate::db::models::turn::TurnRecord;
+use crate::domain::money::micros_to_usd;
+use crate::domain::turn::{ChatResponse, ToolUse, Turn, TurnError, TurnEvent};
 
 pub type Outcome = Result<ChatResponse, TurnError>;
 
@@ -306,23 +307,27 @@ impl Running {
         let (status, result, error) = match outcome {
             // An interrupted job ends cancelled, its partial answer kept.
             Ok(response) if response.interrupted => (
-                crate::jobs::CANCELLED,
+                crate::domain::job::CANCELLED,
                 Some(json!(response).to_string()),
                 Some("the turn was interrupted".to_owned()),
             ),
-            Ok(response) => (crate::jobs::DONE, Some(json!(response).to_string()), None),
+            Ok(response) => (
+                crate::domain::job::DONE,
+                Some(json!(response).to_string()),
+                None,
+            ),
             Err(TurnError::Closed) => return None,
             Err(TurnError::Cancelled) => (
-                crate::jobs::CANCELLED,
+                crate::domain::job::CANCELLED,
                 None,
                 Some(TurnError::Cancelled.to_string()),
             ),
             Err(TurnError::Cli { message, response }) => (
-                crate::jobs::FAILED,
+                crate::domain::job::FAILED,
                 response.as_ref().map(|r| json!(r).to_string()),
                 Some(message.clone()),
             ),
-            Err(other) => (crate::jobs::FAILED, None, Some(other.to_string())),
+            Err(other) => (crate::domain::job::FAILED, None, Some(other.to_string())),
         };
         Some(JobCompletion {
             job_id,

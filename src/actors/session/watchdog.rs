@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use actix::Context;
 
 use super::running::StopReason;
-use super::turn::TurnError;
 use super::{Intake, Permit, Process, SessionActor};
+use crate::domain::turn::TurnError;
 
 /// How long a fresh process may take to answer `initialize`.
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -14,7 +14,6 @@ use crate::api::history::HistoryEntry;
 use crate::api::sessions::{session_view, session_views, CreateSession, SessionData};
 use crate::error::ApiError;
 use crate::files::FilesError;
-use crate::jobs::JobData;
 use crate::security::paths;
 use crate::services::sessions::{self, validate_name, SessionStatus};
 use crate::services::turns::{self, Answer, Reply, Submitted, Target, TurnRequest};
@@ -300,7 +299,7 @@ pub async fn run(
                 webhook_url: optional_text(args, "webhook_url")?,
             };
             match turns::submit(services, who, Target::Named(&name), request, reply).await? {
-                Submitted::Job { job, session } => data(JobData::new(&job, &session.name)),
+                Submitted::Job { job, session } => data(job.data(&session.name)),
                 _ => Err(ApiError::internal("a job was asked for").into()),
             }
         }
@@ -314,7 +313,7 @@ pub async fn run(
             }
             let name = session(args, "session")?;
             let (job, session) = jobs::get(services, who, &name, &id).await?;
-            data(JobData::new(&job, &session.name))
+            data(job.data(&session.name))
         }
         _ => Err(ToolError::Unknown(tool.to_owned())),
     }

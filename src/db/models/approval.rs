@@ -3,6 +3,9 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use serde_json::Value;
+
+use crate::domain::approval::ApprovalView;
 
 use super::TenantId;
 use crate::db::schema::{approvals, sessions};
@@ -34,6 +37,27 @@ pub struct Approval {
     /// JSON: the decision sent to the CLI.
     pub decision: Option<String>,
     pub decided_at: Option<NaiveDateTime>,
+}
+
+impl Approval {
+    /// The approval as clients see it (API, events, webhooks).
+    pub fn view(&self, session_name: &str) -> ApprovalView {
+        let row = self;
+        let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+        ApprovalView {
+            id: row.id.clone(),
+            session_id: session_name.to_owned(),
+            job_id: row.job_id.clone(),
+            tool: row.tool.clone(),
+            input: parse(&row.input),
+            suggestions: parse(&row.suggestions),
+            status: row.status.clone(),
+            decision: row.decision.as_deref().map(parse),
+            created_at: crate::domain::timestamp(&row.created_at),
+            expires_at: crate::domain::timestamp(&row.expires_at),
+            url: format!("/api/v1/sessions/{session_name}/approvals/{}", row.id),
+        }
+    }
 }
 
 pub fn insert(conn: &mut DbConnection, row: &Approval) -> DbResult<()> {

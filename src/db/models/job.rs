@@ -4,10 +4,16 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use serde_json::{json, Value};
+
+use crate::domain::job::JobData;
+use crate::domain::money::micros_to_usd;
+use crate::domain::timestamp;
+
 use super::TenantId;
 use crate::db::schema::jobs;
 use crate::db::{DbConnection, DbResult};
-use crate::jobs::{QUEUED, RUNNING};
+use crate::domain::job::{QUEUED, RUNNING};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = jobs)]
@@ -28,6 +34,34 @@ pub struct Job {
     pub created_at: NaiveDateTime,
     pub started_at: Option<NaiveDateTime>,
     pub completed_at: Option<NaiveDateTime>,
+}
+
+impl Job {
+    /// The job as clients and webhook receivers see it.
+    pub fn data(&self, session_name: &str) -> JobData {
+        let job = self;
+        JobData {
+            id: job.id.clone(),
+            session: session_name.to_owned(),
+            status: job.status.clone(),
+            message: job.message.clone(),
+            webhook_url: job.webhook_url.clone(),
+            result: job
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok())
+                .unwrap_or(Value::Null),
+            error: job.error.clone(),
+            cost: micros_to_usd(job.cost_micros),
+            cost_micros: job.cost_micros,
+            duration_ms: job.duration_ms,
+            tools_used: serde_json::from_str(&job.tools_used).unwrap_or_else(|_| json!([])),
+            attempts: job.attempts,
+            created_at: timestamp(&job.created_at),
+            started_at: job.started_at.as_ref().map(timestamp),
+            completed_at: job.completed_at.as_ref().map(timestamp),
+        }
+    }
 }
 
 /// How a job ended, written with the turn that ran it.
@@ -160,8 +194,8 @@ pub fn complete_and_notify(conn: &mut DbConnection, done: &JobCompletion) -> DbR
         .first(conn)
         .optional()?
         .unwrap_or_default();
-    let data = crate::jobs::JobData::new(&job, &session_name);
-    let (event_type, body) = crate::jobs::completion_event(&data);
+    let data = job.data(&session_name);
+    let (event_type, body) = crate::domain::job::completion_event(&data);
     super::webhook::enqueue(
         conn,
         &job.tenant_id,

@@ -42,12 +42,12 @@ impl JobCounts {
     fn count(&mut self, status: &str) {
         self.total += 1;
         let slot = match status {
-            crate::jobs::QUEUED => &mut self.queued,
-            crate::jobs::RUNNING => &mut self.running,
-            crate::jobs::DONE => &mut self.done,
-            crate::jobs::FAILED => &mut self.failed,
-            crate::jobs::CANCELLED => &mut self.cancelled,
-            crate::jobs::INTERRUPTED => &mut self.interrupted,
+            crate::domain::job::QUEUED => &mut self.queued,
+            crate::domain::job::RUNNING => &mut self.running,
+            crate::domain::job::DONE => &mut self.done,
+            crate::domain::job::FAILED => &mut self.failed,
+            crate::domain::job::CANCELLED => &mut self.cancelled,
+            crate::domain::job::INTERRUPTED => &mut self.interrupted,
             _ => return,
         };
         *slot += 1;

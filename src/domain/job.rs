@@ -4,10 +4,6 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::actors::session::turn::micros_to_usd;
-use crate::api::envelope::timestamp;
-use crate::db::models::job::Job;
-
 pub const QUEUED: &str = "queued";
 pub const RUNNING: &str = "running";
 pub const DONE: &str = "done";
@@ -34,45 +30,19 @@ pub struct JobData {
     pub message: String,
     pub webhook_url: Option<String>,
     /// The answer (as `/chat` gives it) once the job is `done`.
-    #[schema(value_type = Option<crate::actors::session::turn::ChatResponse>)]
+    #[schema(value_type = Option<crate::domain::turn::ChatResponse>)]
     pub result: Value,
     pub error: Option<String>,
     pub cost: f64,
     pub cost_micros: i64,
     pub duration_ms: Option<i64>,
-    #[schema(value_type = Vec<crate::actors::session::turn::ToolUse>)]
+    #[schema(value_type = Vec<crate::domain::turn::ToolUse>)]
     pub tools_used: Value,
     /// Runs started; more than 1 after a restart resumed it.
     pub attempts: i64,
     pub created_at: String,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
-}
-
-impl JobData {
-    pub fn new(job: &Job, session_name: &str) -> JobData {
-        JobData {
-            id: job.id.clone(),
-            session: session_name.to_owned(),
-            status: job.status.clone(),
-            message: job.message.clone(),
-            webhook_url: job.webhook_url.clone(),
-            result: job
-                .result
-                .as_deref()
-                .and_then(|r| serde_json::from_str(r).ok())
-                .unwrap_or(Value::Null),
-            error: job.error.clone(),
-            cost: micros_to_usd(job.cost_micros),
-            cost_micros: job.cost_micros,
-            duration_ms: job.duration_ms,
-            tools_used: serde_json::from_str(&job.tools_used).unwrap_or_else(|_| json!([])),
-            attempts: job.attempts,
-            created_at: timestamp(&job.created_at),
-            started_at: job.started_at.as_ref().map(timestamp),
-            completed_at: job.completed_at.as_ref().map(timestamp),
-        }
-    }
 }
 
 /// The webhook body for a job that reached a final state: compatible with

@@ -27,21 +27,6 @@ pub struct Turn {
     pub approvals: Option<mpsc::UnboundedSender<Option<String>>>,
 }
 
-impl Turn {
-    /// The turn that runs a job; no client waits on it.
-    pub fn for_job(job: &crate::db::models::job::Job) -> Turn {
-        Turn {
-            job_id: Some(job.id.clone()),
-            message: job.message.clone(),
-            overrides: serde_json::from_str(&job.overrides).unwrap_or_default(),
-            subscriber: None,
-            reply: None,
-            span: tracing::info_span!("job", job_id = %job.id),
-            approvals: None,
-        }
-    }
-}
-
 /// One event of a turn, numbered by the session's `seq`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnEvent {
@@ -117,18 +102,4 @@ pub enum TurnError {
     /// Stopped on request (job cancel).
     #[error("the turn was cancelled")]
     Cancelled,
-}
-
-/// Micro-USD from the CLI's float USD.
-pub fn usd_to_micros(usd: f64) -> i64 {
-    if usd.is_finite() && usd > 0.0 {
-        (usd * 1_000_000.0).round() as i64
-    } else {
-        0
-    }
-}
-
-/// USD for display from micro-USD.
-pub fn micros_to_usd(micros: i64) -> f64 {
-    micros as f64 / 1_000_000.0
 }
