@@ -98,7 +98,7 @@ impl Options {
                 None => None,
                 Some("none") => Some(None),
                 Some(v) => {
-                    let modes = crate::spec::parse_modes(v)
+                    let modes = crate::domain::session::parse_modes(v)
                         .map_err(|e| anyhow!("--allowed-permission-modes: {e}"))?;
                     Some(Some(
                         modes

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::spec::PermissionMode;
+use crate::domain::session::PermissionMode;
 
 /// Every setting of the server. Built once and injected; there is no global.
 #[derive(Debug, Clone)]
@@ -244,12 +244,14 @@ impl Settings {
                 PermissionMode::BypassPermissions,
             )?,
             allowed_permission_modes: match get("CLAUDE_ALLOWED_PERMISSION_MODES") {
-                None => crate::spec::ALL_PERMISSION_MODES.to_vec(),
-                Some(raw) => crate::spec::parse_modes(&raw).map_err(|reason| ConfigError {
-                    name: "CLAUDE_ALLOWED_PERMISSION_MODES".into(),
-                    value: raw.clone(),
-                    reason,
-                })?,
+                None => crate::domain::session::ALL_PERMISSION_MODES.to_vec(),
+                Some(raw) => {
+                    crate::domain::session::parse_modes(&raw).map_err(|reason| ConfigError {
+                        name: "CLAUDE_ALLOWED_PERMISSION_MODES".into(),
+                        value: raw.clone(),
+                        reason,
+                    })?
+                }
             },
             claude_allowed_tools: list(get("CLAUDE_ALLOWED_TOOLS")),
             claude_disallowed_tools: list(get("CLAUDE_DISALLOWED_TOOLS")),

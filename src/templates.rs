@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::spec::{Effort, PermissionMode};
+use crate::domain::session::{Effort, PermissionMode};
 
 /// Environment names the server sets itself; a template cannot change them.
 const RESERVED_ENV: &[&str] = &["CLAUDE_CONFIG_DIR", "PWD", "IS_SANDBOX"];
@@ -45,13 +45,13 @@ pub struct Template {
     pub effort: Option<Effort>,
     #[serde(
         default,
-        deserialize_with = "crate::spec::tool_list",
+        deserialize_with = "crate::domain::session::tool_list",
         skip_serializing_if = "Option::is_none"
     )]
     pub allowed_tools: Option<Vec<String>>,
     #[serde(
         default,
-        deserialize_with = "crate::spec::tool_list",
+        deserialize_with = "crate::domain::session::tool_list",
         skip_serializing_if = "Option::is_none"
     )]
     pub disallowed_tools: Option<Vec<String>>,

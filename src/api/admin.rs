@@ -119,8 +119,8 @@ pub struct LimitsBody {
     /// The permission modes the tenant's sessions and turns may use, within
     /// the server's `CLAUDE_ALLOWED_PERMISSION_MODES`.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<crate::spec::PermissionMode>>, min_items = 1)]
-    allowed_permission_modes: Option<Option<Vec<crate::spec::PermissionMode>>>,
+    #[schema(value_type = Option<Vec<crate::domain::session::PermissionMode>>, min_items = 1)]
+    allowed_permission_modes: Option<Option<Vec<crate::domain::session::PermissionMode>>>,
 }
 
 fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(

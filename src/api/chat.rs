@@ -13,11 +13,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::envelope::Envelope;
 use super::AppState;
 use super::{envelope, idempotency};
+use crate::domain::session::{Effort, OutputFormat, PermissionMode, TurnOverrides};
 use crate::domain::turn::ChatResponse;
 use crate::error::{ApiError, Problem};
 use crate::services::turns::{self, Answer, Reply, Submitted, Target, TurnRequest};
 use crate::services::Requester;
-use crate::spec::{Effort, OutputFormat, PermissionMode, TurnOverrides};
 use actix_web::http::StatusCode;
 use utoipa::ToSchema;
 

@@ -10,10 +10,10 @@ use utoipa::ToSchema;
 use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::{idempotency, AppState};
 use crate::domain::job::JobData;
+use crate::domain::session::{Effort, OutputFormat, PermissionMode, TurnOverrides};
 use crate::error::{ApiError, Problem};
 use crate::services::turns::{self, Reply, Submitted, Target, TurnRequest};
 use crate::services::{jobs, Requester};
-use crate::spec::{Effort, OutputFormat, PermissionMode, TurnOverrides};
 
 /// A turn to run in the background.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]

@@ -19,13 +19,13 @@ use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
 use super::AppState;
+use crate::domain::session::TurnOverrides;
 use crate::domain::turn::{TurnError, TurnEvent};
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::services::sessions::validate_name;
 use crate::services::turns::{self, Reply, Submitted, Target, TurnRequest};
 use crate::services::Requester;
-use crate::spec::TurnOverrides;
 
 /// The model id `/v1/models` advertises: the session's own model.
 pub const DEFAULT_MODEL: &str = "claude-code";

@@ -10,10 +10,10 @@ use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::AppState;
 use crate::db::models::session::Session;
 use crate::domain::money::micros_to_usd;
+use crate::domain::session::{Effort, PermissionMode, SessionSpec};
 use crate::error::{ApiError, Problem};
 use crate::services::sessions::{self, validate_name, SessionStatus};
 use crate::services::{Requester, Services};
-use crate::spec::{Effort, PermissionMode, SessionSpec};
 
 /// A new session. Fields left out come from the template, then the
 /// server's defaults.
@@ -191,7 +191,7 @@ impl CreateSession {
          -> Result<Option<Vec<String>>, ApiError> {
             #[derive(Deserialize)]
             struct Probe {
-                #[serde(default, deserialize_with = "crate::spec::tool_list")]
+                #[serde(default, deserialize_with = "crate::domain::session::tool_list")]
                 tools: Option<Vec<String>>,
             }
             let Some(value) = value else { return Ok(None) };

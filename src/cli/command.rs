@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::spec::{LaunchSpec, PermissionMode};
+use crate::domain::session::PermissionMode;
+use crate::spec::LaunchSpec;
 
 /// How the process relates to the CLI's stored conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +155,7 @@ pub fn transcript_path(config_dir: &Path, cwd: &Path, cli_session_id: &str) -> P
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Effort;
+    use crate::domain::session::Effort;
 
     fn spec() -> LaunchSpec {
         LaunchSpec {

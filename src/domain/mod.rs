@@ -5,6 +5,7 @@
 pub mod approval;
 pub mod job;
 pub mod money;
+pub mod session;
 pub mod turn;
 
 use chrono::NaiveDateTime;

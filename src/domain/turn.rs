@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::spec::TurnOverrides;
+use crate::domain::session::TurnOverrides;
 
 /// One prompt waiting in, or running at the head of, a session's queue.
 #[derive(Debug)]

@@ -14,9 +14,9 @@ use crate::actors::supervisor::messages::{
     CloseSession, OpenSession, RunningSessions, WarmSession,
 };
 use crate::db::models::session::{self, Session};
+use crate::domain::session::SessionSpec;
 use crate::error::ApiError;
 use crate::security::paths::is_strictly_beneath;
-use crate::spec::SessionSpec;
 
 /// Where a session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]

@@ -14,9 +14,9 @@ use crate::actors::supervisor::messages::OpenSession;
 use crate::db::models::job::Job;
 use crate::db::models::session::Session;
 use crate::db::models::tenant::Tenant;
+use crate::domain::session::{PermissionMode, SessionSpec, TurnOverrides};
 use crate::domain::turn::{ChatResponse, Turn, TurnError, TurnEvent};
 use crate::error::ApiError;
-use crate::spec::{PermissionMode, SessionSpec, TurnOverrides};
 
 /// Longest prompt accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -249,7 +249,7 @@ pub fn check_permission_mode(
     let mode = turn_mode
         .or(session_mode)
         .unwrap_or(services.settings.claude_permission_mode);
-    crate::spec::check_permission_mode(
+    crate::domain::session::check_permission_mode(
         mode,
         &services.settings.allowed_permission_modes,
         tenant.and_then(|t| t.allowed_permission_modes.as_deref()),

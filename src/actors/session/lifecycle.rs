@@ -14,8 +14,9 @@ use crate::actors::supervisor::messages::{ReleaseSlot, RequestSlot};
 use crate::cli::command::{self, Conversation, LaunchPlan};
 use crate::cli::process::CliProcess;
 use crate::cli::protocol;
+use crate::domain::session::TurnOverrides;
 use crate::domain::turn::TurnError;
-use crate::spec::{LaunchSpec, TurnOverrides};
+use crate::spec::LaunchSpec;
 
 /// How long an idle process may take to exit once its stdin is closed.
 const RETIRE_GRACE: Duration = Duration::from_secs(5);

@@ -45,8 +45,9 @@ use super::supervisor::Supervisor;
 use super::Runtime;
 use crate::cli::process::CliProcess;
 use crate::db::models::session::Session;
+use crate::domain::session::SessionSpec;
 use crate::domain::turn::Turn;
-use crate::spec::{LaunchSpec, SessionSpec};
+use crate::spec::LaunchSpec;
 
 /// How often a running turn's events are written ahead of its end, so a
 /// reconnecting client can replay them.

@@ -12,13 +12,13 @@ use crate::api::chat::WaitingForApproval;
 use crate::api::envelope::{self, Page, PageQuery};
 use crate::api::history::HistoryEntry;
 use crate::api::sessions::{session_view, session_views, CreateSession, SessionData};
+use crate::domain::session::TurnOverrides;
 use crate::error::ApiError;
 use crate::files::FilesError;
 use crate::security::paths;
 use crate::services::sessions::{self, validate_name, SessionStatus};
 use crate::services::turns::{self, Answer, Reply, Submitted, Target, TurnRequest};
 use crate::services::{files, jobs, Requester, Services};
-use crate::spec::TurnOverrides;
 
 /// `tools/list`: name, description, input schema.
 pub fn definitions() -> Vec<Tool> {
