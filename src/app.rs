@@ -218,7 +218,7 @@ impl Application {
                     actix_web::HttpResponse::NotFound().finish()
                 }))
         })
-        .on_connect(no_delay)
+        .on_connect(crate::net::no_delay)
         // Signals are ours (see run_until_stopped); in-flight requests get
         // the grace period plus the time an interrupted turn needs to end.
         .disable_signals()
@@ -291,15 +291,6 @@ impl Application {
         self.gateway.stop(false).await;
         self.sandbox.shutdown();
         joined(server.await)
-    }
-}
-
-/// Streamed answers (SSE events, the model's tokens through the gateway)
-/// go out as they come: with Nagle's algorithm a small write after another
-/// waits for the client's delayed ACK, about 40 ms each time.
-pub fn no_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
-    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        let _ = tcp.set_nodelay(true);
     }
 }
 

@@ -14,6 +14,7 @@ pub mod error;
 pub mod files;
 pub mod gateway;
 pub mod metrics;
+pub mod net;
 pub mod redact;
 pub mod sandbox;
 pub mod security;

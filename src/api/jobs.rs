@@ -11,8 +11,9 @@ use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::{idempotency, AppState};
 use crate::domain::job::JobData;
 use crate::domain::session::{Effort, OutputFormat, PermissionMode, TurnOverrides};
+use crate::domain::turn::TurnRequest;
 use crate::error::{ApiError, Problem};
-use crate::services::turns::{self, Reply, Submitted, Target, TurnRequest};
+use crate::services::turns::{self, Reply, Submitted, Target};
 use crate::services::{jobs, Requester};
 
 /// A turn to run in the background.

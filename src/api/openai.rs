@@ -20,11 +20,12 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use crate::domain::session::TurnOverrides;
+use crate::domain::turn::TurnRequest;
 use crate::domain::turn::{TurnError, TurnEvent};
 use crate::error::{ApiError, Problem};
 use crate::security::auth::Caller;
 use crate::services::sessions::validate_name;
-use crate::services::turns::{self, Reply, Submitted, Target, TurnRequest};
+use crate::services::turns::{self, Reply, Submitted, Target};
 use crate::services::Requester;
 
 /// The model id `/v1/models` advertises: the session's own model.

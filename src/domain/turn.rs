@@ -7,6 +7,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::session::TurnOverrides;
 
+/// A prompt and what this turn alone changes.
+pub struct TurnRequest {
+    pub message: String,
+    pub overrides: TurnOverrides,
+}
+
 /// One prompt waiting in, or running at the head of, a session's queue.
 #[derive(Debug)]
 pub struct Turn {

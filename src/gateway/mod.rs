@@ -160,7 +160,7 @@ impl ModelGateway {
                 .app_data(data.clone())
                 .default_service(web::to(proxy::forward))
         })
-        .on_connect(crate::app::no_delay)
+        .on_connect(crate::net::no_delay)
         .workers(2)
         .disable_signals()
         .shutdown_timeout(5)

@@ -22,7 +22,7 @@ pub(super) async fn insert(
     services: &Services,
     who: &Requester,
     session: &Session,
-    request: super::turns::TurnRequest,
+    request: crate::domain::turn::TurnRequest,
     webhook_url: Option<String>,
 ) -> Result<Job, ApiError> {
     let row = Job {

@@ -11,6 +11,7 @@ pub mod approvals;
 pub mod audit;
 pub mod files;
 pub mod jobs;
+pub mod policy;
 pub mod sessions;
 pub mod turns;
 

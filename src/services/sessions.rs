@@ -213,8 +213,13 @@ async fn insert(
     budget_micros: Option<i64>,
 ) -> Result<Session, ApiError> {
     validate_name(&name)?;
-    let tenant_row = super::turns::tenant(services, who).await?;
-    super::turns::check_permission_mode(services, tenant_row.as_ref(), spec.permission_mode, None)?;
+    let tenant_row = super::policy::tenant(services, who).await?;
+    super::policy::check_permission_mode(
+        services,
+        tenant_row.as_ref(),
+        spec.permission_mode,
+        None,
+    )?;
     let dir = crate::workspace::session_dir(&services.workspace_root, who.tenant().as_str(), &name);
     let now = crate::db::now();
     let row = Session {

@@ -13,9 +13,8 @@ use crate::actors::session::messages::{Enqueue, Interrupt, InterruptReply};
 use crate::actors::supervisor::messages::OpenSession;
 use crate::db::models::job::Job;
 use crate::db::models::session::Session;
-use crate::db::models::tenant::Tenant;
-use crate::domain::session::{PermissionMode, SessionSpec, TurnOverrides};
-use crate::domain::turn::{ChatResponse, Turn, TurnError, TurnEvent};
+use crate::domain::session::{PermissionMode, SessionSpec};
+use crate::domain::turn::{ChatResponse, Turn, TurnError, TurnEvent, TurnRequest};
 use crate::error::ApiError;
 
 /// Longest prompt accepted, in bytes.
@@ -24,12 +23,6 @@ pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 const STREAM_BUFFER: usize = 4096;
 /// How long an interrupt waits for the turn to be stored.
 const INTERRUPT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// A prompt and what this turn alone changes.
-pub struct TurnRequest {
-    pub message: String,
-    pub overrides: TurnOverrides,
-}
 
 /// Which session the turn runs on.
 pub enum Target<'a> {
@@ -76,7 +69,7 @@ pub async fn submit(
 ) -> Result<Submitted, ApiError> {
     validate_message(&request.message)?;
     check_deny_patterns(&services.settings, &request.message)?;
-    let tenant = tenant(services, who).await?;
+    let tenant = super::policy::tenant(services, who).await?;
     if let Some(e) = tenant
         .as_ref()
         .and_then(crate::db::models::budget::tenant_over)
@@ -91,7 +84,7 @@ pub async fn submit(
         Target::Named(name) => super::sessions::load(services, who, name).await?,
         Target::OpenOrCreate(name) => super::sessions::open_or_create(services, who, name).await?,
     };
-    check_permission_mode(
+    super::policy::check_permission_mode(
         services,
         tenant.as_ref(),
         session_mode(&session),
@@ -225,36 +218,6 @@ async fn enqueue(services: &Services, session: &Session, turn: Turn) -> Result<(
         .await??;
     addr.send(Enqueue(turn)).await?;
     Ok(())
-}
-
-/// The caller's tenant row (its budget and permission ceiling), read once
-/// per request.
-pub async fn tenant(services: &Services, who: &Requester) -> Result<Option<Tenant>, ApiError> {
-    let tenant = who.tenant().clone();
-    Ok(crate::db::run(&services.pool, move |c| {
-        crate::db::models::tenant::find_tenant(c, tenant.as_str())
-    })
-    .await?)
-}
-
-/// The permission ceiling: the mode a session or turn would run in (the
-/// turn's, else the session's, else the server default) must be allowed for
-/// the server and the tenant; else a 422 naming the allowed modes.
-pub fn check_permission_mode(
-    services: &Services,
-    tenant: Option<&Tenant>,
-    session_mode: Option<PermissionMode>,
-    turn_mode: Option<PermissionMode>,
-) -> Result<(), ApiError> {
-    let mode = turn_mode
-        .or(session_mode)
-        .unwrap_or(services.settings.claude_permission_mode);
-    crate::domain::session::check_permission_mode(
-        mode,
-        &services.settings.allowed_permission_modes,
-        tenant.and_then(|t| t.allowed_permission_modes.as_deref()),
-    )
-    .map_err(ApiError::Validation)
 }
 
 /// The permission mode a stored session asks for, if any.

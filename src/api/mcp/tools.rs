@@ -13,11 +13,12 @@ use crate::api::envelope::{self, Page, PageQuery};
 use crate::api::history::HistoryEntry;
 use crate::api::sessions::{session_view, session_views, CreateSession, SessionData};
 use crate::domain::session::TurnOverrides;
+use crate::domain::turn::TurnRequest;
 use crate::error::ApiError;
 use crate::files::FilesError;
 use crate::security::paths;
 use crate::services::sessions::{self, validate_name, SessionStatus};
-use crate::services::turns::{self, Answer, Reply, Submitted, Target, TurnRequest};
+use crate::services::turns::{self, Answer, Reply, Submitted, Target};
 use crate::services::{files, jobs, Requester, Services};
 
 /// `tools/list`: name, description, input schema.
