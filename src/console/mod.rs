@@ -198,10 +198,7 @@ mod tests {
                 )
             })
             .unwrap();
-        assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;"),
-            "{html}"
-        );
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;"), "{html}");
         assert!(!html.contains("<script>alert"));
     }
 }
