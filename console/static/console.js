@@ -390,7 +390,7 @@
     // Workspace files, through the API's confined file routes.
     async function loadFiles() {
       const box = document.getElementById("files");
-      const r = await api("GET", base + "/files?recursive=true&limit=500");
+      const r = await api("GET", base + "/files?recursive=true&limit=100");
       box.replaceChildren();
       if (!r.ok) { box.appendChild(el("p", "muted", problemText(r))); return; }
       const entries = (r.json && r.json.data) || [];
@@ -398,7 +398,7 @@
       const ul = el("ul", "file-list");
       entries.forEach(function (f) {
         const li = el("li");
-        if (f.kind === "file") {
+        if (f.type === "file") {
           const a = el("a", null, f.path);
           a.href = base + "/files/" + f.path.split("/").map(encodeURIComponent).join("/");
           a.setAttribute("download", f.name || "");

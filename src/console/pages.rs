@@ -348,7 +348,9 @@ pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
             .map(|t| (t.budget_micros, t.spent_micros, t.reserved_micros))
             .unwrap_or((None, usage.cost_micros, 0));
         let percent = views::percent(spent, budget);
-        let bars = views::bars(&usage.days);
+        let active = !usage.days.is_empty();
+        let today = chrono::Utc::now().date_naive();
+        let bars = views::bars(&views::last_days(&usage.days, today));
         render(
             "usage.html",
             context! {
@@ -359,7 +361,7 @@ pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
                 percent,
                 gauge => percent.map(|p| p * 3),
                 remaining => budget.map(|b| views::usd((b - spent).max(0))),
-                bars,
+                bars, active,
                 chart_width => views::CHART_WIDTH,
                 chart_height => views::CHART_HEIGHT,
                 sessions => usage.sessions,

@@ -426,6 +426,30 @@ pub struct Bar {
 pub const CHART_WIDTH: i64 = 600;
 pub const CHART_HEIGHT: i64 = 160;
 
+/// The 30 days up to `today`, oldest first, a day without turns at zero,
+/// so the chart's time axis is even.
+pub fn last_days(
+    days: &[crate::db::models::usage::Day],
+    today: chrono::NaiveDate,
+) -> Vec<crate::db::models::usage::Day> {
+    let n = crate::db::models::usage::DAYS;
+    (0..n)
+        .rev()
+        .map(|back| {
+            let date = (today - chrono::Duration::days(back))
+                .format("%Y-%m-%d")
+                .to_string();
+            days.iter()
+                .find(|d| d.date == date)
+                .cloned()
+                .unwrap_or(crate::db::models::usage::Day {
+                    date,
+                    ..Default::default()
+                })
+        })
+        .collect()
+}
+
 /// Bars of the per-day spend, the tallest as high as the chart.
 pub fn bars(days: &[crate::db::models::usage::Day]) -> Vec<Bar> {
     let n = i64::try_from(days.len()).unwrap_or(1).max(1);
@@ -528,5 +552,13 @@ mod tests {
         assert_eq!(percent(50, Some(200)), Some(25));
         assert_eq!(percent(500, Some(200)), Some(100));
         assert_eq!(percent(5, None), None);
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+        let dense = last_days(&days, today);
+        assert_eq!(dense.len(), 30);
+        assert_eq!(dense[29].date, "2026-12-02");
+        assert_eq!(dense[29].cost_micros, 1000);
+        assert_eq!(dense[28].cost_micros, 500);
+        assert_eq!(dense[0].date, "2026-11-03");
+        assert_eq!(dense[0].turns, 0);
     }
 }

@@ -143,6 +143,12 @@ async fn the_cookie_stands_for_its_key_only_with_the_csrf_token() {
         .unwrap();
     assert_eq!(res.status(), 401);
     assert!(set_cookie(&res, "cca_console").is_none());
+    // A page for a person, not a problem document.
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(res.text().await.unwrap().contains("That key is not valid"));
 
     let alice = sign_in(&app, &http, ALICE).await;
     // The cookie reads the API as the key would.
@@ -657,9 +663,20 @@ async fn a_team_member_works_a_session_from_the_browser() {
     b.wait_for(&format!("[data-job='{job_id}'][data-status='cancelled']"))
         .await;
 
-    // Usage: spend and the per-day chart.
+    // Usage: spend against the tenant's budget, and the per-day chart.
+    let res = app
+        .client
+        .patch(app.url("/api/v1/admin/tenants/alice"))
+        .header("X-API-Key", ADMIN)
+        .json(&json!({"budget_usd": 0.01}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     b.open(&app.url("/console/usage")).await;
     b.wait_for("svg.chart rect.bar").await;
+    b.wait_for("svg.gauge rect.gauge-fill").await;
+    assert!(b.text("#budget").await.contains("$0.01"));
     b.screenshots("usage").await;
 
     // Signing out ends the cookie's use on the API too.
@@ -685,7 +702,8 @@ async fn a_team_member_works_a_session_from_the_browser() {
     b.wait_for("#no-sessions").await;
     assert!(!b.text("main").await.contains("demo"));
     b.open(&app.url("/console/sessions/demo")).await;
-    assert!(b.text("h1").await.contains("404"));
+    let source = b.client.source().await.unwrap();
+    assert!(source.contains("<h1>404</h1>"), "{source}");
     b.open(&app.url("/console/jobs")).await;
     b.wait_for("#no-jobs").await;
     b.sign_out().await;
