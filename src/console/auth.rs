@@ -128,11 +128,12 @@ pub async fn destroy(state: &AppState, cookie_value: &str) -> Result<(), ApiErro
     Ok(())
 }
 
+/// A live session row, its key, and its tenant's own rate limit
+/// (requests, window seconds).
+type Live = (ConsoleSession, ApiKey, Option<i64>, Option<i64>);
+
 /// The live session row and its key: unexpired, key not revoked.
-fn find_live(
-    conn: &mut DbConnection,
-    id_hash: &str,
-) -> DbResult<Option<(ConsoleSession, ApiKey, Option<i64>, Option<i64>)>> {
+fn find_live(conn: &mut DbConnection, id_hash: &str) -> DbResult<Option<Live>> {
     Ok(console_sessions::table
         .inner_join(api_keys::table)
         .inner_join(tenants::table.on(tenants::id.eq(api_keys::tenant_id)))

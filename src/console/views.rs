@@ -205,17 +205,18 @@ pub struct SessionRow {
     pub approvals: Vec<ApprovalCard>,
 }
 
-/// The tenant's sessions (up to `MAX_SESSIONS`), each with whether its last
-/// answer failed and its pending approvals.
-pub fn sessions_with_state(
-    conn: &mut DbConnection,
-    tenant: &TenantId,
-) -> DbResult<(
+/// The tenant's sessions, the ids of those whose last answer failed, their
+/// pending approvals by session id, and how many sessions there are.
+pub type SessionsState = (
     Vec<Session>,
     HashSet<String>,
     HashMap<String, Vec<Approval>>,
     i64,
-)> {
+);
+
+/// The tenant's sessions (up to `MAX_SESSIONS`), each with whether its last
+/// answer failed and its pending approvals.
+pub fn sessions_with_state(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<SessionsState> {
     let (rows, total) = crate::db::models::session::list(conn, tenant, 0, MAX_SESSIONS)?;
     let mut failed = HashSet::new();
     for row in &rows {
