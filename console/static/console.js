@@ -182,6 +182,7 @@
     let turn = null; // the assistant block of the running turn
     let stream = null; // the text element deltas go into
     let turnTools = [];
+    let localPrompts = 0; // sent from this page, their turn not started yet
     let turnsShown = parseInt((document.getElementById("turns") || {}).textContent || "0", 10);
     let costMicros = null;
 
@@ -208,12 +209,34 @@
     }
     function current() { return turn || startTurn(); }
 
-    function addUser(text) {
+    function userBubble(text, who) {
       const m = el("div", "msg user");
-      m.appendChild(el("div", "msg-meta", "you · now"));
+      m.appendChild(el("div", "msg-meta", who));
       m.appendChild(el("div", "text", text));
-      transcript.appendChild(m);
+      return m;
+    }
+    function addUser(text) {
+      transcript.appendChild(userBubble(text, "you · now"));
       scroll();
+    }
+
+    // A turn another client started: once stored, its prompt is the message
+    // before its answer in the history; shown before the answer if that
+    // answer is this turn's.
+    async function showRemotePrompt(t, answer) {
+      const one = async function (page) {
+        const r = await api("GET", base + "/history?limit=1&page=" + page);
+        return r.ok && r.json && r.json.data ? r.json.data[0] : null;
+      };
+      const head = await api("GET", base + "/history?limit=1");
+      const total = head.ok && head.json && head.json.pagination ? head.json.pagination.total : 0;
+      if (total < 2) return;
+      const last = await one(total);
+      if (!last || last.role !== "assistant" || last.content !== answer) return;
+      const prompt = await one(total - 1);
+      if (prompt && prompt.role === "user" && t.parentNode === transcript) {
+        transcript.insertBefore(userBubble(prompt.content, "prompt from another client"), t);
+      }
     }
 
     function approvalCard(a) {
@@ -266,7 +289,12 @@
     }
 
     const handlers = {
-      turn_started: function () { startTurn(); setStatus("running"); scroll(); },
+      turn_started: function () {
+        const t = startTurn();
+        if (localPrompts > 0) { localPrompts--; t.dataset.local = "1"; }
+        setStatus("running");
+        scroll();
+      },
       delta: function (d) {
         const t = current();
         if (!stream) { stream = el("div", "text streaming"); t.appendChild(stream); }
@@ -318,6 +346,7 @@
         const turnsEl = document.getElementById("turns");
         if (turnsEl) turnsEl.textContent = String(turnsShown);
         showChanges();
+        if (!t.dataset.local) showRemotePrompt(t, d.content || "").catch(function () {});
         turn = null; stream = null;
         approvals.replaceChildren();
         setStatus(d.is_error ? "error" : "idle");
@@ -377,6 +406,7 @@
       // Queued: the turn's events come on the session stream, so this
       // response is let go (a client that leaves does not stop the turn).
       if (r.res.body) r.res.body.cancel().catch(function () {});
+      localPrompts++;
       addUser(text);
       box.value = "";
     });

@@ -201,6 +201,11 @@ pub async fn caller_from_cookie(req: HttpRequest) -> Result<Caller, ApiError> {
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal("application state missing"))?;
+    // The console's script only calls the REST API: the cookie is no key
+    // for the other surfaces (OpenAI-compatible, MCP).
+    if !req.path().starts_with(crate::api::API_V1) {
+        return Err(ApiError::Unauthorized);
+    }
     let signed = signed_in(&req, &state)
         .await?
         .ok_or(ApiError::Unauthorized)?;

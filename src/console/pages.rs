@@ -284,11 +284,27 @@ pub async fn session(
         let (tenant, id) = (me.caller.tenant.clone(), row.id.clone());
         let (messages, skipped, after) =
             crate::db::run(&state.pool, move |c| views::transcript(c, &tenant, &id)).await?;
-        let (rows, _) = session_rows(&state, &me).await?;
-        let live = rows.into_iter().find(|r| r.name == row.name);
-        let (status, approvals) = match live {
-            Some(r) => (r.status, r.approvals),
-            None => (Status::Idle, Vec::new()),
+        let running = state
+            .supervisor
+            .send(RunningSessions {
+                tenant_id: me.caller.tenant.0.clone(),
+            })
+            .await?
+            .contains(&row.id);
+        let (tenant, id) = (me.caller.tenant.clone(), row.id.clone());
+        let (failed, pending) = crate::db::run(&state.pool, move |c| {
+            Ok((
+                views::last_failed(c, &id)?,
+                crate::db::models::approval::list_pending(c, &tenant, &id)?,
+            ))
+        })
+        .await?;
+        let status = Status::of(running, !pending.is_empty(), failed);
+        // Pending rows count only while their turn runs (as on the API).
+        let approvals: Vec<ApprovalCard> = if running {
+            pending.iter().map(ApprovalCard::from).collect()
+        } else {
+            Vec::new()
         };
         let spec: crate::spec::SessionSpec = serde_json::from_str(&row.spec).unwrap_or_default();
         let changes = views::last_changes(&messages);
@@ -323,8 +339,8 @@ pub async fn jobs(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
             views::jobs_with_deliveries(c, &tenant)
         })
         .await?;
-        let (sessions, _) = session_rows(&state, &me).await?;
-        let names: Vec<String> = sessions.into_iter().map(|s| s.name).collect();
+        let tenant = me.caller.tenant.clone();
+        let names = crate::db::run(&state.pool, move |c| views::session_names(c, &tenant)).await?;
         render(
             "jobs.html",
             context! { me => Me::from(&me), nav => "jobs", jobs, sessions => names,

@@ -220,14 +220,7 @@ pub fn sessions_with_state(conn: &mut DbConnection, tenant: &TenantId) -> DbResu
     let (rows, total) = crate::db::models::session::list(conn, tenant, 0, MAX_SESSIONS)?;
     let mut failed = HashSet::new();
     for row in &rows {
-        let last: Option<bool> = messages::table
-            .filter(messages::session_id.eq(&row.id))
-            .filter(messages::role.eq("assistant"))
-            .order((messages::created_at.desc(), messages::id.desc()))
-            .select(messages::is_error)
-            .first(conn)
-            .optional()?;
-        if last == Some(true) {
+        if last_failed(conn, &row.id)? {
             failed.insert(row.id.clone());
         }
     }
@@ -242,6 +235,28 @@ pub fn sessions_with_state(conn: &mut DbConnection, tenant: &TenantId) -> DbResu
         by_session.entry(a.session_id.clone()).or_default().push(a);
     }
     Ok((rows, failed, by_session, total))
+}
+
+/// Whether the session's last answer was an error.
+pub fn last_failed(conn: &mut DbConnection, session_id: &str) -> DbResult<bool> {
+    let last: Option<bool> = messages::table
+        .filter(messages::session_id.eq(session_id))
+        .filter(messages::role.eq("assistant"))
+        .order((messages::created_at.desc(), messages::id.desc()))
+        .select(messages::is_error)
+        .first(conn)
+        .optional()?;
+    Ok(last == Some(true))
+}
+
+/// The names of the tenant's sessions (up to `MAX_SESSIONS`), oldest first.
+pub fn session_names(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<Vec<String>> {
+    Ok(sessions::table
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .order((sessions::created_at.asc(), sessions::id.asc()))
+        .limit(MAX_SESSIONS)
+        .select(sessions::name)
+        .load(conn)?)
 }
 
 /// One history message on a session page.
@@ -333,6 +348,9 @@ pub struct JobRow {
     pub session: String,
     pub status: String,
     pub message: String,
+    /// The answer's text, from the stored result.
+    pub answer: Option<String>,
+    /// The stored result document (JSON), whole.
     pub result: Option<String>,
     pub error: Option<String>,
     pub cost: String,
@@ -401,6 +419,12 @@ pub fn jobs_with_deliveries(conn: &mut DbConnection, tenant: &TenantId) -> DbRes
             session,
             status: job.status,
             message: bounded(job.message),
+            answer: job
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<Value>(r).ok())
+                .and_then(|v| v.get("content").and_then(Value::as_str).map(str::to_owned))
+                .map(bounded),
             result: job.result.map(bounded),
             error: job.error,
             cost: usd(job.cost_micros),

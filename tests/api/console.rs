@@ -158,6 +158,9 @@ async fn the_cookie_stands_for_its_key_only_with_the_csrf_token() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // It is no key for the other surfaces.
+    let res = alice.get(&app, &http, "/v1/models").send().await.unwrap();
+    assert_eq!(res.status(), 401);
     // A change without the CSRF header is refused, and nothing is made.
     let res = http
         .post(app.url("/api/v1/sessions"))
@@ -627,6 +630,15 @@ async fn a_team_member_works_a_session_from_the_browser() {
     );
     b.screenshots("session").await;
 
+    // A turn another client runs shows live, its prompt once it is stored.
+    app.chat_ok(ALICE, "demo", "sent by a script").await;
+    b.until(
+        "the other client's prompt and answer show",
+        "document.getElementById('transcript').textContent.includes('prompt from another client')\
+         && document.getElementById('transcript').textContent.includes('Mock reply to: sent by a script')",
+    )
+    .await;
+
     // An approval asked by an API client shows on the sessions list with a
     // badge, and is allowed from there.
     let asking =
@@ -645,8 +657,24 @@ async fn a_team_member_works_a_session_from_the_browser() {
         "from the list"
     );
 
-    // Jobs: a slow one is cancelled from the jobs page.
+    // Jobs: a finished one's webhook deliveries, redelivered from the page;
+    // a slow one cancelled.
     app.create_session(ALICE, "batch").await;
+    let receiver = crate::receiver::Receiver::start(&[500, 200]);
+    let (status, job) = app
+        .create_job(
+            ALICE,
+            "batch",
+            json!({"message": "a quick job", "webhook_url": receiver.url}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let quick = job["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.wait_job(ALICE, "batch", &quick, 60).await["status"],
+        "done"
+    );
+    assert!(eventually(30, || async { receiver.received().len() == 2 }).await);
     let (status, job) = app
         .create_job(ALICE, "batch", json!({"message": "[[slow 200 200]]"}))
         .await;
@@ -655,7 +683,30 @@ async fn a_team_member_works_a_session_from_the_browser() {
     b.open(&app.url("/console/jobs")).await;
     b.wait_for(&format!("[data-job='{job_id}'] .cancel-job"))
         .await;
+    let delivery = format!("[data-job='{quick}'] .delivery");
+    b.until(
+        "the delivery shows both attempts",
+        &format!("document.querySelectorAll(\"{delivery} tbody tr\").length === 2"),
+    )
+    .await;
+    assert_eq!(
+        b.text(&format!("[data-job='{quick}'] .answer")).await,
+        "Mock reply to: a quick job"
+    );
     b.screenshots("jobs").await;
+    b.click(&format!("{delivery} button")).await;
+    assert!(eventually(30, || async { receiver.received().len() == 3 }).await);
+    let sent = receiver.received();
+    assert_eq!(
+        sent[2].webhook_id, sent[0].webhook_id,
+        "the same event again"
+    );
+    b.open(&app.url("/console/jobs")).await;
+    b.until(
+        "the redelivery is listed",
+        &format!("document.querySelectorAll(\"{delivery} tbody tr\").length === 3"),
+    )
+    .await;
     b.click(&format!("[data-job='{job_id}'] .cancel-job")).await;
     b.client.accept_alert().await.unwrap();
     let done = app.wait_job(ALICE, "batch", &job_id, 60).await;
