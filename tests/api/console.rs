@@ -578,6 +578,22 @@ async fn a_team_member_works_a_session_from_the_browser() {
         json!("undefined")
     );
 
+    // Stop interrupts a running turn; its partial answer stays.
+    b.fill("#message", "[[slow 100 200]]").await;
+    b.click("#send").await;
+    b.until(
+        "the slow answer streams",
+        "document.getElementById('transcript').textContent.includes('chunk1')",
+    )
+    .await;
+    b.click("#interrupt").await;
+    b.until(
+        "the turn is interrupted",
+        "document.body.dataset.status === 'idle' \
+         && document.getElementById('transcript').textContent.includes('interrupted')",
+    )
+    .await;
+
     // A write waits for approval: a card with the diff; allowing it ends the turn.
     b.fill(
         "#message",
@@ -614,6 +630,49 @@ async fn a_team_member_works_a_session_from_the_browser() {
         "document.getElementById('files').textContent.includes('note.txt')",
     )
     .await;
+
+    // Upload into a folder; the list links to the download.
+    let local = app.root.path().join("upload-me.txt");
+    std::fs::write(&local, "uploaded from the browser").unwrap();
+    b.wait_for("#upload-file")
+        .await
+        .send_keys(&local.to_string_lossy())
+        .await
+        .unwrap();
+    b.fill("#upload-path", "docs").await;
+    b.click("#upload button[type=submit]").await;
+    b.until(
+        "the upload is listed",
+        "document.getElementById('files').textContent.includes('docs/upload-me.txt')",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(app.workspace("alice", "demo").join("docs/upload-me.txt")).unwrap(),
+        "uploaded from the browser"
+    );
+    let href = b
+        .wait_for("#files a[href$='docs/upload-me.txt']")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let cookie = b
+        .client
+        .get_named_cookie("cca_console")
+        .await
+        .unwrap()
+        .value()
+        .to_owned();
+    let download = app
+        .client
+        .get(app.url(&href))
+        .header("cookie", format!("cca_console={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.text().await.unwrap(), "uploaded from the browser");
 
     // A reload shows the same transcript from history, hostile text as text.
     b.client.refresh().await.unwrap();
@@ -655,6 +714,26 @@ async fn a_team_member_works_a_session_from_the_browser() {
     assert_eq!(
         std::fs::read_to_string(app.workspace("alice", "demo").join("list.txt")).unwrap(),
         "from the list"
+    );
+
+    // Delete a session from the list.
+    app.create_session(ALICE, "scratch").await;
+    b.open(&app.url("/console/sessions")).await;
+    b.click("tr[data-session='scratch'] button.danger").await;
+    b.client.accept_alert().await.unwrap();
+    b.until(
+        "the row is gone",
+        "document.querySelector(\"tr[data-session='scratch']\") === null \
+         && document.querySelector(\"tr[data-session='demo']\") !== null",
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/v1/sessions/scratch", ALICE)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
     );
 
     // Jobs: a finished one's webhook deliveries, redelivered from the page;
@@ -731,7 +810,7 @@ async fn a_team_member_works_a_session_from_the_browser() {
     b.screenshots("usage").await;
 
     // Signing out ends the cookie's use on the API too.
-    let cookie = b
+    let signed_out = b
         .client
         .get_named_cookie("cca_console")
         .await
@@ -742,7 +821,7 @@ async fn a_team_member_works_a_session_from_the_browser() {
     let res = app
         .client
         .get(app.url("/api/v1/sessions"))
-        .header("cookie", format!("cca_console={cookie}"))
+        .header("cookie", format!("cca_console={signed_out}"))
         .send()
         .await
         .unwrap();
