@@ -469,9 +469,13 @@
   function sessionsPage() {
     const live = document.getElementById("sessions-live");
     async function poll() {
+      // A hidden tab spends none of the key's request budget.
+      if (document.hidden) return;
       let r;
       try { r = await api("GET", live.dataset.poll); } catch (e) { return; }
       if (!r.ok || !r.json) return;
+      const waiting = r.json.data.filter(function (s) { return s.status === "waiting_for_approval"; }).length;
+      document.title = (waiting ? "(" + waiting + " waiting) " : "") + "Sessions · claude-code-api";
       const shown = {};
       live.querySelectorAll("tr.session-row").forEach(function (row) {
         shown[row.dataset.session] = row.dataset.status + "/" + row.dataset.turns;
@@ -496,7 +500,7 @@
         bindApiForms(live);
       }
     }
-    setInterval(poll, 3000);
+    setInterval(poll, 5000);
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -150,6 +150,19 @@ async fn the_cookie_stands_for_its_key_only_with_the_csrf_token() {
         .starts_with("text/html"));
     assert!(res.text().await.unwrap().contains("That key is not valid"));
 
+    // Behind a TLS-terminating proxy the console's cookies are Secure.
+    let res = http
+        .get(app.url("/console/login"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let (_, header) = set_cookie(&res, "cca_console_login").unwrap();
+    assert!(
+        header.contains("Secure") && header.contains("HttpOnly"),
+        "{header}"
+    );
+
     let alice = sign_in(&app, &http, ALICE).await;
     // The cookie reads the API as the key would.
     let res = alice
@@ -370,6 +383,35 @@ async fn pages_show_a_tenant_only_its_own_and_agent_text_as_text() {
         .await
         .unwrap();
     assert_problem(res, 403, "forbidden").await;
+}
+
+#[actix_web::test]
+async fn guessing_keys_at_the_sign_in_form_is_limited_per_address() {
+    let app = TestApp::spawn_with(Options::fake().var("AUTH_FAILURE_LIMIT", "2")).await;
+    let http = bare_client();
+    let attempt = |key: &'static str| {
+        let (app, http) = (&app, &http);
+        async move {
+            let form = http.get(app.url("/console/login")).send().await.unwrap();
+            let (login_cookie, _) = set_cookie(&form, "cca_console_login").unwrap();
+            let token = csrf_field(&form.text().await.unwrap());
+            http.post(app.url("/console/login"))
+                .header("cookie", &login_cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form_body(&[("key", key), ("csrf", token.as_str())]))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(attempt("guess-1").await, 401);
+    assert_eq!(attempt("guess-2").await, 401);
+    // The budget is spent: even the right key waits, as on the API.
+    assert_eq!(attempt("guess-3").await, 429);
+    assert_eq!(attempt(ALICE).await, 429);
+    let res = app.get("/api/v1/sessions", ALICE).send().await.unwrap();
+    assert_eq!(res.status(), 429);
 }
 
 // ---------------------------------------------------------------- browser
@@ -700,10 +742,18 @@ async fn a_team_member_works_a_session_from_the_browser() {
 
     // An approval asked by an API client shows on the sessions list with a
     // badge, and is allowed from there.
+    b.open(&app.url("/console/sessions")).await;
+    b.wait_for("tr[data-session='demo'][data-status='idle']")
+        .await;
     let asking =
         crate::events::stream_chat(&app, "demo", "[[write list.txt]]from the list[[/write]]");
-    b.open(&app.url("/console/sessions")).await;
+    // The list refreshes itself when a session's state moves.
     b.wait_for(".badge.pending").await;
+    b.until(
+        "the title counts it",
+        "document.title.startsWith('(1 waiting)')",
+    )
+    .await;
     b.screenshots("sessions").await;
     b.click(".approvals-row button.allow").await;
     let events = tokio::time::timeout(Duration::from_secs(60), asking)
