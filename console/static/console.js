@@ -151,9 +151,13 @@
     return pre;
   }
 
+  // The file a tool writes, relative to the session's workspace when inside it.
   function fileOf(input) {
     input = input || {};
-    return input.file_path || input.notebook_path || input.path || null;
+    const file = input.file_path || input.notebook_path || input.path || null;
+    const ws = (document.body.dataset.workspace || "").replace(/\/+$/, "");
+    if (file && ws && typeof file === "string" && file.startsWith(ws + "/")) return file.slice(ws.length + 1);
+    return file;
   }
 
   function toolBlock(name, input) {
@@ -385,7 +389,12 @@
     });
     es.onopen = function () { conn.textContent = "live"; conn.className = "muted live-ok"; };
     // The browser reconnects by itself, sending Last-Event-ID: nothing is lost.
-    es.onerror = function () { conn.textContent = "reconnecting…"; conn.className = "muted"; };
+    es.onerror = function () {
+      // CLOSED: the server refused the stream (signed out, key revoked).
+      const closed = es.readyState === EventSource.CLOSED;
+      conn.textContent = closed ? "disconnected: reload the page (or sign in again)" : "reconnecting…";
+      conn.className = "muted";
+    };
 
     document.getElementById("composer").addEventListener("submit", async function (ev) {
       ev.preventDefault();

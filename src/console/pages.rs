@@ -238,7 +238,10 @@ async fn session_rows(state: &AppState, me: &SignedIn) -> Result<(Vec<SessionRow
                 cost: views::usd(s.total_cost_micros),
                 last_activity: views::when(&s.updated_at),
                 approvals: if is_running {
-                    approvals.iter().map(ApprovalCard::from).collect()
+                    approvals
+                        .iter()
+                        .map(|a| ApprovalCard::from(a).relative_to(&s.workspace))
+                        .collect()
                 } else {
                     Vec::new()
                 },
@@ -302,13 +305,22 @@ pub async fn session(
         let status = Status::of(running, !pending.is_empty(), failed);
         // Pending rows count only while their turn runs (as on the API).
         let approvals: Vec<ApprovalCard> = if running {
-            pending.iter().map(ApprovalCard::from).collect()
+            pending
+                .iter()
+                .map(|a| ApprovalCard::from(a).relative_to(&row.workspace))
+                .collect()
         } else {
             Vec::new()
         };
         let spec: crate::spec::SessionSpec = serde_json::from_str(&row.spec).unwrap_or_default();
-        let changes = views::last_changes(&messages);
-        let messages: Vec<MessageView> = messages.iter().map(MessageView::from).collect();
+        let changes: Vec<_> = views::last_changes(&messages)
+            .into_iter()
+            .map(|t| t.relative_to(&row.workspace))
+            .collect();
+        let messages: Vec<MessageView> = messages
+            .iter()
+            .map(|m| MessageView::from(m).relative_to(&row.workspace))
+            .collect();
         render(
             "session.html",
             context! {
@@ -321,6 +333,7 @@ pub async fn session(
                 turns => row.turns,
                 model => spec.model,
                 mode => spec.permission_mode.map(|m| m.as_str()),
+                workspace => row.workspace,
                 created_at => views::when(&row.created_at),
                 last_activity => views::when(&row.updated_at),
                 messages, skipped, after,

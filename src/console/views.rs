@@ -125,6 +125,17 @@ pub fn diff_preview(tool: &str, input: &Value) -> Vec<DiffLine> {
     lines
 }
 
+impl ToolView {
+    /// Shows the file relative to the workspace when it is inside it.
+    pub fn relative_to(mut self, workspace: &str) -> ToolView {
+        let prefix = format!("{}/", workspace.trim_end_matches('/'));
+        if let Some(inside) = self.file.as_deref().and_then(|f| f.strip_prefix(&prefix)) {
+            self.file = Some(inside.to_owned());
+        }
+        self
+    }
+}
+
 pub fn tool_view(name: &str, input: &Value) -> ToolView {
     let file = ["file_path", "notebook_path", "path"]
         .iter()
@@ -180,6 +191,13 @@ pub struct ApprovalCard {
     pub id: String,
     pub tool: ToolView,
     pub expires_at: String,
+}
+
+impl ApprovalCard {
+    pub fn relative_to(mut self, workspace: &str) -> ApprovalCard {
+        self.tool = self.tool.relative_to(workspace);
+        self
+    }
 }
 
 impl From<&Approval> for ApprovalCard {
@@ -293,6 +311,17 @@ impl From<&Message> for MessageView {
             cost: (m.role == "assistant").then(|| usd(m.cost_micros)),
             tools: tools_of(m),
         }
+    }
+}
+
+impl MessageView {
+    pub fn relative_to(mut self, workspace: &str) -> MessageView {
+        self.tools = self
+            .tools
+            .into_iter()
+            .map(|t| t.relative_to(workspace))
+            .collect();
+        self
     }
 }
 
@@ -540,6 +569,10 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert!(d.iter().all(|l| l.kind == "add"));
         assert!(diff_preview("Bash", &json!({"command": "ls"})).is_empty());
+        let inside = tool_view("Write", &json!({"file_path": "/w/s/a/b.txt"})).relative_to("/w/s");
+        assert_eq!(inside.file.as_deref(), Some("a/b.txt"));
+        let outside = tool_view("Write", &json!({"file_path": "/w/other"})).relative_to("/w/s");
+        assert_eq!(outside.file.as_deref(), Some("/w/other"));
         let long = "l\n".repeat(MAX_DIFF_LINES + 5);
         let d = diff_preview("Write", &json!({"content": long}));
         assert_eq!(d.len(), MAX_DIFF_LINES + 1);

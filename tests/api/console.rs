@@ -540,6 +540,10 @@ impl Browser {
         std::fs::create_dir_all(&dir).unwrap();
         for (suffix, w, h) in [("desktop", 1280, 900), ("phone", 390, 844)] {
             self.client.set_window_size(w, h).await.unwrap();
+            self.client
+                .execute("window.scrollTo(0, 0)", vec![])
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
             let png = self.client.screenshot().await.unwrap();
             assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
@@ -644,11 +648,10 @@ async fn a_team_member_works_a_session_from_the_browser() {
     .await;
     b.click("#send").await;
     let card = b.wait_for("#live-approvals .approval").await;
-    assert!(card
-        .text()
-        .await
-        .unwrap()
-        .contains("+ written from the console"));
+    let text = card.text().await.unwrap();
+    assert!(text.contains("+ written from the console"), "{text}");
+    // The file as the workspace sees it.
+    assert!(text.starts_with("Write note.txt"), "{text}");
     b.until(
         "the status says it waits",
         "document.getElementById('status').textContent === 'waiting for approval'",
