@@ -91,20 +91,19 @@ pub fn removal(req: &HttpRequest, name: &'static str, path: &'static str) -> Coo
     c
 }
 
-/// Stores a new console session for `key`; returns the cookie's value and
-/// the CSRF token. Expired rows are swept on the way.
-pub async fn create(state: &AppState, key: &ApiKey) -> Result<(String, String), ApiError> {
+/// Stores a new console session for the caller's key; returns the cookie's
+/// value. Expired rows are swept on the way.
+pub async fn create(state: &AppState, caller: &Caller) -> Result<String, ApiError> {
     let id = random_token();
     let now = crate::db::now();
     let row = ConsoleSession {
         id_hash: hash_key(&id),
-        key_id: key.id.clone(),
-        tenant_id: key.tenant_id.clone(),
+        key_id: caller.key_id.clone(),
+        tenant_id: caller.tenant.0.clone(),
         csrf_token: random_token(),
         created_at: now,
         expires_at: now + chrono::Duration::hours(SESSION_HOURS),
     };
-    let csrf = row.csrf_token.clone();
     crate::db::run(&state.pool, move |c| {
         diesel::delete(console_sessions::table.filter(console_sessions::expires_at.lt(now)))
             .execute(c)?;
@@ -114,7 +113,7 @@ pub async fn create(state: &AppState, key: &ApiKey) -> Result<(String, String), 
         Ok(())
     })
     .await?;
-    Ok((id, csrf))
+    Ok(id)
 }
 
 /// Ends the session the cookie names (signing out).

@@ -155,17 +155,7 @@ pub async fn login(
             Some("That key is not valid (unknown or revoked)."),
         );
     };
-    let key_row = crate::db::models::tenant::ApiKey {
-        id: resolved.caller.key_id.clone(),
-        tenant_id: resolved.caller.tenant.0.clone(),
-        key_hash: String::new(),
-        prefix: String::new(),
-        label: resolved.caller.key_label.clone(),
-        role: resolved.caller.role.clone(),
-        created_at: crate::db::now(),
-        revoked_at: None,
-    };
-    let (id, _csrf) = match auth::create(&state, &key_row).await {
+    let id = match auth::create(&state, &resolved.caller).await {
         Ok(v) => v,
         Err(e) => return error_page(&e),
     };
@@ -398,7 +388,6 @@ pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
                 input_tokens => usage.input_tokens,
                 output_tokens => usage.output_tokens,
                 jobs => usage.jobs,
-                total_usd => views::usd_f(usage.cost_micros),
             },
         )
     })

@@ -7,7 +7,6 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::actors::session::turn::micros_to_usd;
 use crate::db::models::approval::{self, Approval};
 use crate::db::models::job::Job;
 use crate::db::models::message::Message;
@@ -536,11 +535,6 @@ pub fn percent(spent: i64, budget: Option<i64>) -> Option<i64> {
             .round()
             .min(100.0) as i64,
     )
-}
-
-/// For displays that want USD as a number.
-pub fn usd_f(micros: i64) -> f64 {
-    micros_to_usd(micros)
 }
 
 #[cfg(test)]
