@@ -300,7 +300,28 @@ async fn pages_show_a_tenant_only_its_own_and_agent_text_as_text() {
     let job_id = job["data"]["id"].as_str().unwrap().to_owned();
     app.wait_job(ALICE, "alices", &job_id, 60).await;
 
+    // A session whose last turn failed says so.
+    app.create_session(ALICE, "broken").await;
+    let (status, _) = app.chat(ALICE, "broken", "CRASH").await;
+    assert!(status >= 500, "{status}");
+
     let alice = sign_in(&app, &http, ALICE).await;
+    let list = alice
+        .get(&app, &http, "/console/sessions")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains(r#"data-session="broken" data-status="error""#),
+        "{list}"
+    );
+    assert!(
+        list.contains(r#"data-session="alices" data-status="idle""#),
+        "{list}"
+    );
     let page = alice
         .get(&app, &http, "/console/sessions/alices")
         .send()
