@@ -167,7 +167,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/sessions/{name}", web::get().to(pages::session))
             .route("/jobs", web::get().to(pages::jobs))
             .route("/usage", web::get().to(pages::usage))
-            .route("/admin", web::get().to(pages::admin)),
+            .route("/admin", web::get().to(pages::admin))
+            .default_service(web::to(|| async {
+                error_page(&ApiError::NotFound("there is no such console page".into()))
+            })),
     );
 }
 

@@ -117,6 +117,10 @@ async fn the_cookie_stands_for_its_key_only_with_the_csrf_token() {
     assert_eq!(res.headers()["x-frame-options"], "DENY");
     let html = res.text().await.unwrap();
     assert!(!html.contains("<script>"), "no inline script: {html}");
+    let res = http.get(app.url("/console/nope")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["content-security-policy"], CSP);
+    assert!(res.text().await.unwrap().contains("no such console page"));
     assert!(!html.contains("style="), "no inline style: {html}");
 
     // A sign-in post without the form's token (a cross-site form) is refused.
