@@ -198,6 +198,7 @@
       const busy = s === "running" || s === "waiting_for_approval";
       sendBtn.textContent = busy ? "Queue" : "Send";
       stopBtn.disabled = !busy;
+      document.getElementById("waiting-banner").hidden = s !== "waiting_for_approval";
       document.title = (s === "waiting_for_approval" ? "(!) " : busy ? "… " : "") + name + " · claude-code-api";
     }
 

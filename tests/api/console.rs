@@ -561,14 +561,23 @@ impl Browser {
 
     /// Saves the page at desktop and phone width.
     async fn screenshots(&self, name: &str) {
+        self.screenshots_at(name, None).await;
+    }
+
+    /// Saves the page at desktop and phone width, scrolled to show `css`
+    /// (else from the top).
+    async fn screenshots_at(&self, name: &str, css: Option<&str>) {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         for (suffix, w, h) in [("desktop", 1280, 900), ("phone", 390, 844)] {
             self.client.set_window_size(w, h).await.unwrap();
-            self.client
-                .execute("window.scrollTo(0, 0)", vec![])
-                .await
-                .unwrap();
+            let scroll = match css {
+                Some(css) => {
+                    format!("document.querySelector({css:?}).scrollIntoView({{block: 'center'}})")
+                }
+                None => "window.scrollTo(0, 0)".to_owned(),
+            };
+            self.client.execute(&scroll, vec![]).await.unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
             let png = self.client.screenshot().await.unwrap();
             assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
@@ -682,10 +691,22 @@ async fn a_team_member_works_a_session_from_the_browser() {
         "document.getElementById('status').textContent === 'waiting for approval'",
     )
     .await;
-    b.screenshots("session-approval").await;
+    assert!(b
+        .wait_for("#waiting-banner")
+        .await
+        .is_displayed()
+        .await
+        .unwrap());
+    b.screenshots_at("session-approval", Some("#live-approvals .approval"))
+        .await;
     b.click("#live-approvals .approval button.allow").await;
     b.until("the turn ends", "document.body.dataset.status === 'idle'")
         .await;
+    b.until(
+        "the banner goes",
+        "document.getElementById('waiting-banner').hidden",
+    )
+    .await;
     assert_eq!(
         std::fs::read_to_string(app.workspace("alice", "demo").join("note.txt")).unwrap(),
         "written from the console"
