@@ -16,6 +16,16 @@ if ! command -v bwrap >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# The web console's browser tests drive headless Chromium (chromedriver).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+  else
+    echo "chromium and chromedriver are required for the console tests: apt-get install chromium chromium-driver" >&2
+    exit 1
+  fi
+fi
 # First half on SQLite, whatever TEST_DATABASE_URL says.
 env -u TEST_DATABASE_URL cargo test --all-targets
 if [ "${SKIP_POSTGRES:-0}" = 1 ]; then

@@ -214,6 +214,7 @@ impl Application {
                 .wrap(middleware::from_fn(api::middleware::request_context))
                 .wrap(middleware::from_fn(crate::metrics::track_http))
                 .configure(|cfg| api::routes(cfg, &mcp_server))
+                .configure(crate::console::routes)
                 .default_service(web::to(|| async {
                     actix_web::HttpResponse::NotFound().finish()
                 }))

@@ -88,11 +88,13 @@ fn problemize(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRespons
         },
         None => generic_problem(status),
     };
-    // Keep a handler's own problem document when it wrote one.
-    let own_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
+    // Keep a handler's own problem document when it wrote one, and the
+    // console's error pages (HTML, for a person).
+    let console_page = res.request().path().starts_with(crate::console::BASE);
+    let own_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|ct| {
+        ct.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes()
+            || (console_page && ct.as_bytes().starts_with(b"text/html"))
+    });
     if own_problem && res.response().error().is_none() {
         return res;
     }

@@ -52,6 +52,10 @@ impl FromRequest for Caller {
             return Box::pin(async { Err(ApiError::Unauthorized) });
         }
         let key = presented_key(req);
+        // No key: a console sign-in cookie may stand for one (with CSRF rules).
+        if key.is_none() && req.cookie(crate::console::auth::COOKIE).is_some() {
+            return Box::pin(crate::console::auth::caller_from_cookie(req.clone()));
+        }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let key = key.ok_or(ApiError::Unauthorized)?;

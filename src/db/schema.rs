@@ -48,6 +48,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    console_sessions (id_hash) {
+        id_hash -> Text,
+        key_id -> Text,
+        tenant_id -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     events (session_id, seq) {
         session_id -> Text,
         seq -> BigInt,
@@ -247,6 +258,7 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(console_sessions -> api_keys (key_id));
 diesel::joinable!(approvals -> sessions (session_id));
 diesel::joinable!(events -> sessions (session_id));
 diesel::joinable!(jobs -> sessions (session_id));
@@ -263,6 +275,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_instances,
     approvals,
     audit_log,
+    console_sessions,
     events,
     idempotency_keys,
     jobs,

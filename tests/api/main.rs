@@ -14,6 +14,7 @@ mod receiver;
 mod approvals;
 mod chat;
 mod compat;
+mod console;
 mod contract;
 mod errors;
 mod events;
