@@ -132,7 +132,8 @@ impl BenchServer {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 201);
+        let status = res.status();
+        assert_eq!(status, 201, "{}", res.text().await.unwrap_or_default());
     }
 
     async fn delete(&self, name: &str) {
@@ -155,7 +156,8 @@ impl BenchServer {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 200);
+        let status = res.status();
+        assert_eq!(status, 200, "{}", res.text().await.unwrap_or_default());
     }
 
     /// `/health`'s session numbers.
@@ -268,8 +270,21 @@ fn cpu_time() -> Duration {
 /// Many sessions used once, then idle: memory and CPU of the process.
 async fn idle_after_many(mock: &MockModel, root: &Path, sessions: usize, chatted: usize) {
     use futures_util::StreamExt;
-    let server =
-        BenchServer::start_with(mock, root, "off", &[("SESSION_IDLE_TIMEOUT_SECONDS", "2")]).await;
+    let server = BenchServer::start_with(
+        mock,
+        root,
+        "off",
+        &[
+            ("SESSION_IDLE_TIMEOUT_SECONDS", "2"),
+            // One client creating ten thousand sessions.
+            ("RATE_LIMIT_REQUESTS", "1000000"),
+            ("MAX_SESSIONS_PER_TENANT", "1000000"),
+            // Warm-up would start (and retire) a CLI for every session that
+            // finds a free slot: not what is measured here.
+            ("WARM_ON_CREATE", "false"),
+        ],
+    )
+    .await;
     let baseline = rss_mib();
     let t = Instant::now();
     for i in 0..chatted {
@@ -293,7 +308,7 @@ async fn idle_after_many(mock: &MockModel, root: &Path, sessions: usize, chatted
         })
         .await;
     println!(
-        "{sessions} sessions created and their event stream opened (actor started) in {:.1} s",
+        "{sessions} sessions created and their event stream opened (actor started, no turn, warm-up off) in {:.1} s",
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
@@ -316,6 +331,13 @@ async fn idle_after_many(mock: &MockModel, root: &Path, sessions: usize, chatted
         rss_mib()
     );
     println!("CPU idle, 10 s: {cpu:.2} % of a core (target ≤ 1 %)");
+    // How much of it is freed memory the allocator keeps rather than live data.
+    // SAFETY: malloc_trim only returns free heap pages to the system.
+    unsafe { libc::malloc_trim(0) };
+    println!(
+        "RSS after malloc_trim: {:.1} MiB (what is still live)",
+        rss_mib()
+    );
 }
 
 /// A model gateway of its own (as the server runs one) in front of the mock:
