@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod files;
 pub mod gateway;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod redact;

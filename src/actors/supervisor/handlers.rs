@@ -29,13 +29,28 @@ impl Handler<WarmSession> for Supervisor {
     }
 }
 
+/// How long the registry must stay empty before freed memory is given back.
+const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Handler<ActorStopped> for Supervisor {
     type Result = ();
 
     /// Forgets a stopped actor, unless a new one already took its place.
-    fn handle(&mut self, msg: ActorStopped, _: &mut Self::Context) {
+    fn handle(&mut self, msg: ActorStopped, ctx: &mut Self::Context) {
         if self.live_actor(&msg.session_id).is_none() {
             self.sessions.remove(&msg.session_id);
+        }
+        if self.sessions.is_empty() && !self.release_scheduled {
+            // Quiet for a moment after the last actor stopped: what the
+            // burst allocated is free now, give it back.
+            self.release_scheduled = true;
+            ctx.run_later(RELEASE_AFTER, |act, _| {
+                act.release_scheduled = false;
+                if act.sessions.is_empty() {
+                    act.sessions.shrink_to_fit();
+                    crate::blocking::spawn(crate::memory::release_freed);
+                }
+            });
         }
     }
 }

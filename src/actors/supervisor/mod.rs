@@ -32,6 +32,9 @@ pub struct Supervisor {
     evicting: HashSet<String>,
     /// Running-turn permits per tenant.
     turns: HashMap<String, TenantTurns>,
+    /// Freed memory is handed back once the last actor stopped (see
+    /// `memory`); set while that is scheduled.
+    release_scheduled: bool,
 }
 
 /// One tenant's running turns, the sessions waiting to run one, and its
@@ -72,6 +75,7 @@ impl Supervisor {
             waiting: VecDeque::new(),
             evicting: HashSet::new(),
             turns: HashMap::new(),
+            release_scheduled: false,
         }
     }
 
