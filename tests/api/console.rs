@@ -555,6 +555,21 @@ impl Browser {
         self.wait_for(css).await.click().await.unwrap();
     }
 
+    /// Sends `message` from the session page and waits until the transcript
+    /// holds `answer` and the turn has ended.
+    async fn send_and_wait(&self, message: &str, answer: &str) {
+        self.fill("#message", message).await;
+        self.click("#send").await;
+        let answer = serde_json::to_string(answer).unwrap();
+        self.until(
+            "the streamed answer appears",
+            &format!("document.getElementById('transcript').textContent.includes({answer})"),
+        )
+        .await;
+        self.until("the turn ends", "document.body.dataset.status === 'idle'")
+            .await;
+    }
+
     async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_owned()
     }
@@ -630,26 +645,18 @@ async fn a_team_member_works_a_session_from_the_browser() {
     .await;
 
     // A message; its answer streams into the transcript.
-    b.fill("#message", "hello from the console").await;
-    b.click("#send").await;
-    b.until(
-        "the streamed answer appears",
-        "document.getElementById('transcript').textContent.includes('Mock reply to: hello from the console')",
+    b.send_and_wait(
+        "hello from the console",
+        "Mock reply to: hello from the console",
     )
     .await;
-    b.until("the turn ends", "document.body.dataset.status === 'idle'")
-        .await;
 
     // Agent text that looks like markup stays text.
-    b.fill("#message", "<script>window.pwned=1</script>").await;
-    b.click("#send").await;
-    b.until(
-        "the hostile answer appears",
-        "document.getElementById('transcript').textContent.includes('Mock reply to: <script>window.pwned=1</script>')",
+    b.send_and_wait(
+        "<script>window.pwned=1</script>",
+        "Mock reply to: <script>window.pwned=1</script>",
     )
     .await;
-    b.until("the turn ends", "document.body.dataset.status === 'idle'")
-        .await;
     assert_eq!(
         b.client
             .execute("return typeof window.pwned", vec![])
