@@ -1,8 +1,8 @@
 //! The files of a session's workspace: listing, download, delete, upload and
 //! archive. Every operation works on a `cap_std::fs::Dir` handle of the
 //! workspace (see `security::paths`), so no path, and no symlink the agent
-//! planted, resolves outside it. All functions here block: call them from
-//! `spawn_blocking`.
+//! planted, resolves outside it. All functions here block: call them through
+//! `crate::blocking`.
 
 pub mod archive;
 

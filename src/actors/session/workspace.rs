@@ -71,7 +71,7 @@ impl Handler<ChangeWorkspace> for SessionActor {
                 if let Some(retiring) = retiring {
                     retiring.await;
                 }
-                tokio::task::spawn_blocking(move || carry_transcript(&from, &to))
+                crate::blocking::run(move || carry_transcript(&from, &to))
                     .await
                     .map_err(|e| ChangeWorkspaceError::Failed(e.to_string()))?
                     .map_err(|e| {

@@ -41,9 +41,7 @@ pub struct Writer {
 /// be tried again.
 async fn attempt(pool: &DbPool, mut write: Write) -> (Write, DbResult<bool>) {
     let pool = pool.clone();
-    let span = tracing::Span::current();
-    let joined = tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
+    let joined = crate::blocking::spawn(move || {
         let result = pool
             .get()
             .map_err(db::DbError::from)
@@ -90,7 +88,7 @@ impl Writer {
                 if let Err(e) = &result {
                     tracing::error!(session = %session, error = %e, "a session write failed");
                     if let Some(fallback) = op.fallback {
-                        if tokio::task::spawn_blocking(fallback).await.unwrap_or(false) {
+                        if crate::blocking::run(fallback).await.unwrap_or(false) {
                             result = Ok(false);
                         }
                     }
