@@ -61,7 +61,7 @@ impl SessionActor {
             );
             tracing::info!(session = %self.session.name, %tool, %path, "tool call outside the workspace denied");
             self.answer_cli(&request_id, json!({"behavior": "deny", "message": message}));
-            if let Some(running) = self.current.as_mut() {
+            if let Some(running) = self.head.running_mut() {
                 running.emit(
                     &mut self.hub,
                     "permission_resolved",
@@ -77,8 +77,8 @@ impl SessionActor {
             session_id: self.session.id.clone(),
             tenant_id: self.session.tenant_id.clone(),
             job_id: self
-                .current
-                .as_ref()
+                .head
+                .running()
                 .and_then(|r| r.job_id().map(str::to_owned)),
             tool: tool.clone(),
             input: input.to_string(),
@@ -122,7 +122,7 @@ impl SessionActor {
                 gate.open();
             })),
         );
-        if let Some(running) = self.current.as_mut() {
+        if let Some(running) = self.head.running_mut() {
             running.emit(&mut self.hub, "permission_request", view);
             running.notify_approval(&self.hub, Some(&id));
         }
@@ -170,7 +170,7 @@ impl SessionActor {
         };
         self.answer_cli(&live.request_id, payload.clone());
         self.settle(id, status, Some(payload.clone()));
-        if let Some(running) = self.current.as_mut() {
+        if let Some(running) = self.head.running_mut() {
             running.last_output = Instant::now();
         }
         Ok(Resolved {
@@ -198,7 +198,7 @@ impl SessionActor {
                 let payload = json!({"behavior": "deny", "message": message});
                 self.answer_cli(&live.request_id, payload.clone());
                 self.settle(&id, approval::EXPIRED, Some(payload));
-                if let Some(running) = self.current.as_mut() {
+                if let Some(running) = self.head.running_mut() {
                     running.last_output = Instant::now();
                 }
             }
@@ -237,7 +237,7 @@ impl SessionActor {
             move |c| approval::settle(c, &row_id, status, stored.as_deref()),
             Some(Box::new(move |_| gate.open())),
         );
-        if let Some(running) = self.current.as_mut() {
+        if let Some(running) = self.head.running_mut() {
             running.emit(&mut self.hub, "permission_resolved", data);
             running.notify_approval(&self.hub, None);
         }

@@ -18,8 +18,8 @@ impl SessionActor {
     /// Cancels the job's turn if this actor holds it; `None` when it does not.
     pub(super) fn cancel_held(&mut self, job_id: &str) -> Option<CancelReply> {
         let running_it = self
-            .current
-            .as_ref()
+            .head
+            .running()
             .is_some_and(|r| r.job_id() == Some(job_id));
         if running_it {
             let (tx, rx) = oneshot::channel();

@@ -31,7 +31,7 @@ impl StreamHandler<ProcessEvent> for SessionActor {
 
 impl SessionActor {
     fn on_line(&mut self, line: &str, ctx: &mut Context<Self>) {
-        if let Some(running) = self.current.as_mut() {
+        if let Some(running) = self.head.running_mut() {
             running.last_output = Instant::now();
         }
         let message = match protocol::parse_line(line) {
@@ -96,7 +96,7 @@ impl SessionActor {
                 }
             }
             CliMessage::Assistant { blocks, .. } => {
-                let Some(running) = self.current.as_mut() else {
+                let Some(running) = self.head.running_mut() else {
                     return;
                 };
                 for block in blocks {
@@ -123,20 +123,20 @@ impl SessionActor {
                 }
             }
             CliMessage::ToolResults(results) => {
-                if let Some(running) = self.current.as_mut() {
+                if let Some(running) = self.head.running_mut() {
                     for result in results {
                         running.emit(&mut self.hub, "tool_result", json!(result));
                     }
                 }
             }
             CliMessage::TextDelta(text) => {
-                if let Some(running) = self.current.as_mut() {
+                if let Some(running) = self.head.running_mut() {
                     running.emit(&mut self.hub, "delta", json!({"text": text}));
                 }
             }
             CliMessage::Result(result) => {
                 self.cancel_approvals();
-                let Some(mut running) = self.current.take() else {
+                let Some(mut running) = self.head.take_running() else {
                     return;
                 };
                 let total = usd_to_micros(result.total_cost_usd);
@@ -156,8 +156,8 @@ impl SessionActor {
             CliMessage::Other { .. } => {}
         }
         if self
-            .current
-            .as_ref()
+            .head
+            .running()
             .is_some_and(|r| r.unflushed().len() >= super::FLUSH_AT)
         {
             self.flush_events();

@@ -10,7 +10,7 @@ use super::messages::{
     ResolveApproval, SlotGranted, Subscribe, Subscription, TurnGranted,
 };
 use super::running::StopReason;
-use super::{Draining, Intake, Permit, Process, SessionActor};
+use super::{Draining, Head, Intake, Process, SessionActor};
 use crate::domain::turn::TurnError;
 
 impl Handler<Enqueue> for SessionActor {
@@ -36,7 +36,7 @@ impl Handler<TurnGranted> for SessionActor {
 
     fn handle(&mut self, _: TurnGranted, ctx: &mut Context<Self>) {
         self.wake(ctx);
-        self.permit = Permit::Held;
+        self.head = Head::Permitted;
         if self.queue.is_empty() {
             self.release_permit();
             return;
@@ -172,8 +172,8 @@ impl Handler<Subscribe> for SessionActor {
         let live = self.hub.subscribe();
         let last_seq = self.hub.last_seq();
         let pending: Vec<_> = self
-            .current
-            .as_ref()
+            .head
+            .running()
             .map(|r| r.unflushed().iter().map(to_stream_event).collect())
             .unwrap_or_default();
         // Answered after every write queued so far is applied: what is not
@@ -195,7 +195,7 @@ impl Handler<Interrupt> for SessionActor {
 
     fn handle(&mut self, _: Interrupt, ctx: &mut Context<Self>) -> Self::Result {
         self.wake(ctx);
-        if self.current.is_none() {
+        if self.head.running().is_none() {
             return actix::MessageResult(InterruptReply::Idle);
         }
         let (tx, rx) = tokio::sync::oneshot::channel();

@@ -252,7 +252,7 @@ impl SessionActor {
         };
         tracing::warn!(session = %self.session.name, %status, stderr = %stderr, "CLI process exited");
         let message = with_stderr(&format!("the CLI exited unexpectedly ({status})"), &stderr);
-        if self.current.is_some() {
+        if self.head.running().is_some() {
             self.fail_current(TurnError::Process(message));
         } else if !was_ready {
             // It died while starting: the turn that needed it cannot run.

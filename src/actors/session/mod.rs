@@ -2,8 +2,8 @@
 //! it one turn at a time from a FIFO queue: a message sent while a turn runs
 //! waits its turn (the CLI would merge it into the running one otherwise).
 //!
-//! Its state: where the process is (`Process`), the head turn's permit
-//! (`Permit`), the running turn, and whether it still takes turns
+//! Its state: where the process is (`Process`), where the head turn is
+//! (`Head`: its permit, then its run), and whether it still takes turns
 //! (`Intake`). The concerns live in their own files: `lifecycle` (the
 //! process and its slot), `cli_events` (what the CLI says), `queue` (the
 //! queue and the running turn), `approvals`, `watchdog`, `cancel`,
@@ -63,10 +63,9 @@ pub struct SessionActor {
     /// Bumped for every process started or let go: output of an older
     /// process is ignored.
     generation: u64,
-    /// The tenant's running-turn permit for the head turn.
-    permit: Permit,
     queue: VecDeque<Turn>,
-    current: Option<Running>,
+    /// The turn at the head of the queue: its permit, then its run.
+    head: Head,
     intake: Intake,
     /// Event numbering and live subscribers of the session's stream.
     hub: Hub,
@@ -146,13 +145,46 @@ struct SessionState {
     cli_session_stored: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Permit {
-    None,
-    Requested(Instant),
-    Held,
-    /// Its turn started: given back when that turn ends.
-    Used,
+/// The head turn: waiting for one of its tenant's running-turn permits,
+/// then running, then done and its permit about to go back.
+enum Head {
+    /// No permit held or asked for.
+    Waiting,
+    /// A permit was asked of the supervisor at this moment.
+    AskedForPermit(Instant),
+    /// The permit is held; the turn starts once the process is ready.
+    Permitted,
+    /// The turn runs, on the permit.
+    Running(Box<Running>),
+    /// The turn ended; its permit goes back before the next turn lines up.
+    Finished,
+}
+
+impl Head {
+    fn running(&self) -> Option<&Running> {
+        match self {
+            Head::Running(running) => Some(running),
+            _ => None,
+        }
+    }
+
+    fn running_mut(&mut self) -> Option<&mut Running> {
+        match self {
+            Head::Running(running) => Some(running),
+            _ => None,
+        }
+    }
+
+    /// The running turn, leaving its permit to be given back.
+    fn take_running(&mut self) -> Option<Running> {
+        match std::mem::replace(self, Head::Finished) {
+            Head::Running(running) => Some(*running),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
 }
 
 struct LiveProcess {
@@ -196,9 +228,8 @@ impl SessionActor {
             },
             process: Process::Cold,
             generation: 0,
-            permit: Permit::None,
+            head: Head::Waiting,
             queue: VecDeque::new(),
-            current: None,
             intake: Intake::Open,
             hub,
             approvals: HashMap::new(),
@@ -214,7 +245,7 @@ impl SessionActor {
     /// its request id and the session), else the next queued turn's, else
     /// one naming the session.
     pub(super) fn span(&self) -> tracing::Span {
-        if let Some(running) = &self.current {
+        if let Some(running) = self.head.running() {
             return running.span().clone();
         }
         let parent = self
@@ -232,14 +263,14 @@ impl SessionActor {
     }
 
     fn is_idle(&self) -> bool {
-        self.current.is_none() && self.queue.is_empty()
+        self.head.running().is_none() && self.queue.is_empty()
     }
 
     /// Whether anything keeps the actor (and its timers) going.
     fn has_work(&self) -> bool {
         !self.is_idle()
             || !matches!(self.process, Process::Cold)
-            || self.permit != Permit::None
+            || !matches!(self.head, Head::Waiting)
             || !self.approvals.is_empty()
             || matches!(self.intake, Intake::Draining(_))
             || !self.writer.is_idle()

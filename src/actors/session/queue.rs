@@ -9,7 +9,7 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use serde_json::json;
 
 use super::running::{self, Running, StopReason, StopRequest};
-use super::{Intake, PendingControl, Permit, Process, SessionActor};
+use super::{Head, Intake, PendingControl, Process, SessionActor};
 use crate::actors::supervisor::messages::{Activity, ReleaseTurn, RequestTurn};
 use crate::cli::protocol;
 use crate::domain::turn::{Turn, TurnError};
@@ -19,14 +19,14 @@ impl SessionActor {
     /// Starts the next queued turn when nothing runs, bringing up a process
     /// with the right launch spec first when needed.
     pub(super) fn advance(&mut self, ctx: &mut Context<Self>) {
-        if self.current.is_some() {
+        if self.head.running().is_some() {
             return;
         }
         if matches!(self.intake, Intake::Draining(_)) {
             self.drain_queue();
             return;
         }
-        if self.permit == Permit::Used {
+        if matches!(self.head, Head::Finished) {
             // One permit, one turn: the next turn lines up again behind the
             // tenant's other sessions.
             self.release_permit();
@@ -39,11 +39,11 @@ impl SessionActor {
             });
             return;
         };
-        match self.permit {
-            Permit::Held | Permit::Used => {}
-            Permit::Requested(_) => return,
-            Permit::None => {
-                self.permit = Permit::Requested(Instant::now());
+        match self.head {
+            Head::Permitted => {}
+            Head::AskedForPermit(_) | Head::Running(_) => return,
+            Head::Waiting | Head::Finished => {
+                self.head = Head::AskedForPermit(Instant::now());
                 self.supervisor.do_send(RequestTurn {
                     tenant_id: self.session.tenant_id.clone(),
                     session_id: self.session.id.clone(),
@@ -171,7 +171,6 @@ impl SessionActor {
                 Some(Box::new(move |_| gate.open())),
             );
         }
-        self.permit = Permit::Used;
         let job_id = turn.job_id.clone();
         let mut running = Running::new(turn);
         running.reservation = reservation;
@@ -184,16 +183,18 @@ impl SessionActor {
                 json!({"job_id": job_id, "status": crate::domain::job::RUNNING}),
             );
         }
-        self.current = Some(running);
+        self.head = Head::Running(Box::new(running));
         if !sent {
             // The writer is gone: the exit event will fail the turn.
             tracing::warn!(session = %self.session.name, "CLI stdin closed before the turn was written");
         }
     }
 
+    /// Gives the head turn's permit back. A running turn keeps its own: it
+    /// is given back once the turn has ended (`Head::Finished`).
     pub(super) fn release_permit(&mut self) {
-        if self.permit != Permit::None {
-            self.permit = Permit::None;
+        if !matches!(self.head, Head::Waiting | Head::Running(_)) {
+            self.head = Head::Waiting;
             self.supervisor.do_send(ReleaseTurn {
                 tenant_id: self.session.tenant_id.clone(),
                 session_id: self.session.id.clone(),
@@ -206,8 +207,8 @@ impl SessionActor {
     pub(super) fn wind_down(&mut self) {
         self.stop_process();
         self.release_slot();
-        self.release_permit();
         self.fail_current(TurnError::Closed);
+        self.release_permit();
         while let Some(turn) = self.queue.pop_front() {
             self.fail_unstarted(turn, TurnError::Closed);
         }
@@ -223,7 +224,7 @@ impl SessionActor {
     /// Fails the running turn (crash, timeout, close) and records it.
     pub(super) fn fail_current(&mut self, error: TurnError) {
         self.cancel_approvals();
-        if let Some(mut running) = self.current.take() {
+        if let Some(mut running) = self.head.take_running() {
             // No result, so no cost from the CLI: the gateway saw the calls.
             let gateway = &self.runtime.gateway;
             running.charge_model_calls(|calls| gateway.cost_micros(calls));
@@ -271,7 +272,7 @@ impl SessionActor {
     /// Writes the running turn's events so far, in order with everything
     /// else the session stores.
     pub(super) fn flush_events(&mut self) {
-        let Some(running) = self.current.as_mut() else {
+        let Some(running) = self.head.running_mut() else {
             return;
         };
         let events = running.take_events();
@@ -294,7 +295,7 @@ impl SessionActor {
         reason: StopReason,
         waiter: Option<tokio::sync::oneshot::Sender<()>>,
     ) {
-        let Some(running) = self.current.as_mut() else {
+        let Some(running) = self.head.running_mut() else {
             return;
         };
         let stop = running.stop.get_or_insert_with(|| StopRequest {
@@ -325,7 +326,7 @@ impl SessionActor {
                 self.fail_unstarted(turn, TurnError::Closed);
             }
         }
-        if self.current.is_none() {
+        if self.head.running().is_none() {
             if let Intake::Draining(draining) = &mut self.intake {
                 let waiters: Vec<_> = draining.waiters.drain(..).collect();
                 // Answered after every write queued before it is applied.

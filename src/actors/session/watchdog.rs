@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use actix::Context;
 
 use super::running::StopReason;
-use super::{Intake, Permit, Process, SessionActor};
+use super::{Head, Intake, Process, SessionActor};
 use crate::domain::turn::TurnError;
 
 /// How long a fresh process may take to answer `initialize`.
@@ -21,7 +21,7 @@ impl SessionActor {
     /// tenant's turn permits in time is answered 429 instead of waiting on;
     /// jobs wait as long as it takes.
     pub(super) fn check_turn_wait(&mut self, ctx: &mut Context<Self>) {
-        let Permit::Requested(since) = self.permit else {
+        let Head::AskedForPermit(since) = self.head else {
             return;
         };
         let wait = self.runtime.settings.chat_queue_timeout;
@@ -39,23 +39,23 @@ impl SessionActor {
         let _entered = self.span().entered();
         self.check_turn_wait(ctx);
         if let Intake::Draining(draining) = &self.intake {
-            let running_unstopped = self.current.as_ref().is_some_and(|r| r.stop.is_none());
+            let running_unstopped = self.head.running().is_some_and(|r| r.stop.is_none());
             if running_unstopped && Instant::now() >= draining.deadline {
                 tracing::warn!(session = %self.session.name, "shutdown grace over; interrupting the running turn");
                 self.stop_current(StopReason::Shutdown, None);
             }
         }
         let stop_overdue = self
-            .current
-            .as_ref()
+            .head
+            .running()
             .and_then(|r| r.stop.as_ref())
             .is_some_and(|s| s.since.elapsed() >= STOP_GRACE);
         if stop_overdue {
             tracing::warn!(session = %self.session.name, "the turn did not stop when interrupted; killing the CLI");
             self.release_slot();
             let error = match self
-                .current
-                .as_ref()
+                .head
+                .running()
                 .and_then(|r| r.stop.as_ref())
                 .map(|s| s.reason)
             {
@@ -71,8 +71,8 @@ impl SessionActor {
         // A turn waiting on a client's approval is quiet, not stalled.
         let stalled_turn = self.approvals.is_empty()
             && self
-                .current
-                .as_ref()
+                .head
+                .running()
                 .is_some_and(|r| r.last_output.elapsed() >= timeout);
         let stalled_start = match &self.process {
             Process::Starting(p) => p.started.elapsed() >= INITIALIZE_TIMEOUT.max(timeout),
