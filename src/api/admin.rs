@@ -254,7 +254,7 @@ pub async fn create_tenant(
     })
     .await?
     .ok_or_else(|| ApiError::Conflict(format!("a tenant named {:?} exists", body.name)))?;
-    record(&state, &req, &caller, "tenant.create", &created.id);
+    record(&state, &req, &caller, "tenant.create", &created.id).await;
     Ok(envelope::data(
         &req,
         StatusCode::CREATED,
@@ -302,7 +302,7 @@ pub async fn update_tenant(
     if let Err(e) = state.services.supervisor.send(changed).await {
         tracing::warn!(tenant = %updated.id, error = %e, "live sessions keep the old turn limit until their next turn");
     }
-    record(&state, &req, &caller, "tenant.update", &updated.id);
+    record(&state, &req, &caller, "tenant.update", &updated.id).await;
     Ok(envelope::ok(&req, TenantData::from(updated)))
 }
 
@@ -405,7 +405,7 @@ pub async fn create_key(
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no tenant {:?}", body.tenant)))?;
     let (row, key) = created;
-    record(&state, &req, &caller, "key.create", &row.id);
+    record(&state, &req, &caller, "key.create", &row.id).await;
     Ok(envelope::data(
         &req,
         StatusCode::CREATED,
@@ -439,6 +439,6 @@ pub async fn revoke_key(
     })
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no key {id:?}")))?;
-    record(&state, &req, &caller, "key.revoke", &revoked.id);
+    record(&state, &req, &caller, "key.revoke", &revoked.id).await;
     Ok(envelope::ok(&req, KeyData::new(revoked, None)))
 }

@@ -10,9 +10,15 @@ use crate::security::auth::Caller;
 
 /// Appends an audit entry for an admin action taken through a handler that
 /// has the caller and the request (see `services::audit`).
-pub fn record(state: &AppState, req: &HttpRequest, caller: &Caller, action: &str, target: &str) {
+pub async fn record(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+) {
     let who = super::requester::requester(req, caller.clone());
-    crate::services::audit::record(&state.services, &who, action, target);
+    crate::services::audit::record(&state.services, &who, action, target).await;
 }
 
 /// One recorded action. Never holds a key.

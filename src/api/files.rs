@@ -274,7 +274,8 @@ pub async fn upload_file(
         &who,
         "file.upload",
         &format!("{session_name}/{path}"),
-    );
+    )
+    .await;
     Ok(envelope::data(
         &req,
         StatusCode::CREATED,
@@ -399,7 +400,8 @@ pub async fn download_file(
         &who,
         "file.download",
         &format!("{name}/{raw}"),
-    );
+    )
+    .await;
     Ok(named.into_response(&req))
 }
 

@@ -140,7 +140,7 @@ pub async fn set_model_credential(
         return Err(ApiError::NotFound(format!("no tenant {id:?}")));
     }
     state.gateway.reload_tenant_credentials().await?;
-    record(&state, &req, &caller, "tenant.model_credential.set", &id);
+    record(&state, &req, &caller, "tenant.model_credential.set", &id).await;
     let row = find(&state, id.clone())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no tenant {id:?}")))?;
@@ -178,6 +178,6 @@ pub async fn delete_model_credential(
         )));
     }
     state.gateway.reload_tenant_credentials().await?;
-    record(&state, &req, &caller, "tenant.model_credential.delete", &id);
+    record(&state, &req, &caller, "tenant.model_credential.delete", &id).await;
     Ok(HttpResponse::NoContent().finish())
 }

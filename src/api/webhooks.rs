@@ -228,6 +228,7 @@ pub async fn rotate_webhook_secret(
         &caller,
         "webhook.secret.rotate",
         caller.tenant.as_str(),
-    );
+    )
+    .await;
     Ok(envelope::ok(&req, WebhookSecretData { secret }))
 }

@@ -1,5 +1,6 @@
-//! The audit log: who did what, from where. Written off the request's path
-//! (a failure is logged, never fails the action).
+//! The audit log: who did what, from where. Written before the action's
+//! answer goes out, so `GET /audit` right after lists it; a failure to write
+//! is logged and never fails the action.
 
 use super::{Requester, Services};
 use crate::db::models::audit::{self, AuditEntry};
@@ -7,25 +8,31 @@ use crate::db::models::audit::{self, AuditEntry};
 /// How much of a prompt the audit log keeps, in characters.
 pub const PROMPT_CHARS: usize = 500;
 
-/// Appends an audit entry for an action (off the request's path; a failure
-/// is logged). Its content is a one-line description, role `system`.
-pub fn record(services: &Services, who: &Requester, action: &str, target: &str) {
-    write(services, who, action, target, None);
+/// Appends an audit entry for an action (a failure is logged). Its content
+/// is a one-line description, role `system`.
+pub async fn record(services: &Services, who: &Requester, action: &str, target: &str) {
+    write(services, who, action, target, None).await;
 }
 
 /// Appends the audit entry of a chat or job: role `user` and its prompt,
 /// cut at `PROMPT_CHARS` characters.
-pub fn record_prompt(
+pub async fn record_prompt(
     services: &Services,
     who: &Requester,
     action: &str,
     target: &str,
     prompt: &str,
 ) {
-    write(services, who, action, target, Some(prompt));
+    write(services, who, action, target, Some(prompt)).await;
 }
 
-fn write(services: &Services, who: &Requester, action: &str, target: &str, prompt: Option<&str>) {
+async fn write(
+    services: &Services,
+    who: &Requester,
+    action: &str,
+    target: &str,
+    prompt: Option<&str>,
+) {
     let (role, content) = match prompt {
         Some(prompt) => ("user", prompt.chars().take(PROMPT_CHARS).collect()),
         None => ("system", describe(action, target)),
@@ -44,14 +51,9 @@ fn write(services: &Services, who: &Requester, action: &str, target: &str, promp
         role: role.to_owned(),
         content,
     };
-    let pool = services.pool.clone();
-    // A plain tokio task: services also run outside actix's local task sets
-    // (the MCP transport's tasks).
-    tokio::spawn(async move {
-        if let Err(e) = crate::db::run(&pool, move |c| audit::insert(c, &entry)).await {
-            tracing::error!(error = %e, "cannot write an audit entry");
-        }
-    });
+    if let Err(e) = crate::db::run(&services.pool, move |c| audit::insert(c, &entry)).await {
+        tracing::error!(error = %e, "cannot write an audit entry");
+    }
 }
 
 /// The session an action touched: session-scoped targets are `name` or

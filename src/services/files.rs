@@ -77,6 +77,6 @@ pub async fn delete(
     }
     let (_, root) = open(services, who, name).await?;
     blocking(move || files::delete(&root, Path::new(&rel))).await?;
-    super::audit::record(services, who, "file.delete", &format!("{name}/{raw}"));
+    super::audit::record(services, who, "file.delete", &format!("{name}/{raw}")).await;
     Ok(())
 }

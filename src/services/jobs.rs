@@ -141,7 +141,7 @@ pub async fn cancel(
             row.status
         )));
     }
-    super::audit::record(services, who, "job.cancel", &format!("{name}/{id}"));
+    super::audit::record(services, who, "job.cancel", &format!("{name}/{id}")).await;
     Ok((row, session))
 }
 

@@ -178,7 +178,7 @@ pub async fn create(
         None => spec,
     };
     let row = insert(services, who, name, spec, budget_micros).await?;
-    super::audit::record(services, who, "session.create", &row.name);
+    super::audit::record(services, who, "session.create", &row.name).await;
     // Its CLI starts now if a slot is free, so the first chat pays no spawn.
     services.supervisor.do_send(WarmSession(row.clone()));
     Ok(row)
@@ -327,7 +327,7 @@ pub async fn delete(services: &Services, who: &Requester, name: &str) -> Result<
             .await?
             .map_err(ApiError::internal)?;
     }
-    super::audit::record(services, who, "session.delete", &row.name);
+    super::audit::record(services, who, "session.delete", &row.name).await;
     Ok(())
 }
 

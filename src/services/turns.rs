@@ -135,7 +135,7 @@ pub async fn submit(
             (Submitted::Stream(rx), "chat", session.name)
         }
     };
-    super::audit::record_prompt(services, who, action, &target, &prompt);
+    super::audit::record_prompt(services, who, action, &target, &prompt).await;
     Ok(submitted)
 }
 
