@@ -36,6 +36,55 @@ pub struct Application {
     gateway: actix_web::dev::ServerHandle,
     /// Its cgroup folders go once the last CLI process is stopped.
     sandbox: Arc<crate::sandbox::Sandbox>,
+    /// What this instance takes back when it stops: its leases, its row,
+    /// its workspace mark.
+    departure: Departure,
+}
+
+struct Departure {
+    pool: db::DbPool,
+    instance: db::models::instance::Instance,
+    node: crate::cluster::Node,
+    marks: crate::cluster::WorkspaceMarks,
+}
+
+impl Departure {
+    /// Draining: this node takes no new lease; the others take its sessions
+    /// as soon as it lets them go.
+    async fn start_draining(&self) {
+        self.node.set_draining();
+        let me = self.instance.clone();
+        if let Err(e) = db::run(&self.pool, move |c| {
+            db::models::instance::set_draining(c, &me)
+        })
+        .await
+        {
+            tracing::warn!(error = %e, "cannot mark this instance as draining");
+        }
+    }
+
+    /// Every CLI here is stopped: the leases go back and the instance is
+    /// forgotten, so the other nodes take its sessions at once.
+    async fn leave(&self) {
+        let me = self.instance.clone();
+        let left = db::run(&self.pool, move |c| {
+            let released = db::models::lease::release_all(c, &me.id)?;
+            db::models::instance::deregister(c, &me)?;
+            Ok(released)
+        })
+        .await;
+        match left {
+            Ok(released) if self.node.is_clustered() => {
+                tracing::info!(
+                    sessions = released,
+                    "released this node's sessions to the cluster"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot release this node's sessions"),
+        }
+        self.marks.unmark();
+    }
 }
 
 impl Application {
@@ -129,7 +178,7 @@ impl Application {
         }
         let dispatcher = WebhookDispatcher::new(settings.clone(), pool.clone()).start();
         let (gateway, gateway_handle) = start_gateway(&settings, &pool).await?;
-        let instance = start_instance(&settings, &pool, &gateway).await?;
+        let (instance, node) = start_instance(&settings, &pool, &gateway, &workspace_root).await?;
         let sandbox = Arc::new(
             crate::sandbox::Sandbox::probe(&settings.sandbox, &settings.data_dir)
                 .await
@@ -144,6 +193,7 @@ impl Application {
             sandbox: sandbox.clone(),
             instance: instance.clone(),
             webhooks: Some(dispatcher.clone().recipient()),
+            node: node.clone(),
             spawns: Arc::default(),
         };
         let orphans = cli::process::reap_orphans(&runtime.pid_dir());
@@ -154,21 +204,9 @@ impl Application {
             );
         }
         let supervisor = Supervisor::new(runtime).start();
-        let recovery =
-            crate::services::jobs::recover(&pool, &supervisor, settings.job_max_attempts)
-                .await
-                .context("cannot recover jobs")?;
-        if recovery.resumed + recovery.interrupted + recovery.dispatched > 0 {
-            tracing::info!(
-                resumed = recovery.resumed,
-                interrupted = recovery.interrupted,
-                dispatched = recovery.dispatched,
-                "recovered jobs from the previous run"
-            );
-        }
-
         purge_events_periodically(pool.clone(), settings.event_retention);
 
+        let (departure_pool, departure_root) = (pool.clone(), workspace_root.clone());
         let services = crate::services::Services {
             settings: settings.clone(),
             pool,
@@ -176,9 +214,11 @@ impl Application {
             workspace_root,
             webhooks: dispatcher.recipient(),
             sandbox: sandbox.clone(),
-            instance,
+            instance: instance.clone(),
+            node: node.clone(),
             templates: templates.clone().into_inner(),
         };
+        recover_jobs(&services).await?;
         let state = web::Data::new(AppState {
             services,
             cli_version: cli_version.clone(),
@@ -237,6 +277,12 @@ impl Application {
             mcp,
             gateway: gateway_handle,
             sandbox,
+            departure: Departure {
+                pool: departure_pool,
+                marks: crate::cluster::WorkspaceMarks::new(&departure_root, &instance.id),
+                instance,
+                node,
+            },
         })
     }
 
@@ -278,6 +324,7 @@ impl Application {
                 tracing::info!(signal, grace = ?self.shutdown_grace, "shutting down");
             }
         }
+        self.departure.start_draining().await;
         // No new connections from here; in-flight requests may finish.
         let stopping = handle.stop(true);
         // An MCP stream never finishes on its own: end them all.
@@ -285,6 +332,7 @@ impl Application {
         let deadline = std::time::Instant::now() + self.shutdown_grace;
         let _ = self.supervisor.send(DrainAll { deadline }).await;
         let _ = self.supervisor.send(ShutdownAll).await;
+        self.departure.leave().await;
         stopping.await;
         if let Some(metrics) = &metrics {
             metrics.stop(false).await;
@@ -295,18 +343,52 @@ impl Application {
     }
 }
 
-/// How often an instance says it is alive; three missed beats and what it
-/// holds is released by whoever notices.
-const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Picks up the jobs nobody runs. Alone: everything the previous run left.
+/// In a cluster: the sessions of dead nodes, now and at every heartbeat
+/// (the others' sessions are theirs).
+async fn recover_jobs(services: &crate::services::Services) -> anyhow::Result<()> {
+    if !services.node.is_clustered() {
+        let recovery = crate::services::jobs::recover(services)
+            .await
+            .context("cannot recover jobs")?;
+        if !recovery.is_empty() {
+            tracing::info!(
+                resumed = recovery.resumed,
+                interrupted = recovery.interrupted,
+                dispatched = recovery.dispatched,
+                "recovered jobs from the previous run"
+            );
+        }
+        return Ok(());
+    }
+    let services = services.clone();
+    actix::spawn(async move {
+        let mut tick = tokio::time::interval(services.node.heartbeat());
+        loop {
+            tick.tick().await;
+            let adopted = crate::services::ownership::adopt_orphans(&services).await;
+            if adopted > 0 {
+                tracing::warn!(
+                    sessions = adopted,
+                    "took over sessions with jobs left by dead nodes"
+                );
+            }
+        }
+    });
+    Ok(())
+}
 
 /// Registers this start as an instance of its node (the node's id is kept
 /// in `DATA_DIR/node-id`), releases what earlier starts of the node and dead
-/// instances held, and heartbeats from then on.
+/// instances held, and heartbeats from then on (every
+/// `NODE_HEARTBEAT_SECONDS`, on the database's clock): three missed beats
+/// and what it holds is released by whoever notices.
 async fn start_instance(
     settings: &Settings,
     pool: &db::DbPool,
     gateway: &ModelGateway,
-) -> anyhow::Result<db::models::instance::Instance> {
+    workspace_root: &std::path::Path,
+) -> anyhow::Result<(db::models::instance::Instance, crate::cluster::Node)> {
     use db::models::instance;
     let file = settings.data_dir.join("node-id");
     let node_id = match std::fs::read_to_string(&file) {
@@ -322,43 +404,81 @@ async fn start_instance(
         id: uuid::Uuid::now_v7().to_string(),
         node_id,
     };
+    let node = crate::cluster::Node::new(settings, me.id.clone())?;
+    let marks = crate::cluster::WorkspaceMarks::new(workspace_root, &me.id);
+    if node.is_clustered() {
+        marks
+            .mark()
+            .context("cannot mark the workspace root as seen by this node")?;
+    }
     let registered = me.clone();
-    db::run(pool, move |c| instance::register(c, &registered))
-        .await
-        .context("cannot register this server instance")?;
-    let release = |pool: db::DbPool, me: instance::Instance, gateway: ModelGateway| async move {
-        let stale = db::now() - chrono::Duration::from_std(HEARTBEAT * 3).unwrap_or_default();
+    let advertise = settings.cluster.as_ref().map(|c| c.advertise_url.clone());
+    db::run(pool, move |c| {
+        instance::register(c, &registered, advertise.as_deref())
+    })
+    .await
+    .context("cannot register this server instance")?;
+    let stale_after = settings.node_heartbeat * 3;
+    let beat = move |pool: db::DbPool,
+                     me: instance::Instance,
+                     gateway: ModelGateway,
+                     node: crate::cluster::Node,
+                     marks: crate::cluster::WorkspaceMarks| async move {
         let price = move |calls: &[crate::gateway::usage::CallUsage]| gateway.cost_micros(calls);
-        match db::run(&pool, move |c| {
-            instance::release_dead(c, &me, stale, &price)
+        let clustered = node.is_clustered();
+        let beat = db::run(&pool, move |c| {
+            let stale =
+                instance::db_now(c)? - chrono::Duration::from_std(stale_after).unwrap_or_default();
+            // Every live node's mark is in the root this node sees: shared.
+            let nodes = instance::list(c, stale)?;
+            let live: Vec<_> = nodes.iter().filter(|n| n.alive && !n.draining).collect();
+            let shared = !clustered || marks.sees_all(live.iter().map(|n| n.id.as_str()));
+            instance::heartbeat(c, &me, shared)?;
+            let released = instance::release_dead(c, &me, stale, &price)?;
+            Ok((released, live.len()))
         })
-        .await
-        {
-            Ok(r) if r != instance::Released::default() => tracing::warn!(
-                reservations = r.reservations,
-                reserved_micros = r.reserved_micros,
-                charged_micros = r.charged_micros,
-                idempotency_claims = r.claims,
-                "released what stopped server instances held"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot release what stopped instances held"),
+        .await;
+        match beat {
+            Ok((released, live)) => {
+                node.set_live_nodes(live);
+                if released != instance::Released::default() {
+                    tracing::warn!(
+                        reservations = released.reservations,
+                        reserved_micros = released.reserved_micros,
+                        charged_micros = released.charged_micros,
+                        idempotency_claims = released.claims,
+                        "released what stopped server instances held"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot record this instance's heartbeat"),
         }
     };
-    release(pool.clone(), me.clone(), gateway.clone()).await;
-    let (pool, beating, gateway) = (pool.clone(), me.clone(), gateway.clone());
+    beat(
+        pool.clone(),
+        me.clone(),
+        gateway.clone(),
+        node.clone(),
+        marks.clone(),
+    )
+    .await;
+    let (pool, beating, gateway, beating_node) =
+        (pool.clone(), me.clone(), gateway.clone(), node.clone());
     actix::spawn(async move {
-        let mut tick = tokio::time::interval(HEARTBEAT);
+        let mut tick = tokio::time::interval(beating_node.heartbeat());
         loop {
             tick.tick().await;
-            let this = beating.clone();
-            if let Err(e) = db::run(&pool, move |c| instance::heartbeat(c, &this)).await {
-                tracing::warn!(error = %e, "cannot record this instance's heartbeat");
-            }
-            release(pool.clone(), beating.clone(), gateway.clone()).await;
+            beat(
+                pool.clone(),
+                beating.clone(),
+                gateway.clone(),
+                beating_node.clone(),
+                marks.clone(),
+            )
+            .await;
         }
     });
-    Ok(me)
+    Ok((me, node))
 }
 
 /// Starts the model gateway on its loopback listener, with the tenants' own

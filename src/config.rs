@@ -68,6 +68,12 @@ pub struct Settings {
     pub webhook_retry_schedule: Vec<Duration>,
     /// `WEBHOOK_POLL_INTERVAL_MS`: how often due deliveries are looked for (1000).
     pub webhook_poll_interval: Duration,
+    /// `NODE_ADVERTISE_URL` with a PostgreSQL `DATABASE_URL`: this server is
+    /// one node of a cluster (see `cluster`); `None` runs alone.
+    pub cluster: Option<ClusterSettings>,
+    /// `NODE_HEARTBEAT_SECONDS`: how often this server says it is alive (2
+    /// in a cluster, 10 alone); three missed beats and it counts as dead.
+    pub node_heartbeat: Duration,
     /// `EVENT_RETENTION_HOURS`: stored stream events older than this are purged (72).
     pub event_retention: Duration,
     /// `APPROVAL_TIMEOUT_SECONDS`: a tool approval not answered in this time is denied (600).
@@ -308,6 +314,18 @@ impl Settings {
                 10,
                 60_000,
             )?),
+            cluster: cluster_settings(&get)?,
+            node_heartbeat: Duration::from_secs_f64(parse_bounded(
+                &get,
+                "NODE_HEARTBEAT_SECONDS",
+                if get("NODE_ADVERTISE_URL").is_some() {
+                    2.0
+                } else {
+                    10.0
+                },
+                0.2,
+                60.0,
+            )?),
             event_retention: Duration::from_secs(
                 parse_bounded(&get, "EVENT_RETENTION_HOURS", 72u64, 1, 24 * 365 * 10)? * 3600,
             ),
@@ -459,6 +477,11 @@ impl Settings {
             }
         }
         Ok(settings)
+    }
+
+    /// A session lease's length: three heartbeats.
+    pub fn lease_ttl(&self) -> Duration {
+        self.node_heartbeat * 3
     }
 
     /// The database URL in force: `DATABASE_URL`, else the SQLite file.
@@ -843,4 +866,68 @@ mod tests {
             ]
         );
     }
+}
+
+/// How this node of a cluster is reached and proves itself to the others.
+#[derive(Clone)]
+pub struct ClusterSettings {
+    /// `NODE_ADVERTISE_URL`: where the other nodes reach this one
+    /// (`http://10.0.0.5:8000`), for the requests they forward.
+    pub advertise_url: String,
+    /// `CLUSTER_SECRET`: shared by every node; signs forwarded requests.
+    pub secret: Secret,
+}
+
+impl std::fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSettings")
+            .field("advertise_url", &self.advertise_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cluster settings: all or nothing. `NODE_ADVERTISE_URL` asks for a
+/// cluster, which needs PostgreSQL (the only coordinator) and a secret.
+fn cluster_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<ClusterSettings>, ConfigError> {
+    let Some(advertise_url) = get("NODE_ADVERTISE_URL") else {
+        return Ok(None);
+    };
+    let bad = |name: &str, value: &str, reason: &str| ConfigError {
+        name: name.into(),
+        value: value.into(),
+        reason: reason.into(),
+    };
+    match url::Url::parse(&advertise_url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        _ => {
+            return Err(bad(
+                "NODE_ADVERTISE_URL",
+                &advertise_url,
+                "expected an http(s) URL",
+            ))
+        }
+    }
+    let postgres = get("DATABASE_URL")
+        .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    if !postgres {
+        return Err(bad(
+            "NODE_ADVERTISE_URL",
+            &advertise_url,
+            "a cluster needs a PostgreSQL DATABASE_URL shared by its nodes",
+        ));
+    }
+    let secret = get("CLUSTER_SECRET").unwrap_or_default();
+    if secret.len() < 16 {
+        return Err(bad(
+            "CLUSTER_SECRET",
+            "(hidden)",
+            "a cluster needs a secret of at least 16 characters, the same on every node",
+        ));
+    }
+    Ok(Some(ClusterSettings {
+        advertise_url: advertise_url.trim_end_matches('/').to_owned(),
+        secret: Secret(secret),
+    }))
 }

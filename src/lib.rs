@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod blocking;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod db;

@@ -25,6 +25,8 @@ pub struct Runtime {
     pub instance: crate::db::models::instance::Instance,
     /// Told when a job's webhook was queued, so it goes out at once.
     pub webhooks: Option<actix::Recipient<webhooks::Wake>>,
+    /// This server as a node of a cluster (or alone).
+    pub node: crate::cluster::Node,
     /// CLI processes started by this server (for health and tests).
     pub spawns: Arc<std::sync::atomic::AtomicU64>,
 }

@@ -18,8 +18,24 @@ pub struct Health {
     sandbox: crate::sandbox::SandboxStatus,
     /// Absent when the supervisor does not answer.
     sessions: Option<SupervisorStats>,
+    /// This server among the others on its database.
+    cluster: ClusterHealth,
     /// As on every other answer.
     meta: super::envelope::Meta,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ClusterHealth {
+    /// `single` (alone, SQLite or PostgreSQL) or `cluster`
+    /// (`NODE_ADVERTISE_URL` with PostgreSQL).
+    mode: &'static str,
+    /// This start's instance id.
+    instance_id: String,
+    advertise_url: Option<String>,
+    /// Shutting down: it takes no new session (the answer is then a 503).
+    draining: bool,
+    /// The nodes on this database (cluster mode; empty alone).
+    nodes: Vec<super::nodes::NodeData>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,6 +44,10 @@ struct Checks {
     claude_cli: Check,
     /// Where the model credential comes from (never the secret).
     model_auth: crate::gateway::ModelAuthStatus,
+    /// In a cluster: whether this node sees every live node's mark in its
+    /// workspace root (`APPROVED_DIRECTORY` must be shared storage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workspace_root: Option<Check>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,7 +90,7 @@ impl Check {
     security(()),
     responses(
         (status = 200, description = "The database answers (status `degraded` if the CLI cannot run)", body = Health),
-        (status = 503, description = "The database does not answer", body = Health),
+        (status = 503, description = "The database does not answer, or the node is draining", body = Health),
     ),
 )]
 pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -93,7 +113,42 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             .then_some("the Claude Code CLI could not be run"),
     };
     let model_auth = state.gateway.status();
-    let status = if database_ok && state.cli_version.is_some() && model_auth.status == "ok" {
+    let node = &state.services.node;
+    let nodes = if node.is_clustered() {
+        super::nodes::nodes(&state).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let workspace_root = if node.is_clustered() {
+        let marks =
+            crate::cluster::WorkspaceMarks::new(&state.services.workspace_root, node.instance_id());
+        let live: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.is_live())
+            .map(|n| n.id().to_owned())
+            .collect();
+        let shared = crate::blocking::run(move || marks.sees_all(live.iter().map(String::as_str)))
+            .await
+            .unwrap_or(false);
+        Some(Check {
+            status: Check::status(shared),
+            version: None,
+            path: None,
+            detail: (!shared).then_some(
+                "another live node's workspace root is not this one: APPROVED_DIRECTORY must be shared storage",
+            ),
+        })
+    } else {
+        None
+    };
+    let workspace_ok = workspace_root.as_ref().is_none_or(|c| c.status == "ok");
+    let status = if node.is_draining() {
+        "draining"
+    } else if database_ok
+        && state.cli_version.is_some()
+        && model_auth.status == "ok"
+        && workspace_ok
+    {
         "ok"
     } else {
         "degraded"
@@ -109,6 +164,7 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             },
             claude_cli: cli,
             model_auth,
+            workspace_root,
         },
         sandbox: state.services.sandbox.status(),
         paths: Paths {
@@ -121,9 +177,21 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             workspaces: state.services.workspace_root.to_string_lossy().into_owned(),
         },
         sessions,
+        cluster: ClusterHealth {
+            mode: if node.is_clustered() {
+                "cluster"
+            } else {
+                "single"
+            },
+            instance_id: node.instance_id().to_owned(),
+            advertise_url: node.cluster().map(|c| c.advertise_url.clone()),
+            draining: node.is_draining(),
+            nodes,
+        },
         meta: super::envelope::meta(&req),
     };
-    if database_ok {
+    // A load balancer stops sending to a draining node.
+    if database_ok && !node.is_draining() {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
@@ -138,7 +206,7 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     security(()),
     responses(
         (status = 200, description = "The database answers", body = Health),
-        (status = 503, description = "The database does not answer", body = Health),
+        (status = 503, description = "The database does not answer, or the node is draining", body = Health),
     ),
 )]
 pub async fn root_health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

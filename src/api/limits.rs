@@ -48,6 +48,8 @@ pub async fn middleware(
     let (Some(key), Some(state)) = (key, state) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
+    // Forwarded by another node of the cluster: counted where it entered.
+    let forwarded = super::forward::verify(&req, &state.services.node);
     // An address that failed too often is refused before its key costs a
     // hash and a lookup.
     let client = client_ip(req.request(), &state.services.settings.trusted_proxies);
@@ -78,6 +80,23 @@ pub async fn middleware(
             }
         }
         res
+    };
+    if let Some(forwarded) = forwarded {
+        req.extensions_mut().insert(forwarded);
+        return Ok(counted(next.call(req).await?.map_into_boxed_body()));
+    }
+    // In a cluster each node allows its share of the limit (see `Node::share`).
+    let node = &state.services.node;
+    let quota = if node.is_clustered() {
+        let settings = &state.services.settings;
+        let (requests, window) = quota.unwrap_or((
+            settings.rate_limit_requests,
+            settings.rate_limit_window.as_secs(),
+        ));
+        let share = node.share(u64::from(requests));
+        Some((u32::try_from(share).unwrap_or(requests), window))
+    } else {
+        quota
     };
     match state.rate_limits.check(&hash_key(&key), quota) {
         Decision::Limited {

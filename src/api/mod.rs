@@ -7,6 +7,7 @@ mod chat;
 mod control;
 pub mod envelope;
 mod files;
+pub mod forward;
 mod health;
 mod history;
 mod idempotency;
@@ -15,6 +16,7 @@ pub(crate) mod limits;
 pub mod mcp;
 pub mod middleware;
 mod model_credentials;
+mod nodes;
 mod openai;
 pub mod openapi;
 pub mod requester;
@@ -109,6 +111,7 @@ fn api_v1_routes() -> RouteTable {
         },
         "/admin/keys" => { get: admin::list_keys, post: admin::create_key },
         "/admin/keys/{id}/revoke" => { post: admin::revoke_key },
+        "/admin/nodes" => { get: nodes::list_nodes },
     )
 }
 
@@ -143,6 +146,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, mcp_server: &mcp::McpServer) {
 /// A table's routes in their scope, behind the per-key rate limit.
 fn limited(table: RouteTable) -> impl actix_web::dev::HttpServiceFactory {
     web::scope(table.prefix)
+        // Inner: runs once the key is known (a session's tenant is needed
+        // to find the node that runs it).
+        .wrap(actix_web::middleware::from_fn(forward::middleware))
         .wrap(actix_web::middleware::from_fn(limits::middleware))
         .configure(table.register)
 }

@@ -11,8 +11,8 @@ use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
 use super::{
-    admin, audit, chat, control, files, health, history, jobs, model_credentials, openai, sessions,
-    templates, usage, webhooks, workspaces,
+    admin, audit, chat, control, files, health, history, jobs, model_credentials, nodes, openai,
+    sessions, templates, usage, webhooks, workspaces,
 };
 use crate::error::{problem_type, PROBLEM_CONTENT_TYPE, PROBLEM_KINDS};
 
@@ -79,6 +79,7 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         admin::list_keys,
         admin::create_key,
         admin::revoke_key,
+        nodes::list_nodes,
         openai::chat_completions,
         openai::list_models,
     ),

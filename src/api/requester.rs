@@ -14,12 +14,18 @@ use crate::services::Requester;
 
 /// The requester of `req`, once its caller is known.
 pub fn requester(req: &HttpRequest, caller: Caller) -> Requester {
-    let client_addr = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| {
-            crate::security::client::client_ip(req, &state.services.settings.trusted_proxies)
-        })
-        .map(|ip| ip.to_string());
+    // Forwarded by another node of the cluster: the address it saw.
+    let forwarded = req
+        .extensions()
+        .get::<super::forward::Forwarded>()
+        .map(|f| f.client_addr.clone());
+    let client_addr = forwarded.unwrap_or_else(|| {
+        req.app_data::<web::Data<AppState>>()
+            .and_then(|state| {
+                crate::security::client::client_ip(req, &state.services.settings.trusted_proxies)
+            })
+            .map(|ip| ip.to_string())
+    });
     Requester {
         caller,
         client_addr,

@@ -40,11 +40,21 @@ pub enum DbError {
     Migration(String),
     #[error("blocking task failed: {0}")]
     Join(String),
+    /// Another instance of the cluster took the session's lease: this one
+    /// may no longer write for it.
+    #[error("the lease of session {0} is held by another instance")]
+    LeaseLost(String),
 }
 
 pub type DbResult<T> = Result<T, DbError>;
 
 impl DbError {
+    /// Whether trying the same write again may succeed (the database was
+    /// busy or away), as opposed to a refusal that will not change.
+    pub fn is_retryable(&self) -> bool {
+        !self.is_unique_violation() && !matches!(self, DbError::LeaseLost(_))
+    }
+
     /// A UNIQUE constraint refused the write.
     pub fn is_unique_violation(&self) -> bool {
         matches!(

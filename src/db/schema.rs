@@ -101,6 +101,9 @@ diesel::table! {
         updated_at -> Timestamp,
         created_workspace -> Nullable<Text>,
         budget_micros -> Nullable<BigInt>,
+        owner_instance -> Nullable<Text>,
+        owner_epoch -> BigInt,
+        lease_until -> Nullable<Timestamp>,
     }
 }
 
@@ -138,6 +141,9 @@ diesel::table! {
         node_id -> Text,
         started_at -> Timestamp,
         heartbeat_at -> Timestamp,
+        advertise_url -> Nullable<Text>,
+        draining -> Bool,
+        workspace_shared -> Bool,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod auth_failures;
 pub mod client;
+pub mod cluster_auth;
 pub mod keys;
 pub mod paths;
 pub mod rate_limit;

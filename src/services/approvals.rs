@@ -3,7 +3,6 @@
 use super::{Requester, Services};
 use crate::actors::session::approvals::{Decision, ResolveError};
 use crate::actors::session::messages::ResolveApproval;
-use crate::actors::supervisor::messages::OpenSession;
 use crate::db::models::approval::{self, Approval};
 use crate::db::models::session::Session;
 use crate::domain::approval::Resolved;
@@ -48,7 +47,7 @@ pub async fn decide(
             row.status
         )));
     }
-    let actor = services.supervisor.send(OpenSession(session)).await??;
+    let actor = super::ownership::actor(services, &session).await?;
     let resolved = actor
         .send(ResolveApproval {
             id: id.to_owned(),

@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use super::{Requester, Services};
 use crate::actors::session::messages::{CancelJob, CancelReply, Enqueue};
-use crate::actors::supervisor::messages::OpenSession;
-use crate::actors::supervisor::Supervisor;
 use crate::db::models::job::{self, Job};
 use crate::db::models::session::Session;
 use crate::domain::job as status;
@@ -43,9 +41,12 @@ pub(super) async fn insert(
         started_at: None,
         completed_at: None,
     };
+    // The session is this node's before the job is stored (in a cluster,
+    // a job stored for a session another node runs would wait unseen).
+    let actor = super::ownership::actor(services, session).await?;
     let insert = row.clone();
     crate::db::run(&services.pool, move |c| job::insert(c, &insert)).await?;
-    if let Err(e) = dispatch(&services.supervisor, session.clone(), &row).await {
+    if let Err(e) = dispatch(&actor, &row).await {
         tracing::error!(job = %row.id, error = %e, "cannot dispatch a job now");
     }
     Ok(row)
@@ -110,10 +111,7 @@ pub async fn cancel(
             row.status
         )));
     }
-    let actor = services
-        .supervisor
-        .send(OpenSession(session.clone()))
-        .await??;
+    let actor = super::ownership::actor(services, &session).await?;
     // The session's actor cancels it whether it holds the job or only the
     // database has it queued, so the events are the same either way.
     match actor
@@ -147,21 +145,16 @@ pub async fn cancel(
 
 /// Hands a queued job to its session's actor (FIFO with the session's chats).
 pub async fn dispatch(
-    supervisor: &actix::Addr<Supervisor>,
-    session: Session,
+    actor: &actix::Addr<crate::actors::session::SessionActor>,
     job: &Job,
 ) -> Result<(), String> {
-    let addr = supervisor
-        .send(OpenSession(session))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    addr.send(Enqueue(crate::actors::session::job_turn(job)))
+    actor
+        .send(Enqueue(crate::actors::session::job_turn(job)))
         .await
         .map_err(|e| e.to_string())
 }
 
-/// What start-up recovery did.
+/// What recovery did.
 #[derive(Debug, Default)]
 pub struct Recovery {
     pub resumed: usize,
@@ -169,50 +162,93 @@ pub struct Recovery {
     pub dispatched: usize,
 }
 
-/// After a crash or a restart: jobs that were running run again (their
-/// session resumes its conversation) while attempts remain, else they end
-/// `interrupted` with their webhook; every queued job is handed to its
-/// session, oldest first.
-pub async fn recover(
-    pool: &crate::db::DbPool,
-    supervisor: &actix::Addr<Supervisor>,
-    max_attempts: u32,
-) -> crate::db::DbResult<Recovery> {
-    use crate::db::models::session;
+impl Recovery {
+    pub fn add(&mut self, other: &Recovery) {
+        self.resumed += other.resumed;
+        self.interrupted += other.interrupted;
+        self.dispatched += other.dispatched;
+    }
 
+    pub fn is_empty(&self) -> bool {
+        self.resumed + self.interrupted + self.dispatched == 0
+    }
+}
+
+/// Jobs whose runner died (a crash, a restart, a node of a cluster gone):
+/// those that were running run again (their session resumes its
+/// conversation) while attempts remain, else they end `interrupted` with
+/// their webhook. `session_id`: one session's jobs (taken over in a
+/// cluster), else every job (the start of a server that runs alone).
+fn requeue_running(
+    c: &mut crate::db::DbConnection,
+    session_id: Option<&str>,
+    max_attempts: i64,
+) -> crate::db::DbResult<Recovery> {
     let mut report = Recovery::default();
-    let max_attempts = i64::from(max_attempts);
-    let (resumed, interrupted) = crate::db::run(pool, move |c| {
-        let mut resumed = 0;
-        let mut interrupted = 0;
-        for running in job::with_status(c, status::RUNNING)? {
-            if running.attempts < max_attempts {
-                job::requeue(c, &running.id)?;
-                resumed += 1;
-            } else {
-                let done = job::JobCompletion {
-                    job_id: running.id.clone(),
-                    status: status::INTERRUPTED.into(),
-                    result: None,
-                    error: Some(format!(
-                        "the server stopped while the job was running, {} time(s); giving up",
-                        running.attempts
-                    )),
-                    cost_micros: 0,
-                    duration_ms: 0,
-                    tools_used: running.tools_used.clone(),
-                };
-                job::complete_and_notify(c, &done)?;
-                interrupted += 1;
-            }
+    let running = match session_id {
+        Some(id) => job::of_session_with_status(c, id, status::RUNNING)?,
+        None => job::with_status(c, status::RUNNING)?,
+    };
+    for running in running {
+        if running.attempts < max_attempts {
+            job::requeue(c, &running.id)?;
+            report.resumed += 1;
+        } else {
+            let done = job::JobCompletion {
+                job_id: running.id.clone(),
+                status: status::INTERRUPTED.into(),
+                result: None,
+                error: Some(format!(
+                    "the server stopped while the job was running, {} time(s); giving up",
+                    running.attempts
+                )),
+                cost_micros: 0,
+                duration_ms: 0,
+                tools_used: running.tools_used.clone(),
+            };
+            job::complete_and_notify(c, &done)?;
+            report.interrupted += 1;
         }
-        Ok((resumed, interrupted))
+    }
+    Ok(report)
+}
+
+/// Recovers one session's jobs into its actor (see `requeue_running`);
+/// queued jobs are handed over oldest first.
+pub async fn recover_session(
+    services: &Services,
+    session: &Session,
+    actor: &actix::Addr<crate::actors::session::SessionActor>,
+) -> crate::db::DbResult<Recovery> {
+    let max_attempts = i64::from(services.settings.job_max_attempts);
+    let id = session.id.clone();
+    let (mut report, queued) = crate::db::run(&services.pool, move |c| {
+        let report = requeue_running(c, Some(&id), max_attempts)?;
+        Ok((report, job::of_session_with_status(c, &id, status::QUEUED)?))
     })
     .await?;
-    report.resumed = resumed;
-    report.interrupted = interrupted;
+    for queued in queued {
+        match dispatch(actor, &queued).await {
+            Ok(()) => report.dispatched += 1,
+            Err(e) => {
+                tracing::error!(job = %queued.id, error = %e, "cannot dispatch a recovered job")
+            }
+        }
+    }
+    Ok(report)
+}
 
-    let queued = crate::db::run(pool, |c| {
+/// At the start of a server that runs alone: every job left running or
+/// queued by the previous run (see `requeue_running`).
+pub async fn recover(services: &Services) -> crate::db::DbResult<Recovery> {
+    use crate::db::models::session;
+
+    let max_attempts = i64::from(services.settings.job_max_attempts);
+    let mut report = crate::db::run(&services.pool, move |c| {
+        requeue_running(c, None, max_attempts)
+    })
+    .await?;
+    let queued = crate::db::run(&services.pool, |c| {
         let jobs = job::with_status(c, status::QUEUED)?;
         let mut with_sessions = Vec::with_capacity(jobs.len());
         for queued in jobs {
@@ -224,7 +260,11 @@ pub async fn recover(
     })
     .await?;
     for (session, queued) in queued {
-        match dispatch(supervisor, session, &queued).await {
+        let handed = match super::ownership::actor(services, &session).await {
+            Ok(actor) => dispatch(&actor, &queued).await,
+            Err(e) => Err(e.to_string()),
+        };
+        match handed {
             Ok(()) => report.dispatched += 1,
             Err(e) => {
                 tracing::error!(job = %queued.id, error = %e, "cannot dispatch a recovered job")

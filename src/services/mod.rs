@@ -11,6 +11,7 @@ pub mod approvals;
 pub mod audit;
 pub mod files;
 pub mod jobs;
+pub mod ownership;
 pub mod policy;
 pub mod sessions;
 pub mod turns;
@@ -37,6 +38,8 @@ pub struct Services {
     pub webhooks: actix::Recipient<crate::actors::webhooks::Wake>,
     /// The agent's confinement (who owns uploaded files).
     pub sandbox: Arc<crate::sandbox::Sandbox>,
+    /// This server as a node of a cluster (or alone): where sessions run.
+    pub node: crate::cluster::Node,
     /// This server's instance, which owns the idempotency claims it runs.
     pub instance: crate::db::models::instance::Instance,
     /// Agent templates, reloadable.

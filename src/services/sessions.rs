@@ -10,9 +10,7 @@ use utoipa::ToSchema;
 use super::{Requester, Services};
 use crate::actors::session::messages::{Subscribe, Subscription};
 use crate::actors::session::workspace::{ChangeWorkspace, ChangeWorkspaceError};
-use crate::actors::supervisor::messages::{
-    CloseSession, OpenSession, RunningSessions, WarmSession,
-};
+use crate::actors::supervisor::messages::{CloseSession, RunningSessions};
 use crate::db::models::session::{self, Session};
 use crate::domain::session::SessionSpec;
 use crate::error::ApiError;
@@ -180,7 +178,7 @@ pub async fn create(
     let row = insert(services, who, name, spec, budget_micros).await?;
     super::audit::record(services, who, "session.create", &row.name).await;
     // Its CLI starts now if a slot is free, so the first chat pays no spawn.
-    services.supervisor.do_send(WarmSession(row.clone()));
+    super::ownership::warm(services, &row).await;
     Ok(row)
 }
 
@@ -340,11 +338,8 @@ pub async fn subscribe(
 ) -> Result<(Session, Subscription), ApiError> {
     let session = load(services, who, name).await?;
     // Someone watching is about to talk to it: warm it if a slot is free.
-    services.supervisor.do_send(WarmSession(session.clone()));
-    let actor = services
-        .supervisor
-        .send(OpenSession(session.clone()))
-        .await??;
+    super::ownership::warm(services, &session).await;
+    let actor = super::ownership::actor(services, &session).await?;
     let subscription = actor.send(Subscribe).await?;
     Ok((session, subscription))
 }
@@ -417,7 +412,7 @@ pub async fn change_folder(
     let row = load(services, who, name).await?;
     let area = services.workspace_root.join(who.tenant().as_str());
     let dir = crate::blocking::run(move || resolve_working_dir(&area, &raw)).await??;
-    let addr = services.supervisor.send(OpenSession(row.clone())).await??;
+    let addr = super::ownership::actor(services, &row).await?;
     addr.send(ChangeWorkspace { workspace: dir })
         .await?
         .map_err(|e| match e {

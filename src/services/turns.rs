@@ -10,7 +10,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Requester, Services};
 use crate::actors::session::messages::{Enqueue, Interrupt, InterruptReply};
-use crate::actors::supervisor::messages::OpenSession;
 use crate::db::models::job::Job;
 use crate::db::models::session::Session;
 use crate::domain::session::{PermissionMode, SessionSpec};
@@ -187,7 +186,7 @@ pub async fn answer(services: &Services, submitted: Submitted) -> Result<Answer,
 /// turn is a 409.
 pub async fn interrupt(services: &Services, who: &Requester, name: &str) -> Result<bool, ApiError> {
     let session = super::sessions::load(services, who, name).await?;
-    let actor = services.supervisor.send(OpenSession(session)).await??;
+    let actor = super::ownership::actor(services, &session).await?;
     match actor.send(Interrupt).await? {
         InterruptReply::Idle => Err(ApiError::Conflict(
             "no turn is running on this session".into(),
@@ -212,10 +211,7 @@ fn turn(request: TurnRequest) -> Turn {
 }
 
 async fn enqueue(services: &Services, session: &Session, turn: Turn) -> Result<(), ApiError> {
-    let addr = services
-        .supervisor
-        .send(OpenSession(session.clone()))
-        .await??;
+    let addr = super::ownership::actor(services, session).await?;
     addr.send(Enqueue(turn)).await?;
     Ok(())
 }

@@ -203,7 +203,14 @@ enum PendingControl {
 }
 
 impl SessionActor {
-    pub fn new(runtime: Runtime, supervisor: Addr<Supervisor>, row: Session) -> SessionActor {
+    /// `lease`: in a cluster, the session's lease this node took; every
+    /// write of the actor checks it is still held.
+    pub fn new(
+        runtime: Runtime,
+        supervisor: Addr<Supervisor>,
+        row: Session,
+        lease: Option<crate::db::models::lease::Lease>,
+    ) -> SessionActor {
         let spec = serde_json::from_str(&row.spec).unwrap_or_else(|e| {
             tracing::warn!(session_id = %row.id, error = %e, "unreadable session spec; using defaults");
             SessionSpec::default()
@@ -212,6 +219,7 @@ impl SessionActor {
             runtime.pool.clone(),
             row.name.clone(),
             runtime.settings.store_retry,
+            lease,
         );
         let hub = Hub::new(row.id.clone());
         SessionActor {

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use diesel::Connection;
+
+use crate::db::models::lease::{self, Lease};
 use crate::db::{self, DbConnection, DbPool, DbResult};
 
 type Write = Box<dyn FnMut(&mut DbConnection) -> DbResult<bool> + Send>;
@@ -38,14 +41,21 @@ pub struct Writer {
 }
 
 /// Runs `write` on a pooled connection, handing the closure back so it can
-/// be tried again.
-async fn attempt(pool: &DbPool, mut write: Write) -> (Write, DbResult<bool>) {
+/// be tried again. Under a cluster `lease`, in one transaction with the
+/// check that the lease is still this node's (see `lease::hold`).
+async fn attempt(pool: &DbPool, lease: Option<Lease>, mut write: Write) -> (Write, DbResult<bool>) {
     let pool = pool.clone();
     let joined = crate::blocking::spawn(move || {
         let result = pool
             .get()
             .map_err(db::DbError::from)
-            .and_then(|mut c| write(&mut c));
+            .and_then(|mut c| match &lease {
+                None => write(&mut c),
+                Some(lease) => c.transaction(|c| {
+                    lease::hold(c, lease)?;
+                    write(c)
+                }),
+            });
         (write, result)
     })
     .await;
@@ -60,7 +70,12 @@ async fn attempt(pool: &DbPool, mut write: Write) -> (Write, DbResult<bool>) {
 }
 
 impl Writer {
-    pub fn start(pool: DbPool, session: String, retry_for: Duration) -> Writer {
+    pub fn start(
+        pool: DbPool,
+        session: String,
+        retry_for: Duration,
+        lease: Option<Lease>,
+    ) -> Writer {
         let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
         let pending = Arc::new(AtomicUsize::new(0));
         let done = pending.clone();
@@ -71,10 +86,10 @@ impl Writer {
                     let deadline = Instant::now() + retry_for;
                     let mut backoff = FIRST_BACKOFF;
                     loop {
-                        let (back, tried) = attempt(&pool, write).await;
+                        let (back, tried) = attempt(&pool, lease.clone(), write).await;
                         write = back;
                         result = tried;
-                        let retryable = matches!(&result, Err(e) if !e.is_unique_violation());
+                        let retryable = matches!(&result, Err(e) if e.is_retryable());
                         if !retryable || Instant::now() + backoff > deadline {
                             break;
                         }
@@ -87,7 +102,10 @@ impl Writer {
                 }
                 if let Err(e) = &result {
                     tracing::error!(session = %session, error = %e, "a session write failed");
-                    if let Some(fallback) = op.fallback {
+                    // A write refused for a lost lease is not kept: the
+                    // session's new holder writes from here on.
+                    let lost = matches!(e, db::DbError::LeaseLost(_));
+                    if let Some(fallback) = op.fallback.filter(|_| !lost) {
                         if crate::blocking::run(fallback).await.unwrap_or(false) {
                             result = Ok(false);
                         }

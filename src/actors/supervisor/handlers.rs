@@ -12,7 +12,7 @@ impl Handler<OpenSession> for Supervisor {
     type Result = Result<Addr<SessionActor>, db::DbError>;
 
     fn handle(&mut self, msg: OpenSession, ctx: &mut Self::Context) -> Self::Result {
-        Ok(self.open_actor(msg.0, ctx))
+        Ok(self.open_actor(msg.0, msg.1, ctx))
     }
 }
 
@@ -24,7 +24,7 @@ impl Handler<WarmSession> for Supervisor {
             return;
         }
         let session_id = msg.0.id.clone();
-        let addr = self.open_actor(msg.0, ctx);
+        let addr = self.open_actor(msg.0, msg.1, ctx);
         self.warm(&session_id, &addr);
     }
 }
@@ -39,6 +39,9 @@ impl Handler<ActorStopped> for Supervisor {
     fn handle(&mut self, msg: ActorStopped, ctx: &mut Self::Context) {
         if self.live_actor(&msg.session_id).is_none() {
             self.sessions.remove(&msg.session_id);
+            self.epochs.remove(&msg.session_id);
+            // Nothing runs here for it now: any node may take it at once.
+            self.release_lease(&msg.session_id, ctx);
         }
         if self.sessions.is_empty() && !self.release_scheduled {
             // Quiet for a moment after the last actor stopped: what the

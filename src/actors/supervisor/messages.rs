@@ -1,5 +1,6 @@
 //! Messages the `Supervisor` accepts.
 
+use crate::db::models::lease::Lease;
 use actix::{Addr, Message};
 
 use crate::actors::session::SessionActor;
@@ -9,14 +10,14 @@ use crate::db::models::session::Session;
 /// database cannot be read.
 #[derive(Message)]
 #[rtype(result = "Result<Addr<SessionActor>, crate::db::DbError>")]
-pub struct OpenSession(pub Session);
+pub struct OpenSession(pub Session, pub Option<Lease>);
 
 /// Starts the session's CLI process ahead of its first turn when a
 /// live-process slot is free (never evicting anyone for it), opening its
 /// actor if needed. No-op with `WARM_ON_CREATE=false`. Fire and forget.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct WarmSession(pub Session);
+pub struct WarmSession(pub Session, pub Option<Lease>);
 
 /// A session's actor stopped (it had nothing left to do); forgotten unless
 /// a new one took its place.

@@ -12,9 +12,10 @@ use actix::{
     Actor, ActorFuture, ActorFutureExt, Addr, AsyncContext, Context, WeakAddr, WrapFuture,
 };
 
-use super::session::messages::{Evict, SlotGranted, TurnGranted};
+use super::session::messages::{Close, Evict, SlotGranted, TurnGranted};
 use super::session::SessionActor;
 use super::Runtime;
+use crate::db::models::lease::Lease;
 
 pub struct Supervisor {
     runtime: Runtime,
@@ -35,6 +36,11 @@ pub struct Supervisor {
     /// Freed memory is handed back once the last actor stopped (see
     /// `memory`); set while that is scheduled.
     release_scheduled: bool,
+    /// In a cluster: the lease epoch each live actor writes under.
+    epochs: HashMap<String, i64>,
+    /// In a cluster: when this node last renewed its leases.
+    leases_renewed: Instant,
+    renewing: bool,
 }
 
 /// One tenant's running turns, the sessions waiting to run one, and its
@@ -76,6 +82,9 @@ impl Supervisor {
             evicting: HashSet::new(),
             turns: HashMap::new(),
             release_scheduled: false,
+            epochs: HashMap::new(),
+            leases_renewed: Instant::now(),
+            renewing: false,
         }
     }
 
@@ -92,18 +101,130 @@ impl Supervisor {
     /// A stopped actor is gone before `upgrade` fails, and it stops only
     /// once its writes are applied, so the new one (which reads where the
     /// session's events stand when it starts) never overlaps it.
+    ///
+    /// In a cluster the caller took the session's `lease` first; a live
+    /// actor writing under an older epoch lost the session meanwhile (and
+    /// can no longer write): it is closed and a new one started.
     fn open_actor(
         &mut self,
         session: crate::db::models::session::Session,
+        lease: Option<Lease>,
         ctx: &mut Context<Self>,
     ) -> Addr<SessionActor> {
         if let Some(addr) = self.live_actor(&session.id) {
-            return addr;
+            let stale = matches!(
+                (&lease, self.epochs.get(&session.id)),
+                (Some(lease), Some(epoch)) if lease.epoch != *epoch
+            );
+            if !stale {
+                return addr;
+            }
+            addr.do_send(Close);
+            self.forget(&session.id);
         }
         let id = session.id.clone();
-        let addr = SessionActor::new(self.runtime.clone(), ctx.address(), session).start();
+        if let Some(lease) = &lease {
+            self.epochs.insert(id.clone(), lease.epoch);
+        }
+        let addr = SessionActor::new(self.runtime.clone(), ctx.address(), session, lease).start();
         self.sessions.insert(id, addr.downgrade());
         addr
+    }
+
+    /// Drops a session from every book (its actor is closing).
+    fn forget(&mut self, session_id: &str) {
+        self.sessions.remove(session_id);
+        self.epochs.remove(session_id);
+        self.waiting.retain(|(id, _)| id != session_id);
+        self.holders.remove(session_id);
+        self.idle_since.remove(session_id);
+        self.evicting.remove(session_id);
+        self.drop_turns_of(session_id);
+    }
+
+    /// Gives a session's lease back (cluster only).
+    fn release_lease(&mut self, session_id: &str, ctx: &mut Context<Self>) {
+        if !self.runtime.node.is_clustered() {
+            return;
+        }
+        let pool = self.runtime.pool.clone();
+        let (session, me) = (
+            session_id.to_owned(),
+            self.runtime.node.instance_id().to_owned(),
+        );
+        ctx.spawn(
+            async move {
+                let released = crate::db::run(&pool, move |c| {
+                    crate::db::models::lease::release(c, &session, &me)
+                })
+                .await;
+                if let Err(e) = released {
+                    tracing::warn!(error = %e, "cannot release a session lease");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    /// Renews the leases of every live actor in one statement. An actor
+    /// whose lease another node took is closed (its writes already fail);
+    /// when renewing has failed for longer than a lease minus a heartbeat,
+    /// every actor is closed, so no CLI runs here once the leases run out.
+    fn renew_leases(&mut self, ctx: &mut Context<Self>) {
+        let node = self.runtime.node.clone();
+        if !node.is_clustered() || self.renewing {
+            return;
+        }
+        let held: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, a)| a.upgrade().is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let overdue = self.leases_renewed.elapsed() + node.heartbeat() >= node.lease_ttl();
+        if held.is_empty() {
+            self.leases_renewed = Instant::now();
+            return;
+        }
+        self.renewing = true;
+        let pool = self.runtime.pool.clone();
+        let asked = held.clone();
+        ctx.spawn(
+            async move {
+                let me = node.instance_id().to_owned();
+                let ttl = node.lease_ttl_secs();
+                crate::db::run(&pool, move |c| {
+                    crate::db::models::lease::renew(c, &me, &asked, ttl)
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(move |renewed, act, _| {
+                act.renewing = false;
+                let lost: Vec<String> = match renewed {
+                    Ok(kept) => {
+                        act.leases_renewed = Instant::now();
+                        let kept: HashSet<String> = kept.into_iter().collect();
+                        held.into_iter().filter(|id| !kept.contains(id)).collect()
+                    }
+                    Err(e) if overdue => {
+                        tracing::error!(error = %e, "cannot renew session leases; stopping every session here before they run out");
+                        held
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot renew session leases");
+                        Vec::new()
+                    }
+                };
+                for id in lost {
+                    tracing::warn!(session_id = %id, "another node holds this session now; stopping it here");
+                    if let Some(addr) = act.live_actor(&id) {
+                        addr.do_send(Close);
+                    }
+                    act.forget(&id);
+                }
+            }),
+        );
     }
 
     /// Gives a free slot to an idle session without a process, so its
@@ -162,10 +283,22 @@ impl Supervisor {
 
     /// The tenant's permits, made on first use with the server's limit.
     fn turns_of(&mut self, tenant_id: &str) -> &mut TenantTurns {
-        let default = permits(self.runtime.settings.max_running_turns_per_tenant);
+        let default = self.share(self.runtime.settings.max_running_turns_per_tenant);
         self.turns
             .entry(tenant_id.to_owned())
             .or_insert_with(|| TenantTurns::new(default))
+    }
+
+    /// This node's permits of a tenant's running-turn limit: all of them
+    /// alone, its share in a cluster (see `Node::share`).
+    fn share(&self, limit: i64) -> usize {
+        let limit = u64::try_from(limit).unwrap_or(1);
+        let share = if self.runtime.node.is_clustered() {
+            self.runtime.node.share(limit)
+        } else {
+            limit
+        };
+        usize::try_from(share).unwrap_or(1).max(1)
     }
 
     /// Reads the tenant's running-turn limit from the database, then applies
@@ -192,13 +325,14 @@ impl Supervisor {
         .into_actor(self)
         .map(move |read, act, _| {
             let default = act.runtime.settings.max_running_turns_per_tenant;
+            let limit = read.as_ref().ok().map(|own| act.share(own.unwrap_or(default)));
             let turns = act.turns_of(&tenant);
             if ticket <= turns.reads_applied {
                 return;
             }
             turns.reads_applied = ticket;
             match read {
-                Ok(own) => turns.limit = permits(own.unwrap_or(default)),
+                Ok(_) => turns.limit = limit.unwrap_or(turns.limit),
                 // Waiting turns go on under the limit last read.
                 Err(e) => {
                     tracing::warn!(tenant = %tenant, error = %e, "cannot read the tenant's turn limit")
@@ -262,12 +396,6 @@ impl Supervisor {
     }
 }
 
-/// A permit count from a configured or stored limit (both validated
-/// positive when set).
-fn permits(limit: i64) -> usize {
-    usize::try_from(limit).unwrap_or(1).max(1)
-}
-
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
@@ -275,5 +403,9 @@ impl Actor for Supervisor {
         let every = (self.runtime.settings.session_idle_timeout / 4)
             .clamp(Duration::from_millis(250), Duration::from_secs(15));
         ctx.run_interval(every, |act, ctx| act.reap_idle(ctx));
+        if self.runtime.node.is_clustered() {
+            let beat = self.runtime.node.heartbeat();
+            ctx.run_interval(beat, |act, ctx| act.renew_leases(ctx));
+        }
     }
 }

@@ -21,24 +21,134 @@ pub struct Instance {
     pub node_id: String,
 }
 
-pub fn register(conn: &mut DbConnection, me: &Instance) -> DbResult<()> {
-    let now = crate::db::now();
+/// Registers this start; `advertise_url` is where the other nodes of a
+/// cluster reach it.
+pub fn register(
+    conn: &mut DbConnection,
+    me: &Instance,
+    advertise_url: Option<&str>,
+) -> DbResult<()> {
+    let now = db_now(conn)?;
     diesel::insert_into(server_instances::table)
         .values((
             server_instances::id.eq(&me.id),
             server_instances::node_id.eq(&me.node_id),
             server_instances::started_at.eq(now),
             server_instances::heartbeat_at.eq(now),
+            server_instances::advertise_url.eq(advertise_url),
         ))
         .execute(conn)?;
     Ok(())
 }
 
-pub fn heartbeat(conn: &mut DbConnection, me: &Instance) -> DbResult<()> {
+#[derive(QueryableByName)]
+struct NowRow {
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    now: NaiveDateTime,
+}
+
+/// The database's clock (PostgreSQL), or this server's (SQLite: one
+/// server, one clock). Heartbeats and leases are judged on it, so nodes
+/// whose clocks drift still agree.
+pub fn db_now(conn: &mut DbConnection) -> DbResult<NaiveDateTime> {
+    match conn {
+        DbConnection::Postgres(pg) => {
+            let sql = format!("SELECT {} AS now", super::lease::DB_NOW);
+            let row: NowRow = diesel::sql_query(sql).get_result(pg)?;
+            Ok(row.now)
+        }
+        DbConnection::Sqlite(_) => Ok(crate::db::now()),
+    }
+}
+
+/// Says this instance is alive (on the database's clock), and whether it
+/// sees the shared workspace root.
+pub fn heartbeat(conn: &mut DbConnection, me: &Instance, workspace_shared: bool) -> DbResult<()> {
+    let now = db_now(conn)?;
     diesel::update(server_instances::table.find(&me.id))
-        .set(server_instances::heartbeat_at.eq(crate::db::now()))
+        .set((
+            server_instances::heartbeat_at.eq(now),
+            server_instances::workspace_shared.eq(workspace_shared),
+        ))
         .execute(conn)?;
     Ok(())
+}
+
+/// Marks this instance as draining: it takes no new session lease.
+pub fn set_draining(conn: &mut DbConnection, me: &Instance) -> DbResult<()> {
+    diesel::update(server_instances::table.find(&me.id))
+        .set(server_instances::draining.eq(true))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets this instance (a clean stop): the others need not wait for its
+/// heartbeat to go stale.
+pub fn deregister(conn: &mut DbConnection, me: &Instance) -> DbResult<()> {
+    diesel::delete(server_instances::table.find(&me.id)).execute(conn)?;
+    Ok(())
+}
+
+/// One instance as `/admin/nodes` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeView {
+    pub id: String,
+    pub node_id: String,
+    pub advertise_url: Option<String>,
+    pub draining: bool,
+    pub alive: bool,
+    pub workspace_shared: bool,
+    /// Sessions whose live lease it holds.
+    pub sessions: i64,
+    pub started_at: NaiveDateTime,
+    pub heartbeat_at: NaiveDateTime,
+}
+
+/// Every registered instance, alive (heartbeat at or after `stale_before`)
+/// or not yet released, oldest first.
+pub fn list(conn: &mut DbConnection, stale_before: NaiveDateTime) -> DbResult<Vec<NodeView>> {
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        bool,
+        bool,
+        NaiveDateTime,
+        NaiveDateTime,
+    );
+    let rows: Vec<Row> = server_instances::table
+        .order(server_instances::started_at.asc())
+        .select((
+            server_instances::id,
+            server_instances::node_id,
+            server_instances::advertise_url,
+            server_instances::draining,
+            server_instances::workspace_shared,
+            server_instances::started_at,
+            server_instances::heartbeat_at,
+        ))
+        .load(conn)?;
+    let now = db_now(conn)?;
+    let mut nodes = Vec::with_capacity(rows.len());
+    for (id, node_id, advertise_url, draining, workspace_shared, started_at, heartbeat_at) in rows {
+        let held: i64 = sessions::table
+            .filter(sessions::owner_instance.eq(&id))
+            .filter(sessions::lease_until.ge(now))
+            .count()
+            .get_result(conn)?;
+        nodes.push(NodeView {
+            alive: heartbeat_at >= stale_before,
+            id,
+            node_id,
+            advertise_url,
+            draining,
+            workspace_shared,
+            sessions: held,
+            started_at,
+            heartbeat_at,
+        });
+    }
+    Ok(nodes)
 }
 
 /// What `release_dead` gave back.

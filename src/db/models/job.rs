@@ -170,6 +170,21 @@ pub fn with_status(conn: &mut DbConnection, status: &str) -> DbResult<Vec<Job>> 
         .load(conn)?)
 }
 
+/// One session's jobs in one state, oldest first (a session taken over
+/// from a node that died).
+pub fn of_session_with_status(
+    conn: &mut DbConnection,
+    session_id: &str,
+    status: &str,
+) -> DbResult<Vec<Job>> {
+    Ok(jobs::table
+        .filter(jobs::session_id.eq(session_id))
+        .filter(jobs::status.eq(status))
+        .order((jobs::created_at.asc(), jobs::id.asc()))
+        .select(Job::as_select())
+        .load(conn)?)
+}
+
 /// A job that was running when the server died goes back to the queue.
 pub fn requeue(conn: &mut DbConnection, id: &str) -> DbResult<()> {
     diesel::update(jobs::table.find(id).filter(jobs::status.eq(RUNNING)))

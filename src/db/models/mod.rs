@@ -8,6 +8,7 @@ pub mod event;
 pub mod idempotency;
 pub mod instance;
 pub mod job;
+pub mod lease;
 pub mod message;
 pub mod model_call;
 pub mod session;

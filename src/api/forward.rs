@@ -1,0 +1,266 @@
+//! Any node answers any request: in a cluster, a request for a session
+//! whose live lease another node holds is forwarded to that node, streamed
+//! both ways (SSE and downloads as they come, uploads as they arrive), and
+//! signed with `CLUSTER_SECRET` (`security::cluster_auth`). The node that
+//! receives a forwarded request runs it and never forwards it again.
+//!
+//! When the owner cannot be reached (it died, or is draining and stopped
+//! listening), the request waits for the owner's lease to be released or
+//! to run out, then runs here, taking the session over. A body up to
+//! `JSON_LIMIT` is kept for that second try; a larger upload is streamed
+//! once and fails with the owner.
+
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, MessageBody, SizedStream};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::AppState;
+use crate::cluster::Node;
+use crate::error::ApiError;
+use crate::security::auth::Resolved;
+use crate::security::cluster_auth::{self, AUTH_HEADER, CLIENT_HEADER, FROM_HEADER};
+
+/// Marks a request another node of the cluster forwarded here (verified).
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    /// The client's address as the first node saw it.
+    pub client_addr: Option<String>,
+}
+
+/// How often a request waiting for an unreachable owner's lease looks again.
+const OWNER_POLL: Duration = Duration::from_millis(200);
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and ours: never passed on.
+fn passes(name: &header::HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+    ) && !name.as_str().starts_with("x-cluster-")
+}
+
+/// Whether this request was forwarded by another node: its signature must
+/// verify, else the cluster headers are ignored (a client cannot claim it).
+pub fn verify(req: &ServiceRequest, node: &Node) -> Option<Forwarded> {
+    let cluster = node.cluster()?;
+    let headers = req.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (auth, from) = (text(AUTH_HEADER)?, text(FROM_HEADER)?);
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    cluster_auth::verify(&cluster.secret.0, auth, req.method().as_str(), path, from).then(|| {
+        Forwarded {
+            client_addr: text(CLIENT_HEADER).map(str::to_owned),
+        }
+    })
+}
+
+/// The session a path under `/api/v1/sessions/{name}` names, decoded.
+fn session_name(path: &str) -> Option<String> {
+    let rest = path
+        .strip_prefix(super::API_V1)?
+        .strip_prefix("/sessions/")?;
+    let raw = rest.split('/').next().filter(|s| !s.is_empty())?;
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// Where the session's live lease is held, when that is another node:
+/// `Some(its advertise URL)` (`None` inside when it registered none).
+async fn owner(
+    state: &AppState,
+    tenant: &str,
+    name: &str,
+) -> Result<Option<Option<String>>, ApiError> {
+    let (tenant, name) = (tenant.to_owned(), name.to_owned());
+    let me = state.services.node.instance_id().to_owned();
+    Ok(crate::db::run(&state.services.pool, move |c| {
+        crate::db::models::lease::owner_of_named(c, &tenant, &name, &me)
+    })
+    .await?)
+}
+
+pub async fn middleware(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let routed = state.as_ref().and_then(|state| {
+        let node = &state.services.node;
+        if !node.is_clustered() || req.extensions().contains::<Forwarded>() {
+            return None;
+        }
+        let name = session_name(req.path())?;
+        let tenant = req
+            .extensions()
+            .get::<Resolved>()
+            .map(|r| r.caller.tenant.0.clone())?;
+        Some((tenant, name))
+    });
+    let (Some(state), Some((tenant, name))) = (state, routed) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let Some(mut url) = owner(&state, &tenant, &name).await? else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    // A body small enough to keep is read now, so the request can run here
+    // if the owner turns out to be gone.
+    let kept = match declared_length(req.headers()) {
+        Some(n) if n <= super::JSON_LIMIT => Some(read_body(req.take_payload()).await?),
+        _ => None,
+    };
+    let deadline = Instant::now() + state.services.node.lease_ttl() + Duration::from_secs(2);
+    loop {
+        let body = match &kept {
+            Some(bytes) => reqwest::Body::from(bytes.clone()),
+            None => streamed_body(req.take_payload()),
+        };
+        let Some(base) = url.clone() else {
+            return Err(ApiError::Unavailable(
+                "the session runs on a node that gave no NODE_ADVERTISE_URL".into(),
+            )
+            .into());
+        };
+        match forward(&state.services.node, &req, &base, body).await {
+            Ok(res) => {
+                let (http_req, _) = req.into_parts();
+                return Ok(ServiceResponse::new(http_req, res));
+            }
+            Err(e) => {
+                tracing::warn!(owner = %base, error = %e, "cannot reach the session's node; waiting for its lease");
+                if kept.is_none() {
+                    return Err(ApiError::Unavailable(format!(
+                        "the node running this session cannot be reached: {e}"
+                    ))
+                    .into());
+                }
+            }
+        }
+        // Wait for the unreachable owner's lease to go (released by its
+        // drain, or run out with its heartbeat), then run here or forward
+        // to whoever took it meanwhile.
+        loop {
+            if Instant::now() >= deadline {
+                return Err(ApiError::Unavailable(
+                    "the node running this session cannot be reached; retry".into(),
+                )
+                .into());
+            }
+            tokio::time::sleep(OWNER_POLL).await;
+            match owner(&state, &tenant, &name).await? {
+                None => {
+                    if let Some(bytes) = kept {
+                        req.set_payload(Payload::from(bytes));
+                    }
+                    return Ok(next.call(req).await?.map_into_boxed_body());
+                }
+                Some(now) if now != url => {
+                    url = now;
+                    break;
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    if !headers.contains_key(header::CONTENT_LENGTH) {
+        // No body at all (a GET) or a chunked one (read as a stream).
+        return (!headers.contains_key(header::TRANSFER_ENCODING)).then_some(0);
+    }
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+async fn read_body(mut payload: Payload) -> Result<Bytes, actix_web::Error> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        body.extend_from_slice(&chunk?);
+    }
+    Ok(body.freeze())
+}
+
+/// The request's body as a stream reqwest can send: read on this thread
+/// (actix's payload stays here), handed over through a small channel.
+fn streamed_body(mut payload: Payload) -> reqwest::Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    actix_web::rt::spawn(async move {
+        while let Some(chunk) = payload.next().await {
+            let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// Sends the request to the node at `base`; its answer, streamed back.
+async fn forward(
+    node: &Node,
+    req: &ServiceRequest,
+    base: &str,
+    body: reqwest::Body,
+) -> Result<HttpResponse, reqwest::Error> {
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .unwrap_or(reqwest::Method::GET);
+    let mut out = node.client().request(method, format!("{base}{path}"));
+    for (name, value) in req.headers().iter().filter(|(n, _)| passes(n)) {
+        out = out.header(name.as_str(), value.as_bytes());
+    }
+    let secret = node.cluster().map_or("", |c| c.secret.0.as_str());
+    let me = node.instance_id();
+    out = out
+        .header(FROM_HEADER, me)
+        .header(
+            AUTH_HEADER,
+            cluster_auth::sign(secret, req.method().as_str(), path, me),
+        )
+        .body(body);
+    if let Some(addr) = req.peer_addr() {
+        out = out.header(CLIENT_HEADER, addr.ip().to_string());
+    }
+    let res = out.send().await?;
+    let status = actix_web::http::StatusCode::from_u16(res.status().as_u16())
+        .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+    let mut back = HttpResponse::build(status);
+    for (name, value) in res.headers() {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_str().as_bytes()),
+            header::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            if passes(&n) {
+                back.append_header((n, v));
+            }
+        }
+    }
+    let length = res.content_length();
+    let stream = res
+        .bytes_stream()
+        .map(|chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())));
+    Ok(match length {
+        Some(n) => back.body(SizedStream::new(n, stream)),
+        None => back.streaming(stream),
+    })
+}

@@ -1,0 +1,96 @@
+//! The nodes of a cluster: `GET /admin/nodes` (admin keys only) and the
+//! cluster part of `/health`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::envelope::{self, Envelope};
+use super::AppState;
+use crate::db::models::instance::{self, NodeView};
+use crate::error::{ApiError, Problem};
+use crate::security::auth::Caller;
+
+/// One server instance of the cluster (a server alone lists itself).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeData {
+    /// The instance: new at every start of a server.
+    id: String,
+    /// Stable across starts of the same server (kept in its `DATA_DIR`).
+    node_id: String,
+    /// `NODE_ADVERTISE_URL`: where the other nodes forward requests.
+    advertise_url: Option<String>,
+    /// Heard from within three heartbeats.
+    alive: bool,
+    /// Shutting down: it takes no new session.
+    draining: bool,
+    /// It sees every live node's mark in the workspace root (shared storage).
+    workspace_shared: bool,
+    /// Sessions whose live lease it holds.
+    sessions: i64,
+    /// The instance answering this request.
+    this_node: bool,
+    started_at: String,
+    heartbeat_at: String,
+}
+
+impl NodeData {
+    fn new(node: NodeView, me: &str) -> NodeData {
+        NodeData {
+            this_node: node.id == me,
+            id: node.id,
+            node_id: node.node_id,
+            advertise_url: node.advertise_url,
+            alive: node.alive,
+            draining: node.draining,
+            workspace_shared: node.workspace_shared,
+            sessions: node.sessions,
+            started_at: crate::domain::timestamp(&node.started_at),
+            heartbeat_at: crate::domain::timestamp(&node.heartbeat_at),
+        }
+    }
+}
+
+impl NodeData {
+    /// Alive and taking sessions.
+    pub fn is_live(&self) -> bool {
+        self.alive && !self.draining
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The instances on this database, oldest first.
+pub async fn nodes(state: &AppState) -> Result<Vec<NodeData>, ApiError> {
+    let stale_after =
+        chrono::Duration::from_std(state.services.node.lease_ttl()).unwrap_or_default();
+    let rows = crate::db::run(&state.services.pool, move |c| {
+        let stale = instance::db_now(c)? - stale_after;
+        instance::list(c, stale)
+    })
+    .await?;
+    let me = state.services.node.instance_id();
+    Ok(rows.into_iter().map(|n| NodeData::new(n, me)).collect())
+}
+
+/// The server instances sharing this database: where they are reached,
+/// whether they are alive or draining, and how many sessions each runs.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/nodes",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The nodes", body = Envelope<Vec<NodeData>>),
+        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn list_nodes(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    Ok(envelope::ok(&req, nodes(&state).await?))
+}

@@ -1,0 +1,153 @@
+//! This server as one node of a cluster: N servers on one PostgreSQL, the
+//! database the only coordinator. Each instance heartbeats on the
+//! database's clock (`db::models::instance`); a session runs on the instance
+//! holding its lease (`db::models::lease`); a request for a session leased
+//! elsewhere is forwarded there (`api::forward`).
+//!
+//! `Node` is what the rest of the server asks: am I in a cluster, who am I,
+//! how long is a lease, how many nodes share the limits, am I draining.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{ClusterSettings, Settings};
+
+/// Cheap to clone; shared by the services, the supervisor and the HTTP layer.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` when this server runs alone.
+    cluster: Option<ClusterSettings>,
+    instance_id: String,
+    heartbeat: Duration,
+    live_nodes: AtomicUsize,
+    draining: AtomicBool,
+    /// For forwarded requests: no overall timeout (streams are long), a
+    /// short connect timeout (a dead owner is noticed at once).
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("instance_id", &self.inner.instance_id)
+            .field("clustered", &self.is_clustered())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    pub fn new(settings: &Settings, instance_id: String) -> anyhow::Result<Node> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .no_proxy()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Node {
+            inner: Arc::new(Inner {
+                cluster: settings.cluster.clone(),
+                instance_id,
+                heartbeat: settings.node_heartbeat,
+                live_nodes: AtomicUsize::new(1),
+                draining: AtomicBool::new(false),
+                client,
+            }),
+        })
+    }
+
+    /// The cluster's settings, when this server is one node of many.
+    pub fn cluster(&self) -> Option<&ClusterSettings> {
+        self.inner.cluster.as_ref()
+    }
+
+    pub fn is_clustered(&self) -> bool {
+        self.inner.cluster.is_some()
+    }
+
+    /// This start's instance id: what leases and claims are held by.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        self.inner.heartbeat
+    }
+
+    /// A lease lasts three heartbeats: a node unseen that long is dead.
+    pub fn lease_ttl(&self) -> Duration {
+        self.inner.heartbeat * 3
+    }
+
+    pub fn lease_ttl_secs(&self) -> f64 {
+        self.lease_ttl().as_secs_f64()
+    }
+
+    /// Nodes alive at the last heartbeat (at least this one).
+    pub fn live_nodes(&self) -> usize {
+        self.inner.live_nodes.load(Ordering::Relaxed).max(1)
+    }
+
+    pub fn set_live_nodes(&self, n: usize) {
+        self.inner.live_nodes.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// This node's share of a cluster-wide limit: the limit divided among
+    /// the live nodes, rounded up (so each node allows at least one).
+    pub fn share(&self, limit: u64) -> u64 {
+        let nodes = u64::try_from(self.live_nodes()).unwrap_or(1);
+        limit.div_ceil(nodes).max(1)
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn set_draining(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.inner.client
+    }
+}
+
+/// Proof that the nodes share one workspace root: each node leaves a mark
+/// (`.cluster-nodes/<instance id>`) in the root it sees, and the root is
+/// shared when every live node's mark is there. Called off the async
+/// threads (the heartbeat runs it on the database's blocking pool).
+#[derive(Clone)]
+pub struct WorkspaceMarks {
+    dir: std::path::PathBuf,
+    me: String,
+}
+
+impl WorkspaceMarks {
+    pub fn new(workspace_root: &std::path::Path, instance_id: &str) -> WorkspaceMarks {
+        WorkspaceMarks {
+            dir: workspace_root.join(".cluster-nodes"),
+            me: instance_id.to_owned(),
+        }
+    }
+
+    /// Leaves this instance's mark.
+    pub fn mark(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        std::fs::write(self.dir.join(&self.me), b"")
+    }
+
+    /// Takes this instance's mark away (a clean stop).
+    pub fn unmark(&self) {
+        let _ = std::fs::remove_file(self.dir.join(&self.me));
+    }
+
+    /// Whether the marks of all these instances are in the root seen here.
+    pub fn sees_all<'a>(&self, instances: impl IntoIterator<Item = &'a str>) -> bool {
+        instances
+            .into_iter()
+            .all(|id| !id.contains('/') && self.dir.join(id).exists())
+    }
+}

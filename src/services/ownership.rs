@@ -1,0 +1,135 @@
+//! Where a session runs. A server alone runs every session itself. In a
+//! cluster a session runs on the node holding its lease: every path that
+//! needs a session's actor comes here, which takes the lease first (a
+//! request for a session leased elsewhere was already forwarded there by
+//! `api::forward`). Whatever a previous holder left unfinished (jobs queued
+//! or running when it died or drained) is picked up when its lease is
+//! taken over, and a sweep adopts sessions whose jobs no live node holds.
+
+use actix::Addr;
+
+use super::Services;
+use crate::actors::session::SessionActor;
+use crate::actors::supervisor::messages::{OpenSession, WarmSession};
+use crate::db::models::lease::{self, Lease, Taken};
+use crate::db::models::session::Session;
+use crate::error::ApiError;
+
+/// The session's actor on this node, its lease taken first in a cluster.
+pub async fn actor(services: &Services, session: &Session) -> Result<Addr<SessionActor>, ApiError> {
+    let (lease, taken_over) = take(services, session).await?;
+    let addr = services
+        .supervisor
+        .send(OpenSession(session.clone(), lease))
+        .await??;
+    if taken_over {
+        adopt(services, session, &addr).await;
+    }
+    Ok(addr)
+}
+
+/// Starts the session's CLI ahead of its first turn if a slot is free (see
+/// `WarmSession`); in a cluster only when its lease can be taken here.
+pub async fn warm(services: &Services, session: &Session) {
+    if !services.settings.warm_on_create {
+        return;
+    }
+    match take(services, session).await {
+        Ok((lease, taken_over)) => {
+            if taken_over {
+                if let Ok(addr) = services
+                    .supervisor
+                    .send(OpenSession(session.clone(), lease.clone()))
+                    .await
+                    .map_err(ApiError::from)
+                    .and_then(|r| r.map_err(ApiError::from))
+                {
+                    adopt(services, session, &addr).await;
+                }
+            }
+            services
+                .supervisor
+                .do_send(WarmSession(session.clone(), lease));
+        }
+        Err(e) => {
+            tracing::debug!(session = %session.name, error = %e, "not warming a session held elsewhere")
+        }
+    }
+}
+
+/// Takes the session's lease for this node (cluster only); whether it came
+/// from another holder.
+async fn take(services: &Services, session: &Session) -> Result<(Option<Lease>, bool), ApiError> {
+    let node = &services.node;
+    if !node.is_clustered() {
+        return Ok((None, false));
+    }
+    let (id, me, ttl) = (
+        session.id.clone(),
+        node.instance_id().to_owned(),
+        node.lease_ttl_secs(),
+    );
+    let taken = crate::db::run(&services.pool, move |c| lease::acquire(c, &id, &me, ttl)).await?;
+    match taken {
+        Taken::Held { lease, taken_over } => Ok((Some(lease), taken_over)),
+        // The request was routed here a moment before another node took the
+        // session: the client's retry is forwarded there.
+        Taken::Elsewhere { .. } => Err(ApiError::Unavailable(
+            "the session just moved to another node; retry the request".into(),
+        )),
+        Taken::Draining => Err(ApiError::Unavailable(
+            "this node is shutting down; retry the request".into(),
+        )),
+    }
+}
+
+/// Picks up the jobs a previous holder of the session left.
+async fn adopt(services: &Services, session: &Session, addr: &Addr<SessionActor>) {
+    match super::jobs::recover_session(services, session, addr).await {
+        Ok(report) if !report.is_empty() => tracing::warn!(
+            session = %session.name,
+            resumed = report.resumed,
+            interrupted = report.interrupted,
+            dispatched = report.dispatched,
+            "took over a session's unfinished jobs"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(session = %session.name, error = %e, "cannot recover a session's jobs")
+        }
+    }
+}
+
+/// Adopts sessions with unfinished jobs that no live node holds (their
+/// node died): each is taken by whichever node's sweep gets its lease.
+pub async fn adopt_orphans(services: &Services) -> usize {
+    if !services.node.is_clustered() || services.node.is_draining() {
+        return 0;
+    }
+    let orphans = crate::db::run(&services.pool, |c| {
+        let ids = lease::orphaned_job_sessions(c, 100)?;
+        let mut sessions = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(s) = crate::db::models::session::find_by_id(c, &id)? {
+                sessions.push(s);
+            }
+        }
+        Ok(sessions)
+    })
+    .await;
+    let sessions = match orphans {
+        Ok(sessions) => sessions,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for sessions left by dead nodes");
+            return 0;
+        }
+    };
+    let mut adopted = 0;
+    for session in sessions {
+        // Another node's sweep may win the lease: then it is theirs.
+        if actor(services, &session).await.is_ok() {
+            adopted += 1;
+        }
+    }
+    adopted
+}
