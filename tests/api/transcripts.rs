@@ -1,4 +1,6 @@
-//! The CLI's transcripts mirrored into the database (`transcript_entries`).
+//! The CLI's transcripts mirrored into the database (`transcript_entries`),
+//! and a transcript file that went missing rebuilt from there before the
+//! conversation is resumed.
 
 use std::path::PathBuf;
 
@@ -44,6 +46,12 @@ async fn mirrored_as_the_file(app: &TestApp, cli_id: &str, path: &PathBuf) -> bo
         !file.is_empty() && mirrored(app, cli_id) == file
     })
     .await
+}
+
+async fn live_processes(app: &TestApp) -> i64 {
+    app.health().await["sessions"]["live_processes"]
+        .as_i64()
+        .unwrap()
 }
 
 #[actix_web::test]
@@ -104,4 +112,58 @@ async fn a_chat_is_mirrored_into_the_database_once_per_entry() {
         app.query_i64("SELECT COUNT(*) AS n FROM transcript_entries"),
         0
     );
+}
+
+#[actix_web::test]
+async fn a_lost_transcript_file_is_rebuilt_and_the_conversation_resumes() {
+    let app =
+        TestApp::spawn_with(Options::default().var("SESSION_IDLE_TIMEOUT_SECONDS", "1")).await;
+    app.create_session(ALICE, "lost").await;
+    app.chat_ok(ALICE, "lost", "remember 42").await;
+    let (cli_id, path) = transcript_file(&app, "lost");
+    // The idle process is retired; what it wrote on the way out is mirrored too.
+    let retired = eventually(15, || async { live_processes(&app).await == 0 }).await;
+    assert!(retired, "the idle process was retired");
+    assert!(mirrored_as_the_file(&app, &cli_id, &path).await);
+    let before = file_lines(&path);
+    assert!(
+        before
+            .iter()
+            .any(|l| l.starts_with(r#"{"type":"last-prompt""#)),
+        "the entry written on the way out is in the file (and so in the table): {before:?}"
+    );
+
+    // The file is purged (or the session ran on another node).
+    std::fs::remove_file(&path).unwrap();
+    let data = app.chat_ok(ALICE, "lost", "[[recall]]").await;
+    assert!(
+        data["content"].as_str().unwrap().contains("remember 42"),
+        "the model saw the earlier turn: {data}"
+    );
+    // The same conversation goes on in the rebuilt file.
+    let after = file_lines(&path);
+    assert!(after.len() > before.len(), "{after:?}");
+    assert_eq!(after[..before.len()], before[..], "rebuilt line for line");
+    let retired = eventually(15, || async { live_processes(&app).await == 0 }).await;
+    assert!(retired);
+    assert!(mirrored_as_the_file(&app, &cli_id, &path).await);
+    assert_eq!(app.history(ALICE, "lost").await.len(), 4);
+}
+
+#[actix_web::test]
+async fn without_a_mirror_a_lost_transcript_starts_a_new_conversation() {
+    let app =
+        TestApp::spawn_with(Options::default().var("SESSION_IDLE_TIMEOUT_SECONDS", "1")).await;
+    app.create_session(ALICE, "gone").await;
+    app.chat_ok(ALICE, "gone", "remember 42").await;
+    let (cli_id, path) = transcript_file(&app, "gone");
+    let retired = eventually(15, || async { live_processes(&app).await == 0 }).await;
+    assert!(retired, "the idle process was retired");
+    assert!(mirrored_as_the_file(&app, &cli_id, &path).await);
+    // Both the file and its mirror are gone: as before the mirror existed.
+    std::fs::remove_file(&path).unwrap();
+    app.exec("DELETE FROM transcript_entries");
+    let data = app.chat_ok(ALICE, "gone", "[[recall]]").await;
+    let content = data["content"].as_str().unwrap();
+    assert!(!content.contains("remember 42"), "{content}");
 }

@@ -8,7 +8,7 @@
 //! process and its slot), `cli_events` (what the CLI says), `queue` (the
 //! queue and the running turn), `approvals`, `watchdog`, `cancel`,
 //! `workspace`, `transcript` (the CLI's transcript mirrored into the
-//! database); `handlers` only dispatch messages.
+//! database, and rebuilt from it); `handlers` only dispatch messages.
 //!
 //! An actor lives while it has something to do (a process, a turn, a
 //! subscriber, a write in flight) or someone holds its address; then its
@@ -96,6 +96,9 @@ enum Process {
     /// The slot is held, no process runs: one is about to start, or the
     /// retired one is on its way out.
     Slot,
+    /// The slot is held; the process starts once its transcript file is
+    /// ready (rebuilt from the database when it is missing).
+    Preparing,
     /// Started; `initialize` not answered yet, so no turn is written.
     Starting(LiveProcess),
     /// Takes turns.
