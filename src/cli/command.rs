@@ -41,6 +41,9 @@ pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
         "stream-json",
         "--verbose",
         "--include-partial-messages",
+        // `transcript_mirror` frames: the transcript's new lines, stored in
+        // the database so a missing file can be rebuilt before `--resume`.
+        "--session-mirror",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -179,14 +182,15 @@ mod tests {
     fn args_use_equals_form_and_stream_json() {
         let a = args(&spec(), &Conversation::Resume("abc".into()));
         assert_eq!(
-            &a[..6],
+            &a[..7],
             [
                 "--input-format",
                 "stream-json",
                 "--output-format",
                 "stream-json",
                 "--verbose",
-                "--include-partial-messages"
+                "--include-partial-messages",
+                "--session-mirror"
             ]
         );
         assert!(a.contains(&"--model=-evil".to_string()));

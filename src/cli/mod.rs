@@ -1,10 +1,12 @@
 //! The Claude Code CLI driver: how a process is launched (`command`), what
 //! its stream-json lines mean (`protocol`), and the process itself with its
-//! pipes, process group and stderr tail (`process`). No actor code here.
+//! pipes, process group and stderr tail (`process`), and its transcript file
+//! rebuilt from the database (`transcript`). No actor code here.
 
 pub mod command;
 pub mod process;
 pub mod protocol;
+pub mod transcript;
 
 /// Detects the CLI's version (`claude --version`), `None` when it cannot run.
 pub async fn detect_version(cli_path: &std::path::Path) -> Option<String> {

@@ -34,8 +34,59 @@ pub enum CliMessage {
     },
     /// The CLI withdraws one of its own requests.
     ControlCancel { request_id: String },
+    /// `transcript_mirror` (with `--session-mirror`): entries the CLI
+    /// appended to its transcript file. Stored, never shown to clients.
+    TranscriptMirror(Mirror),
     /// Anything else (status, api_retry, other stream events…), by type.
     Other { kind: String },
+}
+
+/// One `transcript_mirror` frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    /// The transcript file the entries were appended to.
+    pub file_path: String,
+    pub entries: Vec<MirrorEntry>,
+}
+
+impl Mirror {
+    /// The conversation the file belongs to: its name without `.jsonl`.
+    pub fn cli_session_id(&self) -> Option<&str> {
+        std::path::Path::new(&self.file_path)
+            .file_stem()?
+            .to_str()
+            .filter(|id| !id.is_empty())
+    }
+}
+
+/// One transcript entry: the line the CLI wrote to its file for it, and the
+/// key it is stored once under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorEntry {
+    /// The entry's `uuid`; for entries without one (`queue-operation`,
+    /// `last-prompt`, …) the SHA-256 of the line, in hex.
+    pub key: String,
+    /// The entry as one JSON line, without the newline. serde_json keeps the
+    /// keys' order (its `preserve_order` feature is on in this build), so
+    /// this is byte for byte the line of the CLI's file.
+    pub line: String,
+}
+
+impl MirrorEntry {
+    fn of(entry: &Value) -> MirrorEntry {
+        let line = entry.to_string();
+        let key = match entry.get("uuid").and_then(Value::as_str) {
+            Some(uuid) if !uuid.is_empty() => uuid.to_owned(),
+            _ => {
+                use sha2::{Digest, Sha256};
+                Sha256::digest(line.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            }
+        };
+        MirrorEntry { key, line }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -253,6 +304,14 @@ fn classify(v: Value) -> CliMessage {
         "control_cancel_request" => CliMessage::ControlCancel {
             request_id: str_of(&v, "request_id"),
         },
+        "transcript_mirror" => CliMessage::TranscriptMirror(Mirror {
+            file_path: str_of(&v, "filePath"),
+            entries: v
+                .get("entries")
+                .and_then(Value::as_array)
+                .map(|entries| entries.iter().map(MirrorEntry::of).collect())
+                .unwrap_or_default(),
+        }),
         _ => CliMessage::Other { kind },
     }
 }
@@ -485,5 +544,51 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].subtype, "error_during_execution");
         assert!(interrupted.iter().any(|m| matches!(m, CliMessage::ControlResponse { request_id, outcome: Ok(_) } if request_id == "req_2")));
+    }
+
+    #[test]
+    fn real_mirror_frames_are_the_transcript_file() {
+        let messages = fixture("session_mirror");
+        let mirrors: Vec<&Mirror> = messages
+            .iter()
+            .filter_map(|m| match m {
+                CliMessage::TranscriptMirror(mirror) => Some(mirror),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(mirrors.len(), 3, "one per turn, one at the end");
+        assert!(mirrors
+            .iter()
+            .all(|m| m.cli_session_id() == Some("6ce7a1b0-0000-4000-8000-000000000001")));
+        let path = format!(
+            "{}/tests/fixtures/cli-2.1.197/session_mirror.transcript.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let file = std::fs::read_to_string(&path).expect("fixture exists");
+        let lines: Vec<&str> = mirrors
+            .iter()
+            .flat_map(|m| m.entries.iter().map(|e| e.line.as_str()))
+            .collect();
+        assert_eq!(lines, file.lines().collect::<Vec<_>>());
+        // Entries with a uuid are keyed by it, the others by their line's hash.
+        let first = &mirrors[0].entries;
+        assert!(first
+            .iter()
+            .any(|e| e.line.contains(&format!("\"uuid\":\"{}\"", e.key))));
+        let queued = first
+            .iter()
+            .find(|e| e.line.starts_with(r#"{"type":"queue-operation""#))
+            .expect("a queue-operation entry");
+        assert_eq!(queued.key.len(), 64);
+        assert!(queued.key.chars().all(|c| c.is_ascii_hexdigit()));
+        // Every key of a frame is its own.
+        let mut keys: Vec<&str> = mirrors
+            .iter()
+            .flat_map(|m| m.entries.iter().map(|e| e.key.as_str()))
+            .collect();
+        let all = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), all);
     }
 }

@@ -263,6 +263,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    transcript_entries (session_id, cli_session_id, entry_key) {
+        session_id -> Text,
+        cli_session_id -> Text,
+        position -> BigInt,
+        entry_key -> Text,
+        line -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(console_sessions -> api_keys (key_id));
 diesel::joinable!(approvals -> sessions (session_id));
@@ -274,6 +285,7 @@ diesel::joinable!(sessions -> tenants (tenant_id));
 diesel::joinable!(usage_daily -> tenants (tenant_id));
 diesel::joinable!(tenant_model_credentials -> tenants (tenant_id));
 diesel::joinable!(tenant_webhook_secrets -> tenants (tenant_id));
+diesel::joinable!(transcript_entries -> sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -292,6 +304,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tenant_model_credentials,
     tenant_webhook_secrets,
     tenants,
+    transcript_entries,
     usage_daily,
     webhook_attempts,
     webhook_deliveries,

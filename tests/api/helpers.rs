@@ -374,6 +374,11 @@ impl TestApp {
         self.db.query_i64(sql)
     }
 
+    /// Direct SQL: the TEXT column `s` of every row of `sql`, in order.
+    pub fn query_strings(&self, sql: &str) -> Vec<String> {
+        self.db.query_strings(sql)
+    }
+
     /// Runs one SQL statement on the test database.
     pub fn exec(&self, sql: &str) {
         if self.db.is_postgres() {
@@ -452,6 +457,23 @@ impl Drop for WriteHold {
 }
 
 impl TestDb {
+    /// The TEXT column `s` of every row of `sql`, in order.
+    pub fn query_strings(&self, sql: &str) -> Vec<String> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            s: String,
+        }
+        let rows: Vec<Row> = if self.is_postgres() {
+            let mut c = PgConnection::establish(&self.url).expect("pg");
+            diesel::sql_query(sql).load(&mut c).expect("query")
+        } else {
+            let mut c = sqlite(&self.url);
+            diesel::sql_query(sql).load(&mut c).expect("query")
+        };
+        rows.into_iter().map(|r| r.s).collect()
+    }
+
     /// One BIGINT column `n` of the first row of `sql`.
     pub fn query_i64(&self, sql: &str) -> i64 {
         #[derive(QueryableByName)]

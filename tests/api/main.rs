@@ -38,4 +38,5 @@ mod sessions;
 mod streaming;
 mod templates;
 mod tenancy;
+mod transcripts;
 mod workspaces;

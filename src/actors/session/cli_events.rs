@@ -16,6 +16,17 @@ impl StreamHandler<ProcessEvent> for SessionActor {
     fn handle(&mut self, event: ProcessEvent, ctx: &mut Context<Self>) {
         let _entered = self.span().entered();
         if event.generation != self.generation {
+            // A process let go of (retired) still writes its transcript's
+            // last entries: they belong to the conversation all the same.
+            if let ProcessOutput::Line(line) = &event.output {
+                if line.contains("\"transcript_mirror\"") {
+                    if let Ok(Some(CliMessage::TranscriptMirror(mirror))) =
+                        protocol::parse_line(line)
+                    {
+                        self.mirror_transcript(mirror);
+                    }
+                }
+            }
             return;
         }
         match event.output {
@@ -153,6 +164,8 @@ impl SessionActor {
                 self.advance(ctx);
             }
             CliMessage::ControlCancel { request_id } => self.on_control_cancel(&request_id),
+            // Stored only: no event, so the event numbering is untouched.
+            CliMessage::TranscriptMirror(mirror) => self.mirror_transcript(mirror),
             CliMessage::Other { .. } => {}
         }
         if self

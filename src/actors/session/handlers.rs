@@ -109,7 +109,12 @@ impl Handler<Close> for SessionActor {
             .into_actor(self)
             .then(|(), act, _| {
                 act.wind_down();
-                act.writer.flushed().into_actor(act)
+                let (turns, transcript) = (act.writer.flushed(), act.transcripts.flushed());
+                async move {
+                    turns.await;
+                    transcript.await;
+                }
+                .into_actor(act)
             })
             .map(|(), _, ctx| ctx.stop()),
         )

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::watchdog::with_stderr;
 use super::{messages, LiveProcess, PendingControl, Process, SessionActor};
 use crate::actors::supervisor::messages::{ReleaseSlot, RequestSlot};
-use crate::cli::command::{self, Conversation, LaunchPlan};
+use crate::cli::command::{Conversation, LaunchPlan};
 use crate::cli::process::CliProcess;
 use crate::cli::protocol;
 use crate::domain::session::TurnOverrides;
@@ -52,18 +52,26 @@ impl SessionActor {
         self.spawn_process(spec, ctx);
     }
 
+    /// Starts the process once its transcript is ready: resumed when there
+    /// is one (on disk, or rebuilt from the database), else a new one. The
+    /// actor waits meanwhile, so nothing else starts a process.
     pub(super) fn spawn_process(&mut self, spec: LaunchSpec, ctx: &mut Context<Self>) {
-        let config_dir = self.runtime.cli_config_dir(&self.session.tenant_id);
-        let transcript = command::transcript_path(
-            &config_dir,
-            &self.session.workspace,
-            &self.session.cli_session_id,
+        self.process = Process::Preparing;
+        let prepared = self.prepare_transcript();
+        ctx.wait(
+            prepared
+                .into_actor(self)
+                .map(move |conversation, act, ctx| {
+                    if matches!(act.process, Process::Preparing) {
+                        act.process = Process::Slot;
+                        act.launch(spec, conversation, ctx);
+                    }
+                }),
         );
-        let conversation = if transcript.exists() {
-            Conversation::Resume(self.session.cli_session_id.clone())
-        } else {
-            Conversation::New(self.session.cli_session_id.clone())
-        };
+    }
+
+    fn launch(&mut self, spec: LaunchSpec, conversation: Conversation, ctx: &mut Context<Self>) {
+        let config_dir = self.runtime.cli_config_dir(&self.session.tenant_id);
         let model_grant = self
             .runtime
             .gateway

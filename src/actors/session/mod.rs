@@ -7,7 +7,8 @@
 //! (`Intake`). The concerns live in their own files: `lifecycle` (the
 //! process and its slot), `cli_events` (what the CLI says), `queue` (the
 //! queue and the running turn), `approvals`, `watchdog`, `cancel`,
-//! `workspace`; `handlers` only dispatch messages.
+//! `workspace`, `transcript` (the CLI's transcript mirrored into the
+//! database, and rebuilt from it); `handlers` only dispatch messages.
 //!
 //! An actor lives while it has something to do (a process, a turn, a
 //! subscriber, a write in flight) or someone holds its address; then its
@@ -24,6 +25,7 @@ mod lifecycle;
 pub mod messages;
 mod queue;
 mod running;
+mod transcript;
 mod watchdog;
 pub mod workspace;
 mod writer;
@@ -75,6 +77,9 @@ pub struct SessionActor {
     /// Control requests sent to the CLI and not yet answered, by id.
     pending_control: HashMap<String, PendingControl>,
     writer: Writer,
+    /// The transcript mirror's writes: in order among themselves, apart
+    /// from the turn's, so an answer never waits for them.
+    transcripts: Writer,
     /// The queue length last added to the `cca_turns_queued` gauge.
     reported_queue: i64,
     /// Set while the actor has something to do: its timers, and an address
@@ -91,6 +96,9 @@ enum Process {
     /// The slot is held, no process runs: one is about to start, or the
     /// retired one is on its way out.
     Slot,
+    /// The slot is held; the process starts once its transcript file is
+    /// ready (rebuilt from the database when it is missing).
+    Preparing,
     /// Started; `initialize` not answered yet, so no turn is written.
     Starting(LiveProcess),
     /// Takes turns.
@@ -221,6 +229,11 @@ impl SessionActor {
             runtime.settings.store_retry,
             lease,
         );
+        let transcripts = Writer::start(
+            runtime.pool.clone(),
+            row.name.clone(),
+            runtime.settings.store_retry,
+        );
         let hub = Hub::new(row.id.clone());
         SessionActor {
             runtime,
@@ -244,6 +257,7 @@ impl SessionActor {
             control_counter: 0,
             pending_control: HashMap::new(),
             writer,
+            transcripts,
             reported_queue: 0,
             awake: None,
         }
@@ -282,6 +296,7 @@ impl SessionActor {
             || !self.approvals.is_empty()
             || matches!(self.intake, Intake::Draining(_))
             || !self.writer.is_idle()
+            || !self.transcripts.is_idle()
             || self.hub.has_subscribers()
     }
 

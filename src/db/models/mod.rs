@@ -13,6 +13,7 @@ pub mod message;
 pub mod model_call;
 pub mod session;
 pub mod tenant;
+pub mod transcript;
 pub mod turn;
 pub mod usage;
 pub mod webhook;
