@@ -493,7 +493,7 @@ impl TestDb {
 }
 
 /// Stores `ADMIN` as an admin key of tenant alice.
-fn add_admin_key(url: &str) {
+pub fn add_admin_key(url: &str) {
     use claude_code_api::db::models::tenant::{ensure_key, ApiKey};
     use claude_code_api::security::keys::hash_key;
     let pool = claude_code_api::db::connect(url).expect("test database");

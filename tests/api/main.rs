@@ -13,6 +13,7 @@ mod receiver;
 
 mod approvals;
 mod chat;
+mod cluster;
 mod compat;
 mod console;
 mod contract;

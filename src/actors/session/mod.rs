@@ -227,12 +227,14 @@ impl SessionActor {
             runtime.pool.clone(),
             row.name.clone(),
             runtime.settings.store_retry,
-            lease,
+            lease.clone(),
         );
+        // A node that lost the session's lease adds nothing to its transcript.
         let transcripts = Writer::start(
             runtime.pool.clone(),
             row.name.clone(),
             runtime.settings.store_retry,
+            lease,
         );
         let hub = Hub::new(row.id.clone());
         SessionActor {
