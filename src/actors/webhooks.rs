@@ -55,6 +55,11 @@ impl WebhookDispatcher {
         let pool = self.pool.clone();
         let limit = i64::try_from(MAX_IN_FLIGHT - self.in_flight.len()).unwrap_or(1);
         let purge = self.last_purge.elapsed() >= PURGE_EVERY;
+        // A claimed delivery is due again if its attempt never ends (the
+        // process died mid-attempt).
+        let lease =
+            chrono::Duration::from_std(self.settings.webhook_timeout + Duration::from_secs(30))
+                .unwrap_or_else(|_| chrono::Duration::minutes(1));
         if purge {
             self.last_purge = Instant::now();
         }
@@ -65,7 +70,8 @@ impl WebhookDispatcher {
                         let day_ago = db::now() - chrono::Duration::hours(24);
                         db::models::idempotency::purge_expired(c, day_ago)?;
                     }
-                    webhook::due(c, db::now(), limit)
+                    let now = db::now();
+                    webhook::claim_due(c, now, limit, now + lease)
                 })
                 .await
             }
@@ -123,7 +129,7 @@ impl Handler<Wake> for WebhookDispatcher {
     }
 }
 
-/// One delivery attempt, off the actor.
+/// One attempt of a delivery the poll claimed, off the actor.
 struct Attempt {
     settings: Arc<Settings>,
     pool: DbPool,
@@ -131,19 +137,6 @@ struct Attempt {
 
 impl Attempt {
     async fn run(self, delivery: Delivery) {
-        let timeout = self.settings.webhook_timeout;
-        let lease_until = db::now()
-            + chrono::Duration::from_std(timeout + Duration::from_secs(30))
-                .unwrap_or_else(|_| chrono::Duration::minutes(1));
-        let claim = delivery.clone();
-        match db::run(&self.pool, move |c| webhook::claim(c, &claim, lease_until)).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot claim a webhook delivery");
-                return;
-            }
-        }
         let started = Instant::now();
         let (status_code, error) = self.send(&delivery).await;
         let outcome = self.outcome(&delivery, status_code, error, started.elapsed());

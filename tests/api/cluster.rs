@@ -86,7 +86,9 @@ impl Cluster {
         let root = tempfile::tempdir().unwrap();
         let db = TestDb::create(root.path());
         if !db.is_postgres() {
-            eprintln!("cluster tests need PostgreSQL (TEST_DATABASE_URL); a SQLite server runs alone");
+            eprintln!(
+                "cluster tests need PostgreSQL (TEST_DATABASE_URL); a SQLite server runs alone"
+            );
             return None;
         }
         let mut cluster = Cluster {
@@ -177,9 +179,7 @@ impl Cluster {
     }
 
     fn get(&self, node: usize, path: &str, key: &str) -> reqwest::RequestBuilder {
-        self.client
-            .get(self.nodes[node].url(path))
-            .bearer_auth(key)
+        self.client.get(self.nodes[node].url(path)).bearer_auth(key)
     }
 
     fn post(&self, node: usize, path: &str, key: &str, body: Value) -> reqwest::RequestBuilder {
@@ -221,7 +221,10 @@ impl Cluster {
             n: i64,
         }
         let mut conn = diesel::PgConnection::establish(&self.db.url).unwrap();
-        diesel::sql_query(sql).get_result::<Row>(&mut conn).unwrap().n
+        diesel::sql_query(sql)
+            .get_result::<Row>(&mut conn)
+            .unwrap()
+            .n
     }
 
     fn exec(&self, sql: &str) {
@@ -241,7 +244,10 @@ impl Cluster {
             .json()
             .await
             .unwrap();
-        health["cluster"]["instance_id"].as_str().unwrap().to_owned()
+        health["cluster"]["instance_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Which node holds the session's live lease.
@@ -265,7 +271,10 @@ impl Cluster {
 }
 
 fn text_of(answer: &Value) -> String {
-    answer["data"]["content"].as_str().unwrap_or_default().to_owned()
+    answer["data"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[actix_web::test]
@@ -284,11 +293,23 @@ async fn every_route_works_through_any_node() {
         .unwrap();
     let listed = nodes["data"].as_array().unwrap();
     assert_eq!(listed.len(), 3, "{nodes}");
-    assert!(listed.iter().all(|n| n["alive"] == true && n["draining"] == false));
+    assert!(listed
+        .iter()
+        .all(|n| n["alive"] == true && n["draining"] == false));
     assert_eq!(listed.iter().filter(|n| n["this_node"] == true).count(), 1);
-    let health: Value = c.get(2, "/health", ALICE).send().await.unwrap().json().await.unwrap();
+    let health: Value = c
+        .get(2, "/health", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["cluster"]["mode"], "cluster");
-    assert_eq!(health["checks"]["workspace_root"]["status"], "ok", "{health}");
+    assert_eq!(
+        health["checks"]["workspace_root"]["status"], "ok",
+        "{health}"
+    );
     assert_eq!(health["status"], "ok", "{health}");
 
     // Created on node 0, it runs there; nodes 1 and 2 forward to it.
@@ -300,7 +321,11 @@ async fn every_route_works_through_any_node() {
     let (status, answer) = c.chat(2, "shared", "[[recall]]").await;
     assert_eq!(status, 200, "{answer}");
     assert!(text_of(&answer).contains("first via node one"), "{answer}");
-    assert_eq!(c.owner("shared").await, owner, "the session stayed where it ran");
+    assert_eq!(
+        c.owner("shared").await,
+        owner,
+        "the session stayed where it ran"
+    );
     let listed: Value = c
         .get(1, "/api/v1/admin/nodes", ADMIN)
         .send()
@@ -338,7 +363,8 @@ async fn every_route_works_through_any_node() {
             .unwrap();
         assert_eq!(session["data"]["turns"], 2, "{session}");
     }
-    let body = crate::files::multipart(&[crate::files::file_part("note.txt", b"hello from node two")]);
+    let body =
+        crate::files::multipart(&[crate::files::file_part("note.txt", b"hello from node two")]);
     let res = c
         .client
         .post(c.nodes[2].url("/api/v1/sessions/shared/files"))
@@ -360,7 +386,12 @@ async fn every_route_works_through_any_node() {
     assert_eq!(body, "hello from node two");
 
     let res = c
-        .post(1, "/api/v1/sessions/shared/jobs", ALICE, json!({ "message": "a job via node one" }))
+        .post(
+            1,
+            "/api/v1/sessions/shared/jobs",
+            ALICE,
+            json!({ "message": "a job via node one" }),
+        )
         .send()
         .await
         .unwrap();
@@ -452,7 +483,10 @@ async fn a_stream_on_one_node_sees_a_turn_running_on_another() {
         .filter(|(kind, _, _)| kind == "text_delta" || kind == "delta")
         .map(|(_, _, v)| v)
         .collect();
-    assert!(text.contains("chunk4"), "the stream on node 1 carried the turn's text:\n{text}");
+    assert!(
+        text.contains("chunk4"),
+        "the stream on node 1 carried the turn's text:\n{text}"
+    );
     assert!(events.iter().any(|(kind, _, _)| kind == "done"), "{text}");
     // Ids in order, no gap.
     let ids: Vec<i64> = events
@@ -498,17 +532,28 @@ async fn a_node_whose_lease_was_taken_cannot_write() {
     let events_at_takeover =
         c.query_i64("SELECT count(*) AS n FROM events e JOIN sessions s ON s.id = e.session_id WHERE s.name = 'contested'");
     let status = slow.await.unwrap().unwrap();
-    assert_ne!(status, 200, "the turn of a node that lost its lease is not answered as stored");
+    assert_ne!(
+        status, 200,
+        "the turn of a node that lost its lease is not answered as stored"
+    );
 
     // Nothing node 0 did after losing the lease reached the database.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let turns_after = c.query_i64("SELECT turns AS n FROM sessions WHERE name = 'contested'");
-    assert_eq!(turns_after, turns_before, "no turn record from the old holder");
+    assert_eq!(
+        turns_after, turns_before,
+        "no turn record from the old holder"
+    );
     let events_after =
         c.query_i64("SELECT count(*) AS n FROM events e JOIN sessions s ON s.id = e.session_id WHERE s.name = 'contested'");
-    assert_eq!(events_after, events_at_takeover, "no event from the old holder");
+    assert_eq!(
+        events_after, events_at_takeover,
+        "no event from the old holder"
+    );
     assert!(
-        c.nodes[0].log().contains("another node holds this session now")
+        c.nodes[0]
+            .log()
+            .contains("another node holds this session now")
             || c.nodes[0].log().contains("held by another instance"),
         "node 0 noticed:\n{}",
         c.nodes[0].log()
@@ -574,7 +619,10 @@ async fn jobs_spread_over_the_nodes_each_run_once_and_notify_once() {
     }
     assert_eq!(per_job.len(), jobs, "every job notified");
     assert!(ids.iter().all(|id| per_job.contains_key(id)));
-    assert!(per_job.values().all(|n| *n == 1), "each event delivered once: {per_job:?}");
+    assert!(
+        per_job.values().all(|n| *n == 1),
+        "each event delivered once: {per_job:?}"
+    );
     assert_eq!(
         c.query_i64("SELECT count(*) AS n FROM webhook_attempts"),
         jobs as i64,

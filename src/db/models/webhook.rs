@@ -89,6 +89,43 @@ pub fn due(conn: &mut DbConnection, now: NaiveDateTime, limit: i64) -> DbResult<
         .load(conn)?)
 }
 
+/// Takes up to `limit` due deliveries for one attempt each, pushing their
+/// next attempt to `lease_until` (see `claim`). On PostgreSQL the due rows
+/// are read `FOR UPDATE SKIP LOCKED`, so nodes polling together each take
+/// different rows instead of racing for the same ones.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    limit: i64,
+    lease_until: NaiveDateTime,
+) -> DbResult<Vec<Delivery>> {
+    let DbConnection::Postgres(pg) = conn else {
+        let mut claimed = Vec::new();
+        for delivery in due(conn, now, limit)? {
+            if claim(conn, &delivery, lease_until)? {
+                claimed.push(delivery);
+            }
+        }
+        return Ok(claimed);
+    };
+    pg.transaction(|pg| {
+        let due: Vec<Delivery> = webhook_deliveries::table
+            .filter(webhook_deliveries::status.eq(PENDING))
+            .filter(webhook_deliveries::next_attempt_at.le(now))
+            .order(webhook_deliveries::next_attempt_at.asc())
+            .limit(limit)
+            .select(Delivery::as_select())
+            .for_update()
+            .skip_locked()
+            .load(pg)?;
+        let ids: Vec<&str> = due.iter().map(|d| d.id.as_str()).collect();
+        diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
+            .set(webhook_deliveries::next_attempt_at.eq(lease_until))
+            .execute(pg)?;
+        Ok(due)
+    })
+}
+
 /// Takes a due delivery for one attempt by pushing its next attempt past the
 /// attempt's own timeout; `false` if another worker took it first. A crash
 /// mid-attempt makes it due again once the lease runs out.
