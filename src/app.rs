@@ -405,6 +405,7 @@ async fn start_instance(
         node_id,
     };
     let node = crate::cluster::Node::new(settings, me.id.clone())?;
+    node.listen_for_events(&settings.effective_database_url());
     let marks = crate::cluster::WorkspaceMarks::new(workspace_root, &me.id);
     if node.is_clustered() {
         marks

@@ -29,6 +29,10 @@ struct Inner {
     /// For forwarded requests: no overall timeout (streams are long), a
     /// short connect timeout (a dead owner is noticed at once).
     client: reqwest::Client,
+    /// Session ids with new events, as the database's notifications tell
+    /// (see `db::notify`): wakes the streams this node serves for sessions
+    /// another node runs.
+    event_wakeups: tokio::sync::broadcast::Sender<String>,
 }
 
 impl std::fmt::Debug for Node {
@@ -55,6 +59,7 @@ impl Node {
                 live_nodes: AtomicUsize::new(1),
                 draining: AtomicBool::new(false),
                 client,
+                event_wakeups: tokio::sync::broadcast::channel(1024).0,
             }),
         })
     }
@@ -112,6 +117,22 @@ impl Node {
 
     pub fn client(&self) -> &reqwest::Client {
         &self.inner.client
+    }
+
+    /// Starts listening for other nodes' event inserts (cluster only).
+    pub fn listen_for_events(&self, database_url: &str) {
+        if self.is_clustered() {
+            crate::db::notify::enable_event_notifications();
+            crate::db::notify::listen_events(
+                database_url.to_owned(),
+                self.inner.event_wakeups.clone(),
+            );
+        }
+    }
+
+    /// Hears the ids of sessions with new events, from any node.
+    pub fn event_wakeups(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.event_wakeups.subscribe()
     }
 }
 

@@ -93,6 +93,9 @@ pub async fn session_events(
     if query.after.is_some_and(|n| n < 0) {
         return Err(ApiError::Validation("after must be 0 or more".into()));
     }
+    if let Some(events) = from_storage(&state, &who, &name, after).await? {
+        return Ok(sse::Sse::from_infallible_stream(events).with_keep_alive(KEEP_ALIVE));
+    }
     let (
         session,
         Subscription {
@@ -129,26 +132,7 @@ pub async fn session_events(
         reset = first.is_none_or(|first| first > after + 1);
         first_page = rows;
     }
-    let head = reset.then(|| {
-        let reason = if ahead {
-            "the requested id is past the session's last event; reload the history"
-        } else {
-            "events after the requested id are no longer stored; reload the history"
-        };
-        let data = sse::Data::new_json(json!({
-            "reason": reason,
-            "history_url": format!("/api/v1/sessions/{}/history", session.name),
-            "last_event_id": last_seq,
-        }))
-        .unwrap_or_else(|_| sse::Data::new("{}"))
-        .event("reset");
-        // Ahead, nothing is replayed: the head is where a reconnect resumes.
-        Ok(sse::Event::Data(if ahead {
-            data.id(last_seq.to_string())
-        } else {
-            data
-        }))
-    });
+    let head = reset.then(|| Ok(reset_event(&session.name, last_seq, ahead)));
     let replay = Replay {
         pool: state.services.pool.clone(),
         tenant: who.tenant().clone(),
@@ -172,8 +156,162 @@ pub async fn session_events(
         // A replay that cannot go on ends the stream rather than leave a
         // gap: the client resumes with `Last-Event-ID`.
         .take_while(|e| std::future::ready(e.is_ok()))
-        .filter_map(|e| std::future::ready(e.ok()));
+        .filter_map(|e| std::future::ready(e.ok()))
+        .boxed_local();
     Ok(sse::Sse::from_infallible_stream(events).with_keep_alive(KEEP_ALIVE))
+}
+
+/// The `reset` event: the client's position is not in this session's
+/// stored numbering. Ahead of the last event, nothing is replayed: the head
+/// is where a reconnect resumes.
+fn reset_event(session_name: &str, last_seq: i64, ahead: bool) -> sse::Event {
+    let reason = if ahead {
+        "the requested id is past the session's last event; reload the history"
+    } else {
+        "events after the requested id are no longer stored; reload the history"
+    };
+    let data = sse::Data::new_json(json!({
+        "reason": reason,
+        "history_url": format!("/api/v1/sessions/{session_name}/history"),
+        "last_event_id": last_seq,
+    }))
+    .unwrap_or_else(|_| sse::Data::new("{}"))
+    .event("reset");
+    sse::Event::Data(if ahead {
+        data.id(last_seq.to_string())
+    } else {
+        data
+    })
+}
+
+type EventStream = futures_util::stream::LocalBoxStream<'static, sse::Event>;
+
+/// In a cluster, the stream of a session another node runs: served here
+/// from storage, woken by the database's notifications of new events
+/// (`db::notify`), polling once a second when none come. `None` when the
+/// session runs here or nowhere (this node subscribes to its own actor).
+async fn from_storage(
+    state: &AppState,
+    who: &Requester,
+    name: &str,
+    after: Option<i64>,
+) -> Result<Option<EventStream>, ApiError> {
+    let node = &state.services.node;
+    if !node.is_clustered() {
+        return Ok(None);
+    }
+    let session = sessions::load(&state.services, who, name).await?;
+    // Listening before reading: no wake-up falls between the two.
+    let wake = node.event_wakeups();
+    let (id, me) = (session.id.clone(), node.instance_id().to_owned());
+    let elsewhere = crate::db::run(&state.services.pool, move |c| {
+        let runs_elsewhere = crate::db::models::lease::owner_of(c, &id, &me)?.is_some();
+        let stored = (event::max_seq(c, &id)?, event::min_seq(c, &id)?);
+        Ok(runs_elsewhere.then_some(stored))
+    })
+    .await?;
+    let Some((last_seq, oldest)) = elsewhere else {
+        return Ok(None);
+    };
+    let requested = after.unwrap_or(last_seq).max(0);
+    let ahead = requested > last_seq;
+    let start = requested.min(last_seq);
+    let purged = start < last_seq && oldest.is_none_or(|first| first > start + 1);
+    let head = (ahead || purged).then(|| reset_event(&session.name, last_seq, ahead));
+    let tail = Tail {
+        pool: state.services.pool.clone(),
+        tenant: who.tenant().clone(),
+        session_id: session.id,
+        sent: start,
+        wake,
+        page: std::collections::VecDeque::new(),
+    };
+    Ok(Some(
+        stream::iter(head)
+            .chain(tail.stream().map(to_sse))
+            .boxed_local(),
+    ))
+}
+
+/// How often a stream served from storage looks for new events when no
+/// notification woke it (the listener is down, or a wake-up was missed).
+const TAIL_POLL: Duration = Duration::from_secs(1);
+
+/// A session's stored events from `sent` on, read as they are stored.
+struct Tail {
+    pool: crate::db::DbPool,
+    tenant: crate::db::models::TenantId,
+    session_id: String,
+    sent: i64,
+    wake: tokio::sync::broadcast::Receiver<String>,
+    page: std::collections::VecDeque<TurnEvent>,
+}
+
+impl Tail {
+    fn stream(self) -> impl futures_util::Stream<Item = TurnEvent> {
+        stream::unfold(self, |mut tail| async move {
+            let event = tail.next().await?;
+            Some((event, tail))
+        })
+    }
+
+    /// The next stored event; `None` once the session is gone (deleted) or
+    /// storage cannot be read (the client resumes with `Last-Event-ID`).
+    async fn next(&mut self) -> Option<TurnEvent> {
+        loop {
+            if let Some(event) = self.page.pop_front() {
+                self.sent = event.seq;
+                return Some(event);
+            }
+            let (tenant, session_id, after) =
+                (self.tenant.clone(), self.session_id.clone(), self.sent);
+            let rows = crate::db::run(&self.pool, move |c| {
+                let rows =
+                    event::list_after(c, &tenant, &session_id, after, i64::MAX, REPLAY_PAGE)?;
+                let exists = !rows.is_empty()
+                    || crate::db::models::session::find_by_id(c, &session_id)?.is_some();
+                Ok((rows, exists))
+            })
+            .await;
+            match rows {
+                Ok((rows, _)) if !rows.is_empty() => {
+                    self.page = rows
+                        .iter()
+                        .map(crate::actors::session::hub::to_stream_event)
+                        .collect();
+                    continue;
+                }
+                Ok((_, false)) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read stored events to stream");
+                    return None;
+                }
+            }
+            self.woken().await;
+        }
+    }
+
+    /// Waits for a notification about this session, or `TAIL_POLL`.
+    async fn woken(&mut self) {
+        let poll = tokio::time::sleep(TAIL_POLL);
+        tokio::pin!(poll);
+        loop {
+            tokio::select! {
+                heard = self.wake.recv() => match heard {
+                    Ok(id) if id == self.session_id => return,
+                    Ok(_) => {}
+                    // Missed some: one of them may have been ours.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        poll.as_mut().await;
+                        return;
+                    }
+                },
+                () = &mut poll => return,
+            }
+        }
+    }
 }
 
 /// The stored events a client missed, read a page at a time as it takes

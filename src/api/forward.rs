@@ -104,6 +104,11 @@ pub async fn middleware(
         if !node.is_clustered() || req.extensions().contains::<Forwarded>() {
             return None;
         }
+        // A session's event stream is served by any node, from storage and
+        // the database's notifications (see `api::control`).
+        if req.method() == actix_web::http::Method::GET && req.path().ends_with("/events") {
+            return None;
+        }
         let name = session_name(req.path())?;
         let tenant = req
             .extensions()

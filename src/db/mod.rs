@@ -3,6 +3,7 @@
 //! async executors.
 
 pub mod models;
+pub mod notify;
 mod pg_exit;
 pub mod schema;
 pub mod spool;

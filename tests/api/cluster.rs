@@ -436,7 +436,7 @@ async fn every_route_works_through_any_node() {
 
 #[actix_web::test]
 async fn a_stream_on_one_node_sees_a_turn_running_on_another() {
-    let Some(c) = Cluster::start(2).await else {
+    let Some(mut c) = Cluster::start(2).await else {
         return;
     };
     c.create(0, "watched").await;
@@ -444,7 +444,8 @@ async fn a_stream_on_one_node_sees_a_turn_running_on_another() {
     assert_eq!(status, 200);
     assert_eq!(c.owner("watched").await, Some(0));
 
-    // Subscribed through node 1; the turn runs on node 0.
+    // Subscribed through node 1; the turn runs on node 0. Then node 0 dies,
+    // the session moves to node 1, and the same stream goes on.
     let stream = c
         .get(1, "/api/v1/sessions/watched/events", ALICE)
         .send()
@@ -455,15 +456,17 @@ async fn a_stream_on_one_node_sees_a_turn_running_on_another() {
         stream.headers()["content-type"].to_str().unwrap(),
         "text/event-stream"
     );
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let reader = tokio::spawn(async move {
         let mut stream = stream;
         let mut text = String::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
             match tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await {
                 Ok(Ok(Some(chunk))) => {
                     text.push_str(&String::from_utf8_lossy(&chunk));
-                    if text.contains("event: done") {
+                    let _ = seen_tx.send(text.clone());
+                    if text.matches("event: done").count() >= 2 {
                         break;
                     }
                 }
@@ -476,25 +479,71 @@ async fn a_stream_on_one_node_sees_a_turn_running_on_another() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, _) = c.chat(0, "watched", "[[slow 5 100]]").await;
     assert_eq!(status, 200);
+    // The stream on node 1 carried node 0's turn.
+    let first_done = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(text) = seen_rx.recv().await {
+            if text.contains("event: done") {
+                return text;
+            }
+        }
+        String::new()
+    })
+    .await
+    .unwrap();
+    assert!(first_done.contains("chunk4"), "{first_done}");
+
+    c.nodes[0].kill();
+    let (status, answer) = c.chat(1, "watched", "[[recall]]").await;
+    assert_eq!(status, 200, "{answer}\n{}", c.logs());
+    assert_eq!(c.owner("watched").await, Some(1));
+
     let text = reader.await.unwrap();
     let events = parse_sse(&text);
-    let deltas: Vec<&Value> = events
-        .iter()
-        .filter(|(kind, _, _)| kind == "text_delta" || kind == "delta")
-        .map(|(_, _, v)| v)
-        .collect();
-    assert!(
-        text.contains("chunk4"),
-        "the stream on node 1 carried the turn's text:\n{text}"
+    assert_eq!(
+        events.iter().filter(|(kind, _, _)| kind == "done").count(),
+        2,
+        "both turns, on two nodes, on one stream:\n{text}"
     );
-    assert!(events.iter().any(|(kind, _, _)| kind == "done"), "{text}");
-    // Ids in order, no gap.
+    assert!(text.contains("Prompts so far"), "{text}");
+    // Ids in order, no gap, no repeat, across the change of node.
     let ids: Vec<i64> = events
         .iter()
         .filter_map(|(_, id, _)| id.parse().ok())
         .collect();
     assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
-    let _ = deltas;
+    // The stored numbering agrees.
+    let stored = c.query_i64(
+        "SELECT max(e.seq) AS n FROM events e JOIN sessions s ON s.id = e.session_id WHERE s.name = 'watched'",
+    );
+    assert_eq!(ids.last().copied(), Some(stored));
+
+    // Resuming from an id in the middle (now on the session's new node):
+    // exactly the events after it.
+    let middle = ids[ids.len() / 2];
+    let res = c
+        .get(1, "/api/v1/sessions/watched/events", ALICE)
+        .header("Last-Event-ID", middle.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut resumed = res;
+    let mut text = String::new();
+    while let Ok(Ok(Some(chunk))) =
+        tokio::time::timeout(Duration::from_secs(2), resumed.chunk()).await
+    {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let again: Vec<i64> = parse_sse(&text)
+        .iter()
+        .filter_map(|(_, id, _)| id.parse().ok())
+        .collect();
+    assert_eq!(
+        again,
+        ids.iter()
+            .copied()
+            .filter(|id| *id > middle)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[actix_web::test]

@@ -45,6 +45,16 @@ pub fn insert_all(conn: &mut DbConnection, rows: &[Event]) -> DbResult<()> {
             }
         }
     }
+    // Other nodes streaming these sessions hear of them at commit.
+    if let DbConnection::Postgres(c) = conn {
+        let mut told: Vec<&str> = Vec::new();
+        for row in rows {
+            if !told.contains(&row.session_id.as_str()) {
+                crate::db::notify::notify_events(c, &row.session_id)?;
+                told.push(&row.session_id);
+            }
+        }
+    }
     Ok(())
 }
 
