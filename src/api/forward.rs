@@ -99,7 +99,7 @@ pub async fn middleware(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let routed = state.as_ref().and_then(|state| {
+    let name = state.as_ref().and_then(|state| {
         let node = &state.services.node;
         if !node.is_clustered() || req.extensions().contains::<Forwarded>() {
             return None;
@@ -109,14 +109,25 @@ pub async fn middleware(
         if req.method() == actix_web::http::Method::GET && req.path().ends_with("/events") {
             return None;
         }
-        let name = session_name(req.path())?;
-        let tenant = req
-            .extensions()
-            .get::<Resolved>()
-            .map(|r| r.caller.tenant.0.clone())?;
-        Some((tenant, name))
+        session_name(req.path())
     });
-    let (Some(state), Some((tenant, name))) = (state, routed) else {
+    let (Some(state), Some(name)) = (state, name) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    // The key's tenant, or the console sign-in's (a browser's API calls).
+    let resolved = req
+        .extensions()
+        .get::<Resolved>()
+        .map(|r| r.caller.tenant.0.clone());
+    let tenant = match resolved {
+        Some(tenant) => Some(tenant),
+        None => crate::console::auth::caller_from_cookie(req.request().clone())
+            .await
+            .ok()
+            .map(|caller| caller.tenant.0),
+    };
+    // Unauthenticated: the handler here says so.
+    let Some(tenant) = tenant else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let Some(mut url) = owner(&state, &tenant, &name).await? else {

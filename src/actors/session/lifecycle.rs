@@ -58,10 +58,13 @@ impl SessionActor {
     pub(super) fn spawn_process(&mut self, spec: LaunchSpec, ctx: &mut Context<Self>) {
         self.process = Process::Preparing;
         let prepared = self.prepare_transcript();
+        // The launch is logged in the span of the turn that asked for it.
+        let span = self.span();
         ctx.wait(
             prepared
                 .into_actor(self)
                 .map(move |conversation, act, ctx| {
+                    let _entered = span.enter();
                     if matches!(act.process, Process::Preparing) {
                         act.process = Process::Slot;
                         act.launch(spec, conversation, ctx);
