@@ -427,6 +427,7 @@ async fn start_instance(
                      marks: crate::cluster::WorkspaceMarks| async move {
         let price = move |calls: &[crate::gateway::usage::CallUsage]| gateway.cost_micros(calls);
         let clustered = node.is_clustered();
+        let advertise = node.cluster().map(|c| c.advertise_url.clone());
         let beat = db::run(&pool, move |c| {
             let stale =
                 instance::db_now(c)? - chrono::Duration::from_std(stale_after).unwrap_or_default();
@@ -434,13 +435,16 @@ async fn start_instance(
             let nodes = instance::list(c, stale)?;
             let live: Vec<_> = nodes.iter().filter(|n| n.alive && !n.draining).collect();
             let shared = !clustered || marks.sees_all(live.iter().map(|n| n.id.as_str()));
-            instance::heartbeat(c, &me, shared)?;
+            let known = instance::heartbeat(c, &me, advertise.as_deref(), shared)?;
             let released = instance::release_dead(c, &me, stale, &price)?;
-            Ok((released, live.len()))
+            Ok((released, live.len(), known))
         })
         .await;
         match beat {
-            Ok((released, live)) => {
+            Ok((released, live, known)) => {
+                if !known {
+                    tracing::warn!("this instance was counted dead (its heartbeat came late) and registered again");
+                }
                 node.set_live_nodes(live);
                 if released != instance::Released::default() {
                     tracing::warn!(

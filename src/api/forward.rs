@@ -141,30 +141,30 @@ pub async fn middleware(
     };
     let deadline = Instant::now() + state.services.node.lease_ttl() + Duration::from_secs(2);
     loop {
-        let body = match &kept {
-            Some(bytes) => reqwest::Body::from(bytes.clone()),
-            None => streamed_body(req.take_payload()),
-        };
-        let Some(base) = url.clone() else {
-            return Err(ApiError::Unavailable(
-                "the session runs on a node that gave no NODE_ADVERTISE_URL".into(),
-            )
-            .into());
-        };
-        match forward(&state.services.node, &req, &base, body).await {
-            Ok(res) => {
-                let (http_req, _) = req.into_parts();
-                return Ok(ServiceResponse::new(http_req, res));
-            }
-            Err(e) => {
-                tracing::warn!(owner = %base, error = %e, "cannot reach the session's node; waiting for its lease");
-                if kept.is_none() {
-                    return Err(ApiError::Unavailable(format!(
-                        "the node running this session cannot be reached: {e}"
-                    ))
-                    .into());
+        // An owner with no address (its row was dropped as dead while its
+        // lease runs) is as unreachable as one that does not answer.
+        let tried = match url.clone() {
+            Some(base) => {
+                let body = match &kept {
+                    Some(bytes) => reqwest::Body::from(bytes.clone()),
+                    None => streamed_body(req.take_payload()),
+                };
+                match forward(&state.services.node, &req, &base, body).await {
+                    Ok(res) => {
+                        let (http_req, _) = req.into_parts();
+                        return Ok(ServiceResponse::new(http_req, res));
+                    }
+                    Err(e) => format!("{base}: {e}"),
                 }
             }
+            None => "it has no advertised address".to_owned(),
+        };
+        tracing::warn!(owner = %tried, "cannot reach the session's node; waiting for its lease");
+        if kept.is_none() {
+            return Err(ApiError::Unavailable(format!(
+                "the node running this session cannot be reached ({tried}); retry"
+            ))
+            .into());
         }
         // Wait for the unreachable owner's lease to go (released by its
         // drain, or run out with its heartbeat), then run here or forward

@@ -16,8 +16,8 @@ use crate::helpers::*;
 use crate::receiver::Receiver;
 
 const SECRET: &str = "cluster-secret-0123456789";
-/// Short beats, so a dead node's leases run out in 1.5 s.
-const HEARTBEAT: &str = "0.5";
+/// Short beats, so a dead node's leases run out in 3 s.
+const HEARTBEAT: &str = "1";
 
 struct Node {
     child: Option<Child>,

@@ -62,16 +62,27 @@ pub fn db_now(conn: &mut DbConnection) -> DbResult<NaiveDateTime> {
 }
 
 /// Says this instance is alive (on the database's clock), and whether it
-/// sees the shared workspace root.
-pub fn heartbeat(conn: &mut DbConnection, me: &Instance, workspace_shared: bool) -> DbResult<()> {
+/// sees the shared workspace root. `false` when its row was gone: a beat
+/// came so late that another instance counted it dead and released what it
+/// held; the row is made again, so the others reach it from now on.
+pub fn heartbeat(
+    conn: &mut DbConnection,
+    me: &Instance,
+    advertise_url: Option<&str>,
+    workspace_shared: bool,
+) -> DbResult<bool> {
     let now = db_now(conn)?;
-    diesel::update(server_instances::table.find(&me.id))
+    let n = diesel::update(server_instances::table.find(&me.id))
         .set((
             server_instances::heartbeat_at.eq(now),
             server_instances::workspace_shared.eq(workspace_shared),
         ))
         .execute(conn)?;
-    Ok(())
+    if n == 1 {
+        return Ok(true);
+    }
+    register(conn, me, advertise_url)?;
+    Ok(false)
 }
 
 /// Marks this instance as draining: it takes no new session lease.
