@@ -18,6 +18,10 @@ use crate::error::ApiError;
 /// The session's actor on this node, its lease taken first in a cluster.
 pub async fn actor(services: &Services, session: &Session) -> Result<Addr<SessionActor>, ApiError> {
     let (lease, taken_over) = take(services, session).await?;
+    if taken_over {
+        // Before the actor starts, so its numbering follows this event.
+        close_open_turn(services, session).await;
+    }
     let addr = services
         .supervisor
         .send(OpenSession(session.clone(), lease))
@@ -80,6 +84,38 @@ async fn take(services: &Services, session: &Session) -> Result<(Option<Lease>, 
         Taken::Draining => Err(ApiError::Unavailable(
             "this node is shutting down; retry the request".into(),
         )),
+    }
+}
+
+/// A turn the previous holder was running when it died ends `interrupted`
+/// on the session's stream, so whoever follows it is not left waiting (a
+/// job's turn then runs again, see `adopt`).
+async fn close_open_turn(services: &Services, session: &Session) {
+    let response = crate::domain::turn::ChatResponse {
+        session_id: session.name.clone(),
+        cli_session_id: session.cli_session_id.clone(),
+        content: String::new(),
+        structured_output: None,
+        cost: 0.0,
+        cost_micros: 0,
+        duration_ms: 0,
+        num_turns: 0,
+        tools_used: Vec::new(),
+        is_error: false,
+        stop_reason: Some("node_stopped".into()),
+        usage: serde_json::json!({}),
+        interrupted: true,
+    };
+    let payload = serde_json::to_string(&response).unwrap_or_else(|_| "{}".into());
+    let id = session.id.clone();
+    match crate::db::run(&services.pool, move |c| {
+        crate::db::models::event::close_open_turn(c, &id, &payload)
+    })
+    .await
+    {
+        Ok(Some(seq)) => tracing::warn!(session = %session.name, seq, "ended the turn a stopped node left open"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(session = %session.name, error = %e, "cannot end a turn left open"),
     }
 }
 

@@ -412,6 +412,27 @@ async fn every_route_works_through_any_node() {
     .await;
     assert!(done, "the job completes\n{}", c.logs());
 
+    // Control routes, through a node that does not run the session.
+    let res = c
+        .get(2, "/api/v1/sessions/shared/approvals", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = c
+        .post(2, "/api/v1/sessions/shared/interrupt", ALICE, json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409, "no turn runs on its node");
+    let res = c
+        .get(1, "/api/v1/sessions/shared/archive", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(!res.bytes().await.unwrap().is_empty());
+
     // Another tenant's session is a 404 on every node.
     for node in 0..3 {
         let res = c
@@ -432,6 +453,25 @@ async fn every_route_works_through_any_node() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("ratelimit-limit"));
+
+    // Deleted through one node, gone on all.
+    let res = c
+        .client
+        .delete(c.nodes[2].url("/api/v1/sessions/shared"))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    for node in 0..3 {
+        let res = c
+            .get(node, "/api/v1/sessions/shared", ALICE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    }
+    assert_eq!(c.owner("shared").await, None);
 }
 
 #[actix_web::test]
@@ -727,6 +767,14 @@ async fn kill_9_of_the_owner_mid_job_lets_another_node_finish_it() {
         2
     );
     assert_eq!(c.owner("survivor").await, Some(1));
+    // The turn cut off with node 0 ended `interrupted` on the stream.
+    assert_eq!(
+        c.query_i64(
+            "SELECT count(*) AS n FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE s.name = 'survivor' AND e.kind = 'turn_interrupted'"
+        ),
+        1
+    );
     let delivered = eventually(30, || async { !receiver.received().is_empty() }).await;
     assert!(delivered);
     tokio::time::sleep(Duration::from_secs(2)).await;

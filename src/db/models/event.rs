@@ -94,3 +94,43 @@ pub fn min_seq(conn: &mut DbConnection, session_id: &str) -> DbResult<Option<i64
 pub fn purge_before(conn: &mut DbConnection, cutoff: NaiveDateTime) -> DbResult<usize> {
     Ok(diesel::delete(events::table.filter(events::created_at.lt(cutoff))).execute(conn)?)
 }
+
+/// Kinds that end a turn on the stream.
+const TURN_ENDS: [&str; 3] = ["done", "error", "turn_interrupted"];
+
+/// Ends a turn its node left open (the node died mid-turn): when the
+/// session's last `turn_started` has no end after it, appends a
+/// `turn_interrupted` event with `payload`; its seq, if one was added.
+pub fn close_open_turn(
+    conn: &mut DbConnection,
+    session_id: &str,
+    payload: &str,
+) -> DbResult<Option<i64>> {
+    crate::db::write_transaction(conn, |conn| {
+        let last_of = |conn: &mut DbConnection, kinds: &[&str]| -> DbResult<Option<i64>> {
+            Ok(events::table
+                .filter(events::session_id.eq(session_id))
+                .filter(events::kind.eq_any(kinds))
+                .select(diesel::dsl::max(events::seq))
+                .first(conn)?)
+        };
+        let Some(started) = last_of(conn, &["turn_started"])? else {
+            return Ok(None);
+        };
+        if last_of(conn, &TURN_ENDS)?.is_some_and(|ended| ended > started) {
+            return Ok(None);
+        }
+        let seq = max_seq(conn, session_id)? + 1;
+        insert_all(
+            conn,
+            &[Event {
+                session_id: session_id.to_owned(),
+                seq,
+                kind: "turn_interrupted".into(),
+                payload: payload.to_owned(),
+                created_at: crate::db::now(),
+            }],
+        )?;
+        Ok(Some(seq))
+    })
+}
