@@ -49,7 +49,9 @@ impl Node {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .no_proxy()
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Below the servers' keep-alive (actix: 5 s), so a pooled
+            // connection is never reused just as the other node closes it.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()?;
         Ok(Node {
             inner: Arc::new(Inner {

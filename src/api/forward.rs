@@ -149,7 +149,28 @@ pub async fn middleware(
                     Some(bytes) => reqwest::Body::from(bytes.clone()),
                     None => streamed_body(req.take_payload()),
                 };
-                match forward(&state.services.node, &req, &base, body).await {
+                let mut sent = forward(&state.services.node, &req, &base, body).await;
+                // Sent once more at once when it surely did not arrive (no
+                // connection) or repeating it is harmless (a read): a pooled
+                // connection may have been closed by the owner as it was reused.
+                let retry = match (&sent, &kept) {
+                    (Err(e), Some(bytes))
+                        if e.is_connect() || matches!(req.method().as_str(), "GET" | "HEAD") =>
+                    {
+                        Some(bytes.clone())
+                    }
+                    _ => None,
+                };
+                if let Some(bytes) = retry {
+                    sent = forward(
+                        &state.services.node,
+                        &req,
+                        &base,
+                        reqwest::Body::from(bytes),
+                    )
+                    .await;
+                }
+                match sent {
                     Ok(res) => {
                         let (http_req, _) = req.into_parts();
                         return Ok(ServiceResponse::new(http_req, res));

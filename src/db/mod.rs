@@ -178,10 +178,22 @@ pub fn connect(url: &str) -> DbResult<DbPool> {
 fn run_migrations(conn: &mut DbConnection) -> DbResult<()> {
     let result = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
-        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+        DbConnection::Postgres(c) => {
+            // Nodes of a cluster starting together on a fresh database take
+            // turns: the first migrates, the others then find nothing to do.
+            use diesel::RunQueryDsl;
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(c)?;
+            let migrated = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(c)?;
+            migrated
+        }
     };
     result.map_err(|e| DbError::Migration(e.to_string()))
 }
+
+/// The advisory lock key held while migrating PostgreSQL (any fixed number
+/// no other lock of the database uses).
+const MIGRATION_LOCK: i64 = 0x6363_615f_6d69_67;
 
 /// Runs a closure with a pooled connection on the blocking thread pool, so
 /// neither pool checkout nor the query ever blocks an async executor.

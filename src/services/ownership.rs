@@ -113,9 +113,13 @@ async fn close_open_turn(services: &Services, session: &Session) {
     })
     .await
     {
-        Ok(Some(seq)) => tracing::warn!(session = %session.name, seq, "ended the turn a stopped node left open"),
+        Ok(Some(seq)) => {
+            tracing::warn!(session = %session.name, seq, "ended the turn a stopped node left open")
+        }
         Ok(None) => {}
-        Err(e) => tracing::warn!(session = %session.name, error = %e, "cannot end a turn left open"),
+        Err(e) => {
+            tracing::warn!(session = %session.name, error = %e, "cannot end a turn left open")
+        }
     }
 }
 
