@@ -79,6 +79,24 @@ fn session_name(path: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
+/// The OpenAI surface's completion route (its session is named in the
+/// request; see `api::openai`).
+const OPENAI_COMPLETIONS: &str = "/v1/chat/completions";
+
+/// The session an OpenAI completion talks to, as `api::openai` picks it:
+/// `X-Session`, else the body's `user`, else the default session. A request
+/// the handler will refuse names some session all the same (it is refused
+/// wherever it runs).
+fn completion_session(headers: &HeaderMap, body: &Bytes) -> String {
+    if let Some(name) = headers.get("x-session").and_then(|v| v.to_str().ok()) {
+        return name.trim().to_owned();
+    }
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("user").and_then(|u| u.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| super::openai::DEFAULT_SESSION.to_owned())
+}
+
 /// Where the session's live lease is held, when that is another node:
 /// `Some(its advertise URL)` (`None` inside when it registered none).
 async fn owner(
@@ -99,7 +117,7 @@ pub async fn middleware(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let name = state.as_ref().and_then(|state| {
+    let route = state.as_ref().and_then(|state| {
         let node = &state.services.node;
         if !node.is_clustered() || req.extensions().contains::<Forwarded>() {
             return None;
@@ -109,9 +127,12 @@ pub async fn middleware(
         if req.method() == actix_web::http::Method::GET && req.path().ends_with("/events") {
             return None;
         }
-        session_name(req.path())
+        if req.method() == actix_web::http::Method::POST && req.path() == OPENAI_COMPLETIONS {
+            return Some(None);
+        }
+        session_name(req.path()).map(Some)
     });
-    let (Some(state), Some(name)) = (state, name) else {
+    let (Some(state), Some(named)) = (state, route) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     // The key's tenant, or the console sign-in's (a browser's API calls).
@@ -130,14 +151,34 @@ pub async fn middleware(
     let Some(tenant) = tenant else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let Some(mut url) = owner(&state, &tenant, &name).await? else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    // A body small enough to keep is read now, so the request can run here
-    // if the owner turns out to be gone.
+    // A body small enough to keep is read now: the request can then run here
+    // if the owner turns out to be gone (and an OpenAI completion names its
+    // session in it).
     let kept = match declared_length(req.headers()) {
         Some(n) if n <= super::JSON_LIMIT => Some(read_body(req.take_payload()).await?),
         _ => None,
+    };
+    let name = match named {
+        Some(name) => name,
+        None => {
+            let Some(name) = kept
+                .as_ref()
+                .map(|body| completion_session(req.headers(), body))
+            else {
+                // Too big to be a completion: the handler refuses it here.
+                return Ok(next.call(req).await?.map_into_boxed_body());
+            };
+            name
+        }
+    };
+    let run_here = |mut req: ServiceRequest, kept: Option<Bytes>| {
+        if let Some(bytes) = kept {
+            req.set_payload(Payload::from(bytes));
+        }
+        next.call(req)
+    };
+    let Some(mut url) = owner(&state, &tenant, &name).await? else {
+        return Ok(run_here(req, kept).await?.map_into_boxed_body());
     };
     let deadline = Instant::now() + state.services.node.lease_ttl() + Duration::from_secs(2);
     loop {
@@ -199,12 +240,7 @@ pub async fn middleware(
             }
             tokio::time::sleep(OWNER_POLL).await;
             match owner(&state, &tenant, &name).await? {
-                None => {
-                    if let Some(bytes) = kept {
-                        req.set_payload(Payload::from(bytes));
-                    }
-                    return Ok(next.call(req).await?.map_into_boxed_body());
-                }
+                None => return Ok(run_here(req, kept).await?.map_into_boxed_body()),
                 Some(now) if now != url => {
                     url = now;
                     break;

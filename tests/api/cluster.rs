@@ -412,6 +412,29 @@ async fn every_route_works_through_any_node() {
     .await;
     assert!(done, "the job completes\n{}", c.logs());
 
+    // The OpenAI surface names its session in a header or the body: it is
+    // forwarded all the same, and the turn joins the same conversation.
+    let owner_before = c.owner("shared").await;
+    let other = (0..3).find(|n| Some(*n) != owner_before).unwrap();
+    let res = c
+        .post(
+            other,
+            "/v1/chat/completions",
+            ALICE,
+            json!({ "model": "claude-code", "user": "shared",
+                    "messages": [{ "role": "user", "content": "[[recall]]" }] }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let completion: Value = res.json().await.unwrap();
+    let content = completion["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap();
+    assert!(content.contains("first via node one"), "{completion}");
+    assert_eq!(c.owner("shared").await, owner_before);
+
     // Control routes, through a node that does not run the session.
     let res = c
         .get(2, "/api/v1/sessions/shared/approvals", ALICE)
