@@ -193,7 +193,7 @@ fn run_migrations(conn: &mut DbConnection) -> DbResult<()> {
 
 /// The advisory lock key held while migrating PostgreSQL (any fixed number
 /// no other lock of the database uses).
-const MIGRATION_LOCK: i64 = 0x6363_615f_6d69_67;
+const MIGRATION_LOCK: i64 = 0x0063_6361_5f6d_6967;
 
 /// Runs a closure with a pooled connection on the blocking thread pool, so
 /// neither pool checkout nor the query ever blocks an async executor.
