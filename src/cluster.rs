@@ -174,3 +174,36 @@ impl WorkspaceMarks {
             .all(|id| !id.contains('/') && self.dir.join(id).exists())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_node_allows_its_share_rounded_up() {
+        let settings = Settings::from_vars(&std::collections::BTreeMap::new()).unwrap();
+        let node = Node::new(&settings, "i".into()).unwrap();
+        assert_eq!(node.share(4), 4);
+        node.set_live_nodes(3);
+        assert_eq!(node.share(4), 2);
+        assert_eq!(node.share(120), 40);
+        assert_eq!(node.share(1), 1);
+        node.set_live_nodes(0);
+        assert_eq!(node.live_nodes(), 1);
+    }
+
+    #[test]
+    fn marks_show_whether_every_node_sees_one_root() {
+        let root = tempfile::tempdir().unwrap();
+        let a = WorkspaceMarks::new(root.path(), "a");
+        let b = WorkspaceMarks::new(root.path(), "b");
+        a.mark().unwrap();
+        assert!(a.sees_all(["a"]));
+        assert!(!a.sees_all(["a", "b"]));
+        b.mark().unwrap();
+        assert!(a.sees_all(["a", "b"]));
+        assert!(!a.sees_all(["../a"]));
+        b.unmark();
+        assert!(!a.sees_all(["a", "b"]));
+    }
+}

@@ -744,6 +744,36 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_needs_postgresql_a_secret_and_an_http_url() {
+        let pg = ("DATABASE_URL", "postgres://u@db/cca");
+        let url = ("NODE_ADVERTISE_URL", "http://10.0.0.5:8000/");
+        let secret = ("CLUSTER_SECRET", "0123456789abcdef");
+        let alone = Settings::from_vars(&vars(&[pg])).unwrap();
+        assert!(alone.cluster.is_none());
+        assert_eq!(alone.node_heartbeat, Duration::from_secs(10));
+        let node = Settings::from_vars(&vars(&[pg, url, secret])).unwrap();
+        let cluster = node.cluster.as_ref().unwrap();
+        assert_eq!(cluster.advertise_url, "http://10.0.0.5:8000");
+        assert_eq!(node.node_heartbeat, Duration::from_secs(2));
+        assert_eq!(node.lease_ttl(), Duration::from_secs(6));
+        let refused = |pairs: &[(&str, &str)], name: &str| {
+            let e = Settings::from_vars(&vars(pairs)).unwrap_err();
+            assert_eq!(e.name, name, "{e:?}");
+        };
+        refused(&[url, secret], "NODE_ADVERTISE_URL");
+        refused(
+            &[("DATABASE_URL", "./data/x.db"), url, secret],
+            "NODE_ADVERTISE_URL",
+        );
+        refused(&[pg, url], "CLUSTER_SECRET");
+        refused(&[pg, url, ("CLUSTER_SECRET", "short")], "CLUSTER_SECRET");
+        refused(
+            &[pg, ("NODE_ADVERTISE_URL", "10.0.0.5:8000"), secret],
+            "NODE_ADVERTISE_URL",
+        );
+    }
+
+    #[test]
     fn relative_paths_become_absolute_against_the_working_directory() {
         let dir = tempfile::tempdir().unwrap();
         let cli = dir.path().join(".claude-cli/node_modules/.bin/claude");
