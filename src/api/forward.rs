@@ -180,7 +180,12 @@ pub async fn middleware(
     let Some(mut url) = owner(&state, &tenant, &name).await? else {
         return Ok(run_here(req, kept).await?.map_into_boxed_body());
     };
-    let deadline = Instant::now() + state.services.node.lease_ttl() + Duration::from_secs(2);
+    // A dead owner's lease runs out within a lease's time; a draining one
+    // lets it go once its running turns end, within its grace period.
+    let deadline = Instant::now()
+        + state.services.node.lease_ttl()
+        + state.services.settings.shutdown_grace
+        + Duration::from_secs(2);
     loop {
         // An owner with no address (its row was dropped as dead while its
         // lease runs) is as unreachable as one that does not answer.
