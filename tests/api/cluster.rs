@@ -840,8 +840,47 @@ async fn sigterm_drain_hands_sessions_over_without_a_failed_request() {
         }
         statuses
     });
+    // Two more sessions on node 0: one idle, one in a long turn when the
+    // SIGTERM comes. The idle one is handed over at once; the long turn
+    // finishes on node 0 within the grace period.
+    c.create(0, "idle-one").await;
+    c.create(0, "busy-one").await;
+    let (status, _) = c.chat(0, "idle-one", "hello").await;
+    assert_eq!(status, 200);
+    assert_eq!(c.owner("idle-one").await, Some(0));
+    let busy = {
+        let client = c.client.clone();
+        let url = c.nodes[0].url("/api/v1/sessions/busy-one/chat");
+        tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .bearer_auth(ALICE)
+                .json(&json!({ "message": "[[slow 40 150]]" }))
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), Instant::now())
+        })
+    };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let stopped = c.nodes[0].terminate();
+    let released = eventually(10, || async {
+        c.query_i64(
+            "SELECT count(*) AS n FROM sessions WHERE name = 'idle-one' AND owner_instance IS NULL",
+        ) == 1
+    })
+    .await;
+    let released_at = Instant::now();
+    assert!(released, "the idle session was handed over\n{}", c.logs());
+    let (busy_status, busy_done_at) = busy.await.unwrap();
+    assert_eq!(
+        busy_status, 200,
+        "the long turn finished within the grace period"
+    );
+    assert!(
+        released_at < busy_done_at,
+        "the idle session went back before the long turn ended"
+    );
     let statuses = talker.await.unwrap();
     tokio::task::spawn_blocking(move || stopped.join().unwrap())
         .await

@@ -193,11 +193,20 @@ impl Handler<DrainAll> for Supervisor {
 
     fn handle(&mut self, msg: DrainAll, _: &mut Self::Context) -> Self::Result {
         let addrs: Vec<_> = self.sessions.values().filter_map(|a| a.upgrade()).collect();
+        // In a cluster each session closes as soon as its own turns are
+        // done, not when the slowest one is: its lease goes back at once and
+        // another node takes it (this node takes no new lease meanwhile).
+        let hand_over = self.runtime.node.is_clustered();
         Box::pin(async move {
-            let drains = addrs.iter().map(|addr| {
-                addr.send(crate::actors::session::messages::Drain {
-                    deadline: msg.deadline,
-                })
+            let drains = addrs.iter().map(|addr| async move {
+                let _ = addr
+                    .send(crate::actors::session::messages::Drain {
+                        deadline: msg.deadline,
+                    })
+                    .await;
+                if hand_over {
+                    let _ = addr.send(Close).await;
+                }
             });
             futures_util::future::join_all(drains).await;
         })
