@@ -97,17 +97,22 @@ pub async fn statuses(
     who: &Requester,
     rows: &[Session],
 ) -> Result<Vec<SessionStatus>, ApiError> {
-    let running = services
+    let mut running = services
         .supervisor
         .send(RunningSessions {
             tenant_id: who.tenant().0.clone(),
         })
         .await?;
     let tenant = who.tenant().clone();
-    let waiting = crate::db::run(&services.pool, move |c| {
-        crate::db::models::approval::sessions_waiting(c, &tenant)
+    let me = services.node.instance_id().to_owned();
+    let (waiting, elsewhere) = crate::db::run(&services.pool, move |c| {
+        let waiting = crate::db::models::approval::sessions_waiting(c, &tenant)?;
+        // In a cluster, turns running on the other nodes (none alone).
+        let elsewhere = crate::db::models::lease::running_elsewhere(c, tenant.as_str(), &me)?;
+        Ok((waiting, elsewhere))
     })
     .await?;
+    running.extend(elsewhere);
     Ok(rows
         .iter()
         .map(|row| {

@@ -540,8 +540,40 @@ async fn a_stream_on_one_node_sees_a_turn_running_on_another() {
         text
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, _) = c.chat(0, "watched", "[[slow 5 100]]").await;
-    assert_eq!(status, 200);
+    let turn = {
+        let client = c.client.clone();
+        let url = c.nodes[0].url("/api/v1/sessions/watched/chat");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(ALICE)
+                .json(&json!({ "message": "[[slow 10 200]]" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    // Node 1's list of sessions shows the turn running on node 0.
+    let listed_running = eventually(10, || async {
+        let list: Value = c
+            .get(1, "/api/v1/sessions", ALICE)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "watched" && s["status"] == "running")
+    })
+    .await;
+    assert!(listed_running, "node 1 lists the session as running");
+    assert_eq!(turn.await.unwrap(), 200);
     // The stream on node 1 carried node 0's turn.
     let first_done = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(text) = seen_rx.recv().await {
@@ -553,7 +585,7 @@ async fn a_stream_on_one_node_sees_a_turn_running_on_another() {
     })
     .await
     .unwrap();
-    assert!(first_done.contains("chunk4"), "{first_done}");
+    assert!(first_done.contains("chunk9"), "{first_done}");
 
     c.nodes[0].kill();
     let (status, answer) = c.chat(1, "watched", "[[recall]]").await;

@@ -269,3 +269,28 @@ pub fn orphaned_job_sessions(conn: &mut DbConnection, limit: i64) -> DbResult<Ve
     let rows: Vec<IdRow> = diesel::sql_query(sql).bind::<BigInt, _>(limit).load(pg)?;
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
+
+/// The tenant's sessions whose live lease another instance than `me` holds
+/// and whose last turn has not ended on their stream: running there.
+pub fn running_elsewhere(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    me: &str,
+) -> DbResult<Vec<String>> {
+    let DbConnection::Postgres(pg) = conn else {
+        return Ok(Vec::new());
+    };
+    let sql = format!(
+        "SELECT s.id FROM sessions s \
+         WHERE s.tenant_id = $1 AND s.owner_instance IS NOT NULL AND s.owner_instance <> $2 \
+           AND s.lease_until >= {DB_NOW} \
+           AND (SELECT max(seq) FROM events WHERE session_id = s.id AND kind = 'turn_started') > \
+               COALESCE((SELECT max(seq) FROM events WHERE session_id = s.id \
+                         AND kind IN ('done', 'error', 'turn_interrupted')), 0)"
+    );
+    let rows: Vec<IdRow> = diesel::sql_query(sql)
+        .bind::<Text, _>(tenant_id)
+        .bind::<Text, _>(me)
+        .load(pg)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
