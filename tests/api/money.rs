@@ -2,7 +2,7 @@
 //! deleted mid-tool) is charged what its model calls used, as the model
 //! gateway saw them, at the price table's prices.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::*;
 
@@ -175,4 +175,66 @@ async fn a_turn_that_cannot_be_stored_waits_in_the_spool_and_is_stored_later() {
     );
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
     assert!(usage(&app, ALICE).await["cost_micros"].as_i64().unwrap() > 0);
+}
+
+/// A server counted dead while its turn still runs (in a cluster, its
+/// heartbeat very late): another instance releases what it held and charges
+/// the turn what its model calls cost; the record the live server stores
+/// afterwards does not charge it again.
+#[actix_web::test]
+async fn a_turn_of_a_server_counted_dead_is_charged_once() {
+    use claude_code_api::db::models::instance::{release_dead, Instance};
+    let app = TestApp::spawn().await;
+    app.create_session(ALICE, "twice").await;
+    // What this turn costs when nothing goes wrong.
+    let normal = app.chat_ok(ALICE, "twice", "[[slow 10 150]]").await;
+    let turn_cost = normal["cost_micros"].as_i64().unwrap();
+    assert!(turn_cost > 0);
+    let spent = "SELECT spent_micros AS n FROM tenants WHERE id = 'alice'";
+    let session_total = "SELECT total_cost_micros AS n FROM sessions WHERE name = 'twice'";
+    let before = app.query_i64(spent);
+    assert_eq!(app.query_i64(session_total), turn_cost);
+
+    // The same turn again; halfway, another instance counts this server dead.
+    let running = {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/sessions/twice/chat");
+        tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .bearer_auth(ALICE)
+                .json(&json!({ "message": "[[slow 10 150]]" }))
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        })
+    };
+    let reserved = "SELECT count(*) AS n FROM budget_reservations";
+    assert!(eventually(10, || async { app.query_i64(reserved) == 1 }).await);
+    let other = Instance {
+        id: "another-instance".into(),
+        node_id: "another-node".into(),
+    };
+    let pool = claude_code_api::db::connect(&app.db.url).unwrap();
+    let mut conn = pool.get().unwrap();
+    let later = claude_code_api::db::now() + chrono::Duration::hours(1);
+    // Every heartbeat is older than an hour from now: this server is dead.
+    let released = release_dead(&mut conn, &other, later, &|_| turn_cost).unwrap();
+    assert_eq!(released.reservations, 1);
+    assert_eq!(released.charged_micros, turn_cost);
+    drop(conn);
+    let (status, body) = running.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    // Charged once: by the release, not again by the record.
+    assert_eq!(
+        app.query_i64(spent) - before,
+        turn_cost,
+        "spent moved by one turn"
+    );
+    assert_eq!(app.query_i64(session_total), 2 * turn_cost);
+    assert_eq!(
+        app.query_i64("SELECT reserved_micros AS n FROM tenants WHERE id = 'alice'"),
+        0
+    );
 }

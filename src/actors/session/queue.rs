@@ -150,8 +150,7 @@ impl SessionActor {
             let tenant_id = self.session.tenant_id.clone();
             self.writer.write(
                 move |c| {
-                    crate::db::models::tenant::settle(c, &tenant_id, &reservation, 0)
-                        .map(|()| false)
+                    crate::db::models::tenant::settle(c, &tenant_id, &reservation, 0).map(|_| false)
                 },
                 None,
             );

@@ -330,11 +330,12 @@ pub fn insert_reservation(
 }
 
 /// Deletes the reservation's row; the amount to take off the tenant's
-/// `reserved_micros` (0 when it was already released).
-pub fn take_reservation(conn: &mut DbConnection, held: &Held) -> DbResult<i64> {
+/// `reserved_micros`, or `None` when it was already released (its instance
+/// was counted dead, and the turn charged then: see `release_dead`).
+pub fn take_reservation(conn: &mut DbConnection, held: &Held) -> DbResult<Option<i64>> {
     let Some(id) = &held.id else {
-        return Ok(0);
+        return Ok(Some(0));
     };
     let n = diesel::delete(budget_reservations::table.find(id)).execute(conn)?;
-    Ok(if n == 1 { held.amount_micros } else { 0 })
+    Ok((n == 1).then_some(held.amount_micros))
 }

@@ -270,15 +270,19 @@ pub fn reserve(
     })
 }
 
-/// Settles a finished turn: its reservation is released (unless a restart
-/// released it already) and its real cost charged, both as deltas.
-pub fn settle(conn: &mut DbConnection, tenant_id: &str, held: &Held, cost: i64) -> DbResult<()> {
-    let reserved = take_reservation(conn, held)?;
+/// Settles a finished turn: its reservation is released and its real cost
+/// charged, both as deltas. `false` when the reservation was already
+/// released because its instance was counted dead: the turn was charged
+/// then (what its model calls cost), so nothing is charged again.
+pub fn settle(conn: &mut DbConnection, tenant_id: &str, held: &Held, cost: i64) -> DbResult<bool> {
+    let Some(reserved) = take_reservation(conn, held)? else {
+        return Ok(false);
+    };
     diesel::update(tenants::table.find(tenant_id))
         .set((
             tenants::spent_micros.eq(tenants::spent_micros + cost),
             tenants::reserved_micros.eq(tenants::reserved_micros - reserved),
         ))
         .execute(conn)?;
-    Ok(())
+    Ok(true)
 }

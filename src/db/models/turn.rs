@@ -36,25 +36,34 @@ pub fn record(conn: &mut DbConnection, turn: &TurnRecord) -> DbResult<bool> {
                 .execute(conn)?;
         }
         event::insert_all(conn, &turn.events)?;
+        // A turn whose instance was counted dead meanwhile (a heartbeat very
+        // late) was charged its model calls then: its cost and tokens are
+        // not added twice.
+        let charged =
+            super::tenant::settle(conn, &turn.tenant_id, &turn.reservation, turn.cost_micros)?;
+        let (cost, input, output) = if charged {
+            (turn.cost_micros, turn.input_tokens, turn.output_tokens)
+        } else {
+            (0, 0, 0)
+        };
         // Totals move by deltas in SQL, never by read-modify-write.
         diesel::update(sessions::table.find(&turn.session_id))
             .set((
-                sessions::total_cost_micros.eq(sessions::total_cost_micros + turn.cost_micros),
+                sessions::total_cost_micros.eq(sessions::total_cost_micros + cost),
                 sessions::turns.eq(sessions::turns + i64::from(turn.counts_as_turn)),
-                sessions::input_tokens.eq(sessions::input_tokens + turn.input_tokens),
-                sessions::output_tokens.eq(sessions::output_tokens + turn.output_tokens),
+                sessions::input_tokens.eq(sessions::input_tokens + input),
+                sessions::output_tokens.eq(sessions::output_tokens + output),
                 sessions::updated_at.eq(crate::db::now()),
             ))
             .execute(conn)?;
-        super::tenant::settle(conn, &turn.tenant_id, &turn.reservation, turn.cost_micros)?;
         super::usage::add(
             conn,
             &turn.tenant_id,
             super::usage::TurnUsage {
                 turns: i64::from(turn.counts_as_turn),
-                cost_micros: turn.cost_micros,
-                input_tokens: turn.input_tokens,
-                output_tokens: turn.output_tokens,
+                cost_micros: cost,
+                input_tokens: input,
+                output_tokens: output,
             },
         )?;
         match &turn.job {
