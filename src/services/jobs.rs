@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use super::ownership::Recovery;
 use super::{Requester, Services};
-use crate::actors::session::messages::{CancelJob, CancelReply, Enqueue};
+use crate::actors::session::messages::{CancelJob, CancelReply};
 use crate::db::models::job::{self, Job};
 use crate::db::models::session::Session;
 use crate::domain::job as status;
@@ -46,7 +47,7 @@ pub(super) async fn insert(
     let actor = super::ownership::actor(services, session).await?;
     let insert = row.clone();
     crate::db::run(&services.pool, move |c| job::insert(c, &insert)).await?;
-    if let Err(e) = dispatch(&actor, &row).await {
+    if let Err(e) = super::ownership::enqueue_job(&actor, &row).await {
         tracing::error!(job = %row.id, error = %e, "cannot dispatch a job now");
     }
     Ok(row)
@@ -143,104 +144,10 @@ pub async fn cancel(
     Ok((row, session))
 }
 
-/// Hands a queued job to its session's actor (FIFO with the session's chats).
-pub async fn dispatch(
-    actor: &actix::Addr<crate::actors::session::SessionActor>,
-    job: &Job,
-) -> Result<(), String> {
-    actor
-        .send(Enqueue(crate::actors::session::job_turn(job)))
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// What recovery did.
-#[derive(Debug, Default)]
-pub struct Recovery {
-    pub resumed: usize,
-    pub interrupted: usize,
-    pub dispatched: usize,
-}
-
-impl Recovery {
-    pub fn add(&mut self, other: &Recovery) {
-        self.resumed += other.resumed;
-        self.interrupted += other.interrupted;
-        self.dispatched += other.dispatched;
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.resumed + self.interrupted + self.dispatched == 0
-    }
-}
-
-/// Jobs whose runner died (a crash, a restart, a node of a cluster gone):
-/// those that were running run again (their session resumes its
-/// conversation) while attempts remain, else they end `interrupted` with
-/// their webhook. `session_id`: one session's jobs (taken over in a
-/// cluster), else every job (the start of a server that runs alone).
-fn requeue_running(
-    c: &mut crate::db::DbConnection,
-    session_id: Option<&str>,
-    max_attempts: i64,
-) -> crate::db::DbResult<Recovery> {
-    let mut report = Recovery::default();
-    let running = match session_id {
-        Some(id) => job::of_session_with_status(c, id, status::RUNNING)?,
-        None => job::with_status(c, status::RUNNING)?,
-    };
-    for running in running {
-        if running.attempts < max_attempts {
-            job::requeue(c, &running.id)?;
-            report.resumed += 1;
-        } else {
-            let done = job::JobCompletion {
-                job_id: running.id.clone(),
-                status: status::INTERRUPTED.into(),
-                result: None,
-                error: Some(format!(
-                    "the server stopped while the job was running, {} time(s); giving up",
-                    running.attempts
-                )),
-                cost_micros: 0,
-                duration_ms: 0,
-                tools_used: running.tools_used.clone(),
-            };
-            job::complete_and_notify(c, &done)?;
-            report.interrupted += 1;
-        }
-    }
-    Ok(report)
-}
-
-/// Recovers one session's jobs into its actor (see `requeue_running`);
-/// queued jobs are handed over oldest first.
-pub async fn recover_session(
-    services: &Services,
-    session: &Session,
-    actor: &actix::Addr<crate::actors::session::SessionActor>,
-) -> crate::db::DbResult<Recovery> {
-    let max_attempts = i64::from(services.settings.job_max_attempts);
-    let id = session.id.clone();
-    let (mut report, queued) = crate::db::run(&services.pool, move |c| {
-        let report = requeue_running(c, Some(&id), max_attempts)?;
-        Ok((report, job::of_session_with_status(c, &id, status::QUEUED)?))
-    })
-    .await?;
-    for queued in queued {
-        match dispatch(actor, &queued).await {
-            Ok(()) => report.dispatched += 1,
-            Err(e) => {
-                tracing::error!(job = %queued.id, error = %e, "cannot dispatch a recovered job")
-            }
-        }
-    }
-    Ok(report)
-}
-
 /// At the start of a server that runs alone: every job left running or
 /// queued by the previous run (see `requeue_running`).
 pub async fn recover(services: &Services) -> crate::db::DbResult<Recovery> {
+    use super::ownership::{enqueue_job, requeue_running};
     use crate::db::models::session;
 
     let max_attempts = i64::from(services.settings.job_max_attempts);
@@ -261,7 +168,7 @@ pub async fn recover(services: &Services) -> crate::db::DbResult<Recovery> {
     .await?;
     for (session, queued) in queued {
         let handed = match super::ownership::actor(services, &session).await {
-            Ok(actor) => dispatch(&actor, &queued).await,
+            Ok(actor) => enqueue_job(&actor, &queued).await,
             Err(e) => Err(e.to_string()),
         };
         match handed {

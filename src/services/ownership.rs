@@ -5,14 +5,19 @@
 //! `api::forward`). Whatever a previous holder left unfinished (jobs queued
 //! or running when it died or drained) is picked up when its lease is
 //! taken over, and a sweep adopts sessions whose jobs no live node holds.
+//! Recovering a session's jobs lives here too (a server alone recovers
+//! every session's at start, through `jobs::recover`).
 
 use actix::Addr;
 
 use super::Services;
+use crate::actors::session::messages::Enqueue;
 use crate::actors::session::SessionActor;
 use crate::actors::supervisor::messages::{OpenSession, WarmSession};
+use crate::db::models::job::{self, Job};
 use crate::db::models::lease::{self, Lease, Taken};
 use crate::db::models::session::Session;
+use crate::domain::job as status;
 use crate::error::ApiError;
 
 /// The session's actor on this node, its lease taken first in a cluster.
@@ -125,7 +130,7 @@ async fn close_open_turn(services: &Services, session: &Session) {
 
 /// Picks up the jobs a previous holder of the session left.
 async fn adopt(services: &Services, session: &Session, addr: &Addr<SessionActor>) {
-    match super::jobs::recover_session(services, session, addr).await {
+    match recover_session(services, session, addr).await {
         Ok(report) if !report.is_empty() => tracing::warn!(
             session = %session.name,
             resumed = report.resumed,
@@ -172,4 +177,99 @@ pub async fn adopt_orphans(services: &Services) -> usize {
         }
     }
     adopted
+}
+
+/// Hands a queued job to its session's actor (FIFO with the session's chats).
+pub async fn enqueue_job(
+    actor: &actix::Addr<crate::actors::session::SessionActor>,
+    job: &Job,
+) -> Result<(), String> {
+    actor
+        .send(Enqueue(crate::actors::session::job_turn(job)))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// What recovery did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    pub resumed: usize,
+    pub interrupted: usize,
+    pub dispatched: usize,
+}
+
+impl Recovery {
+    pub fn add(&mut self, other: &Recovery) {
+        self.resumed += other.resumed;
+        self.interrupted += other.interrupted;
+        self.dispatched += other.dispatched;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resumed + self.interrupted + self.dispatched == 0
+    }
+}
+
+/// Jobs whose runner died (a crash, a restart, a node of a cluster gone):
+/// those that were running run again (their session resumes its
+/// conversation) while attempts remain, else they end `interrupted` with
+/// their webhook. `session_id`: one session's jobs (taken over in a
+/// cluster), else every job (the start of a server that runs alone).
+pub(super) fn requeue_running(
+    c: &mut crate::db::DbConnection,
+    session_id: Option<&str>,
+    max_attempts: i64,
+) -> crate::db::DbResult<Recovery> {
+    let mut report = Recovery::default();
+    let running = match session_id {
+        Some(id) => job::of_session_with_status(c, id, status::RUNNING)?,
+        None => job::with_status(c, status::RUNNING)?,
+    };
+    for running in running {
+        if running.attempts < max_attempts {
+            job::requeue(c, &running.id)?;
+            report.resumed += 1;
+        } else {
+            let done = job::JobCompletion {
+                job_id: running.id.clone(),
+                status: status::INTERRUPTED.into(),
+                result: None,
+                error: Some(format!(
+                    "the server stopped while the job was running, {} time(s); giving up",
+                    running.attempts
+                )),
+                cost_micros: 0,
+                duration_ms: 0,
+                tools_used: running.tools_used.clone(),
+            };
+            job::complete_and_notify(c, &done)?;
+            report.interrupted += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// Recovers one session's jobs into its actor (see `requeue_running`);
+/// queued jobs are handed over oldest first.
+pub async fn recover_session(
+    services: &Services,
+    session: &Session,
+    actor: &actix::Addr<crate::actors::session::SessionActor>,
+) -> crate::db::DbResult<Recovery> {
+    let max_attempts = i64::from(services.settings.job_max_attempts);
+    let id = session.id.clone();
+    let (mut report, queued) = crate::db::run(&services.pool, move |c| {
+        let report = requeue_running(c, Some(&id), max_attempts)?;
+        Ok((report, job::of_session_with_status(c, &id, status::QUEUED)?))
+    })
+    .await?;
+    for queued in queued {
+        match enqueue_job(actor, &queued).await {
+            Ok(()) => report.dispatched += 1,
+            Err(e) => {
+                tracing::error!(job = %queued.id, error = %e, "cannot dispatch a recovered job")
+            }
+        }
+    }
+    Ok(report)
 }
