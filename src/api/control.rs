@@ -204,8 +204,10 @@ async fn from_storage(
     // Listening before reading: no wake-up falls between the two.
     let wake = node.event_wakeups();
     let (id, me) = (session.id.clone(), node.instance_id().to_owned());
+    let (tenant, name) = (who.tenant().0.clone(), session.name.clone());
     let elsewhere = crate::db::run(&state.services.pool, move |c| {
-        let runs_elsewhere = crate::db::models::lease::owner_of(c, &id, &me)?.is_some();
+        let runs_elsewhere =
+            crate::db::models::lease::owner_of_named(c, &tenant, &name, &me)?.is_some();
         let stored = (event::max_seq(c, &id)?, event::min_seq(c, &id)?);
         Ok(runs_elsewhere.then_some(stored))
     })

@@ -83,7 +83,7 @@ async fn take(services: &Services, session: &Session) -> Result<(Option<Lease>, 
         Taken::Held { lease, taken_over } => Ok((Some(lease), taken_over)),
         // The request was routed here a moment before another node took the
         // session: the client's retry is forwarded there.
-        Taken::Elsewhere { .. } => Err(ApiError::Unavailable(
+        Taken::Elsewhere => Err(ApiError::Unavailable(
             "the session just moved to another node; retry the request".into(),
         )),
         Taken::Draining => Err(ApiError::Unavailable(

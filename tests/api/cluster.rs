@@ -213,6 +213,28 @@ impl Cluster {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// A chat sent to `node` in the background: its status, and when its
+    /// answer came.
+    fn spawn_chat(
+        &self,
+        node: usize,
+        session: &str,
+        message: &str,
+    ) -> tokio::task::JoinHandle<(u16, Instant)> {
+        let request = self
+            .post(
+                node,
+                &format!("/api/v1/sessions/{session}/chat"),
+                ALICE,
+                json!({ "message": message }),
+            )
+            .send();
+        tokio::spawn(async move {
+            let status = request.await.unwrap().status().as_u16();
+            (status, Instant::now())
+        })
+    }
+
     fn query_i64(&self, sql: &str) -> i64 {
         use diesel::prelude::*;
         #[derive(QueryableByName)]
@@ -540,21 +562,7 @@ async fn a_stream_on_one_node_sees_a_turn_running_on_another() {
         text
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let turn = {
-        let client = c.client.clone();
-        let url = c.nodes[0].url("/api/v1/sessions/watched/chat");
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(ALICE)
-                .json(&json!({ "message": "[[slow 10 200]]" }))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
-    };
+    let turn = c.spawn_chat(0, "watched", "[[slow 10 200]]");
     // Node 1's list of sessions shows the turn running on node 0.
     let listed_running = eventually(10, || async {
         let list: Value = c
@@ -573,7 +581,7 @@ async fn a_stream_on_one_node_sees_a_turn_running_on_another() {
     })
     .await;
     assert!(listed_running, "node 1 lists the session as running");
-    assert_eq!(turn.await.unwrap(), 200);
+    assert_eq!(turn.await.unwrap().0, 200);
     // The stream on node 1 carried node 0's turn.
     let first_done = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(text) = seen_rx.recv().await {
@@ -654,19 +662,7 @@ async fn a_node_whose_lease_was_taken_cannot_write() {
 
     // A slow turn starts on node 0; halfway, node 1 takes the lease (as
     // it would after node 0 was paused past its lease).
-    let slow = {
-        let client = c.client.clone();
-        let url = c.nodes[0].url("/api/v1/sessions/contested/chat");
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(ALICE)
-                .json(&json!({ "message": "[[slow 20 150]]" }))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        })
-    };
+    let slow = c.spawn_chat(0, "contested", "[[slow 20 150]]");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let intruder = c.instance_id(1).await;
     c.exec(&format!(
@@ -675,7 +671,7 @@ async fn a_node_whose_lease_was_taken_cannot_write() {
     ));
     let events_at_takeover =
         c.query_i64("SELECT count(*) AS n FROM events e JOIN sessions s ON s.id = e.session_id WHERE s.name = 'contested'");
-    let status = slow.await.unwrap().unwrap();
+    let (status, _) = slow.await.unwrap();
     assert_ne!(
         status, 200,
         "the turn of a node that lost its lease is not answered as stored"
@@ -880,20 +876,7 @@ async fn sigterm_drain_hands_sessions_over_without_a_failed_request() {
     let (status, _) = c.chat(0, "idle-one", "hello").await;
     assert_eq!(status, 200);
     assert_eq!(c.owner("idle-one").await, Some(0));
-    let busy = {
-        let client = c.client.clone();
-        let url = c.nodes[0].url("/api/v1/sessions/busy-one/chat");
-        tokio::spawn(async move {
-            let res = client
-                .post(url)
-                .bearer_auth(ALICE)
-                .json(&json!({ "message": "[[slow 40 150]]" }))
-                .send()
-                .await
-                .unwrap();
-            (res.status().as_u16(), Instant::now())
-        })
-    };
+    let busy = c.spawn_chat(0, "busy-one", "[[slow 40 150]]");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let stopped = c.nodes[0].terminate();
     let released = eventually(10, || async {

@@ -28,8 +28,8 @@ pub enum Taken {
     /// This instance holds it; `taken_over` when it came from another
     /// holder (or none): what that holder left unfinished is this one's now.
     Held { lease: Lease, taken_over: bool },
-    /// A live lease of another instance; where that instance answers.
-    Elsewhere { advertise_url: Option<String> },
+    /// A live lease of another instance (or one taken a moment ago).
+    Elsewhere,
     /// This instance is draining: it takes no lease.
     Draining,
 }
@@ -105,13 +105,7 @@ pub fn acquire(
     if is_draining(pg, instance_id)? {
         return Ok(Taken::Draining);
     }
-    Ok(match owner_of(conn, session_id, instance_id)? {
-        Some(advertise_url) => Taken::Elsewhere { advertise_url },
-        // Released between the two statements: the caller may try again.
-        None => Taken::Elsewhere {
-            advertise_url: None,
-        },
-    })
+    Ok(Taken::Elsewhere)
 }
 
 fn is_draining(pg: &mut diesel::PgConnection, instance_id: &str) -> DbResult<bool> {
@@ -123,32 +117,9 @@ fn is_draining(pg: &mut diesel::PgConnection, instance_id: &str) -> DbResult<boo
     Ok(row.is_some())
 }
 
-/// The live holder of a session's lease when it is another instance than
-/// `me`: `Some(its advertise_url)`; `None` when the session is free or mine.
-pub fn owner_of(
-    conn: &mut DbConnection,
-    session_id: &str,
-    me: &str,
-) -> DbResult<Option<Option<String>>> {
-    let DbConnection::Postgres(pg) = conn else {
-        return Ok(None);
-    };
-    let sql = format!(
-        "SELECT i.advertise_url FROM sessions s \
-           LEFT JOIN server_instances i ON i.id = s.owner_instance \
-         WHERE s.id = $1 AND s.owner_instance IS NOT NULL AND s.owner_instance <> $2 \
-           AND s.lease_until >= {DB_NOW}"
-    );
-    let row: Option<OwnerRow> = diesel::sql_query(sql)
-        .bind::<Text, _>(session_id)
-        .bind::<Text, _>(me)
-        .get_result(pg)
-        .optional()?;
-    Ok(row.map(|r| r.advertise_url))
-}
-
-/// `owner_of` for a session named by its tenant and name (what a request
-/// path gives).
+/// The live holder of the lease of the tenant's session `name` when it is
+/// another instance than `me`: `Some(its advertise_url)`; `None` when the
+/// session is free, mine, or not there.
 pub fn owner_of_named(
     conn: &mut DbConnection,
     tenant_id: &str,
