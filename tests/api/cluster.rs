@@ -198,6 +198,14 @@ impl Cluster {
         assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     }
 
+    /// A session created on `node` and talked to there once: it runs there.
+    async fn session_on(&self, node: usize, name: &str, message: &str) {
+        self.create(node, name).await;
+        let (status, answer) = self.chat(node, name, message).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(self.owner(name).await, Some(node));
+    }
+
     async fn chat(&self, node: usize, session: &str, message: &str) -> (u16, Value) {
         let res = self
             .post(
@@ -524,10 +532,7 @@ async fn a_stream_on_one_node_sees_a_turn_running_on_another() {
     let Some(mut c) = Cluster::start(2).await else {
         return;
     };
-    c.create(0, "watched").await;
-    let (status, _) = c.chat(0, "watched", "warm up").await;
-    assert_eq!(status, 200);
-    assert_eq!(c.owner("watched").await, Some(0));
+    c.session_on(0, "watched", "warm up").await;
 
     // Subscribed through node 1; the turn runs on node 0. Then node 0 dies,
     // the session moves to node 1, and the same stream goes on.
@@ -654,10 +659,7 @@ async fn a_node_whose_lease_was_taken_cannot_write() {
     let Some(c) = Cluster::start(2).await else {
         return;
     };
-    c.create(0, "contested").await;
-    let (status, _) = c.chat(0, "contested", "before").await;
-    assert_eq!(status, 200);
-    assert_eq!(c.owner("contested").await, Some(0));
+    c.session_on(0, "contested", "before").await;
     let turns_before = c.query_i64("SELECT turns AS n FROM sessions WHERE name = 'contested'");
 
     // A slow turn starts on node 0; halfway, node 1 takes the lease (as
@@ -776,10 +778,7 @@ async fn kill_9_of_the_owner_mid_job_lets_another_node_finish_it() {
         return;
     };
     let receiver = Receiver::start(&[200]);
-    c.create(0, "survivor").await;
-    let (status, _) = c.chat(0, "survivor", "remember the word zebra").await;
-    assert_eq!(status, 200);
-    assert_eq!(c.owner("survivor").await, Some(0));
+    c.session_on(0, "survivor", "remember the word zebra").await;
     let res = c
         .post(
             0,
@@ -844,10 +843,7 @@ async fn sigterm_drain_hands_sessions_over_without_a_failed_request() {
     let Some(mut c) = Cluster::start(2).await else {
         return;
     };
-    c.create(0, "moving").await;
-    let (status, _) = c.chat(0, "moving", "remember the word walrus").await;
-    assert_eq!(status, 200);
-    assert_eq!(c.owner("moving").await, Some(0));
+    c.session_on(0, "moving", "remember the word walrus").await;
 
     // A client talks to node 1 the whole time; node 0 is stopped meanwhile.
     let client = c.client.clone();
