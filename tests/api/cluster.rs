@@ -93,8 +93,11 @@ impl Cluster {
         }
         let mut cluster = Cluster {
             nodes: Vec::new(),
+            // Pooled connections live less than the servers' keep-alive
+            // (5 s), so none is reused just as a node closes it.
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .unwrap(),
             mock: MockModel::start(),
