@@ -2,6 +2,7 @@
 //! server. Binds the listener itself so tests can ask for port 0.
 
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
 
 use actix::{Actor, Addr};
@@ -105,8 +106,13 @@ impl Application {
             .with_context(|| format!("cannot create DATA_DIR {:?}", settings.data_dir))?;
         let data_dir =
             std::fs::canonicalize(&settings.data_dir).context("cannot resolve DATA_DIR")?;
+        // Keys, secrets, transcripts and the database live here: the
+        // server's alone.
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make DATA_DIR {data_dir:?} private"))?;
         let settings = Arc::new(Settings {
             data_dir,
+            approved_directory: workspace_root.clone(),
             ..(*settings).clone()
         });
         tracing::info!(
@@ -180,7 +186,7 @@ impl Application {
         let (gateway, gateway_handle) = start_gateway(&settings, &pool).await?;
         let (instance, node) = start_instance(&settings, &pool, &gateway, &workspace_root).await?;
         let sandbox = Arc::new(
-            crate::sandbox::Sandbox::probe(&settings.sandbox, &settings.data_dir)
+            crate::sandbox::Sandbox::probe(&settings.sandbox, &settings.data_dir, pool.clone())
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?,
         );

@@ -43,6 +43,33 @@ impl Runtime {
         self.settings.data_dir.join("cli-config").join(tenant_id)
     }
 
+    /// The tenant's CLI state folder, opened (made when missing). The
+    /// agent writes inside it but cannot move the folder itself.
+    pub fn cli_config_tree(&self, tenant_id: &str) -> std::io::Result<crate::sandbox::Tree> {
+        crate::sandbox::Tree::open_or_create(&self.cli_config_dir(tenant_id))
+    }
+
+    /// A session's working folder, opened from the tenant's area down one
+    /// folder at a time without following a link: a folder the agent
+    /// swapped for a link is refused, never followed.
+    pub fn workspace_tree(
+        &self,
+        tenant_id: &str,
+        workspace: &std::path::Path,
+    ) -> std::io::Result<crate::sandbox::Tree> {
+        let area = self.settings.approved_directory.join(tenant_id);
+        let rel = crate::sandbox::tree::relative_beneath(&area, workspace).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is not a folder of the tenant's area",
+                    workspace.display()
+                ),
+            )
+        })?;
+        crate::sandbox::Tree::open(&area)?.subtree(&rel, None)
+    }
+
     /// Where pid files of live CLI processes are kept.
     pub fn pid_dir(&self) -> PathBuf {
         self.settings.data_dir.join("run")

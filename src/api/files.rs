@@ -258,7 +258,12 @@ pub async fn upload_file(
     let path = files::joined(&folder, &name);
     let (shown, stored_name) = (path.clone(), name.clone());
     // The folder is created only now, so a refused upload leaves no trace.
-    let agent = state.services.sandbox.agent_owner();
+    let agent = state
+        .services
+        .sandbox
+        .owner(who.tenant().as_str())
+        .await
+        .map_err(ApiError::internal)?;
     let size = blocking(move || {
         let target = files::open_folder(&root, &folder)?;
         let size = upload.commit(&target, &stored_name, overwrite, &shown)?;

@@ -144,15 +144,21 @@ pub fn env(plan: &LaunchPlan) -> BTreeMap<String, String> {
 
 /// The transcript file the CLI keeps for a conversation started in `cwd`.
 pub fn transcript_path(config_dir: &Path, cwd: &Path, cli_session_id: &str) -> PathBuf {
+    let (folder, file) = transcript_location(cwd, cli_session_id);
+    config_dir.join(folder).join(file)
+}
+
+/// The transcript's folder (relative to the CLI state folder) and file name.
+pub fn transcript_location(cwd: &Path, cli_session_id: &str) -> (PathBuf, String) {
     let key: String = cwd
         .to_string_lossy()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    config_dir
-        .join("projects")
-        .join(key)
-        .join(format!("{cli_session_id}.jsonl"))
+    (
+        Path::new("projects").join(key),
+        format!("{cli_session_id}.jsonl"),
+    )
 }
 
 #[cfg(test)]

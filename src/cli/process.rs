@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::{self, LaunchPlan};
+use crate::sandbox::Confinement;
 
 /// Bytes of stderr kept for error reports.
 const STDERR_TAIL_BYTES: usize = 8 * 1024;
@@ -69,11 +70,19 @@ impl CliProcess {
             })?;
         }
         let mut env = command::env(plan);
+        // Descriptors bwrap reads; closed here once the child has them.
+        let mut inherited = Vec::new();
         let (program, mut cmd, group) = match confinement {
             Some(c) => {
-                env.extend(c.env);
+                let fds = c.raw_fds();
                 let mut cmd = tokio::process::Command::new(&c.program);
+                // SAFETY: the closure only calls fcntl (async-signal-safe).
+                unsafe {
+                    cmd.pre_exec(move || Confinement::keep_open(&fds));
+                }
+                env.extend(c.env);
                 cmd.args(&c.args).arg(&c.cli);
+                inherited = c.fds;
                 (c.program, cmd, c.group)
             }
             None => (
@@ -102,6 +111,7 @@ impl CliProcess {
         let mut child = cmd.spawn().map_err(|e| {
             io::Error::new(e.kind(), format!("cannot start {}: {e}", program.display()))
         })?;
+        drop(inherited);
         let pid = child.id().unwrap_or(0);
         let pid_file = write_pid_file(pid_dir, pid, &program);
 

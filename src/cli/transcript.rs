@@ -1,33 +1,39 @@
 //! Rebuilding the CLI's transcript file from its mirrored lines (see
 //! `db::models::transcript`), so `--resume` finds the conversation where
-//! the file was purged, lost, or written on another node.
+//! the file was purged, lost, written on another node, or is needed under
+//! another working folder. The CLI state folder is the agent's to write:
+//! the file is never copied from it, only written from the database copy,
+//! through `sandbox::Tree` (no link followed, a fresh file renamed into
+//! place).
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::io;
 use std::path::Path;
 
-/// Writes `lines` as the transcript file at `path`, one per line, through a
-/// temporary file and a rename: a half-written transcript is never resumed.
-/// The file is private (`0600`) like the CLI's own; the sandbox hands the
-/// CLI state to the agent user before the process starts.
-pub fn restore(path: &Path, lines: &[String]) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+use crate::sandbox::{Owner, Tree};
+
+/// Whether the transcript `folder/file` is there as a regular file (a link
+/// planted in its place is not a transcript: it is rebuilt over).
+pub fn exists(config: &Tree, folder: &Path, file: &str) -> io::Result<bool> {
+    match config.subtree(folder, None) {
+        Ok(dir) => dir.has_file(file),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
-    let partial = path.with_extension("jsonl.partial");
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)?;
-    let mut out = std::io::BufWriter::new(file);
-    for line in lines {
-        out.write_all(line.as_bytes())?;
-        out.write_all(b"\n")?;
-    }
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&partial, path)
+}
+
+/// Writes `lines` as the transcript `folder/file` of the CLI state folder
+/// `config`, one per line, private (`0600`) and owned by the agent user
+/// `owner` like the CLI's own; missing folders are made, also the agent's.
+pub fn restore(
+    config: &Tree,
+    folder: &Path,
+    file: &str,
+    lines: &[String],
+    owner: Owner,
+) -> io::Result<()> {
+    config
+        .subtree(folder, Some(owner))?
+        .write_lines(file, lines, owner)
 }
 
 #[cfg(test)]
@@ -38,15 +44,40 @@ mod tests {
     fn a_restored_transcript_is_the_lines_in_order() {
         use std::os::unix::fs::PermissionsExt as _;
         let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("projects/-srv-ws/id.jsonl");
+        let config = Tree::open(tmp.path()).unwrap();
+        let folder = Path::new("projects/-srv-ws");
+        assert!(!exists(&config, folder, "id.jsonl").unwrap());
         let lines = vec![r#"{"type":"user"}"#.to_owned(), r#"{"a":"é"}"#.to_owned()];
-        restore(&path, &lines).unwrap();
+        restore(&config, folder, "id.jsonl", &lines, None).unwrap();
+        let path = tmp.path().join("projects/-srv-ws/id.jsonl");
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"type\":\"user\"}\n{\"a\":\"é\"}\n"
         );
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert!(!path.with_extension("jsonl.partial").exists());
+        assert!(exists(&config, folder, "id.jsonl").unwrap());
+    }
+
+    #[test]
+    fn a_planted_link_is_replaced_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("root-owned");
+        std::fs::write(&victim, "keep").unwrap();
+        let state = tmp.path().join("state");
+        std::fs::create_dir_all(state.join("projects/-w")).unwrap();
+        for planted in ["id.jsonl", "id.jsonl.partial"] {
+            std::os::unix::fs::symlink(&victim, state.join("projects/-w").join(planted)).unwrap();
+        }
+        let config = Tree::open(&state).unwrap();
+        let folder = Path::new("projects/-w");
+        assert!(!exists(&config, folder, "id.jsonl").unwrap());
+        restore(&config, folder, "id.jsonl", &["x".into()], None).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        // A linked folder is refused rather than written through.
+        std::fs::remove_dir_all(state.join("projects")).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), state.join("projects")).unwrap();
+        assert!(restore(&config, folder, "id.jsonl", &["x".into()], None).is_err());
+        assert!(!tmp.path().join("-w").exists());
     }
 }

@@ -172,7 +172,24 @@ pub fn connect(url: &str) -> DbResult<DbPool> {
         .build(manager)?;
     let mut conn = pool.get()?;
     run_migrations(&mut conn)?;
+    if backend == Backend::Sqlite {
+        make_private(url.strip_prefix("sqlite://").unwrap_or(url));
+    }
     Ok(pool)
+}
+
+/// The SQLite file (and its journal) readable by the server alone: it holds
+/// key hashes, credentials and every tenant's history.
+fn make_private(path: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let file = format!("{path}{suffix}");
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file, error = %e, "cannot make the database file private"),
+        }
+    }
 }
 
 fn run_migrations(conn: &mut DbConnection) -> DbResult<()> {

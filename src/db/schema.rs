@@ -1,6 +1,13 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    agent_users (tenant_id) {
+        tenant_id -> Text,
+        slot -> BigInt,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Text,
         tenant_id -> Text,
@@ -288,6 +295,7 @@ diesel::joinable!(tenant_webhook_secrets -> tenants (tenant_id));
 diesel::joinable!(transcript_entries -> sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    agent_users,
     api_keys,
     budget_reservations,
     server_instances,

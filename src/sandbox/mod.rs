@@ -6,13 +6,18 @@
 //! cgroup with memory, process and CPU limits.
 
 pub mod cgroup;
+mod seccomp;
+pub mod tree;
+mod users;
 
 use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 pub use cgroup::Limits;
+pub use tree::{Owner, Tree};
 
 /// `AGENT_SANDBOX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +46,12 @@ impl std::str::FromStr for Mode {
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
     pub mode: Mode,
-    /// `AGENT_UID` / `AGENT_GID`: who the agent is when the server is root.
+    /// `AGENT_UID` / `AGENT_GID`: the first agent user when the server is
+    /// root; each tenant gets its own, counting up from these.
     pub agent_uid: u32,
     pub agent_gid: u32,
+    /// `AGENT_UID_COUNT`: how many agent users (tenants) there can be.
+    pub agent_uid_count: u32,
     pub limits: Limits,
 }
 
@@ -84,9 +92,13 @@ const SYSTEM_LINKS: &[&str] = &["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/l
 pub struct SandboxStatus {
     /// `bwrap` (confined) or `off`.
     pub mode: &'static str,
-    /// `uid:gid` the agent runs as, when the server is root; else the
-    /// server's own user in a user namespace.
+    /// The agent users' range, `uid-uid:gid-gid` (one user a tenant), when
+    /// the server is root; else `null`: the server's own user in a user
+    /// namespace.
     pub agent_user: Option<String>,
+    /// Whether a seccomp filter refuses namespaces, mounts, tracing and
+    /// kernel interfaces to the agent.
+    pub seccomp: bool,
     /// `v1`, `v2`, or `null` when no limits apply.
     pub cgroup: Option<&'static str>,
     pub limits: Option<Limits>,
@@ -98,12 +110,13 @@ pub struct SandboxStatus {
 #[derive(Debug)]
 pub struct Sandbox {
     bwrap: Option<PathBuf>,
-    /// `setpriv`, with the agent's ids, when the server is root.
-    drop_to: Option<(PathBuf, u32, u32)>,
+    /// `setpriv`, when the server is root (the agent is dropped to its
+    /// tenant's user inside the sandbox).
+    setpriv: Option<PathBuf>,
+    users: users::AgentUsers,
     cgroups: Option<cgroup::Hierarchy>,
     limits: Limits,
-    /// A copy of `/etc/passwd` and `/etc/group` that name the agent user.
-    identity: Option<(PathBuf, PathBuf)>,
+    seccomp: Option<seccomp::Programs>,
     missing: Vec<String>,
 }
 
@@ -121,14 +134,42 @@ pub struct Confinement {
     /// Variables the CLI gets instead of the server's.
     pub env: BTreeMap<String, String>,
     pub group: Option<cgroup::Group>,
+    /// Descriptors bwrap reads (the folders it binds, the seccomp
+    /// programs): kept open across `exec` in the child, closed here once
+    /// it has started.
+    pub fds: Vec<OwnedFd>,
 }
 
-/// The paths one process may see besides the system.
+impl Confinement {
+    /// For `pre_exec`: lets the descriptors in `fds` (raw numbers, taken
+    /// before the fork) survive `exec`. Async-signal-safe: `fcntl` only.
+    pub fn keep_open(fds: &[i32]) -> std::io::Result<()> {
+        for &fd in fds {
+            // SAFETY: fcntl on a descriptor this process holds.
+            if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn raw_fds(&self) -> Vec<i32> {
+        self.fds.iter().map(|fd| fd.as_raw_fd()).collect()
+    }
+}
+
+/// What one process may see besides the system: its workspace and its
+/// tenant's CLI state, each an opened folder (bound by descriptor, so a
+/// path swapped for a link after the check binds nothing else), at the
+/// path the process sees it under.
 pub struct Mounts<'a> {
     pub cli: &'a Path,
-    pub workspace: &'a Path,
-    pub config_dir: &'a Path,
+    pub workspace: (&'a Tree, &'a Path),
+    pub config_dir: (&'a Tree, &'a Path),
+    /// The operator's `CLAUDE_ADD_DIRS`, read-only.
     pub add_dirs: &'a [PathBuf],
+    /// The tenant's agent user (`None`: the server's own user).
+    pub owner: Owner,
 }
 
 fn is_root() -> bool {
@@ -145,22 +186,31 @@ fn find_program(name: &str) -> Option<PathBuf> {
 
 impl Sandbox {
     /// Unconfined: what `off` gives, and `auto` where the sandbox cannot run.
-    pub fn off(settings: &SandboxSettings, missing: Vec<String>) -> Sandbox {
+    pub fn off(settings: &SandboxSettings, data_dir: &Path, missing: Vec<String>) -> Sandbox {
         Sandbox {
             bwrap: None,
-            drop_to: None,
+            setpriv: None,
+            users: users::AgentUsers::none(settings, data_dir),
             cgroups: None,
             limits: settings.limits,
-            identity: None,
+            seccomp: None,
             missing,
         }
     }
 
     /// Probes what this host allows: runs a trivial sandboxed command and
     /// makes this server's cgroup folders. `Err` only in mode `bwrap`.
-    pub async fn probe(settings: &SandboxSettings, data_dir: &Path) -> Result<Sandbox, String> {
+    pub async fn probe(
+        settings: &SandboxSettings,
+        data_dir: &Path,
+        pool: crate::db::DbPool,
+    ) -> Result<Sandbox, String> {
         if settings.mode == Mode::Off {
-            return Ok(Sandbox::off(settings, vec!["AGENT_SANDBOX=off".into()]));
+            return Ok(Sandbox::off(
+                settings,
+                data_dir,
+                vec!["AGENT_SANDBOX=off".into()],
+            ));
         }
         let mut missing = Vec::new();
         let refuse_or_off = |missing: Vec<String>| -> Result<Sandbox, String> {
@@ -170,7 +220,7 @@ impl Sandbox {
                     missing.join("; ")
                 ))
             } else {
-                Ok(Sandbox::off(settings, missing))
+                Ok(Sandbox::off(settings, data_dir, missing))
             }
         };
         let Some(bwrap) = find_program("bwrap") else {
@@ -178,9 +228,9 @@ impl Sandbox {
                 "bwrap is not installed (Debian: apt-get install bubblewrap)".into(),
             ]);
         };
-        let drop_to = if is_root() {
+        let setpriv = if is_root() {
             match find_program("setpriv") {
-                Some(setpriv) => Some((setpriv, settings.agent_uid, settings.agent_gid)),
+                Some(setpriv) => Some(setpriv),
                 None => {
                     return refuse_or_off(vec![
                         "setpriv is not installed (Debian: util-linux)".into()
@@ -190,20 +240,26 @@ impl Sandbox {
         } else {
             None
         };
+        let users = match &setpriv {
+            Some(_) => users::AgentUsers::per_tenant(settings, data_dir, pool),
+            None => users::AgentUsers::none(settings, data_dir),
+        };
+        let seccomp = match seccomp::Programs::build() {
+            Ok(programs) => Some(programs),
+            Err(e) => {
+                missing.push(format!("no seccomp filter: {e}"));
+                None
+            }
+        };
         let mut sandbox = Sandbox {
             bwrap: Some(bwrap),
-            drop_to,
+            setpriv,
+            users,
             cgroups: None,
             limits: settings.limits,
-            identity: None,
+            seccomp,
             missing: Vec::new(),
         };
-        if sandbox.drop_to.is_some() {
-            match write_identity(data_dir, settings.agent_uid, settings.agent_gid) {
-                Ok(files) => sandbox.identity = Some(files),
-                Err(e) => missing.push(format!("no passwd entry for the agent user: {e}")),
-            }
-        }
         if let Err(e) = sandbox.try_run().await {
             return refuse_or_off(vec![format!(
                 "a sandboxed test command failed: {e} (bwrap needs unprivileged user namespaces, or a server running as root with CAP_SYS_ADMIN)"
@@ -224,33 +280,40 @@ impl Sandbox {
         Ok(sandbox)
     }
 
-    /// Runs `true` in a sandbox shaped like a CLI process's.
+    /// Runs `true` in a sandbox shaped like a CLI process's, as the first
+    /// agent user.
     async fn try_run(&self) -> Result<(), String> {
         let here = std::env::temp_dir();
+        let tree = Tree::open(&here).map_err(|e| e.to_string())?;
+        let owner = self.setpriv.as_ref().map(|_| self.users.first());
         let Some(confined) = self.confine(
             &Mounts {
                 cli: Path::new("/usr/bin/true"),
-                workspace: &here,
-                config_dir: &here,
+                workspace: (&tree, &here),
+                config_dir: (&tree, &here),
                 add_dirs: &[],
+                owner,
             },
             None,
         )?
         else {
             return Err("no bwrap".into());
         };
-        let out = tokio::time::timeout(
-            std::time::Duration::from_secs(20),
-            tokio::process::Command::new(&confined.program)
-                .args(&confined.args)
-                .arg("/usr/bin/true")
-                .env_clear()
-                .env("PATH", "/usr/bin:/bin")
-                .output(),
-        )
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
+        let fds = confined.raw_fds();
+        let mut command = tokio::process::Command::new(&confined.program);
+        command
+            .args(&confined.args)
+            .arg("/usr/bin/true")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin");
+        // SAFETY: the closure only calls fcntl (async-signal-safe).
+        unsafe {
+            command.pre_exec(move || Confinement::keep_open(&fds));
+        }
+        let out = tokio::time::timeout(std::time::Duration::from_secs(20), command.output())
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
         if out.status.success() {
             Ok(())
         } else {
@@ -262,16 +325,20 @@ impl Sandbox {
         self.bwrap.is_some()
     }
 
-    /// The owner that files the agent must write get (uploads, workspaces,
-    /// CLI state), when the agent is another user than the server.
-    pub fn agent_owner(&self) -> Option<(u32, u32)> {
-        self.drop_to.as_ref().map(|(_, uid, gid)| (*uid, *gid))
+    /// The agent user of `tenant_id`'s processes and files, given on first
+    /// use (`None` when the agent is the server's own user).
+    pub async fn owner(&self, tenant_id: &str) -> std::io::Result<Owner> {
+        if self.setpriv.is_none() {
+            return Ok(None);
+        }
+        self.users.of(tenant_id).await.map(Some)
     }
 
     pub fn status(&self) -> SandboxStatus {
         SandboxStatus {
             mode: if self.is_on() { "bwrap" } else { "off" },
-            agent_user: self.agent_owner().map(|(u, g)| format!("{u}:{g}")),
+            agent_user: self.setpriv.as_ref().map(|_| self.users.range()),
+            seccomp: self.is_on() && self.seccomp.is_some(),
             cgroup: self.cgroups.as_ref().map(cgroup::Hierarchy::version),
             limits: self.cgroups.as_ref().map(|_| self.limits),
             missing: self.missing.clone(),
@@ -288,6 +355,7 @@ impl Sandbox {
         let Some(bwrap) = &self.bwrap else {
             return Ok(None);
         };
+        let mut fds: Vec<OwnedFd> = Vec::new();
         let mut args: Vec<String> = [
             "--unshare-pid",
             "--unshare-ipc",
@@ -298,9 +366,18 @@ impl Sandbox {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        if self.drop_to.is_none() {
+        if self.setpriv.is_none() {
             // Not root: a user namespace stands in for the privileges.
             args.push("--unshare-user".into());
+        }
+        if let Some(programs) = &self.seccomp {
+            for fd in programs
+                .descriptors()
+                .map_err(|e| format!("seccomp: {e}"))?
+            {
+                args.extend(["--add-seccomp-fd".into(), fd.as_raw_fd().to_string()]);
+                fds.push(fd);
+            }
         }
         let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
         push(&[
@@ -324,40 +401,61 @@ impl Sandbox {
         for entry in ETC_ENTRIES {
             push(&["--ro-bind-try", entry, entry]);
         }
-        if let Some((passwd, group_file)) = &self.identity {
-            push(&["--ro-bind", &passwd.to_string_lossy(), "/etc/passwd"]);
-            push(&["--ro-bind", &group_file.to_string_lossy(), "/etc/group"]);
-        } else {
-            push(&["--ro-bind-try", "/etc/passwd", "/etc/passwd"]);
-            push(&["--ro-bind-try", "/etc/group", "/etc/group"]);
+        match mounts.owner {
+            Some((uid, gid)) => {
+                let (passwd, group_file) = self
+                    .users
+                    .identity(uid, gid)
+                    .map_err(|e| format!("cannot write the agent user's passwd entry: {e}"))?;
+                push(&["--ro-bind", &passwd.to_string_lossy(), "/etc/passwd"]);
+                push(&["--ro-bind", &group_file.to_string_lossy(), "/etc/group"]);
+            }
+            None => {
+                push(&["--ro-bind-try", "/etc/passwd", "/etc/passwd"]);
+                push(&["--ro-bind-try", "/etc/group", "/etc/group"]);
+            }
         }
         push(&["--perms", "1777", "--tmpfs", "/tmp"]);
 
         let cli_root = cli_install_root(mounts.cli);
-        let mut binds: Vec<(&Path, bool)> = Vec::new();
+        let mut read_only: Vec<&Path> = Vec::new();
         if !cli_root.starts_with("/usr") {
-            binds.push((&cli_root, false));
+            read_only.push(&cli_root);
         }
-        binds.extend(mounts.add_dirs.iter().map(|d| (d.as_path(), false)));
-        binds.push((mounts.workspace, true));
-        binds.push((mounts.config_dir, true));
+        read_only.extend(mounts.add_dirs.iter().map(PathBuf::as_path));
+        let writable = [mounts.workspace, mounts.config_dir];
         // Folders above each bound path, made traversable for the agent.
         let mut made: Vec<PathBuf> = vec!["/".into(), "/tmp".into(), "/usr".into()];
-        for (path, _) in &binds {
+        let targets = read_only
+            .iter()
+            .copied()
+            .chain(writable.iter().map(|(_, at)| *at));
+        for path in targets {
             for ancestor in path.ancestors().collect::<Vec<_>>().into_iter().rev() {
-                if ancestor == *path || made.iter().any(|m| m == ancestor) {
+                if ancestor == path || made.iter().any(|m| m == ancestor) {
                     continue;
                 }
                 made.push(ancestor.to_path_buf());
                 push(&["--perms", "0755", "--dir", &ancestor.to_string_lossy()]);
             }
         }
-        for (path, writable) in &binds {
+        for path in &read_only {
             let p = path.to_string_lossy();
-            push(&[if *writable { "--bind" } else { "--ro-bind" }, &p, &p]);
+            push(&["--ro-bind", &p, &p]);
         }
-        push(&["--chdir", &mounts.workspace.to_string_lossy(), "--"]);
-        if let Some((setpriv, uid, gid)) = &self.drop_to {
+        for (tree, at) in writable {
+            let fd = tree
+                .descriptor()
+                .map_err(|e| format!("cannot open {}: {e}", at.display()))?;
+            push(&[
+                "--bind-fd",
+                &fd.as_raw_fd().to_string(),
+                &at.to_string_lossy(),
+            ]);
+            fds.push(fd);
+        }
+        push(&["--chdir", &mounts.workspace.1.to_string_lossy(), "--"]);
+        if let (Some(setpriv), Some((uid, gid))) = (&self.setpriv, mounts.owner) {
             push(&[
                 &setpriv.to_string_lossy(),
                 &format!("--reuid={uid}"),
@@ -374,7 +472,7 @@ impl Sandbox {
         let env = BTreeMap::from([
             (
                 "HOME".to_owned(),
-                mounts.config_dir.to_string_lossy().into_owned(),
+                mounts.config_dir.1.to_string_lossy().into_owned(),
             ),
             ("TMPDIR".to_owned(), "/tmp".to_owned()),
         ]);
@@ -384,23 +482,17 @@ impl Sandbox {
             cli: std::fs::canonicalize(mounts.cli).unwrap_or_else(|_| mounts.cli.to_path_buf()),
             env,
             group,
+            fds,
         }))
     }
 
-    /// Gives `dir` (and, when its top is not the agent's yet, everything in
-    /// it) to the agent user; `always_walk` checks every entry (small
-    /// folders, such as the CLI state, where the server writes too).
-    pub fn hand_over(&self, dir: &Path, always_walk: bool) -> std::io::Result<()> {
-        let Some((uid, gid)) = self.agent_owner() else {
-            return Ok(());
-        };
-        std::fs::create_dir_all(dir)?;
-        use std::os::unix::fs::MetadataExt as _;
-        let top = std::fs::symlink_metadata(dir)?;
-        if top.uid() == uid && !always_walk {
-            return Ok(());
+    /// Gives the folder `tree` (and, when its top is not the agent's yet,
+    /// everything in it) to the agent user `owner`, by descriptor.
+    pub fn hand_over(&self, tree: &Tree, owner: Owner) -> std::io::Result<()> {
+        match owner {
+            Some(owner) => tree.give_to(owner),
+            None => Ok(()),
         }
-        chown_tree(dir, uid, gid)
     }
 
     /// Removes this server's cgroup folders (at shutdown).
@@ -421,46 +513,4 @@ fn cli_install_root(cli: &Path) -> PathBuf {
         .find(|a| a.ends_with("@anthropic-ai/claude-code"))
         .map(Path::to_path_buf);
     package.unwrap_or_else(|| real.parent().unwrap_or(Path::new("/")).to_path_buf())
-}
-
-fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::symlink_metadata(path)?;
-    if meta.uid() != uid || meta.gid() != gid {
-        std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
-    }
-    if meta.is_dir() {
-        for entry in std::fs::read_dir(path)? {
-            chown_tree(&entry?.path(), uid, gid)?;
-        }
-    }
-    Ok(())
-}
-
-/// `/etc/passwd` and `/etc/group` with the agent user added, so tools that
-/// look their user up (git, ssh, Python's getpass) find one.
-fn write_identity(data_dir: &Path, uid: u32, gid: u32) -> std::io::Result<(PathBuf, PathBuf)> {
-    let dir = data_dir.join("sandbox");
-    std::fs::create_dir_all(&dir)?;
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let uid_taken = passwd
-        .lines()
-        .any(|l| l.split(':').nth(2) == Some(&uid.to_string()));
-    let gid_taken = group
-        .lines()
-        .any(|l| l.split(':').nth(2) == Some(&gid.to_string()));
-    let mut passwd = passwd;
-    if !uid_taken {
-        passwd.push_str(&format!("agent:x:{uid}:{gid}:agent:/tmp:/bin/bash\n"));
-    }
-    let mut group = group;
-    if !gid_taken {
-        group.push_str(&format!("agent:x:{gid}:\n"));
-    }
-    let passwd_file = dir.join("passwd");
-    let group_file = dir.join("group");
-    std::fs::write(&passwd_file, passwd)?;
-    std::fs::write(&group_file, group)?;
-    Ok((passwd_file, group_file))
 }

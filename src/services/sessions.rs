@@ -14,7 +14,6 @@ use crate::actors::supervisor::messages::{CloseSession, RunningSessions};
 use crate::db::models::session::{self, Session};
 use crate::domain::session::SessionSpec;
 use crate::error::ApiError;
-use crate::security::paths::is_strictly_beneath;
 
 /// Where a session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -370,10 +369,18 @@ impl From<WorkingDirError> for ApiError {
     }
 }
 
-/// `raw` (absolute, or relative to the tenant's area) resolved with every
-/// symlink followed, then checked to be an existing folder strictly inside
-/// the tenant's area. Blocking.
-pub fn resolve_working_dir(area: &Path, raw: &str) -> Result<PathBuf, WorkingDirError> {
+/// `raw` (absolute, or relative to the tenant's area) as a folder strictly
+/// inside the area, resolved without following a link: every component is
+/// opened beneath the area with `O_NOFOLLOW`, so a link (planted by an
+/// agent, or anyone) is refused rather than followed. A folder that is, is
+/// inside, or holds one of `others` (the tenant's other sessions'
+/// workspaces) is refused too: one session's agent would change another's
+/// files. Blocking.
+pub fn resolve_working_dir(
+    area: &Path,
+    raw: &str,
+    others: &[(String, String)],
+) -> Result<PathBuf, WorkingDirError> {
     use WorkingDirError::*;
     if raw.trim().is_empty() {
         return Err(Invalid("working_dir must not be empty".into()));
@@ -381,29 +388,44 @@ pub fn resolve_working_dir(area: &Path, raw: &str) -> Result<PathBuf, WorkingDir
     if raw.contains('\0') {
         return Err(Invalid("working_dir contains a NUL byte".into()));
     }
-    let area = area
-        .canonicalize()
-        .map_err(|e| Unavailable(format!("the tenant's area is not available: {e}")))?;
-    let candidate = Path::new(raw);
-    let candidate = if candidate.is_absolute() {
-        candidate.to_path_buf()
-    } else {
-        area.join(candidate)
-    };
-    let real = candidate
-        .canonicalize()
-        .map_err(|_| NotFound(format!("working_dir {raw:?} does not exist")))?;
-    // Outside the area is "not there for you", as in the files API.
-    if !is_strictly_beneath(&real, &area) {
-        return Err(NotFound(format!(
-            "working_dir {raw:?} is outside your area; it must be a folder inside {}",
+    let outside = || {
+        Invalid(format!(
+            "working_dir {raw:?} is not a folder inside your area {} (no '..', no links)",
             area.display()
-        )));
+        ))
+    };
+    let rel = crate::sandbox::tree::relative_beneath(area, Path::new(raw)).ok_or_else(outside)?;
+    let tree = crate::sandbox::Tree::open(area)
+        .map_err(|e| Unavailable(format!("the tenant's area is not available: {e}")))?;
+    match tree.subtree(&rel, None) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(NotFound(format!("working_dir {raw:?} does not exist")))
+        }
+        Err(e) => {
+            // Only to word the answer: was a link on the way (refused), or
+            // is something else than a folder there?
+            let mut prefix = area.to_path_buf();
+            let linked = rel.components().any(|c| {
+                prefix.push(c);
+                std::fs::symlink_metadata(&prefix).is_ok_and(|m| m.file_type().is_symlink())
+            });
+            if linked || e.raw_os_error() != Some(libc::ENOTDIR) {
+                return Err(outside());
+            }
+            return Err(NotFound(format!("working_dir {raw:?} is not a folder")));
+        }
     }
-    if !real.is_dir() {
-        return Err(NotFound(format!("working_dir {raw:?} is not a folder")));
+    let dir = area.join(&rel);
+    for (name, other) in others {
+        let other = Path::new(other);
+        if dir.starts_with(other) || other.starts_with(&dir) {
+            return Err(Invalid(format!(
+                "working_dir {raw:?} overlaps the workspace of session {name:?}; pick a folder of its own"
+            )));
+        }
     }
-    Ok(real)
+    Ok(dir)
 }
 
 /// Points the session at another existing folder of the tenant's area; the
@@ -416,7 +438,12 @@ pub async fn change_folder(
 ) -> Result<Session, ApiError> {
     let row = load(services, who, name).await?;
     let area = services.workspace_root.join(who.tenant().as_str());
-    let dir = crate::blocking::run(move || resolve_working_dir(&area, &raw)).await??;
+    let (tenant, id) = (who.tenant().clone(), row.id.clone());
+    let others = crate::db::run(&services.pool, move |c| {
+        crate::db::models::workspace::of_other_sessions(c, &tenant, &id)
+    })
+    .await?;
+    let dir = crate::blocking::run(move || resolve_working_dir(&area, &raw, &others)).await??;
     let addr = super::ownership::actor(services, &row).await?;
     addr.send(ChangeWorkspace { workspace: dir })
         .await?
@@ -437,40 +464,61 @@ mod tests {
         let root = tmp.path().canonicalize().unwrap();
         let area = root.join("alice");
         std::fs::create_dir_all(area.join("repo/sub")).unwrap();
+        std::fs::create_dir_all(area.join("other/inner")).unwrap();
         std::fs::create_dir_all(root.join("bob/repo")).unwrap();
         std::fs::write(area.join("file.txt"), "x").unwrap();
         std::os::unix::fs::symlink(root.join("bob/repo"), area.join("to-bob")).unwrap();
         std::os::unix::fs::symlink("/tmp", area.join("to-tmp")).unwrap();
         std::os::unix::fs::symlink(area.join("repo"), area.join("to-repo")).unwrap();
+        std::os::unix::fs::symlink("/", area.join("repo/root")).unwrap();
+        let others = vec![(
+            "o".to_owned(),
+            area.join("other").to_string_lossy().into_owned(),
+        )];
 
+        let ok = |raw: &str| resolve_working_dir(&area, raw, &others).unwrap();
+        assert_eq!(ok("repo"), area.join("repo"));
         assert_eq!(
-            resolve_working_dir(&area, "repo").unwrap(),
-            area.join("repo")
+            ok(area.join("repo/sub").to_str().unwrap()),
+            area.join("repo/sub")
         );
-        let abs = area.join("repo/sub");
-        assert_eq!(
-            resolve_working_dir(&area, abs.to_str().unwrap()).unwrap(),
-            abs
-        );
-        assert_eq!(
-            resolve_working_dir(&area, "to-repo").unwrap(),
-            area.join("repo")
-        );
+        let invalid = |raw: &str| {
+            matches!(
+                resolve_working_dir(&area, raw, &others),
+                Err(WorkingDirError::Invalid(_))
+            )
+        };
         for bad in [
             "",
-            "missing",
-            "file.txt",
             "to-bob",
             "to-tmp",
+            // A link is refused even when it points inside.
+            "to-repo",
+            "repo/root",
+            "repo/root/etc",
             "..",
             "repo/../..",
             ".",
             "/etc",
             "a\0b",
+            "other",
+            "other/inner",
+            area.to_str().unwrap(),
+            root.join("bob/repo").to_str().unwrap(),
         ] {
-            assert!(resolve_working_dir(&area, bad).is_err(), "{bad:?}");
+            assert!(invalid(bad), "{bad:?}");
         }
-        let bob = root.join("bob/repo");
-        assert!(resolve_working_dir(&area, bob.to_str().unwrap()).is_err());
+        for missing in ["missing", "file.txt"] {
+            assert!(matches!(
+                resolve_working_dir(&area, missing, &others),
+                Err(WorkingDirError::NotFound(_))
+            ));
+        }
+        // A folder holding another session's workspace is refused too.
+        let holder = vec![(
+            "o".to_owned(),
+            area.join("repo/sub").to_string_lossy().into_owned(),
+        )];
+        assert!(resolve_working_dir(&area, "repo", &holder).is_err());
     }
 }

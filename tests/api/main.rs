@@ -12,6 +12,7 @@ mod python;
 mod receiver;
 
 mod approvals;
+mod boundary;
 mod chat;
 mod cluster;
 mod compat;

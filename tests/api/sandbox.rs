@@ -2,6 +2,7 @@
 //! inside the agent (the real CLI running the mock model's commands) with the
 //! sandbox as the defaults give it (tests run as root, as CI does).
 
+use std::os::unix::fs::MetadataExt as _;
 use std::process::Command;
 
 use serde_json::{json, Value};
@@ -43,7 +44,9 @@ async fn health_names_the_sandbox_and_its_limits() {
     let health = app.health().await;
     let sandbox = &health["sandbox"];
     assert_eq!(sandbox["mode"], "bwrap", "{health}");
-    assert_eq!(sandbox["agent_user"], "10900:10900");
+    // One agent user per tenant, from AGENT_UID / AGENT_GID up.
+    assert_eq!(sandbox["agent_user"], "10900-20899:10900-20899");
+    assert_eq!(sandbox["seccomp"], true, "{sandbox}");
     assert_eq!(sandbox["limits"]["memory_max_mb"], 2048);
     assert_eq!(sandbox["limits"]["pids_max"], 512);
     assert!(sandbox["cgroup"].is_string(), "{sandbox}");
@@ -84,7 +87,14 @@ async fn another_tenants_agent_cannot_reach_the_server_its_data_or_other_workspa
     let answer = app.chat_ok(BOB, "b", &probe).await;
     let out = tool_output(&answer);
     assert!(out.contains("done"), "{out}");
-    assert_eq!(field(&out, "uid"), Some("10900"), "{out}");
+    // Each tenant's agent is a user of its own.
+    let bob_uid: u32 = field(&out, "uid").unwrap().parse().unwrap();
+    let alice_uid = std::fs::metadata(alice_ws.join("secret.txt"))
+        .unwrap()
+        .uid();
+    assert!((10_900..20_900).contains(&bob_uid), "{out}");
+    assert!((10_900..20_900).contains(&alice_uid));
+    assert_ne!(bob_uid, alice_uid, "tenants share no agent user");
     assert!(!out.contains("seen="), "{out}");
     // Of the data folder, only the way to bob's own CLI state is there.
     assert_eq!(field(&out, "data"), Some("cli-config"), "{out}");

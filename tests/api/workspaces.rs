@@ -1,5 +1,6 @@
 //! `POST /sessions/{name}/repo`: moving a session to another folder of the
-//! tenant's area keeps its conversation; anything outside is refused; and
+//! tenant's area keeps its conversation; anything outside, a link, or
+//! another session's workspace is refused (422); and
 //! deleting the session removes only the workspace it created.
 
 use serde_json::{json, Value};
@@ -81,6 +82,8 @@ async fn the_cli_restarts_in_the_new_directory_and_keeps_the_conversation() {
 async fn directories_outside_the_tenants_own_area_are_refused() {
     let app = TestApp::spawn_with(Options::fake()).await;
     app.create_session(ALICE, "s").await;
+    app.create_session(ALICE, "other").await;
+    std::fs::create_dir_all(app.workspace("alice", "other").join("inside")).unwrap();
     app.create_session(BOB, "b").await;
     let alice = app.workspaces().join("alice");
     std::fs::create_dir_all(alice.join("ok")).unwrap();
@@ -112,10 +115,17 @@ async fn directories_outside_the_tenants_own_area_are_refused() {
         app.root.path().join("data").to_string_lossy().into_owned(),
         "/etc".into(),
         "/".into(),
-        "missing".into(),
-        "file.txt".into(),
+        // Another session's workspace, or a folder holding one.
+        app.workspace("alice", "other")
+            .to_string_lossy()
+            .into_owned(),
+        "other/inside".into(),
     ] {
         let res = set_repo(&app, ALICE, "s", &dir).await;
+        assert_problem(res, 422, "validation-error").await;
+    }
+    for dir in ["missing", "file.txt"] {
+        let res = set_repo(&app, ALICE, "s", dir).await;
         assert_problem(res, 404, "not-found").await;
     }
     for dir in ["", " ", "a\u{0}b"] {

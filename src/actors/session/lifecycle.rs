@@ -52,28 +52,55 @@ impl SessionActor {
         self.spawn_process(spec, ctx);
     }
 
-    /// Starts the process once its transcript is ready: resumed when there
-    /// is one (on disk, or rebuilt from the database), else a new one. The
-    /// actor waits meanwhile, so nothing else starts a process.
+    /// Starts the process once its agent user is known and its transcript
+    /// is ready: resumed when there is one (on disk, or rebuilt from the
+    /// database), else a new one. The actor waits meanwhile, so nothing
+    /// else starts a process.
     pub(super) fn spawn_process(&mut self, spec: LaunchSpec, ctx: &mut Context<Self>) {
         self.process = Process::Preparing;
-        let prepared = self.prepare_transcript();
+        let sandbox = self.runtime.sandbox.clone();
+        let tenant = self.session.tenant_id.clone();
+        let transcript = self.transcript_preparation();
+        let prepared = async move {
+            let owner = sandbox
+                .owner(&tenant)
+                .await
+                .map_err(|e| format!("no agent user for the tenant: {e}"))?;
+            Ok::<_, String>((transcript.run(owner).await, owner))
+        };
         // The launch is logged in the span of the turn that asked for it.
         let span = self.span();
-        ctx.wait(
-            prepared
-                .into_actor(self)
-                .map(move |conversation, act, ctx| {
-                    let _entered = span.enter();
-                    if matches!(act.process, Process::Preparing) {
-                        act.process = Process::Slot;
-                        act.launch(spec, conversation, ctx);
-                    }
-                }),
-        );
+        ctx.wait(prepared.into_actor(self).map(move |prepared, act, ctx| {
+            let _entered = span.enter();
+            if !matches!(act.process, Process::Preparing) {
+                return;
+            }
+            act.process = Process::Slot;
+            match prepared {
+                Ok((conversation, owner)) => act.launch(spec, conversation, owner, ctx),
+                Err(e) => act.launch_failed(e, ctx),
+            }
+        }));
     }
 
-    fn launch(&mut self, spec: LaunchSpec, conversation: Conversation, ctx: &mut Context<Self>) {
+    /// A process that could not start: its slot goes back and the turn
+    /// that was waiting for it fails with `reason`.
+    fn launch_failed(&mut self, reason: String, ctx: &mut Context<Self>) {
+        tracing::error!(session = %self.session.name, error = %reason, "cannot start the CLI");
+        self.release_slot();
+        if let Some(turn) = self.queue.pop_front() {
+            self.fail_unstarted(turn, TurnError::Process(reason));
+        }
+        ctx.notify(messages::Advance);
+    }
+
+    fn launch(
+        &mut self,
+        spec: LaunchSpec,
+        conversation: Conversation,
+        owner: crate::sandbox::Owner,
+        ctx: &mut Context<Self>,
+    ) {
         let config_dir = self.runtime.cli_config_dir(&self.session.tenant_id);
         let model_grant = self
             .runtime
@@ -89,7 +116,7 @@ impl SessionActor {
             conversation,
         };
         self.generation += 1;
-        let started = self.confine(&plan).and_then(|confinement| {
+        let started = self.confine(&plan, owner).and_then(|confinement| {
             // One stream per process: it ends when the process's output
             // does, so a stopped process leaves nothing that keeps the
             // actor alive.
@@ -128,33 +155,40 @@ impl SessionActor {
                     reported_cost_micros: 0,
                 });
             }
-            Err(e) => {
-                tracing::error!(session = %self.session.name, error = %e, "cannot start the CLI");
-                self.release_slot();
-                if let Some(turn) = self.queue.pop_front() {
-                    self.fail_unstarted(turn, TurnError::Process(e));
-                }
-                ctx.notify(messages::Advance);
-            }
+            Err(e) => self.launch_failed(e, ctx),
         }
     }
 
     /// The sandbox of the process `plan` describes: its workspace and CLI
-    /// state handed to the agent user, its cgroup made.
-    fn confine(&self, plan: &LaunchPlan) -> Result<Option<crate::sandbox::Confinement>, String> {
+    /// state opened without following links and handed to the tenant's
+    /// agent user, its cgroup made.
+    fn confine(
+        &self,
+        plan: &LaunchPlan,
+        owner: crate::sandbox::Owner,
+    ) -> Result<Option<crate::sandbox::Confinement>, String> {
         let sandbox = &self.runtime.sandbox;
         if !sandbox.is_on() {
             return Ok(None);
         }
+        let workspace = self
+            .runtime
+            .workspace_tree(&self.session.tenant_id, &plan.workspace)
+            .map_err(|e| format!("cannot open the working folder: {e}"))?;
+        let config = self
+            .runtime
+            .cli_config_tree(&self.session.tenant_id)
+            .map_err(|e| format!("cannot open the CLI state folder: {e}"))?;
         sandbox
-            .hand_over(&plan.workspace, false)
-            .and_then(|()| sandbox.hand_over(&plan.config_dir, true))
+            .hand_over(&workspace, owner)
+            .and_then(|()| sandbox.hand_over(&config, owner))
             .map_err(|e| format!("cannot give the workspace to the agent user: {e}"))?;
         let mounts = crate::sandbox::Mounts {
             cli: &plan.cli_path,
-            workspace: &plan.workspace,
-            config_dir: &plan.config_dir,
+            workspace: (&workspace, &plan.workspace),
+            config_dir: (&config, &plan.config_dir),
             add_dirs: &plan.spec.add_dirs,
+            owner,
         };
         let group = format!("{}-{}", self.session.id, self.generation);
         sandbox.confine(&mounts, Some(&group))

@@ -1,16 +1,18 @@
 //! Moving a session to another working directory. The CLI keys its stored
 //! conversations by working directory (`projects/<cwd>/<id>.jsonl` under
-//! `CLAUDE_CONFIG_DIR`), so the transcript is copied to the new directory's
-//! project folder before the process is restarted there; the next turn then
-//! resumes the same conversation in the new place.
-
-use std::path::Path;
+//! `CLAUDE_CONFIG_DIR`), so the transcript is written into the new
+//! directory's project folder before the process is restarted there; the
+//! next turn then resumes the same conversation in the new place. It is
+//! rebuilt from the database's mirror, never copied from the old file: the
+//! CLI state folder is the agent's, and the old file may be a link to
+//! anything.
 
 use actix::{ActorFutureExt, AtomicResponse, Context, Handler, WrapFuture};
 
 use super::SessionActor;
 use crate::cli::command;
-use crate::db::models::TenantId;
+use crate::db::models::{transcript, TenantId};
+use crate::sandbox::Tree;
 
 pub use super::messages::ChangeWorkspace;
 
@@ -20,21 +22,6 @@ pub enum ChangeWorkspaceError {
     Busy,
     #[error("{0}")]
     Failed(String),
-}
-
-/// Copies the transcript from `from` to `to` (via a temporary file and a
-/// rename, so a half-copied transcript is never resumed). Nothing to copy is
-/// fine: a session that never chatted has no transcript yet.
-fn carry_transcript(from: &Path, to: &Path) -> std::io::Result<()> {
-    if from == to || !from.exists() {
-        return Ok(());
-    }
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let partial = to.with_extension("jsonl.partial");
-    std::fs::copy(from, &partial)?;
-    std::fs::rename(&partial, to)
 }
 
 impl Handler<ChangeWorkspace> for SessionActor {
@@ -52,13 +39,11 @@ impl Handler<ChangeWorkspace> for SessionActor {
         // exited; the next turn starts a process in the new directory.
         let retiring = self.take_for_retirement();
         let config_dir = self.runtime.cli_config_dir(&self.session.tenant_id);
-        let from = command::transcript_path(
-            &config_dir,
-            &self.session.workspace,
-            &self.session.cli_session_id,
-        );
-        let to =
-            command::transcript_path(&config_dir, &msg.workspace, &self.session.cli_session_id);
+        let (folder, file) =
+            command::transcript_location(&msg.workspace, &self.session.cli_session_id);
+        let sandbox = self.runtime.sandbox.clone();
+        let transcripts = self.transcripts.clone();
+        let cli_session_id = self.session.cli_session_id.clone();
         let pool = self.runtime.pool.clone();
         let tenant = TenantId(self.session.tenant_id.clone());
         let id = self.session.id.clone();
@@ -71,7 +56,23 @@ impl Handler<ChangeWorkspace> for SessionActor {
                 if let Some(retiring) = retiring {
                     retiring.await;
                 }
-                crate::blocking::run(move || carry_transcript(&from, &to))
+                let owner = sandbox
+                    .owner(tenant.as_str())
+                    .await
+                    .map_err(|e| ChangeWorkspaceError::Failed(e.to_string()))?;
+                // After every mirror write queued so far.
+                let session_id = id.clone();
+                transcripts
+                    .call(move |c| {
+                        let lines = transcript::lines(c, &session_id, &cli_session_id)?;
+                        if lines.is_empty() {
+                            // Nothing said yet: nothing to carry.
+                            return Ok(Ok(()));
+                        }
+                        Ok(Tree::open_or_create(&config_dir).and_then(|config| {
+                            crate::cli::transcript::restore(&config, &folder, &file, &lines, owner)
+                        }))
+                    })
                     .await
                     .map_err(|e| ChangeWorkspaceError::Failed(e.to_string()))?
                     .map_err(|e| {
@@ -94,25 +95,5 @@ impl Handler<ChangeWorkspace> for SessionActor {
                 result
             }),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transcripts_are_carried_whole() {
-        let tmp = tempfile::tempdir().unwrap();
-        let from = tmp.path().join("projects/-a/id.jsonl");
-        let to = tmp.path().join("projects/-b/id.jsonl");
-        carry_transcript(&from, &to).unwrap();
-        assert!(!to.exists(), "nothing to carry");
-        std::fs::create_dir_all(from.parent().unwrap()).unwrap();
-        std::fs::write(&from, "{\"a\":1}\n").unwrap();
-        carry_transcript(&from, &to).unwrap();
-        assert_eq!(std::fs::read_to_string(&to).unwrap(), "{\"a\":1}\n");
-        assert!(from.exists(), "the old directory keeps its copy");
-        assert!(!to.with_extension("jsonl.partial").exists());
     }
 }

@@ -1,6 +1,7 @@
 //! Row types and the queries that belong to them. Every query over tenant
 //! data takes the caller's `TenantId`, so scoping cannot be forgotten.
 
+pub mod agent_user;
 pub mod approval;
 pub mod audit;
 pub mod budget;

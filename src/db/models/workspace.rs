@@ -46,3 +46,28 @@ pub fn set_current(
     .execute(conn)?;
     Ok(n > 0)
 }
+
+/// The folders the tenant's other sessions work in or created, with their
+/// names: `(name, folder)`.
+pub fn of_other_sessions(
+    conn: &mut DbConnection,
+    tenant: &TenantId,
+    except_id: &str,
+) -> DbResult<Vec<(String, String)>> {
+    let rows: Vec<(String, String, Option<String>)> = sessions::table
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .filter(sessions::id.ne(except_id))
+        .select((
+            sessions::name,
+            sessions::workspace,
+            sessions::created_workspace,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .flat_map(|(name, current, created)| {
+            let created = created.map(|c| (name.clone(), c));
+            std::iter::once((name, current)).chain(created)
+        })
+        .collect())
+}
