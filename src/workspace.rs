@@ -12,11 +12,20 @@ pub fn session_dir(root: &Path, tenant: &str, name: &str) -> PathBuf {
 /// Creates the workspace; `Ok(false)` when it already existed (then the
 /// session does not own it and never deletes it).
 pub fn create(dir: &Path) -> io::Result<bool> {
-    if dir.is_dir() {
-        return Ok(false);
+    let made = if dir.is_dir() {
+        false
+    } else {
+        std::fs::create_dir_all(dir)?;
+        true
+    };
+    // The tenant's area is the server's alone (each agent sees only its own
+    // workspace, bound into its sandbox): no tenant's agent user can walk
+    // into another's even if something else fails.
+    if let Some(area) = dir.parent() {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(area, std::fs::Permissions::from_mode(0o700))?;
     }
-    std::fs::create_dir_all(dir)?;
-    Ok(true)
+    Ok(made)
 }
 
 /// Removes a workspace the session created.
