@@ -79,16 +79,16 @@ impl AgentUsers {
         })
         .await
         .map_err(|e| io::Error::other(format!("cannot give the tenant an agent user: {e}")))?;
-        let slot = u32::try_from(slot)
+        let ids = u32::try_from(slot)
             .ok()
             .filter(|s| *s < self.count)
+            .and_then(|s| Some((self.first.0.checked_add(s)?, self.first.1.checked_add(s)?)))
             .ok_or_else(|| {
                 io::Error::other(format!(
                     "every agent user of the range is taken (AGENT_UID_COUNT={})",
                     self.count
                 ))
             })?;
-        let ids = (self.first.0 + slot, self.first.1 + slot);
         if let Ok(mut cache) = self.cache.write() {
             cache.insert(tenant_id.to_owned(), ids);
         }
