@@ -112,10 +112,8 @@ fn compile(
 impl Programs {
     /// Compiles the programs for this machine's architecture.
     pub fn build() -> Result<Programs, String> {
-        let mut deny: std::collections::BTreeMap<i64, Vec<SeccompRule>> = DENIED
-            .iter()
-            .map(|&nr| (nr, Vec::new()))
-            .collect();
+        let mut deny: std::collections::BTreeMap<i64, Vec<SeccompRule>> =
+            DENIED.iter().map(|&nr| (nr, Vec::new())).collect();
         // clone(flags, …): refused when a namespace flag is set in the low
         // word (one rule a flag: any matching rule refuses).
         let mut clone_rules = Vec::new();
@@ -139,9 +137,7 @@ impl Programs {
             clone_rules.push(SeccompRule::new(vec![condition]).map_err(|e| e.to_string())?);
         }
         deny.insert(libc::SYS_clone, clone_rules);
-        let clone3 = [(libc::SYS_clone3, Vec::new())]
-            .into_iter()
-            .collect();
+        let clone3 = [(libc::SYS_clone3, Vec::new())].into_iter().collect();
         Ok(Programs {
             deny: compile(deny, libc::EPERM)?,
             clone3: compile(clone3, libc::ENOSYS)?,

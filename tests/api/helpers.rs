@@ -34,6 +34,20 @@ pub enum Cli {
     Fake,
 }
 
+/// Whether the server (this test process) runs as root: then each tenant's
+/// agent is a user of its own; else it is the server's user in a user
+/// namespace (the suite runs both ways, see scripts/test.sh).
+pub fn server_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The server's own uid.
+pub fn server_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
 pub fn real_cli_path() -> PathBuf {
     if let Ok(p) = std::env::var("CLAUDE_CLI_PATH") {
         return PathBuf::from(p);

@@ -44,9 +44,15 @@ async fn health_names_the_sandbox_and_its_limits() {
     let health = app.health().await;
     let sandbox = &health["sandbox"];
     assert_eq!(sandbox["mode"], "bwrap", "{health}");
+    assert_eq!(sandbox["seccomp"], true, "{sandbox}");
+    if !server_is_root() {
+        // The server's own user in a user namespace; limits need a cgroup
+        // it may write, which an unprivileged user seldom has.
+        assert!(sandbox["agent_user"].is_null(), "{sandbox}");
+        return;
+    }
     // One agent user per tenant, from AGENT_UID / AGENT_GID up.
     assert_eq!(sandbox["agent_user"], "10900-20899:10900-20899");
-    assert_eq!(sandbox["seccomp"], true, "{sandbox}");
     assert_eq!(sandbox["limits"]["memory_max_mb"], 2048);
     assert_eq!(sandbox["limits"]["pids_max"], 512);
     assert!(sandbox["cgroup"].is_string(), "{sandbox}");
@@ -87,14 +93,19 @@ async fn another_tenants_agent_cannot_reach_the_server_its_data_or_other_workspa
     let answer = app.chat_ok(BOB, "b", &probe).await;
     let out = tool_output(&answer);
     assert!(out.contains("done"), "{out}");
-    // Each tenant's agent is a user of its own.
     let bob_uid: u32 = field(&out, "uid").unwrap().parse().unwrap();
     let alice_uid = std::fs::metadata(alice_ws.join("secret.txt"))
         .unwrap()
         .uid();
-    assert!((10_900..20_900).contains(&bob_uid), "{out}");
-    assert!((10_900..20_900).contains(&alice_uid));
-    assert_ne!(bob_uid, alice_uid, "tenants share no agent user");
+    if server_is_root() {
+        // Each tenant's agent is a user of its own.
+        assert!((10_900..20_900).contains(&bob_uid), "{out}");
+        assert!((10_900..20_900).contains(&alice_uid));
+        assert_ne!(bob_uid, alice_uid, "tenants share no agent user");
+    } else {
+        // The server's user, in a user namespace of each process's own.
+        assert_eq!(bob_uid, server_uid(), "{out}");
+    }
     assert!(!out.contains("seen="), "{out}");
     // Of the data folder, only the way to bob's own CLI state is there.
     assert_eq!(field(&out, "data"), Some("cli-config"), "{out}");
@@ -198,6 +209,12 @@ async fn a_setsid_child_dies_with_its_session() {
 #[actix_web::test]
 async fn a_memory_hog_is_killed_and_the_session_answers_the_next_turn() {
     let app = TestApp::spawn_with(Options::default().var("AGENT_MEMORY_MAX_MB", "1024")).await;
+    if app.health().await["sandbox"]["cgroup"].is_null() {
+        // Documented: limits need a writable cgroup (root, or a delegated subtree).
+        assert!(!server_is_root(), "as root, the limits are there");
+        eprintln!("no writable cgroup for this user: the memory limit is not tested");
+        return;
+    }
     app.create_session(ALICE, "m").await;
     let answer = app
         .chat_ok(
