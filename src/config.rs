@@ -439,6 +439,7 @@ impl Settings {
                 agent_uid: parse_bounded(&get, "AGENT_UID", 10_900, 1, u32::MAX - 1)?,
                 agent_gid: parse_bounded(&get, "AGENT_GID", 10_900, 1, u32::MAX - 1)?,
                 agent_uid_count: parse_bounded(&get, "AGENT_UID_COUNT", 10_000, 1, 1 << 24)?,
+                seccomp: parse(&get, "AGENT_SECCOMP", true)?,
                 limits: crate::sandbox::Limits {
                     memory_max_mb: parse_bounded(&get, "AGENT_MEMORY_MAX_MB", 2048, 64, 1 << 20)?,
                     pids_max: parse_bounded(&get, "AGENT_PIDS_MAX", 512, 16, 1 << 22)?,

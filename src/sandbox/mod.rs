@@ -52,6 +52,10 @@ pub struct SandboxSettings {
     pub agent_gid: u32,
     /// `AGENT_UID_COUNT`: how many agent users (tenants) there can be.
     pub agent_uid_count: u32,
+    /// `AGENT_SECCOMP`: refuse namespaces, mounts, tracing and kernel
+    /// interfaces to the agent (true; false only to compare, or for a tool
+    /// that truly needs one of them).
+    pub seccomp: bool,
     pub limits: Limits,
 }
 
@@ -245,7 +249,11 @@ impl Sandbox {
             None => users::AgentUsers::none(settings, data_dir),
         };
         let seccomp = match seccomp::Programs::build() {
-            Ok(programs) => Some(programs),
+            Ok(programs) if settings.seccomp => Some(programs),
+            Ok(_) => {
+                missing.push("no seccomp filter: AGENT_SECCOMP=false".into());
+                None
+            }
             Err(e) => {
                 missing.push(format!("no seccomp filter: {e}"));
                 None
