@@ -196,9 +196,11 @@ fn charge_died_turn(
         ))
         .load(conn)?;
     // A call the gateway charged directly (made outside any turn, wholly or
-    // in part) is charged here only for what that left unpaid.
-    let (mut cost, mut input, mut output) = (0, 0, 0);
-    for (model, input_tokens, output_tokens, created, read, charged) in rows {
+    // in part) is charged here only for what that left unpaid; its tokens
+    // were counted with that charge.
+    let mut calls = Vec::with_capacity(rows.len());
+    let (mut charged, mut input, mut output) = (0, 0, 0);
+    for (model, input_tokens, output_tokens, created, read, direct) in rows {
         let call = CallUsage {
             model,
             input_tokens,
@@ -206,12 +208,14 @@ fn charge_died_turn(
             cache_creation_input_tokens: created,
             cache_read_input_tokens: read,
         };
-        cost += (price(std::slice::from_ref(&call)) - charged).max(0);
-        if charged == 0 {
+        if direct == 0 {
             input += call.all_input_tokens();
             output += call.output_tokens;
         }
+        charged += direct;
+        calls.push(call);
     }
+    let cost = (price(&calls) - charged).max(0);
     if cost == 0 {
         return Ok(0);
     }
