@@ -258,7 +258,7 @@ async fn the_agents_own_model_calls_are_charged_in_a_turn_and_after_it() {
     assert!(turn_cost >= metered, "{turn_cost} < {metered}");
     assert_eq!(
         app.query_i64(&format!(
-            "SELECT COALESCE(SUM(charged_micros), 0) AS n {session_calls}"
+            "SELECT CAST(COALESCE(SUM(charged_micros), 0) AS BIGINT) AS n {session_calls}"
         )),
         0,
         "calls of the turn are the turn's to pay"
@@ -287,7 +287,7 @@ async fn the_agents_own_model_calls_are_charged_in_a_turn_and_after_it() {
     );
     assert_eq!(
         app.query_i64(&format!(
-            "SELECT COALESCE(SUM(charged_micros), 0) AS n {session_calls}"
+            "SELECT CAST(COALESCE(SUM(charged_micros), 0) AS BIGINT) AS n {session_calls}"
         )),
         after_turn_price
     );
