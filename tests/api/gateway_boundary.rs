@@ -156,6 +156,12 @@ async fn the_agent_reaches_only_the_model_calls_of_a_turn_with_a_key_or_the_logi
                  -d '{{\"model\":\"m\",\"max_tokens\":8,\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}'); "
             ));
         }
+        // A refusal in the model API's own shape, so the CLI reports it as such.
+        script.push_str(
+            "curl -s \"$ANTHROPIC_BASE_URL/v1/models\" -H \"Authorization: Bearer $tok\" \
+             | python3 -c 'import json,sys; e=json.load(sys.stdin); \
+             print(\"shape=%s/%s\" % (e[\"type\"], e[\"error\"][\"type\"]))'; ",
+        );
         for (name, path) in [
             ("messages", "/v1/messages?beta=true"),
             ("count", "/v1/messages/count_tokens?beta=true"),
@@ -177,6 +183,7 @@ async fn the_agent_reaches_only_the_model_calls_of_a_turn_with_a_key_or_the_logi
                 "{method} {path} was not refused: {out}"
             );
         }
+        assert!(out.contains("shape=error/permission_error"), "{out}");
         // The CLI's own calls still pass, so the refusals are the allowlist's.
         assert!(out.contains("messages=200"), "{out}");
         assert!(out.contains("count=200"), "{out}");
