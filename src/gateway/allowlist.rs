@@ -14,7 +14,8 @@ use actix_web::http::{Method, Uri};
 
 /// What the pinned CLI calls, found by logging every request of a turn
 /// (with an API key and with the login, tools included): `POST
-/// /v1/messages?beta=true`. Counting tokens is what its `/context` does.
+/// /v1/messages?beta=true`; token counting is free and kept for the CLI's
+/// own counting.
 const ROUTES: &[(&str, Route)] = &[
     ("/v1/messages", Route::Messages),
     ("/v1/messages/count_tokens", Route::CountTokens),
