@@ -184,10 +184,32 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// Variables whose exact names the CLI may see.
-const CLI_ENV_NAMES: &[&str] = &["PATH", "HOME", "LANG", "TMPDIR", "TERM", "IS_SANDBOX"];
-/// Prefixes of variables the CLI may see.
-const CLI_ENV_PREFIXES: &[&str] = &["LC_", "ANTHROPIC_", "CLAUDE_CODE_", "DISABLE_"];
+/// The server variables the CLI may see, by exact name: no prefix, because
+/// a prefix such as `ANTHROPIC_` also passes credentials nobody listed
+/// (`ANTHROPIC_FOUNDRY_API_KEY`, …). What a program needs, and the CLI's
+/// switches that hold no secret; anything else only through
+/// `CLAUDE_ENV_PASSTHROUGH`.
+const CLI_ENV_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TMPDIR",
+    "TERM",
+    "TZ",
+    "IS_SANDBOX",
+    "ANTHROPIC_MODEL",
+    "ANTHROPIC_SMALL_FAST_MODEL",
+    "ANTHROPIC_DEFAULT_OPUS_MODEL",
+    "ANTHROPIC_DEFAULT_SONNET_MODEL",
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
+    "CLAUDE_CODE_MAX_RETRIES",
+    "DISABLE_TELEMETRY",
+    "DISABLE_AUTOUPDATER",
+    "DISABLE_ERROR_REPORTING",
+];
 /// Model credentials and the model's address: the gateway's alone, never the
 /// CLI's (the server sets its own values for the CLI).
 pub const MODEL_ACCESS_NAMES: &[&str] = &[
@@ -573,9 +595,7 @@ pub fn cli_env(
     vars.iter()
         .filter(|(name, _)| !MODEL_ACCESS_NAMES.contains(&name.as_str()))
         .filter(|(name, _)| {
-            CLI_ENV_NAMES.contains(&name.as_str())
-                || CLI_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
-                || passthrough.iter().any(|p| p == *name)
+            CLI_ENV_NAMES.contains(&name.as_str()) || passthrough.iter().any(|p| p == *name)
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
@@ -877,6 +897,10 @@ mod tests {
                 ("WEBHOOK_SECRET", "whsec_x"),
                 ("MY_TOOL_TOKEN", "t"),
                 ("ANTHROPIC_AUTH_TOKEN", "t"),
+                ("ANTHROPIC_FOUNDRY_API_KEY", "sk-foundry"),
+                ("CLAUDE_CODE_SOMETHING", "s"),
+                ("DISABLE_SOMETHING", "d"),
+                ("LC_SECRET", "l"),
                 ("OTHER", "o"),
             ]),
             &[

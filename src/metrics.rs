@@ -2,7 +2,8 @@
 //! (`METRICS_ADDR`) so the scrape port can be kept off the public address:
 //! HTTP requests by route pattern and status (with latency), live CLI
 //! processes, queued turns, turns by outcome with their latency, cost, webhook
-//! attempts by outcome, and pending tool approvals.
+//! attempts by outcome, pending tool approvals, and what the model gateway
+//! refused or charged outside turns.
 //!
 //! The collectors live in one process-wide registry, like Prometheus' own
 //! default registry: instrumentation points sit in the actors and the
@@ -42,6 +43,8 @@ pub struct Metrics {
     webhook_attempts: IntCounterVec,
     approvals_pending: IntGauge,
     cli_spawns: IntCounter,
+    gateway_refused: IntCounterVec,
+    outside_turns_micros: IntCounter,
 }
 
 /// Static metric definitions: a bad one is a bug seen at the first start.
@@ -100,6 +103,17 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "Tool approvals waiting for an answer",
     )?;
     let cli_spawns = IntCounter::new("cca_cli_spawns_total", "Claude CLI processes started")?;
+    let gateway_refused = IntCounterVec::new(
+        Opts::new(
+            "cca_gateway_refused_total",
+            "Requests of CLI processes the model gateway refused to forward",
+        ),
+        &["reason"],
+    )?;
+    let outside_turns_micros = IntCounter::new(
+        "cca_gateway_outside_turns_micro_usd_total",
+        "Model cost of calls made outside any turn, charged to tenants directly, in micro-USD",
+    )?;
     for c in [
         Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(http_duration.clone()),
@@ -113,6 +127,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(webhook_attempts.clone()),
         Box::new(approvals_pending.clone()),
         Box::new(cli_spawns.clone()),
+        Box::new(gateway_refused.clone()),
+        Box::new(outside_turns_micros.clone()),
     ] {
         registry.register(c)?;
     }
@@ -130,6 +146,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         webhook_attempts,
         approvals_pending,
         cli_spawns,
+        gateway_refused,
+        outside_turns_micros,
     })
 }
 
@@ -234,6 +252,23 @@ pub fn webhook_attempt(outcome: &str) {
 pub fn cli_spawned() {
     if let Some(m) = metrics() {
         m.cli_spawns.inc();
+    }
+}
+
+/// The model gateway refused a request (`reason`: `not_normalised` or
+/// `not_allowed`).
+pub fn gateway_refused(reason: &'static str) {
+    if let Some(m) = metrics() {
+        m.gateway_refused.with_label_values(&[reason]).inc();
+    }
+}
+
+/// A model call made outside any turn was charged `micros` directly.
+pub fn charged_outside_turns(micros: i64) {
+    if let Some(m) = metrics() {
+        if micros > 0 {
+            m.outside_turns_micros.inc_by(micros.unsigned_abs());
+        }
     }
 }
 

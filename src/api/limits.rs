@@ -51,9 +51,11 @@ pub async fn middleware(
     // Forwarded by another node of the cluster: counted where it entered.
     let forwarded = super::forward::verify(&req, &state.services.node);
     // An address that failed too often is refused before its key costs a
-    // hash and a lookup.
+    // lookup, unless the key is one that authenticated from it before.
     let client = client_ip(req.request(), &state.services.settings.trusted_proxies);
-    if let Some(retry_after_secs) = client.and_then(|ip| state.auth_failures.blocked(ip)) {
+    let key_hash = hash_key(&key);
+    if let Some(retry_after_secs) = client.and_then(|ip| state.auth_failures.blocked(ip, &key_hash))
+    {
         let detail = format!(
             "too many failed authentications from this address; retry in {retry_after_secs} s"
         );
@@ -65,6 +67,9 @@ pub async fn middleware(
     let quota = resolved.as_ref().and_then(|r| r.rate_limit);
     match resolved {
         Some(resolved) => {
+            if let Some(ip) = client {
+                state.auth_failures.succeeded(ip, &key_hash);
+            }
             req.extensions_mut().insert(resolved);
         }
         // The extractor then refuses it without a second hash and lookup.
@@ -98,7 +103,7 @@ pub async fn middleware(
     } else {
         quota
     };
-    match state.rate_limits.check(&hash_key(&key), quota) {
+    match state.rate_limits.check(&key_hash, quota) {
         Decision::Limited {
             limit,
             retry_after_secs,

@@ -127,7 +127,9 @@ pub async fn login(
         ));
     }
     let client = client_ip(&req, &state.services.settings.trusted_proxies);
-    if let Some(wait) = client.and_then(|ip| state.auth_failures.blocked(ip)) {
+    let key = form.key.trim();
+    let key_hash = crate::security::keys::hash_key(key);
+    if let Some(wait) = client.and_then(|ip| state.auth_failures.blocked(ip, &key_hash)) {
         return login_page(
             &req,
             StatusCode::TOO_MANY_REQUESTS,
@@ -136,7 +138,6 @@ pub async fn login(
             )),
         );
     }
-    let key = form.key.trim();
     let resolved = if key.is_empty() || key.len() > auth::MAX_KEY_LEN {
         None
     } else {
@@ -157,6 +158,9 @@ pub async fn login(
             Some("That key is not valid (unknown or revoked)."),
         );
     };
+    if let Some(ip) = client {
+        state.auth_failures.succeeded(ip, &key_hash);
+    }
     let id = match auth::create(&state, &resolved.caller).await {
         Ok(v) => v,
         Err(e) => return error_page(&e),

@@ -206,6 +206,7 @@ diesel::table! {
         cache_creation_input_tokens -> BigInt,
         cache_read_input_tokens -> BigInt,
         created_at -> Timestamp,
+        charged_micros -> BigInt,
     }
 }
 

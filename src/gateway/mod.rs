@@ -5,6 +5,7 @@
 //! (its own, else the server's), streams the answer back and records the
 //! usage the model reported. The agent never holds a real credential.
 
+mod allowlist;
 pub mod credential;
 pub mod pricing;
 mod proxy;

@@ -1,6 +1,7 @@
-//! Forwarding one request: token check, the real credential instead of the
-//! token, the body streamed up, the answer streamed down through the usage
-//! tap, and the call recorded once the answer has ended.
+//! Forwarding one request: token check, the allowlist, the real credential
+//! instead of the token, the body streamed up, the answer streamed down
+//! through the usage tap, and the call recorded (and, made outside any
+//! turn, charged) once the answer has ended.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,10 +12,14 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
 
+use super::allowlist::{self, Route};
 use super::usage::{CallUsage, UsageTap};
 use super::{Grant, ModelGateway};
 use crate::db;
-use crate::db::models::model_call::{self, NewModelCall};
+use crate::db::models::model_call::{self, DirectCharge, NewModelCall};
+
+/// How much of a refused target is logged (the agent chooses it).
+const LOGGED_TARGET_CHARS: usize = 200;
 
 /// Headers that belong to one connection, not to the request.
 const HOP_BY_HOP: &[&str] = &[
@@ -65,6 +70,32 @@ pub async fn forward(
             "not a token of a live CLI process of this server",
         );
     };
+    let route = match allowlist::check(req.method(), req.uri()) {
+        Ok(route) => route,
+        Err(refusal) => {
+            let target: String = req
+                .uri()
+                .path_and_query()
+                .map_or("", |p| p.as_str())
+                .chars()
+                .take(LOGGED_TARGET_CHARS)
+                .collect();
+            tracing::warn!(
+                tenant = %grant.tenant_id,
+                session = grant.session_id.as_deref().unwrap_or("-"),
+                method = %req.method(),
+                path = ?target,
+                reason = refusal.as_str(),
+                "model gateway refused a request of a CLI process"
+            );
+            crate::metrics::gateway_refused(refusal.as_str());
+            return api_error(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "the model gateway forwards only POST /v1/messages and POST /v1/messages/count_tokens",
+            );
+        }
+    };
     let Some(credential) = gateway.credential_for(&grant.tenant_id) else {
         return api_error(
             StatusCode::UNAUTHORIZED,
@@ -84,6 +115,7 @@ pub async fn forward(
         }
     };
 
+    // Checked by the allowlist, so forwarded as it came.
     let path = req
         .uri()
         .path_and_query()
@@ -148,10 +180,8 @@ pub async fn forward(
             response.append_header((name.as_str(), value.as_bytes()));
         }
     }
-    // Only Messages API calls are model calls; token counting is not.
-    let is_model_call = req.method() == actix_web::http::Method::POST
-        && req.path().trim_end_matches('/') == "/v1/messages";
-    if !is_model_call {
+    // Only Messages API calls are model calls; token counting is free.
+    if route != Route::Messages {
         return response.streaming(answer.bytes_stream());
     }
     let sse = answer
@@ -179,12 +209,24 @@ struct Recorder {
     grant: Grant,
     status: i32,
     /// This call's entry in the process's meter.
-    call: usize,
+    call: u64,
 }
 
 impl Recorder {
+    /// Stores the call; what the meter hands back (the call ran outside any
+    /// turn, wholly or in part) is charged to the tenant with it.
     fn record(self, usage: CallUsage) {
-        self.grant.meter.update(self.call, &usage);
+        let charge = self
+            .grant
+            .meter
+            .finish_call(self.call, &usage)
+            .map(|unpaid| DirectCharge {
+                cost_micros: self.gateway.cost_micros(std::slice::from_ref(&unpaid)),
+                input_tokens: unpaid.all_input_tokens(),
+                output_tokens: unpaid.output_tokens,
+            })
+            .unwrap_or_default();
+        crate::metrics::charged_outside_turns(charge.cost_micros);
         let call = NewModelCall {
             id: uuid::Uuid::now_v7().to_string(),
             tenant_id: self.grant.tenant_id,
@@ -196,11 +238,12 @@ impl Recorder {
             cache_creation_input_tokens: usage.cache_creation_input_tokens,
             cache_read_input_tokens: usage.cache_read_input_tokens,
             created_at: db::now(),
+            charged_micros: charge.cost_micros,
         };
         let pool = self.gateway.inner.pool.clone();
         actix_web::rt::spawn(async move {
-            if let Err(e) = db::run(&pool, move |c| model_call::insert(c, &call)).await {
-                tracing::warn!(error = %e, "cannot record a model call");
+            if let Err(e) = db::run(&pool, move |c| model_call::record(c, &call, charge)).await {
+                tracing::warn!(error = %e, charged_micros = charge.cost_micros, "cannot record a model call");
             }
         });
     }

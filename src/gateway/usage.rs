@@ -119,44 +119,160 @@ impl UsageTap {
     }
 }
 
-/// The usage of every model call of one CLI process, kept up to date as the
-/// answers stream, so a turn cut short can be charged what its calls used.
+/// The usage of every model call of one CLI process, and who pays for it.
+///
+/// Each call is paid exactly once, token by token, in one of two ways:
+/// - while a turn of the process is open, its calls (a background process's
+///   included) wait in the meter; the turn takes what they have used so far
+///   when it ends (`close_turn`), as the gateway's floor under the CLI's
+///   own reported cost;
+/// - what a call uses while no turn is open (it ran between turns, or it
+///   was still streaming when its turn ended) is handed back by
+///   `finish_call`, for the gateway to charge to the tenant directly.
+///
+/// The part already paid of each call (`settled`) only grows, under the
+/// meter's one lock, so the two ways never take the same tokens twice and
+/// between them take all of them.
 #[derive(Debug, Clone, Default)]
 pub struct UsageMeter {
-    calls: std::sync::Arc<std::sync::Mutex<Vec<CallUsage>>>,
+    state: std::sync::Arc<std::sync::Mutex<MeterState>>,
 }
 
-impl UsageMeter {
-    /// A new call; its index for `update`.
-    pub fn begin_call(&self) -> usize {
-        self.calls
-            .lock()
-            .map(|mut calls| {
-                calls.push(CallUsage::default());
-                calls.len() - 1
-            })
-            .unwrap_or(0)
-    }
+#[derive(Debug, Default)]
+struct MeterState {
+    turn_open: bool,
+    next_id: u64,
+    /// Calls not wholly paid yet: still streaming, or finished in a turn
+    /// that has not ended.
+    calls: std::collections::BTreeMap<u64, MeteredCall>,
+}
 
-    pub fn update(&self, index: usize, usage: &CallUsage) {
-        if let Ok(mut calls) = self.calls.lock() {
-            if let Some(call) = calls.get_mut(index) {
-                *call = usage.clone();
-            }
+#[derive(Debug, Default)]
+struct MeteredCall {
+    /// What the model has reported so far.
+    usage: CallUsage,
+    /// What of it has been paid.
+    settled: CallUsage,
+    finished: bool,
+}
+
+impl MeteredCall {
+    /// The usage not paid yet, now marked paid.
+    fn settle(&mut self) -> CallUsage {
+        let unpaid = self.usage.minus(&self.settled);
+        self.settled = self.settled.max(&self.usage);
+        unpaid
+    }
+}
+
+impl CallUsage {
+    /// The tokens of `self` beyond `paid`, field by field (never negative).
+    fn minus(&self, paid: &CallUsage) -> CallUsage {
+        CallUsage {
+            model: self.model.clone(),
+            input_tokens: (self.input_tokens - paid.input_tokens).max(0),
+            output_tokens: (self.output_tokens - paid.output_tokens).max(0),
+            cache_creation_input_tokens: (self.cache_creation_input_tokens
+                - paid.cache_creation_input_tokens)
+                .max(0),
+            cache_read_input_tokens: (self.cache_read_input_tokens - paid.cache_read_input_tokens)
+                .max(0),
         }
     }
 
-    /// A mark to read the calls made after it.
-    pub fn mark(&self) -> usize {
-        self.calls.lock().map_or(0, |calls| calls.len())
+    fn max(&self, other: &CallUsage) -> CallUsage {
+        CallUsage {
+            model: other.model.clone().or_else(|| self.model.clone()),
+            input_tokens: self.input_tokens.max(other.input_tokens),
+            output_tokens: self.output_tokens.max(other.output_tokens),
+            cache_creation_input_tokens: self
+                .cache_creation_input_tokens
+                .max(other.cache_creation_input_tokens),
+            cache_read_input_tokens: self
+                .cache_read_input_tokens
+                .max(other.cache_read_input_tokens),
+        }
     }
 
-    /// The calls made since `mark`, as far as they got.
-    pub fn since(&self, mark: usize) -> Vec<CallUsage> {
-        self.calls
-            .lock()
-            .map(|calls| calls.get(mark..).unwrap_or_default().to_vec())
-            .unwrap_or_default()
+    /// No tokens at all.
+    pub fn is_empty(&self) -> bool {
+        self.input_tokens == 0
+            && self.output_tokens == 0
+            && self.cache_creation_input_tokens == 0
+            && self.cache_read_input_tokens == 0
+    }
+
+    /// Input tokens of every kind (what a turn records as its input).
+    pub fn all_input_tokens(&self) -> i64 {
+        self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+    }
+}
+
+impl UsageMeter {
+    fn state(&self) -> Option<std::sync::MutexGuard<'_, MeterState>> {
+        self.state.lock().ok()
+    }
+
+    /// A new call; its id for `update` and `finish_call`.
+    pub fn begin_call(&self) -> u64 {
+        let Some(mut state) = self.state() else {
+            return u64::MAX;
+        };
+        let id = state.next_id;
+        state.next_id += 1;
+        state.calls.insert(id, MeteredCall::default());
+        id
+    }
+
+    /// What the call's answer has reported so far (kept current while it
+    /// streams, so a turn ending meanwhile pays what was used).
+    pub fn update(&self, id: u64, usage: &CallUsage) {
+        if let Some(call) = self.state().as_mut().and_then(|s| s.calls.get_mut(&id)) {
+            call.usage = usage.clone();
+        }
+    }
+
+    /// The call's answer has ended with `usage`. Outside a turn, the part
+    /// not paid yet is returned, now marked paid: the caller charges it to
+    /// the tenant. Inside one, `None`: the turn pays it when it ends.
+    pub fn finish_call(&self, id: u64, usage: &CallUsage) -> Option<CallUsage> {
+        let mut state = self.state()?;
+        let turn_open = state.turn_open;
+        let mut call = state.calls.remove(&id)?;
+        call.usage = usage.clone();
+        call.finished = true;
+        if turn_open {
+            state.calls.insert(id, call);
+            None
+        } else {
+            Some(call.settle())
+        }
+    }
+
+    /// A turn of the process starts: calls are its to pay from now on.
+    pub fn open_turn(&self) {
+        if let Some(mut state) = self.state() {
+            state.turn_open = true;
+        }
+    }
+
+    /// The turn ends: the usage its calls (and any still streaming) have
+    /// not paid yet, one entry per call, now marked paid. What a call still
+    /// streaming uses after this is charged when it finishes.
+    pub fn close_turn(&self) -> Vec<CallUsage> {
+        let Some(mut state) = self.state() else {
+            return Vec::new();
+        };
+        state.turn_open = false;
+        let mut unpaid = Vec::new();
+        state.calls.retain(|_, call| {
+            let part = call.settle();
+            if !part.is_empty() {
+                unpaid.push(part);
+            }
+            !call.finished
+        });
+        unpaid
     }
 }
 
@@ -191,6 +307,50 @@ mod tests {
                 }
             );
         }
+    }
+
+    fn usage(input: i64, output: i64) -> CallUsage {
+        CallUsage {
+            model: Some("m".into()),
+            input_tokens: input,
+            output_tokens: output,
+            ..CallUsage::default()
+        }
+    }
+
+    fn total(parts: &[CallUsage]) -> (i64, i64) {
+        parts.iter().fold((0, 0), |(i, o), p| {
+            (i + p.input_tokens, o + p.output_tokens)
+        })
+    }
+
+    #[test]
+    fn each_call_is_paid_once_by_its_turn_or_directly() {
+        let meter = UsageMeter::default();
+        // Between turns: charged directly, whole.
+        let before = meter.begin_call();
+        assert_eq!(meter.finish_call(before, &usage(10, 5)), Some(usage(10, 5)));
+
+        // A call begun before the turn and finished in it is the turn's.
+        let straddling_start = meter.begin_call();
+        meter.update(straddling_start, &usage(7, 1));
+        meter.open_turn();
+        let inside = meter.begin_call();
+        assert_eq!(meter.finish_call(straddling_start, &usage(7, 3)), None);
+        assert_eq!(meter.finish_call(inside, &usage(20, 4)), None);
+        // One still streaming when the turn ends: the turn pays what it used.
+        let straddling_end = meter.begin_call();
+        meter.update(straddling_end, &usage(30, 2));
+        let paid_by_turn = meter.close_turn();
+        assert_eq!(total(&paid_by_turn), (7 + 20 + 30, 3 + 4 + 2));
+        // ... and the rest is charged when it ends.
+        assert_eq!(
+            meter.finish_call(straddling_end, &usage(30, 9)),
+            Some(usage(0, 7))
+        );
+        // Nothing is left to pay twice.
+        meter.open_turn();
+        assert!(meter.close_turn().is_empty());
     }
 
     #[test]

@@ -1,9 +1,16 @@
 //! Failed authentications per client address (`AUTH_FAILURE_LIMIT` per
 //! minute, GCRA). Past the limit every request from that address that
-//! carries a key is a 429 with `Retry-After`, before the key is hashed or
-//! looked up: a guesser cannot go faster by changing keys (each key has a
-//! rate-limit bucket of its own), and guessing costs the server nothing.
+//! carries a key is a 429 with `Retry-After`, before the key is looked up:
+//! a guesser cannot go faster by changing keys (each key has a rate-limit
+//! bucket of its own), and guessing costs the server nothing.
 //! IPv6 addresses count per /64, which one host usually holds whole.
+//!
+//! A locked address still serves the keys that authenticated from it
+//! before (within a day, the last few per address): a client that shares
+//! its address with a guesser (a NAT, a proxy that names no client) keeps
+//! working, while the guesser's keys, right or wrong, wait. Behind a
+//! trusted proxy the address is the `X-Forwarded-For` client
+//! (`security::client`), so one client's guesses lock out that client only.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -13,6 +20,10 @@ use std::time::{Duration, Instant};
 
 /// Addresses forgotten once their budget is full again, every this many failures.
 const PRUNE_EVERY: u64 = 1024;
+/// Keys remembered per address as having authenticated from it.
+const KNOWN_KEYS_PER_ADDRESS: usize = 8;
+/// How long a key that authenticated from an address stays known there.
+const KNOWN_KEY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 pub struct AuthFailures {
     /// One failure's worth of budget comes back after this; `None`: no limit.
@@ -22,6 +33,10 @@ pub struct AuthFailures {
     /// Theoretical arrival time of each address's next failure.
     next: Mutex<HashMap<IpAddr, Instant>>,
     failures: AtomicU64,
+    /// Hashes of the keys that authenticated from each address, with when
+    /// they last did.
+    known: Mutex<HashMap<IpAddr, Vec<(String, Instant)>>>,
+    successes: AtomicU64,
 }
 
 impl AuthFailures {
@@ -33,11 +48,59 @@ impl AuthFailures {
             tolerance: period.unwrap_or_default() * limit.saturating_sub(1),
             next: Mutex::new(HashMap::new()),
             failures: AtomicU64::new(0),
+            known: Mutex::new(HashMap::new()),
+            successes: AtomicU64::new(0),
         }
     }
 
-    /// Seconds until `ip` may try a key again; `None` when it may now.
-    pub fn blocked(&self, ip: IpAddr) -> Option<u64> {
+    /// Seconds until `ip` may try the key hashed `key_hash` again; `None`
+    /// when it may now: the address is not locked, or the key is one that
+    /// authenticated from it before.
+    pub fn blocked(&self, ip: IpAddr, key_hash: &str) -> Option<u64> {
+        let wait = self.lock_wait(ip)?;
+        let now = Instant::now();
+        let known = self.known.lock().ok().is_some_and(|known| {
+            known.get(&bucket(ip)).is_some_and(|keys| {
+                keys.iter()
+                    .any(|(hash, at)| hash == key_hash && now.duration_since(*at) < KNOWN_KEY_TTL)
+            })
+        });
+        (!known).then_some(wait)
+    }
+
+    /// Remembers that the key hashed `key_hash` authenticated from `ip`.
+    pub fn succeeded(&self, ip: IpAddr, key_hash: &str) {
+        if self.period.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        let Ok(mut known) = self.known.lock() else {
+            return;
+        };
+        let keys = known.entry(bucket(ip)).or_default();
+        match keys.iter_mut().find(|(hash, _)| hash == key_hash) {
+            Some(entry) => entry.1 = now,
+            None => {
+                if keys.len() >= KNOWN_KEYS_PER_ADDRESS {
+                    // The least recently seen key makes room.
+                    if let Some(oldest) = keys.iter().enumerate().min_by_key(|(_, k)| k.1) {
+                        let i = oldest.0;
+                        keys.swap_remove(i);
+                    }
+                }
+                keys.push((key_hash.to_owned(), now));
+            }
+        }
+        if self.successes.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            known.retain(|_, keys| {
+                keys.retain(|(_, at)| now.duration_since(*at) < KNOWN_KEY_TTL);
+                !keys.is_empty()
+            });
+        }
+    }
+
+    /// Seconds until `ip`'s failure budget allows a try; `None` when it does.
+    fn lock_wait(&self, ip: IpAddr) -> Option<u64> {
         self.period?;
         let now = Instant::now();
         let next = self.next.lock().ok()?.get(&bucket(ip)).copied()?;
@@ -82,26 +145,53 @@ mod tests {
         let limits = AuthFailures::new(3, Duration::from_secs(60));
         let ip: IpAddr = "203.0.113.5".parse().unwrap();
         for _ in 0..3 {
-            assert_eq!(limits.blocked(ip), None);
+            assert_eq!(limits.blocked(ip, "guess"), None);
             limits.failed(ip);
         }
-        let wait = limits.blocked(ip).expect("blocked after 3");
+        let wait = limits.blocked(ip, "guess").expect("blocked after 3");
         assert!((1..=20).contains(&wait), "{wait}");
-        assert_eq!(limits.blocked("203.0.113.6".parse().unwrap()), None);
+        assert_eq!(
+            limits.blocked("203.0.113.6".parse().unwrap(), "guess"),
+            None
+        );
         // One /64 is one client.
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         for _ in 0..3 {
             limits.failed(a);
         }
         assert!(limits
-            .blocked("2001:db8:1:2:ffff::9".parse().unwrap())
+            .blocked("2001:db8:1:2:ffff::9".parse().unwrap(), "guess")
             .is_some());
-        assert!(limits.blocked("2001:db8:1:3::1".parse().unwrap()).is_none());
+        assert!(limits
+            .blocked("2001:db8:1:3::1".parse().unwrap(), "guess")
+            .is_none());
         // Off.
         let off = AuthFailures::new(0, Duration::from_secs(60));
         for _ in 0..100 {
             off.failed(ip);
         }
-        assert_eq!(off.blocked(ip), None);
+        assert_eq!(off.blocked(ip, "guess"), None);
+    }
+
+    #[test]
+    fn a_locked_address_still_serves_the_keys_that_worked_from_it() {
+        let limits = AuthFailures::new(2, Duration::from_secs(60));
+        let ip: IpAddr = "203.0.113.5".parse().unwrap();
+        limits.succeeded(ip, "good");
+        limits.failed(ip);
+        limits.failed(ip);
+        assert_eq!(limits.blocked(ip, "good"), None);
+        assert!(limits.blocked(ip, "other-valid-key").is_some());
+        // Known from one address says nothing of another.
+        let other: IpAddr = "203.0.113.6".parse().unwrap();
+        limits.failed(other);
+        limits.failed(other);
+        assert!(limits.blocked(other, "good").is_some());
+        // Only the last few keys of an address are kept.
+        for i in 0..KNOWN_KEYS_PER_ADDRESS {
+            limits.succeeded(ip, &format!("k{i}"));
+        }
+        assert!(limits.blocked(ip, "good").is_some());
+        assert_eq!(limits.blocked(ip, "k0"), None);
     }
 }

@@ -471,6 +471,20 @@ impl Drop for WriteHold {
 }
 
 impl TestDb {
+    /// Every row of `sql`, as `T`.
+    pub fn load<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: QueryableByName<diesel::pg::Pg> + QueryableByName<diesel::sqlite::Sqlite> + 'static,
+    {
+        if self.is_postgres() {
+            let mut c = PgConnection::establish(&self.url).expect("pg");
+            diesel::sql_query(sql).load(&mut c).expect("query")
+        } else {
+            let mut c = sqlite(&self.url);
+            diesel::sql_query(sql).load(&mut c).expect("query")
+        }
+    }
+
     /// The TEXT column `s` of every row of `sql`, in order.
     pub fn query_strings(&self, sql: &str) -> Vec<String> {
         #[derive(QueryableByName)]

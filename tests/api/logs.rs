@@ -78,7 +78,11 @@ async fn json_log_lines_carry_the_request_id_and_the_session() {
         .post(format!("{base}/api/v1/sessions/logged/chat"))
         .header("X-API-Key", ALICE)
         .header("X-Request-ID", "req-chat-1")
-        .json(&json!({"message": "hello logs"}))
+        // The agent also asks its gateway for an endpoint it may not call.
+        .json(
+            &json!({"message": "[[bash]]curl -s -o /dev/null -w 'status=%{http_code}' \
+            -H \"x-api-key: $ANTHROPIC_API_KEY\" \"$ANTHROPIC_BASE_URL/v1/models\"[[/bash]]"}),
+        )
         .send()
         .await
         .unwrap();
@@ -137,4 +141,16 @@ async fn json_log_lines_carry_the_request_id_and_the_session() {
     );
     assert!(parsed.iter().any(|l| l["message"] == "request served"
         && span(l, "request").unwrap()["request_id"] == "req-chat-1"));
+    // The gateway's refusal names the tenant, the method and the path.
+    let refused = parsed
+        .iter()
+        .find(|l| l["message"] == "model gateway refused a request of a CLI process")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(refused["tenant"], "alice", "{refused}");
+    assert_eq!(refused["method"], "GET", "{refused}");
+    assert!(
+        refused["path"].as_str().unwrap().contains("/v1/models"),
+        "{refused}"
+    );
+    assert_eq!(refused["reason"], "not_allowed", "{refused}");
 }

@@ -23,6 +23,7 @@ mod events;
 mod faults;
 mod files;
 mod gateway;
+mod gateway_boundary;
 mod idle;
 mod jobs;
 mod lifecycle;

@@ -798,8 +798,9 @@ async fn api_keys_moves_reactivates_and_never_shows_a_short_key() {
 
 /// Guessing keys is limited per client address, whatever keys are tried:
 /// past `AUTH_FAILURE_LIMIT` failures every request with a key from there is
-/// a 429 with `Retry-After` (a right key too: no oracle). `X-Forwarded-For`
-/// names the client only behind a proxy in `TRUSTED_PROXIES`.
+/// a 429 with `Retry-After` (a right key too, unless it worked from there
+/// before: no oracle). `X-Forwarded-For` names the client only behind a
+/// proxy in `TRUSTED_PROXIES`.
 #[actix_web::test]
 async fn failed_authentications_are_limited_per_client_address() {
     let app = TestApp::spawn_with(Options::fake().var("AUTH_FAILURE_LIMIT", "5")).await;
@@ -904,6 +905,44 @@ async fn failed_authentications_are_limited_per_client_address() {
             .unwrap();
         assert_eq!(audit["data"][0]["client_addr"], expected, "{audit}");
     }
+}
+
+/// Behind a trusted proxy, one client's bad guesses lock out that client
+/// only. A locked address still serves the keys that authenticated from it
+/// before (a neighbour behind the same NAT keeps working); any other key,
+/// right or wrong, waits like a guess.
+#[actix_web::test]
+async fn guesses_behind_a_trusted_proxy_lock_out_only_their_client() {
+    let app = TestApp::spawn_with(
+        Options::fake()
+            .var("AUTH_FAILURE_LIMIT", "3")
+            .var("TRUSTED_PROXIES", "127.0.0.1,::1"),
+    )
+    .await;
+    let status = |forwarded: Option<&'static str>, key: &str| {
+        let mut req = app.get("/api/v1/sessions", key);
+        if let Some(client) = forwarded {
+            req = req.header("X-Forwarded-For", client);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let guesser = Some("203.0.113.7");
+    // Alice works from the address the guesser will share.
+    assert_eq!(status(guesser, ALICE).await, 200);
+    for i in 0..3 {
+        assert_eq!(status(guesser, &format!("cca_guess-{i}")).await, 401);
+    }
+    assert_eq!(status(guesser, "cca_guess-3").await, 429);
+    // Locked: alice's key worked from there, so it still does; bob's never
+    // did, so it waits like a guess (the guesser cannot tell right from wrong).
+    assert_eq!(status(guesser, ALICE).await, 200);
+    assert_eq!(status(guesser, BOB).await, 429);
+    // A forged hop left of the client's own does not get it out.
+    assert_eq!(status(Some("203.0.113.8, 203.0.113.7"), BOB).await, 429);
+    // Other clients of the proxy, and the proxy itself, are not held back.
+    assert_eq!(status(Some("203.0.113.8"), BOB).await, 200);
+    assert_eq!(status(Some("203.0.113.8"), "cca_guess-4").await, 401);
+    assert_eq!(status(None, BOB).await, 200);
 }
 
 /// Creates racing for the last places never pass the cap: the count and

@@ -18,6 +18,9 @@
 //! | `[[recall]]`                       | text `Prompts so far: p1 \| p2 \| …`                    |
 //! | `Create F that prints W, then run it` | tool_use `Write` of F, then `Bash` `python3 F`      |
 //!
+//! Every request, to any path, is recorded as its method and raw target (`targets()`);
+//! paths the mock does not serve get the API's 404.
+//!
 //! Every request must carry an accepted credential (default: the API key `test-key`;
 //! `accept_only` changes it), else it gets the API's 401; `credentials()` shows what each
 //! request carried. `POST /v1/oauth/token` refreshes a login as the real token endpoint
@@ -70,12 +73,27 @@ impl MockModel {
             .spawn(move || {
                 actix_rt::System::new().block_on(async move {
                     let server = HttpServer::new(move || {
+                        let recorder = server_state.clone();
                         App::new()
+                            .wrap_fn(move |req, srv| {
+                                let target = req
+                                    .uri()
+                                    .path_and_query()
+                                    .map_or_else(|| req.path().to_owned(), |p| p.to_string());
+                                lock(&recorder.targets).push(Target {
+                                    method: req.method().to_string(),
+                                    target,
+                                });
+                                actix_web::dev::Service::call(srv, req)
+                            })
                             .app_data(web::Data::from(server_state.clone()))
                             .app_data(web::PayloadConfig::new(MAX_BODY))
                             .route("/v1/messages", web::post().to(messages))
                             .route("/v1/oauth/token", web::post().to(oauth_token))
                             .route("/v1/messages/count_tokens", web::post().to(count_tokens))
+                            .default_service(web::to(|| async {
+                                error_response(404, "mock: no such endpoint")
+                            }))
                     })
                     .workers(2)
                     // The test harness owns the signals; a dropped mock must not linger.
@@ -111,6 +129,11 @@ impl MockModel {
         lock(&self.state.requests).clone()
     }
 
+    /// The method and raw target (path and query, as sent) of every request, in order.
+    pub fn targets(&self) -> Vec<Target> {
+        lock(&self.state.targets).clone()
+    }
+
     /// From now on, only this credential is accepted.
     pub fn accept_only(&self, credential: Credential) {
         *lock(&self.state.accepted) = Some(credential);
@@ -134,6 +157,14 @@ pub enum Credential {
     ApiKey(String),
     /// `Authorization: Bearer`.
     Bearer(String),
+}
+
+/// One request as it reached the mock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub method: String,
+    /// The path and query, exactly as sent.
+    pub target: String,
 }
 
 /// The credential headers of one request.
@@ -175,6 +206,7 @@ struct State {
     accepted: Mutex<Option<Credential>>,
     seen: Mutex<Vec<Seen>>,
     refreshes: Mutex<Vec<Value>>,
+    targets: Mutex<Vec<Target>>,
     msg_ids: AtomicU64,
     tool_ids: AtomicU64,
 }

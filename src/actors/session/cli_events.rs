@@ -159,7 +159,11 @@ impl SessionActor {
                     }
                     None => 0,
                 };
-                let outcome = running.finish(&mut self.hub, &self.session, &result, cost);
+                let gateway = &self.runtime.gateway;
+                let outcome =
+                    running.finish(&mut self.hub, &self.session, &result, cost, |calls| {
+                        gateway.cost_micros(calls)
+                    });
                 self.persist(running, outcome, true);
                 self.advance(ctx);
             }

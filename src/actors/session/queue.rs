@@ -159,9 +159,10 @@ impl SessionActor {
             self.advance(ctx);
             return;
         };
-        let sent = live.handle.send_line(protocol::user_line(&turn.message));
+        // From here the process's model calls are this turn's to pay.
         let meter = live.model_grant.meter();
-        let mark = meter.mark();
+        meter.open_turn();
+        let sent = live.handle.send_line(protocol::user_line(&turn.message));
         if let Some(job_id) = turn.job_id.clone() {
             // `job_status: running` is heard once the job row says so.
             let gate = self.hub.gate();
@@ -173,7 +174,7 @@ impl SessionActor {
         let job_id = turn.job_id.clone();
         let mut running = Running::new(turn);
         running.reservation = reservation;
-        running.meter = Some((meter, mark));
+        running.meter = Some(meter);
         running.emit(&mut self.hub, "turn_started", json!({"job_id": job_id}));
         if let Some(job_id) = job_id {
             running.emit(

@@ -33,14 +33,22 @@ pub struct Running {
     pub stop: Option<StopRequest>,
     /// Budget held for this turn, settled when it is recorded.
     pub reservation: crate::db::models::instance::Held,
-    /// The process's model usage and where this turn's calls begin in it:
-    /// what a turn cut short (no result from the CLI) is charged.
-    pub meter: Option<(crate::gateway::usage::UsageMeter, usize)>,
+    /// The process's model usage, opened for this turn when it reached the
+    /// CLI: what the gateway metered is the least the turn is charged.
+    pub meter: Option<crate::gateway::usage::UsageMeter>,
     /// The turn's own streaming client, if any.
     client: Option<Client>,
     /// Set once the turn ends: its closing events, published only once the
     /// turn's record is stored.
     closing: Option<Vec<TurnEvent>>,
+}
+
+/// What the gateway metered for a turn's model calls.
+#[derive(Debug, Default, Clone, Copy)]
+struct Metered {
+    cost_micros: i64,
+    input_tokens: i64,
+    output_tokens: i64,
 }
 
 /// Why and since when a running turn is being stopped.
@@ -144,18 +152,24 @@ impl Running {
         self.texts.push(text);
     }
 
-    /// Ends the turn from the CLI's `result` line.
+    /// Ends the turn from the CLI's `result` line: charged what the CLI
+    /// reported (`reported_micros`), or what the gateway metered for the
+    /// turn's calls when that is more (the agent's own calls, a CLI that
+    /// under-reports).
     pub fn finish(
         &mut self,
         hub: &mut Hub,
         session: &SessionState,
         result: &TurnResult,
-        cost_micros: i64,
+        reported_micros: i64,
+        price: impl Fn(&[crate::gateway::usage::CallUsage]) -> i64,
     ) -> Outcome {
         self.close();
-        self.cost_micros = cost_micros;
-        self.input_tokens = result.input_tokens();
-        self.output_tokens = result.output_tokens();
+        let metered = self.close_meter(price);
+        self.cost_micros = reported_micros.max(metered.cost_micros);
+        self.input_tokens = result.input_tokens().max(metered.input_tokens);
+        self.output_tokens = result.output_tokens().max(metered.output_tokens);
+        let cost_micros = self.cost_micros;
         self.usage = Some(result.usage.clone());
         let interrupted = match self.stop.as_ref().map(|s| s.reason) {
             Some(StopReason::Cancel) => return self.fail(hub, TurnError::Cancelled),
@@ -208,16 +222,28 @@ impl Running {
         &mut self,
         price: impl Fn(&[crate::gateway::usage::CallUsage]) -> i64,
     ) {
-        let Some((meter, mark)) = &self.meter else {
-            return;
+        let metered = self.close_meter(price);
+        self.cost_micros = metered.cost_micros;
+        self.input_tokens = metered.input_tokens;
+        self.output_tokens = metered.output_tokens;
+    }
+
+    /// Ends the turn on the process's meter (once): the usage of the turn's
+    /// calls not paid yet, priced. Calls that go on streaming, and calls
+    /// made from now on, are charged to the tenant by the gateway.
+    fn close_meter(
+        &mut self,
+        price: impl Fn(&[crate::gateway::usage::CallUsage]) -> i64,
+    ) -> Metered {
+        let Some(meter) = self.meter.take() else {
+            return Metered::default();
         };
-        let calls = meter.since(*mark);
-        self.cost_micros = price(&calls);
-        self.input_tokens = calls
-            .iter()
-            .map(|c| c.input_tokens + c.cache_creation_input_tokens + c.cache_read_input_tokens)
-            .sum();
-        self.output_tokens = calls.iter().map(|c| c.output_tokens).sum();
+        let calls = meter.close_turn();
+        Metered {
+            cost_micros: price(&calls),
+            input_tokens: calls.iter().map(|c| c.all_input_tokens()).sum(),
+            output_tokens: calls.iter().map(|c| c.output_tokens).sum(),
+        }
     }
 
     /// Ends the turn without a result from the CLI.

@@ -182,7 +182,7 @@ fn charge_died_turn(
     since: NaiveDateTime,
     price: &(dyn Fn(&[CallUsage]) -> i64 + Sync),
 ) -> DbResult<i64> {
-    type Row = (Option<String>, i64, i64, i64, i64);
+    type Row = (Option<String>, i64, i64, i64, i64, i64);
     let rows: Vec<Row> = model_calls::table
         .filter(model_calls::session_id.eq(session_id))
         .filter(model_calls::created_at.ge(since))
@@ -192,27 +192,33 @@ fn charge_died_turn(
             model_calls::output_tokens,
             model_calls::cache_creation_input_tokens,
             model_calls::cache_read_input_tokens,
+            model_calls::charged_micros,
         ))
         .load(conn)?;
-    let calls: Vec<CallUsage> = rows
-        .into_iter()
-        .map(|(model, input, output, created, read)| CallUsage {
+    // A call the gateway charged directly (made outside any turn, wholly or
+    // in part) is charged here only for what that left unpaid; its tokens
+    // were counted with that charge.
+    let mut calls = Vec::with_capacity(rows.len());
+    let (mut charged, mut input, mut output) = (0, 0, 0);
+    for (model, input_tokens, output_tokens, created, read, direct) in rows {
+        let call = CallUsage {
             model,
-            input_tokens: input,
-            output_tokens: output,
+            input_tokens,
+            output_tokens,
             cache_creation_input_tokens: created,
             cache_read_input_tokens: read,
-        })
-        .collect();
-    let cost = price(&calls);
+        };
+        if direct == 0 {
+            input += call.all_input_tokens();
+            output += call.output_tokens;
+        }
+        charged += direct;
+        calls.push(call);
+    }
+    let cost = (price(&calls) - charged).max(0);
     if cost == 0 {
         return Ok(0);
     }
-    let input: i64 = calls
-        .iter()
-        .map(|c| c.input_tokens + c.cache_creation_input_tokens + c.cache_read_input_tokens)
-        .sum();
-    let output: i64 = calls.iter().map(|c| c.output_tokens).sum();
     diesel::update(sessions::table.find(session_id))
         .set((
             sessions::total_cost_micros.eq(sessions::total_cost_micros + cost),

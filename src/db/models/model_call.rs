@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::TenantId;
-use crate::db::schema::{model_calls, tenant_model_credentials};
+use crate::db::schema::{model_calls, sessions, tenant_model_credentials, tenants};
 use crate::db::{DbConnection, DbResult};
 
 /// One model call, as the model reported it.
@@ -24,13 +24,56 @@ pub struct NewModelCall {
     pub cache_creation_input_tokens: i64,
     pub cache_read_input_tokens: i64,
     pub created_at: NaiveDateTime,
+    /// What the tenant was charged directly for the call (made outside any
+    /// turn); see `record`.
+    pub charged_micros: i64,
 }
 
-pub fn insert(conn: &mut DbConnection, call: &NewModelCall) -> DbResult<()> {
-    diesel::insert_into(model_calls::table)
-        .values(call)
-        .execute(conn)?;
-    Ok(())
+/// What a model call made outside any turn costs its tenant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectCharge {
+    pub cost_micros: i64,
+    /// Input tokens of every kind.
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+/// Stores a call and, when it was made outside any turn, charges `charge`
+/// to its tenant (spend and daily usage) and its session's totals, in the
+/// same transaction and by deltas in SQL. Calls made in a turn are paid by
+/// the turn's record instead.
+pub fn record(conn: &mut DbConnection, call: &NewModelCall, charge: DirectCharge) -> DbResult<()> {
+    crate::db::write_transaction(conn, |conn| {
+        diesel::insert_into(model_calls::table)
+            .values(call)
+            .execute(conn)?;
+        if charge == DirectCharge::default() {
+            return Ok(());
+        }
+        diesel::update(tenants::table.find(&call.tenant_id))
+            .set(tenants::spent_micros.eq(tenants::spent_micros + charge.cost_micros))
+            .execute(conn)?;
+        if let Some(session_id) = &call.session_id {
+            diesel::update(sessions::table.find(session_id))
+                .set((
+                    sessions::total_cost_micros
+                        .eq(sessions::total_cost_micros + charge.cost_micros),
+                    sessions::input_tokens.eq(sessions::input_tokens + charge.input_tokens),
+                    sessions::output_tokens.eq(sessions::output_tokens + charge.output_tokens),
+                ))
+                .execute(conn)?;
+        }
+        super::usage::add(
+            conn,
+            &call.tenant_id,
+            super::usage::TurnUsage {
+                turns: 0,
+                cost_micros: charge.cost_micros,
+                input_tokens: charge.input_tokens,
+                output_tokens: charge.output_tokens,
+            },
+        )
+    })
 }
 
 /// What the gateway counted for a tenant (or one of its sessions).
@@ -42,6 +85,9 @@ pub struct ModelCallTotals {
     pub output_tokens: i64,
     pub cache_creation_input_tokens: i64,
     pub cache_read_input_tokens: i64,
+    /// What calls made outside any turn were charged directly (micro-USD);
+    /// the rest was paid by the turns.
+    pub charged_outside_turns_micros: i64,
 }
 
 /// Totals of a tenant's calls, or of one session's when `session_id` is given.
@@ -58,20 +104,22 @@ pub fn totals(
             model_calls::output_tokens,
             model_calls::cache_creation_input_tokens,
             model_calls::cache_read_input_tokens,
+            model_calls::charged_micros,
         ))
         .into_boxed();
     if let Some(session) = session_id {
         query = query.filter(model_calls::session_id.eq(session.to_owned()));
     }
-    let rows: Vec<(i64, i64, i64, i64)> = query.load(conn)?;
+    let rows: Vec<(i64, i64, i64, i64, i64)> = query.load(conn)?;
     Ok(rows.iter().fold(
         ModelCallTotals::default(),
-        |mut t, &(input, output, created, read)| {
+        |mut t, &(input, output, created, read, charged)| {
             t.calls += 1;
             t.input_tokens += input;
             t.output_tokens += output;
             t.cache_creation_input_tokens += created;
             t.cache_read_input_tokens += read;
+            t.charged_outside_turns_micros += charged;
             t
         },
     ))
