@@ -28,6 +28,31 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
 fi
 # First half on SQLite, whatever TEST_DATABASE_URL says.
 env -u TEST_DATABASE_URL cargo test --all-targets
+# As root, the integration tests once more with the server as an unprivileged
+# user (nobody): the agent is then that user in a user namespace, without
+# per-tenant users or cgroup limits (README "Security model" says what each
+# mode guarantees). SKIP_UNPRIVILEGED=1 leaves it out.
+if [ "$(id -u)" = 0 ] && [ "${SKIP_UNPRIVILEGED:-0}" != 1 ]; then
+  api_bin="$(cargo test --test api --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "api":
+        print(m["executable"])')"
+  scratch="$(mktemp -d)"
+  trap 'rm -rf "$scratch"' EXIT
+  chown 65534:65534 "$scratch"
+  as_nobody() {
+    setpriv --reuid=65534 --regid=65534 --clear-groups \
+      env -i PATH="$PATH" HOME="$scratch" TMPDIR="$scratch" "$@"
+  }
+  if as_nobody test -x "$api_bin" -a -r "$(pwd)/.claude-cli"; then
+    echo "== integration tests on SQLite with the server as an unprivileged user"
+    as_nobody "$api_bin"
+  else
+    echo "== SKIPPED the unprivileged run: user nobody cannot reach $api_bin (clone the repository where other users can read it)"
+  fi
+fi
 if [ "${SKIP_POSTGRES:-0}" = 1 ]; then
   echo "== PostgreSQL run skipped (SKIP_POSTGRES=1)"
   exit 0
