@@ -275,27 +275,8 @@ pub fn open_folder(root: &Dir, rel: &Path) -> Result<Dir, FilesError> {
 /// `name` in it to `owner` (uid, gid), the agent user. Each step is opened
 /// beneath the workspace, so nothing outside it can be reached.
 pub fn give_to(root: &Dir, folder: &Path, name: &str, owner: (u32, u32)) -> Result<(), FilesError> {
-    use std::os::fd::AsRawFd as _;
-    let chown_in = |dir: &Dir, entry: &std::ffi::OsStr| -> io::Result<()> {
-        let c = std::ffi::CString::new(entry.as_encoded_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: fchownat with a valid directory descriptor and a
-        // NUL-terminated name; symlinks themselves are not followed.
-        let rc = unsafe {
-            libc::fchownat(
-                dir.as_raw_fd(),
-                c.as_ptr(),
-                owner.0,
-                owner.1,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
+    let chown_in =
+        |dir: &Dir, entry: &std::ffi::OsStr| crate::sandbox::tree::chown_at(dir, entry, owner);
     let mut dir = root.try_clone()?;
     for part in folder.components() {
         let part = part.as_os_str();

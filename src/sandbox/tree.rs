@@ -222,8 +222,9 @@ fn open_dir_nofollow(dir: &Dir, name: &std::ffi::OsStr) -> io::Result<Dir> {
     Ok(Dir::from_std_file(file))
 }
 
-/// `fchownat(dir, name, AT_SYMLINK_NOFOLLOW)`: a link is changed itself.
-fn chown_at(dir: &Dir, name: &std::ffi::OsStr, owner: (u32, u32)) -> io::Result<()> {
+/// `fchownat(dir, name, AT_SYMLINK_NOFOLLOW)`: a link is changed itself; a
+/// name gone meanwhile is no error.
+pub fn chown_at(dir: &Dir, name: &std::ffi::OsStr, owner: (u32, u32)) -> io::Result<()> {
     let c = std::ffi::CString::new(name.as_encoded_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: a valid directory descriptor and a NUL-terminated name.

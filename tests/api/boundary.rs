@@ -7,8 +7,6 @@
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
-
 use crate::helpers::*;
 
 /// A file of the host's (the server user's, 0644) that no agent action may change.
@@ -44,15 +42,6 @@ impl Victim {
     }
 }
 
-/// The tool output in an answer (the mock model echoes it).
-fn tool_output(answer: &Value) -> String {
-    answer["content"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("Tool result: ")
-        .to_owned()
-}
-
 fn session_row(app: &TestApp, tenant: &str, name: &str, column: &str) -> String {
     app.query_strings(&format!(
         "SELECT {column} AS s FROM sessions WHERE name = '{name}' AND tenant_id = '{tenant}'"
@@ -68,23 +57,6 @@ fn transcript_of(app: &TestApp, tenant: &str, name: &str) -> PathBuf {
         Path::new(&workspace),
         &cli_id,
     )
-}
-
-async fn live_processes(app: &TestApp) -> i64 {
-    app.health().await["sessions"]["live_processes"]
-        .as_i64()
-        .unwrap()
-}
-
-async fn set_repo(app: &TestApp, key: &str, session: &str, dir: &str) -> reqwest::Response {
-    app.post(
-        &format!("/api/v1/sessions/{session}/repo"),
-        key,
-        json!({ "working_dir": dir }),
-    )
-    .send()
-    .await
-    .unwrap()
 }
 
 /// Everything the agent could read back: its CLI state and workspace.

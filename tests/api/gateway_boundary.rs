@@ -8,7 +8,7 @@ use std::path::Path;
 
 use claude_code_api::gateway::pricing::Prices;
 use claude_code_api::gateway::usage::CallUsage;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -33,15 +33,6 @@ const REFUSED: &[(&str, &str)] = &[
 /// A model call the mock answers at length (`[[big]]`, with a tool so it
 /// is not a side call): its price is far above a turn's own.
 const EXPENSIVE_CALL: &str = r#"{"model":"claude-opus-4-1","max_tokens":4096,"tools":[{"name":"t","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"[[big 9000]]"}]}"#;
-
-/// The tool result in an answer (the mock echoes its first 500 characters).
-fn tool_output(answer: &Value) -> String {
-    answer["content"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("Tool result: ")
-        .to_owned()
-}
 
 /// `usage=IN,OUT` lines printed by `call_and_print_usage`, priced.
 fn priced_usage(output: &str, prices: &Prices) -> (usize, i64) {

@@ -668,3 +668,32 @@ pub async fn assert_problem(res: reqwest::Response, status: u16, kind: &str) -> 
     assert_eq!(body["request_id"], request_id);
     body
 }
+
+/// The tool output in an answer (the mock model echoes its first 500
+/// characters after `Tool result: `).
+pub fn tool_output(answer: &Value) -> String {
+    answer["content"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("Tool result: ")
+        .to_owned()
+}
+
+/// CLI processes running now, as `/health` counts them.
+pub async fn live_processes(app: &TestApp) -> i64 {
+    app.health().await["sessions"]["live_processes"]
+        .as_i64()
+        .unwrap()
+}
+
+/// `POST /sessions/{session}/repo` with `working_dir = dir`.
+pub async fn set_repo(app: &TestApp, key: &str, session: &str, dir: &str) -> reqwest::Response {
+    app.post(
+        &format!("/api/v1/sessions/{session}/repo"),
+        key,
+        json!({ "working_dir": dir }),
+    )
+    .send()
+    .await
+    .unwrap()
+}

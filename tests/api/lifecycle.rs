@@ -5,12 +5,6 @@ use std::time::Duration;
 
 use crate::helpers::*;
 
-async fn live_processes(app: &TestApp) -> i64 {
-    app.health().await["sessions"]["live_processes"]
-        .as_i64()
-        .unwrap()
-}
-
 #[actix_web::test]
 async fn a_restarted_server_continues_the_conversation() {
     let first = TestApp::spawn().await;

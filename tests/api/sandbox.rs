@@ -5,19 +5,10 @@
 use std::os::unix::fs::MetadataExt as _;
 use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::files::{file_part, upload};
 use crate::helpers::*;
-
-/// The tool result in an answer (the mock model echoes the first 500 characters).
-fn tool_output(answer: &Value) -> String {
-    answer["content"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("Tool result: ")
-        .to_owned()
-}
 
 /// `name=value` lines printed by a probe, as a lookup.
 fn field<'a>(output: &'a str, name: &str) -> Option<&'a str> {

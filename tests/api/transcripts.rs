@@ -48,12 +48,6 @@ async fn mirrored_as_the_file(app: &TestApp, cli_id: &str, path: &PathBuf) -> bo
     .await
 }
 
-async fn live_processes(app: &TestApp) -> i64 {
-    app.health().await["sessions"]["live_processes"]
-        .as_i64()
-        .unwrap()
-}
-
 #[actix_web::test]
 async fn a_chat_is_mirrored_into_the_database_once_per_entry() {
     let app = TestApp::spawn().await;

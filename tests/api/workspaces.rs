@@ -8,17 +8,6 @@ use serde_json::{json, Value};
 use crate::events::subscribe;
 use crate::helpers::*;
 
-async fn set_repo(app: &TestApp, key: &str, session: &str, dir: &str) -> reqwest::Response {
-    app.post(
-        &format!("/api/v1/sessions/{session}/repo"),
-        key,
-        json!({ "working_dir": dir }),
-    )
-    .send()
-    .await
-    .unwrap()
-}
-
 #[actix_web::test]
 async fn the_cli_restarts_in_the_new_directory_and_keeps_the_conversation() {
     let app = TestApp::spawn().await;
