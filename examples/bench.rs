@@ -350,7 +350,7 @@ async fn gateway_env(mock: &MockModel, root: &Path) -> (BTreeMap<String, String>
     let pool = claude_code_api::db::connect(&root.join("gateway.db").to_string_lossy()).unwrap();
     let gateway = ModelGateway::new(&settings.model, pool).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    actix_web::rt::spawn(gateway.serve(listener).unwrap());
+    actix_web::rt::spawn(gateway.serve(listener, None).unwrap());
     let grant = gateway.grant("bench", None);
     let mut env = cli_env(mock, &root.join("gw-home"));
     env.remove("ANTHROPIC_API_KEY");

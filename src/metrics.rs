@@ -42,6 +42,7 @@ pub struct Metrics {
     webhook_attempts: IntCounterVec,
     approvals_pending: IntGauge,
     cli_spawns: IntCounter,
+    agent_egress: IntCounterVec,
 }
 
 /// Static metric definitions: a bad one is a bug seen at the first start.
@@ -100,6 +101,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "Tool approvals waiting for an answer",
     )?;
     let cli_spawns = IntCounter::new("cca_cli_spawns_total", "Claude CLI processes started")?;
+    let agent_egress = IntCounterVec::new(
+        Opts::new(
+            "cca_agent_egress_requests_total",
+            "Connections asked of the agents' egress proxy, by outcome (allowed, not_allowed, \
+             private_address, over_limit, bad_request, upstream_error)",
+        ),
+        &["outcome"],
+    )?;
     for c in [
         Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(http_duration.clone()),
@@ -113,6 +122,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(webhook_attempts.clone()),
         Box::new(approvals_pending.clone()),
         Box::new(cli_spawns.clone()),
+        Box::new(agent_egress.clone()),
     ] {
         registry.register(c)?;
     }
@@ -130,6 +140,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         webhook_attempts,
         approvals_pending,
         cli_spawns,
+        agent_egress,
     })
 }
 
@@ -234,6 +245,13 @@ pub fn webhook_attempt(outcome: &str) {
 pub fn cli_spawned() {
     if let Some(m) = metrics() {
         m.cli_spawns.inc();
+    }
+}
+
+/// The egress proxy decided on one connection of an agent.
+pub fn agent_egress(outcome: &str) {
+    if let Some(m) = metrics() {
+        m.agent_egress.with_label_values(&[outcome]).inc();
     }
 }
 

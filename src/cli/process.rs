@@ -46,6 +46,8 @@ pub struct CliProcess {
     exited: Option<oneshot::Receiver<()>>,
     /// The sandbox's cgroup: everything in it dies with the process.
     group: Option<crate::sandbox::cgroup::Group>,
+    /// The sandbox's network (its egress proxy socket closes with the process).
+    _network: Option<crate::sandbox::network::ProcessNetwork>,
 }
 
 impl CliProcess {
@@ -69,16 +71,17 @@ impl CliProcess {
             })?;
         }
         let mut env = command::env(plan);
-        let (program, mut cmd, group) = match confinement {
+        let (program, mut cmd, group, network) = match confinement {
             Some(c) => {
                 env.extend(c.env);
                 let mut cmd = tokio::process::Command::new(&c.program);
                 cmd.args(&c.args).arg(&c.cli);
-                (c.program, cmd, c.group)
+                (c.program, cmd, c.group, c.network)
             }
             None => (
                 plan.cli_path.clone(),
                 tokio::process::Command::new(&plan.cli_path),
+                None,
                 None,
             ),
         };
@@ -186,6 +189,7 @@ impl CliProcess {
             stderr,
             exited: Some(exited_rx),
             group,
+            _network: network,
         })
     }
 

@@ -3,9 +3,12 @@
 //! sandbox of its own (new mount, PID, IPC and UTS namespaces; only the
 //! system, the CLI, its session's workspace and its tenant's CLI state are
 //! there), as an unprivileged agent user when the server is root, in a
-//! cgroup with memory, process and CPU limits.
+//! cgroup with memory, process and CPU limits, and in a network namespace
+//! of its own (`network`).
 
 pub mod cgroup;
+pub mod network;
+pub mod relay;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,6 +92,9 @@ pub struct SandboxStatus {
     pub agent_user: Option<String>,
     /// `v1`, `v2`, or `null` when no limits apply.
     pub cgroup: Option<&'static str>,
+    /// The agent's network: `none` or `proxy` (a namespace of its own), or
+    /// `host` (shared with the server).
+    pub network: &'static str,
     pub limits: Option<Limits>,
     /// Why something is missing, with the fix.
     pub missing: Vec<String>,
@@ -104,6 +110,8 @@ pub struct Sandbox {
     limits: Limits,
     /// A copy of `/etc/passwd` and `/etc/group` that name the agent user.
     identity: Option<(PathBuf, PathBuf)>,
+    /// The network namespace and its relays; `None` shares the host's.
+    network: Option<network::AgentNetwork>,
     missing: Vec<String>,
 }
 
@@ -121,6 +129,8 @@ pub struct Confinement {
     /// Variables the CLI gets instead of the server's.
     pub env: BTreeMap<String, String>,
     pub group: Option<cgroup::Group>,
+    /// The process's network (its proxy socket lives as long as this).
+    pub network: Option<network::ProcessNetwork>,
 }
 
 /// The paths one process may see besides the system.
@@ -129,6 +139,8 @@ pub struct Mounts<'a> {
     pub workspace: &'a Path,
     pub config_dir: &'a Path,
     pub add_dirs: &'a [PathBuf],
+    /// Whose process it is (the egress proxy's allowlist); `None` for the probe.
+    pub owner: Option<&'a crate::egress::Owner>,
 }
 
 fn is_root() -> bool {
@@ -152,6 +164,7 @@ impl Sandbox {
             cgroups: None,
             limits: settings.limits,
             identity: None,
+            network: None,
             missing,
         }
     }
@@ -196,6 +209,7 @@ impl Sandbox {
             cgroups: None,
             limits: settings.limits,
             identity: None,
+            network: None,
             missing: Vec::new(),
         };
         if sandbox.drop_to.is_some() {
@@ -233,6 +247,7 @@ impl Sandbox {
                 workspace: &here,
                 config_dir: &here,
                 add_dirs: &[],
+                owner: None,
             },
             None,
         )?
@@ -273,6 +288,7 @@ impl Sandbox {
             mode: if self.is_on() { "bwrap" } else { "off" },
             agent_user: self.agent_owner().map(|(u, g)| format!("{u}:{g}")),
             cgroup: self.cgroups.as_ref().map(cgroup::Hierarchy::version),
+            network: self.network.as_ref().map_or("host", |n| n.mode().as_str()),
             limits: self.cgroups.as_ref().map(|_| self.limits),
             missing: self.missing.clone(),
         }
@@ -356,6 +372,17 @@ impl Sandbox {
             let p = path.to_string_lossy();
             push(&[if *writable { "--bind" } else { "--ro-bind" }, &p, &p]);
         }
+        let network = match &self.network {
+            Some(net) => Some(
+                net.process(mounts.owner)
+                    .map_err(|e| format!("cannot open the agent's network: {e}"))?,
+            ),
+            None => None,
+        };
+        if let Some(net) = &network {
+            args.extend(net.namespace_args.iter().cloned());
+        }
+        let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
         push(&["--chdir", &mounts.workspace.to_string_lossy(), "--"]);
         if let Some((setpriv, uid, gid)) = &self.drop_to {
             push(&[
@@ -367,24 +394,50 @@ impl Sandbox {
                 "--",
             ]);
         }
+        if let Some(net) = &network {
+            args.extend(net.relay_args.iter().cloned());
+        }
         let group = match (&self.cgroups, group) {
             (Some(h), Some(name)) => Some(h.group(name, &self.limits)?),
             _ => None,
         };
-        let env = BTreeMap::from([
+        let mut env = BTreeMap::from([
             (
                 "HOME".to_owned(),
                 mounts.config_dir.to_string_lossy().into_owned(),
             ),
             ("TMPDIR".to_owned(), "/tmp".to_owned()),
         ]);
+        if let Some(net) = &network {
+            env.extend(net.env.clone());
+        }
         Ok(Some(Confinement {
             program: bwrap.clone(),
             args,
             cli: std::fs::canonicalize(mounts.cli).unwrap_or_else(|_| mounts.cli.to_path_buf()),
             env,
             group,
+            network,
         }))
+    }
+
+    /// Records something the sandbox lacks, for `/health` and the log.
+    pub fn note_missing(&mut self, what: String) {
+        self.missing.push(what);
+    }
+
+    /// Puts every later process in a network namespace of its own, after
+    /// checking that one starts here (a sandboxed `true` behind the relay).
+    pub async fn attach_network(&mut self, network: network::AgentNetwork) -> Result<(), String> {
+        self.network = Some(network);
+        if let Err(e) = self.try_run().await {
+            self.network = None;
+            tracing::debug!(error = %e, "the network probe failed");
+            return Err(format!(
+                "a sandboxed command in a network namespace of its own failed: {e}"
+            ));
+        }
+        Ok(())
     }
 
     /// Gives `dir` (and, when its top is not the agent's yet, everything in

@@ -150,11 +150,16 @@ impl SessionActor {
             .hand_over(&plan.workspace, false)
             .and_then(|()| sandbox.hand_over(&plan.config_dir, true))
             .map_err(|e| format!("cannot give the workspace to the agent user: {e}"))?;
+        let owner = crate::egress::Owner {
+            tenant_id: self.session.tenant_id.clone(),
+            session_id: self.session.id.clone(),
+        };
         let mounts = crate::sandbox::Mounts {
             cli: &plan.cli_path,
             workspace: &plan.workspace,
             config_dir: &plan.config_dir,
             add_dirs: &plan.spec.add_dirs,
+            owner: Some(&owner),
         };
         let group = format!("{}-{}", self.session.id, self.generation);
         sandbox.confine(&mounts, Some(&group))

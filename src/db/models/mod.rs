@@ -4,6 +4,7 @@
 pub mod approval;
 pub mod audit;
 pub mod budget;
+pub mod egress;
 pub mod event;
 pub mod idempotency;
 pub mod instance;
