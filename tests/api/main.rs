@@ -29,6 +29,7 @@ mod logs;
 mod mcp;
 mod metrics;
 mod money;
+mod network;
 mod openai;
 mod openapi;
 mod permissions;
