@@ -21,8 +21,18 @@ pub struct SetEgress {
     /// wildcards over every name below one (`*.example.com`, which does not
     /// match `example.com` itself); at most 200. `[]` allows nothing.
     #[schema(max_items = 200)]
-    allowed_hosts: Vec<String>,
+    allowed_hosts: Vec<HostPattern>,
 }
+
+/// A host name of letters, digits and inner hyphens, or `*.` and a name of
+/// two labels or more; case and a trailing dot do not matter.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(
+    pattern = r"^(\*\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)\.?$",
+    max_length = 253
+)]
+pub struct HostPattern(String);
 
 /// A tenant's allowlist.
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,7 +122,7 @@ pub async fn set_egress(
     }
     let mut patterns = raw
         .iter()
-        .map(|p| allowlist::normalize(p))
+        .map(|p| allowlist::normalize(&p.0))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::Validation(format!("allowed_hosts: {e}")))?;
     patterns.sort();
