@@ -5,7 +5,8 @@
 //! 6to4, Teredo, unique-local) is refused, unless the operator lists the
 //! host in `WEBHOOK_ALLOWED_HOSTS`. Checked at job creation and again at
 //! every delivery (DNS answers change). A refusal never says what the host
-//! resolved to, so the check cannot be used to map internal DNS.
+//! resolved to, so the check cannot be used to map internal DNS. The
+//! agents' egress proxy applies the same address rules (`resolve_checked`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
