@@ -151,7 +151,11 @@ impl EgressProxy {
                 _ = &mut stopped => break,
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
+                    let Ok((stream, _)) = accepted else {
+                        // Out of descriptors, say: a pause instead of a spin.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
                     let permit = slots.clone().try_acquire_owned().ok();
                     let context = connection::Context {
                         proxy: self.clone(),

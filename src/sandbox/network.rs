@@ -113,7 +113,10 @@ impl AgentNetwork {
             .map_err(|e| format!("the relay {} is not there: {e}", relay.display()))?;
         let egress = match (settings.mode, egress) {
             (NetworkMode::Proxy, Some(proxy)) => {
-                Some((proxy, data_dir.join("sandbox").join("egress")))
+                let dir = data_dir.join("sandbox").join("egress");
+                // Sockets of processes a previous run did not end cleanly.
+                let _ = std::fs::remove_dir_all(&dir);
+                Some((proxy, dir))
             }
             (NetworkMode::Proxy, None) => {
                 return Err("AGENT_NETWORK=proxy needs the egress proxy".into())

@@ -81,6 +81,7 @@ fn start(plan: &Plan) -> Result<ExitStatus, String> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
         .map_err(|e| e.to_string())?;
     std::thread::spawn(move || runtime.block_on(serve(listeners)));
@@ -99,6 +100,8 @@ async fn serve(listeners: Vec<(std::net::TcpListener, PathBuf)>) {
         tasks.spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
+                    // Out of descriptors, say: a pause instead of a spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     continue;
                 };
                 let socket = socket.clone();
