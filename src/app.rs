@@ -591,6 +591,7 @@ fn log_sandbox(status: &crate::sandbox::SandboxStatus) {
         tracing::info!(
             agent_user = status.agent_user.as_deref().unwrap_or("(user namespace)"),
             cgroup = status.cgroup.unwrap_or("none"),
+            network = status.network,
             "each CLI process runs in a bubblewrap sandbox"
         );
     } else {
