@@ -207,6 +207,33 @@ async fn with_network_none_the_agent_reaches_only_the_model() {
         "{out}"
     );
     assert!(origin.requests().is_empty());
+
+    // The relay runs the CLI as its child, and goes when the session does.
+    let cli_id = app.query_strings("SELECT cli_session_id AS s FROM sessions WHERE name = 'z'");
+    let relays = || relays_of(&cli_id[0]);
+    assert_eq!(relays(), 1);
+    let res = app
+        .delete("/api/v1/sessions/z", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(eventually(10, || async { relays() == 0 }).await);
+}
+
+/// Relay processes whose command line names the CLI session `cli_id`.
+fn relays_of(cli_id: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .is_ok_and(|c| {
+                    c.starts_with("/run/claude-code-api/relay sandbox-relay ") && c.contains(cli_id)
+                })
+        })
+        .count()
 }
 
 #[actix_web::test]
