@@ -610,3 +610,54 @@ async fn the_allowlist_is_set_by_admins_and_checked() {
         ["bob"]
     );
 }
+
+#[actix_web::test]
+async fn the_proxy_limits_connections_per_process_and_closes_idle_ones() {
+    let app = TestApp::spawn_with(
+        Options::default()
+            .var("AGENT_EGRESS_PRIVATE_HOSTS", ALLOWED_IP)
+            .var("AGENT_EGRESS_MAX_CONNECTIONS", "1")
+            .var("AGENT_EGRESS_IDLE_TIMEOUT_SECONDS", "2"),
+    )
+    .await;
+    // An origin that accepts and never says a word.
+    let silent = TcpListener::bind(format!("{ALLOWED_IP}:0")).unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let origin = Listener::start(&format!("{ALLOWED_IP}:0"), "ORIGIN-MARKER");
+    set_allowlist(&app, "alice", json!([ALLOWED_IP])).await;
+    app.create_session(ALICE, "l").await;
+    let answer = app
+        .chat_ok(
+            ALICE,
+            "l",
+            &format!(
+                "[[bash]]exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT {silent_addr} HTTP/1.1\\r\\n\\r\\n' >&3; \
+                 read -t 5 line <&3; echo first=$line; \
+                 echo second=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' http://{origin}/); \
+                 start=$SECONDS; timeout 10 cat <&3 >/dev/null; echo idle=$((SECONDS - start)); \
+                 echo third=$(curl -s -m 5 http://{origin}/)[[/bash]]",
+                origin = origin.addr
+            ),
+        )
+        .await;
+    let out = tool_output(&answer);
+    assert_eq!(
+        field(&out, "first"),
+        Some("HTTP/1.1 200 Connection Established"),
+        "{out}"
+    );
+    // The one connection allowed is taken: the next is refused.
+    assert_eq!(field(&out, "second"), Some("503"), "{out}");
+    // The silent tunnel is closed after the idle timeout, not the 10 s.
+    let idle: u64 = field(&out, "idle").unwrap().parse().unwrap();
+    assert!((1..=5).contains(&idle), "{out}");
+    // Its slot is free again.
+    assert_eq!(field(&out, "third"), Some("ORIGIN-MARKER"), "{out}");
+    assert_eq!(origin.requests().len(), 1);
+}
