@@ -120,8 +120,8 @@ pub struct Sandbox {
 pub struct Confinement {
     /// `bwrap`.
     pub program: PathBuf,
-    /// Its arguments, up to (and including) the privilege drop; the CLI and
-    /// its own arguments follow.
+    /// Its arguments, up to (and including) the privilege drop and the
+    /// network relay; the CLI and its own arguments follow.
     pub args: Vec<String>,
     /// The CLI as the sandbox sees it (links resolved: only the installation
     /// folder is there, not the links that lead to it).
