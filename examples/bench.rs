@@ -7,12 +7,15 @@
 //! 4. a fresh `claude -p` per prompt (what a spawn-per-request server pays);
 //!
 //! and, through the server with the sandbox on and off, the first turn of a
-//! new session (the CLI spawned, then answering) and the warm turn; and the
-//! first turn a second after the session was created, with warm-up
+//! new session (the CLI spawned, then answering) and the warm turn; the
+//! same with the sandbox on and its network namespace on (`AGENT_NETWORK=
+//! proxy`: the gateway through the relay) and off (`host`); and the first
+//! turn a second after the session was created, with warm-up
 //! (`WARM_ON_CREATE`) off and on.
 //!
-//! Run: `cargo run --release --example bench -- [TURNS] [FRESH_RUNS]`
-//! (defaults 50 and 10). Prints median and p90 of each and the ratios.
+//! Run: `cargo build --release && cargo run --release --example bench --
+//! [TURNS] [FRESH_RUNS]` (defaults 50 and 10; the server's binary is the
+//! sandbox's relay). Prints median and p90 of each and the ratios.
 //!
 //! `cargo run --release --example bench -- idle [SESSIONS] [CHATTED]`
 //! (defaults 10000 and 20), in a process of its own: CHATTED sessions each
@@ -61,6 +64,23 @@ fn cli_env(mock: &MockModel, home: &Path) -> BTreeMap<String, String> {
     );
     env.insert("IS_SANDBOX".into(), "1".into());
     env
+}
+
+/// The server's binary, built next to this example (`target/<profile>/`):
+/// the sandbox runs it as the relay of its network namespace.
+fn relay_program() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("claude-code-api"))
+        .unwrap();
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --release` first",
+        path.display()
+    );
+    path
 }
 
 fn stats(mut samples: Vec<Duration>) -> (f64, f64) {
@@ -114,6 +134,7 @@ impl BenchServer {
         }
         let mut settings = Settings::from_vars(&vars).unwrap();
         settings.cli_env = cli_env(mock, &root.join("home"));
+        settings.agent_network.relay_program = Some(relay_program());
         let app = Application::build(settings).await.unwrap();
         let base = format!("http://127.0.0.1:{}/api/v1", app.port());
         actix_web::rt::spawn(app.run_until_stopped());
@@ -350,7 +371,7 @@ async fn gateway_env(mock: &MockModel, root: &Path) -> (BTreeMap<String, String>
     let pool = claude_code_api::db::connect(&root.join("gateway.db").to_string_lossy()).unwrap();
     let gateway = ModelGateway::new(&settings.model, pool).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    actix_web::rt::spawn(gateway.serve(listener).unwrap());
+    actix_web::rt::spawn(gateway.serve(listener, None).unwrap());
     let grant = gateway.grant("bench", None);
     let mut env = cli_env(mock, &root.join("gw-home"));
     env.remove("ANTHROPIC_API_KEY");
@@ -494,6 +515,12 @@ async fn main() {
     let unboxed = BenchServer::start(&mock, root.path(), "off").await;
     let [(server, cold_boxed), (unboxed, cold_unboxed)] =
         on_both(&boxed, &unboxed, turns, fresh_runs).await;
+    let isolated =
+        BenchServer::start_with(&mock, root.path(), "bwrap", &[("AGENT_NETWORK", "proxy")]).await;
+    let shared =
+        BenchServer::start_with(&mock, root.path(), "bwrap", &[("AGENT_NETWORK", "host")]).await;
+    let [(net_warm, net_cold), (host_warm, host_cold)] =
+        on_both(&isolated, &shared, turns, fresh_runs).await;
     // The raw CLIs are driven on a blocking thread: this one must stay free
     // to serve the gateway (and the servers above).
     let raw_env = cli_env(&mock, &root.path().join("raw-home"));
@@ -521,6 +548,10 @@ async fn main() {
     let (r_med, r_p90) = stats(raw);
     let (g_med, g_p90) = stats(via_gateway);
     let (f_med, f_p90) = stats(fresh);
+    let (nw_med, nw_p90) = stats(net_warm);
+    let (hw_med, hw_p90) = stats(host_warm);
+    let (nc_med, nc_p90) = stats(net_cold);
+    let (hc_med, hc_p90) = stats(host_cold);
     let (tc_med, tc_p90) = stats(typed_cold);
     let (tw_med, tw_p90) = stats(typed_warm);
     println!("{:<44} {:>10} {:>10}", "variant", "median ms", "p90 ms");
@@ -539,6 +570,22 @@ async fn main() {
     println!(
         "{:<44} {:>10.1} {:>10.1}",
         "server, first turn, sandbox off", cu_med, cu_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "server, warm, sandbox + network namespace", nw_med, nw_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "server, warm, sandbox, host network", hw_med, hw_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "server, first turn, sandbox + network ns", nc_med, nc_p90
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1}",
+        "server, first turn, sandbox, host network", hc_med, hc_p90
     );
     println!(
         "{:<44} {:>10.1} {:>10.1}",
@@ -575,6 +622,16 @@ async fn main() {
         "sandbox, spawn (first turn):  {:+.1} ms median, {:+.1} ms p90 (goal < 50 ms)",
         cb_med - cu_med,
         cb_p90 - cu_p90
+    );
+    println!(
+        "network namespace, warm turn: {:+.2} ms median, {:+.2} ms p90 (goal: unchanged)",
+        nw_med - hw_med,
+        nw_p90 - hw_p90
+    );
+    println!(
+        "network namespace, spawn:     {:+.1} ms median, {:+.1} ms p90 (goal ≤ 50 ms)",
+        nc_med - hc_med,
+        nc_p90 - hc_p90
     );
     println!(
         "gateway added per model call: {:+.2} ms median, {:+.2} ms p90 (goal < 2 ms)",

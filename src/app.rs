@@ -183,13 +183,15 @@ impl Application {
             .context("cannot store the webhook secrets")?;
         }
         let dispatcher = WebhookDispatcher::new(settings.clone(), pool.clone()).start();
-        let (gateway, gateway_handle) = start_gateway(&settings, &pool).await?;
-        let (instance, node) = start_instance(&settings, &pool, &gateway, &workspace_root).await?;
-        let sandbox = Arc::new(
+        let mut sandbox =
             crate::sandbox::Sandbox::probe(&settings.sandbox, &settings.data_dir, pool.clone())
                 .await
-                .map_err(|e| anyhow::anyhow!(e))?,
-        );
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let gateway_socket = bind_gateway_socket(&settings, &sandbox)?;
+        let (gateway, gateway_handle) = start_gateway(&settings, &pool, gateway_socket).await?;
+        let (instance, node) = start_instance(&settings, &pool, &gateway, &workspace_root).await?;
+        attach_network(&settings, &pool, &mut sandbox).await?;
+        let sandbox = Arc::new(sandbox);
         log_sandbox(&sandbox.status());
         let runtime = Runtime {
             settings: settings.clone(),
@@ -497,6 +499,7 @@ async fn start_instance(
 async fn start_gateway(
     settings: &Settings,
     pool: &db::DbPool,
+    unix: Option<std::os::unix::net::UnixListener>,
 ) -> anyhow::Result<(ModelGateway, actix_web::dev::ServerHandle)> {
     let gateway = ModelGateway::new(&settings.model, pool.clone())?;
     gateway
@@ -507,7 +510,7 @@ async fn start_gateway(
     let addr = &settings.model.gateway_addr;
     let listener = TcpListener::bind(addr.as_str())
         .with_context(|| format!("cannot bind MODEL_GATEWAY_ADDR {addr}"))?;
-    let server = gateway.serve(listener)?;
+    let server = gateway.serve(listener, unix)?;
     let handle = server.handle();
     actix_web::rt::spawn(server);
     let status = gateway.status();
@@ -523,6 +526,67 @@ async fn start_gateway(
     Ok((gateway, handle))
 }
 
+/// The model gateway's unix socket, for sandboxes with a network namespace
+/// of their own (they cannot reach the loopback listener).
+fn bind_gateway_socket(
+    settings: &Settings,
+    sandbox: &crate::sandbox::Sandbox,
+) -> anyhow::Result<Option<std::os::unix::net::UnixListener>> {
+    use crate::sandbox::network::{gateway_socket_path, NetworkMode};
+    use std::os::unix::fs::PermissionsExt as _;
+    if !sandbox.is_on() || settings.agent_network.mode == NetworkMode::Host {
+        return Ok(None);
+    }
+    let path = gateway_socket_path(&settings.data_dir);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    }
+    // Left by a previous run of this server.
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).with_context(|| {
+        format!(
+            "cannot bind the model gateway's socket {} (a unix socket path has at most 107 bytes: use a shorter DATA_DIR)",
+            path.display()
+        )
+    })?;
+    // The agent users connect to it through the file bound into their sandbox.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(Some(listener))
+}
+
+/// Gives the sandbox its network namespace (`AGENT_NETWORK`) and, with
+/// `proxy`, starts the egress proxy. Where the namespace cannot start,
+/// `AGENT_SANDBOX=bwrap` stops here; `auto` goes on sharing the host's
+/// network, and says so.
+async fn attach_network(
+    settings: &Settings,
+    pool: &db::DbPool,
+    sandbox: &mut crate::sandbox::Sandbox,
+) -> anyhow::Result<()> {
+    use crate::sandbox::network::{AgentNetwork, NetworkMode};
+    if !sandbox.is_on() {
+        return Ok(());
+    }
+    let net = &settings.agent_network;
+    let egress = (net.mode == NetworkMode::Proxy)
+        .then(|| crate::egress::EgressProxy::new(pool.clone(), net.egress.clone()));
+    let attached = match AgentNetwork::new(net, &settings.data_dir, egress) {
+        Ok(None) => return Ok(()),
+        Ok(Some(network)) => sandbox.attach_network(network).await,
+        Err(e) => Err(e),
+    };
+    match attached {
+        Ok(()) => Ok(()),
+        Err(e) if settings.sandbox.mode == crate::sandbox::Mode::Bwrap => {
+            anyhow::bail!("AGENT_SANDBOX=bwrap, but the agent's network cannot be isolated: {e}")
+        }
+        Err(e) => {
+            sandbox.note_missing(format!("network isolation: {e}"));
+            Ok(())
+        }
+    }
+}
+
 /// Says what confines the agent, or loudly why nothing does.
 fn log_sandbox(status: &crate::sandbox::SandboxStatus) {
     if status.mode == "off" {
@@ -534,6 +598,7 @@ fn log_sandbox(status: &crate::sandbox::SandboxStatus) {
         tracing::info!(
             agent_user = status.agent_user.as_deref().unwrap_or("(user namespace)"),
             cgroup = status.cgroup.unwrap_or("none"),
+            network = status.network,
             "each CLI process runs in a bubblewrap sandbox"
         );
     } else {

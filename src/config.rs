@@ -129,6 +129,9 @@ pub struct Settings {
     pub model: ModelSettings,
     /// How each CLI process is confined (`AGENT_*`).
     pub sandbox: crate::sandbox::SandboxSettings,
+    /// `AGENT_NETWORK` (`proxy`): what a sandboxed agent's network is, and
+    /// the egress proxy's limits (`AGENT_EGRESS_*`).
+    pub agent_network: crate::sandbox::network::NetworkSettings,
 }
 
 /// Where the model API is, and the server's own credential for it.
@@ -469,6 +472,31 @@ impl Settings {
                         None => None,
                         Some(_) => Some(parse_bounded(&get, "AGENT_CPU_MAX", 1.0, 0.05, 1024.0)?),
                     },
+                },
+            },
+            agent_network: crate::sandbox::network::NetworkSettings {
+                mode: parse(
+                    &get,
+                    "AGENT_NETWORK",
+                    crate::sandbox::network::NetworkMode::Proxy,
+                )?,
+                relay_program: None,
+                egress: crate::egress::EgressSettings {
+                    private_hosts: list(get("AGENT_EGRESS_PRIVATE_HOSTS")),
+                    max_connections: parse_bounded(
+                        &get,
+                        "AGENT_EGRESS_MAX_CONNECTIONS",
+                        64,
+                        1,
+                        4096,
+                    )?,
+                    idle_timeout: Duration::from_secs(parse_bounded(
+                        &get,
+                        "AGENT_EGRESS_IDLE_TIMEOUT_SECONDS",
+                        300,
+                        1,
+                        86_400,
+                    )?),
                 },
             },
         };

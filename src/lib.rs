@@ -12,6 +12,7 @@ pub mod config;
 pub mod console;
 pub mod db;
 pub mod domain;
+pub mod egress;
 pub mod error;
 pub mod files;
 pub mod gateway;

@@ -7,8 +7,18 @@ use claude_code_api::config::Settings;
 
 const USAGE: &str = "usage: claude-code-api [serve | migrate | webhook-secret <tenant> | openapi | login [--token] | keys … | tenants … | --help]";
 
+fn main() -> anyhow::Result<()> {
+    // The relay inside a sandbox's network namespace (see `sandbox::relay`):
+    // no settings, no server runtime.
+    if std::env::args().nth(1).as_deref() == Some(claude_code_api::sandbox::relay::COMMAND) {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        claude_code_api::sandbox::relay::run(&args);
+    }
+    run()
+}
+
 #[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
     let settings = Settings::from_env()?;
     claude_code_api::telemetry::init(&settings);

@@ -45,6 +45,7 @@ pub struct Metrics {
     cli_spawns: IntCounter,
     gateway_refused: IntCounterVec,
     outside_turns_micros: IntCounter,
+    agent_egress: IntCounterVec,
 }
 
 /// Static metric definitions: a bad one is a bug seen at the first start.
@@ -114,6 +115,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "cca_gateway_outside_turns_micro_usd_total",
         "Model cost of calls made outside any turn, charged to tenants directly, in micro-USD",
     )?;
+    let agent_egress = IntCounterVec::new(
+        Opts::new(
+            "cca_agent_egress_requests_total",
+            "Connections asked of the agents' egress proxy, by outcome (allowed, not_allowed, \
+             private_address, over_limit, bad_request, upstream_error)",
+        ),
+        &["outcome"],
+    )?;
     for c in [
         Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(http_duration.clone()),
@@ -129,6 +138,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(cli_spawns.clone()),
         Box::new(gateway_refused.clone()),
         Box::new(outside_turns_micros.clone()),
+        Box::new(agent_egress.clone()),
     ] {
         registry.register(c)?;
     }
@@ -148,6 +158,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         cli_spawns,
         gateway_refused,
         outside_turns_micros,
+        agent_egress,
     })
 }
 
@@ -269,6 +280,13 @@ pub fn charged_outside_turns(micros: i64) {
         if micros > 0 {
             m.outside_turns_micros.inc_by(micros.unsigned_abs());
         }
+    }
+}
+
+/// The egress proxy decided on one connection of an agent.
+pub fn agent_egress(outcome: &str) {
+    if let Some(m) = metrics() {
+        m.agent_egress.with_label_values(&[outcome]).inc();
     }
 }
 

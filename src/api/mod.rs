@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod chat;
 mod control;
+mod egress;
 pub mod envelope;
 mod files;
 pub mod forward;
@@ -109,6 +110,7 @@ fn api_v1_routes() -> RouteTable {
             put: model_credentials::set_model_credential,
             delete: model_credentials::delete_model_credential,
         },
+        "/admin/tenants/{id}/egress" => { get: egress::get_egress, put: egress::set_egress },
         "/admin/keys" => { get: admin::list_keys, post: admin::create_key },
         "/admin/keys/{id}/revoke" => { post: admin::revoke_key },
         "/admin/nodes" => { get: nodes::list_nodes },

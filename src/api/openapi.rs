@@ -11,8 +11,8 @@ use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
 use super::{
-    admin, audit, chat, control, files, health, history, jobs, model_credentials, nodes, openai,
-    sessions, templates, usage, webhooks, workspaces,
+    admin, audit, chat, control, egress, files, health, history, jobs, model_credentials, nodes,
+    openai, sessions, templates, usage, webhooks, workspaces,
 };
 use crate::error::{problem_type, PROBLEM_CONTENT_TYPE, PROBLEM_KINDS};
 
@@ -76,6 +76,8 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         model_credentials::get_model_credential,
         model_credentials::set_model_credential,
         model_credentials::delete_model_credential,
+        egress::get_egress,
+        egress::set_egress,
         admin::list_keys,
         admin::create_key,
         admin::revoke_key,

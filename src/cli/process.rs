@@ -47,6 +47,8 @@ pub struct CliProcess {
     exited: Option<oneshot::Receiver<()>>,
     /// The sandbox's cgroup: everything in it dies with the process.
     group: Option<crate::sandbox::cgroup::Group>,
+    /// The sandbox's network (its egress proxy socket closes with the process).
+    _network: Option<crate::sandbox::network::ProcessNetwork>,
 }
 
 impl CliProcess {
@@ -72,7 +74,7 @@ impl CliProcess {
         let mut env = command::env(plan);
         // Descriptors bwrap reads; closed here once the child has them.
         let mut inherited = Vec::new();
-        let (program, mut cmd, group) = match confinement {
+        let (program, mut cmd, group, network) = match confinement {
             Some(c) => {
                 let fds = c.raw_fds();
                 let mut cmd = tokio::process::Command::new(&c.program);
@@ -83,11 +85,12 @@ impl CliProcess {
                 env.extend(c.env);
                 cmd.args(&c.args).arg(&c.cli);
                 inherited = c.fds;
-                (c.program, cmd, c.group)
+                (c.program, cmd, c.group, c.network)
             }
             None => (
                 plan.cli_path.clone(),
                 tokio::process::Command::new(&plan.cli_path),
+                None,
                 None,
             ),
         };
@@ -196,6 +199,7 @@ impl CliProcess {
             stderr,
             exited: Some(exited_rx),
             group,
+            _network: network,
         })
     }
 

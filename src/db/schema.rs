@@ -211,6 +211,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    tenant_egress_hosts (tenant_id, pattern) {
+        tenant_id -> Text,
+        pattern -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     tenant_model_credentials (tenant_id) {
         tenant_id -> Text,
         kind -> Text,
@@ -291,6 +299,7 @@ diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(sessions -> tenants (tenant_id));
 diesel::joinable!(usage_daily -> tenants (tenant_id));
+diesel::joinable!(tenant_egress_hosts -> tenants (tenant_id));
 diesel::joinable!(tenant_model_credentials -> tenants (tenant_id));
 diesel::joinable!(tenant_webhook_secrets -> tenants (tenant_id));
 diesel::joinable!(transcript_entries -> sessions (session_id));
@@ -310,6 +319,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     model_calls,
     server_secrets,
     sessions,
+    tenant_egress_hosts,
     tenant_model_credentials,
     tenant_webhook_secrets,
     tenants,

@@ -151,12 +151,17 @@ impl ModelGateway {
         })
     }
 
-    /// Serves the gateway on `listener` (loopback) until stopped.
-    pub fn serve(&self, listener: TcpListener) -> std::io::Result<Server> {
+    /// Serves the gateway on `listener` (loopback) until stopped, and on
+    /// `unix` too when given (the socket sandboxed processes reach it by).
+    pub fn serve(
+        &self,
+        listener: TcpListener,
+        unix: Option<std::os::unix::net::UnixListener>,
+    ) -> std::io::Result<Server> {
         let addr = listener.local_addr()?;
         let _ = self.inner.url.set(format!("http://{addr}"));
         let data = web::Data::new(self.clone());
-        Ok(HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .default_service(web::to(proxy::forward))
@@ -165,8 +170,11 @@ impl ModelGateway {
         .workers(2)
         .disable_signals()
         .shutdown_timeout(5)
-        .listen(listener)?
-        .run())
+        .listen(listener)?;
+        if let Some(unix) = unix {
+            server = server.listen_uds(unix)?;
+        }
+        Ok(server.run())
     }
 
     pub fn url(&self) -> Option<&str> {

@@ -3,9 +3,12 @@
 //! sandbox of its own (new mount, PID, IPC and UTS namespaces; only the
 //! system, the CLI, its session's workspace and its tenant's CLI state are
 //! there), as an unprivileged agent user when the server is root, in a
-//! cgroup with memory, process and CPU limits.
+//! cgroup with memory, process and CPU limits, and in a network namespace
+//! of its own (`network`).
 
 pub mod cgroup;
+pub mod network;
+pub mod relay;
 mod seccomp;
 pub mod tree;
 mod users;
@@ -105,6 +108,9 @@ pub struct SandboxStatus {
     pub seccomp: bool,
     /// `v1`, `v2`, or `null` when no limits apply.
     pub cgroup: Option<&'static str>,
+    /// The agent's network: `none` or `proxy` (a namespace of its own), or
+    /// `host` (shared with the server).
+    pub network: &'static str,
     pub limits: Option<Limits>,
     /// Why something is missing, with the fix.
     pub missing: Vec<String>,
@@ -121,6 +127,8 @@ pub struct Sandbox {
     cgroups: Option<cgroup::Hierarchy>,
     limits: Limits,
     seccomp: Option<seccomp::Programs>,
+    /// The network namespace and its relays; `None` shares the host's.
+    network: Option<network::AgentNetwork>,
     missing: Vec<String>,
 }
 
@@ -129,8 +137,8 @@ pub struct Sandbox {
 pub struct Confinement {
     /// `bwrap`.
     pub program: PathBuf,
-    /// Its arguments, up to (and including) the privilege drop; the CLI and
-    /// its own arguments follow.
+    /// Its arguments, up to (and including) the privilege drop and the
+    /// network relay; the CLI and its own arguments follow.
     pub args: Vec<String>,
     /// The CLI as the sandbox sees it (links resolved: only the installation
     /// folder is there, not the links that lead to it).
@@ -142,6 +150,8 @@ pub struct Confinement {
     /// programs): kept open across `exec` in the child, closed here once
     /// it has started.
     pub fds: Vec<OwnedFd>,
+    /// The process's network (its proxy socket lives as long as this).
+    pub network: Option<network::ProcessNetwork>,
 }
 
 impl Confinement {
@@ -174,6 +184,8 @@ pub struct Mounts<'a> {
     pub add_dirs: &'a [PathBuf],
     /// The tenant's agent user (`None`: the server's own user).
     pub owner: Owner,
+    /// Whose process it is (the egress proxy's allowlist); `None` for the probe.
+    pub tenant: Option<&'a crate::egress::Owner>,
 }
 
 fn is_root() -> bool {
@@ -198,6 +210,7 @@ impl Sandbox {
             cgroups: None,
             limits: settings.limits,
             seccomp: None,
+            network: None,
             missing,
         }
     }
@@ -266,6 +279,7 @@ impl Sandbox {
             cgroups: None,
             limits: settings.limits,
             seccomp,
+            network: None,
             missing: Vec::new(),
         };
         if let Err(e) = sandbox.try_run().await {
@@ -301,6 +315,7 @@ impl Sandbox {
                 config_dir: (&tree, &here),
                 add_dirs: &[],
                 owner,
+                tenant: None,
             },
             None,
         )?
@@ -348,6 +363,7 @@ impl Sandbox {
             agent_user: self.setpriv.as_ref().map(|_| self.users.range()),
             seccomp: self.is_on() && self.seccomp.is_some(),
             cgroup: self.cgroups.as_ref().map(cgroup::Hierarchy::version),
+            network: self.network.as_ref().map_or("host", |n| n.mode().as_str()),
             limits: self.cgroups.as_ref().map(|_| self.limits),
             missing: self.missing.clone(),
         }
@@ -462,6 +478,17 @@ impl Sandbox {
             ]);
             fds.push(fd);
         }
+        let network = match &self.network {
+            Some(net) => Some(
+                net.process(mounts.tenant)
+                    .map_err(|e| format!("cannot open the agent's network: {e}"))?,
+            ),
+            None => None,
+        };
+        if let Some(net) = &network {
+            args.extend(net.namespace_args.iter().cloned());
+        }
+        let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
         push(&["--chdir", &mounts.workspace.1.to_string_lossy(), "--"]);
         if let (Some(setpriv), Some((uid, gid))) = (&self.setpriv, mounts.owner) {
             push(&[
@@ -473,17 +500,23 @@ impl Sandbox {
                 "--",
             ]);
         }
+        if let Some(net) = &network {
+            args.extend(net.relay_args.iter().cloned());
+        }
         let group = match (&self.cgroups, group) {
             (Some(h), Some(name)) => Some(h.group(name, &self.limits)?),
             _ => None,
         };
-        let env = BTreeMap::from([
+        let mut env = BTreeMap::from([
             (
                 "HOME".to_owned(),
                 mounts.config_dir.1.to_string_lossy().into_owned(),
             ),
             ("TMPDIR".to_owned(), "/tmp".to_owned()),
         ]);
+        if let Some(net) = &network {
+            env.extend(net.env.clone());
+        }
         Ok(Some(Confinement {
             program: bwrap.clone(),
             args,
@@ -491,7 +524,27 @@ impl Sandbox {
             env,
             group,
             fds,
+            network,
         }))
+    }
+
+    /// Records something the sandbox lacks, for `/health` and the log.
+    pub fn note_missing(&mut self, what: String) {
+        self.missing.push(what);
+    }
+
+    /// Puts every later process in a network namespace of its own, after
+    /// checking that one starts here (a sandboxed `true` behind the relay).
+    pub async fn attach_network(&mut self, network: network::AgentNetwork) -> Result<(), String> {
+        self.network = Some(network);
+        if let Err(e) = self.try_run().await {
+            self.network = None;
+            tracing::debug!(error = %e, "the network probe failed");
+            return Err(format!(
+                "a sandboxed command in a network namespace of its own failed: {e}"
+            ));
+        }
+        Ok(())
     }
 
     /// Gives the folder `tree` (and, when its top is not the agent's yet,

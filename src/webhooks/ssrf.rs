@@ -5,7 +5,8 @@
 //! 6to4, Teredo, unique-local) is refused, unless the operator lists the
 //! host in `WEBHOOK_ALLOWED_HOSTS`. Checked at job creation and again at
 //! every delivery (DNS answers change). A refusal never says what the host
-//! resolved to, so the check cannot be used to map internal DNS.
+//! resolved to, so the check cannot be used to map internal DNS. The
+//! agents' egress proxy applies the same address rules (`resolve_checked`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -70,29 +71,53 @@ pub async fn check(raw: &str, allowed_hosts: &[String]) -> Result<CheckedUrl, Ur
         .trim_end_matches(']')
         .to_owned();
     let port = url.port_or_known_default().unwrap_or(443);
+    let addrs = match resolve_checked(&host, port, allowed_hosts).await {
+        Ok(addrs) => addrs,
+        Err(Unreachable::Unresolvable) => return Err(UrlRefused::Unresolvable(host)),
+        Err(Unreachable::Internal(addr)) => {
+            tracing::info!(host = %host, addr = %addr, "webhook URL refused: special-purpose address");
+            return Err(UrlRefused::Internal { host, addr });
+        }
+    };
+    Ok(CheckedUrl { url, host, addrs })
+}
+
+/// Why a host is not reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    /// No answer (or no address) within the time limit.
+    Unresolvable,
+    /// One of its addresses is special-purpose (for the server's log only).
+    Internal(IpAddr),
+}
+
+/// Resolves `host` and checks every address it resolves to; a host listed
+/// in `allowed_hosts` may resolve to anything. Also used by the agents'
+/// egress proxy, with its own list.
+pub async fn resolve_checked(
+    host: &str,
+    port: u16,
+    allowed_hosts: &[String],
+) -> Result<Vec<SocketAddr>, Unreachable> {
     let lookup = tokio::time::timeout(
         Duration::from_secs(5),
-        tokio::net::lookup_host((host.clone(), port)),
+        tokio::net::lookup_host((host.to_owned(), port)),
     )
     .await;
     let addrs: Vec<SocketAddr> = match lookup {
         Ok(Ok(addrs)) => addrs.collect(),
-        _ => return Err(UrlRefused::Unresolvable(host)),
+        _ => return Err(Unreachable::Unresolvable),
     };
     if addrs.is_empty() {
-        return Err(UrlRefused::Unresolvable(host));
+        return Err(Unreachable::Unresolvable);
     }
-    let allowed = allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host));
+    let allowed = allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host));
     if !allowed {
         if let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
-            tracing::info!(host = %host, addr = %bad.ip(), "webhook URL refused: special-purpose address");
-            return Err(UrlRefused::Internal {
-                host,
-                addr: bad.ip(),
-            });
+            return Err(Unreachable::Internal(bad.ip()));
         }
     }
-    Ok(CheckedUrl { url, host, addrs })
+    Ok(addrs)
 }
 
 /// Addresses a webhook must not reach: anything but public unicast.

@@ -221,6 +221,10 @@ impl TestApp {
         settings
             .cli_env
             .insert("CLAUDE_CODE_MAX_RETRIES".into(), "0".into());
+        // The server runs inside this test binary: the sandbox's relay is
+        // the server's own executable.
+        settings.agent_network.relay_program =
+            Some(PathBuf::from(env!("CARGO_BIN_EXE_claude-code-api")));
         let app = Application::build(settings)
             .await
             .expect("application builds");

@@ -31,6 +31,7 @@ mod logs;
 mod mcp;
 mod metrics;
 mod money;
+mod network;
 mod openai;
 mod openapi;
 mod permissions;

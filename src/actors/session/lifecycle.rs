@@ -183,12 +183,17 @@ impl SessionActor {
             .hand_over(&workspace, owner)
             .and_then(|()| sandbox.hand_over(&config, owner))
             .map_err(|e| format!("cannot give the workspace to the agent user: {e}"))?;
+        let tenant = crate::egress::Owner {
+            tenant_id: self.session.tenant_id.clone(),
+            session_id: self.session.id.clone(),
+        };
         let mounts = crate::sandbox::Mounts {
             cli: &plan.cli_path,
             workspace: (&workspace, &plan.workspace),
             config_dir: (&config, &plan.config_dir),
             add_dirs: &plan.spec.add_dirs,
             owner,
+            tenant: Some(&tenant),
         };
         let group = format!("{}-{}", self.session.id, self.generation);
         sandbox.confine(&mounts, Some(&group))

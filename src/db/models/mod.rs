@@ -5,6 +5,7 @@ pub mod agent_user;
 pub mod approval;
 pub mod audit;
 pub mod budget;
+pub mod egress;
 pub mod event;
 pub mod idempotency;
 pub mod instance;

@@ -1,0 +1,146 @@
+//! A tenant's egress allowlist (admin keys only): the hosts its agents may
+//! reach through the egress proxy (`AGENT_NETWORK=proxy`). Read by the proxy
+//! at every new connection, so a change applies to running sessions at once.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::audit::record;
+use super::envelope::{self, Envelope};
+use super::AppState;
+use crate::db::models::{egress, tenant, TenantId};
+use crate::egress::allowlist;
+use crate::error::{ApiError, Problem};
+use crate::security::auth::Caller;
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetEgress {
+    /// Exact host names (`example.com`, also a dotted IPv4 address) and
+    /// wildcards over every name below one (`*.example.com`, which does not
+    /// match `example.com` itself); at most 200. `[]` allows nothing.
+    #[schema(max_items = 200)]
+    allowed_hosts: Vec<HostPattern>,
+}
+
+/// A host name of letters, digits and inner hyphens, or `*.` and a name of
+/// two labels or more; case and a trailing dot do not matter.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(
+    pattern = r"^(\*\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)\.?$",
+    max_length = 253
+)]
+pub struct HostPattern(String);
+
+/// A tenant's allowlist.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EgressData {
+    tenant: String,
+    /// Sorted, in the stored form (lower case).
+    allowed_hosts: Vec<String>,
+    /// The server's `AGENT_NETWORK` in force: the list applies with `proxy`
+    /// only (`none`: no egress at all; `host`: the agent is not isolated).
+    network: &'static str,
+}
+
+async fn load(state: &AppState, id: String) -> Result<Option<Vec<String>>, ApiError> {
+    Ok(crate::db::run(&state.services.pool, move |c| {
+        if tenant::find_tenant(c, &id)?.is_none() {
+            return Ok(None);
+        }
+        egress::allowed_hosts(c, &TenantId(id)).map(Some)
+    })
+    .await?)
+}
+
+fn data(state: &AppState, tenant: String, allowed_hosts: Vec<String>) -> EgressData {
+    EgressData {
+        tenant,
+        allowed_hosts,
+        network: state.services.sandbox.status().network,
+    }
+}
+
+/// The hosts the tenant's agents may reach through the egress proxy.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/tenants/{id}/egress",
+    tag = "admin",
+    params(("id" = String, Path, description = "The tenant's id")),
+    responses(
+        (status = 200, description = "The allowlist", body = Envelope<EgressData>),
+        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn get_egress(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let id = id.into_inner();
+    let hosts = load(&state, id.clone())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant {id:?}")))?;
+    Ok(envelope::ok(&req, data(&state, id, hosts)))
+}
+
+/// Replaces the tenant's allowlist; new connections of its running agents
+/// are checked against the new list at once.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/tenants/{id}/egress",
+    tag = "admin",
+    params(("id" = String, Path, description = "The tenant's id")),
+    request_body = SetEgress,
+    responses(
+        (status = 200, description = "The new allowlist", body = Envelope<EgressData>),
+        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A pattern that is not a host name or wildcard, or too many", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn set_egress(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: super::envelope::JsonObject<SetEgress>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let raw = body.into_inner().allowed_hosts;
+    if raw.len() > allowlist::MAX_PATTERNS {
+        return Err(ApiError::Validation(format!(
+            "allowed_hosts has {} entries; at most {} are allowed",
+            raw.len(),
+            allowlist::MAX_PATTERNS
+        )));
+    }
+    let mut patterns = raw
+        .iter()
+        .map(|p| allowlist::normalize(&p.0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::Validation(format!("allowed_hosts: {e}")))?;
+    patterns.sort();
+    patterns.dedup();
+    let id = id.into_inner();
+    let tenant_id = id.clone();
+    let stored = patterns.clone();
+    let found = crate::db::run(&state.services.pool, move |c| {
+        if tenant::find_tenant(c, &tenant_id)?.is_none() {
+            return Ok(false);
+        }
+        egress::set_allowed_hosts(c, &TenantId(tenant_id), &stored)?;
+        Ok(true)
+    })
+    .await?;
+    if !found {
+        return Err(ApiError::NotFound(format!("no tenant {id:?}")));
+    }
+    record(&state, &req, &caller, "tenant.egress.set", &id).await;
+    Ok(envelope::ok(&req, data(&state, id, patterns)))
+}
