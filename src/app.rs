@@ -186,7 +186,7 @@ impl Application {
         let mut sandbox =
             crate::sandbox::Sandbox::probe(&settings.sandbox, &settings.data_dir, pool.clone())
                 .await
-            .map_err(|e| anyhow::anyhow!(e))?;
+                .map_err(|e| anyhow::anyhow!(e))?;
         let gateway_socket = bind_gateway_socket(&settings, &sandbox)?;
         let (gateway, gateway_handle) = start_gateway(&settings, &pool, gateway_socket).await?;
         let (instance, node) = start_instance(&settings, &pool, &gateway, &workspace_root).await?;
