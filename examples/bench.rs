@@ -8,8 +8,9 @@
 //!
 //! and, through the server with the sandbox on and off, the first turn of a
 //! new session (the CLI spawned, then answering) and the warm turn; the
-//! same with the sandbox on and its network namespace on (`AGENT_NETWORK=
-//! proxy`: the gateway through the relay) and off (`host`); and the first
+//! same with the sandbox on with its network namespace and seccomp filter
+//! (`AGENT_NETWORK=proxy`: the gateway through the relay) and without
+//! either (`host`, `AGENT_SECCOMP=false`); and the first
 //! turn a second after the session was created, with warm-up
 //! (`WARM_ON_CREATE`) off and on.
 //!
@@ -517,8 +518,14 @@ async fn main() {
         on_both(&boxed, &unboxed, turns, fresh_runs).await;
     let isolated =
         BenchServer::start_with(&mock, root.path(), "bwrap", &[("AGENT_NETWORK", "proxy")]).await;
-    let shared =
-        BenchServer::start_with(&mock, root.path(), "bwrap", &[("AGENT_NETWORK", "host")]).await;
+    // The same sandbox without the network namespace and the seccomp filter.
+    let shared = BenchServer::start_with(
+        &mock,
+        root.path(),
+        "bwrap",
+        &[("AGENT_NETWORK", "host"), ("AGENT_SECCOMP", "false")],
+    )
+    .await;
     let [(net_warm, net_cold), (host_warm, host_cold)] =
         on_both(&isolated, &shared, turns, fresh_runs).await;
     // The raw CLIs are driven on a blocking thread: this one must stay free
@@ -573,19 +580,19 @@ async fn main() {
     );
     println!(
         "{:<44} {:>10.1} {:>10.1}",
-        "server, warm, sandbox + network namespace", nw_med, nw_p90
+        "server, warm, sandbox + netns + seccomp", nw_med, nw_p90
     );
     println!(
         "{:<44} {:>10.1} {:>10.1}",
-        "server, warm, sandbox, host network", hw_med, hw_p90
+        "server, warm, sandbox, no netns, no seccomp", hw_med, hw_p90
     );
     println!(
         "{:<44} {:>10.1} {:>10.1}",
-        "server, first turn, sandbox + network ns", nc_med, nc_p90
+        "server, first turn, sandbox + netns + seccomp", nc_med, nc_p90
     );
     println!(
         "{:<44} {:>10.1} {:>10.1}",
-        "server, first turn, sandbox, host network", hc_med, hc_p90
+        "server, first turn, sandbox, neither", hc_med, hc_p90
     );
     println!(
         "{:<44} {:>10.1} {:>10.1}",
@@ -624,12 +631,12 @@ async fn main() {
         cb_p90 - cu_p90
     );
     println!(
-        "network namespace, warm turn: {:+.2} ms median, {:+.2} ms p90 (goal: unchanged)",
+        "netns + seccomp, warm turn:   {:+.2} ms median, {:+.2} ms p90 (goal: unchanged)",
         nw_med - hw_med,
         nw_p90 - hw_p90
     );
     println!(
-        "network namespace, spawn:     {:+.1} ms median, {:+.1} ms p90 (goal ≤ 50 ms)",
+        "netns + seccomp, spawn:       {:+.1} ms median, {:+.1} ms p90 (goal ≤ 50 ms)",
         nc_med - hc_med,
         nc_p90 - hc_p90
     );
