@@ -95,7 +95,8 @@ pub struct ProcessNetwork {
 }
 
 impl AgentNetwork {
-    /// `None` with `AGENT_NETWORK=host`. `gateway_socket` is bound already.
+    /// `None` with `AGENT_NETWORK=host`. The gateway's socket
+    /// (`gateway_socket_path`) is bound by the server before.
     pub fn new(
         settings: &NetworkSettings,
         data_dir: &Path,
