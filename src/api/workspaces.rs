@@ -17,7 +17,9 @@ use crate::services::{sessions, Requester};
 #[serde(deny_unknown_fields)]
 pub struct SetWorkingDir {
     /// An existing folder inside the tenant's area: absolute, or relative to
-    /// it. Not blank, no NUL; a path that is no folder of the area is a 404.
+    /// it, with no link on the way and no `..`. Not blank, no NUL. Missing,
+    /// or a file: 404; outside the area or through a link: 422; another
+    /// session's workspace (or a folder in or above one): 409.
     #[schema(pattern = "^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
     working_dir: String,
 }
@@ -32,9 +34,9 @@ pub struct SetWorkingDir {
     request_body = SetWorkingDir,
     responses(
         (status = 200, description = "The session, with its new workspace", body = Envelope<SessionData>),
-        (status = 404, description = "No session of that name in this tenant, or `working_dir` is no folder inside the tenant's area (missing, a file, or outside it)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A turn is running; try again when it ends", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A blank `working_dir` or one with a NUL byte", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No session of that name in this tenant, or no folder at `working_dir` (missing, or a file)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A turn is running (try again when it ends), or `working_dir` is, holds or lies in another session's workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`working_dir` is blank, has a NUL byte, lies outside the tenant's area, or has a link or `..` on the way", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn set_working_dir(

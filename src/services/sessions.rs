@@ -353,8 +353,10 @@ pub async fn subscribe(
 pub enum WorkingDirError {
     /// Not a path at all (blank, a NUL byte): the request is wrong.
     Invalid(String),
-    /// No folder of the tenant's area there: missing, a file, or outside.
+    /// No folder there: missing, or a file.
     NotFound(String),
+    /// The folder is, holds or lies in another session's workspace.
+    Taken(String),
     /// The area itself cannot be read.
     Unavailable(String),
 }
@@ -364,6 +366,7 @@ impl From<WorkingDirError> for ApiError {
         match e {
             WorkingDirError::Invalid(m) => ApiError::Validation(m),
             WorkingDirError::NotFound(m) => ApiError::NotFound(m),
+            WorkingDirError::Taken(m) => ApiError::Conflict(m),
             WorkingDirError::Unavailable(m) => ApiError::internal(m),
         }
     }
@@ -420,7 +423,7 @@ pub fn resolve_working_dir(
     for (name, other) in others {
         let other = Path::new(other);
         if dir.starts_with(other) || other.starts_with(&dir) {
-            return Err(Invalid(format!(
+            return Err(Taken(format!(
                 "working_dir {raw:?} overlaps the workspace of session {name:?}; pick a folder of its own"
             )));
         }
@@ -501,8 +504,6 @@ mod tests {
             ".",
             "/etc",
             "a\0b",
-            "other",
-            "other/inner",
             area.to_str().unwrap(),
             root.join("bob/repo").to_str().unwrap(),
         ] {

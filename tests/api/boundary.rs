@@ -227,7 +227,7 @@ async fn a_working_folder_swapped_for_a_link_is_never_mounted() {
     // Another session of the tenant cannot take a folder of this one's
     // workspace (its agent could swap it under this one).
     let res = set_repo(&app, ALICE, "helper", &repo.to_string_lossy()).await;
-    assert_problem(res, 422, "validation-error").await;
+    assert_problem(res, 409, "conflict").await;
     // A link is refused at the door.
     std::os::unix::fs::symlink("/", Path::new(&workspace).join("to-root")).unwrap();
     let res = set_repo(&app, ALICE, "r", "r/to-root").await;

@@ -1,6 +1,6 @@
 //! `POST /sessions/{name}/repo`: moving a session to another folder of the
-//! tenant's area keeps its conversation; anything outside, a link, or
-//! another session's workspace is refused (422); and
+//! tenant's area keeps its conversation; anything outside or a link is
+//! refused (422), another session's workspace too (409); and
 //! deleting the session removes only the workspace it created.
 
 use serde_json::{json, Value};
@@ -104,14 +104,23 @@ async fn directories_outside_the_tenants_own_area_are_refused() {
         app.root.path().join("data").to_string_lossy().into_owned(),
         "/etc".into(),
         "/".into(),
-        // Another session's workspace, or a folder holding one.
+    ] {
+        let res = set_repo(&app, ALICE, "s", &dir).await;
+        assert_problem(res, 422, "validation-error").await;
+    }
+    // Another session's workspace, or a folder in it: that session's.
+    for dir in [
         app.workspace("alice", "other")
             .to_string_lossy()
             .into_owned(),
         "other/inside".into(),
     ] {
         let res = set_repo(&app, ALICE, "s", &dir).await;
-        assert_problem(res, 422, "validation-error").await;
+        let body = assert_problem(res, 409, "conflict").await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("\"other\""),
+            "{body}"
+        );
     }
     for dir in ["missing", "file.txt"] {
         let res = set_repo(&app, ALICE, "s", dir).await;
