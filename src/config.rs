@@ -129,6 +129,9 @@ pub struct Settings {
     pub model: ModelSettings,
     /// How each CLI process is confined (`AGENT_*`).
     pub sandbox: crate::sandbox::SandboxSettings,
+    /// `AGENT_DISK_MAX_MB`: what a tenant's agents may keep on disk (its
+    /// workspaces and CLI state), MiB, unless the tenant has its own (10240).
+    pub agent_disk_max_mb: u64,
 }
 
 /// Where the model API is, and the server's own credential for it.
@@ -438,6 +441,7 @@ impl Settings {
                 mode: parse(&get, "AGENT_SANDBOX", crate::sandbox::Mode::Auto)?,
                 agent_uid: parse_bounded(&get, "AGENT_UID", 10_900, 1, u32::MAX - 1)?,
                 agent_gid: parse_bounded(&get, "AGENT_GID", 10_900, 1, u32::MAX - 1)?,
+                tmp_max_mb: parse_bounded(&get, "AGENT_TMP_MAX_MB", 512, 1, 1 << 20)?,
                 limits: crate::sandbox::Limits {
                     memory_max_mb: parse_bounded(&get, "AGENT_MEMORY_MAX_MB", 2048, 64, 1 << 20)?,
                     pids_max: parse_bounded(&get, "AGENT_PIDS_MAX", 512, 16, 1 << 22)?,
@@ -447,6 +451,7 @@ impl Settings {
                     },
                 },
             },
+            agent_disk_max_mb: parse_bounded(&get, "AGENT_DISK_MAX_MB", 10_240, 1, 1 << 30)?,
         };
         if !settings
             .allowed_permission_modes

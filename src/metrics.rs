@@ -2,7 +2,8 @@
 //! (`METRICS_ADDR`) so the scrape port can be kept off the public address:
 //! HTTP requests by route pattern and status (with latency), live CLI
 //! processes, queued turns, turns by outcome with their latency, cost, webhook
-//! attempts by outcome, and pending tool approvals.
+//! attempts by outcome, pending tool approvals, and each tenant's disk usage
+//! and quota.
 //!
 //! The collectors live in one process-wide registry, like Prometheus' own
 //! default registry: instrumentation points sit in the actors and the
@@ -42,6 +43,8 @@ pub struct Metrics {
     webhook_attempts: IntCounterVec,
     approvals_pending: IntGauge,
     cli_spawns: IntCounter,
+    disk_used: prometheus::IntGaugeVec,
+    disk_limit: prometheus::IntGaugeVec,
 }
 
 /// Static metric definitions: a bad one is a bug seen at the first start.
@@ -100,6 +103,17 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "Tool approvals waiting for an answer",
     )?;
     let cli_spawns = IntCounter::new("cca_cli_spawns_total", "Claude CLI processes started")?;
+    let disk_used = prometheus::IntGaugeVec::new(
+        Opts::new(
+            "cca_disk_used_bytes",
+            "What a tenant's agents keep on disk (workspaces and CLI state), as last measured",
+        ),
+        &["tenant"],
+    )?;
+    let disk_limit = prometheus::IntGaugeVec::new(
+        Opts::new("cca_disk_quota_bytes", "A tenant's disk quota"),
+        &["tenant"],
+    )?;
     for c in [
         Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(http_duration.clone()),
@@ -113,6 +127,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(webhook_attempts.clone()),
         Box::new(approvals_pending.clone()),
         Box::new(cli_spawns.clone()),
+        Box::new(disk_used.clone()),
+        Box::new(disk_limit.clone()),
     ] {
         registry.register(c)?;
     }
@@ -130,6 +146,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         webhook_attempts,
         approvals_pending,
         cli_spawns,
+        disk_used,
+        disk_limit,
     })
 }
 
@@ -211,6 +229,7 @@ pub fn turn_finished(elapsed: Duration, outcome: &Result<ChatResponse, TurnError
         Err(TurnError::Cancelled) => ("cancelled", 0),
         Err(TurnError::OverBudget { .. }) => ("over_budget", 0),
         Err(TurnError::Busy) => ("busy", 0),
+        Err(TurnError::DiskQuota { .. }) => ("disk_quota", 0),
     };
     let Some(m) = metrics() else { return };
     m.turns.with_label_values(&[label]).inc();
@@ -251,6 +270,17 @@ pub fn set_live(processes: usize, sessions: usize, waiting_for_slot: usize) {
     m.live_processes.set(n(processes));
     m.live_sessions.set(n(sessions));
     m.waiting_for_slot.set(n(waiting_for_slot));
+}
+
+/// A tenant's disk usage was measured. Tenants are made by admins, so the
+/// label takes no value a client made up.
+pub fn disk_measured(tenant: &str, used_bytes: u64, limit_bytes: u64) {
+    let Some(m) = metrics() else { return };
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    m.disk_used.with_label_values(&[tenant]).set(n(used_bytes));
+    m.disk_limit
+        .with_label_values(&[tenant])
+        .set(n(limit_bytes));
 }
 
 /// Every metric in the text exposition format; `None` before `init`.

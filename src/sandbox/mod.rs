@@ -44,6 +44,9 @@ pub struct SandboxSettings {
     /// `AGENT_UID` / `AGENT_GID`: who the agent is when the server is root.
     pub agent_uid: u32,
     pub agent_gid: u32,
+    /// `AGENT_TMP_MAX_MB`: size of the sandbox's own `/tmp` (a tmpfs, so
+    /// memory rather than disk).
+    pub tmp_max_mb: u64,
     pub limits: Limits,
 }
 
@@ -102,6 +105,8 @@ pub struct Sandbox {
     drop_to: Option<(PathBuf, u32, u32)>,
     cgroups: Option<cgroup::Hierarchy>,
     limits: Limits,
+    /// `/tmp`'s size in bytes.
+    tmp_bytes: u64,
     /// A copy of `/etc/passwd` and `/etc/group` that name the agent user.
     identity: Option<(PathBuf, PathBuf)>,
     missing: Vec<String>,
@@ -151,6 +156,7 @@ impl Sandbox {
             drop_to: None,
             cgroups: None,
             limits: settings.limits,
+            tmp_bytes: settings.tmp_max_mb.saturating_mul(1024 * 1024),
             identity: None,
             missing,
         }
@@ -195,6 +201,7 @@ impl Sandbox {
             drop_to,
             cgroups: None,
             limits: settings.limits,
+            tmp_bytes: settings.tmp_max_mb.saturating_mul(1024 * 1024),
             identity: None,
             missing: Vec::new(),
         };
@@ -331,7 +338,9 @@ impl Sandbox {
             push(&["--ro-bind-try", "/etc/passwd", "/etc/passwd"]);
             push(&["--ro-bind-try", "/etc/group", "/etc/group"]);
         }
-        push(&["--perms", "1777", "--tmpfs", "/tmp"]);
+        // Sized: a tmpfs is memory, and unsized it could take half the host's.
+        let tmp_size = self.tmp_bytes.to_string();
+        push(&["--perms", "1777", "--size", &tmp_size, "--tmpfs", "/tmp"]);
 
         let cli_root = cli_install_root(mounts.cli);
         let mut binds: Vec<(&Path, bool)> = Vec::new();

@@ -55,25 +55,44 @@ impl SessionActor {
     /// Starts the process once its transcript is ready: resumed when there
     /// is one (on disk, or rebuilt from the database), else a new one. The
     /// actor waits meanwhile, so nothing else starts a process.
+    /// A tenant at its disk quota gets no process: the turn that asked for
+    /// it fails with the quota's error.
     pub(super) fn spawn_process(&mut self, spec: LaunchSpec, ctx: &mut Context<Self>) {
         self.process = Process::Preparing;
         let prepared = self.prepare_transcript();
+        let disk = self.disk_status();
         // The launch is logged in the span of the turn that asked for it.
         let span = self.span();
         ctx.wait(
-            prepared
+            async move { (prepared.await, disk.await) }
                 .into_actor(self)
-                .map(move |conversation, act, ctx| {
+                .map(move |(conversation, disk), act, ctx| {
                     let _entered = span.enter();
-                    if matches!(act.process, Process::Preparing) {
-                        act.process = Process::Slot;
-                        act.launch(spec, conversation, ctx);
+                    if !matches!(act.process, Process::Preparing) {
+                        return;
                     }
+                    act.process = Process::Slot;
+                    if let Some(error) = act.disk_refusal(&disk) {
+                        act.release_slot();
+                        if let Some(turn) = act.queue.pop_front() {
+                            act.fail_unstarted(turn, error);
+                        }
+                        ctx.notify(messages::Advance);
+                        return;
+                    }
+                    let file_size_max = disk.ok().map(|d| d.limit_bytes);
+                    act.launch(spec, conversation, file_size_max, ctx);
                 }),
         );
     }
 
-    fn launch(&mut self, spec: LaunchSpec, conversation: Conversation, ctx: &mut Context<Self>) {
+    fn launch(
+        &mut self,
+        spec: LaunchSpec,
+        conversation: Conversation,
+        file_size_max: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
         let config_dir = self.runtime.cli_config_dir(&self.session.tenant_id);
         let model_grant = self
             .runtime
@@ -87,6 +106,7 @@ impl SessionActor {
             model_env: model_grant.env(),
             spec: spec.clone(),
             conversation,
+            file_size_max,
         };
         self.generation += 1;
         let started = self.confine(&plan).and_then(|confinement| {
