@@ -300,6 +300,11 @@ pub async fn upload_file(
         Ok(size)
     })
     .await?;
+    state
+        .services
+        .disk
+        .forget_usage(who.tenant().as_str())
+        .await;
     crate::services::audit::record(
         &state.services,
         &who,

@@ -28,7 +28,8 @@ pub struct UsageData {
     /// USD, for display; `cost_micros` is exact.
     cost: f64,
     /// What the tenant's agents keep on disk (its workspaces and CLI state),
-    /// measured at most a second ago, and its quota.
+    /// measured now (or, for very large trees, as recently as the spacing
+    /// of measurements allows), and its quota.
     disk: crate::disk::DiskStatus,
 }
 
@@ -67,7 +68,7 @@ pub async fn get_usage(
     let disk = state
         .services
         .disk
-        .status(tenant.as_str(), std::time::Duration::from_secs(1))
+        .status(tenant.as_str(), std::time::Duration::ZERO)
         .await?;
     let usage =
         crate::db::run(&state.services.pool, move |c| usage::for_tenant(c, &tenant)).await?;

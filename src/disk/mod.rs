@@ -216,6 +216,12 @@ impl DiskMeter {
         Ok(status)
     }
 
+    /// Files of the tenant were written or deleted through the API: the
+    /// next status measures again.
+    pub async fn forget_usage(&self, tenant: &str) {
+        self.entry(tenant).lock().await.last = None;
+    }
+
     /// The tenant's quota changed: the next status reads it again.
     pub async fn forget_quota(&self, tenant: &str) {
         self.entry(tenant).lock().await.quota = None;
