@@ -13,7 +13,7 @@ use crate::helpers::*;
 const MIB: u64 = 1024 * 1024;
 /// What the README promises a tenant can keep beyond its quota when its
 /// agent writes at this test's pace (1 MiB every 50 ms: 20 MiB/s): what it
-/// writes in one check period (200 ms) plus the scheduling slack of a busy
+/// writes in one check period (100 ms) plus the scheduling slack of a busy
 /// test machine.
 const OVERSHOOT: u64 = 12 * MIB;
 
@@ -362,4 +362,37 @@ async fn the_quota_is_set_per_tenant_and_measured_for_metrics() {
     assert!(tenant_row["disk_max_mb"].is_null());
     let usage = disk_usage(&app, &key).await;
     assert_eq!(usage["limit_bytes"], 10240 * MIB);
+}
+
+#[actix_web::test]
+async fn a_writer_left_running_after_its_turn_is_stopped_too() {
+    let app = TestApp::spawn().await;
+    set_quota(&app, "alice", json!(16)).await;
+    app.create_session(ALICE, "bg").await;
+    // The turn ends at once; its detached child writes on.
+    app.chat_ok(
+        ALICE,
+        "bg",
+        "[[bash]]setsid nohup sh -c 'for i in $(seq 1 100); do dd if=/dev/zero of=f$i bs=1M count=1 status=none; sleep 0.05; done' > /dev/null 2>&1 & echo started[[/bash]]",
+    )
+    .await;
+    let ws = app.workspace("alice", "bg");
+    // Stopped with the idle CLI once the quota is reached.
+    let mut last = 0;
+    let settled = eventually(20, || {
+        let now = written_files(&ws);
+        let still = now == last && now >= 16;
+        last = now;
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            still
+        }
+    })
+    .await;
+    assert!(settled, "the background writer kept writing: {last} files");
+    assert!(last < 100, "the background writer ran to its end");
+    let kept = tenant_on_disk(&app, "alice");
+    assert!(kept < 16 * MIB + OVERSHOOT, "kept {kept} bytes");
+    let (status, body) = app.chat(ALICE, "bg", "and now?").await;
+    assert_eq!(status, 507, "{body}");
 }

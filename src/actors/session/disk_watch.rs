@@ -20,7 +20,7 @@ use crate::disk::{DiskError, DiskStatus};
 use crate::domain::turn::TurnError;
 
 /// How often the tenant's usage is measured while the process lives.
-pub(super) const CHECK_EVERY: Duration = Duration::from_millis(200);
+pub(super) const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 impl SessionActor {
     /// The tenant's usage, at most one check period old.
