@@ -117,7 +117,8 @@ pub struct DiskMeter {
 struct TenantDisk {
     last: Option<(Instant, Result<Measured, Unmeasurable>)>,
     walk_time: Duration,
-    quota: Option<(Instant, u64)>,
+    /// When it was read, and the quota (`None`: no such tenant).
+    quota: Option<(Instant, Option<u64>)>,
 }
 
 impl DiskMeter {
@@ -146,10 +147,22 @@ impl DiskMeter {
 
     /// The tenant's usage, measured at most `max_age` ago (or as fresh as
     /// the spacing of walks allows). Callers asking at once share one walk.
+    /// A name that is no tenant's (an admin may ask about any) holds
+    /// nothing, is not measured and has no metrics.
     pub async fn status(&self, tenant: &str, max_age: Duration) -> Result<DiskStatus, DiskError> {
+        let nothing = DiskStatus {
+            used_bytes: 0,
+            limit_bytes: self.default_limit_bytes,
+            entries: 0,
+            unmeasurable: None,
+        };
+        // Tenant names are single folder names: nothing else is walked.
+        if !crate::security::keys::is_tenant_name(tenant) {
+            return Ok(nothing);
+        }
         let entry = self.entry(tenant);
         let mut state = entry.lock().await;
-        let limit_bytes = match state.quota {
+        let limit = match state.quota {
             Some((read, limit)) if read.elapsed() < QUOTA_TTL => limit,
             _ => {
                 let id = tenant.to_owned();
@@ -157,12 +170,17 @@ impl DiskMeter {
                     crate::db::models::tenant::disk_max_mb(c, &id)
                 })
                 .await?;
-                let limit = own.map_or(self.default_limit_bytes, |mb| {
-                    u64::try_from(mb).unwrap_or(0).saturating_mul(MIB)
+                let limit = own.map(|own| {
+                    own.map_or(self.default_limit_bytes, |mb| {
+                        u64::try_from(mb).unwrap_or(0).saturating_mul(MIB)
+                    })
                 });
                 state.quota = Some((Instant::now(), limit));
                 limit
             }
+        };
+        let Some(limit_bytes) = limit else {
+            return Ok(nothing);
         };
         let due = match &state.last {
             None => true,

@@ -66,6 +66,10 @@ struct Walk {
 
 impl Walk {
     fn root(&mut self, root: &Root<'_>) -> Result<(), Unmeasurable> {
+        // One plain name: `..` or a `/` would lead out of `parent`.
+        if root.name.is_empty() || root.name.contains('/') || matches!(root.name, "." | "..") {
+            return Ok(());
+        }
         let Ok(parent) = fs::open(root.parent, dir_flags(), Mode::empty()) else {
             return Ok(());
         };
@@ -216,6 +220,19 @@ mod tests {
             measure_dir(&tmp.path().join("linked")).unwrap(),
             Measured::default()
         );
+    }
+
+    #[test]
+    fn a_root_name_never_leads_out_of_its_parent() {
+        let tmp = tempfile::tempdir().unwrap();
+        for name in ["..", ".", "../..", "/usr", "a/../..", ""] {
+            let m = measure(&[Root {
+                parent: tmp.path(),
+                name,
+            }])
+            .unwrap();
+            assert_eq!(m, Measured::default(), "{name:?}");
+        }
     }
 
     #[test]

@@ -337,6 +337,17 @@ async fn the_quota_is_set_per_tenant_and_measured_for_metrics() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
+    // An admin naming no tenant (or a path) gets nothing measured.
+    for name in ["..", "%2Fusr", "nobody"] {
+        let res = app
+            .get(&format!("/api/v1/usage?tenant={name}"), ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["data"]["disk"]["used_bytes"], 0, "{name}: {body}");
+    }
 
     let base = app.metrics_base.clone().unwrap();
     let text = app
@@ -356,6 +367,7 @@ async fn the_quota_is_set_per_tenant_and_measured_for_metrics() {
     };
     assert_eq!(line("cca_disk_quota_bytes"), Some(64 * MIB), "{text}");
     assert_eq!(line("cca_disk_used_bytes"), Some(used), "{text}");
+    assert!(!text.contains("tenant=\"nobody\""), "{text}");
 
     // null: back to the server's default.
     let tenant_row = set_quota(&app, &tenant, Value::Null).await;

@@ -131,15 +131,14 @@ pub fn max_running_turns(conn: &mut DbConnection, id: &str) -> DbResult<Option<i
         .flatten())
 }
 
-/// The tenant's own disk quota in MiB (`None`: the server default, or no
-/// such tenant).
-pub fn disk_max_mb(conn: &mut DbConnection, id: &str) -> DbResult<Option<i64>> {
+/// The tenant's own disk quota in MiB (`Some(None)`: the server default;
+/// `None`: no such tenant).
+pub fn disk_max_mb(conn: &mut DbConnection, id: &str) -> DbResult<Option<Option<i64>>> {
     Ok(tenants::table
         .find(id)
         .select(tenants::disk_max_mb)
         .first::<Option<i64>>(conn)
-        .optional()?
-        .flatten())
+        .optional()?)
 }
 
 pub fn list_tenants(conn: &mut DbConnection) -> DbResult<Vec<Tenant>> {
