@@ -4,7 +4,8 @@
 //! `tenants create NAME [limits]`, `tenants list`, `tenants update NAME [limits]`
 //! with limits `--budget-usd X|none --max-sessions N|none
 //! --max-running-turns N|none --rate-limit-requests N|none
-//! --rate-limit-window-seconds N|none --allowed-permission-modes LIST|none`,
+//! --rate-limit-window-seconds N|none --allowed-permission-modes LIST|none
+//! --disk-max-mb N|none`,
 //! `tenants model-credential NAME --kind api_key|auth_token|oauth_token`
 //! (the secret read from stdin, so it is in no process list or shell
 //! history), `tenants model-credential NAME --clear`.
@@ -25,6 +26,7 @@ pub const USAGE: &str = "\
   claude-code-api tenants create NAME [--budget-usd X] [--max-sessions N] [--max-running-turns N]
                                       [--rate-limit-requests N] [--rate-limit-window-seconds N]
                                       [--allowed-permission-modes default,acceptEdits]
+                                      [--disk-max-mb N]
   claude-code-api tenants list
   claude-code-api tenants update NAME [same options; `none` returns one to the server default]
   claude-code-api tenants model-credential NAME --kind api_key|auth_token|oauth_token  < secret
@@ -109,6 +111,7 @@ impl Options {
                     ))
                 }
             },
+            disk_max_mb: count("disk-max-mb")?,
         })
     }
 }
@@ -120,6 +123,7 @@ const LIMIT_OPTIONS: &[&str] = &[
     "rate-limit-requests",
     "rate-limit-window-seconds",
     "allowed-permission-modes",
+    "disk-max-mb",
 ];
 
 /// Runs `keys …` or `tenants …`.

@@ -193,12 +193,18 @@ impl Application {
         attach_network(&settings, &pool, &mut sandbox).await?;
         let sandbox = Arc::new(sandbox);
         log_sandbox(&sandbox.status());
+        let disk = Arc::new(crate::disk::DiskMeter::new(
+            &settings,
+            workspace_root.clone(),
+            pool.clone(),
+        ));
         let runtime = Runtime {
             settings: settings.clone(),
             pool: pool.clone(),
             cli_path,
             gateway: gateway.clone(),
             sandbox: sandbox.clone(),
+            disk: disk.clone(),
             instance: instance.clone(),
             webhooks: Some(dispatcher.clone().recipient()),
             node: node.clone(),
@@ -222,6 +228,7 @@ impl Application {
             workspace_root,
             webhooks: dispatcher.recipient(),
             sandbox: sandbox.clone(),
+            disk,
             instance: instance.clone(),
             node: node.clone(),
             templates: templates.clone().into_inner(),

@@ -132,6 +132,9 @@ pub struct Settings {
     /// `AGENT_NETWORK` (`proxy`): what a sandboxed agent's network is, and
     /// the egress proxy's limits (`AGENT_EGRESS_*`).
     pub agent_network: crate::sandbox::network::NetworkSettings,
+    /// `AGENT_DISK_MAX_MB`: what a tenant's agents may keep on disk (its
+    /// workspaces and CLI state), MiB, unless the tenant has its own (10240).
+    pub agent_disk_max_mb: u64,
 }
 
 /// Where the model API is, and the server's own credential for it.
@@ -465,6 +468,7 @@ impl Settings {
                 agent_gid: parse_bounded(&get, "AGENT_GID", 10_900, 1, u32::MAX - 1)?,
                 agent_uid_count: parse_bounded(&get, "AGENT_UID_COUNT", 10_000, 1, 1 << 24)?,
                 seccomp: parse(&get, "AGENT_SECCOMP", true)?,
+                tmp_max_mb: parse_bounded(&get, "AGENT_TMP_MAX_MB", 512, 1, 1 << 20)?,
                 limits: crate::sandbox::Limits {
                     memory_max_mb: parse_bounded(&get, "AGENT_MEMORY_MAX_MB", 2048, 64, 1 << 20)?,
                     pids_max: parse_bounded(&get, "AGENT_PIDS_MAX", 512, 16, 1 << 22)?,
@@ -499,6 +503,7 @@ impl Settings {
                     )?),
                 },
             },
+            agent_disk_max_mb: parse_bounded(&get, "AGENT_DISK_MAX_MB", 10_240, 1, 1 << 30)?,
         };
         if !settings
             .allowed_permission_modes

@@ -46,6 +46,14 @@ pub enum ApiError {
     CliTimeout(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The tenant's disk quota is reached (507): its agents and uploads
+    /// may write nothing more until files are deleted.
+    #[error("{message}")]
+    DiskQuotaExceeded {
+        message: String,
+        used_bytes: u64,
+        limit_bytes: u64,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -73,6 +81,7 @@ impl ApiError {
             ApiError::Cli(_) => "cli-error",
             ApiError::CliTimeout(_) => "cli-timeout",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::DiskQuotaExceeded { .. } => "disk-quota-exceeded",
             ApiError::Internal(_) => "internal-error",
         }
     }
@@ -100,6 +109,15 @@ impl ApiError {
         if let ApiError::Validation(message) = self {
             problem.errors = Some(vec![FieldError::of(message)]);
         }
+        if let ApiError::DiskQuotaExceeded {
+            used_bytes,
+            limit_bytes,
+            ..
+        } = self
+        {
+            problem.used_bytes = Some(*used_bytes);
+            problem.limit_bytes = Some(*limit_bytes);
+        }
         problem.into_value()
     }
 }
@@ -122,6 +140,7 @@ pub const PROBLEM_KINDS: &[&str] = &[
     "cli-error",
     "cli-timeout",
     "unavailable",
+    "disk-quota-exceeded",
     "internal-error",
     "http-error",
 ];
@@ -160,6 +179,12 @@ pub struct Problem {
     /// `validation-error` only: what was wrong, as the original lists it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// `disk-quota-exceeded` only: what the tenant keeps on disk, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_bytes: Option<u64>,
+    /// `disk-quota-exceeded` only: the tenant's disk quota, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_bytes: Option<u64>,
 }
 
 /// One invalid field of a 422.
@@ -228,6 +253,8 @@ impl Problem {
             spent_micros: None,
             limit_micros: None,
             errors: None,
+            used_bytes: None,
+            limit_bytes: None,
         }
     }
 
@@ -251,6 +278,7 @@ impl ResponseError for ApiError {
             ApiError::Cli(_) => StatusCode::BAD_GATEWAY,
             ApiError::CliTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DiskQuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -334,6 +362,15 @@ impl From<&TurnError> for ApiError {
                 spent_micros: *spent_micros,
                 limit_micros: *limit_micros,
             },
+            TurnError::DiskQuota {
+                message,
+                used_bytes,
+                limit_bytes,
+            } => ApiError::DiskQuotaExceeded {
+                message: message.clone(),
+                used_bytes: *used_bytes,
+                limit_bytes: *limit_bytes,
+            },
         }
     }
 }
@@ -399,6 +436,11 @@ mod tests {
             ApiError::Cli(s()),
             ApiError::CliTimeout(s()),
             ApiError::Unavailable(s()),
+            ApiError::DiskQuotaExceeded {
+                message: s(),
+                used_bytes: 2,
+                limit_bytes: 1,
+            },
             ApiError::Internal(s()),
         ];
         let generic = (400..600).filter_map(|code| StatusCode::from_u16(code).ok());

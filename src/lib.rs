@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod db;
+pub mod disk;
 pub mod domain;
 pub mod egress;
 pub mod error;

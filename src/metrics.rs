@@ -2,8 +2,8 @@
 //! (`METRICS_ADDR`) so the scrape port can be kept off the public address:
 //! HTTP requests by route pattern and status (with latency), live CLI
 //! processes, queued turns, turns by outcome with their latency, cost, webhook
-//! attempts by outcome, pending tool approvals, and what the model gateway
-//! refused or charged outside turns.
+//! attempts by outcome, pending tool approvals, what the model gateway
+//! refused or charged outside turns, and each tenant's disk usage and quota.
 //!
 //! The collectors live in one process-wide registry, like Prometheus' own
 //! default registry: instrumentation points sit in the actors and the
@@ -46,6 +46,8 @@ pub struct Metrics {
     gateway_refused: IntCounterVec,
     outside_turns_micros: IntCounter,
     agent_egress: IntCounterVec,
+    disk_used: prometheus::IntGaugeVec,
+    disk_limit: prometheus::IntGaugeVec,
 }
 
 /// Static metric definitions: a bad one is a bug seen at the first start.
@@ -123,6 +125,17 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["outcome"],
     )?;
+    let disk_used = prometheus::IntGaugeVec::new(
+        Opts::new(
+            "cca_disk_used_bytes",
+            "What a tenant's agents keep on disk (workspaces and CLI state), as last measured",
+        ),
+        &["tenant"],
+    )?;
+    let disk_limit = prometheus::IntGaugeVec::new(
+        Opts::new("cca_disk_quota_bytes", "A tenant's disk quota"),
+        &["tenant"],
+    )?;
     for c in [
         Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(http_duration.clone()),
@@ -139,6 +152,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(gateway_refused.clone()),
         Box::new(outside_turns_micros.clone()),
         Box::new(agent_egress.clone()),
+        Box::new(disk_used.clone()),
+        Box::new(disk_limit.clone()),
     ] {
         registry.register(c)?;
     }
@@ -159,6 +174,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         gateway_refused,
         outside_turns_micros,
         agent_egress,
+        disk_used,
+        disk_limit,
     })
 }
 
@@ -240,6 +257,7 @@ pub fn turn_finished(elapsed: Duration, outcome: &Result<ChatResponse, TurnError
         Err(TurnError::Cancelled) => ("cancelled", 0),
         Err(TurnError::OverBudget { .. }) => ("over_budget", 0),
         Err(TurnError::Busy) => ("busy", 0),
+        Err(TurnError::DiskQuota { .. }) => ("disk_quota", 0),
     };
     let Some(m) = metrics() else { return };
     m.turns.with_label_values(&[label]).inc();
@@ -304,6 +322,17 @@ pub fn set_live(processes: usize, sessions: usize, waiting_for_slot: usize) {
     m.live_processes.set(n(processes));
     m.live_sessions.set(n(sessions));
     m.waiting_for_slot.set(n(waiting_for_slot));
+}
+
+/// A tenant's disk usage was measured. Tenants are made by admins, so the
+/// label takes no value a client made up.
+pub fn disk_measured(tenant: &str, used_bytes: u64, limit_bytes: u64) {
+    let Some(m) = metrics() else { return };
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    m.disk_used.with_label_values(&[tenant]).set(n(used_bytes));
+    m.disk_limit
+        .with_label_values(&[tenant])
+        .set(n(limit_bytes));
 }
 
 /// Every metric in the text exposition format; `None` before `init`.

@@ -21,6 +21,8 @@ pub struct Runtime {
     pub gateway: crate::gateway::ModelGateway,
     /// Confines each CLI process.
     pub sandbox: Arc<crate::sandbox::Sandbox>,
+    /// What each tenant keeps on disk, against its quota.
+    pub disk: Arc<crate::disk::DiskMeter>,
     /// This server's instance: what its turns hold is released if it dies.
     pub instance: crate::db::models::instance::Instance,
     /// Told when a job's webhook was queued, so it goes out at once.

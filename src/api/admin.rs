@@ -35,6 +35,9 @@ pub struct TenantData {
     /// The permission modes its sessions and turns may use; `null` = every
     /// mode the server allows.
     allowed_permission_modes: Option<Vec<String>>,
+    /// Disk quota of its agents (workspaces and CLI state) in MiB; `null` =
+    /// the server's `AGENT_DISK_MAX_MB`.
+    disk_max_mb: Option<i64>,
     created_at: String,
 }
 
@@ -56,6 +59,7 @@ impl From<Tenant> for TenantData {
             allowed_permission_modes: t
                 .allowed_permission_modes
                 .map(|m| m.split(',').map(str::to_owned).collect()),
+            disk_max_mb: t.disk_max_mb,
         }
     }
 }
@@ -121,7 +125,14 @@ pub struct LimitsBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<crate::domain::session::PermissionMode>>, min_items = 1)]
     allowed_permission_modes: Option<Option<Vec<crate::domain::session::PermissionMode>>>,
+    /// Disk quota (MiB) of the tenant's agents: its workspaces and CLI state.
+    #[serde(default, deserialize_with = "present_integer")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1073741824)]
+    disk_max_mb: Option<Option<i64>>,
 }
+
+/// The largest disk quota accepted, in MiB (1 PiB).
+const MAX_DISK_MB: i64 = 1 << 30;
 
 fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     d: D,
@@ -181,6 +192,14 @@ impl LimitsBody {
                 )),
                 Some(None) => Some(None),
                 None => None,
+            },
+            disk_max_mb: match positive("disk_max_mb", self.disk_max_mb)? {
+                Some(Some(mb)) if mb > MAX_DISK_MB => {
+                    return Err(ApiError::Validation(format!(
+                        "disk_max_mb must be at most {MAX_DISK_MB}"
+                    )))
+                }
+                other => other,
             },
         })
     }
@@ -302,6 +321,7 @@ pub async fn update_tenant(
     if let Err(e) = state.services.supervisor.send(changed).await {
         tracing::warn!(tenant = %updated.id, error = %e, "live sessions keep the old turn limit until their next turn");
     }
+    state.services.disk.forget_quota(&updated.id).await;
     record(&state, &req, &caller, "tenant.update", &updated.id).await;
     Ok(envelope::ok(&req, TenantData::from(updated)))
 }

@@ -116,6 +116,7 @@ impl WaitingForApproval {
         (status = 502, description = "The CLI failed the turn", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The session is shutting down", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The turn timed out", body = Problem, content_type = "application/problem+json"),
+        (status = 507, description = "The tenant's disk quota is reached (a running turn that reaches it ends with this problem)", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn chat(
@@ -172,6 +173,7 @@ pub async fn chat(
         (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An invalid field, or a refused message", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The session is shutting down", body = Problem, content_type = "application/problem+json"),
+        (status = 507, description = "The tenant's disk quota is reached (a running turn that reaches it ends with this problem)", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn chat_stream(

@@ -25,6 +25,7 @@ use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, PageQuery};
 use super::AppState;
+use crate::disk::DiskStatus;
 use crate::error::{ApiError, Problem};
 use crate::files::{self, archive, FilesError, TempUpload};
 use crate::security::paths;
@@ -120,6 +121,19 @@ fn too_large(limit: u64) -> ApiError {
     ))
 }
 
+/// An upload that would take the tenant past its disk quota: refused whole.
+fn does_not_fit(disk: &DiskStatus) -> ApiError {
+    ApiError::DiskQuotaExceeded {
+        message: format!(
+            "the file does not fit in the tenant's disk quota ({} MiB free of {} MiB); delete files first",
+            disk.limit_bytes.saturating_sub(disk.used_bytes) / (1024 * 1024),
+            disk.limit_bytes / (1024 * 1024)
+        ),
+        used_bytes: disk.used_bytes,
+        limit_bytes: disk.limit_bytes,
+    }
+}
+
 /// The small `path` form field.
 async fn read_path_field(field: &mut actix_multipart::Field) -> Result<PathBuf, ApiError> {
     let mut raw = Vec::new();
@@ -143,6 +157,7 @@ async fn receive_file(
     root: &Arc<Dir>,
     folder: Option<&PathBuf>,
     limit: u64,
+    disk: &DiskStatus,
 ) -> Result<Received, ApiError> {
     let name = field
         .content_disposition()
@@ -168,6 +183,9 @@ async fn receive_file(
         size += chunk.len() as u64;
         if size > limit {
             return Err(too_large(limit));
+        }
+        if disk.used_bytes.saturating_add(size) > disk.limit_bytes {
+            return Err(does_not_fit(disk));
         }
         file.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
@@ -195,6 +213,7 @@ async fn receive_file(
         (status = 409, description = "The file exists (without `overwrite`), or a file is in the way of the folder", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than `MAX_UPLOAD_MB`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A missing `file` part, an unknown field or a bad name", body = Problem, content_type = "application/problem+json"),
+        (status = 507, description = "The tenant's disk quota is reached, or the file would pass it", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn upload_file(
@@ -222,6 +241,17 @@ pub async fn upload_file(
     if declared.is_some_and(|len| len > limit.saturating_add(MULTIPART_OVERHEAD)) {
         return Err(too_large(limit));
     }
+    // Uploads count against the tenant's disk quota like the agent's files.
+    let disk = state
+        .services
+        .disk
+        .status_for_write(who.tenant().as_str())
+        .await?;
+    disk.check()?;
+    let room = disk.limit_bytes.saturating_sub(disk.used_bytes);
+    if declared.is_some_and(|len| len > room.saturating_add(MULTIPART_OVERHEAD)) {
+        return Err(does_not_fit(&disk));
+    }
     let mut received: Option<Received> = None;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(malformed)?;
@@ -242,7 +272,8 @@ pub async fn upload_file(
                 ))
             }
             "file" => {
-                received = Some(receive_file(&mut field, &root, folder.as_ref(), limit).await?);
+                received =
+                    Some(receive_file(&mut field, &root, folder.as_ref(), limit, &disk).await?);
             }
             other => {
                 return Err(ApiError::Validation(format!(
@@ -274,6 +305,11 @@ pub async fn upload_file(
         Ok(size)
     })
     .await?;
+    state
+        .services
+        .disk
+        .forget_usage(who.tenant().as_str())
+        .await;
     crate::services::audit::record(
         &state.services,
         &who,

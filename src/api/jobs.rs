@@ -59,6 +59,7 @@ pub struct CreateJob {
         (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The idempotency key was used for another request", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An invalid field, or a webhook URL that is not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 507, description = "The tenant's disk quota is reached (a job whose turn reaches it fails with this problem)", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn create_job(

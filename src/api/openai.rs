@@ -258,6 +258,7 @@ fn completion_id() -> String {
         (status = 422, description = "No user message with text, or a bad session name", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The CLI failed the turn", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The turn timed out", body = Problem, content_type = "application/problem+json"),
+        (status = 507, description = "The tenant's disk quota is reached (a running turn that reaches it ends with this problem)", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn chat_completions(

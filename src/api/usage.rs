@@ -27,6 +27,10 @@ pub struct UsageData {
     usage: usage::Usage,
     /// USD, for display; `cost_micros` is exact.
     cost: f64,
+    /// What the tenant's agents keep on disk (its workspaces and CLI state),
+    /// measured now (or, for very large trees, as recently as the spacing
+    /// of measurements allows), and its quota.
+    disk: crate::disk::DiskStatus,
 }
 
 /// `{data, meta}` plus `user_id` (the tenant), where the original put it.
@@ -61,6 +65,11 @@ pub async fn get_usage(
         }
         _ => caller.tenant.clone(),
     };
+    let disk = state
+        .services
+        .disk
+        .status(tenant.as_str(), std::time::Duration::ZERO)
+        .await?;
     let usage =
         crate::db::run(&state.services.pool, move |c| usage::for_tenant(c, &tenant)).await?;
     Ok(HttpResponse::Ok().json(UsageDocument {
@@ -69,6 +78,7 @@ pub async fn get_usage(
         data: UsageData {
             cost: micros_to_usd(usage.cost_micros),
             usage,
+            disk,
         },
     }))
 }

@@ -29,6 +29,9 @@ pub struct LaunchPlan {
     pub model_env: BTreeMap<String, String>,
     pub spec: LaunchSpec,
     pub conversation: Conversation,
+    /// `RLIMIT_FSIZE` of the process and everything it starts: no file it
+    /// writes grows past this (the tenant's disk quota).
+    pub file_size_max: Option<u64>,
 }
 
 /// The argv after the program name. Valued flags use the `--flag=value`
@@ -267,6 +270,7 @@ mod tests {
             )]),
             spec: s,
             conversation: Conversation::New("id".into()),
+            file_size_max: None,
         };
         let e = env(&plan);
         assert_eq!(e["TEMPLATE_MARK"], "1");

@@ -102,6 +102,23 @@ impl CliProcess {
                 cmd.pre_exec(move || procs.join_self());
             }
         }
+        if let Some(max) = plan.file_size_max {
+            let limit = libc::rlimit {
+                rlim_cur: max,
+                rlim_max: max,
+            };
+            // SAFETY: setrlimit is async-signal-safe; `limit` is a plain
+            // value copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         cmd.args(command::args(&plan.spec, &plan.conversation))
             .current_dir(&plan.workspace)
             .env_clear()

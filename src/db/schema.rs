@@ -127,6 +127,7 @@ diesel::table! {
         rate_limit_requests -> Nullable<BigInt>,
         rate_limit_window_seconds -> Nullable<BigInt>,
         allowed_permission_modes -> Nullable<Text>,
+        disk_max_mb -> Nullable<BigInt>,
     }
 }
 

@@ -108,4 +108,12 @@ pub enum TurnError {
     /// Stopped on request (job cancel).
     #[error("the turn was cancelled")]
     Cancelled,
+    /// The tenant's agents keep as much on disk as its quota allows: the
+    /// turn was stopped (or never started) until files are deleted.
+    #[error("{message}")]
+    DiskQuota {
+        message: String,
+        used_bytes: u64,
+        limit_bytes: u64,
+    },
 }

@@ -59,6 +59,9 @@ pub struct SandboxSettings {
     /// interfaces to the agent (true; false only to compare, or for a tool
     /// that truly needs one of them).
     pub seccomp: bool,
+    /// `AGENT_TMP_MAX_MB`: size of the sandbox's own `/tmp` (a tmpfs, so
+    /// memory rather than disk).
+    pub tmp_max_mb: u64,
     pub limits: Limits,
 }
 
@@ -129,6 +132,8 @@ pub struct Sandbox {
     seccomp: Option<seccomp::Programs>,
     /// The network namespace and its relays; `None` shares the host's.
     network: Option<network::AgentNetwork>,
+    /// `/tmp`'s size in bytes.
+    tmp_bytes: u64,
     missing: Vec<String>,
 }
 
@@ -211,6 +216,7 @@ impl Sandbox {
             limits: settings.limits,
             seccomp: None,
             network: None,
+            tmp_bytes: settings.tmp_max_mb.saturating_mul(1024 * 1024),
             missing,
         }
     }
@@ -280,6 +286,7 @@ impl Sandbox {
             limits: settings.limits,
             seccomp,
             network: None,
+            tmp_bytes: settings.tmp_max_mb.saturating_mul(1024 * 1024),
             missing: Vec::new(),
         };
         if let Err(e) = sandbox.try_run().await {
@@ -439,7 +446,9 @@ impl Sandbox {
                 push(&["--ro-bind-try", "/etc/group", "/etc/group"]);
             }
         }
-        push(&["--perms", "1777", "--tmpfs", "/tmp"]);
+        // Sized: a tmpfs is memory, and unsized it could take half the host's.
+        let tmp_size = self.tmp_bytes.to_string();
+        push(&["--perms", "1777", "--size", &tmp_size, "--tmpfs", "/tmp"]);
 
         let cli_root = cli_install_root(mounts.cli);
         let mut read_only: Vec<&Path> = Vec::new();

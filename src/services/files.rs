@@ -77,6 +77,7 @@ pub async fn delete(
     }
     let (_, root) = open(services, who, name).await?;
     blocking(move || files::delete(&root, Path::new(&rel))).await?;
+    services.disk.forget_usage(who.tenant().as_str()).await;
     super::audit::record(services, who, "file.delete", &format!("{name}/{raw}")).await;
     Ok(())
 }

@@ -38,6 +38,8 @@ pub struct Services {
     pub webhooks: actix::Recipient<crate::actors::webhooks::Wake>,
     /// The agent's confinement (who owns uploaded files).
     pub sandbox: Arc<crate::sandbox::Sandbox>,
+    /// What each tenant keeps on disk, against its quota.
+    pub disk: Arc<crate::disk::DiskMeter>,
     /// This server as a node of a cluster (or alone): where sessions run.
     pub node: crate::cluster::Node,
     /// This server's instance, which owns the idempotency claims it runs.

@@ -2,8 +2,8 @@
 //! `/chat`, `/chat/stream`, a job, the OpenAI surface, MCP or the console.
 //!
 //! The checks run in one order: the prompt itself, the deny patterns, the
-//! tenant's budget, the session, the permission ceiling, the webhook URL
-//! (jobs). Only then is the turn queued on the session's actor, and the
+//! tenant's budget, its disk quota, the session, the permission ceiling, the
+//! webhook URL (jobs). Only then is the turn queued on the session's actor, and the
 //! prompt written to the audit log.
 
 use tokio::sync::{mpsc, oneshot};
@@ -79,6 +79,11 @@ pub async fn submit(
             limit_micros: e.limit_micros,
         });
     }
+    services
+        .disk
+        .status_for_write(who.tenant().as_str())
+        .await?
+        .check()?;
     let session = match target {
         Target::Named(name) => super::sessions::load(services, who, name).await?,
         Target::OpenOrCreate(name) => super::sessions::open_or_create(services, who, name).await?,

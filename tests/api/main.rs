@@ -18,6 +18,7 @@ mod cluster;
 mod compat;
 mod console;
 mod contract;
+mod disk;
 mod errors;
 mod events;
 mod faults;

@@ -55,7 +55,8 @@ impl SessionActor {
     /// Starts the process once its agent user is known and its transcript
     /// is ready: resumed when there is one (on disk, or rebuilt from the
     /// database), else a new one. The actor waits meanwhile, so nothing
-    /// else starts a process.
+    /// else starts a process. A tenant at its disk quota gets no process:
+    /// the turn that asked for it fails with the quota's error.
     pub(super) fn spawn_process(&mut self, spec: LaunchSpec, ctx: &mut Context<Self>) {
         self.process = Process::Preparing;
         let sandbox = self.runtime.sandbox.clone();
@@ -68,19 +69,35 @@ impl SessionActor {
                 .map_err(|e| format!("no agent user for the tenant: {e}"))?;
             Ok::<_, String>((transcript.run(owner).await, owner))
         };
+        let disk = self.disk_status();
         // The launch is logged in the span of the turn that asked for it.
         let span = self.span();
-        ctx.wait(prepared.into_actor(self).map(move |prepared, act, ctx| {
-            let _entered = span.enter();
-            if !matches!(act.process, Process::Preparing) {
-                return;
-            }
-            act.process = Process::Slot;
-            match prepared {
-                Ok((conversation, owner)) => act.launch(spec, conversation, owner, ctx),
-                Err(e) => act.launch_failed(e, ctx),
-            }
-        }));
+        ctx.wait(
+            async move { (prepared.await, disk.await) }
+                .into_actor(self)
+                .map(move |(prepared, disk), act, ctx| {
+                    let _entered = span.enter();
+                    if !matches!(act.process, Process::Preparing) {
+                        return;
+                    }
+                    act.process = Process::Slot;
+                    if let Some(error) = act.disk_refusal(&disk) {
+                        act.release_slot();
+                        if let Some(turn) = act.queue.pop_front() {
+                            act.fail_unstarted(turn, error);
+                        }
+                        ctx.notify(messages::Advance);
+                        return;
+                    }
+                    let file_size_max = disk.ok().map(|d| d.limit_bytes);
+                    match prepared {
+                        Ok((conversation, owner)) => {
+                            act.launch(spec, conversation, owner, file_size_max, ctx)
+                        }
+                        Err(e) => act.launch_failed(e, ctx),
+                    }
+                }),
+        );
     }
 
     /// A process that could not start: its slot goes back and the turn
@@ -99,6 +116,7 @@ impl SessionActor {
         spec: LaunchSpec,
         conversation: Conversation,
         owner: crate::sandbox::Owner,
+        file_size_max: Option<u64>,
         ctx: &mut Context<Self>,
     ) {
         let config_dir = self.runtime.cli_config_dir(&self.session.tenant_id);
@@ -114,6 +132,7 @@ impl SessionActor {
             model_env: model_grant.env(),
             spec: spec.clone(),
             conversation,
+            file_size_max,
         };
         self.generation += 1;
         let started = self.confine(&plan, owner).and_then(|confinement| {

@@ -6,9 +6,10 @@
 //! (`Head`: its permit, then its run), and whether it still takes turns
 //! (`Intake`). The concerns live in their own files: `lifecycle` (the
 //! process and its slot), `cli_events` (what the CLI says), `queue` (the
-//! queue and the running turn), `approvals`, `watchdog`, `cancel`,
-//! `workspace`, `transcript` (the CLI's transcript mirrored into the
-//! database, and rebuilt from it); `handlers` only dispatch messages.
+//! queue and the running turn), `approvals`, `watchdog`, `disk_watch` (the
+//! tenant's disk quota), `cancel`, `workspace`, `transcript` (the CLI's
+//! transcript mirrored into the database, and rebuilt from it); `handlers`
+//! only dispatch messages.
 //!
 //! An actor lives while it has something to do (a process, a turn, a
 //! subscriber, a write in flight) or someone holds its address; then its
@@ -19,6 +20,7 @@
 pub mod approvals;
 mod cancel;
 mod cli_events;
+mod disk_watch;
 mod handlers;
 pub mod hub;
 mod lifecycle;
@@ -85,6 +87,8 @@ pub struct SessionActor {
     /// Set while the actor has something to do: its timers, and an address
     /// of itself that keeps it from stopping.
     awake: Option<Awake>,
+    /// A disk measurement for the watchdog is under way.
+    disk_check_running: bool,
 }
 
 /// Where the session's CLI process is.
@@ -137,7 +141,7 @@ struct Draining {
 
 struct Awake {
     _me: Addr<SessionActor>,
-    timers: [SpawnHandle; 2],
+    timers: [SpawnHandle; 3],
 }
 
 /// What the actor knows of its session row.
@@ -262,6 +266,7 @@ impl SessionActor {
             transcripts,
             reported_queue: 0,
             awake: None,
+            disk_check_running: false,
         }
     }
 
@@ -315,9 +320,10 @@ impl SessionActor {
             act.sleep_when_done(ctx);
         });
         let flush = ctx.run_interval(FLUSH_EVERY, |act, _| act.flush_events());
+        let disk = ctx.run_interval(disk_watch::CHECK_EVERY, |act, ctx| act.check_disk(ctx));
         self.awake = Some(Awake {
             _me: ctx.address(),
-            timers: [watchdog, flush],
+            timers: [watchdog, flush, disk],
         });
     }
 

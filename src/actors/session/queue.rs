@@ -82,11 +82,26 @@ impl SessionActor {
         }
     }
 
-    /// Reserves the turn's share of the budgets, then writes it to the CLI.
-    /// The actor waits for the reservation (one small write, after the
-    /// session's queued ones), so turns still start in queue order.
-    pub(super) fn start_turn(&mut self, mut turn: Turn, ctx: &mut Context<Self>) {
+    /// Checks the tenant's disk quota, reserves the turn's share of the
+    /// budgets, then writes it to the CLI. The actor waits for both (the
+    /// reservation is one small write, after the session's queued ones), so
+    /// turns still start in queue order.
+    pub(super) fn start_turn(&mut self, turn: Turn, ctx: &mut Context<Self>) {
         self.report_queue();
+        let disk = self.disk_status();
+        ctx.wait(
+            disk.into_actor(self)
+                .map(move |disk, act, ctx| match act.disk_refusal(&disk) {
+                    Some(error) => {
+                        act.fail_unstarted(turn, error);
+                        act.advance(ctx);
+                    }
+                    None => act.reserve_and_begin(turn, ctx),
+                }),
+        );
+    }
+
+    fn reserve_and_begin(&mut self, mut turn: Turn, ctx: &mut Context<Self>) {
         turn.span = tracing::info_span!(
             parent: &turn.span,
             "turn",

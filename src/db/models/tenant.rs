@@ -37,6 +37,8 @@ pub struct Tenant {
     pub rate_limit_window_seconds: Option<i64>,
     /// Comma-separated permission modes; `None` = every mode the server allows.
     pub allowed_permission_modes: Option<String>,
+    /// Disk quota of its agents in MiB; `None` = `AGENT_DISK_MAX_MB`.
+    pub disk_max_mb: Option<i64>,
 }
 
 impl Tenant {
@@ -53,6 +55,7 @@ impl Tenant {
             rate_limit_requests: None,
             rate_limit_window_seconds: None,
             allowed_permission_modes: None,
+            disk_max_mb: None,
         }
     }
 }
@@ -67,6 +70,7 @@ pub struct TenantLimits {
     pub rate_limit_requests: Option<Option<i64>>,
     pub rate_limit_window_seconds: Option<Option<i64>>,
     pub allowed_permission_modes: Option<Option<String>>,
+    pub disk_max_mb: Option<Option<i64>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
@@ -127,6 +131,16 @@ pub fn max_running_turns(conn: &mut DbConnection, id: &str) -> DbResult<Option<i
         .flatten())
 }
 
+/// The tenant's own disk quota in MiB (`Some(None)`: the server default;
+/// `None`: no such tenant).
+pub fn disk_max_mb(conn: &mut DbConnection, id: &str) -> DbResult<Option<Option<i64>>> {
+    Ok(tenants::table
+        .find(id)
+        .select(tenants::disk_max_mb)
+        .first::<Option<i64>>(conn)
+        .optional()?)
+}
+
 pub fn list_tenants(conn: &mut DbConnection) -> DbResult<Vec<Tenant>> {
     Ok(tenants::table
         .order(tenants::name.asc())
@@ -145,7 +159,8 @@ pub fn update_limits(
         && limits.max_running_turns.is_none()
         && limits.rate_limit_requests.is_none()
         && limits.rate_limit_window_seconds.is_none()
-        && limits.allowed_permission_modes.is_none();
+        && limits.allowed_permission_modes.is_none()
+        && limits.disk_max_mb.is_none();
     if !is_empty {
         diesel::update(tenants::table.find(id))
             .set(limits)
