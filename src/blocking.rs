@@ -7,6 +7,12 @@
 #[error("blocking work did not finish: {0}")]
 pub struct Panicked(String);
 
+impl From<tokio::task::JoinError> for Panicked {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Panicked(e.to_string())
+    }
+}
+
 /// Starts `f` on the blocking pool, in the current span.
 pub fn spawn<T, F>(f: F) -> tokio::task::JoinHandle<T>
 where
@@ -23,5 +29,5 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    spawn(f).await.map_err(|e| Panicked(e.to_string()))
+    spawn(f).await.map_err(Panicked::from)
 }

@@ -23,13 +23,21 @@ use crate::domain::turn::TurnError;
 pub(super) const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 impl SessionActor {
-    /// The tenant's usage, at most one check period old.
+    /// The tenant's usage, at most one check period old. The measurement
+    /// runs as a task of its own, not in this actor's context: it holds
+    /// the tenant's meter lock, and an actor paused in `ctx.wait` polls
+    /// none of its other futures, so a check in flight there would keep the
+    /// lock from the measurement the actor is waiting on.
     pub(super) fn disk_status(
         &self,
     ) -> impl Future<Output = Result<DiskStatus, DiskError>> + 'static {
         let meter = self.runtime.disk.clone();
         let tenant = self.session.tenant_id.clone();
-        async move { meter.status(&tenant, CHECK_EVERY).await }
+        let task = actix::spawn(async move { meter.status(&tenant, CHECK_EVERY).await });
+        async move {
+            task.await
+                .map_err(|e| DiskError::Panicked(crate::blocking::Panicked::from(e)))?
+        }
     }
 
     /// What keeps a turn from starting: the quota reached. A measurement
