@@ -40,20 +40,6 @@ pub(super) async fn handle(
 ) {
     let owner = context.owner.clone();
     let settings = &context.proxy.inner.settings;
-    if permit.is_none() {
-        let refusal = Refusal {
-            status: 503,
-            reason: "Service Unavailable",
-            outcome: "over_limit",
-            body: format!(
-                "claude-code-api egress proxy: this agent has {} connections open, the most \
-                 AGENT_EGRESS_MAX_CONNECTIONS allows; close some and try again.",
-                settings.max_connections
-            ),
-        };
-        refuse(&mut client, &owner, None, refusal).await;
-        return;
-    }
     let mut buf = Vec::with_capacity(4096);
     let request = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client, &mut buf)).await {
         Ok(Ok(Some(request))) => request,
@@ -70,6 +56,22 @@ pub(super) async fn handle(
             return;
         }
     };
+    // Refused only once its head is read: closing on unread bytes resets
+    // the connection, and the client would never see the answer.
+    if permit.is_none() {
+        let refusal = Refusal {
+            status: 503,
+            reason: "Service Unavailable",
+            outcome: "over_limit",
+            body: format!(
+                "claude-code-api egress proxy: this agent has {} connections open, the most \
+                 AGENT_EGRESS_MAX_CONNECTIONS allows; close some and try again.",
+                settings.max_connections
+            ),
+        };
+        refuse(&mut client, &owner, None, refusal).await;
+        return;
+    }
     let target = format!("{}:{}", request.host, request.port);
     let upstream = match open(&context, &request).await {
         Ok(upstream) => upstream,
