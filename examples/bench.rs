@@ -37,8 +37,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use claude_code_api::app::Application;
-use claude_code_api::config::Settings;
-use claude_code_api::gateway::{ModelGateway, ProcessGrant};
+use claude_code_api_core::config::Settings;
+use claude_code_api_core::gateway::{ModelGateway, ProcessGrant};
 use mock_model::MockModel;
 use serde_json::{json, Value};
 
@@ -369,10 +369,13 @@ async fn gateway_env(mock: &MockModel, root: &Path) -> (BTreeMap<String, String>
     vars.insert("ANTHROPIC_BASE_URL".to_string(), mock.base_url.clone());
     vars.insert("ANTHROPIC_API_KEY".to_string(), "test-key".to_string());
     let settings = Settings::from_vars(&vars).unwrap();
-    let pool = claude_code_api::db::connect(&root.join("gateway.db").to_string_lossy()).unwrap();
+    let pool =
+        claude_code_api_core::db::connect(&root.join("gateway.db").to_string_lossy()).unwrap();
     let gateway = ModelGateway::new(&settings.model, pool).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    actix_web::rt::spawn(gateway.serve(listener, None).unwrap());
+    actix_web::rt::spawn(
+        claude_code_api::gateway_listener::serve(&gateway, listener, None).unwrap(),
+    );
     let grant = gateway.grant("bench", None);
     let mut env = cli_env(mock, &root.join("gw-home"));
     env.remove("ANTHROPIC_API_KEY");

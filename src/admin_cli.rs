@@ -12,12 +12,14 @@
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::config::Settings;
-use crate::db::models::model_call;
-use crate::db::models::tenant::{self, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER};
-use crate::db::{self, DbConnection};
-use crate::gateway::credential::Kind;
-use crate::security::keys;
+use claude_code_api_core::config::Settings;
+use claude_code_api_core::db::models::model_call;
+use claude_code_api_core::db::models::tenant::{
+    self, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER,
+};
+use claude_code_api_core::db::{self, DbConnection};
+use claude_code_api_core::gateway::credential::Kind;
+use claude_code_api_core::security::keys;
 
 pub const USAGE: &str = "\
   claude-code-api keys create --tenant NAME [--role admin|member] [--label TEXT]
@@ -100,7 +102,7 @@ impl Options {
                 None => None,
                 Some("none") => Some(None),
                 Some(v) => {
-                    let modes = crate::domain::session::parse_modes(v)
+                    let modes = claude_code_api_core::domain::session::parse_modes(v)
                         .map_err(|e| anyhow!("--allowed-permission-modes: {e}"))?;
                     Some(Some(
                         modes

@@ -10,16 +10,16 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context as _;
 
-use crate::actors::supervisor::messages::{DrainAll, ShutdownAll};
-use crate::actors::supervisor::Supervisor;
-use crate::actors::webhooks::WebhookDispatcher;
-use crate::actors::Runtime;
 use crate::api::{self, AppState};
-use crate::config::Settings;
-use crate::db::models::TenantId;
-use crate::gateway::ModelGateway;
-use crate::security::rate_limit::RateLimits;
-use crate::{cli, db, security};
+use claude_code_api_core::actors::supervisor::messages::{DrainAll, ShutdownAll};
+use claude_code_api_core::actors::supervisor::Supervisor;
+use claude_code_api_core::actors::webhooks::WebhookDispatcher;
+use claude_code_api_core::actors::Runtime;
+use claude_code_api_core::config::Settings;
+use claude_code_api_core::db::models::TenantId;
+use claude_code_api_core::gateway::ModelGateway;
+use claude_code_api_core::security::rate_limit::RateLimits;
+use claude_code_api_core::{cli, db, security};
 
 pub struct Application {
     port: u16,
@@ -36,7 +36,7 @@ pub struct Application {
     /// The model gateway's listener; stopped after the last CLI process.
     gateway: actix_web::dev::ServerHandle,
     /// Its cgroup folders go once the last CLI process is stopped.
-    sandbox: Arc<crate::sandbox::Sandbox>,
+    sandbox: Arc<claude_code_api_core::sandbox::Sandbox>,
     /// What this instance takes back when it stops: its leases, its row,
     /// its workspace mark.
     departure: Departure,
@@ -45,8 +45,8 @@ pub struct Application {
 struct Departure {
     pool: db::DbPool,
     instance: db::models::instance::Instance,
-    node: crate::cluster::Node,
-    marks: crate::cluster::WorkspaceMarks,
+    node: claude_code_api_core::cluster::Node,
+    marks: claude_code_api_core::cluster::WorkspaceMarks,
 }
 
 impl Departure {
@@ -91,7 +91,7 @@ impl Departure {
 impl Application {
     /// Must run inside an actix System (`#[actix_web::main]` / `#[actix_web::test]`).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        crate::metrics::init().context("cannot build the metrics registry")?;
+        claude_code_api_core::metrics::init().context("cannot build the metrics registry")?;
         let cwd = std::env::current_dir().context("cannot read the working directory")?;
         let settings = Arc::new(settings.with_absolute_paths(&cwd));
         std::fs::create_dir_all(&settings.approved_directory).with_context(|| {
@@ -124,13 +124,13 @@ impl Application {
 
         // A bad template stops startup, before the database is opened,
         // with a message naming the file.
-        let templates = crate::templates::Templates::from_settings(&settings)
+        let templates = claude_code_api_core::templates::Templates::from_settings(&settings)
             .map_err(|e| anyhow::anyhow!(e))?;
         tracing::info!(source = %templates.source(), count = templates.all().len(), "agent templates loaded");
         let templates = web::Data::new(templates);
 
         let url = settings.effective_database_url();
-        let pool = crate::blocking::run(move || db::connect(&url))
+        let pool = claude_code_api_core::blocking::run(move || db::connect(&url))
             .await?
             .context("cannot open the database")?;
         let keys = settings.api_keys.clone();
@@ -183,17 +183,20 @@ impl Application {
             .context("cannot store the webhook secrets")?;
         }
         let dispatcher = WebhookDispatcher::new(settings.clone(), pool.clone()).start();
-        let mut sandbox =
-            crate::sandbox::Sandbox::probe(&settings.sandbox, &settings.data_dir, pool.clone())
-                .await
-                .map_err(|e| anyhow::anyhow!(e))?;
+        let mut sandbox = claude_code_api_core::sandbox::Sandbox::probe(
+            &settings.sandbox,
+            &settings.data_dir,
+            pool.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
         let gateway_socket = bind_gateway_socket(&settings, &sandbox)?;
         let (gateway, gateway_handle) = start_gateway(&settings, &pool, gateway_socket).await?;
         let (instance, node) = start_instance(&settings, &pool, &gateway, &workspace_root).await?;
         attach_network(&settings, &pool, &mut sandbox).await?;
         let sandbox = Arc::new(sandbox);
         log_sandbox(&sandbox.status());
-        let disk = Arc::new(crate::disk::DiskMeter::new(
+        let disk = Arc::new(claude_code_api_core::disk::DiskMeter::new(
             &settings,
             workspace_root.clone(),
             pool.clone(),
@@ -221,7 +224,7 @@ impl Application {
         purge_events_periodically(pool.clone(), settings.event_retention);
 
         let (departure_pool, departure_root) = (pool.clone(), workspace_root.clone());
-        let services = crate::services::Services {
+        let services = claude_code_api_core::services::Services {
             settings: settings.clone(),
             pool,
             supervisor: supervisor.clone(),
@@ -238,7 +241,7 @@ impl Application {
             services,
             cli_version: cli_version.clone(),
             rate_limits: RateLimits::new(settings.rate_limit_requests, settings.rate_limit_window),
-            auth_failures: crate::security::auth_failures::AuthFailures::new(
+            auth_failures: claude_code_api_core::security::auth_failures::AuthFailures::new(
                 settings.auth_failure_limit,
                 std::time::Duration::from_secs(60),
             ),
@@ -267,7 +270,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(templates.clone())
                 .wrap(middleware::from_fn(api::middleware::request_context))
-                .wrap(middleware::from_fn(crate::metrics::track_http))
+                .wrap(middleware::from_fn(crate::api::middleware::track_http))
                 .configure(|cfg| api::routes(cfg, &mcp_server))
                 .configure(crate::console::routes)
                 .default_service(web::to(|| async {
@@ -294,7 +297,10 @@ impl Application {
             sandbox,
             departure: Departure {
                 pool: departure_pool,
-                marks: crate::cluster::WorkspaceMarks::new(&departure_root, &instance.id),
+                marks: claude_code_api_core::cluster::WorkspaceMarks::new(
+                    &departure_root,
+                    &instance.id,
+                ),
                 instance,
                 node,
             },
@@ -361,9 +367,9 @@ impl Application {
 /// Picks up the jobs nobody runs. Alone: everything the previous run left.
 /// In a cluster: the sessions of dead nodes, now and at every heartbeat
 /// (the others' sessions are theirs).
-async fn recover_jobs(services: &crate::services::Services) -> anyhow::Result<()> {
+async fn recover_jobs(services: &claude_code_api_core::services::Services) -> anyhow::Result<()> {
     if !services.node.is_clustered() {
-        let recovery = crate::services::jobs::recover(services)
+        let recovery = claude_code_api_core::services::jobs::recover(services)
             .await
             .context("cannot recover jobs")?;
         if !recovery.is_empty() {
@@ -381,7 +387,7 @@ async fn recover_jobs(services: &crate::services::Services) -> anyhow::Result<()
         let mut tick = tokio::time::interval(services.node.heartbeat());
         loop {
             tick.tick().await;
-            let adopted = crate::services::ownership::adopt_orphans(&services).await;
+            let adopted = claude_code_api_core::services::ownership::adopt_orphans(&services).await;
             if adopted > 0 {
                 tracing::warn!(
                     sessions = adopted,
@@ -403,7 +409,10 @@ async fn start_instance(
     pool: &db::DbPool,
     gateway: &ModelGateway,
     workspace_root: &std::path::Path,
-) -> anyhow::Result<(db::models::instance::Instance, crate::cluster::Node)> {
+) -> anyhow::Result<(
+    db::models::instance::Instance,
+    claude_code_api_core::cluster::Node,
+)> {
     use db::models::instance;
     let file = settings.data_dir.join("node-id");
     let node_id = match std::fs::read_to_string(&file) {
@@ -419,9 +428,9 @@ async fn start_instance(
         id: uuid::Uuid::now_v7().to_string(),
         node_id,
     };
-    let node = crate::cluster::Node::new(settings, me.id.clone())?;
+    let node = claude_code_api_core::cluster::Node::new(settings, me.id.clone())?;
     node.listen_for_events(&settings.effective_database_url());
-    let marks = crate::cluster::WorkspaceMarks::new(workspace_root, &me.id);
+    let marks = claude_code_api_core::cluster::WorkspaceMarks::new(workspace_root, &me.id);
     if node.is_clustered() {
         marks
             .mark()
@@ -438,9 +447,11 @@ async fn start_instance(
     let beat = move |pool: db::DbPool,
                      me: instance::Instance,
                      gateway: ModelGateway,
-                     node: crate::cluster::Node,
-                     marks: crate::cluster::WorkspaceMarks| async move {
-        let price = move |calls: &[crate::gateway::usage::CallUsage]| gateway.cost_micros(calls);
+                     node: claude_code_api_core::cluster::Node,
+                     marks: claude_code_api_core::cluster::WorkspaceMarks| async move {
+        let price = move |calls: &[claude_code_api_core::gateway::usage::CallUsage]| {
+            gateway.cost_micros(calls)
+        };
         let clustered = node.is_clustered();
         let advertise = node.cluster().map(|c| c.advertise_url.clone());
         let beat = db::run(&pool, move |c| {
@@ -517,7 +528,7 @@ async fn start_gateway(
     let addr = &settings.model.gateway_addr;
     let listener = TcpListener::bind(addr.as_str())
         .with_context(|| format!("cannot bind MODEL_GATEWAY_ADDR {addr}"))?;
-    let server = gateway.serve(listener, unix)?;
+    let server = crate::gateway_listener::serve(&gateway, listener, unix)?;
     let handle = server.handle();
     actix_web::rt::spawn(server);
     let status = gateway.status();
@@ -537,9 +548,9 @@ async fn start_gateway(
 /// of their own (they cannot reach the loopback listener).
 fn bind_gateway_socket(
     settings: &Settings,
-    sandbox: &crate::sandbox::Sandbox,
+    sandbox: &claude_code_api_core::sandbox::Sandbox,
 ) -> anyhow::Result<Option<std::os::unix::net::UnixListener>> {
-    use crate::sandbox::network::{gateway_socket_path, NetworkMode};
+    use claude_code_api_core::sandbox::network::{gateway_socket_path, NetworkMode};
     use std::os::unix::fs::PermissionsExt as _;
     if !sandbox.is_on() || settings.agent_network.mode == NetworkMode::Host {
         return Ok(None);
@@ -568,15 +579,15 @@ fn bind_gateway_socket(
 async fn attach_network(
     settings: &Settings,
     pool: &db::DbPool,
-    sandbox: &mut crate::sandbox::Sandbox,
+    sandbox: &mut claude_code_api_core::sandbox::Sandbox,
 ) -> anyhow::Result<()> {
-    use crate::sandbox::network::{AgentNetwork, NetworkMode};
+    use claude_code_api_core::sandbox::network::{AgentNetwork, NetworkMode};
     if !sandbox.is_on() {
         return Ok(());
     }
     let net = &settings.agent_network;
     let egress = (net.mode == NetworkMode::Proxy)
-        .then(|| crate::egress::EgressProxy::new(pool.clone(), net.egress.clone()));
+        .then(|| claude_code_api_core::egress::EgressProxy::new(pool.clone(), net.egress.clone()));
     let attached = match AgentNetwork::new(net, &settings.data_dir, egress) {
         Ok(None) => return Ok(()),
         Ok(Some(network)) => sandbox.attach_network(network).await,
@@ -584,7 +595,7 @@ async fn attach_network(
     };
     match attached {
         Ok(()) => Ok(()),
-        Err(e) if settings.sandbox.mode == crate::sandbox::Mode::Bwrap => {
+        Err(e) if settings.sandbox.mode == claude_code_api_core::sandbox::Mode::Bwrap => {
             anyhow::bail!("AGENT_SANDBOX=bwrap, but the agent's network cannot be isolated: {e}")
         }
         Err(e) => {
@@ -595,7 +606,7 @@ async fn attach_network(
 }
 
 /// Says what confines the agent, or loudly why nothing does.
-fn log_sandbox(status: &crate::sandbox::SandboxStatus) {
+fn log_sandbox(status: &claude_code_api_core::sandbox::SandboxStatus) {
     if status.mode == "off" {
         tracing::warn!(
             missing = %status.missing.join("; "),

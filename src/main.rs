@@ -3,16 +3,16 @@
 
 use anyhow::Context as _;
 use claude_code_api::app::Application;
-use claude_code_api::config::Settings;
+use claude_code_api_core::config::Settings;
 
 const USAGE: &str = "usage: claude-code-api [serve | migrate | webhook-secret <tenant> | openapi | login [--token] | keys … | tenants … | --help]";
 
 fn main() -> anyhow::Result<()> {
     // The relay inside a sandbox's network namespace (see `sandbox::relay`):
     // no settings, no server runtime.
-    if std::env::args().nth(1).as_deref() == Some(claude_code_api::sandbox::relay::COMMAND) {
+    if std::env::args().nth(1).as_deref() == Some(claude_code_api_core::sandbox::relay::COMMAND) {
         let args: Vec<String> = std::env::args().skip(2).collect();
-        claude_code_api::sandbox::relay::run(&args);
+        claude_code_api_core::sandbox::relay::run(&args);
     }
     run()
 }
@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
     let settings = Settings::from_env()?;
-    claude_code_api::telemetry::init(&settings);
+    claude_code_api_core::telemetry::init(&settings);
     match command.as_str() {
         "serve" => serve(settings).await,
         "migrate" => {
@@ -29,7 +29,7 @@ async fn run() -> anyhow::Result<()> {
             if let Some(parent) = std::path::Path::new(&url).parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
-            claude_code_api::db::connect(&url).context("migrations failed")?;
+            claude_code_api_core::db::connect(&url).context("migrations failed")?;
             println!("database is up to date");
             Ok(())
         }
@@ -39,23 +39,25 @@ async fn run() -> anyhow::Result<()> {
             let Some(tenant) = std::env::args().nth(2) else {
                 anyhow::bail!("usage: claude-code-api webhook-secret <tenant> (each tenant has its own secret)");
             };
-            let pool = claude_code_api::db::connect(&settings.effective_database_url())
+            let pool = claude_code_api_core::db::connect(&settings.effective_database_url())
                 .context("cannot open the database")?;
             let mut conn = pool.get().context("cannot open the database")?;
-            if claude_code_api::db::models::tenant::find_tenant(&mut conn, &tenant)?.is_none() {
+            if claude_code_api_core::db::models::tenant::find_tenant(&mut conn, &tenant)?.is_none()
+            {
                 anyhow::bail!("no tenant {tenant:?}");
             }
             let from_list = settings
                 .api_keys
                 .iter()
-                .any(|entry| claude_code_api::security::keys::parse_entry(entry).0 == tenant);
+                .any(|entry| claude_code_api_core::security::keys::parse_entry(entry).0 == tenant);
             let first = settings.webhook_secret.clone().filter(|_| from_list);
-            let secret = claude_code_api::db::models::webhook_secret::current(
+            let secret = claude_code_api_core::db::models::webhook_secret::current(
                 &mut conn,
-                &claude_code_api::db::models::TenantId(tenant),
+                &claude_code_api_core::db::models::TenantId(tenant),
                 || {
-                    first
-                        .unwrap_or_else(claude_code_api::webhooks::signing::WebhookSecret::generate)
+                    first.unwrap_or_else(
+                        claude_code_api_core::webhooks::signing::WebhookSecret::generate,
+                    )
                 },
             )?;
             println!("{secret}");

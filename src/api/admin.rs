@@ -1,7 +1,9 @@
 //! Admin API: tenants (budgets, quotas) and API keys. Admin keys only.
 
+use crate::api::requester::Who;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 
 use super::audit::record;
@@ -9,12 +11,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
 use super::AppState;
-use crate::actors::supervisor::messages::TenantLimitsChanged;
-use crate::db::models::tenant::{self, ApiKey, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER};
-use crate::domain::money::micros_to_usd;
 use crate::error::{ApiError, Problem};
-use crate::security::auth::Caller;
-use crate::security::keys;
+use claude_code_api_core::actors::supervisor::messages::TenantLimitsChanged;
+use claude_code_api_core::db::models::tenant::{
+    self, ApiKey, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER,
+};
+use claude_code_api_core::domain::money::micros_to_usd;
+use claude_code_api_core::security::keys;
 
 /// A tenant with its limits and spend. A `null` limit is the server default.
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,7 +49,7 @@ impl From<Tenant> for TenantData {
         TenantData {
             budget: t.budget_micros.map(micros_to_usd),
             spent: micros_to_usd(t.spent_micros),
-            created_at: crate::domain::timestamp(&t.created_at),
+            created_at: claude_code_api_core::domain::timestamp(&t.created_at),
             id: t.id,
             name: t.name,
             budget_micros: t.budget_micros,
@@ -84,8 +87,11 @@ pub struct KeyData {
 impl KeyData {
     fn new(k: ApiKey, key: Option<String>) -> Self {
         KeyData {
-            created_at: crate::domain::timestamp(&k.created_at),
-            revoked_at: k.revoked_at.as_ref().map(crate::domain::timestamp),
+            created_at: claude_code_api_core::domain::timestamp(&k.created_at),
+            revoked_at: k
+                .revoked_at
+                .as_ref()
+                .map(claude_code_api_core::domain::timestamp),
             id: k.id,
             tenant: k.tenant_id,
             prefix: k.prefix,
@@ -123,8 +129,9 @@ pub struct LimitsBody {
     /// The permission modes the tenant's sessions and turns may use, within
     /// the server's `CLAUDE_ALLOWED_PERMISSION_MODES`.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<crate::domain::session::PermissionMode>>, min_items = 1)]
-    allowed_permission_modes: Option<Option<Vec<crate::domain::session::PermissionMode>>>,
+    #[schema(value_type = Option<Vec<claude_code_api_core::domain::session::PermissionMode>>, min_items = 1)]
+    allowed_permission_modes:
+        Option<Option<Vec<claude_code_api_core::domain::session::PermissionMode>>>,
     /// Disk quota (MiB) of the tenant's agents: its workspaces and CLI state.
     #[serde(default, deserialize_with = "present_integer")]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 1073741824)]
@@ -151,17 +158,17 @@ impl LimitsBody {
         let positive =
             |name: &str, v: Option<Option<i64>>| -> Result<Option<Option<i64>>, ApiError> {
                 match v {
-                    Some(Some(n)) if n < 1 => {
-                        Err(ApiError::Validation(format!("{name} must be at least 1")))
-                    }
+                    Some(Some(n)) if n < 1 => Err(ApiError::from(ServiceError::Validation(
+                        format!("{name} must be at least 1"),
+                    ))),
                     other => Ok(other),
                 }
             };
         let budget_micros = match self.budget_usd {
             Some(Some(usd)) if !(usd.is_finite() && (0.0..1e9).contains(&usd)) => {
-                return Err(ApiError::Validation(
+                return Err(ApiError::from(ServiceError::Validation(
                     "budget_usd must be a non-negative amount".into(),
-                ))
+                )))
             }
             Some(Some(usd)) => Some(Some((usd * 1_000_000.0).round() as i64)),
             Some(None) => Some(None),
@@ -178,10 +185,10 @@ impl LimitsBody {
             )?,
             allowed_permission_modes: match self.allowed_permission_modes {
                 Some(Some(modes)) if modes.is_empty() => {
-                    return Err(ApiError::Validation(
+                    return Err(ApiError::from(ServiceError::Validation(
                         "allowed_permission_modes must name at least one mode (null: the server's)"
                             .into(),
-                    ))
+                    )))
                 }
                 Some(Some(modes)) => Some(Some(
                     modes
@@ -195,9 +202,9 @@ impl LimitsBody {
             },
             disk_max_mb: match positive("disk_max_mb", self.disk_max_mb)? {
                 Some(Some(mb)) if mb > MAX_DISK_MB => {
-                    return Err(ApiError::Validation(format!(
+                    return Err(ApiError::from(ServiceError::Validation(format!(
                         "disk_max_mb must be at most {MAX_DISK_MB}"
-                    )))
+                    ))))
                 }
                 other => other,
             },
@@ -228,10 +235,10 @@ pub struct CreateTenant {
 pub async fn list_tenants(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    let rows = crate::db::run(&state.services.pool, tenant::list_tenants).await?;
+    let rows = claude_code_api_core::db::run(&state.services.pool, tenant::list_tenants).await?;
     let items: Vec<TenantData> = rows.into_iter().map(TenantData::from).collect();
     Ok(envelope::ok(&req, items))
 }
@@ -252,19 +259,19 @@ pub async fn list_tenants(
 pub async fn create_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     body: super::envelope::JsonObject<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let body = body.into_inner();
     if !keys::is_tenant_name(&body.name) {
-        return Err(ApiError::Validation(
+        return Err(ApiError::from(ServiceError::Validation(
             "tenant names are 1-64 of A-Z a-z 0-9 . _ - not starting with '.'".into(),
-        ));
+        )));
     }
     let limits = body.limits.into_limits()?;
     let name = body.name.clone();
-    let created = crate::db::run(&state.services.pool, move |c| {
+    let created = claude_code_api_core::db::run(&state.services.pool, move |c| {
         if tenant::find_tenant(c, &name)?.is_some() {
             return Ok(None);
         }
@@ -272,7 +279,12 @@ pub async fn create_tenant(
         tenant::update_limits(c, &name, &limits)
     })
     .await?
-    .ok_or_else(|| ApiError::Conflict(format!("a tenant named {:?} exists", body.name)))?;
+    .ok_or_else(|| {
+        ApiError::from(ServiceError::Conflict(format!(
+            "a tenant named {:?} exists",
+            body.name
+        )))
+    })?;
     record(&state, &req, &caller, "tenant.create", &created.id).await;
     Ok(envelope::data(
         &req,
@@ -300,7 +312,7 @@ pub async fn create_tenant(
 pub async fn update_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     id: web::Path<String>,
     body: super::envelope::JsonObject<LimitsBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -308,11 +320,11 @@ pub async fn update_tenant(
     let limits = body.into_inner().into_limits()?;
     let id = id.into_inner();
     let lookup = id.clone();
-    let updated = crate::db::run(&state.services.pool, move |c| {
+    let updated = claude_code_api_core::db::run(&state.services.pool, move |c| {
         tenant::update_limits(c, &lookup, &limits)
     })
     .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no tenant {id:?}")))?;
+    .ok_or_else(|| ApiError::from(ServiceError::NotFound(format!("no tenant {id:?}"))))?;
     // Live sessions take the new limit at once (waiting turns it allows
     // start before this answers); the change itself is already stored.
     let changed = TenantLimitsChanged {
@@ -347,12 +359,12 @@ pub struct KeysQuery {
 pub async fn list_keys(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     query: web::Query<KeysQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let tenant = query.into_inner().tenant;
-    let rows = crate::db::run(&state.services.pool, move |c| {
+    let rows = claude_code_api_core::db::run(&state.services.pool, move |c| {
         tenant::list_keys(c, tenant.as_deref())
     })
     .await?;
@@ -400,30 +412,37 @@ pub enum KeyRole {
 pub async fn create_key(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     body: super::envelope::JsonObject<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let body = body.into_inner();
     let role = body.role.unwrap_or_else(|| ROLE_MEMBER.into());
     if role != ROLE_ADMIN && role != ROLE_MEMBER {
-        return Err(ApiError::Validation("role must be admin or member".into()));
+        return Err(ApiError::from(ServiceError::Validation(
+            "role must be admin or member".into(),
+        )));
     }
     let label = body.label.unwrap_or_default();
     if label.chars().count() > 200 {
-        return Err(ApiError::Validation(
+        return Err(ApiError::from(ServiceError::Validation(
             "label is longer than 200 characters".into(),
-        ));
+        )));
     }
     let tenant_id = body.tenant.clone();
-    let created = crate::db::run(&state.services.pool, move |c| {
+    let created = claude_code_api_core::db::run(&state.services.pool, move |c| {
         if tenant::find_tenant(c, &tenant_id)?.is_none() {
             return Ok(None);
         }
         keys::create_key(c, &tenant_id, &role, &label).map(Some)
     })
     .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no tenant {:?}", body.tenant)))?;
+    .ok_or_else(|| {
+        ApiError::from(ServiceError::NotFound(format!(
+            "no tenant {:?}",
+            body.tenant
+        )))
+    })?;
     let (row, key) = created;
     record(&state, &req, &caller, "key.create", &row.id).await;
     Ok(envelope::data(
@@ -448,17 +467,17 @@ pub async fn create_key(
 pub async fn revoke_key(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let id = id.into_inner();
     let lookup = id.clone();
-    let revoked = crate::db::run(&state.services.pool, move |c| {
+    let revoked = claude_code_api_core::db::run(&state.services.pool, move |c| {
         tenant::revoke_key(c, &lookup)
     })
     .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no key {id:?}")))?;
+    .ok_or_else(|| ApiError::from(ServiceError::NotFound(format!("no key {id:?}"))))?;
     record(&state, &req, &caller, "key.revoke", &revoked.id).await;
     Ok(envelope::ok(&req, KeyData::new(revoked, None)))
 }

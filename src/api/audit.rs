@@ -1,12 +1,13 @@
 //! Reading the audit log back (`GET /audit`); `services::audit` writes it.
 
+use crate::api::requester::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::envelope::{self, PageQuery, Paged};
 use super::AppState;
-use crate::db::models::audit;
 use crate::error::{ApiError, Problem};
-use crate::security::auth::Caller;
+use claude_code_api_core::db::models::audit;
+use claude_code_api_core::security::auth::Caller;
 
 /// Appends an audit entry for an admin action taken through a handler that
 /// has the caller and the request (see `services::audit`).
@@ -18,7 +19,7 @@ pub async fn record(
     target: &str,
 ) {
     let who = super::requester::requester(req, caller.clone());
-    crate::services::audit::record(&state.services, &who, action, target).await;
+    claude_code_api_core::services::audit::record(&state.services, &who, action, target).await;
 }
 
 /// One recorded action. Never holds a key.
@@ -58,19 +59,19 @@ pub struct AuditData {
 pub async fn list_audit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.validate()?;
     let scope = (!caller.is_admin()).then(|| caller.tenant.clone());
-    let (rows, total) = crate::db::run(&state.services.pool, move |c| {
+    let (rows, total) = claude_code_api_core::db::run(&state.services.pool, move |c| {
         audit::list(c, scope.as_ref(), page.offset(), page.limit)
     })
     .await?;
     let items: Vec<AuditData> = rows
         .into_iter()
         .map(|e| AuditData {
-            created_at: crate::domain::timestamp(&e.created_at),
+            created_at: claude_code_api_core::domain::timestamp(&e.created_at),
             id: e.id,
             tenant: e.tenant_id,
             key_id: e.key_id,

@@ -2,6 +2,8 @@
 //! server-sent events (`/chat/stream`). Both wait their turn in the
 //! session's queue; a streaming client that leaves does not stop the turn.
 
+use crate::api::requester::Who;
+use claude_code_api_core::error::ServiceError;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
@@ -13,13 +15,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::envelope::Envelope;
 use super::AppState;
 use super::{envelope, idempotency};
-use crate::domain::session::{Effort, OutputFormat, PermissionMode, TurnOverrides};
-use crate::domain::turn::ChatResponse;
-use crate::domain::turn::TurnRequest;
 use crate::error::{ApiError, Problem};
-use crate::services::turns::{self, Answer, Reply, Submitted, Target};
-use crate::services::Requester;
 use actix_web::http::StatusCode;
+use claude_code_api_core::domain::session::{Effort, OutputFormat, PermissionMode, TurnOverrides};
+use claude_code_api_core::domain::turn::ChatResponse;
+use claude_code_api_core::domain::turn::TurnRequest;
+use claude_code_api_core::services::turns::{self, Answer, Reply, Submitted, Target};
 use utoipa::ToSchema;
 
 /// Comment pings keep proxies from closing a quiet stream.
@@ -48,11 +49,13 @@ pub struct ChatRequest {
 }
 
 /// The schema of an `output_format`, or a 422.
-pub fn json_schema(format: Option<&OutputFormat>) -> Result<Option<serde_json::Value>, ApiError> {
+pub fn json_schema(
+    format: Option<&OutputFormat>,
+) -> Result<Option<serde_json::Value>, ServiceError> {
     format
         .map(OutputFormat::json_schema)
         .transpose()
-        .map_err(ApiError::Validation)
+        .map_err(ServiceError::Validation)
 }
 
 impl ChatRequest {
@@ -122,7 +125,7 @@ impl WaitingForApproval {
 pub async fn chat(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
     body: super::envelope::JsonObject<ChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -178,7 +181,7 @@ pub async fn chat(
 )]
 pub async fn chat_stream(
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
     body: super::envelope::JsonObject<ChatRequest>,
 ) -> Result<impl Responder, ApiError> {
@@ -192,7 +195,9 @@ pub async fn chat_stream(
     )
     .await?;
     let Submitted::Stream(rx) = submitted else {
-        return Err(ApiError::internal("a stream was asked for"));
+        return Err(ApiError::from(ServiceError::internal(
+            "a stream was asked for",
+        )));
     };
     let events = ReceiverStream::new(rx).map(|event| {
         let data = sse::Data::new_json(&event.data)

@@ -1,6 +1,8 @@
 //! Live control of a session: its event stream (with replay from
 //! `Last-Event-ID`), interrupting the running turn, and tool approvals.
 
+use crate::api::requester::Who;
+use claude_code_api_core::error::ServiceError;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
@@ -13,13 +15,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
 use super::AppState;
-use crate::actors::session::approvals::Decision;
-use crate::actors::session::messages::Subscription;
-use crate::db::models::event;
-use crate::domain::approval::{ApprovalView, Resolved};
-use crate::domain::turn::TurnEvent;
 use crate::error::{ApiError, Problem};
-use crate::services::{approvals, sessions, turns, Requester};
+use claude_code_api_core::actors::session::approvals::Decision;
+use claude_code_api_core::actors::session::messages::Subscription;
+use claude_code_api_core::db::models::event;
+use claude_code_api_core::domain::approval::{ApprovalView, Resolved};
+use claude_code_api_core::domain::turn::TurnEvent;
+use claude_code_api_core::services::{approvals, sessions, turns, Requester};
 
 /// Comment pings keep proxies from closing a quiet stream and find dead clients.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -72,7 +74,7 @@ fn parse_event_id(value: &str) -> Option<i64> {
 pub async fn session_events(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
     query: web::Query<EventsQuery>,
 ) -> Result<impl Responder, ApiError> {
@@ -83,15 +85,17 @@ pub async fn session_events(
                 .ok()
                 .and_then(|v| parse_event_id(v.trim()))
                 .ok_or_else(|| {
-                    ApiError::Validation(format!(
+                    ApiError::from(ServiceError::Validation(format!(
                         "Last-Event-ID must be an event id ({EVENT_ID_PATTERN})"
-                    ))
+                    )))
                 })?,
         ),
         None => query.after,
     };
     if query.after.is_some_and(|n| n < 0) {
-        return Err(ApiError::Validation("after must be 0 or more".into()));
+        return Err(ApiError::from(ServiceError::Validation(
+            "after must be 0 or more".into(),
+        )));
     }
     if let Some(events) = from_storage(&state, &who, &name, after).await? {
         return Ok(sse::Sse::from_infallible_stream(events).with_keep_alive(KEEP_ALIVE));
@@ -117,7 +121,7 @@ pub async fn session_events(
     if after < last_seq {
         // The first page now: it decides whether a reset comes first.
         let (session_id, tenant) = (session.id.clone(), who.tenant().clone());
-        let (rows, oldest) = crate::db::run(&state.services.pool, move |c| {
+        let (rows, oldest) = claude_code_api_core::db::run(&state.services.pool, move |c| {
             let rows = event::list_after(c, &tenant, &session_id, after, last_seq, REPLAY_PAGE)?;
             Ok((rows, event::min_seq(c, &session_id)?))
         })
@@ -142,7 +146,7 @@ pub async fn session_events(
         more: first_page.len() as i64 == REPLAY_PAGE,
         page: first_page
             .iter()
-            .map(crate::actors::session::hub::to_stream_event)
+            .map(claude_code_api_core::actors::session::hub::to_stream_event)
             .collect(),
         pending: Some(pending),
     };
@@ -205,9 +209,10 @@ async fn from_storage(
     let wake = node.event_wakeups();
     let (id, me) = (session.id.clone(), node.instance_id().to_owned());
     let (tenant, name) = (who.tenant().0.clone(), session.name.clone());
-    let elsewhere = crate::db::run(&state.services.pool, move |c| {
+    let elsewhere = claude_code_api_core::db::run(&state.services.pool, move |c| {
         let runs_elsewhere =
-            crate::db::models::lease::owner_of_named(c, &tenant, &name, &me)?.is_some();
+            claude_code_api_core::db::models::lease::owner_of_named(c, &tenant, &name, &me)?
+                .is_some();
         let stored = (event::max_seq(c, &id)?, event::min_seq(c, &id)?);
         Ok(runs_elsewhere.then_some(stored))
     })
@@ -241,8 +246,8 @@ const TAIL_POLL: Duration = Duration::from_secs(1);
 
 /// A session's stored events from `sent` on, read as they are stored.
 struct Tail {
-    pool: crate::db::DbPool,
-    tenant: crate::db::models::TenantId,
+    pool: claude_code_api_core::db::DbPool,
+    tenant: claude_code_api_core::db::models::TenantId,
     session_id: String,
     sent: i64,
     wake: tokio::sync::broadcast::Receiver<String>,
@@ -267,11 +272,12 @@ impl Tail {
             }
             let (tenant, session_id, after) =
                 (self.tenant.clone(), self.session_id.clone(), self.sent);
-            let rows = crate::db::run(&self.pool, move |c| {
+            let rows = claude_code_api_core::db::run(&self.pool, move |c| {
                 let rows =
                     event::list_after(c, &tenant, &session_id, after, i64::MAX, REPLAY_PAGE)?;
                 let exists = !rows.is_empty()
-                    || crate::db::models::session::find_by_id(c, &session_id)?.is_some();
+                    || claude_code_api_core::db::models::session::find_by_id(c, &session_id)?
+                        .is_some();
                 Ok((rows, exists))
             })
             .await;
@@ -279,7 +285,7 @@ impl Tail {
                 Ok((rows, _)) if !rows.is_empty() => {
                     self.page = rows
                         .iter()
-                        .map(crate::actors::session::hub::to_stream_event)
+                        .map(claude_code_api_core::actors::session::hub::to_stream_event)
                         .collect();
                     continue;
                 }
@@ -320,8 +326,8 @@ impl Tail {
 /// them (a slow client never makes the server hold them all), then the
 /// ones not yet stored when it subscribed.
 struct Replay {
-    pool: crate::db::DbPool,
-    tenant: crate::db::models::TenantId,
+    pool: claude_code_api_core::db::DbPool,
+    tenant: claude_code_api_core::db::models::TenantId,
     session_id: String,
     /// The last seq handed out.
     sent: i64,
@@ -358,7 +364,7 @@ impl Replay {
             if self.more {
                 let (tenant, session_id) = (self.tenant.clone(), self.session_id.clone());
                 let (after, upto) = (self.sent, self.upto);
-                let rows = crate::db::run(&self.pool, move |c| {
+                let rows = claude_code_api_core::db::run(&self.pool, move |c| {
                     event::list_after(c, &tenant, &session_id, after, upto, REPLAY_PAGE)
                 })
                 .await
@@ -366,7 +372,7 @@ impl Replay {
                 self.more = rows.len() as i64 == REPLAY_PAGE;
                 self.page = rows
                     .iter()
-                    .map(crate::actors::session::hub::to_stream_event)
+                    .map(claude_code_api_core::actors::session::hub::to_stream_event)
                     .collect();
                 continue;
             }
@@ -411,7 +417,7 @@ pub struct Interrupted {
 pub async fn interrupt_session(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let stored = turns::interrupt(&state.services, &who, &name).await?;
@@ -438,7 +444,7 @@ pub async fn interrupt_session(
 pub async fn list_approvals(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (rows, session) = approvals::pending(&state.services, &who, &name).await?;
@@ -485,16 +491,16 @@ impl DecideApproval {
     fn validate(self) -> Result<Decision, ApiError> {
         if let Some(input) = &self.updated_input {
             if !input.is_object() {
-                return Err(ApiError::Validation(
+                return Err(ApiError::from(ServiceError::Validation(
                     "updated_input must be a JSON object (the tool's input)".into(),
-                ));
+                )));
             }
         }
         let allow = matches!(self.decision, DecisionKind::Allow);
         if !allow && (self.updated_input.is_some() || self.remember.is_some()) {
-            return Err(ApiError::Validation(
+            return Err(ApiError::from(ServiceError::Validation(
                 "updated_input and remember only go with decision \"allow\"".into(),
-            ));
+            )));
         }
         Ok(Decision {
             allow,
@@ -525,7 +531,7 @@ impl DecideApproval {
 pub async fn decide_approval(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     path: web::Path<(String, String)>,
     body: super::envelope::JsonObject<DecideApproval>,
 ) -> Result<HttpResponse, ApiError> {

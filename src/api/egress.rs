@@ -2,17 +2,18 @@
 //! reach through the egress proxy (`AGENT_NETWORK=proxy`). Read by the proxy
 //! at every new connection, so a change applies to running sessions at once.
 
+use crate::api::requester::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
+use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::audit::record;
 use super::envelope::{self, Envelope};
 use super::AppState;
-use crate::db::models::{egress, tenant, TenantId};
-use crate::egress::allowlist;
 use crate::error::{ApiError, Problem};
-use crate::security::auth::Caller;
+use claude_code_api_core::db::models::{egress, tenant, TenantId};
+use claude_code_api_core::egress::allowlist;
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,13 +47,15 @@ pub struct EgressData {
 }
 
 async fn load(state: &AppState, id: String) -> Result<Option<Vec<String>>, ApiError> {
-    Ok(crate::db::run(&state.services.pool, move |c| {
-        if tenant::find_tenant(c, &id)?.is_none() {
-            return Ok(None);
-        }
-        egress::allowed_hosts(c, &TenantId(id)).map(Some)
-    })
-    .await?)
+    Ok(
+        claude_code_api_core::db::run(&state.services.pool, move |c| {
+            if tenant::find_tenant(c, &id)?.is_none() {
+                return Ok(None);
+            }
+            egress::allowed_hosts(c, &TenantId(id)).map(Some)
+        })
+        .await?,
+    )
 }
 
 fn data(state: &AppState, tenant: String, allowed_hosts: Vec<String>) -> EgressData {
@@ -78,14 +81,14 @@ fn data(state: &AppState, tenant: String, allowed_hosts: Vec<String>) -> EgressD
 pub async fn get_egress(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let id = id.into_inner();
     let hosts = load(&state, id.clone())
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no tenant {id:?}")))?;
+        .ok_or_else(|| ApiError::from(ServiceError::NotFound(format!("no tenant {id:?}"))))?;
     Ok(envelope::ok(&req, data(&state, id, hosts)))
 }
 
@@ -107,30 +110,30 @@ pub async fn get_egress(
 pub async fn set_egress(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     id: web::Path<String>,
     body: super::envelope::JsonObject<SetEgress>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let raw = body.into_inner().allowed_hosts;
     if raw.len() > allowlist::MAX_PATTERNS {
-        return Err(ApiError::Validation(format!(
+        return Err(ApiError::from(ServiceError::Validation(format!(
             "allowed_hosts has {} entries; at most {} are allowed",
             raw.len(),
             allowlist::MAX_PATTERNS
-        )));
+        ))));
     }
     let mut patterns = raw
         .iter()
         .map(|p| allowlist::normalize(&p.0))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Validation(format!("allowed_hosts: {e}")))?;
+        .map_err(|e| ApiError::from(ServiceError::Validation(format!("allowed_hosts: {e}"))))?;
     patterns.sort();
     patterns.dedup();
     let id = id.into_inner();
     let tenant_id = id.clone();
     let stored = patterns.clone();
-    let found = crate::db::run(&state.services.pool, move |c| {
+    let found = claude_code_api_core::db::run(&state.services.pool, move |c| {
         if tenant::find_tenant(c, &tenant_id)?.is_none() {
             return Ok(false);
         }
@@ -139,7 +142,9 @@ pub async fn set_egress(
     })
     .await?;
     if !found {
-        return Err(ApiError::NotFound(format!("no tenant {id:?}")));
+        return Err(ApiError::from(ServiceError::NotFound(format!(
+            "no tenant {id:?}"
+        ))));
     }
     record(&state, &req, &caller, "tenant.egress.set", &id).await;
     Ok(envelope::ok(&req, data(&state, id, patterns)))

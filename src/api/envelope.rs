@@ -2,6 +2,7 @@
 //! page/limit query shared by every list.
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -149,9 +150,9 @@ impl PageQuery {
                 .ok()
                 .filter(|p| (1..=1_000_000).contains(p))
                 .ok_or_else(|| {
-                    ApiError::Validation(format!(
+                    ApiError::from(ServiceError::Validation(format!(
                         "page must be an integer from 1 to 1000000, got {raw:?}"
-                    ))
+                    )))
                 })?,
         };
         let limit = match self.limit.as_deref() {
@@ -161,9 +162,9 @@ impl PageQuery {
                 .ok()
                 .filter(|l| (1..=MAX_LIMIT).contains(l))
                 .ok_or_else(|| {
-                    ApiError::Validation(format!(
+                    ApiError::from(ServiceError::Validation(format!(
                         "limit must be an integer from 1 to {MAX_LIMIT}, got {raw:?}"
-                    ))
+                    )))
                 })?,
         };
         Ok(Page { page, limit })
@@ -194,7 +195,10 @@ mod tests {
             (None, Some("1e3")),
         ] {
             assert!(
-                matches!(q(p, l).validate(), Err(ApiError::Validation(_))),
+                matches!(
+                    q(p, l).validate(),
+                    Err(ApiError(ServiceError::Validation(_)))
+                ),
                 "{p:?} {l:?}"
             );
         }
@@ -283,18 +287,22 @@ impl<T: serde::de::DeserializeOwned + Serialize + 'static> actix_web::FromReques
         Box::pin(async move {
             let value = json.await?.into_inner();
             if !value.is_object() {
-                return Err(ApiError::Validation("the body must be a JSON object".into()).into());
+                return Err(ApiError::from(ServiceError::Validation(
+                    "the body must be a JSON object".into(),
+                ))
+                .into());
             }
-            let body: T =
-                serde_json::from_value(value).map_err(|e| ApiError::Validation(e.to_string()))?;
+            let body: T = serde_json::from_value(value)
+                .map_err(|e| ApiError::from(ServiceError::Validation(e.to_string())))?;
             // Strings reach the CLI's command line and TEXT columns, where a
             // NUL cannot go (PostgreSQL refuses it): refused here, once, in
             // the fields the server reads (ignored extra fields may hold one).
-            let read = serde_json::to_value(&body).map_err(ApiError::internal)?;
+            let read = serde_json::to_value(&body)
+                .map_err(|e| ApiError::from(ServiceError::internal(e)))?;
             if let Some(at) = nul_at(&read, String::new()) {
-                return Err(ApiError::Validation(format!(
+                return Err(ApiError::from(ServiceError::Validation(format!(
                     "no string in the body may contain a NUL character (at {at:?})"
-                ))
+                )))
                 .into());
             }
             Ok(JsonObject(body))

@@ -4,6 +4,8 @@
 //! workspace by `security::paths` and `files`; a path that would leave it is
 //! a 400 (lexically) or a 404 (through a symlink), never content.
 
+use crate::api::requester::Who;
+use claude_code_api_core::error::ServiceError;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,12 +27,11 @@ use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, PageQuery};
 use super::AppState;
-use crate::disk::DiskStatus;
 use crate::error::{ApiError, Problem};
-use crate::files::{self, archive, FilesError, TempUpload};
-use crate::security::paths;
-use crate::services::files::{self as files_service, blocking};
-use crate::services::Requester;
+use claude_code_api_core::disk::DiskStatus;
+use claude_code_api_core::files::{self, archive, FilesError, TempUpload};
+use claude_code_api_core::security::paths;
+use claude_code_api_core::services::files::{self as files_service, blocking};
 
 /// Largest `path` form field accepted.
 const MAX_FIELD_BYTES: usize = 4096;
@@ -68,9 +69,9 @@ fn parse_bool(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
     match raw {
         None | Some("") | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") => Ok(true),
-        Some(other) => Err(ApiError::Validation(format!(
+        Some(other) => Err(ApiError::from(ServiceError::Validation(format!(
             "{name} must be true or false, got {other:?}"
-        ))),
+        )))),
     }
 }
 
@@ -111,19 +112,21 @@ struct Received {
 }
 
 fn malformed(e: actix_multipart::MultipartError) -> ApiError {
-    ApiError::BadRequest(format!("malformed multipart body: {e}"))
+    ApiError::from(ServiceError::BadRequest(format!(
+        "malformed multipart body: {e}"
+    )))
 }
 
 fn too_large(limit: u64) -> ApiError {
-    ApiError::PayloadTooLarge(format!(
+    ApiError::from(ServiceError::PayloadTooLarge(format!(
         "the file exceeds the upload limit of {} MiB (MAX_UPLOAD_MB)",
         limit / (1024 * 1024)
-    ))
+    )))
 }
 
 /// An upload that would take the tenant past its disk quota: refused whole.
 fn does_not_fit(disk: &DiskStatus) -> ApiError {
-    ApiError::DiskQuotaExceeded {
+    ApiError(ServiceError::DiskQuotaExceeded {
         message: format!(
             "the file does not fit in the tenant's disk quota ({} MiB free of {} MiB); delete files first",
             disk.limit_bytes.saturating_sub(disk.used_bytes) / (1024 * 1024),
@@ -131,7 +134,7 @@ fn does_not_fit(disk: &DiskStatus) -> ApiError {
         ),
         used_bytes: disk.used_bytes,
         limit_bytes: disk.limit_bytes,
-    }
+    })
 }
 
 /// The small `path` form field.
@@ -140,11 +143,16 @@ async fn read_path_field(field: &mut actix_multipart::Field) -> Result<PathBuf, 
     while let Some(chunk) = field.next().await {
         raw.extend_from_slice(&chunk.map_err(malformed)?);
         if raw.len() > MAX_FIELD_BYTES {
-            return Err(ApiError::Validation("the path field is too long".into()));
+            return Err(ApiError::from(ServiceError::Validation(
+                "the path field is too long".into(),
+            )));
         }
     }
-    let raw = String::from_utf8(raw)
-        .map_err(|_| ApiError::Validation("the path field must be UTF-8".into()))?;
+    let raw = String::from_utf8(raw).map_err(|_| {
+        ApiError::from(ServiceError::Validation(
+            "the path field must be UTF-8".into(),
+        ))
+    })?;
     Ok(paths::parse_relative(&raw).map_err(FilesError::from)?)
 }
 
@@ -163,7 +171,11 @@ async fn receive_file(
         .content_disposition()
         .and_then(|cd| cd.get_filename())
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::Validation("the file part needs a filename".into()))?;
+        .ok_or_else(|| {
+            ApiError::from(ServiceError::Validation(
+                "the file part needs a filename".into(),
+            ))
+        })?;
     paths::validate_file_name(&name).map_err(FilesError::from)?;
     let root = root.clone();
     let folder = folder.cloned().unwrap_or_default();
@@ -178,8 +190,11 @@ async fn receive_file(
     let mut file = tokio::fs::File::from_std(file);
     let mut size: u64 = 0;
     while let Some(chunk) = field.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("the upload was interrupted: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::from(ServiceError::BadRequest(format!(
+                "the upload was interrupted: {e}"
+            )))
+        })?;
         size += chunk.len() as u64;
         if size > limit {
             return Err(too_large(limit));
@@ -187,10 +202,12 @@ async fn receive_file(
         if disk.used_bytes.saturating_add(size) > disk.limit_bytes {
             return Err(does_not_fit(disk));
         }
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        file.write_all(&chunk)
+            .await
+            .map_err(ServiceError::internal)?;
     }
-    file.flush().await.map_err(ApiError::internal)?;
-    file.sync_all().await.map_err(ApiError::internal)?;
+    file.flush().await.map_err(ServiceError::internal)?;
+    file.sync_all().await.map_err(ServiceError::internal)?;
     Ok(Received { upload, name })
 }
 
@@ -219,7 +236,7 @@ async fn receive_file(
 pub async fn upload_file(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
     query: web::Query<UploadQuery>,
     mut form: Multipart,
@@ -259,31 +276,33 @@ pub async fn upload_file(
             "path" => {
                 let parsed = read_path_field(&mut field).await?;
                 if folder.as_ref().is_some_and(|f| *f != parsed) {
-                    return Err(ApiError::Validation(
+                    return Err(ApiError::from(ServiceError::Validation(
                         "path was given both as a query parameter and as a form field, differently"
                             .into(),
-                    ));
+                    )));
                 }
                 folder = Some(parsed);
             }
             "file" if received.is_some() => {
-                return Err(ApiError::Validation(
+                return Err(ApiError::from(ServiceError::Validation(
                     "send one file part per request".into(),
-                ))
+                )))
             }
             "file" => {
                 received =
                     Some(receive_file(&mut field, &root, folder.as_ref(), limit, &disk).await?);
             }
             other => {
-                return Err(ApiError::Validation(format!(
+                return Err(ApiError::from(ServiceError::Validation(format!(
                     "unexpected form field {other:?}: send `file` and optionally `path`"
-                )))
+                ))))
             }
         }
     }
     let Some(Received { upload, name }) = received else {
-        return Err(ApiError::Validation("a `file` part is required".into()));
+        return Err(ApiError::from(ServiceError::Validation(
+            "a `file` part is required".into(),
+        )));
     };
     let folder = folder.unwrap_or_default();
     let path = files::joined(&folder, &name);
@@ -294,7 +313,7 @@ pub async fn upload_file(
         .sandbox
         .owner(who.tenant().as_str())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ServiceError::internal)?;
     let size = blocking(move || {
         let target = files::open_folder(&root, &folder)?;
         let size = upload.commit(&target, &stored_name, overwrite, &shown)?;
@@ -310,7 +329,7 @@ pub async fn upload_file(
         .disk
         .forget_usage(who.tenant().as_str())
         .await;
-    crate::services::audit::record(
+    claude_code_api_core::services::audit::record(
         &state.services,
         &who,
         "file.upload",
@@ -366,7 +385,7 @@ pub struct FilesPage {
 pub async fn list_files(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -420,7 +439,7 @@ pub async fn list_files(
 pub async fn download_file(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, raw) = path.into_inner();
@@ -433,10 +452,10 @@ pub async fn download_file(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let named = NamedFile::from_file(file, &rel)
-        .map_err(ApiError::internal)?
+        .map_err(ServiceError::internal)?
         .set_content_disposition(attachment(&file_name))
         .prefer_utf8(true);
-    crate::services::audit::record(
+    claude_code_api_core::services::audit::record(
         &state.services,
         &who,
         "file.download",
@@ -464,7 +483,7 @@ pub async fn download_file(
 )]
 pub async fn delete_file(
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, raw) = path.into_inner();
@@ -495,7 +514,7 @@ pub struct ArchiveQuery {
 )]
 pub async fn download_archive(
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
     query: web::Query<ArchiveQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -514,7 +533,7 @@ pub async fn download_archive(
     let failed = archive::Failed::default();
     let writer = archive::ChannelWriter::new(tx.clone(), state.services.settings.archive_stall);
     let failure = failed.clone();
-    crate::blocking::spawn(move || {
+    claude_code_api_core::blocking::spawn(move || {
         // Held until the outcome is set: the body ends only after that.
         let _open = tx;
         match archive::write_tar_gz(&root, &rel, &archive_prefix, writer) {

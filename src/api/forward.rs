@@ -10,6 +10,7 @@
 //! `JSON_LIMIT` is kept for that second try; a larger upload is streamed
 //! once and fails with the owner.
 
+use claude_code_api_core::error::ServiceError;
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody, SizedStream};
@@ -21,10 +22,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::AppState;
-use crate::cluster::Node;
 use crate::error::ApiError;
-use crate::security::auth::Resolved;
-use crate::security::cluster_auth::{self, AUTH_HEADER, CLIENT_HEADER, FROM_HEADER};
+use claude_code_api_core::cluster::Node;
+use claude_code_api_core::security::auth::Resolved;
+use claude_code_api_core::security::cluster_auth::{self, AUTH_HEADER, CLIENT_HEADER, FROM_HEADER};
 
 /// Marks a request another node of the cluster forwarded here (verified).
 #[derive(Debug, Clone)]
@@ -106,10 +107,12 @@ async fn owner(
 ) -> Result<Option<Option<String>>, ApiError> {
     let (tenant, name) = (tenant.to_owned(), name.to_owned());
     let me = state.services.node.instance_id().to_owned();
-    Ok(crate::db::run(&state.services.pool, move |c| {
-        crate::db::models::lease::owner_of_named(c, &tenant, &name, &me)
-    })
-    .await?)
+    Ok(
+        claude_code_api_core::db::run(&state.services.pool, move |c| {
+            claude_code_api_core::db::models::lease::owner_of_named(c, &tenant, &name, &me)
+        })
+        .await?,
+    )
 }
 
 pub async fn middleware(
@@ -228,9 +231,9 @@ pub async fn middleware(
         };
         tracing::warn!(owner = %tried, "cannot reach the session's node; waiting for its lease");
         if kept.is_none() {
-            return Err(ApiError::Unavailable(format!(
+            return Err(ApiError::from(ServiceError::Unavailable(format!(
                 "the node running this session cannot be reached ({tried}); retry"
-            ))
+            )))
             .into());
         }
         // Wait for the unreachable owner's lease to go (released by its
@@ -238,9 +241,9 @@ pub async fn middleware(
         // to whoever took it meanwhile.
         loop {
             if Instant::now() >= deadline {
-                return Err(ApiError::Unavailable(
+                return Err(ApiError::from(ServiceError::Unavailable(
                     "the node running this session cannot be reached; retry".into(),
-                )
+                ))
                 .into());
             }
             tokio::time::sleep(OWNER_POLL).await;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::actors::supervisor::messages::{Stats, SupervisorStats};
+use claude_code_api_core::actors::supervisor::messages::{Stats, SupervisorStats};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -15,7 +15,7 @@ pub struct Health {
     /// The absolute paths the server resolved at start.
     paths: Paths,
     /// How each CLI process is confined, and what is missing.
-    sandbox: crate::sandbox::SandboxStatus,
+    sandbox: claude_code_api_core::sandbox::SandboxStatus,
     /// Absent when the supervisor does not answer.
     sessions: Option<SupervisorStats>,
     /// This server among the others on its database.
@@ -43,7 +43,7 @@ struct Checks {
     database: Check,
     claude_cli: Check,
     /// Where the model credential comes from (never the secret).
-    model_auth: crate::gateway::ModelAuthStatus,
+    model_auth: claude_code_api_core::gateway::ModelAuthStatus,
     /// In a cluster: whether this node sees every live node's mark in its
     /// workspace root (`APPROVED_DIRECTORY` must be shared storage).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,7 +94,7 @@ impl Check {
     ),
 )]
 pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let database_ok = crate::db::ping(&state.services.pool).await;
+    let database_ok = claude_code_api_core::db::ping(&state.services.pool).await;
     let sessions = state.services.supervisor.send(Stats).await.ok();
     let cli = Check {
         status: Check::status(state.cli_version.is_some()),
@@ -120,16 +120,20 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Vec::new()
     };
     let workspace_root = if node.is_clustered() {
-        let marks =
-            crate::cluster::WorkspaceMarks::new(&state.services.workspace_root, node.instance_id());
+        let marks = claude_code_api_core::cluster::WorkspaceMarks::new(
+            &state.services.workspace_root,
+            node.instance_id(),
+        );
         let live: Vec<String> = nodes
             .iter()
             .filter(|n| n.is_live())
             .map(|n| n.id().to_owned())
             .collect();
-        let shared = crate::blocking::run(move || marks.sees_all(live.iter().map(String::as_str)))
-            .await
-            .unwrap_or(false);
+        let shared = claude_code_api_core::blocking::run(move || {
+            marks.sees_all(live.iter().map(String::as_str))
+        })
+        .await
+        .unwrap_or(false);
         Some(Check {
             status: Check::status(shared),
             version: None,

@@ -1,5 +1,6 @@
 //! A session's history, oldest first.
 
+use crate::api::requester::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::Value;
@@ -8,10 +9,9 @@ use utoipa::ToSchema;
 
 use super::envelope::{self, PageQuery};
 use super::AppState;
-use crate::db::models::message::Message;
-use crate::domain::money::micros_to_usd;
 use crate::error::{ApiError, Problem};
-use crate::services::Requester;
+use claude_code_api_core::db::models::message::Message;
+use claude_code_api_core::domain::money::micros_to_usd;
 
 /// One message of a session's conversation.
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,7 +53,7 @@ impl From<Message> for HistoryEntry {
             duration_ms: m.duration_ms,
             is_error: m.is_error,
             interrupted: m.interrupted,
-            created_at: crate::domain::timestamp(&m.created_at),
+            created_at: claude_code_api_core::domain::timestamp(&m.created_at),
         }
     }
 }
@@ -85,14 +85,19 @@ pub struct HistoryPage {
 pub async fn get_history(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.validate()?;
-    let (rows, total, session) =
-        crate::services::sessions::history(&state.services, &who, &name, page.offset(), page.limit)
-            .await?;
+    let (rows, total, session) = claude_code_api_core::services::sessions::history(
+        &state.services,
+        &who,
+        &name,
+        page.offset(),
+        page.limit,
+    )
+    .await?;
     let session_name = session.name;
     let data: Vec<HistoryEntry> = rows.into_iter().map(HistoryEntry::from).collect();
     Ok(HttpResponse::Ok().json(HistoryPage {

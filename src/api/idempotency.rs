@@ -7,13 +7,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
+use claude_code_api_core::error::ServiceError;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
-use crate::db::models::idempotency::{self, Claim};
-use crate::db::{self, DbPool};
 use crate::error::ApiError;
-use crate::security::auth::Caller;
+use claude_code_api_core::db::models::idempotency::{self, Claim};
+use claude_code_api_core::db::{self, DbPool};
+use claude_code_api_core::security::auth::Caller;
 
 const HEADER: &str = "idempotency-key";
 const MAX_KEY_LENGTH: usize = 255;
@@ -50,12 +51,12 @@ pub async fn begin(
             !k.is_empty() && k.len() <= MAX_KEY_LENGTH && k.bytes().all(|b| b.is_ascii_graphic())
         })
         .ok_or_else(|| {
-            ApiError::Validation(format!(
+            ApiError::from(ServiceError::Validation(format!(
                 "Idempotency-Key must be 1-{MAX_KEY_LENGTH} visible ASCII characters"
-            ))
+            )))
         })?
         .to_owned();
-    let body = serde_json::to_string(body).map_err(ApiError::internal)?;
+    let body = serde_json::to_string(body).map_err(ServiceError::internal)?;
     let fingerprint = hex(&Sha256::digest(format!(
         "{} {}\n{body}",
         req.method(),
@@ -94,12 +95,12 @@ pub async fn begin(
             }
             Ok(Begin::Replay(res.body(body)))
         }
-        Claim::InProgress => Err(ApiError::Conflict(
+        Claim::InProgress => Err(ApiError::from(ServiceError::Conflict(
             "a request with this Idempotency-Key is still being processed".into(),
-        )),
-        Claim::Mismatch => Err(ApiError::Validation(
+        ))),
+        Claim::Mismatch => Err(ApiError::from(ServiceError::Validation(
             "this Idempotency-Key was used with a different request".into(),
-        )),
+        ))),
     }
 }
 

@@ -1,20 +1,22 @@
 //! Async jobs: accepted with 202 once written, run in the session's FIFO
 //! with its chats, cancellable, reported by signed webhooks.
 
+use crate::api::requester::Who;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 
 use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::{idempotency, AppState};
-use crate::domain::job::JobData;
-use crate::domain::session::{Effort, OutputFormat, PermissionMode, TurnOverrides};
-use crate::domain::turn::TurnRequest;
 use crate::error::{ApiError, Problem};
-use crate::services::turns::{self, Reply, Submitted, Target};
-use crate::services::{jobs, Requester};
+use claude_code_api_core::domain::job::JobData;
+use claude_code_api_core::domain::session::{Effort, OutputFormat, PermissionMode, TurnOverrides};
+use claude_code_api_core::domain::turn::TurnRequest;
+use claude_code_api_core::services::jobs;
+use claude_code_api_core::services::turns::{self, Reply, Submitted, Target};
 
 /// A turn to run in the background.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -65,7 +67,7 @@ pub struct CreateJob {
 pub async fn create_job(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
     body: super::envelope::JsonObject<CreateJob>,
 ) -> Result<HttpResponse, ApiError> {
@@ -91,7 +93,9 @@ pub async fn create_job(
         let submitted =
             turns::submit(&state.services, &who, Target::Named(&name), request, reply).await?;
         let Submitted::Job { job, session } = submitted else {
-            return Err(ApiError::internal("a job was asked for"));
+            return Err(ApiError::from(ServiceError::internal(
+                "a job was asked for",
+            )));
         };
         let data = job.data(&session.name);
         Ok((
@@ -125,7 +129,7 @@ pub async fn create_job(
 pub async fn list_jobs(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -153,7 +157,7 @@ pub async fn list_jobs(
 pub async fn get_job(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, id) = path.into_inner();
@@ -181,7 +185,7 @@ pub async fn get_job(
 pub async fn cancel_job(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, id) = path.into_inner();

@@ -9,13 +9,14 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
+use claude_code_api_core::error::ServiceError;
 
 use super::AppState;
+use crate::api::requester::{client_ip, presented_key};
 use crate::error::ApiError;
-use crate::security::auth::{presented_key, resolve};
-use crate::security::client::client_ip;
-use crate::security::keys::hash_key;
-use crate::security::rate_limit::Decision;
+use claude_code_api_core::security::auth::resolve;
+use claude_code_api_core::security::keys::hash_key;
+use claude_code_api_core::security::rate_limit::Decision;
 
 fn set(res: &mut ServiceResponse<BoxBody>, name: &'static str, value: u64) {
     if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
@@ -33,7 +34,7 @@ fn too_many(
     let (http_req, _) = req.into_parts();
     let mut res = ServiceResponse::new(
         http_req,
-        actix_web::HttpResponse::from_error(ApiError::RateLimited(detail)),
+        actix_web::HttpResponse::from_error(ApiError::from(ServiceError::RateLimited(detail))),
     );
     set(&mut res, "retry-after", retry_after_secs);
     res
@@ -62,7 +63,9 @@ pub async fn middleware(
         return Ok(too_many(req, detail, retry_after_secs));
     }
     // Resolve the key once here; the `Caller` extractor reuses the result.
-    let resolved = resolve(&state.services.pool, &state.services.settings, &key).await?;
+    let resolved = resolve(&state.services.pool, &state.services.settings, &key)
+        .await
+        .map_err(ApiError::from)?;
     let known = resolved.is_some();
     let quota = resolved.as_ref().and_then(|r| r.rate_limit);
     match resolved {
@@ -75,7 +78,7 @@ pub async fn middleware(
         // The extractor then refuses it without a second hash and lookup.
         None => {
             req.extensions_mut()
-                .insert(crate::security::auth::UnknownKey);
+                .insert(claude_code_api_core::security::auth::UnknownKey);
         }
     }
     let counted = |res: ServiceResponse<BoxBody>| {

@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use claude_code_api_core::error::ServiceError;
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -52,7 +53,9 @@ pub async fn request_context(
     // A NUL can reach neither a file name nor a database column (PostgreSQL
     // refuses it): a URL that encodes one is refused before any handler.
     let res = if req.uri().to_string().contains("%00") {
-        let refused = ApiError::BadRequest("the URL must not contain a NUL character (%00)".into());
+        let refused = ApiError::from(ServiceError::BadRequest(
+            "the URL must not contain a NUL character (%00)".into(),
+        ));
         req.into_response(actix_web::ResponseError::error_response(&refused))
     } else {
         next.call(req)
@@ -83,10 +86,10 @@ fn problemize(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRespons
     }
     let problem: Value = match res.response().error() {
         Some(err) => match err.as_error::<ApiError>() {
-            Some(api) => api.problem(),
-            None => generic_problem(err.as_response_error().status_code()),
+            Some(api) => api.0.problem(),
+            None => generic_problem(err.as_response_error().status_code().as_u16()),
         },
-        None => generic_problem(status),
+        None => generic_problem(status.as_u16()),
     };
     // Keep a handler's own problem document when it wrote one, and the
     // console's error pages (HTML, for a person).
@@ -123,4 +126,25 @@ pub fn problem_response(
         .content_type(PROBLEM_CONTENT_TYPE)
         .body(problem.to_string());
     ServiceResponse::new(req, new)
+}
+
+/// Counts every request in the metrics by its route pattern and status.
+pub async fn track_http(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    claude_code_api_core::metrics::http_request_answered(
+        method.as_str(),
+        &route,
+        res.status().as_u16(),
+        started.elapsed(),
+    );
+    Ok(res)
 }

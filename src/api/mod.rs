@@ -30,6 +30,7 @@ mod webhooks;
 mod workspaces;
 
 use actix_web::web;
+use claude_code_api_core::error::ServiceError;
 
 use route_table::{route_table, RouteTable};
 
@@ -38,15 +39,15 @@ pub const JSON_LIMIT: usize = 2 * 1024 * 1024;
 
 /// Shared by every handler: the services, and what only the HTTP surface needs.
 pub struct AppState {
-    pub services: crate::services::Services,
+    pub services: claude_code_api_core::services::Services,
     /// Detected at start by `claude --version`; `None` when it cannot run.
     pub cli_version: Option<String>,
     /// Per-key request budgets.
-    pub rate_limits: crate::security::rate_limit::RateLimits,
+    pub rate_limits: claude_code_api_core::security::rate_limit::RateLimits,
     /// Failed authentications per client address.
-    pub auth_failures: crate::security::auth_failures::AuthFailures,
+    pub auth_failures: claude_code_api_core::security::auth_failures::AuthFailures,
     /// The model gateway: its credential source, tenants' own credentials.
-    pub gateway: crate::gateway::ModelGateway,
+    pub gateway: claude_code_api_core::gateway::ModelGateway,
 }
 
 /// Where the REST API lives; its routes are `api_v1_routes`.
@@ -133,10 +134,14 @@ pub fn routes(cfg: &mut web::ServiceConfig, mcp_server: &mcp::McpServer) {
             .error_handler(|err, _| crate::error::json_error(err).into()),
     )
     .app_data(web::QueryConfig::default().error_handler(|err, _| {
-        crate::error::ApiError::Validation(format!("invalid query string: {err}")).into()
+        crate::error::ApiError::from(ServiceError::Validation(format!(
+            "invalid query string: {err}"
+        )))
+        .into()
     }))
     .app_data(web::PathConfig::default().error_handler(|err, _| {
-        crate::error::ApiError::NotFound(format!("no such resource: {err}")).into()
+        crate::error::ApiError::from(ServiceError::NotFound(format!("no such resource: {err}")))
+            .into()
     }))
     .configure(root_routes().register)
     // MCP (streamable HTTP transport), rate-limited inside.

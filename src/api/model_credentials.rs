@@ -2,18 +2,19 @@
 //! removed. The secret is never returned; the gateway uses it for that
 //! tenant's CLI processes instead of the server's credential.
 
+use crate::api::requester::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
+use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::audit::record;
 use super::envelope::{self, Envelope};
 use super::AppState;
-use crate::db::models::model_call::{self, TenantCredentialRow};
-use crate::db::models::tenant;
 use crate::error::{ApiError, Problem};
-use crate::gateway::credential::Kind;
-use crate::security::auth::Caller;
+use claude_code_api_core::db::models::model_call::{self, TenantCredentialRow};
+use claude_code_api_core::db::models::tenant;
+use claude_code_api_core::gateway::credential::Kind;
 
 /// Longest secret accepted (model API keys and tokens are far shorter).
 const MAX_SECRET_LEN: usize = 4096;
@@ -52,16 +53,18 @@ impl From<TenantCredentialRow> for ModelCredentialData {
             tenant: row.tenant_id,
             kind: row.kind,
             hint,
-            updated_at: crate::domain::timestamp(&row.updated_at),
+            updated_at: claude_code_api_core::domain::timestamp(&row.updated_at),
         }
     }
 }
 
 async fn find(state: &AppState, id: String) -> Result<Option<TenantCredentialRow>, ApiError> {
-    Ok(crate::db::run(&state.services.pool, move |c| {
-        model_call::find_credential(c, &id)
-    })
-    .await?)
+    Ok(
+        claude_code_api_core::db::run(&state.services.pool, move |c| {
+            model_call::find_credential(c, &id)
+        })
+        .await?,
+    )
 }
 
 /// The tenant's own model credential, masked.
@@ -79,14 +82,16 @@ async fn find(state: &AppState, id: String) -> Result<Option<TenantCredentialRow
 pub async fn get_model_credential(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let id = id.into_inner();
-    let row = find(&state, id.clone())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("tenant {id:?} has no credential of its own")))?;
+    let row = find(&state, id.clone()).await?.ok_or_else(|| {
+        ApiError::from(ServiceError::NotFound(format!(
+            "tenant {id:?} has no credential of its own"
+        )))
+    })?;
     Ok(envelope::ok(&req, ModelCredentialData::from(row)))
 }
 
@@ -108,27 +113,29 @@ pub async fn get_model_credential(
 pub async fn set_model_credential(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     id: web::Path<String>,
     body: web::Json<SetModelCredential>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let body = body.into_inner();
     let kind = Kind::parse(&body.kind).ok_or_else(|| {
-        ApiError::Validation("kind must be api_key, auth_token or oauth_token".into())
+        ApiError::from(ServiceError::Validation(
+            "kind must be api_key, auth_token or oauth_token".into(),
+        ))
     })?;
     let secret = body.secret;
     if secret.is_empty()
         || secret.len() > MAX_SECRET_LEN
         || !secret.chars().all(|c| c.is_ascii_graphic())
     {
-        return Err(ApiError::Validation(
+        return Err(ApiError::from(ServiceError::Validation(
             "secret must be 1-4096 printable ASCII characters without spaces".into(),
-        ));
+        )));
     }
     let id = id.into_inner();
     let tenant_id = id.clone();
-    let stored = crate::db::run(&state.services.pool, move |c| {
+    let stored = claude_code_api_core::db::run(&state.services.pool, move |c| {
         if tenant::find_tenant(c, &tenant_id)?.is_none() {
             return Ok(false);
         }
@@ -137,13 +144,15 @@ pub async fn set_model_credential(
     })
     .await?;
     if !stored {
-        return Err(ApiError::NotFound(format!("no tenant {id:?}")));
+        return Err(ApiError::from(ServiceError::NotFound(format!(
+            "no tenant {id:?}"
+        ))));
     }
     state.gateway.reload_tenant_credentials().await?;
     record(&state, &req, &caller, "tenant.model_credential.set", &id).await;
     let row = find(&state, id.clone())
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no tenant {id:?}")))?;
+        .ok_or_else(|| ApiError::from(ServiceError::NotFound(format!("no tenant {id:?}"))))?;
     Ok(envelope::ok(&req, ModelCredentialData::from(row)))
 }
 
@@ -162,20 +171,20 @@ pub async fn set_model_credential(
 pub async fn delete_model_credential(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let id = id.into_inner();
     let tenant_id = id.clone();
-    let removed = crate::db::run(&state.services.pool, move |c| {
+    let removed = claude_code_api_core::db::run(&state.services.pool, move |c| {
         model_call::clear_credential(c, &tenant_id)
     })
     .await?;
     if !removed {
-        return Err(ApiError::NotFound(format!(
+        return Err(ApiError::from(ServiceError::NotFound(format!(
             "tenant {id:?} has no credential of its own"
-        )));
+        ))));
     }
     state.gateway.reload_tenant_credentials().await?;
     record(&state, &req, &caller, "tenant.model_credential.delete", &id).await;

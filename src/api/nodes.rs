@@ -1,15 +1,15 @@
 //! The nodes of a cluster: `GET /admin/nodes` (admin keys only) and the
 //! cluster part of `/health`.
 
+use crate::api::requester::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope};
 use super::AppState;
-use crate::db::models::instance::{self, NodeView};
 use crate::error::{ApiError, Problem};
-use crate::security::auth::Caller;
+use claude_code_api_core::db::models::instance::{self, NodeView};
 
 /// One server instance of the cluster (a server alone lists itself).
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,8 +45,8 @@ impl NodeData {
             draining: node.draining,
             workspace_shared: node.workspace_shared,
             sessions: node.sessions,
-            started_at: crate::domain::timestamp(&node.started_at),
-            heartbeat_at: crate::domain::timestamp(&node.heartbeat_at),
+            started_at: claude_code_api_core::domain::timestamp(&node.started_at),
+            heartbeat_at: claude_code_api_core::domain::timestamp(&node.heartbeat_at),
         }
     }
 }
@@ -66,7 +66,7 @@ impl NodeData {
 pub async fn nodes(state: &AppState) -> Result<Vec<NodeData>, ApiError> {
     let stale_after =
         chrono::Duration::from_std(state.services.node.lease_ttl()).unwrap_or_default();
-    let rows = crate::db::run(&state.services.pool, move |c| {
+    let rows = claude_code_api_core::db::run(&state.services.pool, move |c| {
         let stale = instance::db_now(c)? - stale_after;
         instance::list(c, stale)
     })
@@ -89,7 +89,7 @@ pub async fn nodes(state: &AppState) -> Result<Vec<NodeData>, ApiError> {
 pub async fn list_nodes(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     Ok(envelope::ok(&req, nodes(&state).await?))

@@ -9,9 +9,11 @@
 //! session keeps its own context, so earlier messages are not replayed);
 //! `model` is the turn's model unless it is the advertised alias.
 
+use crate::api::requester::Who;
 use actix_web::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use claude_code_api_core::error::ServiceError;
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -19,14 +21,12 @@ use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::domain::session::TurnOverrides;
-use crate::domain::turn::TurnRequest;
-use crate::domain::turn::{TurnError, TurnEvent};
 use crate::error::{ApiError, Problem};
-use crate::security::auth::Caller;
-use crate::services::sessions::validate_name;
-use crate::services::turns::{self, Reply, Submitted, Target};
-use crate::services::Requester;
+use claude_code_api_core::domain::session::TurnOverrides;
+use claude_code_api_core::domain::turn::TurnRequest;
+use claude_code_api_core::domain::turn::{TurnError, TurnEvent};
+use claude_code_api_core::services::sessions::validate_name;
+use claude_code_api_core::services::turns::{self, Reply, Submitted, Target};
 
 /// The model id `/v1/models` advertises: the session's own model.
 pub const DEFAULT_MODEL: &str = "claude-code";
@@ -172,18 +172,24 @@ impl CompletionRequest {
             .iter()
             .position(|m| m.role == "user" && !has_text(&m))
         {
-            return Err(ApiError::Validation(format!(
+            return Err(ApiError::from(ServiceError::Validation(format!(
                 "messages[{i}]: a user message must have text content"
-            )));
+            ))));
         }
         let last = self
             .messages
             .iter()
             .rev()
             .find(|m| m.role == "user")
-            .ok_or_else(|| ApiError::Validation("messages must contain a user message".into()))?;
+            .ok_or_else(|| {
+                ApiError::from(ServiceError::Validation(
+                    "messages must contain a user message".into(),
+                ))
+            })?;
         let message = last.content.as_ref().and_then(text_of).ok_or_else(|| {
-            ApiError::Validation("the last user message must have text content".into())
+            ApiError::from(ServiceError::Validation(
+                "the last user message must have text content".into(),
+            ))
         })?;
         let model = self
             .model
@@ -204,7 +210,11 @@ fn session_name(req: &HttpRequest, body: &CompletionRequest) -> Result<String, A
     let name = match req.headers().get("x-session") {
         Some(v) => v
             .to_str()
-            .map_err(|_| ApiError::Validation("X-Session must be plain text".into()))?
+            .map_err(|_| {
+                ApiError::from(ServiceError::Validation(
+                    "X-Session must be plain text".into(),
+                ))
+            })?
             .trim()
             .to_owned(),
         None => body
@@ -264,7 +274,7 @@ fn completion_id() -> String {
 pub async fn chat_completions(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     body: super::envelope::JsonObject<CompletionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -279,7 +289,9 @@ pub async fn chat_completions(
         let submitted =
             turns::submit(&state.services, &who, target, request, Reply::Stream).await?;
         let Submitted::Stream(rx) = submitted else {
-            return Err(ApiError::internal("a stream was asked for"));
+            return Err(ApiError::from(ServiceError::internal(
+                "a stream was asked for",
+            )));
         };
         let include_usage = body.stream_options.is_some_and(|o| o.include_usage);
         let chunks = Chunks {
@@ -298,7 +310,9 @@ pub async fn chat_completions(
     }
     let submitted = turns::submit(&state.services, &who, target, request, Reply::Whole).await?;
     let Submitted::Whole { outcome, .. } = submitted else {
-        return Err(ApiError::internal("a whole answer was asked for"));
+        return Err(ApiError::from(ServiceError::internal(
+            "a whole answer was asked for",
+        )));
     };
     // No 202 here: OpenAI clients know no such answer; the turn waits.
     let response = outcome
@@ -435,7 +449,7 @@ fn chunk_stream(
     tag = "openai",
     responses((status = 200, description = "The models a completion may name", body = ModelList)),
 )]
-pub async fn list_models(state: web::Data<AppState>, _caller: Caller) -> HttpResponse {
+pub async fn list_models(state: web::Data<AppState>, _caller: Who) -> HttpResponse {
     let mut ids = vec![DEFAULT_MODEL.to_owned()];
     if let Some(model) = &state.services.settings.claude_model {
         ids.push(model.clone());

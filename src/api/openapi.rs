@@ -973,7 +973,7 @@ pub async fn docs_file(file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::paths::parse_relative;
+    use claude_code_api_core::security::paths::parse_relative;
 
     /// The documented path patterns say what `parse_relative` decides.
     #[test]

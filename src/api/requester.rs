@@ -1,7 +1,9 @@
-//! Who a request comes from: the `Caller` extractor (a handler that takes
-//! it cannot run without a valid key) and `Requester`, the caller plus the
-//! client address (behind trusted proxies) and request id the audit log keeps.
+//! Who a request comes from: the `Who` extractor (a handler that takes it
+//! cannot run without a valid key). It is the core's `Requester`: the caller
+//! (tenant, key, role), the client address (behind trusted proxies) and the
+//! request id the audit log keeps.
 
+use claude_code_api_core::error::ServiceError;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -9,8 +11,42 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::AppState;
 use crate::error::ApiError;
-use crate::security::auth::{presented_key, resolve, Caller, Resolved, UnknownKey};
-use crate::services::Requester;
+use claude_code_api_core::security::auth::{resolve, Caller, Resolved, UnknownKey};
+use claude_code_api_core::services::Requester;
+
+/// The identity of a request, as handlers take it.
+#[derive(Debug, Clone)]
+pub struct Who(pub Requester);
+
+impl std::ops::Deref for Who {
+    type Target = Requester;
+
+    fn deref(&self) -> &Requester {
+        &self.0
+    }
+}
+
+/// The key from `X-API-Key`, else from `Authorization: Bearer`.
+pub fn presented_key(req: &HttpRequest) -> Option<String> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    claude_code_api_core::security::auth::presented_key(
+        header("x-api-key"),
+        header("authorization"),
+    )
+}
+
+/// The client's address (see `security::client`); `None` without a socket.
+pub fn client_ip(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
+    let forwarded_for = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok());
+    Some(claude_code_api_core::security::client::client_ip(
+        req.peer_addr()?.ip(),
+        forwarded_for,
+        trusted,
+    ))
+}
 
 /// The requester of `req`, once its caller is known.
 pub fn requester(req: &HttpRequest, caller: Caller) -> Requester {
@@ -21,9 +57,7 @@ pub fn requester(req: &HttpRequest, caller: Caller) -> Requester {
         .map(|f| f.client_addr.clone());
     let client_addr = forwarded.unwrap_or_else(|| {
         req.app_data::<web::Data<AppState>>()
-            .and_then(|state| {
-                crate::security::client::client_ip(req, &state.services.settings.trusted_proxies)
-            })
+            .and_then(|state| client_ip(req, &state.services.settings.trusted_proxies))
             .map(|ip| ip.to_string())
     });
     Requester {
@@ -33,43 +67,40 @@ pub fn requester(req: &HttpRequest, caller: Caller) -> Requester {
     }
 }
 
-impl FromRequest for Requester {
+impl FromRequest for Who {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Requester, ApiError>>>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Who, ApiError>>>>;
 
-    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let caller = Caller::from_request(req, payload);
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let caller = caller(req);
         let req = req.clone();
-        Box::pin(async move { Ok(requester(&req, caller.await?)) })
+        Box::pin(async move { Ok(Who(requester(&req, caller.await?))) })
     }
 }
 
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        // The rate-limit middleware already resolved the key on most routes.
-        if let Some(resolved) = req.extensions().get::<Resolved>() {
-            let caller = resolved.caller.clone();
-            return Box::pin(async move { Ok(caller) });
-        }
-        if req.extensions().get::<UnknownKey>().is_some() {
-            return Box::pin(async { Err(ApiError::Unauthorized) });
-        }
-        let key = presented_key(req);
-        // No key: a console sign-in cookie may stand for one (with CSRF rules).
-        if key.is_none() && req.cookie(crate::console::auth::COOKIE).is_some() {
-            return Box::pin(crate::console::auth::caller_from_cookie(req.clone()));
-        }
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let key = key.ok_or(ApiError::Unauthorized)?;
-            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
-            resolve(&state.services.pool, &state.services.settings, &key)
-                .await?
-                .map(|r| r.caller)
-                .ok_or(ApiError::Unauthorized)
-        })
+/// The caller a request's key (or console cookie) resolves to.
+fn caller(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>> {
+    // The rate-limit middleware already resolved the key on most routes.
+    if let Some(resolved) = req.extensions().get::<Resolved>() {
+        let caller = resolved.caller.clone();
+        return Box::pin(async move { Ok(caller) });
     }
+    if req.extensions().get::<UnknownKey>().is_some() {
+        return Box::pin(async { Err(ServiceError::Unauthorized.into()) });
+    }
+    let key = presented_key(req);
+    // No key: a console sign-in cookie may stand for one (with CSRF rules).
+    if key.is_none() && req.cookie(crate::console::auth::COOKIE).is_some() {
+        return Box::pin(crate::console::auth::caller_from_cookie(req.clone()));
+    }
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    Box::pin(async move {
+        let key = key.ok_or(ServiceError::Unauthorized)?;
+        let state = state
+            .ok_or_else(|| ApiError::from(ServiceError::internal("application state missing")))?;
+        resolve(&state.services.pool, &state.services.settings, &key)
+            .await?
+            .map(|r| r.caller)
+            .ok_or(ApiError(ServiceError::Unauthorized))
+    })
 }

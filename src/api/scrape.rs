@@ -3,20 +3,20 @@
 
 use actix_web::{web, HttpResponse};
 
-use crate::actors::supervisor::messages::Stats;
-use crate::actors::supervisor::Supervisor;
+use claude_code_api_core::actors::supervisor::messages::Stats;
+use claude_code_api_core::actors::supervisor::Supervisor;
 
 /// `GET /metrics`: the text exposition format. Live-process numbers are read
 /// from the supervisor at scrape time.
 async fn serve_metrics(supervisor: web::Data<actix::Addr<Supervisor>>) -> HttpResponse {
     if let Ok(stats) = supervisor.send(Stats).await {
-        crate::metrics::set_live(
+        claude_code_api_core::metrics::set_live(
             stats.live_processes,
             stats.live_sessions,
             stats.waiting_for_slot,
         );
     }
-    match crate::metrics::encode() {
+    match claude_code_api_core::metrics::encode() {
         Some(Ok(out)) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(out),

@@ -1,19 +1,21 @@
 //! Sessions: create, list, get, delete.
 
+use crate::api::requester::Who;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 
 use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, PageQuery, Paged};
 use super::AppState;
-use crate::db::models::session::Session;
-use crate::domain::money::micros_to_usd;
-use crate::domain::session::{Effort, PermissionMode, SessionSpec};
 use crate::error::{ApiError, Problem};
-use crate::services::sessions::{self, validate_name, SessionStatus};
-use crate::services::{Requester, Services};
+use claude_code_api_core::db::models::session::Session;
+use claude_code_api_core::domain::money::micros_to_usd;
+use claude_code_api_core::domain::session::{Effort, PermissionMode, SessionSpec};
+use claude_code_api_core::services::sessions::{self, validate_name, SessionStatus};
+use claude_code_api_core::services::{Requester, Services};
 
 /// A new session. Fields left out come from the template, then the
 /// server's defaults.
@@ -109,7 +111,7 @@ impl SessionData {
     pub fn new(s: Session, status: SessionStatus) -> Self {
         let mut spec: SessionSpec = serde_json::from_str(&s.spec).unwrap_or_default();
         // A template's credentials reach the CLI, never a client.
-        crate::redact::credentials(&mut spec.env, &mut spec.mcp_servers);
+        claude_code_api_core::redact::credentials(&mut spec.env, &mut spec.mcp_servers);
         SessionData {
             id: s.id,
             name: s.name,
@@ -137,8 +139,8 @@ impl SessionData {
             total_turns: s.turns,
             input_tokens: s.input_tokens,
             output_tokens: s.output_tokens,
-            created_at: crate::domain::timestamp(&s.created_at),
-            updated_at: crate::domain::timestamp(&s.updated_at),
+            created_at: claude_code_api_core::domain::timestamp(&s.created_at),
+            updated_at: claude_code_api_core::domain::timestamp(&s.updated_at),
         }
     }
 }
@@ -166,7 +168,7 @@ pub async fn session_view(
     let mut views = session_views(services, who, vec![row]).await?;
     views
         .pop()
-        .ok_or_else(|| ApiError::internal("no session view"))
+        .ok_or_else(|| ApiError::from(ServiceError::internal("no session view")))
 }
 
 impl CreateSession {
@@ -184,23 +186,28 @@ impl CreateSession {
     fn into_spec(self) -> Result<(String, SessionSpec), ApiError> {
         validate_name(&self.name)?;
         if self.max_turns == Some(0) {
-            return Err(ApiError::Validation("max_turns must be at least 1".into()));
+            return Err(ApiError::from(ServiceError::Validation(
+                "max_turns must be at least 1".into(),
+            )));
         }
         let tools = |field: &str,
                      value: Option<serde_json::Value>|
          -> Result<Option<Vec<String>>, ApiError> {
             #[derive(Deserialize)]
             struct Probe {
-                #[serde(default, deserialize_with = "crate::domain::session::tool_list")]
+                #[serde(
+                    default,
+                    deserialize_with = "claude_code_api_core::domain::session::tool_list"
+                )]
                 tools: Option<Vec<String>>,
             }
             let Some(value) = value else { return Ok(None) };
             serde_json::from_value::<Probe>(serde_json::json!({ "tools": value }))
                 .map(|p| p.tools)
                 .map_err(|_| {
-                    ApiError::Validation(format!(
+                    ApiError::from(ServiceError::Validation(format!(
                         "{field} must be a list of tool names or a comma-separated string"
-                    ))
+                    )))
                 })
         };
         let spec = SessionSpec {
@@ -238,7 +245,7 @@ impl CreateSession {
 pub async fn create_session(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     body: super::envelope::JsonObject<CreateSession>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.into_inner().into_new_session()?;
@@ -267,7 +274,7 @@ pub async fn create_session(
 pub async fn list_sessions(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.validate()?;
@@ -290,7 +297,7 @@ pub async fn list_sessions(
 pub async fn get_session(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let row = sessions::load(&state.services, &who, &name).await?;
@@ -314,7 +321,7 @@ pub async fn get_session(
 )]
 pub async fn delete_session(
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     sessions::delete(&state.services, &who, &name).await?;

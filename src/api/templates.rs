@@ -1,6 +1,8 @@
 //! Agent templates: list, get, reload from `TEMPLATES_DIR`.
 
+use crate::api::requester::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
+use claude_code_api_core::error::ServiceError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -8,8 +10,8 @@ use std::collections::BTreeMap;
 
 use super::envelope::{self, Envelope};
 use crate::error::{ApiError, Problem};
-use crate::security::auth::Caller;
-use crate::templates::{Template, Templates};
+use claude_code_api_core::security::auth::Caller;
+use claude_code_api_core::templates::{Template, Templates};
 
 /// Every agent template, keyed by name (each also carries its `name`), as
 /// clients of the original iterate them; a dozen templates need no pages.
@@ -24,7 +26,7 @@ use crate::templates::{Template, Templates};
 pub async fn list_templates(
     req: HttpRequest,
     templates: web::Data<Templates>,
-    caller: Caller,
+    caller: Who,
 ) -> Result<HttpResponse, ApiError> {
     Ok(envelope::ok(&req, listing(&templates, &caller)))
 }
@@ -52,12 +54,15 @@ pub fn listing(templates: &Templates, caller: &Caller) -> BTreeMap<String, Templ
 pub async fn get_template(
     req: HttpRequest,
     templates: web::Data<Templates>,
-    caller: Caller,
+    caller: Who,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let template = templates
-        .get(&name)
-        .ok_or_else(|| ApiError::NotFound(format!("no template named {:?}", name.as_str())))?;
+    let template = templates.get(&name).ok_or_else(|| {
+        ApiError::from(ServiceError::NotFound(format!(
+            "no template named {:?}",
+            name.as_str()
+        )))
+    })?;
     Ok(envelope::ok(&req, shown_to(&caller, template)))
 }
 
@@ -97,13 +102,13 @@ pub struct Reloaded {
 pub async fn reload_templates(
     req: HttpRequest,
     templates: web::Data<Templates>,
-    caller: Caller,
+    caller: Who,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let registry = templates.clone();
-    let count = crate::blocking::run(move || registry.reload())
+    let count = claude_code_api_core::blocking::run(move || registry.reload())
         .await?
-        .map_err(|e| ApiError::Validation(e.to_string()))?;
+        .map_err(|e| ApiError::from(ServiceError::Validation(e.to_string())))?;
     let names: Vec<String> = templates.all().keys().cloned().collect();
     Ok(envelope::ok(
         &req,

@@ -1,5 +1,6 @@
 //! `GET /usage` and `POST /tokens/count`.
 
+use crate::api::requester::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
@@ -7,11 +8,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
 use super::AppState;
-use crate::db::models::usage;
-use crate::db::models::TenantId;
-use crate::domain::money::micros_to_usd;
 use crate::error::{ApiError, Problem};
-use crate::security::auth::Caller;
+use claude_code_api_core::db::models::usage;
+use claude_code_api_core::db::models::TenantId;
+use claude_code_api_core::domain::money::micros_to_usd;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -30,7 +30,7 @@ pub struct UsageData {
     /// What the tenant's agents keep on disk (its workspaces and CLI state),
     /// measured now (or, for very large trees, as recently as the spacing
     /// of measurements allows), and its quota.
-    disk: crate::disk::DiskStatus,
+    disk: claude_code_api_core::disk::DiskStatus,
 }
 
 /// `{data, meta}` plus `user_id` (the tenant), where the original put it.
@@ -55,7 +55,7 @@ pub struct UsageDocument {
 pub async fn get_usage(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     query: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = match query.into_inner().tenant {
@@ -71,7 +71,8 @@ pub async fn get_usage(
         .status(tenant.as_str(), std::time::Duration::ZERO)
         .await?;
     let usage =
-        crate::db::run(&state.services.pool, move |c| usage::for_tenant(c, &tenant)).await?;
+        claude_code_api_core::db::run(&state.services.pool, move |c| usage::for_tenant(c, &tenant))
+            .await?;
     Ok(HttpResponse::Ok().json(UsageDocument {
         user_id: usage.tenant.clone(),
         meta: envelope::meta(&req),
@@ -127,7 +128,7 @@ pub fn estimate(text: &str) -> TokenCount {
 )]
 pub async fn count_tokens(
     req: HttpRequest,
-    _caller: Caller,
+    _caller: Who,
     body: super::envelope::JsonObject<CountTokens>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(envelope::ok(&req, estimate(&body.text)))

@@ -1,20 +1,21 @@
 //! Webhook deliveries (each event with its attempts, redelivery) and the
 //! tenant's signing secret (read, rotate).
 
+use crate::api::requester::Who;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 
 use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, Page, PageQuery, Paged};
 use super::AppState;
-use crate::db::models::webhook::{self, Attempt, Delivery};
-use crate::db::models::webhook_secret;
-use crate::domain::timestamp;
 use crate::error::{ApiError, Problem};
-use crate::security::auth::Caller;
-use crate::webhooks::signing::WebhookSecret;
+use claude_code_api_core::db::models::webhook::{self, Attempt, Delivery};
+use claude_code_api_core::db::models::webhook_secret;
+use claude_code_api_core::domain::timestamp;
+use claude_code_api_core::webhooks::signing::WebhookSecret;
 
 /// One try at sending an event.
 #[derive(Debug, Serialize, ToSchema)]
@@ -99,13 +100,13 @@ pub struct DeliveriesQuery {
 pub async fn list_deliveries(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     query: web::Query<DeliveriesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let page: Page = query.page.validate()?;
     let job_id = query.job_id;
-    let (rows, total) = crate::db::run(&state.services.pool, move |c| {
+    let (rows, total) = claude_code_api_core::db::run(&state.services.pool, move |c| {
         webhook::list(
             c,
             &caller.tenant,
@@ -137,19 +138,19 @@ pub async fn list_deliveries(
 pub async fn redeliver(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let delivery = crate::db::run(&state.services.pool, move |c| {
+    let delivery = claude_code_api_core::db::run(&state.services.pool, move |c| {
         webhook::redeliver(c, &caller.tenant, &id)
     })
     .await?
-    .ok_or_else(|| ApiError::NotFound("no such webhook delivery".into()))?;
+    .ok_or_else(|| ApiError::from(ServiceError::NotFound("no such webhook delivery".into())))?;
     state
         .services
         .webhooks
-        .do_send(crate::actors::webhooks::Wake);
+        .do_send(claude_code_api_core::actors::webhooks::Wake);
     Ok(envelope::data(
         &req,
         StatusCode::ACCEPTED,
@@ -182,10 +183,10 @@ pub struct WebhookSecretData {
 pub async fn get_webhook_secret(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = caller.tenant.clone();
-    let secret = crate::db::run(&state.services.pool, move |c| {
+    let secret = claude_code_api_core::db::run(&state.services.pool, move |c| {
         webhook_secret::current(c, &tenant, WebhookSecret::generate)
     })
     .await?;
@@ -208,11 +209,12 @@ pub async fn get_webhook_secret(
 pub async fn rotate_webhook_secret(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Who,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = caller.tenant.clone();
-    let keep_until = crate::db::now() + chrono::Duration::hours(PREVIOUS_SECRET_HOURS);
-    let secret = crate::db::run(&state.services.pool, move |c| {
+    let keep_until =
+        claude_code_api_core::db::now() + chrono::Duration::hours(PREVIOUS_SECRET_HOURS);
+    let secret = claude_code_api_core::db::run(&state.services.pool, move |c| {
         webhook_secret::rotate(
             c,
             &tenant,

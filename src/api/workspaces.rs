@@ -1,6 +1,7 @@
 //! `POST /sessions/{name}/repo`: point a session at another existing folder
 //! of the tenant's own area. The CLI restarts there on the same conversation.
 
+use crate::api::requester::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,7 @@ use super::envelope::{self, Envelope};
 use super::sessions::SessionData;
 use super::AppState;
 use crate::error::{ApiError, Problem};
-use crate::services::{sessions, Requester};
+use claude_code_api_core::services::sessions;
 
 /// Where the session's CLI should work from now on.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -42,7 +43,7 @@ pub struct SetWorkingDir {
 pub async fn set_working_dir(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Requester,
+    who: Who,
     name: web::Path<String>,
     body: super::envelope::JsonObject<SetWorkingDir>,
 ) -> Result<HttpResponse, ApiError> {

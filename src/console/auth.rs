@@ -10,17 +10,18 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{web, HttpRequest};
 use base64::Engine;
 use chrono::NaiveDateTime;
+use claude_code_api_core::error::ServiceError;
 use diesel::prelude::*;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use crate::api::AppState;
-use crate::db::models::tenant::{ApiKey, TenantId};
-use crate::db::schema::{api_keys, console_sessions, tenants};
-use crate::db::{DbConnection, DbResult};
 use crate::error::ApiError;
-use crate::security::auth::Caller;
-use crate::security::keys::hash_key;
+use claude_code_api_core::db::models::tenant::{ApiKey, TenantId};
+use claude_code_api_core::db::schema::{api_keys, console_sessions, tenants};
+use claude_code_api_core::db::{DbConnection, DbResult};
+use claude_code_api_core::security::auth::Caller;
+use claude_code_api_core::security::keys::hash_key;
 
 /// The session cookie (path `/`: the API the script calls needs it too).
 pub const COOKIE: &str = "cca_console";
@@ -95,7 +96,7 @@ pub fn removal(req: &HttpRequest, name: &'static str, path: &'static str) -> Coo
 /// value. Expired rows are swept on the way.
 pub async fn create(state: &AppState, caller: &Caller) -> Result<String, ApiError> {
     let id = random_token();
-    let now = crate::db::now();
+    let now = claude_code_api_core::db::now();
     let row = ConsoleSession {
         id_hash: hash_key(&id),
         key_id: caller.key_id.clone(),
@@ -104,7 +105,7 @@ pub async fn create(state: &AppState, caller: &Caller) -> Result<String, ApiErro
         created_at: now,
         expires_at: now + chrono::Duration::hours(SESSION_HOURS),
     };
-    crate::db::run(&state.services.pool, move |c| {
+    claude_code_api_core::db::run(&state.services.pool, move |c| {
         diesel::delete(console_sessions::table.filter(console_sessions::expires_at.lt(now)))
             .execute(c)?;
         diesel::insert_into(console_sessions::table)
@@ -119,7 +120,7 @@ pub async fn create(state: &AppState, caller: &Caller) -> Result<String, ApiErro
 /// Ends the session the cookie names (signing out).
 pub async fn destroy(state: &AppState, cookie_value: &str) -> Result<(), ApiError> {
     let id_hash = hash_key(cookie_value);
-    crate::db::run(&state.services.pool, move |c| {
+    claude_code_api_core::db::run(&state.services.pool, move |c| {
         diesel::delete(console_sessions::table.find(id_hash)).execute(c)?;
         Ok(())
     })
@@ -137,7 +138,7 @@ fn find_live(conn: &mut DbConnection, id_hash: &str) -> DbResult<Option<Live>> {
         .inner_join(api_keys::table)
         .inner_join(tenants::table.on(tenants::id.eq(api_keys::tenant_id)))
         .filter(console_sessions::id_hash.eq(id_hash))
-        .filter(console_sessions::expires_at.gt(crate::db::now()))
+        .filter(console_sessions::expires_at.gt(claude_code_api_core::db::now()))
         .filter(api_keys::revoked_at.is_null())
         .select((
             ConsoleSession::as_select(),
@@ -159,7 +160,9 @@ pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<Sig
         return Ok(None);
     }
     let id_hash = hash_key(&value);
-    let found = crate::db::run(&state.services.pool, move |c| find_live(c, &id_hash)).await?;
+    let found =
+        claude_code_api_core::db::run(&state.services.pool, move |c| find_live(c, &id_hash))
+            .await?;
     Ok(found.map(|(session, key, requests, window)| {
         // The tenant's own quota, as `security::auth::resolve` reads it.
         let rate_limit = match (
@@ -199,15 +202,15 @@ pub async fn caller_from_cookie(req: HttpRequest) -> Result<Caller, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
-        .ok_or_else(|| ApiError::internal("application state missing"))?;
+        .ok_or_else(|| ApiError::from(ServiceError::internal("application state missing")))?;
     // The console's script only calls the REST API: the cookie is no key
     // for the other surfaces (OpenAI-compatible, MCP).
     if !req.path().starts_with(crate::api::API_V1) {
-        return Err(ApiError::Unauthorized);
+        return Err(ServiceError::Unauthorized.into());
     }
     let signed = signed_in(&req, &state)
         .await?
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(ServiceError::Unauthorized)?;
     if !is_safe(req.method()) {
         let presented = req
             .headers()
@@ -215,21 +218,21 @@ pub async fn caller_from_cookie(req: HttpRequest) -> Result<Caller, ApiError> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         if !same_token(presented, &signed.csrf) {
-            return Err(ApiError::Forbidden(
+            return Err(ApiError::from(ServiceError::Forbidden(
                 "a console request that changes something needs the session's X-CSRF-Token header"
                     .into(),
-            ));
+            )));
         }
     }
     // The cookie is the key: it spends from the key's own request budget.
-    if let crate::security::rate_limit::Decision::Limited {
+    if let claude_code_api_core::security::rate_limit::Decision::Limited {
         limit,
         retry_after_secs,
     } = state.rate_limits.check(&signed.key_hash, signed.rate_limit)
     {
-        return Err(ApiError::RateLimited(format!(
+        return Err(ApiError::from(ServiceError::RateLimited(format!(
             "rate limit of {limit} requests exceeded; retry in {retry_after_secs} s"
-        )));
+        ))));
     }
     Ok(signed.caller)
 }

@@ -15,6 +15,7 @@ pub mod views;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse, ResponseError};
+use claude_code_api_core::error::ServiceError;
 use std::sync::OnceLock;
 
 use crate::error::ApiError;
@@ -103,7 +104,11 @@ pub fn render(name: &str, ctx: minijinja::Value) -> Result<HttpResponse, ApiErro
     let html = environment()
         .get_template(name)
         .and_then(|t| t.render(ctx))
-        .map_err(|e| ApiError::internal(format!("console template {name}: {e:#}")))?;
+        .map_err(|e| {
+            ApiError::from(ServiceError::internal(format!(
+                "console template {name}: {e:#}"
+            )))
+        })?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html))
@@ -169,7 +174,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/usage", web::get().to(pages::usage))
             .route("/admin", web::get().to(pages::admin))
             .default_service(web::to(|| async {
-                error_page(&ApiError::NotFound("there is no such console page".into()))
+                error_page(&ApiError::from(ServiceError::NotFound(
+                    "there is no such console page".into(),
+                )))
             })),
     );
 }

@@ -2,16 +2,17 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use claude_code_api_core::error::ServiceError;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{self, SignedIn};
 use super::views::{self, ApprovalCard, MessageView, SessionRow, Status};
 use super::{error_page, render};
-use crate::actors::supervisor::messages::RunningSessions;
+use crate::api::requester::client_ip;
 use crate::api::AppState;
 use crate::error::ApiError;
-use crate::security::client::client_ip;
+use claude_code_api_core::actors::supervisor::messages::RunningSessions;
 
 /// Who is signed in, as the layout shows it.
 #[derive(Serialize)]
@@ -122,13 +123,13 @@ pub async fn login(
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
     if !auth::same_token(&form.csrf, &expected) {
-        return error_page(&ApiError::Forbidden(
+        return error_page(&ApiError::from(ServiceError::Forbidden(
             "the sign-in form expired or came from another site; reload it and try again".into(),
-        ));
+        )));
     }
     let client = client_ip(&req, &state.services.settings.trusted_proxies);
     let key = form.key.trim();
-    let key_hash = crate::security::keys::hash_key(key);
+    let key_hash = claude_code_api_core::security::keys::hash_key(key);
     if let Some(wait) = client.and_then(|ip| state.auth_failures.blocked(ip, &key_hash)) {
         return login_page(
             &req,
@@ -141,11 +142,15 @@ pub async fn login(
     let resolved = if key.is_empty() || key.len() > auth::MAX_KEY_LEN {
         None
     } else {
-        match crate::security::auth::resolve(&state.services.pool, &state.services.settings, key)
-            .await
+        match claude_code_api_core::security::auth::resolve(
+            &state.services.pool,
+            &state.services.settings,
+            key,
+        )
+        .await
         {
             Ok(r) => r,
-            Err(e) => return error_page(&e),
+            Err(e) => return error_page(&ApiError(e)),
         }
     };
     let Some(resolved) = resolved else {
@@ -194,9 +199,9 @@ pub async fn logout(
         Err(e) => return error_page(&e),
     };
     if !auth::same_token(&form.csrf, &me.csrf) {
-        return error_page(&ApiError::Forbidden(
+        return error_page(&ApiError::from(ServiceError::Forbidden(
             "this form lacks the session's CSRF token".into(),
-        ));
+        )));
     }
     if let Some(c) = req.cookie(auth::COOKIE) {
         if let Err(e) = auth::destroy(&state, c.value()).await {
@@ -219,10 +224,11 @@ async fn session_rows(state: &AppState, me: &SignedIn) -> Result<(Vec<SessionRow
         })
         .await?;
     let tenant = me.caller.tenant.clone();
-    let (rows, failed, mut pending, total) = crate::db::run(&state.services.pool, move |c| {
-        views::sessions_with_state(c, &tenant)
-    })
-    .await?;
+    let (rows, failed, mut pending, total) =
+        claude_code_api_core::db::run(&state.services.pool, move |c| {
+            views::sessions_with_state(c, &tenant)
+        })
+        .await?;
     let rows = rows
         .into_iter()
         .map(|s| {
@@ -275,19 +281,24 @@ pub async fn session(
         let name = name.into_inner();
         // Longer than any session name: not one (and not worth a query).
         if name.len() > 128 {
-            return Err(ApiError::NotFound("no such session".into()));
+            return Err(ApiError::from(ServiceError::NotFound(
+                "no such session".into(),
+            )));
         }
         let (tenant, lookup) = (me.caller.tenant.clone(), name.clone());
-        let row = crate::db::run(&state.services.pool, move |c| {
-            crate::db::models::session::find_by_name(c, &tenant, &lookup)
+        let row = claude_code_api_core::db::run(&state.services.pool, move |c| {
+            claude_code_api_core::db::models::session::find_by_name(c, &tenant, &lookup)
         })
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no session named {name:?}")))?;
+        .ok_or_else(|| {
+            ApiError::from(ServiceError::NotFound(format!("no session named {name:?}")))
+        })?;
         let (tenant, id) = (me.caller.tenant.clone(), row.id.clone());
-        let (messages, skipped, after) = crate::db::run(&state.services.pool, move |c| {
-            views::transcript(c, &tenant, &id)
-        })
-        .await?;
+        let (messages, skipped, after) =
+            claude_code_api_core::db::run(&state.services.pool, move |c| {
+                views::transcript(c, &tenant, &id)
+            })
+            .await?;
         let running = state
             .services
             .supervisor
@@ -297,10 +308,10 @@ pub async fn session(
             .await?
             .contains(&row.id);
         let (tenant, id) = (me.caller.tenant.clone(), row.id.clone());
-        let (failed, pending) = crate::db::run(&state.services.pool, move |c| {
+        let (failed, pending) = claude_code_api_core::db::run(&state.services.pool, move |c| {
             Ok((
                 views::last_failed(c, &id)?,
-                crate::db::models::approval::list_pending(c, &tenant, &id)?,
+                claude_code_api_core::db::models::approval::list_pending(c, &tenant, &id)?,
             ))
         })
         .await?;
@@ -314,7 +325,7 @@ pub async fn session(
         } else {
             Vec::new()
         };
-        let spec: crate::domain::session::SessionSpec =
+        let spec: claude_code_api_core::domain::session::SessionSpec =
             serde_json::from_str(&row.spec).unwrap_or_default();
         let changes: Vec<_> = views::last_changes(&messages)
             .into_iter()
@@ -351,12 +362,12 @@ pub async fn session(
 pub async fn jobs(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     page(&req, state.clone(), |me| async move {
         let tenant = me.caller.tenant.clone();
-        let jobs = crate::db::run(&state.services.pool, move |c| {
+        let jobs = claude_code_api_core::db::run(&state.services.pool, move |c| {
             views::jobs_with_deliveries(c, &tenant)
         })
         .await?;
         let tenant = me.caller.tenant.clone();
-        let names = crate::db::run(&state.services.pool, move |c| {
+        let names = claude_code_api_core::db::run(&state.services.pool, move |c| {
             views::session_names(c, &tenant)
         })
         .await?;
@@ -373,9 +384,9 @@ pub async fn jobs(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     page(&req, state.clone(), |me| async move {
         let tenant = me.caller.tenant.clone();
-        let (usage, row) = crate::db::run(&state.services.pool, move |c| {
-            let usage = crate::db::models::usage::for_tenant(c, &tenant)?;
-            let row = crate::db::models::tenant::find_tenant(c, tenant.as_str())?;
+        let (usage, row) = claude_code_api_core::db::run(&state.services.pool, move |c| {
+            let usage = claude_code_api_core::db::models::usage::for_tenant(c, &tenant)?;
+            let row = claude_code_api_core::db::models::tenant::find_tenant(c, tenant.as_str())?;
             Ok((usage, row))
         })
         .await?;
@@ -414,10 +425,10 @@ pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 pub async fn admin(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     page(&req, state.clone(), |me| async move {
         me.caller.require_admin()?;
-        let (tenants, keys) = crate::db::run(&state.services.pool, |c| {
+        let (tenants, keys) = claude_code_api_core::db::run(&state.services.pool, |c| {
             Ok((
-                crate::db::models::tenant::list_tenants(c)?,
-                crate::db::models::tenant::list_keys(c, None)?,
+                claude_code_api_core::db::models::tenant::list_tenants(c)?,
+                claude_code_api_core::db::models::tenant::list_keys(c, None)?,
             ))
         })
         .await?;

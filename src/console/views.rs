@@ -7,13 +7,13 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::db::models::approval::{self, Approval};
-use crate::db::models::job::Job;
-use crate::db::models::message::Message;
-use crate::db::models::session::Session;
-use crate::db::models::TenantId;
-use crate::db::schema::{approvals, events, jobs, messages, sessions};
-use crate::db::{DbConnection, DbResult};
+use claude_code_api_core::db::models::approval::{self, Approval};
+use claude_code_api_core::db::models::job::Job;
+use claude_code_api_core::db::models::message::Message;
+use claude_code_api_core::db::models::session::Session;
+use claude_code_api_core::db::models::TenantId;
+use claude_code_api_core::db::schema::{approvals, events, jobs, messages, sessions};
+use claude_code_api_core::db::{DbConnection, DbResult};
 
 /// Sessions listed on one page (the API pages further).
 pub const MAX_SESSIONS: i64 = 200;
@@ -234,7 +234,8 @@ pub type SessionsState = (
 /// The tenant's sessions (up to `MAX_SESSIONS`), each with whether its last
 /// answer failed and its pending approvals.
 pub fn sessions_with_state(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<SessionsState> {
-    let (rows, total) = crate::db::models::session::list(conn, tenant, 0, MAX_SESSIONS)?;
+    let (rows, total) =
+        claude_code_api_core::db::models::session::list(conn, tenant, 0, MAX_SESSIONS)?;
     let mut failed = HashSet::new();
     for row in &rows {
         if last_failed(conn, &row.id)? {
@@ -354,10 +355,16 @@ pub fn transcript(
             diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 .execute(c)?;
         }
-        let total = crate::db::models::message::list(c, &tenant, &session_id, 0, 0)?.1;
+        let total =
+            claude_code_api_core::db::models::message::list(c, &tenant, &session_id, 0, 0)?.1;
         let skip = (total - MAX_MESSAGES).max(0);
-        let (rows, _) =
-            crate::db::models::message::list(c, &tenant, &session_id, skip, MAX_MESSAGES)?;
+        let (rows, _) = claude_code_api_core::db::models::message::list(
+            c,
+            &tenant,
+            &session_id,
+            skip,
+            MAX_MESSAGES,
+        )?;
         // Turns end with one of these; a running turn's earlier events
         // (flushed ahead of its end) come after it and are replayed.
         let after: Option<i64> = events::table
@@ -416,7 +423,8 @@ pub fn jobs_with_deliveries(conn: &mut DbConnection, tenant: &TenantId) -> DbRes
         .limit(MAX_JOBS)
         .select((Job::as_select(), sessions::name))
         .load(conn)?;
-    let (deliveries, _) = crate::db::models::webhook::list(conn, tenant, None, 0, MAX_JOBS * 4)?;
+    let (deliveries, _) =
+        claude_code_api_core::db::models::webhook::list(conn, tenant, None, 0, MAX_JOBS * 4)?;
     let mut by_job: HashMap<String, Vec<DeliveryRow>> = HashMap::new();
     for (d, attempts) in deliveries {
         by_job
@@ -441,7 +449,7 @@ pub fn jobs_with_deliveries(conn: &mut DbConnection, tenant: &TenantId) -> DbRes
     Ok(rows
         .into_iter()
         .map(|(job, session)| JobRow {
-            cancellable: !crate::domain::job::is_final(&job.status),
+            cancellable: !claude_code_api_core::domain::job::is_final(&job.status),
             deliveries: by_job.remove(&job.id).unwrap_or_default(),
             id: job.id,
             session,
@@ -482,29 +490,28 @@ pub const CHART_HEIGHT: i64 = 160;
 /// The 30 days up to `today`, oldest first, a day without turns at zero,
 /// so the chart's time axis is even.
 pub fn last_days(
-    days: &[crate::db::models::usage::Day],
+    days: &[claude_code_api_core::db::models::usage::Day],
     today: chrono::NaiveDate,
-) -> Vec<crate::db::models::usage::Day> {
-    let n = crate::db::models::usage::DAYS;
+) -> Vec<claude_code_api_core::db::models::usage::Day> {
+    let n = claude_code_api_core::db::models::usage::DAYS;
     (0..n)
         .rev()
         .map(|back| {
             let date = (today - chrono::Duration::days(back))
                 .format("%Y-%m-%d")
                 .to_string();
-            days.iter()
-                .find(|d| d.date == date)
-                .cloned()
-                .unwrap_or(crate::db::models::usage::Day {
+            days.iter().find(|d| d.date == date).cloned().unwrap_or(
+                claude_code_api_core::db::models::usage::Day {
                     date,
                     ..Default::default()
-                })
+                },
+            )
         })
         .collect()
 }
 
 /// Bars of the per-day spend, the tallest as high as the chart.
-pub fn bars(days: &[crate::db::models::usage::Day]) -> Vec<Bar> {
+pub fn bars(days: &[claude_code_api_core::db::models::usage::Day]) -> Vec<Bar> {
     let n = i64::try_from(days.len()).unwrap_or(1).max(1);
     let slot = CHART_WIDTH / n.max(1);
     let max = days.iter().map(|d| d.cost_micros).max().unwrap_or(0).max(1);
@@ -584,13 +591,13 @@ mod tests {
     #[test]
     fn bars_scale_to_the_busiest_day() {
         let days = vec![
-            crate::db::models::usage::Day {
+            claude_code_api_core::db::models::usage::Day {
                 date: "2026-12-01".into(),
                 turns: 1,
                 cost_micros: 500,
                 ..Default::default()
             },
-            crate::db::models::usage::Day {
+            claude_code_api_core::db::models::usage::Day {
                 date: "2026-12-02".into(),
                 turns: 2,
                 cost_micros: 1000,

@@ -52,7 +52,7 @@ fn session_row(app: &TestApp, tenant: &str, name: &str, column: &str) -> String 
 fn transcript_of(app: &TestApp, tenant: &str, name: &str) -> PathBuf {
     let cli_id = session_row(app, tenant, name, "cli_session_id");
     let workspace = session_row(app, tenant, name, "workspace");
-    claude_code_api::cli::command::transcript_path(
+    claude_code_api_core::cli::command::transcript_path(
         &app.root.path().join("data/cli-config").join(tenant),
         Path::new(&workspace),
         &cli_id,
@@ -144,7 +144,7 @@ async fn moving_a_session_rebuilds_its_transcript_and_copies_nothing_the_agent_l
     app.chat_ok(ALICE, "m", "remember KIWI").await;
     let workspace = session_row(&app, "alice", "m", "workspace");
     let next = Path::new(&workspace).join("next");
-    let next_transcript = claude_code_api::cli::command::transcript_path(
+    let next_transcript = claude_code_api_core::cli::command::transcript_path(
         &app.root.path().join("data/cli-config/alice"),
         &next,
         &session_row(&app, "alice", "m", "cli_session_id"),

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use claude_code_api::gateway::pricing::Prices;
-use claude_code_api::gateway::usage::CallUsage;
+use claude_code_api_core::gateway::pricing::Prices;
+use claude_code_api_core::gateway::usage::CallUsage;
 use serde_json::json;
 
 use crate::helpers::*;

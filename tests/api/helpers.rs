@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use claude_code_api::app::Application;
-use claude_code_api::config::Settings;
+use claude_code_api_core::config::Settings;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::{json, Value};
@@ -212,7 +212,7 @@ impl TestApp {
         // TEST_LOG=debug shows the server's logs (e.g. with --nocapture).
         if let Ok(level) = std::env::var("TEST_LOG") {
             settings.log_level = level;
-            claude_code_api::telemetry::init(&settings);
+            claude_code_api_core::telemetry::init(&settings);
         }
         settings.cli_env.insert(
             "HOME".into(),
@@ -526,9 +526,9 @@ impl TestDb {
 
 /// Stores `ADMIN` as an admin key of tenant alice.
 pub fn add_admin_key(url: &str) {
-    use claude_code_api::db::models::tenant::{ensure_key, ApiKey};
-    use claude_code_api::security::keys::hash_key;
-    let pool = claude_code_api::db::connect(url).expect("test database");
+    use claude_code_api_core::db::models::tenant::{ensure_key, ApiKey};
+    use claude_code_api_core::security::keys::hash_key;
+    let pool = claude_code_api_core::db::connect(url).expect("test database");
     let mut conn = pool.get().expect("connection");
     ensure_key(
         &mut conn,
@@ -539,7 +539,7 @@ pub fn add_admin_key(url: &str) {
             prefix: ADMIN[..8].into(),
             label: "test admin".into(),
             role: "admin".into(),
-            created_at: claude_code_api::db::now(),
+            created_at: claude_code_api_core::db::now(),
             revoked_at: None,
         },
     )

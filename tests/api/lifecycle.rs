@@ -80,7 +80,7 @@ async fn orphans_of_a_previous_run_are_killed_at_start() {
         "CLAUDE_CLI_PATH".to_string(),
         env!("CARGO_BIN_EXE_fake-claude").to_string(),
     );
-    let settings = claude_code_api::config::Settings::from_vars(&vars).unwrap();
+    let settings = claude_code_api_core::config::Settings::from_vars(&vars).unwrap();
     let _app = claude_code_api::app::Application::build(settings)
         .await
         .unwrap();

@@ -183,7 +183,7 @@ async fn a_turn_that_cannot_be_stored_waits_in_the_spool_and_is_stored_later() {
 /// afterwards does not charge it again.
 #[actix_web::test]
 async fn a_turn_of_a_server_counted_dead_is_charged_once() {
-    use claude_code_api::db::models::instance::{release_dead, Instance};
+    use claude_code_api_core::db::models::instance::{release_dead, Instance};
     let app = TestApp::spawn().await;
     app.create_session(ALICE, "twice").await;
     // What this turn costs when nothing goes wrong.
@@ -216,9 +216,9 @@ async fn a_turn_of_a_server_counted_dead_is_charged_once() {
         id: "another-instance".into(),
         node_id: "another-node".into(),
     };
-    let pool = claude_code_api::db::connect(&app.db.url).unwrap();
+    let pool = claude_code_api_core::db::connect(&app.db.url).unwrap();
     let mut conn = pool.get().unwrap();
-    let later = claude_code_api::db::now() + chrono::Duration::hours(1);
+    let later = claude_code_api_core::db::now() + chrono::Duration::hours(1);
     // Every heartbeat is older than an hour from now: this server is dead.
     let released = release_dead(&mut conn, &other, later, &|_| turn_cost).unwrap();
     assert_eq!(released.reservations, 1);

@@ -291,7 +291,7 @@ async fn without_configured_keys_one_is_generated_and_stored_hashed() {
         "CLAUDE_CLI_PATH".to_string(),
         env!("CARGO_BIN_EXE_fake-claude").to_string(),
     );
-    let settings = claude_code_api::config::Settings::from_vars(&vars).unwrap();
+    let settings = claude_code_api_core::config::Settings::from_vars(&vars).unwrap();
     let app = claude_code_api::app::Application::build(settings.clone())
         .await
         .unwrap();
@@ -328,7 +328,7 @@ async fn without_configured_keys_one_is_generated_and_stored_hashed() {
     let mut vars2 = vars.clone();
     vars2.insert("API_PORT".to_string(), "0".to_string());
     let again = claude_code_api::app::Application::build(
-        claude_code_api::config::Settings::from_vars(&vars2).unwrap(),
+        claude_code_api_core::config::Settings::from_vars(&vars2).unwrap(),
     )
     .await
     .unwrap();

@@ -176,7 +176,7 @@ async fn a_bad_template_stops_startup_naming_the_file() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let settings = claude_code_api::config::Settings::from_vars(&vars).unwrap();
+    let settings = claude_code_api_core::config::Settings::from_vars(&vars).unwrap();
     let error = match claude_code_api::app::Application::build(settings).await {
         Ok(_) => panic!("a broken template must stop startup"),
         Err(e) => format!("{e:#}"),

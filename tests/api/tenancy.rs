@@ -770,7 +770,7 @@ async fn api_keys_moves_reactivates_and_never_shows_a_short_key() {
     // A key an admin made (here ADMIN, of alice) is not the list's to move.
     let mut vars = back.options_vars.clone();
     vars.insert("API_KEYS".into(), format!("bob:{ADMIN},bob:{BOB}"));
-    let settings = claude_code_api::config::Settings::from_vars(&vars).unwrap();
+    let settings = claude_code_api_core::config::Settings::from_vars(&vars).unwrap();
     let refused = claude_code_api::app::Application::build(settings)
         .await
         .err()
@@ -788,7 +788,7 @@ async fn api_keys_moves_reactivates_and_never_shows_a_short_key() {
     );
     // The same key listed for two tenants stops startup too.
     vars.insert("API_KEYS".into(), format!("alice:{ALICE},bob:{ALICE}"));
-    let settings = claude_code_api::config::Settings::from_vars(&vars).unwrap();
+    let settings = claude_code_api_core::config::Settings::from_vars(&vars).unwrap();
     let refused = claude_code_api::app::Application::build(settings)
         .await
         .err()

@@ -16,7 +16,7 @@ fn transcript_file(app: &TestApp, session: &str) -> (String, PathBuf) {
     };
     let (cli_id, workspace) = (row("cli_session_id"), row("workspace"));
     let config_dir = app.root.path().join("data/cli-config/alice");
-    let path = claude_code_api::cli::command::transcript_path(
+    let path = claude_code_api_core::cli::command::transcript_path(
         &config_dir,
         std::path::Path::new(&workspace),
         &cli_id,

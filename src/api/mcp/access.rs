@@ -4,6 +4,7 @@
 //! not open, whoever did, is a 404, as the transport answers for a session
 //! it does not know.
 
+use claude_code_api_core::error::ServiceError;
 use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -17,8 +18,8 @@ use rmcp::transport::streamable_http_server::session::SessionManager;
 
 use super::owners::SessionOwners;
 use super::problem;
+use crate::api::requester::Who;
 use crate::error::ApiError;
-use crate::security::auth::Caller;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -52,16 +53,17 @@ pub async fn gate(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let caller = match req.extract::<Caller>().await {
-        Ok(caller) => caller,
+    let who = match req.extract::<Who>().await {
+        Ok(who) => who,
         Err(e) => return Ok(req.error_response(e)),
     };
-    // What the tools act as (see `McpCaller`).
-    req.extensions_mut().insert(caller.clone());
+    let caller = who.caller.clone();
+    // What the tools act as (see `McpContext`).
+    req.extensions_mut().insert(who);
     let access = req
         .app_data::<web::Data<Access>>()
         .cloned()
-        .ok_or_else(|| ApiError::internal("MCP access state missing"))?;
+        .ok_or_else(|| ApiError::from(ServiceError::internal("MCP access state missing")))?;
     let tenant = caller.tenant.as_str().to_owned();
     if !matches!(*req.method(), Method::GET | Method::POST | Method::DELETE) {
         let refused = actix_web::HttpResponse::MethodNotAllowed()
@@ -82,7 +84,7 @@ pub async fn gate(
         // The SDK wants the types spelled out; `*/*` or no `Accept` at all
         // accepts them too (RFC 9110, 12.5.1).
         let spelled = HeaderValue::from_str(&needed.join(", "))
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| ApiError::from(ServiceError::internal(e.to_string())))?;
         req.headers_mut().insert(header::ACCEPT, spelled);
     }
     // A value that is not text cannot name a session: it is an unknown id.
@@ -92,9 +94,9 @@ pub async fn gate(
         .map(|v| v.to_str().unwrap_or_default().to_owned());
     if let Some(id) = &session {
         if !access.owners.is_owner(id, &tenant) {
-            return Ok(req.error_response(ApiError::NotFound(
+            return Ok(req.error_response(ApiError::from(ServiceError::NotFound(
                 "unknown MCP session for this key: initialize a new one".into(),
-            )));
+            ))));
         }
     }
     let deleting = req.method() == Method::DELETE;

@@ -23,7 +23,7 @@ use actix_web::web;
 use rmcp_actix_web::transport::{CancellationToken, LocalSessionManager, StreamableHttpService};
 
 use access::Access;
-use server::{McpCaller, Server};
+use server::{McpContext, Server};
 
 /// The MCP endpoint's state, made once and shared by every worker: the SDK
 /// transport (with its sessions) and the session owners.
@@ -52,7 +52,7 @@ impl McpServer {
             // Tools act as the caller of the request that carried them (the
             // gate put it there).
             .on_request_fn(|req, extensions| {
-                if let Some(caller) = McpCaller::of(req) {
+                if let Some(caller) = McpContext::of(req) {
                     extensions.insert(caller);
                 }
             })

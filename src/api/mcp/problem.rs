@@ -32,7 +32,7 @@ pub async fn from_sdk(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody>
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let mut problem = generic_problem(status);
+    let mut problem = generic_problem(status.as_u16());
     if let Some(detail) = detail(&bytes) {
         problem["detail"] = Value::String(detail);
     }

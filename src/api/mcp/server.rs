@@ -1,7 +1,8 @@
 //! The MCP server itself: the `rmcp` handler answering `tools/*` and
 //! `resources/*`. Every call runs through the services as the `Requester`
-//! of the HTTP request that carried it (see `McpCaller`).
+//! of the HTTP request that carried it (see `McpContext`).
 
+use claude_code_api_core::error::ServiceError;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
@@ -14,7 +15,7 @@ use rmcp_actix_web::transport::on_request_extensions;
 use serde_json::{json, Value};
 
 use super::tools::{self, ToolError};
-use crate::services::{Requester, Services};
+use claude_code_api_core::services::{Requester, Services};
 
 const INSTRUCTIONS: &str = "Sessions are named Claude Code agents, each with its own workspace. \
                             create_session, then chat; create_job for long tasks.";
@@ -23,35 +24,34 @@ const INSTRUCTIONS: &str = "Sessions are named Claude Code agents, each with its
 #[derive(Clone, Default)]
 pub struct Server;
 
-/// Who made an MCP request, and the services to act with: put in the
-/// request's extensions from its HTTP request, so a call always acts with
-/// the key of the request that made it.
+/// What an MCP request acts with: who made its HTTP request (so a call
+/// always acts with the key of the request that made it) and the services.
 #[derive(Clone)]
-pub struct McpCaller {
+pub struct McpContext {
     pub services: Services,
     pub who: Requester,
 }
 
-impl McpCaller {
+impl McpContext {
     /// `None` before the gate let the request through (it never is, then).
-    pub fn of(req: &actix_web::HttpRequest) -> Option<McpCaller> {
+    pub fn of(req: &actix_web::HttpRequest) -> Option<McpContext> {
         use actix_web::HttpMessage;
-        let caller = req
+        let who = req
             .extensions()
-            .get::<crate::security::auth::Caller>()?
+            .get::<crate::api::requester::Who>()?
             .clone();
         let state = req.app_data::<actix_web::web::Data<crate::api::AppState>>()?;
-        Some(McpCaller {
+        Some(McpContext {
             services: state.services.clone(),
-            who: crate::api::requester::requester(req, caller),
+            who: who.0,
         })
     }
 }
 
 /// The caller of the HTTP request that carried this MCP request.
-fn caller(context: &RequestContext<RoleServer>) -> Result<&McpCaller, ErrorData> {
+fn caller(context: &RequestContext<RoleServer>) -> Result<&McpContext, ErrorData> {
     on_request_extensions(&context.extensions)
-        .and_then(|extensions| extensions.get::<McpCaller>())
+        .and_then(|extensions| extensions.get::<McpContext>())
         .ok_or_else(|| ErrorData::internal_error("the request carries no caller", None))
 }
 
@@ -61,7 +61,7 @@ fn tool_result(outcome: Result<Value, ToolError>) -> Result<CallToolResult, Erro
     match outcome {
         Ok(data) => Ok(CallToolResult::structured(data)),
         Err(ToolError::Refused(e)) => {
-            if let crate::error::ApiError::Internal(cause) = &e {
+            if let ServiceError::Internal(cause) = &e {
                 tracing::error!(%cause, "an MCP tool failed");
             }
             Ok(CallToolResult::structured_error(
@@ -104,7 +104,7 @@ impl ServerHandler for Server {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let McpCaller { services, who } = caller(&context)?;
+        let McpContext { services, who } = caller(&context)?;
         let args = request.arguments.unwrap_or_default();
         let outcome = tools::run(services, who, &request.name, &args).await;
         Ok(tool_result(outcome)?.into())
@@ -115,7 +115,7 @@ impl ServerHandler for Server {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let McpCaller { services, who } = caller(&context)?;
+        let McpContext { services, who } = caller(&context)?;
         // The fixed resources are listed even when the session list fails.
         let sessions = match tools::read(services, who, "cca://sessions").await {
             Ok(Some(Value::Array(sessions))) => sessions,
@@ -141,7 +141,7 @@ impl ServerHandler for Server {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let McpCaller { services, who } = caller(&context)?;
+        let McpContext { services, who } = caller(&context)?;
         let uri = request.uri;
         match tools::read(services, who, &uri).await {
             Ok(Some(body)) => Ok(ReadResourceResult::new(vec![ResourceContents::text(
@@ -171,7 +171,7 @@ mod tests {
             ok.structured_content,
             Some(json!({"data": [1], "pagination": {"total": 1}}))
         );
-        let missing = tool_result(Err(ToolError::Refused(crate::error::ApiError::NotFound(
+        let missing = tool_result(Err(ToolError::Refused(ServiceError::NotFound(
             "no session".into(),
         ))))
         .unwrap();

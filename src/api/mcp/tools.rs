@@ -3,6 +3,7 @@
 //! queue, audit entry and error of the REST API; no turn or session logic
 //! is duplicated here.
 
+use claude_code_api_core::error::ServiceError;
 use std::sync::Arc;
 
 use rmcp::model::{JsonObject, Resource, ResourceTemplate, Tool};
@@ -12,14 +13,14 @@ use crate::api::chat::WaitingForApproval;
 use crate::api::envelope::{self, Page, PageQuery};
 use crate::api::history::HistoryEntry;
 use crate::api::sessions::{session_view, session_views, CreateSession, SessionData};
-use crate::domain::session::TurnOverrides;
-use crate::domain::turn::TurnRequest;
 use crate::error::ApiError;
-use crate::files::FilesError;
-use crate::security::paths;
-use crate::services::sessions::{self, validate_name, SessionStatus};
-use crate::services::turns::{self, Answer, Reply, Submitted, Target};
-use crate::services::{files, jobs, Requester, Services};
+use claude_code_api_core::domain::session::TurnOverrides;
+use claude_code_api_core::domain::turn::TurnRequest;
+use claude_code_api_core::files::FilesError;
+use claude_code_api_core::security::paths;
+use claude_code_api_core::services::sessions::{self, validate_name, SessionStatus};
+use claude_code_api_core::services::turns::{self, Answer, Reply, Submitted, Target};
+use claude_code_api_core::services::{files, jobs, Requester, Services};
 
 /// `tools/list`: name, description, input schema.
 pub fn definitions() -> Vec<Tool> {
@@ -168,12 +169,18 @@ pub enum ToolError {
     Arguments(String),
     /// The service refused or failed: its problem document is the result.
     #[error("{0}")]
-    Refused(ApiError),
+    Refused(ServiceError),
+}
+
+impl From<ServiceError> for ToolError {
+    fn from(e: ServiceError) -> Self {
+        ToolError::Refused(e)
+    }
 }
 
 impl From<ApiError> for ToolError {
     fn from(e: ApiError) -> Self {
-        ToolError::Refused(e)
+        ToolError::Refused(e.0)
     }
 }
 
@@ -200,13 +207,13 @@ fn turn_request(args: &Map<String, Value>) -> Result<TurnRequest, ToolError> {
 }
 
 fn data(value: impl serde::Serialize) -> Result<Value, ToolError> {
-    Ok(json!({ "data": serde_json::to_value(value).map_err(ApiError::internal)? }))
+    Ok(json!({ "data": serde_json::to_value(value).map_err(ServiceError::internal)? }))
 }
 
 fn paged(value: impl serde::Serialize, page: &Page, total: i64) -> Result<Value, ToolError> {
     let mut out = data(value)?;
     out["pagination"] =
-        serde_json::to_value(envelope::pagination(page, total)).map_err(ApiError::internal)?;
+        serde_json::to_value(envelope::pagination(page, total)).map_err(ServiceError::internal)?;
     Ok(out)
 }
 
@@ -301,7 +308,7 @@ pub async fn run(
             };
             match turns::submit(services, who, Target::Named(&name), request, reply).await? {
                 Submitted::Job { job, session } => data(job.data(&session.name)),
-                _ => Err(ApiError::internal("a job was asked for").into()),
+                _ => Err(ApiError::from(ServiceError::internal("a job was asked for")).into()),
             }
         }
         "get_job" => {
@@ -362,22 +369,24 @@ pub async fn read(
             let (rows, _) = sessions::list(services, who, 0, 100).await?;
             let views = session_views(services, who, rows).await?;
             Ok(Some(
-                serde_json::to_value(views).map_err(ApiError::internal)?,
+                serde_json::to_value(views).map_err(ServiceError::internal)?,
             ))
         }
         Some("templates") => {
             let all = crate::api::templates::listing(&services.templates, &who.caller);
-            Ok(Some(serde_json::to_value(all).map_err(ApiError::internal)?))
+            Ok(Some(
+                serde_json::to_value(all).map_err(ServiceError::internal)?,
+            ))
         }
         Some(rest) => match rest.strip_prefix("sessions/") {
             Some(name) if validate_name(name).is_ok() => {
                 match sessions::load(services, who, name).await {
                     Ok(row) => Ok(Some(
                         serde_json::to_value(session_view(services, who, row).await?)
-                            .map_err(ApiError::internal)?,
+                            .map_err(ServiceError::internal)?,
                     )),
-                    Err(ApiError::NotFound(_)) => Ok(None),
-                    Err(e) => Err(e),
+                    Err(ServiceError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e.into()),
                 }
             }
             _ => Ok(None),

@@ -7,16 +7,13 @@
 
 mod allowlist;
 pub mod credential;
+pub mod forward;
 pub mod pricing;
-mod proxy;
 pub mod usage;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 
-use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
 use rand::RngCore;
 
 use crate::config::ModelSettings;
@@ -151,30 +148,10 @@ impl ModelGateway {
         })
     }
 
-    /// Serves the gateway on `listener` (loopback) until stopped, and on
-    /// `unix` too when given (the socket sandboxed processes reach it by).
-    pub fn serve(
-        &self,
-        listener: TcpListener,
-        unix: Option<std::os::unix::net::UnixListener>,
-    ) -> std::io::Result<Server> {
-        let addr = listener.local_addr()?;
-        let _ = self.inner.url.set(format!("http://{addr}"));
-        let data = web::Data::new(self.clone());
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(proxy::forward))
-        })
-        .on_connect(crate::net::no_delay)
-        .workers(2)
-        .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listener)?;
-        if let Some(unix) = unix {
-            server = server.listen_uds(unix)?;
-        }
-        Ok(server.run())
+    /// Records where the gateway's listener is bound (`http://ADDR`),
+    /// the address handed to every CLI process.
+    pub fn set_url(&self, url: String) {
+        let _ = self.inner.url.set(url);
     }
 
     pub fn url(&self) -> Option<&str> {

@@ -156,25 +156,34 @@ impl Template {
 const BUILT_IN: &[(&str, &str)] = &[
     (
         "api-designer",
-        include_str!("../templates/api-designer.yaml"),
+        include_str!("../../../templates/api-designer.yaml"),
     ),
-    ("architect", include_str!("../templates/architect.yaml")),
+    (
+        "architect",
+        include_str!("../../../templates/architect.yaml"),
+    ),
     (
         "code-reviewer",
-        include_str!("../templates/code-reviewer.yaml"),
+        include_str!("../../../templates/code-reviewer.yaml"),
     ),
     (
         "data-engineer",
-        include_str!("../templates/data-engineer.yaml"),
+        include_str!("../../../templates/data-engineer.yaml"),
     ),
-    ("debug", include_str!("../templates/debug.yaml")),
-    ("devops", include_str!("../templates/devops.yaml")),
-    ("docs", include_str!("../templates/docs.yaml")),
-    ("frontend", include_str!("../templates/frontend.yaml")),
-    ("performance", include_str!("../templates/performance.yaml")),
-    ("refactor", include_str!("../templates/refactor.yaml")),
-    ("security", include_str!("../templates/security.yaml")),
-    ("test-writer", include_str!("../templates/test-writer.yaml")),
+    ("debug", include_str!("../../../templates/debug.yaml")),
+    ("devops", include_str!("../../../templates/devops.yaml")),
+    ("docs", include_str!("../../../templates/docs.yaml")),
+    ("frontend", include_str!("../../../templates/frontend.yaml")),
+    (
+        "performance",
+        include_str!("../../../templates/performance.yaml"),
+    ),
+    ("refactor", include_str!("../../../templates/refactor.yaml")),
+    ("security", include_str!("../../../templates/security.yaml")),
+    (
+        "test-writer",
+        include_str!("../../../templates/test-writer.yaml"),
+    ),
 ];
 
 /// The templates compiled into the binary.
@@ -433,7 +442,7 @@ mod tests {
 
     #[test]
     fn the_built_in_set_is_the_shipped_folder() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates");
         assert_eq!(built_in().unwrap(), load_dir(&dir).unwrap());
     }
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::usage::CallUsage;
 
-const BUILT_IN: &str = include_str!("../../config/model-prices.yaml");
+const BUILT_IN: &str = include_str!("../../../../config/model-prices.yaml");
 
 /// USD per million tokens.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]

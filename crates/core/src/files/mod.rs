@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use cap_std::fs::{Dir, File, Metadata, OpenOptions, OpenOptionsExt};
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::ServiceError;
 use crate::security::paths::PathError;
 
 /// Most entries one listing walks before it asks for a narrower path.
@@ -40,19 +40,19 @@ pub enum FilesError {
     Io(#[from] io::Error),
 }
 
-impl From<FilesError> for ApiError {
+impl From<FilesError> for ServiceError {
     fn from(e: FilesError) -> Self {
         match e {
-            FilesError::Path(_) => ApiError::BadRequest(e.to_string()),
-            FilesError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            FilesError::TooMany => ApiError::Validation(e.to_string()),
+            FilesError::Path(_) => ServiceError::BadRequest(e.to_string()),
+            FilesError::NotFound(_) => ServiceError::NotFound(e.to_string()),
+            FilesError::TooMany => ServiceError::Validation(e.to_string()),
             // What is at the path decides these, not the request: a conflict
             // with the workspace's state, as a folder in the way is.
             FilesError::IsDirectory(_)
             | FilesError::NotADirectory(_)
             | FilesError::Exists(_)
-            | FilesError::FolderInTheWay(_) => ApiError::Conflict(e.to_string()),
-            FilesError::Io(e) => ApiError::internal(e),
+            | FilesError::FolderInTheWay(_) => ServiceError::Conflict(e.to_string()),
+            FilesError::Io(e) => ServiceError::internal(e),
         }
     }
 }

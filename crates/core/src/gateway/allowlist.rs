@@ -10,8 +10,6 @@
 //! spellings are refused instead of being matched after a normalisation
 //! that might differ from the upstream's.
 
-use actix_web::http::{Method, Uri};
-
 /// What the pinned CLI calls, found by logging every request of a turn
 /// (with an API key and with the login, tools included): `POST
 /// /v1/messages?beta=true`; token counting is free and kept for the CLI's
@@ -52,21 +50,19 @@ impl Refusal {
     }
 }
 
-/// The route of `method target`, or why it is refused.
-pub fn check(method: &Method, target: &Uri) -> Result<Route, Refusal> {
-    let path = target.path();
+/// The route of `method path?query` (the request target as it arrived), or
+/// why it is refused.
+pub fn check(method: &str, path: &str, query: Option<&str>) -> Result<Route, Refusal> {
     if !is_normalised(path) {
         return Err(Refusal::NotNormalised);
     }
-    let query_ok = target
-        .query()
-        .is_none_or(|q| q.is_empty() || QUERIES.contains(&q));
+    let query_ok = query.is_none_or(|q| q.is_empty() || QUERIES.contains(&q));
     let route = ROUTES
         .iter()
         .find(|(p, _)| *p == path)
         .map(|(_, route)| *route);
     match route {
-        Some(route) if method == Method::POST && query_ok => Ok(route),
+        Some(route) if method == "POST" && query_ok => Ok(route),
         _ => Err(Refusal::NotAllowed),
     }
 }
@@ -88,7 +84,11 @@ mod tests {
     use super::*;
 
     fn check_str(method: &str, target: &str) -> Result<Route, Refusal> {
-        check(&method.parse().unwrap(), &target.parse().unwrap())
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        check(method, path, query)
     }
 
     #[test]

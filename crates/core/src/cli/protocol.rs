@@ -466,7 +466,7 @@ mod tests {
     /// Parses a transcript recorded from the real CLI (see tests/fixtures).
     fn fixture(name: &str) -> Vec<CliMessage> {
         let path = format!(
-            "{}/tests/fixtures/cli-2.1.197/{name}.jsonl",
+            "{}/../../tests/fixtures/cli-2.1.197/{name}.jsonl",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).expect("fixture exists");
@@ -561,7 +561,7 @@ mod tests {
             .iter()
             .all(|m| m.cli_session_id() == Some("6ce7a1b0-0000-4000-8000-000000000001")));
         let path = format!(
-            "{}/tests/fixtures/cli-2.1.197/session_mirror.transcript.jsonl",
+            "{}/../../tests/fixtures/cli-2.1.197/session_mirror.transcript.jsonl",
             env!("CARGO_MANIFEST_DIR")
         );
         let file = std::fs::read_to_string(&path).expect("fixture exists");

@@ -6,14 +6,14 @@ use crate::actors::session::messages::ResolveApproval;
 use crate::db::models::approval::{self, Approval};
 use crate::db::models::session::Session;
 use crate::domain::approval::Resolved;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 /// The session's pending approvals, oldest first, with the session.
 pub async fn pending(
     services: &Services,
     who: &Requester,
     name: &str,
-) -> Result<(Vec<Approval>, Session), ApiError> {
+) -> Result<(Vec<Approval>, Session), ServiceError> {
     let session = super::sessions::load(services, who, name).await?;
     let (tenant, session_id) = (who.tenant().clone(), session.id.clone());
     let rows = crate::db::run(&services.pool, move |c| {
@@ -32,7 +32,7 @@ pub async fn decide(
     name: &str,
     id: &str,
     decision: Decision,
-) -> Result<Resolved, ApiError> {
+) -> Result<Resolved, ServiceError> {
     let session = super::sessions::load(services, who, name).await?;
     let (session_id, approval_id, tenant) =
         (session.id.clone(), id.to_owned(), who.tenant().clone());
@@ -40,9 +40,9 @@ pub async fn decide(
         approval::find(c, &tenant, &session_id, &approval_id)
     })
     .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no approval {id:?} in this session")))?;
+    .ok_or_else(|| ServiceError::NotFound(format!("no approval {id:?} in this session")))?;
     if row.status != approval::PENDING {
-        return Err(ApiError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "the approval is no longer pending: {}",
             row.status
         )));
@@ -55,10 +55,10 @@ pub async fn decide(
         })
         .await?;
     resolved.map_err(|e| match e {
-        ResolveError::NotPending => ApiError::Conflict(
+        ResolveError::NotPending => ServiceError::Conflict(
             "the approval is no longer pending (answered, expired, or its turn ended)".into(),
         ),
-        ResolveError::OutsideWorkspace(path) => ApiError::Validation(format!(
+        ResolveError::OutsideWorkspace(path) => ServiceError::Validation(format!(
             "updated_input names {path}, which is outside the session's workspace"
         )),
     })

@@ -18,10 +18,13 @@ use crate::db::models::job::{self, Job};
 use crate::db::models::lease::{self, Lease, Taken};
 use crate::db::models::session::Session;
 use crate::domain::job as status;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 /// The session's actor on this node, its lease taken first in a cluster.
-pub async fn actor(services: &Services, session: &Session) -> Result<Addr<SessionActor>, ApiError> {
+pub async fn actor(
+    services: &Services,
+    session: &Session,
+) -> Result<Addr<SessionActor>, ServiceError> {
     let (lease, taken_over) = take(services, session).await?;
     if taken_over {
         // Before the actor starts, so its numbering follows this event.
@@ -50,8 +53,8 @@ pub async fn warm(services: &Services, session: &Session) {
                     .supervisor
                     .send(OpenSession(session.clone(), lease.clone()))
                     .await
-                    .map_err(ApiError::from)
-                    .and_then(|r| r.map_err(ApiError::from))
+                    .map_err(ServiceError::from)
+                    .and_then(|r| r.map_err(ServiceError::from))
                 {
                     adopt(services, session, &addr).await;
                 }
@@ -68,7 +71,10 @@ pub async fn warm(services: &Services, session: &Session) {
 
 /// Takes the session's lease for this node (cluster only); whether it came
 /// from another holder.
-async fn take(services: &Services, session: &Session) -> Result<(Option<Lease>, bool), ApiError> {
+async fn take(
+    services: &Services,
+    session: &Session,
+) -> Result<(Option<Lease>, bool), ServiceError> {
     let node = &services.node;
     if !node.is_clustered() {
         return Ok((None, false));
@@ -83,10 +89,10 @@ async fn take(services: &Services, session: &Session) -> Result<(Option<Lease>, 
         Taken::Held { lease, taken_over } => Ok((Some(lease), taken_over)),
         // The request was routed here a moment before another node took the
         // session: the client's retry is forwarded there.
-        Taken::Elsewhere => Err(ApiError::Unavailable(
+        Taken::Elsewhere => Err(ServiceError::Unavailable(
             "the session just moved to another node; retry the request".into(),
         )),
-        Taken::Draining => Err(ApiError::Unavailable(
+        Taken::Draining => Err(ServiceError::Unavailable(
             "this node is shutting down; retry the request".into(),
         )),
     }

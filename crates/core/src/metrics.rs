@@ -11,11 +11,7 @@
 //! buy nothing. Several servers in one process (the tests) share it.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
+use std::time::Duration;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -197,42 +193,32 @@ fn metrics() -> Option<&'static Metrics> {
     METRICS.get()
 }
 
-/// Middleware: counts every request by its route pattern (`/api/v1/sessions/{name}`,
-/// never the raw path, so labels stay few) and status.
-pub async fn track_http(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let method = method_label(req.method());
-    let res = next.call(req).await?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let Some(m) = metrics() else { return Ok(res) };
-    let status = res.status().as_u16().to_string();
+/// One HTTP request answered: counted by its route pattern
+/// (`/api/v1/sessions/{name}`, never the raw path, so labels stay few),
+/// method and status.
+pub fn http_request_answered(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let Some(m) = metrics() else { return };
+    let method = method_label(method);
+    let status = status.to_string();
     m.http_requests
-        .with_label_values(&[method, route.as_str(), status.as_str()])
+        .with_label_values(&[method, route, status.as_str()])
         .inc();
     m.http_duration
-        .with_label_values(&[method, route.as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    Ok(res)
+        .with_label_values(&[method, route])
+        .observe(elapsed.as_secs_f64());
 }
 
 /// The method as a label: any token is a valid HTTP method, so one a client
 /// makes up would otherwise become a series of its own, forever.
-fn method_label(method: &actix_web::http::Method) -> &'static str {
-    use actix_web::http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
         _ => "other",
     }
 }

@@ -14,7 +14,7 @@ use crate::db::models::job::Job;
 use crate::db::models::session::Session;
 use crate::domain::session::{PermissionMode, SessionSpec};
 use crate::domain::turn::{ChatResponse, Turn, TurnError, TurnEvent, TurnRequest};
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 /// Longest prompt accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -65,7 +65,7 @@ pub async fn submit(
     target: Target<'_>,
     request: TurnRequest,
     reply: Reply,
-) -> Result<Submitted, ApiError> {
+) -> Result<Submitted, ServiceError> {
     validate_message(&request.message)?;
     check_deny_patterns(&services.settings, &request.message)?;
     let tenant = super::policy::tenant(services, who).await?;
@@ -73,7 +73,7 @@ pub async fn submit(
         .as_ref()
         .and_then(crate::db::models::budget::tenant_over)
     {
-        return Err(ApiError::BudgetExceeded {
+        return Err(ServiceError::BudgetExceeded {
             scope: e.scope,
             spent_micros: e.spent_micros,
             limit_micros: e.limit_micros,
@@ -104,7 +104,7 @@ pub async fn submit(
             if let Some(url) = &webhook_url {
                 crate::webhooks::ssrf::check(url, &services.settings.webhook_allowed_hosts)
                     .await
-                    .map_err(|e| ApiError::Validation(e.to_string()))?;
+                    .map_err(|e| ServiceError::Validation(e.to_string()))?;
             }
             let job = super::jobs::insert(services, who, &session, request, webhook_url).await?;
             let target = format!("{}/{}", session.name, job.id);
@@ -154,13 +154,13 @@ pub enum Answer {
 }
 
 /// Waits for the answer of a turn submitted with `Reply::Whole`.
-pub async fn answer(services: &Services, submitted: Submitted) -> Result<Answer, ApiError> {
+pub async fn answer(services: &Services, submitted: Submitted) -> Result<Answer, ServiceError> {
     let Submitted::Whole {
         mut outcome,
         mut approvals,
     } = submitted
     else {
-        return Err(ApiError::internal(
+        return Err(ServiceError::internal(
             "the turn was not submitted for a whole answer",
         ));
     };
@@ -182,18 +182,22 @@ pub async fn answer(services: &Services, submitted: Submitted) -> Result<Answer,
             }
         }
     };
-    let response = result.map_err(|_| ApiError::from(TurnError::Closed))??;
+    let response = result.map_err(|_| ServiceError::from(TurnError::Closed))??;
     Ok(Answer::Done(Box::new(response)))
 }
 
 /// Interrupts the session's running turn (its partial answer is kept,
 /// marked interrupted); whether it was stored within the wait. No running
 /// turn is a 409.
-pub async fn interrupt(services: &Services, who: &Requester, name: &str) -> Result<bool, ApiError> {
+pub async fn interrupt(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+) -> Result<bool, ServiceError> {
     let session = super::sessions::load(services, who, name).await?;
     let actor = super::ownership::actor(services, &session).await?;
     match actor.send(Interrupt).await? {
-        InterruptReply::Idle => Err(ApiError::Conflict(
+        InterruptReply::Idle => Err(ServiceError::Conflict(
             "no turn is running on this session".into(),
         )),
         InterruptReply::Interrupting(stored) => {
@@ -215,7 +219,7 @@ fn turn(request: TurnRequest) -> Turn {
     }
 }
 
-async fn enqueue(services: &Services, session: &Session, turn: Turn) -> Result<(), ApiError> {
+async fn enqueue(services: &Services, session: &Session, turn: Turn) -> Result<(), ServiceError> {
     let addr = super::ownership::actor(services, session).await?;
     addr.send(Enqueue(turn)).await?;
     Ok(())
@@ -230,7 +234,10 @@ fn session_mode(row: &Session) -> Option<PermissionMode> {
 
 /// Optional deny patterns (`DENY_PATTERNS`): a guard rail against obvious
 /// misuse, not a security boundary (rephrasing gets around any list).
-fn check_deny_patterns(settings: &crate::config::Settings, message: &str) -> Result<(), ApiError> {
+fn check_deny_patterns(
+    settings: &crate::config::Settings,
+    message: &str,
+) -> Result<(), ServiceError> {
     if settings.deny_patterns.is_empty() {
         return Ok(());
     }
@@ -240,7 +247,7 @@ fn check_deny_patterns(settings: &crate::config::Settings, message: &str) -> Res
         .iter()
         .find(|p| lower.contains(p.as_str()))
     {
-        Some(pattern) => Err(ApiError::Validation(format!(
+        Some(pattern) => Err(ServiceError::Validation(format!(
             "the message contains {pattern:?}, which this server refuses (DENY_PATTERNS)"
         ))),
         None => Ok(()),
@@ -248,12 +255,12 @@ fn check_deny_patterns(settings: &crate::config::Settings, message: &str) -> Res
 }
 
 /// A prompt must say something and stay within `MAX_MESSAGE_BYTES`.
-pub fn validate_message(message: &str) -> Result<(), ApiError> {
+pub fn validate_message(message: &str) -> Result<(), ServiceError> {
     if message.trim().is_empty() {
-        return Err(ApiError::Validation("message must not be empty".into()));
+        return Err(ServiceError::Validation("message must not be empty".into()));
     }
     if message.len() > MAX_MESSAGE_BYTES {
-        return Err(ApiError::Validation(format!(
+        return Err(ServiceError::Validation(format!(
             "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
             message.len()
         )));

@@ -616,7 +616,7 @@ impl Settings {
         if local.exists() {
             return local;
         }
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(".claude-cli/node_modules/.bin/claude")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.claude-cli/node_modules/.bin/claude")
     }
 }
 
@@ -788,7 +788,7 @@ mod tests {
 
     #[test]
     fn the_example_env_file_is_valid_settings() {
-        let text = include_str!("../config/example.env");
+        let text = include_str!("../../../config/example.env");
         let pairs: Vec<(&str, &str)> = text
             .lines()
             .filter(|l| !l.trim_start().starts_with('#'))

@@ -5,7 +5,7 @@
 //! check on its own.
 //!
 //! Every function is scoped by the `Requester` it is given: another
-//! tenant's object is `ApiError::NotFound`, exactly as if it did not exist.
+//! tenant's object is `ServiceError::NotFound`, exactly as if it did not exist.
 
 pub mod approvals;
 pub mod audit;
@@ -60,5 +60,14 @@ pub struct Requester {
 impl Requester {
     pub fn tenant(&self) -> &crate::db::models::TenantId {
         &self.caller.tenant
+    }
+}
+
+/// A requester is its caller, with where the request came from.
+impl std::ops::Deref for Requester {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
     }
 }

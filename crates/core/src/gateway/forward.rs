@@ -1,15 +1,14 @@
 //! Forwarding one request: token check, the allowlist, the real credential
 //! instead of the token, the body streamed up, the answer streamed down
 //! through the usage tap, and the call recorded (and, made outside any
-//! turn, charged) once the answer has ended.
+//! turn, charged) once the answer has ended. The HTTP listener that calls
+//! this lives at the edge (`gateway_listener` of the server binary).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use serde_json::json;
 
 use super::allowlist::{self, Route};
@@ -38,151 +37,174 @@ const HOP_BY_HOP: &[&str] = &[
 /// compression (the tap reads the answer as it passes).
 const REPLACED: &[&str] = &["x-api-key", "authorization", "accept-encoding"];
 
-/// An error as the model API words them, so the CLI reports it as such.
-fn api_error(status: StatusCode, kind: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({
-        "type": "error",
-        "error": {"type": kind, "message": message},
-    }))
+/// A request the gateway answers itself, worded as the model API words its
+/// errors so the CLI reports it as such.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub status: u16,
+    kind: &'static str,
+    message: &'static str,
+}
+
+impl Refused {
+    fn new(status: u16, kind: &'static str, message: &'static str) -> Refused {
+        Refused {
+            status,
+            kind,
+            message,
+        }
+    }
+
+    /// The JSON body of the answer.
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            "type": "error",
+            "error": {"type": self.kind, "message": self.message},
+        })
+    }
+}
+
+/// One request of a CLI process, as it arrived.
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// Header names (lower case) and values, as sent.
+    pub headers: Vec<(&'a str, &'a [u8])>,
+    /// The body, streamed up as it arrives.
+    pub body: reqwest::Body,
+}
+
+/// The model API's answer, to stream back to the CLI.
+pub struct Forwarded {
+    pub status: u16,
+    /// The answer's headers, hop-by-hop ones left out.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: ByteStream,
 }
 
 /// The per-process token the CLI presents, as an API key or a bearer token.
-fn presented_token(req: &HttpRequest) -> Option<&str> {
-    let headers = req.headers();
-    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+fn presented_token<'a>(headers: &[(&'a str, &'a [u8])]) -> Option<&'a str> {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    };
+    if let Some(key) = header("x-api-key") {
         return Some(key);
     }
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    header("authorization").and_then(|v| v.strip_prefix("Bearer "))
 }
 
-pub async fn forward(
-    req: HttpRequest,
-    mut payload: web::Payload,
-    gateway: web::Data<ModelGateway>,
-) -> HttpResponse {
-    let Some(grant) = presented_token(&req).and_then(|t| gateway.lookup(t)) else {
-        return api_error(
-            StatusCode::UNAUTHORIZED,
+pub async fn forward(gateway: &ModelGateway, req: Incoming<'_>) -> Result<Forwarded, Refused> {
+    let Some(grant) = presented_token(&req.headers).and_then(|t| gateway.lookup(t)) else {
+        return Err(Refused::new(
+            401,
             "authentication_error",
             "not a token of a live CLI process of this server",
-        );
+        ));
     };
-    let route = match allowlist::check(req.method(), req.uri()) {
+    let route = match allowlist::check(req.method, req.path, req.query) {
         Ok(route) => route,
         Err(refusal) => {
             let target: String = req
-                .uri()
-                .path_and_query()
-                .map_or("", |p| p.as_str())
+                .path
                 .chars()
+                .chain(
+                    req.query
+                        .map(|q| format!("?{q}"))
+                        .unwrap_or_default()
+                        .chars(),
+                )
                 .take(LOGGED_TARGET_CHARS)
                 .collect();
             tracing::warn!(
                 tenant = %grant.tenant_id,
                 session = grant.session_id.as_deref().unwrap_or("-"),
-                method = %req.method(),
+                method = %req.method,
                 path = ?target,
                 reason = refusal.as_str(),
                 "model gateway refused a request of a CLI process"
             );
             crate::metrics::gateway_refused(refusal.as_str());
-            return api_error(
-                StatusCode::FORBIDDEN,
+            return Err(Refused::new(
+                403,
                 "permission_error",
                 "the model gateway forwards only POST /v1/messages and POST /v1/messages/count_tokens",
-            );
+            ));
         }
     };
     let Some(credential) = gateway.credential_for(&grant.tenant_id) else {
-        return api_error(
-            StatusCode::UNAUTHORIZED,
+        return Err(Refused::new(
+            401,
             "authentication_error",
             "the server has no model credential: run `claude-code-api login`, or set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN",
-        );
+        ));
     };
     let (auth_name, auth_value) = match credential.header().await {
         Ok(header) => header,
         Err(e) => {
             tracing::error!(error = %e, "the model credential cannot be read");
-            return api_error(
-                StatusCode::UNAUTHORIZED,
+            return Err(Refused::new(
+                401,
                 "authentication_error",
                 "the server's model credential cannot be read",
-            );
+            ));
         }
     };
 
     // Checked by the allowlist, so forwarded as it came.
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let url = format!("{}{path}", gateway.inner.upstream);
-    let method = match reqwest::Method::from_bytes(req.method().as_str().as_bytes()) {
+    let url = match req.query {
+        Some(query) => format!("{}{}?{query}", gateway.inner.upstream, req.path),
+        None => format!("{}{}", gateway.inner.upstream, req.path),
+    };
+    let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {
         Ok(m) => m,
-        Err(_) => {
-            return api_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request_error",
-                "method",
-            )
-        }
+        Err(_) => return Err(Refused::new(405, "invalid_request_error", "method")),
     };
     let mut upstream = gateway.inner.client.request(method, &url);
-    for (name, value) in req.headers() {
-        let name = name.as_str();
+    for (name, value) in &req.headers {
+        let name = *name;
         // The length goes up with the body: a length-delimited body is sent
         // as it comes, where a chunked one would end in a small write that
         // waits on the peer's delayed ACK (about 40 ms a call).
         if (HOP_BY_HOP.contains(&name) && name != "content-length") || REPLACED.contains(&name) {
             continue;
         }
-        upstream = upstream.header(name, value.as_bytes());
+        upstream = upstream.header(name, *value);
     }
     for (name, value) in &gateway.inner.custom_headers {
         upstream = upstream.header(name.as_str(), value.as_str());
     }
     upstream = upstream.header(auth_name, auth_value);
 
-    // The body goes up as it arrives: the payload is not Send, so a local
-    // task hands its chunks over a channel.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-    actix_web::rt::spawn(async move {
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
-            let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
-                break;
-            }
-        }
-    });
-    let body = reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    let answer = match upstream.body(body).send().await {
+    let answer = match upstream.body(req.body).send().await {
         Ok(answer) => answer,
         Err(e) => {
             tracing::warn!(error = %e, "the model API cannot be reached");
-            return api_error(
-                StatusCode::BAD_GATEWAY,
+            return Err(Refused::new(
+                502,
                 "api_error",
                 "the model API cannot be reached from the server",
-            );
+            ));
         }
     };
 
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut response = HttpResponse::build(status);
-    for (name, value) in answer.headers() {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            response.append_header((name.as_str(), value.as_bytes()));
-        }
-    }
+    let status = answer.status().as_u16();
+    let headers = answer
+        .headers()
+        .iter()
+        .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
     // Only Messages API calls are model calls; token counting is free.
     if route != Route::Messages {
-        return response.streaming(answer.bytes_stream());
+        return Ok(Forwarded {
+            status,
+            headers,
+            body: Box::pin(answer.bytes_stream()),
+        });
     }
     let sse = answer
         .headers()
@@ -191,15 +213,19 @@ pub async fn forward(
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let call = grant.meter.begin_call();
     let recorder = Recorder {
-        gateway: gateway.get_ref().clone(),
+        gateway: gateway.clone(),
         grant,
-        status: i32::from(status.as_u16()),
+        status: i32::from(status),
         call,
     };
-    response.streaming(Tapped {
-        inner: Box::pin(answer.bytes_stream()),
-        tap: Some(UsageTap::new(sse)),
-        recorder: Some(recorder),
+    Ok(Forwarded {
+        status,
+        headers,
+        body: Box::pin(Tapped {
+            inner: Box::pin(answer.bytes_stream()),
+            tap: Some(UsageTap::new(sse)),
+            recorder: Some(recorder),
+        }),
     })
 }
 
@@ -241,7 +267,7 @@ impl Recorder {
             charged_micros: charge.cost_micros,
         };
         let pool = self.gateway.inner.pool.clone();
-        actix_web::rt::spawn(async move {
+        tokio::spawn(async move {
             if let Err(e) = db::run(&pool, move |c| model_call::record(c, &call, charge)).await {
                 tracing::warn!(error = %e, charged_micros = charge.cost_micros, "cannot record a model call");
             }
@@ -249,7 +275,7 @@ impl Recorder {
     }
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+pub type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// The answer's body, read by the usage tap on its way to the CLI.
 struct Tapped {

@@ -5,11 +5,11 @@
 use super::{Requester, Services};
 use crate::db::models::tenant::Tenant;
 use crate::domain::session::PermissionMode;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 /// The caller's tenant row (its budget and permission ceiling), read once
 /// per request.
-pub async fn tenant(services: &Services, who: &Requester) -> Result<Option<Tenant>, ApiError> {
+pub async fn tenant(services: &Services, who: &Requester) -> Result<Option<Tenant>, ServiceError> {
     let tenant = who.tenant().clone();
     Ok(crate::db::run(&services.pool, move |c| {
         crate::db::models::tenant::find_tenant(c, tenant.as_str())
@@ -25,7 +25,7 @@ pub fn check_permission_mode(
     tenant: Option<&Tenant>,
     session_mode: Option<PermissionMode>,
     turn_mode: Option<PermissionMode>,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let mode = turn_mode
         .or(session_mode)
         .unwrap_or(services.settings.claude_permission_mode);
@@ -34,5 +34,5 @@ pub fn check_permission_mode(
         &services.settings.allowed_permission_modes,
         tenant.and_then(|t| t.allowed_permission_modes.as_deref()),
     )
-    .map_err(ApiError::Validation)
+    .map_err(ServiceError::Validation)
 }

@@ -76,9 +76,9 @@ impl DiskStatus {
     }
 
     /// `Err` (507 `disk-quota-exceeded`) when the quota is reached.
-    pub fn check(&self) -> Result<(), crate::error::ApiError> {
+    pub fn check(&self) -> Result<(), crate::error::ServiceError> {
         if self.is_over() {
-            Err(crate::error::ApiError::from(self.turn_error()))
+            Err(crate::error::ServiceError::from(self.turn_error()))
         } else {
             Ok(())
         }
@@ -95,9 +95,9 @@ pub enum DiskError {
     Panicked(#[from] crate::blocking::Panicked),
 }
 
-impl From<DiskError> for crate::error::ApiError {
+impl From<DiskError> for crate::error::ServiceError {
     fn from(e: DiskError) -> Self {
-        crate::error::ApiError::internal(e)
+        crate::error::ServiceError::internal(e)
     }
 }
 

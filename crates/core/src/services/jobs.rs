@@ -10,7 +10,7 @@ use crate::actors::session::messages::{CancelJob, CancelReply};
 use crate::db::models::job::{self, Job};
 use crate::db::models::session::Session;
 use crate::domain::job as status;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 /// How long a cancel of a running job waits for the turn to stop.
 const CANCEL_WAIT: Duration = Duration::from_secs(30);
@@ -23,14 +23,14 @@ pub(super) async fn insert(
     session: &Session,
     request: crate::domain::turn::TurnRequest,
     webhook_url: Option<String>,
-) -> Result<Job, ApiError> {
+) -> Result<Job, ServiceError> {
     let row = Job {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: who.tenant().0.clone(),
         session_id: session.id.clone(),
         status: status::QUEUED.into(),
         message: request.message,
-        overrides: serde_json::to_string(&request.overrides).map_err(ApiError::internal)?,
+        overrides: serde_json::to_string(&request.overrides).map_err(ServiceError::internal)?,
         webhook_url,
         result: None,
         error: None,
@@ -59,7 +59,7 @@ pub async fn get(
     who: &Requester,
     name: &str,
     id: &str,
-) -> Result<(Job, Session), ApiError> {
+) -> Result<(Job, Session), ServiceError> {
     let session = super::sessions::load(services, who, name).await?;
     let job = find(services, who, &session, id).await?;
     Ok((job, session))
@@ -70,14 +70,14 @@ async fn find(
     who: &Requester,
     session: &Session,
     id: &str,
-) -> Result<Job, ApiError> {
+) -> Result<Job, ServiceError> {
     let tenant = who.tenant().clone();
     let (session_id, job_id) = (session.id.clone(), id.to_owned());
     crate::db::run(&services.pool, move |c| {
         job::find(c, &tenant, &session_id, &job_id)
     })
     .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no job {id:?} in this session")))
+    .ok_or_else(|| ServiceError::NotFound(format!("no job {id:?} in this session")))
 }
 
 /// A page of the session's jobs, newest first, its total, and the session.
@@ -87,7 +87,7 @@ pub async fn list(
     name: &str,
     offset: i64,
     limit: i64,
-) -> Result<(Vec<Job>, i64, Session), ApiError> {
+) -> Result<(Vec<Job>, i64, Session), ServiceError> {
     let session = super::sessions::load(services, who, name).await?;
     let (tenant, session_id) = (who.tenant().clone(), session.id.clone());
     let (rows, total) = crate::db::run(&services.pool, move |c| {
@@ -104,10 +104,10 @@ pub async fn cancel(
     who: &Requester,
     name: &str,
     id: &str,
-) -> Result<(Job, Session), ApiError> {
+) -> Result<(Job, Session), ServiceError> {
     let (row, session) = get(services, who, name, id).await?;
     if status::is_final(&row.status) {
-        return Err(ApiError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "the job already ended: {}",
             row.status
         )));
@@ -127,7 +127,7 @@ pub async fn cancel(
         CancelReply::NotQueued => {
             let now = find(services, who, &session, id).await?;
             if !status::is_final(&now.status) {
-                return Err(ApiError::Conflict(
+                return Err(ServiceError::Conflict(
                     "the job cannot be cancelled right now; try again".into(),
                 ));
             }
@@ -135,7 +135,7 @@ pub async fn cancel(
     }
     let row = find(services, who, &session, id).await?;
     if row.status != status::CANCELLED {
-        return Err(ApiError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "the job already ended: {}",
             row.status
         )));

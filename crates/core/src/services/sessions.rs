@@ -13,7 +13,7 @@ use crate::actors::session::workspace::{ChangeWorkspace, ChangeWorkspaceError};
 use crate::actors::supervisor::messages::{CloseSession, RunningSessions};
 use crate::db::models::session::{self, Session};
 use crate::domain::session::SessionSpec;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 /// Where a session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -30,7 +30,7 @@ pub enum SessionStatus {
 }
 
 /// Session names: 1–128 of `[A-Za-z0-9._-]`, not starting with a dot.
-pub fn validate_name(name: &str) -> Result<(), ApiError> {
+pub fn validate_name(name: &str) -> Result<(), ServiceError> {
     let valid = (1..=128).contains(&name.len())
         && !name.starts_with('.')
         && name
@@ -39,15 +39,20 @@ pub fn validate_name(name: &str) -> Result<(), ApiError> {
     if valid {
         Ok(())
     } else {
-        Err(ApiError::Validation(format!(
+        Err(ServiceError::Validation(format!(
             "invalid session name {name:?}: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with '.'"
         )))
     }
 }
 
 /// The caller's session by name, or 404 (also for another tenant's session).
-pub async fn load(services: &Services, who: &Requester, name: &str) -> Result<Session, ApiError> {
-    validate_name(name).map_err(|_| ApiError::NotFound(format!("no session named {name:?}")))?;
+pub async fn load(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+) -> Result<Session, ServiceError> {
+    validate_name(name)
+        .map_err(|_| ServiceError::NotFound(format!("no session named {name:?}")))?;
     tracing::Span::current().record("session", name);
     let tenant = who.tenant().clone();
     let lookup = name.to_owned();
@@ -55,7 +60,7 @@ pub async fn load(services: &Services, who: &Requester, name: &str) -> Result<Se
         session::find_by_name(c, &tenant, &lookup)
     })
     .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no session named {name:?}")))
+    .ok_or_else(|| ServiceError::NotFound(format!("no session named {name:?}")))
 }
 
 /// A page of the caller's sessions, newest first, and their total.
@@ -64,7 +69,7 @@ pub async fn list(
     who: &Requester,
     offset: i64,
     limit: i64,
-) -> Result<(Vec<Session>, i64), ApiError> {
+) -> Result<(Vec<Session>, i64), ServiceError> {
     let tenant = who.tenant().clone();
     Ok(crate::db::run(&services.pool, move |c| {
         session::list(c, &tenant, offset, limit)
@@ -80,7 +85,7 @@ pub async fn history(
     name: &str,
     offset: i64,
     limit: i64,
-) -> Result<(Vec<crate::db::models::message::Message>, i64, Session), ApiError> {
+) -> Result<(Vec<crate::db::models::message::Message>, i64, Session), ServiceError> {
     let session = load(services, who, name).await?;
     let (tenant, session_id) = (who.tenant().clone(), session.id.clone());
     let (rows, total) = crate::db::run(&services.pool, move |c| {
@@ -95,7 +100,7 @@ pub async fn statuses(
     services: &Services,
     who: &Requester,
     rows: &[Session],
-) -> Result<Vec<SessionStatus>, ApiError> {
+) -> Result<Vec<SessionStatus>, ServiceError> {
     let mut running = services
         .supervisor
         .send(RunningSessions {
@@ -139,11 +144,13 @@ pub struct NewSession {
 
 /// A spend limit in USD as micro-USD; one that rounds to nothing, or is not
 /// an amount, is refused.
-pub fn budget_micros(usd: Option<f64>) -> Result<Option<i64>, ApiError> {
+pub fn budget_micros(usd: Option<f64>) -> Result<Option<i64>, ServiceError> {
     match usd {
-        Some(usd) if !(usd.is_finite() && (0.000_001..1e9).contains(&usd)) => Err(
-            ApiError::Validation("budget_usd must be an amount from 0.000001 to 1e9 USD".into()),
-        ),
+        Some(usd) if !(usd.is_finite() && (0.000_001..1e9).contains(&usd)) => {
+            Err(ServiceError::Validation(
+                "budget_usd must be an amount from 0.000001 to 1e9 USD".into(),
+            ))
+        }
         Some(usd) => Ok(Some(crate::domain::money::usd_to_micros(usd))),
         None => Ok(None),
     }
@@ -156,7 +163,7 @@ pub async fn create(
     services: &Services,
     who: &Requester,
     new: NewSession,
-) -> Result<Session, ApiError> {
+) -> Result<Session, ServiceError> {
     let NewSession {
         name,
         spec,
@@ -165,13 +172,13 @@ pub async fn create(
     tracing::Span::current().record("session", name.as_str());
     let spec = match spec.template.clone() {
         Some(template) if !crate::templates::valid_name(&template) => {
-            return Err(ApiError::Validation(format!(
+            return Err(ServiceError::Validation(format!(
                 "invalid template name {template:?}: template names follow session names"
             )))
         }
         Some(template) => {
             let found = services.templates.get(&template).ok_or_else(|| {
-                ApiError::NotFound(format!(
+                ServiceError::NotFound(format!(
                     "unknown template {template:?}; GET /api/v1/templates lists them"
                 ))
             })?;
@@ -192,12 +199,12 @@ pub async fn open_or_create(
     services: &Services,
     who: &Requester,
     name: &str,
-) -> Result<Session, ApiError> {
+) -> Result<Session, ServiceError> {
     match load(services, who, name).await {
-        Err(ApiError::NotFound(_)) => {
+        Err(ServiceError::NotFound(_)) => {
             match insert(services, who, name.to_owned(), SessionSpec::default(), None).await {
                 // A concurrent first use created it: use that one.
-                Err(ApiError::Conflict(_)) => load(services, who, name).await,
+                Err(ServiceError::Conflict(_)) => load(services, who, name).await,
                 other => other,
             }
         }
@@ -213,7 +220,7 @@ async fn insert(
     name: String,
     spec: SessionSpec,
     budget_micros: Option<i64>,
-) -> Result<Session, ApiError> {
+) -> Result<Session, ServiceError> {
     validate_name(&name)?;
     let tenant_row = super::policy::tenant(services, who).await?;
     super::policy::check_permission_mode(
@@ -230,7 +237,7 @@ async fn insert(
         name: name.clone(),
         workspace: dir.to_string_lossy().into_owned(),
         owns_workspace: false,
-        spec: serde_json::to_string(&spec).map_err(ApiError::internal)?,
+        spec: serde_json::to_string(&spec).map_err(ServiceError::internal)?,
         cli_session_id: None,
         total_cost_micros: 0,
         turns: 0,
@@ -262,7 +269,7 @@ async fn insert(
     let workspace = dir.clone();
     let owns_workspace = crate::blocking::run(move || crate::workspace::create(&workspace))
         .await?
-        .map_err(|e| ApiError::internal(format!("cannot create workspace {dir:?}: {e}")))?;
+        .map_err(|e| ServiceError::internal(format!("cannot create workspace {dir:?}: {e}")))?;
     let row = Session {
         owns_workspace,
         ..row
@@ -294,20 +301,20 @@ async fn insert(
     Ok(row)
 }
 
-fn name_taken(name: &str) -> ApiError {
-    ApiError::Conflict(format!("a session named {name:?} already exists"))
+fn name_taken(name: &str) -> ServiceError {
+    ServiceError::Conflict(format!("a session named {name:?} already exists"))
 }
 
 /// Never make room by deleting an old session: that is the client's call.
-fn at_cap(count: i64) -> ApiError {
-    ApiError::Conflict(format!(
+fn at_cap(count: i64) -> ServiceError {
+    ServiceError::Conflict(format!(
         "this tenant has {count} sessions, its limit; delete one first"
     ))
 }
 
 /// Stops the session's CLI, deletes its history and jobs, and removes the
 /// workspace it created (never a folder it was pointed at). Audited.
-pub async fn delete(services: &Services, who: &Requester, name: &str) -> Result<(), ApiError> {
+pub async fn delete(services: &Services, who: &Requester, name: &str) -> Result<(), ServiceError> {
     let row = load(services, who, name).await?;
     services
         .supervisor
@@ -327,7 +334,7 @@ pub async fn delete(services: &Services, who: &Requester, name: &str) -> Result<
         let dir = PathBuf::from(created);
         crate::blocking::run(move || crate::workspace::remove(&dir))
             .await?
-            .map_err(ApiError::internal)?;
+            .map_err(ServiceError::internal)?;
     }
     super::audit::record(services, who, "session.delete", &row.name).await;
     Ok(())
@@ -339,7 +346,7 @@ pub async fn subscribe(
     services: &Services,
     who: &Requester,
     name: &str,
-) -> Result<(Session, Subscription), ApiError> {
+) -> Result<(Session, Subscription), ServiceError> {
     let session = load(services, who, name).await?;
     // Someone watching is about to talk to it: warm it if a slot is free.
     super::ownership::warm(services, &session).await;
@@ -361,13 +368,13 @@ pub enum WorkingDirError {
     Unavailable(String),
 }
 
-impl From<WorkingDirError> for ApiError {
+impl From<WorkingDirError> for ServiceError {
     fn from(e: WorkingDirError) -> Self {
         match e {
-            WorkingDirError::Invalid(m) => ApiError::Validation(m),
-            WorkingDirError::NotFound(m) => ApiError::NotFound(m),
-            WorkingDirError::Taken(m) => ApiError::Conflict(m),
-            WorkingDirError::Unavailable(m) => ApiError::internal(m),
+            WorkingDirError::Invalid(m) => ServiceError::Validation(m),
+            WorkingDirError::NotFound(m) => ServiceError::NotFound(m),
+            WorkingDirError::Taken(m) => ServiceError::Conflict(m),
+            WorkingDirError::Unavailable(m) => ServiceError::internal(m),
         }
     }
 }
@@ -438,7 +445,7 @@ pub async fn change_folder(
     who: &Requester,
     name: &str,
     raw: String,
-) -> Result<Session, ApiError> {
+) -> Result<Session, ServiceError> {
     let row = load(services, who, name).await?;
     let area = services.workspace_root.join(who.tenant().as_str());
     let (tenant, id) = (who.tenant().clone(), row.id.clone());
@@ -451,8 +458,8 @@ pub async fn change_folder(
     addr.send(ChangeWorkspace { workspace: dir })
         .await?
         .map_err(|e| match e {
-            ChangeWorkspaceError::Busy => ApiError::Conflict(e.to_string()),
-            ChangeWorkspaceError::Failed(cause) => ApiError::internal(cause),
+            ChangeWorkspaceError::Busy => ServiceError::Conflict(e.to_string()),
+            ChangeWorkspaceError::Failed(cause) => ServiceError::internal(cause),
         })?;
     load(services, who, &row.name).await
 }

@@ -2,12 +2,11 @@
 //! to (the tenant every query must be scoped to). The HTTP extractor is in
 //! `api::requester`.
 
-use actix_web::HttpRequest;
 use subtle::ConstantTimeEq;
 
 use super::keys::hash_key;
 use crate::db::models::tenant::{self, TenantId};
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
@@ -24,24 +23,22 @@ impl Caller {
     }
 
     /// Refuses callers that are not admins.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
+    pub fn require_admin(&self) -> Result<(), ServiceError> {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("this needs an admin key".into()))
+            Err(ServiceError::Forbidden("this needs an admin key".into()))
         }
     }
 }
 
-/// The key from `X-API-Key`, else from `Authorization: Bearer`.
-pub fn presented_key(req: &HttpRequest) -> Option<String> {
-    let headers = req.headers();
-    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+/// The key from `X-API-Key` (`api_key_header`), else from `Authorization:
+/// Bearer` (`authorization`).
+pub fn presented_key(api_key_header: Option<&str>, authorization: Option<&str>) -> Option<String> {
+    if let Some(key) = api_key_header {
         return Some(key.trim().to_owned()).filter(|k| !k.is_empty());
     }
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    authorization
         .and_then(|v| {
             let (scheme, token) = v.trim().split_once(' ')?;
             scheme
@@ -68,7 +65,7 @@ pub async fn resolve(
     pool: &crate::db::DbPool,
     settings: &crate::config::Settings,
     key: &str,
-) -> Result<Option<Resolved>, ApiError> {
+) -> Result<Option<Resolved>, ServiceError> {
     let presented_hash = hash_key(key);
     let lookup = presented_hash.clone();
     let found = crate::db::run(pool, move |c| {

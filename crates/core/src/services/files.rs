@@ -10,17 +10,17 @@ use cap_std::fs::Dir;
 
 use super::{Requester, Services};
 use crate::db::models::session::Session;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 use crate::files::{self, FilesError};
 use crate::security::paths;
 
 /// Runs blocking file work on the blocking pool; its error as the API's.
-pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+pub async fn blocking<T, F>(f: F) -> Result<T, ServiceError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, FilesError> + Send + 'static,
 {
-    crate::blocking::run(f).await?.map_err(ApiError::from)
+    crate::blocking::run(f).await?.map_err(ServiceError::from)
 }
 
 /// The caller's session and a handle on its workspace.
@@ -28,7 +28,7 @@ pub async fn open(
     services: &Services,
     who: &Requester,
     name: &str,
-) -> Result<(Session, Arc<Dir>), ApiError> {
+) -> Result<(Session, Arc<Dir>), ServiceError> {
     let session = super::sessions::load(services, who, name).await?;
     let root = services.workspace_root.clone();
     let tenant = who.tenant().as_str().to_owned();
@@ -41,7 +41,7 @@ pub async fn open(
     })
     .await
     .map_err(|_| {
-        ApiError::NotFound(format!(
+        ServiceError::NotFound(format!(
             "the workspace of session {name:?} is not available"
         ))
     })?;
@@ -56,7 +56,7 @@ pub async fn list(
     rel: PathBuf,
     recursive: bool,
     hidden: bool,
-) -> Result<Vec<files::Entry>, ApiError> {
+) -> Result<Vec<files::Entry>, ServiceError> {
     let (_, root) = open(services, who, name).await?;
     blocking(move || files::list(&root, &rel, recursive, hidden)).await
 }
@@ -68,10 +68,10 @@ pub async fn delete(
     who: &Requester,
     name: &str,
     raw: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let rel = paths::parse_relative(raw).map_err(FilesError::from)?;
     if rel.as_os_str().is_empty() {
-        return Err(ApiError::Validation(
+        return Err(ServiceError::Validation(
             "name a file or folder inside the workspace".into(),
         ));
     }
