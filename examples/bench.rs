@@ -27,9 +27,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/mock_model.rs"]
-mod mock_model;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -39,7 +36,7 @@ use std::time::{Duration, Instant};
 use claude_code_api::app::Application;
 use claude_code_api_core::config::Settings;
 use claude_code_api_core::gateway::{ModelGateway, ProcessGrant};
-use mock_model::MockModel;
+use claude_code_api_testkit::mock_model::MockModel;
 use serde_json::{json, Value};
 
 const KEY: &str = "bench-key-0123456789";

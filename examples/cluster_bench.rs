@@ -32,17 +32,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/mock_model.rs"]
-mod mock_model;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use claude_code_api_testkit::mock_model::MockModel;
 use diesel::prelude::*;
-use mock_model::MockModel;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 

@@ -10,7 +10,8 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context as _;
 
-use crate::api::{self, AppState};
+use crate::api;
+use crate::state::AppState;
 use claude_code_api_core::actors::supervisor::messages::{DrainAll, ShutdownAll};
 use claude_code_api_core::actors::supervisor::Supervisor;
 use claude_code_api_core::actors::webhooks::WebhookDispatcher;
@@ -271,7 +272,7 @@ impl Application {
                 .app_data(templates.clone())
                 .wrap(middleware::from_fn(api::middleware::request_context))
                 .wrap(middleware::from_fn(crate::api::middleware::track_http))
-                .configure(|cfg| api::routes(cfg, &mcp_server))
+                .configure(|cfg| api::routes::routes(cfg, &mcp_server))
                 .configure(crate::console::routes)
                 .default_service(web::to(|| async {
                     actix_web::HttpResponse::NotFound().finish()

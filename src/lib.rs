@@ -10,3 +10,4 @@ pub mod console;
 pub mod error;
 pub mod gateway_listener;
 pub mod net;
+pub mod state;

@@ -7,9 +7,6 @@
     reason = "test code: a step that fails panics, which fails the test"
 )]
 
-#[path = "support/mock_model.rs"]
-mod mock_model;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -17,7 +14,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mock_model::MockModel;
+use claude_code_api_testkit::mock_model::MockModel;
 use serde_json::{json, Value};
 
 /// Generous: CLI start-up alone takes ~1 s on an idle 2-core machine, far more under load.

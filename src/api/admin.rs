@@ -10,8 +10,8 @@ use super::audit::record;
 use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::actors::supervisor::messages::TenantLimitsChanged;
 use claude_code_api_core::db::models::tenant::{
     self, ApiKey, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER,

@@ -4,8 +4,8 @@ use crate::api::requester::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::envelope::{self, PageQuery, Paged};
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::db::models::audit;
 use claude_code_api_core::security::auth::Caller;
 

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::envelope::Envelope;
-use super::AppState;
 use super::{envelope, idempotency};
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use claude_code_api_core::domain::session::{Effort, OutputFormat, PermissionMode, TurnOverrides};
 use claude_code_api_core::domain::turn::ChatResponse;

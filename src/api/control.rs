@@ -14,8 +14,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::actors::session::approvals::Decision;
 use claude_code_api_core::actors::session::messages::Subscription;
 use claude_code_api_core::db::models::event;

@@ -26,8 +26,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, PageQuery};
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::disk::DiskStatus;
 use claude_code_api_core::files::{self, archive, FilesError, TempUpload};
 use claude_code_api_core::security::paths;

@@ -21,8 +21,8 @@ use actix_web::{web, HttpMessage, HttpResponse};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use claude_code_api_core::cluster::Node;
 use claude_code_api_core::security::auth::Resolved;
 use claude_code_api_core::security::cluster_auth::{self, AUTH_HEADER, CLIENT_HEADER, FROM_HEADER};
@@ -71,7 +71,7 @@ pub fn verify(req: &ServiceRequest, node: &Node) -> Option<Forwarded> {
 /// The session a path under `/api/v1/sessions/{name}` names, decoded.
 fn session_name(path: &str) -> Option<String> {
     let rest = path
-        .strip_prefix(super::API_V1)?
+        .strip_prefix(crate::state::API_V1)?
         .strip_prefix("/sessions/")?;
     let raw = rest.split('/').next().filter(|s| !s.is_empty())?;
     percent_encoding::percent_decode_str(raw)
@@ -158,7 +158,7 @@ pub async fn middleware(
     // if the owner turns out to be gone (and an OpenAI completion names its
     // session in it).
     let kept = match declared_length(req.headers()) {
-        Some(n) if n <= super::JSON_LIMIT => Some(read_body(req.take_payload()).await?),
+        Some(n) if n <= crate::state::JSON_LIMIT => Some(read_body(req.take_payload()).await?),
         _ => None,
     };
     let name = match named {

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
+use crate::state::AppState;
 use claude_code_api_core::actors::supervisor::messages::{Stats, SupervisorStats};
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -8,8 +8,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::envelope::{self, PageQuery};
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::db::models::message::Message;
 use claude_code_api_core::domain::money::micros_to_usd;
 

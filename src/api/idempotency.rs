@@ -10,8 +10,8 @@ use actix_web::{HttpRequest, HttpResponse};
 use claude_code_api_core::error::ServiceError;
 use sha2::{Digest, Sha256};
 
-use super::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use claude_code_api_core::db::models::idempotency::{self, Claim};
 use claude_code_api_core::db::{self, DbPool};
 use claude_code_api_core::security::auth::Caller;

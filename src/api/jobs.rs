@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, PageQuery, Paged};
-use super::{idempotency, AppState};
+use super::idempotency;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::domain::job::JobData;
 use claude_code_api_core::domain::session::{Effort, OutputFormat, PermissionMode, TurnOverrides};
 use claude_code_api_core::domain::turn::TurnRequest;

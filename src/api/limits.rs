@@ -11,9 +11,9 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use claude_code_api_core::error::ServiceError;
 
-use super::AppState;
 use crate::api::requester::{client_ip, presented_key};
 use crate::error::ApiError;
+use crate::state::AppState;
 use claude_code_api_core::security::auth::resolve;
 use claude_code_api_core::security::keys::hash_key;
 use claude_code_api_core::security::rate_limit::Decision;

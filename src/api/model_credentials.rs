@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 
 use super::audit::record;
 use super::envelope::{self, Envelope};
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::db::models::model_call::{self, TenantCredentialRow};
 use claude_code_api_core::db::models::tenant;
 use claude_code_api_core::gateway::credential::Kind;

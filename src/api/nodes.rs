@@ -7,8 +7,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope};
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::db::models::instance::{self, NodeView};
 
 /// One server instance of the cluster (a server alone lists itself).

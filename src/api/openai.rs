@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::domain::session::TurnOverrides;
 use claude_code_api_core::domain::turn::TurnRequest;
 use claude_code_api_core::domain::turn::{TurnError, TurnEvent};

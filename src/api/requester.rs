@@ -9,8 +9,8 @@ use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
-use super::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use claude_code_api_core::security::auth::{resolve, Caller, Resolved, UnknownKey};
 use claude_code_api_core::services::Requester;
 

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, PageQuery, Paged};
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::db::models::session::Session;
 use claude_code_api_core::domain::money::micros_to_usd;
 use claude_code_api_core::domain::session::{Effort, PermissionMode, SessionSpec};

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::db::models::usage;
 use claude_code_api_core::db::models::TenantId;
 use claude_code_api_core::domain::money::micros_to_usd;

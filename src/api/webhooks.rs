@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope, Page, PageQuery, Paged};
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::db::models::webhook::{self, Attempt, Delivery};
 use claude_code_api_core::db::models::webhook_secret;
 use claude_code_api_core::domain::timestamp;

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope};
 use super::sessions::SessionData;
-use super::AppState;
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 use claude_code_api_core::services::sessions;
 
 /// Where the session's CLI should work from now on.

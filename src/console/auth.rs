@@ -15,8 +15,8 @@ use diesel::prelude::*;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use crate::api::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use claude_code_api_core::db::models::tenant::{ApiKey, TenantId};
 use claude_code_api_core::db::schema::{api_keys, console_sessions, tenants};
 use claude_code_api_core::db::{DbConnection, DbResult};
@@ -205,7 +205,7 @@ pub async fn caller_from_cookie(req: HttpRequest) -> Result<Caller, ApiError> {
         .ok_or_else(|| ApiError::from(ServiceError::internal("application state missing")))?;
     // The console's script only calls the REST API: the cookie is no key
     // for the other surfaces (OpenAI-compatible, MCP).
-    if !req.path().starts_with(crate::api::API_V1) {
+    if !req.path().starts_with(crate::state::API_V1) {
         return Err(ServiceError::Unauthorized.into());
     }
     let signed = signed_in(&req, &state)

@@ -10,8 +10,8 @@ use super::auth::{self, SignedIn};
 use super::views::{self, ApprovalCard, MessageView, SessionRow, Status};
 use super::{error_page, render};
 use crate::api::requester::client_ip;
-use crate::api::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use claude_code_api_core::actors::supervisor::messages::RunningSessions;
 
 /// Who is signed in, as the layout shows it.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use claude_code_api::api::served_routes;
+use claude_code_api::api::routes::served_routes;
 
 use crate::helpers::*;
 use crate::python::{python_or_skip, run_script, OPENAPI_TOOLS};

@@ -4,9 +4,7 @@
 
 #![allow(dead_code)]
 
-#[path = "../support/mock_model.rs"]
-pub mod mock_model;
-
+pub use claude_code_api_testkit::mock_model;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -581,7 +579,7 @@ fn build_vars(
     set("RATE_LIMIT_REQUESTS", "1000000".into());
     let cli = match options.cli {
         Cli::Real => real_cli_path(),
-        Cli::Fake => PathBuf::from(env!("CARGO_BIN_EXE_fake-claude")),
+        Cli::Fake => claude_code_api_testkit::fake_cli_path(),
     };
     set("CLAUDE_CLI_PATH", cli.to_string_lossy().into_owned());
     // `{mock}` in an option stands for the mock model's base URL.

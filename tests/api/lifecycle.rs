@@ -78,7 +78,9 @@ async fn orphans_of_a_previous_run_are_killed_at_start() {
     );
     vars.insert(
         "CLAUDE_CLI_PATH".to_string(),
-        env!("CARGO_BIN_EXE_fake-claude").to_string(),
+        claude_code_api_testkit::fake_cli_path()
+            .to_string_lossy()
+            .into_owned(),
     );
     let settings = claude_code_api_core::config::Settings::from_vars(&vars).unwrap();
     let _app = claude_code_api::app::Application::build(settings)

@@ -36,7 +36,7 @@ async fn every_served_route_is_documented_and_only_those() {
     let doc = document(&app).await;
     assert_eq!(doc["openapi"], "3.1.0");
 
-    let served: BTreeSet<(String, String)> = claude_code_api::api::served_routes()
+    let served: BTreeSet<(String, String)> = claude_code_api::api::routes::served_routes()
         .into_iter()
         .map(|(method, path)| (method.to_owned(), path))
         .collect();

@@ -289,7 +289,9 @@ async fn without_configured_keys_one_is_generated_and_stored_hashed() {
     );
     vars.insert(
         "CLAUDE_CLI_PATH".to_string(),
-        env!("CARGO_BIN_EXE_fake-claude").to_string(),
+        claude_code_api_testkit::fake_cli_path()
+            .to_string_lossy()
+            .into_owned(),
     );
     let settings = claude_code_api_core::config::Settings::from_vars(&vars).unwrap();
     let app = claude_code_api::app::Application::build(settings.clone())

@@ -170,7 +170,9 @@ async fn a_bad_template_stops_startup_naming_the_file() {
         ("TEMPLATES_DIR", templates.to_string_lossy().into_owned()),
         (
             "CLAUDE_CLI_PATH",
-            env!("CARGO_BIN_EXE_fake-claude").to_string(),
+            claude_code_api_testkit::fake_cli_path()
+                .to_string_lossy()
+                .into_owned(),
         ),
     ]
     .into_iter()
@@ -433,7 +435,7 @@ fn start_binary(
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("API_PORT", "0")
         .env("API_KEYS", ALICE)
-        .env("CLAUDE_CLI_PATH", env!("CARGO_BIN_EXE_fake-claude"))
+        .env("CLAUDE_CLI_PATH", claude_code_api_testkit::fake_cli_path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     for (k, v) in extra {

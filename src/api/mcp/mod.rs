@@ -42,7 +42,7 @@ impl McpServer {
             .service_factory(Arc::new(|| Ok(Server)))
             .session_manager(sessions.clone())
             .stateful_mode(true)
-            .max_request_body_bytes(super::JSON_LIMIT)
+            .max_request_body_bytes(crate::state::JSON_LIMIT)
             // The SDK's Host allow-list (loopback only by default) defends
             // keyless local servers against DNS rebinding; here every request
             // needs an API key, which a rebinding page cannot send, and the

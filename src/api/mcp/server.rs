@@ -40,7 +40,7 @@ impl McpContext {
             .extensions()
             .get::<crate::api::requester::Who>()?
             .clone();
-        let state = req.app_data::<actix_web::web::Data<crate::api::AppState>>()?;
+        let state = req.app_data::<actix_web::web::Data<crate::state::AppState>>()?;
         Some(McpContext {
             services: state.services.clone(),
             who: who.0,
