@@ -6,18 +6,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 
-use super::audit::record;
 use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use claude_code_api_core::actors::supervisor::messages::TenantLimitsChanged;
-use claude_code_api_core::db::models::tenant::{
-    self, ApiKey, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER,
-};
+use claude_code_api_core::db::models::tenant::{ApiKey, Tenant, TenantLimits};
 use claude_code_api_core::domain::money::micros_to_usd;
-use claude_code_api_core::security::keys;
+use claude_code_api_core::services::admin;
 
 /// A tenant with its limits and spend. A `null` limit is the server default.
 #[derive(Debug, Serialize, ToSchema)]
@@ -235,10 +231,9 @@ pub struct CreateTenant {
 pub async fn list_tenants(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
-    let rows = claude_code_api_core::db::run(&state.services.pool, tenant::list_tenants).await?;
+    let rows = admin::list_tenants(&state.services, &who).await?;
     let items: Vec<TenantData> = rows.into_iter().map(TenantData::from).collect();
     Ok(envelope::ok(&req, items))
 }
@@ -259,33 +254,12 @@ pub async fn list_tenants(
 pub async fn create_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     body: super::envelope::JsonObject<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let body = body.into_inner();
-    if !keys::is_tenant_name(&body.name) {
-        return Err(ApiError::from(ServiceError::Validation(
-            "tenant names are 1-64 of A-Z a-z 0-9 . _ - not starting with '.'".into(),
-        )));
-    }
     let limits = body.limits.into_limits()?;
-    let name = body.name.clone();
-    let created = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        if tenant::find_tenant(c, &name)?.is_some() {
-            return Ok(None);
-        }
-        tenant::insert_tenant(c, &Tenant::new(&name, None))?;
-        tenant::update_limits(c, &name, &limits)
-    })
-    .await?
-    .ok_or_else(|| {
-        ApiError::from(ServiceError::Conflict(format!(
-            "a tenant named {:?} exists",
-            body.name
-        )))
-    })?;
-    record(&state, &req, &caller, "tenant.create", &created.id).await;
+    let created = admin::create_tenant(&state.services, &who, body.name, limits).await?;
     Ok(envelope::data(
         &req,
         StatusCode::CREATED,
@@ -312,29 +286,13 @@ pub async fn create_tenant(
 pub async fn update_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     id: web::Path<String>,
     body: super::envelope::JsonObject<LimitsBody>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let limits = body.into_inner().into_limits()?;
-    let id = id.into_inner();
-    let lookup = id.clone();
-    let updated = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        tenant::update_limits(c, &lookup, &limits)
-    })
-    .await?
-    .ok_or_else(|| ApiError::from(ServiceError::NotFound(format!("no tenant {id:?}"))))?;
-    // Live sessions take the new limit at once (waiting turns it allows
-    // start before this answers); the change itself is already stored.
-    let changed = TenantLimitsChanged {
-        tenant_id: updated.id.clone(),
-    };
-    if let Err(e) = state.services.supervisor.send(changed).await {
-        tracing::warn!(tenant = %updated.id, error = %e, "live sessions keep the old turn limit until their next turn");
-    }
-    state.services.disk.forget_quota(&updated.id).await;
-    record(&state, &req, &caller, "tenant.update", &updated.id).await;
+    let updated =
+        admin::update_tenant_limits(&state.services, &who, id.into_inner(), limits).await?;
     Ok(envelope::ok(&req, TenantData::from(updated)))
 }
 
@@ -359,15 +317,10 @@ pub struct KeysQuery {
 pub async fn list_keys(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     query: web::Query<KeysQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
-    let tenant = query.into_inner().tenant;
-    let rows = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        tenant::list_keys(c, tenant.as_deref())
-    })
-    .await?;
+    let rows = admin::list_keys(&state.services, &who, query.into_inner().tenant).await?;
     let items: Vec<KeyData> = rows.into_iter().map(|k| KeyData::new(k, None)).collect();
     Ok(envelope::ok(&req, items))
 }
@@ -412,39 +365,12 @@ pub enum KeyRole {
 pub async fn create_key(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     body: super::envelope::JsonObject<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let body = body.into_inner();
-    let role = body.role.unwrap_or_else(|| ROLE_MEMBER.into());
-    if role != ROLE_ADMIN && role != ROLE_MEMBER {
-        return Err(ApiError::from(ServiceError::Validation(
-            "role must be admin or member".into(),
-        )));
-    }
-    let label = body.label.unwrap_or_default();
-    if label.chars().count() > 200 {
-        return Err(ApiError::from(ServiceError::Validation(
-            "label is longer than 200 characters".into(),
-        )));
-    }
-    let tenant_id = body.tenant.clone();
-    let created = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        if tenant::find_tenant(c, &tenant_id)?.is_none() {
-            return Ok(None);
-        }
-        keys::create_key(c, &tenant_id, &role, &label).map(Some)
-    })
-    .await?
-    .ok_or_else(|| {
-        ApiError::from(ServiceError::NotFound(format!(
-            "no tenant {:?}",
-            body.tenant
-        )))
-    })?;
-    let (row, key) = created;
-    record(&state, &req, &caller, "key.create", &row.id).await;
+    let (row, key) =
+        admin::create_key(&state.services, &who, body.tenant, body.role, body.label).await?;
     Ok(envelope::data(
         &req,
         StatusCode::CREATED,
@@ -467,17 +393,9 @@ pub async fn create_key(
 pub async fn revoke_key(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
-    let id = id.into_inner();
-    let lookup = id.clone();
-    let revoked = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        tenant::revoke_key(c, &lookup)
-    })
-    .await?
-    .ok_or_else(|| ApiError::from(ServiceError::NotFound(format!("no key {id:?}"))))?;
-    record(&state, &req, &caller, "key.revoke", &revoked.id).await;
+    let revoked = admin::revoke_key(&state.services, &who, id.into_inner()).await?;
     Ok(envelope::ok(&req, KeyData::new(revoked, None)))
 }

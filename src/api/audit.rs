@@ -6,21 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::envelope::{self, PageQuery, Paged};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use claude_code_api_core::db::models::audit;
-use claude_code_api_core::security::auth::Caller;
-
-/// Appends an audit entry for an admin action taken through a handler that
-/// has the caller and the request (see `services::audit`).
-pub async fn record(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &Caller,
-    action: &str,
-    target: &str,
-) {
-    let who = super::requester::requester(req, caller.clone());
-    claude_code_api_core::services::audit::record(&state.services, &who, action, target).await;
-}
+use claude_code_api_core::services::audit;
 
 /// One recorded action. Never holds a key.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -59,15 +45,11 @@ pub struct AuditData {
 pub async fn list_audit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.validate()?;
-    let scope = (!caller.is_admin()).then(|| caller.tenant.clone());
-    let (rows, total) = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        audit::list(c, scope.as_ref(), page.offset(), page.limit)
-    })
-    .await?;
+    let (rows, total) = audit::list(&state.services, &who, page.offset(), page.limit).await?;
     let items: Vec<AuditData> = rows
         .into_iter()
         .map(|e| AuditData {

@@ -4,16 +4,13 @@
 
 use crate::api::requester::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
-use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::audit::record;
 use super::envelope::{self, Envelope};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use claude_code_api_core::db::models::{egress, tenant, TenantId};
-use claude_code_api_core::egress::allowlist;
+use claude_code_api_core::services::admin;
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,18 +43,6 @@ pub struct EgressData {
     network: &'static str,
 }
 
-async fn load(state: &AppState, id: String) -> Result<Option<Vec<String>>, ApiError> {
-    Ok(
-        claude_code_api_core::db::run(&state.services.pool, move |c| {
-            if tenant::find_tenant(c, &id)?.is_none() {
-                return Ok(None);
-            }
-            egress::allowed_hosts(c, &TenantId(id)).map(Some)
-        })
-        .await?,
-    )
-}
-
 fn data(state: &AppState, tenant: String, allowed_hosts: Vec<String>) -> EgressData {
     EgressData {
         tenant,
@@ -81,14 +66,11 @@ fn data(state: &AppState, tenant: String, allowed_hosts: Vec<String>) -> EgressD
 pub async fn get_egress(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let id = id.into_inner();
-    let hosts = load(&state, id.clone())
-        .await?
-        .ok_or_else(|| ApiError::from(ServiceError::NotFound(format!("no tenant {id:?}"))))?;
+    let hosts = admin::egress_hosts(&state.services, &who, id.clone()).await?;
     Ok(envelope::ok(&req, data(&state, id, hosts)))
 }
 
@@ -110,42 +92,17 @@ pub async fn get_egress(
 pub async fn set_egress(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     id: web::Path<String>,
     body: super::envelope::JsonObject<SetEgress>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
-    let raw = body.into_inner().allowed_hosts;
-    if raw.len() > allowlist::MAX_PATTERNS {
-        return Err(ApiError::from(ServiceError::Validation(format!(
-            "allowed_hosts has {} entries; at most {} are allowed",
-            raw.len(),
-            allowlist::MAX_PATTERNS
-        ))));
-    }
-    let mut patterns = raw
-        .iter()
-        .map(|p| allowlist::normalize(&p.0))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::from(ServiceError::Validation(format!("allowed_hosts: {e}"))))?;
-    patterns.sort();
-    patterns.dedup();
+    let raw: Vec<String> = body
+        .into_inner()
+        .allowed_hosts
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
     let id = id.into_inner();
-    let tenant_id = id.clone();
-    let stored = patterns.clone();
-    let found = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        if tenant::find_tenant(c, &tenant_id)?.is_none() {
-            return Ok(false);
-        }
-        egress::set_allowed_hosts(c, &TenantId(tenant_id), &stored)?;
-        Ok(true)
-    })
-    .await?;
-    if !found {
-        return Err(ApiError::from(ServiceError::NotFound(format!(
-            "no tenant {id:?}"
-        ))));
-    }
-    record(&state, &req, &caller, "tenant.egress.set", &id).await;
+    let patterns = admin::set_egress_hosts(&state.services, &who, id.clone(), &raw).await?;
     Ok(envelope::ok(&req, data(&state, id, patterns)))
 }

@@ -4,20 +4,14 @@
 
 use crate::api::requester::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
-use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::audit::record;
 use super::envelope::{self, Envelope};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use claude_code_api_core::db::models::model_call::{self, TenantCredentialRow};
-use claude_code_api_core::db::models::tenant;
-use claude_code_api_core::gateway::credential::Kind;
-
-/// Longest secret accepted (model API keys and tokens are far shorter).
-const MAX_SECRET_LEN: usize = 4096;
+use claude_code_api_core::db::models::model_call::TenantCredentialRow;
+use claude_code_api_core::services::admin;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -58,15 +52,6 @@ impl From<TenantCredentialRow> for ModelCredentialData {
     }
 }
 
-async fn find(state: &AppState, id: String) -> Result<Option<TenantCredentialRow>, ApiError> {
-    Ok(
-        claude_code_api_core::db::run(&state.services.pool, move |c| {
-            model_call::find_credential(c, &id)
-        })
-        .await?,
-    )
-}
-
 /// The tenant's own model credential, masked.
 #[utoipa::path(
     get,
@@ -82,16 +67,10 @@ async fn find(state: &AppState, id: String) -> Result<Option<TenantCredentialRow
 pub async fn get_model_credential(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
-    let id = id.into_inner();
-    let row = find(&state, id.clone()).await?.ok_or_else(|| {
-        ApiError::from(ServiceError::NotFound(format!(
-            "tenant {id:?} has no credential of its own"
-        )))
-    })?;
+    let row = admin::model_credential(&state.services, &who, id.into_inner()).await?;
     Ok(envelope::ok(&req, ModelCredentialData::from(row)))
 }
 
@@ -113,46 +92,20 @@ pub async fn get_model_credential(
 pub async fn set_model_credential(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     id: web::Path<String>,
     body: web::Json<SetModelCredential>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let body = body.into_inner();
-    let kind = Kind::parse(&body.kind).ok_or_else(|| {
-        ApiError::from(ServiceError::Validation(
-            "kind must be api_key, auth_token or oauth_token".into(),
-        ))
-    })?;
-    let secret = body.secret;
-    if secret.is_empty()
-        || secret.len() > MAX_SECRET_LEN
-        || !secret.chars().all(|c| c.is_ascii_graphic())
-    {
-        return Err(ApiError::from(ServiceError::Validation(
-            "secret must be 1-4096 printable ASCII characters without spaces".into(),
-        )));
-    }
-    let id = id.into_inner();
-    let tenant_id = id.clone();
-    let stored = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        if tenant::find_tenant(c, &tenant_id)?.is_none() {
-            return Ok(false);
-        }
-        model_call::set_credential(c, &tenant_id, kind.as_str(), &secret)?;
-        Ok(true)
-    })
+    let row = admin::set_model_credential(
+        &state.services,
+        &state.gateway,
+        &who,
+        id.into_inner(),
+        &body.kind,
+        body.secret,
+    )
     .await?;
-    if !stored {
-        return Err(ApiError::from(ServiceError::NotFound(format!(
-            "no tenant {id:?}"
-        ))));
-    }
-    state.gateway.reload_tenant_credentials().await?;
-    record(&state, &req, &caller, "tenant.model_credential.set", &id).await;
-    let row = find(&state, id.clone())
-        .await?
-        .ok_or_else(|| ApiError::from(ServiceError::NotFound(format!("no tenant {id:?}"))))?;
     Ok(envelope::ok(&req, ModelCredentialData::from(row)))
 }
 
@@ -169,24 +122,10 @@ pub async fn set_model_credential(
     ),
 )]
 pub async fn delete_model_credential(
-    req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
-    let id = id.into_inner();
-    let tenant_id = id.clone();
-    let removed = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        model_call::clear_credential(c, &tenant_id)
-    })
-    .await?;
-    if !removed {
-        return Err(ApiError::from(ServiceError::NotFound(format!(
-            "tenant {id:?} has no credential of its own"
-        ))));
-    }
-    state.gateway.reload_tenant_credentials().await?;
-    record(&state, &req, &caller, "tenant.model_credential.delete", &id).await;
+    admin::delete_model_credential(&state.services, &state.gateway, &who, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::envelope::{self, Envelope};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use claude_code_api_core::db::models::instance::{self, NodeView};
+use claude_code_api_core::db::models::instance::NodeView;
 
 /// One server instance of the cluster (a server alone lists itself).
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,13 +64,7 @@ impl NodeData {
 
 /// The instances on this database, oldest first.
 pub async fn nodes(state: &AppState) -> Result<Vec<NodeData>, ApiError> {
-    let stale_after =
-        chrono::Duration::from_std(state.services.node.lease_ttl()).unwrap_or_default();
-    let rows = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        let stale = instance::db_now(c)? - stale_after;
-        instance::list(c, stale)
-    })
-    .await?;
+    let rows = claude_code_api_core::services::nodes::list(&state.services).await?;
     let me = state.services.node.instance_id();
     Ok(rows.into_iter().map(|n| NodeData::new(n, me)).collect())
 }

@@ -9,9 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::envelope::{self, Envelope};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use claude_code_api_core::db::models::usage;
-use claude_code_api_core::db::models::TenantId;
 use claude_code_api_core::domain::money::micros_to_usd;
+use claude_code_api_core::services::usage;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -55,24 +54,10 @@ pub struct UsageDocument {
 pub async fn get_usage(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     query: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = match query.into_inner().tenant {
-        Some(other) if other != caller.tenant.0 => {
-            caller.require_admin()?;
-            TenantId(other)
-        }
-        _ => caller.tenant.clone(),
-    };
-    let disk = state
-        .services
-        .disk
-        .status(tenant.as_str(), std::time::Duration::ZERO)
-        .await?;
-    let usage =
-        claude_code_api_core::db::run(&state.services.pool, move |c| usage::for_tenant(c, &tenant))
-            .await?;
+    let (usage, disk) = usage::of_tenant(&state.services, &who, query.into_inner().tenant).await?;
     Ok(HttpResponse::Ok().json(UsageDocument {
         user_id: usage.tenant.clone(),
         meta: envelope::meta(&req),

@@ -4,7 +4,6 @@
 use crate::api::requester::Who;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 
 use utoipa::ToSchema;
@@ -12,10 +11,9 @@ use utoipa::ToSchema;
 use super::envelope::{self, Envelope, Page, PageQuery, Paged};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use claude_code_api_core::db::models::webhook::{self, Attempt, Delivery};
-use claude_code_api_core::db::models::webhook_secret;
+use claude_code_api_core::db::models::webhook::{Attempt, Delivery};
 use claude_code_api_core::domain::timestamp;
-use claude_code_api_core::webhooks::signing::WebhookSecret;
+use claude_code_api_core::services::webhooks;
 
 /// One try at sending an event.
 #[derive(Debug, Serialize, ToSchema)]
@@ -100,21 +98,18 @@ pub struct DeliveriesQuery {
 pub async fn list_deliveries(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     query: web::Query<DeliveriesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let page: Page = query.page.validate()?;
-    let job_id = query.job_id;
-    let (rows, total) = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        webhook::list(
-            c,
-            &caller.tenant,
-            job_id.as_deref(),
-            page.offset(),
-            page.limit,
-        )
-    })
+    let (rows, total) = webhooks::deliveries(
+        &state.services,
+        &who,
+        query.job_id,
+        page.offset(),
+        page.limit,
+    )
     .await?;
     let items: Vec<DeliveryData> = rows
         .into_iter()
@@ -138,28 +133,16 @@ pub async fn list_deliveries(
 pub async fn redeliver(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let delivery = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        webhook::redeliver(c, &caller.tenant, &id)
-    })
-    .await?
-    .ok_or_else(|| ApiError::from(ServiceError::NotFound("no such webhook delivery".into())))?;
-    state
-        .services
-        .webhooks
-        .do_send(claude_code_api_core::actors::webhooks::Wake);
+    let delivery = webhooks::redeliver(&state.services, &who, id.into_inner()).await?;
     Ok(envelope::data(
         &req,
         StatusCode::ACCEPTED,
         DeliveryData::new(delivery, Vec::new()),
     ))
 }
-
-/// How long the secret a rotation replaces still signs deliveries.
-const PREVIOUS_SECRET_HOURS: i64 = 24;
 
 /// The tenant's webhook signing secret.
 #[derive(Debug, Serialize, ToSchema)]
@@ -183,13 +166,9 @@ pub struct WebhookSecretData {
 pub async fn get_webhook_secret(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = caller.tenant.clone();
-    let secret = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        webhook_secret::current(c, &tenant, WebhookSecret::generate)
-    })
-    .await?;
+    let secret = webhooks::secret(&state.services, &who).await?;
     Ok(envelope::ok(&req, WebhookSecretData { secret }))
 }
 
@@ -209,28 +188,8 @@ pub async fn get_webhook_secret(
 pub async fn rotate_webhook_secret(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Who,
+    who: Who,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = caller.tenant.clone();
-    let keep_until =
-        claude_code_api_core::db::now() + chrono::Duration::hours(PREVIOUS_SECRET_HOURS);
-    let secret = claude_code_api_core::db::run(&state.services.pool, move |c| {
-        webhook_secret::rotate(
-            c,
-            &tenant,
-            WebhookSecret::generate(),
-            keep_until,
-            WebhookSecret::generate,
-        )
-    })
-    .await?;
-    crate::api::audit::record(
-        &state,
-        &req,
-        &caller,
-        "webhook.secret.rotate",
-        caller.tenant.as_str(),
-    )
-    .await;
+    let secret = webhooks::rotate_secret(&state.services, &who).await?;
     Ok(envelope::ok(&req, WebhookSecretData { secret }))
 }

@@ -7,14 +7,18 @@
 //! Every function is scoped by the `Requester` it is given: another
 //! tenant's object is `ServiceError::NotFound`, exactly as if it did not exist.
 
+pub mod admin;
 pub mod approvals;
 pub mod audit;
 pub mod files;
 pub mod jobs;
+pub mod nodes;
 pub mod ownership;
 pub mod policy;
 pub mod sessions;
 pub mod turns;
+pub mod usage;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
