@@ -130,7 +130,7 @@ pub async fn chat(
     body: super::envelope::JsonObject<ChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let guard = match idempotency::begin(&state, &who.caller, &req, &body).await? {
+    let guard = match idempotency::begin(&state, &who, &req, &body).await? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Run(guard) => guard,
     };

@@ -73,7 +73,7 @@ pub async fn create_job(
     body: super::envelope::JsonObject<CreateJob>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let guard = match idempotency::begin(&state, &who.caller, &req, &body).await? {
+    let guard = match idempotency::begin(&state, &who, &req, &body).await? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Run(guard) => guard,
     };

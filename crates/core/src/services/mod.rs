@@ -11,6 +11,7 @@ pub mod admin;
 pub mod approvals;
 pub mod audit;
 pub mod files;
+pub mod idempotency;
 pub mod jobs;
 pub mod nodes;
 pub mod ownership;
