@@ -8,20 +8,14 @@
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{web, HttpRequest};
-use base64::Engine;
-use chrono::NaiveDateTime;
 use claude_code_api_core::error::ServiceError;
-use diesel::prelude::*;
-use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use claude_code_api_core::db::models::tenant::{ApiKey, TenantId};
-use claude_code_api_core::db::schema::{api_keys, console_sessions, tenants};
-use claude_code_api_core::db::{DbConnection, DbResult};
+use claude_code_api_core::db::models::tenant::TenantId;
 use claude_code_api_core::security::auth::Caller;
-use claude_code_api_core::security::keys::hash_key;
+use claude_code_api_core::services::console_sessions;
 
 /// The session cookie (path `/`: the API the script calls needs it too).
 pub const COOKIE: &str = "cca_console";
@@ -29,21 +23,9 @@ pub const COOKIE: &str = "cca_console";
 pub const LOGIN_COOKIE: &str = "cca_console_login";
 /// The header the console's script sends the CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// A sign-in lasts this long, then the key must be given again.
-pub const SESSION_HOURS: i64 = 12;
+pub use console_sessions::SESSION_HOURS;
 /// Longest key accepted by the sign-in form (keys are about 50 bytes).
 pub const MAX_KEY_LEN: usize = 512;
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = console_sessions)]
-struct ConsoleSession {
-    id_hash: String,
-    key_id: String,
-    tenant_id: String,
-    csrf_token: String,
-    created_at: NaiveDateTime,
-    expires_at: NaiveDateTime,
-}
 
 /// A signed-in browser: who it acts as, and its CSRF token.
 #[derive(Debug, Clone)]
@@ -55,12 +37,7 @@ pub struct SignedIn {
     rate_limit: Option<(u32, u64)>,
 }
 
-/// 32 random bytes, URL-safe base64.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
+pub use claude_code_api_core::services::console_sessions::random_token;
 
 /// Constant-time equality of two tokens.
 pub fn same_token(a: &str, b: &str) -> bool {
@@ -93,61 +70,14 @@ pub fn removal(req: &HttpRequest, name: &'static str, path: &'static str) -> Coo
 }
 
 /// Stores a new console session for the caller's key; returns the cookie's
-/// value. Expired rows are swept on the way.
+/// value.
 pub async fn create(state: &AppState, caller: &Caller) -> Result<String, ApiError> {
-    let id = random_token();
-    let now = claude_code_api_core::db::now();
-    let row = ConsoleSession {
-        id_hash: hash_key(&id),
-        key_id: caller.key_id.clone(),
-        tenant_id: caller.tenant.0.clone(),
-        csrf_token: random_token(),
-        created_at: now,
-        expires_at: now + chrono::Duration::hours(SESSION_HOURS),
-    };
-    claude_code_api_core::db::run(&state.services.pool, move |c| {
-        diesel::delete(console_sessions::table.filter(console_sessions::expires_at.lt(now)))
-            .execute(c)?;
-        diesel::insert_into(console_sessions::table)
-            .values(&row)
-            .execute(c)?;
-        Ok(())
-    })
-    .await?;
-    Ok(id)
+    Ok(console_sessions::create(&state.services, caller).await?)
 }
 
 /// Ends the session the cookie names (signing out).
 pub async fn destroy(state: &AppState, cookie_value: &str) -> Result<(), ApiError> {
-    let id_hash = hash_key(cookie_value);
-    claude_code_api_core::db::run(&state.services.pool, move |c| {
-        diesel::delete(console_sessions::table.find(id_hash)).execute(c)?;
-        Ok(())
-    })
-    .await?;
-    Ok(())
-}
-
-/// A live session row, its key, and its tenant's own rate limit
-/// (requests, window seconds).
-type Live = (ConsoleSession, ApiKey, Option<i64>, Option<i64>);
-
-/// The live session row and its key: unexpired, key not revoked.
-fn find_live(conn: &mut DbConnection, id_hash: &str) -> DbResult<Option<Live>> {
-    Ok(console_sessions::table
-        .inner_join(api_keys::table)
-        .inner_join(tenants::table.on(tenants::id.eq(api_keys::tenant_id)))
-        .filter(console_sessions::id_hash.eq(id_hash))
-        .filter(console_sessions::expires_at.gt(claude_code_api_core::db::now()))
-        .filter(api_keys::revoked_at.is_null())
-        .select((
-            ConsoleSession::as_select(),
-            ApiKey::as_select(),
-            tenants::rate_limit_requests,
-            tenants::rate_limit_window_seconds,
-        ))
-        .first(conn)
-        .optional()?)
+    Ok(console_sessions::destroy(&state.services, cookie_value).await?)
 }
 
 /// The signed-in browser of this request, if its cookie names a live session.
@@ -159,10 +89,7 @@ pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<Sig
     if value.is_empty() || value.len() > 128 {
         return Ok(None);
     }
-    let id_hash = hash_key(&value);
-    let found =
-        claude_code_api_core::db::run(&state.services.pool, move |c| find_live(c, &id_hash))
-            .await?;
+    let found = console_sessions::find_live(&state.services, &value).await?;
     Ok(found.map(|(session, key, requests, window)| {
         // The tenant's own quota, as `security::auth::resolve` reads it.
         let rate_limit = match (

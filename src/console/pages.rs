@@ -12,7 +12,7 @@ use super::{error_page, render};
 use crate::api::requester::client_ip;
 use crate::error::ApiError;
 use crate::state::AppState;
-use claude_code_api_core::actors::supervisor::messages::RunningSessions;
+use claude_code_api_core::services::{admin, overview};
 
 /// Who is signed in, as the layout shows it.
 #[derive(Serialize)]
@@ -216,19 +216,13 @@ pub async fn logout(
 
 /// The tenant's sessions with their live state.
 async fn session_rows(state: &AppState, me: &SignedIn) -> Result<(Vec<SessionRow>, i64), ApiError> {
-    let running = state
-        .services
-        .supervisor
-        .send(RunningSessions {
-            tenant_id: me.caller.tenant.0.clone(),
-        })
-        .await?;
-    let tenant = me.caller.tenant.clone();
-    let (rows, failed, mut pending, total) =
-        claude_code_api_core::db::run(&state.services.pool, move |c| {
-            views::sessions_with_state(c, &tenant)
-        })
-        .await?;
+    let overview::SessionsOverview {
+        sessions: rows,
+        total,
+        failed,
+        mut pending,
+        running,
+    } = overview::sessions(&state.services, &me.caller, views::MAX_SESSIONS).await?;
     let rows = rows
         .into_iter()
         .map(|s| {
@@ -285,36 +279,15 @@ pub async fn session(
                 "no such session".into(),
             )));
         }
-        let (tenant, lookup) = (me.caller.tenant.clone(), name.clone());
-        let row = claude_code_api_core::db::run(&state.services.pool, move |c| {
-            claude_code_api_core::db::models::session::find_by_name(c, &tenant, &lookup)
-        })
-        .await?
-        .ok_or_else(|| {
-            ApiError::from(ServiceError::NotFound(format!("no session named {name:?}")))
-        })?;
-        let (tenant, id) = (me.caller.tenant.clone(), row.id.clone());
-        let (messages, skipped, after) =
-            claude_code_api_core::db::run(&state.services.pool, move |c| {
-                views::transcript(c, &tenant, &id)
-            })
-            .await?;
-        let running = state
-            .services
-            .supervisor
-            .send(RunningSessions {
-                tenant_id: me.caller.tenant.0.clone(),
-            })
-            .await?
-            .contains(&row.id);
-        let (tenant, id) = (me.caller.tenant.clone(), row.id.clone());
-        let (failed, pending) = claude_code_api_core::db::run(&state.services.pool, move |c| {
-            Ok((
-                views::last_failed(c, &id)?,
-                claude_code_api_core::db::models::approval::list_pending(c, &tenant, &id)?,
-            ))
-        })
-        .await?;
+        let overview::SessionOverview {
+            session: row,
+            messages,
+            skipped,
+            after,
+            running,
+            last_failed: failed,
+            pending,
+        } = overview::session(&state.services, &me.caller, &name, views::MAX_MESSAGES).await?;
         let status = Status::of(running, !pending.is_empty(), failed);
         // Pending rows count only while their turn runs (as on the API).
         let approvals: Vec<ApprovalCard> = if running {
@@ -361,16 +334,15 @@ pub async fn session(
 /// `GET /console/jobs`.
 pub async fn jobs(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     page(&req, state.clone(), |me| async move {
-        let tenant = me.caller.tenant.clone();
-        let jobs = claude_code_api_core::db::run(&state.services.pool, move |c| {
-            views::jobs_with_deliveries(c, &tenant)
-        })
+        let found = overview::jobs(
+            &state.services,
+            &me.caller,
+            views::MAX_JOBS,
+            views::MAX_SESSIONS,
+        )
         .await?;
-        let tenant = me.caller.tenant.clone();
-        let names = claude_code_api_core::db::run(&state.services.pool, move |c| {
-            views::session_names(c, &tenant)
-        })
-        .await?;
+        let jobs = views::job_rows(found.jobs, found.deliveries);
+        let names = found.session_names;
         render(
             "jobs.html",
             context! { me => Me::from(&me), nav => "jobs", jobs, sessions => names,
@@ -383,13 +355,7 @@ pub async fn jobs(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 /// `GET /console/usage`.
 pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     page(&req, state.clone(), |me| async move {
-        let tenant = me.caller.tenant.clone();
-        let (usage, row) = claude_code_api_core::db::run(&state.services.pool, move |c| {
-            let usage = claude_code_api_core::db::models::usage::for_tenant(c, &tenant)?;
-            let row = claude_code_api_core::db::models::tenant::find_tenant(c, tenant.as_str())?;
-            Ok((usage, row))
-        })
-        .await?;
+        let (usage, row) = overview::spend(&state.services, &me.caller).await?;
         let (budget, spent, reserved) = row
             .map(|t| (t.budget_micros, t.spent_micros, t.reserved_micros))
             .unwrap_or((None, usage.cost_micros, 0));
@@ -424,14 +390,8 @@ pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 /// `GET /console/admin`: every tenant and key (admin keys only, as on the API).
 pub async fn admin(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     page(&req, state.clone(), |me| async move {
-        me.caller.require_admin()?;
-        let (tenants, keys) = claude_code_api_core::db::run(&state.services.pool, |c| {
-            Ok((
-                claude_code_api_core::db::models::tenant::list_tenants(c)?,
-                claude_code_api_core::db::models::tenant::list_keys(c, None)?,
-            ))
-        })
-        .await?;
+        let tenants = admin::list_tenants(&state.services, &me.caller).await?;
+        let keys = admin::list_keys(&state.services, &me.caller, None).await?;
         #[derive(Serialize)]
         struct TenantRow {
             id: String,

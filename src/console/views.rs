@@ -1,19 +1,15 @@
 //! What the console's pages show, read from storage with the tenant in
 //! every query, and shaped for the templates (which escape all of it).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use claude_code_api_core::db::models::approval::{self, Approval};
+use claude_code_api_core::db::models::approval::Approval;
 use claude_code_api_core::db::models::job::Job;
 use claude_code_api_core::db::models::message::Message;
-use claude_code_api_core::db::models::session::Session;
-use claude_code_api_core::db::models::TenantId;
-use claude_code_api_core::db::schema::{approvals, events, jobs, messages, sessions};
-use claude_code_api_core::db::{DbConnection, DbResult};
+use claude_code_api_core::db::models::webhook::DeliveryWithAttempts;
 
 /// Sessions listed on one page (the API pages further).
 pub const MAX_SESSIONS: i64 = 200;
@@ -222,61 +218,6 @@ pub struct SessionRow {
     pub approvals: Vec<ApprovalCard>,
 }
 
-/// The tenant's sessions, the ids of those whose last answer failed, their
-/// pending approvals by session id, and how many sessions there are.
-pub type SessionsState = (
-    Vec<Session>,
-    HashSet<String>,
-    HashMap<String, Vec<Approval>>,
-    i64,
-);
-
-/// The tenant's sessions (up to `MAX_SESSIONS`), each with whether its last
-/// answer failed and its pending approvals.
-pub fn sessions_with_state(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<SessionsState> {
-    let (rows, total) =
-        claude_code_api_core::db::models::session::list(conn, tenant, 0, MAX_SESSIONS)?;
-    let mut failed = HashSet::new();
-    for row in &rows {
-        if last_failed(conn, &row.id)? {
-            failed.insert(row.id.clone());
-        }
-    }
-    let pending: Vec<Approval> = approvals::table
-        .filter(approvals::tenant_id.eq(tenant.as_str()))
-        .filter(approvals::status.eq(approval::PENDING))
-        .order((approvals::created_at.asc(), approvals::id.asc()))
-        .select(Approval::as_select())
-        .load(conn)?;
-    let mut by_session: HashMap<String, Vec<Approval>> = HashMap::new();
-    for a in pending {
-        by_session.entry(a.session_id.clone()).or_default().push(a);
-    }
-    Ok((rows, failed, by_session, total))
-}
-
-/// Whether the session's last answer was an error.
-pub fn last_failed(conn: &mut DbConnection, session_id: &str) -> DbResult<bool> {
-    let last: Option<bool> = messages::table
-        .filter(messages::session_id.eq(session_id))
-        .filter(messages::role.eq("assistant"))
-        .order((messages::created_at.desc(), messages::id.desc()))
-        .select(messages::is_error)
-        .first(conn)
-        .optional()?;
-    Ok(last == Some(true))
-}
-
-/// The names of the tenant's sessions (up to `MAX_SESSIONS`), oldest first.
-pub fn session_names(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<Vec<String>> {
-    Ok(sessions::table
-        .filter(sessions::tenant_id.eq(tenant.as_str()))
-        .order((sessions::created_at.asc(), sessions::id.asc()))
-        .limit(MAX_SESSIONS)
-        .select(sessions::name)
-        .load(conn)?)
-}
-
 /// One history message on a session page.
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageView {
@@ -340,42 +281,6 @@ pub fn last_changes(messages: &[Message]) -> Vec<ToolView> {
         .unwrap_or_default()
 }
 
-/// A session's transcript as stored, and the event id to follow the live
-/// stream from: the last event of the last stored turn. Read in one
-/// snapshot, so a turn stored meanwhile is either in the history (and its
-/// events are not replayed) or replayed (and not in the history).
-pub fn transcript(
-    conn: &mut DbConnection,
-    tenant: &TenantId,
-    session_id: &str,
-) -> DbResult<(Vec<Message>, i64, i64)> {
-    let (tenant, session_id) = (tenant.clone(), session_id.to_owned());
-    conn.transaction(|c| {
-        if let DbConnection::Postgres(_) = c {
-            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .execute(c)?;
-        }
-        let total =
-            claude_code_api_core::db::models::message::list(c, &tenant, &session_id, 0, 0)?.1;
-        let skip = (total - MAX_MESSAGES).max(0);
-        let (rows, _) = claude_code_api_core::db::models::message::list(
-            c,
-            &tenant,
-            &session_id,
-            skip,
-            MAX_MESSAGES,
-        )?;
-        // Turns end with one of these; a running turn's earlier events
-        // (flushed ahead of its end) come after it and are replayed.
-        let after: Option<i64> = events::table
-            .filter(events::session_id.eq(&session_id))
-            .filter(events::kind.eq_any(["done", "error", "turn_interrupted"]))
-            .select(diesel::dsl::max(events::seq))
-            .first(c)?;
-        Ok((rows, skip, after.unwrap_or(0)))
-    })
-}
-
 /// A job on the jobs page, with its session's name and its deliveries.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRow {
@@ -413,18 +318,9 @@ pub struct AttemptRow {
     pub at: String,
 }
 
-/// The tenant's newest jobs (with session names) and their deliveries.
-pub fn jobs_with_deliveries(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<Vec<JobRow>> {
-    let rows: Vec<(Job, String)> = jobs::table
-        .inner_join(sessions::table)
-        .filter(jobs::tenant_id.eq(tenant.as_str()))
-        .filter(sessions::tenant_id.eq(tenant.as_str()))
-        .order((jobs::created_at.desc(), jobs::id.desc()))
-        .limit(MAX_JOBS)
-        .select((Job::as_select(), sessions::name))
-        .load(conn)?;
-    let (deliveries, _) =
-        claude_code_api_core::db::models::webhook::list(conn, tenant, None, 0, MAX_JOBS * 4)?;
+/// The jobs page's rows: the tenant's newest jobs with their sessions'
+/// names, and their deliveries.
+pub fn job_rows(jobs: Vec<(Job, String)>, deliveries: Vec<DeliveryWithAttempts>) -> Vec<JobRow> {
     let mut by_job: HashMap<String, Vec<DeliveryRow>> = HashMap::new();
     for (d, attempts) in deliveries {
         by_job
@@ -446,8 +342,7 @@ pub fn jobs_with_deliveries(conn: &mut DbConnection, tenant: &TenantId) -> DbRes
                     .collect(),
             });
     }
-    Ok(rows
-        .into_iter()
+    jobs.into_iter()
         .map(|(job, session)| JobRow {
             cancellable: !claude_code_api_core::domain::job::is_final(&job.status),
             deliveries: by_job.remove(&job.id).unwrap_or_default(),
@@ -468,7 +363,7 @@ pub fn jobs_with_deliveries(conn: &mut DbConnection, tenant: &TenantId) -> DbRes
             completed_at: job.completed_at.as_ref().map(when),
             webhook_url: job.webhook_url,
         })
-        .collect())
+        .collect()
 }
 
 /// One bar of the per-day spend chart, in SVG user units.

@@ -11,15 +11,13 @@ use crate::db::models::{egress, model_call};
 use crate::db::{self};
 use crate::error::ServiceError;
 use crate::gateway::credential::Kind;
+use crate::security::auth::Caller;
 use crate::security::keys;
 
 /// Longest label of a key, in characters.
 pub const KEY_LABEL_MAX_CHARS: usize = 200;
 
-pub async fn list_tenants(
-    services: &Services,
-    who: &Requester,
-) -> Result<Vec<Tenant>, ServiceError> {
+pub async fn list_tenants(services: &Services, who: &Caller) -> Result<Vec<Tenant>, ServiceError> {
     who.require_admin()?;
     Ok(db::run(&services.pool, tenant::list_tenants).await?)
 }
@@ -81,7 +79,7 @@ pub async fn update_tenant_limits(
 /// Keys (never the keys themselves), of one tenant or all.
 pub async fn list_keys(
     services: &Services,
-    who: &Requester,
+    who: &Caller,
     tenant: Option<String>,
 ) -> Result<Vec<ApiKey>, ServiceError> {
     who.require_admin()?;

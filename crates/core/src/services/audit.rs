@@ -85,6 +85,21 @@ fn describe(action: &str, target: &str) -> String {
     }
 }
 
+/// A page of the audit log, newest first, and the total: an admin reads
+/// every tenant's entries, anyone else their own tenant's.
+pub async fn list(
+    services: &Services,
+    who: &Requester,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<AuditEntry>, i64), crate::error::ServiceError> {
+    let scope = (!who.is_admin()).then(|| who.tenant().clone());
+    Ok(crate::db::run(&services.pool, move |c| {
+        audit::list(c, scope.as_ref(), offset, limit)
+    })
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,19 +115,4 @@ mod tests {
         assert_eq!(describe("file.delete", "demo/a/b.txt"), "deleted a/b.txt");
         assert_eq!(describe("session.create", "demo"), "created session demo");
     }
-}
-
-/// A page of the audit log, newest first, and the total: an admin reads
-/// every tenant's entries, anyone else their own tenant's.
-pub async fn list(
-    services: &Services,
-    who: &Requester,
-    offset: i64,
-    limit: i64,
-) -> Result<(Vec<AuditEntry>, i64), crate::error::ServiceError> {
-    let scope = (!who.is_admin()).then(|| who.tenant().clone());
-    Ok(crate::db::run(&services.pool, move |c| {
-        audit::list(c, scope.as_ref(), offset, limit)
-    })
-    .await?)
 }

@@ -10,10 +10,12 @@
 pub mod admin;
 pub mod approvals;
 pub mod audit;
+pub mod console_sessions;
 pub mod files;
 pub mod idempotency;
 pub mod jobs;
 pub mod nodes;
+pub mod overview;
 pub mod ownership;
 pub mod policy;
 pub mod sessions;
