@@ -9,5 +9,6 @@ pub mod app;
 pub mod console;
 pub mod error;
 pub mod gateway_listener;
+pub mod identity;
 pub mod net;
 pub mod state;

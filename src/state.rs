@@ -17,5 +17,8 @@ pub struct AppState {
     pub gateway: claude_code_api_core::gateway::ModelGateway,
 }
 
+/// Where the web console lives.
+pub const CONSOLE_BASE: &str = "/console";
+
 /// Where the REST API lives; its routes are `api_v1_routes`.
 pub const API_V1: &str = "/api/v1";

@@ -1,6 +1,6 @@
 //! Admin API: tenants (budgets, quotas) and API keys. Admin keys only.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use claude_code_api_core::error::ServiceError;

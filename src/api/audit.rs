@@ -1,6 +1,6 @@
 //! Reading the audit log back (`GET /audit`); `services::audit` writes it.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::envelope::{self, PageQuery, Paged};

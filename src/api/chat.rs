@@ -2,7 +2,7 @@
 //! server-sent events (`/chat/stream`). Both wait their turn in the
 //! session's queue; a streaming client that leaves does not stop the turn.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use claude_code_api_core::error::ServiceError;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::envelope::Envelope;
 use super::{envelope, idempotency};
+use crate::api::views::chat::WaitingForApproval;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -48,19 +49,9 @@ pub struct ChatRequest {
     output_format: Option<OutputFormat>,
 }
 
-/// The schema of an `output_format`, or a 422.
-pub fn json_schema(
-    format: Option<&OutputFormat>,
-) -> Result<Option<serde_json::Value>, ServiceError> {
-    format
-        .map(OutputFormat::json_schema)
-        .transpose()
-        .map_err(ServiceError::Validation)
-}
-
 impl ChatRequest {
     fn into_turn(self) -> Result<TurnRequest, ApiError> {
-        let json_schema = json_schema(self.output_format.as_ref())?;
+        let json_schema = turns::output_schema(self.output_format.as_ref())?;
         Ok(TurnRequest {
             message: self.message,
             overrides: TurnOverrides {
@@ -71,29 +62,6 @@ impl ChatRequest {
                 json_schema,
             },
         })
-    }
-}
-
-/// The answer of a chat that waits on a tool approval for longer than
-/// `APPROVAL_HOLD_SECS`: the turn goes on; decide the approval, then follow
-/// the session's events.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WaitingForApproval {
-    /// `waiting_for_approval`.
-    status: &'static str,
-    approval_id: String,
-    approval_url: String,
-    events_url: String,
-}
-
-impl WaitingForApproval {
-    pub fn new(session: &str, approval_id: String) -> WaitingForApproval {
-        WaitingForApproval {
-            status: "waiting_for_approval",
-            approval_url: format!("/api/v1/sessions/{session}/approvals/{approval_id}"),
-            events_url: format!("/api/v1/sessions/{session}/events"),
-            approval_id,
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Live control of a session: its event stream (with replay from
 //! `Last-Event-ID`), interrupting the running turn, and tool approvals.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use claude_code_api_core::error::ServiceError;
 use std::time::Duration;
 

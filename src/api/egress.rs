@@ -2,7 +2,7 @@
 //! reach through the egress proxy (`AGENT_NETWORK=proxy`). Read by the proxy
 //! at every new connection, so a change applies to running sessions at once.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -1,13 +1,13 @@
 //! The success envelope `{data, meta}` (lists add `pagination`) and the
 //! page/limit query shared by every list.
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use claude_code_api_core::error::ServiceError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::middleware::RequestId;
 use crate::error::ApiError;
+pub use crate::identity::marks::request_id;
 
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
@@ -45,14 +45,6 @@ pub struct Pagination {
     pub page: i64,
     pub limit: i64,
     pub pages: i64,
-}
-
-/// The id the request-context middleware gave the request ("" before it).
-pub fn request_id(req: &HttpRequest) -> String {
-    req.extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default()
 }
 
 pub fn meta(req: &HttpRequest) -> Meta {

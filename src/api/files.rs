@@ -4,7 +4,7 @@
 //! workspace by `security::paths` and `files`; a path that would leave it is
 //! a 400 (lexically) or a 404 (through a symlink), never content.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use claude_code_api_core::error::ServiceError;
 use std::path::PathBuf;
 use std::sync::Arc;

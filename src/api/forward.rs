@@ -22,17 +22,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::error::ApiError;
+use crate::identity::marks::Forwarded;
 use crate::state::AppState;
 use claude_code_api_core::cluster::Node;
 use claude_code_api_core::security::auth::Resolved;
 use claude_code_api_core::security::cluster_auth::{self, AUTH_HEADER, CLIENT_HEADER, FROM_HEADER};
-
-/// Marks a request another node of the cluster forwarded here (verified).
-#[derive(Debug, Clone)]
-pub struct Forwarded {
-    /// The client's address as the first node saw it.
-    pub client_addr: Option<String>,
-}
 
 /// How often a request waiting for an unreachable owner's lease looks again.
 const OWNER_POLL: Duration = Duration::from_millis(200);
@@ -95,7 +89,7 @@ fn completion_session(headers: &HeaderMap, body: &Bytes) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("user").and_then(|u| u.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| super::openai::DEFAULT_SESSION.to_owned())
+        .unwrap_or_else(|| super::views::openai::DEFAULT_SESSION.to_owned())
 }
 
 /// Where the session's live lease is held, when that is another node:
@@ -145,7 +139,7 @@ pub async fn middleware(
         .map(|r| r.caller.tenant.0.clone());
     let tenant = match resolved {
         Some(tenant) => Some(tenant),
-        None => crate::console::auth::caller_from_cookie(req.request().clone())
+        None => crate::identity::console_sign_in::caller_from_cookie(req.request().clone())
             .await
             .ok()
             .map(|caller| caller.tenant.0),

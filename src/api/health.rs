@@ -35,7 +35,7 @@ struct ClusterHealth {
     /// Shutting down: it takes no new session (the answer is then a 503).
     draining: bool,
     /// The nodes on this database (cluster mode; empty alone).
-    nodes: Vec<super::nodes::NodeData>,
+    nodes: Vec<super::views::nodes::NodeData>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -115,7 +115,7 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     let model_auth = state.gateway.status();
     let node = &state.services.node;
     let nodes = if node.is_clustered() {
-        super::nodes::nodes(&state).await.unwrap_or_default()
+        super::views::nodes::nodes(&state).await.unwrap_or_default()
     } else {
         Vec::new()
     };

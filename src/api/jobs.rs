@@ -1,7 +1,7 @@
 //! Async jobs: accepted with 202 once written, run in the session's FIFO
 //! with its chats, cancellable, reported by signed webhooks.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use claude_code_api_core::error::ServiceError;
@@ -84,7 +84,9 @@ pub async fn create_job(
                 system: body.system,
                 effort: body.effort,
                 permission_mode: body.permission_mode,
-                json_schema: super::chat::json_schema(body.output_format.as_ref())?,
+                json_schema: claude_code_api_core::services::turns::output_schema(
+                    body.output_format.as_ref(),
+                )?,
             },
             message: body.message,
         };

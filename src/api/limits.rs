@@ -11,8 +11,8 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use claude_code_api_core::error::ServiceError;
 
-use crate::api::requester::{client_ip, presented_key};
 use crate::error::ApiError;
+use crate::identity::{client_ip, presented_key};
 use crate::state::AppState;
 use claude_code_api_core::security::auth::resolve;
 use claude_code_api_core::security::keys::hash_key;

@@ -13,10 +13,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::error::{generic_problem, ApiError, PROBLEM_CONTENT_TYPE};
-
-/// The id of the request being served, in request extensions.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub use crate::identity::marks::RequestId;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -93,7 +90,7 @@ fn problemize(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRespons
     };
     // Keep a handler's own problem document when it wrote one, and the
     // console's error pages (HTML, for a person).
-    let console_page = res.request().path().starts_with(crate::console::BASE);
+    let console_page = res.request().path().starts_with(crate::state::CONSOLE_BASE);
     let own_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|ct| {
         ct.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes()
             || (console_page && ct.as_bytes().starts_with(b"text/html"))

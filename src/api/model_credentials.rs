@@ -2,7 +2,7 @@
 //! removed. The secret is never returned; the gateway uses it for that
 //! tenant's CLI processes instead of the server's credential.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

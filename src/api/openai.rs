@@ -9,7 +9,7 @@
 //! session keeps its own context, so earlier messages are not replayed);
 //! `model` is the turn's model unless it is the advertised alias.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use actix_web::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
+use crate::api::views::openai::DEFAULT_SESSION;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use claude_code_api_core::domain::session::TurnOverrides;
@@ -30,8 +31,6 @@ use claude_code_api_core::services::turns::{self, Reply, Submitted, Target};
 
 /// The model id `/v1/models` advertises: the session's own model.
 pub const DEFAULT_MODEL: &str = "claude-code";
-/// The session used when a request names none.
-pub const DEFAULT_SESSION: &str = "openai";
 
 /// The fields of an OpenAI chat completion request this server uses; the
 /// rest (temperature, tools, …) are accepted and ignored, as the agent's

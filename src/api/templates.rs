@@ -1,6 +1,6 @@
 //! Agent templates: list, get, reload from `TEMPLATES_DIR`.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 use claude_code_api_core::error::ServiceError;
 use serde::Serialize;
@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 use std::collections::BTreeMap;
 
 use super::envelope::{self, Envelope};
+use crate::api::views::templates::{listing, shown_to};
 use crate::error::{ApiError, Problem};
-use claude_code_api_core::security::auth::Caller;
 use claude_code_api_core::templates::{Template, Templates};
 
 /// Every agent template, keyed by name (each also carries its `name`), as
@@ -29,15 +29,6 @@ pub async fn list_templates(
     caller: Who,
 ) -> Result<HttpResponse, ApiError> {
     Ok(envelope::ok(&req, listing(&templates, &caller)))
-}
-
-/// Every template by name, as `caller` may see it.
-pub fn listing(templates: &Templates, caller: &Caller) -> BTreeMap<String, Template> {
-    templates
-        .all()
-        .iter()
-        .map(|(name, t)| (name.clone(), shown_to(caller, t.clone())))
-        .collect()
 }
 
 /// One template.
@@ -64,15 +55,6 @@ pub async fn get_template(
         )))
     })?;
     Ok(envelope::ok(&req, shown_to(&caller, template)))
-}
-
-/// Credentials in full to admin keys only.
-fn shown_to(caller: &Caller, template: Template) -> Template {
-    if caller.is_admin() {
-        template
-    } else {
-        template.redacted()
-    }
 }
 
 /// What a reload found.

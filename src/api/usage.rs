@@ -1,6 +1,6 @@
 //! `GET /usage` and `POST /tokens/count`.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! Webhook deliveries (each event with its attempts, redelivery) and the
 //! tenant's signing secret (read, rotate).
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};

@@ -1,14 +1,14 @@
 //! `POST /sessions/{name}/repo`: point a session at another existing folder
 //! of the tenant's own area. The CLI restarts there on the same conversation.
 
-use crate::api::requester::Who;
+use crate::identity::Who;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use utoipa::ToSchema;
 
 use super::envelope::{self, Envelope};
-use super::sessions::SessionData;
+use super::views::sessions::SessionData;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use claude_code_api_core::services::sessions;
@@ -51,6 +51,6 @@ pub async fn set_working_dir(
     let updated = sessions::change_folder(&state.services, &who, &name, raw).await?;
     Ok(envelope::ok(
         &req,
-        super::sessions::session_view(&state.services, &who, updated).await?,
+        super::views::sessions::session_view(&state.services, &who, updated).await?,
     ))
 }

@@ -7,9 +7,8 @@
 //! read through the same tenant-scoped queries, and everything that changes
 //! state (create, delete, chat, approve, cancel, keys) is a call of the
 //! script to the JSON API, authenticated by the console cookie plus the
-//! CSRF header (`auth.rs`). Only signing in and out are console form posts.
+//! CSRF header (`identity::console_sign_in`). Only signing in and out are console form posts.
 
-pub mod auth;
 mod pages;
 pub mod views;
 
@@ -21,7 +20,7 @@ use std::sync::OnceLock;
 use crate::error::ApiError;
 
 /// Where the console lives.
-pub const BASE: &str = "/console";
+pub use crate::state::CONSOLE_BASE as BASE;
 
 /// No inline script or style, nothing from elsewhere, never framed.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \

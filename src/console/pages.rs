@@ -6,11 +6,11 @@ use claude_code_api_core::error::ServiceError;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{self, SignedIn};
 use super::views::{self, ApprovalCard, MessageView, SessionRow, Status};
 use super::{error_page, render};
-use crate::api::requester::client_ip;
 use crate::error::ApiError;
+use crate::identity::client_ip;
+use crate::identity::console_sign_in::{self as auth, SignedIn};
 use crate::state::AppState;
 use claude_code_api_core::services::{admin, overview};
 

@@ -18,8 +18,8 @@ use rmcp::transport::streamable_http_server::session::SessionManager;
 
 use super::owners::SessionOwners;
 use super::problem;
-use crate::api::requester::Who;
 use crate::error::ApiError;
+use crate::identity::Who;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 

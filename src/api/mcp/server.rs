@@ -36,10 +36,7 @@ impl McpContext {
     /// `None` before the gate let the request through (it never is, then).
     pub fn of(req: &actix_web::HttpRequest) -> Option<McpContext> {
         use actix_web::HttpMessage;
-        let who = req
-            .extensions()
-            .get::<crate::api::requester::Who>()?
-            .clone();
+        let who = req.extensions().get::<crate::identity::Who>()?.clone();
         let state = req.app_data::<actix_web::web::Data<crate::state::AppState>>()?;
         Some(McpContext {
             services: state.services.clone(),

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use rmcp::model::{JsonObject, Resource, ResourceTemplate, Tool};
 use serde_json::{json, Map, Value};
 
-use crate::api::chat::WaitingForApproval;
 use crate::api::envelope::{self, Page, PageQuery};
-use crate::api::history::HistoryEntry;
-use crate::api::sessions::{session_view, session_views, CreateSession, SessionData};
+use crate::api::views::chat::WaitingForApproval;
+use crate::api::views::history::HistoryEntry;
+use crate::api::views::sessions::{session_view, session_views, CreateSession, SessionData};
 use crate::error::ApiError;
 use claude_code_api_core::domain::session::TurnOverrides;
 use claude_code_api_core::domain::turn::TurnRequest;
@@ -373,7 +373,7 @@ pub async fn read(
             ))
         }
         Some("templates") => {
-            let all = crate::api::templates::listing(&services.templates, &who.caller);
+            let all = crate::api::views::templates::listing(&services.templates, &who.caller);
             Ok(Some(
                 serde_json::to_value(all).map_err(ServiceError::internal)?,
             ))

@@ -267,3 +267,13 @@ pub fn validate_message(message: &str) -> Result<(), ServiceError> {
     }
     Ok(())
 }
+
+/// The JSON Schema an `output_format` asks for, or a validation error.
+pub fn output_schema(
+    format: Option<&crate::domain::session::OutputFormat>,
+) -> Result<Option<serde_json::Value>, ServiceError> {
+    format
+        .map(crate::domain::session::OutputFormat::json_schema)
+        .transpose()
+        .map_err(ServiceError::Validation)
+}

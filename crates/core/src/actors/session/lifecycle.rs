@@ -8,9 +8,9 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::upward::{ReleaseSlot, RequestSlot};
 use super::watchdog::with_stderr;
 use super::{messages, LiveProcess, PendingControl, Process, SessionActor};
-use crate::actors::supervisor::messages::{ReleaseSlot, RequestSlot};
 use crate::cli::command::{Conversation, LaunchPlan};
 use crate::cli::process::CliProcess;
 use crate::cli::protocol;
@@ -26,7 +26,7 @@ impl SessionActor {
     pub(super) fn request_slot(&mut self, ctx: &mut Context<Self>) {
         if matches!(self.process, Process::Cold) {
             self.process = Process::WaitingForSlot;
-            self.supervisor.do_send(RequestSlot {
+            self.supervisor.request_slot.do_send(RequestSlot {
                 session_id: self.session.id.clone(),
                 addr: ctx.address(),
             });
@@ -286,7 +286,7 @@ impl SessionActor {
         self.stop_process();
         if !matches!(self.process, Process::Cold) {
             self.process = Process::Cold;
-            self.supervisor.do_send(ReleaseSlot {
+            self.supervisor.release_slot.do_send(ReleaseSlot {
                 session_id: self.session.id.clone(),
             });
         }

@@ -28,6 +28,7 @@ pub mod messages;
 mod queue;
 mod running;
 mod transcript;
+pub mod upward;
 mod watchdog;
 pub mod workspace;
 mod writer;
@@ -44,14 +45,13 @@ use self::approvals::LiveApproval;
 use self::hub::Hub;
 use self::running::Running;
 use self::writer::Writer;
-use super::supervisor::messages::ActorStopped;
-use super::supervisor::Supervisor;
 use super::Runtime;
 use crate::cli::process::CliProcess;
 use crate::db::models::session::Session;
 use crate::domain::session::SessionSpec;
 use crate::domain::turn::Turn;
 use crate::spec::LaunchSpec;
+use upward::{ActorStopped, SupervisorLink};
 
 /// How often a running turn's events are written ahead of its end, so a
 /// reconnecting client can replay them.
@@ -61,7 +61,7 @@ const FLUSH_AT: usize = 64;
 
 pub struct SessionActor {
     runtime: Runtime,
-    supervisor: Addr<Supervisor>,
+    supervisor: SupervisorLink,
     session: SessionState,
     process: Process,
     /// Bumped for every process started or let go: output of an older
@@ -219,7 +219,7 @@ impl SessionActor {
     /// write of the actor checks it is still held.
     pub fn new(
         runtime: Runtime,
-        supervisor: Addr<Supervisor>,
+        supervisor: SupervisorLink,
         row: Session,
         lease: Option<crate::db::models::lease::Lease>,
     ) -> SessionActor {
@@ -381,7 +381,7 @@ impl Actor for SessionActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.supervisor.do_send(ActorStopped {
+        self.supervisor.stopped.do_send(ActorStopped {
             session_id: self.session.id.clone(),
         });
     }

@@ -9,8 +9,8 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use serde_json::json;
 
 use super::running::{self, Running, StopReason, StopRequest};
+use super::upward::{Activity, ReleaseTurn, RequestTurn};
 use super::{Head, Intake, PendingControl, Process, SessionActor};
-use crate::actors::supervisor::messages::{Activity, ReleaseTurn, RequestTurn};
 use crate::cli::protocol;
 use crate::domain::turn::{Turn, TurnError};
 use crate::spec::LaunchSpec;
@@ -33,7 +33,7 @@ impl SessionActor {
         }
         let Some(next) = self.queue.front() else {
             self.release_permit();
-            self.supervisor.do_send(Activity {
+            self.supervisor.activity.do_send(Activity {
                 session_id: self.session.id.clone(),
                 idle: true,
             });
@@ -44,7 +44,7 @@ impl SessionActor {
             Head::AskedForPermit(_) | Head::Running(_) => return,
             Head::Waiting | Head::Finished => {
                 self.head = Head::AskedForPermit(Instant::now());
-                self.supervisor.do_send(RequestTurn {
+                self.supervisor.request_turn.do_send(RequestTurn {
                     tenant_id: self.session.tenant_id.clone(),
                     session_id: self.session.id.clone(),
                     addr: ctx.address(),
@@ -110,7 +110,7 @@ impl SessionActor {
         );
         let _entered = turn.span.clone().entered();
         tracing::debug!("turn started");
-        self.supervisor.do_send(Activity {
+        self.supervisor.activity.do_send(Activity {
             session_id: self.session.id.clone(),
             idle: false,
         });
@@ -210,7 +210,7 @@ impl SessionActor {
     pub(super) fn release_permit(&mut self) {
         if !matches!(self.head, Head::Waiting | Head::Running(_)) {
             self.head = Head::Waiting;
-            self.supervisor.do_send(ReleaseTurn {
+            self.supervisor.release_turn.do_send(ReleaseTurn {
                 tenant_id: self.session.tenant_id.clone(),
                 session_id: self.session.id.clone(),
             });

@@ -1,4 +1,5 @@
-//! Messages the `Supervisor` accepts.
+//! Messages the `Supervisor` accepts from the services. What a session
+//! actor sends it is `actors::session::upward`.
 
 use crate::db::models::lease::Lease;
 use actix::{Addr, Message};
@@ -19,42 +20,11 @@ pub struct OpenSession(pub Session, pub Option<Lease>);
 #[rtype(result = "()")]
 pub struct WarmSession(pub Session, pub Option<Lease>);
 
-/// A session's actor stopped (it had nothing left to do); forgotten unless
-/// a new one took its place.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ActorStopped {
-    pub session_id: String,
-}
-
 /// Stops a session's actor (if live) and waits until it has stopped.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CloseSession {
     pub session_id: String,
-}
-
-/// A session needs a live-process slot; granted later with `SlotGranted`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RequestSlot {
-    pub session_id: String,
-    pub addr: Addr<SessionActor>,
-}
-
-/// A session's process is gone; its slot is free.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ReleaseSlot {
-    pub session_id: String,
-}
-
-/// A session has nothing to do (or something again).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Activity {
-    pub session_id: String,
-    pub idle: bool,
 }
 
 /// Numbers for health and tests.
@@ -88,18 +58,6 @@ pub struct DrainAll {
     pub deadline: std::time::Instant,
 }
 
-/// A session's next turn needs one of its tenant's running-turn permits
-/// (`max_running_turns`, else `MAX_RUNNING_TURNS_PER_TENANT`, as stored when
-/// the request arrives); granted later with `TurnGranted`, in request order
-/// within the tenant.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RequestTurn {
-    pub tenant_id: String,
-    pub session_id: String,
-    pub addr: Addr<SessionActor>,
-}
-
 /// A tenant's limits were changed in the database: its running-turn limit
 /// is read again and applied to its live sessions. Answered once applied
 /// (waiting turns the new limit allows have been granted).
@@ -109,17 +67,13 @@ pub struct TenantLimitsChanged {
     pub tenant_id: String,
 }
 
-/// The permit's turn ended (or it is no longer wanted).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ReleaseTurn {
-    pub tenant_id: String,
-    pub session_id: String,
-}
-
 /// The ids of a tenant's sessions whose turn runs now (holds a permit).
 #[derive(Message)]
 #[rtype(result = "std::collections::HashSet<String>")]
 pub struct RunningSessions {
     pub tenant_id: String,
 }
+
+pub use crate::actors::session::upward::{
+    Activity, ActorStopped, ReleaseSlot, ReleaseTurn, RequestSlot, RequestTurn,
+};

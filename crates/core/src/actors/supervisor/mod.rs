@@ -13,6 +13,7 @@ use actix::{
 };
 
 use super::session::messages::{Close, Evict, SlotGranted, TurnGranted};
+use super::session::upward::SupervisorLink;
 use super::session::SessionActor;
 use super::Runtime;
 use crate::db::models::lease::Lease;
@@ -126,7 +127,16 @@ impl Supervisor {
         if let Some(lease) = &lease {
             self.epochs.insert(id.clone(), lease.epoch);
         }
-        let addr = SessionActor::new(self.runtime.clone(), ctx.address(), session, lease).start();
+        let me = ctx.address();
+        let link = SupervisorLink {
+            stopped: me.clone().recipient(),
+            request_slot: me.clone().recipient(),
+            release_slot: me.clone().recipient(),
+            activity: me.clone().recipient(),
+            request_turn: me.clone().recipient(),
+            release_turn: me.recipient(),
+        };
+        let addr = SessionActor::new(self.runtime.clone(), link, session, lease).start();
         self.sessions.insert(id, addr.downgrade());
         addr
     }

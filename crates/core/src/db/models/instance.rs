@@ -226,10 +226,10 @@ fn charge_died_turn(
             sessions::output_tokens.eq(sessions::output_tokens + output),
         ))
         .execute(conn)?;
-    super::usage::add(
+    super::usage_daily::add(
         conn,
         tenant_id,
-        super::usage::TurnUsage {
+        super::usage_daily::TurnUsage {
             turns: 0,
             cost_micros: cost,
             input_tokens: input,

@@ -20,6 +20,7 @@ pub mod tenant;
 pub mod transcript;
 pub mod turn;
 pub mod usage;
+pub mod usage_daily;
 pub mod webhook;
 pub mod webhook_secret;
 pub mod workspace;

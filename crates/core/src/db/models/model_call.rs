@@ -63,10 +63,10 @@ pub fn record(conn: &mut DbConnection, call: &NewModelCall, charge: DirectCharge
                 ))
                 .execute(conn)?;
         }
-        super::usage::add(
+        super::usage_daily::add(
             conn,
             &call.tenant_id,
-            super::usage::TurnUsage {
+            super::usage_daily::TurnUsage {
                 turns: 0,
                 cost_micros: charge.cost_micros,
                 input_tokens: charge.input_tokens,

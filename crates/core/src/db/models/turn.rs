@@ -56,10 +56,10 @@ pub fn record(conn: &mut DbConnection, turn: &TurnRecord) -> DbResult<bool> {
                 sessions::updated_at.eq(crate::db::now()),
             ))
             .execute(conn)?;
-        super::usage::add(
+        super::usage_daily::add(
             conn,
             &turn.tenant_id,
-            super::usage::TurnUsage {
+            super::usage_daily::TurnUsage {
                 turns: i64::from(turn.counts_as_turn),
                 cost_micros: cost,
                 input_tokens: input,

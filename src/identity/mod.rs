@@ -3,6 +3,9 @@
 //! (tenant, key, role), the client address (behind trusted proxies) and the
 //! request id the audit log keeps.
 
+pub mod console_sign_in;
+pub mod marks;
+
 use claude_code_api_core::error::ServiceError;
 use std::future::Future;
 use std::pin::Pin;
@@ -53,7 +56,7 @@ pub fn requester(req: &HttpRequest, caller: Caller) -> Requester {
     // Forwarded by another node of the cluster: the address it saw.
     let forwarded = req
         .extensions()
-        .get::<super::forward::Forwarded>()
+        .get::<marks::Forwarded>()
         .map(|f| f.client_addr.clone());
     let client_addr = forwarded.unwrap_or_else(|| {
         req.app_data::<web::Data<AppState>>()
@@ -63,7 +66,7 @@ pub fn requester(req: &HttpRequest, caller: Caller) -> Requester {
     Requester {
         caller,
         client_addr,
-        request_id: super::envelope::request_id(req),
+        request_id: marks::request_id(req),
     }
 }
 
@@ -90,8 +93,14 @@ fn caller(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Caller, ApiEr
     }
     let key = presented_key(req);
     // No key: a console sign-in cookie may stand for one (with CSRF rules).
-    if key.is_none() && req.cookie(crate::console::auth::COOKIE).is_some() {
-        return Box::pin(crate::console::auth::caller_from_cookie(req.clone()));
+    if key.is_none()
+        && req
+            .cookie(crate::identity::console_sign_in::COOKIE)
+            .is_some()
+    {
+        return Box::pin(crate::identity::console_sign_in::caller_from_cookie(
+            req.clone(),
+        ));
     }
     let state = req.app_data::<web::Data<AppState>>().cloned();
     Box::pin(async move {

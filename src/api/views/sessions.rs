@@ -1,0 +1,221 @@
+//! Session documents: what a session looks like to clients, and the body that creates one.
+
+use crate::error::ApiError;
+use claude_code_api_core::db::models::session::Session;
+use claude_code_api_core::domain::money::micros_to_usd;
+use claude_code_api_core::domain::session::{Effort, PermissionMode, SessionSpec};
+use claude_code_api_core::error::ServiceError;
+use claude_code_api_core::services::sessions::{self, validate_name, SessionStatus};
+use claude_code_api_core::services::{Requester, Services};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A new session. Fields left out come from the template, then the
+/// server's defaults.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// 1–128 of `[A-Za-z0-9._-]`, not starting with a dot; unique in the tenant.
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
+    name: String,
+    /// Optional spend limit of this session, in USD (kept in micro-USD).
+    #[serde(default)]
+    #[schema(minimum = 0.000001, exclusive_maximum = 1e9)]
+    budget_usd: Option<f64>,
+    /// An agent template (`GET /api/v1/templates`); an unknown one is a 404.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
+    template: Option<String>,
+    /// Replaces Claude Code's own system prompt.
+    #[serde(default)]
+    system_prompt: Option<String>,
+    /// Appended to Claude Code's own system prompt.
+    #[serde(default)]
+    append_system_prompt: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::envelope::integer")]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    max_turns: Option<u32>,
+    #[serde(default)]
+    permission_mode: Option<PermissionMode>,
+    #[serde(default)]
+    effort: Option<Effort>,
+    /// Tool names, as a list or one comma-separated string.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    allowed_tools: Option<serde_json::Value>,
+    /// Tool names, as a list or one comma-separated string.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    disallowed_tools: Option<serde_json::Value>,
+    /// Accepted for clients of the original and ignored: the key decides
+    /// the tenant (the session's `user_id`).
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+/// A session as clients see it. Every spec field is present, `null` when
+/// unset (the server default applies).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionData {
+    id: String,
+    name: String,
+    workspace: String,
+    /// The workspace again, under the name clients of the original read.
+    working_dir: String,
+    /// The tenant the session belongs to (the key decides it).
+    user_id: String,
+    status: SessionStatus,
+    template: Option<String>,
+    /// Replaces Claude Code's own system prompt.
+    system_prompt: Option<String>,
+    /// Appended to Claude Code's own system prompt.
+    append_system_prompt: Option<String>,
+    model: Option<String>,
+    max_turns: Option<u32>,
+    permission_mode: Option<PermissionMode>,
+    effort: Option<Effort>,
+    allowed_tools: Option<Vec<String>>,
+    disallowed_tools: Option<Vec<String>>,
+    /// A template's extra environment; values read `[redacted]`.
+    env: Option<std::collections::BTreeMap<String, String>>,
+    /// A template's MCP servers; `env` and `headers` values read `[redacted]`.
+    #[schema(value_type = Option<Object>)]
+    mcp_servers: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// The CLI's own conversation id, once the CLI has reported it.
+    cli_session_id: Option<String>,
+    /// This session's own spend limit, if any.
+    budget: Option<f64>,
+    budget_micros: Option<i64>,
+    total_cost: f64,
+    total_cost_micros: i64,
+    /// Turns that reached the CLI.
+    turns: i64,
+    /// The same count, under the name clients of the original read.
+    total_turns: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl SessionData {
+    pub fn new(s: Session, status: SessionStatus) -> Self {
+        let mut spec: SessionSpec = serde_json::from_str(&s.spec).unwrap_or_default();
+        // A template's credentials reach the CLI, never a client.
+        claude_code_api_core::redact::credentials(&mut spec.env, &mut spec.mcp_servers);
+        SessionData {
+            id: s.id,
+            name: s.name,
+            working_dir: s.workspace.clone(),
+            workspace: s.workspace,
+            user_id: s.tenant_id,
+            status,
+            template: spec.template,
+            system_prompt: spec.system_prompt,
+            append_system_prompt: spec.append_system_prompt,
+            model: spec.model,
+            max_turns: spec.max_turns,
+            permission_mode: spec.permission_mode,
+            effort: spec.effort,
+            allowed_tools: spec.allowed_tools,
+            disallowed_tools: spec.disallowed_tools,
+            env: spec.env,
+            mcp_servers: spec.mcp_servers,
+            cli_session_id: s.cli_session_id,
+            budget: s.budget_micros.map(micros_to_usd),
+            budget_micros: s.budget_micros,
+            total_cost: micros_to_usd(s.total_cost_micros),
+            total_cost_micros: s.total_cost_micros,
+            turns: s.turns,
+            total_turns: s.turns,
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+            created_at: claude_code_api_core::domain::timestamp(&s.created_at),
+            updated_at: claude_code_api_core::domain::timestamp(&s.updated_at),
+        }
+    }
+}
+
+/// The caller's sessions as documents, each with its live status.
+pub async fn session_views(
+    services: &Services,
+    who: &Requester,
+    rows: Vec<Session>,
+) -> Result<Vec<SessionData>, ApiError> {
+    let statuses = sessions::statuses(services, who, &rows).await?;
+    Ok(rows
+        .into_iter()
+        .zip(statuses)
+        .map(|(row, status)| SessionData::new(row, status))
+        .collect())
+}
+
+/// One session as a document, with its live status.
+pub async fn session_view(
+    services: &Services,
+    who: &Requester,
+    row: Session,
+) -> Result<SessionData, ApiError> {
+    let mut views = session_views(services, who, vec![row]).await?;
+    views
+        .pop()
+        .ok_or_else(|| ApiError::from(ServiceError::internal("no session view")))
+}
+
+impl CreateSession {
+    /// The session to create, or a 422 naming the bad field.
+    pub fn into_new_session(self) -> Result<sessions::NewSession, ApiError> {
+        let budget_micros = sessions::budget_micros(self.budget_usd)?;
+        let (name, spec) = self.into_spec()?;
+        Ok(sessions::NewSession {
+            name,
+            spec,
+            budget_micros,
+        })
+    }
+
+    fn into_spec(self) -> Result<(String, SessionSpec), ApiError> {
+        validate_name(&self.name)?;
+        if self.max_turns == Some(0) {
+            return Err(ApiError::from(ServiceError::Validation(
+                "max_turns must be at least 1".into(),
+            )));
+        }
+        let tools = |field: &str,
+                     value: Option<serde_json::Value>|
+         -> Result<Option<Vec<String>>, ApiError> {
+            #[derive(Deserialize)]
+            struct Probe {
+                #[serde(
+                    default,
+                    deserialize_with = "claude_code_api_core::domain::session::tool_list"
+                )]
+                tools: Option<Vec<String>>,
+            }
+            let Some(value) = value else { return Ok(None) };
+            serde_json::from_value::<Probe>(serde_json::json!({ "tools": value }))
+                .map(|p| p.tools)
+                .map_err(|_| {
+                    ApiError::from(ServiceError::Validation(format!(
+                        "{field} must be a list of tool names or a comma-separated string"
+                    )))
+                })
+        };
+        let spec = SessionSpec {
+            template: self.template,
+            system_prompt: self.system_prompt,
+            append_system_prompt: self.append_system_prompt,
+            model: self.model,
+            max_turns: self.max_turns,
+            permission_mode: self.permission_mode,
+            effort: self.effort,
+            allowed_tools: tools("allowed_tools", self.allowed_tools)?,
+            disallowed_tools: tools("disallowed_tools", self.disallowed_tools)?,
+            env: None,
+            mcp_servers: None,
+        };
+        Ok((self.name, spec))
+    }
+}
