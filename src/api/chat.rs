@@ -4,7 +4,6 @@
 
 use crate::identity::Who;
 use claude_code_api_core::error::ServiceError;
-use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use actix_web_lab::sse;
@@ -13,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::envelope::Envelope;
+use super::event_stream::{to_sse, KEEP_ALIVE};
 use super::{envelope, idempotency};
 use crate::api::views::chat::WaitingForApproval;
 use crate::error::{ApiError, Problem};
@@ -23,9 +23,6 @@ use claude_code_api_core::domain::turn::ChatResponse;
 use claude_code_api_core::domain::turn::TurnRequest;
 use claude_code_api_core::services::turns::{self, Answer, Reply, Submitted, Target};
 use utoipa::ToSchema;
-
-/// Comment pings keep proxies from closing a quiet stream.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// One turn: the prompt, and what this turn alone changes.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -167,12 +164,6 @@ pub async fn chat_stream(
             "a stream was asked for",
         )));
     };
-    let events = ReceiverStream::new(rx).map(|event| {
-        let data = sse::Data::new_json(&event.data)
-            .unwrap_or_else(|_| sse::Data::new("{}"))
-            .event(event.kind.clone())
-            .id(event.seq.to_string());
-        sse::Event::Data(data)
-    });
+    let events = ReceiverStream::new(rx).map(to_sse);
     Ok(sse::Sse::from_infallible_stream(events).with_keep_alive(KEEP_ALIVE))
 }

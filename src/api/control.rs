@@ -14,17 +14,16 @@ use tokio_stream::wrappers::ReceiverStream;
 use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{self, Envelope};
+use super::event_stream::{to_sse, KEEP_ALIVE};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use claude_code_api_core::actors::session::approvals::Decision;
 use claude_code_api_core::actors::session::messages::Subscription;
 use claude_code_api_core::db::models::event;
 use claude_code_api_core::domain::approval::{ApprovalView, Resolved};
-use claude_code_api_core::domain::turn::TurnEvent;
+use claude_code_api_core::domain::event::NumberedEvent;
 use claude_code_api_core::services::{approvals, sessions, turns, Requester};
 
-/// Comment pings keep proxies from closing a quiet stream and find dead clients.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Stored events read per query while replaying.
 const REPLAY_PAGE: i64 = 500;
 
@@ -146,7 +145,7 @@ pub async fn session_events(
         more: first_page.len() as i64 == REPLAY_PAGE,
         page: first_page
             .iter()
-            .map(claude_code_api_core::actors::session::hub::to_stream_event)
+            .filter_map(claude_code_api_core::actors::session::hub::to_stream_event)
             .collect(),
         pending: Some(pending),
     };
@@ -251,11 +250,11 @@ struct Tail {
     session_id: String,
     sent: i64,
     wake: tokio::sync::broadcast::Receiver<String>,
-    page: std::collections::VecDeque<TurnEvent>,
+    page: std::collections::VecDeque<NumberedEvent>,
 }
 
 impl Tail {
-    fn stream(self) -> impl futures_util::Stream<Item = TurnEvent> {
+    fn stream(self) -> impl futures_util::Stream<Item = NumberedEvent> {
         stream::unfold(self, |mut tail| async move {
             let event = tail.next().await?;
             Some((event, tail))
@@ -264,7 +263,7 @@ impl Tail {
 
     /// The next stored event; `None` once the session is gone (deleted) or
     /// storage cannot be read (the client resumes with `Last-Event-ID`).
-    async fn next(&mut self) -> Option<TurnEvent> {
+    async fn next(&mut self) -> Option<NumberedEvent> {
         loop {
             if let Some(event) = self.page.pop_front() {
                 self.sent = event.seq;
@@ -285,7 +284,7 @@ impl Tail {
                 Ok((rows, _)) if !rows.is_empty() => {
                     self.page = rows
                         .iter()
-                        .map(claude_code_api_core::actors::session::hub::to_stream_event)
+                        .filter_map(claude_code_api_core::actors::session::hub::to_stream_event)
                         .collect();
                     continue;
                 }
@@ -335,12 +334,12 @@ struct Replay {
     upto: i64,
     /// Whether storage may hold more after `page`.
     more: bool,
-    page: std::collections::VecDeque<TurnEvent>,
-    pending: Option<Vec<TurnEvent>>,
+    page: std::collections::VecDeque<NumberedEvent>,
+    pending: Option<Vec<NumberedEvent>>,
 }
 
 impl Replay {
-    fn stream(self) -> impl futures_util::Stream<Item = Result<TurnEvent, ()>> {
+    fn stream(self) -> impl futures_util::Stream<Item = Result<NumberedEvent, ()>> {
         stream::unfold(Some(self), |replay| async move {
             let mut replay = replay?;
             match replay.next().await {
@@ -351,7 +350,7 @@ impl Replay {
         })
     }
 
-    async fn next(&mut self) -> Result<Option<TurnEvent>, ()> {
+    async fn next(&mut self) -> Result<Option<NumberedEvent>, ()> {
         loop {
             if let Some(event) = self.page.pop_front() {
                 // Pending events may have been stored meanwhile: once each.
@@ -372,7 +371,7 @@ impl Replay {
                 self.more = rows.len() as i64 == REPLAY_PAGE;
                 self.page = rows
                     .iter()
-                    .map(claude_code_api_core::actors::session::hub::to_stream_event)
+                    .filter_map(claude_code_api_core::actors::session::hub::to_stream_event)
                     .collect();
                 continue;
             }
@@ -382,15 +381,6 @@ impl Replay {
             }
         }
     }
-}
-
-fn to_sse(event: TurnEvent) -> sse::Event {
-    sse::Event::Data(
-        sse::Data::new_json(&event.data)
-            .unwrap_or_else(|_| sse::Data::new("{}"))
-            .event(event.kind)
-            .id(event.seq.to_string()),
-    )
 }
 
 /// What an interrupt did.

@@ -9,6 +9,7 @@ mod chat;
 mod control;
 mod egress;
 pub mod envelope;
+mod event_stream;
 mod files;
 pub mod forward;
 mod health;

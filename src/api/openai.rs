@@ -23,9 +23,10 @@ use utoipa::ToSchema;
 use crate::api::views::openai::DEFAULT_SESSION;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
+use claude_code_api_core::domain::event::{NumberedEvent, StreamEvent};
 use claude_code_api_core::domain::session::TurnOverrides;
+use claude_code_api_core::domain::turn::TurnError;
 use claude_code_api_core::domain::turn::TurnRequest;
-use claude_code_api_core::domain::turn::{TurnError, TurnEvent};
 use claude_code_api_core::services::sessions::validate_name;
 use claude_code_api_core::services::turns::{self, Reply, Submitted, Target};
 
@@ -359,16 +360,16 @@ impl Chunks {
     }
 
     /// The chunks one turn event becomes, and whether the stream ends.
-    fn on_event(&mut self, event: TurnEvent) -> (Vec<Value>, bool) {
+    fn on_event(&mut self, event: NumberedEvent) -> (Vec<Value>, bool) {
         let mut out = Vec::new();
         let mut role = || {
             let first = !self.started;
             self.started = true;
             first
         };
-        match event.kind.as_str() {
-            "delta" => {
-                let text = event.data["text"].as_str().unwrap_or_default().to_owned();
+        match event.event {
+            StreamEvent::Delta(delta) => {
+                let text = delta.text;
                 let delta = if role() {
                     json!({"role": "assistant", "content": text})
                 } else {
@@ -377,15 +378,15 @@ impl Chunks {
                 out.push(self.chunk(delta, None));
                 (out, false)
             }
-            "done" => {
+            StreamEvent::Done(answer) => {
                 if role() {
                     // No token streamed (e.g. a tool-only answer): send the text whole.
-                    let text = event.data["content"].as_str().unwrap_or_default();
+                    let text = &answer.content;
                     out.push(self.chunk(json!({"role": "assistant", "content": text}), None));
                 }
                 out.push(self.chunk(json!({}), Some("stop")));
                 if self.include_usage {
-                    let usage = usage(&event.data["usage"]);
+                    let usage = usage(&answer.usage);
                     let mut last = self.chunk(json!({}), None);
                     last["choices"] = json!([]);
                     last["usage"] = json!(usage);
@@ -393,16 +394,12 @@ impl Chunks {
                 }
                 (out, true)
             }
-            "error" => {
+            StreamEvent::Error(failed) => {
                 // The OpenAI stream error shape; clients raise it.
-                let message = event.data["detail"]
-                    .as_str()
-                    .unwrap_or("the turn failed")
-                    .to_owned();
                 out.push(json!({"error": {
-                    "message": message,
-                    "type": event.data["type"],
-                    "code": event.data["status"],
+                    "message": failed.problem.detail,
+                    "type": failed.problem.kind,
+                    "code": failed.problem.status,
                 }}));
                 (out, true)
             }
@@ -417,7 +414,7 @@ fn sse_data(value: &Value) -> Bytes {
 
 /// Turn events → OpenAI chunks, then `data: [DONE]`.
 fn chunk_stream(
-    rx: mpsc::Receiver<TurnEvent>,
+    rx: mpsc::Receiver<NumberedEvent>,
     chunks: Chunks,
 ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
     stream::unfold(Some((rx, chunks)), |state| async move {

@@ -5,9 +5,9 @@
 //! generic 500; their cause goes to the log, never to the client.
 
 use reqwest::StatusCode;
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+pub use crate::domain::problem::{problem_type, FieldError, Problem};
 use crate::domain::turn::TurnError;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -93,15 +93,25 @@ impl ServiceError {
 
     /// The problem document, without the per-request members.
     pub fn problem(&self) -> Value {
+        self.problem_document().into_value()
+    }
+
+    /// The problem document, typed.
+    pub fn problem_document(&self) -> Problem {
         let status = self.status_code();
-        let mut problem = Problem::new(self.kind(), status, self.to_string());
+        let mut problem = Problem::new(
+            self.kind(),
+            status.as_u16(),
+            title(status),
+            self.to_string(),
+        );
         if let ServiceError::BudgetExceeded {
             scope,
             spent_micros,
             limit_micros,
         } = self
         {
-            problem.scope = Some(scope);
+            problem.scope = Some((*scope).to_owned());
             problem.spent = Some(*spent_micros as f64 / 1e6);
             problem.limit = Some(*limit_micros as f64 / 1e6);
             problem.spent_micros = Some(*spent_micros);
@@ -119,7 +129,7 @@ impl ServiceError {
             problem.used_bytes = Some(*used_bytes);
             problem.limit_bytes = Some(*limit_bytes);
         }
-        problem.into_value()
+        problem
     }
 }
 
@@ -145,124 +155,6 @@ pub const PROBLEM_KINDS: &[&str] = &[
     "internal-error",
     "http-error",
 ];
-
-/// An RFC 9457 problem document, as every error response carries it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Problem {
-    /// `urn:claude-code-api:problem:<slug>`; the slugs are listed in `PROBLEM_KINDS`.
-    #[serde(rename = "type")]
-    #[schema(example = "urn:claude-code-api:problem:not-found")]
-    pub kind: String,
-    /// The HTTP reason phrase.
-    pub title: String,
-    pub status: u16,
-    /// What went wrong, for people.
-    pub detail: String,
-    /// The request path (added to every error response).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
-    /// Also in the `X-Request-Id` header and the server's logs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// `budget_exceeded` only: which budget ran out, `tenant` or `session`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<&'static str>,
-    /// `budget_exceeded` only: USD spent; `spent_micros` is exact.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spent: Option<f64>,
-    /// `budget_exceeded` only: the budget in USD; `limit_micros` is exact.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spent_micros: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit_micros: Option<i64>,
-    /// `validation-error` only: what was wrong, as the original lists it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Vec<FieldError>>,
-    /// `disk-quota-exceeded` only: what the tenant keeps on disk, in bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub used_bytes: Option<u64>,
-    /// `disk-quota-exceeded` only: the tenant's disk quota, in bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit_bytes: Option<u64>,
-}
-
-/// One invalid field of a 422.
-#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
-pub struct FieldError {
-    /// The field (`message`, `max_turns`, …), or `body` when the error is
-    /// not about one field.
-    pub field: String,
-    pub message: String,
-    /// `missing`, `extra_forbidden`, `type_error` or `value_error`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-}
-
-impl FieldError {
-    /// Reads the field out of a validation message: serde names it in
-    /// backquotes; the server's own messages start with it.
-    fn of(message: &str) -> FieldError {
-        let quoted = || {
-            let start = message.find('`')? + 1;
-            let len = message[start..].find('`')?;
-            Some(message[start..start + len].to_owned())
-        };
-        let leading = || {
-            let word: String = message
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
-                .collect();
-            // `max_turns …`, `output_format.type …`, or `message must …`.
-            let compound = word.contains(['_', '.']);
-            let verb_follows = [" must ", " is ", " needs "]
-                .iter()
-                .any(|v| message[word.len()..].starts_with(v));
-            let is_field = !word.is_empty() && (compound || verb_follows);
-            (is_field && word != "the" && word != "a").then_some(word)
-        };
-        let (field, kind) = if message.starts_with("missing field") {
-            (quoted(), "missing")
-        } else if message.starts_with("unknown field") {
-            (quoted(), "extra_forbidden")
-        } else if message.starts_with("invalid type") {
-            (None, "type_error")
-        } else {
-            (leading(), "value_error")
-        };
-        FieldError {
-            field: field.unwrap_or_else(|| "body".into()),
-            message: message.to_owned(),
-            kind,
-        }
-    }
-}
-
-impl Problem {
-    fn new(kind: &str, status: StatusCode, detail: String) -> Self {
-        Problem {
-            kind: problem_type(kind),
-            title: title(status).to_owned(),
-            status: status.as_u16(),
-            detail,
-            instance: None,
-            request_id: None,
-            scope: None,
-            spent: None,
-            limit: None,
-            spent_micros: None,
-            limit_micros: None,
-            errors: None,
-            used_bytes: None,
-            limit_bytes: None,
-        }
-    }
-
-    fn into_value(self) -> Value {
-        serde_json::to_value(self).unwrap_or_else(|_| json!({}))
-    }
-}
 
 impl ServiceError {
     /// The HTTP status this kind of failure answers with.
@@ -297,11 +189,6 @@ impl ServiceError {
     }
 }
 
-/// The problem `type` URI of a kind.
-pub fn problem_type(kind: &str) -> String {
-    format!("urn:claude-code-api:problem:{kind}")
-}
-
 /// The problem for a status that no handler described (unknown route, 405…).
 pub fn generic_problem(status: u16) -> Value {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -324,7 +211,7 @@ pub fn generic_problem(status: u16) -> Value {
         s if s >= 500 => "internal error".to_owned(),
         _ => title(status).to_owned(),
     };
-    Problem::new(kind, status, detail).into_value()
+    Problem::new(kind, status.as_u16(), title(status), detail).into_value()
 }
 
 fn title(status: StatusCode) -> &'static str {
@@ -382,13 +269,12 @@ impl From<TurnError> for ServiceError {
 
 /// The problem document of a failed turn (the `error` event's payload),
 /// with its `detail` also as `error`, the member clients of the original read.
-pub fn turn_problem(e: &TurnError) -> Value {
-    let mut problem = ServiceError::from(e).problem();
-    if let Value::Object(members) = &mut problem {
-        let detail = members.get("detail").cloned().unwrap_or(Value::Null);
-        members.insert("error".into(), detail);
+pub fn turn_problem(e: &TurnError) -> crate::domain::event::TurnProblem {
+    let problem = ServiceError::from(e).problem_document();
+    crate::domain::event::TurnProblem {
+        error: problem.detail.clone(),
+        problem,
     }
-    problem
 }
 
 #[cfg(test)]
@@ -446,31 +332,31 @@ mod tests {
         };
         assert_eq!(
             of("missing field `message` at line 1 column 2"),
-            ("message".into(), "missing")
+            ("message".into(), "missing".into())
         );
         assert_eq!(
             of("unknown field `foo`, expected one of `message`"),
-            ("foo".into(), "extra_forbidden")
+            ("foo".into(), "extra_forbidden".into())
         );
         assert_eq!(
             of("message must not be empty"),
-            ("message".into(), "value_error")
+            ("message".into(), "value_error".into())
         );
         assert_eq!(
             of("max_turns must be at least 1"),
-            ("max_turns".into(), "value_error")
+            ("max_turns".into(), "value_error".into())
         );
         assert_eq!(
             of("output_format.type \"json\" is not supported"),
-            ("output_format.type".into(), "value_error")
+            ("output_format.type".into(), "value_error".into())
         );
         assert_eq!(
             of("the path field is too long"),
-            ("body".into(), "value_error")
+            ("body".into(), "value_error".into())
         );
         assert_eq!(
             of("invalid type: integer `1`, expected a string"),
-            ("body".into(), "type_error")
+            ("body".into(), "type_error".into())
         );
         let problem = ServiceError::Validation("message must not be empty".into()).problem();
         assert_eq!(problem["errors"][0]["field"], "message");

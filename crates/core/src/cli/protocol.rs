@@ -103,12 +103,8 @@ pub enum Block {
     Other,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ToolResult {
-    pub tool_use_id: String,
-    pub content: Value,
-    pub is_error: bool,
-}
+/// A tool's result, as the `tool_result` event carries it.
+pub use crate::domain::event::ToolResult;
 
 /// The `result` line of a turn.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]

@@ -1,10 +1,10 @@
 //! Tool approvals as clients see them, and a decision's outcome.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// An approval as clients see it (API, events, webhooks).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApprovalView {
     pub id: String,
     /// The session's name.

@@ -3,8 +3,10 @@
 //! knows HTTP, the database or the actors; everything else may use it.
 
 pub mod approval;
+pub mod event;
 pub mod job;
 pub mod money;
+pub mod problem;
 pub mod session;
 pub mod turn;
 

@@ -1,10 +1,11 @@
 //! A turn as the rest of the server sees it: what goes in, the events that
 //! come out while it runs, and how it ends.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::domain::event::NumberedEvent;
 use crate::domain::session::TurnOverrides;
 
 /// A prompt and what this turn alone changes.
@@ -21,7 +22,7 @@ pub struct Turn {
     pub message: String,
     pub overrides: TurnOverrides,
     /// Live events for a streaming client; dropped if it falls behind.
-    pub subscriber: Option<mpsc::Sender<TurnEvent>>,
+    pub subscriber: Option<mpsc::Sender<NumberedEvent>>,
     /// The outcome, for a waiting client.
     pub reply: Option<oneshot::Sender<Result<ChatResponse, TurnError>>>,
     /// The span it was queued in (the request's, with its request id): the
@@ -33,16 +34,8 @@ pub struct Turn {
     pub approvals: Option<mpsc::UnboundedSender<Option<String>>>,
 }
 
-/// One event of a turn, numbered by the session's `seq`.
-#[derive(Debug, Clone, Serialize)]
-pub struct TurnEvent {
-    pub seq: i64,
-    pub kind: String,
-    pub data: Value,
-}
-
 /// A tool call the agent made during a turn.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ToolUse {
     pub name: String,
     #[schema(value_type = Object)]
@@ -50,7 +43,7 @@ pub struct ToolUse {
 }
 
 /// The answer to a chat turn (also the payload of the `done` event).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ChatResponse {
     /// The session's name, as clients address it.
     pub session_id: String,

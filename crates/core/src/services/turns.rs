@@ -12,8 +12,9 @@ use super::{Requester, Services};
 use crate::actors::session::messages::{Enqueue, Interrupt, InterruptReply};
 use crate::db::models::job::Job;
 use crate::db::models::session::Session;
+use crate::domain::event::NumberedEvent;
 use crate::domain::session::{PermissionMode, SessionSpec};
-use crate::domain::turn::{ChatResponse, Turn, TurnError, TurnEvent, TurnRequest};
+use crate::domain::turn::{ChatResponse, Turn, TurnError, TurnRequest};
 use crate::error::ServiceError;
 
 /// Longest prompt accepted, in bytes.
@@ -50,7 +51,7 @@ pub enum Submitted {
         /// `None` when it is settled.
         approvals: mpsc::UnboundedReceiver<Option<String>>,
     },
-    Stream(mpsc::Receiver<TurnEvent>),
+    Stream(mpsc::Receiver<NumberedEvent>),
     /// Written before this returns: an accepted job is never lost.
     Job {
         job: Box<Job>,

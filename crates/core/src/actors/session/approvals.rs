@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use super::SessionActor;
 use crate::cli::protocol;
 use crate::db::models::approval::{self, Approval};
-use crate::domain::approval::Resolved;
+use crate::domain::approval::{ApprovalView, Resolved};
+use crate::domain::event::{PermissionResolved, StreamEvent};
 
 /// Tool input fields that name a file or folder the tool works on.
 const PATH_FIELDS: [&str; 3] = ["file_path", "path", "notebook_path"];
@@ -62,11 +63,14 @@ impl SessionActor {
             tracing::info!(session = %self.session.name, %tool, %path, "tool call outside the workspace denied");
             self.answer_cli(&request_id, json!({"behavior": "deny", "message": message}));
             if let Some(running) = self.head.running_mut() {
-                running.emit(
-                    &mut self.hub,
-                    "permission_resolved",
-                    json!({"id": null, "tool": tool, "status": approval::DENIED, "by": "policy", "message": message}),
-                );
+                let resolved = PermissionResolved::DeniedByPolicy {
+                    id: None,
+                    tool: tool.clone(),
+                    status: approval::DENIED.to_owned(),
+                    by: "policy".to_owned(),
+                    message,
+                };
+                running.emit(&mut self.hub, StreamEvent::PermissionResolved(resolved));
             }
             return;
         }
@@ -123,7 +127,7 @@ impl SessionActor {
             })),
         );
         if let Some(running) = self.head.running_mut() {
-            running.emit(&mut self.hub, "permission_request", view);
+            running.emit(&mut self.hub, StreamEvent::PermissionRequest(view));
             running.notify_approval(&self.hub, Some(&id));
         }
     }
@@ -229,7 +233,11 @@ impl SessionActor {
     /// Stores an approval's final state and publishes `permission_resolved`.
     fn settle(&mut self, id: &str, status: &'static str, decision: Option<Value>) {
         crate::metrics::approvals_pending_changed(-1);
-        let data = json!({"id": id, "status": status, "decision": decision});
+        let resolved = PermissionResolved::Settled {
+            id: id.to_owned(),
+            status: status.to_owned(),
+            decision: decision.clone(),
+        };
         let row_id = id.to_owned();
         let stored = decision.map(|d| d.to_string());
         let gate = self.hub.gate();
@@ -238,7 +246,7 @@ impl SessionActor {
             Some(Box::new(move |_| gate.open())),
         );
         if let Some(running) = self.head.running_mut() {
-            running.emit(&mut self.hub, "permission_resolved", data);
+            running.emit(&mut self.hub, StreamEvent::PermissionResolved(resolved));
             running.notify_approval(&self.hub, None);
         }
     }
@@ -252,8 +260,8 @@ impl SessionActor {
 }
 
 /// The view as an event or webhook payload.
-fn approval_view(row: &Approval, session_name: &str) -> Value {
-    serde_json::to_value(row.view(session_name)).unwrap_or_default()
+fn approval_view(row: &Approval, session_name: &str) -> ApprovalView {
+    row.view(session_name)
 }
 
 /// Queues the signed `approval.required` webhook when the asking turn is a
@@ -261,7 +269,7 @@ fn approval_view(row: &Approval, session_name: &str) -> Value {
 fn notify_job_webhook(
     conn: &mut crate::db::DbConnection,
     row: &Approval,
-    view: &Value,
+    view: &ApprovalView,
 ) -> crate::db::DbResult<bool> {
     let Some(job_id) = &row.job_id else {
         return Ok(false);

@@ -5,11 +5,11 @@
 use std::time::Instant;
 
 use actix::{Context, StreamHandler};
-use serde_json::json;
 
 use super::{PendingControl, SessionActor};
 use crate::cli::process::{ProcessEvent, ProcessOutput};
 use crate::cli::protocol::{self, Block, CliMessage};
+use crate::domain::event::{AssistantText, StreamEvent, TextDelta, ToolCall};
 use crate::domain::money::usd_to_micros;
 
 impl StreamHandler<ProcessEvent> for SessionActor {
@@ -113,17 +113,16 @@ impl SessionActor {
                 for block in blocks {
                     match block {
                         Block::Text { text } => {
-                            // `content`/`tool_name`: the members clients of the original read.
-                            let data = json!({"text": text, "content": text, "tool_name": null});
-                            running.emit(&mut self.hub, "assistant", data);
+                            running.emit(
+                                &mut self.hub,
+                                StreamEvent::Assistant(AssistantText::new(text.clone())),
+                            );
                             running.add_text(text);
                         }
                         Block::ToolUse { id, name, input } => {
                             running.emit(
                                 &mut self.hub,
-                                "tool",
-                                json!({"id": id, "name": name, "input": input,
-                                       "tool_name": name, "content": null}),
+                                StreamEvent::Tool(ToolCall::new(id, name.clone(), input.clone())),
                             );
                             running
                                 .tools
@@ -136,13 +135,13 @@ impl SessionActor {
             CliMessage::ToolResults(results) => {
                 if let Some(running) = self.head.running_mut() {
                     for result in results {
-                        running.emit(&mut self.hub, "tool_result", json!(result));
+                        running.emit(&mut self.hub, StreamEvent::ToolResult(result));
                     }
                 }
             }
             CliMessage::TextDelta(text) => {
                 if let Some(running) = self.head.running_mut() {
-                    running.emit(&mut self.hub, "delta", json!({"text": text}));
+                    running.emit(&mut self.hub, StreamEvent::Delta(TextDelta { text }));
                 }
             }
             CliMessage::Result(result) => {

@@ -179,7 +179,7 @@ impl Handler<Subscribe> for SessionActor {
         let pending: Vec<_> = self
             .head
             .running()
-            .map(|r| r.unflushed().iter().map(to_stream_event).collect())
+            .map(|r| r.unflushed().iter().filter_map(to_stream_event).collect())
             .unwrap_or_default();
         // Answered after every write queued so far is applied: what is not
         // in `pending` is then in the database.

@@ -16,11 +16,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::db::models::event::Event;
-use crate::domain::turn::TurnEvent;
+use crate::domain::event::{NumberedEvent, StreamEvent};
 
 /// Events buffered per subscriber before it counts as too slow.
 pub const SUBSCRIBER_BUFFER: usize = 1024;
@@ -36,12 +35,12 @@ pub struct Hub {
 /// queue, which opens the gates.
 #[derive(Default)]
 struct Stream {
-    subscribers: Vec<mpsc::Sender<TurnEvent>>,
+    subscribers: Vec<mpsc::Sender<NumberedEvent>>,
     outbox: VecDeque<Entry>,
 }
 
 enum Entry {
-    Event(TurnEvent, Option<Client>),
+    Event(NumberedEvent, Option<Client>),
     /// Tells a waiting client something (an approval to answer).
     Call(Box<dyn FnOnce() + Send>),
     Gate(Arc<AtomicBool>),
@@ -67,19 +66,19 @@ impl Gate {
 pub struct Client(Arc<ClientInner>);
 
 struct ClientInner {
-    tx: mpsc::Sender<TurnEvent>,
+    tx: mpsc::Sender<NumberedEvent>,
     dropped: AtomicBool,
 }
 
 impl Client {
-    pub fn new(tx: mpsc::Sender<TurnEvent>) -> Client {
+    pub fn new(tx: mpsc::Sender<NumberedEvent>) -> Client {
         Client(Arc::new(ClientInner {
             tx,
             dropped: AtomicBool::new(false),
         }))
     }
 
-    fn send(&self, event: TurnEvent) {
+    fn send(&self, event: NumberedEvent) {
         if !self.0.dropped.load(Ordering::Relaxed) && self.0.tx.try_send(event).is_err() {
             self.0.dropped.store(true, Ordering::Relaxed);
         }
@@ -133,27 +132,22 @@ impl Hub {
     }
 
     /// Numbers an event: the row to store and the event to publish.
-    pub fn number(&mut self, kind: &str, data: Value) -> (Event, TurnEvent) {
+    pub fn number(&mut self, event: StreamEvent) -> (Event, NumberedEvent) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let row = Event {
             session_id: self.session_id.clone(),
             seq,
-            kind: kind.to_owned(),
-            payload: data.to_string(),
+            kind: event.name().to_owned(),
+            payload: event.data().to_string(),
             created_at: crate::db::now(),
         };
-        let event = TurnEvent {
-            seq,
-            kind: kind.to_owned(),
-            data,
-        };
-        (row, event)
+        (row, NumberedEvent { seq, event })
     }
 
     /// Sends the event to the subscribers and to `client`, behind whatever
     /// gate is still closed.
-    pub fn publish(&self, event: TurnEvent, client: Option<Client>) {
+    pub fn publish(&self, event: NumberedEvent, client: Option<Client>) {
         lock(&self.stream).push(Entry::Event(event, client));
     }
 
@@ -174,7 +168,7 @@ impl Hub {
     }
 
     /// A new live subscriber; it sees every event let out from now on.
-    pub fn subscribe(&self) -> mpsc::Receiver<TurnEvent> {
+    pub fn subscribe(&self) -> mpsc::Receiver<NumberedEvent> {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         lock(&self.stream).subscribers.push(tx);
         rx
@@ -198,12 +192,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A stored event as the stream sends it.
-pub fn to_stream_event(row: &Event) -> TurnEvent {
-    TurnEvent {
-        seq: row.seq,
-        kind: row.kind.clone(),
-        data: serde_json::from_str(&row.payload).unwrap_or(Value::Null),
+/// A stored event as the stream sends it; `None` (logged) for a row no
+/// version of the server wrote.
+pub fn to_stream_event(row: &Event) -> Option<NumberedEvent> {
+    match StreamEvent::from_stored(&row.kind, &row.payload) {
+        Ok(event) => Some(NumberedEvent {
+            seq: row.seq,
+            event,
+        }),
+        Err(e) => {
+            tracing::warn!(session_id = %row.session_id, seq = row.seq, kind = %row.kind, error = %e, "a stored event cannot be read; skipped");
+            None
+        }
     }
 }
 
@@ -211,7 +211,11 @@ pub fn to_stream_event(row: &Event) -> TurnEvent {
 mod tests {
     use super::*;
 
-    fn seqs(rx: &mut mpsc::Receiver<TurnEvent>) -> Vec<i64> {
+    fn delta() -> StreamEvent {
+        StreamEvent::Delta(crate::domain::event::TextDelta { text: "x".into() })
+    }
+
+    fn seqs(rx: &mut mpsc::Receiver<NumberedEvent>) -> Vec<i64> {
         let mut out = Vec::new();
         while let Ok(event) = rx.try_recv() {
             out.push(event.seq);
@@ -220,7 +224,7 @@ mod tests {
     }
 
     fn emit(hub: &mut Hub) {
-        let (_, event) = hub.number("delta", Value::Null);
+        let (_, event) = hub.number(delta());
         hub.publish(event, None);
     }
 
@@ -265,11 +269,11 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(1);
         let client = Client::new(tx);
         for _ in 0..3 {
-            let (_, event) = hub.number("delta", Value::Null);
+            let (_, event) = hub.number(delta());
             hub.publish(event, Some(client.clone()));
         }
         assert_eq!(seqs(&mut rx), vec![1]);
-        let (_, event) = hub.number("delta", Value::Null);
+        let (_, event) = hub.number(delta());
         hub.publish(event, Some(client));
         assert_eq!(seqs(&mut rx), Vec::<i64>::new(), "no gap after a drop");
     }

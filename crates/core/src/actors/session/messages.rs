@@ -77,9 +77,9 @@ pub struct Subscribe;
 pub struct Subscription {
     /// Every event emitted after the subscription, until the subscriber
     /// falls too far behind (then the channel closes).
-    pub live: tokio::sync::mpsc::Receiver<crate::domain::turn::TurnEvent>,
+    pub live: tokio::sync::mpsc::Receiver<crate::domain::event::NumberedEvent>,
     /// Events of the running turn not yet stored when it subscribed.
-    pub pending: Vec<crate::domain::turn::TurnEvent>,
+    pub pending: Vec<crate::domain::event::NumberedEvent>,
     /// The seq of the last event emitted when it subscribed (0: none).
     pub last_seq: i64,
 }

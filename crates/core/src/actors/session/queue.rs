@@ -12,6 +12,7 @@ use super::running::{self, Running, StopReason, StopRequest};
 use super::upward::{Activity, ReleaseTurn, RequestTurn};
 use super::{Head, Intake, PendingControl, Process, SessionActor};
 use crate::cli::protocol;
+use crate::domain::event::{JobStatus, StreamEvent, TurnStarted};
 use crate::domain::turn::{Turn, TurnError};
 use crate::spec::LaunchSpec;
 
@@ -190,12 +191,20 @@ impl SessionActor {
         let mut running = Running::new(turn);
         running.reservation = reservation;
         running.meter = Some(meter);
-        running.emit(&mut self.hub, "turn_started", json!({"job_id": job_id}));
+        running.emit(
+            &mut self.hub,
+            StreamEvent::TurnStarted(TurnStarted {
+                job_id: job_id.clone(),
+            }),
+        );
         if let Some(job_id) = job_id {
             running.emit(
                 &mut self.hub,
-                "job_status",
-                json!({"job_id": job_id, "status": crate::domain::job::RUNNING}),
+                StreamEvent::JobStatus(JobStatus {
+                    job_id,
+                    status: crate::domain::job::RUNNING.to_owned(),
+                    error: None,
+                }),
             );
         }
         self.head = Head::Running(Box::new(running));

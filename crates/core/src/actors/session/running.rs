@@ -13,8 +13,9 @@ use crate::db::models::event::Event;
 use crate::db::models::job::JobCompletion;
 use crate::db::models::message::Message;
 use crate::db::models::turn::TurnRecord;
+use crate::domain::event::{JobStatus, NumberedEvent, StreamEvent};
 use crate::domain::money::micros_to_usd;
-use crate::domain::turn::{ChatResponse, ToolUse, Turn, TurnError, TurnEvent};
+use crate::domain::turn::{ChatResponse, ToolUse, Turn, TurnError};
 
 pub type Outcome = Result<ChatResponse, TurnError>;
 
@@ -40,7 +41,7 @@ pub struct Running {
     client: Option<Client>,
     /// Set once the turn ends: its closing events, published only once the
     /// turn's record is stored.
-    closing: Option<Vec<TurnEvent>>,
+    closing: Option<Vec<NumberedEvent>>,
 }
 
 /// What the gateway metered for a turn's model calls.
@@ -112,8 +113,8 @@ impl Running {
     /// still closed); once the turn has ended, only with its record (see
     /// `announce_end`). A client that cannot keep up (or left) is dropped;
     /// the turn goes on regardless.
-    pub fn emit(&mut self, hub: &mut Hub, kind: &str, data: Value) {
-        let (row, event) = hub.number(kind, data);
+    pub fn emit(&mut self, hub: &mut Hub, event: StreamEvent) {
+        let (row, event) = hub.number(event);
         self.events.push(row);
         match self.closing.as_mut() {
             Some(closing) => closing.push(event),
@@ -198,7 +199,7 @@ impl Running {
             interrupted,
         };
         if interrupted {
-            self.emit(hub, "turn_interrupted", json!(response));
+            self.emit(hub, StreamEvent::TurnInterrupted(response.clone()));
             return Ok(response);
         }
         if result.is_error {
@@ -208,10 +209,10 @@ impl Running {
                 message: result.error_text(),
                 response: Some(Box::new(response)),
             };
-            self.emit(hub, "error", crate::error::turn_problem(&error));
+            self.emit(hub, StreamEvent::Error(crate::error::turn_problem(&error)));
             Err(error)
         } else {
-            self.emit(hub, "done", json!(response));
+            self.emit(hub, StreamEvent::Done(response.clone()));
             Ok(response)
         }
     }
@@ -255,7 +256,7 @@ impl Running {
             Some(StopReason::Shutdown) => TurnError::Closed,
             None => error,
         };
-        self.emit(hub, "error", crate::error::turn_problem(&error));
+        self.emit(hub, StreamEvent::Error(crate::error::turn_problem(&error)));
         Err(error)
     }
 
@@ -320,8 +321,12 @@ impl Running {
     /// Publishes the job's final status (`job_status`), when this turn ran a job.
     pub fn emit_job_status(&mut self, hub: &mut Hub, outcome: &Outcome) {
         if let Some(done) = self.job_completion(outcome, 0) {
-            let data = json!({"job_id": done.job_id, "status": done.status, "error": done.error});
-            self.emit(hub, "job_status", data);
+            let status = JobStatus {
+                job_id: done.job_id,
+                status: done.status.into_owned(),
+                error: Some(done.error),
+            };
+            self.emit(hub, StreamEvent::JobStatus(status));
         }
     }
 

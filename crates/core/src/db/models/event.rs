@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use super::TenantId;
 use crate::db::schema::{events, sessions};
 use crate::db::{DbConnection, DbResult};
+use crate::domain::event::TURN_ENDS;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = events)]
@@ -95,8 +96,6 @@ pub fn purge_before(conn: &mut DbConnection, cutoff: NaiveDateTime) -> DbResult<
     Ok(diesel::delete(events::table.filter(events::created_at.lt(cutoff))).execute(conn)?)
 }
 
-/// Kinds that end a turn on the stream.
-const TURN_ENDS: [&str; 3] = ["done", "error", "turn_interrupted"];
 
 /// Ends a turn its node left open (the node died mid-turn): when the
 /// session's last `turn_started` has no end after it, appends a

@@ -98,7 +98,7 @@ pub fn transcript(
         // (flushed ahead of its end) come after it and are replayed.
         let after: Option<i64> = events::table
             .filter(events::session_id.eq(&session_id))
-            .filter(events::kind.eq_any(["done", "error", "turn_interrupted"]))
+            .filter(events::kind.eq_any(crate::domain::event::TURN_ENDS))
             .select(diesel::dsl::max(events::seq))
             .first(c)?;
         Ok((rows, skip, after.unwrap_or(0)))
