@@ -15,6 +15,7 @@ use super::{
     openai, sessions, templates, usage, webhooks, workspaces,
 };
 use crate::error::{problem_type, PROBLEM_CONTENT_TYPE, PROBLEM_KINDS};
+use claude_code_api_core::domain::event;
 
 /// Where the document is served; the docs page loads it from there.
 pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
@@ -85,7 +86,18 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         openai::chat_completions,
         openai::list_models,
     ),
-    components(schemas(crate::error::Problem)),
+    components(schemas(
+        crate::error::Problem,
+        event::StreamEvent,
+        event::TurnStarted,
+        event::TextDelta,
+        event::AssistantText,
+        event::ToolCall,
+        event::ToolResult,
+        event::PermissionResolved,
+        event::TurnProblem,
+        event::JobStatus,
+    )),
     tags(
         (name = "meta", description = "Health, this document and the docs page"),
         (name = "sessions", description = "Named sessions, each with its workspace and CLI process"),
@@ -534,9 +546,11 @@ const SSE_FRAMING: &str = "Server-sent events (`text/event-stream`). This schema
 /// One named SSE event whose `data:` is a JSON document matching `data`;
 /// `id`: whether the event carries the session's event number.
 fn sse_event(name: &str, description: &str, data: Value, id: bool) -> Value {
+    // The title is the component's name: a generator names the event's
+    // type after it, apart from the data's type.
     let mut event = json!({
         "type": "object",
-        "title": name,
+        "title": event_component(name),
         "description": description,
         "required": ["event", "data"],
         "properties": {
@@ -565,132 +579,47 @@ fn object(required: &[&str], properties: Value) -> Value {
     json!({"type": "object", "required": required, "properties": properties})
 }
 
-/// The events of a session's turns, as `chat/stream` and `/events` send them.
-fn turn_events() -> Vec<Value> {
-    let schema = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
-    let text = object(&["text"], json!({"text": {"type": "string"}}));
-    vec![
-        sse_event(
-            "turn_started",
-            "A turn began (a chat's, or the job's named by `job_id`)",
-            object(&["job_id"], json!({"job_id": {"type": ["string", "null"]}})),
-            true,
-        ),
-        sse_event(
-            "delta",
-            "A piece of the answer's text, as the model streams it",
-            text.clone(),
-            true,
-        ),
-        sse_event(
-            "assistant",
-            "A finished text block of the answer",
-            text,
-            true,
-        ),
-        sse_event(
-            "tool",
-            "The agent calls a tool",
-            object(
-                &["id", "name", "input"],
-                json!({"id": {"type": "string"}, "name": {"type": "string"}, "input": {"type": "object"}}),
-            ),
-            true,
-        ),
-        sse_event(
-            "tool_result",
-            "A tool call's result; `content` is as the CLI reported it",
-            object(
-                &["tool_use_id", "content", "is_error"],
-                json!({"tool_use_id": {"type": "string"}, "content": {}, "is_error": {"type": "boolean"}}),
-            ),
-            true,
-        ),
-        sse_event(
-            "permission_request",
-            "A tool call waits on an approval (`POST` its `url`)",
-            schema("ApprovalView"),
-            true,
-        ),
-        sse_event(
-            "permission_resolved",
-            "An approval was decided, expired or withdrawn; or a call was denied by the \
-             server's policy (`by: policy`, `id: null`)",
-            object(
-                &["id", "status"],
-                json!({
-                    "id": {"type": ["string", "null"]},
-                    "status": {"type": "string", "enum": ["allowed", "denied", "expired", "cancelled"]},
-                    "decision": {"type": ["object", "null"]},
-                    "tool": {"type": "string"},
-                    "by": {"type": "string", "const": "policy"},
-                    "message": {"type": "string"},
-                }),
-            ),
-            true,
-        ),
-        sse_event(
-            "done",
-            "The turn's answer, as `/chat` returns it; the stream of a `chat/stream` ends",
-            schema("ChatResponse"),
-            true,
-        ),
-        sse_event(
-            "turn_interrupted",
-            "The turn was interrupted: its partial answer",
-            schema("ChatResponse"),
-            true,
-        ),
-        sse_event(
-            "error",
-            "The turn failed: a problem document; the stream of a `chat/stream` ends",
-            schema("Problem"),
-            true,
-        ),
-        sse_event(
-            "job_status",
-            "A job's state changed",
-            object(
-                &["job_id", "status"],
-                json!({
-                    "job_id": {"type": "string"},
-                    "status": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled", "interrupted"]},
-                    "error": {"type": ["string", "null"]},
-                }),
-            ),
-            true,
-        ),
-    ]
+/// The events of a session's turns (`chat/stream` leaves out the ones
+/// `in_chat_stream` says it never carries), framed from the catalogue of
+/// the core's `StreamEvent`: their data schemas are the derived ones.
+fn turn_events(chat_stream: bool) -> Vec<Value> {
+    event::EVENT_KINDS
+        .iter()
+        .filter(|kind| kind.in_chat_stream || !chat_stream)
+        .map(|kind| {
+            let data = json!({"$ref": format!("#/components/schemas/{}", kind.data_schema)});
+            sse_event(kind.name, kind.description, data, true)
+        })
+        .collect()
 }
 
 /// Gives each event stream the schema of its events (OpenAPI 3.1 has no
 /// item schema for streams: as tools read it, a stream's `schema` describes
 /// one event).
 fn add_event_streams(doc: &mut Value) {
-    let mut turn = turn_events();
+    let turn = turn_events(true);
     let session_events = {
-        let mut all = turn.clone();
+        let mut all = turn_events(false);
         let mut reset = sse_event(
             "reset",
             "First event when the events after `Last-Event-ID` were purged, or when that id is \
              past the session's last event (then with `id`: the head, where a reconnect resumes): \
              reload the history",
-            object(
-                &["reason", "history_url", "last_event_id"],
-                json!({
+            json!({
+                "type": "object",
+                "required": ["reason", "history_url", "last_event_id"],
+                "properties": {
                     "reason": {"type": "string"},
                     "history_url": {"type": "string"},
                     "last_event_id": {"type": "integer", "minimum": 0},
-                }),
-            ),
+                },
+            }),
             true,
         );
         reset["required"] = json!(["event", "data"]);
         all.push(reset);
         all
     };
-    // `job_status` is never part of a chat's own stream.
-    turn.retain(|e| e["title"] != "job_status");
     let schemas = &mut doc["components"]["schemas"];
     // Each event is a component of its own, shared by both streams (so a
     // generator makes one type per event).
@@ -698,7 +627,7 @@ fn add_event_streams(doc: &mut Value) {
         events
             .into_iter()
             .map(|event| {
-                let name = event_component(event["title"].as_str().unwrap_or_default());
+                let name = event["title"].as_str().unwrap_or_default().to_owned();
                 let reference = json!({"$ref": format!("#/components/schemas/{name}")});
                 schemas[name] = event;
                 reference
