@@ -99,13 +99,9 @@ async fn owner(
     tenant: &str,
     name: &str,
 ) -> Result<Option<Option<String>>, ApiError> {
-    let (tenant, name) = (tenant.to_owned(), name.to_owned());
-    let me = state.services.node.instance_id().to_owned();
     Ok(
-        claude_code_api_core::db::run(&state.services.pool, move |c| {
-            claude_code_api_core::db::models::lease::owner_of_named(c, &tenant, &name, &me)
-        })
-        .await?,
+        claude_code_api_core::services::nodes::owner_elsewhere(&state.services, tenant, name)
+            .await?,
     )
 }
 

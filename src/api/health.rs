@@ -5,7 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
-use claude_code_api_core::actors::supervisor::messages::{Stats, SupervisorStats};
+use claude_code_api_core::actors::supervisor::messages::SupervisorStats;
+use claude_code_api_core::services::nodes;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -95,7 +96,7 @@ impl Check {
 )]
 pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let database_ok = claude_code_api_core::db::ping(&state.services.pool).await;
-    let sessions = state.services.supervisor.send(Stats).await.ok();
+    let sessions = nodes::session_stats(&state.services.supervisor).await;
     let cli = Check {
         status: Check::status(state.cli_version.is_some()),
         version: state.cli_version.clone(),

@@ -3,13 +3,12 @@
 
 use actix_web::{web, HttpResponse};
 
-use claude_code_api_core::actors::supervisor::messages::Stats;
 use claude_code_api_core::actors::supervisor::Supervisor;
 
 /// `GET /metrics`: the text exposition format. Live-process numbers are read
 /// from the supervisor at scrape time.
 async fn serve_metrics(supervisor: web::Data<actix::Addr<Supervisor>>) -> HttpResponse {
-    if let Ok(stats) = supervisor.send(Stats).await {
+    if let Some(stats) = claude_code_api_core::services::nodes::session_stats(&supervisor).await {
         claude_code_api_core::metrics::set_live(
             stats.live_processes,
             stats.live_sessions,

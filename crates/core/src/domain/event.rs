@@ -13,7 +13,8 @@ use super::problem::Problem;
 use super::turn::ChatResponse;
 
 /// An event of a session's turns, tagged by its name (the SSE `event:`
-/// line) with its data (the SSE `data:` line).
+/// line) with its data (the SSE `data:` line). The large payloads are
+/// boxed: events are queued and cloned per subscriber.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event", content = "data", rename_all = "snake_case")]
 pub enum StreamEvent {
@@ -22,11 +23,11 @@ pub enum StreamEvent {
     Assistant(AssistantText),
     Tool(ToolCall),
     ToolResult(ToolResult),
-    PermissionRequest(ApprovalView),
+    PermissionRequest(Box<ApprovalView>),
     PermissionResolved(PermissionResolved),
-    Done(ChatResponse),
-    TurnInterrupted(ChatResponse),
-    Error(TurnProblem),
+    Done(Box<ChatResponse>),
+    TurnInterrupted(Box<ChatResponse>),
+    Error(Box<TurnProblem>),
     JobStatus(JobStatus),
 }
 

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod approvals;
 pub mod audit;
 pub mod console_sessions;
+pub mod events;
 pub mod files;
 pub mod idempotency;
 pub mod jobs;

@@ -13,3 +13,30 @@ pub async fn list(services: &Services) -> Result<Vec<NodeView>, ServiceError> {
     })
     .await?)
 }
+
+/// Where the live lease of the tenant's session `name` is held, when that
+/// is another node: `Some(its advertise URL)` (`None` inside when it
+/// registered none).
+pub async fn owner_elsewhere(
+    services: &Services,
+    tenant: &str,
+    name: &str,
+) -> Result<Option<Option<String>>, ServiceError> {
+    let (tenant, name) = (tenant.to_owned(), name.to_owned());
+    let me = services.node.instance_id().to_owned();
+    Ok(crate::db::run(&services.pool, move |c| {
+        crate::db::models::lease::owner_of_named(c, &tenant, &name, &me)
+    })
+    .await?)
+}
+
+/// This node's session figures (live actors and processes, queues), or
+/// `None` when its supervisor does not answer.
+pub async fn session_stats(
+    supervisor: &actix::Addr<crate::actors::supervisor::Supervisor>,
+) -> Option<crate::actors::supervisor::messages::SupervisorStats> {
+    supervisor
+        .send(crate::actors::supervisor::messages::Stats)
+        .await
+        .ok()
+}

@@ -127,7 +127,10 @@ impl SessionActor {
             })),
         );
         if let Some(running) = self.head.running_mut() {
-            running.emit(&mut self.hub, StreamEvent::PermissionRequest(view));
+            running.emit(
+                &mut self.hub,
+                StreamEvent::PermissionRequest(Box::new(view)),
+            );
             running.notify_approval(&self.hub, Some(&id));
         }
     }

@@ -199,7 +199,10 @@ impl Running {
             interrupted,
         };
         if interrupted {
-            self.emit(hub, StreamEvent::TurnInterrupted(response.clone()));
+            self.emit(
+                hub,
+                StreamEvent::TurnInterrupted(Box::new(response.clone())),
+            );
             return Ok(response);
         }
         if result.is_error {
@@ -209,10 +212,13 @@ impl Running {
                 message: result.error_text(),
                 response: Some(Box::new(response)),
             };
-            self.emit(hub, StreamEvent::Error(crate::error::turn_problem(&error)));
+            self.emit(
+                hub,
+                StreamEvent::Error(Box::new(crate::error::turn_problem(&error))),
+            );
             Err(error)
         } else {
-            self.emit(hub, StreamEvent::Done(response.clone()));
+            self.emit(hub, StreamEvent::Done(Box::new(response.clone())));
             Ok(response)
         }
     }
@@ -256,7 +262,10 @@ impl Running {
             Some(StopReason::Shutdown) => TurnError::Closed,
             None => error,
         };
-        self.emit(hub, StreamEvent::Error(crate::error::turn_problem(&error)));
+        self.emit(
+            hub,
+            StreamEvent::Error(Box::new(crate::error::turn_problem(&error))),
+        );
         Err(error)
     }
 

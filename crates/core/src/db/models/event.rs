@@ -96,7 +96,6 @@ pub fn purge_before(conn: &mut DbConnection, cutoff: NaiveDateTime) -> DbResult<
     Ok(diesel::delete(events::table.filter(events::created_at.lt(cutoff))).execute(conn)?)
 }
 
-
 /// Ends a turn its node left open (the node died mid-turn): when the
 /// session's last `turn_started` has no end after it, appends a
 /// `turn_interrupted` event with `payload`; its seq, if one was added.
