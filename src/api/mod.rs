@@ -31,4 +31,4 @@ mod templates;
 mod usage;
 pub mod views;
 mod webhooks;
-mod workspaces;
+mod working_dir;

@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 
 use super::{
     admin, audit, chat, control, egress, files, health, history, jobs, model_credentials, nodes,
-    openai, sessions, templates, usage, webhooks, workspaces,
+    openai, sessions, templates, usage, webhooks, working_dir,
 };
 use crate::error::{problem_type, PROBLEM_CONTENT_TYPE, PROBLEM_KINDS};
 use claude_code_api_core::domain::event;
@@ -55,7 +55,7 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         webhooks::redeliver,
         webhooks::get_webhook_secret,
         webhooks::rotate_webhook_secret,
-        workspaces::set_working_dir,
+        working_dir::set_working_dir,
         files::upload_file,
         files::list_files,
         files::download_file,

@@ -8,7 +8,7 @@ use claude_code_api_core::error::ServiceError;
 use super::route_table::{route_table, RouteTable};
 use super::{
     admin, audit, chat, control, egress, files, forward, health, history, jobs, limits, mcp,
-    model_credentials, nodes, openai, openapi, sessions, templates, usage, webhooks, workspaces,
+    model_credentials, nodes, openai, openapi, sessions, templates, usage, webhooks, working_dir,
 };
 use crate::state::API_V1;
 use crate::state::JSON_LIMIT;
@@ -47,7 +47,7 @@ fn api_v1_routes() -> RouteTable {
         "/webhooks/deliveries/{id}/redeliver" => { post: webhooks::redeliver },
         "/webhooks/secret" => { get: webhooks::get_webhook_secret },
         "/webhooks/secret/rotate" => { post: webhooks::rotate_webhook_secret },
-        "/sessions/{name}/repo" => { post: workspaces::set_working_dir },
+        "/sessions/{name}/repo" => { post: working_dir::set_working_dir },
         "/sessions/{name}/files" => { post: files::upload_file, get: files::list_files },
         "/sessions/{name}/files/{path:.*}" => {
             get: files::download_file,

@@ -1,5 +1,5 @@
 //! The web console under `/console`: server-rendered pages (minijinja,
-//! autoescaped, templates in `console/templates/`) and one small vendored
+//! autoescaped, page templates in `console/pages/`) and one small vendored
 //! script (`console/static/`), both compiled into the binary so it serves
 //! them offline wherever it runs.
 //!
@@ -29,41 +29,23 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 /// The templates, compiled in.
 const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "base.html",
-        include_str!("../../console/templates/base.html"),
-    ),
-    (
-        "login.html",
-        include_str!("../../console/templates/login.html"),
-    ),
+    ("base.html", include_str!("../../console/pages/base.html")),
+    ("login.html", include_str!("../../console/pages/login.html")),
     (
         "sessions.html",
-        include_str!("../../console/templates/sessions.html"),
+        include_str!("../../console/pages/sessions.html"),
     ),
     (
         "session.html",
-        include_str!("../../console/templates/session.html"),
+        include_str!("../../console/pages/session.html"),
     ),
-    (
-        "jobs.html",
-        include_str!("../../console/templates/jobs.html"),
-    ),
-    (
-        "usage.html",
-        include_str!("../../console/templates/usage.html"),
-    ),
-    (
-        "admin.html",
-        include_str!("../../console/templates/admin.html"),
-    ),
-    (
-        "error.html",
-        include_str!("../../console/templates/error.html"),
-    ),
+    ("jobs.html", include_str!("../../console/pages/jobs.html")),
+    ("usage.html", include_str!("../../console/pages/usage.html")),
+    ("admin.html", include_str!("../../console/pages/admin.html")),
+    ("error.html", include_str!("../../console/pages/error.html")),
     (
         "macros.html",
-        include_str!("../../console/templates/macros.html"),
+        include_str!("../../console/pages/macros.html"),
     ),
 ];
 

@@ -84,7 +84,10 @@ fn grep_tree(dir: &Path, marker: &str) -> Vec<PathBuf> {
 #[actix_web::test]
 async fn a_planted_transcript_link_is_replaced_never_written_through() {
     let app =
-        TestApp::spawn_with(Options::default().var("SESSION_IDLE_TIMEOUT_SECONDS", "1")).await;
+        // Long enough that the process is not retired between two of the
+        // test's own requests on a slow machine (a resumed process may write
+        // its transcript elsewhere), short enough to wait for.
+        TestApp::spawn_with(Options::default().var("SESSION_IDLE_TIMEOUT_SECONDS", "3")).await;
     let partial_victim = Victim::plant(&app, "partial-target");
     let final_victim = Victim::plant(&app, "final-target");
     app.create_session(ALICE, "t").await;

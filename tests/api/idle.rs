@@ -13,7 +13,10 @@ async fn sessions_stat(app: &TestApp, field: &str) -> i64 {
 #[actix_web::test]
 async fn an_idle_actor_stops_and_the_next_message_resumes_the_conversation() {
     let app =
-        TestApp::spawn_with(Options::default().var("SESSION_IDLE_TIMEOUT_SECONDS", "1")).await;
+        // Long enough that the process is not retired between two of the
+        // test's own requests on a slow machine (a resumed process may write
+        // its transcript elsewhere), short enough to wait for.
+        TestApp::spawn_with(Options::default().var("SESSION_IDLE_TIMEOUT_SECONDS", "3")).await;
     app.create_session(ALICE, "nap").await;
     app.chat_ok(ALICE, "nap", "remember KIWI").await;
     assert_eq!(sessions_stat(&app, "live_sessions").await, 1);

@@ -218,12 +218,6 @@ fn title(status: StatusCode) -> &'static str {
     status.canonical_reason().unwrap_or("Error")
 }
 
-impl From<crate::db::DbError> for ServiceError {
-    fn from(e: crate::db::DbError) -> Self {
-        ServiceError::internal(e)
-    }
-}
-
 impl From<actix::MailboxError> for ServiceError {
     fn from(e: actix::MailboxError) -> Self {
         ServiceError::Unavailable(format!("the session is not available: {e}"))

@@ -276,6 +276,13 @@ pub fn now() -> chrono::NaiveDateTime {
         .naive_utc()
 }
 
+/// A storage failure is an internal one to every caller of a service.
+impl From<DbError> for crate::error::ServiceError {
+    fn from(e: DbError) -> Self {
+        crate::error::ServiceError::internal(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

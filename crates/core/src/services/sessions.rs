@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::{Requester, Services};
 use crate::actors::session::messages::{Subscribe, Subscription};
-use crate::actors::session::workspace::{ChangeWorkspace, ChangeWorkspaceError};
+use crate::actors::session::relocation::{ChangeWorkspace, ChangeWorkspaceError};
 use crate::actors::supervisor::messages::{CloseSession, RunningSessions};
 use crate::db::models::session::{self, Session};
 use crate::domain::session::SessionSpec;

@@ -111,7 +111,7 @@ pub struct ResolveApproval {
 /// the live process has exited, the transcript is where the next process will
 /// look for it, and the new directory is stored.
 #[derive(Message)]
-#[rtype(result = "Result<(), super::workspace::ChangeWorkspaceError>")]
+#[rtype(result = "Result<(), super::relocation::ChangeWorkspaceError>")]
 pub struct ChangeWorkspace {
     pub workspace: std::path::PathBuf,
 }

@@ -26,11 +26,11 @@ pub mod hub;
 mod lifecycle;
 pub mod messages;
 mod queue;
+pub mod relocation;
 mod running;
 mod transcript;
 pub mod upward;
 mod watchdog;
-pub mod workspace;
 mod writer;
 
 use std::collections::{HashMap, VecDeque};
