@@ -1,6 +1,6 @@
 //! The web console: its cookie, CSRF and CSP rules over plain HTTP, and a
 //! walk through every page in headless Chromium (chromedriver) that also
-//! saves the screenshots in `docs/screenshots/`.
+//! saves the screenshots in `docs/src/screenshots/`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -582,7 +582,7 @@ impl Browser {
     /// Saves the page at desktop and phone width, scrolled to show `css`
     /// (else from the top).
     async fn screenshots_at(&self, name: &str, css: Option<&str>) {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/src/screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         for (suffix, w, h) in [("desktop", 1280, 900), ("phone", 390, 844)] {
             self.client.set_window_size(w, h).await.unwrap();
