@@ -103,6 +103,7 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             state
                 .services
                 .settings
+                .sessions
                 .resolved_cli_path()
                 .to_string_lossy()
                 .into_owned(),
@@ -175,6 +176,7 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             data_dir: state
                 .services
                 .settings
+                .storage
                 .data_dir
                 .to_string_lossy()
                 .into_owned(),

@@ -55,9 +55,9 @@ impl Node {
             .build()?;
         Ok(Node {
             inner: Arc::new(Inner {
-                cluster: settings.cluster.clone(),
+                cluster: settings.node.cluster.clone(),
                 instance_id,
-                heartbeat: settings.node_heartbeat,
+                heartbeat: settings.node.heartbeat,
                 live_nodes: AtomicUsize::new(1),
                 draining: AtomicBool::new(false),
                 client,

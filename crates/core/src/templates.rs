@@ -262,7 +262,7 @@ impl Source {
     /// Where `settings` put the templates: `TEMPLATES_DIR`, else
     /// `templates/` in `cwd` when there is one, else the built-in set.
     pub fn of(settings: &crate::config::Settings, cwd: &Path) -> Source {
-        if let Some(dir) = &settings.templates_dir {
+        if let Some(dir) = &settings.sessions.templates_dir {
             return Source::Dir(crate::config::absolute_from(cwd, dir));
         }
         let local = cwd.join("templates");

@@ -58,7 +58,7 @@ impl WebhookDispatcher {
         // A claimed delivery is due again if its attempt never ends (the
         // process died mid-attempt).
         let lease =
-            chrono::Duration::from_std(self.settings.webhook_timeout + Duration::from_secs(30))
+            chrono::Duration::from_std(self.settings.webhooks.timeout + Duration::from_secs(30))
                 .unwrap_or_else(|_| chrono::Duration::minutes(1));
         if purge {
             self.last_purge = Instant::now();
@@ -115,7 +115,7 @@ impl Actor for WebhookDispatcher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let every = self.settings.webhook_poll_interval;
+        let every = self.settings.webhooks.poll_interval;
         ctx.run_interval(every, |act, ctx| act.poll(ctx));
         self.poll(ctx);
     }
@@ -161,7 +161,8 @@ impl Attempt {
 
     /// POSTs the signed event; the response status, or why there was none.
     async fn send(&self, delivery: &Delivery) -> (Option<i32>, Option<String>) {
-        let checked = match ssrf::check(&delivery.url, &self.settings.webhook_allowed_hosts).await {
+        let checked = match ssrf::check(&delivery.url, &self.settings.webhooks.allowed_hosts).await
+        {
             Ok(checked) => checked,
             Err(refused) => return (None, Some(refused.to_string())),
         };
@@ -170,7 +171,7 @@ impl Attempt {
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.settings.webhook_timeout)
+            .timeout(self.settings.webhooks.timeout)
             .resolve_to_addrs(&checked.host, &checked.addrs)
             .user_agent(concat!("claude-code-api/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -203,7 +204,7 @@ impl Attempt {
                 None,
                 Some(format!(
                     "timed out after {:?}",
-                    self.settings.webhook_timeout
+                    self.settings.webhooks.timeout
                 )),
             ),
             Err(e) => (None, Some(format!("request failed: {e}"))),
@@ -253,7 +254,10 @@ impl Attempt {
         } else if status_code == Some(410) {
             (webhook::GONE, None)
         } else {
-            match retry_delay(&self.settings.webhook_retry_schedule, delivery.attempts + 1) {
+            match retry_delay(
+                &self.settings.webhooks.retry_schedule,
+                delivery.attempts + 1,
+            ) {
                 Some(delay) => (
                     webhook::PENDING,
                     Some(db::now() + chrono::Duration::from_std(delay).unwrap_or_default()),

@@ -125,8 +125,8 @@ impl DiskMeter {
     pub fn new(settings: &crate::config::Settings, workspaces: PathBuf, pool: DbPool) -> DiskMeter {
         DiskMeter {
             workspaces,
-            cli_config: settings.data_dir.join("cli-config"),
-            default_limit_bytes: settings.agent_disk_max_mb.saturating_mul(MIB),
+            cli_config: settings.storage.data_dir.join("cli-config"),
+            default_limit_bytes: settings.disk.max_mb.saturating_mul(MIB),
             pool,
             tenants: Mutex::default(),
         }
