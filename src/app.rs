@@ -124,8 +124,9 @@ impl Application {
 
         // A bad template stops startup, before the database is opened,
         // with a message naming the file.
-        let templates = claude_code_api_core::templates::Templates::from_settings(&settings)
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let templates =
+            claude_code_api_core::templates::Templates::from_settings(&settings.sessions)
+                .map_err(|e| anyhow::anyhow!(e))?;
         tracing::info!(source = %templates.source(), count = templates.all().len(), "agent templates loaded");
         let templates = web::Data::new(templates);
 
@@ -183,7 +184,7 @@ impl Application {
             .await
             .context("cannot store the webhook secrets")?;
         }
-        let dispatcher = WebhookDispatcher::new(settings.clone(), pool.clone()).start();
+        let dispatcher = WebhookDispatcher::new(settings.webhooks.clone(), pool.clone()).start();
         let mut sandbox = claude_code_api_core::sandbox::Sandbox::probe(
             &settings.sandbox,
             &settings.storage.data_dir,
@@ -198,7 +199,8 @@ impl Application {
         let sandbox = Arc::new(sandbox);
         log_sandbox(&sandbox.status());
         let disk = Arc::new(claude_code_api_core::disk::DiskMeter::new(
-            &settings,
+            &settings.disk,
+            &settings.storage.data_dir,
             workspace_root.clone(),
             pool.clone(),
         ));
@@ -437,7 +439,7 @@ async fn start_instance(
         id: uuid::Uuid::now_v7().to_string(),
         node_id,
     };
-    let node = claude_code_api_core::cluster::Node::new(settings, me.id.clone())?;
+    let node = claude_code_api_core::cluster::Node::new(&settings.node, me.id.clone())?;
     node.listen_for_events(&settings.storage.effective_database_url());
     let marks = claude_code_api_core::cluster::WorkspaceMarks::new(workspace_root, &me.id);
     if node.is_clustered() {

@@ -27,7 +27,7 @@ async fn run() -> anyhow::Result<()> {
         return config(std::env::args().nth(2).as_deref());
     }
     let settings = Settings::from_env()?;
-    claude_code_api_core::telemetry::init(&settings);
+    claude_code_api_core::telemetry::init(&settings.server);
     match command.as_str() {
         "serve" => serve(settings).await,
         "migrate" => {

@@ -210,7 +210,7 @@ impl TestApp {
         // TEST_LOG=debug shows the server's logs (e.g. with --nocapture).
         if let Ok(level) = std::env::var("TEST_LOG") {
             settings.server.log_level = level;
-            claude_code_api_core::telemetry::init(&settings);
+            claude_code_api_core::telemetry::init(&settings.server);
         }
         settings.sessions.cli_env.insert(
             "HOME".into(),

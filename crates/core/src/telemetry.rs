@@ -5,18 +5,17 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, Settings};
+use crate::config::{LogFormat, ServerSettings};
 
-pub fn init(settings: &Settings) {
-    let filter =
-        EnvFilter::try_new(&settings.server.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init(settings: &ServerSettings) {
+    let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, never in a log file or pipe.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
-    let _ = match settings.server.log_format {
+    let _ = match settings.log_format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)

@@ -261,8 +261,8 @@ pub enum Source {
 impl Source {
     /// Where `settings` put the templates: `TEMPLATES_DIR`, else
     /// `templates/` in `cwd` when there is one, else the built-in set.
-    pub fn of(settings: &crate::config::Settings, cwd: &Path) -> Source {
-        if let Some(dir) = &settings.sessions.templates_dir {
+    pub fn of(settings: &crate::config::SessionSettings, cwd: &Path) -> Source {
+        if let Some(dir) = &settings.templates_dir {
             return Source::Dir(crate::config::absolute_from(cwd, dir));
         }
         let local = cwd.join("templates");
@@ -306,7 +306,9 @@ impl Templates {
 
     /// The templates `settings` name: `TEMPLATES_DIR`, else `templates/`
     /// in the working directory, else the built-in set.
-    pub fn from_settings(settings: &crate::config::Settings) -> Result<Templates, TemplateError> {
+    pub fn from_settings(
+        settings: &crate::config::SessionSettings,
+    ) -> Result<Templates, TemplateError> {
         let cwd = std::env::current_dir().unwrap_or_default();
         Templates::from_source(Source::of(settings, &cwd))
     }
@@ -433,11 +435,17 @@ mod tests {
         };
         let missing = dir.path().join("missing").to_string_lossy().into_owned();
         let settings = crate::config::Settings::from_vars(&vars(&missing)).unwrap();
-        let e = Templates::from_settings(&settings).unwrap_err();
+        let e = Templates::from_settings(&settings.sessions).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
         let here = dir.path().to_string_lossy().into_owned();
         let settings = crate::config::Settings::from_vars(&vars(&here)).unwrap();
-        assert_eq!(Templates::from_settings(&settings).unwrap().all().len(), 2);
+        assert_eq!(
+            Templates::from_settings(&settings.sessions)
+                .unwrap()
+                .all()
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -449,7 +457,9 @@ mod tests {
     #[test]
     fn the_source_is_the_setting_then_the_working_directory_then_built_in() {
         let cwd = tempfile::tempdir().unwrap();
-        let none = crate::config::Settings::from_vars(&BTreeMap::new()).unwrap();
+        let none = crate::config::Settings::from_vars(&BTreeMap::new())
+            .unwrap()
+            .sessions;
         assert_eq!(Source::of(&none, cwd.path()), Source::BuiltIn);
         let t = Templates::from_source(Source::of(&none, cwd.path())).unwrap();
         assert_eq!(t.all().len(), BUILT_IN.len());
@@ -462,7 +472,7 @@ mod tests {
         assert!(Templates::from_source(local).is_err());
 
         let vars = BTreeMap::from([("TEMPLATES_DIR".to_string(), "/t".to_string())]);
-        let set = crate::config::Settings::from_vars(&vars).unwrap();
+        let set = crate::config::Settings::from_vars(&vars).unwrap().sessions;
         assert_eq!(Source::of(&set, cwd.path()), Source::Dir("/t".into()));
     }
 
