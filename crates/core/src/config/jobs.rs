@@ -27,9 +27,9 @@ pub struct WebhookSettings {
     pub allowed_hosts: Vec<String>,
     /// `WEBHOOK_TIMEOUT_SECONDS`: one delivery attempt's time limit.
     pub timeout: Duration,
-    /// `WEBHOOK_RETRY_SCHEDULE_SECONDS`: delays before each retry; its length
-    /// + 1 attempts in all (quick at first, then hours: 9 attempts over about
-    /// 24.3 hours by default).
+    /// `WEBHOOK_RETRY_SCHEDULE_SECONDS`: delays before each retry, so one
+    /// attempt more than its length in all (quick at first, then hours: 9
+    /// attempts over about 24.3 hours by default).
     pub retry_schedule: Vec<Duration>,
     /// `WEBHOOK_POLL_INTERVAL_MS`: how often due deliveries are looked for.
     pub poll_interval: Duration,

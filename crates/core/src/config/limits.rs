@@ -61,9 +61,9 @@ impl TenancySettings {
         Ok(TenancySettings {
             max_cost_per_user_micros: env.usd_micros("CLAUDE_MAX_COST_PER_USER")?,
             max_cost_per_request_micros: env.usd_micros("CLAUDE_MAX_COST_PER_REQUEST")?,
-            budget_reservation_micros: env
-                .usd_micros("BUDGET_RESERVATION_USD")?
-                .expect("BUDGET_RESERVATION_USD has a default"),
+            budget_reservation_micros: env.usd_micros("BUDGET_RESERVATION_USD")?.unwrap_or_else(
+                || panic!("BUDGET_RESERVATION_USD has no default in config/table.rs"),
+            ),
             max_sessions: env.bounded("MAX_SESSIONS_PER_TENANT", 1, 1_000_000)?,
             max_running_turns: env.bounded("MAX_RUNNING_TURNS_PER_TENANT", 1, 10_000)?,
         })

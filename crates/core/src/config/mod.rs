@@ -145,19 +145,19 @@ impl Settings {
 
     fn read(env: &parse::Env) -> Result<Settings, ConfigError> {
         Ok(Settings {
-            server: ServerSettings::read(&env)?,
-            storage: StorageSettings::read(&env)?,
-            node: NodeSettings::read(&env)?,
-            sessions: SessionSettings::read(&env)?,
-            jobs: JobSettings::read(&env)?,
-            webhooks: WebhookSettings::read(&env)?,
-            approvals: ApprovalSettings::read(&env)?,
-            files: FileSettings::read(&env)?,
-            tenancy: TenancySettings::read(&env)?,
-            model: ModelSettings::read(&env)?,
-            sandbox: agent::sandbox(&env)?,
-            network: agent::network(&env)?,
-            disk: DiskSettings::read(&env)?,
+            server: ServerSettings::read(env)?,
+            storage: StorageSettings::read(env)?,
+            node: NodeSettings::read(env)?,
+            sessions: SessionSettings::read(env)?,
+            jobs: JobSettings::read(env)?,
+            webhooks: WebhookSettings::read(env)?,
+            approvals: ApprovalSettings::read(env)?,
+            files: FileSettings::read(env)?,
+            tenancy: TenancySettings::read(env)?,
+            model: ModelSettings::read(env)?,
+            sandbox: agent::sandbox(env)?,
+            network: agent::network(env)?,
+            disk: DiskSettings::read(env)?,
         })
     }
 
