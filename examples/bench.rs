@@ -131,8 +131,8 @@ impl BenchServer {
             set(name, (*value).to_owned());
         }
         let mut settings = Settings::from_vars(&vars).unwrap();
-        settings.cli_env = cli_env(mock, &root.join("home"));
-        settings.agent_network.relay_program = Some(relay_program());
+        settings.sessions.cli_env = cli_env(mock, &root.join("home"));
+        settings.network.relay_program = Some(relay_program());
         let app = Application::build(settings).await.unwrap();
         let base = format!("http://127.0.0.1:{}/api/v1", app.port());
         actix_web::rt::spawn(app.run_until_stopped());

@@ -130,8 +130,8 @@ const LIMIT_OPTIONS: &[&str] = &[
 
 /// Runs `keys …` or `tenants …`.
 pub fn run(group: &str, args: &[String], settings: &Settings) -> anyhow::Result<()> {
-    let pool =
-        db::connect(&settings.effective_database_url()).context("cannot open the database")?;
+    let pool = db::connect(&settings.storage.effective_database_url())
+        .context("cannot open the database")?;
     let mut conn = pool.get().context("cannot open the database")?;
     let (positional, options) = Options::parse(args)?;
     let words: Vec<&str> = positional.iter().map(String::as_str).collect();

@@ -95,47 +95,47 @@ impl Application {
         claude_code_api_core::metrics::init().context("cannot build the metrics registry")?;
         let cwd = std::env::current_dir().context("cannot read the working directory")?;
         let settings = Arc::new(settings.with_absolute_paths(&cwd));
-        std::fs::create_dir_all(&settings.approved_directory).with_context(|| {
+        std::fs::create_dir_all(&settings.storage.approved_directory).with_context(|| {
             format!(
                 "cannot create APPROVED_DIRECTORY {:?}",
-                settings.approved_directory
+                settings.storage.approved_directory
             )
         })?;
-        let workspace_root = std::fs::canonicalize(&settings.approved_directory)
+        let workspace_root = std::fs::canonicalize(&settings.storage.approved_directory)
             .context("cannot resolve APPROVED_DIRECTORY")?;
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create DATA_DIR {:?}", settings.data_dir))?;
+        std::fs::create_dir_all(&settings.storage.data_dir)
+            .with_context(|| format!("cannot create DATA_DIR {:?}", settings.storage.data_dir))?;
         let data_dir =
-            std::fs::canonicalize(&settings.data_dir).context("cannot resolve DATA_DIR")?;
+            std::fs::canonicalize(&settings.storage.data_dir).context("cannot resolve DATA_DIR")?;
         // Keys, secrets, transcripts and the database live here: the
         // server's alone.
         std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot make DATA_DIR {data_dir:?} private"))?;
-        let settings = Arc::new(Settings {
-            data_dir,
-            approved_directory: workspace_root.clone(),
-            ..(*settings).clone()
-        });
+        let mut settings = (*settings).clone();
+        settings.storage.data_dir = data_dir;
+        settings.storage.approved_directory = workspace_root.clone();
+        let settings = Arc::new(settings);
         tracing::info!(
-            data_dir = %settings.data_dir.display(),
+            data_dir = %settings.storage.data_dir.display(),
             workspaces = %workspace_root.display(),
-            database = %settings.effective_database_url_redacted(),
+            database = %settings.storage.effective_database_url_redacted(),
             "paths"
         );
 
         // A bad template stops startup, before the database is opened,
         // with a message naming the file.
-        let templates = claude_code_api_core::templates::Templates::from_settings(&settings)
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let templates =
+            claude_code_api_core::templates::Templates::from_settings(&settings.sessions)
+                .map_err(|e| anyhow::anyhow!(e))?;
         tracing::info!(source = %templates.source(), count = templates.all().len(), "agent templates loaded");
         let templates = web::Data::new(templates);
 
-        let url = settings.effective_database_url();
+        let url = settings.storage.effective_database_url();
         let pool = claude_code_api_core::blocking::run(move || db::connect(&url))
             .await?
             .context("cannot open the database")?;
-        let keys = settings.api_keys.clone();
-        let default_budget = settings.max_cost_per_user_micros;
+        let keys = settings.server.api_keys.clone();
+        let default_budget = settings.tenancy.max_cost_per_user_micros;
         let generated_key = db::run(&pool, move |c| {
             Ok(security::keys::sync_keys(c, &keys, default_budget))
         })
@@ -145,7 +145,7 @@ impl Application {
         // Turn records kept while the database was away are stored before
         // anything else runs (before dead instances' turns are charged, so
         // none is charged twice), and whenever it answers again.
-        let spool = db::spool::dir(&settings.data_dir);
+        let spool = db::spool::dir(&settings.storage.data_dir);
         db::spool::drain(&pool, &spool).await;
         let (drain_pool, drain_dir) = (pool.clone(), spool.clone());
         actix::spawn(async move {
@@ -156,7 +156,7 @@ impl Application {
             }
         });
 
-        let cli_path = settings.resolved_cli_path();
+        let cli_path = settings.sessions.resolved_cli_path();
         let cli_version = cli::detect_version(&cli_path).await;
         match &cli_version {
             Some(v) => {
@@ -168,8 +168,9 @@ impl Application {
         }
         // Tenants from API_KEYS start with WEBHOOK_SECRET, so receivers set
         // up before secrets were per tenant keep verifying until a rotation.
-        if let Some(first) = settings.webhook_secret.clone() {
+        if let Some(first) = settings.webhooks.secret.clone() {
             let tenants: Vec<String> = settings
+                .server
                 .api_keys
                 .iter()
                 .map(|entry| security::keys::parse_entry(entry).0)
@@ -183,10 +184,10 @@ impl Application {
             .await
             .context("cannot store the webhook secrets")?;
         }
-        let dispatcher = WebhookDispatcher::new(settings.clone(), pool.clone()).start();
+        let dispatcher = WebhookDispatcher::new(settings.webhooks.clone(), pool.clone()).start();
         let mut sandbox = claude_code_api_core::sandbox::Sandbox::probe(
             &settings.sandbox,
-            &settings.data_dir,
+            &settings.storage.data_dir,
             pool.clone(),
         )
         .await
@@ -198,7 +199,8 @@ impl Application {
         let sandbox = Arc::new(sandbox);
         log_sandbox(&sandbox.status());
         let disk = Arc::new(claude_code_api_core::disk::DiskMeter::new(
-            &settings,
+            &settings.disk,
+            &settings.storage.data_dir,
             workspace_root.clone(),
             pool.clone(),
         ));
@@ -222,7 +224,7 @@ impl Application {
             );
         }
         let supervisor = Supervisor::new(runtime).start();
-        purge_events_periodically(pool.clone(), settings.event_retention);
+        purge_events_periodically(pool.clone(), settings.sessions.event_retention);
 
         let (departure_pool, departure_root) = (pool.clone(), workspace_root.clone());
         let services = claude_code_api_core::services::Services {
@@ -241,17 +243,25 @@ impl Application {
         let state = web::Data::new(AppState {
             services,
             cli_version: cli_version.clone(),
-            rate_limits: RateLimits::new(settings.rate_limit_requests, settings.rate_limit_window),
+            rate_limits: RateLimits::new(
+                settings.server.rate_limit_requests,
+                settings.server.rate_limit_window,
+            ),
             auth_failures: claude_code_api_core::security::auth_failures::AuthFailures::new(
-                settings.auth_failure_limit,
+                settings.server.auth_failure_limit,
                 std::time::Duration::from_secs(60),
             ),
             gateway,
         });
-        let listener = TcpListener::bind((settings.api_host.as_str(), settings.api_port))
-            .with_context(|| format!("cannot bind {}:{}", settings.api_host, settings.api_port))?;
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!(
+                    "cannot bind {}:{}",
+                    settings.server.host, settings.server.port
+                )
+            })?;
         let port = listener.local_addr()?.port();
-        let metrics = match &settings.metrics_addr {
+        let metrics = match &settings.server.metrics_addr {
             Some(addr) => {
                 let listener = TcpListener::bind(addr.as_str())
                     .with_context(|| format!("cannot bind METRICS_ADDR {addr}"))?;
@@ -282,7 +292,7 @@ impl Application {
         // Signals are ours (see run_until_stopped); in-flight requests get
         // the grace period plus the time an interrupted turn needs to end.
         .disable_signals()
-        .shutdown_timeout(settings.shutdown_grace.as_secs() + 10)
+        .shutdown_timeout(settings.sessions.shutdown_grace.as_secs() + 10)
         .listen(listener)?
         .run();
         Ok(Application {
@@ -291,7 +301,7 @@ impl Application {
             supervisor,
             generated_key,
             cli_version,
-            shutdown_grace: settings.shutdown_grace,
+            shutdown_grace: settings.sessions.shutdown_grace,
             metrics,
             mcp,
             gateway: gateway_handle,
@@ -415,7 +425,7 @@ async fn start_instance(
     claude_code_api_core::cluster::Node,
 )> {
     use db::models::instance;
-    let file = settings.data_dir.join("node-id");
+    let file = settings.storage.data_dir.join("node-id");
     let node_id = match std::fs::read_to_string(&file) {
         Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
         _ => {
@@ -429,8 +439,8 @@ async fn start_instance(
         id: uuid::Uuid::now_v7().to_string(),
         node_id,
     };
-    let node = claude_code_api_core::cluster::Node::new(settings, me.id.clone())?;
-    node.listen_for_events(&settings.effective_database_url());
+    let node = claude_code_api_core::cluster::Node::new(&settings.node, me.id.clone())?;
+    node.listen_for_events(&settings.storage.effective_database_url());
     let marks = claude_code_api_core::cluster::WorkspaceMarks::new(workspace_root, &me.id);
     if node.is_clustered() {
         marks
@@ -438,13 +448,17 @@ async fn start_instance(
             .context("cannot mark the workspace root as seen by this node")?;
     }
     let registered = me.clone();
-    let advertise = settings.cluster.as_ref().map(|c| c.advertise_url.clone());
+    let advertise = settings
+        .node
+        .cluster
+        .as_ref()
+        .map(|c| c.advertise_url.clone());
     db::run(pool, move |c| {
         instance::register(c, &registered, advertise.as_deref())
     })
     .await
     .context("cannot register this server instance")?;
-    let stale_after = settings.node_heartbeat * 3;
+    let stale_after = settings.node.heartbeat * 3;
     let beat = move |pool: db::DbPool,
                      me: instance::Instance,
                      gateway: ModelGateway,
@@ -553,10 +567,10 @@ fn bind_gateway_socket(
 ) -> anyhow::Result<Option<std::os::unix::net::UnixListener>> {
     use claude_code_api_core::sandbox::network::{gateway_socket_path, NetworkMode};
     use std::os::unix::fs::PermissionsExt as _;
-    if !sandbox.is_on() || settings.agent_network.mode == NetworkMode::Host {
+    if !sandbox.is_on() || settings.network.mode == NetworkMode::Host {
         return Ok(None);
     }
-    let path = gateway_socket_path(&settings.data_dir);
+    let path = gateway_socket_path(&settings.storage.data_dir);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
     }
@@ -586,10 +600,10 @@ async fn attach_network(
     if !sandbox.is_on() {
         return Ok(());
     }
-    let net = &settings.agent_network;
+    let net = &settings.network;
     let egress = (net.mode == NetworkMode::Proxy)
         .then(|| claude_code_api_core::egress::EgressProxy::new(pool.clone(), net.egress.clone()));
-    let attached = match AgentNetwork::new(net, &settings.data_dir, egress) {
+    let attached = match AgentNetwork::new(net, &settings.storage.data_dir, egress) {
         Ok(None) => return Ok(()),
         Ok(Some(network)) => sandbox.attach_network(network).await,
         Err(e) => Err(e),

@@ -1,11 +1,13 @@
 //! `claude-code-api [serve]` runs the server; `migrate` only applies the
-//! database migrations; `openapi` prints the OpenAPI document.
+//! database migrations; `openapi` prints the OpenAPI document; `config
+//! example-env` and `config docs-table` print the variables' table as
+//! `config/example.env` and as the documentation's Markdown table.
 
 use anyhow::Context as _;
 use claude_code_api::app::Application;
 use claude_code_api_core::config::Settings;
 
-const USAGE: &str = "usage: claude-code-api [serve | migrate | webhook-secret <tenant> | openapi | login [--token] | keys … | tenants … | --help]";
+const USAGE: &str = "usage: claude-code-api [serve | migrate | webhook-secret <tenant> | openapi | config example-env|docs-table | login [--token] | keys … | tenants … | --help]";
 
 fn main() -> anyhow::Result<()> {
     // The relay inside a sandbox's network namespace (see `sandbox::relay`):
@@ -20,12 +22,16 @@ fn main() -> anyhow::Result<()> {
 #[actix_web::main]
 async fn run() -> anyhow::Result<()> {
     let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
+    if command == "config" {
+        // Reads no settings: it describes them.
+        return config(std::env::args().nth(2).as_deref());
+    }
     let settings = Settings::from_env()?;
-    claude_code_api_core::telemetry::init(&settings);
+    claude_code_api_core::telemetry::init(&settings.server);
     match command.as_str() {
         "serve" => serve(settings).await,
         "migrate" => {
-            let url = settings.effective_database_url();
+            let url = settings.storage.effective_database_url();
             if let Some(parent) = std::path::Path::new(&url).parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
@@ -39,18 +45,19 @@ async fn run() -> anyhow::Result<()> {
             let Some(tenant) = std::env::args().nth(2) else {
                 anyhow::bail!("usage: claude-code-api webhook-secret <tenant> (each tenant has its own secret)");
             };
-            let pool = claude_code_api_core::db::connect(&settings.effective_database_url())
-                .context("cannot open the database")?;
+            let pool =
+                claude_code_api_core::db::connect(&settings.storage.effective_database_url())
+                    .context("cannot open the database")?;
             let mut conn = pool.get().context("cannot open the database")?;
             if claude_code_api_core::db::models::tenant::find_tenant(&mut conn, &tenant)?.is_none()
             {
                 anyhow::bail!("no tenant {tenant:?}");
             }
-            let from_list = settings
-                .api_keys
-                .iter()
-                .any(|entry| claude_code_api_core::security::keys::parse_entry(entry).0 == tenant);
-            let first = settings.webhook_secret.clone().filter(|_| from_list);
+            let from_list =
+                settings.server.api_keys.iter().any(|entry| {
+                    claude_code_api_core::security::keys::parse_entry(entry).0 == tenant
+                });
+            let first = settings.webhooks.secret.clone().filter(|_| from_list);
             let secret = claude_code_api_core::db::models::webhook_secret::current(
                 &mut conn,
                 &claude_code_api_core::db::models::TenantId(tenant),
@@ -87,6 +94,17 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
+/// Prints the table of variables as `config/example.env` or as Markdown.
+fn config(what: Option<&str>) -> anyhow::Result<()> {
+    use claude_code_api_core::config::table;
+    match what {
+        Some("example-env") => print!("{}", table::example_env()),
+        Some("docs-table") => print!("{}", table::docs_table()),
+        _ => anyhow::bail!("usage: claude-code-api config example-env | docs-table"),
+    }
+    Ok(())
+}
+
 /// Runs the CLI's own login for the server's Claude config folder, so the
 /// server runs on that login; `--token` runs `claude setup-token` instead
 /// (for a host without a browser), whose token goes in
@@ -94,7 +112,7 @@ async fn run() -> anyhow::Result<()> {
 fn login(settings: Settings, args: &[String]) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()?;
     let settings = settings.with_absolute_paths(&cwd);
-    let cli = settings.resolved_cli_path();
+    let cli = settings.sessions.resolved_cli_path();
     let token = match args {
         [] => false,
         [flag] if flag == "--token" => true,
@@ -145,7 +163,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         // Printed once, never logged; only its hash is stored.
         println!("No API key was configured, so one was created. Keep it now; it is not shown again:\n\n    {key}\n");
     }
-    tracing::info!(host = %settings.api_host, port = app.port(), "listening");
+    tracing::info!(host = %settings.server.host, port = app.port(), "listening");
     app.run_until_stopped().await?;
     Ok(())
 }

@@ -241,7 +241,7 @@ pub async fn upload_file(
     query: web::Query<UploadQuery>,
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = state.services.settings.max_upload_bytes;
+    let limit = state.services.settings.files.max_upload_bytes;
     let session_name = name.clone();
     let overwrite = parse_bool("overwrite", query.overwrite.as_deref())?;
     let mut folder: Option<PathBuf> = match &query.path {
@@ -531,7 +531,8 @@ pub async fn download_archive(
     let (tx, rx) = mpsc::channel(8);
     let archive_prefix = prefix.clone();
     let failed = archive::Failed::default();
-    let writer = archive::ChannelWriter::new(tx.clone(), state.services.settings.archive_stall);
+    let writer =
+        archive::ChannelWriter::new(tx.clone(), state.services.settings.files.archive_stall);
     let failure = failed.clone();
     claude_code_api_core::blocking::spawn(move || {
         // Held until the outcome is set: the body ends only after that.

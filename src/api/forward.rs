@@ -177,7 +177,7 @@ pub async fn middleware(
     // lets it go once its running turns end, within its grace period.
     let deadline = Instant::now()
         + state.services.node.lease_ttl()
-        + state.services.settings.shutdown_grace
+        + state.services.settings.sessions.shutdown_grace
         + Duration::from_secs(2);
     loop {
         // An owner with no address (its row was dropped as dead while its

@@ -104,6 +104,7 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             state
                 .services
                 .settings
+                .sessions
                 .resolved_cli_path()
                 .to_string_lossy()
                 .into_owned(),
@@ -176,6 +177,7 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             data_dir: state
                 .services
                 .settings
+                .storage
                 .data_dir
                 .to_string_lossy()
                 .into_owned(),

@@ -53,7 +53,10 @@ pub async fn middleware(
     let forwarded = super::forward::verify(&req, &state.services.node);
     // An address that failed too often is refused before its key costs a
     // lookup, unless the key is one that authenticated from it before.
-    let client = client_ip(req.request(), &state.services.settings.trusted_proxies);
+    let client = client_ip(
+        req.request(),
+        &state.services.settings.server.trusted_proxies,
+    );
     let key_hash = hash_key(&key);
     if let Some(retry_after_secs) = client.and_then(|ip| state.auth_failures.blocked(ip, &key_hash))
     {
@@ -98,8 +101,8 @@ pub async fn middleware(
     let quota = if node.is_clustered() {
         let settings = &state.services.settings;
         let (requests, window) = quota.unwrap_or((
-            settings.rate_limit_requests,
-            settings.rate_limit_window.as_secs(),
+            settings.server.rate_limit_requests,
+            settings.server.rate_limit_window.as_secs(),
         ));
         let share = node.share(u64::from(requests));
         Some((u32::try_from(share).unwrap_or(requests), window))

@@ -447,7 +447,7 @@ fn chunk_stream(
 )]
 pub async fn list_models(state: web::Data<AppState>, _caller: Who) -> HttpResponse {
     let mut ids = vec![DEFAULT_MODEL.to_owned()];
-    if let Some(model) = &state.services.settings.claude_model {
+    if let Some(model) = &state.services.settings.sessions.model {
         ids.push(model.clone());
     }
     let data = ids

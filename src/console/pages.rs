@@ -127,7 +127,7 @@ pub async fn login(
             "the sign-in form expired or came from another site; reload it and try again".into(),
         )));
     }
-    let client = client_ip(&req, &state.services.settings.trusted_proxies);
+    let client = client_ip(&req, &state.services.settings.server.trusted_proxies);
     let key = form.key.trim();
     let key_hash = claude_code_api_core::security::keys::hash_key(key);
     if let Some(wait) = client.and_then(|ip| state.auth_failures.blocked(ip, &key_hash)) {

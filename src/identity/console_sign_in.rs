@@ -98,8 +98,8 @@ pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<Sig
         ) {
             (None, None) => None,
             (r, w) => Some((
-                r.unwrap_or(state.services.settings.rate_limit_requests),
-                w.unwrap_or(state.services.settings.rate_limit_window.as_secs()),
+                r.unwrap_or(state.services.settings.server.rate_limit_requests),
+                w.unwrap_or(state.services.settings.server.rate_limit_window.as_secs()),
             )),
         };
         SignedIn {

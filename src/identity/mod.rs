@@ -60,7 +60,7 @@ pub fn requester(req: &HttpRequest, caller: Caller) -> Requester {
         .map(|f| f.client_addr.clone());
     let client_addr = forwarded.unwrap_or_else(|| {
         req.app_data::<web::Data<AppState>>()
-            .and_then(|state| client_ip(req, &state.services.settings.trusted_proxies))
+            .and_then(|state| client_ip(req, &state.services.settings.server.trusted_proxies))
             .map(|ip| ip.to_string())
     });
     Requester {

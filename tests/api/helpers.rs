@@ -209,20 +209,20 @@ impl TestApp {
         let mut settings = Settings::from_vars(&vars).expect("test settings");
         // TEST_LOG=debug shows the server's logs (e.g. with --nocapture).
         if let Ok(level) = std::env::var("TEST_LOG") {
-            settings.log_level = level;
-            claude_code_api_core::telemetry::init(&settings);
+            settings.server.log_level = level;
+            claude_code_api_core::telemetry::init(&settings.server);
         }
-        settings.cli_env.insert(
+        settings.sessions.cli_env.insert(
             "HOME".into(),
             root.path().join("home").to_string_lossy().into_owned(),
         );
         settings
+            .sessions
             .cli_env
             .insert("CLAUDE_CODE_MAX_RETRIES".into(), "0".into());
         // The server runs inside this test binary: the sandbox's relay is
         // the server's own executable.
-        settings.agent_network.relay_program =
-            Some(PathBuf::from(env!("CARGO_BIN_EXE_claude-code-api")));
+        settings.network.relay_program = Some(PathBuf::from(env!("CARGO_BIN_EXE_claude-code-api")));
         let app = Application::build(settings)
             .await
             .expect("application builds");

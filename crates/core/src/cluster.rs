@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{ClusterSettings, Settings};
+use crate::config::{ClusterSettings, NodeSettings};
 
 /// Cheap to clone; shared by the services, the supervisor and the HTTP layer.
 #[derive(Clone)]
@@ -45,7 +45,7 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    pub fn new(settings: &Settings, instance_id: String) -> anyhow::Result<Node> {
+    pub fn new(settings: &NodeSettings, instance_id: String) -> anyhow::Result<Node> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .no_proxy()
@@ -57,7 +57,7 @@ impl Node {
             inner: Arc::new(Inner {
                 cluster: settings.cluster.clone(),
                 instance_id,
-                heartbeat: settings.node_heartbeat,
+                heartbeat: settings.heartbeat,
                 live_nodes: AtomicUsize::new(1),
                 draining: AtomicBool::new(false),
                 client,
@@ -181,8 +181,9 @@ mod tests {
 
     #[test]
     fn each_node_allows_its_share_rounded_up() {
-        let settings = Settings::from_vars(&std::collections::BTreeMap::new()).unwrap();
-        let node = Node::new(&settings, "i".into()).unwrap();
+        let settings =
+            crate::config::Settings::from_vars(&std::collections::BTreeMap::new()).unwrap();
+        let node = Node::new(&settings.node, "i".into()).unwrap();
         assert_eq!(node.share(4), 4);
         node.set_live_nodes(3);
         assert_eq!(node.share(4), 2);

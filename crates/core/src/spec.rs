@@ -79,27 +79,27 @@ impl LaunchSpec {
                 .model
                 .clone()
                 .or_else(|| spec.model.clone())
-                .or_else(|| settings.claude_model.clone()),
+                .or_else(|| settings.sessions.model.clone()),
             system_prompt: spec.system_prompt.clone(),
             append_system_prompt,
-            max_turns: spec.max_turns.unwrap_or(settings.claude_max_turns),
+            max_turns: spec.max_turns.unwrap_or(settings.sessions.max_turns),
             permission_mode: turn
                 .permission_mode
                 .or(spec.permission_mode)
-                .unwrap_or(settings.claude_permission_mode),
+                .unwrap_or(settings.sessions.permission_mode),
             effort: turn.effort.or(spec.effort),
             allowed_tools: spec
                 .allowed_tools
                 .clone()
-                .unwrap_or_else(|| settings.claude_allowed_tools.clone()),
+                .unwrap_or_else(|| settings.sessions.allowed_tools.clone()),
             disallowed_tools: spec
                 .disallowed_tools
                 .clone()
-                .unwrap_or_else(|| settings.claude_disallowed_tools.clone()),
+                .unwrap_or_else(|| settings.sessions.disallowed_tools.clone()),
             env: spec.env.clone().unwrap_or_default(),
             mcp_servers: spec.mcp_servers.clone().unwrap_or_default(),
-            max_budget_micros: settings.max_cost_per_request_micros,
-            add_dirs: settings.claude_add_dirs.clone(),
+            max_budget_micros: settings.tenancy.max_cost_per_request_micros,
+            add_dirs: settings.sessions.add_dirs.clone(),
             json_schema: turn.json_schema.clone(),
         }
     }

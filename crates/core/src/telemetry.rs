@@ -5,9 +5,9 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, Settings};
+use crate::config::{LogFormat, ServerSettings};
 
-pub fn init(settings: &Settings) {
+pub fn init(settings: &ServerSettings) {
     let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

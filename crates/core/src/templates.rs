@@ -29,12 +29,27 @@ pub struct Template {
     pub name: String,
     /// One line saying what the agent is for.
     pub description: String,
-    /// Appended to Claude Code's own system prompt, or replacing it with
-    /// `replace_system_prompt: true`.
+    /// NOTE: unlike a session's `system_prompt` (which replaces Claude
+    /// Code's own prompt), a template's `system_prompt` is APPENDED to Claude
+    /// Code's own prompt unless `replace_system_prompt` is true, when it
+    /// replaces it. A template file should say which it means:
+    /// `append_system_prompt:` to append (folded into this field on load, so
+    /// responses keep their shape), or `system_prompt:` with
+    /// `replace_system_prompt: true` to replace. A bare `system_prompt:`
+    /// still appends, as it always did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
+    /// `system_prompt` replaces Claude Code's own prompt instead of being
+    /// appended to it (a session's `system_prompt`), rather than being its
+    /// `append_system_prompt`.
     #[serde(default)]
     pub replace_system_prompt: bool,
+    /// In a template file only: appended to Claude Code's own system prompt,
+    /// as a session's `append_system_prompt` is. Moved into `system_prompt`
+    /// (with `replace_system_prompt: false`) when the file is read; never
+    /// part of a response.
+    #[serde(default, skip_serializing)]
+    pub append_system_prompt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +126,9 @@ impl Template {
         let mut template: Template = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
         template.name = name.to_owned();
         template.validate()?;
+        if let Some(append) = template.append_system_prompt.take() {
+            template.system_prompt = Some(append);
+        }
         Ok(template)
     }
 
@@ -127,7 +145,21 @@ impl Template {
         if self.max_turns == Some(0) {
             return Err("field `max_turns` must be at least 1".into());
         }
-        if self.replace_system_prompt && self.system_prompt.is_none() {
+        if self.append_system_prompt.is_some() {
+            if self.system_prompt.is_some() {
+                return Err(
+                    "fields `append_system_prompt` and `system_prompt`: use one \
+                     (`system_prompt` with `replace_system_prompt: true` replaces Claude Code's \
+                     prompt, `append_system_prompt` adds to it)"
+                        .into(),
+                );
+            }
+            if self.replace_system_prompt {
+                return Err("field `replace_system_prompt` applies to `system_prompt`; \
+                     `append_system_prompt` always appends"
+                    .into());
+            }
+        } else if self.replace_system_prompt && self.system_prompt.is_none() {
             return Err("field `replace_system_prompt` needs a `system_prompt`".into());
         }
         for name in self.env.iter().flat_map(|e| e.keys()) {
@@ -261,7 +293,7 @@ pub enum Source {
 impl Source {
     /// Where `settings` put the templates: `TEMPLATES_DIR`, else
     /// `templates/` in `cwd` when there is one, else the built-in set.
-    pub fn of(settings: &crate::config::Settings, cwd: &Path) -> Source {
+    pub fn of(settings: &crate::config::SessionSettings, cwd: &Path) -> Source {
         if let Some(dir) = &settings.templates_dir {
             return Source::Dir(crate::config::absolute_from(cwd, dir));
         }
@@ -306,7 +338,9 @@ impl Templates {
 
     /// The templates `settings` name: `TEMPLATES_DIR`, else `templates/`
     /// in the working directory, else the built-in set.
-    pub fn from_settings(settings: &crate::config::Settings) -> Result<Templates, TemplateError> {
+    pub fn from_settings(
+        settings: &crate::config::SessionSettings,
+    ) -> Result<Templates, TemplateError> {
         let cwd = std::env::current_dir().unwrap_or_default();
         Templates::from_source(Source::of(settings, &cwd))
     }
@@ -389,6 +423,54 @@ mod tests {
     }
 
     #[test]
+    fn append_system_prompt_is_the_explicit_name_of_an_appended_prompt() {
+        let explicit = Template::parse("a", "description: d\nappend_system_prompt: ADD\n").unwrap();
+        let legacy = Template::parse("a", "description: d\nsystem_prompt: ADD\n").unwrap();
+        // The same template either way: appended, and shown as before.
+        assert_eq!(explicit, legacy);
+        assert_eq!(explicit.system_prompt.as_deref(), Some("ADD"));
+        assert!(!explicit.replace_system_prompt);
+        let shown = serde_json::to_value(&explicit).unwrap();
+        assert_eq!(shown["system_prompt"], "ADD");
+        assert!(shown.get("append_system_prompt").is_none(), "{shown}");
+        let spec = crate::domain::session::SessionSpec::default().with_template(&explicit);
+        assert_eq!(spec.append_system_prompt.as_deref(), Some("ADD"));
+        assert_eq!(spec.system_prompt, None);
+        // Replacing is still `system_prompt` + `replace_system_prompt: true`.
+        let replacing = Template::parse(
+            "r",
+            "description: d\nsystem_prompt: ONLY\nreplace_system_prompt: true\n",
+        )
+        .unwrap();
+        let spec = crate::domain::session::SessionSpec::default().with_template(&replacing);
+        assert_eq!(spec.system_prompt.as_deref(), Some("ONLY"));
+        assert_eq!(spec.append_system_prompt, None);
+        // Both names, or the explicit one with replace: ambiguous, refused.
+        let e = Template::parse(
+            "x",
+            "description: d\nappend_system_prompt: A\nsystem_prompt: B\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("append_system_prompt"), "{e}");
+        let e = Template::parse(
+            "x",
+            "description: d\nappend_system_prompt: A\nreplace_system_prompt: true\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("replace_system_prompt"), "{e}");
+    }
+
+    #[test]
+    fn shipped_templates_say_append_system_prompt() {
+        for (name, text) in BUILT_IN {
+            assert!(
+                !text.lines().any(|l| l.starts_with("system_prompt:")),
+                "templates/{name}.yaml: name the appended prompt `append_system_prompt`"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_and_bad_fields_are_named() {
         let e = Template::parse("x", "description: d\nsystem_promt: typo\n").unwrap_err();
         assert!(e.contains("system_promt"), "{e}");
@@ -433,11 +515,17 @@ mod tests {
         };
         let missing = dir.path().join("missing").to_string_lossy().into_owned();
         let settings = crate::config::Settings::from_vars(&vars(&missing)).unwrap();
-        let e = Templates::from_settings(&settings).unwrap_err();
+        let e = Templates::from_settings(&settings.sessions).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
         let here = dir.path().to_string_lossy().into_owned();
         let settings = crate::config::Settings::from_vars(&vars(&here)).unwrap();
-        assert_eq!(Templates::from_settings(&settings).unwrap().all().len(), 2);
+        assert_eq!(
+            Templates::from_settings(&settings.sessions)
+                .unwrap()
+                .all()
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -449,7 +537,9 @@ mod tests {
     #[test]
     fn the_source_is_the_setting_then_the_working_directory_then_built_in() {
         let cwd = tempfile::tempdir().unwrap();
-        let none = crate::config::Settings::from_vars(&BTreeMap::new()).unwrap();
+        let none = crate::config::Settings::from_vars(&BTreeMap::new())
+            .unwrap()
+            .sessions;
         assert_eq!(Source::of(&none, cwd.path()), Source::BuiltIn);
         let t = Templates::from_source(Source::of(&none, cwd.path())).unwrap();
         assert_eq!(t.all().len(), BUILT_IN.len());
@@ -462,7 +552,7 @@ mod tests {
         assert!(Templates::from_source(local).is_err());
 
         let vars = BTreeMap::from([("TEMPLATES_DIR".to_string(), "/t".to_string())]);
-        let set = crate::config::Settings::from_vars(&vars).unwrap();
+        let set = crate::config::Settings::from_vars(&vars).unwrap().sessions;
         assert_eq!(Source::of(&set, cwd.path()), Source::Dir("/t".into()));
     }
 

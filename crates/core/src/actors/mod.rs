@@ -42,7 +42,11 @@ impl Runtime {
 
     /// Per-tenant CLI state: transcripts and settings never mix across tenants.
     pub fn cli_config_dir(&self, tenant_id: &str) -> PathBuf {
-        self.settings.data_dir.join("cli-config").join(tenant_id)
+        self.settings
+            .storage
+            .data_dir
+            .join("cli-config")
+            .join(tenant_id)
     }
 
     /// The tenant's CLI state folder, opened (made when missing). The
@@ -59,7 +63,7 @@ impl Runtime {
         tenant_id: &str,
         workspace: &std::path::Path,
     ) -> std::io::Result<crate::sandbox::Tree> {
-        let area = self.settings.approved_directory.join(tenant_id);
+        let area = self.settings.storage.approved_directory.join(tenant_id);
         let rel = crate::sandbox::tree::relative_beneath(&area, workspace).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
@@ -74,6 +78,6 @@ impl Runtime {
 
     /// Where pid files of live CLI processes are kept.
     pub fn pid_dir(&self) -> PathBuf {
-        self.settings.data_dir.join("run")
+        self.settings.storage.data_dir.join("run")
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
 use rand::Rng;
 
-use crate::config::Settings;
+use crate::config::WebhookSettings;
 use crate::db::models::webhook::{self, AttemptOutcome, Delivery};
 use crate::db::models::{webhook_secret, TenantId};
 use crate::db::{self, DbPool};
@@ -29,7 +29,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 pub struct Wake;
 
 pub struct WebhookDispatcher {
-    settings: Arc<Settings>,
+    settings: Arc<WebhookSettings>,
     pool: DbPool,
     in_flight: HashSet<String>,
     polling: bool,
@@ -37,9 +37,9 @@ pub struct WebhookDispatcher {
 }
 
 impl WebhookDispatcher {
-    pub fn new(settings: Arc<Settings>, pool: DbPool) -> Self {
+    pub fn new(settings: WebhookSettings, pool: DbPool) -> Self {
         WebhookDispatcher {
-            settings,
+            settings: Arc::new(settings),
             pool,
             in_flight: HashSet::new(),
             polling: false,
@@ -57,9 +57,8 @@ impl WebhookDispatcher {
         let purge = self.last_purge.elapsed() >= PURGE_EVERY;
         // A claimed delivery is due again if its attempt never ends (the
         // process died mid-attempt).
-        let lease =
-            chrono::Duration::from_std(self.settings.webhook_timeout + Duration::from_secs(30))
-                .unwrap_or_else(|_| chrono::Duration::minutes(1));
+        let lease = chrono::Duration::from_std(self.settings.timeout + Duration::from_secs(30))
+            .unwrap_or_else(|_| chrono::Duration::minutes(1));
         if purge {
             self.last_purge = Instant::now();
         }
@@ -115,7 +114,7 @@ impl Actor for WebhookDispatcher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let every = self.settings.webhook_poll_interval;
+        let every = self.settings.poll_interval;
         ctx.run_interval(every, |act, ctx| act.poll(ctx));
         self.poll(ctx);
     }
@@ -131,7 +130,7 @@ impl Handler<Wake> for WebhookDispatcher {
 
 /// One attempt of a delivery the poll claimed, off the actor.
 struct Attempt {
-    settings: Arc<Settings>,
+    settings: Arc<WebhookSettings>,
     pool: DbPool,
 }
 
@@ -161,7 +160,7 @@ impl Attempt {
 
     /// POSTs the signed event; the response status, or why there was none.
     async fn send(&self, delivery: &Delivery) -> (Option<i32>, Option<String>) {
-        let checked = match ssrf::check(&delivery.url, &self.settings.webhook_allowed_hosts).await {
+        let checked = match ssrf::check(&delivery.url, &self.settings.allowed_hosts).await {
             Ok(checked) => checked,
             Err(refused) => return (None, Some(refused.to_string())),
         };
@@ -170,7 +169,7 @@ impl Attempt {
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.settings.webhook_timeout)
+            .timeout(self.settings.timeout)
             .resolve_to_addrs(&checked.host, &checked.addrs)
             .user_agent(concat!("claude-code-api/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -201,10 +200,7 @@ impl Attempt {
             }
             Err(e) if e.is_timeout() => (
                 None,
-                Some(format!(
-                    "timed out after {:?}",
-                    self.settings.webhook_timeout
-                )),
+                Some(format!("timed out after {:?}", self.settings.timeout)),
             ),
             Err(e) => (None, Some(format!("request failed: {e}"))),
         }
@@ -253,7 +249,7 @@ impl Attempt {
         } else if status_code == Some(410) {
             (webhook::GONE, None)
         } else {
-            match retry_delay(&self.settings.webhook_retry_schedule, delivery.attempts + 1) {
+            match retry_delay(&self.settings.retry_schedule, delivery.attempts + 1) {
                 Some(delay) => (
                     webhook::PENDING,
                     Some(db::now() + chrono::Duration::from_std(delay).unwrap_or_default()),

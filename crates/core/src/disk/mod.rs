@@ -122,11 +122,16 @@ struct TenantDisk {
 }
 
 impl DiskMeter {
-    pub fn new(settings: &crate::config::Settings, workspaces: PathBuf, pool: DbPool) -> DiskMeter {
+    pub fn new(
+        settings: &crate::config::DiskSettings,
+        data_dir: &std::path::Path,
+        workspaces: PathBuf,
+        pool: DbPool,
+    ) -> DiskMeter {
         DiskMeter {
             workspaces,
-            cli_config: settings.data_dir.join("cli-config"),
-            default_limit_bytes: settings.agent_disk_max_mb.saturating_mul(MIB),
+            cli_config: data_dir.join("cli-config"),
+            default_limit_bytes: settings.max_mb.saturating_mul(MIB),
             pool,
             tenants: Mutex::default(),
         }

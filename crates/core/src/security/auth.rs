@@ -88,8 +88,8 @@ pub async fn resolve(
                 match (requests, window) {
                     (None, None) => None,
                     (r, w) => Some((
-                        r.unwrap_or(settings.rate_limit_requests),
-                        w.unwrap_or(settings.rate_limit_window.as_secs()),
+                        r.unwrap_or(settings.server.rate_limit_requests),
+                        w.unwrap_or(settings.server.rate_limit_window.as_secs()),
                     )),
                 }
             });

@@ -150,7 +150,7 @@ pub async fn recover(services: &Services) -> crate::db::DbResult<Recovery> {
     use super::ownership::{enqueue_job, requeue_running};
     use crate::db::models::session;
 
-    let max_attempts = i64::from(services.settings.job_max_attempts);
+    let max_attempts = i64::from(services.settings.jobs.max_attempts);
     let mut report = crate::db::run(&services.pool, move |c| {
         requeue_running(c, None, max_attempts)
     })

@@ -43,7 +43,7 @@ pub async fn actor(
 /// Starts the session's CLI ahead of its first turn if a slot is free (see
 /// `WarmSession`); in a cluster only when its lease can be taken here.
 pub async fn warm(services: &Services, session: &Session) {
-    if !services.settings.warm_on_create {
+    if !services.settings.sessions.warm_on_create {
         return;
     }
     match take(services, session).await {
@@ -262,7 +262,7 @@ pub async fn recover_session(
     session: &Session,
     actor: &actix::Addr<crate::actors::session::SessionActor>,
 ) -> crate::db::DbResult<Recovery> {
-    let max_attempts = i64::from(services.settings.job_max_attempts);
+    let max_attempts = i64::from(services.settings.jobs.max_attempts);
     let id = session.id.clone();
     let (mut report, queued) = crate::db::run(&services.pool, move |c| {
         let report = requeue_running(c, Some(&id), max_attempts)?;

@@ -28,10 +28,10 @@ pub fn check_permission_mode(
 ) -> Result<(), ServiceError> {
     let mode = turn_mode
         .or(session_mode)
-        .unwrap_or(services.settings.claude_permission_mode);
+        .unwrap_or(services.settings.sessions.permission_mode);
     crate::domain::session::check_permission_mode(
         mode,
-        &services.settings.allowed_permission_modes,
+        &services.settings.sessions.allowed_permission_modes,
         tenant.and_then(|t| t.allowed_permission_modes.as_deref()),
     )
     .map_err(ServiceError::Validation)

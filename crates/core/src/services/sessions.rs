@@ -249,7 +249,7 @@ async fn insert(
     };
     let cap = tenant_row
         .and_then(|t| t.max_sessions)
-        .unwrap_or(services.settings.max_sessions_per_tenant);
+        .unwrap_or(services.settings.tenancy.max_sessions);
     let tenant = who.tenant().clone();
     let lookup = name.clone();
     // A first look, so a refused create makes no workspace.
@@ -277,7 +277,7 @@ async fn insert(
     let insert = row.clone();
     // The workspace it created is the only one deleting the session removes.
     let created = owns_workspace.then(|| row.workspace.clone());
-    let default_cap = services.settings.max_sessions_per_tenant;
+    let default_cap = services.settings.tenancy.max_sessions;
     // Checked again with the insert, in one transaction: a create running in
     // parallel may have taken the name or the last place meanwhile.
     let stored = crate::db::run(&services.pool, move |c| {

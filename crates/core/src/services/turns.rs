@@ -103,7 +103,7 @@ pub async fn submit(
     let (submitted, action, target) = match reply {
         Reply::Job { webhook_url } => {
             if let Some(url) = &webhook_url {
-                crate::webhooks::ssrf::check(url, &services.settings.webhook_allowed_hosts)
+                crate::webhooks::ssrf::check(url, &services.settings.webhooks.allowed_hosts)
                     .await
                     .map_err(|e| ServiceError::Validation(e.to_string()))?;
             }
@@ -165,7 +165,7 @@ pub async fn answer(services: &Services, submitted: Submitted) -> Result<Answer,
             "the turn was not submitted for a whole answer",
         ));
     };
-    let hold = services.settings.approval_hold;
+    let hold = services.settings.approvals.hold;
     let mut waiting_on: Option<String> = None;
     let mut deadline = tokio::time::Instant::now();
     let result = loop {
@@ -239,11 +239,12 @@ fn check_deny_patterns(
     settings: &crate::config::Settings,
     message: &str,
 ) -> Result<(), ServiceError> {
-    if settings.deny_patterns.is_empty() {
+    if settings.sessions.deny_patterns.is_empty() {
         return Ok(());
     }
     let lower = message.to_lowercase();
     match settings
+        .sessions
         .deny_patterns
         .iter()
         .find(|p| lower.contains(p.as_str()))

@@ -74,7 +74,7 @@ impl SessionActor {
             }
             return;
         }
-        let timeout = self.runtime.settings.approval_timeout;
+        let timeout = self.runtime.settings.approvals.timeout;
         let now = crate::db::now();
         let row = Approval {
             id: uuid::Uuid::now_v7().to_string(),
@@ -196,7 +196,7 @@ impl SessionActor {
             .filter(|(_, a)| a.expires <= now)
             .map(|(id, _)| id.clone())
             .collect();
-        let seconds = self.runtime.settings.approval_timeout.as_secs();
+        let seconds = self.runtime.settings.approvals.timeout.as_secs();
         for id in expired {
             if let Some(live) = self.approvals.remove(&id) {
                 let message = format!(

@@ -128,7 +128,7 @@ impl SessionActor {
             cli_path: self.runtime.cli_path.clone(),
             workspace: self.session.workspace.clone(),
             config_dir,
-            env: self.runtime.settings.cli_env.clone(),
+            env: self.runtime.settings.sessions.cli_env.clone(),
             model_env: model_grant.env(),
             spec: spec.clone(),
             conversation,

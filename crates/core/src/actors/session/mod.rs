@@ -230,14 +230,14 @@ impl SessionActor {
         let writer = Writer::start(
             runtime.pool.clone(),
             row.name.clone(),
-            runtime.settings.store_retry,
+            runtime.settings.sessions.store_retry,
             lease.clone(),
         );
         // A node that lost the session's lease adds nothing to its transcript.
         let transcripts = Writer::start(
             runtime.pool.clone(),
             row.name.clone(),
-            runtime.settings.store_retry,
+            runtime.settings.sessions.store_retry,
             lease,
         );
         let hub = Hub::new(row.id.clone());
@@ -313,7 +313,7 @@ impl SessionActor {
         if self.awake.is_some() {
             return;
         }
-        let timeout = self.runtime.settings.claude_timeout;
+        let timeout = self.runtime.settings.sessions.timeout;
         let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let watchdog = ctx.run_interval(every, |act, ctx| {
             act.check_watchdog(ctx);

@@ -120,8 +120,9 @@ impl SessionActor {
         let amount = self
             .runtime
             .settings
+            .tenancy
             .max_cost_per_request_micros
-            .unwrap_or(self.runtime.settings.budget_reservation_micros);
+            .unwrap_or(self.runtime.settings.tenancy.budget_reservation_micros);
         // Behind the session's queued writes: the turn before this one is
         // settled (its cost spent, its reservation returned) first.
         let reserved = self.writer.call(move |c| {
@@ -277,7 +278,7 @@ impl SessionActor {
         crate::metrics::turn_finished(running.elapsed(), &outcome);
         let record = running.record(&self.session, &outcome, reached_cli);
         let kept = crate::db::spool::Entry::Turn(Box::new(record.clone()));
-        let spool = crate::db::spool::dir(&self.runtime.settings.data_dir);
+        let spool = crate::db::spool::dir(&self.runtime.settings.storage.data_dir);
         let webhooks = self.runtime.webhooks.clone();
         let gate = self.hub.gate();
         running.announce_end(&self.hub, outcome);
@@ -303,7 +304,7 @@ impl SessionActor {
         if events.is_empty() {
             return;
         }
-        let spool = crate::db::spool::dir(&self.runtime.settings.data_dir);
+        let spool = crate::db::spool::dir(&self.runtime.settings.storage.data_dir);
         let kept = crate::db::spool::Entry::Events(events.clone());
         self.writer.write_or_keep(
             move |c| crate::db::models::turn::flush_events(c, &events).map(|()| false),

@@ -24,7 +24,7 @@ impl SessionActor {
         let Head::AskedForPermit(since) = self.head else {
             return;
         };
-        let wait = self.runtime.settings.chat_queue_timeout;
+        let wait = self.runtime.settings.sessions.chat_queue_timeout;
         let head_is_chat = self.queue.front().is_some_and(|t| t.job_id.is_none());
         if head_is_chat && since.elapsed() >= wait {
             if let Some(turn) = self.queue.pop_front() {
@@ -67,7 +67,7 @@ impl SessionActor {
             return;
         }
         self.expire_approvals();
-        let timeout = self.runtime.settings.claude_timeout;
+        let timeout = self.runtime.settings.sessions.timeout;
         // A turn waiting on a client's approval is quiet, not stalled.
         let stalled_turn = self.approvals.is_empty()
             && self

@@ -20,7 +20,7 @@ impl Handler<WarmSession> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: WarmSession, ctx: &mut Self::Context) {
-        if !self.runtime.settings.warm_on_create {
+        if !self.runtime.settings.sessions.warm_on_create {
             return;
         }
         let session_id = msg.0.id.clone();

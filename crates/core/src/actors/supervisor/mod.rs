@@ -90,7 +90,7 @@ impl Supervisor {
     }
 
     fn cap(&self) -> usize {
-        self.runtime.settings.max_live_sessions
+        self.runtime.settings.sessions.max_live
     }
 
     /// The session's actor, if it is live.
@@ -293,7 +293,7 @@ impl Supervisor {
 
     /// The tenant's permits, made on first use with the server's limit.
     fn turns_of(&mut self, tenant_id: &str) -> &mut TenantTurns {
-        let default = self.share(self.runtime.settings.max_running_turns_per_tenant);
+        let default = self.share(self.runtime.settings.tenancy.max_running_turns);
         self.turns
             .entry(tenant_id.to_owned())
             .or_insert_with(|| TenantTurns::new(default))
@@ -334,7 +334,7 @@ impl Supervisor {
         }
         .into_actor(self)
         .map(move |read, act, _| {
-            let default = act.runtime.settings.max_running_turns_per_tenant;
+            let default = act.runtime.settings.tenancy.max_running_turns;
             let limit = read.as_ref().ok().map(|own| act.share(own.unwrap_or(default)));
             let turns = act.turns_of(&tenant);
             if ticket <= turns.reads_applied {
@@ -392,7 +392,7 @@ impl Supervisor {
     }
 
     fn reap_idle(&mut self, ctx: &mut Context<Self>) {
-        let timeout = self.runtime.settings.session_idle_timeout;
+        let timeout = self.runtime.settings.sessions.idle_timeout;
         let expired: Vec<String> = self
             .idle_since
             .iter()
@@ -410,7 +410,7 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let every = (self.runtime.settings.session_idle_timeout / 4)
+        let every = (self.runtime.settings.sessions.idle_timeout / 4)
             .clamp(Duration::from_millis(250), Duration::from_secs(15));
         ctx.run_interval(every, |act, ctx| act.reap_idle(ctx));
         if self.runtime.node.is_clustered() {

@@ -1,0 +1,69 @@
+//! `settings.jobs` and `settings.webhooks`.
+
+use std::time::Duration;
+
+use super::parse::Env;
+use super::ConfigError;
+
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// `JOB_MAX_ATTEMPTS`: runs of a job cut short by a crash before it ends `interrupted`.
+    pub max_attempts: u32,
+}
+
+impl JobSettings {
+    pub(super) fn read(env: &Env) -> Result<JobSettings, ConfigError> {
+        Ok(JobSettings {
+            max_attempts: env.bounded("JOB_MAX_ATTEMPTS", 1, 100)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// `WEBHOOK_SECRET`: `whsec_<base64>` signing secret; unset → generated once and stored.
+    pub secret: Option<String>,
+    /// `WEBHOOK_ALLOWED_HOSTS`: hosts exempt from the internal-address refusal.
+    pub allowed_hosts: Vec<String>,
+    /// `WEBHOOK_TIMEOUT_SECONDS`: one delivery attempt's time limit.
+    pub timeout: Duration,
+    /// `WEBHOOK_RETRY_SCHEDULE_SECONDS`: delays before each retry, so one
+    /// attempt more than its length in all (quick at first, then hours: 9
+    /// attempts over about 24.3 hours by default).
+    pub retry_schedule: Vec<Duration>,
+    /// `WEBHOOK_POLL_INTERVAL_MS`: how often due deliveries are looked for.
+    pub poll_interval: Duration,
+}
+
+impl WebhookSettings {
+    pub(super) fn read(env: &Env) -> Result<WebhookSettings, ConfigError> {
+        let secret = env.get("WEBHOOK_SECRET");
+        if let Some(raw) = &secret {
+            crate::webhooks::signing::WebhookSecret::parse(raw)
+                .map_err(|reason| env.error("WEBHOOK_SECRET", raw, reason))?;
+        }
+        Ok(WebhookSettings {
+            secret,
+            allowed_hosts: env.list("WEBHOOK_ALLOWED_HOSTS"),
+            timeout: env.seconds("WEBHOOK_TIMEOUT_SECONDS", 1, 300)?,
+            retry_schedule: retry_schedule(env)?,
+            poll_interval: Duration::from_millis(env.bounded(
+                "WEBHOOK_POLL_INTERVAL_MS",
+                10,
+                60_000,
+            )?),
+        })
+    }
+}
+
+fn retry_schedule(env: &Env) -> Result<Vec<Duration>, ConfigError> {
+    let name = "WEBHOOK_RETRY_SCHEDULE_SECONDS";
+    let raw = env.string(name);
+    let delays: Result<Vec<u64>, _> = raw.split(',').map(|s| s.trim().parse::<u64>()).collect();
+    match delays {
+        Ok(delays) if !delays.is_empty() && delays.len() <= 50 => {
+            Ok(delays.into_iter().map(Duration::from_secs).collect())
+        }
+        _ => Err(env.error(name, &raw, "expected 1 to 50 comma-separated whole seconds")),
+    }
+}
