@@ -27,9 +27,10 @@ pub struct CreateJob {
     #[schema(pattern = "^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
     message: String,
     /// Receives the signed `job.completed` event when the job ends
-    /// (http or https; internal addresses are refused).
+    /// (http or https, no user or password in it, at most 2048 characters;
+    /// internal addresses are refused).
     #[serde(default)]
-    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\x00]*$")]
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\x00]*$", max_length = 2048)]
     webhook_url: Option<String>,
     #[serde(default)]
     model: Option<String>,

@@ -25,6 +25,7 @@ mod openai;
 pub mod openapi;
 pub mod route_table;
 pub mod routes;
+mod schema_parts;
 pub mod scrape;
 mod sessions;
 mod templates;

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
+use super::schema_parts::{object, SSE_FRAMING};
 use crate::api::views::openai::DEFAULT_SESSION;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -462,5 +463,57 @@ pub async fn list_models(state: web::Data<AppState>, _caller: Who) -> HttpRespon
     HttpResponse::Ok().json(ModelList {
         object: "list",
         data,
+    })
+}
+
+/// The OpenAI stream: unnamed events whose data is a `chat.completion.chunk`
+/// or an `{error}`, then the literal `[DONE]` (not JSON).
+pub fn completion_events() -> Value {
+    let chunk = object(
+        &["id", "object", "created", "model", "choices"],
+        json!({
+            "id": {"type": "string"},
+            "object": {"type": "string", "const": "chat.completion.chunk"},
+            "created": {"type": "integer"},
+            "model": {"type": "string"},
+            "system_fingerprint": {"type": ["string", "null"]},
+            "choices": {"type": "array", "items": object(
+                &["index", "delta", "finish_reason"],
+                json!({
+                    "index": {"type": "integer"},
+                    "delta": {"type": "object", "properties": {
+                        "role": {"type": "string", "const": "assistant"},
+                        "content": {"type": "string"},
+                    }, "additionalProperties": false},
+                    "logprobs": {"type": "null"},
+                    "finish_reason": {"enum": ["stop", null]},
+                }),
+            )},
+            "usage": {"$ref": "#/components/schemas/CompletionUsage"},
+        }),
+    );
+    let error = object(
+        &["error"],
+        json!({"error": object(&["message", "type", "code"], json!({
+            "message": {"type": "string"},
+            "type": {"type": "string"},
+            "code": {"type": "integer"},
+        }))}),
+    );
+    json!({
+        "description": format!(
+            "{SSE_FRAMING} Events have no name (`message`); each `data` is a \
+             `chat.completion.chunk`, or `{{error}}` when the turn fails; the last is the \
+             literal `[DONE]`, which is not JSON."
+        ),
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {"event": {"type": "string", "const": "message"}, "retry": {"type": "integer"}},
+        "if": {"properties": {"data": {"type": "string", "const": "[DONE]"}}},
+        "else": {"properties": {"data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"oneOf": [chunk, error]},
+        }}},
     })
 }

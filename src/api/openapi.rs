@@ -10,11 +10,12 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
+use super::schema_parts::{problem, sse_event, SSE_FRAMING};
 use super::{
     admin, audit, chat, control, egress, files, health, history, jobs, model_credentials, nodes,
     openai, sessions, templates, usage, webhooks, working_dir,
 };
-use crate::error::{problem_type, PROBLEM_CONTENT_TYPE, PROBLEM_KINDS};
+use crate::error::{problem_type, PROBLEM_KINDS};
 use claude_code_api_core::domain::event;
 
 /// Where the document is served; the docs page loads it from there.
@@ -174,14 +175,6 @@ enum Applies {
 /// Media types of raw file bodies: a byte string, not JSON.
 const BINARY_MEDIA_TYPES: &[&str] = &["application/octet-stream", "application/gzip"];
 
-/// A response whose body is a problem document.
-fn problem(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    })
-}
-
 fn complete(doc: &mut Value) {
     let components = &mut doc["components"];
     for (_, name, description, _) in SHARED_RESPONSES {
@@ -225,7 +218,7 @@ fn complete(doc: &mut Value) {
     }
     file_path_rules(doc);
     doc["security"] = json!([{"api_key": []}, {"bearer": []}]);
-    doc["paths"]["/mcp"] = mcp_path_item();
+    doc["paths"]["/mcp"] = super::mcp::path_item();
     add_event_streams(doc);
 
     let Some(paths) = doc["paths"].as_object_mut() else {
@@ -537,48 +530,6 @@ fn file_path_rules(doc: &mut Value) {
     }
 }
 
-/// How every event stream is framed, said once in each stream's schema.
-const SSE_FRAMING: &str = "Server-sent events (`text/event-stream`). This schema describes one \
-    event of the stream as a client's SSE parser sees it: `event` is the `event:` line (`message` \
-    when there is none), `id` the `id:` line, `data` the `data:` lines joined, which hold one JSON \
-    document (see `contentSchema`). Lines starting with `:` are keep-alive comments.";
-
-/// One named SSE event whose `data:` is a JSON document matching `data`;
-/// `id`: whether the event carries the session's event number.
-fn sse_event(name: &str, description: &str, data: Value, id: bool) -> Value {
-    // The title is the component's name: a generator names the event's
-    // type after it, apart from the data's type.
-    let mut event = json!({
-        "type": "object",
-        "title": event_component(name),
-        "description": description,
-        "required": ["event", "data"],
-        "properties": {
-            "event": {"type": "string", "const": name},
-            "data": {
-                "type": "string",
-                "contentMediaType": "application/json",
-                "contentSchema": data,
-            },
-            "retry": {"type": "integer"},
-        },
-        "additionalProperties": false,
-    });
-    if id {
-        event["required"] = json!(["event", "data", "id"]);
-        event["properties"]["id"] = json!({
-            "type": "string",
-            "pattern": "^[0-9]+$",
-            "description": "The session's event number: resume after it with `Last-Event-ID`",
-        });
-    }
-    event
-}
-
-fn object(required: &[&str], properties: Value) -> Value {
-    json!({"type": "object", "required": required, "properties": properties})
-}
-
 /// The events of a session's turns (`chat/stream` leaves out the ones
 /// `in_chat_stream` says it never carries), framed from the catalogue of
 /// the core's `StreamEvent`: their data schemas are the derived ones.
@@ -637,7 +588,7 @@ fn add_event_streams(doc: &mut Value) {
     let (turn, session_events) = (refs(turn), refs(session_events));
     schemas["TurnStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": turn});
     schemas["SessionStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": session_events});
-    schemas["CompletionStreamEvent"] = completion_events();
+    schemas["CompletionStreamEvent"] = super::openai::completion_events();
     schemas["McpStreamEvent"] = json!({
         "description": format!("{SSE_FRAMING} Each `data` is a JSON-RPC 2.0 message."),
         "type": "object",
@@ -672,161 +623,6 @@ fn add_event_streams(doc: &mut Value) {
             *slot = json!({"$ref": format!("#/components/schemas/{schema}")});
         }
     }
-}
-
-/// `turn_started` → `TurnStartedEvent`.
-fn event_component(name: &str) -> String {
-    let mut out = String::new();
-    for word in name.split('_') {
-        let mut chars = word.chars();
-        if let Some(first) = chars.next() {
-            out.extend(first.to_uppercase());
-            out.push_str(chars.as_str());
-        }
-    }
-    out + "Event"
-}
-
-/// The OpenAI stream: unnamed events whose data is a `chat.completion.chunk`
-/// or an `{error}`, then the literal `[DONE]` (not JSON).
-fn completion_events() -> Value {
-    let chunk = object(
-        &["id", "object", "created", "model", "choices"],
-        json!({
-            "id": {"type": "string"},
-            "object": {"type": "string", "const": "chat.completion.chunk"},
-            "created": {"type": "integer"},
-            "model": {"type": "string"},
-            "system_fingerprint": {"type": ["string", "null"]},
-            "choices": {"type": "array", "items": object(
-                &["index", "delta", "finish_reason"],
-                json!({
-                    "index": {"type": "integer"},
-                    "delta": {"type": "object", "properties": {
-                        "role": {"type": "string", "const": "assistant"},
-                        "content": {"type": "string"},
-                    }, "additionalProperties": false},
-                    "logprobs": {"type": "null"},
-                    "finish_reason": {"enum": ["stop", null]},
-                }),
-            )},
-            "usage": {"$ref": "#/components/schemas/CompletionUsage"},
-        }),
-    );
-    let error = object(
-        &["error"],
-        json!({"error": object(&["message", "type", "code"], json!({
-            "message": {"type": "string"},
-            "type": {"type": "string"},
-            "code": {"type": "integer"},
-        }))}),
-    );
-    json!({
-        "description": format!(
-            "{SSE_FRAMING} Events have no name (`message`); each `data` is a \
-             `chat.completion.chunk`, or `{{error}}` when the turn fails; the last is the \
-             literal `[DONE]`, which is not JSON."
-        ),
-        "type": "object",
-        "required": ["event", "data"],
-        "properties": {"event": {"type": "string", "const": "message"}, "retry": {"type": "integer"}},
-        "if": {"properties": {"data": {"type": "string", "const": "[DONE]"}}},
-        "else": {"properties": {"data": {
-            "type": "string",
-            "contentMediaType": "application/json",
-            "contentSchema": {"oneOf": [chunk, error]},
-        }}},
-    })
-}
-
-/// `/mcp` is served by the MCP SDK's transport, not by a handler of ours,
-/// so its operations are written out here.
-fn mcp_path_item() -> Value {
-    let session = |required: bool| {
-        json!({
-            "name": "Mcp-Session-Id", "in": "header", "required": required,
-            "description": "The MCP session, from the `initialize` response; it belongs to the \
-                tenant that made it. Every request but `initialize` needs it (400 without).",
-            "schema": {"type": "string", "pattern": "^[!-~]+$"},
-        })
-    };
-    let rpc = json!({
-        "description": "A JSON-RPC 2.0 message: a request or notification (`method`), or a \
-            response to one of the server's requests (`result` or `error`)",
-        "type": "object",
-        "required": ["jsonrpc"],
-        "properties": {
-            "jsonrpc": {"type": "string", "const": "2.0"},
-            "id": {"type": ["string", "integer"]},
-            "method": {"type": "string"},
-            "params": {"type": "object"},
-            "result": {"type": "object"},
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}},
-            },
-        },
-        "oneOf": [
-            {"required": ["method"], "not": {"anyOf": [{"required": ["result"]}, {"required": ["error"]}]}},
-            {"required": ["id", "result"], "not": {"anyOf": [{"required": ["method"]}, {"required": ["error"]}]}},
-            {"required": ["id", "error"], "not": {"anyOf": [{"required": ["method"]}, {"required": ["result"]}]}},
-        ],
-    });
-    let not_found = problem("Unknown session, or another tenant's");
-    json!({
-        "post": {
-            "tags": ["mcp"],
-            "operationId": "mcp_post",
-            "summary": "Model Context Protocol, streamable HTTP transport",
-            "description": "JSON-RPC messages of the MCP protocol: `initialize`, `tools/list`, \
-                `tools/call`, `resources/list`, `resources/read`, … The answer is an \
-                event stream; an `Accept` header, when sent, must allow it and JSON. The \
-                tools act on the caller's tenant with the caller's key. A request other than \
-                `initialize` needs `Mcp-Session-Id` (400 without), which OpenAPI cannot tie \
-                to the body's `method`.",
-            "parameters": [session(false)],
-            "requestBody": {"required": true, "content": {"application/json": {"schema": rpc}}},
-            "responses": {
-                "200": {
-                    "description": "The JSON-RPC response, as an event stream",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                },
-                "202": {"description": "A notification or response was accepted"},
-                "400": problem("No session id on a request other than `initialize`"),
-                "404": not_found,
-                "406": problem("The `Accept` header excludes JSON or event streams"),
-                "413": problem("The body is larger than 2 MiB"),
-                "415": problem("The body is not a JSON-RPC message"),
-            },
-        },
-        "get": {
-            "tags": ["mcp"],
-            "operationId": "mcp_get",
-            "summary": "The session's stream of server messages",
-            "parameters": [session(true)],
-            "responses": {
-                "200": {
-                    "description": "Server-sent events",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                },
-                "400": problem("No `Mcp-Session-Id`"),
-                "404": not_found,
-                "406": problem("The `Accept` header excludes event streams"),
-            },
-        },
-        "delete": {
-            "tags": ["mcp"],
-            "operationId": "mcp_delete",
-            "summary": "Ends the MCP session",
-            "parameters": [session(true)],
-            "responses": {
-                "202": {"description": "Ended"},
-                "400": problem("No `Mcp-Session-Id`"),
-                "404": not_found,
-            },
-        },
-    })
 }
 
 /// The OpenAPI 3.1 document of this server.

@@ -22,7 +22,9 @@ use actix_web::dev::HttpServiceFactory;
 use actix_web::web;
 use rmcp_actix_web::transport::{CancellationToken, LocalSessionManager, StreamableHttpService};
 
+use super::schema_parts::problem;
 use access::Access;
+use serde_json::{json, Value};
 use server::{McpContext, Server};
 
 /// The MCP endpoint's state, made once and shared by every worker: the SDK
@@ -90,4 +92,94 @@ pub fn scope(mcp: &McpServer) -> impl HttpServiceFactory {
             crate::api::limits::middleware,
         ))
         .service(mcp.transport.clone().scope())
+}
+
+/// `/mcp` is served by the MCP SDK's transport, not by a handler of ours,
+/// so its operations are written out here.
+pub fn path_item() -> Value {
+    let session = |required: bool| {
+        json!({
+            "name": "Mcp-Session-Id", "in": "header", "required": required,
+            "description": "The MCP session, from the `initialize` response; it belongs to the \
+                tenant that made it. Every request but `initialize` needs it (400 without).",
+            "schema": {"type": "string", "pattern": "^[!-~]+$"},
+        })
+    };
+    let rpc = json!({
+        "description": "A JSON-RPC 2.0 message: a request or notification (`method`), or a \
+            response to one of the server's requests (`result` or `error`)",
+        "type": "object",
+        "required": ["jsonrpc"],
+        "properties": {
+            "jsonrpc": {"type": "string", "const": "2.0"},
+            "id": {"type": ["string", "integer"]},
+            "method": {"type": "string"},
+            "params": {"type": "object"},
+            "result": {"type": "object"},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}},
+            },
+        },
+        "oneOf": [
+            {"required": ["method"], "not": {"anyOf": [{"required": ["result"]}, {"required": ["error"]}]}},
+            {"required": ["id", "result"], "not": {"anyOf": [{"required": ["method"]}, {"required": ["error"]}]}},
+            {"required": ["id", "error"], "not": {"anyOf": [{"required": ["method"]}, {"required": ["result"]}]}},
+        ],
+    });
+    let not_found = problem("Unknown session, or another tenant's");
+    json!({
+        "post": {
+            "tags": ["mcp"],
+            "operationId": "mcp_post",
+            "summary": "Model Context Protocol, streamable HTTP transport",
+            "description": "JSON-RPC messages of the MCP protocol: `initialize`, `tools/list`, \
+                `tools/call`, `resources/list`, `resources/read`, … The answer is an \
+                event stream; an `Accept` header, when sent, must allow it and JSON. The \
+                tools act on the caller's tenant with the caller's key. A request other than \
+                `initialize` needs `Mcp-Session-Id` (400 without), which OpenAPI cannot tie \
+                to the body's `method`.",
+            "parameters": [session(false)],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": rpc}}},
+            "responses": {
+                "200": {
+                    "description": "The JSON-RPC response, as an event stream",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                "202": {"description": "A notification or response was accepted"},
+                "400": problem("No session id on a request other than `initialize`"),
+                "404": not_found,
+                "406": problem("The `Accept` header excludes JSON or event streams"),
+                "413": problem("The body is larger than 2 MiB"),
+                "415": problem("The body is not a JSON-RPC message"),
+            },
+        },
+        "get": {
+            "tags": ["mcp"],
+            "operationId": "mcp_get",
+            "summary": "The session's stream of server messages",
+            "parameters": [session(true)],
+            "responses": {
+                "200": {
+                    "description": "Server-sent events",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                "400": problem("No `Mcp-Session-Id`"),
+                "404": not_found,
+                "406": problem("The `Accept` header excludes event streams"),
+            },
+        },
+        "delete": {
+            "tags": ["mcp"],
+            "operationId": "mcp_delete",
+            "summary": "Ends the MCP session",
+            "parameters": [session(true)],
+            "responses": {
+                "202": {"description": "Ended"},
+                "400": problem("No `Mcp-Session-Id`"),
+                "404": not_found,
+            },
+        },
+    })
 }
