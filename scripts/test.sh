@@ -26,6 +26,9 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     exit 1
   fi
 fi
+# The fake CLI the fault tests start (an example of the dev-only testkit
+# crate; `--all-targets` alone would build it only as a test).
+cargo build -p claude-code-api-testkit --examples
 # First half on SQLite, whatever TEST_DATABASE_URL says.
 env -u TEST_DATABASE_URL cargo test --all-targets
 # As root, the agent-boundary tests once more with the server as an

@@ -189,7 +189,7 @@ pub enum Remember {
 }
 
 /// The answer to a tool approval. Its schema in the document is written
-/// out in `openapi.rs` (`decide_approval`), which states the rules of
+/// out below (`decide_approval_schemas`), which states the rules of
 /// `validate` that a derived schema cannot.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -207,6 +207,38 @@ pub struct DecideApproval {
     message: Option<String>,
     #[serde(default)]
     remember: Option<Remember>,
+}
+
+/// The schemas of `DecideApproval`, stated for the document: `allow` may change the input and be
+/// remembered; `deny` may only carry a message.
+pub fn decide_approval_schemas() -> (Value, Value) {
+    let message =
+        json!({"type": ["string", "null"], "description": "With `deny`: told to the agent"});
+    let allow = json!({
+        "type": "object",
+        "description": "Runs the tool, with `updated_input` if given.",
+        "required": ["decision"],
+        "properties": {
+            "decision": {"type": "string", "const": "allow"},
+            "updated_input": {"type": ["object", "null"], "description": "The tool's input to use instead"},
+            "message": message,
+            "remember": {"type": ["string", "null"], "enum": ["session", null], "description": "`session`: allow this tool for the rest of the CLI process"},
+        },
+        "additionalProperties": false,
+    });
+    let deny = json!({
+        "type": "object",
+        "description": "Refuses the tool call; `message` is told to the agent.",
+        "required": ["decision"],
+        "properties": {
+            "decision": {"type": "string", "const": "deny"},
+            "updated_input": {"type": "null"},
+            "message": message,
+            "remember": {"type": "null"},
+        },
+        "additionalProperties": false,
+    });
+    (allow, deny)
 }
 
 impl DecideApproval {

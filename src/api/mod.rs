@@ -23,6 +23,7 @@ mod model_credentials;
 mod nodes;
 mod openai;
 pub mod openapi;
+mod path_rules;
 pub mod route_table;
 pub mod routes;
 mod schema_parts;

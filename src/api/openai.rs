@@ -517,3 +517,26 @@ pub fn completion_events() -> Value {
         }}},
     })
 }
+
+/// What this surface checks of a completion's messages, which derived schemas
+/// cannot say: there is a user message, and every user message has text.
+pub fn message_rules(schemas: &mut Value) {
+    let text = json!({"type": "string", "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"});
+    schemas["Message"]["if"] = json!({"properties": {"role": {"type": "string", "const": "user"}}});
+    schemas["Message"]["then"] = json!({
+        "required": ["content"],
+        "properties": {"content": {"anyOf": [
+            text,
+            {"type": "array", "contains": {
+                "type": "object",
+                "required": ["type", "text"],
+                "properties": {"type": {"type": "string", "const": "text"}, "text": text},
+            }},
+        ]}},
+    });
+    schemas["CompletionRequest"]["properties"]["messages"]["contains"] = json!({
+        "type": "object",
+        "required": ["role"],
+        "properties": {"role": {"type": "string", "const": "user"}},
+    });
+}

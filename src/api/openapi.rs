@@ -10,7 +10,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
-use super::schema_parts::{problem, sse_event, SSE_FRAMING};
+use super::schema_parts::problem;
 use super::{
     admin, audit, chat, control, egress, files, health, history, jobs, model_credentials, nodes,
     openai, sessions, templates, usage, webhooks, working_dir,
@@ -189,7 +189,7 @@ fn complete(doc: &mut Value) {
     let kinds: Vec<String> = PROBLEM_KINDS.iter().map(|k| problem_type(k)).collect();
     components["schemas"]["Problem"]["properties"]["type"]["enum"] = json!(kinds);
     // The rule "updated_input and remember only with allow" as a schema.
-    let (allow, deny) = decide_approval();
+    let (allow, deny) = super::control::decide_approval_schemas();
     components["schemas"]["AllowApproval"] = allow;
     components["schemas"]["DenyApproval"] = deny;
     components["schemas"]["DecideApproval"] = json!({
@@ -199,7 +199,7 @@ fn complete(doc: &mut Value) {
             {"$ref": "#/components/schemas/DenyApproval"},
         ],
     });
-    openai_message_rules(&mut components["schemas"]);
+    super::openai::message_rules(&mut components["schemas"]);
     // `spec::tool_list` takes a list or one comma-separated string.
     for field in ["allowed_tools", "disallowed_tools"] {
         let property = &mut components["schemas"]["CreateSession"]["properties"][field];
@@ -216,10 +216,10 @@ fn complete(doc: &mut Value) {
     for body in REQUEST_BODIES {
         forbid_nul(&mut components["schemas"][*body]);
     }
-    file_path_rules(doc);
+    super::path_rules::document(doc);
     doc["security"] = json!([{"api_key": []}, {"bearer": []}]);
     doc["paths"]["/mcp"] = super::mcp::path_item();
-    add_event_streams(doc);
+    super::event_stream::document(doc);
 
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -311,38 +311,6 @@ fn close_flattened(value: &mut Value, schemas: &Value) {
     }
 }
 
-/// `DecideApproval` (see `control.rs`): `allow` may change the input and be
-/// remembered; `deny` may only carry a message.
-fn decide_approval() -> (Value, Value) {
-    let message =
-        json!({"type": ["string", "null"], "description": "With `deny`: told to the agent"});
-    let allow = json!({
-        "type": "object",
-        "description": "Runs the tool, with `updated_input` if given.",
-        "required": ["decision"],
-        "properties": {
-            "decision": {"type": "string", "const": "allow"},
-            "updated_input": {"type": ["object", "null"], "description": "The tool's input to use instead"},
-            "message": message,
-            "remember": {"type": ["string", "null"], "enum": ["session", null], "description": "`session`: allow this tool for the rest of the CLI process"},
-        },
-        "additionalProperties": false,
-    });
-    let deny = json!({
-        "type": "object",
-        "description": "Refuses the tool call; `message` is told to the agent.",
-        "required": ["decision"],
-        "properties": {
-            "decision": {"type": "string", "const": "deny"},
-            "updated_input": {"type": "null"},
-            "message": message,
-            "remember": {"type": "null"},
-        },
-        "additionalProperties": false,
-    });
-    (allow, deny)
-}
-
 /// The schemas of JSON request bodies, with the parts they are made of.
 const REQUEST_BODIES: &[&str] = &[
     "CreateSession",
@@ -399,228 +367,6 @@ fn forbid_nul(schema: &mut Value) {
             } else {
                 forbid_nul(child);
             }
-        }
-    }
-}
-
-/// What `openai.rs` checks of a completion's messages, which derived schemas
-/// cannot say: there is a user message, and every user message has text.
-fn openai_message_rules(schemas: &mut Value) {
-    let text = json!({"type": "string", "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"});
-    schemas["Message"]["if"] = json!({"properties": {"role": {"type": "string", "const": "user"}}});
-    schemas["Message"]["then"] = json!({
-        "required": ["content"],
-        "properties": {"content": {"anyOf": [
-            text,
-            {"type": "array", "contains": {
-                "type": "object",
-                "required": ["type", "text"],
-                "properties": {"type": {"type": "string", "const": "text"}, "text": text},
-            }},
-        ]}},
-    });
-    schemas["CompletionRequest"]["properties"]["messages"]["contains"] = json!({
-        "type": "object",
-        "required": ["role"],
-        "properties": {"role": {"type": "string", "const": "user"}},
-    });
-}
-
-/// One component of a relative path: no `/`, `\` or NUL, and not `..`
-/// (`.` is allowed and means nothing).
-macro_rules! segment {
-    () => {
-        r"(?:[^/\\\x00.][^/\\\x00]*|\.(?:[^/\\\x00.][^/\\\x00]*)?|\.\.[^/\\\x00]+)"
-    };
-}
-
-/// One component that names something: neither `.` nor `..`.
-macro_rules! name {
-    () => {
-        r"(?:[^/\\\x00.][^/\\\x00]*|\.[^/\\\x00.][^/\\\x00]*|\.\.[^/\\\x00]+)"
-    };
-}
-
-/// A folder or file relative to the workspace, as `paths::parse_relative`
-/// takes it: components joined by `/`, none `..`, no leading `/`; empty is
-/// the workspace itself.
-pub const RELATIVE_PATH: &str = concat!("^(?:", segment!(), "(?:/(?:", segment!(), ")?)*)?$");
-
-/// A file path as a path parameter: OpenAPI cannot describe a parameter
-/// spanning URL segments, so the schema shows one name (not `.`); nested
-/// paths are written with plain `/` (`files/out/report.md`).
-pub const FILE_IN_PATH: &str = concat!("^", name!(), "$");
-
-const PATH_RULES: &str = " Relative to the workspace: no leading `/`, no `..` component, no `\\` \
-    or NUL; a component may not percent-decode to `.`, `..` or a separator; at most 4096 bytes, \
-    255 per component.";
-
-/// The parameters of `method path`, if it has any (never adds one).
-fn parameters<'a>(doc: &'a mut Value, path: &str, method: &str) -> Option<&'a mut Vec<Value>> {
-    let pointer = format!("/paths/{}/{method}/parameters", path.replace('/', "~1"));
-    doc.pointer_mut(&pointer).and_then(Value::as_array_mut)
-}
-
-/// The path rules of the files API, on every parameter naming a path; and
-/// a download's media type, which follows the file's name.
-fn file_path_rules(doc: &mut Value) {
-    for status in ["200", "206"] {
-        let pointer = format!(
-            "/paths/~1api~1v1~1sessions~1{{name}}~1files~1{{path}}/get/responses/{status}/content"
-        );
-        if let Some(content) = doc.pointer_mut(&pointer) {
-            *content = json!({"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}});
-        }
-    }
-    let targets: &[(&str, &str, &str, &str)] = &[
-        (
-            "/api/v1/sessions/{name}/files",
-            "post",
-            "path",
-            RELATIVE_PATH,
-        ),
-        (
-            "/api/v1/sessions/{name}/files",
-            "get",
-            "path",
-            RELATIVE_PATH,
-        ),
-        (
-            "/api/v1/sessions/{name}/archive",
-            "get",
-            "path",
-            RELATIVE_PATH,
-        ),
-        (
-            "/api/v1/sessions/{name}/files/{path}",
-            "get",
-            "path",
-            FILE_IN_PATH,
-        ),
-        (
-            "/api/v1/sessions/{name}/files/{path}",
-            "delete",
-            "path",
-            FILE_IN_PATH,
-        ),
-    ];
-    // `files::parse_bool`: these flags take `true`/`1` or `false`/`0`/empty.
-    let flags: &[(&str, &str, &str)] = &[
-        ("/api/v1/sessions/{name}/files", "post", "overwrite"),
-        ("/api/v1/sessions/{name}/files", "get", "recursive"),
-        ("/api/v1/sessions/{name}/files", "get", "hidden"),
-    ];
-    for (path, method, name) in flags {
-        let Some(params) = parameters(doc, path, method) else {
-            continue;
-        };
-        for param in params.iter_mut().filter(|p| p["name"] == *name) {
-            param["schema"] = json!({"type": "string", "enum": ["true", "false", "1", "0", ""]});
-        }
-    }
-    for (path, method, name, pattern) in targets {
-        let Some(params) = parameters(doc, path, method) else {
-            continue;
-        };
-        for param in params.iter_mut().filter(|p| p["name"] == *name) {
-            param["schema"]["pattern"] = json!(pattern);
-            let described = param["description"].as_str().unwrap_or_default().to_owned();
-            param["description"] = json!(format!("{described}.{PATH_RULES}"));
-        }
-    }
-}
-
-/// The events of a session's turns (`chat/stream` leaves out the ones
-/// `in_chat_stream` says it never carries), framed from the catalogue of
-/// the core's `StreamEvent`: their data schemas are the derived ones.
-fn turn_events(chat_stream: bool) -> Vec<Value> {
-    event::EVENT_KINDS
-        .iter()
-        .filter(|kind| kind.in_chat_stream || !chat_stream)
-        .map(|kind| {
-            let data = json!({"$ref": format!("#/components/schemas/{}", kind.data_schema)});
-            sse_event(kind.name, kind.description, data, true)
-        })
-        .collect()
-}
-
-/// Gives each event stream the schema of its events (OpenAPI 3.1 has no
-/// item schema for streams: as tools read it, a stream's `schema` describes
-/// one event).
-fn add_event_streams(doc: &mut Value) {
-    let turn = turn_events(true);
-    let session_events = {
-        let mut all = turn_events(false);
-        let mut reset = sse_event(
-            "reset",
-            "First event when the events after `Last-Event-ID` were purged, or when that id is \
-             past the session's last event (then with `id`: the head, where a reconnect resumes): \
-             reload the history",
-            json!({
-                "type": "object",
-                "required": ["reason", "history_url", "last_event_id"],
-                "properties": {
-                    "reason": {"type": "string"},
-                    "history_url": {"type": "string"},
-                    "last_event_id": {"type": "integer", "minimum": 0},
-                },
-            }),
-            true,
-        );
-        reset["required"] = json!(["event", "data"]);
-        all.push(reset);
-        all
-    };
-    let schemas = &mut doc["components"]["schemas"];
-    // Each event is a component of its own, shared by both streams (so a
-    // generator makes one type per event).
-    let mut refs = |events: Vec<Value>| -> Vec<Value> {
-        events
-            .into_iter()
-            .map(|event| {
-                let name = event["title"].as_str().unwrap_or_default().to_owned();
-                let reference = json!({"$ref": format!("#/components/schemas/{name}")});
-                schemas[name] = event;
-                reference
-            })
-            .collect()
-    };
-    let (turn, session_events) = (refs(turn), refs(session_events));
-    schemas["TurnStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": turn});
-    schemas["SessionStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": session_events});
-    schemas["CompletionStreamEvent"] = super::openai::completion_events();
-    schemas["McpStreamEvent"] = json!({
-        "description": format!("{SSE_FRAMING} Each `data` is a JSON-RPC 2.0 message."),
-        "type": "object",
-        "required": ["data"],
-        "properties": {
-            "event": {"type": "string", "const": "message"},
-            "id": {"type": "string"},
-            "data": {"type": "string"},
-            "retry": {"type": "integer"},
-        },
-    });
-    for (path, method, schema) in [
-        (
-            "/api/v1/sessions/{name}/chat/stream",
-            "post",
-            "TurnStreamEvent",
-        ),
-        (
-            "/api/v1/sessions/{name}/events",
-            "get",
-            "SessionStreamEvent",
-        ),
-        ("/v1/chat/completions", "post", "CompletionStreamEvent"),
-        ("/mcp", "post", "McpStreamEvent"),
-        ("/mcp", "get", "McpStreamEvent"),
-    ] {
-        let pointer = format!(
-            "/paths/{}/{method}/responses/200/content/text~1event-stream/schema",
-            path.replace('~', "~0").replace('/', "~1")
-        );
-        if let Some(slot) = doc.pointer_mut(&pointer) {
-            *slot = json!({"$ref": format!("#/components/schemas/{schema}")});
         }
     }
 }
@@ -698,46 +444,6 @@ pub async fn docs_file(file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use claude_code_api_core::security::paths::parse_relative;
-
-    /// The documented path patterns say what `parse_relative` decides.
-    #[test]
-    fn path_patterns_agree_with_the_path_check() {
-        let pattern = |p: &str| {
-            jsonschema::validator_for(&json!({"type": "string", "pattern": p})).expect("compiles")
-        };
-        let (relative, file) = (pattern(RELATIVE_PATH), pattern(FILE_IN_PATH));
-        let samples = [
-            "",
-            "a",
-            "a/b",
-            "a//b/",
-            ".",
-            "./a",
-            "...",
-            "..a",
-            "a..",
-            ".hidden/x",
-            "a b/c",
-            "..",
-            "../a",
-            "a/../b",
-            "a/..",
-            "/etc",
-            "a\\b",
-            "a\u{0}b",
-            "\\a",
-        ];
-        for sample in samples {
-            let accepted = parse_relative(sample).is_ok();
-            assert_eq!(relative.is_valid(&json!(sample)), accepted, "{sample:?}");
-            // One named component, as a path parameter.
-            let one_name = accepted
-                && !sample.contains('/')
-                && parse_relative(sample).is_ok_and(|p| !p.as_os_str().is_empty());
-            assert_eq!(file.is_valid(&json!(sample)), one_name, "{sample:?}");
-        }
-    }
 
     #[test]
     fn the_document_names_every_event_stream_event() {

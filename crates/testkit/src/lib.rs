@@ -7,19 +7,21 @@ pub mod mock_model;
 
 use std::path::PathBuf;
 
-/// The `fake-claude` binary, built with the workspace's tests (it sits next
-/// to the test executables' `deps/` folder).
+/// The `fake-claude` executable: an example of this crate, built into the
+/// profile's `examples/` beside the test executables' `deps/` (by `cargo
+/// test` at the workspace root, or `cargo build -p claude-code-api-testkit
+/// --examples`, as scripts/test.sh does first).
 pub fn fake_cli_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe
+    let found = exe
         .ancestors()
-        .find(|dir| dir.join("fake-claude").is_file())
-        .map(PathBuf::from);
-    match profile_dir {
-        Some(dir) => dir.join("fake-claude"),
+        .map(|dir| dir.join("examples").join("fake-claude"))
+        .find(|candidate| candidate.is_file());
+    match found {
+        Some(path) => path,
         None => panic!(
-            "fake-claude is not built next to {}: run the tests from the workspace root \
-             (`cargo test`), or `cargo build -p claude-code-api-testkit`",
+            "fake-claude is not built beside {}: run the tests from the workspace root \
+             (`cargo test`), or `cargo build -p claude-code-api-testkit --examples`",
             exe.display()
         ),
     }

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::answer::ChatResponse;
 use super::approval::ApprovalView;
 use super::problem::Problem;
-use super::turn::ChatResponse;
 
 /// An event of a session's turns, tagged by its name (the SSE `event:`
 /// line) with its data (the SSE `data:` line). The large payloads are

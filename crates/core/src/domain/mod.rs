@@ -2,6 +2,7 @@
 //! money are, with the rules that belong to them. Plain data: nothing here
 //! knows HTTP, the database or the actors; everything else may use it.
 
+pub mod answer;
 pub mod approval;
 pub mod event;
 pub mod job;
