@@ -625,7 +625,7 @@ fn log_sandbox(status: &claude_code_api_core::sandbox::SandboxStatus) {
     if status.mode == "off" {
         tracing::warn!(
             missing = %status.missing.join("; "),
-            "the agent is NOT confined: every tenant's agent can read this server's files and other tenants' workspaces (see README, Security model)"
+            "the agent is NOT confined: every tenant's agent can read this server's files and other tenants' workspaces (see docs/src/security.md)"
         );
     } else if status.missing.is_empty() {
         tracing::info!(

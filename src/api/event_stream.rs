@@ -83,7 +83,6 @@ pub fn document(doc: &mut Value) {
     let (turn, session_events) = (refs(turn), refs(session_events));
     schemas["TurnStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": turn});
     schemas["SessionStreamEvent"] = json!({"description": SSE_FRAMING, "oneOf": session_events});
-    schemas["CompletionStreamEvent"] = super::openai::completion_events();
     schemas["McpStreamEvent"] = json!({
         "description": format!("{SSE_FRAMING} Each `data` is a JSON-RPC 2.0 message."),
         "type": "object",

@@ -219,6 +219,9 @@ fn complete(doc: &mut Value) {
     super::path_rules::document(doc);
     doc["security"] = json!([{"api_key": []}, {"bearer": []}]);
     doc["paths"]["/mcp"] = super::mcp::path_item();
+    // The OpenAI stream's events are that surface's own; `document` points
+    // the stream at them.
+    doc["components"]["schemas"]["CompletionStreamEvent"] = super::openai::completion_events();
     super::event_stream::document(doc);
 
     let Some(paths) = doc["paths"].as_object_mut() else {

@@ -238,7 +238,7 @@ pub static VARS: &[Var] = &[
         Unset("this server runs alone"),
         "With a PostgreSQL `DATABASE_URL`: this server is one node of a cluster, reached by the others at this URL (see Running a cluster). Unset: the server runs alone.",
     )
-    .more("See \"Running a cluster\" in the README.")
+    .more("See docs/src/cluster.md.")
     .example("# NODE_ADVERTISE_URL=http://10.0.0.5:8000"),
     var(
         "CLUSTER_SECRET",
@@ -539,7 +539,7 @@ pub static VARS: &[Var] = &[
     )
     .more(
         "A tenant's own is set with the admin API (disk_max_mb). Measured while its CLI \
-         processes run: see \"Disk quota\" in the README for the bound.",
+         processes run: see \"Disk quota\" in docs/src/security.md for the bound.",
     ),
     // --- Approvals
     var(
