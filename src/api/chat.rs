@@ -71,7 +71,7 @@ impl ChatRequest {
     tag = "chat",
     params(
         ("name" = String, Path, description = "The session's name"),
-        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Replays the stored answer of an earlier request with this key"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Replays the stored answer of an earlier request with this key and body (with `Idempotent-Replayed: true`), kept 24 hours"),
     ),
     request_body = ChatRequest,
     responses(
@@ -79,8 +79,9 @@ impl ChatRequest {
         (status = 202, description = "The turn waits on a tool approval", body = Envelope<WaitingForApproval>),
         (status = 402, description = "The tenant's or session's budget is used up", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The turn was cancelled, or the idempotency key was used for another request", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An invalid field, or a refused message", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The turn was cancelled, or a request with this idempotency key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid field, a refused message, or an idempotency key used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The key's or tenant's request rate is used up, or the tenant's running turns stayed at their limit too long (`too-many-running-turns`); see `Retry-After`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The CLI failed the turn", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The session is shutting down", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The turn timed out", body = Problem, content_type = "application/problem+json"),

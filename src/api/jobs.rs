@@ -54,15 +54,15 @@ pub struct CreateJob {
     tag = "jobs",
     params(
         ("name" = String, Path, description = "The session's name"),
-        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Returns the job an earlier request with this key made"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Returns the job an earlier request with this key and body made (with `Idempotent-Replayed: true`), kept 24 hours"),
     ),
     request_body = CreateJob,
     responses(
         (status = 202, description = "Queued; `Location` names the job", body = Envelope<JobData>),
         (status = 402, description = "The tenant's budget is used up", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The idempotency key was used for another request", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An invalid field, or a webhook URL that is not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this idempotency key is still being processed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid field, a webhook URL that is not allowed, or an idempotency key used with another body", body = Problem, content_type = "application/problem+json"),
         (status = 507, description = "The tenant's disk quota is reached (a job whose turn reaches it fails with this problem)", body = Problem, content_type = "application/problem+json"),
     ),
 )]

@@ -267,6 +267,7 @@ fn completion_id() -> String {
         (status = 402, description = "The tenant's or session's budget is used up", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The tenant is at its session limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No user message with text, or a bad session name", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The key's or tenant's request rate is used up, or the tenant's running turns stayed at their limit too long (`too-many-running-turns`); see `Retry-After`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The CLI failed the turn", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The turn timed out", body = Problem, content_type = "application/problem+json"),
         (status = 507, description = "The tenant's disk quota is reached (a running turn that reaches it ends with this problem)", body = Problem, content_type = "application/problem+json"),
