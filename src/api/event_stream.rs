@@ -17,8 +17,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub fn to_sse(numbered: NumberedEvent) -> sse::Event {
     sse::Event::Data(
-        sse::Data::new_json(numbered.event.data())
-            .unwrap_or_else(|_| sse::Data::new("{}"))
+        sse::Data::new(numbered.event.data_json())
             .event(numbered.event.name())
             .id(numbered.seq.to_string()),
     )

@@ -132,12 +132,23 @@ impl StreamEvent {
         }
     }
 
-    /// The event's data: its SSE `data:` line and its stored `payload`.
-    pub fn data(&self) -> Value {
-        match serde_json::to_value(self) {
-            Ok(Value::Object(mut tagged)) => tagged.remove("data").unwrap_or(Value::Null),
-            _ => Value::Null,
-        }
+    /// The event's data as JSON text: its SSE `data:` line and its stored
+    /// `payload`. Each payload is serialized on its own, once per use: no
+    /// tagged document is built and taken apart on the way.
+    pub fn data_json(&self) -> String {
+        let encoded = match self {
+            StreamEvent::TurnStarted(d) => serde_json::to_string(d),
+            StreamEvent::Delta(d) => serde_json::to_string(d),
+            StreamEvent::Assistant(d) => serde_json::to_string(d),
+            StreamEvent::Tool(d) => serde_json::to_string(d),
+            StreamEvent::ToolResult(d) => serde_json::to_string(d),
+            StreamEvent::PermissionRequest(d) => serde_json::to_string(d),
+            StreamEvent::PermissionResolved(d) => serde_json::to_string(d),
+            StreamEvent::Done(d) | StreamEvent::TurnInterrupted(d) => serde_json::to_string(d),
+            StreamEvent::Error(d) => serde_json::to_string(d),
+            StreamEvent::JobStatus(d) => serde_json::to_string(d),
+        };
+        encoded.unwrap_or_else(|_| "null".to_owned())
     }
 
     /// An event as it was stored (`kind`, `payload`).
@@ -277,6 +288,12 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 mod tests {
     use super::*;
     use serde_json::json;
+
+    impl StreamEvent {
+        fn data(&self) -> Value {
+            serde_json::from_str(&self.data_json()).unwrap()
+        }
+    }
 
     /// One event of each kind, with the data the server stores for it.
     fn one_of_each() -> Vec<(&'static str, Value)> {

@@ -139,7 +139,7 @@ impl Hub {
             session_id: self.session_id.clone(),
             seq,
             kind: event.name().to_owned(),
-            payload: event.data().to_string(),
+            payload: event.data_json(),
             created_at: crate::db::now(),
         };
         (row, NumberedEvent { seq, event })
