@@ -26,6 +26,11 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     exit 1
   fi
 fi
+# The repository tests reach an ssh remote through a test sshd (as root).
+if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/sshd ] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server; }
+fi
 # The fake CLI the fault tests start (an example of the dev-only testkit
 # crate; `--all-targets` alone would build it only as a test).
 cargo build -p claude-code-api-testkit --examples
@@ -53,8 +58,10 @@ for line in sys.stdin:
   }
   if as_nobody test -x "$api_bin" -a -r "$(pwd)/.claude-cli"; then
     echo "== agent-boundary tests on SQLite with the server as an unprivileged user"
+    # The remote MCP server test runs root's Python virtualenv: root run only.
     as_nobody "$api_bin" boundary:: sandbox:: gateway_boundary:: network:: disk:: \
-      transcripts:: workspaces:: chat:: files:: lifecycle::
+      transcripts:: workspaces:: chat:: files:: lifecycle:: races:: repos:: equip:: \
+      --skip equip::a_remote_mcp_server
   else
     echo "== SKIPPED the unprivileged run: user nobody cannot reach $api_bin (clone the repository where other users can read it)"
   fi

@@ -171,7 +171,12 @@ pub fn run(group: &str, args: &[String], settings: &Settings) -> anyhow::Result<
         ("keys", ["revoke", id]) => {
             options.only(&[])?;
             match tenant::revoke_key(&mut conn, id)? {
-                Some(k) => println!("Revoked {} (tenant {}).", k.id, k.tenant_id),
+                Some(k) => {
+                    // Running servers on PostgreSQL drop their cached keys now
+                    // (on SQLite within AUTH_CACHE_SECONDS).
+                    db::notify::notify_identity_change(&mut conn)?;
+                    println!("Revoked {} (tenant {}).", k.id, k.tenant_id)
+                }
                 None => bail!("no key {id}"),
             }
         }
@@ -194,7 +199,10 @@ pub fn run(group: &str, args: &[String], settings: &Settings) -> anyhow::Result<
         ("tenants", ["update", name]) => {
             options.only(LIMIT_OPTIONS)?;
             match tenant::update_limits(&mut conn, name, &options.limits()?)? {
-                Some(t) => print_tenant(&t),
+                Some(t) => {
+                    db::notify::notify_identity_change(&mut conn)?;
+                    print_tenant(&t)
+                }
                 None => bail!("no tenant {name}"),
             }
         }

@@ -215,7 +215,11 @@ impl Application {
             webhooks: Some(dispatcher.clone().recipient()),
             node: node.clone(),
             spawns: Arc::default(),
+            job_git: Arc::default(),
+            mcp_relay: Arc::default(),
         };
+        let job_git = runtime.job_git.clone();
+        let mcp_relay = runtime.mcp_relay.clone();
         let orphans = cli::process::reap_orphans(&runtime.pid_dir());
         if orphans > 0 {
             tracing::warn!(
@@ -238,7 +242,32 @@ impl Application {
             instance: instance.clone(),
             node: node.clone(),
             templates: templates.clone().into_inner(),
+            leftovers: Arc::default(),
+            identities: Arc::new(claude_code_api_core::security::identities::Identities::new(
+                settings.server.auth_cache,
+            )),
+            git: claude_code_api_core::git::kit::GitKit::new(
+                &settings.git,
+                &settings.storage.data_dir,
+            )
+            .context("cannot read or make SECRETS_KEY")?,
         };
+        // Jobs run their git step through the services (which hold the key
+        // and the mirrors), set once they exist.
+        let _ = job_git.set(Arc::new(
+            claude_code_api_core::services::git::JobGitPhase::new(services.clone()),
+        ));
+        let _ = mcp_relay.set(Arc::new(
+            claude_code_api_core::services::mcp_relay::Relay::new(services.clone()),
+        ));
+        node.listen(
+            &settings.storage.effective_database_url(),
+            services.identities.clone(),
+        );
+        services
+            .leftovers
+            .clone()
+            .spawn_sweeper(services.pool.clone(), settings.files.leftover_sweep);
         recover_jobs(&services).await?;
         let state = web::Data::new(AppState {
             services,
@@ -252,7 +281,9 @@ impl Application {
                 std::time::Duration::from_secs(60),
             ),
             gateway,
+            health: Default::default(),
         });
+        api::views::health::Probe::spawn(state.clone());
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
                 format!(
@@ -440,7 +471,6 @@ async fn start_instance(
         node_id,
     };
     let node = claude_code_api_core::cluster::Node::new(&settings.node, me.id.clone())?;
-    node.listen_for_events(&settings.storage.effective_database_url());
     let marks = claude_code_api_core::cluster::WorkspaceMarks::new(workspace_root, &me.id);
     if node.is_clustered() {
         marks

@@ -356,6 +356,7 @@
         approvals.replaceChildren();
         setStatus(d.is_error ? "error" : "idle");
         loadFiles();
+        loadGit();
       },
       error: function (d) {
         const t = current();
@@ -469,9 +470,51 @@
       loadFiles();
     });
 
+    // A session made from a repository: its branch and its diff against
+    // where it started (the card stays hidden for other sessions).
+    async function loadGit() {
+      const card = document.getElementById("git");
+      const r = await api("GET", base + "/git");
+      if (!r.ok || !r.json) { card.hidden = true; return; }
+      const g = r.json.data;
+      const facts = document.getElementById("git-branch");
+      facts.replaceChildren();
+      facts.appendChild(el("code", null, g.branch));
+      facts.appendChild(el("span", "muted", " from " + g.base.ref + " · " + g.ahead + " ahead, " +
+        g.behind + " behind · " + g.dirty.length + " not committed" +
+        (g.pushed_commit ? " · pushed " + g.pushed_commit.slice(0, 10) : "")));
+      card.hidden = false;
+      const d = await api("GET", base + "/diff");
+      const box = document.getElementById("git-diff");
+      box.replaceChildren();
+      if (!d.ok) { box.appendChild(el("p", "muted", problemText(d))); return; }
+      const files = d.json.data.files || [];
+      if (!files.length) { box.appendChild(el("p", "muted", "No changes yet.")); return; }
+      const s = d.json.data.stat;
+      box.appendChild(el("p", "muted", s.files + " files, +" + s.additions + " −" + s.deletions));
+      files.forEach(function (f) {
+        const det = el("details", "tool");
+        const sum = el("summary");
+        sum.appendChild(el("code", null, f.path));
+        sum.appendChild(el("span", "muted", " " + f.status + " +" + f.additions + " −" + f.deletions));
+        det.appendChild(sum);
+        const pre = el("pre", "diff");
+        (f.hunks || []).forEach(function (h) {
+          pre.appendChild(el("span", "muted", h.header + "\n"));
+          h.lines.forEach(function (line) {
+            const kind = line[0] === "+" ? "add" : line[0] === "-" ? "del" : "";
+            pre.appendChild(el("span", kind, line + "\n"));
+          });
+        });
+        det.appendChild(pre);
+        box.appendChild(det);
+      });
+    }
+
     const costEl = document.getElementById("cost");
     if (costEl) costEl.dataset.micros = document.body.dataset.costMicros || "";
     loadFiles();
+    loadGit();
     scroll();
   }
 

@@ -18,6 +18,7 @@ use crate::api::views::chat::WaitingForApproval;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
+use claude_code_api_core::domain::attachment::MessageInput;
 use claude_code_api_core::domain::session::{Effort, OutputFormat, PermissionMode, TurnOverrides};
 use claude_code_api_core::domain::turn::ChatResponse;
 use claude_code_api_core::domain::turn::TurnRequest;
@@ -28,9 +29,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
-    /// The prompt; not empty, at most 1 MiB.
-    #[schema(pattern = "^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
-    message: String,
+    /// The prompt: text (not empty, at most 1 MiB), or a list of text,
+    /// image and document blocks.
+    message: MessageInput,
     /// The model of this turn only.
     #[serde(default)]
     model: Option<String>,
@@ -49,16 +50,17 @@ pub struct ChatRequest {
 impl ChatRequest {
     fn into_turn(self) -> Result<TurnRequest, ApiError> {
         let json_schema = turns::output_schema(self.output_format.as_ref())?;
-        Ok(TurnRequest {
-            message: self.message,
-            overrides: TurnOverrides {
+        Ok(TurnRequest::from_input(
+            self.message,
+            TurnOverrides {
                 model: self.model,
                 system: self.system,
                 effort: self.effort,
                 permission_mode: self.permission_mode,
                 json_schema,
+                ..TurnOverrides::default()
             },
-        })
+        ))
     }
 }
 
@@ -80,6 +82,8 @@ impl ChatRequest {
         (status = 402, description = "The tenant's or session's budget is used up", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The turn was cancelled, or a request with this idempotency key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body, or the message's attachments, larger than allowed (MAX_ATTACHMENTS_MB)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "An attachment whose bytes are not an image or document type the model reads, or not the type named", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An invalid field, a refused message, or an idempotency key used with another body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The key's or tenant's request rate is used up, or the tenant's running turns stayed at their limit too long (`too-many-running-turns`); see `Retry-After`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The CLI failed the turn", body = Problem, content_type = "application/problem+json"),
@@ -93,7 +97,7 @@ pub async fn chat(
     state: web::Data<AppState>,
     who: Who,
     name: web::Path<String>,
-    body: super::envelope::JsonObject<ChatRequest>,
+    body: super::envelope::TurnBody<ChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let guard = match idempotency::begin(&state, &who, &req, &body).await? {
@@ -140,6 +144,8 @@ pub async fn chat(
         (status = 200, description = "The turn's events", content_type = "text/event-stream", body = String),
         (status = 402, description = "The tenant's budget is used up", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body, or the message's attachments, larger than allowed (MAX_ATTACHMENTS_MB)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "An attachment whose bytes are not an image or document type the model reads, or not the type named", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An invalid field, or a refused message", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The session is shutting down", body = Problem, content_type = "application/problem+json"),
         (status = 507, description = "The tenant's disk quota is reached (a running turn that reaches it ends with this problem)", body = Problem, content_type = "application/problem+json"),
@@ -149,7 +155,7 @@ pub async fn chat_stream(
     state: web::Data<AppState>,
     who: Who,
     name: web::Path<String>,
-    body: super::envelope::JsonObject<ChatRequest>,
+    body: super::envelope::TurnBody<ChatRequest>,
 ) -> Result<impl Responder, ApiError> {
     let request = body.into_inner().into_turn()?;
     let submitted = turns::submit(

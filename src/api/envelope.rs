@@ -276,30 +276,76 @@ impl<T: serde::de::DeserializeOwned + Serialize + 'static> actix_web::FromReques
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         // Size, content type and syntax are checked as for any JSON body.
         let json = actix_web::web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move { object(json.await?.into_inner()).map(JsonObject) })
+    }
+}
+
+/// The body of a request that starts a turn: a JSON object as
+/// `JsonObject` takes it, allowed to be as large as a message with
+/// `MAX_ATTACHMENTS_MB` of attachments in base64. With `FORM`, it may also
+/// be `multipart/form-data`: a `message` part (text) and `files` parts,
+/// each an image or a PDF (`api::message_form`).
+pub struct TurnBody<T, const FORM: bool = true>(pub T);
+
+impl<T, const FORM: bool> TurnBody<T, FORM> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + Serialize + 'static, const FORM: bool> actix_web::FromRequest
+    for TurnBody<T, FORM>
+{
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let attachments = req
+            .app_data::<actix_web::web::Data<crate::state::AppState>>()
+            .map_or(0, |s| s.services.settings.files.max_attachment_bytes);
+        if FORM && super::message_form::is_form(req) {
+            let form = actix_multipart::Multipart::new(req.headers(), payload.take());
+            return Box::pin(async move {
+                let value = super::message_form::read(form, attachments).await?;
+                object(value).map(TurnBody)
+            });
+        }
+        // Base64 takes four characters for three bytes.
+        let limit = crate::state::JSON_LIMIT + attachments.div_ceil(3) * 4;
+        let json = actix_web::dev::JsonBody::<serde_json::Value>::new(req, payload, None, true)
+            .limit(limit);
         Box::pin(async move {
-            let value = json.await?.into_inner();
-            if !value.is_object() {
-                return Err(ApiError::from(ServiceError::Validation(
-                    "the body must be a JSON object".into(),
-                ))
-                .into());
-            }
-            let body: T = serde_json::from_value(value)
-                .map_err(|e| ApiError::from(ServiceError::Validation(e.to_string())))?;
-            // Strings reach the CLI's command line and TEXT columns, where a
-            // NUL cannot go (PostgreSQL refuses it): refused here, once, in
-            // the fields the server reads (ignored extra fields may hold one).
-            let read = serde_json::to_value(&body)
-                .map_err(|e| ApiError::from(ServiceError::internal(e)))?;
-            if let Some(at) = nul_at(&read, String::new()) {
-                return Err(ApiError::from(ServiceError::Validation(format!(
-                    "no string in the body may contain a NUL character (at {at:?})"
-                )))
-                .into());
-            }
-            Ok(JsonObject(body))
+            let value = json.await.map_err(crate::error::json_error)?;
+            object(value).map(TurnBody)
         })
     }
+}
+
+/// `value` as the body `T`: an object, of `T`'s shape, with no NUL in the
+/// fields the server reads.
+fn object<T: serde::de::DeserializeOwned + Serialize>(
+    value: serde_json::Value,
+) -> Result<T, actix_web::Error> {
+    if !value.is_object() {
+        return Err(ApiError::from(ServiceError::Validation(
+            "the body must be a JSON object".into(),
+        ))
+        .into());
+    }
+    let body: T = serde_json::from_value(value)
+        .map_err(|e| ApiError::from(ServiceError::Validation(e.to_string())))?;
+    // Strings reach the CLI's command line and TEXT columns, where a
+    // NUL cannot go (PostgreSQL refuses it): refused here, once, in
+    // the fields the server reads (ignored extra fields may hold one).
+    let read =
+        serde_json::to_value(&body).map_err(|e| ApiError::from(ServiceError::internal(e)))?;
+    if let Some(at) = nul_at(&read, String::new()) {
+        return Err(ApiError::from(ServiceError::Validation(format!(
+            "no string in the body may contain a NUL character (at {at:?})"
+        )))
+        .into());
+    }
+    Ok(body)
 }
 
 /// A value the server only passes on as JSON text (escaped, so a NUL in it

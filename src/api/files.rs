@@ -4,6 +4,7 @@
 //! workspace by `security::paths` and `files`; a path that would leave it is
 //! a 400 (lexically) or a 404 (through a symlink), never content.
 
+use super::flags::parse_bool;
 use crate::identity::Who;
 use claude_code_api_core::error::ServiceError;
 use std::path::PathBuf;
@@ -62,16 +63,6 @@ fn attachment(name: &str) -> ContentDisposition {
     ContentDisposition {
         disposition: DispositionType::Attachment,
         parameters,
-    }
-}
-
-fn parse_bool(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
-    match raw {
-        None | Some("") | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") => Ok(true),
-        Some(other) => Err(ApiError::from(ServiceError::Validation(format!(
-            "{name} must be true or false, got {other:?}"
-        )))),
     }
 }
 
@@ -315,13 +306,8 @@ pub async fn upload_file(
         .await
         .map_err(ServiceError::internal)?;
     let size = blocking(move || {
-        let target = files::open_folder(&root, &folder)?;
-        let size = upload.commit(&target, &stored_name, overwrite, &shown)?;
-        if let Some(owner) = agent {
-            // The agent runs as another user: what is uploaded is its to change.
-            files::give_to(&root, &folder, &stored_name, owner)?;
-        }
-        Ok(size)
+        let target = files::open_folder(&root, &folder, agent)?;
+        upload.commit(&target, &stored_name, overwrite, &shown, agent)
     })
     .await?;
     state
@@ -528,40 +514,51 @@ pub async fn download_archive(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| session.name.clone());
-    let (tx, rx) = mpsc::channel(8);
+    let (tx, mut rx) = mpsc::channel(8);
     let archive_prefix = prefix.clone();
     let failed = archive::Failed::default();
     let writer =
         archive::ChannelWriter::new(tx.clone(), state.services.settings.files.archive_stall);
     let failure = failed.clone();
+    let session_name = session.name.clone();
     claude_code_api_core::blocking::spawn(move || {
         // Held until the outcome is set: the body ends only after that.
         let _open = tx;
-        match archive::write_tar_gz(&root, &rel, &archive_prefix, writer) {
-            Ok(mut writer) => {
+        let written =
+            archive::write_tar_gz(&root, &rel, &archive_prefix, writer).and_then(|mut writer| {
                 use std::io::Write;
-                if writer.flush().is_err() {
-                    failure.set();
-                }
+                writer.flush()
+            });
+        if let Err(e) = written {
+            // Logged with its cause, whoever cut it.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                tracing::info!(session = %session_name, error = %e, "archive download cut: the client went away");
+            } else {
+                tracing::warn!(session = %session_name, error = %e, "archive download cut");
             }
-            Err(e) => {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    tracing::warn!(error = %e, "archive failed midway");
-                }
-                failure.set();
-            }
+            failure.set();
         }
     });
+    // The first chunk (or the end) before the answer: an archive that fails
+    // before its first byte is a problem document, not a cut connection.
+    let first = rx.recv().await;
+    if first.is_none() && failed.is_set() {
+        return Err(ApiError::from(ServiceError::internal(
+            "the archive could not be written",
+        )));
+    }
     // The body ends with an error when the archive failed: the client sees
     // a truncated download, never a silently incomplete archive.
-    let body = ReceiverStream::new(rx).chain(futures_util::stream::iter(
-        std::iter::from_fn(move || {
-            failed
-                .is_set()
-                .then(|| Err(std::io::Error::other("the archive could not be completed")))
-        })
-        .take(1),
-    ));
+    let body = futures_util::stream::iter(first)
+        .chain(ReceiverStream::new(rx))
+        .chain(futures_util::stream::iter(
+            std::iter::from_fn(move || {
+                failed
+                    .is_set()
+                    .then(|| Err(std::io::Error::other("the archive could not be completed")))
+            })
+            .take(1),
+        ));
     Ok(HttpResponse::Ok()
         .content_type("application/gzip")
         .insert_header(attachment(&format!("{prefix}.tar.gz")))

@@ -5,7 +5,8 @@
 //! receives a forwarded request runs it and never forwards it again.
 //!
 //! When the owner cannot be reached (it died, or is draining and stopped
-//! listening), the request waits for the owner's lease to be released or
+//! listening) or answers 503 (it is draining and runs nothing new), the
+//! request waits for the owner's lease to be released or
 //! to run out, then runs here, taking the session over. A body up to
 //! `JSON_LIMIT` is kept for that second try; a larger upload is streamed
 //! once and fails with the owner.
@@ -210,6 +211,15 @@ pub async fn middleware(
                     .await;
                 }
                 match sent {
+                    // A 503 of the owner means the request did not run there:
+                    // it is draining, or the session just left it. A kept
+                    // body is sent on to whoever holds the session next.
+                    Ok(res)
+                        if res.status() == actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+                            && kept.is_some() =>
+                    {
+                        format!("{base}: answered 503 (draining or handing the session over)")
+                    }
                     Ok(res) => {
                         let (http_req, _) = req.into_parts();
                         return Ok(ServiceResponse::new(http_req, res));

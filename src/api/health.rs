@@ -1,9 +1,13 @@
-//! `GET /health`: is the database up, which CLI is installed.
+//! `GET /health`: is the database up, which CLI is installed. What needs
+//! the database or the shared disk comes from the background probe
+//! (`views::health`), so polling `/health` costs no database work;
+//! `?deep=true` probes now.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::views::health::Probed;
 use crate::state::AppState;
 use claude_code_api_core::actors::supervisor::messages::SupervisorStats;
 use claude_code_api_core::services::nodes;
@@ -21,6 +25,12 @@ pub struct Health {
     sessions: Option<SupervisorStats>,
     /// This server among the others on its database.
     cluster: ClusterHealth,
+    /// How old the database and cluster checks are, in milliseconds (they
+    /// are probed every second; `?deep=true` probes now: 0).
+    checked_ms_ago: u64,
+    /// Folders of deleted sessions that could not be removed yet; the
+    /// sweeper tries again every `LEFTOVER_SWEEP_SECONDS` (0 normally).
+    leftover_folders: i64,
     /// As on every other answer.
     meta: super::envelope::Meta,
 }
@@ -83,19 +93,50 @@ impl Check {
     }
 }
 
+#[derive(Debug, serde::Deserialize)]
+pub struct HealthQuery {
+    deep: Option<String>,
+}
+
 /// The server's health: its database, its CLI and its live sessions.
 #[utoipa::path(
     get,
     path = "/api/v1/health",
     tag = "meta",
     security(()),
+    params(
+        ("deep" = Option<bool>, Query, description = "Probe the database (and the cluster) now instead of answering from the last background probe, at most a second old"),
+    ),
     responses(
         (status = 200, description = "The database answers (status `degraded` if the CLI cannot run)", body = Health),
+        (status = 422, description = "`deep` is not a boolean", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database does not answer, or the node is draining", body = Health),
     ),
 )]
-pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let database_ok = claude_code_api_core::db::ping(&state.services.pool).await;
+pub async fn health(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HealthQuery>,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    let deep = super::flags::parse_bool("deep", query.deep.as_deref())?;
+    let Probed {
+        database_ok,
+        nodes,
+        workspace_shared,
+        at,
+    } = if deep {
+        state.health.probe_now(&state).await
+    } else {
+        state.health.latest(&state).await
+    };
+    let workspace_root = workspace_shared.map(|shared| Check {
+        status: Check::status(shared),
+        version: None,
+        path: None,
+        detail: (!shared).then_some(
+            "another live node's workspace root is not this one: APPROVED_DIRECTORY must be shared storage",
+        ),
+    });
     let sessions = nodes::session_stats(&state.services.supervisor).await;
     let cli = Check {
         status: Check::status(state.cli_version.is_some()),
@@ -116,37 +157,6 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     };
     let model_auth = state.gateway.status();
     let node = &state.services.node;
-    let nodes = if node.is_clustered() {
-        super::views::nodes::nodes(&state).await.unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let workspace_root = if node.is_clustered() {
-        let marks = claude_code_api_core::cluster::WorkspaceMarks::new(
-            &state.services.workspace_root,
-            node.instance_id(),
-        );
-        let live: Vec<String> = nodes
-            .iter()
-            .filter(|n| n.is_live())
-            .map(|n| n.id().to_owned())
-            .collect();
-        let shared = claude_code_api_core::blocking::run(move || {
-            marks.sees_all(live.iter().map(String::as_str))
-        })
-        .await
-        .unwrap_or(false);
-        Some(Check {
-            status: Check::status(shared),
-            version: None,
-            path: None,
-            detail: (!shared).then_some(
-                "another live node's workspace root is not this one: APPROVED_DIRECTORY must be shared storage",
-            ),
-        })
-    } else {
-        None
-    };
     let workspace_ok = workspace_root.as_ref().is_none_or(|c| c.status == "ok");
     let status = if node.is_draining() {
         "draining"
@@ -195,14 +205,19 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
             draining: node.is_draining(),
             nodes,
         },
+        checked_ms_ago: u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
+        leftover_folders: state.services.leftovers.count(),
         meta: super::envelope::meta(&req),
     };
     // A load balancer stops sending to a draining node.
-    if database_ok && !node.is_draining() {
+    Ok(if database_ok && !node.is_draining() {
         HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+        let mut res = HttpResponse::ServiceUnavailable().json(body);
+        // The report itself, not a problem document: it says what is wrong.
+        res.extensions_mut().insert(super::middleware::OwnErrorBody);
+        res
+    })
 }
 
 /// The same health check outside `/api/v1`, for load balancers and probes.
@@ -216,6 +231,10 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         (status = 503, description = "The database does not answer, or the node is draining", body = Health),
     ),
 )]
-pub async fn root_health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    health(req, state).await
+pub async fn root_health(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HealthQuery>,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    health(req, state, query).await
 }

@@ -23,9 +23,9 @@ use claude_code_api_core::services::turns::{self, Reply, Submitted, Target};
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {
-    /// The prompt; not empty, at most 1 MiB.
-    #[schema(pattern = "^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
-    message: String,
+    /// The prompt: text (not empty, at most 1 MiB), or a list of text,
+    /// image and document blocks (kept with the job until it runs).
+    message: claude_code_api_core::domain::attachment::MessageInput,
     /// Receives the signed `job.completed` event when the job ends
     /// (http or https, no user or password in it, at most 2048 characters;
     /// internal addresses are refused).
@@ -43,6 +43,19 @@ pub struct CreateJob {
     /// Structured output: the result's `structured_output` follows the schema.
     #[serde(default)]
     output_format: Option<OutputFormat>,
+    /// When the turn ends well, commit, push and open a pull request (the
+    /// session must come from a repository); the job's `git` says what was done.
+    #[serde(default)]
+    git: Option<claude_code_api_core::domain::job::JobGit>,
+    /// This job's own subagents, laid over the session's by name.
+    #[serde(default)]
+    agents:
+        Option<std::collections::BTreeMap<String, claude_code_api_core::domain::agent::AgentSpec>>,
+    /// This job's own MCP servers, laid over the session's by name (as the
+    /// session's `mcp_servers`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    mcp_servers: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 /// Queues a job: answered 202 once written, run in the session's queue with
@@ -61,7 +74,9 @@ pub struct CreateJob {
         (status = 202, description = "Queued; `Location` names the job", body = Envelope<JobData>),
         (status = 402, description = "The tenant's budget is used up", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with this idempotency key is still being processed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this idempotency key is still being processed, or `git` on a session not made from a repository", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body, or the message's attachments, larger than allowed (MAX_ATTACHMENTS_MB)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "An attachment whose bytes are not an image or document type the model reads, or not the type named", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An invalid field, a webhook URL that is not allowed, or an idempotency key used with another body", body = Problem, content_type = "application/problem+json"),
         (status = 507, description = "The tenant's disk quota is reached (a job whose turn reaches it fails with this problem)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -71,7 +86,7 @@ pub async fn create_job(
     state: web::Data<AppState>,
     who: Who,
     name: web::Path<String>,
-    body: super::envelope::JsonObject<CreateJob>,
+    body: super::envelope::TurnBody<CreateJob>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let guard = match idempotency::begin(&state, &who, &req, &body).await? {
@@ -79,8 +94,13 @@ pub async fn create_job(
         idempotency::Begin::Run(guard) => guard,
     };
     let (status, document) = idempotency::run(guard, || async {
-        let request = TurnRequest {
-            overrides: TurnOverrides {
+        if body.git.is_some() {
+            claude_code_api_core::services::git::check_job_git(&state.services, &who, &name)
+                .await?;
+        }
+        let request = TurnRequest::from_input(
+            body.message,
+            TurnOverrides {
                 model: body.model,
                 system: body.system,
                 effort: body.effort,
@@ -88,9 +108,11 @@ pub async fn create_job(
                 json_schema: claude_code_api_core::services::turns::output_schema(
                     body.output_format.as_ref(),
                 )?,
+                git: body.git,
+                agents: body.agents,
+                mcp_servers: body.mcp_servers,
             },
-            message: body.message,
-        };
+        );
         let reply = Reply::Job {
             webhook_url: body.webhook_url,
         };

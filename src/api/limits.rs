@@ -14,7 +14,6 @@ use claude_code_api_core::error::ServiceError;
 use crate::error::ApiError;
 use crate::identity::{client_ip, presented_key};
 use crate::state::AppState;
-use claude_code_api_core::security::auth::resolve;
 use claude_code_api_core::security::keys::hash_key;
 use claude_code_api_core::security::rate_limit::Decision;
 
@@ -66,7 +65,10 @@ pub async fn middleware(
         return Ok(too_many(req, detail, retry_after_secs));
     }
     // Resolve the key once here; the `Caller` extractor reuses the result.
-    let resolved = resolve(&state.services.pool, &state.services.settings, &key)
+    let resolved = state
+        .services
+        .identities
+        .resolve(&state.services.pool, &state.services.settings, &key)
         .await
         .map_err(ApiError::from)?;
     let known = resolved.is_some();

@@ -74,6 +74,10 @@ pub async fn request_context(
     Ok(res)
 }
 
+/// Marks an error response whose body is the document its route promises
+/// (`/health`'s 503 is a health report), kept as the handler wrote it.
+pub struct OwnErrorBody;
+
 /// Turns any error response into a complete problem document carrying the
 /// request's `instance` and `request_id`.
 fn problemize(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
@@ -95,7 +99,8 @@ fn problemize(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRespons
         ct.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes()
             || (console_page && ct.as_bytes().starts_with(b"text/html"))
     });
-    if own_problem && res.response().error().is_none() {
+    let own_body = res.response().extensions().contains::<OwnErrorBody>();
+    if (own_problem || own_body) && res.response().error().is_none() {
         return res;
     }
     let (req, old) = res.into_parts();

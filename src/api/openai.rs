@@ -24,6 +24,7 @@ use super::schema_parts::{object, SSE_FRAMING};
 use crate::api::views::openai::DEFAULT_SESSION;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
+use claude_code_api_core::domain::attachment::{BlockSource, MessageBlock};
 use claude_code_api_core::domain::event::{NumberedEvent, StreamEvent};
 use claude_code_api_core::domain::session::TurnOverrides;
 use claude_code_api_core::domain::turn::TurnError;
@@ -81,11 +82,58 @@ pub enum Content {
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct ContentPart {
-    /// `text`, `image_url`, …; only `text` parts are read.
+    /// `text` and `image_url` parts are read (of the last user message);
+    /// others are ignored.
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    /// An `image_url` part's image, as a `data:` URL (the server fetches
+    /// nothing).
+    #[serde(default)]
+    image_url: Option<ImageUrl>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct ImageUrl {
+    /// `data:image/png;base64,…` (PNG, JPEG, GIF or WebP).
+    #[schema(
+        pattern = "^data:image/(png|jpeg|gif|webp);base64,([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+    )]
+    url: String,
+    /// Accepted and ignored.
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+/// The image parts of a message as attachment blocks; a URL that is not
+/// a base64 `data:` URL is a 422.
+fn images_of(content: &Content) -> Result<Vec<MessageBlock>, ApiError> {
+    let Content::Parts(parts) = content else {
+        return Ok(Vec::new());
+    };
+    parts
+        .iter()
+        .filter(|p| p.kind == "image_url")
+        .map(|p| {
+            let url = p.image_url.as_ref().map(|i| i.url.as_str()).unwrap_or("");
+            let (media_type, data) = url
+                .strip_prefix("data:")
+                .and_then(|rest| rest.split_once(";base64,"))
+                .ok_or_else(|| {
+                    ApiError::from(ServiceError::Validation(
+                        "image_url.url must be a data: URL with base64 content (the server fetches nothing)"
+                            .into(),
+                    ))
+                })?;
+            Ok(MessageBlock::Image {
+                source: BlockSource::Base64 {
+                    media_type: media_type.to_owned(),
+                    data: data.to_owned(),
+                },
+            })
+        })
+        .collect()
 }
 
 /// An OpenAI `chat.completion`.
@@ -196,8 +244,13 @@ impl CompletionRequest {
             .model
             .clone()
             .filter(|m| !m.is_empty() && m != DEFAULT_MODEL);
+        let attachments = match &last.content {
+            Some(content) => images_of(content)?,
+            None => Vec::new(),
+        };
         Ok(TurnRequest {
             message,
+            attachments,
             overrides: TurnOverrides {
                 model,
                 ..TurnOverrides::default()
@@ -266,6 +319,8 @@ fn completion_id() -> String {
         ),
         (status = 402, description = "The tenant's or session's budget is used up", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The tenant is at its session limit", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body, or the message's attachments, larger than allowed (MAX_ATTACHMENTS_MB)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "An attachment whose bytes are not an image or document type the model reads, or not the type named", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No user message with text, or a bad session name", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The key's or tenant's request rate is used up, or the tenant's running turns stayed at their limit too long (`too-many-running-turns`); see `Retry-After`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The CLI failed the turn", body = Problem, content_type = "application/problem+json"),
@@ -277,7 +332,7 @@ pub async fn chat_completions(
     req: HttpRequest,
     state: web::Data<AppState>,
     who: Who,
-    body: super::envelope::JsonObject<CompletionRequest>,
+    body: super::envelope::TurnBody<CompletionRequest, false>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let name = session_name(&req, &body)?;

@@ -12,10 +12,12 @@ use utoipa::OpenApi;
 
 use super::schema_parts::problem;
 use super::{
-    admin, audit, chat, control, egress, files, health, history, jobs, model_credentials, nodes,
-    openai, sessions, templates, usage, webhooks, working_dir,
+    admin, audit, chat, control, egress, files, git, health, history, jobs, model_credentials,
+    nodes, openai, repos, secrets, sessions, templates, tenant_defaults, usage, webhooks,
+    working_dir,
 };
 use crate::error::{problem_type, PROBLEM_KINDS};
+use claude_code_api_core::domain::attachment;
 use claude_code_api_core::domain::event;
 
 /// Where the document is served; the docs page loads it from there.
@@ -44,6 +46,9 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         sessions::create_session,
         sessions::list_sessions,
         sessions::get_session,
+        sessions::get_mcp,
+        tenant_defaults::get_defaults,
+        tenant_defaults::set_defaults,
         sessions::delete_session,
         chat::chat,
         chat::chat_stream,
@@ -57,6 +62,19 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         webhooks::get_webhook_secret,
         webhooks::rotate_webhook_secret,
         working_dir::set_working_dir,
+        git::get_git,
+        git::get_diff,
+        git::commit,
+        git::push,
+        git::pull_request,
+        repos::create_repo,
+        repos::list_repos,
+        repos::get_repo,
+        repos::update_repo,
+        repos::delete_repo,
+        secrets::put_secret,
+        secrets::list_secrets,
+        secrets::delete_secret,
         files::upload_file,
         files::list_files,
         files::download_file,
@@ -98,6 +116,9 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         event::PermissionResolved,
         event::TurnProblem,
         event::JobStatus,
+        event::GitCommit,
+        event::GitPush,
+        event::PullRequestOpened,
     )),
     tags(
         (name = "meta", description = "Health, this document and the docs page"),
@@ -106,6 +127,8 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         (name = "jobs", description = "Durable asynchronous turns, reported through signed webhooks"),
         (name = "webhooks", description = "Webhook deliveries, their attempts, and the tenant's signing secret"),
         (name = "files", description = "Files in a session's workspace"),
+        (name = "secrets", description = "A tenant's write-only secrets, used by name where a credential goes"),
+        (name = "repos", description = "Git repositories, sessions made from them, their branch, diff, push and pull request"),
         (name = "control", description = "Live events, interrupts and tool approvals"),
         (name = "templates", description = "Agent templates from TEMPLATES_DIR"),
         (name = "usage", description = "Spend, tokens and the audit log"),
@@ -213,6 +236,127 @@ fn complete(doc: &mut Value) {
             ],
         });
     }
+    // A message's blocks and sources, closed (serde refuses other fields).
+    let text = json!({"type": "string", "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"});
+    let source = json!({"$ref": "#/components/schemas/BlockSource"});
+    components["schemas"]["MessageBlock"] = json!({
+        "description": "One block of a message: text, an image (PNG, JPEG, GIF, WebP) or a document (PDF).",
+        "oneOf": [
+            {"type": "object", "required": ["type", "text"], "additionalProperties": false,
+             "properties": {"type": {"type": "string", "const": "text"}, "text": text}},
+            {"type": "object", "required": ["type", "source"], "additionalProperties": false,
+             "properties": {"type": {"type": "string", "const": "image"}, "source": source}},
+            {"type": "object", "required": ["type", "source"], "additionalProperties": false,
+             "properties": {"type": {"type": "string", "const": "document"}, "source": source,
+                            "title": {"type": ["string", "null"], "maxLength": 500, "pattern": "^[^\\x00]*$"}}},
+        ],
+    });
+    let media_types: Vec<&str> = attachment::IMAGE_TYPES
+        .iter()
+        .chain(attachment::DOCUMENT_TYPES)
+        .copied()
+        .collect();
+    components["schemas"]["BlockSource"] = json!({
+        "description": "An attachment's bytes: in the request (base64; they must be the type named), or a file of the session's workspace (its type told from its bytes).",
+        "oneOf": [
+            {"type": "object", "required": ["type", "media_type", "data"], "additionalProperties": false,
+             "properties": {
+                "type": {"type": "string", "const": "base64"},
+                "media_type": {"type": "string", "enum": media_types},
+                "data": {"type": "string", "pattern": "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"},
+             }},
+            {"type": "object", "required": ["type", "path"], "additionalProperties": false,
+             "properties": {
+                "type": {"type": "string", "const": "file"},
+                "path": {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^[^\\x00]+$"},
+             }},
+        ],
+    });
+    // A message as a form: its text and its files (`api::message_form`).
+    components["schemas"]["MessageForm"] = json!({
+        "type": "object",
+        "description": "A message as `multipart/form-data`: the text, and images (PNG, JPEG, GIF, WebP) and PDFs as `files` parts (their type is told from their bytes; another is a 415). The turn's other fields are sent as JSON only.",
+        "required": ["message"],
+        "additionalProperties": false,
+        "properties": {
+            "message": {"type": "string", "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$", "description": "The prompt's text."},
+            "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": attachment::MAX_BLOCKS - 1},
+        },
+    });
+    // A message: non-blank text, or 1 to MAX_BLOCKS blocks.
+    components["schemas"]["MessageInput"] = json!({
+        "description": "The prompt: text (not empty, at most 1 MiB), or text, image and document blocks.",
+        "anyOf": [
+            {"type": "string", "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"},
+            {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/MessageBlock"},
+                "minItems": 1,
+                "maxItems": attachment::MAX_BLOCKS,
+            },
+        ],
+    });
+    // MCP servers by name: remote (relayed) or stdio, as `domain::mcp` takes them.
+    let no_nul = json!({"type": "string", "pattern": "^[^\\x00]*$"});
+    components["schemas"]["McpServer"] = json!({
+        "description": "An MCP server: `http` is reached through the server, which adds the headers (a value, or `{\"secret\": NAME}` for a tenant secret); `stdio` runs in the sandbox with what it is given.",
+        "oneOf": [
+            {"type": "object", "required": ["type", "url"], "additionalProperties": false,
+             "properties": {
+                "type": {"type": "string", "const": "http"},
+                "url": {"type": "string", "maxLength": 2048, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\x00]*$"},
+                "headers": {
+                    "type": "object",
+                    "propertyNames": {"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},
+                    "additionalProperties": {"anyOf": [
+                        {"type": "string", "pattern": "^[\\t\\x20-\\x7e]*$"},
+                        {"type": "object", "required": ["secret"], "additionalProperties": false,
+                         "properties": {"secret": {"type": "string", "minLength": 1, "pattern": "^[^\\x00]+$"}}},
+                    ]},
+                },
+             }},
+            {"type": "object", "required": ["command"], "additionalProperties": false,
+             "properties": {
+                "type": {"type": "string", "const": "stdio"},
+                "command": {"type": "string", "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"},
+                "args": {"type": "array", "items": no_nul},
+                "env": {"type": "object", "additionalProperties": no_nul},
+             }},
+        ],
+    });
+    for body in ["CreateSession", "CreateJob", "TenantDefaults"] {
+        let property = &mut components["schemas"][body]["properties"]["mcp_servers"];
+        let description = property["description"].clone();
+        *property = json!({
+            "description": description,
+            "anyOf": [
+                {
+                    "type": "object",
+                    "additionalProperties": {"$ref": "#/components/schemas/McpServer"},
+                    "propertyNames": {"pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                    "maxProperties": claude_code_api_core::domain::mcp::MAX_SERVERS,
+                },
+                {"type": "null"},
+            ],
+        });
+    }
+    // Subagents by name: the names and the count `domain::agent` allows.
+    for body in ["CreateSession", "CreateJob", "TenantDefaults"] {
+        let property = &mut components["schemas"][body]["properties"]["agents"];
+        let description = property["description"].clone();
+        *property = json!({
+            "description": description,
+            "anyOf": [
+                {
+                    "type": "object",
+                    "additionalProperties": {"$ref": "#/components/schemas/AgentSpec"},
+                    "propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"},
+                    "maxProperties": claude_code_api_core::domain::agent::MAX_AGENTS,
+                },
+                {"type": "null"},
+            ],
+        });
+    }
     for body in REQUEST_BODIES {
         forbid_nul(&mut components["schemas"][*body]);
     }
@@ -224,6 +368,15 @@ fn complete(doc: &mut Value) {
     doc["components"]["schemas"]["CompletionStreamEvent"] = super::openai::completion_events();
     super::event_stream::document(doc);
 
+    // The turn routes take the message as a form too.
+    for path in [
+        "/api/v1/sessions/{name}/chat",
+        "/api/v1/sessions/{name}/chat/stream",
+        "/api/v1/sessions/{name}/jobs",
+    ] {
+        doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"] =
+            json!({"schema": {"$ref": "#/components/schemas/MessageForm"}});
+    }
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
@@ -467,7 +620,7 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(events("SessionStreamEvent").len(), 12);
+        assert_eq!(events("SessionStreamEvent").len(), 15);
         assert!(events("SessionStreamEvent").contains(&"ResetEvent".to_owned()));
         assert!(!events("TurnStreamEvent").contains(&"JobStatusEvent".to_owned()));
         for name in events("SessionStreamEvent") {

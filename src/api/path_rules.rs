@@ -83,8 +83,10 @@ pub fn document(doc: &mut Value) {
             FILE_IN_PATH,
         ),
     ];
-    // `files::parse_bool`: these flags take `true`/`1` or `false`/`0`/empty.
+    // `flags::parse_bool`: these flags take `true`/`1` or `false`/`0`/empty.
     let flags: &[(&str, &str, &str)] = &[
+        ("/api/v1/health", "get", "deep"),
+        ("/health", "get", "deep"),
         ("/api/v1/sessions/{name}/files", "post", "overwrite"),
         ("/api/v1/sessions/{name}/files", "get", "recursive"),
         ("/api/v1/sessions/{name}/files", "get", "hidden"),

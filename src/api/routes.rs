@@ -7,8 +7,9 @@ use claude_code_api_core::error::ServiceError;
 
 use super::route_table::{route_table, RouteTable};
 use super::{
-    admin, audit, chat, control, egress, files, forward, health, history, jobs, limits, mcp,
-    model_credentials, nodes, openai, openapi, sessions, templates, usage, webhooks, working_dir,
+    admin, audit, chat, control, egress, files, forward, git, health, history, jobs, limits, mcp,
+    model_credentials, nodes, openai, openapi, repos, secrets, sessions, templates,
+    tenant_defaults, usage, webhooks, working_dir,
 };
 use crate::state::API_V1;
 use crate::state::JSON_LIMIT;
@@ -48,6 +49,20 @@ fn api_v1_routes() -> RouteTable {
         "/webhooks/secret" => { get: webhooks::get_webhook_secret },
         "/webhooks/secret/rotate" => { post: webhooks::rotate_webhook_secret },
         "/sessions/{name}/repo" => { post: working_dir::set_working_dir },
+        "/sessions/{name}/git" => { get: git::get_git },
+        "/sessions/{name}/diff" => { get: git::get_diff },
+        "/sessions/{name}/mcp" => { get: sessions::get_mcp },
+        "/sessions/{name}/commit" => { post: git::commit },
+        "/sessions/{name}/push" => { post: git::push },
+        "/sessions/{name}/pull-request" => { post: git::pull_request },
+        "/repos" => { post: repos::create_repo, get: repos::list_repos },
+        "/secrets" => { get: secrets::list_secrets },
+        "/secrets/{name}" => { put: secrets::put_secret, delete: secrets::delete_secret },
+        "/repos/{name}" => {
+            get: repos::get_repo,
+            patch: repos::update_repo,
+            delete: repos::delete_repo,
+        },
         "/sessions/{name}/files" => { post: files::upload_file, get: files::list_files },
         "/sessions/{name}/files/{path:.*}" => {
             get: files::download_file,
@@ -72,6 +87,10 @@ fn api_v1_routes() -> RouteTable {
             delete: model_credentials::delete_model_credential,
         },
         "/admin/tenants/{id}/egress" => { get: egress::get_egress, put: egress::set_egress },
+        "/admin/tenants/{id}/defaults" => {
+            get: tenant_defaults::get_defaults,
+            put: tenant_defaults::set_defaults,
+        },
         "/admin/keys" => { get: admin::list_keys, post: admin::create_key },
         "/admin/keys/{id}/revoke" => { post: admin::revoke_key },
         "/admin/nodes" => { get: nodes::list_nodes },

@@ -35,7 +35,7 @@ pub async fn create_session(
     let new = body.into_inner().into_new_session()?;
     let row = sessions::create(&state.services, &who, new).await?;
     let location = format!("/api/v1/sessions/{}", row.name);
-    let view = SessionData::new(row, SessionStatus::Pending);
+    let view = SessionData::new(row, SessionStatus::Pending, &state.services.settings);
     let mut res = envelope::data(&req, StatusCode::CREATED, view);
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&location) {
         res.headers_mut()
@@ -65,6 +65,30 @@ pub async fn list_sessions(
     let (rows, total) = sessions::list(&state.services, &who, page.offset(), page.limit).await?;
     let items = session_views(&state.services, &who, rows).await?;
     Ok(envelope::page(&req, items, &page, total))
+}
+
+/// The session's MCP servers, each with its status and tools as its CLI
+/// last reported them (`not_started` before the CLI's first turn). A
+/// server that fails is a status here, not a failed session.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{name}/mcp",
+    tag = "sessions",
+    params(("name" = String, Path, description = "The session's name")),
+    responses(
+        (status = 200, description = "The session's MCP servers", body = Envelope<Vec<claude_code_api_core::services::mcp_servers::McpServerStatus>>),
+        (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn get_mcp(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Who,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let servers =
+        claude_code_api_core::services::mcp_servers::status(&state.services, &who, &name).await?;
+    Ok(envelope::ok(&req, servers))
 }
 
 /// One session, with its spend and token counts.

@@ -19,8 +19,8 @@ use claude_code_api_core::services::sessions;
 pub struct SetWorkingDir {
     /// An existing folder inside the tenant's area: absolute, or relative to
     /// it, with no link on the way and no `..`. Not blank, no NUL. Missing,
-    /// or a file: 404; outside the area or through a link: 422; another
-    /// session's workspace (or a folder in or above one): 409.
+    /// or a file: 404; outside the area or through a link, or another
+    /// session's workspace (or a folder in or above one): 422.
     #[schema(pattern = "^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
     working_dir: String,
 }
@@ -36,8 +36,8 @@ pub struct SetWorkingDir {
     responses(
         (status = 200, description = "The session, with its new workspace", body = Envelope<SessionData>),
         (status = 404, description = "No session of that name in this tenant, or no folder at `working_dir` (missing, or a file)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A turn is running (try again when it ends), or `working_dir` is, holds or lies in another session's workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`working_dir` is blank, has a NUL byte, lies outside the tenant's area, or has a link or `..` on the way", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A turn is running (try again when it ends)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`working_dir` is blank, has a NUL byte, lies outside the tenant's area, has a link or `..` on the way, or is, holds or lies in another session's workspace", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn set_working_dir(

@@ -142,12 +142,11 @@ pub async fn login(
     let resolved = if key.is_empty() || key.len() > auth::MAX_KEY_LEN {
         None
     } else {
-        match claude_code_api_core::security::auth::resolve(
-            &state.services.pool,
-            &state.services.settings,
-            key,
-        )
-        .await
+        match state
+            .services
+            .identities
+            .resolve(&state.services.pool, &state.services.settings, key)
+            .await
         {
             Ok(r) => r,
             Err(e) => return error_page(&ApiError(e)),

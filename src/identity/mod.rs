@@ -14,7 +14,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use claude_code_api_core::security::auth::{resolve, Caller, Resolved, UnknownKey};
+use claude_code_api_core::security::auth::{Caller, Resolved, UnknownKey};
 use claude_code_api_core::services::Requester;
 
 /// The identity of a request, as handlers take it.
@@ -107,7 +107,10 @@ fn caller(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Caller, ApiEr
         let key = key.ok_or(ServiceError::Unauthorized)?;
         let state = state
             .ok_or_else(|| ApiError::from(ServiceError::internal("application state missing")))?;
-        resolve(&state.services.pool, &state.services.settings, &key)
+        state
+            .services
+            .identities
+            .resolve(&state.services.pool, &state.services.settings, &key)
             .await?
             .map(|r| r.caller)
             .ok_or(ApiError(ServiceError::Unauthorized))

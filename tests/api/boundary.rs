@@ -59,6 +59,18 @@ fn transcript_of(app: &TestApp, tenant: &str, name: &str) -> PathBuf {
     )
 }
 
+/// `transcript` as the agent names it: relative to its CLI state folder
+/// (its `$HOME`), `projects/<folder>/<id>.jsonl`.
+fn in_cli_state(transcript: &Path) -> String {
+    let folder = transcript.parent().and_then(Path::file_name).unwrap();
+    let file = transcript.file_name().unwrap();
+    format!(
+        "projects/{}/{}",
+        folder.to_string_lossy(),
+        file.to_string_lossy()
+    )
+}
+
 /// Everything the agent could read back: its CLI state and workspace.
 fn grep_tree(dir: &Path, marker: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -87,7 +99,7 @@ async fn a_planted_transcript_link_is_replaced_never_written_through() {
         // Long enough that the process is not retired between two of the
         // test's own requests on a slow machine (a resumed process may write
         // its transcript elsewhere), short enough to wait for.
-        TestApp::spawn_with(Options::default().var("SESSION_IDLE_TIMEOUT_SECONDS", "3")).await;
+        TestApp::spawn_with(Options::default().var("SESSION_IDLE_TIMEOUT_SECONDS", "5")).await;
     let partial_victim = Victim::plant(&app, "partial-target");
     let final_victim = Victim::plant(&app, "final-target");
     app.create_session(ALICE, "t").await;
@@ -101,9 +113,10 @@ async fn a_planted_transcript_link_is_replaced_never_written_through() {
             ALICE,
             "t",
             &format!(
-                "[[bash]]f=$(ls $HOME/projects/*/*.jsonl | head -1); rm -f \"$f\"; \
+                "[[bash]]f=$HOME/{own}; rm -f \"$f\"; \
                  ln -s {partial} \"$f.partial\"; ln -s {final_} \"$f\"; \
                  echo planted=$(ls -l \"$f\" | wc -l)[[/bash]]",
+                own = in_cli_state(&transcript),
                 partial = partial_victim.path.display(),
                 final_ = final_victim.path.display(),
             ),
@@ -112,10 +125,27 @@ async fn a_planted_transcript_link_is_replaced_never_written_through() {
     assert!(tool_output(&answer).contains("planted=1"), "{answer}");
     let retired = eventually(15, || async { live_processes(&app).await == 0 }).await;
     assert!(retired, "the idle process was retired");
-    assert!(std::fs::symlink_metadata(&transcript)
+    partial_victim.assert_untouched();
+    final_victim.assert_untouched();
+    // The CLI finishes its turn after the tool ran and may replace the
+    // planted link with a file of its own (as the agent): plant the links
+    // again, as the agent would, so the restore meets them for certain.
+    let planted_link = |at: &Path, to: &Path| {
+        let _ = std::fs::remove_file(at);
+        std::os::unix::fs::symlink(to, at).unwrap();
+        let owner = std::fs::metadata(at.parent().unwrap()).unwrap();
+        std::os::unix::fs::lchown(at, Some(owner.uid()), Some(owner.gid())).unwrap();
+    };
+    if !std::fs::symlink_metadata(&transcript)
         .unwrap()
         .file_type()
-        .is_symlink());
+        .is_symlink()
+    {
+        planted_link(&transcript, &final_victim.path);
+        let mut partial = transcript.clone().into_os_string();
+        partial.push(".partial");
+        planted_link(Path::new(&partial), &partial_victim.path);
+    }
 
     // The next process resumes from the database's copy, written anew.
     let data = app.chat_ok(ALICE, "t", "[[recall]]").await;
@@ -161,12 +191,13 @@ async fn moving_a_session_rebuilds_its_transcript_and_copies_nothing_the_agent_l
             ALICE,
             "m",
             &format!(
-                "[[bash]]mkdir -p next; f=$(ls $HOME/projects/*/*.jsonl | head -1); \
+                "[[bash]]mkdir -p next; f=$HOME/{own}; \
                  rm -f \"$f\"; ln -s {creds} \"$f\"; ln -s /proc/self/environ \"$f.partial\"; \
                  mkdir -p $HOME/projects/{folder}; \
                  ln -s {victim} $HOME/projects/{folder}/$(basename \"$f\"); \
                  ln -s {victim} $HOME/projects/{folder}/$(basename \"$f\").partial; \
                  echo ok[[/bash]]",
+                own = in_cli_state(&transcript_of(&app, "alice", "m")),
                 creds = credentials.path.display(),
                 victim = write_victim.path.display(),
                 folder = next_folder.to_string_lossy(),
@@ -230,7 +261,7 @@ async fn a_working_folder_swapped_for_a_link_is_never_mounted() {
     // Another session of the tenant cannot take a folder of this one's
     // workspace (its agent could swap it under this one).
     let res = set_repo(&app, ALICE, "helper", &repo.to_string_lossy()).await;
-    assert_problem(res, 409, "conflict").await;
+    assert_problem(res, 422, "validation-error").await;
     // A link is refused at the door.
     std::os::unix::fs::symlink("/", Path::new(&workspace).join("to-root")).unwrap();
     let res = set_repo(&app, ALICE, "r", "r/to-root").await;
@@ -276,6 +307,9 @@ async fn the_agent_cannot_make_namespaces_mount_or_trace() {
              python3 -c 'import os; os.unshare(os.CLONE_NEWUSER)' >/dev/null 2>&1; echo pyuserns=$?; \
              mkdir -p /tmp/m; mount -t tmpfs x /tmp/m >/dev/null 2>&1; echo mount=$?; \
              python3 -c \"import ctypes; print('ptrace=%d' % ctypes.CDLL(None).ptrace(0, 0, 0, 0))\"; \
+             python3 -c \"import ctypes; c = ctypes.CDLL(None, use_errno=True); \
+             [print('%s=%d/%d' % (n, c.syscall(nr, *a), ctypes.get_errno())) for n, nr, a in \
+             [('keyctl', 250, (0, -3, 0)), ('perf', 298, (0, 0, -1, -1, 0)), ('bpf', 321, (0, 0, 0))]]\"; \
              echo threads=$(python3 -c 'import threading; t=threading.Thread(target=print); t.start(); t.join(); print(7)' | tail -1)[[/bash]]",
         )
         .await;
@@ -288,6 +322,14 @@ async fn the_agent_cannot_make_namespaces_mount_or_trace() {
         assert_ne!(code.trim(), "0", "{refused} must fail: {out}");
     }
     assert!(out.contains("ptrace=-1"), "ptrace is refused: {out}");
+    // Refused by the filter itself (EPERM), not by their arguments: without
+    // it, keyctl would answer and perf_event_open say EFAULT.
+    for call in ["keyctl", "perf", "bpf"] {
+        assert!(
+            out.contains(&format!("{call}=-1/1")),
+            "{call} is refused with EPERM: {out}"
+        );
+    }
     // Threads (clone3 falls back to clone) still work.
     assert!(out.contains("threads=7"), "{out}");
 }

@@ -141,6 +141,9 @@ impl Cluster {
             .env("WEBHOOK_RETRY_SCHEDULE_SECONDS", "1,1,1")
             .env("WEBHOOK_POLL_INTERVAL_MS", "100")
             .env("RATE_LIMIT_REQUESTS", "1000000")
+            // Resolved keys stay a minute unless a change says otherwise:
+            // the cluster tests prove that changes say so on every node.
+            .env("AUTH_CACHE_SECONDS", "60")
             .env("LOG_LEVEL", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -907,4 +910,72 @@ async fn sigterm_drain_hands_sessions_over_without_a_failed_request() {
     assert_eq!(status, 200);
     assert!(text_of(&answer).contains("walrus"), "{answer}");
     let _ = Path::new("");
+}
+
+#[actix_web::test]
+async fn a_key_revoked_on_one_node_is_refused_by_every_node_within_a_second() {
+    let Some(c) = Cluster::start(3).await else {
+        return;
+    };
+    let created: Value = c
+        .post(
+            0,
+            "/api/v1/admin/keys",
+            ADMIN,
+            json!({"tenant": "alice", "label": "everywhere"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["data"]["key"].as_str().unwrap().to_owned();
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    // Every node has resolved (and cached) it.
+    for node in 0..3 {
+        let res = c.get(node, "/api/v1/sessions", &key).send().await.unwrap();
+        assert_eq!(res.status(), 200, "node {node}");
+    }
+    let res = c
+        .post(
+            1,
+            &format!("/api/v1/admin/keys/{id}/revoke"),
+            ADMIN,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let revoked = Instant::now();
+    for node in 0..3 {
+        loop {
+            let res = c.get(node, "/api/v1/sessions", &key).send().await.unwrap();
+            if res.status() == 401 {
+                break;
+            }
+            assert!(
+                revoked.elapsed() < Duration::from_secs(1),
+                "node {node} still serves the revoked key after {:?}\n{}",
+                revoked.elapsed(),
+                c.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // And a key made on one node works on the others at once.
+    let made: Value = c
+        .post(2, "/api/v1/admin/keys", ADMIN, json!({"tenant": "bob"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh = made["data"]["key"].as_str().unwrap();
+    for node in 0..3 {
+        let res = c.get(node, "/api/v1/sessions", fresh).send().await.unwrap();
+        assert_eq!(res.status(), 200, "node {node}");
+    }
 }

@@ -582,8 +582,10 @@ impl Browser {
     /// Saves the page at desktop and phone width, scrolled to show `css`
     /// (else from the top).
     async fn screenshots_at(&self, name: &str, css: Option<&str>) {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/src/screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = writable_or_temp(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/src/screenshots"),
+            "cca-screenshots",
+        );
         for (suffix, w, h) in [("desktop", 1280, 900), ("phone", 390, 844)] {
             self.client.set_window_size(w, h).await.unwrap();
             let scroll = match css {
@@ -991,5 +993,62 @@ async fn a_team_member_works_a_session_from_the_browser() {
             .status(),
         401
     );
+    b.close().await;
+}
+
+#[actix_web::test]
+async fn the_console_shows_a_repository_sessions_branch_and_diff() {
+    let app = TestApp::spawn_with(Options::default().var("GIT_ALLOWED_HOSTS", "127.0.0.1")).await;
+    let remote = tempfile::tempdir().unwrap();
+    let projects = crate::git_server::bare_repo(remote.path(), "first line\n");
+    let server = crate::git_server::GitServer::start("127.0.0.1:0", projects, None);
+    let res = app
+        .post(
+            "/api/v1/repos",
+            ALICE,
+            json!({"name": "app", "url": server.url()}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    app.create_session_with(ALICE, json!({"name": "r", "repo": {"name": "app"}}))
+        .await;
+    app.chat_ok(
+        ALICE,
+        "r",
+        "[[bash]]echo CONSOLE-DIFF-LINE >> README[[/bash]]",
+    )
+    .await;
+    // A session not made from a repository shows no branch card.
+    app.create_session(ALICE, "plain").await;
+
+    let b = Browser::start().await;
+    b.sign_in(&app, ALICE).await;
+    b.open(&app.url("/console/sessions/r")).await;
+    b.until(
+        "the branch card",
+        "!document.getElementById('git').hidden && document.getElementById('git-diff').textContent.includes('CONSOLE-DIFF-LINE')",
+    )
+    .await;
+    let card = b.text("#git").await;
+    assert!(
+        card.contains("cca/r") && card.contains("from main"),
+        "{card}"
+    );
+    assert!(card.contains("README"), "{card}");
+    b.open(&app.url("/console/sessions/plain")).await;
+    b.wait_for("#files").await;
+    b.until(
+        "the files loaded",
+        "!document.getElementById('files').textContent.includes('Loading')",
+    )
+    .await;
+    let hidden = b
+        .client
+        .execute("return document.getElementById('git').hidden;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(hidden, json!(true));
     b.close().await;
 }

@@ -56,7 +56,8 @@ async fn unknown_routes_methods_and_bodies_are_problems() {
 async fn oversize_bodies_are_413_even_when_chunked() {
     let app = TestApp::spawn_with(Options::fake()).await;
     app.create_session(ALICE, "big").await;
-    let huge = format!("{{\"message\": \"{}\"}}", "a".repeat(3 * 1024 * 1024));
+    // Larger than a turn's body may be (2 MiB and MAX_ATTACHMENTS_MB in base64).
+    let huge = format!("{{\"message\": \"{}\"}}", "a".repeat(30 * 1024 * 1024));
     let res = app
         .client
         .post(app.url("/api/v1/sessions/big/chat"))

@@ -291,6 +291,11 @@ impl TestApp {
 
     /// Sends a sync chat; returns status and body.
     pub async fn chat(&self, key: &str, session: &str, message: &str) -> (u16, Value) {
+        self.chat_value(key, session, json!(message)).await
+    }
+
+    /// A chat whose `message` is any JSON (a list of blocks).
+    pub async fn chat_value(&self, key: &str, session: &str, message: Value) -> (u16, Value) {
         let res = self
             .post(
                 &format!("/api/v1/sessions/{session}/chat"),
@@ -698,4 +703,19 @@ pub async fn set_repo(app: &TestApp, key: &str, session: &str, dir: &str) -> req
     .send()
     .await
     .unwrap()
+}
+
+/// `dir` when this user can write there, else a folder of the temporary
+/// directory named `fallback` (the suite run as an unprivileged user keeps
+/// what it makes out of the root-owned checkout).
+pub fn writable_or_temp(dir: PathBuf, fallback: &str) -> PathBuf {
+    let probe = dir.join(format!(".writable-{}", std::process::id()));
+    let writable = std::fs::create_dir_all(&dir).is_ok() && std::fs::write(&probe, b"").is_ok();
+    if writable {
+        let _ = std::fs::remove_file(&probe);
+        return dir;
+    }
+    let dir = std::env::temp_dir().join(fallback);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

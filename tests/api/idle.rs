@@ -155,3 +155,81 @@ async fn opening_the_event_stream_warms_a_cold_session() {
     );
     drop(res);
 }
+
+#[actix_web::test]
+async fn a_warmed_session_is_primed_without_a_model_call_or_a_trace() {
+    let app =
+        TestApp::spawn_with(Options::default().var("SESSION_IDLE_TIMEOUT_SECONDS", "6")).await;
+    app.create_session(ALICE, "primed").await;
+    assert!(
+        eventually(20, || async {
+            sessions_stat(&app, "processes_started").await == 1
+        })
+        .await
+    );
+    // Time for the process to start, initialise and be primed.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        app.mock.all_requests().is_empty(),
+        "priming reached the model: {:?}",
+        app.mock.all_requests()
+    );
+
+    let answer = app.chat_ok(ALICE, "primed", "remember 42").await;
+    assert!(answer["content"].as_str().is_some(), "{answer}");
+    // The model saw one call, the turn's, on a conversation holding only
+    // the client's message: the priming exchange left nothing in it (and
+    // the new conversation's side calls were made while priming).
+    let calls = app.mock.all_requests();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let sent = calls[0]["messages"].to_string();
+    assert!(sent.contains("remember 42"), "{sent}");
+    assert!(!sent.contains("(warm-up)"), "{sent}");
+    let users = calls[0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .count();
+    assert_eq!(users, 1, "{sent}");
+    assert_eq!(sessions_stat(&app, "processes_started").await, 1);
+
+    // Nothing of it was stored: the mirrored transcript is the current
+    // conversation's alone, and the session cost only its turn.
+    let current =
+        app.query_strings("SELECT cli_session_id AS s FROM sessions WHERE name = 'primed'");
+    let mirrored = app.query_strings("SELECT DISTINCT cli_session_id AS s FROM transcript_entries");
+    assert_eq!(mirrored, current);
+    let turns = app.query_i64("SELECT COUNT(*) AS n FROM messages WHERE role = 'user'");
+    assert_eq!(turns, 1);
+    // The throwaway conversation's transcript file is gone: one is left,
+    // the current conversation's.
+    let projects = app.root.path().join("data/cli-config/alice/projects");
+    let transcripts = || {
+        std::fs::read_dir(&projects)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|dir| {
+                std::fs::read_dir(dir.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .filter(|f| f.file_name().to_string_lossy().ends_with(".jsonl"))
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+    };
+    let only_current = eventually(5, || async {
+        transcripts() == [format!("{}.jsonl", current[0])]
+    })
+    .await;
+    assert!(only_current, "{:?} (current {current:?})", transcripts());
+
+    // A later process resumes this conversation, not the primed one.
+    assert!(eventually(20, || async { live_processes(&app).await == 0 }).await);
+    let recalled = app.chat_ok(ALICE, "primed", "[[recall]]").await;
+    let text = recalled["content"].as_str().unwrap();
+    assert!(text.contains("remember 42"), "{text}");
+    assert!(!text.contains("(warm-up)"), "{text}");
+}

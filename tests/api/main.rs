@@ -7,6 +7,7 @@
 //! driven over HTTP; the agent is the real Claude Code CLI talking to a
 //! scripted mock model (or, for faults, a small fake CLI).
 
+mod git_server;
 mod helpers;
 mod python;
 mod receiver;
@@ -19,6 +20,7 @@ mod compat;
 mod console;
 mod contract;
 mod disk;
+mod equip;
 mod errors;
 mod events;
 mod faults;
@@ -37,8 +39,11 @@ mod openai;
 mod openapi;
 mod permissions;
 mod quickstart;
+mod races;
 mod recovery;
+mod repos;
 mod sandbox;
+mod secrets;
 mod sessions;
 mod streaming;
 mod templates;

@@ -1,5 +1,7 @@
 //! Prometheus `/metrics` on its own listener (`METRICS_ADDR`).
 
+use serde_json::Value;
+
 use crate::helpers::*;
 
 /// The value of the first sample line starting with `prefix`.
@@ -120,4 +122,76 @@ async fn made_up_methods_and_paths_never_become_labels() {
             "{line}"
         );
     }
+}
+
+#[actix_web::test]
+async fn health_answers_from_its_background_probe_and_a_dead_database_shows() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    let health = app.health().await;
+    assert_eq!(health["checks"]["database"]["status"], "ok");
+    let age = health["checked_ms_ago"].as_u64().unwrap();
+    assert!(
+        age < 5_000,
+        "the probe is at most a few seconds old: {age} ms"
+    );
+    let deep: Value = app
+        .client
+        .get(app.url("/health?deep=true"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(deep["checked_ms_ago"].as_u64().unwrap() < 500, "{deep}");
+    let res = app
+        .client
+        .get(app.url("/health?deep=maybe"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "validation-error").await;
+
+    if !app.db.is_postgres() {
+        return;
+    }
+    // The database goes away: every connection cut, no new one allowed.
+    let cut = |allow: bool| {
+        let name = app.db.url.rsplit('/').next().unwrap().to_owned();
+        let admin = std::env::var("TEST_DATABASE_URL").unwrap();
+        let mut conn = <diesel::PgConnection as diesel::Connection>::establish(&admin).unwrap();
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}"))
+            .execute(&mut conn)
+            .unwrap();
+        if !allow {
+            diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        }
+    };
+    cut(false);
+    let down = eventually(10, || async {
+        let res = app.client.get(app.url("/health")).send().await.unwrap();
+        let status = res.status();
+        let body: Value = res.json().await.unwrap();
+        status == 503 && body["checks"]["database"]["status"] == "error"
+    })
+    .await;
+    let seen = app.health().await;
+    cut(true);
+    assert!(down, "a dead database shows within seconds: {seen}");
+    let up = eventually(15, || async {
+        app.client
+            .get(app.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+    assert!(up, "and its return too");
 }

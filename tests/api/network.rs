@@ -4,10 +4,9 @@
 //! with `AGENT_NETWORK=proxy` the egress proxy letting through what the
 //! tenant's allowlist names, and nothing else.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -352,146 +351,14 @@ async fn a_private_address_needs_the_operator_as_well_as_the_tenant() {
     assert!(origin.requests().is_empty());
 }
 
-/// A bare repository with one commit holding `README` = `marker`.
-fn bare_repo(root: &Path, marker: &str) -> PathBuf {
-    let work = root.join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    let git = |dir: &Path, args: &[&str]| {
-        let ok = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", root)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    git(&work, &["init", "-q", "-b", "main"]);
-    std::fs::write(work.join("README"), marker).unwrap();
-    git(&work, &["add", "README"]);
-    git(
-        &work,
-        &[
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "user.name=t",
-            "commit",
-            "-qm",
-            "one",
-        ],
-    );
-    let projects = root.join("projects");
-    std::fs::create_dir_all(&projects).unwrap();
-    git(
-        root,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            projects.join("repo.git").to_str().unwrap(),
-        ],
-    );
-    projects
-}
-
-/// Serves `git http-backend` (smart HTTP) for the repositories in `projects`.
-fn git_server(bind: &str, projects: PathBuf) -> SocketAddr {
-    let listener = TcpListener::bind(bind).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let projects = projects.clone();
-            std::thread::spawn(move || serve_cgi(stream, &projects));
-        }
-    });
-    addr
-}
-
-fn serve_cgi(stream: TcpStream, projects: &Path) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).unwrap();
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("GET").to_owned();
-    let target = parts.next().unwrap_or("/").to_owned();
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.trim_end().split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
-    }
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let length: usize = header("content-length").parse().unwrap_or(0);
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).unwrap();
-    let mut child = Command::new("git")
-        .arg("http-backend")
-        .env_clear()
-        .env("GIT_PROJECT_ROOT", projects)
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("PATH_INFO", path)
-        .env("QUERY_STRING", query)
-        .env("REQUEST_METHOD", &method)
-        .env("CONTENT_TYPE", header("content-type"))
-        .env("CONTENT_LENGTH", length.to_string())
-        .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
-        .env("GIT_PROTOCOL", header("git-protocol"))
-        .env("REMOTE_ADDR", "127.0.0.1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&body).unwrap();
-    let out = child.wait_with_output().unwrap().stdout;
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4))
-        .or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))
-        .unwrap();
-    let cgi_head = String::from_utf8_lossy(&out[..split.0]).into_owned();
-    let content = &out[split.0 + split.1..];
-    let mut status = "200 OK".to_owned();
-    let mut head = String::new();
-    for line in cgi_head.lines() {
-        match line.split_once(':') {
-            Some((name, value)) if name.eq_ignore_ascii_case("status") => {
-                status = value.trim().to_owned()
-            }
-            Some(_) => head.push_str(&format!("{line}\r\n")),
-            None => {}
-        }
-    }
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\n{head}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        content.len()
-    );
-    let _ = stream.write_all(content);
-}
-
 #[actix_web::test]
 async fn git_clone_over_http_works_for_an_allowed_host() {
     let app =
         TestApp::spawn_with(Options::default().var("AGENT_EGRESS_PRIVATE_HOSTS", ALLOWED_IP)).await;
     let repos = tempfile::tempdir().unwrap();
-    let projects = bare_repo(repos.path(), "CLONED-MARKER-5150");
-    let server = git_server(&format!("{ALLOWED_IP}:0"), projects);
+    let projects = crate::git_server::bare_repo(repos.path(), "CLONED-MARKER-5150");
+    let server =
+        crate::git_server::GitServer::start(&format!("{ALLOWED_IP}:0"), projects, None).addr;
     set_allowlist(&app, "alice", json!([ALLOWED_IP])).await;
     app.create_session(ALICE, "g").await;
     let answer = app

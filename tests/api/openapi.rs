@@ -479,7 +479,7 @@ async fn real_responses_match_their_documented_schemas() {
             json!({"model": "claude-code", "user": "doc", "messages": [
                 {"role": "system", "content": "be brief"},
                 {"role": "user", "content": [{"type": "text", "text": "hi"},
-                    {"type": "image_url", "image_url": {"url": "data:,"}}]},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="}}]},
             ]}),
         ),
     )

@@ -24,7 +24,16 @@ static INSTALL: Mutex<()> = Mutex::new(());
 pub fn python_with(packages: &[&str]) -> Result<PathBuf, String> {
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let name = packages.join("_").replace(['=', '.'], "-");
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("py-{name}"));
+    let shared = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("py-{name}"));
+    if shared.join(".installed").exists() {
+        return Ok(shared.join("bin/python"));
+    }
+    // Made here when this user may write there, else in its own temp folder.
+    let venv = crate::helpers::writable_or_temp(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf(),
+        "cca-python",
+    )
+    .join(format!("py-{name}"));
     let python = venv.join("bin/python");
     let marker = venv.join(".installed");
     if marker.exists() {

@@ -301,7 +301,7 @@ async fn explicit_request_fields_override_the_template() {
 }
 
 /// A minimal MCP server over stdio offering one tool, `ping`.
-const MCP_PROBE: &str = r#"#!/bin/sh
+pub(crate) const MCP_PROBE: &str = r#"#!/bin/sh
 while IFS= read -r line; do
   id=$(printf '%s' "$line" | sed -n 's/.*"id":\([0-9][0-9]*\).*/\1/p')
   ver=$(printf '%s' "$line" | sed -n 's/.*"protocolVersion":"\([^"]*\)".*/\1/p')

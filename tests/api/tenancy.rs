@@ -154,14 +154,18 @@ async fn the_keys_command_creates_lists_and_revokes() {
     assert!(!listed.contains(&key));
     let id = listed.split_whitespace().next().unwrap().to_string();
     cli(&["keys", "revoke", &id]);
-    assert_eq!(
+    // Another process changed the database: on SQLite the server's cached
+    // key expires within AUTH_CACHE_SECONDS (1 s by default).
+    let refused = eventually(3, || async {
         app.get("/api/v1/sessions", &key)
             .send()
             .await
             .unwrap()
-            .status(),
-        401
-    );
+            .status()
+            == 401
+    })
+    .await;
+    assert!(refused, "the revoked key is refused");
     let tenants = cli(&[
         "tenants",
         "update",
@@ -980,5 +984,95 @@ async fn parallel_creates_at_the_session_cap_never_exceed_it() {
             .unwrap()
             .count() as i64;
         assert_eq!(folders, CAP);
+    }
+}
+
+#[actix_web::test]
+async fn cached_identities_follow_every_change_at_once() {
+    // Kept a minute unless a change says otherwise.
+    let app = TestApp::spawn_with(Options::fake().var("AUTH_CACHE_SECONDS", "60")).await;
+    let created = data(
+        app.post(
+            "/api/v1/admin/keys",
+            ADMIN,
+            json!({"tenant": "alice", "label": "cached"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let key = created["key"].as_str().unwrap().to_string();
+    let status = |key: String| {
+        let app = &app;
+        async move {
+            app.get("/api/v1/sessions", &key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(key.clone()).await, 200);
+    // Served from memory now: the database can no longer answer for it.
+    app.exec(&format!(
+        "UPDATE api_keys SET label = 'changed behind its back' WHERE id = '{}'",
+        created["id"].as_str().unwrap()
+    ));
+    assert_eq!(status(key.clone()).await, 200);
+
+    // A tenant's rate limit lowered through the API holds from the next request.
+    let res = app
+        .client
+        .patch(app.url("/api/v1/admin/tenants/alice"))
+        .header("X-API-Key", ADMIN)
+        .json(&json!({"rate_limit_requests": 2, "rate_limit_window_seconds": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let statuses = [
+        status(key.clone()).await,
+        status(key.clone()).await,
+        status(key.clone()).await,
+    ];
+    assert_eq!(statuses, [200, 200, 429], "the new limit holds at once");
+
+    // Revoked through the API: refused by the very next request.
+    let res = app
+        .post(
+            &format!(
+                "/api/v1/admin/keys/{}/revoke",
+                created["id"].as_str().unwrap()
+            ),
+            ADMIN,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(status(key.clone()).await, 401);
+
+    // On PostgreSQL the `keys` command tells the running server too.
+    if app.db.is_postgres() {
+        let printed = admin_cli(&app, &["keys", "create", "--tenant", "alice"]);
+        let other = printed
+            .split_whitespace()
+            .find(|w| w.starts_with("cca_"))
+            .unwrap()
+            .to_string();
+        assert_eq!(status(other.clone()).await, 200);
+        // "Created key <id> (member) for tenant alice. …"
+        let id = printed.split_whitespace().nth(2).unwrap().to_string();
+        let revoked_at = std::time::Instant::now();
+        admin_cli(&app, &["keys", "revoke", &id]);
+        let refused = eventually(1, || async { status(other.clone()).await == 401 }).await;
+        assert!(
+            refused,
+            "refused within a second ({:?})",
+            revoked_at.elapsed()
+        );
     }
 }

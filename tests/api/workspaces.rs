@@ -1,6 +1,6 @@
 //! `POST /sessions/{name}/repo`: moving a session to another folder of the
 //! tenant's area keeps its conversation; anything outside or a link is
-//! refused (422), another session's workspace too (409); and
+//! refused (422), another session's workspace too (422, naming it); and
 //! deleting the session removes only the workspace it created.
 
 use serde_json::{json, Value};
@@ -116,7 +116,7 @@ async fn directories_outside_the_tenants_own_area_are_refused() {
         "other/inside".into(),
     ] {
         let res = set_repo(&app, ALICE, "s", &dir).await;
-        let body = assert_problem(res, 409, "conflict").await;
+        let body = assert_problem(res, 422, "validation-error").await;
         assert!(
             body["detail"].as_str().unwrap().contains("\"other\""),
             "{body}"

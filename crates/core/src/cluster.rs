@@ -121,15 +121,41 @@ impl Node {
         &self.inner.client
     }
 
-    /// Starts listening for other nodes' event inserts (cluster only).
-    pub fn listen_for_events(&self, database_url: &str) {
-        if self.is_clustered() {
-            crate::db::notify::enable_event_notifications();
-            crate::db::notify::listen_events(
-                database_url.to_owned(),
-                self.inner.event_wakeups.clone(),
-            );
+    /// On PostgreSQL, starts listening for identity changes made by any
+    /// server on the database and, in a cluster, for other nodes' event
+    /// inserts.
+    pub fn listen(
+        &self,
+        database_url: &str,
+        identities: std::sync::Arc<crate::security::identities::Identities>,
+    ) {
+        if crate::db::Backend::of_url(database_url) != crate::db::Backend::Postgres {
+            return;
         }
+        let events = self.is_clustered().then(|| {
+            crate::db::notify::enable_event_notifications();
+            self.inner.event_wakeups.clone()
+        });
+        crate::db::notify::listen(
+            database_url.to_owned(),
+            crate::db::notify::Listeners {
+                events,
+                identity_changed: {
+                    let identities = std::sync::Arc::downgrade(&identities);
+                    std::sync::Arc::new(move || {
+                        if let Some(identities) = identities.upgrade() {
+                            identities.forget_all();
+                        }
+                    })
+                },
+                // Ends with the server's identities (a server in a test
+                // process stops long before the process does).
+                wanted: {
+                    let identities = std::sync::Arc::downgrade(&identities);
+                    std::sync::Arc::new(move || identities.strong_count() > 0)
+                },
+            },
+        );
     }
 
     /// Hears the ids of sessions with new events, from any node.

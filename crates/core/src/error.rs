@@ -40,6 +40,9 @@ pub enum ServiceError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Content of a kind the server does not take (an attachment's type).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The CLI ended the turn with an error; carries its message.
     #[error("{0}")]
     Cli(String),
@@ -47,6 +50,10 @@ pub enum ServiceError {
     CliTimeout(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A service the server called for the client (a git remote, a
+    /// provider's API) failed or refused; carries its message.
+    #[error("{0}")]
+    Upstream(String),
     /// The tenant's disk quota is reached (507): its agents and uploads
     /// may write nothing more until files are deleted.
     #[error("{message}")]
@@ -79,9 +86,11 @@ impl ServiceError {
             ServiceError::BudgetExceeded { .. } => "budget_exceeded",
             ServiceError::Conflict(_) => "conflict",
             ServiceError::PayloadTooLarge(_) => "payload-too-large",
+            ServiceError::UnsupportedMediaType(_) => "unsupported-media-type",
             ServiceError::Cli(_) => "cli-error",
             ServiceError::CliTimeout(_) => "cli-timeout",
             ServiceError::Unavailable(_) => "unavailable",
+            ServiceError::Upstream(_) => "upstream-error",
             ServiceError::DiskQuotaExceeded { .. } => "disk-quota-exceeded",
             ServiceError::Internal(_) => "internal-error",
         }
@@ -151,6 +160,7 @@ pub const PROBLEM_KINDS: &[&str] = &[
     "cli-error",
     "cli-timeout",
     "unavailable",
+    "upstream-error",
     "disk-quota-exceeded",
     "internal-error",
     "http-error",
@@ -171,9 +181,11 @@ impl ServiceError {
             ServiceError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServiceError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServiceError::Cli(_) => StatusCode::BAD_GATEWAY,
             ServiceError::CliTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ServiceError::DiskQuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -293,6 +305,7 @@ mod tests {
             },
             ServiceError::Conflict(s()),
             ServiceError::PayloadTooLarge(s()),
+            ServiceError::UnsupportedMediaType(s()),
             ServiceError::Cli(s()),
             ServiceError::CliTimeout(s()),
             ServiceError::Unavailable(s()),

@@ -15,6 +15,8 @@ pub mod egress;
 pub mod error;
 pub mod files;
 pub mod gateway;
+pub mod git;
+pub mod leftovers;
 pub mod memory;
 pub mod metrics;
 pub mod redact;

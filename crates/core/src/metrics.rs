@@ -20,6 +20,13 @@ use prometheus::{
 
 use crate::domain::turn::{ChatResponse, TurnError};
 
+/// Buckets of a turn's steps, seconds: from microseconds (a key resolved
+/// from memory) to a process start.
+const STAGE_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5,
+];
+
 /// Latency buckets, seconds: from a warm turn (~30 ms) to long agent runs.
 const BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
@@ -35,6 +42,9 @@ pub struct Metrics {
     turns_queued: IntGauge,
     turns: IntCounterVec,
     turn_duration: HistogramVec,
+    turn_stages: HistogramVec,
+    process_start: HistogramVec,
+    auth_duration: prometheus::Histogram,
     cost_micros: IntCounter,
     webhook_attempts: IntCounterVec,
     approvals_pending: IntGauge,
@@ -85,6 +95,34 @@ fn build() -> Result<Metrics, prometheus::Error> {
         )
         .buckets(BUCKETS.to_vec()),
         &["outcome"],
+    )?;
+    let turn_stages = HistogramVec::new(
+        HistogramOpts::new(
+            "cca_turn_stage_seconds",
+            "A turn's time by step: permit (queued to a running-turn permit), cli_write \
+             (to its message written to the CLI: process start, disk and budget checks), \
+             first_output (to the CLI's first line), answer (to its result), store (to its \
+             record stored)",
+        )
+        .buckets(STAGE_BUCKETS.to_vec()),
+        &["stage"],
+    )?;
+    let process_start = HistogramVec::new(
+        HistogramOpts::new(
+            "cca_process_start_seconds",
+            "A CLI process's start by step: prepare (its agent user, its transcript checked or \
+             rebuilt, the disk quota), confine (its folders opened and handed over, its cgroup), \
+             spawn (bubblewrap started), initialize (to the CLI's answer to `initialize`)",
+        )
+        .buckets(STAGE_BUCKETS.to_vec()),
+        &["step"],
+    )?;
+    let auth_duration = prometheus::Histogram::with_opts(
+        HistogramOpts::new(
+            "cca_auth_duration_seconds",
+            "Time to resolve a request's API key (from memory, or the database)",
+        )
+        .buckets(STAGE_BUCKETS.to_vec()),
     )?;
     let cost_micros = IntCounter::new(
         "cca_cost_micro_usd_total",
@@ -141,6 +179,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(turns_queued.clone()),
         Box::new(turns.clone()),
         Box::new(turn_duration.clone()),
+        Box::new(turn_stages.clone()),
+        Box::new(process_start.clone()),
+        Box::new(auth_duration.clone()),
         Box::new(cost_micros.clone()),
         Box::new(webhook_attempts.clone()),
         Box::new(approvals_pending.clone()),
@@ -163,6 +204,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
         turns_queued,
         turns,
         turn_duration,
+        turn_stages,
+        process_start,
+        auth_duration,
         cost_micros,
         webhook_attempts,
         approvals_pending,
@@ -252,6 +296,31 @@ pub fn turn_finished(elapsed: Duration, outcome: &Result<ChatResponse, TurnError
         .observe(elapsed.as_secs_f64());
     if cost > 0 {
         m.cost_micros.inc_by(cost.unsigned_abs());
+    }
+}
+
+/// One step of a turn took `took` (see `TurnClock::stages`).
+pub fn turn_stage(stage: &str, took: Duration) {
+    if let Some(m) = metrics() {
+        m.turn_stages
+            .with_label_values(&[stage])
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// One step of a CLI process's start took `took`.
+pub fn process_start_step(step: &str, took: Duration) {
+    if let Some(m) = metrics() {
+        m.process_start
+            .with_label_values(&[step])
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// A request's API key was resolved in `took`.
+pub fn authenticated(took: Duration) {
+    if let Some(m) = metrics() {
+        m.auth_duration.observe(took.as_secs_f64());
     }
 }
 

@@ -33,7 +33,8 @@ fn mcp_servers(servers: &mut Option<BTreeMap<String, Value>>) {
     for server in servers.iter_mut().flat_map(|s| s.values_mut()) {
         for member in SERVER_SECRETS {
             if let Some(Value::Object(values)) = server.get_mut(*member) {
-                for value in values.values_mut() {
+                // A secret's name is not its value: `{"secret": NAME}` stays.
+                for value in values.values_mut().filter(|v| v.get("secret").is_none()) {
                     *value = Value::from(REDACTED);
                 }
             }

@@ -37,7 +37,59 @@ impl SessionSpec {
                 .disallowed_tools
                 .or_else(|| template.disallowed_tools.clone()),
             env: self.env.or_else(|| template.env.clone()),
-            mcp_servers: self.mcp_servers.or_else(|| template.mcp_servers.clone()),
+            mcp_servers: merged_by_name(template.mcp_servers.as_ref(), self.mcp_servers.as_ref()),
+            agents: merged_by_name(template.agents.as_ref(), self.agents.as_ref()),
+        }
+    }
+}
+
+impl SessionSpec {
+    /// Fills what the session and its template left unset from the
+    /// tenant's defaults (`defaults`); MCP servers and subagents are laid
+    /// over the defaults' by name. Template and environment are never
+    /// defaults.
+    pub fn with_defaults(self, defaults: &SessionSpec) -> SessionSpec {
+        SessionSpec {
+            template: self.template,
+            system_prompt: self
+                .system_prompt
+                .or_else(|| defaults.system_prompt.clone()),
+            append_system_prompt: self
+                .append_system_prompt
+                .or_else(|| defaults.append_system_prompt.clone()),
+            model: self.model.or_else(|| defaults.model.clone()),
+            max_turns: self.max_turns.or(defaults.max_turns),
+            permission_mode: self.permission_mode.or(defaults.permission_mode),
+            effort: self.effort.or(defaults.effort),
+            allowed_tools: self
+                .allowed_tools
+                .or_else(|| defaults.allowed_tools.clone()),
+            disallowed_tools: self
+                .disallowed_tools
+                .or_else(|| defaults.disallowed_tools.clone()),
+            env: self.env,
+            mcp_servers: merged_by_name(defaults.mcp_servers.as_ref(), self.mcp_servers.as_ref()),
+            agents: merged_by_name(defaults.agents.as_ref(), self.agents.as_ref()),
+        }
+    }
+}
+
+/// `over` laid over `base` by name: a later layer's entry (an MCP server,
+/// a subagent) replaces the earlier one of the same name whole.
+fn merged_by_name<V: Clone>(
+    base: Option<&BTreeMap<String, V>>,
+    over: Option<&BTreeMap<String, V>>,
+) -> Option<BTreeMap<String, V>> {
+    match (base, over) {
+        (None, None) => None,
+        (base, over) => {
+            let mut all = base.cloned().unwrap_or_default();
+            all.extend(
+                over.into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            Some(all)
         }
     }
 }
@@ -64,6 +116,8 @@ pub struct LaunchSpec {
     pub add_dirs: Vec<std::path::PathBuf>,
     /// Structured output of the turn (`--json-schema`).
     pub json_schema: Option<Value>,
+    /// Subagents, given to the CLI in its `initialize` request.
+    pub agents: BTreeMap<String, crate::domain::agent::AgentSpec>,
 }
 
 impl LaunchSpec {
@@ -97,10 +151,12 @@ impl LaunchSpec {
                 .clone()
                 .unwrap_or_else(|| settings.sessions.disallowed_tools.clone()),
             env: spec.env.clone().unwrap_or_default(),
-            mcp_servers: spec.mcp_servers.clone().unwrap_or_default(),
+            mcp_servers: merged_by_name(spec.mcp_servers.as_ref(), turn.mcp_servers.as_ref())
+                .unwrap_or_default(),
             max_budget_micros: settings.tenancy.max_cost_per_request_micros,
             add_dirs: settings.sessions.add_dirs.clone(),
             json_schema: turn.json_schema.clone(),
+            agents: merged_by_name(spec.agents.as_ref(), turn.agents.as_ref()).unwrap_or_default(),
         }
     }
 }
@@ -109,6 +165,18 @@ impl LaunchSpec {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn later_layers_replace_by_name() {
+        let base = BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)]);
+        let over = BTreeMap::from([("b".to_string(), 3)]);
+        let all = merged_by_name(Some(&base), Some(&over)).unwrap();
+        assert_eq!(
+            all,
+            BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 3)])
+        );
+        assert_eq!(merged_by_name::<i32>(None, None), None);
+    }
 
     fn settings() -> Settings {
         let mut vars = BTreeMap::new();

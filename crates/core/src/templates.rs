@@ -79,6 +79,9 @@ pub struct Template {
     /// `[redacted]` except to admin keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    /// Subagents by name (`{description, prompt, tools?, model?}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<BTreeMap<String, crate::domain::agent::AgentSpec>>,
 }
 
 /// A template is named by its file; a `name:` field would be ignored, so it
@@ -171,6 +174,9 @@ impl Template {
                     "field `env`: {name} is set by the server and cannot be changed"
                 ));
             }
+        }
+        if let Some(agents) = &self.agents {
+            crate::domain::agent::validate("field `agents`", agents)?;
         }
         for (name, server) in self.mcp_servers.iter().flatten() {
             if !server.is_object() {

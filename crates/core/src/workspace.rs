@@ -28,10 +28,58 @@ pub fn create(dir: &Path) -> io::Result<bool> {
     Ok(made)
 }
 
-/// Removes a workspace the session created.
+/// Tries of one removal before the folder is left to the sweeper.
+const REMOVE_ATTEMPTS: u32 = 5;
+
+/// Removes a workspace the session created, beneath its tenant's area (a
+/// folder only the server controls), by descriptor: nothing the agent left
+/// there (a link, a folder swapped for one) is ever followed. An agent's
+/// process that is still dying may hold or add entries for a moment, so a
+/// failed try is repeated a few times, waiting longer each time. Blocking.
 pub fn remove(dir: &Path) -> io::Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
+    let (Some(area), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is no workspace", dir.display()),
+        ));
+    };
+    let area = match crate::sandbox::tree::Tree::open(area) {
+        Ok(area) => area,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut wait = std::time::Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        match area.remove_all(name) {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt >= REMOVE_ATTEMPTS => return Err(e),
+            Err(_) => {
+                std::thread::sleep(wait);
+                wait *= 2;
+                attempt += 1;
+            }
+        }
     }
+}
+
+/// A session's working folder, opened from the tenant's area (beneath
+/// `root`) down one folder at a time without following a link: a folder the
+/// agent swapped for a link is refused, never followed.
+pub fn open_tree(
+    root: &Path,
+    tenant_id: &str,
+    workspace: &Path,
+) -> io::Result<crate::sandbox::Tree> {
+    let area = root.join(tenant_id);
+    let rel = crate::sandbox::tree::relative_beneath(&area, workspace).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a folder of the tenant's area",
+                workspace.display()
+            ),
+        )
+    })?;
+    crate::sandbox::Tree::open(&area)?.subtree(&rel, None)
 }

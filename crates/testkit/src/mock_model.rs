@@ -9,6 +9,7 @@
 //! | `[[write PATH]]CONTENT[[/write]]`  | tool_use `Write {file_path, content}`                  |
 //! | `[[bash]]COMMAND[[/bash]]`         | tool_use `Bash {command, description: "mock bash"}`    |
 //! | `[[read PATH]]`                    | tool_use `Read {file_path}`                            |
+//! | `[[tool NAME]]JSON[[/tool]]`       | tool_use `NAME` with JSON as its input                 |
 //! | `[[structured]]JSON[[/structured]]` | tool_use `StructuredOutput` with JSON as its input    |
 //! | `[[slow N MS]]`                    | text in N deltas ` chunk0`, ` chunk1`, … MS ms apart   |
 //! | `[[pause MS]]` (with a tool)       | text ` thinking`, MS ms later ` then acting` and tools |
@@ -17,6 +18,7 @@
 //! | `[[hang]]`                         | never answers (until the mock is dropped)              |
 //! | `[[recall]]`                       | text `Prompts so far: p1 \| p2 \| …`                    |
 //! | `Create F that prints W, then run it` | tool_use `Write` of F, then `Bash` `python3 F`      |
+//! | `Describe these changes as a pull request…` | tool_use `StructuredOutput` `{title, body}`   |
 //!
 //! Every request, to any path, is recorded as its method and raw target (`targets()`);
 //! paths the mock does not serve get the API's 404.
@@ -371,7 +373,7 @@ enum Block {
     Text(Vec<String>),
     ToolUse {
         id: String,
-        name: &'static str,
+        name: std::borrow::Cow<'static, str>,
         input: Value,
     },
 }
@@ -462,13 +464,16 @@ fn create_and_run_step(prompt: &str, messages: &[Value], state: &State) -> Optio
     Some(Reply::Message(Content {
         blocks: vec![Block::ToolUse {
             id: state.next_tool_id(),
-            name,
+            name: name.into(),
             input,
         }],
         stop_reason: "tool_use",
         delay: Duration::ZERO,
     }))
 }
+
+/// How the server asks the agent for a pull request's title and body.
+const PULL_REQUEST_PROMPT: &str = "Describe these changes as a pull request";
 
 fn reply_to_prompt(prompt: &str, messages: &[Value], state: &State) -> Reply {
     let tags = parse_tags(prompt);
@@ -479,28 +484,45 @@ fn reply_to_prompt(prompt: &str, messages: &[Value], state: &State) -> Reply {
             "hang" => return Reply::Hang,
             "write" => tools.push(Block::ToolUse {
                 id: state.next_tool_id(),
-                name: "Write",
+                name: "Write".into(),
                 input: json!({"file_path": tag.arg.trim(), "content": tag.body(prompt, "write")}),
             }),
             "bash" => tools.push(Block::ToolUse {
                 id: state.next_tool_id(),
-                name: "Bash",
+                name: "Bash".into(),
                 input: json!({"command": tag.body(prompt, "bash"), "description": "mock bash"}),
             }),
             // The tool the CLI offers with `--json-schema`; the CLI ends the
             // turn once it has been called.
             "structured" => tools.push(Block::ToolUse {
                 id: state.next_tool_id(),
-                name: "StructuredOutput",
+                name: "StructuredOutput".into(),
                 input: serde_json::from_str(tag.body(prompt, "structured")).unwrap_or(Value::Null),
+            }),
+            // Any tool by name (an MCP server's `mcp__server__tool`).
+            "tool" => tools.push(Block::ToolUse {
+                id: state.next_tool_id(),
+                name: tag.arg.trim().to_owned().into(),
+                input: serde_json::from_str(tag.body(prompt, "tool")).unwrap_or(json!({})),
             }),
             "read" => tools.push(Block::ToolUse {
                 id: state.next_tool_id(),
-                name: "Read",
+                name: "Read".into(),
                 input: json!({"file_path": tag.arg.trim()}),
             }),
             _ => {}
         }
+    }
+    // The server's own request for a pull request's title and body.
+    if tools.is_empty() && prompt.starts_with(PULL_REQUEST_PROMPT) {
+        tools.push(Block::ToolUse {
+            id: state.next_tool_id(),
+            name: "StructuredOutput".into(),
+            input: json!({
+                "title": "Mock title of the pull request",
+                "body": "Mock description of the pull request.",
+            }),
+        });
     }
     if !tools.is_empty() {
         let pause = tags
@@ -657,7 +679,7 @@ fn parse_tags(prompt: &str) -> Vec<Tag<'_>> {
         });
         pos = close + 2;
         // Skip over bodies so that text inside a write/bash body is not read as directives.
-        if matches!(name, "write" | "bash" | "structured") {
+        if matches!(name, "write" | "bash" | "structured" | "tool") {
             let close_tag = format!("[[/{name}]]");
             pos = prompt[pos..]
                 .find(&close_tag)

@@ -197,13 +197,13 @@ fn page(args: &Map<String, Value>) -> Result<Page, ToolError> {
 
 /// A turn from a tool's `message` and `model`.
 fn turn_request(args: &Map<String, Value>) -> Result<TurnRequest, ToolError> {
-    Ok(TurnRequest {
-        message: text(args, "message")?,
-        overrides: TurnOverrides {
+    Ok(TurnRequest::text(
+        text(args, "message")?,
+        TurnOverrides {
             model: optional_text(args, "model")?,
             ..TurnOverrides::default()
         },
-    })
+    ))
 }
 
 fn data(value: impl serde::Serialize) -> Result<Value, ToolError> {
@@ -244,7 +244,11 @@ pub async fn run(
                 .map_err(|e| arguments(format!("invalid arguments: {e}")))?;
             let new = request.into_new_session()?;
             let row = sessions::create(services, who, new).await?;
-            data(SessionData::new(row, SessionStatus::Pending))
+            data(SessionData::new(
+                row,
+                SessionStatus::Pending,
+                &services.settings,
+            ))
         }
         "list_sessions" => {
             let page = page(args)?;

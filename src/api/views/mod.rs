@@ -3,6 +3,7 @@
 //! other.
 
 pub mod chat;
+pub mod health;
 pub mod history;
 pub mod nodes;
 pub mod openai;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// One server instance of the cluster (a server alone lists itself).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct NodeData {
     /// The instance: new at every start of a server.
     id: String,

@@ -1,13 +1,17 @@
 //! Session documents: what a session looks like to clients, and the body that creates one.
 
 use crate::error::ApiError;
+use claude_code_api_core::config::Settings;
 use claude_code_api_core::db::models::session::Session;
+use claude_code_api_core::domain::agent::AgentSpec;
 use claude_code_api_core::domain::money::micros_to_usd;
-use claude_code_api_core::domain::session::{Effort, PermissionMode, SessionSpec};
+use claude_code_api_core::domain::session::{Effort, PermissionMode, SessionSpec, TurnOverrides};
 use claude_code_api_core::error::ServiceError;
 use claude_code_api_core::services::sessions::{self, validate_name, SessionStatus};
 use claude_code_api_core::services::{Requester, Services};
+use claude_code_api_core::spec::LaunchSpec;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// A new session. Fields left out come from the template, then the
@@ -53,6 +57,22 @@ pub struct CreateSession {
     /// the tenant (the session's `user_id`).
     #[serde(default)]
     user_id: Option<String>,
+    /// Start from a repository of the tenant (`POST /api/v1/repos`): the
+    /// workspace is a worktree on a new branch.
+    #[serde(default)]
+    repo: Option<claude_code_api_core::services::git::RepoChoice>,
+    /// Subagents by name, laid over the template's: the agent hands work to
+    /// them with its `Task` tool.
+    #[serde(default)]
+    agents: Option<BTreeMap<String, AgentSpec>>,
+    /// MCP servers by name, laid over the template's:
+    /// `{type: "http", url, headers?}` is reached through the server, which
+    /// adds the headers (a value or `{"secret": NAME}`), so they never enter
+    /// the sandbox; `{type?: "stdio", command, args?, env?}` runs in the
+    /// sandbox with what it is given (visible to the agent).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    mcp_servers: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// A session as clients see it. Every spec field is present, `null` when
@@ -80,9 +100,15 @@ pub struct SessionData {
     disallowed_tools: Option<Vec<String>>,
     /// A template's extra environment; values read `[redacted]`.
     env: Option<std::collections::BTreeMap<String, String>>,
-    /// A template's MCP servers; `env` and `headers` values read `[redacted]`.
+    /// MCP servers (a template's, with the session's laid over them); `env`
+    /// and `headers` values read `[redacted]`, secrets show their name.
     #[schema(value_type = Option<Object>)]
     mcp_servers: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// Subagents by name: the template's with the session's laid over them.
+    agents: Option<BTreeMap<String, AgentSpec>>,
+    /// What the session's CLI runs with: every field resolved from the
+    /// session, its template and the server's defaults.
+    effective: EffectiveConfig,
     /// The CLI's own conversation id, once the CLI has reported it.
     cli_session_id: Option<String>,
     /// This session's own spend limit, if any.
@@ -100,9 +126,54 @@ pub struct SessionData {
     updated_at: String,
 }
 
+/// A session's configuration as its CLI gets it (a chat's or a job's own
+/// choices apply on top, for their turn).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EffectiveConfig {
+    /// `null`: the CLI's own default model.
+    model: Option<String>,
+    permission_mode: PermissionMode,
+    max_turns: u32,
+    /// `null`: the model's default.
+    effort: Option<Effort>,
+    /// Empty: every built-in tool.
+    allowed_tools: Vec<String>,
+    disallowed_tools: Vec<String>,
+    system_prompt: Option<String>,
+    append_system_prompt: Option<String>,
+    /// By name; `env` and `headers` values read `[redacted]`.
+    #[schema(value_type = Object)]
+    mcp_servers: BTreeMap<String, serde_json::Value>,
+    agents: BTreeMap<String, AgentSpec>,
+    /// The cap of one turn (`CLAUDE_MAX_COST_PER_REQUEST`), in USD.
+    max_cost_per_turn: Option<f64>,
+}
+
+impl EffectiveConfig {
+    fn of(settings: &Settings, spec: &SessionSpec) -> EffectiveConfig {
+        let launch = LaunchSpec::resolve(settings, spec, &TurnOverrides::default());
+        let mut mcp_servers = Some(launch.mcp_servers);
+        claude_code_api_core::redact::credentials(&mut None, &mut mcp_servers);
+        EffectiveConfig {
+            model: launch.model,
+            permission_mode: launch.permission_mode,
+            max_turns: launch.max_turns,
+            effort: launch.effort,
+            allowed_tools: launch.allowed_tools,
+            disallowed_tools: launch.disallowed_tools,
+            system_prompt: launch.system_prompt,
+            append_system_prompt: launch.append_system_prompt,
+            mcp_servers: mcp_servers.unwrap_or_default(),
+            agents: launch.agents,
+            max_cost_per_turn: launch.max_budget_micros.map(micros_to_usd),
+        }
+    }
+}
+
 impl SessionData {
-    pub fn new(s: Session, status: SessionStatus) -> Self {
+    pub fn new(s: Session, status: SessionStatus, settings: &Settings) -> Self {
         let mut spec: SessionSpec = serde_json::from_str(&s.spec).unwrap_or_default();
+        let effective = EffectiveConfig::of(settings, &spec);
         // A template's credentials reach the CLI, never a client.
         claude_code_api_core::redact::credentials(&mut spec.env, &mut spec.mcp_servers);
         SessionData {
@@ -123,6 +194,8 @@ impl SessionData {
             disallowed_tools: spec.disallowed_tools,
             env: spec.env,
             mcp_servers: spec.mcp_servers,
+            agents: spec.agents,
+            effective,
             cli_session_id: s.cli_session_id,
             budget: s.budget_micros.map(micros_to_usd),
             budget_micros: s.budget_micros,
@@ -148,7 +221,7 @@ pub async fn session_views(
     Ok(rows
         .into_iter()
         .zip(statuses)
-        .map(|(row, status)| SessionData::new(row, status))
+        .map(|(row, status)| SessionData::new(row, status, &services.settings))
         .collect())
 }
 
@@ -166,13 +239,15 @@ pub async fn session_view(
 
 impl CreateSession {
     /// The session to create, or a 422 naming the bad field.
-    pub fn into_new_session(self) -> Result<sessions::NewSession, ApiError> {
+    pub fn into_new_session(mut self) -> Result<sessions::NewSession, ApiError> {
         let budget_micros = sessions::budget_micros(self.budget_usd)?;
+        let repo = self.repo.take();
         let (name, spec) = self.into_spec()?;
         Ok(sessions::NewSession {
             name,
             spec,
             budget_micros,
+            repo,
         })
     }
 
@@ -214,7 +289,8 @@ impl CreateSession {
             allowed_tools: tools("allowed_tools", self.allowed_tools)?,
             disallowed_tools: tools("disallowed_tools", self.disallowed_tools)?,
             env: None,
-            mcp_servers: None,
+            mcp_servers: self.mcp_servers,
+            agents: self.agents,
         };
         Ok((self.name, spec))
     }

@@ -31,6 +31,53 @@ pub struct Runtime {
     pub node: crate::cluster::Node,
     /// CLI processes started by this server (for health and tests).
     pub spawns: Arc<std::sync::atomic::AtomicU64>,
+    /// Runs a job's git step (set once the services exist: they run it).
+    pub job_git: Arc<std::sync::OnceLock<Arc<dyn JobGitRunner>>>,
+    /// Sends a relayed MCP server's messages on (set with the services:
+    /// they hold the tenant's secrets).
+    pub mcp_relay: Arc<std::sync::OnceLock<Arc<dyn McpRelay>>>,
+}
+
+/// Sends one JSON-RPC message of a session's CLI to a remote MCP server
+/// (`domain::mcp`), with the server's headers, and brings back its answer.
+pub trait McpRelay: Send + Sync + std::fmt::Debug {
+    fn send(
+        &self,
+        tenant_id: String,
+        server: serde_json::Value,
+        message: serde_json::Value,
+        mcp_session: Option<String>,
+    ) -> futures_util::future::LocalBoxFuture<'static, McpRelayed>;
+}
+
+/// A relayed message's answer (`Err`: why there is none), and the MCP
+/// session id the remote server gave, to send with later messages.
+#[derive(Debug, Clone)]
+pub struct McpRelayed {
+    pub response: Result<serde_json::Value, String>,
+    pub mcp_session: Option<String>,
+}
+
+/// Runs the git step of a job whose turn ended well: commit, push, pull
+/// request in the session's worktree. The session's queue waits for it.
+pub trait JobGitRunner: Send + Sync + std::fmt::Debug {
+    fn run(
+        &self,
+        tenant_id: String,
+        session_name: String,
+        job_message: String,
+        options: crate::domain::job::JobGit,
+    ) -> futures_util::future::LocalBoxFuture<'static, JobGitOutcome>;
+}
+
+/// What a job's git step did: its `git` object, why it failed (the job then
+/// fails), and the events it makes (`git_commit`, `git_push`,
+/// `pull_request_opened`), published with the turn's.
+#[derive(Debug, Clone)]
+pub struct JobGitOutcome {
+    pub git: serde_json::Value,
+    pub failure: Option<String>,
+    pub events: Vec<crate::domain::event::StreamEvent>,
 }
 
 impl Runtime {
@@ -63,17 +110,11 @@ impl Runtime {
         tenant_id: &str,
         workspace: &std::path::Path,
     ) -> std::io::Result<crate::sandbox::Tree> {
-        let area = self.settings.storage.approved_directory.join(tenant_id);
-        let rel = crate::sandbox::tree::relative_beneath(&area, workspace).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} is not a folder of the tenant's area",
-                    workspace.display()
-                ),
-            )
-        })?;
-        crate::sandbox::Tree::open(&area)?.subtree(&rel, None)
+        crate::workspace::open_tree(
+            &self.settings.storage.approved_directory,
+            tenant_id,
+            workspace,
+        )
     }
 
     /// Where pid files of live CLI processes are kept.

@@ -86,7 +86,9 @@ pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
         ));
     }
     if !spec.mcp_servers.is_empty() {
-        let config = serde_json::json!({ "mcpServers": spec.mcp_servers });
+        // Remote servers as SDK servers: their traffic comes to the server
+        // over the CLI's pipe (see `domain::mcp`).
+        let config = crate::domain::mcp::cli_config(&spec.mcp_servers);
         args.push(format!("--mcp-config={config}"));
         args.push("--strict-mcp-config".into());
     }
@@ -184,6 +186,7 @@ mod tests {
             max_budget_micros: Some(250_000),
             add_dirs: vec!["/srv/shared".into()],
             json_schema: Some(serde_json::json!({"type": "object"})),
+            agents: BTreeMap::new(),
         }
     }
 

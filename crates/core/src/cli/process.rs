@@ -14,6 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::command::{self, LaunchPlan};
 use crate::sandbox::Confinement;
 
+/// Longest wait for a killed process to be reaped.
+const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Bytes of stderr kept for error reports.
 const STDERR_TAIL_BYTES: usize = 8 * 1024;
 
@@ -238,13 +241,22 @@ impl CliProcess {
 
     /// Stops the process the way it likes to be stopped: stdin closed, so it
     /// finishes writing its transcript and exits; killed (with its group)
-    /// only if it has not exited within `grace`.
+    /// only if it has not exited within `grace` (zero: at once). Returns
+    /// once it is reaped (or after `KILL_WAIT`), so whoever stops it finds
+    /// no process of it still writing.
     pub async fn retire(mut self, grace: std::time::Duration) {
         self.stdin = None;
-        if let Some(exited) = self.exited.take() {
-            let _ = tokio::time::timeout(grace, exited).await;
+        let mut exited = self.exited.take();
+        let mut reaped = false;
+        if let Some(exited) = exited.as_mut() {
+            if !grace.is_zero() {
+                reaped = tokio::time::timeout(grace, exited).await.is_ok();
+            }
         }
         self.kill();
+        if let (false, Some(exited)) = (reaped, exited.as_mut()) {
+            let _ = tokio::time::timeout(KILL_WAIT, exited).await;
+        }
     }
 
     /// Kills the process and every tool process it started (those that

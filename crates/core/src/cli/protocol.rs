@@ -8,7 +8,14 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub enum CliMessage {
     /// `system/init`: first line of every turn.
-    Init { session_id: String, model: String },
+    Init {
+        session_id: String,
+        model: String,
+        /// `[{name, status}]` of the MCP servers, as the CLI sees them.
+        mcp_servers: Vec<Value>,
+        /// The MCP tools offered (`mcp__server__tool`).
+        mcp_tools: Vec<String>,
+    },
     /// A finished content block of the model's answer.
     Assistant {
         blocks: Vec<Block>,
@@ -189,6 +196,20 @@ fn classify(v: Value) -> CliMessage {
         "system" if v.get("subtype").and_then(Value::as_str) == Some("init") => CliMessage::Init {
             session_id: str_of(&v, "session_id"),
             model: str_of(&v, "model"),
+            mcp_servers: v
+                .get("mcp_servers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            mcp_tools: v
+                .get("tools")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter(|t| t.starts_with("mcp__"))
+                .map(str::to_owned)
+                .collect(),
         },
         "assistant" => {
             let blocks = v
@@ -328,13 +349,45 @@ fn block(b: &Value) -> Block {
 
 /// A user turn, as one line (serialised by serde, never by hand).
 pub fn user_line(text: &str) -> String {
+    user_message(json!(text))
+}
+
+/// A user message line with `content` (a string or content blocks).
+fn user_message(content: Value) -> String {
     json!({
         "type": "user",
-        "message": {"role": "user", "content": text},
+        "message": {"role": "user", "content": content},
         "parent_tool_use_id": null,
         "session_id": "",
     })
     .to_string()
+}
+
+/// A user message of attachments (first, as the model reads them best)
+/// and text; plain text when there are no attachments.
+pub fn user_line_with(text: &str, attachments: &[crate::domain::attachment::Attachment]) -> String {
+    if attachments.is_empty() {
+        return user_line(text);
+    }
+    let mut content: Vec<Value> = attachments.iter().map(|a| a.content_block()).collect();
+    if !text.trim().is_empty() {
+        content.push(json!({"type": "text", "text": text}));
+    }
+    user_message(Value::Array(content))
+}
+
+/// The `initialize` control request: no hooks; the session's subagents
+/// and the MCP servers the server relays.
+pub fn initialize(spec: &crate::spec::LaunchSpec) -> Value {
+    let mut request = json!({"subtype": "initialize", "hooks": null});
+    if !spec.agents.is_empty() {
+        request["agents"] = json!(spec.agents);
+    }
+    let relayed = crate::domain::mcp::relayed_names(&spec.mcp_servers);
+    if !relayed.is_empty() {
+        request["sdkMcpServers"] = json!(relayed);
+    }
+    request
 }
 
 /// A host → CLI control request.
@@ -371,7 +424,9 @@ mod tests {
             parse_line(init).unwrap(),
             Some(CliMessage::Init {
                 session_id: "6ce7".into(),
-                model: "claude-opus-4-8".into()
+                model: "claude-opus-4-8".into(),
+                mcp_servers: vec![],
+                mcp_tools: vec![],
             })
         );
         let tool = r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"toolu_w4","name":"Write","input":{"file_path":"hello.py"}}]}}"#;

@@ -27,16 +27,24 @@ impl ApprovalSettings {
 pub struct FileSettings {
     /// `MAX_UPLOAD_MB`: largest file upload, in bytes.
     pub max_upload_bytes: u64,
+    /// `MAX_ATTACHMENTS_MB`: the images and documents of one message
+    /// together, in bytes (decoded).
+    pub max_attachment_bytes: usize,
     /// `ARCHIVE_STALL_SECONDS`: an archive download whose client takes no data
     /// for this long is abandoned, freeing the thread that writes it.
     pub archive_stall: Duration,
+    /// `LEFTOVER_SWEEP_SECONDS`: how often folders a session delete left
+    /// behind are tried again.
+    pub leftover_sweep: Duration,
 }
 
 impl FileSettings {
     pub(super) fn read(env: &Env) -> Result<FileSettings, ConfigError> {
         Ok(FileSettings {
             max_upload_bytes: env.bounded("MAX_UPLOAD_MB", 1u64, 1024 * 1024)? * 1024 * 1024,
+            max_attachment_bytes: env.bounded("MAX_ATTACHMENTS_MB", 1usize, 256)? * 1024 * 1024,
             archive_stall: env.seconds("ARCHIVE_STALL_SECONDS", 1, 86_400)?,
+            leftover_sweep: env.seconds("LEFTOVER_SWEEP_SECONDS", 1, 86_400)?,
         })
     }
 }

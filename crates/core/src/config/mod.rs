@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 mod agent;
 mod cluster;
+pub mod git;
 mod jobs;
 mod limits;
+pub mod mcp;
 mod model;
 mod parse;
 mod server;
@@ -62,6 +64,10 @@ pub struct Settings {
     pub network: crate::sandbox::network::NetworkSettings,
     /// `AGENT_DISK_MAX_MB`: what a tenant's agents may keep on disk.
     pub disk: DiskSettings,
+    /// Repositories, their credentials and `SECRETS_KEY` (`GIT_*`).
+    pub git: git::GitSettings,
+    /// Remote MCP servers reached through the server (`MCP_*`).
+    pub mcp: mcp::McpSettings,
 }
 
 /// A secret setting: its `Debug` never shows the value.
@@ -158,6 +164,8 @@ impl Settings {
             sandbox: agent::sandbox(env)?,
             network: agent::network(env)?,
             disk: DiskSettings::read(env)?,
+            git: git::GitSettings::read(env)?,
+            mcp: mcp::McpSettings::read(env)?,
         })
     }
 
@@ -181,6 +189,7 @@ impl Settings {
         sessions.add_dirs = sessions.add_dirs.iter().map(|d| absolute(d)).collect();
         self.model.login_dir = self.model.login_dir.as_deref().map(absolute);
         self.model.prices_file = self.model.prices_file.as_deref().map(absolute);
+        self.git.allowed_paths = self.git.allowed_paths.iter().map(|d| absolute(d)).collect();
         let cli = self.sessions.resolved_cli_path_from(cwd);
         self.sessions.cli_path = Some(cli);
         self

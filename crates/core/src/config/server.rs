@@ -16,6 +16,8 @@ pub struct ServerSettings {
     /// `RATE_LIMIT_REQUESTS` per `RATE_LIMIT_WINDOW`, per key.
     pub rate_limit_requests: u32,
     pub rate_limit_window: Duration,
+    /// `AUTH_CACHE_SECONDS`: how long a resolved key is served from memory.
+    pub auth_cache: Duration,
     /// `AUTH_FAILURE_LIMIT`: failed authentications per minute from one client
     /// address before its requests with a key get a 429 (0: no limit).
     pub auth_failure_limit: u32,
@@ -45,6 +47,7 @@ impl ServerSettings {
             api_keys: env.list("API_KEYS"),
             rate_limit_requests: env.bounded("RATE_LIMIT_REQUESTS", 1, 1_000_000)?,
             rate_limit_window: env.seconds("RATE_LIMIT_WINDOW", 1, 86_400)?,
+            auth_cache: env.seconds("AUTH_CACHE_SECONDS", 0, 3600)?,
             auth_failure_limit: env.bounded("AUTH_FAILURE_LIMIT", 0, 1_000_000)?,
             trusted_proxies: {
                 let raw = env.list("TRUSTED_PROXIES");

@@ -41,6 +41,9 @@ pub struct SessionSettings {
     /// created (or its event stream opened) and a live slot is free, so its
     /// first turn does not wait for the start.
     pub warm_on_create: bool,
+    /// `WARM_PRIME`: prime a process started ahead of a new conversation's
+    /// first turn (see `actors::session::priming`).
+    pub warm_prime: bool,
     /// `SHUTDOWN_GRACE_SECONDS`: how long running turns may finish on SIGTERM.
     pub shutdown_grace: Duration,
     /// `STORE_RETRY_SECONDS`: how long a failed session write is tried
@@ -95,6 +98,7 @@ impl SessionSettings {
             max_live: env.bounded("MAX_LIVE_SESSIONS", 1, 10_000)?,
             idle_timeout: env.seconds("SESSION_IDLE_TIMEOUT_SECONDS", 1, u64::MAX / 2)?,
             warm_on_create: env.parse("WARM_ON_CREATE")?,
+            warm_prime: env.parse("WARM_PRIME")?,
             shutdown_grace: env.seconds("SHUTDOWN_GRACE_SECONDS", 0, 3600)?,
             store_retry: env.seconds("STORE_RETRY_SECONDS", 0, 3600)?,
             chat_queue_timeout: env.seconds("CHAT_QUEUE_TIMEOUT_SECONDS", 1, 86_400)?,

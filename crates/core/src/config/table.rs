@@ -19,12 +19,14 @@ pub enum Part {
     Files,
     Jobs,
     Webhooks,
+    Git,
+    Mcp,
     Tenancy,
     Logs,
 }
 
 impl Part {
-    pub const ALL: [Part; 14] = [
+    pub const ALL: [Part; 16] = [
         Part::Server,
         Part::Storage,
         Part::Cluster,
@@ -37,6 +39,8 @@ impl Part {
         Part::Files,
         Part::Jobs,
         Part::Webhooks,
+        Part::Git,
+        Part::Mcp,
         Part::Tenancy,
         Part::Logs,
     ];
@@ -56,6 +60,8 @@ impl Part {
             Part::Files => "Files (settings.files)",
             Part::Jobs => "Jobs (settings.jobs)",
             Part::Webhooks => "Webhooks (settings.webhooks)",
+            Part::Git => "Repositories and their credentials (settings.git)",
+            Part::Mcp => "Remote MCP servers of sessions (settings.mcp)",
             Part::Tenancy => "Tenants, limits, budgets (settings.tenancy)",
             Part::Logs => "Logs and metrics (settings.server)",
         }
@@ -193,6 +199,12 @@ pub static VARS: &[Var] = &[
     .secret(),
     var("RATE_LIMIT_REQUESTS", Server, Value("120"), "Requests per key per `RATE_LIMIT_WINDOW` (GCRA)."),
     var("RATE_LIMIT_WINDOW", Server, Value("60"), "The rate limit's window, in seconds."),
+    var(
+        "AUTH_CACHE_SECONDS",
+        Server,
+        Value("1"),
+        "How long a resolved API key (its tenant, role and rate limit) is served from memory. Changes through the admin API, and through the `keys`/`tenants` commands on PostgreSQL, reach every server at once; this bounds staleness otherwise (the commands on SQLite). `0`: every request reads the database.",
+    ),
     var(
         "AUTH_FAILURE_LIMIT",
         Server,
@@ -337,6 +349,13 @@ pub static VARS: &[Var] = &[
         "Start a new session's CLI process at once when a live slot is free, so its first turn does not wait.",
     )
     .more("A process started this way is retired by the idle timeout."),
+    var(
+        "WARM_PRIME",
+        Sessions,
+        Value("true"),
+        "Prime a process started ahead of a new conversation's first turn: a throwaway message the model gateway answers itself (nothing upstream, nothing charged), then `/clear`, so the first turn is as fast as a warm one.",
+    )
+    .more("The one trace: the CLI sends the model its note that `/clear` was run with the first message (a few dozen tokens)."),
     var(
         "SHUTDOWN_GRACE_SECONDS",
         Sessions,
@@ -563,10 +582,22 @@ pub static VARS: &[Var] = &[
         "Largest file upload (MiB); enforced while the body streams in (413 beyond it).",
     ),
     var(
+        "MAX_ATTACHMENTS_MB",
+        Files,
+        Value("20"),
+        "The images and documents of one message together (MiB, decoded); a larger message is a 413.",
+    ),
+    var(
         "ARCHIVE_STALL_SECONDS",
         Files,
         Value("60"),
         "An archive download whose client takes no data for this long is abandoned (the body ends with an error), so a client that stops reading never holds the thread writing it.",
+    ),
+    var(
+        "LEFTOVER_SWEEP_SECONDS",
+        Files,
+        Value("30"),
+        "How often a folder that a session delete could not remove at once is tried again (`/health` counts those waiting).",
     ),
     // --- Jobs
     var(
@@ -611,6 +642,63 @@ pub static VARS: &[Var] = &[
         Webhooks,
         Value("1000"),
         "How often the outbox is checked for due retries (new events go out at once).",
+    ),
+    // --- Git
+    var(
+        "SECRETS_KEY",
+        Git,
+        Unset("generated at first start into `DATA_DIR/secrets.key` (mode 0600): back it up with the database"),
+        "32 bytes in base64 (`openssl rand -base64 32`): the key that encrypts repository credentials at rest. Losing it loses the stored credentials.",
+    )
+    .secret(),
+    var(
+        "GIT_ALLOWED_HOSTS",
+        Git,
+        Unset(""),
+        "Hosts a repository (or its provider's API) may be on although plain `http://`, on loopback or on a private address (a self-hosted forge on the same network).",
+    ),
+    var(
+        "GIT_ALLOWED_PATHS",
+        Git,
+        Unset("no repository is registered by local path"),
+        "Folders of the host whose repositories tenants may register by path (`url: \"/srv/git/app.git\"`).",
+    ),
+    var(
+        "GIT_TIMEOUT_SECONDS",
+        Git,
+        Value("600"),
+        "Time limit of one clone, fetch or push of the server's.",
+    ),
+    var(
+        "GIT_MAX_REPOS",
+        Git,
+        Value("50"),
+        "Repositories one tenant may register.",
+    ),
+    var(
+        "GIT_MAX_DIFF_MB",
+        Git,
+        Value("16"),
+        "The largest diff `GET /sessions/{name}/diff` answers (a larger one is a 413 with `?stat=true` as the way out).",
+    ),
+    var(
+        "GIT_MAX_PUSH_MB",
+        Git,
+        Value("2048"),
+        "The largest set of new commits (a bundle) one push takes from a session's worktree.",
+    ),
+    // --- Remote MCP servers
+    var(
+        "MCP_ALLOWED_HOSTS",
+        Mcp,
+        Unset(""),
+        "Hosts a session's remote MCP server may be on although they resolve to internal or special-purpose addresses (e.g. a server on the same private network).",
+    ),
+    var(
+        "MCP_TIMEOUT_SECONDS",
+        Mcp,
+        Value("60"),
+        "Time limit of one message relayed to a remote MCP server.",
     ),
     // --- Tenancy
     var(

@@ -168,6 +168,10 @@ pub fn connect(url: &str) -> DbResult<DbPool> {
         .max_size(max_size)
         // Connections are opened when needed, not all at start.
         .min_idle(Some(2))
+        // A SQLite connection is a file handle, never stale: testing it at
+        // every checkout would double each read's queries. A PostgreSQL
+        // connection can die with its server, so it is tested.
+        .test_on_check_out(backend == Backend::Postgres)
         .connection_timeout(Duration::from_secs(10))
         .build(manager)?;
     let mut conn = pool.get()?;
@@ -262,9 +266,18 @@ pub fn write_transaction<T>(
 
 /// `true` when the database answers a trivial query.
 pub async fn ping(pool: &DbPool) -> bool {
-    run(pool, |conn| conn.ping().map_err(DbError::Query))
-        .await
-        .is_ok()
+    // Bounded: a database that does not answer is down for `/health`, not
+    // a probe that hangs for the pool's whole connection timeout.
+    const PING_TIMEOUT: Duration = Duration::from_secs(2);
+    let pool = pool.clone();
+    let pinged = crate::blocking::run(move || {
+        pool.get_timeout(PING_TIMEOUT)
+            .is_ok_and(|mut conn| conn.ping().is_ok())
+    });
+    matches!(
+        tokio::time::timeout(PING_TIMEOUT * 2, pinged).await,
+        Ok(Ok(true))
+    )
 }
 
 /// The current time as stored in TIMESTAMP columns (UTC, microseconds:

@@ -1,4 +1,8 @@
-//! Cross-node wake-ups for event streams (PostgreSQL, cluster only): every
+//! Cross-node notifications on PostgreSQL. Identity changes (a key made or
+//! revoked, a tenant's limits changed) go out on `cca_identity` from any
+//! server on the database, so each drops its cached identities at once.
+//!
+//! Wake-ups for event streams (cluster only): every
 //! insert of a session's events also runs `pg_notify('cca_events',
 //! <session id>)` in its transaction, so the notification goes out at
 //! commit, once the events can be read. A node's listener hears it and wakes
@@ -13,6 +17,7 @@ use diesel::{Connection, RunQueryDsl};
 use tokio::sync::broadcast;
 
 pub const CHANNEL: &str = "cca_events";
+pub const IDENTITY_CHANNEL: &str = "cca_identity";
 
 /// How often the listener looks for notifications already received (no
 /// query is sent; `PQconsumeInput` reads what the socket holds).
@@ -39,37 +44,79 @@ pub fn notify_events(conn: &mut diesel::PgConnection, session_id: &str) -> diese
     Ok(())
 }
 
+/// Tells every server listening on this database that keys or tenants
+/// changed. Nothing to do on SQLite (one server per database file).
+pub fn notify_identity_change(conn: &mut super::DbConnection) -> super::DbResult<()> {
+    if let super::DbConnection::Postgres(pg) = conn {
+        diesel::sql_query(format!("SELECT pg_notify('{IDENTITY_CHANNEL}', '')")).execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Where notifications go: event wake-ups (cluster only) and identity
+/// changes.
+#[derive(Clone)]
+pub struct Listeners {
+    pub events: Option<broadcast::Sender<String>>,
+    pub identity_changed: std::sync::Arc<dyn Fn() + Send + Sync>,
+    /// `false` once the server that listens is gone: the listener then
+    /// closes its connection and ends.
+    pub wanted: std::sync::Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
 /// Listens on its own connection, on a thread of its own, for as long as
-/// the process runs; each notification's session id goes to `wake`. A lost
-/// connection is made again (streams poll meanwhile; see `api::control`).
-pub fn listen_events(database_url: String, wake: broadcast::Sender<String>) {
+/// the process runs. A lost connection is made again (streams poll
+/// meanwhile, see `api::control`; cached identities are dropped, since
+/// changes may have been missed).
+pub fn listen(database_url: String, listeners: Listeners) {
     let spawned = std::thread::Builder::new()
-        .name("event-listener".into())
+        .name("db-listener".into())
         .spawn(move || loop {
-            match listen_until_lost(&database_url, &wake) {
+            match listen_until_lost(&database_url, &listeners) {
                 Ok(()) => return,
+                Err(_) if !(listeners.wanted)() => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "the event listener lost its connection; streams poll until it is back");
+                    (listeners.identity_changed)();
+                    tracing::warn!(error = %e, "the database listener lost its connection; streams poll until it is back");
                     std::thread::sleep(RECONNECT_AFTER);
                 }
             }
         });
     if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the event listener; streams poll");
+        tracing::error!(error = %e, "cannot start the database listener; streams poll and cached identities expire on their own");
     }
 }
 
-/// `Ok` only when nobody can hear wake-ups any more (the process ends).
-fn listen_until_lost(url: &str, wake: &broadcast::Sender<String>) -> Result<(), String> {
-    let mut conn = diesel::PgConnection::establish(url).map_err(|e| e.to_string())?;
-    diesel::sql_query(format!("LISTEN {CHANNEL}"))
+/// `Ok` only when nobody listens any more (the server is gone).
+fn listen_until_lost(url: &str, listeners: &Listeners) -> Result<(), String> {
+    // As the pool's connections: nothing of libpq's may crash the process's
+    // exit while this thread still holds its connection (see `pg_exit`).
+    super::pg_exit::skip_openssl_exit_cleanup();
+    let gss_env = std::env::var("PGGSSENCMODE").ok();
+    let url = super::pg_exit::without_gss_by_default(url, gss_env.as_deref());
+    let mut conn = diesel::PgConnection::establish(&url).map_err(|e| e.to_string())?;
+    diesel::sql_query(format!("LISTEN {IDENTITY_CHANNEL}"))
         .execute(&mut conn)
         .map_err(|e| e.to_string())?;
+    if listeners.events.is_some() {
+        diesel::sql_query(format!("LISTEN {CHANNEL}"))
+            .execute(&mut conn)
+            .map_err(|e| e.to_string())?;
+    }
+    // Changes made before this connection listened were not heard.
+    (listeners.identity_changed)();
     loop {
+        if !(listeners.wanted)() {
+            return Ok(());
+        }
         for notification in conn.notifications_iter() {
             let notification = notification.map_err(|e| e.to_string())?;
-            // No receiver now is fine: nobody streams that session here.
-            let _ = wake.send(notification.payload);
+            if notification.channel == IDENTITY_CHANNEL {
+                (listeners.identity_changed)();
+            } else if let Some(events) = &listeners.events {
+                // No receiver now is fine: nobody streams that session here.
+                let _ = events.send(notification.payload);
+            }
         }
         std::thread::sleep(LISTEN_POLL);
     }

@@ -184,6 +184,8 @@ diesel::table! {
         created_at -> Timestamp,
         started_at -> Nullable<Timestamp>,
         completed_at -> Nullable<Timestamp>,
+        git -> Nullable<Text>,
+        attachments -> Nullable<Text>,
     }
 }
 
@@ -281,12 +283,74 @@ diesel::table! {
 }
 
 diesel::table! {
+    leftover_folders (path) {
+        path -> Text,
+        tenant_id -> Text,
+        last_error -> Text,
+        attempts -> BigInt,
+        created_at -> Timestamp,
+        last_tried_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     transcript_entries (session_id, cli_session_id, entry_key) {
         session_id -> Text,
         cli_session_id -> Text,
         position -> BigInt,
         entry_key -> Text,
         line -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    repos (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        url -> Text,
+        provider -> Nullable<Text>,
+        api_url -> Nullable<Text>,
+        default_branch -> Text,
+        credential -> Nullable<Text>,
+        credential_kind -> Nullable<Text>,
+        author_name -> Nullable<Text>,
+        author_email -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        credential_secret -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    tenant_defaults (tenant_id) {
+        tenant_id -> Text,
+        spec -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    tenant_secrets (tenant_id, name) {
+        tenant_id -> Text,
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    session_repos (session_id) {
+        session_id -> Text,
+        tenant_id -> Text,
+        repo_id -> Text,
+        branch -> Text,
+        base_ref -> Text,
+        base_commit -> Text,
+        pushed_commit -> Nullable<Text>,
         created_at -> Timestamp,
     }
 }
@@ -316,12 +380,17 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     idempotency_keys,
     jobs,
+    leftover_folders,
     messages,
     model_calls,
+    repos,
     server_secrets,
+    session_repos,
     sessions,
     tenant_egress_hosts,
     tenant_model_credentials,
+    tenant_defaults,
+    tenant_secrets,
     tenant_webhook_secrets,
     tenants,
     transcript_entries,

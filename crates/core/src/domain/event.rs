@@ -29,6 +29,9 @@ pub enum StreamEvent {
     TurnInterrupted(Box<ChatResponse>),
     Error(Box<TurnProblem>),
     JobStatus(JobStatus),
+    GitCommit(GitCommit),
+    GitPush(GitPush),
+    PullRequestOpened(PullRequestOpened),
 }
 
 /// One event of the catalogue: its name, what it means, the schema of its
@@ -109,6 +112,24 @@ pub const EVENT_KINDS: &[EventKind] = &[
         data_schema: "JobStatus",
         in_chat_stream: false,
     },
+    EventKind {
+        name: "git_commit",
+        description: "The server committed the session's worktree",
+        data_schema: "GitCommit",
+        in_chat_stream: false,
+    },
+    EventKind {
+        name: "git_push",
+        description: "The server pushed the session's branch to its repository",
+        data_schema: "GitPush",
+        in_chat_stream: false,
+    },
+    EventKind {
+        name: "pull_request_opened",
+        description: "A pull request (merge request) was opened for the session's branch",
+        data_schema: "PullRequestOpened",
+        in_chat_stream: false,
+    },
 ];
 
 /// The names of the events that end a turn.
@@ -129,6 +150,9 @@ impl StreamEvent {
             StreamEvent::TurnInterrupted(_) => "turn_interrupted",
             StreamEvent::Error(_) => "error",
             StreamEvent::JobStatus(_) => "job_status",
+            StreamEvent::GitCommit(_) => "git_commit",
+            StreamEvent::GitPush(_) => "git_push",
+            StreamEvent::PullRequestOpened(_) => "pull_request_opened",
         }
     }
 
@@ -147,6 +171,9 @@ impl StreamEvent {
             StreamEvent::Done(d) | StreamEvent::TurnInterrupted(d) => serde_json::to_string(d),
             StreamEvent::Error(d) => serde_json::to_string(d),
             StreamEvent::JobStatus(d) => serde_json::to_string(d),
+            StreamEvent::GitCommit(d) => serde_json::to_string(d),
+            StreamEvent::GitPush(d) => serde_json::to_string(d),
+            StreamEvent::PullRequestOpened(d) => serde_json::to_string(d),
         };
         encoded.unwrap_or_else(|_| "null".to_owned())
     }
@@ -356,6 +383,18 @@ mod tests {
                 "job_status",
                 json!({"job_id": "j", "status": "done", "error": null}),
             ),
+            (
+                "git_commit",
+                json!({"branch": "cca/s", "commit": "abc", "message": "Fix"}),
+            ),
+            (
+                "git_push",
+                json!({"repo": "app", "branch": "cca/s", "commit": "abc"}),
+            ),
+            (
+                "pull_request_opened",
+                json!({"repo": "app", "branch": "cca/s", "base": "main", "number": 7, "url": "https://x/7"}),
+            ),
         ]
     }
 
@@ -393,11 +432,38 @@ mod tests {
                 event.name()
             );
         }
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 14);
     }
 
     #[test]
     fn an_unknown_kind_is_an_error() {
         assert!(StreamEvent::from_stored("nonsense", "{}").is_err());
     }
+}
+
+/// `git_commit`: the server committed the worktree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GitCommit {
+    pub branch: String,
+    pub commit: String,
+    pub message: String,
+}
+
+/// `git_push`: the branch went to the repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GitPush {
+    pub repo: String,
+    pub branch: String,
+    pub commit: String,
+}
+
+/// `pull_request_opened`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PullRequestOpened {
+    pub repo: String,
+    pub branch: String,
+    pub base: String,
+    pub number: u64,
+    /// The page a person opens.
+    pub url: String,
 }

@@ -2,10 +2,13 @@
 //! money are, with the rules that belong to them. Plain data: nothing here
 //! knows HTTP, the database or the actors; everything else may use it.
 
+pub mod agent;
 pub mod answer;
 pub mod approval;
+pub mod attachment;
 pub mod event;
 pub mod job;
+pub mod mcp;
 pub mod money;
 pub mod problem;
 pub mod session;

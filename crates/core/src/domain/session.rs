@@ -166,9 +166,13 @@ pub struct SessionSpec {
     /// Extra environment of this session's CLI processes (from a template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
-    /// MCP servers of this session's CLI (from a template), by name.
+    /// MCP servers of this session's CLI by name: a template's, with the
+    /// session's laid over them (`domain::mcp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_servers: Option<BTreeMap<String, Value>>,
+    /// Subagents by name (a template's, with the session's laid over them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<BTreeMap<String, crate::domain::agent::AgentSpec>>,
 }
 
 /// Per-turn overrides a chat or job request may carry.
@@ -187,6 +191,15 @@ pub struct TurnOverrides {
     /// (`--json-schema`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_schema: Option<Value>,
+    /// A job's git step (kept with the job, so a resumed job still has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<crate::domain::job::JobGit>,
+    /// A job's own subagents, laid over the session's by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<BTreeMap<String, crate::domain::agent::AgentSpec>>,
+    /// A job's own MCP servers, laid over the session's by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_servers: Option<BTreeMap<String, Value>>,
 }
 
 /// A request's `output_format`, as the original takes it:

@@ -9,8 +9,36 @@ use crate::domain::session::TurnOverrides;
 
 /// A prompt and what this turn alone changes.
 pub struct TurnRequest {
+    /// The text of the prompt (a message of blocks: its text blocks).
     pub message: String,
+    /// Image and document blocks, read and checked when the turn is
+    /// submitted (a `file` source needs the session's workspace).
+    pub attachments: Vec<crate::domain::attachment::MessageBlock>,
     pub overrides: TurnOverrides,
+}
+
+impl TurnRequest {
+    /// A prompt of text only.
+    pub fn text(message: String, overrides: TurnOverrides) -> TurnRequest {
+        TurnRequest {
+            message,
+            attachments: Vec::new(),
+            overrides,
+        }
+    }
+
+    /// A client's `message`, string or blocks.
+    pub fn from_input(
+        input: crate::domain::attachment::MessageInput,
+        overrides: TurnOverrides,
+    ) -> TurnRequest {
+        let (message, attachments) = input.split();
+        TurnRequest {
+            message,
+            attachments,
+            overrides,
+        }
+    }
 }
 
 /// One prompt waiting in, or running at the head of, a session's queue.
@@ -19,6 +47,8 @@ pub struct Turn {
     /// Set when the turn runs a job: its row follows the turn.
     pub job_id: Option<String>,
     pub message: String,
+    /// Content blocks sent with the text, before it.
+    pub attachments: Vec<crate::domain::attachment::Attachment>,
     pub overrides: TurnOverrides,
     /// Live events for a streaming client; dropped if it falls behind.
     pub subscriber: Option<mpsc::Sender<NumberedEvent>>,
@@ -31,6 +61,53 @@ pub struct Turn {
     /// `None` when one is settled (a sync client answers 202 with the
     /// approval's URL rather than hold the request past the hold).
     pub approvals: Option<mpsc::UnboundedSender<Option<String>>>,
+    /// When the turn reached each step on its way (see `TurnClock`).
+    pub clock: TurnClock,
+}
+
+/// The moments a turn passes, for the breakdown of a turn's time: queued
+/// (handed to its session), permitted (a running-turn permit of its
+/// tenant), written to the CLI (after the disk and budget checks), the
+/// CLI's first output, its answer, and its record stored.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnClock {
+    pub queued: std::time::Instant,
+    pub permitted: Option<std::time::Instant>,
+    pub written: Option<std::time::Instant>,
+    pub first_output: Option<std::time::Instant>,
+    pub answered: Option<std::time::Instant>,
+}
+
+impl TurnClock {
+    pub fn start() -> TurnClock {
+        TurnClock {
+            queued: std::time::Instant::now(),
+            permitted: None,
+            written: None,
+            first_output: None,
+            answered: None,
+        }
+    }
+
+    /// Each step's share, in order: (stage, time from the step before).
+    /// A step not reached ends the list.
+    pub fn stages(&self, stored: std::time::Instant) -> Vec<(&'static str, std::time::Duration)> {
+        let steps = [
+            ("permit", self.permitted),
+            ("cli_write", self.written),
+            ("first_output", self.first_output),
+            ("answer", self.answered),
+            ("store", Some(stored)),
+        ];
+        let mut out = Vec::new();
+        let mut from = self.queued;
+        for (stage, at) in steps {
+            let Some(at) = at else { break };
+            out.push((stage, at.saturating_duration_since(from)));
+            from = at;
+        }
+        out
+    }
 }
 
 /// Why a turn did not produce an answer.

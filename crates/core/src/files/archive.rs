@@ -23,8 +23,17 @@ const PERMISSION_BITS: u32 = 0o777;
 const CHUNK: usize = 64 * 1024;
 
 /// Writes the archive of folder `rel` (entries under `prefix/`) into `out`.
-/// Blocking.
+/// The folder is opened once; below it every folder is entered from the
+/// descriptor of its parent without following a link, so an agent swapping
+/// folders for links meanwhile can only make entries vanish from the
+/// archive, never lead it elsewhere or cut it short. Only a failing `out`
+/// (the client gone) stops it. Blocking.
 pub fn write_tar_gz<W: Write>(root: &Dir, rel: &Path, prefix: &str, out: W) -> io::Result<W> {
+    let folder = if rel.as_os_str().is_empty() {
+        root.try_clone()?
+    } else {
+        root.open_dir(rel)?
+    };
     let gz = GzEncoder::new(out, Compression::fast());
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
@@ -34,49 +43,64 @@ pub fn write_tar_gz<W: Write>(root: &Dir, rel: &Path, prefix: &str, out: W) -> i
     header.set_size(0);
     header.set_mtime(0);
     tar.append_data(&mut header, format!("{prefix}/"), io::empty())?;
-    add_folder(&mut tar, root, rel, Path::new(prefix))?;
+    add_folder(&mut tar, &folder, Path::new(prefix), 0)?;
     tar.into_inner()?.finish()
 }
 
+/// Deepest folder an archive descends into.
+const MAX_DEPTH: usize = 256;
+
+/// Adds the entries of `dir` under `in_archive`. Errors reading the
+/// workspace skip the entry concerned; errors writing end the archive.
 fn add_folder<W: Write>(
     tar: &mut tar::Builder<W>,
-    root: &Dir,
-    rel: &Path,
+    dir: &Dir,
     in_archive: &Path,
+    depth: usize,
 ) -> io::Result<()> {
-    let listing = if rel.as_os_str().is_empty() {
-        root.entries()?
-    } else {
-        root.read_dir(rel)?
+    let Ok(listing) = dir.entries() else {
+        return Ok(());
     };
-    let mut items: Vec<_> = listing.collect::<io::Result<_>>()?;
+    let mut items: Vec<_> = listing.filter_map(Result::ok).collect();
     items.sort_by_key(|e| e.file_name());
     for item in items {
         let name = item.file_name();
-        let child = rel.join(&name);
         let target = in_archive.join(&name);
-        let file_type = item.file_type()?;
-        if file_type.is_symlink() {
+        let Ok(file_type) = item.file_type() else {
             continue;
-        }
+        };
         if file_type.is_dir() {
-            let meta = item.metadata()?;
+            if depth >= MAX_DEPTH {
+                tracing::warn!(path = %target.display(), "a folder nested too deep is left out of the archive");
+                continue;
+            }
+            // Swapped for a link since the listing: refused, left out.
+            let Ok(sub) = crate::sandbox::tree::open_dir_nofollow(dir, &name) else {
+                continue;
+            };
+            let Ok(meta) = sub.dir_metadata() else {
+                continue;
+            };
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Directory);
             header.set_mode(meta.mode() & PERMISSION_BITS);
             header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
             header.set_size(0);
             tar.append_data(&mut header, &target, io::empty())?;
-            add_folder(tar, root, &child, &target)?;
+            add_folder(tar, &sub, &target, depth + 1)?;
         } else if file_type.is_file() {
             let mut options = OpenOptions::new();
-            options.read(true).custom_flags(libc::O_NONBLOCK);
-            // Opened beneath the workspace: swapped for a symlink meanwhile,
-            // it still cannot lead outside.
-            let Ok(file) = root.open_with(&child, &options) else {
+            // Non-blocking (a FIFO swapped in cannot hang the archive), and
+            // never through a link swapped in since the listing.
+            options
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+            let Ok(file) = dir.open_with(&name, &options) else {
                 continue;
             };
-            let meta = file.metadata()?;
+            let Ok(meta) = file.metadata() else {
+                continue;
+            };
             if !meta.is_file() {
                 continue;
             }
@@ -92,12 +116,13 @@ fn add_folder<W: Write>(
             };
             tar.append_data(&mut header, &target, reader)?;
         }
+        // Links, sockets, devices: never archived.
     }
     Ok(())
 }
 
-/// Exactly `remaining` bytes: a file that shrank while being read is padded
-/// with zeros, so the tar stays well formed.
+/// Exactly `remaining` bytes: a file that shrank (or failed) while being
+/// read is padded with zeros, so the tar stays well formed.
 struct Exactly<R> {
     inner: R,
     remaining: u64,
@@ -111,7 +136,9 @@ impl<R: Read> Read for Exactly<R> {
         let max = buf
             .len()
             .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-        let mut n = self.inner.read(&mut buf[..max])?;
+        // A file that cannot be read on (shrunk, an I/O error) ends in
+        // zeros: one bad file must not cut the whole archive short.
+        let mut n = self.inner.read(&mut buf[..max]).unwrap_or(0);
         if n == 0 {
             buf[..max].fill(0);
             n = max;

@@ -7,6 +7,7 @@
 pub mod archive;
 
 use std::io;
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 
 use cap_std::fs::{Dir, File, Metadata, OpenOptions, OpenOptionsExt};
@@ -224,17 +225,24 @@ pub fn open_file(root: &Dir, rel: &Path) -> Result<std::fs::File, FilesError> {
 }
 
 /// Deletes a file, a symlink (never what it points to) or a folder with
-/// everything in it. The workspace itself cannot be deleted.
+/// everything in it. The folder holding it is opened beneath the workspace;
+/// from there the removal goes by descriptor, so a folder swapped for a link
+/// meanwhile is removed as the link, never followed. The workspace itself
+/// cannot be deleted.
 pub fn delete(root: &Dir, rel: &Path) -> Result<(), FilesError> {
-    if rel.as_os_str().is_empty() {
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
         return Err(FilesError::IsDirectory(String::new()));
-    }
-    let meta = root.symlink_metadata(rel).map_err(|e| classify(e, rel))?;
-    if meta.is_dir() {
-        root.remove_dir_all(rel).map_err(|e| classify(e, rel))
+    };
+    let folder = if parent.as_os_str().is_empty() {
+        root.try_clone()?
     } else {
-        root.remove_file(rel).map_err(|e| classify(e, rel))
-    }
+        root.open_dir(parent).map_err(|e| classify(e, rel))?
+    };
+    // Absent is a 404, as before: the caller named something.
+    folder
+        .symlink_metadata(name)
+        .map_err(|e| classify(e, rel))?;
+    crate::sandbox::tree::remove_entry(&folder, name).map_err(|e| classify(e, rel))
 }
 
 /// Folder `rel` beneath the workspace if it exists; `None` if it does not
@@ -251,40 +259,60 @@ pub fn existing_folder(root: &Dir, rel: &Path) -> Result<Option<Dir>, FilesError
     }
 }
 
-/// Opens (creating it if needed) folder `rel` beneath the workspace.
-pub fn open_folder(root: &Dir, rel: &Path) -> Result<Dir, FilesError> {
-    if rel.as_os_str().is_empty() {
-        return Ok(root.try_clone()?);
-    }
-    match root.create_dir_all(rel) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            // Something other than a folder is in the way: a file, or a
-            // symlink that does not resolve beneath the workspace.
-            return match root.metadata(rel) {
-                Ok(_) => Err(FilesError::NotADirectory(display(rel))),
-                Err(e) => Err(classify(e, rel)),
-            };
+/// Opens (creating what is missing) folder `rel` beneath the workspace, one
+/// component at a time from the handle of the one before, so a folder the
+/// agent swaps meanwhile cannot lead outside. A folder made here is given to
+/// `owner` (the agent user) through its own descriptor at once. When the
+/// walk fails, the folders it made are removed again: a refused upload
+/// leaves nothing behind.
+pub fn open_folder(root: &Dir, rel: &Path, owner: Option<(u32, u32)>) -> Result<Dir, FilesError> {
+    let mut made: Vec<(Dir, std::ffi::OsString)> = Vec::new();
+    let opened = walk_making(root, rel, owner, &mut made);
+    if opened.is_err() {
+        for (parent, name) in made.iter().rev() {
+            // Only while still empty: what the agent put there is its own.
+            let _ = parent.remove_dir(name);
         }
-        Err(e) => return Err(classify(e, rel)),
     }
-    root.open_dir(rel).map_err(|e| classify(e, rel))
+    opened
 }
 
-/// Gives the folders of `folder` (from the workspace root down) and the file
-/// `name` in it to `owner` (uid, gid), the agent user. Each step is opened
-/// beneath the workspace, so nothing outside it can be reached.
-pub fn give_to(root: &Dir, folder: &Path, name: &str, owner: (u32, u32)) -> Result<(), FilesError> {
-    let chown_in =
-        |dir: &Dir, entry: &std::ffi::OsStr| crate::sandbox::tree::chown_at(dir, entry, owner);
+fn walk_making(
+    root: &Dir,
+    rel: &Path,
+    owner: Option<(u32, u32)>,
+    made: &mut Vec<(Dir, std::ffi::OsString)>,
+) -> Result<Dir, FilesError> {
+    let not_a_folder = |e: io::Error| match e.raw_os_error() {
+        Some(libc::ENOTDIR) => FilesError::NotADirectory(display(rel)),
+        _ => classify(e, rel),
+    };
     let mut dir = root.try_clone()?;
-    for part in folder.components() {
-        let part = part.as_os_str();
-        chown_in(&dir, part)?;
-        dir = dir.open_dir(part).map_err(|e| classify(e, folder))?;
+    for part in rel.components() {
+        let name = part.as_os_str();
+        dir = match dir.open_dir(name) {
+            Ok(next) => next,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut builder = cap_std::fs::DirBuilder::new();
+                cap_std::fs::DirBuilderExt::mode(&mut builder, 0o755);
+                match dir.create_dir_with(name, &builder) {
+                    Ok(()) => made.push((dir.try_clone()?, name.to_owned())),
+                    // Made meanwhile: open what is there.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(classify(e, rel)),
+                }
+                // Opened for reading (not as a path handle): fchown needs it.
+                let next =
+                    crate::sandbox::tree::open_dir_nofollow(&dir, name).map_err(not_a_folder)?;
+                if let Some((uid, gid)) = owner {
+                    std::os::unix::fs::fchown(next.as_fd(), Some(uid), Some(gid))?;
+                }
+                next
+            }
+            Err(e) => return Err(not_a_folder(e)),
+        };
     }
-    chown_in(&dir, std::ffi::OsStr::new(name))?;
-    Ok(())
+    Ok(dir)
 }
 
 /// A new upload's temporary file in `folder`, removed on drop unless
@@ -293,6 +321,8 @@ pub fn give_to(root: &Dir, folder: &Path, name: &str, owner: (u32, u32)) -> Resu
 pub struct TempUpload {
     folder: Dir,
     name: String,
+    /// The file itself, whatever becomes of its name.
+    file: std::fs::File,
     committed: bool,
 }
 
@@ -301,18 +331,22 @@ impl TempUpload {
         let name = format!("{UPLOAD_TEMP_PREFIX}{}.part", uuid::Uuid::new_v4().simple());
         let mut options = OpenOptions::new();
         options.write(true).create_new(true).mode(0o644);
-        let file = folder.open_with(&name, &options)?;
+        let file = folder.open_with(&name, &options)?.into_std();
         Ok((
             TempUpload {
                 folder,
                 name,
+                file: file.try_clone()?,
                 committed: false,
             },
-            file.into_std(),
+            file,
         ))
     }
 
-    /// Moves the finished upload to `name` in folder `target`. Without
+    /// Puts the finished upload at `name` in folder `target`, as the last
+    /// step: everything that can fail (handing the file to `owner`, reading
+    /// its size) happens before, through its descriptor, so an upload is
+    /// either in place and answered or absent and refused. Without
     /// `overwrite` an existing entry is never replaced (a hard link fails
     /// atomically when the name exists); with it, a file is replaced
     /// atomically by rename, a folder never.
@@ -322,7 +356,13 @@ impl TempUpload {
         name: &str,
         overwrite: bool,
         shown: &str,
+        owner: Option<(u32, u32)>,
     ) -> Result<u64, FilesError> {
+        if let Some((uid, gid)) = owner {
+            // The agent runs as another user: what is uploaded is its to change.
+            std::os::unix::fs::fchown(&self.file, Some(uid), Some(gid))?;
+        }
+        let size = self.file.metadata()?.len();
         if let Ok(existing) = target.symlink_metadata(name) {
             if existing.is_dir() {
                 return Err(FilesError::FolderInTheWay(shown.to_owned()));
@@ -332,19 +372,25 @@ impl TempUpload {
             }
         }
         if overwrite {
-            self.folder.rename(&self.name, target, name)?;
+            match self.folder.rename(&self.name, target, name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
+                    return Err(FilesError::FolderInTheWay(shown.to_owned()))
+                }
+                Err(e) => return Err(classify(e, Path::new(shown))),
+            }
         } else {
             match self.folder.hard_link(&self.name, target, name) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     return Err(FilesError::Exists(shown.to_owned()))
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(classify(e, Path::new(shown))),
             }
             let _ = self.folder.remove_file(&self.name);
         }
         self.committed = true;
-        Ok(target.symlink_metadata(name)?.len())
+        Ok(size)
     }
 }
 
@@ -442,6 +488,26 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_walk_that_fails_takes_back_what_it_made() {
+        let (t, dir) = workspace();
+        let made = open_folder(&dir, Path::new("new/deeper"), None).unwrap();
+        assert!(made.dir_metadata().unwrap().is_dir());
+        assert!(t.path().join("new/deeper").is_dir());
+        // The walk makes `fresh`, then fails on a name no folder can have.
+        let too_long = format!("fresh/{}", "x".repeat(300));
+        assert!(open_folder(&dir, Path::new(&too_long), None).is_err());
+        assert!(!t.path().join("fresh").exists());
+        assert!(matches!(
+            open_folder(&dir, Path::new("a.txt/x"), None),
+            Err(FilesError::NotADirectory(_))
+        ));
+        assert!(matches!(
+            open_folder(&dir, Path::new("etcdir/x"), None),
+            Err(FilesError::NotFound(_))
+        ));
+    }
+
+    #[test]
     fn temp_uploads_vanish_unless_committed() {
         let (t, dir) = workspace();
         {
@@ -462,7 +528,7 @@ mod tests {
         let (upload, mut file) = TempUpload::create(dir.try_clone().unwrap()).unwrap();
         file.write_all(b"new").unwrap();
         assert!(matches!(
-            upload.commit(&dir, "a.txt", false, "a.txt"),
+            upload.commit(&dir, "a.txt", false, "a.txt", None),
             Err(FilesError::Exists(_))
         ));
         assert_eq!(
@@ -471,14 +537,17 @@ mod tests {
         );
         let (upload, mut file) = TempUpload::create(dir.try_clone().unwrap()).unwrap();
         file.write_all(b"new").unwrap();
-        assert_eq!(upload.commit(&dir, "a.txt", true, "a.txt").unwrap(), 3);
+        assert_eq!(
+            upload.commit(&dir, "a.txt", true, "a.txt", None).unwrap(),
+            3
+        );
         assert_eq!(
             std::fs::read_to_string(t.path().join("a.txt")).unwrap(),
             "new"
         );
         // Overwriting a symlink replaces the link, never its target.
         let (upload, _file) = TempUpload::create(dir.try_clone().unwrap()).unwrap();
-        upload.commit(&dir, "leak", true, "leak").unwrap();
+        upload.commit(&dir, "leak", true, "leak", None).unwrap();
         assert!(std::fs::read_to_string("/etc/passwd").unwrap().len() > 1);
         assert!(!std::fs::symlink_metadata(t.path().join("leak"))
             .unwrap()
@@ -486,7 +555,7 @@ mod tests {
             .is_symlink());
         let (upload, _file) = TempUpload::create(dir.try_clone().unwrap()).unwrap();
         assert!(matches!(
-            upload.commit(&dir, "src", true, "src"),
+            upload.commit(&dir, "src", true, "src", None),
             Err(FilesError::FolderInTheWay(_))
         ));
     }

@@ -135,6 +135,9 @@ pub async fn forward(gateway: &ModelGateway, req: Incoming<'_>) -> Result<Forwar
             ));
         }
     };
+    if grant.priming.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(priming_answer(route));
+    }
     let Some(credential) = gateway.credential_for(&grant.tenant_id) else {
         return Err(Refused::new(
             401,
@@ -272,6 +275,51 @@ impl Recorder {
                 tracing::warn!(error = %e, charged_micros = charge.cost_micros, "cannot record a model call");
             }
         });
+    }
+}
+
+/// The gateway's own answer to a call of the priming exchange: an empty
+/// reply of no tokens (streamed, as the CLI asks), or a count of none.
+fn priming_answer(route: Route) -> Forwarded {
+    let (content_type, body) = match route {
+        Route::Messages => {
+            let events = [
+                (
+                    "message_start",
+                    json!({"type": "message_start", "message": {"id": "msg_priming", "type": "message", "role": "assistant", "model": "priming", "content": [], "stop_reason": null, "usage": {"input_tokens": 0, "output_tokens": 0}}}),
+                ),
+                (
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                ),
+                (
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ok"}}),
+                ),
+                (
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                ),
+                (
+                    "message_delta",
+                    json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 0}}),
+                ),
+                ("message_stop", json!({"type": "message_stop"})),
+            ];
+            let body: String = events
+                .iter()
+                .map(|(event, data)| format!("event: {event}\ndata: {data}\n\n"))
+                .collect();
+            ("text/event-stream", body)
+        }
+        _ => ("application/json", json!({"input_tokens": 0}).to_string()),
+    };
+    Forwarded {
+        status: 200,
+        headers: vec![("content-type".to_owned(), content_type.as_bytes().to_vec())],
+        body: Box::pin(futures_util::stream::once(
+            async move { Ok(Bytes::from(body)) },
+        )),
     }
 }
 

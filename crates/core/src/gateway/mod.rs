@@ -30,6 +30,8 @@ pub struct Grant {
     pub session_id: Option<String>,
     /// The usage of the process's calls, as they stream.
     pub meter: usage::UsageMeter,
+    /// Set while the server primes the process (see `ProcessGrant::set_priming`).
+    pub priming: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Shared by the session actors (which hand out tokens), the admin API
@@ -76,6 +78,7 @@ pub struct ProcessGrant {
     kind: Kind,
     url: String,
     meter: usage::UsageMeter,
+    priming: Arc<std::sync::atomic::AtomicBool>,
     gateway: Weak<Inner>,
 }
 
@@ -100,6 +103,14 @@ impl ProcessGrant {
     /// The usage of this process's model calls.
     pub fn meter(&self) -> usage::UsageMeter {
         self.meter.clone()
+    }
+
+    /// While set, the gateway answers this process's model calls itself
+    /// with an empty reply of no tokens: nothing goes upstream, nothing is
+    /// charged. The server sets it only for the priming exchange it sends
+    /// a new process before any client's prompt (see `actors::session`).
+    pub fn set_priming(&self, on: bool) {
+        self.priming.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -170,6 +181,7 @@ impl ModelGateway {
             .credential_for(tenant_id)
             .map_or(Kind::ApiKey, |c| c.kind());
         let meter = usage::UsageMeter::default();
+        let priming = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Ok(mut grants) = self.inner.grants.write() {
             grants.insert(
                 token.clone(),
@@ -177,6 +189,7 @@ impl ModelGateway {
                     tenant_id: tenant_id.to_owned(),
                     session_id: session_id.map(str::to_owned),
                     meter: meter.clone(),
+                    priming: priming.clone(),
                 },
             );
         }
@@ -185,6 +198,7 @@ impl ModelGateway {
             kind,
             url: self.url().unwrap_or_default().to_owned(),
             meter,
+            priming,
             gateway: Arc::downgrade(&self.inner),
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 pub mod network;
+mod offline;
 pub mod relay;
 mod seccomp;
 pub mod tree;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use cgroup::Limits;
+pub use offline::OfflineCommand;
 pub use tree::{Owner, Tree};
 
 /// `AGENT_SANDBOX`.
@@ -191,6 +193,9 @@ pub struct Mounts<'a> {
     pub owner: Owner,
     /// Whose process it is (the egress proxy's allowlist); `None` for the probe.
     pub tenant: Option<&'a crate::egress::Owner>,
+    /// No network at all (not even the model gateway): a command the server
+    /// runs as the agent.
+    pub offline: bool,
 }
 
 fn is_root() -> bool {
@@ -323,6 +328,7 @@ impl Sandbox {
                 add_dirs: &[],
                 owner,
                 tenant: None,
+                offline: false,
             },
             None,
         )?
@@ -488,6 +494,10 @@ impl Sandbox {
             fds.push(fd);
         }
         let network = match &self.network {
+            _ if mounts.offline => {
+                args.push("--unshare-net".into());
+                None
+            }
             Some(net) => Some(
                 net.process(mounts.tenant)
                     .map_err(|e| format!("cannot open the agent's network: {e}"))?,

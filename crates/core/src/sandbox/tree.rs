@@ -169,6 +169,133 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// Removes the entry `name` of this folder with everything beneath it
+    /// (see `remove_entry`).
+    pub fn remove_all(&self, name: &std::ffi::OsStr) -> io::Result<()> {
+        remove_entry(&self.dir, name)
+    }
+}
+
+/// Removes the entry `name` of `dir` with everything beneath it, by
+/// descriptor: a link is removed itself (never what it points to), a folder
+/// is entered only when it opens without following a link, and an entry
+/// gone meanwhile is no error. Folders nested deeper than a walk descends
+/// are lifted up to the top of `name` under a fresh name and removed in a
+/// later pass, so no tree is too deep to remove.
+pub fn remove_entry(dir: &Dir, name: &std::ffi::OsStr) -> io::Result<()> {
+    if components(Path::new(name))?.len() != 1 {
+        return Err(refused(Path::new(name)));
+    }
+    match open_dir_nofollow(dir, name) {
+        Ok(top) => loop {
+            refuse_mount_point(dir, &top, name)?;
+            let mut lifted = false;
+            remove_entries(&top, &top, 1, &mut lifted)?;
+            if !lifted {
+                break;
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) => {
+            return remove_beneath(dir, dir, name, 0, &mut false);
+        }
+        Err(e) => return Err(e),
+    }
+    match dir.remove_dir(name) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// A removal never crosses into another file system: a folder mounted
+/// there (by the operator; the agent cannot mount) and what it holds stay.
+fn refuse_mount_point(parent: &Dir, sub: &Dir, name: &std::ffi::OsStr) -> io::Result<()> {
+    // The mount id, not the device: a bind mount of the same file system
+    // has the same device.
+    let mount = |dir: &Dir| {
+        rustix::fs::statx(
+            dir,
+            "",
+            rustix::fs::AtFlags::EMPTY_PATH,
+            rustix::fs::StatxFlags::MNT_ID,
+        )
+        .map(|st| (st.stx_dev_major, st.stx_dev_minor, st.stx_mnt_id))
+        .map_err(io::Error::from)
+    };
+    if mount(parent)? == mount(sub)? {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        format!(
+            "{} is a mount point; left in place",
+            Path::new(name).display()
+        ),
+    ))
+}
+
+/// Removes every entry of `dir`; one that cannot be removed does not stop
+/// the others (the first failure is returned after all were tried).
+fn remove_entries(top: &Dir, dir: &Dir, depth: usize, lifted: &mut bool) -> io::Result<()> {
+    let mut failed = None;
+    for entry in dir.entries()? {
+        let removed = entry.and_then(|e| remove_beneath(top, dir, &e.file_name(), depth, lifted));
+        if let Err(e) = removed {
+            failed.get_or_insert(e);
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Removes `name` of `dir` (at `depth` below `top`) and all beneath it.
+fn remove_beneath(
+    top: &Dir,
+    dir: &Dir,
+    name: &std::ffi::OsStr,
+    depth: usize,
+    lifted: &mut bool,
+) -> io::Result<()> {
+    let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+    let meta = match dir.symlink_metadata(name) {
+        Ok(meta) => meta,
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if depth >= MAX_WALK_DEPTH {
+        let fresh = format!(".cca-removing-{}", uuid::Uuid::new_v4().simple());
+        dir.rename(name, top, &fresh)?;
+        *lifted = true;
+        return Ok(());
+    }
+    if !meta.is_dir() {
+        return match dir.remove_file(name) {
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                // Swapped for a folder since the stat: taken as one.
+                remove_beneath(top, dir, name, depth + 1, lifted)
+            }
+            Err(e) if !gone(&e) => Err(e),
+            _ => Ok(()),
+        };
+    }
+    match open_dir_nofollow(dir, name) {
+        Ok(sub) => {
+            refuse_mount_point(dir, &sub, name)?;
+            remove_entries(top, &sub, depth + 1, lifted)?;
+        }
+        Err(e) if gone(&e) => return Ok(()),
+        // A link or a file now: removed as such.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) => {
+            return remove_beneath(top, dir, name, depth + 1, lifted);
+        }
+        Err(e) => return Err(e),
+    }
+    match dir.remove_dir(name) {
+        Err(e) if !gone(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 fn walk_give(dir: &Dir, owner: (u32, u32), depth: usize) -> io::Result<()> {
     for entry in dir.entries()? {
         let entry = entry?;
@@ -202,7 +329,7 @@ fn walk_give(dir: &Dir, owner: (u32, u32), depth: usize) -> io::Result<()> {
 
 /// `openat(dir, name, O_DIRECTORY | O_NOFOLLOW)`: the folder `name`, or an
 /// error when it is a link (or anything but a folder).
-fn open_dir_nofollow(dir: &Dir, name: &std::ffi::OsStr) -> io::Result<Dir> {
+pub fn open_dir_nofollow(dir: &Dir, name: &std::ffi::OsStr) -> io::Result<Dir> {
     let c = std::ffi::CString::new(name.as_encoded_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: a valid directory descriptor and a NUL-terminated name; the
@@ -311,6 +438,40 @@ mod tests {
         // The root itself must not be a link.
         symlink(&root, tmp.path().join("root-link")).unwrap();
         assert!(Tree::open(&tmp.path().join("root-link")).is_err());
+    }
+
+    #[test]
+    fn removal_takes_links_not_their_targets_at_any_depth() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "keep").unwrap();
+        let area = tmp.path().join("area");
+        let mut deep = area.join("ws");
+        for i in 0..(MAX_WALK_DEPTH * 2 + 3) {
+            deep = deep.join(format!("d{i}"));
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("f"), "f").unwrap();
+        symlink(&outside, area.join("ws/link-out")).unwrap();
+        symlink(&outside, deep.join("deep-link")).unwrap();
+        std::fs::write(area.join("neighbour"), "n").unwrap();
+        let tree = Tree::open(&area).unwrap();
+        tree.remove_all(std::ffi::OsStr::new("ws")).unwrap();
+        assert!(!area.join("ws").exists());
+        let left: Vec<_> = std::fs::read_dir(&area)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, [std::ffi::OsString::from("neighbour")]);
+        assert_eq!(
+            std::fs::read_to_string(outside.join("keep")).unwrap(),
+            "keep"
+        );
+        // Gone already: nothing to do, no error.
+        tree.remove_all(std::ffi::OsStr::new("ws")).unwrap();
+        assert!(tree.remove_all(std::ffi::OsStr::new("../outside")).is_err());
     }
 
     #[test]

@@ -4,7 +4,6 @@
 
 use subtle::ConstantTimeEq;
 
-use super::keys::hash_key;
 use crate::db::models::tenant::{self, TenantId};
 use crate::error::ServiceError;
 
@@ -60,39 +59,32 @@ pub struct Resolved {
     pub rate_limit: Option<(u32, u64)>,
 }
 
-/// Resolves a key against the database; `None` for an unknown or revoked key.
-pub async fn resolve(
+/// Resolves a key's hash against the database (one query: the key and its
+/// tenant's limits); `None` for an unknown or revoked key. Requests go
+/// through `Identities::resolve`, which remembers the answer.
+pub async fn lookup(
     pool: &crate::db::DbPool,
     settings: &crate::config::Settings,
-    key: &str,
+    presented_hash: String,
 ) -> Result<Option<Resolved>, ServiceError> {
-    let presented_hash = hash_key(key);
     let lookup = presented_hash.clone();
     let found = crate::db::run(pool, move |c| {
-        let Some(key) = tenant::find_active_key(c, &lookup)? else {
-            return Ok(None);
-        };
-        let limits = tenant::find_tenant(c, &key.tenant_id)?;
-        Ok(Some((key, limits)))
+        tenant::find_active_key_with_limits(c, &lookup)
     })
     .await?;
     Ok(match found {
-        Some((key, limits))
+        Some((key, requests, window))
             if bool::from(key.key_hash.as_bytes().ct_eq(presented_hash.as_bytes())) =>
         {
-            let rate_limit = limits.and_then(|t| {
-                let requests = t.rate_limit_requests.and_then(|r| u32::try_from(r).ok());
-                let window = t
-                    .rate_limit_window_seconds
-                    .and_then(|w| u64::try_from(w).ok());
-                match (requests, window) {
-                    (None, None) => None,
-                    (r, w) => Some((
-                        r.unwrap_or(settings.server.rate_limit_requests),
-                        w.unwrap_or(settings.server.rate_limit_window.as_secs()),
-                    )),
-                }
-            });
+            let requests = requests.and_then(|r| u32::try_from(r).ok());
+            let window = window.and_then(|w| u64::try_from(w).ok());
+            let rate_limit = match (requests, window) {
+                (None, None) => None,
+                (r, w) => Some((
+                    r.unwrap_or(settings.server.rate_limit_requests),
+                    w.unwrap_or(settings.server.rate_limit_window.as_secs()),
+                )),
+            };
             Some(Resolved {
                 caller: Caller {
                     tenant: TenantId(key.tenant_id),

@@ -5,6 +5,8 @@ pub mod auth;
 pub mod auth_failures;
 pub mod client;
 pub mod cluster_auth;
+pub mod identities;
 pub mod keys;
 pub mod paths;
 pub mod rate_limit;
+pub mod secret_box;

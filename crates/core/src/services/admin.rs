@@ -72,6 +72,7 @@ pub async fn update_tenant_limits(
         tracing::warn!(tenant = %updated.id, error = %e, "live sessions keep the old turn limit until their next turn");
     }
     services.disk.forget_quota(&updated.id).await;
+    services.identities.changed(&services.pool).await;
     audit::record(services, who, "tenant.update", &updated.id).await;
     Ok(updated)
 }
@@ -120,6 +121,7 @@ pub async fn create_key(
     })
     .await?
     .ok_or_else(|| ServiceError::NotFound(format!("no tenant {tenant_id:?}")))?;
+    services.identities.changed(&services.pool).await;
     audit::record(services, who, "key.create", &row.id).await;
     Ok((row, key))
 }
@@ -135,6 +137,7 @@ pub async fn revoke_key(
     let revoked = db::run(&services.pool, move |c| tenant::revoke_key(c, &lookup))
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("no key {id:?}")))?;
+    services.identities.changed(&services.pool).await;
     audit::record(services, who, "key.revoke", &revoked.id).await;
     Ok(revoked)
 }

@@ -22,8 +22,13 @@ pub(super) async fn insert(
     who: &Requester,
     session: &Session,
     request: crate::domain::turn::TurnRequest,
+    attachments: Vec<crate::domain::attachment::Attachment>,
     webhook_url: Option<String>,
 ) -> Result<Job, ServiceError> {
+    let attachments = match attachments.is_empty() {
+        true => None,
+        false => Some(serde_json::to_string(&attachments).map_err(ServiceError::internal)?),
+    };
     let row = Job {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: who.tenant().0.clone(),
@@ -41,6 +46,8 @@ pub(super) async fn insert(
         created_at: crate::db::now(),
         started_at: None,
         completed_at: None,
+        git: None,
+        attachments,
     };
     // The session is this node's before the job is stored (in a cluster,
     // a job stored for a session another node runs would wait unseen).
@@ -60,6 +67,17 @@ pub async fn get(
     name: &str,
     id: &str,
 ) -> Result<(Job, Session), ServiceError> {
+    // One query when both are there; the misses say which is missing.
+    tracing::Span::current().record("session", name);
+    let tenant = who.tenant().clone();
+    let (session_name, job_id) = (name.to_owned(), id.to_owned());
+    let found = crate::db::run(&services.pool, move |c| {
+        job::find_with_session(c, &tenant, &session_name, &job_id)
+    })
+    .await?;
+    if let Some(found) = found {
+        return Ok(found);
+    }
     let session = super::sessions::load(services, who, name).await?;
     let job = find(services, who, &session, id).await?;
     Ok((job, session))

@@ -9,17 +9,24 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod attachments;
 pub mod audit;
 pub mod console_sessions;
 pub mod events;
 pub mod files;
+pub mod git;
 pub mod idempotency;
 pub mod jobs;
+pub mod mcp_relay;
+pub mod mcp_servers;
 pub mod nodes;
 pub mod overview;
 pub mod ownership;
 pub mod policy;
+pub mod repos;
+pub mod secrets;
 pub mod sessions;
+pub mod tenant_defaults;
 pub mod turns;
 pub mod usage;
 pub mod webhooks;
@@ -54,6 +61,12 @@ pub struct Services {
     pub instance: crate::db::models::instance::Instance,
     /// Agent templates, reloadable.
     pub templates: Arc<crate::templates::Templates>,
+    /// Folders a session delete left for the sweeper.
+    pub leftovers: Arc<crate::leftovers::Leftovers>,
+    /// Resolved API keys, in memory.
+    pub identities: Arc<crate::security::identities::Identities>,
+    /// Repository credentials' key, the git mirrors, the providers' client.
+    pub git: Arc<crate::git::kit::GitKit>,
 }
 
 /// Who asks, and from where: the key's tenant and role scope every call;

@@ -247,6 +247,7 @@ pub(super) fn requeue_running(
                 cost_micros: 0,
                 duration_ms: 0,
                 tools_used: running.tools_used.clone(),
+                git: None,
             };
             job::complete_and_notify(c, &done)?;
             report.interrupted += 1;

@@ -107,16 +107,37 @@ pub async fn statuses(
             tenant_id: who.tenant().0.clone(),
         })
         .await?;
-    let tenant = who.tenant().clone();
-    let me = services.node.instance_id().to_owned();
-    let (waiting, elsewhere) = crate::db::run(&services.pool, move |c| {
-        let waiting = crate::db::models::approval::sessions_waiting(c, &tenant)?;
-        // In a cluster, turns running on the other nodes (none alone).
-        let elsewhere = crate::db::models::lease::running_elsewhere(c, tenant.as_str(), &me)?;
-        Ok((waiting, elsewhere))
-    })
-    .await?;
-    running.extend(elsewhere);
+    // Alone, what runs is all in memory: the database is asked only about
+    // a listed session that runs (does it wait on an approval?). In a
+    // cluster, turns running on the other nodes are asked too.
+    let clustered = services.node.is_clustered();
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let waiting = if clustered || ids.iter().any(|id| running.contains(id)) {
+        let tenant = who.tenant().clone();
+        let me = services.node.instance_id().to_owned();
+        let here = running.clone();
+        let (waiting, elsewhere) = crate::db::run(&services.pool, move |c| {
+            let elsewhere = if clustered {
+                crate::db::models::lease::running_elsewhere(c, tenant.as_str(), &me)?
+            } else {
+                Vec::new()
+            };
+            let any_running = ids
+                .iter()
+                .any(|id| here.contains(id) || elsewhere.contains(id));
+            let waiting = if any_running {
+                crate::db::models::approval::sessions_waiting(c, &tenant)?
+            } else {
+                Default::default()
+            };
+            Ok((waiting, elsewhere))
+        })
+        .await?;
+        running.extend(elsewhere);
+        waiting
+    } else {
+        Default::default()
+    };
     Ok(rows
         .iter()
         .map(|row| {
@@ -140,6 +161,8 @@ pub struct NewSession {
     pub name: String,
     pub spec: SessionSpec,
     pub budget_micros: Option<i64>,
+    /// A repository to start from: the workspace is its worktree.
+    pub repo: Option<super::git::RepoChoice>,
 }
 
 /// A spend limit in USD as micro-USD; one that rounds to nothing, or is not
@@ -168,8 +191,15 @@ pub async fn create(
         name,
         spec,
         budget_micros,
+        repo,
     } = new;
     tracing::Span::current().record("session", name.as_str());
+    if let Some(agents) = &spec.agents {
+        crate::domain::agent::validate("agents", agents).map_err(ServiceError::Validation)?;
+    }
+    if let Some(servers) = &spec.mcp_servers {
+        super::mcp_servers::check(services, who.tenant(), servers).await?;
+    }
     let spec = match spec.template.clone() {
         Some(template) if !crate::templates::valid_name(&template) => {
             return Err(ServiceError::Validation(format!(
@@ -186,7 +216,7 @@ pub async fn create(
         }
         None => spec,
     };
-    let row = insert(services, who, name, spec, budget_micros).await?;
+    let row = insert(services, who, name, spec, budget_micros, repo).await?;
     super::audit::record(services, who, "session.create", &row.name).await;
     // Its CLI starts now if a slot is free, so the first chat pays no spawn.
     super::ownership::warm(services, &row).await;
@@ -202,7 +232,16 @@ pub async fn open_or_create(
 ) -> Result<Session, ServiceError> {
     match load(services, who, name).await {
         Err(ServiceError::NotFound(_)) => {
-            match insert(services, who, name.to_owned(), SessionSpec::default(), None).await {
+            match insert(
+                services,
+                who,
+                name.to_owned(),
+                SessionSpec::default(),
+                None,
+                None,
+            )
+            .await
+            {
                 // A concurrent first use created it: use that one.
                 Err(ServiceError::Conflict(_)) => load(services, who, name).await,
                 other => other,
@@ -220,8 +259,17 @@ async fn insert(
     name: String,
     spec: SessionSpec,
     budget_micros: Option<i64>,
+    repo: Option<super::git::RepoChoice>,
 ) -> Result<Session, ServiceError> {
     validate_name(&name)?;
+    let spec = match super::tenant_defaults::of(services, who.tenant()).await? {
+        Some(defaults) => spec.with_defaults(&defaults),
+        None => spec,
+    };
+    let repo = match &repo {
+        Some(choice) => Some(super::git::check_choice(services, who, choice, &name).await?),
+        None => None,
+    };
     let tenant_row = super::policy::tenant(services, who).await?;
     super::policy::check_permission_mode(
         services,
@@ -270,6 +318,25 @@ async fn insert(
     let owns_workspace = crate::blocking::run(move || crate::workspace::create(&workspace))
         .await?
         .map_err(|e| ServiceError::internal(format!("cannot create workspace {dir:?}: {e}")))?;
+    // A worktree is made only in a folder the server has just created: one
+    // that was there already may hold anything.
+    let prepared = match &repo {
+        Some(_) if !owns_workspace => {
+            return Err(ServiceError::Conflict(format!(
+                "a folder for session {name:?} exists already; a session from a repository needs a new one"
+            )))
+        }
+        Some((repo, reference, branch)) => {
+            match super::git::make_worktree(services, repo, reference, branch, &dir).await {
+                Ok(prepared) => Some(prepared),
+                Err(e) => {
+                    let _ = crate::workspace::remove(&dir);
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
     let row = Session {
         owns_workspace,
         ..row
@@ -298,6 +365,15 @@ async fn insert(
         }
         return Err(refusal);
     }
+    if let Some(prepared) = prepared {
+        if let Err(e) = super::git::record(services, &row, prepared).await {
+            // Not half a session: without its binding it is removed again.
+            let (tenant, id) = (who.tenant().clone(), row.id.clone());
+            let _ = crate::db::run(&services.pool, move |c| session::delete(c, &tenant, &id)).await;
+            let _ = crate::workspace::remove(&dir);
+            return Err(e);
+        }
+    }
     Ok(row)
 }
 
@@ -312,30 +388,65 @@ fn at_cap(count: i64) -> ServiceError {
     ))
 }
 
-/// Stops the session's CLI, deletes its history and jobs, and removes the
-/// workspace it created (never a folder it was pointed at). Audited.
+/// Stops the session's CLI (its processes are gone before anything else
+/// happens), removes the workspace it created (never a folder it was pointed
+/// at) and deletes its history and jobs. The delete finishes: a folder that
+/// cannot be removed now is recorded with the deletion, in one transaction,
+/// for the sweeper. Audited.
 pub async fn delete(services: &Services, who: &Requester, name: &str) -> Result<(), ServiceError> {
     let row = load(services, who, name).await?;
+    let binding = {
+        let (tenant, id) = (who.tenant().clone(), row.id.clone());
+        crate::db::run(&services.pool, move |c| {
+            crate::db::models::session_repo::find(c, &tenant, &id)
+        })
+        .await?
+    };
     services
         .supervisor
         .send(CloseSession {
             session_id: row.id.clone(),
         })
         .await?;
-    let id = row.id.clone();
-    let tenant = who.tenant().clone();
-    let created = crate::db::run(&services.pool, move |c| {
-        let created = crate::db::models::workspace::created(c, &tenant, &id)?;
-        session::delete(c, &tenant, &id)?;
-        Ok(created)
+    let (id, tenant) = (row.id.clone(), who.tenant().clone());
+    let created = {
+        let (id, tenant) = (id.clone(), tenant.clone());
+        crate::db::run(&services.pool, move |c| {
+            crate::db::models::workspace::created(c, &tenant, &id)
+        })
+        .await?
+    };
+    let left = match created {
+        Some(created) => {
+            let dir = PathBuf::from(&created);
+            match crate::blocking::run(move || crate::workspace::remove(&dir)).await? {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!(session = %row.name, path = %created, error = %e, "the workspace cannot be removed now; the sweeper will try again");
+                    Some((created, e.to_string()))
+                }
+            }
+        }
+        None => None,
+    };
+    let recorded = left.is_some();
+    crate::db::run(&services.pool, move |c| {
+        crate::db::write_transaction(c, |c| {
+            session::delete_rows(c, &tenant, &id)?;
+            if let Some((path, error)) = &left {
+                crate::db::models::leftover::record(c, path, tenant.as_str(), error)?;
+            }
+            Ok(())
+        })
     })
     .await?;
-    if let Some(created) = created {
-        let dir = PathBuf::from(created);
-        crate::blocking::run(move || crate::workspace::remove(&dir))
-            .await?
-            .map_err(ServiceError::internal)?;
+    if recorded {
+        services.leftovers.note_recorded();
     }
+    if let Some(binding) = binding {
+        super::git::forget_session(services, who.tenant(), &binding).await;
+    }
+    services.disk.forget_usage(who.tenant().as_str()).await;
     super::audit::record(services, who, "session.delete", &row.name).await;
     Ok(())
 }
@@ -373,7 +484,9 @@ impl From<WorkingDirError> for ServiceError {
         match e {
             WorkingDirError::Invalid(m) => ServiceError::Validation(m),
             WorkingDirError::NotFound(m) => ServiceError::NotFound(m),
-            WorkingDirError::Taken(m) => ServiceError::Conflict(m),
+            // Not a folder this session may have: the request is wrong
+            // whatever runs (a 422, like a folder outside the area).
+            WorkingDirError::Taken(m) => ServiceError::Validation(m),
             WorkingDirError::Unavailable(m) => ServiceError::internal(m),
         }
     }

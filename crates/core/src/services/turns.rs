@@ -12,6 +12,7 @@ use super::{Requester, Services};
 use crate::actors::session::messages::{Enqueue, Interrupt, InterruptReply};
 use crate::db::models::job::Job;
 use crate::db::models::session::Session;
+use crate::domain::attachment::Attachment;
 use crate::domain::event::NumberedEvent;
 use crate::domain::session::{PermissionMode, SessionSpec};
 use crate::domain::turn::{ChatResponse, Turn, TurnError, TurnRequest};
@@ -64,11 +65,21 @@ pub async fn submit(
     services: &Services,
     who: &Requester,
     target: Target<'_>,
-    request: TurnRequest,
+    mut request: TurnRequest,
     reply: Reply,
 ) -> Result<Submitted, ServiceError> {
-    validate_message(&request.message)?;
+    if request.attachments.is_empty() {
+        validate_message(&request.message)?;
+    } else {
+        validate_text_size(&request.message)?;
+    }
     check_deny_patterns(&services.settings, &request.message)?;
+    if let Some(agents) = &request.overrides.agents {
+        crate::domain::agent::validate("agents", agents).map_err(ServiceError::Validation)?;
+    }
+    if let Some(servers) = &request.overrides.mcp_servers {
+        super::mcp_servers::check(services, who.tenant(), servers).await?;
+    }
     let tenant = super::policy::tenant(services, who).await?;
     if let Some(e) = tenant
         .as_ref()
@@ -95,6 +106,8 @@ pub async fn submit(
         session_mode(&session),
         request.overrides.permission_mode,
     )?;
+    let blocks = std::mem::take(&mut request.attachments);
+    let attachments = super::attachments::resolve(services, who, &session, blocks).await?;
     let prompt: String = request
         .message
         .chars()
@@ -107,7 +120,9 @@ pub async fn submit(
                     .await
                     .map_err(|e| ServiceError::Validation(e.to_string()))?;
             }
-            let job = super::jobs::insert(services, who, &session, request, webhook_url).await?;
+            let job =
+                super::jobs::insert(services, who, &session, request, attachments, webhook_url)
+                    .await?;
             let target = format!("{}/{}", session.name, job.id);
             let submitted = Submitted::Job {
                 job: Box::new(job),
@@ -121,7 +136,7 @@ pub async fn submit(
             let turn = Turn {
                 reply: Some(reply),
                 approvals: Some(approvals_tx),
-                ..turn(request)
+                ..turn(request, attachments)
             };
             enqueue(services, &session, turn).await?;
             (
@@ -134,7 +149,7 @@ pub async fn submit(
             let (tx, rx) = mpsc::channel(STREAM_BUFFER);
             let turn = Turn {
                 subscriber: Some(tx),
-                ..turn(request)
+                ..turn(request, attachments)
             };
             enqueue(services, &session, turn).await?;
             (Submitted::Stream(rx), "chat", session.name)
@@ -208,15 +223,17 @@ pub async fn interrupt(
 }
 
 /// A turn nobody follows yet; the caller adds its reply channel.
-fn turn(request: TurnRequest) -> Turn {
+fn turn(request: TurnRequest, attachments: Vec<Attachment>) -> Turn {
     Turn {
         job_id: None,
         message: request.message,
+        attachments,
         overrides: request.overrides,
         subscriber: None,
         reply: None,
         span: tracing::Span::current(),
         approvals: None,
+        clock: crate::domain::turn::TurnClock::start(),
     }
 }
 
@@ -261,6 +278,12 @@ pub fn validate_message(message: &str) -> Result<(), ServiceError> {
     if message.trim().is_empty() {
         return Err(ServiceError::Validation("message must not be empty".into()));
     }
+    validate_text_size(message)
+}
+
+/// The text of a prompt (which may be empty beside attachments) stays
+/// within `MAX_MESSAGE_BYTES`.
+fn validate_text_size(message: &str) -> Result<(), ServiceError> {
     if message.len() > MAX_MESSAGE_BYTES {
         return Err(ServiceError::Validation(format!(
             "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",

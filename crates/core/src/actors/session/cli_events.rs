@@ -2,9 +2,7 @@
 //! become the running turn's events, control answers, approvals and the
 //! turn's end; its exit fails what it was doing.
 
-use std::time::Instant;
-
-use actix::{Context, StreamHandler};
+use actix::{ActorFutureExt, AsyncContext, Context, StreamHandler, WrapFuture};
 
 use super::{PendingControl, SessionActor};
 use crate::cli::process::{ProcessEvent, ProcessOutput};
@@ -43,7 +41,7 @@ impl StreamHandler<ProcessEvent> for SessionActor {
 impl SessionActor {
     fn on_line(&mut self, line: &str, ctx: &mut Context<Self>) {
         if let Some(running) = self.head.running_mut() {
-            running.last_output = Instant::now();
+            running.saw_output();
         }
         let message = match protocol::parse_line(line) {
             Ok(Some(message)) => message,
@@ -66,6 +64,9 @@ impl SessionActor {
                     if let Err(e) = outcome {
                         tracing::warn!(session = %self.session.name, error = %e, "initialize refused; continuing without it");
                     }
+                    if let Some(live) = self.process.live() {
+                        crate::metrics::process_start_step("initialize", live.started.elapsed());
+                    }
                     self.on_initialized(ctx);
                 }
             }
@@ -77,10 +78,15 @@ impl SessionActor {
             CliMessage::ControlRequest {
                 request_id,
                 subtype,
+                request,
+            } if subtype == "mcp_message" => self.on_mcp_message(request_id, request, ctx),
+            CliMessage::ControlRequest {
+                request_id,
+                subtype,
                 ..
             } => {
-                // Hooks and SDK MCP servers are not configured, so nothing
-                // else should ask; answer so the CLI never waits on us.
+                // Hooks are not configured, so nothing else should ask;
+                // answer so the CLI never waits on us.
                 if let Some(live) = self.process.live() {
                     live.handle.send_line(protocol::control_error_line(
                         &request_id,
@@ -89,8 +95,12 @@ impl SessionActor {
                 }
             }
             CliMessage::Init {
-                session_id: cli_id, ..
+                session_id: cli_id,
+                mcp_servers,
+                mcp_tools,
+                ..
             } => {
+                self.note_mcp(mcp_servers, mcp_tools);
                 let changed = cli_id != self.session.cli_session_id;
                 if !cli_id.is_empty() && (changed || !self.session.cli_session_stored) {
                     self.session.cli_session_id = cli_id.clone();
@@ -145,10 +155,14 @@ impl SessionActor {
                 }
             }
             CliMessage::Result(result) => {
+                if self.priming_result(result.total_cost_usd, ctx) {
+                    return;
+                }
                 self.cancel_approvals();
                 let Some(mut running) = self.head.take_running() else {
                     return;
                 };
+                running.answered();
                 let total = usd_to_micros(result.total_cost_usd);
                 let cost = match self.process.live_mut() {
                     Some(live) => {
@@ -163,6 +177,19 @@ impl SessionActor {
                     running.finish(&mut self.hub, &self.session, &result, cost, |calls| {
                         gateway.cost_micros(calls)
                     });
+                if let Some(step) = self.job_git_step(&running, &outcome) {
+                    // The queue waits: the next turn must not change the
+                    // worktree while it is committed and pushed.
+                    ctx.wait(step.into_actor(self).map(move |done, act, ctx| {
+                        for event in done.events.clone() {
+                            running.emit(&mut act.hub, event);
+                        }
+                        running.git_step = Some(done);
+                        act.persist(running, outcome, true);
+                        act.advance(ctx);
+                    }));
+                    return;
+                }
                 self.persist(running, outcome, true);
                 self.advance(ctx);
             }

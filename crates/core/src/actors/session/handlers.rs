@@ -6,8 +6,8 @@ use actix::{ActorContext, ActorFutureExt, Context, Handler, ResponseFuture, Wrap
 use super::approvals::ResolveError;
 use super::hub::to_stream_event;
 use super::messages::{
-    Advance, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, Interrupt, InterruptReply,
-    ResolveApproval, SlotGranted, Subscribe, Subscription, TurnGranted,
+    Advance, Announce, CancelJob, CancelReply, Close, Drain, Enqueue, Evict, Interrupt,
+    InterruptReply, ResolveApproval, SlotGranted, Subscribe, Subscription, TurnGranted,
 };
 use super::running::StopReason;
 use super::{Draining, Head, Intake, Process, SessionActor};
@@ -37,6 +37,9 @@ impl Handler<TurnGranted> for SessionActor {
     fn handle(&mut self, _: TurnGranted, ctx: &mut Context<Self>) {
         self.wake(ctx);
         self.head = Head::Permitted;
+        if let Some(turn) = self.queue.front_mut() {
+            turn.clock.permitted = Some(std::time::Instant::now());
+        }
         if self.queue.is_empty() {
             self.release_permit();
             return;
@@ -89,17 +92,21 @@ impl Handler<Evict> for SessionActor {
 impl Handler<Close> for SessionActor {
     type Result = actix::ResponseActFuture<Self, ()>;
 
-    /// Answers once the actor has stopped; an idle process is retired
-    /// gracefully (transcript complete) first, a busy one is killed. What
+    /// Answers once the actor has stopped and its process is reaped; an idle
+    /// process is retired gracefully (transcript complete) first, a busy one
+    /// is killed. What
     /// was still open is stored before the answer, so whoever closed the
     /// session (deleting it) finds no write still to come.
     fn handle(&mut self, _: Close, _: &mut Context<Self>) -> Self::Result {
         self.intake = Intake::Closed;
-        let retiring = if self.is_idle() {
-            self.take_for_retirement()
+        // An idle process finishes its transcript; a busy one is killed at
+        // once. Either way the answer waits until it is reaped.
+        let grace = if self.is_idle() {
+            super::lifecycle::RETIRE_GRACE
         } else {
-            None
+            std::time::Duration::ZERO
         };
+        let retiring = self.take_for_retirement(grace);
         Box::pin(
             async move {
                 if let Some(retiring) = retiring {
@@ -221,6 +228,34 @@ impl Handler<ResolveApproval> for SessionActor {
         Box::pin(async move {
             flushed.await;
             resolved
+        })
+    }
+}
+
+impl Handler<Announce> for SessionActor {
+    type Result = ResponseFuture<()>;
+
+    /// Resolves once the event is stored (a client that reads the events
+    /// after the call finds it).
+    fn handle(&mut self, msg: Announce, _ctx: &mut Context<Self>) -> Self::Result {
+        let (row, event) = self.hub.number(msg.0);
+        // Stored before told, like a turn's events.
+        let gate = self.hub.gate();
+        self.hub.publish(event, None);
+        let rows = vec![row];
+        let (stored_tx, stored) = tokio::sync::oneshot::channel();
+        self.writer.write(
+            move |c| {
+                crate::db::models::event::insert_all(c, &rows)?;
+                Ok(true)
+            },
+            Some(Box::new(move |_| {
+                gate.open();
+                let _ = stored_tx.send(());
+            })),
+        );
+        Box::pin(async move {
+            let _ = stored.await;
         })
     }
 }

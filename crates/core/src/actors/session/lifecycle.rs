@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::upward::{ReleaseSlot, RequestSlot};
@@ -19,7 +18,7 @@ use crate::domain::turn::TurnError;
 use crate::spec::LaunchSpec;
 
 /// How long an idle process may take to exit once its stdin is closed.
-const RETIRE_GRACE: Duration = Duration::from_secs(5);
+pub(super) const RETIRE_GRACE: Duration = Duration::from_secs(5);
 
 impl SessionActor {
     /// Asks the supervisor for a live-process slot (granted with `SlotGranted`).
@@ -72,11 +71,13 @@ impl SessionActor {
         let disk = self.disk_status();
         // The launch is logged in the span of the turn that asked for it.
         let span = self.span();
+        let preparing = Instant::now();
         ctx.wait(
             async move { (prepared.await, disk.await) }
                 .into_actor(self)
                 .map(move |(prepared, disk), act, ctx| {
                     let _entered = span.enter();
+                    crate::metrics::process_start_step("prepare", preparing.elapsed());
                     if !matches!(act.process, Process::Preparing) {
                         return;
                     }
@@ -135,7 +136,10 @@ impl SessionActor {
             file_size_max,
         };
         self.generation += 1;
+        let confining = Instant::now();
         let started = self.confine(&plan, owner).and_then(|confinement| {
+            crate::metrics::process_start_step("confine", confining.elapsed());
+            let spawning = Instant::now();
             // One stream per process: it ends when the process's output
             // does, so a stopped process leaves nothing that keeps the
             // actor alive.
@@ -151,6 +155,7 @@ impl SessionActor {
             ctx.add_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(
                 output_rx,
             ));
+            crate::metrics::process_start_step("spawn", spawning.elapsed());
             Ok(handle)
         });
         match started {
@@ -159,19 +164,27 @@ impl SessionActor {
                 crate::metrics::cli_spawned();
                 self.runtime.note_spawn();
                 let request_id = self.next_control_id();
-                let line = protocol::control_request_line(
-                    &request_id,
-                    json!({"subtype": "initialize", "hooks": null}),
-                );
+                let line = protocol::control_request_line(&request_id, protocol::initialize(&spec));
                 handle.send_line(line);
                 self.pending_control
                     .insert(request_id, PendingControl::Initialize);
+                // Started ahead of any turn on a new conversation: primed
+                // once initialised (see `priming`).
+                let priming = if self.runtime.settings.sessions.warm_prime
+                    && self.queue.is_empty()
+                    && matches!(plan.conversation, Conversation::New(_))
+                {
+                    super::priming::Priming::Wanted
+                } else {
+                    super::priming::Priming::Off
+                };
                 self.process = Process::Starting(LiveProcess {
                     handle,
                     model_grant,
                     spec,
                     started: Instant::now(),
                     reported_cost_micros: 0,
+                    priming,
                 });
             }
             Err(e) => self.launch_failed(e, ctx),
@@ -206,13 +219,23 @@ impl SessionActor {
             tenant_id: self.session.tenant_id.clone(),
             session_id: self.session.id.clone(),
         };
+        // The tenant's git mirrors, read-only: a worktree's objects live there.
+        let mut read_only = plan.spec.add_dirs.clone();
+        let mirrors = crate::git::mirror::tenant_dir(
+            &self.runtime.settings.storage.data_dir,
+            &self.session.tenant_id,
+        );
+        if mirrors.is_dir() {
+            read_only.push(mirrors);
+        }
         let mounts = crate::sandbox::Mounts {
             cli: &plan.cli_path,
             workspace: (&workspace, &plan.workspace),
             config_dir: (&config, &plan.config_dir),
-            add_dirs: &plan.spec.add_dirs,
+            add_dirs: &read_only,
             owner,
             tenant: Some(&tenant),
+            offline: false,
         };
         let group = format!("{}-{}", self.session.id, self.generation);
         sandbox.confine(&mounts, Some(&group))
@@ -223,8 +246,12 @@ impl SessionActor {
         format!("req_{}_{}", self.generation, self.control_counter)
     }
 
-    /// `initialize` answered (or refused: the CLI works without it).
+    /// `initialize` answered (or refused: the CLI works without it), or
+    /// the priming exchange done: the process takes turns.
     pub(super) fn on_initialized(&mut self, ctx: &mut Context<Self>) {
+        if self.begin_priming() {
+            return;
+        }
         if let Process::Starting(_) = self.process {
             if let Process::Starting(live) = std::mem::replace(&mut self.process, Process::Slot) {
                 self.process = Process::Ready(live);
@@ -242,7 +269,7 @@ impl SessionActor {
         ctx: &mut Context<Self>,
         then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
     ) {
-        let retiring = self.take_for_retirement();
+        let retiring = self.take_for_retirement(RETIRE_GRACE);
         ctx.wait(
             async move {
                 if let Some(retiring) = retiring {
@@ -257,7 +284,9 @@ impl SessionActor {
     /// Detaches the live process (its slot stays held); the future retires it.
     pub(super) fn take_for_retirement(
         &mut self,
+        grace: Duration,
     ) -> Option<impl std::future::Future<Output = ()> + 'static> {
+        self.priming_lost();
         let live = match std::mem::replace(&mut self.process, Process::Slot) {
             Process::Starting(live) | Process::Ready(live) => live,
             other => {
@@ -267,12 +296,13 @@ impl SessionActor {
         };
         self.pending_control.clear();
         self.generation += 1;
-        Some(live.handle.retire(RETIRE_GRACE))
+        Some(live.handle.retire(grace))
     }
 
     /// Kills the process group (its slot stays held); its late output is
     /// ignored by generation.
     pub(super) fn stop_process(&mut self) {
+        self.priming_lost();
         match std::mem::replace(&mut self.process, Process::Slot) {
             Process::Starting(mut live) | Process::Ready(mut live) => live.handle.kill(),
             other => self.process = other,
@@ -309,6 +339,7 @@ impl SessionActor {
     ) {
         let stderr = self.stderr_tail();
         let was_ready = matches!(self.process, Process::Ready(_));
+        self.priming_lost();
         // Already gone: nothing to kill, only the slot to give back.
         self.process = Process::Slot;
         self.pending_control.clear();

@@ -115,3 +115,9 @@ pub struct ResolveApproval {
 pub struct ChangeWorkspace {
     pub workspace: std::path::PathBuf,
 }
+
+/// Numbers, stores and publishes an event that is not a turn's (the
+/// server's git work on the session).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Announce(pub crate::domain::event::StreamEvent);

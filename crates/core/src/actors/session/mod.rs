@@ -23,8 +23,11 @@ mod cli_events;
 mod disk_watch;
 mod handlers;
 pub mod hub;
+mod job_git;
 mod lifecycle;
+pub mod mcp;
 pub mod messages;
+mod priming;
 mod queue;
 pub mod relocation;
 mod running;
@@ -89,6 +92,14 @@ pub struct SessionActor {
     awake: Option<Awake>,
     /// A disk measurement for the watchdog is under way.
     disk_check_running: bool,
+    /// The CLI session id of a priming exchange: its transcript frames are
+    /// not the conversation's and are not stored.
+    primed_away: Option<String>,
+    /// The MCP session id each relayed server gave, with the process
+    /// generation it belongs to.
+    mcp_sessions: HashMap<String, (u64, String)>,
+    /// What the CLI last said of its MCP servers.
+    mcp_seen: Option<mcp::McpSeen>,
 }
 
 /// Where the session's CLI process is.
@@ -207,6 +218,8 @@ struct LiveProcess {
     started: Instant,
     /// The CLI reports cost cumulatively per process; turns are charged the delta.
     reported_cost_micros: i64,
+    /// Where the priming exchange of a new process stands (see `priming`).
+    priming: priming::Priming,
 }
 
 enum PendingControl {
@@ -267,6 +280,9 @@ impl SessionActor {
             reported_queue: 0,
             awake: None,
             disk_check_running: false,
+            primed_away: None,
+            mcp_sessions: HashMap::new(),
+            mcp_seen: None,
         }
     }
 
@@ -392,10 +408,16 @@ pub fn job_turn(job: &crate::db::models::job::Job) -> Turn {
     Turn {
         job_id: Some(job.id.clone()),
         message: job.message.clone(),
+        attachments: job
+            .attachments
+            .as_deref()
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or_default(),
         overrides: serde_json::from_str(&job.overrides).unwrap_or_default(),
         subscriber: None,
         reply: None,
         span: tracing::info_span!("job", job_id = %job.id),
         approvals: None,
+        clock: crate::domain::turn::TurnClock::start(),
     }
 }

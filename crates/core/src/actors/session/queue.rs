@@ -179,7 +179,11 @@ impl SessionActor {
         // From here the process's model calls are this turn's to pay.
         let meter = live.model_grant.meter();
         meter.open_turn();
-        let sent = live.handle.send_line(protocol::user_line(&turn.message));
+        let mut turn = turn;
+        let sent = live
+            .handle
+            .send_line(protocol::user_line_with(&turn.message, &turn.attachments));
+        turn.clock.written = Some(Instant::now());
         if let Some(job_id) = turn.job_id.clone() {
             // `job_status: running` is heard once the job row says so.
             let gate = self.hub.gate();
@@ -281,6 +285,8 @@ impl SessionActor {
         let spool = crate::db::spool::dir(&self.runtime.settings.storage.data_dir);
         let webhooks = self.runtime.webhooks.clone();
         let gate = self.hub.gate();
+        let clock = running.clock();
+        let span = running.span().clone();
         running.announce_end(&self.hub, outcome);
         self.writer.write_or_keep(
             move |c| crate::db::models::turn::record(c, &record),
@@ -290,6 +296,7 @@ impl SessionActor {
                     webhooks.do_send(crate::actors::webhooks::Wake);
                 }
                 gate.open();
+                report_stages(&clock, &span);
             })),
         );
     }
@@ -363,4 +370,28 @@ impl SessionActor {
             }
         }
     }
+}
+
+/// The turn's time, step by step: a metric per stage, and one line at
+/// debug level in the turn's span (`LOG_LEVEL=…,claude_code_api_core=debug`).
+fn report_stages(clock: &crate::domain::turn::TurnClock, span: &tracing::Span) {
+    let stages = clock.stages(Instant::now());
+    for (stage, took) in &stages {
+        crate::metrics::turn_stage(stage, *took);
+    }
+    let ms = |stage: &str| {
+        stages
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map_or(-1.0, |(_, d)| d.as_secs_f64() * 1000.0)
+    };
+    let _entered = span.enter();
+    tracing::debug!(
+        permit_ms = ms("permit"),
+        cli_write_ms = ms("cli_write"),
+        first_output_ms = ms("first_output"),
+        answer_ms = ms("answer"),
+        store_ms = ms("store"),
+        "turn stages"
+    );
 }

@@ -37,7 +37,7 @@ impl Handler<ChangeWorkspace> for SessionActor {
         // The process runs in the old directory: retire it (stdin closed, so
         // it finishes writing its transcript) and copy only once it has
         // exited; the next turn starts a process in the new directory.
-        let retiring = self.take_for_retirement();
+        let retiring = self.take_for_retirement(super::lifecycle::RETIRE_GRACE);
         let config_dir = self.runtime.cli_config_dir(&self.session.tenant_id);
         let (folder, file) =
             command::transcript_location(&msg.workspace, &self.session.cli_session_id);

@@ -42,6 +42,8 @@ pub struct Running {
     /// Set once the turn ends: its closing events, published only once the
     /// turn's record is stored.
     closing: Option<Vec<NumberedEvent>>,
+    /// What the job's git step did, once it ran.
+    pub git_step: Option<crate::actors::JobGitOutcome>,
 }
 
 /// What the gateway metered for a turn's model calls.
@@ -91,6 +93,7 @@ impl Running {
             meter: None,
             client,
             closing: None,
+            git_step: None,
         }
     }
 
@@ -99,9 +102,30 @@ impl Running {
         &self.turn.span
     }
 
+    /// When the turn passed each step so far.
+    pub fn clock(&self) -> crate::domain::turn::TurnClock {
+        self.turn.clock
+    }
+
+    /// The CLI wrote a line while this turn runs.
+    pub fn saw_output(&mut self) {
+        let now = Instant::now();
+        self.last_output = now;
+        self.turn.clock.first_output.get_or_insert(now);
+    }
+
+    /// The CLI's `result` for this turn arrived.
+    pub fn answered(&mut self) {
+        self.turn.clock.answered.get_or_insert(Instant::now());
+    }
+
     /// Time since the turn started running.
     pub fn elapsed(&self) -> std::time::Duration {
         self.started.elapsed()
+    }
+
+    pub fn message(&self) -> &str {
+        &self.turn.message
     }
 
     pub fn job_id(&self) -> Option<&str> {
@@ -351,11 +375,18 @@ impl Running {
                 Some(json!(response).to_string()),
                 Some("the turn was interrupted".to_owned()),
             ),
-            Ok(response) => (
-                crate::domain::job::DONE,
-                Some(json!(response).to_string()),
-                None,
-            ),
+            Ok(response) => match &self.git_step {
+                Some(step) if step.failure.is_some() => (
+                    crate::domain::job::FAILED,
+                    Some(json!(response).to_string()),
+                    step.failure.clone(),
+                ),
+                _ => (
+                    crate::domain::job::DONE,
+                    Some(json!(response).to_string()),
+                    None,
+                ),
+            },
             Err(TurnError::Closed) => return None,
             Err(TurnError::Cancelled) => (
                 crate::domain::job::CANCELLED,
@@ -377,7 +408,17 @@ impl Running {
             cost_micros: self.cost_micros,
             duration_ms,
             tools_used,
+            git: self.git_step.as_ref().map(|step| step.git.to_string()),
         })
+    }
+
+    /// The job's git step, when its turn asked for one.
+    pub fn git_options(&self) -> Option<&crate::domain::job::JobGit> {
+        self.turn
+            .overrides
+            .git
+            .as_ref()
+            .filter(|_| self.turn.job_id.is_some())
     }
 
     /// Publishes the closing events, then answers the waiting client and

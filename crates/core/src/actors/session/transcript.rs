@@ -22,6 +22,10 @@ impl SessionActor {
         let cli_session_id = mirror
             .cli_session_id()
             .map_or_else(|| self.session.cli_session_id.clone(), str::to_owned);
+        // The priming exchange's throwaway conversation (see `priming`).
+        if self.primed_away.as_deref() == Some(cli_session_id.as_str()) {
+            return;
+        }
         let session_id = self.session.id.clone();
         let entries = mirror.entries;
         self.transcripts.write(

@@ -34,6 +34,10 @@ pub struct Job {
     pub created_at: NaiveDateTime,
     pub started_at: Option<NaiveDateTime>,
     pub completed_at: Option<NaiveDateTime>,
+    /// What the job's git step did (JSON), when it asked for one.
+    pub git: Option<String>,
+    /// Its images and documents (JSON of `Attachment`s), when it has any.
+    pub attachments: Option<String>,
 }
 
 impl Job {
@@ -60,6 +64,11 @@ impl Job {
             created_at: timestamp(&job.created_at),
             started_at: job.started_at.as_ref().map(timestamp),
             completed_at: job.completed_at.as_ref().map(timestamp),
+            git: job
+                .git
+                .as_deref()
+                .and_then(|g| serde_json::from_str(g).ok())
+                .unwrap_or(Value::Null),
         }
     }
 }
@@ -74,6 +83,9 @@ pub struct JobCompletion {
     pub cost_micros: i64,
     pub duration_ms: i64,
     pub tools_used: String,
+    /// What the job's git step did (JSON), when it asked for one.
+    #[serde(default)]
+    pub git: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConnection, job: &Job) -> DbResult<()> {
@@ -92,6 +104,26 @@ pub fn find(
         .filter(jobs::tenant_id.eq(tenant.as_str()))
         .filter(jobs::session_id.eq(session_id))
         .select(Job::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The tenant's job `id` of the session named `session_name`, with that
+/// session, in one query (a status poll's whole read).
+pub fn find_with_session(
+    conn: &mut DbConnection,
+    tenant: &TenantId,
+    session_name: &str,
+    id: &str,
+) -> DbResult<Option<(Job, super::session::Session)>> {
+    use crate::db::schema::sessions;
+    Ok(jobs::table
+        .inner_join(sessions::table)
+        .filter(jobs::id.eq(id))
+        .filter(jobs::tenant_id.eq(tenant.as_str()))
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .filter(sessions::name.eq(session_name))
+        .select((Job::as_select(), super::session::Session::as_select()))
         .first(conn)
         .optional()?)
 }
@@ -152,6 +184,7 @@ pub fn complete(conn: &mut DbConnection, done: &JobCompletion) -> DbResult<Optio
         jobs::cost_micros.eq(jobs::cost_micros + done.cost_micros),
         jobs::duration_ms.eq(done.duration_ms),
         jobs::tools_used.eq(&done.tools_used),
+        jobs::git.eq(&done.git),
         jobs::completed_at.eq(crate::db::now()),
     ))
     .execute(conn)?;

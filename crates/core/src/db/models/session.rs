@@ -132,22 +132,26 @@ pub fn list(
 
 /// Deletes the session (history and events go with it); `false` if absent.
 pub fn delete(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbResult<bool> {
-    use crate::db::schema::{events, jobs, messages};
-    crate::db::write_transaction(conn, |conn| {
-        let owned: i64 = sessions::table
-            .filter(sessions::id.eq(id))
-            .filter(sessions::tenant_id.eq(tenant.as_str()))
-            .count()
-            .get_result(conn)?;
-        if owned == 0 {
-            return Ok(false);
-        }
-        diesel::delete(events::table.filter(events::session_id.eq(id))).execute(conn)?;
-        diesel::delete(messages::table.filter(messages::session_id.eq(id))).execute(conn)?;
-        diesel::delete(jobs::table.filter(jobs::session_id.eq(id))).execute(conn)?;
-        diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn)?;
-        Ok(true)
-    })
+    crate::db::write_transaction(conn, |conn| delete_rows(conn, tenant, id))
+}
+
+/// `delete`'s statements, for a caller that holds a write transaction.
+pub fn delete_rows(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbResult<bool> {
+    use crate::db::schema::{events, jobs, messages, session_repos};
+    let owned: i64 = sessions::table
+        .filter(sessions::id.eq(id))
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .count()
+        .get_result(conn)?;
+    if owned == 0 {
+        return Ok(false);
+    }
+    diesel::delete(events::table.filter(events::session_id.eq(id))).execute(conn)?;
+    diesel::delete(messages::table.filter(messages::session_id.eq(id))).execute(conn)?;
+    diesel::delete(jobs::table.filter(jobs::session_id.eq(id))).execute(conn)?;
+    diesel::delete(session_repos::table.filter(session_repos::session_id.eq(id))).execute(conn)?;
+    diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn)?;
+    Ok(true)
 }
 
 /// Remembers the CLI's own session id, used for `--resume` on respawn.

@@ -191,12 +191,24 @@ pub fn count_active_keys(conn: &mut DbConnection) -> DbResult<i64> {
         .get_result(conn)?)
 }
 
-/// The active key with this hash, if any.
-pub fn find_active_key(conn: &mut DbConnection, key_hash: &str) -> DbResult<Option<ApiKey>> {
+/// An active key with its tenant's own rate limit: (key, requests, window
+/// seconds).
+pub type KeyWithLimits = (ApiKey, Option<i64>, Option<i64>);
+
+/// An active key with its tenant's own rate limit, in one query.
+pub fn find_active_key_with_limits(
+    conn: &mut DbConnection,
+    key_hash: &str,
+) -> DbResult<Option<KeyWithLimits>> {
     Ok(api_keys::table
+        .inner_join(tenants::table)
         .filter(api_keys::key_hash.eq(key_hash))
         .filter(api_keys::revoked_at.is_null())
-        .select(ApiKey::as_select())
+        .select((
+            ApiKey::as_select(),
+            tenants::rate_limit_requests,
+            tenants::rate_limit_window_seconds,
+        ))
         .first(conn)
         .optional()?)
 }

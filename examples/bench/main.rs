@@ -18,6 +18,19 @@
 //! [TURNS] [FRESH_RUNS]` (defaults 50 and 10; the server's binary is the
 //! sandbox's relay). Prints median and p90 of each and the ratios.
 //!
+//! It starts with the reads (`reads.rs`): requests per second and p99 of
+//! `/health`, an authenticated list and get and a job status poll, and a
+//! warm turn's time on the server step by step. `… --example bench --
+//! reads [SECONDS]` runs only those (default 5 s per row). Then the
+//! fan-out (`fanout.rs`): 500 event-stream subscribers on 50 sessions
+//! running turns on the fake CLI; `… -- fanout [SESSIONS] [PER_SESSION]`
+//! runs only that (build the fake CLI first: `cargo build --release -p
+//! claude-code-api-testkit --examples`). Then the turn that resumes an
+//! evicted session, sandbox on and off, with its start step by step
+//! (`resume.rs`; `… -- resume [RUNS]` alone). `… -- repo [MB]` (`repos.rs`)
+//! times sessions from a large repository: the first (the mirror cloned)
+//! against later ones (a worktree borrowing its objects), with their disk.
+//!
 //! `cargo run --release --example bench -- idle [SESSIONS] [CHATTED]`
 //! (defaults 10000 and 20), in a process of its own: CHATTED sessions each
 //! get one turn, then SESSIONS more are created and their event stream
@@ -26,6 +39,12 @@
 //! live in this process).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fanout;
+mod load;
+mod reads;
+mod repos;
+mod resume;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -110,6 +129,16 @@ impl BenchServer {
         extra: &[(&str, &str)],
     ) -> BenchServer {
         let suffix: String = extra.iter().map(|(k, v)| format!("-{k}={v}")).collect();
+        // A path in a value (or a long list) would make the folder's path too
+        // long for the gateway's socket: a short digest of it instead.
+        let suffix = if suffix.len() > 40 || suffix.contains('/') {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            suffix.hash(&mut h);
+            format!("-{:x}", h.finish())
+        } else {
+            suffix
+        };
         let root = root.join(format!("server-{sandbox}{suffix}"));
         let mut vars = BTreeMap::new();
         let mut set = |k: &str, v: String| {
@@ -502,6 +531,39 @@ async fn main() {
         idle_after_many(&mock, root.path(), sessions, chatted).await;
         return;
     }
+    if args.peek().map(String::as_str) == Some("fanout") {
+        args.next();
+        let sessions = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
+        let per_session = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+        let root = tempfile::tempdir().unwrap();
+        let mock = MockModel::start();
+        fanout::run(&mock, root.path(), sessions, per_session, 5).await;
+        return;
+    }
+    if args.peek().map(String::as_str) == Some("repo") {
+        args.next();
+        let mb = args.next().and_then(|a| a.parse().ok()).unwrap_or(500);
+        let root = tempfile::tempdir().unwrap();
+        let mock = MockModel::start();
+        repos::run(&mock, root.path(), mb).await;
+        return;
+    }
+    if args.peek().map(String::as_str) == Some("resume") {
+        args.next();
+        let runs = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+        let root = tempfile::tempdir().unwrap();
+        let mock = MockModel::start();
+        resume::run(&mock, root.path(), runs).await;
+        return;
+    }
+    if args.peek().map(String::as_str) == Some("reads") {
+        args.next();
+        let seconds = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
+        let root = tempfile::tempdir().unwrap();
+        let mock = MockModel::start();
+        reads::run(&mock, root.path(), seconds, 50).await;
+        return;
+    }
     let turns: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
     let fresh_runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
     let root = tempfile::tempdir().unwrap();
@@ -511,6 +573,10 @@ async fn main() {
         "Claude Code CLI {} against the mock model; {turns} warm turns, {fresh_runs} fresh runs\n",
         String::from_utf8_lossy(&version.stdout).trim()
     );
+
+    reads::run(&mock, root.path(), 5, turns).await;
+    fanout::run(&mock, root.path(), 50, 10, 5).await;
+    resume::run(&mock, root.path(), fresh_runs).await;
 
     let boxed = BenchServer::start(&mock, root.path(), "bwrap").await;
     let unboxed = BenchServer::start(&mock, root.path(), "off").await;
@@ -651,4 +717,10 @@ async fn main() {
         tw_med - tc_med,
         tw_p90 - tc_p90
     );
+    println!(
+        "first turn 1 s after create / warm turn (sandbox off): {:.2}x median (goal ≤ 1.5x)",
+        tw_med / u_med
+    );
+    println!();
+    reads::print_process_starts();
 }

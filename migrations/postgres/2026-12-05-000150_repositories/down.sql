@@ -1,0 +1,2 @@
+DROP TABLE session_repos;
+DROP TABLE repos;

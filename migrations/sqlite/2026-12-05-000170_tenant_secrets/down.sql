@@ -1,0 +1,2 @@
+DROP TABLE tenant_secrets;
+ALTER TABLE repos DROP COLUMN credential_secret;
