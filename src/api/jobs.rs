@@ -56,6 +56,9 @@ pub struct CreateJob {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     mcp_servers: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// This job's own choice of the session's `strict_mcp_config`.
+    #[serde(default)]
+    strict_mcp_config: Option<bool>,
 }
 
 /// Queues a job: answered 202 once written, run in the session's queue with
@@ -111,6 +114,7 @@ pub async fn create_job(
                 git: body.git,
                 agents: body.agents,
                 mcp_servers: body.mcp_servers,
+                strict_mcp_config: body.strict_mcp_config,
             },
         );
         let reply = Reply::Job {

@@ -299,11 +299,11 @@ fn complete(doc: &mut Value) {
     // MCP servers by name: remote (relayed) or stdio, as `domain::mcp` takes them.
     let no_nul = json!({"type": "string", "pattern": "^[^\\x00]*$"});
     components["schemas"]["McpServer"] = json!({
-        "description": "An MCP server: `http` is reached through the server, which adds the headers (a value, or `{\"secret\": NAME}` for a tenant secret); `stdio` runs in the sandbox with what it is given.",
+        "description": "An MCP server: `http` (streamable HTTP) and `sse` (the older HTTP+SSE) are reached through the server, which adds the headers (a value, or `{\"secret\": NAME}` for a tenant secret); `stdio` runs in the sandbox with what it is given.",
         "oneOf": [
             {"type": "object", "required": ["type", "url"], "additionalProperties": false,
              "properties": {
-                "type": {"type": "string", "const": "http"},
+                "type": {"type": "string", "enum": ["http", "sse"]},
                 "url": {"type": "string", "maxLength": 2048, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\x00]*$"},
                 "headers": {
                     "type": "object",

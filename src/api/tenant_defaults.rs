@@ -45,6 +45,9 @@ pub struct TenantDefaults {
     /// As a session's `agents`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     agents: Option<BTreeMap<String, AgentSpec>>,
+    /// As a session's `strict_mcp_config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    strict_mcp_config: Option<bool>,
 }
 
 impl TenantDefaults {
@@ -60,6 +63,7 @@ impl TenantDefaults {
             disallowed_tools: self.disallowed_tools,
             mcp_servers: self.mcp_servers,
             agents: self.agents,
+            strict_mcp_config: self.strict_mcp_config,
             ..SessionSpec::default()
         }
     }
@@ -78,6 +82,7 @@ impl TenantDefaults {
             disallowed_tools: spec.disallowed_tools,
             mcp_servers,
             agents: spec.agents,
+            strict_mcp_config: spec.strict_mcp_config,
         }
     }
 }

@@ -417,6 +417,7 @@ async fn a_file_attachment_never_follows_the_agents_links() {
 struct GlossaryServer {
     child: std::process::Child,
     port: u16,
+    path: &'static str,
 }
 
 impl Drop for GlossaryServer {
@@ -427,8 +428,9 @@ impl Drop for GlossaryServer {
 }
 
 impl GlossaryServer {
-    /// `None` (after saying why) when the `mcp` package cannot be installed.
-    async fn start(expected: &str) -> Option<GlossaryServer> {
+    /// Serves `transport` (`http` or `sse`); `None` (after saying why)
+    /// when the `mcp` package cannot be installed.
+    async fn start(expected: &str, transport: &str) -> Option<GlossaryServer> {
         let python = match crate::python::python_with(&[crate::python::MCP]) {
             Ok(python) => python,
             Err(why) => {
@@ -436,44 +438,61 @@ impl GlossaryServer {
                 return None;
             }
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/api/py/mcp_lookup_server.py");
-        let child = std::process::Command::new(python)
+        let mut child = std::process::Command::new(python)
             .arg(script)
-            .arg(port.to_string())
             .arg(expected)
+            .arg(transport)
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let server = GlossaryServer { child, port };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Some(server);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("the MCP server did not start on port {port}");
+        // Its first line is the port it listens on (taken and held by itself).
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+                .map(|_| line)
+        });
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), line)
+            .await
+            .expect("the MCP server named its port within 60 s")
+            .unwrap()
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the MCP server's first line: {line:?}"));
+        let path = if transport == "sse" { "/sse" } else { "/mcp" };
+        Some(GlossaryServer { child, port, path })
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/mcp", self.port)
+        format!("http://127.0.0.1:{}{}", self.port, self.path)
     }
+}
+
+/// Lets tenant alice's agents (and so the MCP relay) reach loopback.
+async fn allow_loopback(app: &TestApp) {
+    let res = app
+        .client
+        .put(app.url("/api/v1/admin/tenants/alice/egress"))
+        .header("X-API-Key", ADMIN)
+        .json(&json!({"allowed_hosts": ["127.0.0.1"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }
 
 #[actix_web::test]
 async fn a_remote_mcp_server_is_reached_through_the_server_with_a_secret_the_agent_never_sees() {
     const TOKEN: &str = "mcp-token-MARK-4417";
-    let Some(glossary) = GlossaryServer::start(&format!("Bearer {TOKEN}")).await else {
+    let Some(glossary) = GlossaryServer::start(&format!("Bearer {TOKEN}"), "http").await else {
         return;
     };
     let app = TestApp::spawn_with(Options::default().var("MCP_ALLOWED_HOSTS", "127.0.0.1")).await;
+    allow_loopback(&app).await;
     let res = app
         .client
         .put(app.url("/api/v1/secrets/GLOSSARY_TOKEN"))
@@ -515,14 +534,14 @@ async fn a_remote_mcp_server_is_reached_through_the_server_with_a_secret_the_age
             "[[tool mcp__glossary__lookup]]{\"word\": \"zebra\"}[[/tool]]",
         )
         .await;
+    let status = get_json(&app, "/api/v1/sessions/glossary/mcp", ALICE).await;
     assert!(
         answer["content"]
             .as_str()
             .unwrap()
             .contains("glossary entry for zebra: LOOKUP-ANSWER-7731"),
-        "{answer}"
+        "{answer}\nMCP status: {status}"
     );
-    let status = get_json(&app, "/api/v1/sessions/glossary/mcp", ALICE).await;
     let servers = status["data"].as_array().unwrap();
     let of = |name: &str| servers.iter().find(|s| s["name"] == name).unwrap().clone();
     assert_eq!(of("glossary")["status"], "connected", "{status}");
@@ -572,6 +591,141 @@ async fn a_remote_mcp_server_is_reached_through_the_server_with_a_secret_the_age
 }
 
 #[actix_web::test]
+async fn an_sse_mcp_server_is_relayed_only_where_the_egress_allowlist_lets_the_agent_go() {
+    const TOKEN: &str = "sse-token-MARK-2290";
+    let Some(glossary) = GlossaryServer::start(&format!("Bearer {TOKEN}"), "sse").await else {
+        return;
+    };
+    let app = TestApp::spawn_with(Options::default().var("MCP_ALLOWED_HOSTS", "127.0.0.1")).await;
+    let res = app
+        .client
+        .put(app.url("/api/v1/secrets/GLOSSARY_TOKEN"))
+        .header("X-API-Key", ALICE)
+        .json(&json!({"value": format!("Bearer {TOKEN}")}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let body = json!({
+        "name": "legacy",
+        "permission_mode": "bypassPermissions",
+        "mcp_servers": {"glossary": {"type": "sse", "url": glossary.url(),
+                        "headers": {"Authorization": {"secret": "GLOSSARY_TOKEN"}}}},
+    });
+    // The operator allows the host, but the tenant's allowlist does not list it.
+    refused_create(&app, body.clone(), "egress allowlist").await;
+    allow_loopback(&app).await;
+    app.create_session_with(ALICE, body).await;
+    let answer = app
+        .chat_ok(
+            ALICE,
+            "legacy",
+            "[[tool mcp__glossary__lookup]]{\"word\": \"yak\"}[[/tool]]",
+        )
+        .await;
+    let status = get_json(&app, "/api/v1/sessions/legacy/mcp", ALICE).await;
+    assert!(
+        answer["content"]
+            .as_str()
+            .unwrap()
+            .contains("glossary entry for yak: LOOKUP-ANSWER-7731"),
+        "{answer}\nMCP status: {status}"
+    );
+    assert_eq!(status["data"][0]["type"], "sse", "{status}");
+    assert_eq!(status["data"][0]["status"], "connected", "{status}");
+    let requests = serde_json::to_string(&app.mock.all_requests()).unwrap();
+    assert!(!requests.contains(TOKEN), "the token reached the model");
+
+    // Taken off the allowlist, the server is out of reach at the next message.
+    let res = app
+        .client
+        .put(app.url("/api/v1/admin/tenants/alice/egress"))
+        .header("X-API-Key", ADMIN)
+        .json(&json!({"allowed_hosts": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer = app
+        .chat_ok(
+            ALICE,
+            "legacy",
+            "[[tool mcp__glossary__lookup]]{\"word\": \"gnu\"}[[/tool]]",
+        )
+        .await;
+    assert!(
+        !answer["content"]
+            .as_str()
+            .unwrap()
+            .contains("glossary entry for gnu"),
+        "{answer}"
+    );
+}
+
+#[actix_web::test]
+async fn the_workspaces_mcp_json_is_used_only_when_strict_mcp_config_is_false() {
+    let app = TestApp::spawn_with(Options::default()).await;
+    app.create_session_with(
+        ALICE,
+        json!({"name": "strict", "permission_mode": "bypassPermissions"}),
+    )
+    .await;
+    // The agent writes a stdio server and a `.mcp.json` naming it.
+    app.chat_ok(
+        ALICE,
+        "strict",
+        &format!(
+            "[[write probe.sh]]{}[[/write]]",
+            crate::templates::MCP_PROBE
+        ),
+    )
+    .await;
+    app.chat_ok(
+        ALICE,
+        "strict",
+        r#"[[write .mcp.json]]{"mcpServers": {"proj": {"command": "sh", "args": ["probe.sh"]}}}[[/write]]"#,
+    )
+    .await;
+    let offered = |app: &TestApp| -> Vec<String> {
+        app.mock.requests().last().unwrap()["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    // A new process (a job with its own model) still ignores the file.
+    let run_job = |strict: Option<bool>| {
+        let mut body = json!({"message": "which tools?", "model": "claude-strict-test"});
+        if let Some(strict) = strict {
+            body["strict_mcp_config"] = json!(strict);
+        }
+        app.post("/api/v1/sessions/strict/jobs", ALICE, body).send()
+    };
+    for strict in [None, Some(false)] {
+        let res = run_job(strict).await.unwrap();
+        assert_eq!(res.status(), 202);
+        let job: Value = res.json().await.unwrap();
+        let done = app
+            .wait_job(ALICE, "strict", job["data"]["id"].as_str().unwrap(), 60)
+            .await;
+        assert_eq!(done["status"], "done", "{done}");
+        let tools = offered(&app);
+        assert_eq!(
+            tools.contains(&"mcp__proj__ping".to_owned()),
+            strict == Some(false),
+            "strict_mcp_config {strict:?}: {tools:?}"
+        );
+    }
+    let session = get_json(&app, "/api/v1/sessions/strict", ALICE).await;
+    assert_eq!(session["data"]["effective"]["strict_mcp_config"], true);
+    let loose = app
+        .create_session_with(ALICE, json!({"name": "loose", "strict_mcp_config": false}))
+        .await;
+    assert_eq!(loose["effective"]["strict_mcp_config"], false, "{loose}");
+}
+
+#[actix_web::test]
 async fn mcp_servers_are_checked_and_a_stdio_server_runs_in_the_sandbox() {
     let app = TestApp::spawn_with(Options::default()).await;
     // Internal addresses need the operator; the form is checked.
@@ -585,8 +739,8 @@ async fn mcp_servers_are_checked_and_a_stdio_server_runs_in_the_sandbox() {
             "MCP_ALLOWED_HOSTS",
         ),
         (
-            json!({"g": {"type": "sse", "url": "https://example.com/sse"}}),
-            "sse",
+            json!({"g": {"type": "ws", "url": "wss://example.com/mcp"}}),
+            "\"sse\"",
         ),
         (
             json!({"g": {"type": "http", "url": "https://example.com/mcp", "headers": {"Authorization": {"secret": "NOPE"}}}}),

@@ -39,6 +39,7 @@ impl SessionSpec {
             env: self.env.or_else(|| template.env.clone()),
             mcp_servers: merged_by_name(template.mcp_servers.as_ref(), self.mcp_servers.as_ref()),
             agents: merged_by_name(template.agents.as_ref(), self.agents.as_ref()),
+            strict_mcp_config: self.strict_mcp_config.or(template.strict_mcp_config),
         }
     }
 }
@@ -70,6 +71,7 @@ impl SessionSpec {
             env: self.env,
             mcp_servers: merged_by_name(defaults.mcp_servers.as_ref(), self.mcp_servers.as_ref()),
             agents: merged_by_name(defaults.agents.as_ref(), self.agents.as_ref()),
+            strict_mcp_config: self.strict_mcp_config.or(defaults.strict_mcp_config),
         }
     }
 }
@@ -108,8 +110,11 @@ pub struct LaunchSpec {
     pub disallowed_tools: Vec<String>,
     /// Added to the allowlisted environment of this session's process only.
     pub env: BTreeMap<String, String>,
-    /// Passed as `--mcp-config` with `--strict-mcp-config` when not empty.
+    /// Passed as `--mcp-config` when not empty.
     pub mcp_servers: BTreeMap<String, Value>,
+    /// Only `mcp_servers` (`--strict-mcp-config`), not the workspace's
+    /// `.mcp.json` as well.
+    pub strict_mcp_config: bool,
     /// Per-request cap (`CLAUDE_MAX_COST_PER_REQUEST`), as `--max-budget-usd`.
     pub max_budget_micros: Option<i64>,
     /// Operator-configured extra directories (`--add-dir`).
@@ -153,6 +158,10 @@ impl LaunchSpec {
             env: spec.env.clone().unwrap_or_default(),
             mcp_servers: merged_by_name(spec.mcp_servers.as_ref(), turn.mcp_servers.as_ref())
                 .unwrap_or_default(),
+            strict_mcp_config: turn
+                .strict_mcp_config
+                .or(spec.strict_mcp_config)
+                .unwrap_or(true),
             max_budget_micros: settings.tenancy.max_cost_per_request_micros,
             add_dirs: settings.sessions.add_dirs.clone(),
             json_schema: turn.json_schema.clone(),

@@ -82,6 +82,9 @@ pub struct Template {
     /// Subagents by name (`{description, prompt, tools?, model?}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<BTreeMap<String, crate::domain::agent::AgentSpec>>,
+    /// `false`: the CLI also uses the workspace's `.mcp.json` servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_mcp_config: Option<bool>,
 }
 
 /// A template is named by its file; a `name:` field would be ignored, so it

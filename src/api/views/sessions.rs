@@ -73,6 +73,11 @@ pub struct CreateSession {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     mcp_servers: Option<BTreeMap<String, serde_json::Value>>,
+    /// `false`: the CLI also uses the MCP servers of the workspace's
+    /// `.mcp.json` (stdio ones run in the sandbox); default `true`: only
+    /// `mcp_servers`.
+    #[serde(default)]
+    strict_mcp_config: Option<bool>,
 }
 
 /// A session as clients see it. Every spec field is present, `null` when
@@ -106,6 +111,7 @@ pub struct SessionData {
     mcp_servers: Option<std::collections::BTreeMap<String, serde_json::Value>>,
     /// Subagents by name: the template's with the session's laid over them.
     agents: Option<BTreeMap<String, AgentSpec>>,
+    strict_mcp_config: Option<bool>,
     /// What the session's CLI runs with: every field resolved from the
     /// session, its template and the server's defaults.
     effective: EffectiveConfig,
@@ -145,6 +151,8 @@ pub struct EffectiveConfig {
     #[schema(value_type = Object)]
     mcp_servers: BTreeMap<String, serde_json::Value>,
     agents: BTreeMap<String, AgentSpec>,
+    /// Only `mcp_servers`, not the workspace's `.mcp.json` as well.
+    strict_mcp_config: bool,
     /// The cap of one turn (`CLAUDE_MAX_COST_PER_REQUEST`), in USD.
     max_cost_per_turn: Option<f64>,
 }
@@ -165,6 +173,7 @@ impl EffectiveConfig {
             append_system_prompt: launch.append_system_prompt,
             mcp_servers: mcp_servers.unwrap_or_default(),
             agents: launch.agents,
+            strict_mcp_config: launch.strict_mcp_config,
             max_cost_per_turn: launch.max_budget_micros.map(micros_to_usd),
         }
     }
@@ -195,6 +204,7 @@ impl SessionData {
             env: spec.env,
             mcp_servers: spec.mcp_servers,
             agents: spec.agents,
+            strict_mcp_config: spec.strict_mcp_config,
             effective,
             cli_session_id: s.cli_session_id,
             budget: s.budget_micros.map(micros_to_usd),
@@ -291,6 +301,7 @@ impl CreateSession {
             env: None,
             mcp_servers: self.mcp_servers,
             agents: self.agents,
+            strict_mcp_config: self.strict_mcp_config,
         };
         Ok((self.name, spec))
     }

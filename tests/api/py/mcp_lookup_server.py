@@ -1,14 +1,18 @@
-"""A remote MCP server (streamable HTTP, the official SDK) that answers only
-requests carrying `Authorization: <expected>`: the tests' stand-in for a
-team's glossary service. Usage: mcp_lookup_server.py PORT EXPECTED_AUTHORIZATION"""
+"""A remote MCP server (the official SDK) that answers only requests carrying
+`Authorization: <expected>`: the tests' stand-in for a team's glossary
+service. Usage: mcp_lookup_server.py EXPECTED_AUTHORIZATION [http|sse]
+It listens on a free loopback port and prints that port as its first line.
+`http` serves streamable HTTP at /mcp, `sse` the older HTTP+SSE at /sse."""
 
+import socket
 import sys
 
 import uvicorn
 from mcp.server.fastmcp import FastMCP
 
-port, expected = int(sys.argv[1]), sys.argv[2].encode()
-server = FastMCP("glossary", host="127.0.0.1", port=port, log_level="WARNING")
+expected = sys.argv[1].encode()
+transport = sys.argv[2] if len(sys.argv) > 2 else "http"
+server = FastMCP("glossary", host="127.0.0.1", log_level="WARNING")
 
 
 @server.tool()
@@ -17,7 +21,7 @@ def lookup(word: str) -> str:
     return f"glossary entry for {word}: LOOKUP-ANSWER-7731"
 
 
-app = server.streamable_http_app()
+app = server.sse_app() if transport == "sse" else server.streamable_http_app()
 
 
 async def guarded(scope, receive, send):
@@ -29,4 +33,10 @@ async def guarded(scope, receive, send):
     await app(scope, receive, send)
 
 
-uvicorn.run(guarded, host="127.0.0.1", port=port, log_level="warning")
+# The port is taken here and kept: no other process can take it between a
+# choice and the bind.
+listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+uvicorn.Server(uvicorn.Config(guarded, log_level="warning")).run(sockets=[listener])

@@ -48,6 +48,10 @@ pub trait McpRelay: Send + Sync + std::fmt::Debug {
         message: serde_json::Value,
         mcp_session: Option<String>,
     ) -> futures_util::future::LocalBoxFuture<'static, McpRelayed>;
+
+    /// Ends an MCP session of a CLI process that is gone (its event stream
+    /// closed, or the server told).
+    fn close(&self, tenant_id: String, server: serde_json::Value, mcp_session: String);
 }
 
 /// A relayed message's answer (`Err`: why there is none), and the MCP

@@ -90,6 +90,10 @@ pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
         // over the CLI's pipe (see `domain::mcp`).
         let config = crate::domain::mcp::cli_config(&spec.mcp_servers);
         args.push(format!("--mcp-config={config}"));
+    }
+    if spec.strict_mcp_config {
+        // Only the servers given through the API, never the workspace's
+        // `.mcp.json` (which the agent may write) unless asked for.
         args.push("--strict-mcp-config".into());
     }
     if let Some(micros) = spec.max_budget_micros {
@@ -183,6 +187,7 @@ mod tests {
             disallowed_tools: vec![],
             env: BTreeMap::new(),
             mcp_servers: BTreeMap::new(),
+            strict_mcp_config: false,
             max_budget_micros: Some(250_000),
             add_dirs: vec!["/srv/shared".into()],
             json_schema: Some(serde_json::json!({"type": "object"})),
@@ -222,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn mcp_servers_become_a_strict_mcp_config() {
+    fn mcp_servers_become_an_mcp_config_strict_when_asked() {
         let mut s = spec();
         s.mcp_servers.insert(
             "fs".into(),
@@ -235,7 +240,15 @@ mod tests {
             .expect("--mcp-config");
         let config: serde_json::Value = serde_json::from_str(config).unwrap();
         assert_eq!(config["mcpServers"]["fs"]["command"], "srv");
+        assert!(!a.contains(&"--strict-mcp-config".to_string()));
+        s.strict_mcp_config = true;
+        let a = args(&s, &Conversation::New("id".into()));
         assert!(a.contains(&"--strict-mcp-config".to_string()));
+        // Strict without servers of its own: no server at all.
+        s.mcp_servers.clear();
+        let a = args(&s, &Conversation::New("id".into()));
+        assert!(a.contains(&"--strict-mcp-config".to_string()));
+        assert!(!a.iter().any(|x| x.starts_with("--mcp-config")));
     }
 
     #[test]

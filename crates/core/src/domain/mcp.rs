@@ -1,5 +1,5 @@
 //! MCP servers of a session, as the CLI's `mcpServers` entries. A remote
-//! (`type: "http"`) server is reached through the server: the CLI is told
+//! (`type: "http"` or `"sse"`) server is reached through the server: the CLI is told
 //! it is an SDK server, so its messages come to the server over the CLI's
 //! own pipe, and the server sends them on with the headers, secrets
 //! included, that never enter the sandbox. A `stdio` server runs in the
@@ -20,9 +20,33 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }
 
+/// How a server is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Streamable HTTP, through the server's relay.
+    Http,
+    /// The older HTTP+SSE, through the server's relay.
+    Sse,
+    /// A command in the agent's sandbox.
+    Stdio,
+}
+
+/// The entry's transport; `None` for an entry that names none known.
+pub fn transport(entry: &Value) -> Option<Transport> {
+    match entry.get("type") {
+        None => Some(Transport::Stdio),
+        Some(kind) => match kind.as_str()? {
+            "http" => Some(Transport::Http),
+            "sse" => Some(Transport::Sse),
+            "stdio" => Some(Transport::Stdio),
+            _ => None,
+        },
+    }
+}
+
 /// Whether the entry is a remote server the server relays.
 pub fn is_relayed(entry: &Value) -> bool {
-    entry.get("type").and_then(Value::as_str) == Some("http")
+    matches!(transport(entry), Some(Transport::Http | Transport::Sse))
 }
 
 /// What the CLI is given for the servers: relayed ones as SDK servers of
@@ -88,7 +112,7 @@ pub fn secret_names(servers: &BTreeMap<String, Value>) -> Vec<String> {
 }
 
 /// Why a tenant's `mcp_servers` cannot be used, or `Ok`: each is
-/// `{type: "http", url, headers?}` or `{type?: "stdio", command, args?, env?}`.
+/// `{type: "http" | "sse", url, headers?}` or `{type?: "stdio", command, args?, env?}`.
 pub fn validate(servers: &BTreeMap<String, Value>) -> Result<(), String> {
     if servers.len() > MAX_SERVERS {
         return Err(format!(
@@ -106,31 +130,21 @@ pub fn validate(servers: &BTreeMap<String, Value>) -> Result<(), String> {
         let Some(object) = entry.as_object() else {
             return Err(format!("{field} must be an object"));
         };
-        let kind = match object.get("type") {
-            None => "stdio",
-            Some(Value::String(kind)) => kind.as_str(),
-            Some(_) => return Err(format!("{field}.type must be \"http\" or \"stdio\"")),
+        let Some(kind) = transport(entry) else {
+            return Err(format!(
+                "{field}.type must be \"http\", \"sse\" or \"stdio\""
+            ));
         };
         let allowed: &[&str] = match kind {
-            "http" => &["type", "url", "headers"],
-            "stdio" => &["type", "command", "args", "env"],
-            "sse" => {
-                return Err(format!(
-                    "{field}: type \"sse\" is not supported; use \"http\" (streamable HTTP)"
-                ))
-            }
-            other => {
-                return Err(format!(
-                    "{field}.type {other:?} is not supported; use \"http\" or \"stdio\""
-                ))
-            }
+            Transport::Http | Transport::Sse => &["type", "url", "headers"],
+            Transport::Stdio => &["type", "command", "args", "env"],
         };
         if let Some(extra) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(format!("{field}: unknown field {extra:?}"));
         }
         match kind {
-            "http" => check_http(&field, object)?,
-            _ => check_stdio(&field, object)?,
+            Transport::Http | Transport::Sse => check_http(&field, object)?,
+            Transport::Stdio => check_stdio(&field, object)?,
         }
     }
     Ok(())
@@ -237,7 +251,7 @@ mod tests {
     #[test]
     fn bad_entries_name_their_field() {
         for (bad, named) in [
-            (json!({"a": {"type": "sse", "url": "http://x"}}), "sse"),
+            (json!({"a": {"type": "ws", "url": "ws://x"}}), "\"sse\""),
             (json!({"a": {"type": "http"}}), "mcp_servers.a.url"),
             (
                 json!({"a": {"type": "http", "url": "ftp://x"}}),

@@ -173,6 +173,10 @@ pub struct SessionSpec {
     /// Subagents by name (a template's, with the session's laid over them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<BTreeMap<String, crate::domain::agent::AgentSpec>>,
+    /// `false`: the CLI also uses the MCP servers of the workspace's
+    /// `.mcp.json`; unset or `true`: only those given here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_mcp_config: Option<bool>,
 }
 
 /// Per-turn overrides a chat or job request may carry.
@@ -200,6 +204,9 @@ pub struct TurnOverrides {
     /// A job's own MCP servers, laid over the session's by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_servers: Option<BTreeMap<String, Value>>,
+    /// A job's own choice of the session's `strict_mcp_config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_mcp_config: Option<bool>,
 }
 
 /// A request's `output_format`, as the original takes it:

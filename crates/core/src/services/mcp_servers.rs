@@ -29,7 +29,7 @@ pub async fn check(
     }
     for (name, entry) in servers.iter().filter(|(_, e)| mcp::is_relayed(e)) {
         let url = entry.get("url").and_then(Value::as_str).unwrap_or_default();
-        super::mcp_relay::check_url(services, url)
+        super::mcp_relay::check_target(services, tenant, url)
             .await
             .map_err(|e| ServiceError::Validation(format!("mcp_servers.{name}.url: {e}")))?;
     }
@@ -40,7 +40,7 @@ pub async fn check(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct McpServerStatus {
     pub name: String,
-    /// `http` (reached through the server) or `stdio` (in the sandbox).
+    /// `http` or `sse` (reached through the server), or `stdio` (in the sandbox).
     #[serde(rename = "type")]
     pub kind: String,
     /// The CLI's word (`connected`, `failed`, `pending`, …), or
@@ -66,10 +66,10 @@ pub async fn status(
         .unwrap_or_default()
         .into_iter()
         .map(|(server, entry)| {
-            let kind = if mcp::is_relayed(&entry) {
-                "http"
-            } else {
-                "stdio"
+            let kind = match mcp::transport(&entry) {
+                Some(mcp::Transport::Http) => "http",
+                Some(mcp::Transport::Sse) => "sse",
+                _ => "stdio",
             };
             let status = seen
                 .as_ref()

@@ -135,7 +135,7 @@ impl SessionActor {
             conversation,
             file_size_max,
         };
-        self.generation += 1;
+        self.next_generation();
         let confining = Instant::now();
         let started = self.confine(&plan, owner).and_then(|confinement| {
             crate::metrics::process_start_step("confine", confining.elapsed());
@@ -295,7 +295,7 @@ impl SessionActor {
             }
         };
         self.pending_control.clear();
-        self.generation += 1;
+        self.next_generation();
         Some(live.handle.retire(grace))
     }
 
@@ -308,7 +308,7 @@ impl SessionActor {
             other => self.process = other,
         }
         self.pending_control.clear();
-        self.generation += 1;
+        self.next_generation();
     }
 
     /// Gives the slot back (killing the process, if one still runs).
@@ -343,7 +343,7 @@ impl SessionActor {
         // Already gone: nothing to kill, only the slot to give back.
         self.process = Process::Slot;
         self.pending_control.clear();
-        self.generation += 1;
+        self.next_generation();
         self.release_slot();
         let status = match (code, signal) {
             (Some(code), _) => format!("code {code}"),

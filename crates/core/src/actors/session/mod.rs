@@ -95,9 +95,10 @@ pub struct SessionActor {
     /// The CLI session id of a priming exchange: its transcript frames are
     /// not the conversation's and are not stored.
     primed_away: Option<String>,
-    /// The MCP session id each relayed server gave, with the process
-    /// generation it belongs to.
-    mcp_sessions: HashMap<String, (u64, String)>,
+    /// The MCP session of each relayed server, for the current process.
+    mcp_sessions: HashMap<String, mcp::McpLink>,
+    /// The last id of a request relayed to an MCP server (`mcp.rs`).
+    mcp_next_id: u64,
     /// What the CLI last said of its MCP servers.
     mcp_seen: Option<mcp::McpSeen>,
 }
@@ -282,6 +283,7 @@ impl SessionActor {
             disk_check_running: false,
             primed_away: None,
             mcp_sessions: HashMap::new(),
+            mcp_next_id: 0,
             mcp_seen: None,
         }
     }
@@ -397,6 +399,7 @@ impl Actor for SessionActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.end_mcp_sessions();
         self.supervisor.stopped.do_send(ActorStopped {
             session_id: self.session.id.clone(),
         });
