@@ -61,7 +61,7 @@ for line in sys.stdin:
     # The remote MCP server test runs root's Python virtualenv: root run only.
     as_nobody "$api_bin" boundary:: sandbox:: gateway_boundary:: network:: disk:: \
       transcripts:: workspaces:: chat:: files:: lifecycle:: races:: repos:: equip:: \
-      --skip equip::a_remote_mcp_server
+      --skip equip::a_remote_mcp_server --skip equip::an_sse_mcp_server
   else
     echo "== SKIPPED the unprivileged run: user nobody cannot reach $api_bin (clone the repository where other users can read it)"
   fi

@@ -294,15 +294,22 @@ async fn attachments_past_the_limits_are_refused_and_cost_nothing() {
     // 30 MB of PNG: larger than the body may be.
     let mut big = b"\x89PNG\r\n\x1a\n".to_vec();
     big.resize(30 * 1024 * 1024, 0);
-    let (status, body) = app
-        .chat_value(
+    let res = app
+        .post(
+            "/api/v1/sessions/eyes/chat",
             ALICE,
-            "eyes",
-            json!([{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(&big)}}, {"type": "text", "text": "x"}]),
+            json!({"message": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(&big)}}, {"type": "text", "text": "x"}]}),
         )
-        .await;
-    assert_eq!(status, 413);
-    refused(status, body, "payload-too-large");
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 413);
+    // The server answers before it has read the whole body and closes the
+    // connection; the client may then lose the rest of the answer (a reset
+    // of the unread upload), so the problem document is checked when it came.
+    if let Ok(body) = res.json::<Value>().await {
+        refused(413, body, "payload-too-large");
+    }
     // 21 MB: the body may be that large, the attachments may not.
     big.truncate(21 * 1024 * 1024);
     let (status, body) = app

@@ -139,7 +139,9 @@ impl SessionActor {
         let (Some(server), Some(relay)) = (server, self.runtime.mcp_relay.get().cloned()) else {
             self.answer_mcp(
                 &request_id,
-                Err(format!("no MCP server {name:?} is relayed for this session")),
+                Err(format!(
+                    "no MCP server {name:?} is relayed for this session"
+                )),
             );
             return;
         };
@@ -193,12 +195,7 @@ impl SessionActor {
             .and_then(|link| link.id.clone());
         self.mcp_next_id += 1;
         let (message, cli_id) = renumbered(&message, self.mcp_next_id);
-        let sent = relay.send(
-            self.session.tenant_id.clone(),
-            server,
-            message,
-            mcp_session,
-        );
+        let sent = relay.send(self.session.tenant_id.clone(), server, message, mcp_session);
         ctx.spawn(sent.into_actor(self).map(move |relayed, act, _| {
             // A process started since has its own conversation with the server.
             if act.generation != generation {
@@ -207,7 +204,10 @@ impl SessionActor {
             if let Err(e) = &relayed.response {
                 tracing::warn!(server = %name, error = %e, "a relayed MCP message failed");
             }
-            act.answer_mcp(&request_id, relayed.response.map(|a| with_cli_id(a, cli_id)));
+            act.answer_mcp(
+                &request_id,
+                relayed.response.map(|a| with_cli_id(a, cli_id)),
+            );
         }));
     }
 
@@ -231,7 +231,11 @@ impl SessionActor {
             let mut first = relay
                 .send(tenant.clone(), server.clone(), message, None)
                 .await;
-            if first.response.as_ref().is_ok_and(|a| a.get("result").is_some()) {
+            if first
+                .response
+                .as_ref()
+                .is_ok_and(|a| a.get("result").is_some())
+            {
                 let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
                 let note = relay
                     .send(tenant, server, initialized, first.mcp_session.clone())
@@ -290,7 +294,6 @@ impl SessionActor {
             act.answer_mcp(&request_id, relayed.response.map(|a| with_cli_id(a, cli_id)));
         }));
     }
-
 }
 
 #[cfg(test)]

@@ -46,7 +46,9 @@ mod tests {
 
     #[test]
     fn events_are_cut_at_blank_lines_with_their_names() {
-        let mut buffer = b"event: endpoint\r\ndata: /messages/?id=1\r\n\r\ndata: {\"a\":\ndata: 1}\n\npartial".to_vec();
+        let mut buffer =
+            b"event: endpoint\r\ndata: /messages/?id=1\r\n\r\ndata: {\"a\":\ndata: 1}\n\npartial"
+                .to_vec();
         assert_eq!(
             next(&mut buffer),
             Some(Event {

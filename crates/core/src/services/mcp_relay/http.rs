@@ -79,7 +79,7 @@ pub(super) async fn end_session(
             .timeout(std::time::Duration::from_secs(10))
             .send()
             .await
-            .map_err(|e| without_url(e))
+            .map_err(without_url)
     };
     if let Err(e) = ended.await {
         tracing::debug!(error = %e, "an MCP session was not ended");

@@ -61,10 +61,19 @@ impl crate::actors::McpRelay for Relay {
             let sending = async {
                 match mcp::transport(&server) {
                     Some(Transport::Sse) => {
-                        sse::send(&services, &links, &tenant, &server, &message, mcp_session.clone())
-                            .await
+                        sse::send(
+                            &services,
+                            &links,
+                            &tenant,
+                            &server,
+                            &message,
+                            mcp_session.clone(),
+                        )
+                        .await
                     }
-                    _ => http::send(&services, &tenant, &server, &message, mcp_session.clone()).await,
+                    _ => {
+                        http::send(&services, &tenant, &server, &message, mcp_session.clone()).await
+                    }
                 }
             };
             let sent = tokio::time::timeout(timeout, sending)
@@ -124,7 +133,11 @@ pub async fn check_url(
 /// acts for the agent, so it goes only where the tenant's egress allowlist
 /// lets its agents go (`AGENT_NETWORK=host` has no allowlist: there the
 /// agent reaches every host itself).
-pub async fn check_egress(services: &Services, tenant: &TenantId, host: &str) -> Result<(), String> {
+pub async fn check_egress(
+    services: &Services,
+    tenant: &TenantId,
+    host: &str,
+) -> Result<(), String> {
     if services.settings.network.mode == NetworkMode::Host {
         return Ok(());
     }

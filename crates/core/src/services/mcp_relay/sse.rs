@@ -11,8 +11,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::{check_target, events, is_answer, pinned_client, with_headers, without_url};
 use super::MAX_ANSWER_BYTES;
+use super::{check_target, events, is_answer, pinned_client, with_headers, without_url};
 use crate::db::models::TenantId;
 use crate::services::Services;
 
@@ -25,7 +25,11 @@ pub(super) struct Links(Arc<Mutex<HashMap<String, Arc<Link>>>>);
 
 impl Links {
     fn get(&self, id: &str) -> Option<Arc<Link>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Closes the link (its stream ends once no message waits on it).
@@ -86,7 +90,10 @@ impl Shared {
     fn end(&self, why: String) {
         *self.ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
         // The waiting senders are dropped: each learns the stream ended.
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     fn answer(&self, value: Value) {
@@ -129,7 +136,10 @@ pub(super) async fn send(
     message: &Value,
     mcp_session: Option<String>,
 ) -> Result<(Value, Option<String>), String> {
-    let url = server.get("url").and_then(Value::as_str).unwrap_or_default();
+    let url = server
+        .get("url")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     // Checked at every message: an allowlist changed since holds at once.
     let (url, host, addrs) = check_target(services, tenant, url).await?;
     let (link_id, link) = match mcp_session {
@@ -151,7 +161,9 @@ pub(super) async fn send(
     };
     // Request ids are unique on the link: the session numbers them
     // (`actors::session::mcp`).
-    let id = message.get("id").filter(|_| message.get("method").is_some());
+    let id = message
+        .get("id")
+        .filter(|_| message.get("method").is_some());
     let (receiver, waiting) = match id {
         Some(id) => {
             let (sender, receiver) = oneshot::channel();
@@ -220,7 +232,9 @@ async fn open(
     }
     let shared = Arc::new(Shared::default());
     let (endpoint_tx, endpoint_rx) = oneshot::channel();
-    let reader = Reader(tokio::spawn(read(response, url.clone(), shared.clone(), endpoint_tx)).abort_handle());
+    let reader = Reader(
+        tokio::spawn(read(response, url.clone(), shared.clone(), endpoint_tx)).abort_handle(),
+    );
     let endpoint = endpoint_rx.await.map_err(|_| {
         format!(
             "the MCP server's event stream named no endpoint: {}",
@@ -259,7 +273,8 @@ async fn read(
         while let Some(event) = events::next(&mut buffer) {
             match event.name.as_str() {
                 "endpoint" => {
-                    if let (Some(sender), Ok(url)) = (endpoint.take(), base.join(event.data.trim())) {
+                    if let (Some(sender), Ok(url)) = (endpoint.take(), base.join(event.data.trim()))
+                    {
                         let _ = sender.send(url);
                     }
                 }
