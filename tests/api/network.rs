@@ -379,6 +379,217 @@ async fn git_clone_over_http_works_for_an_allowed_host() {
     );
 }
 
+/// A package registry of one package, `cca-probe` 1.0.0, whose module
+/// exports `marker`: npm's two requests (the package document, then the
+/// tarball) answered on `bind`.
+fn start_registry(bind: &str, marker: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind(bind).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tarball = {
+        let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::default(),
+        ));
+        for (path, body) in [
+            (
+                "package/package.json",
+                r#"{"name": "cca-probe", "version": "1.0.0", "main": "index.js"}"#.to_owned(),
+            ),
+            (
+                "package/index.js",
+                format!("module.exports = {marker:?};\n"),
+            ),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            archive
+                .append_data(&mut header, path, body.as_bytes())
+                .unwrap();
+        }
+        archive.into_inner().unwrap().finish().unwrap()
+    };
+    let document = json!({
+        "name": "cca-probe",
+        "dist-tags": {"latest": "1.0.0"},
+        "versions": {"1.0.0": {
+            "name": "cca-probe", "version": "1.0.0", "main": "index.js",
+            "dist": {"tarball": format!("http://{addr}/cca-probe/-/cca-probe-1.0.0.tgz")},
+        }},
+    })
+    .to_string()
+    .into_bytes();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (tarball, document) = (tarball.clone(), document.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                let (kind, body) = if line.contains(".tgz") {
+                    ("application/octet-stream", tarball)
+                } else {
+                    ("application/json", document)
+                };
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+            });
+        }
+    });
+    addr
+}
+
+#[actix_web::test]
+async fn npm_install_from_an_allowed_registry_works_through_the_proxy() {
+    let app =
+        TestApp::spawn_with(Options::default().var("AGENT_EGRESS_PRIVATE_HOSTS", ALLOWED_IP)).await;
+    let registry = start_registry(&format!("{ALLOWED_IP}:0"), "NPM-MARKER-6620");
+    app.create_session(ALICE, "n").await;
+    let install = format!(
+        "[[bash]]npm install --registry http://{registry}/ --no-audit --no-fund \
+         --no-update-notifier cca-probe > npm.log 2>&1; echo status=$?; \
+         echo module=$(node -e 'console.log(require(\"cca-probe\"))')[[/bash]]"
+    );
+    // Not on the tenant's allowlist: refused by the proxy, nothing installed.
+    let answer = app.chat_ok(ALICE, "n", &install).await;
+    let out = tool_output(&answer);
+    assert_ne!(field(&out, "status"), Some("0"), "{out}");
+    let workspace = app.workspace("alice", "n");
+    assert!(!workspace.join("node_modules/cca-probe").exists());
+    // Allowed: the package arrives and loads.
+    set_allowlist(&app, "alice", json!([ALLOWED_IP])).await;
+    let answer = app.chat_ok(ALICE, "n", &install).await;
+    let out = tool_output(&answer);
+    let log = std::fs::read_to_string(workspace.join("npm.log")).unwrap_or_default();
+    assert_eq!(field(&out, "status"), Some("0"), "{out}\n{log}");
+    assert_eq!(
+        field(&out, "module"),
+        Some("NPM-MARKER-6620"),
+        "{out}\n{log}"
+    );
+    assert!(workspace.join("node_modules/cca-probe/index.js").is_file());
+}
+
+/// An HTTPS origin on `ALLOWED_IP` (`openssl s_server -WWW`, serving the
+/// files of its folder) with a certificate of its own; killed when dropped.
+struct HttpsOrigin {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for HttpsOrigin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl HttpsOrigin {
+    /// Serves `dir`, where `cert.pem` (the certificate, its own CA) is made.
+    async fn start(dir: &std::path::Path) -> HttpsOrigin {
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-keyout", "key.pem", "-out", "cert.pem"])
+            .args(["-subj", &format!("/CN={ALLOWED_IP}")])
+            // The CLI's client checks a certificate reached through the
+            // proxy for an IP-literal URL against the name `localhost`.
+            .args([
+                "-addext",
+                &format!("subjectAltName=IP:{ALLOWED_IP},DNS:localhost"),
+            ])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{made:?}");
+        let port = TcpListener::bind(format!("{ALLOWED_IP}:0"))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("openssl")
+            .args([
+                "s_server", "-quiet", "-WWW", "-cert", "cert.pem", "-key", "key.pem",
+            ])
+            .args(["-accept", &format!("{ALLOWED_IP}:{port}")])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let origin = HttpsOrigin { child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect((ALLOWED_IP, port)).is_ok() {
+                return origin;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("openssl s_server did not listen on {port}");
+    }
+}
+
+#[actix_web::test]
+async fn webfetch_of_an_allowed_host_works_through_the_proxy() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        site.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        site.path().join("page.html"),
+        "<html><body><p>WEBFETCH-MARKER-3141</p></body></html>",
+    )
+    .unwrap();
+    let origin = HttpsOrigin::start(site.path()).await;
+    // The agent trusts the origin's certificate through its template.
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(
+        templates.path().join("fetcher.yaml"),
+        format!(
+            "description: trusts the test origin\npermission_mode: bypassPermissions\n\
+             env:\n  NODE_EXTRA_CA_CERTS: {}\n",
+            site.path().join("cert.pem").display()
+        ),
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(
+        Options::default()
+            .var("AGENT_EGRESS_PRIVATE_HOSTS", ALLOWED_IP)
+            .var("TEMPLATES_DIR", templates.path().to_string_lossy())
+            .var("CLAUDE_ADD_DIRS", site.path().to_string_lossy()),
+    )
+    .await;
+    app.create_session_with(ALICE, json!({"name": "w", "template": "fetcher"}))
+        .await;
+    let fetch = format!(
+        "[[tool WebFetch]]{{\"url\": \"https://{ALLOWED_IP}:{}/page.html\", \"prompt\": \"What does it say?\"}}[[/tool]]",
+        origin.port
+    );
+    // Not on the allowlist: the proxy refuses, the page never reaches the model.
+    let refused = app.chat_ok(ALICE, "w", &fetch).await;
+    let requests = serde_json::to_string(&app.mock.all_requests()).unwrap();
+    assert!(!requests.contains("WEBFETCH-MARKER-3141"), "{refused}");
+    // Allowed: WebFetch reads the page (no claude.ai preflight behind the
+    // proxy) and the model is given its text.
+    set_allowlist(&app, "alice", json!([ALLOWED_IP])).await;
+    let answer = app.chat_ok(ALICE, "w", &fetch).await;
+    let requests = serde_json::to_string(&app.mock.all_requests()).unwrap();
+    assert!(requests.contains("WEBFETCH-MARKER-3141"), "{answer}");
+}
+
 #[actix_web::test]
 async fn the_allowlist_is_set_by_admins_and_checked() {
     let app = TestApp::spawn().await;

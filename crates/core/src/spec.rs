@@ -7,6 +7,8 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::domain::session::{Effort, PermissionMode, SessionSpec, TurnOverrides};
+use crate::sandbox::network::NetworkMode;
+use crate::sandbox::Mode as SandboxMode;
 use crate::templates::Template;
 
 impl SessionSpec {
@@ -123,6 +125,10 @@ pub struct LaunchSpec {
     pub json_schema: Option<Value>,
     /// Subagents, given to the CLI in its `initialize` request.
     pub agents: BTreeMap<String, crate::domain::agent::AgentSpec>,
+    /// Whether WebFetch asks claude.ai first whether a domain may be
+    /// fetched. Not behind the egress proxy: there the tenant's allowlist
+    /// decides, and claude.ai would have to be on every list.
+    pub web_fetch_preflight: bool,
 }
 
 impl LaunchSpec {
@@ -166,6 +172,8 @@ impl LaunchSpec {
             add_dirs: settings.sessions.add_dirs.clone(),
             json_schema: turn.json_schema.clone(),
             agents: merged_by_name(spec.agents.as_ref(), turn.agents.as_ref()).unwrap_or_default(),
+            web_fetch_preflight: !(settings.network.mode == NetworkMode::Proxy
+                && settings.sandbox.mode != SandboxMode::Off),
         }
     }
 }

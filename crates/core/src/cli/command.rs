@@ -91,6 +91,9 @@ pub fn args(spec: &LaunchSpec, conversation: &Conversation) -> Vec<String> {
         let config = crate::domain::mcp::cli_config(&spec.mcp_servers);
         args.push(format!("--mcp-config={config}"));
     }
+    if !spec.web_fetch_preflight {
+        args.push(r#"--settings={"skipWebFetchPreflight":true}"#.into());
+    }
     if spec.strict_mcp_config {
         // Only the servers given through the API, never the workspace's
         // `.mcp.json` (which the agent may write) unless asked for.
@@ -192,6 +195,7 @@ mod tests {
             add_dirs: vec!["/srv/shared".into()],
             json_schema: Some(serde_json::json!({"type": "object"})),
             agents: BTreeMap::new(),
+            web_fetch_preflight: true,
         }
     }
 
@@ -224,6 +228,7 @@ mod tests {
         assert!(a.contains(&"--tools=Read,Bash".to_string()));
         assert!(!a.iter().any(|x| x.starts_with("--mcp-config")));
         assert!(!a.contains(&"--strict-mcp-config".to_string()));
+        assert!(!a.iter().any(|x| x.starts_with("--settings")));
     }
 
     #[test]
