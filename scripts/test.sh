@@ -36,12 +36,12 @@ fi
 cargo build -p claude-code-api-testkit --examples
 # First half on SQLite, whatever TEST_DATABASE_URL says.
 env -u TEST_DATABASE_URL cargo test --all-targets
-# As root, the agent-boundary tests once more with the server as an
+# As root, the whole integration suite once more with the server as an
 # unprivileged user (nobody): the agent is then that user in a user
-# namespace, without per-tenant users or cgroup limits (README "Security
-# model" says what each mode guarantees). The Python-client and browser tests
-# stay with the root run (their virtualenv and screenshots are root's).
-# SKIP_UNPRIVILEGED=1 leaves the run out.
+# namespace, without per-tenant users or cgroup limits (the book's "Security
+# model" says what each mode guarantees). It reuses the root run's Python
+# virtualenvs (made from the system's python3). SKIP_UNPRIVILEGED=1 leaves
+# the run out.
 if [ "$(id -u)" = 0 ] && [ "${SKIP_UNPRIVILEGED:-0}" != 1 ]; then
   api_bin="$(cargo test --test api --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import json, sys
@@ -57,11 +57,8 @@ for line in sys.stdin:
       env -i PATH="$PATH" HOME="$scratch" TMPDIR="$scratch" "$@"
   }
   if as_nobody test -x "$api_bin" -a -r "$(pwd)/.claude-cli"; then
-    echo "== agent-boundary tests on SQLite with the server as an unprivileged user"
-    # The remote MCP server test runs root's Python virtualenv: root run only.
-    as_nobody "$api_bin" boundary:: sandbox:: gateway_boundary:: network:: disk:: \
-      transcripts:: workspaces:: chat:: files:: lifecycle:: races:: repos:: equip:: \
-      --skip equip::a_remote_mcp_server --skip equip::an_sse_mcp_server
+    echo "== the integration suite on SQLite with the server as an unprivileged user"
+    as_nobody "$api_bin"
   else
     echo "== SKIPPED the unprivileged run: user nobody cannot reach $api_bin (clone the repository where other users can read it)"
   fi

@@ -67,7 +67,7 @@ async fn oversize_bodies_are_413_even_when_chunked() {
         .send()
         .await
         .unwrap();
-    assert_problem(res, 413, "payload-too-large").await;
+    assert_early_problem(res, 413, "payload-too-large").await;
     // Chunked: no Content-Length, the limit holds while reading.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = huge
         .into_bytes()
@@ -85,7 +85,7 @@ async fn oversize_bodies_are_413_even_when_chunked() {
         .send()
         .await
         .unwrap();
-    assert_problem(res, 413, "payload-too-large").await;
+    assert_early_problem(res, 413, "payload-too-large").await;
 }
 
 #[actix_web::test]

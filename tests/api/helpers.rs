@@ -648,6 +648,21 @@ pub fn parse_sse(text: &str) -> Vec<(String, String, Value)> {
 }
 
 /// Asserts an RFC 9457 problem response and returns its body.
+/// A problem answered before the request's body was read (a 413): the
+/// server then closes the connection, and the client may lose the answer's
+/// body to the reset of its unsent upload; the status always arrives, the
+/// document is checked when it came whole.
+pub async fn assert_early_problem(res: reqwest::Response, status: u16, kind: &str) {
+    assert_eq!(res.status().as_u16(), status, "status");
+    if let Ok(body) = res.json::<Value>().await {
+        assert_eq!(
+            body["type"],
+            format!("urn:claude-code-api:problem:{kind}"),
+            "{body}"
+        );
+    }
+}
+
 pub async fn assert_problem(res: reqwest::Response, status: u16, kind: &str) -> Value {
     assert_eq!(res.status().as_u16(), status, "status");
     assert!(

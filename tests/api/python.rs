@@ -25,7 +25,9 @@ pub fn python_with(packages: &[&str]) -> Result<PathBuf, String> {
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let name = packages.join("_").replace(['=', '.'], "-");
     let shared = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("py-{name}"));
-    if shared.join(".installed").exists() {
+    // Made by another user (root's run, for the run as `nobody`): used
+    // when this user can run it.
+    if shared.join(".installed").exists() && runs(&shared.join("bin/python")) {
         return Ok(shared.join("bin/python"));
     }
     // Made here when this user may write there, else in its own temp folder.
@@ -39,7 +41,7 @@ pub fn python_with(packages: &[&str]) -> Result<PathBuf, String> {
     if marker.exists() {
         return Ok(python);
     }
-    let status = Command::new("python3")
+    let status = Command::new(base_python())
         .args(["-m", "venv", "--clear"])
         .arg(&venv)
         .status()
@@ -66,6 +68,30 @@ pub fn python_with(packages: &[&str]) -> Result<PathBuf, String> {
     }
     std::fs::write(&marker, packages.join("\n")).map_err(|e| e.to_string())?;
     Ok(python)
+}
+
+/// The interpreter a virtualenv is made from: the system's, which every
+/// user may run (a venv's `python` links to it; one under root's home
+/// would not run for the unprivileged test run), else `python3` on PATH.
+fn base_python() -> &'static str {
+    let system = "/usr/bin/python3";
+    let usable = Command::new(system)
+        .args(["-c", "import venv, ensurepip"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if usable {
+        system
+    } else {
+        "python3"
+    }
+}
+
+/// Whether `python` runs for this user.
+fn runs(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", ""])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Runs a script of `tests/api/py/` with `args`; returns its stdout lines

@@ -186,6 +186,9 @@ pub fn complete(conn: &mut DbConnection, done: &JobCompletion) -> DbResult<Optio
         jobs::tools_used.eq(&done.tools_used),
         jobs::git.eq(&done.git),
         jobs::completed_at.eq(crate::db::now()),
+        // Sent with the turn: an ended job keeps no copy (reads of the
+        // row, a status poll among them, stay small).
+        jobs::attachments.eq(None::<String>),
     ))
     .execute(conn)?;
     if n == 0 {
