@@ -281,9 +281,10 @@ impl Application {
                 std::time::Duration::from_secs(60),
             ),
             gateway,
-            health: Default::default(),
         });
-        api::views::health::Probe::spawn(state.clone());
+        // The last background probe of the database and the cluster.
+        let health = web::Data::new(api::views::health::Probe::default());
+        api::views::health::Probe::spawn(state.clone(), health.clone());
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
                 format!(
@@ -310,6 +311,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(health.clone())
                 .app_data(templates.clone())
                 .wrap(middleware::from_fn(api::middleware::request_context))
                 .wrap(middleware::from_fn(crate::api::middleware::track_http))

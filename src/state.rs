@@ -15,8 +15,6 @@ pub struct AppState {
     pub auth_failures: claude_code_api_core::security::auth_failures::AuthFailures,
     /// The model gateway: its credential source, tenants' own credentials.
     pub gateway: claude_code_api_core::gateway::ModelGateway,
-    /// The last background probe of the database and the cluster.
-    pub health: crate::api::views::health::Probe,
 }
 
 /// Where the web console lives.

@@ -116,6 +116,7 @@ pub struct HealthQuery {
 pub async fn health(
     req: HttpRequest,
     state: web::Data<AppState>,
+    probe: web::Data<super::views::health::Probe>,
     query: web::Query<HealthQuery>,
 ) -> Result<HttpResponse, crate::error::ApiError> {
     let deep = super::flags::parse_bool("deep", query.deep.as_deref())?;
@@ -125,9 +126,9 @@ pub async fn health(
         workspace_shared,
         at,
     } = if deep {
-        state.health.probe_now(&state).await
+        probe.probe_now(&state).await
     } else {
-        state.health.latest(&state).await
+        probe.latest(&state).await
     };
     let workspace_root = workspace_shared.map(|shared| Check {
         status: Check::status(shared),
@@ -234,7 +235,8 @@ pub async fn health(
 pub async fn root_health(
     req: HttpRequest,
     state: web::Data<AppState>,
+    probe: web::Data<super::views::health::Probe>,
     query: web::Query<HealthQuery>,
 ) -> Result<HttpResponse, crate::error::ApiError> {
-    health(req, state, query).await
+    health(req, state, probe, query).await
 }

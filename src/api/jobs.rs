@@ -46,7 +46,7 @@ pub struct CreateJob {
     /// When the turn ends well, commit, push and open a pull request (the
     /// session must come from a repository); the job's `git` says what was done.
     #[serde(default)]
-    git: Option<claude_code_api_core::domain::job::JobGit>,
+    git: Option<claude_code_api_core::domain::job_git::JobGit>,
     /// This job's own subagents, laid over the session's by name.
     #[serde(default)]
     agents:

@@ -54,14 +54,14 @@ impl Probe {
     }
 
     /// Probes now and every `PROBE_EVERY` after, for the life of the server.
-    pub fn spawn(state: web::Data<AppState>) {
+    pub fn spawn(state: web::Data<AppState>, kept: web::Data<Probe>) {
         actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(PROBE_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let probed = probe(&state).await;
-                state.health.store(probed);
+                kept.store(probed);
             }
         });
     }

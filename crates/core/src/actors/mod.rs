@@ -70,7 +70,7 @@ pub trait JobGitRunner: Send + Sync + std::fmt::Debug {
         tenant_id: String,
         session_name: String,
         job_message: String,
-        options: crate::domain::job::JobGit,
+        options: crate::domain::job_git::JobGit,
     ) -> futures_util::future::LocalBoxFuture<'static, JobGitOutcome>;
 }
 

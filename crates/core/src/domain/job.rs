@@ -1,7 +1,7 @@
 //! Async jobs as clients and webhook receivers see them: states, the
 //! `JobData` document, and the webhook event a finished job produces.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 pub const QUEUED: &str = "queued";
@@ -48,38 +48,6 @@ pub struct JobData {
     /// pull_request: {number, url}}`, and `error` when a step failed.
     #[schema(value_type = Option<Object>)]
     pub git: Value,
-}
-
-/// `git` of a job: what the server does with the session's worktree once
-/// the job's turn has ended well (the session must come from a repository).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JobGit {
-    /// Commit what the agent changed (message: `commit_message`, default
-    /// the job's first line).
-    #[serde(default)]
-    pub commit: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit_message: Option<String>,
-    /// Push the session's branch.
-    #[serde(default)]
-    pub push: bool,
-    /// Open a pull request (pushes first).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pull_request: Option<JobPullRequest>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JobPullRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub draft: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base: Option<String>,
 }
 
 /// The webhook body for a job that reached a final state: compatible with

@@ -8,6 +8,7 @@ pub mod approval;
 pub mod attachment;
 pub mod event;
 pub mod job;
+pub mod job_git;
 pub mod mcp;
 pub mod money;
 pub mod problem;

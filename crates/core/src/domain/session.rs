@@ -197,7 +197,7 @@ pub struct TurnOverrides {
     pub json_schema: Option<Value>,
     /// A job's git step (kept with the job, so a resumed job still has it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub git: Option<crate::domain::job::JobGit>,
+    pub git: Option<crate::domain::job_git::JobGit>,
     /// A job's own subagents, laid over the session's by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<BTreeMap<String, crate::domain::agent::AgentSpec>>,

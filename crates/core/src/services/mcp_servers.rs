@@ -56,7 +56,7 @@ pub async fn status(
     who: &Requester,
     name: &str,
 ) -> Result<Vec<McpServerStatus>, ServiceError> {
-    let session = super::sessions::load(services, who, name).await?;
+    let session = super::named_session::load(services, who, name).await?;
     let spec: crate::domain::session::SessionSpec =
         serde_json::from_str(&session.spec).unwrap_or_default();
     let actor = super::ownership::actor(services, &session).await?;

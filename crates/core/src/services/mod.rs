@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod mcp_relay;
 pub mod mcp_servers;
+pub mod named_session;
 pub mod nodes;
 pub mod overview;
 pub mod ownership;

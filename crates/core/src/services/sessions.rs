@@ -1,6 +1,6 @@
-//! Sessions: look one up in the caller's tenant, create one (its workspace,
-//! then its row within the tenant's cap), delete one, point it at another
-//! folder, and say where each stands.
+//! Sessions: create one (its workspace, then its row within the tenant's
+//! cap), delete one, point it at another folder, and say where each stands
+//! (a session named by a client is found in `named_session`).
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,8 @@ use crate::db::models::session::{self, Session};
 use crate::domain::session::SessionSpec;
 use crate::error::ServiceError;
 
+pub use super::named_session::{load, validate_name};
+
 /// Where a session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -27,40 +29,6 @@ pub enum SessionStatus {
     Running,
     /// A running turn waits on a tool approval.
     WaitingForApproval,
-}
-
-/// Session names: 1–128 of `[A-Za-z0-9._-]`, not starting with a dot.
-pub fn validate_name(name: &str) -> Result<(), ServiceError> {
-    let valid = (1..=128).contains(&name.len())
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ServiceError::Validation(format!(
-            "invalid session name {name:?}: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with '.'"
-        )))
-    }
-}
-
-/// The caller's session by name, or 404 (also for another tenant's session).
-pub async fn load(
-    services: &Services,
-    who: &Requester,
-    name: &str,
-) -> Result<Session, ServiceError> {
-    validate_name(name)
-        .map_err(|_| ServiceError::NotFound(format!("no session named {name:?}")))?;
-    tracing::Span::current().record("session", name);
-    let tenant = who.tenant().clone();
-    let lookup = name.to_owned();
-    crate::db::run(&services.pool, move |c| {
-        session::find_by_name(c, &tenant, &lookup)
-    })
-    .await?
-    .ok_or_else(|| ServiceError::NotFound(format!("no session named {name:?}")))
 }
 
 /// A page of the caller's sessions, newest first, and their total.

@@ -413,7 +413,7 @@ impl Running {
     }
 
     /// The job's git step, when its turn asked for one.
-    pub fn git_options(&self) -> Option<&crate::domain::job::JobGit> {
+    pub fn git_options(&self) -> Option<&crate::domain::job_git::JobGit> {
         self.turn
             .overrides
             .git

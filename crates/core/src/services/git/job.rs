@@ -25,7 +25,7 @@ impl crate::actors::JobGitRunner for JobGitPhase {
         tenant_id: String,
         session_name: String,
         job_message: String,
-        options: crate::domain::job::JobGit,
+        options: crate::domain::job_git::JobGit,
     ) -> futures_util::future::LocalBoxFuture<'static, crate::actors::JobGitOutcome> {
         let services = self.services.clone();
         Box::pin(async move {
@@ -66,7 +66,7 @@ async fn job_git(
     who: &Requester,
     name: &str,
     job_message: &str,
-    options: &crate::domain::job::JobGit,
+    options: &crate::domain::job_git::JobGit,
     events: &mut Vec<StreamEvent>,
 ) -> (serde_json::Value, Option<String>) {
     use serde_json::json;

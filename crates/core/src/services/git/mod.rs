@@ -33,7 +33,7 @@ async fn binding(
     who: &Requester,
     name: &str,
 ) -> Result<(Session, SessionRepo), ServiceError> {
-    let session = crate::services::sessions::load(services, who, name).await?;
+    let session = crate::services::named_session::load(services, who, name).await?;
     let (tenant, id) = (who.tenant().clone(), session.id.clone());
     let binding = db::run(&services.pool, move |c| session_repo::find(c, &tenant, &id))
         .await?
@@ -427,7 +427,7 @@ async fn announce_all(services: &Services, who: &Requester, name: &str, events: 
     if events.is_empty() {
         return;
     }
-    let Ok(session) = crate::services::sessions::load(services, who, name).await else {
+    let Ok(session) = crate::services::named_session::load(services, who, name).await else {
         return;
     };
     match crate::services::ownership::actor(services, &session).await {

@@ -1,0 +1,41 @@
+//! A session named by a client: the name's rules, and the caller's session
+//! of that name (every other service that acts on a named session starts
+//! here; another tenant's session is a 404 like a missing one).
+
+use super::{Requester, Services};
+use crate::db::models::session::{self, Session};
+use crate::error::ServiceError;
+
+/// Session names: 1–128 of `[A-Za-z0-9._-]`, not starting with a dot.
+pub fn validate_name(name: &str) -> Result<(), ServiceError> {
+    let valid = (1..=128).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ServiceError::Validation(format!(
+            "invalid session name {name:?}: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with '.'"
+        )))
+    }
+}
+
+/// The caller's session by name, or 404 (also for another tenant's session).
+pub async fn load(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+) -> Result<Session, ServiceError> {
+    validate_name(name)
+        .map_err(|_| ServiceError::NotFound(format!("no session named {name:?}")))?;
+    tracing::Span::current().record("session", name);
+    let tenant = who.tenant().clone();
+    let lookup = name.to_owned();
+    crate::db::run(&services.pool, move |c| {
+        session::find_by_name(c, &tenant, &lookup)
+    })
+    .await?
+    .ok_or_else(|| ServiceError::NotFound(format!("no session named {name:?}")))
+}
