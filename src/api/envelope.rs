@@ -312,6 +312,17 @@ impl<T: serde::de::DeserializeOwned + Serialize + 'static, const FORM: bool> act
         }
         // Base64 takes four characters for three bytes.
         let limit = crate::state::JSON_LIMIT + attachments.div_ceil(3) * 4;
+        if let Some(length) = declared_length(req).filter(|&length| length > limit && is_json(req))
+        {
+            let refused = payload.take();
+            return Box::pin(async move {
+                drain(refused, length).await;
+                Err(crate::error::json_error(
+                    actix_web::error::JsonPayloadError::OverflowKnownLength { length, limit },
+                )
+                .into())
+            });
+        }
         let json = actix_web::dev::JsonBody::<serde_json::Value>::new(req, payload, None, true)
             .limit(limit);
         Box::pin(async move {
@@ -319,6 +330,51 @@ impl<T: serde::de::DeserializeOwned + Serialize + 'static, const FORM: bool> act
             object(value).map(TurnBody)
         })
     }
+}
+
+/// A refused body up to this size is read (and dropped) before the 413 is
+/// sent: a client still sending it then reads the answer instead of losing
+/// it to the reset of a connection closed with unread data.
+const DRAIN_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// How long a refused body is read at most.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// As `JsonBody` takes a body for JSON (`application/json`, `…+json`).
+fn is_json(req: &HttpRequest) -> bool {
+    actix_web::HttpMessage::mime_type(req)
+        .ok()
+        .flatten()
+        .is_some_and(|mime| {
+            mime.subtype().as_str() == "json" || mime.suffix().map(|s| s.as_str()) == Some("json")
+        })
+}
+
+/// Reads and drops a refused body of `length` bytes (when not too large),
+/// within `DRAIN_FOR`.
+async fn drain(mut payload: actix_web::dev::Payload, length: usize) {
+    use futures_util::StreamExt;
+    if length > DRAIN_MAX_BYTES {
+        return;
+    }
+    let reading = async {
+        let mut read = 0usize;
+        while let Some(Ok(chunk)) = payload.next().await {
+            read += chunk.len();
+            if read >= length {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_FOR, reading).await;
 }
 
 /// `value` as the body `T`: an object, of `T`'s shape, with no NUL in the
