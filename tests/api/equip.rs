@@ -496,14 +496,7 @@ async fn a_remote_mcp_server_is_reached_through_the_server_with_a_secret_the_age
     };
     let app = TestApp::spawn_with(Options::default().var("MCP_ALLOWED_HOSTS", "127.0.0.1")).await;
     allow_loopback(&app).await;
-    let res = app
-        .client
-        .put(app.url("/api/v1/secrets/GLOSSARY_TOKEN"))
-        .header("X-API-Key", ALICE)
-        .json(&json!({"value": format!("Bearer {TOKEN}")}))
-        .send()
-        .await
-        .unwrap();
+    let res = crate::secrets::put(&app, ALICE, "GLOSSARY_TOKEN", &format!("Bearer {TOKEN}")).await;
     assert!(res.status().is_success(), "{}", res.status());
     let created = app
         .create_session_with(
@@ -600,14 +593,7 @@ async fn an_sse_mcp_server_is_relayed_only_where_the_egress_allowlist_lets_the_a
         return;
     };
     let app = TestApp::spawn_with(Options::default().var("MCP_ALLOWED_HOSTS", "127.0.0.1")).await;
-    let res = app
-        .client
-        .put(app.url("/api/v1/secrets/GLOSSARY_TOKEN"))
-        .header("X-API-Key", ALICE)
-        .json(&json!({"value": format!("Bearer {TOKEN}")}))
-        .send()
-        .await
-        .unwrap();
+    let res = crate::secrets::put(&app, ALICE, "GLOSSARY_TOKEN", &format!("Bearer {TOKEN}")).await;
     assert!(res.status().is_success(), "{}", res.status());
     let body = json!({
         "name": "legacy",

@@ -9,7 +9,8 @@ use crate::helpers::*;
 
 const TOKEN: &str = "SECRET-TOKEN-MARKER-5521";
 
-async fn put(app: &TestApp, key: &str, name: &str, value: &str) -> reqwest::Response {
+/// Stores `value` as the tenant secret `name` (the answer as it came).
+pub(crate) async fn put(app: &TestApp, key: &str, name: &str, value: &str) -> reqwest::Response {
     app.client
         .put(app.url(&format!("/api/v1/secrets/{name}")))
         .header("X-API-Key", key)
