@@ -211,7 +211,7 @@ pub struct TurnOverrides {
 
 /// A request's `output_format`, as the original takes it:
 /// `{"type": "json_schema", "schema": {…}}`.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputFormat {
     /// `json_schema`, the one kind the CLI supports.

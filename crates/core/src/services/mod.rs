@@ -17,6 +17,7 @@ pub mod files;
 pub mod git;
 pub mod idempotency;
 pub mod jobs;
+pub mod launch;
 pub mod mcp_relay;
 pub mod mcp_servers;
 pub mod named_session;

@@ -3,7 +3,7 @@
 use super::*;
 
 /// `repo` of `POST /sessions`: the repository to start from.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepoChoice {
     /// A repository of the tenant (`POST /repos`).
