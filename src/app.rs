@@ -269,6 +269,7 @@ impl Application {
             .clone()
             .spawn_sweeper(services.pool.clone(), settings.files.leftover_sweep);
         recover_jobs(&services).await?;
+        start_schedule_clock(&services);
         let state = web::Data::new(AppState {
             services,
             cli_version: cli_version.clone(),
@@ -406,6 +407,20 @@ impl Application {
         self.sandbox.shutdown();
         joined(server.await)
     }
+}
+
+/// Every node looks for due schedules every `SCHEDULE_TICK_MS`; a due time
+/// is claimed by one of them (see `services::schedules`).
+fn start_schedule_clock(services: &claude_code_api_core::services::Services) {
+    let services = services.clone();
+    actix::spawn(async move {
+        let mut tick = tokio::time::interval(services.settings.jobs.schedules.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            claude_code_api_core::services::schedules::tick(&services).await;
+        }
+    });
 }
 
 /// Picks up the jobs nobody runs. Alone: everything the previous run left.

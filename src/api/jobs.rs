@@ -119,6 +119,7 @@ pub async fn create_job(
         );
         let reply = Reply::Job {
             webhook_url: body.webhook_url,
+            job_id: None,
         };
         let submitted =
             turns::submit(&state.services, &who, Target::Named(&name), request, reply).await?;

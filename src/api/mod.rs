@@ -30,6 +30,7 @@ mod path_rules;
 mod repos;
 pub mod route_table;
 pub mod routes;
+mod schedules;
 mod schema_parts;
 pub mod scrape;
 mod secrets;

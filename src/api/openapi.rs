@@ -13,8 +13,8 @@ use utoipa::OpenApi;
 use super::schema_parts::problem;
 use super::{
     admin, audit, chat, control, egress, files, git, health, history, jobs, model_credentials,
-    nodes, openai, repos, secrets, sessions, templates, tenant_defaults, usage, webhooks,
-    working_dir,
+    nodes, openai, repos, schedules, secrets, sessions, templates, tenant_defaults, usage,
+    webhooks, working_dir,
 };
 use crate::error::{problem_type, PROBLEM_KINDS};
 use claude_code_api_core::domain::attachment;
@@ -72,6 +72,14 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         repos::get_repo,
         repos::update_repo,
         repos::delete_repo,
+        schedules::create_schedule,
+        schedules::list_schedules,
+        schedules::get_schedule,
+        schedules::delete_schedule,
+        schedules::pause_schedule,
+        schedules::resume_schedule,
+        schedules::trigger_schedule,
+        schedules::list_schedule_runs,
         secrets::put_secret,
         secrets::list_secrets,
         secrets::delete_secret,
@@ -127,6 +135,7 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         (name = "jobs", description = "Durable asynchronous turns, reported through signed webhooks"),
         (name = "webhooks", description = "Webhook deliveries, their attempts, and the tenant's signing secret"),
         (name = "files", description = "Files in a session's workspace"),
+        (name = "schedules", description = "Jobs started by the clock: cron, an interval or once, with their runs"),
         (name = "secrets", description = "A tenant's write-only secrets, used by name where a credential goes"),
         (name = "repos", description = "Git repositories, sessions made from them, their branch, diff, push and pull request"),
         (name = "control", description = "Live events, interrupts and tool approvals"),

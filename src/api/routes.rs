@@ -8,7 +8,7 @@ use claude_code_api_core::error::ServiceError;
 use super::route_table::{route_table, RouteTable};
 use super::{
     admin, audit, chat, control, egress, files, forward, git, health, history, jobs, limits, mcp,
-    model_credentials, nodes, openai, openapi, repos, secrets, sessions, templates,
+    model_credentials, nodes, openai, openapi, repos, schedules, secrets, sessions, templates,
     tenant_defaults, usage, webhooks, working_dir,
 };
 use crate::state::API_V1;
@@ -56,6 +56,15 @@ fn api_v1_routes() -> RouteTable {
         "/sessions/{name}/push" => { post: git::push },
         "/sessions/{name}/pull-request" => { post: git::pull_request },
         "/repos" => { post: repos::create_repo, get: repos::list_repos },
+        "/schedules" => { post: schedules::create_schedule, get: schedules::list_schedules },
+        "/schedules/{id}" => {
+            get: schedules::get_schedule,
+            delete: schedules::delete_schedule,
+        },
+        "/schedules/{id}/pause" => { post: schedules::pause_schedule },
+        "/schedules/{id}/resume" => { post: schedules::resume_schedule },
+        "/schedules/{id}/trigger" => { post: schedules::trigger_schedule },
+        "/schedules/{id}/runs" => { get: schedules::list_schedule_runs },
         "/secrets" => { get: secrets::list_secrets },
         "/secrets/{name}" => { put: secrets::put_secret, delete: secrets::delete_secret },
         "/repos/{name}" => {

@@ -979,3 +979,82 @@ async fn a_key_revoked_on_one_node_is_refused_by_every_node_within_a_second() {
         assert_eq!(res.status(), 200, "node {node}");
     }
 }
+
+#[actix_web::test]
+async fn three_nodes_fire_each_due_time_of_a_schedule_once() {
+    let Some(c) = Cluster::start(3).await else {
+        return;
+    };
+    c.session_on(0, "tick", "hello").await;
+    // Ten schedules due every second, sent to different nodes: whichever
+    // node claims a due time, it runs once.
+    for i in 0..10 {
+        let res = c
+            .post(
+                i % 3,
+                "/api/v1/schedules",
+                ALICE,
+                json!({
+                    "name": format!("every-second-{i}"),
+                    "every": "1s",
+                    "overlap": "allow",
+                    "job": {"session": "tick", "message": format!("tick {i}")},
+                }),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.query_i64("SELECT COUNT(*) AS n FROM schedule_runs") < 200 {
+        assert!(Instant::now() < deadline, "200 runs within a minute");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.exec("UPDATE schedules SET paused = TRUE, next_run_at = NULL");
+    // Runs claimed by a node the session does not run on wait for its node.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.query_i64("SELECT COUNT(*) AS n FROM schedule_runs WHERE status <> 'started'") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "every run starts on the session's node"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let runs = c.query_i64("SELECT COUNT(*) AS n FROM schedule_runs");
+    assert!(runs >= 200);
+    assert_eq!(
+        c.query_i64(
+            "SELECT COUNT(*) AS n FROM (SELECT DISTINCT schedule_id, due_at FROM schedule_runs) d"
+        ),
+        runs,
+        "no due time claimed twice"
+    );
+    assert_eq!(
+        c.query_i64("SELECT COUNT(*) AS n FROM schedule_runs WHERE status <> 'started'"),
+        0,
+        "every run started"
+    );
+    assert_eq!(
+        c.query_i64(
+            "SELECT COUNT(*) AS n FROM jobs WHERE id IN (SELECT job_id FROM schedule_runs)"
+        ),
+        runs,
+        "one job per run"
+    );
+    assert_eq!(
+        c.query_i64("SELECT COUNT(*) AS n FROM jobs"),
+        runs,
+        "and no other job"
+    );
+    // No gaps: each schedule's due times are one second apart.
+    assert_eq!(
+        c.query_i64(
+            "SELECT COUNT(*) AS n FROM (SELECT schedule_id, \
+             EXTRACT(EPOCH FROM MAX(due_at) - MIN(due_at))::BIGINT + 1 - COUNT(*) AS gap \
+             FROM schedule_runs GROUP BY schedule_id) g WHERE gap <> 0"
+        ),
+        0,
+        "no due time skipped"
+    );
+}

@@ -43,6 +43,7 @@ mod races;
 mod recovery;
 mod repos;
 mod sandbox;
+mod schedules;
 mod secrets;
 mod sessions;
 mod streaming;

@@ -138,6 +138,18 @@ impl Server {
         res.json().await.unwrap()
     }
 
+    pub async fn get(&self, path: &str) -> Value {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("X-API-Key", ALICE)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json().await.unwrap()
+    }
+
     async fn job(&self, session: &str, id: &str) -> Value {
         let res = self
             .client

@@ -47,6 +47,7 @@ pub struct Metrics {
     auth_duration: prometheus::Histogram,
     cost_micros: IntCounter,
     webhook_attempts: IntCounterVec,
+    schedule_runs: IntCounterVec,
     approvals_pending: IntGauge,
     cli_spawns: IntCounter,
     gateway_refused: IntCounterVec,
@@ -128,6 +129,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "cca_cost_micro_usd_total",
         "Model cost charged to turns, in micro-USD",
     )?;
+    let schedule_runs = IntCounterVec::new(
+        Opts::new(
+            "cca_schedule_runs_total",
+            "Runs of schedules by origin (schedule, catch_up, manual) and outcome (started, skipped, waiting, error)",
+        ),
+        &["origin", "outcome"],
+    )?;
     let webhook_attempts = IntCounterVec::new(
         Opts::new(
             "cca_webhook_attempts_total",
@@ -184,6 +192,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(auth_duration.clone()),
         Box::new(cost_micros.clone()),
         Box::new(webhook_attempts.clone()),
+        Box::new(schedule_runs.clone()),
         Box::new(approvals_pending.clone()),
         Box::new(cli_spawns.clone()),
         Box::new(gateway_refused.clone()),
@@ -209,6 +218,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         auth_duration,
         cost_micros,
         webhook_attempts,
+        schedule_runs,
         approvals_pending,
         cli_spawns,
         gateway_refused,
@@ -329,6 +339,13 @@ pub fn authenticated(took: Duration) {
 pub fn webhook_attempt(outcome: &str) {
     if let Some(m) = metrics() {
         m.webhook_attempts.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// A schedule's run was started, skipped, put to wait or could not start.
+pub fn schedule_run(origin: &str, outcome: &str) {
+    if let Some(m) = metrics() {
+        m.schedule_runs.with_label_values(&[origin, outcome]).inc();
     }
 }
 

@@ -309,6 +309,7 @@ pub async fn run(
             let request = turn_request(args)?;
             let reply = Reply::Job {
                 webhook_url: optional_text(args, "webhook_url")?,
+                job_id: None,
             };
             match turns::submit(services, who, Target::Named(&name), request, reply).await? {
                 Submitted::Job { job, session } => data(job.data(&session.name)),

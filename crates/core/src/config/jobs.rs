@@ -9,12 +9,37 @@ use super::ConfigError;
 pub struct JobSettings {
     /// `JOB_MAX_ATTEMPTS`: runs of a job cut short by a crash before it ends `interrupted`.
     pub max_attempts: u32,
+    pub schedules: ScheduleSettings,
 }
 
 impl JobSettings {
     pub(super) fn read(env: &Env) -> Result<JobSettings, ConfigError> {
         Ok(JobSettings {
             max_attempts: env.bounded("JOB_MAX_ATTEMPTS", 1, 100)?,
+            schedules: ScheduleSettings::read(env)?,
+        })
+    }
+}
+
+/// `settings.jobs.schedules`: limits of schedules and how often due ones
+/// are looked for.
+#[derive(Debug, Clone)]
+pub struct ScheduleSettings {
+    /// `SCHEDULES_PER_TENANT`: schedules a tenant may have.
+    pub per_tenant: i64,
+    /// `SCHEDULE_RUNS_PER_HOUR`: runs a tenant's schedules may start in
+    /// any hour; runs past it are skipped.
+    pub runs_per_hour: i64,
+    /// `SCHEDULE_TICK_MS`: how often due schedules are looked for.
+    pub tick: Duration,
+}
+
+impl ScheduleSettings {
+    fn read(env: &Env) -> Result<ScheduleSettings, ConfigError> {
+        Ok(ScheduleSettings {
+            per_tenant: env.bounded("SCHEDULES_PER_TENANT", 0, 100_000)?,
+            runs_per_hour: env.bounded("SCHEDULE_RUNS_PER_HOUR", 0, 1_000_000)?,
+            tick: Duration::from_millis(env.bounded("SCHEDULE_TICK_MS", 50, 60_000)?),
         })
     }
 }

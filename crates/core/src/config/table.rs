@@ -606,6 +606,24 @@ pub static VARS: &[Var] = &[
         Value("2"),
         "Runs of a job cut short by a crash or shutdown before it ends `interrupted`.",
     ),
+    var(
+        "SCHEDULES_PER_TENANT",
+        Jobs,
+        Value("100"),
+        "Schedules a tenant may have (`POST /api/v1/schedules`).",
+    ),
+    var(
+        "SCHEDULE_RUNS_PER_HOUR",
+        Jobs,
+        Value("600"),
+        "Runs a tenant's schedules may start in any hour; a run past it is recorded `skipped`.",
+    ),
+    var(
+        "SCHEDULE_TICK_MS",
+        Jobs,
+        Value("1000"),
+        "How often each node looks for due schedules (a run starts at most this late).",
+    ),
     // --- Webhooks
     var(
         "WEBHOOK_SECRET",

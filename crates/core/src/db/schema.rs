@@ -369,6 +369,46 @@ diesel::joinable!(tenant_model_credentials -> tenants (tenant_id));
 diesel::joinable!(tenant_webhook_secrets -> tenants (tenant_id));
 diesel::joinable!(transcript_entries -> sessions (session_id));
 
+diesel::table! {
+    schedules (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        key_id -> Text,
+        key_label -> Text,
+        role -> Text,
+        cron -> Nullable<Text>,
+        every_seconds -> Nullable<BigInt>,
+        run_at -> Nullable<Timestamp>,
+        timezone -> Text,
+        job -> Text,
+        overlap -> Text,
+        catch_up -> Text,
+        start_deadline_seconds -> Nullable<BigInt>,
+        paused -> Bool,
+        pause_note -> Nullable<Text>,
+        next_run_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    schedule_runs (id) {
+        id -> Text,
+        schedule_id -> Text,
+        tenant_id -> Text,
+        origin -> Text,
+        due_at -> Timestamp,
+        status -> Text,
+        reason -> Nullable<Text>,
+        job_id -> Text,
+        session_name -> Nullable<Text>,
+        started_at -> Nullable<Timestamp>,
+        claimed_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     agent_users,
     api_keys,
@@ -384,6 +424,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     model_calls,
     repos,
+    schedule_runs,
+    schedules,
     server_secrets,
     session_repos,
     sessions,

@@ -12,6 +12,7 @@ pub mod job_git;
 pub mod mcp;
 pub mod money;
 pub mod problem;
+pub mod schedule;
 pub mod session;
 pub mod turn;
 

@@ -24,13 +24,14 @@ pub(super) async fn insert(
     request: crate::domain::turn::TurnRequest,
     attachments: Vec<crate::domain::attachment::Attachment>,
     webhook_url: Option<String>,
+    job_id: Option<String>,
 ) -> Result<Job, ServiceError> {
     let attachments = match attachments.is_empty() {
         true => None,
         false => Some(serde_json::to_string(&attachments).map_err(ServiceError::internal)?),
     };
     let row = Job {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: job_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
         tenant_id: who.tenant().0.clone(),
         session_id: session.id.clone(),
         status: status::QUEUED.into(),

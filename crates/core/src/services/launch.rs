@@ -119,6 +119,18 @@ pub async fn launch(
     message: String,
     new_session_name: &str,
 ) -> Result<(Job, Session), ServiceError> {
+    launch_as(services, who, plan, message, new_session_name, None).await
+}
+
+/// `launch`, with the job's id chosen by the caller (`None`: a new one).
+pub async fn launch_as(
+    services: &Services,
+    who: &Requester,
+    plan: &JobPlan,
+    message: String,
+    new_session_name: &str,
+    job_id: Option<String>,
+) -> Result<(Job, Session), ServiceError> {
     let name = match (&plan.session, &plan.new_session) {
         (Some(name), _) => name.clone(),
         (None, Some(new)) => {
@@ -147,6 +159,7 @@ pub async fn launch(
     );
     let reply = Reply::Job {
         webhook_url: plan.webhook_url.clone(),
+        job_id,
     };
     match turns::submit(services, who, Target::Named(&name), request, reply).await? {
         Submitted::Job { job, session } => Ok((*job, *session)),

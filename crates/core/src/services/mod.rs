@@ -26,6 +26,7 @@ pub mod overview;
 pub mod ownership;
 pub mod policy;
 pub mod repos;
+pub mod schedules;
 pub mod secrets;
 pub mod sessions;
 pub mod tenant_defaults;

@@ -41,7 +41,12 @@ pub enum Reply {
     /// The turn's events as they happen.
     Stream,
     /// In the background: stored as a job, told to `webhook_url` at the end.
-    Job { webhook_url: Option<String> },
+    Job {
+        webhook_url: Option<String>,
+        /// The job's id when the caller chose it (a schedule's run, to find
+        /// its job again after a crash); else a new one.
+        job_id: Option<String>,
+    },
 }
 
 /// A queued turn, as the caller asked to follow it.
@@ -114,15 +119,25 @@ pub async fn submit(
         .take(super::audit::PROMPT_CHARS)
         .collect();
     let (submitted, action, target) = match reply {
-        Reply::Job { webhook_url } => {
+        Reply::Job {
+            webhook_url,
+            job_id,
+        } => {
             if let Some(url) = &webhook_url {
                 crate::webhooks::ssrf::check(url, &services.settings.webhooks.allowed_hosts)
                     .await
                     .map_err(|e| ServiceError::Validation(e.to_string()))?;
             }
-            let job =
-                super::jobs::insert(services, who, &session, request, attachments, webhook_url)
-                    .await?;
+            let job = super::jobs::insert(
+                services,
+                who,
+                &session,
+                request,
+                attachments,
+                webhook_url,
+                job_id,
+            )
+            .await?;
             let target = format!("{}/{}", session.name, job.id);
             let submitted = Submitted::Job {
                 job: Box::new(job),

@@ -17,6 +17,7 @@ pub mod message;
 pub mod model_call;
 pub mod overview;
 pub mod repo;
+pub mod schedule;
 pub mod secret;
 pub mod session;
 pub mod session_repo;
