@@ -40,6 +40,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../console/pages/session.html"),
     ),
     ("jobs.html", include_str!("../../console/pages/jobs.html")),
+    (
+        "schedules.html",
+        include_str!("../../console/pages/schedules.html"),
+    ),
     ("usage.html", include_str!("../../console/pages/usage.html")),
     ("admin.html", include_str!("../../console/pages/admin.html")),
     ("error.html", include_str!("../../console/pages/error.html")),
@@ -152,6 +156,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/sessions", web::get().to(pages::sessions))
             .route("/sessions/{name}", web::get().to(pages::session))
             .route("/jobs", web::get().to(pages::jobs))
+            .route("/schedules", web::get().to(pages::schedules))
             .route("/usage", web::get().to(pages::usage))
             .route("/admin", web::get().to(pages::admin))
             .default_service(web::to(|| async {

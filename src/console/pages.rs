@@ -351,6 +351,27 @@ pub async fn jobs(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     .await
 }
 
+/// `GET /console/schedules`: each schedule with its next and last run.
+pub async fn schedules(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    page(&req, state.clone(), |me| async move {
+        let who =
+            claude_code_api_core::services::launch::requester(me.caller.clone(), "console".into());
+        let (found, total) = claude_code_api_core::services::schedules::list(
+            &state.services,
+            &who,
+            0,
+            views::MAX_SCHEDULES,
+        )
+        .await?;
+        let schedules: Vec<_> = found.iter().map(views::schedule_row).collect();
+        render(
+            "schedules.html",
+            context! { me => Me::from(&me), nav => "schedules", schedules, total },
+        )
+    })
+    .await
+}
+
 /// `GET /console/usage`.
 pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     page(&req, state.clone(), |me| async move {

@@ -15,6 +15,8 @@ use claude_code_api_core::db::models::webhook::DeliveryWithAttempts;
 pub const MAX_SESSIONS: i64 = 200;
 /// Jobs and deliveries listed on the jobs page, newest first.
 pub const MAX_JOBS: i64 = 100;
+/// Schedules listed on the schedules page, by name.
+pub const MAX_SCHEDULES: i64 = 200;
 /// History messages shown on a session page, the newest.
 pub const MAX_MESSAGES: i64 = 200;
 /// Lines of one diff preview; the rest is counted, not shown.
@@ -515,4 +517,45 @@ mod tests {
         assert_eq!(dense[0].date, "2026-11-03");
         assert_eq!(dense[0].turns, 0);
     }
+}
+
+/// A schedule on the schedules page.
+#[derive(Debug, Serialize)]
+pub struct ScheduleRow {
+    pub id: String,
+    pub name: String,
+    /// Its timing as written: the cron line, `every 90s`, or `at …`.
+    pub timing: String,
+    pub timezone: String,
+    pub paused: bool,
+    pub pause_note: Option<String>,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub next_run_at: Option<String>,
+    pub last_run: Option<claude_code_api_core::domain::schedule::RunData>,
+    pub counts: claude_code_api_core::domain::schedule::RunCounts,
+}
+
+pub fn schedule_row(s: &claude_code_api_core::domain::schedule::ScheduleData) -> ScheduleRow {
+    let timing = match (&s.cron, s.every_seconds, &s.at) {
+        (Some(cron), _, _) => cron.clone(),
+        (None, Some(seconds), _) => format!("every {seconds}s"),
+        (None, None, Some(at)) => format!("at {}", short_time(at)),
+        _ => String::new(),
+    };
+    ScheduleRow {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        timing,
+        timezone: s.timezone.clone(),
+        paused: s.paused,
+        pause_note: s.pause_note.clone(),
+        next_run_at: s.next_run_at.as_deref().map(short_time),
+        last_run: s.last_run.clone(),
+        counts: s.counts.clone(),
+    }
+}
+
+/// An RFC 3339 UTC time as `YYYY-MM-DD HH:MM:SS`.
+fn short_time(rfc3339: &str) -> String {
+    rfc3339.replace('T', " ").chars().take(19).collect()
 }

@@ -1052,3 +1052,58 @@ async fn the_console_shows_a_repository_sessions_branch_and_diff() {
     assert_eq!(hidden, json!(true));
     b.close().await;
 }
+
+#[actix_web::test]
+async fn the_schedules_page_shows_each_schedule_with_its_next_run() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    let http = bare_client();
+    for (name, paused) in [("hourly-triage", false), ("frozen", true)] {
+        let res = app
+            .post(
+                "/api/v1/schedules",
+                ALICE,
+                json!({"name": name, "every": "1h", "paused": paused,
+                       "job": {"new_session": {}, "message": "<b>triage</b>"}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let view = get_json(&app, "/api/v1/schedules/hourly-triage", ALICE).await;
+    let next = view["data"]["next_run_at"]
+        .as_str()
+        .unwrap()
+        .replace('T', " ");
+    let alice = sign_in(&app, &http, ALICE).await;
+    let html = alice
+        .get(&app, &http, "/console/schedules")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(r#"data-schedule="hourly-triage" data-paused="false""#),
+        "{html}"
+    );
+    assert!(html.contains("every 3600s"), "{html}");
+    assert!(html.contains(&next[..19]), "next run {next} shown: {html}");
+    assert!(
+        html.contains(r#"data-schedule="frozen" data-paused="true""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"href="/console/schedules" class="active""#));
+    let bob = sign_in(&app, &http, BOB).await;
+    let html = bob
+        .get(&app, &http, "/console/schedules")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("no-schedules"), "{html}");
+    assert!(!html.contains("hourly-triage"));
+}
