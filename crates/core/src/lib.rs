@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod redact;
 pub mod sandbox;
 pub mod security;
+pub mod snapshots;
 pub mod services;
 pub mod spec;
 pub mod telemetry;
