@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 
 use super::schema_parts::problem;
 use super::{
-    admin, audit, chat, control, egress, files, git, health, history, jobs, model_credentials,
+    admin, audit, chat, control, egress, files, forks, git, health, history, jobs, model_credentials,
     nodes, openai, repos, secrets, sessions, templates, tenant_defaults, usage, webhooks,
     working_dir,
 };
@@ -47,6 +47,8 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         sessions::list_sessions,
         sessions::get_session,
         sessions::get_mcp,
+        forks::fork_session,
+        forks::list_forks,
         tenant_defaults::get_defaults,
         tenant_defaults::set_defaults,
         sessions::delete_session,

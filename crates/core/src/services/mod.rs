@@ -13,6 +13,7 @@ pub mod attachments;
 pub mod audit;
 pub mod console_sessions;
 pub mod events;
+pub mod forks;
 pub mod files;
 pub mod git;
 pub mod idempotency;

@@ -55,6 +55,7 @@ pub fn insert_within_cap(
     session: &Session,
     created_workspace: Option<&str>,
     default_cap: i64,
+    with_row: impl FnOnce(&mut DbConnection) -> DbResult<()>,
 ) -> DbResult<Result<(), NotInserted>> {
     use crate::db::schema::tenants;
     crate::db::write_transaction(conn, |conn| {
@@ -76,6 +77,7 @@ pub fn insert_within_cap(
         }
         insert(conn, session)?;
         crate::db::models::workspace::set_created(conn, &session.id, created_workspace)?;
+        with_row(conn)?;
         Ok(Ok(()))
     })
 }

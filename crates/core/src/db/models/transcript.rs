@@ -77,3 +77,34 @@ pub fn lines(
         .select(transcript_entries::line)
         .load(conn)?)
 }
+
+/// The conversation's lines in order up to and including the entry
+/// `entry_key` (a turn's last message); `None` when that entry is not
+/// stored.
+pub fn lines_through(
+    conn: &mut DbConnection,
+    session_id: &str,
+    cli_session_id: &str,
+    entry_key: &str,
+) -> DbResult<Option<Vec<String>>> {
+    let of_conversation = || {
+        transcript_entries::table
+            .filter(transcript_entries::session_id.eq(session_id))
+            .filter(transcript_entries::cli_session_id.eq(cli_session_id))
+    };
+    let last: Option<i64> = of_conversation()
+        .filter(transcript_entries::entry_key.eq(entry_key))
+        .select(transcript_entries::position)
+        .first(conn)
+        .optional()?;
+    let Some(last) = last else {
+        return Ok(None);
+    };
+    Ok(Some(
+        of_conversation()
+            .filter(transcript_entries::position.le(last))
+            .order(transcript_entries::position.asc())
+            .select(transcript_entries::line)
+            .load(conn)?,
+    ))
+}
