@@ -7,8 +7,8 @@ use claude_code_api_core::error::ServiceError;
 
 use super::route_table::{route_table, RouteTable};
 use super::{
-    admin, audit, chat, control, egress, files, forward, git, health, history, jobs, limits, mcp,
-    forks, model_credentials, nodes, openai, openapi, repos, secrets, sessions, templates,
+    admin, audit, chat, control, egress, files, forks, forward, git, health, history, jobs, limits,
+    mcp, model_credentials, nodes, openai, openapi, repos, secrets, sessions, templates,
     tenant_defaults, usage, webhooks, working_dir,
 };
 use crate::state::API_V1;

@@ -211,7 +211,10 @@ impl Tree {
         let Some((name, parents)) = names.split_last() else {
             return Err(refused(rel));
         };
-        Ok((self.subtree(&parents.iter().collect::<PathBuf>(), None)?, name))
+        Ok((
+            self.subtree(&parents.iter().collect::<PathBuf>(), None)?,
+            name,
+        ))
     }
 }
 

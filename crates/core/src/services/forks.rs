@@ -93,7 +93,12 @@ pub async fn fork(
     let cli_session_id = uuid::Uuid::new_v4().to_string();
     let workspace =
         crate::workspace::session_dir(&services.workspace_root, who.tenant().as_str(), &new_name);
-    let entries = fork_entries(&lines, &cli_session_id, &parent.workspace, &workspace.to_string_lossy());
+    let entries = fork_entries(
+        &lines,
+        &cli_session_id,
+        &parent.workspace,
+        &workspace.to_string_lossy(),
+    );
     let link = SessionFork {
         session_id: String::new(),
         tenant_id: who.tenant().0.clone(),
@@ -109,7 +114,7 @@ pub async fn fork(
         cli_session_id,
         with_row: Box::new(move |c, row| {
             let pairs = entries.iter().map(|e| (e.key.as_str(), e.line.as_str()));
-            crate::db::models::transcript::store(c, &row.id, &conversation, pairs)?;
+            crate::db::models::transcript::append(c, &row.id, &conversation, pairs)?;
             session_fork::insert(
                 c,
                 &SessionFork {

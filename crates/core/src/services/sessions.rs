@@ -228,7 +228,8 @@ pub(super) struct Seed {
     /// The conversation it takes up (`--resume`).
     pub cli_session_id: String,
     /// Stores what goes with the row, in the row's own transaction.
-    pub with_row: Box<dyn FnOnce(&mut crate::db::DbConnection, &Session) -> crate::db::DbResult<()> + Send>,
+    pub with_row:
+        Box<dyn FnOnce(&mut crate::db::DbConnection, &Session) -> crate::db::DbResult<()> + Send>,
 }
 
 /// Its workspace, then its row. A name taken already, or a tenant at its

@@ -73,10 +73,16 @@ mod tests {
             std::fs::read_to_string(copy.join("src/deep/a.txt")).unwrap(),
             "alpha"
         );
-        let mode = std::fs::metadata(copy.join("run.sh")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(copy.join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o7777, 0o755);
         for absent in ["leak", "hard", "src/up"] {
-            assert!(std::fs::symlink_metadata(copy.join(absent)).is_err(), "{absent}");
+            assert!(
+                std::fs::symlink_metadata(copy.join(absent)).is_err(),
+                "{absent}"
+            );
         }
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "SECRET");
     }
@@ -92,12 +98,21 @@ mod tests {
         let first = take(&store, &dir(&ws), None, ROOMY).unwrap();
         store.save_manifest(1, &first).unwrap();
         std::fs::write(ws.join("changed"), "two!").unwrap();
-        let second = take(&store, &dir(&ws), store.latest_manifest().unwrap().as_ref(), ROOMY)
-            .unwrap();
+        let second = take(
+            &store,
+            &dir(&ws),
+            store.latest_manifest().unwrap().as_ref(),
+            ROOMY,
+        )
+        .unwrap();
         store.save_manifest(2, &second).unwrap();
         assert_eq!(first.entries[1].blob, second.entries[1].blob, "same");
         assert_ne!(first.entries[0].blob, second.entries[0].blob, "changed");
-        let blobs = || std::fs::read_dir(tmp.path().join("store/s1/blobs")).unwrap().count();
+        let blobs = || {
+            std::fs::read_dir(tmp.path().join("store/s1/blobs"))
+                .unwrap()
+                .count()
+        };
         assert_eq!(blobs(), 3);
         store.drop_turns(&[1]).unwrap();
         assert_eq!(blobs(), 2);
@@ -119,11 +134,15 @@ mod tests {
             max_bytes: 1 << 20,
             max_files: 4,
         };
-        assert!(matches!(take(&store, &dir(&ws), None, few), Err(NotTaken::OverLimit(m)) if m.contains("SNAPSHOT_MAX_FILES")));
+        assert!(
+            matches!(take(&store, &dir(&ws), None, few), Err(NotTaken::OverLimit(m)) if m.contains("SNAPSHOT_MAX_FILES"))
+        );
         let small = Limits {
             max_bytes: 20,
             max_files: 100,
         };
-        assert!(matches!(take(&store, &dir(&ws), None, small), Err(NotTaken::OverLimit(m)) if m.contains("SNAPSHOT_MAX_MB")));
+        assert!(
+            matches!(take(&store, &dir(&ws), None, small), Err(NotTaken::OverLimit(m)) if m.contains("SNAPSHOT_MAX_MB"))
+        );
     }
 }

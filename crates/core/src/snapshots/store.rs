@@ -94,7 +94,10 @@ impl SessionStore {
 
     pub fn open_blob(&self, hash: &str) -> io::Result<fs::File> {
         if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a blob name"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a blob name",
+            ));
         }
         fs::File::open(self.blob_path(hash))
     }

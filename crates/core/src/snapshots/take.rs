@@ -70,7 +70,10 @@ pub fn take(
                     return Ok(());
                 };
                 if meta.nlink() > 1 {
-                    tracing::warn!(path, "a file with other hard links is left out of the snapshot");
+                    tracing::warn!(
+                        path,
+                        "a file with other hard links is left out of the snapshot"
+                    );
                     return Ok(());
                 }
                 let stamp = Stamp::of(&meta);

@@ -26,12 +26,7 @@ struct Taken {
 impl SessionActor {
     /// Ends the turn that got its result: snapshots the workspace when the
     /// turn counts, then stores the turn and lets the queue move on.
-    pub(super) fn end_turn(
-        &mut self,
-        running: Running,
-        outcome: Outcome,
-        ctx: &mut Context<Self>,
-    ) {
+    pub(super) fn end_turn(&mut self, running: Running, outcome: Outcome, ctx: &mut Context<Self>) {
         // Stopped work is no turn (see `Running::record`): nothing to fork at.
         if matches!(outcome, Err(TurnError::Cancelled | TurnError::Closed)) {
             self.persist(running, outcome, true);
@@ -41,15 +36,11 @@ impl SessionActor {
         let turn = self.session.turns + 1;
         let entry_uuid = running.last_entry.clone();
         let snapshot = self.snapshot_workspace(turn);
-        ctx.wait(
-            snapshot
-                .into_actor(self)
-                .map(move |taken, act, ctx| {
-                    act.persist(running, outcome, true);
-                    act.store_turn(turn, entry_uuid, taken);
-                    act.advance(ctx);
-                }),
-        );
+        ctx.wait(snapshot.into_actor(self).map(move |taken, act, ctx| {
+            act.persist(running, outcome, true);
+            act.store_turn(turn, entry_uuid, taken);
+            act.advance(ctx);
+        }));
     }
 
     /// Snapshots the workspace as turn `turn`'s (off when no turn is kept).
@@ -61,7 +52,10 @@ impl SessionActor {
         let name = self.session.name.clone();
         async move {
             if settings.keep_turns == 0 {
-                return Taken::none(state::OFF, "workspace snapshots are off (SNAPSHOT_KEEP_TURNS=0)");
+                return Taken::none(
+                    state::OFF,
+                    "workspace snapshots are off (SNAPSHOT_KEEP_TURNS=0)",
+                );
             }
             let started = Instant::now();
             let limits = Limits {

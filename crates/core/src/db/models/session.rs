@@ -152,7 +152,8 @@ pub fn delete_rows(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbRe
     diesel::delete(messages::table.filter(messages::session_id.eq(id))).execute(conn)?;
     diesel::delete(jobs::table.filter(jobs::session_id.eq(id))).execute(conn)?;
     diesel::delete(session_repos::table.filter(session_repos::session_id.eq(id))).execute(conn)?;
-    diesel::delete(turn_snapshots::table.filter(turn_snapshots::session_id.eq(id))).execute(conn)?;
+    diesel::delete(turn_snapshots::table.filter(turn_snapshots::session_id.eq(id)))
+        .execute(conn)?;
     diesel::delete(session_forks::table.filter(session_forks::session_id.eq(id))).execute(conn)?;
     diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn)?;
     Ok(true)

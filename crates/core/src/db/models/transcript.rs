@@ -28,6 +28,18 @@ pub fn store<'a>(
     entries: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> DbResult<usize> {
     crate::db::write_transaction(conn, |conn| {
+        append(conn, session_id, cli_session_id, entries)
+    })
+}
+
+/// `store` within a transaction the caller holds (a fork's, with its session row).
+pub fn append<'a>(
+    conn: &mut DbConnection,
+    session_id: &str,
+    cli_session_id: &str,
+    entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> DbResult<usize> {
+    {
         let last: Option<i64> = transcript_entries::table
             .filter(transcript_entries::session_id.eq(session_id))
             .filter(transcript_entries::cli_session_id.eq(cli_session_id))
@@ -60,7 +72,7 @@ pub fn store<'a>(
             }
         }
         Ok(stored)
-    })
+    }
 }
 
 /// The conversation's lines in order: its transcript file, one per line.

@@ -55,7 +55,11 @@ pub fn insert(conn: &mut DbConnection, row: &TurnSnapshot) -> DbResult<()> {
 }
 
 /// The row of turn `turn` of the session.
-pub fn find(conn: &mut DbConnection, session_id: &str, turn: i64) -> DbResult<Option<TurnSnapshot>> {
+pub fn find(
+    conn: &mut DbConnection,
+    session_id: &str,
+    turn: i64,
+) -> DbResult<Option<TurnSnapshot>> {
     Ok(turn_snapshots::table
         .find((session_id, turn))
         .select(TurnSnapshot::as_select())
