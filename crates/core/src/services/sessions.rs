@@ -220,16 +220,22 @@ pub async fn open_or_create(
     }
 }
 
+/// Fills a new, empty workspace (blocking).
+pub(super) type FillWorkspace = Box<dyn FnOnce(&Path) -> std::io::Result<()> + Send>;
+
+/// Stores what goes with a new session's row, in the row's transaction.
+pub(super) type WithRow =
+    Box<dyn FnOnce(&mut crate::db::DbConnection, &Session) -> crate::db::DbResult<()> + Send>;
+
 /// What a session made from another one (a fork) starts with, beyond a
 /// new session's.
 pub(super) struct Seed {
-    /// Fills the new, empty workspace (blocking) before the row exists.
-    pub fill: Box<dyn FnOnce(&Path) -> std::io::Result<()> + Send>,
+    /// Fills the new workspace before the row exists.
+    pub fill: FillWorkspace,
     /// The conversation it takes up (`--resume`).
     pub cli_session_id: String,
     /// Stores what goes with the row, in the row's own transaction.
-    pub with_row:
-        Box<dyn FnOnce(&mut crate::db::DbConnection, &Session) -> crate::db::DbResult<()> + Send>,
+    pub with_row: WithRow,
 }
 
 /// Its workspace, then its row. A name taken already, or a tenant at its
