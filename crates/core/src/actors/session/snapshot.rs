@@ -1,9 +1,10 @@
 //! The workspace at the end of each turn, for forks at that turn: it is
 //! snapshotted (see `snapshots`) before the next turn may change it (the
 //! queue waits, as for a job's git step), and the turn's row (its last
-//! transcript entry, what became of the snapshot) is stored after the
-//! turn's record. Snapshots older than the last `SNAPSHOT_KEEP_TURNS` turns
-//! are dropped then.
+//! transcript entry, what became of the snapshot) is stored ahead of the
+//! turn's record, so it is there once the client hears of the turn's end.
+//! Snapshots older than the last `SNAPSHOT_KEEP_TURNS` turns are dropped
+//! then.
 
 use std::time::Instant;
 
@@ -36,9 +37,21 @@ impl SessionActor {
         let turn = self.session.turns + 1;
         let entry_uuid = running.last_entry.clone();
         let snapshot = self.snapshot_workspace(turn);
-        ctx.wait(snapshot.into_actor(self).map(move |taken, act, ctx| {
-            act.persist(running, outcome, true);
+        // The turn's transcript entries are stored before its end is told,
+        // so a fork asked right after the answer finds them.
+        let mirrored = self.transcripts.call(|_| Ok(()));
+        let ready = async move {
+            let taken = snapshot.await;
+            if let Err(e) = mirrored.await {
+                tracing::warn!(error = %e, "the transcript mirror is behind");
+            }
+            taken
+        };
+        ctx.wait(ready.into_actor(self).map(move |taken, act, ctx| {
+            // Written ahead of the turn's record (same ordered writer): the
+            // client told of the turn's end can fork at it.
             act.store_turn(turn, entry_uuid, taken);
+            act.persist(running, outcome, true);
             act.advance(ctx);
         }));
     }
@@ -91,8 +104,8 @@ impl SessionActor {
         }
     }
 
-    /// Stores turn `turn`'s row after its record, and drops the snapshots
-    /// of turns no longer kept.
+    /// Stores turn `turn`'s row, and drops the snapshots of turns no
+    /// longer kept.
     fn store_turn(&mut self, turn: i64, entry_uuid: Option<String>, taken: Taken) {
         let keep = i64::from(self.runtime.settings.files.snapshots.keep_turns);
         let row = TurnSnapshot {
