@@ -12,6 +12,7 @@ pub mod envelope;
 mod event_stream;
 mod files;
 mod flags;
+mod forks;
 pub mod forward;
 mod git;
 mod health;

@@ -12,9 +12,9 @@ use utoipa::OpenApi;
 
 use super::schema_parts::problem;
 use super::{
-    admin, audit, chat, control, egress, files, git, health, history, jobs, model_credentials,
-    nodes, openai, repos, schedules, secrets, sessions, templates, tenant_defaults, usage,
-    webhooks, working_dir,
+    admin, audit, chat, control, egress, files, forks, git, health, history, jobs,
+    model_credentials, nodes, openai, repos, schedules, secrets, sessions, templates,
+    tenant_defaults, usage, webhooks, working_dir,
 };
 use crate::error::{problem_type, PROBLEM_KINDS};
 use claude_code_api_core::domain::attachment;
@@ -47,6 +47,8 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         sessions::list_sessions,
         sessions::get_session,
         sessions::get_mcp,
+        forks::fork_session,
+        forks::list_forks,
         tenant_defaults::get_defaults,
         tenant_defaults::set_defaults,
         sessions::delete_session,

@@ -7,8 +7,8 @@ use claude_code_api_core::error::ServiceError;
 
 use super::route_table::{route_table, RouteTable};
 use super::{
-    admin, audit, chat, control, egress, files, forward, git, health, history, jobs, limits, mcp,
-    model_credentials, nodes, openai, openapi, repos, schedules, secrets, sessions, templates,
+    admin, audit, chat, control, egress, files, forks, forward, git, health, history, jobs, limits,
+    mcp, model_credentials, nodes, openai, openapi, repos, schedules, secrets, sessions, templates,
     tenant_defaults, usage, webhooks, working_dir,
 };
 use crate::state::API_V1;
@@ -52,6 +52,8 @@ fn api_v1_routes() -> RouteTable {
         "/sessions/{name}/git" => { get: git::get_git },
         "/sessions/{name}/diff" => { get: git::get_diff },
         "/sessions/{name}/mcp" => { get: sessions::get_mcp },
+        "/sessions/{name}/fork" => { post: forks::fork_session },
+        "/sessions/{name}/forks" => { get: forks::list_forks },
         "/sessions/{name}/commit" => { post: git::commit },
         "/sessions/{name}/push" => { post: git::push },
         "/sessions/{name}/pull-request" => { post: git::pull_request },

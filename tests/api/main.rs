@@ -25,6 +25,7 @@ mod errors;
 mod events;
 mod faults;
 mod files;
+mod forks;
 mod gateway;
 mod gateway_boundary;
 mod idle;

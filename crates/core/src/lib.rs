@@ -23,6 +23,7 @@ pub mod redact;
 pub mod sandbox;
 pub mod security;
 pub mod services;
+pub mod snapshots;
 pub mod spec;
 pub mod telemetry;
 pub mod templates;

@@ -55,6 +55,8 @@ pub struct Metrics {
     agent_egress: IntCounterVec,
     disk_used: prometheus::IntGaugeVec,
     disk_limit: prometheus::IntGaugeVec,
+    workspace_snapshots: HistogramVec,
+    session_forks: IntCounter,
 }
 
 /// Static metric definitions: a bad one is a bug seen at the first start.
@@ -178,6 +180,19 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Opts::new("cca_disk_quota_bytes", "A tenant's disk quota"),
         &["tenant"],
     )?;
+    let workspace_snapshots = HistogramVec::new(
+        HistogramOpts::new(
+            "cca_workspace_snapshot_seconds",
+            "Workspace snapshots taken at the end of turns, by result (stored, over_limit, \
+             failed, off), and how long each took",
+        )
+        .buckets(BUCKETS.to_vec()),
+        &["result"],
+    )?;
+    let session_forks = IntCounter::new(
+        "cca_session_forks_total",
+        "Sessions made as a fork of another session at one of its turns",
+    )?;
     for c in [
         Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(http_duration.clone()),
@@ -200,6 +215,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(agent_egress.clone()),
         Box::new(disk_used.clone()),
         Box::new(disk_limit.clone()),
+        Box::new(workspace_snapshots.clone()),
+        Box::new(session_forks.clone()),
     ] {
         registry.register(c)?;
     }
@@ -226,6 +243,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         agent_egress,
         disk_used,
         disk_limit,
+        workspace_snapshots,
+        session_forks,
     })
 }
 
@@ -370,6 +389,22 @@ pub fn charged_outside_turns(micros: i64) {
         if micros > 0 {
             m.outside_turns_micros.inc_by(micros.unsigned_abs());
         }
+    }
+}
+
+/// A turn's workspace snapshot ended with `result`, after `took`.
+pub fn workspace_snapshot(result: &str, took: Duration) {
+    if let Some(m) = metrics() {
+        m.workspace_snapshots
+            .with_label_values(&[result])
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// A session was forked.
+pub fn session_forked() {
+    if let Some(m) = metrics() {
+        m.session_forks.inc();
     }
 }
 

@@ -3,10 +3,12 @@
 use crate::error::ApiError;
 use claude_code_api_core::config::Settings;
 use claude_code_api_core::db::models::session::Session;
+use claude_code_api_core::db::models::session_fork::SessionFork;
 use claude_code_api_core::domain::agent::AgentSpec;
 use claude_code_api_core::domain::money::micros_to_usd;
 use claude_code_api_core::domain::session::{Effort, PermissionMode, SessionSpec, TurnOverrides};
 use claude_code_api_core::error::ServiceError;
+use claude_code_api_core::services::forks;
 use claude_code_api_core::services::sessions::{self, validate_name, SessionStatus};
 use claude_code_api_core::services::{Requester, Services};
 use claude_code_api_core::spec::LaunchSpec;
@@ -130,6 +132,28 @@ pub struct SessionData {
     output_tokens: i64,
     created_at: String,
     updated_at: String,
+    /// The session this one was forked from, and at which of its turns;
+    /// `null` for a session that is no fork.
+    forked_from: Option<ForkOrigin>,
+}
+
+/// Where a fork comes from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ForkOrigin {
+    /// The original session's name (when the fork was made: it may be
+    /// deleted since).
+    session: String,
+    /// The original's turn the fork starts after.
+    at_turn: i64,
+}
+
+impl From<&SessionFork> for ForkOrigin {
+    fn from(link: &SessionFork) -> Self {
+        ForkOrigin {
+            session: link.parent_name.clone(),
+            at_turn: link.at_turn,
+        }
+    }
 }
 
 /// A session's configuration as its CLI gets it (a chat's or a job's own
@@ -217,7 +241,14 @@ impl SessionData {
             output_tokens: s.output_tokens,
             created_at: claude_code_api_core::domain::timestamp(&s.created_at),
             updated_at: claude_code_api_core::domain::timestamp(&s.updated_at),
+            forked_from: None,
         }
+    }
+
+    /// The document of a fork, naming where it comes from.
+    pub fn forked_from(mut self, link: Option<&SessionFork>) -> Self {
+        self.forked_from = link.map(ForkOrigin::from);
+        self
     }
 }
 
@@ -228,10 +259,15 @@ pub async fn session_views(
     rows: Vec<Session>,
 ) -> Result<Vec<SessionData>, ApiError> {
     let statuses = sessions::statuses(services, who, &rows).await?;
+    let ids = rows.iter().map(|row| row.id.clone()).collect();
+    let origins = forks::origins(services, who, ids).await?;
     Ok(rows
         .into_iter()
         .zip(statuses)
-        .map(|(row, status)| SessionData::new(row, status, &services.settings))
+        .map(|(row, status)| {
+            let link = origins.get(&row.id);
+            SessionData::new(row, status, &services.settings).forked_from(link)
+        })
         .collect())
 }
 

@@ -21,6 +21,8 @@ pub enum CliMessage {
         blocks: Vec<Block>,
         /// Set on synthetic messages for API failures.
         error: Option<String>,
+        /// The message's `uuid`: its entry in the transcript.
+        uuid: Option<String>,
     },
     /// Tool results the CLI feeds back to the model.
     ToolResults(Vec<ToolResult>),
@@ -80,7 +82,8 @@ pub struct MirrorEntry {
 }
 
 impl MirrorEntry {
-    fn of(entry: &Value) -> MirrorEntry {
+    /// The entry `entry` as stored: its line and its key.
+    pub fn of(entry: &Value) -> MirrorEntry {
         let line = entry.to_string();
         let key = match entry.get("uuid").and_then(Value::as_str) {
             Some(uuid) if !uuid.is_empty() => uuid.to_owned(),
@@ -220,6 +223,7 @@ fn classify(v: Value) -> CliMessage {
             CliMessage::Assistant {
                 blocks,
                 error: v.get("error").and_then(Value::as_str).map(str::to_owned),
+                uuid: v.get("uuid").and_then(Value::as_str).map(str::to_owned),
             }
         }
         "user" => {
@@ -431,7 +435,7 @@ mod tests {
         );
         let tool = r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"toolu_w4","name":"Write","input":{"file_path":"hello.py"}}]}}"#;
         match parse_line(tool).unwrap() {
-            Some(CliMessage::Assistant { blocks, error }) => {
+            Some(CliMessage::Assistant { blocks, error, .. }) => {
                 assert_eq!(error, None);
                 assert_eq!(
                     blocks,

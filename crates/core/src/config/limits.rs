@@ -36,6 +36,21 @@ pub struct FileSettings {
     /// `LEFTOVER_SWEEP_SECONDS`: how often folders a session delete left
     /// behind are tried again.
     pub leftover_sweep: Duration,
+    /// The workspace snapshots taken after each turn, for forks (`SNAPSHOT_*`).
+    pub snapshots: SnapshotSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotSettings {
+    /// `SNAPSHOT_KEEP_TURNS`: the snapshots of a session's last this many
+    /// turns are kept (0: none taken, no fork).
+    pub keep_turns: u32,
+    /// `SNAPSHOT_MAX_MB`: a workspace larger than this (its regular files,
+    /// in bytes) gets no snapshot.
+    pub max_bytes: u64,
+    /// `SNAPSHOT_MAX_FILES`: a workspace with more files and folders than
+    /// this gets no snapshot.
+    pub max_files: u64,
 }
 
 impl FileSettings {
@@ -45,6 +60,11 @@ impl FileSettings {
             max_attachment_bytes: env.bounded("MAX_ATTACHMENTS_MB", 1usize, 256)? * 1024 * 1024,
             archive_stall: env.seconds("ARCHIVE_STALL_SECONDS", 1, 86_400)?,
             leftover_sweep: env.seconds("LEFTOVER_SWEEP_SECONDS", 1, 86_400)?,
+            snapshots: SnapshotSettings {
+                keep_turns: env.bounded("SNAPSHOT_KEEP_TURNS", 0u32, 10_000)?,
+                max_bytes: env.bounded("SNAPSHOT_MAX_MB", 1u64, 1024 * 1024)? * 1024 * 1024,
+                max_files: env.bounded("SNAPSHOT_MAX_FILES", 1u64, 10_000_000)?,
+            },
         })
     }
 }

@@ -594,6 +594,24 @@ pub static VARS: &[Var] = &[
         "An archive download whose client takes no data for this long is abandoned (the body ends with an error), so a client that stops reading never holds the thread writing it.",
     ),
     var(
+        "SNAPSHOT_KEEP_TURNS",
+        Files,
+        Value("20"),
+        "After each turn the session's workspace is snapshotted (for forks at that turn) into a store beside the workspaces (`APPROVED_DIRECTORY/.snapshots`, out of every sandbox's reach); the last this many turns of a session are kept (0: no snapshots, no forks).",
+    ),
+    var(
+        "SNAPSHOT_MAX_MB",
+        Files,
+        Value("512"),
+        "A workspace whose files add up to more than this (MiB) gets no snapshot for that turn; a fork at it is a 409 saying why.",
+    ),
+    var(
+        "SNAPSHOT_MAX_FILES",
+        Files,
+        Value("20000"),
+        "A workspace with more files and folders than this gets no snapshot for that turn; a fork at it is a 409 saying why.",
+    ),
+    var(
         "LEFTOVER_SWEEP_SECONDS",
         Files,
         Value("30"),

@@ -355,6 +355,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    turn_snapshots (session_id, turn) {
+        session_id -> Text,
+        turn -> BigInt,
+        cli_session_id -> Text,
+        entry_uuid -> Nullable<Text>,
+        snapshot -> Text,
+        reason -> Nullable<Text>,
+        files -> BigInt,
+        bytes -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    session_forks (session_id) {
+        session_id -> Text,
+        tenant_id -> Text,
+        parent_session_id -> Text,
+        parent_name -> Text,
+        at_turn -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(console_sessions -> api_keys (key_id));
 diesel::joinable!(approvals -> sessions (session_id));
@@ -368,6 +393,8 @@ diesel::joinable!(tenant_egress_hosts -> tenants (tenant_id));
 diesel::joinable!(tenant_model_credentials -> tenants (tenant_id));
 diesel::joinable!(tenant_webhook_secrets -> tenants (tenant_id));
 diesel::joinable!(transcript_entries -> sessions (session_id));
+diesel::joinable!(turn_snapshots -> sessions (session_id));
+diesel::joinable!(session_forks -> sessions (session_id));
 
 diesel::table! {
     schedules (id) {
@@ -427,6 +454,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     schedule_runs,
     schedules,
     server_secrets,
+    session_forks,
     session_repos,
     sessions,
     tenant_egress_hosts,
@@ -436,6 +464,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tenant_webhook_secrets,
     tenants,
     transcript_entries,
+    turn_snapshots,
     usage_daily,
     webhook_attempts,
     webhook_deliveries,

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
+use cap_std::fs::{Dir, MetadataExt};
+
+use super::walk::Entry;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use tokio::sync::mpsc;
@@ -23,10 +25,9 @@ const PERMISSION_BITS: u32 = 0o777;
 const CHUNK: usize = 64 * 1024;
 
 /// Writes the archive of folder `rel` (entries under `prefix/`) into `out`.
-/// The folder is opened once; below it every folder is entered from the
-/// descriptor of its parent without following a link, so an agent swapping
-/// folders for links meanwhile can only make entries vanish from the
-/// archive, never lead it elsewhere or cut it short. Only a failing `out`
+/// The folder is opened once and walked by `files::walk`, so an agent
+/// swapping folders for links meanwhile can only make entries vanish from
+/// the archive, never lead it elsewhere or cut it short. Only a failing `out`
 /// (the client gone) stops it. Blocking.
 pub fn write_tar_gz<W: Write>(root: &Dir, rel: &Path, prefix: &str, out: W) -> io::Result<W> {
     let folder = if rel.as_os_str().is_empty() {
@@ -43,67 +44,24 @@ pub fn write_tar_gz<W: Write>(root: &Dir, rel: &Path, prefix: &str, out: W) -> i
     header.set_size(0);
     header.set_mtime(0);
     tar.append_data(&mut header, format!("{prefix}/"), io::empty())?;
-    add_folder(&mut tar, &folder, Path::new(prefix), 0)?;
+    add_folder(&mut tar, &folder, Path::new(prefix))?;
     tar.into_inner()?.finish()
 }
 
-/// Deepest folder an archive descends into.
-const MAX_DEPTH: usize = 256;
-
-/// Adds the entries of `dir` under `in_archive`. Errors reading the
-/// workspace skip the entry concerned; errors writing end the archive.
-fn add_folder<W: Write>(
-    tar: &mut tar::Builder<W>,
-    dir: &Dir,
-    in_archive: &Path,
-    depth: usize,
-) -> io::Result<()> {
-    let Ok(listing) = dir.entries() else {
-        return Ok(());
-    };
-    let mut items: Vec<_> = listing.filter_map(Result::ok).collect();
-    items.sort_by_key(|e| e.file_name());
-    for item in items {
-        let name = item.file_name();
-        let target = in_archive.join(&name);
-        let Ok(file_type) = item.file_type() else {
-            continue;
-        };
-        if file_type.is_dir() {
-            if depth >= MAX_DEPTH {
-                tracing::warn!(path = %target.display(), "a folder nested too deep is left out of the archive");
-                continue;
-            }
-            // Swapped for a link since the listing: refused, left out.
-            let Ok(sub) = crate::sandbox::tree::open_dir_nofollow(dir, &name) else {
-                continue;
-            };
-            let Ok(meta) = sub.dir_metadata() else {
-                continue;
-            };
+/// Adds the entries of `dir` under `in_archive` (see `files::walk`).
+/// Errors reading the workspace skip the entry concerned; errors writing
+/// end the archive.
+fn add_folder<W: Write>(tar: &mut tar::Builder<W>, dir: &Dir, in_archive: &Path) -> io::Result<()> {
+    super::walk::walk(dir, &mut |entry| match entry {
+        Entry::Folder { path, meta } => {
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Directory);
             header.set_mode(meta.mode() & PERMISSION_BITS);
             header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
             header.set_size(0);
-            tar.append_data(&mut header, &target, io::empty())?;
-            add_folder(tar, &sub, &target, depth + 1)?;
-        } else if file_type.is_file() {
-            let mut options = OpenOptions::new();
-            // Non-blocking (a FIFO swapped in cannot hang the archive), and
-            // never through a link swapped in since the listing.
-            options
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
-            let Ok(file) = dir.open_with(&name, &options) else {
-                continue;
-            };
-            let Ok(meta) = file.metadata() else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
-            }
+            tar.append_data(&mut header, in_archive.join(path), io::empty())
+        }
+        Entry::File { path, file, meta } => {
             let len = meta.len();
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Regular);
@@ -114,11 +72,9 @@ fn add_folder<W: Write>(
                 inner: file.into_std().take(len),
                 remaining: len,
             };
-            tar.append_data(&mut header, &target, reader)?;
+            tar.append_data(&mut header, in_archive.join(path), reader)
         }
-        // Links, sockets, devices: never archived.
-    }
-    Ok(())
+    })
 }
 
 /// Exactly `remaining` bytes: a file that shrank (or failed) while being

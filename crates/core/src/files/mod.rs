@@ -5,6 +5,7 @@
 //! `crate::blocking`.
 
 pub mod archive;
+pub mod walk;
 
 use std::io;
 use std::os::fd::AsFd as _;

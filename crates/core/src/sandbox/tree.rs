@@ -145,6 +145,11 @@ impl Tree {
         written
     }
 
+    /// The opened folder, to read it with `files::walk`.
+    pub fn as_dir(&self) -> &Dir {
+        &self.dir
+    }
+
     /// A descriptor of this folder for a child process (`bwrap --bind-fd`):
     /// the folder opened here, wherever its path points by then.
     pub fn descriptor(&self) -> io::Result<OwnedFd> {
@@ -167,6 +172,56 @@ impl Tree {
         // The top last: an interrupted walk is taken up again next time.
         chown_fd(&self.dir, Some(owner))
     }
+}
+
+impl Tree {
+    /// Makes the folder `rel` (its parent must be there), with the
+    /// permission bits of `mode` only, owned by `owner`. A name that is
+    /// there already (a link, anything) is an error, never followed.
+    pub fn make_folder(&self, rel: &Path, mode: u32, owner: Owner) -> io::Result<()> {
+        let (parent, name) = self.parent_of(rel)?;
+        let mut builder = cap_std::fs::DirBuilder::new();
+        builder.mode(0o700);
+        parent.dir.create_dir_with(name, &builder)?;
+        let made = open_dir_nofollow(&parent.dir, name)?;
+        chown_fd(&made, owner)?;
+        fchmod(&made, mode)
+    }
+
+    /// Makes the file `rel` new (`O_CREAT | O_EXCL | O_NOFOLLOW`: never an
+    /// existing file or a link), with the permission bits of `mode` only,
+    /// owned by `owner`, and opens it for writing.
+    pub fn make_file(&self, rel: &Path, mode: u32, owner: Owner) -> io::Result<std::fs::File> {
+        let (parent, name) = self.parent_of(rel)?;
+        let mut options = OpenOptions::new();
+        options
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW);
+        let file = parent.dir.open_with(name, &options)?.into_std();
+        chown_fd(&file, owner)?;
+        fchmod(&file, mode)?;
+        Ok(file)
+    }
+
+    /// The folder holding `rel`, and `rel`'s last name.
+    fn parent_of<'a>(&self, rel: &'a Path) -> io::Result<(Tree, &'a std::ffi::OsStr)> {
+        let names = components(rel)?;
+        let Some((name, parents)) = names.split_last() else {
+            return Err(refused(rel));
+        };
+        Ok((
+            self.subtree(&parents.iter().collect::<PathBuf>(), None)?,
+            name,
+        ))
+    }
+}
+
+/// `fchmod` to the permission bits of `mode`: never setuid, setgid or sticky.
+fn fchmod(fd: &impl std::os::fd::AsFd, mode: u32) -> io::Result<()> {
+    rustix::fs::fchmod(fd, rustix::fs::Mode::from_bits_truncate(mode & 0o777))
+        .map_err(io::Error::from)
 }
 
 impl Tree {

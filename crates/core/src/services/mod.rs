@@ -14,6 +14,7 @@ pub mod audit;
 pub mod console_sessions;
 pub mod events;
 pub mod files;
+pub mod forks;
 pub mod git;
 pub mod idempotency;
 pub mod jobs;

@@ -184,7 +184,7 @@ pub async fn create(
         }
         None => spec,
     };
-    let row = insert(services, who, name, spec, budget_micros, repo).await?;
+    let row = insert(services, who, name, spec, budget_micros, repo, None).await?;
     super::audit::record(services, who, "session.create", &row.name).await;
     // Its CLI starts now if a slot is free, so the first chat pays no spawn.
     super::ownership::warm(services, &row).await;
@@ -207,6 +207,7 @@ pub async fn open_or_create(
                 SessionSpec::default(),
                 None,
                 None,
+                None,
             )
             .await
             {
@@ -219,15 +220,34 @@ pub async fn open_or_create(
     }
 }
 
+/// Fills a new, empty workspace (blocking).
+pub(super) type FillWorkspace = Box<dyn FnOnce(&Path) -> std::io::Result<()> + Send>;
+
+/// Stores what goes with a new session's row, in the row's transaction.
+pub(super) type WithRow =
+    Box<dyn FnOnce(&mut crate::db::DbConnection, &Session) -> crate::db::DbResult<()> + Send>;
+
+/// What a session made from another one (a fork) starts with, beyond a
+/// new session's.
+pub(super) struct Seed {
+    /// Fills the new workspace before the row exists.
+    pub fill: FillWorkspace,
+    /// The conversation it takes up (`--resume`).
+    pub cli_session_id: String,
+    /// Stores what goes with the row, in the row's own transaction.
+    pub with_row: WithRow,
+}
+
 /// Its workspace, then its row. A name taken already, or a tenant at its
 /// session cap, is a 409.
-async fn insert(
+pub(super) async fn insert(
     services: &Services,
     who: &Requester,
     name: String,
     spec: SessionSpec,
     budget_micros: Option<i64>,
     repo: Option<super::git::RepoChoice>,
+    seed: Option<Seed>,
 ) -> Result<Session, ServiceError> {
     validate_name(&name)?;
     let spec = match super::tenant_defaults::of(services, who.tenant()).await? {
@@ -254,7 +274,7 @@ async fn insert(
         workspace: dir.to_string_lossy().into_owned(),
         owns_workspace: false,
         spec: serde_json::to_string(&spec).map_err(ServiceError::internal)?,
-        cli_session_id: None,
+        cli_session_id: seed.as_ref().map(|seed| seed.cli_session_id.clone()),
         total_cost_micros: 0,
         turns: 0,
         input_tokens: 0,
@@ -305,6 +325,25 @@ async fn insert(
         }
         None => None,
     };
+    let with_row = match seed {
+        Some(_) if !owns_workspace => {
+            return Err(ServiceError::Conflict(format!(
+                "a folder for session {name:?} exists already; a fork needs a new one"
+            )))
+        }
+        Some(Seed { fill, with_row, .. }) => {
+            let workspace = dir.clone();
+            let filled = crate::blocking::run(move || fill(&workspace)).await;
+            if let Err(e) = filled.map_err(ServiceError::internal).and_then(|r| {
+                r.map_err(|e| ServiceError::internal(format!("cannot fill workspace {dir:?}: {e}")))
+            }) {
+                let _ = crate::workspace::remove(&dir);
+                return Err(e);
+            }
+            Some(with_row)
+        }
+        None => None,
+    };
     let row = Session {
         owns_workspace,
         ..row
@@ -316,7 +355,9 @@ async fn insert(
     // Checked again with the insert, in one transaction: a create running in
     // parallel may have taken the name or the last place meanwhile.
     let stored = crate::db::run(&services.pool, move |c| {
-        session::insert_within_cap(c, &insert, created.as_deref(), default_cap)
+        session::insert_within_cap(c, &insert, created.as_deref(), default_cap, |c| {
+            with_row.map_or(Ok(()), |with_row| with_row(c, &insert))
+        })
     })
     .await;
     let refusal = match stored {
@@ -414,6 +455,7 @@ pub async fn delete(services: &Services, who: &Requester, name: &str) -> Result<
     if let Some(binding) = binding {
         super::git::forget_session(services, who.tenant(), &binding).await;
     }
+    super::forks::forget_snapshots(services, &row).await;
     services.disk.forget_usage(who.tenant().as_str()).await;
     super::audit::record(services, who, "session.delete", &row.name).await;
     Ok(())

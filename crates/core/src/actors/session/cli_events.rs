@@ -116,10 +116,13 @@ impl SessionActor {
                     );
                 }
             }
-            CliMessage::Assistant { blocks, .. } => {
+            CliMessage::Assistant { blocks, uuid, .. } => {
                 let Some(running) = self.head.running_mut() else {
                     return;
                 };
+                if uuid.is_some() {
+                    running.last_entry = uuid;
+                }
                 for block in blocks {
                     match block {
                         Block::Text { text } => {
@@ -185,13 +188,11 @@ impl SessionActor {
                             running.emit(&mut act.hub, event);
                         }
                         running.git_step = Some(done);
-                        act.persist(running, outcome, true);
-                        act.advance(ctx);
+                        act.end_turn(running, outcome, ctx);
                     }));
                     return;
                 }
-                self.persist(running, outcome, true);
-                self.advance(ctx);
+                self.end_turn(running, outcome, ctx);
             }
             CliMessage::ControlCancel { request_id } => self.on_control_cancel(&request_id),
             // Stored only: no event, so the event numbering is untouched.

@@ -7,7 +7,8 @@
 //! (`Intake`). The concerns live in their own files: `lifecycle` (the
 //! process and its slot), `cli_events` (what the CLI says), `queue` (the
 //! queue and the running turn), `approvals`, `watchdog`, `disk_watch` (the
-//! tenant's disk quota), `cancel`, `workspace`, `transcript` (the CLI's
+//! tenant's disk quota), `cancel`, `workspace`, `snapshot` (the
+//! workspace at each turn's end, for forks), `transcript` (the CLI's
 //! transcript mirrored into the database, and rebuilt from it); `handlers`
 //! only dispatch messages.
 //!
@@ -31,6 +32,7 @@ mod priming;
 mod queue;
 pub mod relocation;
 mod running;
+mod snapshot;
 mod transcript;
 pub mod upward;
 mod watchdog;
@@ -164,6 +166,9 @@ struct SessionState {
     workspace: PathBuf,
     spec: SessionSpec,
     cli_session_id: String,
+    /// Turns that counted so far (the row's `turns`): the next one's number
+    /// follows.
+    turns: i64,
     /// Whether the row holds `cli_session_id` already (the first process
     /// is started with the session's own id, stored once the CLI reports it).
     cli_session_stored: bool,
@@ -259,6 +264,7 @@ impl SessionActor {
             runtime,
             supervisor,
             session: SessionState {
+                turns: row.turns,
                 cli_session_stored: row.cli_session_id.is_some(),
                 cli_session_id: row.cli_session_id.unwrap_or_else(|| row.id.clone()),
                 id: row.id,

@@ -281,6 +281,7 @@ impl SessionActor {
         );
         crate::metrics::turn_finished(running.elapsed(), &outcome);
         let record = running.record(&self.session, &outcome, reached_cli);
+        self.session.turns += i64::from(record.counts_as_turn);
         let kept = crate::db::spool::Entry::Turn(Box::new(record.clone()));
         let spool = crate::db::spool::dir(&self.runtime.settings.storage.data_dir);
         let webhooks = self.runtime.webhooks.clone();

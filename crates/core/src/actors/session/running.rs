@@ -44,6 +44,9 @@ pub struct Running {
     closing: Option<Vec<NumberedEvent>>,
     /// What the job's git step did, once it ran.
     pub git_step: Option<crate::actors::JobGitOutcome>,
+    /// The transcript entry of the turn's last assistant message: a fork
+    /// at this turn keeps the conversation up to it.
+    pub last_entry: Option<String>,
 }
 
 /// What the gateway metered for a turn's model calls.
@@ -94,6 +97,7 @@ impl Running {
             client,
             closing: None,
             git_step: None,
+            last_entry: None,
         }
     }
 

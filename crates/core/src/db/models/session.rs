@@ -55,6 +55,7 @@ pub fn insert_within_cap(
     session: &Session,
     created_workspace: Option<&str>,
     default_cap: i64,
+    with_row: impl FnOnce(&mut DbConnection) -> DbResult<()>,
 ) -> DbResult<Result<(), NotInserted>> {
     use crate::db::schema::tenants;
     crate::db::write_transaction(conn, |conn| {
@@ -76,6 +77,7 @@ pub fn insert_within_cap(
         }
         insert(conn, session)?;
         crate::db::models::workspace::set_created(conn, &session.id, created_workspace)?;
+        with_row(conn)?;
         Ok(Ok(()))
     })
 }
@@ -137,7 +139,7 @@ pub fn delete(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbResult<
 
 /// `delete`'s statements, for a caller that holds a write transaction.
 pub fn delete_rows(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbResult<bool> {
-    use crate::db::schema::{events, jobs, messages, session_repos};
+    use crate::db::schema::{events, jobs, messages, session_forks, session_repos, turn_snapshots};
     let owned: i64 = sessions::table
         .filter(sessions::id.eq(id))
         .filter(sessions::tenant_id.eq(tenant.as_str()))
@@ -150,6 +152,9 @@ pub fn delete_rows(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbRe
     diesel::delete(messages::table.filter(messages::session_id.eq(id))).execute(conn)?;
     diesel::delete(jobs::table.filter(jobs::session_id.eq(id))).execute(conn)?;
     diesel::delete(session_repos::table.filter(session_repos::session_id.eq(id))).execute(conn)?;
+    diesel::delete(turn_snapshots::table.filter(turn_snapshots::session_id.eq(id)))
+        .execute(conn)?;
+    diesel::delete(session_forks::table.filter(session_forks::session_id.eq(id))).execute(conn)?;
     diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn)?;
     Ok(true)
 }

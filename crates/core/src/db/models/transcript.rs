@@ -28,6 +28,18 @@ pub fn store<'a>(
     entries: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> DbResult<usize> {
     crate::db::write_transaction(conn, |conn| {
+        append(conn, session_id, cli_session_id, entries)
+    })
+}
+
+/// `store` within a transaction the caller holds (a fork's, with its session row).
+pub fn append<'a>(
+    conn: &mut DbConnection,
+    session_id: &str,
+    cli_session_id: &str,
+    entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> DbResult<usize> {
+    {
         let last: Option<i64> = transcript_entries::table
             .filter(transcript_entries::session_id.eq(session_id))
             .filter(transcript_entries::cli_session_id.eq(cli_session_id))
@@ -60,7 +72,7 @@ pub fn store<'a>(
             }
         }
         Ok(stored)
-    })
+    }
 }
 
 /// The conversation's lines in order: its transcript file, one per line.
@@ -76,4 +88,35 @@ pub fn lines(
         .order(transcript_entries::position.asc())
         .select(transcript_entries::line)
         .load(conn)?)
+}
+
+/// The conversation's lines in order up to and including the entry
+/// `entry_key` (a turn's last message); `None` when that entry is not
+/// stored.
+pub fn lines_through(
+    conn: &mut DbConnection,
+    session_id: &str,
+    cli_session_id: &str,
+    entry_key: &str,
+) -> DbResult<Option<Vec<String>>> {
+    let of_conversation = || {
+        transcript_entries::table
+            .filter(transcript_entries::session_id.eq(session_id))
+            .filter(transcript_entries::cli_session_id.eq(cli_session_id))
+    };
+    let last: Option<i64> = of_conversation()
+        .filter(transcript_entries::entry_key.eq(entry_key))
+        .select(transcript_entries::position)
+        .first(conn)
+        .optional()?;
+    let Some(last) = last else {
+        return Ok(None);
+    };
+    Ok(Some(
+        of_conversation()
+            .filter(transcript_entries::position.le(last))
+            .order(transcript_entries::position.asc())
+            .select(transcript_entries::line)
+            .load(conn)?,
+    ))
 }

@@ -1,0 +1,2 @@
+DROP TABLE session_forks;
+DROP TABLE turn_snapshots;
