@@ -403,3 +403,74 @@ async fn a_fork_never_follows_what_the_agent_planted() {
     let out = tool_output(&seen);
     assert!(!out.contains("SECRET-MARKER"), "{out}");
 }
+
+#[actix_web::test]
+async fn a_repository_sessions_fork_is_a_worktree_at_that_turns_commit_on_its_own_branch() {
+    use crate::git_server::{bare_repo, GitServer};
+    let app = TestApp::spawn_with(Options::default().var("GIT_ALLOWED_HOSTS", "127.0.0.1")).await;
+    let remote_root = tempfile::tempdir().unwrap();
+    let projects = bare_repo(remote_root.path(), "FORK-README\n");
+    let server = GitServer::start("127.0.0.1:0", projects, Some("fork-token"));
+    let res = app
+        .post(
+            "/api/v1/repos",
+            ALICE,
+            json!({"name": "app", "url": server.url(), "credential": "fork-token"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    app.create_session_with(ALICE, json!({"name": "work", "repo": {"name": "app"}}))
+        .await;
+    for (turn, file) in [(1, "first.txt"), (2, "second.txt")] {
+        let answer = app
+            .chat_ok(
+                ALICE,
+                "work",
+                &format!(
+                    "[[bash]]echo {turn} > {file} && git add {file} && git commit -q -m turn-{turn} && echo head=$(git rev-parse HEAD)[[/bash]]"
+                ),
+            )
+            .await;
+        assert!(tool_output(&answer).contains("head="), "{answer}");
+    }
+    let original = get_json(&app, "/api/v1/sessions/work/git", ALICE).await;
+    assert_eq!(original["data"]["ahead"], 2, "{original}");
+
+    let res = fork(
+        &app,
+        ALICE,
+        "work",
+        json!({"new_name": "alt", "at_turn": 1}),
+    )
+    .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let workspace = app.workspace("alice", "alt");
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("first.txt")).unwrap(),
+        "1\n"
+    );
+    assert!(!workspace.join("second.txt").exists());
+    let git = get_json(&app, "/api/v1/sessions/alt/git", ALICE).await;
+    let data = &git["data"];
+    assert_eq!(data["branch"], "cca/alt", "{git}");
+    assert_eq!(data["checked_out"], "cca/alt", "{git}");
+    assert_eq!(data["ahead"], 1, "turn 1's commit only: {git}");
+    assert_eq!(data["base"]["commit"], original["data"]["base"]["commit"]);
+    assert_eq!(data["dirty"], json!([]));
+    // The agent of the fork works on its own branch.
+    let answer = app
+        .chat_ok(
+            ALICE,
+            "alt",
+            "[[bash]]echo branch=$(git rev-parse --abbrev-ref HEAD) log=$(git log --format=%s -1)[[/bash]]",
+        )
+        .await;
+    let out = tool_output(&answer);
+    assert!(out.contains("branch=cca/alt log=turn-1"), "{out}");
+    // The original is untouched.
+    let again = get_json(&app, "/api/v1/sessions/work/git", ALICE).await;
+    assert_eq!(again["data"]["head"], original["data"]["head"]);
+    assert_eq!(again["data"]["checked_out"], "cca/work");
+}

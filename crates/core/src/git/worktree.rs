@@ -264,6 +264,19 @@ git $GIT_SAFE rev-parse HEAD
         Ok(String::from_utf8_lossy(&out).trim().to_owned())
     }
 
+    /// Starts `branch` at the commit checked out, keeping the working
+    /// folder's changes (a fork's own branch); the commit it starts at.
+    pub async fn start_branch(&self, branch: &str) -> Result<String, GitError> {
+        let script = r#"
+set -e
+git $GIT_SAFE check-ref-format --branch "$1" >/dev/null
+git $GIT_SAFE switch --quiet --create "$1"
+git $GIT_SAFE rev-parse HEAD
+"#;
+        let out = self.sh(script, &[branch], 1 << 20).await?;
+        Ok(String::from_utf8_lossy(&out).trim().to_owned())
+    }
+
     /// The commit `branch` points at in the worktree.
     pub async fn branch_head(&self, branch: &str) -> Result<String, GitError> {
         let script = r#"git $GIT_SAFE rev-parse --verify -q "refs/heads/$1^{commit}" || { echo "the branch $1 is gone from the worktree"; exit 3; }"#;

@@ -51,11 +51,6 @@ pub async fn fork(
         ))
     })
     .await?;
-    if binding.is_some() {
-        return Err(ServiceError::Conflict(format!(
-            "session {name:?} was made from a repository; forking such a session is not supported yet"
-        )));
-    }
     let turn = usable(services, name, at, turn)?;
     let entry = turn.entry_uuid.clone().ok_or_else(|| {
         ServiceError::Conflict(format!(
@@ -134,6 +129,15 @@ pub async fn fork(
         Some(seed),
     )
     .await?;
+    // A repository session's fork works on a branch of its own.
+    if let Some(binding) = &binding {
+        if let Err(e) = super::git::bind_fork(services, binding, &row).await {
+            if let Err(cleanup) = super::sessions::delete(services, who, &row.name).await {
+                tracing::warn!(session = %row.name, error = %cleanup, "cannot remove a half-made fork");
+            }
+            return Err(e);
+        }
+    }
     let target = format!("{} (from {} at turn {at})", row.name, parent.name);
     super::audit::record(services, who, "session.fork", &target).await;
     crate::metrics::session_forked();

@@ -170,6 +170,32 @@ pub struct BaseView {
     pub commit: String,
 }
 
+/// A fork of a repository session: its own branch `cca/<fork>`, started
+/// (as the agent) where its restored workspace stands, and a binding to the
+/// parent's repository and base, so status, diff, push and pull requests
+/// work on it as on any repository session.
+pub async fn bind_fork(
+    services: &Services,
+    parent: &SessionRepo,
+    fork: &Session,
+) -> Result<SessionRepo, ServiceError> {
+    let branch = format!("cca/{}", fork.name);
+    in_worktree(services, fork, async |w| w.start_branch(&branch).await).await?;
+    let row = SessionRepo {
+        session_id: fork.id.clone(),
+        tenant_id: fork.tenant_id.clone(),
+        repo_id: parent.repo_id.clone(),
+        branch,
+        base_ref: parent.base_ref.clone(),
+        base_commit: parent.base_commit.clone(),
+        pushed_commit: None,
+        created_at: db::now(),
+    };
+    let insert = row.clone();
+    db::run(&services.pool, move |c| session_repo::insert(c, &insert)).await?;
+    Ok(row)
+}
+
 pub async fn status(
     services: &Services,
     who: &Requester,
