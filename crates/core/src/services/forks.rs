@@ -273,21 +273,6 @@ pub async fn origins(
         .collect())
 }
 
-/// Removes a deleted session's workspace snapshots.
-pub(super) async fn forget_snapshots(services: &Services, row: &Session) {
-    let store = SessionStore::new(&snapshots::store_root(&services.workspace_root), &row.id);
-    let name = row.name.clone();
-    match crate::blocking::run(move || store.remove()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(session = %name, error = %e, "cannot remove the session's workspace snapshots")
-        }
-        Err(e) => {
-            tracing::warn!(session = %name, error = %e, "cannot remove the session's workspace snapshots")
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -455,7 +455,7 @@ pub async fn delete(services: &Services, who: &Requester, name: &str) -> Result<
     if let Some(binding) = binding {
         super::git::forget_session(services, who.tenant(), &binding).await;
     }
-    super::forks::forget_snapshots(services, &row).await;
+    crate::snapshots::forget(&services.workspace_root, &row.id, &row.name).await;
     services.disk.forget_usage(who.tenant().as_str()).await;
     super::audit::record(services, who, "session.delete", &row.name).await;
     Ok(())

@@ -29,3 +29,16 @@ use std::path::{Path, PathBuf};
 pub fn store_root(workspace_root: &Path) -> PathBuf {
     workspace_root.join(".snapshots")
 }
+
+/// Removes the snapshots of a deleted session. A failure is only logged:
+/// the folder is the server's own, and no agent ever sees it.
+pub async fn forget(workspace_root: &Path, session_id: &str, session_name: &str) {
+    let store = SessionStore::new(&store_root(workspace_root), session_id);
+    let removed = crate::blocking::run(move || store.remove()).await;
+    let error = match removed {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!(session = %session_name, %error, "cannot remove the session's workspace snapshots");
+}
