@@ -25,7 +25,7 @@ pub mod table;
 
 pub use agent::DiskSettings;
 pub use cluster::{ClusterSettings, NodeSettings};
-pub use jobs::{JobSettings, WebhookSettings};
+pub use jobs::{JobSettings, PipelineSettings, WebhookSettings};
 pub use limits::{ApprovalSettings, FileSettings, TenancySettings};
 pub use model::ModelSettings;
 pub use server::{LogFormat, ServerSettings};

@@ -23,6 +23,7 @@ pub mod mcp_servers;
 pub mod named_session;
 pub mod nodes;
 pub mod overview;
+pub mod pipelines;
 pub mod ownership;
 pub mod policy;
 pub mod repos;
