@@ -38,6 +38,7 @@ mod network;
 mod openai;
 mod openapi;
 mod permissions;
+mod pipelines;
 mod quickstart;
 mod races;
 mod recovery;

@@ -320,13 +320,13 @@ pub fn check(steps: &[StepShape<'_>]) -> Result<Vec<usize>, String> {
         let upstream = ancestors(steps, &index, i);
         let refer = |what: &str, target: &str| -> Result<(), String> {
             match index.get(target) {
-                None => Err(format!("{} {what} refers to unknown step {target:?}", name(i))),
+                None => Err(format!("{}{what} refers to unknown step {target:?}", name(i))),
                 Some(_) if !upstream.contains(target) => Err(format!(
-                    "{} {what} refers to step {target:?}, which it does not depend on",
+                    "{}{what} refers to step {target:?}, which it does not depend on",
                     name(i)
                 )),
                 Some(&t) if !steps[t].structured => Err(format!(
-                    "{} {what} uses the structured output of step {target:?}, which has no output_format",
+                    "{}{what} uses the structured output of step {target:?}, which has no output_format",
                     name(i)
                 )),
                 Some(_) => Ok(()),
