@@ -134,7 +134,7 @@ async fn a_plan_fans_out_and_the_review_reads_every_result() {
         .map(|s| s["cost_micros"].as_i64().unwrap())
         .sum();
     assert_eq!(done["cost_micros"].as_i64().unwrap(), step_costs);
-    let job_costs = app.query_i64("SELECT COALESCE(SUM(cost_micros), 0) AS n FROM jobs");
+    let job_costs = app.query_i64("SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS n FROM jobs");
     assert_eq!(step_costs, job_costs);
     assert!(job_costs > 0, "the mock's calls cost something");
     assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 5);
