@@ -13,8 +13,8 @@ use utoipa::OpenApi;
 use super::schema_parts::problem;
 use super::{
     admin, audit, chat, control, egress, files, git, health, history, jobs, model_credentials,
-    nodes, openai, pipelines, repos, secrets, sessions, templates, tenant_defaults, usage, webhooks,
-    working_dir,
+    nodes, openai, pipelines, repos, secrets, sessions, templates, tenant_defaults, usage,
+    webhooks, working_dir,
 };
 use crate::error::{problem_type, PROBLEM_KINDS};
 use claude_code_api_core::domain::attachment;

@@ -63,8 +63,7 @@ pub async fn list_pipelines(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.validate()?;
-    let (items, total) =
-        pipelines::list(&state.services, &who, page.offset(), page.limit).await?;
+    let (items, total) = pipelines::list(&state.services, &who, page.offset(), page.limit).await?;
     Ok(envelope::page(&req, items, &page, total))
 }
 

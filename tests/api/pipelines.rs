@@ -23,7 +23,10 @@ fn items_schema() -> Value {
 }
 
 async fn create(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
-    app.post("/api/v1/pipelines", key, body).send().await.unwrap()
+    app.post("/api/v1/pipelines", key, body)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn pipeline(app: &TestApp, id: &str) -> Value {
@@ -57,9 +60,9 @@ fn prompt_with(app: &TestApp, needle: &str) -> Option<String> {
     app.mock
         .requests()
         .iter()
+        .rev()
         .map(|r| r["messages"].to_string())
-        .filter(|m| m.contains(needle))
-        .last()
+        .find(|m| m.contains(needle))
 }
 
 #[actix_web::test]
@@ -107,12 +110,15 @@ async fn a_plan_fans_out_and_the_review_reads_every_result() {
         .map(|j| j["session"].as_str().unwrap())
         .collect();
     assert!(
-        sessions.iter().collect::<std::collections::HashSet<_>>().len() == 3,
+        sessions
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == 3,
         "each item on its own session: {sessions:?}"
     );
     assert_eq!(
-        work["jobs"][1]["result"],
-        "Mock reply to: write about beta",
+        work["jobs"][1]["result"], "Mock reply to: write about beta",
         "{work}"
     );
     // The review's prompt, as the model got it, holds the three results,
@@ -134,7 +140,8 @@ async fn a_plan_fans_out_and_the_review_reads_every_result() {
         .map(|s| s["cost_micros"].as_i64().unwrap())
         .sum();
     assert_eq!(done["cost_micros"].as_i64().unwrap(), step_costs);
-    let job_costs = app.query_i64("SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS n FROM jobs");
+    let job_costs =
+        app.query_i64("SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS n FROM jobs");
     assert_eq!(step_costs, job_costs);
     assert!(job_costs > 0, "the mock's calls cost something");
     assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 5);
@@ -162,7 +169,11 @@ async fn a_plan_fans_out_and_the_review_reads_every_result() {
         .collect();
     assert_eq!(
         outcomes,
-        vec![("plan", "done", 1), ("work", "done", 3), ("review", "done", 1)]
+        vec![
+            ("plan", "done", 1),
+            ("work", "done", 3),
+            ("review", "done", 1)
+        ]
     );
     assert_eq!(
         app.query_strings(&format!(
@@ -194,7 +205,10 @@ async fn a_plan_fans_out_and_the_review_reads_every_result() {
         metrics.contains("cca_pipelines_ended_total{status=\"done\"}"),
         "{metrics}"
     );
-    assert!(metrics.contains("cca_pipeline_jobs_queued_total"), "{metrics}");
+    assert!(
+        metrics.contains("cca_pipeline_jobs_queued_total"),
+        "{metrics}"
+    );
 }
 
 #[actix_web::test]
@@ -225,7 +239,10 @@ async fn a_failed_step_stops_its_dependents_unless_it_lets_them_continue() {
     assert_eq!(ended["status"], "failed", "{ended}");
     let broken = step(&ended, "broken");
     assert_eq!(broken["state"], "failed");
-    assert!(broken["reason"].as_str().unwrap().contains("failed"), "{broken}");
+    assert!(
+        broken["reason"].as_str().unwrap().contains("failed"),
+        "{broken}"
+    );
     let stopped = step(&ended, "after_broken");
     assert_eq!(stopped["state"], "stopped", "{stopped}");
     assert!(

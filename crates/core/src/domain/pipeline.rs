@@ -213,7 +213,11 @@ pub fn render_reference(reference: &Reference, outputs: &Outputs, item: Option<&
                 let all: Vec<Value> = output
                     .units
                     .iter()
-                    .map(|u| lookup(&u.structured(), path).cloned().unwrap_or(Value::Null))
+                    .map(|u| {
+                        lookup(&u.structured(), path)
+                            .cloned()
+                            .unwrap_or(Value::Null)
+                    })
                     .collect();
                 return Value::Array(all).to_string();
             }
@@ -233,7 +237,11 @@ pub fn for_each_value(step: &str, path: &[String], outputs: &Outputs) -> Value {
             output
                 .units
                 .iter()
-                .map(|u| lookup(&u.structured(), path).cloned().unwrap_or(Value::Null))
+                .map(|u| {
+                    lookup(&u.structured(), path)
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                })
                 .collect(),
         );
     }
@@ -332,8 +340,8 @@ pub fn check(steps: &[StepShape<'_>]) -> Result<Vec<usize>, String> {
                 Some(_) => Ok(()),
             }
         };
-        let template = Template::parse(step.message)
-            .map_err(|e| format!("{}.message {e}", name(i)))?;
+        let template =
+            Template::parse(step.message).map_err(|e| format!("{}.message {e}", name(i)))?;
         for reference in template.references() {
             match reference {
                 Reference::Item { .. } if step.for_each.is_none() => {
@@ -495,7 +503,11 @@ mod tests {
     #[test]
     fn a_graph_is_ordered_after_its_dependencies() {
         let order = run(&[
-            s("review", &["work"], "r {{steps.plan.result}} {{steps.work.result}}"),
+            s(
+                "review",
+                &["work"],
+                "r {{steps.plan.result}} {{steps.work.result}}",
+            ),
             s("work", &["plan"], "w"),
             s("plan", &[], "p"),
         ])
@@ -506,13 +518,19 @@ mod tests {
     #[test]
     fn each_broken_graph_is_named() {
         let err = run(&[s("a", &["b"], "x"), s("b", &["a"], "y")]).unwrap_err();
-        assert!(err.contains("cycle") && err.contains("a → b → a") || err.contains("b → a → b"), "{err}");
+        assert!(
+            err.contains("cycle") && err.contains("a → b → a") || err.contains("b → a → b"),
+            "{err}"
+        );
         let err = run(&[s("a", &["nope"], "x")]).unwrap_err();
         assert_eq!(err, "steps[0] (a) depends on unknown step \"nope\"");
         let err = run(&[s("a", &[], "x"), s("a", &[], "y")]).unwrap_err();
         assert_eq!(err, "duplicate step id \"a\"");
         let err = run(&[s("a", &[], "x"), s("b", &[], "{{steps.a.result}}")]).unwrap_err();
-        assert!(err.contains("refers to step \"a\", which it does not depend on"), "{err}");
+        assert!(
+            err.contains("refers to step \"a\", which it does not depend on"),
+            "{err}"
+        );
         let err = run(&[s("b", &[], "{{steps.zz.result}}")]).unwrap_err();
         assert!(err.contains("unknown step \"zz\""), "{err}");
         let err = run(&[s("b", &[], "{{ steps.x }}")]).unwrap_err();
@@ -594,11 +612,15 @@ mod tests {
             "a".to_owned(),
             StepOutput {
                 fanned_out: false,
-                units: vec![UnitOutput::Failed { error: "500".into() }],
+                units: vec![UnitOutput::Failed {
+                    error: "500".into(),
+                }],
             },
         )]);
         assert_eq!(
-            Template::parse("{{steps.a.result}}").unwrap().render(&failed, None),
+            Template::parse("{{steps.a.result}}")
+                .unwrap()
+                .render(&failed, None),
             "[step a failed: 500]"
         );
     }

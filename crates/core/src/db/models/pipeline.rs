@@ -147,7 +147,10 @@ pub fn running(conn: &mut DbConnection) -> DbResult<Vec<Pipeline>> {
 pub fn steps(conn: &mut DbConnection, ids: &[&str]) -> DbResult<Vec<PipelineStep>> {
     Ok(pipeline_steps::table
         .filter(pipeline_steps::pipeline_id.eq_any(ids))
-        .order((pipeline_steps::pipeline_id.asc(), pipeline_steps::position.asc()))
+        .order((
+            pipeline_steps::pipeline_id.asc(),
+            pipeline_steps::position.asc(),
+        ))
         .select(PipelineStep::as_select())
         .load(conn)?)
 }
@@ -156,7 +159,10 @@ fn step(
     pipeline_id: &str,
     step_id: &str,
 ) -> diesel::dsl::Filter<
-    diesel::dsl::Filter<pipeline_steps::table, diesel::dsl::Eq<pipeline_steps::pipeline_id, String>>,
+    diesel::dsl::Filter<
+        pipeline_steps::table,
+        diesel::dsl::Eq<pipeline_steps::pipeline_id, String>,
+    >,
     diesel::dsl::Eq<pipeline_steps::step_id, String>,
 > {
     pipeline_steps::table

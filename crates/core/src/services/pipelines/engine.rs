@@ -110,7 +110,11 @@ enum Readiness {
     Ready,
 }
 
-fn readiness(plan: &StepPlan, plans: &[StepPlan], rows: &HashMap<&str, &PipelineStep>) -> Readiness {
+fn readiness(
+    plan: &StepPlan,
+    plans: &[StepPlan],
+    rows: &HashMap<&str, &PipelineStep>,
+) -> Readiness {
     let mut pending = false;
     for dep in &plan.depends_on {
         let Some(row) = rows.get(dep.as_str()) else {
@@ -120,7 +124,11 @@ fn readiness(plan: &StepPlan, plans: &[StepPlan], rows: &HashMap<&str, &Pipeline
             .iter()
             .find(|p| &p.id == dep)
             .is_some_and(|p| p.on_failure == OnFailure::Continue);
-        let why = row.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+        let why = row
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
         match row.state.as_str() {
             DONE => {}
             FAILED if continues => {}
@@ -184,8 +192,18 @@ async fn advance(
                 .await?;
                 if taken {
                     tracing::warn!(pipeline = %p.id, step = %step.step_id, "resuming a launch cut short");
-                    launch_step(services, p, &plans, &steps, step, plan, &snapshot.jobs, &who, true)
-                        .await?;
+                    launch_step(
+                        services,
+                        p,
+                        &plans,
+                        &steps,
+                        step,
+                        plan,
+                        &snapshot.jobs,
+                        &who,
+                        true,
+                    )
+                    .await?;
                 }
             }
             WAITING if p.cancel_requested => {
@@ -383,26 +401,28 @@ fn outputs(plans: &[StepPlan], steps: &[&PipelineStep], jobs: &JobsById) -> Outp
         let units: Vec<UnitOutput> = row
             .units()
             .iter()
-            .map(|unit| match unit.job_id.as_ref().and_then(|id| jobs.get(id)) {
-                Some((j, _)) if j.status == job_status::DONE => {
-                    let answer: Value = j
-                        .result
-                        .as_deref()
-                        .and_then(|r| serde_json::from_str(r).ok())
-                        .unwrap_or(Value::Null);
-                    UnitOutput::Done {
-                        text: answer["content"].as_str().unwrap_or_default().to_owned(),
-                        structured: Some(answer["structured_output"].clone())
-                            .filter(|v| !v.is_null()),
+            .map(
+                |unit| match unit.job_id.as_ref().and_then(|id| jobs.get(id)) {
+                    Some((j, _)) if j.status == job_status::DONE => {
+                        let answer: Value = j
+                            .result
+                            .as_deref()
+                            .and_then(|r| serde_json::from_str(r).ok())
+                            .unwrap_or(Value::Null);
+                        UnitOutput::Done {
+                            text: answer["content"].as_str().unwrap_or_default().to_owned(),
+                            structured: Some(answer["structured_output"].clone())
+                                .filter(|v| !v.is_null()),
+                        }
                     }
-                }
-                Some((j, _)) => UnitOutput::Failed {
-                    error: j.error.clone().unwrap_or_else(|| j.status.clone()),
+                    Some((j, _)) => UnitOutput::Failed {
+                        error: j.error.clone().unwrap_or_else(|| j.status.clone()),
+                    },
+                    None => UnitOutput::Failed {
+                        error: unit.error.clone().unwrap_or_else(|| "not started".into()),
+                    },
                 },
-                None => UnitOutput::Failed {
-                    error: unit.error.clone().unwrap_or_else(|| "not started".into()),
-                },
-            })
+            )
             .collect();
         let output = if units.is_empty() && row.state == FAILED {
             // It failed before any job: its reason stands for its result.
@@ -443,7 +463,15 @@ async fn launch_step(
 ) -> Result<(), ServiceError> {
     let limits = &services.settings.jobs.pipelines;
     if p.cancel_requested {
-        move_step(services, p, step, &[LAUNCHING], CANCELLED, Some("the pipeline was cancelled before this step started")).await?;
+        move_step(
+            services,
+            p,
+            step,
+            &[LAUNCHING],
+            CANCELLED,
+            Some("the pipeline was cancelled before this step started"),
+        )
+        .await?;
         return Ok(());
     }
     let outputs = outputs(plans, steps, jobs);
@@ -493,7 +521,15 @@ async fn launch_step(
         return Ok(());
     }
     if messages.is_empty() {
-        move_step(services, p, step, &[LAUNCHING], DONE, Some("for_each named no items")).await?;
+        move_step(
+            services,
+            p,
+            step,
+            &[LAUNCHING],
+            DONE,
+            Some("for_each named no items"),
+        )
+        .await?;
         return Ok(());
     }
     let planned = i64::try_from(messages.len()).unwrap_or(i64::MAX);
@@ -507,7 +543,10 @@ async fn launch_step(
             Some(name) => name.clone(),
             None => session_name(p, &step.step_id, index),
         };
-        let unit = launch_unit(services, who, plan, message, session, index, since, resuming).await;
+        let unit = launch_unit(
+            services, who, plan, message, session, index, since, resuming,
+        )
+        .await;
         units.push(unit);
         let (pid, sid, mine, recorded) = (
             p.id.clone(),
