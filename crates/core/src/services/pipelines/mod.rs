@@ -26,8 +26,11 @@ use document::{JobsById, PipelineData};
 pub struct NewPipeline {
     /// A label for people (at most 200 characters).
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub name: Option<String>,
-    /// The steps, each starting when those it depends on ended.
+    /// The steps, each starting when those it depends on ended (at most
+    /// `PIPELINE_MAX_STEPS`).
+    #[schema(min_items = 1)]
     pub steps: Vec<StepPlan>,
     /// Receives the signed `pipeline.completed` event (typed
     /// `pipeline.<status>`) with every step's outcome when it ends.
@@ -61,6 +64,7 @@ impl OnFailure {
 #[serde(deny_unknown_fields)]
 pub struct StepPlan {
     /// What other steps and templates call it (1-40 of A-Z a-z 0-9 _ -).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,40}$")]
     pub id: String,
     /// An existing session of the tenant to run in. Exactly one of
     /// `session` and `new_session`.
