@@ -270,6 +270,9 @@ impl Application {
             .spawn_sweeper(services.pool.clone(), settings.files.leftover_sweep);
         recover_jobs(&services).await?;
         start_schedule_clock(&services);
+        // After the jobs' recovery, so a step's job resumed from the last
+        // run is seen running rather than gone.
+        claude_code_api_core::services::pipelines::engine::spawn(services.clone());
         let state = web::Data::new(AppState {
             services,
             cli_version: cli_version.clone(),

@@ -28,6 +28,7 @@ mod nodes;
 mod openai;
 pub mod openapi;
 mod path_rules;
+mod pipelines;
 mod repos;
 pub mod route_table;
 pub mod routes;

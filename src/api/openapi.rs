@@ -13,7 +13,7 @@ use utoipa::OpenApi;
 use super::schema_parts::problem;
 use super::{
     admin, audit, chat, control, egress, files, forks, git, health, history, jobs,
-    model_credentials, nodes, openai, repos, schedules, secrets, sessions, templates,
+    model_credentials, nodes, openai, pipelines, repos, schedules, secrets, sessions, templates,
     tenant_defaults, usage, webhooks, working_dir,
 };
 use crate::error::{problem_type, PROBLEM_KINDS};
@@ -59,6 +59,10 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         jobs::list_jobs,
         jobs::get_job,
         jobs::cancel_job,
+        pipelines::create_pipeline,
+        pipelines::list_pipelines,
+        pipelines::get_pipeline,
+        pipelines::cancel_pipeline,
         webhooks::list_deliveries,
         webhooks::redeliver,
         webhooks::get_webhook_secret,
@@ -135,6 +139,7 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         (name = "sessions", description = "Named sessions, each with its workspace and CLI process"),
         (name = "chat", description = "Turns: answered whole, or streamed as server-sent events"),
         (name = "jobs", description = "Durable asynchronous turns, reported through signed webhooks"),
+        (name = "pipelines", description = "Graphs of jobs: steps after their dependencies, fan-out over a structured result, fan-in, one webhook at the end"),
         (name = "webhooks", description = "Webhook deliveries, their attempts, and the tenant's signing secret"),
         (name = "files", description = "Files in a session's workspace"),
         (name = "schedules", description = "Jobs started by the clock: cron, an interval or once, with their runs"),
@@ -483,6 +488,8 @@ const REQUEST_BODIES: &[&str] = &[
     "CreateSession",
     "ChatRequest",
     "CreateJob",
+    "NewPipeline",
+    "StepPlan",
     "AllowApproval",
     "DenyApproval",
     "CountTokens",

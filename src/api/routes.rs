@@ -8,8 +8,8 @@ use claude_code_api_core::error::ServiceError;
 use super::route_table::{route_table, RouteTable};
 use super::{
     admin, audit, chat, control, egress, files, forks, forward, git, health, history, jobs, limits,
-    mcp, model_credentials, nodes, openai, openapi, repos, schedules, secrets, sessions, templates,
-    tenant_defaults, usage, webhooks, working_dir,
+    mcp, model_credentials, nodes, openai, openapi, pipelines, repos, schedules, secrets, sessions,
+    templates, tenant_defaults, usage, webhooks, working_dir,
 };
 use crate::state::API_V1;
 use crate::state::JSON_LIMIT;
@@ -44,6 +44,9 @@ fn api_v1_routes() -> RouteTable {
         "/sessions/{name}/jobs" => { post: jobs::create_job, get: jobs::list_jobs },
         "/sessions/{name}/jobs/{id}" => { get: jobs::get_job },
         "/sessions/{name}/jobs/{id}/cancel" => { post: jobs::cancel_job },
+        "/pipelines" => { post: pipelines::create_pipeline, get: pipelines::list_pipelines },
+        "/pipelines/{id}" => { get: pipelines::get_pipeline },
+        "/pipelines/{id}/cancel" => { post: pipelines::cancel_pipeline },
         "/webhooks/deliveries" => { get: webhooks::list_deliveries },
         "/webhooks/deliveries/{id}/redeliver" => { post: webhooks::redeliver },
         "/webhooks/secret" => { get: webhooks::get_webhook_secret },

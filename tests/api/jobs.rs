@@ -14,7 +14,7 @@ use crate::receiver::{Received, Receiver};
 
 /// Verifies a delivery as a receiver would (Standard Webhooks), with the
 /// test's own HMAC, not the server's signing code.
-fn assert_signed(received: &Received) {
+pub(crate) fn assert_signed(received: &Received) {
     let engine = base64::engine::general_purpose::STANDARD;
     let key = engine
         .decode(WEBHOOK_SECRET.strip_prefix("whsec_").unwrap())

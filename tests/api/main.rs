@@ -39,6 +39,7 @@ mod network;
 mod openai;
 mod openapi;
 mod permissions;
+mod pipelines;
 mod quickstart;
 mod races;
 mod recovery;

@@ -41,6 +41,17 @@ impl Env {
         }
     }
 
+    /// With one more variable for the servers started.
+    pub fn with_var(mut self, name: &'static str, value: &'static str) -> Env {
+        self.vars.push((name, value));
+        self
+    }
+
+    /// The servers' database, for assertions on rows.
+    pub fn db(&self) -> &TestDb {
+        &self.db
+    }
+
     fn workspaces(&self) -> PathBuf {
         self.root.path().join("workspaces")
     }
@@ -138,6 +149,7 @@ impl Server {
         res.json().await.unwrap()
     }
 
+    /// A GET as alice that must answer 200; its body.
     pub async fn get(&self, path: &str) -> Value {
         let res = self
             .client
@@ -146,7 +158,7 @@ impl Server {
             .send()
             .await
             .unwrap();
-        assert!(res.status().is_success(), "{path}: {}", res.status());
+        assert_eq!(res.status(), 200, "{path}");
         res.json().await.unwrap()
     }
 

@@ -57,6 +57,10 @@ pub struct Metrics {
     disk_limit: prometheus::IntGaugeVec,
     workspace_snapshots: HistogramVec,
     session_forks: IntCounter,
+    pipelines_started: IntCounter,
+    pipelines_ended: IntCounterVec,
+    pipeline_steps_ended: IntCounterVec,
+    pipeline_jobs: IntCounter,
 }
 
 /// Static metric definitions: a bad one is a bug seen at the first start.
@@ -193,6 +197,25 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "cca_session_forks_total",
         "Sessions made as a fork of another session at one of its turns",
     )?;
+    let pipelines_started = IntCounter::new("cca_pipelines_started_total", "Pipelines accepted")?;
+    let pipelines_ended = IntCounterVec::new(
+        Opts::new(
+            "cca_pipelines_ended_total",
+            "Pipelines that ended, by status (done, failed, cancelled)",
+        ),
+        &["status"],
+    )?;
+    let pipeline_steps_ended = IntCounterVec::new(
+        Opts::new(
+            "cca_pipeline_steps_ended_total",
+            "Pipeline steps that ended, by state (done, failed, stopped, cancelled)",
+        ),
+        &["state"],
+    )?;
+    let pipeline_jobs = IntCounter::new(
+        "cca_pipeline_jobs_queued_total",
+        "Jobs queued by pipeline steps (one per item of a fan-out)",
+    )?;
     for c in [
         Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(http_duration.clone()),
@@ -217,6 +240,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(disk_limit.clone()),
         Box::new(workspace_snapshots.clone()),
         Box::new(session_forks.clone()),
+        Box::new(pipelines_started.clone()),
+        Box::new(pipelines_ended.clone()),
+        Box::new(pipeline_steps_ended.clone()),
+        Box::new(pipeline_jobs.clone()),
     ] {
         registry.register(c)?;
     }
@@ -245,6 +272,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         disk_limit,
         workspace_snapshots,
         session_forks,
+        pipelines_started,
+        pipelines_ended,
+        pipeline_steps_ended,
+        pipeline_jobs,
     })
 }
 
@@ -365,6 +396,36 @@ pub fn webhook_attempt(outcome: &str) {
 pub fn schedule_run(origin: &str, outcome: &str) {
     if let Some(m) = metrics() {
         m.schedule_runs.with_label_values(&[origin, outcome]).inc();
+    }
+}
+
+/// A pipeline was accepted.
+pub fn pipeline_started() {
+    if let Some(m) = metrics() {
+        m.pipelines_started.inc();
+    }
+}
+
+/// A pipeline ended with `status`.
+pub fn pipeline_ended(status: &str) {
+    if let Some(m) = metrics() {
+        m.pipelines_ended.with_label_values(&[status]).inc();
+    }
+}
+
+/// A pipeline's step moved to `state` (an end, or `running`).
+pub fn pipeline_step_ended(state: &str) {
+    if let Some(m) = metrics() {
+        if crate::domain::pipeline::step_is_final(state) {
+            m.pipeline_steps_ended.with_label_values(&[state]).inc();
+        }
+    }
+}
+
+/// A pipeline's step queued a job.
+pub fn pipeline_job_queued() {
+    if let Some(m) = metrics() {
+        m.pipeline_jobs.inc();
     }
 }
 

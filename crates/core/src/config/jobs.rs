@@ -10,6 +10,8 @@ pub struct JobSettings {
     /// `JOB_MAX_ATTEMPTS`: runs of a job cut short by a crash before it ends `interrupted`.
     pub max_attempts: u32,
     pub schedules: ScheduleSettings,
+    /// Pipelines of jobs (`PIPELINE_*`).
+    pub pipelines: PipelineSettings,
 }
 
 impl JobSettings {
@@ -17,6 +19,7 @@ impl JobSettings {
         Ok(JobSettings {
             max_attempts: env.bounded("JOB_MAX_ATTEMPTS", 1, 100)?,
             schedules: ScheduleSettings::read(env)?,
+            pipelines: PipelineSettings::read(env)?,
         })
     }
 }
@@ -40,6 +43,37 @@ impl ScheduleSettings {
             per_tenant: env.bounded("SCHEDULES_PER_TENANT", 0, 100_000)?,
             runs_per_hour: env.bounded("SCHEDULE_RUNS_PER_HOUR", 0, 1_000_000)?,
             tick: Duration::from_millis(env.bounded("SCHEDULE_TICK_MS", 50, 60_000)?),
+        })
+    }
+}
+
+/// `settings.jobs.pipelines`: the limits of pipelines.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// `PIPELINE_MAX_STEPS`: steps one pipeline may have.
+    pub max_steps: usize,
+    /// `PIPELINE_MAX_FAN_OUT`: jobs one `for_each` step may start.
+    pub max_fan_out: usize,
+    /// `PIPELINE_MAX_MESSAGE_KB`: a step's message after rendering, in bytes.
+    pub max_message_bytes: usize,
+    /// `PIPELINE_MAX_RUNNING_PER_TENANT`: a tenant's pipelines running at once.
+    pub max_running_per_tenant: i64,
+    /// `PIPELINE_POLL_INTERVAL_MS`: how often running pipelines are moved on.
+    pub poll_interval: Duration,
+}
+
+impl PipelineSettings {
+    fn read(env: &Env) -> Result<PipelineSettings, ConfigError> {
+        Ok(PipelineSettings {
+            max_steps: env.bounded("PIPELINE_MAX_STEPS", 1, 1000)?,
+            max_fan_out: env.bounded("PIPELINE_MAX_FAN_OUT", 1, 1000)?,
+            max_message_bytes: env.bounded::<usize>("PIPELINE_MAX_MESSAGE_KB", 1, 1024)? * 1024,
+            max_running_per_tenant: env.bounded("PIPELINE_MAX_RUNNING_PER_TENANT", 1, 10_000)?,
+            poll_interval: Duration::from_millis(env.bounded(
+                "PIPELINE_POLL_INTERVAL_MS",
+                50,
+                60_000,
+            )?),
         })
     }
 }

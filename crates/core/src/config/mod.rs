@@ -25,7 +25,7 @@ pub mod table;
 
 pub use agent::DiskSettings;
 pub use cluster::{ClusterSettings, NodeSettings};
-pub use jobs::{JobSettings, ScheduleSettings, WebhookSettings};
+pub use jobs::{JobSettings, PipelineSettings, ScheduleSettings, WebhookSettings};
 pub use limits::{ApprovalSettings, FileSettings, SnapshotSettings, TenancySettings};
 pub use model::ModelSettings;
 pub use server::{LogFormat, ServerSettings};

@@ -642,6 +642,36 @@ pub static VARS: &[Var] = &[
         Value("1000"),
         "How often each node looks for due schedules (a run starts at most this late).",
     ),
+    var(
+        "PIPELINE_MAX_STEPS",
+        Jobs,
+        Value("50"),
+        "Steps one pipeline may have (more is a 422).",
+    ),
+    var(
+        "PIPELINE_MAX_FAN_OUT",
+        Jobs,
+        Value("20"),
+        "Jobs one `for_each` step may start: a step whose array has more items fails, naming the count.",
+    ),
+    var(
+        "PIPELINE_MAX_MESSAGE_KB",
+        Jobs,
+        Value("256"),
+        "A pipeline step's message after its templates are filled in; a longer one fails the step.",
+    ),
+    var(
+        "PIPELINE_MAX_RUNNING_PER_TENANT",
+        Jobs,
+        Value("10"),
+        "Pipelines of one tenant running at once; one more is a 429 until one ends.",
+    ),
+    var(
+        "PIPELINE_POLL_INTERVAL_MS",
+        Jobs,
+        Value("500"),
+        "How often each server looks at running pipelines to start the steps whose dependencies ended.",
+    ),
     // --- Webhooks
     var(
         "WEBHOOK_SECRET",

@@ -190,6 +190,39 @@ diesel::table! {
 }
 
 diesel::table! {
+    pipelines (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Nullable<Text>,
+        status -> Text,
+        definition -> Text,
+        webhook_url -> Nullable<Text>,
+        key_id -> Text,
+        key_label -> Text,
+        role -> Text,
+        cancel_requested -> Bool,
+        created_at -> Timestamp,
+        completed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    pipeline_steps (pipeline_id, step_id) {
+        pipeline_id -> Text,
+        step_id -> Text,
+        position -> BigInt,
+        state -> Text,
+        reason -> Nullable<Text>,
+        units -> Text,
+        planned -> Nullable<BigInt>,
+        claimed_by -> Nullable<Text>,
+        claimed_at -> Nullable<Timestamp>,
+        started_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     server_secrets (name) {
         name -> Text,
         value -> Text,
@@ -385,6 +418,7 @@ diesel::joinable!(console_sessions -> api_keys (key_id));
 diesel::joinable!(approvals -> sessions (session_id));
 diesel::joinable!(events -> sessions (session_id));
 diesel::joinable!(jobs -> sessions (session_id));
+diesel::joinable!(pipeline_steps -> pipelines (pipeline_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(sessions -> tenants (tenant_id));
@@ -450,6 +484,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     leftover_folders,
     messages,
     model_calls,
+    pipeline_steps,
+    pipelines,
     repos,
     schedule_runs,
     schedules,

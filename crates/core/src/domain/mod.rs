@@ -11,6 +11,7 @@ pub mod job;
 pub mod job_git;
 pub mod mcp;
 pub mod money;
+pub mod pipeline;
 pub mod problem;
 pub mod schedule;
 pub mod session;

@@ -25,6 +25,7 @@ pub mod named_session;
 pub mod nodes;
 pub mod overview;
 pub mod ownership;
+pub mod pipelines;
 pub mod policy;
 pub mod repos;
 pub mod schedules;

@@ -257,3 +257,38 @@ pub fn complete_and_notify(conn: &mut DbConnection, done: &JobCompletion) -> DbR
     )?;
     Ok(true)
 }
+
+/// The jobs `ids` (of any tenant: the caller got the ids from its own
+/// rows), each with its session's name.
+pub fn with_session_names(conn: &mut DbConnection, ids: &[&str]) -> DbResult<Vec<(Job, String)>> {
+    use crate::db::schema::sessions;
+    Ok(jobs::table
+        .inner_join(sessions::table)
+        .filter(jobs::id.eq_any(ids))
+        .select((Job::as_select(), sessions::name))
+        .load(conn)?)
+}
+
+/// The tenant's job in session `session_name` asking `message`, queued at
+/// or after `since`: a job a launch queued before the server stopped, so
+/// the launch done again adopts it rather than queue a second one.
+pub fn find_queued_since(
+    conn: &mut DbConnection,
+    tenant: &TenantId,
+    session_name: &str,
+    message: &str,
+    since: chrono::NaiveDateTime,
+) -> DbResult<Option<Job>> {
+    use crate::db::schema::sessions;
+    Ok(jobs::table
+        .inner_join(sessions::table)
+        .filter(jobs::tenant_id.eq(tenant.as_str()))
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .filter(sessions::name.eq(session_name))
+        .filter(jobs::message.eq(message))
+        .filter(jobs::created_at.ge(since))
+        .order((jobs::created_at.asc(), jobs::id.asc()))
+        .select(Job::as_select())
+        .first(conn)
+        .optional()?)
+}

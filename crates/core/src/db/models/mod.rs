@@ -16,6 +16,7 @@ pub mod leftover;
 pub mod message;
 pub mod model_call;
 pub mod overview;
+pub mod pipeline;
 pub mod repo;
 pub mod schedule;
 pub mod secret;

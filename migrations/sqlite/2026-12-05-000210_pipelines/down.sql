@@ -1,0 +1,2 @@
+DROP TABLE pipeline_steps;
+DROP TABLE pipelines;
