@@ -51,4 +51,5 @@ mod streaming;
 mod templates;
 mod tenancy;
 mod transcripts;
+mod workload_identity;
 mod workspaces;
