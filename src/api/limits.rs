@@ -17,8 +17,8 @@ use crate::identity::{client_ip, presented_key};
 use crate::state::AppState;
 use claude_code_api_core::security::auth::{RefusedToken, UnknownKey};
 use claude_code_api_core::security::keys::hash_key;
-use claude_code_api_core::security::tokens::looks_like_jwt;
 use claude_code_api_core::security::rate_limit::Decision;
+use claude_code_api_core::security::tokens::looks_like_jwt;
 
 fn set(res: &mut ServiceResponse<BoxBody>, name: &'static str, value: u64) {
     if let Ok(v) = HeaderValue::from_str(&value.to_string()) {

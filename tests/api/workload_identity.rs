@@ -139,7 +139,12 @@ fn b64(value: &Value) -> String {
 }
 
 /// A request with `Authorization: Bearer <token>`.
-fn bearer(app: &TestApp, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+fn bearer(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+) -> reqwest::RequestBuilder {
     app.client
         .request(method, app.url(path))
         .header("Authorization", format!("Bearer {token}"))
@@ -195,30 +200,59 @@ async fn a_ci_token_acts_as_its_rules_tenant_until_the_rule_is_deleted() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let res = bearer(&app, reqwest::Method::POST, "/api/v1/sessions/from-ci/chat", &token)
-        .json(&json!({"message": "hello from the pipeline"}))
-        .send()
-        .await
-        .unwrap();
+    let res = bearer(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/sessions/from-ci/chat",
+        &token,
+    )
+    .json(&json!({"message": "hello from the pipeline"}))
+    .send()
+    .await
+    .unwrap();
     let status = res.status();
     let body: Value = res.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body["data"]["content"].is_string(), "{body}");
     // The session is bob's: bob's key sees it, alice's does not.
-    assert_eq!(app.get("/api/v1/sessions/from-ci", BOB).send().await.unwrap().status(), 200);
-    assert_eq!(app.get("/api/v1/sessions/from-ci", ALICE).send().await.unwrap().status(), 404);
+    assert_eq!(
+        app.get("/api/v1/sessions/from-ci", BOB)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get("/api/v1/sessions/from-ci", ALICE)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     // Another tenant's session is a 404 for the token's caller.
     app.create_session(ALICE, "alices").await;
-    let res = bearer(&app, reqwest::Method::GET, "/api/v1/sessions/alices", &token)
-        .send()
-        .await
-        .unwrap();
+    let res = bearer(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/sessions/alices",
+        &token,
+    )
+    .send()
+    .await
+    .unwrap();
     assert_problem(res, 404, "not-found").await;
     // A member's token cannot call admin routes.
-    let res = bearer(&app, reqwest::Method::GET, "/api/v1/admin/trust-rules", &token)
-        .send()
-        .await
-        .unwrap();
+    let res = bearer(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/admin/trust-rules",
+        &token,
+    )
+    .send()
+    .await
+    .unwrap();
     assert_problem(res, 403, "forbidden").await;
 
     // The audit log names the rule and the token's subject.
@@ -274,10 +308,11 @@ async fn tokens_that_fail_a_check_are_401s_that_say_which() {
     let app = TestApp::spawn_with(Options::fake().var("AUTH_FAILURE_LIMIT", "1000000")).await;
     let key = SigningKey::generate("k1");
     let issuer = TestIssuer::start(&[&key]).await;
-    assert_eq!(create_rule(&app, acme_app_rule(&issuer.url)).await.status(), 201);
-    let get = |token: String| {
-        bearer(&app, reqwest::Method::GET, "/api/v1/sessions", &token).send()
-    };
+    assert_eq!(
+        create_rule(&app, acme_app_rule(&issuer.url)).await.status(),
+        201
+    );
+    let get = |token: String| bearer(&app, reqwest::Method::GET, "/api/v1/sessions", &token).send();
     let claims = github_claims(&issuer.url, "acme/app");
     let res = get(sign(&key, &claims)).await.unwrap();
     assert_eq!(res.status(), 200);
@@ -303,10 +338,18 @@ async fn tokens_that_fail_a_check_are_401s_that_say_which() {
     // Expired (past the leeway), not valid yet, wrong audience, no exp.
     let mut expired = claims.clone();
     expired["exp"] = json!(now() - 120);
-    assert_refused(get(sign(&key, &expired)).await.unwrap(), "the token has expired").await;
+    assert_refused(
+        get(sign(&key, &expired)).await.unwrap(),
+        "the token has expired",
+    )
+    .await;
     let mut early = claims.clone();
     early["nbf"] = json!(now() + 600);
-    assert_refused(get(sign(&key, &early)).await.unwrap(), "the token is not valid yet").await;
+    assert_refused(
+        get(sign(&key, &early)).await.unwrap(),
+        "the token is not valid yet",
+    )
+    .await;
     let mut audience = claims.clone();
     audience["aud"] = json!("https://elsewhere.test");
     assert_refused(
@@ -345,18 +388,22 @@ async fn tokens_that_fail_a_check_are_401s_that_say_which() {
         b64(&json!({"alg": "none", "typ": "JWT", "kid": "k1"})),
         b64(&claims)
     );
-    let algorithm = "the token's signing algorithm is not accepted (RS*, PS*, ES256, ES384 or EdDSA)";
+    let algorithm =
+        "the token's signing algorithm is not accepted (RS*, PS*, ES256, ES384 or EdDSA)";
     assert_refused(get(unsigned).await.unwrap(), algorithm).await;
     let public_jwk = serde_json::to_string(&key.jwk).unwrap();
     for secret in [b"a shared secret".as_slice(), public_jwk.as_bytes()] {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("k1".into());
-        let hs = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret).unwrap()).unwrap();
+        let hs = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret).unwrap())
+            .unwrap();
         assert_refused(get(hs).await.unwrap(), algorithm).await;
     }
     // Garbage that looks like a JWT, and a token over 16 KiB.
     assert_refused(
-        get("eyJub3QiOiJqc29uIn0.eyJ4IjoxfQ.c2ln".into()).await.unwrap(),
+        get("eyJub3QiOiJqc29uIn0.eyJ4IjoxfQ.c2ln".into())
+            .await
+            .unwrap(),
         "the bearer token is not a well-formed JWT",
     )
     .await;
@@ -386,24 +433,29 @@ async fn tokens_that_fail_a_check_are_401s_that_say_which() {
     tokio::time::sleep(Duration::from_secs(31)).await;
     let res = get(sign(&rotated, &claims)).await.unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-
 }
 
 #[actix_web::test]
 async fn trust_rules_are_checked_limited_and_admin_only() {
     let app = TestApp::spawn_with(Options::fake().var("AUTH_FAILURE_LIMIT", "3")).await;
     let issuer = "https://token.actions.githubusercontent.com";
-    let rule = |name: &str, claims: Value| {
-        json!({"name": name, "issuer": issuer, "audience": AUDIENCE, "claims": claims, "tenant": "alice"})
-    };
+    let rule = |name: &str, claims: Value| json!({"name": name, "issuer": issuer, "audience": AUDIENCE, "claims": claims, "tenant": "alice"});
     // A member key may not manage rules.
     let res = app
-        .post("/api/v1/admin/trust-rules", ALICE, rule("r", json!({"repository": "acme/app"})))
+        .post(
+            "/api/v1/admin/trust-rules",
+            ALICE,
+            rule("r", json!({"repository": "acme/app"})),
+        )
         .send()
         .await
         .unwrap();
     assert_problem(res, 403, "forbidden").await;
-    let res = app.get("/api/v1/admin/trust-rules", ALICE).send().await.unwrap();
+    let res = app
+        .get("/api/v1/admin/trust-rules", ALICE)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 403, "forbidden").await;
 
     let res = create_rule(&app, rule("r1", json!({"repository_owner": "acme"}))).await;
@@ -436,10 +488,19 @@ async fn trust_rules_are_checked_limited_and_admin_only() {
     }
     let many: serde_json::Map<String, Value> =
         (0..17).map(|i| (format!("c{i}"), json!("v"))).collect();
-    assert_eq!(create_rule(&app, rule("r4", Value::Object(many))).await.status(), 422);
+    assert_eq!(
+        create_rule(&app, rule("r4", Value::Object(many)))
+            .await
+            .status(),
+        422
+    );
     // At most 50 per tenant.
     for i in 2..=50 {
-        let res = create_rule(&app, rule(&format!("r-{i:02}"), json!({"repository": "acme/app"}))).await;
+        let res = create_rule(
+            &app,
+            rule(&format!("r-{i:02}"), json!({"repository": "acme/app"})),
+        )
+        .await;
         assert_eq!(res.status(), 201);
     }
     let res = create_rule(&app, rule("r-51", json!({"repository": "acme/app"}))).await;
@@ -447,7 +508,11 @@ async fn trust_rules_are_checked_limited_and_admin_only() {
     let listed = get_json(&app, "/api/v1/admin/trust-rules?tenant=alice", ADMIN).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 50);
     assert_eq!(listed["data"][0]["name"], "r-02");
-    let res = app.delete("/api/v1/admin/trust-rules/tr_nope", ALICE).send().await.unwrap();
+    let res = app
+        .delete("/api/v1/admin/trust-rules/tr_nope", ALICE)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 403, "forbidden").await;
 
     // Refused tokens count as failed authentications of the address, as

@@ -176,9 +176,7 @@ impl ServiceError {
         match self {
             ServiceError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServiceError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ServiceError::Unauthorized | ServiceError::TokenRefused(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            ServiceError::Unauthorized | ServiceError::TokenRefused(_) => StatusCode::UNAUTHORIZED,
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::RateLimited(_) | ServiceError::TooBusy(_) => {
@@ -202,7 +200,9 @@ impl ServiceError {
         match self {
             ServiceError::Unauthorized => &[("WWW-Authenticate", "Bearer")],
             // RFC 6750 §3.1: the token was presented and is not valid.
-            ServiceError::TokenRefused(_) => &[("WWW-Authenticate", "Bearer error=\"invalid_token\"")],
+            ServiceError::TokenRefused(_) => {
+                &[("WWW-Authenticate", "Bearer error=\"invalid_token\"")]
+            }
             ServiceError::TooBusy(_) => &[("Retry-After", "5")],
             _ => &[],
         }

@@ -114,8 +114,8 @@ pub fn unverified_issuer(token: &str) -> Result<(Header, String), Refusal> {
     struct Issuer {
         iss: Option<Value>,
     }
-    let claims: Issuer = jsonwebtoken::dangerous::insecure_decode_claims(token)
-        .map_err(|_| Refusal::Malformed)?;
+    let claims: Issuer =
+        jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|_| Refusal::Malformed)?;
     match claims.iss {
         Some(Value::String(iss)) if !iss.is_empty() => Ok((header, iss)),
         _ => Err(Refusal::Claims),
@@ -159,22 +159,23 @@ pub fn verify(
     validation.set_audience(audiences);
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);
     use jsonwebtoken::errors::ErrorKind;
-    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &decoding, &validation).map_err(
-        |e| match e.kind() {
-            ErrorKind::ExpiredSignature => Refusal::Expired,
-            ErrorKind::ImmatureSignature => Refusal::NotYetValid,
-            ErrorKind::InvalidAudience => Refusal::Audience,
-            ErrorKind::InvalidIssuer => Refusal::UntrustedIssuer,
-            ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => Refusal::Algorithm,
-            ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
-                Refusal::Claims
+    let data =
+        jsonwebtoken::decode::<Map<String, Value>>(token, &decoding, &validation).map_err(|e| {
+            match e.kind() {
+                ErrorKind::ExpiredSignature => Refusal::Expired,
+                ErrorKind::ImmatureSignature => Refusal::NotYetValid,
+                ErrorKind::InvalidAudience => Refusal::Audience,
+                ErrorKind::InvalidIssuer => Refusal::UntrustedIssuer,
+                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => Refusal::Algorithm,
+                ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
+                    Refusal::Claims
+                }
+                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) => {
+                    Refusal::Malformed
+                }
+                _ => Refusal::BadSignature,
             }
-            ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) => {
-                Refusal::Malformed
-            }
-            _ => Refusal::BadSignature,
-        },
-    )?;
+        })?;
     // `jsonwebtoken` does not look at `iat`; a token from the future is
     // a clock (or a forger) to refuse.
     let now = jsonwebtoken::get_current_timestamp();
@@ -286,8 +287,7 @@ impl BearerTokens {
     ) -> Result<TokenIdentity, ServiceError> {
         let (header, issuer) = unverified_issuer(token)?;
         let lookup = issuer.clone();
-        let rules =
-            crate::db::run(pool, move |c| trust_rule::for_issuer(c, &lookup)).await?;
+        let rules = crate::db::run(pool, move |c| trust_rule::for_issuer(c, &lookup)).await?;
         if rules.is_empty() {
             return Err(Refusal::UntrustedIssuer.into());
         }
@@ -383,18 +383,51 @@ mod tests {
             "repository": "acme/app", "repository_owner": "acme",
             "ref": "refs/heads/main", "run_attempt": 1,
         }));
-        assert!(rule_matches(&rule("a", json!({"repository": "acme/app"})), &token));
-        assert!(rule_matches(&rule("b", json!({"repository": "acme/*", "ref": "refs/heads/main"})), &token));
-        assert!(rule_matches(&rule("c", json!({"run_attempt": "1"})), &token));
-        assert!(!rule_matches(&rule("d", json!({"repository": "acme/other"})), &token));
-        assert!(!rule_matches(&rule("e", json!({"repository": "acme/app", "ref": "refs/heads/dev"})), &token));
-        assert!(!rule_matches(&rule("f", json!({"environment": "prod"})), &token));
+        assert!(rule_matches(
+            &rule("a", json!({"repository": "acme/app"})),
+            &token
+        ));
+        assert!(rule_matches(
+            &rule(
+                "b",
+                json!({"repository": "acme/*", "ref": "refs/heads/main"})
+            ),
+            &token
+        ));
+        assert!(rule_matches(
+            &rule("c", json!({"run_attempt": "1"})),
+            &token
+        ));
+        assert!(!rule_matches(
+            &rule("d", json!({"repository": "acme/other"})),
+            &token
+        ));
+        assert!(!rule_matches(
+            &rule(
+                "e",
+                json!({"repository": "acme/app", "ref": "refs/heads/dev"})
+            ),
+            &token
+        ));
+        assert!(!rule_matches(
+            &rule("f", json!({"environment": "prod"})),
+            &token
+        ));
         // `*` only as a suffix: elsewhere it is a plain character.
-        assert!(!rule_matches(&rule("g", json!({"repository": "*/app"})), &token));
+        assert!(!rule_matches(
+            &rule("g", json!({"repository": "*/app"})),
+            &token
+        ));
         let other_aud = claims(json!({"aud": ["x", "y"], "repository": "acme/app"}));
-        assert!(!rule_matches(&rule("h", json!({"repository": "acme/app"})), &other_aud));
+        assert!(!rule_matches(
+            &rule("h", json!({"repository": "acme/app"})),
+            &other_aud
+        ));
         let listed_aud = claims(json!({"aud": ["x", "cca"], "repository": "acme/app"}));
-        assert!(rule_matches(&rule("i", json!({"repository": "acme/app"})), &listed_aud));
+        assert!(rule_matches(
+            &rule("i", json!({"repository": "acme/app"})),
+            &listed_aud
+        ));
         assert_eq!(subject_label(&token), "repo:acme/app:ref:refs/heads/main");
     }
 }

@@ -39,7 +39,10 @@ pub struct NewTrustRule {
     /// The issuer exactly as tokens carry it in `iss` (its discovery
     /// document is at `<issuer>/.well-known/openid-configuration`):
     /// `https://`, or `http://` on loopback only.
-    #[schema(max_length = 512, example = "https://token.actions.githubusercontent.com")]
+    #[schema(
+        max_length = 512,
+        example = "https://token.actions.githubusercontent.com"
+    )]
     pub issuer: String,
     /// What the token's `aud` must hold.
     #[schema(min_length = 1, max_length = 256, example = "https://cca.example.com")]
@@ -258,7 +261,10 @@ mod tests {
 
     #[test]
     fn a_rule_must_narrow_the_issuers_tokens() {
-        assert_eq!(validate(&rule(&[("repository", "acme/app")])).unwrap(), "member");
+        assert_eq!(
+            validate(&rule(&[("repository", "acme/app")])).unwrap(),
+            "member"
+        );
         assert!(validate(&rule(&[])).is_err());
         assert!(validate(&rule(&[("repository", "*")])).is_err());
         assert!(validate(&rule(&[("aud", "x")])).is_err());
