@@ -207,6 +207,8 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     }
+    // A token already resolved by a later rule (by name) is read again.
+    services.identities.changed(&services.pool).await;
     audit::record(services, who, "trust_rule.create", &row.id).await;
     Ok(TrustRuleView::from(row))
 }
