@@ -243,9 +243,12 @@ impl Application {
             node: node.clone(),
             templates: templates.clone().into_inner(),
             leftovers: Arc::default(),
-            identities: Arc::new(claude_code_api_core::security::identities::Identities::new(
-                settings.server.auth_cache,
-            )),
+            identities: Arc::new(
+                claude_code_api_core::security::identities::Identities::new(
+                    settings.server.auth_cache,
+                )
+                .context("cannot make the HTTP client for identity providers' keys")?,
+            ),
             git: claude_code_api_core::git::kit::GitKit::new(
                 &settings.git,
                 &settings.storage.data_dir,

@@ -1,5 +1,6 @@
 //! The per-key rate limit on every authenticated route (REST, OpenAI
-//! surface, MCP): resolves the key once (the `Caller` extractor reuses it),
+//! surface, MCP): resolves the key or bearer token once (the `Caller`
+//! extractor reuses it),
 //! refuses addresses that failed authentication too often, and sets the
 //! `RateLimit-*` headers, with a 429 problem and `Retry-After` when the
 //! budget is spent.
@@ -14,8 +15,10 @@ use claude_code_api_core::error::ServiceError;
 use crate::error::ApiError;
 use crate::identity::{client_ip, presented_key};
 use crate::state::AppState;
+use claude_code_api_core::security::auth::{RefusedToken, UnknownKey};
 use claude_code_api_core::security::keys::hash_key;
 use claude_code_api_core::security::rate_limit::Decision;
+use claude_code_api_core::security::tokens::looks_like_jwt;
 
 fn set(res: &mut ServiceResponse<BoxBody>, name: &'static str, value: u64) {
     if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
@@ -64,15 +67,30 @@ pub async fn middleware(
         );
         return Ok(too_many(req, detail, retry_after_secs));
     }
-    // Resolve the key once here; the `Caller` extractor reuses the result.
-    let resolved = state
+    // Resolve the key (or bearer token) once here; the `Caller` extractor
+    // reuses the result.
+    let resolved = match state
         .services
         .identities
-        .resolve(&state.services.pool, &state.services.settings, &key)
+        .resolve_credential(&state.services.pool, &state.services.settings, &key)
         .await
-        .map_err(ApiError::from)?;
+    {
+        Ok(resolved) => resolved,
+        // The extractor answers the refusal, counted as a bad key.
+        Err(ServiceError::TokenRefused(why)) => {
+            req.extensions_mut().insert(RefusedToken(why));
+            None
+        }
+        Err(e) => return Err(ApiError::from(e).into()),
+    };
     let known = resolved.is_some();
     let quota = resolved.as_ref().and_then(|r| r.rate_limit);
+    // Every token of one trust rule shares its budget, as a key's requests
+    // do (a CI job has a new token each run).
+    let bucket = match &resolved {
+        Some(r) if looks_like_jwt(&key) => r.caller.key_id.clone(),
+        _ => key_hash.clone(),
+    };
     match resolved {
         Some(resolved) => {
             if let Some(ip) = client {
@@ -82,8 +100,7 @@ pub async fn middleware(
         }
         // The extractor then refuses it without a second hash and lookup.
         None => {
-            req.extensions_mut()
-                .insert(claude_code_api_core::security::auth::UnknownKey);
+            req.extensions_mut().insert(UnknownKey);
         }
     }
     let counted = |res: ServiceResponse<BoxBody>| {
@@ -111,7 +128,7 @@ pub async fn middleware(
     } else {
         quota
     };
-    match state.rate_limits.check(&key_hash, quota) {
+    match state.rate_limits.check(&bucket, quota) {
         Decision::Limited {
             limit,
             retry_after_secs,

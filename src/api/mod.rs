@@ -39,6 +39,7 @@ mod secrets;
 mod sessions;
 mod templates;
 mod tenant_defaults;
+mod trust_rules;
 mod usage;
 pub mod views;
 mod webhooks;

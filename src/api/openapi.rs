@@ -14,7 +14,7 @@ use super::schema_parts::problem;
 use super::{
     admin, audit, chat, control, egress, files, forks, git, health, history, jobs,
     model_credentials, nodes, openai, pipelines, repos, schedules, secrets, sessions, templates,
-    tenant_defaults, usage, webhooks, working_dir,
+    tenant_defaults, trust_rules, usage, webhooks, working_dir,
 };
 use crate::error::{problem_type, PROBLEM_KINDS};
 use claude_code_api_core::domain::attachment;
@@ -29,7 +29,8 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         title = "claude-code-api",
         description = "A self-hosted, multi-tenant REST + SSE server for the Claude Code CLI. \
             Every `/api/v1` route but `/health` and `/openapi.json` needs an API key \
-            (`X-API-Key` or `Authorization: Bearer`) and sees only its tenant's resources: \
+            (`X-API-Key` or `Authorization: Bearer`), or a bearer token (JWT) of an issuer a \
+            trust rule names (`/api/v1/admin/trust-rules`), and sees only its tenant's resources: \
             another tenant's object is a 404. Success bodies are `{data, meta}` (lists add \
             `pagination`); errors are RFC 9457 problem documents \
             (`application/problem+json`). A JSON body must be an object, and no string the \
@@ -115,6 +116,9 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         admin::list_keys,
         admin::create_key,
         admin::revoke_key,
+        trust_rules::create_trust_rule,
+        trust_rules::list_trust_rules,
+        trust_rules::delete_trust_rule,
         nodes::list_nodes,
         openai::chat_completions,
         openai::list_models,
@@ -148,7 +152,7 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         (name = "control", description = "Live events, interrupts and tool approvals"),
         (name = "templates", description = "Agent templates from TEMPLATES_DIR"),
         (name = "usage", description = "Spend, tokens and the audit log"),
-        (name = "admin", description = "Tenants and API keys (admin keys only)"),
+        (name = "admin", description = "Tenants, API keys and trust rules for bearer tokens (admin keys only)"),
         (name = "openai", description = "OpenAI-compatible chat completions"),
         (name = "mcp", description = "Model Context Protocol server (streamable HTTP)"),
     ),
@@ -179,7 +183,9 @@ const SHARED_RESPONSES: &[(&str, &str, &str, Applies)] = &[
     (
         "401",
         "Unauthorized",
-        "No valid API key (`X-API-Key` or `Authorization: Bearer`)",
+        "No valid API key (`X-API-Key` or `Authorization: Bearer`), or a bearer token (JWT) \
+         refused: `detail` says why (untrusted issuer, expired, wrong audience, no matching \
+         trust rule, …)",
         Applies::Authenticated,
     ),
     (
@@ -221,7 +227,13 @@ fn complete(doc: &mut Value) {
     }
     components["securitySchemes"] = json!({
         "api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-        "bearer": {"type": "http", "scheme": "bearer"},
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key, or a JWT of an issuer a trust rule names (GitHub \
+                Actions, GitLab CI, an OpenID provider): signed RS*/PS*/ES256/ES384/EdDSA with \
+                a key the issuer publishes, `aud` holding the rule's audience, not expired.",
+        },
     });
     let schemas = components["schemas"].clone();
     close_flattened(&mut components["schemas"], &schemas);
@@ -501,6 +513,7 @@ const REQUEST_BODIES: &[&str] = &[
     "CreateTenant",
     "LimitsBody",
     "CreateKey",
+    "NewTrustRule",
 ];
 
 /// States `JsonObject`'s rule on the strings of a body: no NUL. Strings with

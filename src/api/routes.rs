@@ -9,7 +9,7 @@ use super::route_table::{route_table, RouteTable};
 use super::{
     admin, audit, chat, control, egress, files, forks, forward, git, health, history, jobs, limits,
     mcp, model_credentials, nodes, openai, openapi, pipelines, repos, schedules, secrets, sessions,
-    templates, tenant_defaults, usage, webhooks, working_dir,
+    templates, tenant_defaults, trust_rules, usage, webhooks, working_dir,
 };
 use crate::state::API_V1;
 use crate::state::JSON_LIMIT;
@@ -107,6 +107,11 @@ fn api_v1_routes() -> RouteTable {
         },
         "/admin/keys" => { get: admin::list_keys, post: admin::create_key },
         "/admin/keys/{id}/revoke" => { post: admin::revoke_key },
+        "/admin/trust-rules" => {
+            get: trust_rules::list_trust_rules,
+            post: trust_rules::create_trust_rule,
+        },
+        "/admin/trust-rules/{id}" => { delete: trust_rules::delete_trust_rule },
         "/admin/nodes" => { get: nodes::list_nodes },
     )
 }

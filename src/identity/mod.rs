@@ -1,5 +1,5 @@
 //! Who a request comes from: the `Who` extractor (a handler that takes it
-//! cannot run without a valid key). It is the core's `Requester`: the caller
+//! cannot run without a valid key or a bearer token of a trusted issuer). It is the core's `Requester`: the caller
 //! (tenant, key, role), the client address (behind trusted proxies) and the
 //! request id the audit log keeps.
 
@@ -14,7 +14,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use claude_code_api_core::security::auth::{Caller, Resolved, UnknownKey};
+use claude_code_api_core::security::auth::{Caller, RefusedToken, Resolved, UnknownKey};
 use claude_code_api_core::services::Requester;
 
 /// The identity of a request, as handlers take it.
@@ -81,12 +81,15 @@ impl FromRequest for Who {
     }
 }
 
-/// The caller a request's key (or console cookie) resolves to.
+/// The caller a request's key, bearer token (or console cookie) resolves to.
 fn caller(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>> {
     // The rate-limit middleware already resolved the key on most routes.
     if let Some(resolved) = req.extensions().get::<Resolved>() {
         let caller = resolved.caller.clone();
         return Box::pin(async move { Ok(caller) });
+    }
+    if let Some(RefusedToken(why)) = req.extensions().get::<RefusedToken>().cloned() {
+        return Box::pin(async move { Err(ServiceError::TokenRefused(why).into()) });
     }
     if req.extensions().get::<UnknownKey>().is_some() {
         return Box::pin(async { Err(ServiceError::Unauthorized.into()) });
@@ -110,7 +113,7 @@ fn caller(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Caller, ApiEr
         state
             .services
             .identities
-            .resolve(&state.services.pool, &state.services.settings, &key)
+            .resolve_credential(&state.services.pool, &state.services.settings, &key)
             .await?
             .map(|r| r.caller)
             .ok_or(ApiError(ServiceError::Unauthorized))

@@ -52,4 +52,5 @@ mod streaming;
 mod templates;
 mod tenancy;
 mod transcripts;
+mod workload_identity;
 mod workspaces;

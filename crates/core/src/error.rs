@@ -20,6 +20,10 @@ pub enum ServiceError {
     Validation(String),
     #[error("a valid API key is required (X-API-Key or Authorization: Bearer)")]
     Unauthorized,
+    /// A bearer token (JWT) was refused; carries why (see
+    /// `security::tokens::Refusal`).
+    #[error("{0}")]
+    TokenRefused(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -78,7 +82,7 @@ impl ServiceError {
         match self {
             ServiceError::BadRequest(_) => "bad-request",
             ServiceError::Validation(_) => "validation-error",
-            ServiceError::Unauthorized => "unauthorized",
+            ServiceError::Unauthorized | ServiceError::TokenRefused(_) => "unauthorized",
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::NotFound(_) => "not-found",
             ServiceError::RateLimited(_) => "rate-limited",
@@ -172,7 +176,7 @@ impl ServiceError {
         match self {
             ServiceError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServiceError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ServiceError::Unauthorized | ServiceError::TokenRefused(_) => StatusCode::UNAUTHORIZED,
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::RateLimited(_) | ServiceError::TooBusy(_) => {
@@ -195,6 +199,10 @@ impl ServiceError {
     pub fn extra_headers(&self) -> &'static [(&'static str, &'static str)] {
         match self {
             ServiceError::Unauthorized => &[("WWW-Authenticate", "Bearer")],
+            // RFC 6750 §3.1: the token was presented and is not valid.
+            ServiceError::TokenRefused(_) => {
+                &[("WWW-Authenticate", "Bearer error=\"invalid_token\"")]
+            }
             ServiceError::TooBusy(_) => &[("Retry-After", "5")],
             _ => &[],
         }
@@ -294,6 +302,7 @@ mod tests {
             ServiceError::BadRequest(s()),
             ServiceError::Validation(s()),
             ServiceError::Unauthorized,
+            ServiceError::TokenRefused(s()),
             ServiceError::Forbidden(s()),
             ServiceError::NotFound(s()),
             ServiceError::RateLimited(s()),

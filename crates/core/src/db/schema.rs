@@ -470,6 +470,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    trust_rules (id) {
+        id -> Text,
+        name -> Text,
+        issuer -> Text,
+        audience -> Text,
+        claims -> Text,
+        tenant_id -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(trust_rules -> tenants (tenant_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     agent_users,
     api_keys,
@@ -500,6 +515,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tenant_webhook_secrets,
     tenants,
     transcript_entries,
+    trust_rules,
     turn_snapshots,
     usage_daily,
     webhook_attempts,

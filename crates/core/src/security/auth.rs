@@ -51,6 +51,11 @@ pub fn presented_key(api_key_header: Option<&str>, authorization: Option<&str>) 
 #[derive(Debug, Clone, Copy)]
 pub struct UnknownKey;
 
+/// Marks a request whose bearer token the rate-limit middleware refused,
+/// with why (the 401's detail).
+#[derive(Debug, Clone)]
+pub struct RefusedToken(pub String);
+
 /// What a presented key resolves to: the caller, and its tenant's own rate
 /// limit if it has one. Looked up once per request.
 #[derive(Debug, Clone)]
@@ -76,15 +81,7 @@ pub async fn lookup(
         Some((key, requests, window))
             if bool::from(key.key_hash.as_bytes().ct_eq(presented_hash.as_bytes())) =>
         {
-            let requests = requests.and_then(|r| u32::try_from(r).ok());
-            let window = window.and_then(|w| u64::try_from(w).ok());
-            let rate_limit = match (requests, window) {
-                (None, None) => None,
-                (r, w) => Some((
-                    r.unwrap_or(settings.server.rate_limit_requests),
-                    w.unwrap_or(settings.server.rate_limit_window.as_secs()),
-                )),
-            };
+            let rate_limit = tenant_rate_limit(settings, requests, window);
             Some(Resolved {
                 caller: Caller {
                     tenant: TenantId(key.tenant_id),
@@ -97,4 +94,22 @@ pub async fn lookup(
         }
         _ => None,
     })
+}
+
+/// A tenant's own rate limit (requests, window seconds), the server's
+/// filling in the half it does not set; `None` when it sets neither.
+pub fn tenant_rate_limit(
+    settings: &crate::config::Settings,
+    requests: Option<i64>,
+    window: Option<i64>,
+) -> Option<(u32, u64)> {
+    let requests = requests.and_then(|r| u32::try_from(r).ok());
+    let window = window.and_then(|w| u64::try_from(w).ok());
+    match (requests, window) {
+        (None, None) => None,
+        (r, w) => Some((
+            r.unwrap_or(settings.server.rate_limit_requests),
+            w.unwrap_or(settings.server.rate_limit_window.as_secs()),
+        )),
+    }
 }

@@ -6,6 +6,11 @@
 //! an entry older than `AUTH_CACHE_SECONDS` is read again in any case, which
 //! bounds how stale it can be when a change came another way (the `keys`
 //! command on SQLite).
+//!
+//! Bearer tokens (JWTs of trusted issuers) are remembered the same way, by
+//! their hash, once verified, and never past their `exp`; a refused token is
+//! not remembered (its refusal says why, and a new trust rule may take it).
+//! Deleting a trust rule is a change like a revoked key.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::{lookup, Resolved};
 use super::keys::hash_key;
+use super::tokens::{looks_like_jwt, BearerTokens};
 use crate::config::Settings;
 use crate::db::DbPool;
 use crate::error::ServiceError;
@@ -26,6 +32,8 @@ const MAX_ENTRIES: usize = 10_000;
 struct Entry {
     resolved: Option<Resolved>,
     at: Instant,
+    /// A token's entry is not used from then on (its `exp`).
+    until: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -35,16 +43,52 @@ pub struct Identities {
     /// Bumped by every invalidation: a lookup that began before one is not
     /// remembered (it may have read what the change replaced).
     epoch: AtomicU64,
+    tokens: BearerTokens,
 }
 
 impl Identities {
     /// `ttl` zero: nothing is remembered, every request reads the database.
-    pub fn new(ttl: Duration) -> Identities {
-        Identities {
+    /// Fails only when no HTTP client can be made (for issuers' keys).
+    pub fn new(ttl: Duration) -> Result<Identities, reqwest::Error> {
+        Ok(Identities {
             entries: RwLock::new(HashMap::new()),
             ttl,
             epoch: AtomicU64::new(0),
+            tokens: BearerTokens::new()?,
+        })
+    }
+
+    /// What a presented credential resolves to: a bearer token (JWT) of a
+    /// trusted issuer, or else an API key. A refused token is
+    /// `ServiceError::TokenRefused` with why; an unknown key is `None`.
+    pub async fn resolve_credential(
+        &self,
+        pool: &DbPool,
+        settings: &Settings,
+        presented: &str,
+    ) -> Result<Option<Resolved>, ServiceError> {
+        if !looks_like_jwt(presented) {
+            return self.resolve(pool, settings, presented).await;
         }
+        let started = Instant::now();
+        let hash = hash_key(presented);
+        if let Some(hit) = self.fresh(&hash) {
+            crate::metrics::authenticated(started.elapsed());
+            return Ok(hit);
+        }
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let identity = tracing::Instrument::instrument(
+            self.tokens.resolve(pool, settings, presented),
+            tracing::debug_span!("token_verification"),
+        )
+        .await?;
+        let left = identity
+            .expires_at
+            .saturating_sub(jsonwebtoken::get_current_timestamp());
+        let until = Instant::now() + Duration::from_secs(left);
+        self.remember(hash, Some(identity.resolved.clone()), epoch, Some(until));
+        crate::metrics::authenticated(started.elapsed());
+        Ok(Some(identity.resolved))
     }
 
     /// What `key` resolves to: from memory when known and fresh, else from
@@ -68,7 +112,7 @@ impl Identities {
             tracing::debug_span!("auth_lookup"),
         )
         .await?;
-        self.remember(hash, resolved.clone(), epoch);
+        self.remember(hash, resolved.clone(), epoch, None);
         crate::metrics::authenticated(started.elapsed());
         Ok(resolved)
     }
@@ -78,10 +122,17 @@ impl Identities {
         entries
             .get(hash)
             .filter(|entry| entry.at.elapsed() < self.ttl)
+            .filter(|entry| entry.until.is_none_or(|until| Instant::now() < until))
             .map(|entry| entry.resolved.clone())
     }
 
-    fn remember(&self, hash: String, resolved: Option<Resolved>, epoch: u64) {
+    fn remember(
+        &self,
+        hash: String,
+        resolved: Option<Resolved>,
+        epoch: u64,
+        until: Option<Instant>,
+    ) {
         if self.ttl.is_zero() {
             return;
         }
@@ -98,11 +149,13 @@ impl Identities {
             Entry {
                 resolved,
                 at: Instant::now(),
+                until,
             },
         );
     }
 
-    /// Forgets everything: a key, a role or a tenant's limits changed.
+    /// Forgets everything: a key, a trust rule, a role or a tenant's limits
+    /// changed.
     pub fn forget_all(&self) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         self.epoch.fetch_add(1, Ordering::SeqCst);

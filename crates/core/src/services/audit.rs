@@ -80,6 +80,8 @@ fn describe(action: &str, target: &str) -> String {
         "tenant.update" => format!("updated tenant {target}"),
         "key.create" => format!("created key {target}"),
         "key.revoke" => format!("revoked key {target}"),
+        "trust_rule.create" => format!("created trust rule {target}"),
+        "trust_rule.delete" => format!("deleted trust rule {target}"),
         "webhook.secret.rotate" => format!("rotated the webhook secret of {target}"),
         other => format!("{other} {target}"),
     }

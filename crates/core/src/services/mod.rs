@@ -32,6 +32,7 @@ pub mod schedules;
 pub mod secrets;
 pub mod sessions;
 pub mod tenant_defaults;
+pub mod trust_rules;
 pub mod turns;
 pub mod usage;
 pub mod webhooks;

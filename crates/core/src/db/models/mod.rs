@@ -26,6 +26,7 @@ pub mod session_repo;
 pub mod tenant;
 pub mod tenant_defaults;
 pub mod transcript;
+pub mod trust_rule;
 pub mod turn;
 pub mod turn_snapshot;
 pub mod usage;
