@@ -20,6 +20,7 @@ use claude_code_api_core::services::sessions::SessionStatus;
 #[serde(deny_unknown_fields)]
 pub struct ForkSession {
     /// The new session's name (session-name rules; a name in use is a 409).
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     new_name: String,
     /// The original's turn to fork after, from 1 to its completed turns;
     /// default: its latest.
@@ -41,7 +42,7 @@ pub struct ForkSession {
         (status = 201, description = "The fork; `Location` names it", body = Envelope<SessionData>),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No session of that name in this tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`new_name` is taken, the tenant is at its session limit, or the turn has no workspace snapshot (over a limit, no longer kept, or the session was made from a repository); the detail says which", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`new_name` is taken, the tenant is at its session limit, or the turn has no workspace snapshot (over a limit, or no longer kept); the detail says which", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`new_name` is not a valid session name, or `at_turn` is outside the session's completed turns (the detail names the range)", body = Problem, content_type = "application/problem+json"),
     ),
 )]
