@@ -41,6 +41,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("jobs.html", include_str!("../../console/pages/jobs.html")),
     (
+        "pipelines.html",
+        include_str!("../../console/pages/pipelines.html"),
+    ),
+    (
         "schedules.html",
         include_str!("../../console/pages/schedules.html"),
     ),
@@ -157,6 +161,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/sessions/{name}", web::get().to(pages::session))
             .route("/jobs", web::get().to(pages::jobs))
             .route("/schedules", web::get().to(pages::schedules))
+            .route("/pipelines", web::get().to(pages::pipelines))
             .route("/usage", web::get().to(pages::usage))
             .route("/admin", web::get().to(pages::admin))
             .default_service(web::to(|| async {

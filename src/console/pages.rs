@@ -372,6 +372,27 @@ pub async fn schedules(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
     .await
 }
 
+/// `GET /console/pipelines`: the newest pipelines, each as its graph.
+pub async fn pipelines(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    page(&req, state.clone(), |me| async move {
+        let who =
+            claude_code_api_core::services::launch::requester(me.caller.clone(), "console".into());
+        let (found, total) = claude_code_api_core::services::pipelines::list(
+            &state.services,
+            &who,
+            0,
+            views::MAX_PIPELINES,
+        )
+        .await?;
+        let pipelines: Vec<_> = found.iter().map(views::pipeline_row).collect();
+        render(
+            "pipelines.html",
+            context! { me => Me::from(&me), nav => "pipelines", pipelines, total },
+        )
+    })
+    .await
+}
+
 /// `GET /console/usage`.
 pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     page(&req, state.clone(), |me| async move {

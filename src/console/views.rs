@@ -559,3 +559,97 @@ pub fn schedule_row(s: &claude_code_api_core::domain::schedule::ScheduleData) ->
 fn short_time(rfc3339: &str) -> String {
     rfc3339.replace('T', " ").chars().take(19).collect()
 }
+
+/// Pipelines shown on the pipelines page, the newest.
+pub const MAX_PIPELINES: i64 = 50;
+
+/// A pipeline on the pipelines page, its steps laid out in layers: a step
+/// stands one layer right of the last of the steps it depends on.
+#[derive(Debug, Serialize)]
+pub struct PipelineRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub status: String,
+    pub cost: String,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+    pub layers: Vec<Vec<StepCard>>,
+}
+
+/// A step in a pipeline's graph.
+#[derive(Debug, Serialize)]
+pub struct StepCard {
+    pub id: String,
+    pub state: String,
+    pub reason: Option<String>,
+    /// The steps it depends on, comma-separated.
+    pub after: String,
+    pub for_each: Option<String>,
+    pub jobs: Vec<StepJobCard>,
+    pub cost: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepJobCard {
+    pub status: String,
+    pub session: String,
+}
+
+pub fn pipeline_row(
+    p: &claude_code_api_core::services::pipelines::document::PipelineData,
+) -> PipelineRow {
+    let depth = step_depths(&p.steps);
+    let layers_count = depth.values().copied().max().map_or(0, |d| d + 1);
+    let mut layers: Vec<Vec<StepCard>> = (0..layers_count).map(|_| Vec::new()).collect();
+    for step in &p.steps {
+        let card = StepCard {
+            id: step.id.clone(),
+            state: step.state.clone(),
+            reason: step.reason.clone(),
+            after: step.depends_on.join(", "),
+            for_each: step.for_each.clone(),
+            jobs: step
+                .jobs
+                .iter()
+                .map(|j| StepJobCard {
+                    status: j.status.clone(),
+                    session: j.session.clone(),
+                })
+                .collect(),
+            cost: usd(step.cost_micros),
+        };
+        if let Some(layer) = depth.get(step.id.as_str()).and_then(|d| layers.get_mut(*d)) {
+            layer.push(card);
+        }
+    }
+    PipelineRow {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        status: p.status.clone(),
+        cost: usd(p.cost_micros),
+        created_at: short_time(&p.created_at),
+        completed_at: p.completed_at.as_deref().map(short_time),
+        layers,
+    }
+}
+
+/// Each step's layer: 0 without dependencies, else one more than the
+/// deepest step it depends on (the graph was checked acyclic when made).
+fn step_depths(
+    steps: &[claude_code_api_core::services::pipelines::document::StepData],
+) -> HashMap<&str, usize> {
+    let mut depth: HashMap<&str, usize> = HashMap::new();
+    // At most one pass per step settles every depth of an acyclic graph.
+    for _ in 0..steps.len() {
+        for step in steps {
+            let d = step
+                .depends_on
+                .iter()
+                .map(|dep| depth.get(dep.as_str()).map_or(0, |d| d + 1))
+                .max()
+                .unwrap_or(0);
+            depth.insert(step.id.as_str(), d);
+        }
+    }
+    depth
+}

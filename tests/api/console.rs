@@ -1107,3 +1107,75 @@ async fn the_schedules_page_shows_each_schedule_with_its_next_run() {
     assert!(html.contains("no-schedules"), "{html}");
     assert!(!html.contains("hourly-triage"));
 }
+
+#[actix_web::test]
+async fn the_pipelines_page_draws_each_pipeline_as_its_graph() {
+    let app = TestApp::spawn().await;
+    let http = bare_client();
+    let res = app
+        .post(
+            "/api/v1/pipelines",
+            ALICE,
+            json!({"name": "<i>docs</i>", "steps": [
+                {"id": "plan", "new_session": {}, "message": "plan it"},
+                {"id": "left", "depends_on": ["plan"], "new_session": {}, "message": "left of {{steps.plan.result}}"},
+                {"id": "right", "depends_on": ["plan"], "new_session": {}, "message": "right"},
+                {"id": "review", "depends_on": ["left", "right"], "new_session": {}, "message": "review"},
+            ]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let created: Value = res.json().await.unwrap();
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    assert!(
+        eventually(90, || async {
+            get_json(&app, &format!("/api/v1/pipelines/{id}"), ALICE).await["data"]["status"]
+                == "done"
+        })
+        .await,
+        "the pipeline ends"
+    );
+    let alice = sign_in(&app, &http, ALICE).await;
+    let html = alice
+        .get(&app, &http, "/console/pipelines")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!(r#"data-pipeline="{id}" data-status="done""#)),
+        "{html}"
+    );
+    assert!(
+        html.contains("&lt;i&gt;docs&lt;&#x2f;i&gt;"),
+        "the name is text: {html}"
+    );
+    // Three layers: plan, then left and right side by side, then review.
+    let at = |step: &str| {
+        html.find(&format!(r#"data-step="{step}" data-state="done""#))
+            .unwrap_or_else(|| panic!("{step} drawn done: {html}"))
+    };
+    let layers: Vec<usize> = html.match_indices("graph-layer").map(|(i, _)| i).collect();
+    assert_eq!(layers.len(), 3, "{html}");
+    assert!(at("plan") > layers[0] && at("plan") < layers[1]);
+    assert!(at("left") > layers[1] && at("right") > layers[1] && at("left") < layers[2]);
+    assert!(at("review") > layers[2]);
+    assert!(html.contains("after left, right"), "{html}");
+    let bob = sign_in(&app, &http, BOB).await;
+    let html = bob
+        .get(&app, &http, "/console/pipelines")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("no-pipelines") && !html.contains(&id),
+        "{html}"
+    );
+}
