@@ -457,3 +457,87 @@ async fn a_server_killed_over_due_times_catches_up_as_each_schedule_says() {
     );
     server.kill9();
 }
+
+#[actix_web::test]
+async fn overlap_queue_waits_for_the_last_run_and_replace_cancels_it() {
+    let app = TestApp::spawn().await;
+    let queued = create_schedule(
+        &app,
+        ALICE,
+        json!({"name": "queued", "every": "1s", "overlap": "queue",
+               "job": {"new_session": {}, "message": "[[slow 15 100]]"}}),
+    )
+    .await;
+    let replaced = create_schedule(
+        &app,
+        ALICE,
+        json!({"name": "replaced", "every": "2s", "overlap": "replace",
+               "job": {"new_session": {}, "message": "[[hang]]"}}),
+    )
+    .await;
+    let (queued, replaced) = (
+        queued["id"].as_str().unwrap().to_owned(),
+        replaced["id"].as_str().unwrap().to_owned(),
+    );
+    assert!(
+        eventually(30, || async {
+            started(&runs(&app, ALICE, &queued).await).len() >= 3
+        })
+        .await,
+        "queued runs start one after another: {:?}",
+        runs(&app, ALICE, &queued).await
+    );
+    app.post(
+        &format!("/api/v1/schedules/{queued}/pause"),
+        ALICE,
+        json!({}),
+    )
+    .send()
+    .await
+    .unwrap();
+    let all = runs(&app, ALICE, &queued).await;
+    assert!(all.iter().all(|r| r["status"] != "skipped"), "{all:?}");
+    // Each started run's job started after the one before it ended.
+    let mut jobs: Vec<Value> = Vec::new();
+    for run in started(&all).iter().rev() {
+        let session = run["session"].as_str().unwrap();
+        let id = run["job_id"].as_str().unwrap();
+        jobs.push(app.wait_job(ALICE, session, id, 60).await);
+    }
+    for pair in jobs.windows(2) {
+        let ended = chrono::DateTime::parse_from_rfc3339(pair[0]["completed_at"].as_str().unwrap())
+            .unwrap();
+        let began =
+            chrono::DateTime::parse_from_rfc3339(pair[1]["started_at"].as_str().unwrap()).unwrap();
+        assert!(began >= ended, "a queued run waits for the last: {jobs:?}");
+    }
+
+    // Replace: each new run cancels the hanging job of the one before.
+    assert!(
+        eventually(30, || async {
+            started(&runs(&app, ALICE, &replaced).await).len() >= 2
+        })
+        .await,
+        "{:?}",
+        runs(&app, ALICE, &replaced).await
+    );
+    app.post(
+        &format!("/api/v1/schedules/{replaced}/pause"),
+        ALICE,
+        json!({}),
+    )
+    .send()
+    .await
+    .unwrap();
+    let all = runs(&app, ALICE, &replaced).await;
+    let first = started(&all).last().copied().unwrap().clone();
+    let job = app
+        .wait_job(
+            ALICE,
+            first["session"].as_str().unwrap(),
+            first["job_id"].as_str().unwrap(),
+            30,
+        )
+        .await;
+    assert_eq!(job["status"], "cancelled", "replaced: {job}");
+}

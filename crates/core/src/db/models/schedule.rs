@@ -300,8 +300,8 @@ pub fn unstarted(
         .collect())
 }
 
-/// The schedule's started runs whose jobs have not ended, oldest first
-/// (other than `except`).
+/// The schedule's runs not over yet, oldest first (other than `except`):
+/// claimed or waiting to start, or started with a job that has not ended.
 pub fn active_runs(
     conn: &mut DbConnection,
     schedule_id: &str,
@@ -315,7 +315,7 @@ pub fn active_runs(
         .filter(schedule_runs::id.ne(except))
         .filter(
             schedule_runs::status
-                .eq(RUN_CLAIMED)
+                .eq_any([RUN_CLAIMED, RUN_WAITING])
                 .or(schedule_runs::status
                     .eq(RUN_STARTED)
                     .and(schedule_runs::job_id.eq_any(live_jobs))),
