@@ -541,3 +541,60 @@ async fn overlap_queue_waits_for_the_last_run_and_replace_cancels_it() {
         .await;
     assert_eq!(job["status"], "cancelled", "replaced: {job}");
 }
+
+#[actix_web::test]
+async fn a_tenant_has_a_limit_of_schedules_and_of_runs_per_hour() {
+    let app = TestApp::spawn_with(
+        Options::default()
+            .var("SCHEDULES_PER_TENANT", "1")
+            .var("SCHEDULE_RUNS_PER_HOUR", "1"),
+    )
+    .await;
+    app.create_session(ALICE, "s").await;
+    let job = json!({"session": "s", "message": "hello"});
+    create_schedule(
+        &app,
+        ALICE,
+        json!({"name": "one", "every": "1h", "job": job}),
+    )
+    .await;
+    let res = app
+        .post(
+            "/api/v1/schedules",
+            ALICE,
+            json!({"name": "two", "every": "1h", "job": job}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(res, 429, "rate-limited").await;
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("SCHEDULES_PER_TENANT"));
+    // Another tenant has its own.
+    app.create_session(BOB, "s").await;
+    create_schedule(&app, BOB, json!({"name": "two", "every": "1h", "job": job})).await;
+
+    let trigger = || async {
+        let res = app
+            .post("/api/v1/schedules/one/trigger", ALICE, json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202);
+        res.json::<Value>().await.unwrap()["data"].clone()
+    };
+    let first = trigger().await;
+    assert!(first["job_id"].is_string(), "{first}");
+    let second = trigger().await;
+    assert_eq!(second["status"], "skipped", "{second}");
+    assert!(
+        second["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SCHEDULE_RUNS_PER_HOUR is 1"),
+        "{second}"
+    );
+    assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 1);
+}
