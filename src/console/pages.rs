@@ -139,7 +139,10 @@ pub async fn login(
             )),
         );
     }
-    let resolved = if key.is_empty() || key.len() > auth::MAX_KEY_LEN {
+    // A token is not a key: the console signs in with API keys only (a
+    // token resolved here would share the bearer tokens' cache).
+    let is_token = claude_code_api_core::security::tokens::looks_like_jwt(key);
+    let resolved = if key.is_empty() || key.len() > auth::MAX_KEY_LEN || is_token {
         None
     } else {
         match state

@@ -496,7 +496,17 @@ async fn overlap_queue_waits_for_the_last_run_and_replace_cancels_it() {
     .await
     .unwrap();
     let all = runs(&app, ALICE, &queued).await;
-    assert!(all.iter().all(|r| r["status"] != "skipped"), "{all:?}");
+    // One run waits at most; due times past it are skipped, saying so.
+    for run in all.iter().filter(|r| r["status"] == "skipped") {
+        assert!(
+            run["reason"]
+                .as_str()
+                .unwrap()
+                .contains("overlap: queue keeps one"),
+            "{all:?}"
+        );
+    }
+    assert!(all.iter().filter(|r| r["status"] == "waiting").count() <= 1);
     // Each started run's job started after the one before it ended.
     let mut jobs: Vec<Value> = Vec::new();
     for run in started(&all).iter().rev() {
@@ -597,4 +607,78 @@ async fn a_tenant_has_a_limit_of_schedules_and_of_runs_per_hour() {
         "{second}"
     );
     assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 1);
+}
+
+#[actix_web::test]
+async fn a_schedule_stops_when_the_key_that_made_it_is_revoked() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .post(
+            "/api/v1/admin/keys",
+            ADMIN,
+            json!({"tenant": "alice", "label": "ci"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let (key, key_id) = (
+        created["data"]["key"].as_str().unwrap().to_owned(),
+        created["data"]["id"].as_str().unwrap().to_owned(),
+    );
+    app.create_session(&key, "s").await;
+    let schedule = create_schedule(
+        &app,
+        &key,
+        json!({"name": "by-ci", "every": "1s", "overlap": "allow",
+               "job": {"session": "s", "message": "tick"}}),
+    )
+    .await;
+    let id = schedule["id"].as_str().unwrap().to_owned();
+    assert!(
+        eventually(10, || async {
+            !started(&runs(&app, ALICE, &id).await).is_empty()
+        })
+        .await,
+        "it runs while its key is valid"
+    );
+    let res = app
+        .post(
+            &format!("/api/v1/admin/keys/{key_id}/revoke"),
+            ADMIN,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        eventually(10, || async {
+            get_json(&app, &format!("/api/v1/schedules/{id}"), ALICE).await["data"]["paused"]
+                == true
+        })
+        .await,
+        "the schedule pauses itself"
+    );
+    let view = get_json(&app, &format!("/api/v1/schedules/{id}"), ALICE).await;
+    assert!(view["data"]["pause_note"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
+    let all = runs(&app, ALICE, &id).await;
+    assert!(
+        all[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("revoked"),
+        "{all:?}"
+    );
+    let jobs = app.query_i64("SELECT COUNT(*) AS n FROM jobs");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM jobs"),
+        jobs,
+        "no run after"
+    );
 }

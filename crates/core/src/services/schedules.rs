@@ -14,6 +14,7 @@ use chrono::NaiveDateTime;
 use super::launch::{self, JobPlan};
 use super::{Requester, Services};
 use crate::db::models::schedule::{self as rows, Claim, RunWithJob, Schedule, ScheduleRun};
+use crate::db::models::tenant;
 use crate::domain::schedule::{
     CatchUp, Overlap, RunCounts, RunData, ScheduleData, Timing, ORIGIN_CATCH_UP, ORIGIN_MANUAL,
     ORIGIN_SCHEDULE, RUN_CLAIMED, RUN_ERROR, RUN_SKIPPED, RUN_STARTED, RUN_WAITING,
@@ -29,8 +30,9 @@ const MISSED_AFTER: Duration = Duration::from_secs(5);
 const CATCH_UP_LIMIT: usize = 100;
 /// Schedules claimed per tick and node.
 const CLAIM_BATCH: i64 = 100;
-/// A run still `claimed` this long after its claim lost its node.
-const CLAIM_STALE: Duration = Duration::from_secs(60);
+/// A run still `claimed` this long after its claim lost its node (longer
+/// than any start, a session made from a large repository included).
+const CLAIM_STALE: Duration = Duration::from_secs(600);
 /// The longest `start_deadline_seconds` (a week).
 const MAX_START_DEADLINE: i64 = 7 * 24 * 3600;
 
@@ -515,6 +517,30 @@ async fn start_checked(
     if crate::db::run(&services.pool, move |c| rows::job_exists(c, &job_id)).await? {
         return Ok(Outcome::Started(session_name));
     }
+    // Runs act with the rights their creator has now: none once its key is
+    // revoked (or its trust rule deleted), and never more than when made.
+    let key_id = schedule.key_id.clone();
+    let current = crate::db::run(&services.pool, move |c| rows::creator_role(c, &key_id)).await?;
+    let Some(current) = current else {
+        let id = schedule.id.clone();
+        crate::db::run(&services.pool, move |c| {
+            rows::pause_with_note(c, &id, "paused: the key that made it was revoked")
+        })
+        .await?;
+        return Ok(Outcome::Skipped(
+            "the key (or trust rule) that made this schedule was revoked or deleted; the schedule is paused".into(),
+        ));
+    };
+    let who = match current == schedule.role {
+        true => who,
+        false => launch::requester(
+            Caller {
+                role: tenant::ROLE_MEMBER.into(),
+                ..who.caller.clone()
+            },
+            who.request_id.clone(),
+        ),
+    };
     let now = crate::db::now();
     if let Some(deadline) = schedule.start_deadline_seconds {
         let late = (now - run.due_at).num_seconds();
@@ -551,7 +577,21 @@ async fn start_checked(
                     last.job_id
                 )))
             }
-            Overlap::Queue => return Ok(Outcome::Waiting),
+            Overlap::Queue => {
+                let (schedule_id, run_id) = (schedule.id.clone(), run.id.clone());
+                let waiting = crate::db::run(&services.pool, move |c| {
+                    rows::has_waiting(c, &schedule_id, &run_id)
+                })
+                .await?;
+                return Ok(match waiting {
+                    // One waiting run at most: a slow job cannot pile them up.
+                    true => Outcome::Skipped(
+                        "a run is waiting for the last one already (overlap: queue keeps one)"
+                            .into(),
+                    ),
+                    false => Outcome::Waiting,
+                });
+            }
             Overlap::Replace => {
                 for earlier in &active {
                     replace(services, &who, earlier).await;

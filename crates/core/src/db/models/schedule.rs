@@ -282,7 +282,9 @@ pub fn unstarted(
                     .eq(RUN_CLAIMED)
                     .and(schedule_runs::claimed_at.lt(stale_before))),
         )
-        .order(schedule_runs::id.asc())
+        // Least recently tried first: a run put back to wait goes to the
+        // back, so no tenant's runs keep the others out of the batch.
+        .order(schedule_runs::claimed_at.asc())
         .limit(limit)
         .select(ScheduleRun::as_select())
         .load(conn)?;
@@ -425,4 +427,48 @@ pub fn summary(
         .select(ScheduleRun::as_select())
         .load(conn)?;
     Ok((counts, with_job_status(conn, last)?.into_iter().next()))
+}
+
+/// The role the key (or trust rule, `oidc:<id>`) that made a schedule has
+/// now; `None` once it is revoked or deleted.
+pub fn creator_role(conn: &mut DbConnection, key_id: &str) -> DbResult<Option<String>> {
+    use crate::db::schema::{api_keys, trust_rules};
+    if let Some(rule) = key_id.strip_prefix(crate::security::tokens::KEY_ID_PREFIX) {
+        return Ok(trust_rules::table
+            .find(rule)
+            .select(trust_rules::role)
+            .first(conn)
+            .optional()?);
+    }
+    Ok(api_keys::table
+        .find(key_id)
+        .filter(api_keys::revoked_at.is_null())
+        .select(api_keys::role)
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether the schedule has a run waiting already (overlap `queue` keeps
+/// one at most).
+pub fn has_waiting(conn: &mut DbConnection, schedule_id: &str, except: &str) -> DbResult<bool> {
+    let n: i64 = schedule_runs::table
+        .filter(schedule_runs::schedule_id.eq(schedule_id))
+        .filter(schedule_runs::id.ne(except))
+        .filter(schedule_runs::status.eq(RUN_WAITING))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Pauses a schedule from the clock's side, with why.
+pub fn pause_with_note(conn: &mut DbConnection, id: &str, note: &str) -> DbResult<()> {
+    diesel::update(schedules::table.find(id))
+        .set((
+            schedules::paused.eq(true),
+            schedules::pause_note.eq(note),
+            schedules::next_run_at.eq(None::<NaiveDateTime>),
+            schedules::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
