@@ -64,6 +64,16 @@ pub fn document(req: &HttpRequest, data: impl Serialize) -> serde_json::Value {
     .unwrap_or_default()
 }
 
+/// `201 Created` with `data` and a `Location` naming the new resource.
+pub fn created(req: &HttpRequest, location: &str, data: impl Serialize) -> HttpResponse {
+    let mut res = self::data(req, actix_web::http::StatusCode::CREATED, data);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(location) {
+        res.headers_mut()
+            .insert(actix_web::http::header::LOCATION, value);
+    }
+    res
+}
+
 /// `{data, meta}` with the given status.
 pub fn data(
     req: &HttpRequest,

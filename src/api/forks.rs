@@ -3,7 +3,6 @@
 //! `GET /sessions/{name}/forks` lists the sessions forked from it.
 
 use crate::identity::Who;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -64,12 +63,7 @@ pub async fn fork_session(
     let location = format!("/api/v1/sessions/{}", row.name);
     let view = SessionData::new(row, SessionStatus::Pending, &state.services.settings)
         .forked_from(Some(&link));
-    let mut res = envelope::data(&req, StatusCode::CREATED, view);
-    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&location) {
-        res.headers_mut()
-            .insert(actix_web::http::header::LOCATION, value);
-    }
-    Ok(res)
+    Ok(envelope::created(&req, &location, view))
 }
 
 /// The sessions forked from this one, oldest first.

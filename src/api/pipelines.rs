@@ -3,7 +3,6 @@
 //! `for_each`, and reported by one signed webhook at the end.
 
 use crate::identity::Who;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::envelope::{self, Envelope, PageQuery, Paged};
@@ -36,13 +35,7 @@ pub async fn create_pipeline(
 ) -> Result<HttpResponse, ApiError> {
     let data = pipelines::create(&state.services, &who, body.into_inner()).await?;
     let location = format!("/api/v1/pipelines/{}", data.id);
-    let mut response = envelope::data(&req, StatusCode::CREATED, data);
-    response.headers_mut().insert(
-        actix_web::http::header::LOCATION,
-        actix_web::http::header::HeaderValue::from_str(&location)
-            .map_err(|e| ApiError::from(claude_code_api_core::error::ServiceError::internal(e)))?,
-    );
-    Ok(response)
+    Ok(envelope::created(&req, &location, data))
 }
 
 /// The tenant's pipelines, newest first.

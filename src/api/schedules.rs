@@ -105,12 +105,7 @@ pub async fn create_schedule(
     .await?;
     let location = format!("/api/v1/schedules/{}", row.id);
     let view = schedules::view(&state.services, row).await?;
-    let mut res = envelope::data(&req, StatusCode::CREATED, view);
-    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&location) {
-        res.headers_mut()
-            .insert(actix_web::http::header::LOCATION, value);
-    }
-    Ok(res)
+    Ok(envelope::created(&req, &location, view))
 }
 
 /// The tenant's schedules, by name.

@@ -1,7 +1,6 @@
 //! Sessions: create, list, get, delete.
 
 use crate::identity::Who;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::envelope::{self, Envelope, PageQuery, Paged};
@@ -36,12 +35,7 @@ pub async fn create_session(
     let row = sessions::create(&state.services, &who, new).await?;
     let location = format!("/api/v1/sessions/{}", row.name);
     let view = SessionData::new(row, SessionStatus::Pending, &state.services.settings);
-    let mut res = envelope::data(&req, StatusCode::CREATED, view);
-    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&location) {
-        res.headers_mut()
-            .insert(actix_web::http::header::LOCATION, value);
-    }
-    Ok(res)
+    Ok(envelope::created(&req, &location, view))
 }
 
 /// The tenant's sessions, newest first.
