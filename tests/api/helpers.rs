@@ -179,6 +179,17 @@ impl TestApp {
         .await
     }
 
+    /// Another server on the same database and workspaces, as a node of its
+    /// own: its own `DATA_DIR`, so neither takes the other for an earlier
+    /// start of itself (whose holdings a start releases).
+    pub async fn another_node(&self) -> TestApp {
+        let data = self
+            .root
+            .path()
+            .join(format!("data-{}", uuid::Uuid::new_v4().simple()));
+        self.restart_with("DATA_DIR", &data.to_string_lossy()).await
+    }
+
     /// A restart (as `restart`) with one setting changed.
     pub async fn restart_with(&self, name: &str, value: &str) -> TestApp {
         let mut vars = self.options_vars.clone();

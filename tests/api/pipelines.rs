@@ -440,12 +440,12 @@ async fn another_tenants_pipeline_is_a_404() {
     assert!(reason.contains("could not start"), "{reason}");
 }
 
-/// Two servers on one database (a restart whose predecessor still runs, as
-/// two nodes would): each step's job is queued once.
+/// Two servers (nodes of their own) on one database: each step's job is
+/// queued once.
 #[actix_web::test]
 async fn two_engines_on_one_database_launch_each_step_once() {
     let first = TestApp::spawn_with(Options::fake()).await;
-    let _second = first.restart().await;
+    let _second = first.another_node().await;
     let steps: Vec<Value> = (0..6)
         .map(|i| json!({"id": format!("s{i}"), "new_session": {}, "message": format!("step {i}")}))
         .chain([json!({"id": "join", "new_session": {}, "message": "join",

@@ -66,11 +66,18 @@ impl Hierarchy {
         Ok(Hierarchy::V1 { memory, pids, cpu })
     }
 
-    /// A group for one process, with `limits` written.
+    /// A group for one process, with `limits` written. Each call gets a
+    /// folder of its own: a retired process's folder is removed a moment
+    /// after it ends, which must never be its successor's (same session).
     pub fn group(&self, name: &str, limits: &Limits) -> Result<Group, String> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = format!(
+            "{name}-{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let make = |parent: &Path| -> Result<PathBuf, String> {
-            let dir = parent.join(name);
-            std::fs::create_dir_all(&dir)
+            let dir = parent.join(&unique);
+            std::fs::create_dir(&dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             Ok(dir)
         };
