@@ -30,6 +30,8 @@
 //! (`resume.rs`; `… -- resume [RUNS]` alone). `… -- repo [MB]` (`repos.rs`)
 //! times sessions from a large repository: the first (the mirror cloned)
 //! against later ones (a worktree borrowing its objects), with their disk.
+//! `… -- first [RUNS]` (`first.rs`) pairs the first turn one second after
+//! create with a warm turn of the same server, step by step.
 //!
 //! `cargo run --release --example bench -- idle [SESSIONS] [CHATTED]`
 //! (defaults 10000 and 20), in a process of its own: CHATTED sessions each
@@ -41,6 +43,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fanout;
+mod first;
 mod load;
 mod reads;
 mod repos;
@@ -546,6 +549,14 @@ async fn main() {
         let root = tempfile::tempdir().unwrap();
         let mock = MockModel::start();
         repos::run(&mock, root.path(), mb).await;
+        return;
+    }
+    if args.peek().map(String::as_str) == Some("first") {
+        args.next();
+        let runs = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+        let root = tempfile::tempdir().unwrap();
+        let mock = MockModel::start();
+        first::run(&mock, root.path(), runs).await;
         return;
     }
     if args.peek().map(String::as_str) == Some("resume") {

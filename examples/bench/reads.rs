@@ -104,7 +104,7 @@ pub async fn run(mock: &MockModel, root: &Path, seconds: u64, turns: usize) {
 }
 
 /// `(sum seconds, count)` of each stage histogram and of authentication.
-fn stage_sums() -> std::collections::BTreeMap<String, (f64, f64)> {
+pub fn stage_sums() -> std::collections::BTreeMap<String, (f64, f64)> {
     let mut out = histogram_sums("cca_turn_stage_seconds", "stage");
     out.extend(histogram_sums("cca_auth_duration_seconds", ""));
     out

@@ -201,6 +201,15 @@ impl Server {
     }
 }
 
+/// A test that ends (or fails) with its server still up leaves no process
+/// behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Processes whose working directory is under `root` (the CLI and its tools).
 fn processes_in(root: &Path) -> Vec<u32> {
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
