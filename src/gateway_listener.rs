@@ -13,6 +13,9 @@ use claude_code_api_core::gateway::forward::{self, Incoming};
 use claude_code_api_core::gateway::ModelGateway;
 use futures_util::StreamExt;
 
+/// How long a CLI's idle connection is kept open.
+const IDLE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Serves `gateway` on `listener` (loopback) until stopped, and on `unix`
 /// too when given (the socket sandboxed processes reach it by).
 pub fn serve(
@@ -29,6 +32,10 @@ pub fn serve(
             .default_service(web::to(relay))
     })
     .on_connect(crate::net::no_delay)
+    // The CLI keeps its connection between model calls. Closing an idle one
+    // here races the CLI's next call on it, which then fails at once with
+    // ECONNRESET; the CLI closes it first, or its process ends.
+    .keep_alive(IDLE_CONNECTION)
     .workers(2)
     .disable_signals()
     .shutdown_timeout(5)

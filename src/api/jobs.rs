@@ -192,8 +192,8 @@ pub async fn get_job(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, id) = path.into_inner();
-    let (row, session) = jobs::get(&state.services, &who, &name, &id).await?;
-    Ok(envelope::ok(&req, row.data(&session.name)))
+    let row = jobs::get(&state.services, &who, &name, &id).await?;
+    Ok(envelope::ok(&req, row.data(&name)))
 }
 
 /// Cancels a queued job at once; stops a running one with the CLI's

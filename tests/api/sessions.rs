@@ -182,6 +182,17 @@ async fn lists_are_paginated_and_bad_pages_are_422() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["s2", "s3"]);
+    // A page past the end is empty and still says the total.
+    let past: Value = app
+        .get("/api/v1/sessions?page=9&limit=2", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(past["data"], json!([]));
+    assert_eq!(past["pagination"]["total"], 5);
     for q in [
         "page=0",
         "page=-1",

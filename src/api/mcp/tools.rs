@@ -325,8 +325,8 @@ pub async fn run(
                 return Err(arguments(format!("invalid job id {id:?}")));
             }
             let name = session(args, "session")?;
-            let (job, session) = jobs::get(services, who, &name, &id).await?;
-            data(job.data(&session.name))
+            let job = jobs::get(services, who, &name, &id).await?;
+            data(job.data(&name))
         }
         _ => Err(ToolError::Unknown(tool.to_owned())),
     }

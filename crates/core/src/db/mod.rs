@@ -232,6 +232,27 @@ where
     .map_err(|e| DbError::Join(e.to_string()))?
 }
 
+/// Runs a short read (a few rows found by index) at once on the calling
+/// thread when the database is SQLite and a connection is free: such a
+/// read takes tens of microseconds, less than the hop to the blocking pool
+/// and back (two thread wake-ups), and SQLite readers never wait on its
+/// writer (WAL). Otherwise, and always on PostgreSQL (a network round
+/// trip), it runs as `run` does.
+pub async fn read<T, F>(pool: &DbPool, f: F) -> DbResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> DbResult<T> + Send + 'static,
+{
+    // `connect` tests connections at checkout exactly when they are not
+    // SQLite's, so a pool that does not test them is SQLite's.
+    if !pool.test_on_check_out() {
+        if let Some(mut conn) = pool.try_get() {
+            return f(&mut conn);
+        }
+    }
+    run(pool, f).await
+}
+
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a
 /// deferred transaction that reads and then writes fails at once with
 /// "database is locked" when another connection wrote in between (WAL

@@ -61,27 +61,26 @@ pub(super) async fn insert(
     Ok(row)
 }
 
-/// The caller's job `id` of session `name`, with its session.
+/// The caller's job `id` of session `name`.
 pub async fn get(
     services: &Services,
     who: &Requester,
     name: &str,
     id: &str,
-) -> Result<(Job, Session), ServiceError> {
+) -> Result<Job, ServiceError> {
     // One query when both are there; the misses say which is missing.
     tracing::Span::current().record("session", name);
     let tenant = who.tenant().clone();
     let (session_name, job_id) = (name.to_owned(), id.to_owned());
-    let found = crate::db::run(&services.pool, move |c| {
-        job::find_with_session(c, &tenant, &session_name, &job_id)
+    let found = crate::db::read(&services.pool, move |c| {
+        job::find_in_named_session(c, &tenant, &session_name, &job_id)
     })
     .await?;
     if let Some(found) = found {
         return Ok(found);
     }
     let session = super::sessions::load(services, who, name).await?;
-    let job = find(services, who, &session, id).await?;
-    Ok((job, session))
+    find(services, who, &session, id).await
 }
 
 async fn find(
@@ -124,7 +123,8 @@ pub async fn cancel(
     name: &str,
     id: &str,
 ) -> Result<(Job, Session), ServiceError> {
-    let (row, session) = get(services, who, name, id).await?;
+    let session = super::sessions::load(services, who, name).await?;
+    let row = find(services, who, &session, id).await?;
     if status::is_final(&row.status) {
         return Err(ServiceError::Conflict(format!(
             "the job already ended: {}",

@@ -33,7 +33,7 @@ pub async fn load(
     tracing::Span::current().record("session", name);
     let tenant = who.tenant().clone();
     let lookup = name.to_owned();
-    crate::db::run(&services.pool, move |c| {
+    crate::db::read(&services.pool, move |c| {
         session::find_by_name(c, &tenant, &lookup)
     })
     .await?

@@ -39,7 +39,7 @@ pub async fn list(
     limit: i64,
 ) -> Result<(Vec<Session>, i64), ServiceError> {
     let tenant = who.tenant().clone();
-    Ok(crate::db::run(&services.pool, move |c| {
+    Ok(crate::db::read(&services.pool, move |c| {
         session::list(c, &tenant, offset, limit)
     })
     .await?)

@@ -110,12 +110,14 @@ pub fn find(
 
 /// The tenant's job `id` of the session named `session_name`, with that
 /// session, in one query (a status poll's whole read).
-pub fn find_with_session(
+/// The job `id` of the tenant's session named `session_name`, in one
+/// statement (only the job's columns are read).
+pub fn find_in_named_session(
     conn: &mut DbConnection,
     tenant: &TenantId,
     session_name: &str,
     id: &str,
-) -> DbResult<Option<(Job, super::session::Session)>> {
+) -> DbResult<Option<Job>> {
     use crate::db::schema::sessions;
     Ok(jobs::table
         .inner_join(sessions::table)
@@ -123,7 +125,7 @@ pub fn find_with_session(
         .filter(jobs::tenant_id.eq(tenant.as_str()))
         .filter(sessions::tenant_id.eq(tenant.as_str()))
         .filter(sessions::name.eq(session_name))
-        .select((Job::as_select(), super::session::Session::as_select()))
+        .select(Job::as_select())
         .first(conn)
         .optional()?)
 }

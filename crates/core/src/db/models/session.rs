@@ -118,18 +118,25 @@ pub fn list(
     offset: i64,
     limit: i64,
 ) -> DbResult<(Vec<Session>, i64)> {
-    let total = sessions::table
-        .filter(sessions::tenant_id.eq(tenant.as_str()))
-        .count()
-        .get_result(conn)?;
-    let rows = sessions::table
-        .filter(sessions::tenant_id.eq(tenant.as_str()))
+    let scope = sessions::table.filter(sessions::tenant_id.eq(tenant.as_str()));
+    // One statement: each row carries the total (a window over the whole
+    // filtered set, taken before the page is cut).
+    let rows: Vec<(Session, i64)> = scope
         .order((sessions::created_at.asc(), sessions::id.asc()))
         .offset(offset)
         .limit(limit)
-        .select(Session::as_select())
+        .select((
+            Session::as_select(),
+            diesel::dsl::sql::<diesel::sql_types::BigInt>("COUNT(*) OVER ()"),
+        ))
         .load(conn)?;
-    Ok((rows, total))
+    let total = match rows.first() {
+        Some((_, total)) => *total,
+        // An empty page says nothing of the total unless it is the first.
+        None if offset > 0 => scope.count().get_result(conn)?,
+        None => 0,
+    };
+    Ok((rows.into_iter().map(|(row, _)| row).collect(), total))
 }
 
 /// Deletes the session (history and events go with it); `false` if absent.
