@@ -77,6 +77,7 @@ struct CallbackQuery {
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    iss: Option<String>,
 }
 
 /// `GET /console/oidc/callback`: the provider's answer. A console session
@@ -103,6 +104,7 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
                 state: query.state,
                 error: query.error,
                 error_description: query.error_description,
+                iss: query.iss,
             },
         )
         .await?;

@@ -131,6 +131,8 @@ pub struct Callback {
     /// The provider's `error` (the person declined, …) and its description.
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The issuer the answer says it is from (RFC 9207), when it says.
+    pub iss: Option<String>,
 }
 
 /// Ends a sign-in: `cookie_value` is the browser's sign-in cookie.
@@ -172,6 +174,11 @@ pub async fn finish(
     if !tokens_equal(&state, &pending.state) {
         return Err(ServiceError::BadRequest(
             "the sign-in's state does not match the one this browser started; start again".into(),
+        ));
+    }
+    if callback.iss.as_ref().is_some_and(|iss| *iss != p.issuer) {
+        return Err(ServiceError::BadRequest(
+            "the answer comes from another identity provider than this server's".into(),
         ));
     }
     let code = callback
