@@ -5,6 +5,11 @@
 //! a request that changes anything must also carry the session's CSRF token
 //! (`X-CSRF-Token`, or the `csrf` field of a console form), which a
 //! cross-site page cannot read.
+//!
+//! A person who signed in through the OpenID provider (`console::oidc`) has
+//! a cookie of the same name whose row is in `console_people`: it acts as
+//! the tenant and role their groups mapped to, `key_id` `person:<sub>` and
+//! their email as the label, so the audit log names them.
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{web, HttpRequest};

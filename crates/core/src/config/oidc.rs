@@ -66,9 +66,7 @@ impl OidcProvider {
 
     /// The tenant and role of the first entry naming one of `groups`.
     pub fn map<'a>(&'a self, groups: &[String]) -> Option<&'a GroupMapping> {
-        self.mapping
-            .iter()
-            .find(|m| groups.iter().any(|g| *g == m.group))
+        self.mapping.iter().find(|m| groups.contains(&m.group))
     }
 }
 
