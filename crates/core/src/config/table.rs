@@ -794,7 +794,7 @@ pub static VARS: &[Var] = &[
         "OIDC_PROVIDER_NAME",
         SignIn,
         Value("your identity provider"),
-        "The sign-in button's label: \"Sign in with <name>\".",
+        "The sign-in button's label (`Sign in with` and this name).",
     ),
     var(
         "OIDC_SCOPES",
