@@ -28,6 +28,8 @@ use crate::security::tokens::{self, Refusal};
 
 /// A sign-in must come back from the provider within this time.
 pub const LOGIN_MINUTES: i64 = 10;
+/// Most sign-ins under way at once (each waits at most `LOGIN_MINUTES`).
+const MAX_PENDING_LOGINS: i64 = 10_000;
 /// The `key_id` of a person's requests is this and their subject.
 pub const PERSON_PREFIX: &str = "person:";
 /// Largest token endpoint answer read.
@@ -113,10 +115,16 @@ pub async fn begin(services: &Services) -> Result<Begun, ServiceError> {
         .append_pair("code_challenge", &code_challenge(&row.verifier))
         .append_pair("code_challenge_method", "S256");
     let now = crate::db::now();
-    crate::db::run(&services.pool, move |c| {
-        console_session::insert_login_sweeping(c, &row, now)
+    let stored = crate::db::run(&services.pool, move |c| {
+        console_session::insert_login_sweeping(c, &row, now, MAX_PENDING_LOGINS)
     })
     .await?;
+    if !stored {
+        tracing::warn!("{MAX_PENDING_LOGINS} console sign-ins are under way; refusing more");
+        return Err(ServiceError::RateLimited(
+            "too many sign-ins are under way; try again in a few minutes".into(),
+        ));
+    }
     Ok(Begun {
         cookie_value,
         redirect: url.into(),

@@ -133,17 +133,24 @@ pub struct PendingLogin {
     pub expires_at: NaiveDateTime,
 }
 
-/// Stores `row`, sweeping sign-ins expired before `now`.
+/// Stores `row`, sweeping sign-ins expired before `now`, unless `max`
+/// sign-ins are under way already (then `false`: anyone may start one, so
+/// their number is bounded).
 pub fn insert_login_sweeping(
     conn: &mut DbConnection,
     row: &PendingLogin,
     now: NaiveDateTime,
-) -> DbResult<()> {
+    max: i64,
+) -> DbResult<bool> {
     diesel::delete(oidc_logins::table.filter(oidc_logins::expires_at.lt(now))).execute(conn)?;
+    let pending: i64 = oidc_logins::table.count().get_result(conn)?;
+    if pending >= max {
+        return Ok(false);
+    }
     diesel::insert_into(oidc_logins::table)
         .values(row)
         .execute(conn)?;
-    Ok(())
+    Ok(true)
 }
 
 /// Takes (reads and deletes: a callback is answered once) the unexpired
