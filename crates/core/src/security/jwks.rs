@@ -342,6 +342,16 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_may_have_a_query_but_are_checked_like_issuers() {
+        assert!(check_endpoint_url("https://idp.example.com/authorize?p=signin").is_ok());
+        assert!(check_endpoint_url("http://127.0.0.1:9000/auth").is_ok());
+        assert!(check_endpoint_url("http://idp.example.com/auth").is_err());
+        assert!(check_endpoint_url("https://u:p@idp.example.com/auth").is_err());
+        assert!(check_endpoint_url("https://idp.example.com/auth#f").is_err());
+        assert!(check_endpoint_url("javascript:alert(1)").is_err());
+    }
+
+    #[test]
     fn symmetric_keys_are_never_used() {
         let set: JwkSet = serde_json::from_value(serde_json::json!({"keys": [
             {"kty": "oct", "kid": "s", "k": "c2VjcmV0"},
