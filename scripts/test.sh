@@ -26,6 +26,11 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     exit 1
   fi
 fi
+# The console's sign-in tests run a real OpenID provider (the pinned
+# `oidc-provider` package of tests/oidc), installed from its lock file.
+if [ ! -f tests/oidc/node_modules/oidc-provider/package.json ]; then
+  (cd tests/oidc && npm ci --no-audit --no-fund)
+fi
 # The repository tests reach an ssh remote through a test sshd (as root).
 if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/sshd ] && command -v apt-get >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server \

@@ -9,6 +9,7 @@
 //! script to the JSON API, authenticated by the console cookie plus the
 //! CSRF header (`identity::console_sign_in`). Only signing in and out are console form posts.
 
+mod oidc;
 mod pages;
 pub mod views;
 
@@ -51,6 +52,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("usage.html", include_str!("../../console/pages/usage.html")),
     ("admin.html", include_str!("../../console/pages/admin.html")),
     ("error.html", include_str!("../../console/pages/error.html")),
+    (
+        "signed_out.html",
+        include_str!("../../console/pages/signed_out.html"),
+    ),
+    (
+        "signed_in.html",
+        include_str!("../../console/pages/signed_in.html"),
+    ),
     (
         "macros.html",
         include_str!("../../console/pages/macros.html"),
@@ -109,7 +118,9 @@ pub fn error_page(e: &ApiError) -> HttpResponse {
     if status.is_server_error() {
         tracing::error!(error = %e, "console page failed");
     }
-    let detail = if status.is_server_error() {
+    // An upstream's failure says what failed (its cause went to the log
+    // where it was met); the server's own faults say nothing.
+    let detail = if status.is_server_error() && !matches!(e.0, ServiceError::Upstream(_)) {
         "Something went wrong on the server; it was logged.".to_owned()
     } else {
         e.to_string()
@@ -157,6 +168,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/login", web::get().to(pages::login_form))
             .route("/login", web::post().to(pages::login))
             .route("/logout", web::post().to(pages::logout))
+            .route("/oidc/login", web::get().to(oidc::login))
+            .route("/oidc/callback", web::get().to(oidc::callback))
             .route("/sessions", web::get().to(pages::sessions))
             .route("/sessions/{name}", web::get().to(pages::session))
             .route("/jobs", web::get().to(pages::jobs))

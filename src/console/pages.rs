@@ -1,4 +1,5 @@
-//! The console's pages and its two form posts (sign in, sign out).
+//! The console's pages and its two form posts (sign in, sign out; the
+//! provider's sign-in is `oidc.rs`).
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -12,7 +13,7 @@ use crate::error::ApiError;
 use crate::identity::client_ip;
 use crate::identity::console_sign_in::{self as auth, SignedIn};
 use crate::state::AppState;
-use claude_code_api_core::services::{admin, overview};
+use claude_code_api_core::services::{admin, console_oidc, overview};
 
 /// Who is signed in, as the layout shows it.
 #[derive(Serialize)]
@@ -73,11 +74,20 @@ pub async fn home(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 
 fn login_page(
     req: &HttpRequest,
+    state: &AppState,
     status: actix_web::http::StatusCode,
     error: Option<&str>,
 ) -> HttpResponse {
     let token = auth::random_token();
-    let ctx = context! { csrf => token.clone(), error };
+    // The provider's button, when one is configured.
+    let provider = state
+        .services
+        .settings
+        .oidc
+        .provider
+        .as_ref()
+        .map(|p| p.name.clone());
+    let ctx = context! { csrf => token.clone(), error, provider };
     match render("login.html", ctx) {
         Ok(mut res) => {
             *res.status_mut() = status;
@@ -99,7 +109,7 @@ pub async fn login_form(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
     if let Ok(Some(_)) = auth::signed_in(&req, &state).await {
         return see_other("/console/sessions");
     }
-    login_page(&req, actix_web::http::StatusCode::OK, None)
+    login_page(&req, &state, actix_web::http::StatusCode::OK, None)
 }
 
 #[derive(Deserialize)]
@@ -133,6 +143,7 @@ pub async fn login(
     if let Some(wait) = client.and_then(|ip| state.auth_failures.blocked(ip, &key_hash)) {
         return login_page(
             &req,
+            &state,
             StatusCode::TOO_MANY_REQUESTS,
             Some(&format!(
                 "Too many failed sign-ins from this address; retry in {wait} s."
@@ -161,6 +172,7 @@ pub async fn login(
         }
         return login_page(
             &req,
+            &state,
             StatusCode::UNAUTHORIZED,
             Some("That key is not valid (unknown or revoked)."),
         );
@@ -205,15 +217,37 @@ pub async fn logout(
             "this form lacks the session's CSRF token".into(),
         )));
     }
+    let mut provider_logout = None;
     if let Some(c) = req.cookie(auth::COOKIE) {
         if let Err(e) = auth::destroy(&state, c.value()).await {
             return error_page(&e);
         }
+        // A person's session: signed out at the provider too, where it can.
+        match console_oidc::sign_out(&state.services, c.value()).await {
+            Ok(url) => provider_logout = url,
+            Err(e) => return error_page(&ApiError(e)),
+        }
     }
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/console/login"))
-        .cookie(auth::removal(&req, auth::COOKIE, "/"))
-        .finish()
+    let removal = auth::removal(&req, auth::COOKIE, "/");
+    let Some(url) = provider_logout else {
+        return HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/console/login"))
+            .cookie(removal)
+            .finish();
+    };
+    // The console's policy lets a form lead only to the console
+    // (`form-action 'self'`, enforced on redirects too): this page
+    // navigates to the provider's logout instead of a redirect.
+    let mut res = match render("signed_out.html", context! { url }) {
+        Ok(res) => res,
+        Err(e) => return error_page(&e),
+    };
+    let _ = res.add_cookie(&removal);
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res
 }
 
 /// The tenant's sessions with their live state.

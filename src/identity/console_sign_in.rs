@@ -5,6 +5,11 @@
 //! a request that changes anything must also carry the session's CSRF token
 //! (`X-CSRF-Token`, or the `csrf` field of a console form), which a
 //! cross-site page cannot read.
+//!
+//! A person who signed in through the OpenID provider (`console::oidc`) has
+//! a cookie of the same name whose row is in `console_people`: it acts as
+//! the tenant and role their groups mapped to, `key_id` `person:<sub>` and
+//! their email as the label, so the audit log names them.
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{web, HttpRequest};
@@ -15,7 +20,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use claude_code_api_core::db::models::tenant::TenantId;
 use claude_code_api_core::security::auth::Caller;
-use claude_code_api_core::services::console_sessions;
+use claude_code_api_core::services::{console_oidc, console_sessions};
 
 /// The session cookie (path `/`: the API the script calls needs it too).
 pub const COOKIE: &str = "cca_console";
@@ -35,6 +40,8 @@ pub struct SignedIn {
     /// The key's hash, which its rate-limit bucket is keyed by.
     key_hash: String,
     rate_limit: Option<(u32, u64)>,
+    /// Signed in through the OpenID provider (not with a key).
+    pub person: bool,
 }
 
 pub use claude_code_api_core::services::console_sessions::random_token;
@@ -89,20 +96,21 @@ pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<Sig
     if value.is_empty() || value.len() > 128 {
         return Ok(None);
     }
-    let found = console_sessions::find_live(&state.services, &value).await?;
-    Ok(found.map(|(session, key, requests, window)| {
-        // The tenant's own quota, as `security::auth::resolve` reads it.
-        let rate_limit = match (
-            requests.and_then(|r| u32::try_from(r).ok()),
-            window.and_then(|w| u64::try_from(w).ok()),
-        ) {
-            (None, None) => None,
-            (r, w) => Some((
-                r.unwrap_or(state.services.settings.server.rate_limit_requests),
-                w.unwrap_or(state.services.settings.server.rate_limit_window.as_secs()),
-            )),
-        };
-        SignedIn {
+    // The tenant's own quota, as `security::auth::resolve` reads it.
+    let rate_limit = |requests: Option<i64>, window: Option<i64>| match (
+        requests.and_then(|r| u32::try_from(r).ok()),
+        window.and_then(|w| u64::try_from(w).ok()),
+    ) {
+        (None, None) => None,
+        (r, w) => Some((
+            r.unwrap_or(state.services.settings.server.rate_limit_requests),
+            w.unwrap_or(state.services.settings.server.rate_limit_window.as_secs()),
+        )),
+    };
+    if let Some((session, key, requests, window)) =
+        console_sessions::find_live(&state.services, &value).await?
+    {
+        return Ok(Some(SignedIn {
             caller: Caller {
                 tenant: TenantId(key.tenant_id),
                 key_id: key.id,
@@ -111,7 +119,30 @@ pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<Sig
             },
             csrf: session.csrf_token,
             key_hash: key.key_hash,
-            rate_limit,
+            rate_limit: rate_limit(requests, window),
+            person: false,
+        }));
+    }
+    // A person signed in through the OpenID provider: the tenant and role
+    // their groups mapped to; the audit names them (`person:<sub>`, email).
+    let found = console_sessions::find_live_person(&state.services, &value).await?;
+    Ok(found.map(|(row, requests, window)| {
+        let key_id = format!("{}{}", console_oidc::PERSON_PREFIX, row.subject);
+        SignedIn {
+            // One request budget per person and tenant.
+            key_hash: claude_code_api_core::security::keys::hash_key(&format!(
+                "{key_id}@{}",
+                row.tenant_id
+            )),
+            caller: Caller {
+                tenant: TenantId(row.tenant_id),
+                key_label: row.email.unwrap_or_else(|| row.subject.clone()),
+                key_id,
+                role: row.role,
+            },
+            csrf: row.csrf_token,
+            rate_limit: rate_limit(requests, window),
+            person: true,
         }
     }))
 }

@@ -17,7 +17,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 
 /// A client that neither follows redirects nor keeps cookies: each test
 /// step says what it sends.
-fn bare_client() -> reqwest::Client {
+pub(crate) fn bare_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(120))
@@ -26,7 +26,7 @@ fn bare_client() -> reqwest::Client {
 }
 
 /// `name=value` of a `Set-Cookie` header of `res` for `name`, and the header.
-fn set_cookie(res: &reqwest::Response, name: &str) -> Option<(String, String)> {
+pub(crate) fn set_cookie(res: &reqwest::Response, name: &str) -> Option<(String, String)> {
     res.headers()
         .get_all("set-cookie")
         .iter()
@@ -39,14 +39,14 @@ fn set_cookie(res: &reqwest::Response, name: &str) -> Option<(String, String)> {
 }
 
 /// A url-encoded form body.
-fn form_body(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form_body(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
 }
 
 /// The value of the first hidden `csrf` field of a page.
-fn csrf_field(html: &str) -> String {
+pub(crate) fn csrf_field(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a csrf field");
     let rest = &html[at + r#"name="csrf" value=""#.len()..];
     rest[..rest.find('"').unwrap()].to_owned()
@@ -442,12 +442,12 @@ async fn guessing_keys_at_the_sign_in_form_is_limited_per_address() {
 // ---------------------------------------------------------------- browser
 
 /// chromedriver on a port of its own, and a headless Chromium session.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
-    client: Client,
+    pub(crate) client: Client,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -471,7 +471,7 @@ fn find_program(names: &[&str]) -> PathBuf {
 }
 
 impl Browser {
-    async fn start() -> Browser {
+    pub(crate) async fn start() -> Browser {
         let driver_path = find_program(&["chromedriver"]);
         let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]);
         let port = free_port();
@@ -509,11 +509,11 @@ impl Browser {
         panic!("chromedriver did not start a browser: {last:?}");
     }
 
-    async fn open(&self, url: &str) {
+    pub(crate) async fn open(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
 
-    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(Duration::from_secs(60))
@@ -523,7 +523,7 @@ impl Browser {
     }
 
     /// Waits until `script` (a JS expression) is true.
-    async fn until(&self, what: &str, script: &str) {
+    pub(crate) async fn until(&self, what: &str, script: &str) {
         let body = format!("return !!({script});");
         for _ in 0..600 {
             if self.client.execute(&body, vec![]).await.unwrap() == json!(true) {
@@ -535,7 +535,7 @@ impl Browser {
         panic!("{what}: still not true after 60 s: {script}\npage: {text}");
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         self.client
             .find(Locator::Css(css))
             .await
@@ -545,13 +545,13 @@ impl Browser {
             .unwrap()
     }
 
-    async fn fill(&self, css: &str, value: &str) {
+    pub(crate) async fn fill(&self, css: &str, value: &str) {
         let e = self.wait_for(css).await;
         e.clear().await.unwrap();
         e.send_keys(value).await.unwrap();
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.wait_for(css).await.click().await.unwrap();
     }
 
@@ -570,7 +570,7 @@ impl Browser {
             .await;
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_owned()
     }
 
@@ -618,7 +618,7 @@ impl Browser {
         self.wait_for("#login-form").await;
     }
 
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();

@@ -36,6 +36,7 @@ mod mcp;
 mod metrics;
 mod money;
 mod network;
+mod oidc;
 mod openai;
 mod openapi;
 mod permissions;

@@ -17,6 +17,7 @@ mod jobs;
 mod limits;
 pub mod mcp;
 mod model;
+pub mod oidc;
 mod parse;
 mod server;
 mod sessions;
@@ -68,6 +69,8 @@ pub struct Settings {
     pub git: git::GitSettings,
     /// Remote MCP servers reached through the server (`MCP_*`).
     pub mcp: mcp::McpSettings,
+    /// Console sign-in with an OpenID Connect provider (`OIDC_*`, `PUBLIC_URL`).
+    pub oidc: oidc::OidcSettings,
 }
 
 /// A secret setting: its `Debug` never shows the value.
@@ -166,6 +169,7 @@ impl Settings {
             disk: DiskSettings::read(env)?,
             git: git::GitSettings::read(env)?,
             mcp: mcp::McpSettings::read(env)?,
+            oidc: oidc::OidcSettings::read(env)?,
         })
     }
 

@@ -21,12 +21,13 @@ pub enum Part {
     Webhooks,
     Git,
     Mcp,
+    SignIn,
     Tenancy,
     Logs,
 }
 
 impl Part {
-    pub const ALL: [Part; 16] = [
+    pub const ALL: [Part; 17] = [
         Part::Server,
         Part::Storage,
         Part::Cluster,
@@ -41,6 +42,7 @@ impl Part {
         Part::Webhooks,
         Part::Git,
         Part::Mcp,
+        Part::SignIn,
         Part::Tenancy,
         Part::Logs,
     ];
@@ -62,6 +64,7 @@ impl Part {
             Part::Webhooks => "Webhooks (settings.webhooks)",
             Part::Git => "Repositories and their credentials (settings.git)",
             Part::Mcp => "Remote MCP servers of sessions (settings.mcp)",
+            Part::SignIn => "Console sign-in with an OpenID Connect provider (settings.oidc)",
             Part::Tenancy => "Tenants, limits, budgets (settings.tenancy)",
             Part::Logs => "Logs and metrics (settings.server)",
         }
@@ -766,6 +769,59 @@ pub static VARS: &[Var] = &[
         Value("60"),
         "Time limit of one message relayed to a remote MCP server.",
     ),
+    // --- Console sign-in with an OpenID Connect provider
+    var(
+        "OIDC_ISSUER_URL",
+        SignIn,
+        Unset("no provider: the console signs in with API keys only"),
+        "The OpenID provider people sign in to the console with (its discovery document is `<issuer>/.well-known/openid-configuration`); https, or http on loopback. Needs `OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`, `OIDC_GROUP_MAPPING` and `PUBLIC_URL`.",
+    )
+    .example("# OIDC_ISSUER_URL=https://keycloak.example.com/realms/team"),
+    var(
+        "OIDC_CLIENT_ID",
+        SignIn,
+        Unset(""),
+        "The server's client id at the provider.",
+    ),
+    var(
+        "OIDC_CLIENT_SECRET",
+        SignIn,
+        Unset(""),
+        "The server's client secret at the provider (sent with `client_secret_basic`, or `client_secret_post` when that is all the provider takes).",
+    )
+    .secret(),
+    var(
+        "OIDC_PROVIDER_NAME",
+        SignIn,
+        Value("your identity provider"),
+        "The sign-in button's label (`Sign in with` and this name).",
+    ),
+    var(
+        "OIDC_SCOPES",
+        SignIn,
+        Value("openid email profile"),
+        "The scopes asked for, separated by spaces (`openid` is always among them).",
+    ),
+    var(
+        "OIDC_GROUPS_CLAIM",
+        SignIn,
+        Value("groups"),
+        "The ID token's claim that lists a person's groups (a list of strings, or one string).",
+    ),
+    var(
+        "OIDC_GROUP_MAPPING",
+        SignIn,
+        Unset(""),
+        "`group=tenant:role,…`: the first entry whose group the person is in decides the tenant and role (`admin` or `member`) of their console session; a person in none is refused.",
+    )
+    .example("# OIDC_GROUP_MAPPING=platform-admins=platform:admin,team-a=team-a:member"),
+    var(
+        "PUBLIC_URL",
+        SignIn,
+        Unset(""),
+        "The address browsers reach the server at (`https://…`, or http on loopback); the provider sends people back to `PUBLIC_URL/console/oidc/callback`.",
+    )
+    .example("# PUBLIC_URL=https://claude.example.com"),
     // --- Tenancy
     var(
         "CLAUDE_MAX_COST_PER_USER",

@@ -66,6 +66,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    console_people (id_hash) {
+        id_hash -> Text,
+        tenant_id -> Text,
+        role -> Text,
+        subject -> Text,
+        email -> Nullable<Text>,
+        id_token -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     events (session_id, seq) {
         session_id -> Text,
         seq -> BigInt,
@@ -203,6 +217,16 @@ diesel::table! {
         cancel_requested -> Bool,
         created_at -> Timestamp,
         completed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    oidc_logins (id_hash) {
+        id_hash -> Text,
+        state -> Text,
+        nonce -> Text,
+        verifier -> Text,
+        expires_at -> Timestamp,
     }
 }
 
@@ -415,6 +439,7 @@ diesel::table! {
 
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(console_sessions -> api_keys (key_id));
+diesel::joinable!(console_people -> tenants (tenant_id));
 diesel::joinable!(approvals -> sessions (session_id));
 diesel::joinable!(events -> sessions (session_id));
 diesel::joinable!(jobs -> sessions (session_id));
@@ -492,6 +517,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_instances,
     approvals,
     audit_log,
+    console_people,
     console_sessions,
     events,
     idempotency_keys,
@@ -499,6 +525,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     leftover_folders,
     messages,
     model_calls,
+    oidc_logins,
     pipeline_steps,
     pipelines,
     repos,

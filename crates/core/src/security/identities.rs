@@ -58,6 +58,12 @@ impl Identities {
         })
     }
 
+    /// The issuers' key sets and discovery documents (shared by the bearer
+    /// tokens and the console's sign-in).
+    pub fn key_sets(&self) -> &super::jwks::KeySets {
+        self.tokens.key_sets()
+    }
+
     /// What a presented credential resolves to: a bearer token (JWT) of a
     /// trusted issuer, or else an API key. A refused token is
     /// `ServiceError::TokenRefused` with why; an unknown key is `None`.

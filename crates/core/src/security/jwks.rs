@@ -84,12 +84,39 @@ struct Discovery {
     jwks_uri: String,
 }
 
+/// What the console's sign-in reads of a provider's discovery document
+/// (OpenID Connect Discovery 1.0 §3; RP-Initiated Logout 1.0 §2.1).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+}
+
+/// Checks an endpoint a discovery document names: as an issuer URL
+/// (`check_issuer_url`) except that a query is allowed (some providers
+/// put one in their authorization or logout endpoint).
+pub fn check_endpoint_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("is not a valid absolute URL: {e}"))?;
+    let mut bare = url.clone();
+    bare.set_query(None);
+    check_issuer_url(bare.as_str())?;
+    Ok(url)
+}
+
 pub struct KeySets {
     /// No proxy from the environment, no redirects: the keys come from
     /// where the discovery document says, or not at all.
     client: reqwest::Client,
     /// One lock per issuer: requests waiting for the same fetch share it.
     issuers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<IssuerKeys>>>>,
+    /// Discovery documents of sign-in providers, and when each was read.
+    providers: Mutex<HashMap<String, (Instant, ProviderMetadata)>>,
 }
 
 impl std::fmt::Debug for KeySets {
@@ -109,7 +136,52 @@ impl KeySets {
                 .user_agent(concat!("claude-code-api/", env!("CARGO_PKG_VERSION")))
                 .build()?,
             issuers: Mutex::new(HashMap::new()),
+            providers: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The HTTP client keys are read with (no proxy, no redirects, bounded
+    /// in time): the sign-in's token requests use it too.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The discovery document of a sign-in provider, read again after
+    /// `REFRESH_AFTER`; every endpoint it names is checked.
+    pub async fn provider(&self, issuer: &str) -> Result<ProviderMetadata, String> {
+        {
+            let cached = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, meta)) = cached.get(issuer) {
+                if at.elapsed() < REFRESH_AFTER {
+                    return Ok(meta.clone());
+                }
+            }
+        }
+        let base = check_issuer_url(issuer).map_err(|e| format!("the issuer {e}"))?;
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            base.as_str().trim_end_matches('/')
+        );
+        let meta: ProviderMetadata = self.get_json(&url, MAX_DISCOVERY_BYTES).await?;
+        if meta.issuer != issuer {
+            return Err("the discovery document names another issuer".into());
+        }
+        for (name, value) in [
+            ("authorization_endpoint", Some(&meta.authorization_endpoint)),
+            ("token_endpoint", Some(&meta.token_endpoint)),
+            ("jwks_uri", Some(&meta.jwks_uri)),
+            ("end_session_endpoint", meta.end_session_endpoint.as_ref()),
+        ] {
+            if let Some(value) = value {
+                check_endpoint_url(value).map_err(|e| format!("its {name} {e}"))?;
+            }
+        }
+        let mut cached = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.len() >= MAX_ISSUERS {
+            cached.clear();
+        }
+        cached.insert(issuer.to_owned(), (Instant::now(), meta.clone()));
+        Ok(meta)
     }
 
     /// The key `kid` of `issuer` (its only key when the token names none).
@@ -183,7 +255,7 @@ impl KeySets {
     /// GETs `url` as JSON, refusing an answer larger than `max` bytes
     /// before reading past it.
     async fn get_json<T: DeserializeOwned>(&self, url: &str, max: usize) -> Result<T, String> {
-        let mut res = self
+        let res = self
             .client
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
@@ -193,23 +265,33 @@ impl KeySets {
         if !res.status().is_success() {
             return Err(format!("{url}: HTTP {}", res.status().as_u16()));
         }
-        let too_large = || format!("{url}: the answer is larger than {max} bytes");
-        if res.content_length().is_some_and(|n| n > max as u64) {
+        read_json(res, url, max).await
+    }
+}
+
+/// Reads `res`'s body as JSON, refusing one larger than `max` bytes before
+/// reading past it.
+pub async fn read_json<T: DeserializeOwned>(
+    mut res: reqwest::Response,
+    url: &str,
+    max: usize,
+) -> Result<T, String> {
+    let too_large = || format!("{url}: the answer is larger than {max} bytes");
+    if res.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| format!("{url}: {}", e.without_url()))?
+    {
+        if body.len() + chunk.len() > max {
             return Err(too_large());
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = res
-            .chunk()
-            .await
-            .map_err(|e| format!("{url}: {}", e.without_url()))?
-        {
-            if body.len() + chunk.len() > max {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&body).map_err(|e| format!("{url}: not the expected JSON: {e}"))
+        body.extend_from_slice(&chunk);
     }
+    serde_json::from_slice(&body).map_err(|e| format!("{url}: not the expected JSON: {e}"))
 }
 
 /// Public keys for signatures only: a symmetric (`oct`) key in a key set
@@ -257,6 +339,16 @@ mod tests {
         assert!(check_issuer_url("https://idp.example.com/#x").is_err());
         assert!(check_issuer_url("not a url").is_err());
         assert!(check_issuer_url(&format!("https://a.example/{}", "x".repeat(600))).is_err());
+    }
+
+    #[test]
+    fn endpoints_may_have_a_query_but_are_checked_like_issuers() {
+        assert!(check_endpoint_url("https://idp.example.com/authorize?p=signin").is_ok());
+        assert!(check_endpoint_url("http://127.0.0.1:9000/auth").is_ok());
+        assert!(check_endpoint_url("http://idp.example.com/auth").is_err());
+        assert!(check_endpoint_url("https://u:p@idp.example.com/auth").is_err());
+        assert!(check_endpoint_url("https://idp.example.com/auth#f").is_err());
+        assert!(check_endpoint_url("javascript:alert(1)").is_err());
     }
 
     #[test]

@@ -277,6 +277,11 @@ impl BearerTokens {
         })
     }
 
+    /// The issuers' key sets (the console's sign-in shares them).
+    pub fn key_sets(&self) -> &KeySets {
+        &self.keys
+    }
+
     /// Who `token` acts as; a refused token is `ServiceError::TokenRefused`
     /// with why.
     pub async fn resolve(

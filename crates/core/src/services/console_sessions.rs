@@ -62,3 +62,16 @@ pub async fn find_live(
     })
     .await?)
 }
+
+/// The live person's session (OpenID Connect sign-in) the cookie value
+/// names, with its tenant's own rate limit.
+pub async fn find_live_person(
+    services: &Services,
+    cookie_value: &str,
+) -> Result<Option<console_session::LivePerson>, ServiceError> {
+    let id_hash = hash_key(cookie_value);
+    Ok(crate::db::run(&services.pool, move |c| {
+        console_session::find_live_person(c, &id_hash)
+    })
+    .await?)
+}

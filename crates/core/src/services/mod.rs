@@ -11,6 +11,7 @@ pub mod admin;
 pub mod approvals;
 pub mod attachments;
 pub mod audit;
+pub mod console_oidc;
 pub mod console_sessions;
 pub mod events;
 pub mod files;

@@ -1,0 +1,2 @@
+DROP TABLE oidc_logins;
+DROP TABLE console_people;
