@@ -3,8 +3,6 @@
 //! variable is set and valid, or none is (then the console signs in with
 //! API keys only); anything in between stops startup with a message.
 
-use url::Url;
-
 use super::parse::Env;
 use super::{ConfigError, Secret};
 use crate::db::models::tenant::{ROLE_ADMIN, ROLE_MEMBER};
@@ -160,33 +158,12 @@ impl OidcSettings {
     }
 }
 
-/// `PUBLIC_URL`: `https://`, or `http://` on loopback; no credentials,
-/// query or fragment. Returned without a trailing slash.
+/// `PUBLIC_URL`: the same rules as an issuer's URL (`https://`, or
+/// `http://` on loopback, which the sign-in cookies need; no credentials,
+/// query or fragment). Returned without a trailing slash.
 fn check_public_url(raw: &str) -> Result<String, String> {
-    let url = Url::parse(raw).map_err(|e| format!("is not a valid absolute URL: {e}"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => return Err("has no host".into()),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => {
-            return Err(
-                "must be an https:// URL (http:// only on loopback): the sign-in cookies need it"
-                    .into(),
-            )
-        }
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry credentials".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("must not have a query or fragment".into());
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    crate::security::jwks::check_issuer_url(raw)
+        .map(|url| url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// `group=tenant:role,…` (a group may itself hold `=`: the last one splits).
