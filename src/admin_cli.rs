@@ -14,10 +14,9 @@ use anyhow::{anyhow, bail, Context};
 
 use claude_code_api_core::config::Settings;
 use claude_code_api_core::db::models::model_call;
-use claude_code_api_core::db::models::tenant::{
-    self, Tenant, TenantLimits, ROLE_ADMIN, ROLE_MEMBER,
-};
+use claude_code_api_core::db::models::tenant::{self, Tenant, TenantLimits};
 use claude_code_api_core::db::{self, DbConnection};
+use claude_code_api_core::domain::role::Role;
 use claude_code_api_core::gateway::credential::Kind;
 use claude_code_api_core::security::keys;
 
@@ -141,9 +140,9 @@ pub fn run(group: &str, args: &[String], settings: &Settings) -> anyhow::Result<
             let tenant_name = options
                 .get("tenant")
                 .ok_or_else(|| anyhow!("--tenant is required"))?;
-            let role = options.get("role").unwrap_or(ROLE_MEMBER);
-            if role != ROLE_ADMIN && role != ROLE_MEMBER {
-                bail!("--role must be admin or member");
+            let role = options.get("role").unwrap_or(Role::Member.as_str());
+            if Role::parse(role).is_none() {
+                bail!("--role must be {}", Role::names());
             }
             ensure_tenant(&mut conn, tenant_name)?;
             let (row, key) = keys::create_key(

@@ -1,4 +1,5 @@
-//! Admin API: tenants (budgets, quotas) and API keys. Admin keys only.
+//! Admin API: tenants (budgets, quotas) and API keys. An admin manages its
+//! own tenant's keys; tenants themselves are the owner's.
 
 use crate::identity::Who;
 use actix_web::http::StatusCode;
@@ -71,19 +72,28 @@ pub struct KeyData {
     /// The key's first characters, to recognise it.
     prefix: String,
     label: String,
-    /// `admin` or `member`.
+    /// `viewer`, `member`, `admin` or `owner`.
     role: String,
     created_at: String,
     revoked_at: Option<String>,
+    /// When it stops working by itself (personal keys), if ever.
+    expires_at: Option<String>,
+    /// A member's own key: the person's subject (`sub`).
+    owner_subject: Option<String>,
     /// Only in the answer to its creation; never stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
 }
 
 impl KeyData {
-    fn new(k: ApiKey, key: Option<String>) -> Self {
+    pub fn new(k: ApiKey, key: Option<String>) -> Self {
         KeyData {
             created_at: claude_code_api_core::domain::timestamp(&k.created_at),
+            expires_at: k
+                .expires_at
+                .as_ref()
+                .map(claude_code_api_core::domain::timestamp),
+            owner_subject: k.owner_subject,
             revoked_at: k
                 .revoked_at
                 .as_ref()
@@ -225,7 +235,7 @@ pub struct CreateTenant {
     tag = "admin",
     responses(
         (status = 200, description = "The tenants", body = Envelope<Vec<TenantData>>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn list_tenants(
@@ -246,7 +256,7 @@ pub async fn list_tenants(
     request_body = CreateTenant,
     responses(
         (status = 201, description = "Created", body = Envelope<TenantData>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad name or limit", body = Problem, content_type = "application/problem+json"),
     ),
@@ -278,7 +288,7 @@ pub async fn create_tenant(
     request_body = LimitsBody,
     responses(
         (status = 200, description = "The tenant", body = Envelope<TenantData>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad limit", body = Problem, content_type = "application/problem+json"),
     ),
@@ -311,7 +321,7 @@ pub struct KeysQuery {
     params(KeysQuery),
     responses(
         (status = 200, description = "The keys", body = Envelope<Vec<KeyData>>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn list_keys(
@@ -330,7 +340,8 @@ pub async fn list_keys(
 pub struct CreateKey {
     /// The tenant's id.
     tenant: String,
-    /// `admin` or `member` (default).
+    /// `viewer`, `member` (default), `admin` or `owner`; no higher than
+    /// the caller's own.
     #[serde(default)]
     #[schema(value_type = Option<KeyRole>)]
     role: Option<String>,
@@ -340,13 +351,16 @@ pub struct CreateKey {
     label: Option<String>,
 }
 
-/// A key's role, as the document states the values `create_key` accepts.
+/// A role, as the document states the values `create_key` and the member
+/// routes accept.
 #[expect(dead_code, reason = "only its schema is used, by the OpenAPI document")]
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
 pub enum KeyRole {
-    Admin,
+    Viewer,
     Member,
+    Admin,
+    Owner,
 }
 
 /// Creates a key; the answer is the only place the key is ever shown.
@@ -357,7 +371,7 @@ pub enum KeyRole {
     request_body = CreateKey,
     responses(
         (status = 201, description = "Created, with `key`", body = Envelope<KeyData>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad role or label", body = Problem, content_type = "application/problem+json"),
     ),
@@ -386,7 +400,7 @@ pub async fn create_key(
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 200, description = "The key, with `revoked_at`", body = Envelope<KeyData>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
     ),
 )]

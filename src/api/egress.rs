@@ -59,7 +59,7 @@ fn data(state: &AppState, tenant: String, allowed_hosts: Vec<String>) -> EgressD
     params(("id" = String, Path, description = "The tenant's id")),
     responses(
         (status = 200, description = "The allowlist", body = Envelope<EgressData>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -84,7 +84,7 @@ pub async fn get_egress(
     request_body = SetEgress,
     responses(
         (status = 200, description = "The new allowlist", body = Envelope<EgressData>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A pattern that is not a host name or wildcard, or too many", body = Problem, content_type = "application/problem+json"),
     ),

@@ -21,6 +21,8 @@ mod idempotency;
 mod jobs;
 pub(crate) mod limits;
 pub mod mcp;
+mod me;
+mod members;
 mod message_form;
 pub mod middleware;
 mod model_credentials;

@@ -60,7 +60,7 @@ impl From<TenantCredentialRow> for ModelCredentialData {
     params(("id" = String, Path, description = "The tenant's id")),
     responses(
         (status = 200, description = "Its kind and a hint; never the secret", body = Envelope<ModelCredentialData>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant, or it uses the server's credential", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -84,7 +84,7 @@ pub async fn get_model_credential(
     request_body = SetModelCredential,
     responses(
         (status = 200, description = "Stored; shown masked", body = Envelope<ModelCredentialData>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An unknown kind or an empty secret", body = Problem, content_type = "application/problem+json"),
     ),
@@ -117,7 +117,7 @@ pub async fn set_model_credential(
     params(("id" = String, Path, description = "The tenant's id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The tenant had no credential of its own", body = Problem, content_type = "application/problem+json"),
     ),
 )]

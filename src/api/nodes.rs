@@ -18,7 +18,7 @@ use crate::api::views::nodes::{nodes, NodeData};
     tag = "admin",
     responses(
         (status = 200, description = "The nodes", body = Envelope<Vec<NodeData>>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn list_nodes(
@@ -26,6 +26,6 @@ pub async fn list_nodes(
     state: web::Data<AppState>,
     caller: Who,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
+    caller.require_owner()?;
     Ok(envelope::ok(&req, nodes(&state).await?))
 }

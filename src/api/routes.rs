@@ -8,8 +8,8 @@ use claude_code_api_core::error::ServiceError;
 use super::route_table::{route_table, RouteTable};
 use super::{
     admin, audit, chat, control, egress, files, forks, forward, git, health, history, jobs, limits,
-    mcp, model_credentials, nodes, openai, openapi, pipelines, repos, schedules, secrets, sessions,
-    templates, tenant_defaults, trust_rules, usage, webhooks, working_dir,
+    mcp, me, members, model_credentials, nodes, openai, openapi, pipelines, repos, schedules,
+    secrets, sessions, templates, tenant_defaults, trust_rules, usage, webhooks, working_dir,
 };
 use crate::state::API_V1;
 use crate::state::JSON_LIMIT;
@@ -93,6 +93,9 @@ fn api_v1_routes() -> RouteTable {
         "/usage" => { get: usage::get_usage },
         "/tokens/count" => { post: usage::count_tokens },
         "/audit" => { get: audit::list_audit },
+        "/me" => { get: me::me },
+        "/me/keys" => { get: me::list_my_keys, post: me::create_my_key },
+        "/me/keys/{id}/revoke" => { post: me::revoke_my_key },
         "/admin/tenants" => { get: admin::list_tenants, post: admin::create_tenant },
         "/admin/tenants/{id}" => { patch: admin::update_tenant },
         "/admin/tenants/{id}/model-credential" => {
@@ -113,6 +116,17 @@ fn api_v1_routes() -> RouteTable {
         },
         "/admin/trust-rules/{id}" => { delete: trust_rules::delete_trust_rule },
         "/admin/nodes" => { get: nodes::list_nodes },
+        "/admin/members" => { get: members::list_members },
+        "/admin/members/{id}" => {
+            patch: members::change_member,
+            delete: members::remove_member,
+        },
+        "/admin/members/{id}/sign-out" => { post: members::sign_out_member },
+        "/admin/invitations" => {
+            get: members::list_invitations,
+            post: members::create_invitation,
+        },
+        "/admin/invitations/{id}" => { delete: members::withdraw_invitation },
     )
 }
 

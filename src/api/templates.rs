@@ -77,7 +77,7 @@ pub struct Reloaded {
     tag = "templates",
     responses(
         (status = 200, description = "The templates now in force", body = Envelope<Reloaded>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A template file is broken; the previous set stays", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -86,7 +86,7 @@ pub async fn reload_templates(
     templates: web::Data<Templates>,
     caller: Who,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
+    caller.require_owner()?;
     let registry = templates.clone();
     let count = claude_code_api_core::blocking::run(move || registry.reload())
         .await?

@@ -28,7 +28,7 @@ pub struct TenantDefaults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     max_turns: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     permission_mode: Option<PermissionMode>,
@@ -95,7 +95,7 @@ impl TenantDefaults {
     params(("id" = String, Path, description = "The tenant's id")),
     responses(
         (status = 200, description = "The tenant's defaults", body = Envelope<TenantDefaults>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -120,7 +120,7 @@ pub async fn get_defaults(
     request_body = TenantDefaults,
     responses(
         (status = 200, description = "The tenant's defaults", body = Envelope<TenantDefaults>),
-        (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad field, an MCP server's host that may not be reached, or a secret the tenant does not have", body = Problem, content_type = "application/problem+json"),
     ),

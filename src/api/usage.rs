@@ -15,7 +15,7 @@ use claude_code_api_core::services::usage;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
-    /// Another tenant's usage (admin keys only).
+    /// Another tenant's usage (the owner only).
     tenant: Option<String>,
 }
 

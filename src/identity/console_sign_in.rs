@@ -148,7 +148,7 @@ pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<Sig
 }
 
 /// Whether a method only reads (no CSRF token needed).
-fn is_safe(method: &actix_web::http::Method) -> bool {
+pub fn is_safe(method: &actix_web::http::Method) -> bool {
     use actix_web::http::Method;
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }

@@ -14,6 +14,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use claude_code_api_core::domain::role::Role;
 use claude_code_api_core::security::auth::{Caller, RefusedToken, Resolved, UnknownKey};
 use claude_code_api_core::services::Requester;
 
@@ -77,8 +78,25 @@ impl FromRequest for Who {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let caller = caller(req);
         let req = req.clone();
-        Box::pin(async move { Ok(Who(requester(&req, caller.await?))) })
+        Box::pin(async move {
+            let caller = caller.await?;
+            refuse_viewer_writes(&req, &caller)?;
+            Ok(Who(requester(&req, caller)))
+        })
     }
+}
+
+/// A viewer reads: every method but GET, HEAD and OPTIONS changes
+/// something (chat, jobs, files, approvals), so it is refused in one place
+/// for all routes.
+fn refuse_viewer_writes(req: &HttpRequest, caller: &Caller) -> Result<(), ApiError> {
+    if caller.role() == Role::Viewer && !console_sign_in::is_safe(req.method()) {
+        return Err(ServiceError::Forbidden(
+            "a viewer reads sessions, streams and usage; this needs the member role".into(),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// The caller a request's key, bearer token (or console cookie) resolves to.

@@ -538,7 +538,8 @@ impl TestDb {
     }
 }
 
-/// Stores `ADMIN` as an admin key of tenant alice.
+/// Stores `ADMIN` as an owner key (the server's administrator) of tenant
+/// alice.
 pub fn add_admin_key(url: &str) {
     use claude_code_api_core::db::models::tenant::{ensure_key, ApiKey};
     use claude_code_api_core::security::keys::hash_key;
@@ -552,9 +553,11 @@ pub fn add_admin_key(url: &str) {
             key_hash: hash_key(ADMIN),
             prefix: ADMIN[..8].into(),
             label: "test admin".into(),
-            role: "admin".into(),
+            role: "owner".into(),
             created_at: claude_code_api_core::db::now(),
             revoked_at: None,
+            owner_subject: None,
+            expires_at: None,
         },
     )
     .expect("admin key");

@@ -439,3 +439,392 @@ async fn a_member_signs_in_at_the_provider_works_and_signs_out_in_the_browser() 
     assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM console_people"), 0);
     browser.close().await;
 }
+
+/// Signs `login` in through the provider in a fresh HTTP "browser": the
+/// console cookie and the page's CSRF token, or the refusal's status.
+async fn sign_in(
+    app: &TestApp,
+    http: &reqwest::Client,
+    login: &str,
+) -> Result<(String, String), u16> {
+    let mut jar = Jar::default();
+    let callback = to_callback(app, http, &mut jar, login).await;
+    let res = jar.send(http.get(&callback)).await;
+    if res.status() != 200 {
+        return Err(res.status().as_u16());
+    }
+    let (cookie, _) = set_cookie(&res, "cca_console").expect("session cookie");
+    let page = http
+        .get(app.url("/console/sessions"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csrf = csrf_field(&page.text().await.unwrap());
+    Ok((cookie, csrf))
+}
+
+/// A new key of `role` for `tenant`, made by the owner.
+async fn key_of(app: &TestApp, tenant: &str, role: &str) -> String {
+    let res = app
+        .post(
+            "/api/v1/admin/keys",
+            ADMIN,
+            json!({"tenant": tenant, "role": role, "label": format!("{tenant} {role}")}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["data"]["key"].as_str().unwrap().to_owned()
+}
+
+#[actix_web::test]
+async fn an_admin_invites_re_roles_and_removes_a_person_with_effect_on_its_live_sign_in() {
+    let (app, _provider) = spawn().await;
+    let http = bare_client();
+    let alice_admin = key_of(&app, "alice", "admin").await;
+    let bob_admin = key_of(&app, "bob", "admin").await;
+
+    // The stranger's groups map to nothing: refused until invited.
+    assert_eq!(sign_in(&app, &http, "stranger").await.unwrap_err(), 403);
+    // An admin invites into its own tenant only, and no higher than itself.
+    let res = app
+        .post(
+            "/api/v1/admin/invitations",
+            &alice_admin,
+            json!({"email": "Stranger@Example.com", "role": "owner"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
+    let res = app
+        .post(
+            "/api/v1/admin/invitations",
+            &alice_admin,
+            json!({"email": "stranger@example.com", "tenant": "bob"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not-found").await;
+    let res = app
+        .post(
+            "/api/v1/admin/invitations",
+            &alice_admin,
+            json!({"email": "not an address"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "validation-error").await;
+    let res = app
+        .post(
+            "/api/v1/admin/invitations",
+            &alice_admin,
+            json!({"email": "Stranger@Example.com", "role": "viewer"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let invitation: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(invitation["data"]["email"], "stranger@example.com");
+    assert_eq!(invitation["data"]["tenant"], "alice");
+    let res = app
+        .post(
+            "/api/v1/admin/invitations",
+            &alice_admin,
+            json!({"email": "stranger@example.com"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 409, "conflict").await;
+    let listed = get_json(&app, "/api/v1/admin/invitations", &bob_admin).await;
+    assert_eq!(listed["data"], json!([]), "bob sees none of alice's");
+
+    // The stranger's verified email takes the invitation: a viewer of alice.
+    let (cookie, csrf) = sign_in(&app, &http, "stranger").await.unwrap();
+    let listed = get_json(&app, "/api/v1/admin/invitations", &alice_admin).await;
+    assert_eq!(listed["data"], json!([]), "the invitation was taken");
+    let members = get_json(&app, "/api/v1/admin/members", &alice_admin).await;
+    let stranger = members["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["subject"] == "stranger")
+        .expect("the stranger is a member")
+        .clone();
+    assert_eq!(stranger["role"], "viewer");
+    assert_eq!(stranger["source"], "invitation");
+    assert_eq!(stranger["email"], "stranger@example.com");
+    let id = stranger["id"].as_str().unwrap().to_owned();
+    let listed = get_json(&app, "/api/v1/admin/members", &bob_admin).await;
+    assert_eq!(listed["data"], json!([]), "bob sees none of alice's");
+
+    // A viewer reads and changes nothing.
+    let as_person =
+        |req: reqwest::RequestBuilder| req.header("cookie", &cookie).header("x-csrf-token", &csrf);
+    let res = as_person(http.get(app.url("/api/v1/sessions")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = as_person(http.post(app.url("/api/v1/sessions")))
+        .json(&json!({"name": "by-a-viewer"}))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(res, 403, "forbidden").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("viewer"),
+        "{problem}"
+    );
+
+    // Another tenant's admin cannot touch the member.
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/v1/admin/members/{id}")))
+        .header("X-API-Key", &bob_admin)
+        .json(&json!({"role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not-found").await;
+
+    // Made a member: the same sign-in may create a session at once.
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/v1/admin/members/{id}")))
+        .header("X-API-Key", &alice_admin)
+        .json(&json!({"role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let changed: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(changed["data"]["role"], "member");
+    assert_eq!(changed["data"]["source"], "admin");
+    let res = as_person(http.post(app.url("/api/v1/sessions")))
+        .json(&json!({"name": "by-a-member"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+
+    // Removed: the sign-in is over at once, and the stranger is refused
+    // at its next sign-in (the invitation was used).
+    let res = app
+        .delete(&format!("/api/v1/admin/members/{id}"), &alice_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = as_person(http.get(app.url("/api/v1/sessions")))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM console_people WHERE subject = 'stranger'"),
+        0
+    );
+    assert_eq!(sign_in(&app, &http, "stranger").await.unwrap_err(), 403);
+
+    // The group-mapped person is a member by its groups; an admin may end
+    // its sign-ins, and the audit log names each change.
+    let (cookie, _) = sign_in(&app, &http, "member").await.unwrap();
+    let members = get_json(&app, "/api/v1/admin/members", &alice_admin).await;
+    let member = members["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["subject"] == "member")
+        .expect("the mapped person is a member")
+        .clone();
+    assert_eq!(member["source"], "groups");
+    assert_eq!(member["role"], "member");
+    let res = app
+        .post(
+            &format!(
+                "/api/v1/admin/members/{}/sign-out",
+                member["id"].as_str().unwrap()
+            ),
+            &alice_admin,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let ended: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(ended["data"]["ended"], 1);
+    let res = http
+        .get(app.url("/api/v1/sessions"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+    let mut actions =
+        app.query_strings("SELECT action AS s FROM audit_log WHERE action LIKE 'member.%'");
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            "member.invite",
+            "member.remove",
+            "member.role",
+            "member.sign_out"
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn a_member_makes_keys_of_its_own_that_follow_its_membership() {
+    let (app, _provider) = spawn().await;
+    let http = bare_client();
+    let alice_admin = key_of(&app, "alice", "admin").await;
+    let (cookie, csrf) = sign_in(&app, &http, "member").await.unwrap();
+    let as_person =
+        |req: reqwest::RequestBuilder| req.header("cookie", &cookie).header("x-csrf-token", &csrf);
+    let me: serde_json::Value = as_person(http.get(app.url("/api/v1/me")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["data"]["person"], "member");
+    assert_eq!(me["data"]["role"], "member");
+
+    // Keys of its own: no higher than itself, bounded, shown once.
+    for (body, status, kind) in [
+        (
+            json!({"label": "laptop", "role": "admin"}),
+            403,
+            "forbidden",
+        ),
+        (
+            json!({"label": "laptop", "expires_in_days": 400}),
+            422,
+            "validation-error",
+        ),
+        (json!({"label": "  "}), 422, "validation-error"),
+    ] {
+        let res = as_person(http.post(app.url("/api/v1/me/keys")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, status, kind).await;
+    }
+    let make = |label: &str, role: &str| {
+        as_person(http.post(app.url("/api/v1/me/keys")))
+            .json(&json!({"label": label, "role": role, "expires_in_days": 30}))
+    };
+    let res = make("laptop", "member").send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let laptop: serde_json::Value = res.json().await.unwrap();
+    let laptop_key = laptop["data"]["key"].as_str().unwrap().to_owned();
+    assert_eq!(laptop["data"]["owner_subject"], "member");
+    assert!(laptop["data"]["expires_at"].is_string());
+    let res = make("dashboard", "viewer").send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let dashboard: serde_json::Value = res.json().await.unwrap();
+    let dashboard_key = dashboard["data"]["key"].as_str().unwrap().to_owned();
+    // A key is no person: it cannot make personal keys.
+    let res = app
+        .post("/api/v1/me/keys", &laptop_key, json!({"label": "more"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
+    // The key works as the member, and the audit log names the person.
+    app.create_session(&laptop_key, "from-the-laptop").await;
+    let labels =
+        app.query_strings("SELECT key_label AS s FROM audit_log WHERE action = 'session.create'");
+    assert_eq!(labels, ["laptop (person:member)"]);
+    let listed: serde_json::Value = as_person(http.get(app.url("/api/v1/me/keys")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    assert!(!listed.to_string().contains(&laptop_key));
+
+    // Lowered to viewer: the member key goes, the viewer key stays.
+    let members = get_json(&app, "/api/v1/admin/members", &alice_admin).await;
+    let id = members["data"][0]["id"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/v1/admin/members/{id}")))
+        .header("X-API-Key", &alice_admin)
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .get("/api/v1/sessions", &laptop_key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+    let res = app
+        .get("/api/v1/sessions", &dashboard_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // An expired key stops by itself.
+    app.exec(&format!(
+        "UPDATE api_keys SET expires_at = created_at WHERE id = '{}'",
+        dashboard["data"]["id"].as_str().unwrap()
+    ));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let res = app
+        .get("/api/v1/sessions", &dashboard_key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+
+    // Removed from the tenant: every key of its own is revoked.
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/v1/admin/members/{id}")))
+        .header("X-API-Key", &alice_admin)
+        .json(&json!({"role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = make("after", "member").send().await.unwrap();
+    assert_eq!(res.status(), 201, "a member again, at once");
+    let after: serde_json::Value = res.json().await.unwrap();
+    let res = app
+        .delete(&format!("/api/v1/admin/members/{id}"), &alice_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = app
+        .get("/api/v1/sessions", after["data"]["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+    assert_eq!(
+        app.query_i64(
+            "SELECT COUNT(*) AS n FROM api_keys WHERE owner_subject = 'member' AND revoked_at IS NULL"
+        ),
+        0
+    );
+}

@@ -14,6 +14,176 @@ async fn data(res: reqwest::Response) -> Value {
     body["data"].clone()
 }
 
+/// A key of `role` for `tenant`, made by the owner.
+async fn key_of(app: &TestApp, tenant: &str, role: &str) -> Value {
+    let res = app
+        .post(
+            "/api/v1/admin/keys",
+            ADMIN,
+            json!({"tenant": tenant, "role": role}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()["data"].clone()
+}
+
+#[actix_web::test]
+async fn a_viewer_reads_and_an_admin_manages_only_its_own_tenant() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    app.create_session(ALICE, "alices").await;
+    let viewer = key_of(&app, "alice", "viewer").await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = key_of(&app, "alice", "admin").await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bobs = key_of(&app, "bob", "member").await;
+
+    // A viewer reads sessions, history and usage, and changes nothing.
+    for path in [
+        "/api/v1/sessions",
+        "/api/v1/sessions/alices",
+        "/api/v1/usage",
+    ] {
+        let res = app.get(path, &viewer).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+    }
+    for (path, body) in [
+        ("/api/v1/sessions", json!({"name": "by-a-viewer"})),
+        ("/api/v1/sessions/alices/chat", json!({"message": "hi"})),
+        ("/api/v1/sessions/alices/jobs", json!({"message": "hi"})),
+    ] {
+        let res = app.post(path, &viewer, body).send().await.unwrap();
+        let problem = assert_problem(res, 403, "forbidden").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("viewer"),
+            "{problem}"
+        );
+    }
+    let res = app
+        .delete("/api/v1/sessions/alices", &viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM sessions WHERE tenant_id = 'alice'"),
+        1
+    );
+
+    // An admin sees and manages its own tenant, not the server's.
+    let tenants = data(
+        app.get("/api/v1/admin/tenants", &admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let names: Vec<&str> = tenants
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice"]);
+    let res = app
+        .post("/api/v1/admin/tenants", &admin, json!({"name": "dora"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
+    let keys = data(app.get("/api/v1/admin/keys", &admin).send().await.unwrap()).await;
+    assert!(keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["tenant"] == "alice"));
+    assert!(!keys.as_array().unwrap().is_empty());
+    let res = app
+        .get("/api/v1/admin/keys?tenant=bob", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not-found").await;
+    for (body, status, kind) in [
+        (json!({"tenant": "bob"}), 404, "not-found"),
+        (
+            json!({"tenant": "alice", "role": "owner"}),
+            403,
+            "forbidden",
+        ),
+        (
+            json!({"tenant": "alice", "role": "root"}),
+            422,
+            "validation-error",
+        ),
+    ] {
+        let res = app
+            .post("/api/v1/admin/keys", &admin, body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, status, kind).await;
+    }
+    let made = data(
+        app.post(
+            "/api/v1/admin/keys",
+            &admin,
+            json!({"tenant": "alice", "role": "viewer", "label": "dashboard"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(made["role"], "viewer");
+    // Another tenant's key is not found; the owner's key outranks it.
+    let res = app
+        .post(
+            &format!("/api/v1/admin/keys/{}/revoke", bobs["id"].as_str().unwrap()),
+            &admin,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not-found").await;
+    let res = app
+        .post(
+            "/api/v1/admin/keys/key_test_admin/revoke",
+            &admin,
+            json!({}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
+    // The server's own settings are the owner's.
+    for path in ["/api/v1/admin/nodes", "/api/v1/admin/tenants/alice/egress"] {
+        let res = app.get(path, &admin).send().await.unwrap();
+        assert_problem(res, 403, "forbidden").await;
+    }
+    let res = app
+        .get("/api/v1/usage?tenant=bob", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
+    // Bob's key still works; the owner sees every tenant's keys.
+    let res = app
+        .get("/api/v1/sessions", bobs["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let all = data(app.get("/api/v1/admin/keys", ADMIN).send().await.unwrap()).await;
+    assert!(all.to_string().contains("\"bob\""), "{all}");
+}
+
 #[actix_web::test]
 async fn admins_manage_tenants_and_keys_members_cannot() {
     let app = TestApp::spawn_with(Options::fake()).await;

@@ -479,7 +479,7 @@ async fn trust_rules_are_checked_limited_and_admin_only() {
         json!({"name": "r3", "issuer": issuer, "audience": "",
                "claims": {"repository": "acme/app"}, "tenant": "alice"}),
         json!({"name": "r3", "issuer": issuer, "audience": AUDIENCE,
-               "claims": {"repository": "acme/app"}, "tenant": "alice", "role": "owner"}),
+               "claims": {"repository": "acme/app"}, "tenant": "alice", "role": "root"}),
         json!({"name": "r3", "issuer": issuer, "audience": AUDIENCE,
                "claims": {"repository": "acme/app"}, "tenant": "alice", "extra": 1}),
     ] {

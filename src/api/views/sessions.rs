@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use claude_code_api_core::config::Settings;
 use claude_code_api_core::db::models::session::Session;
 use claude_code_api_core::db::models::session_fork::SessionFork;
+use claude_code_api_core::db::models::session_page::Listed;
 use claude_code_api_core::domain::agent::AgentSpec;
 use claude_code_api_core::domain::money::micros_to_usd;
 use claude_code_api_core::domain::session::{Effort, PermissionMode, SessionSpec, TurnOverrides};
@@ -41,7 +42,7 @@ pub struct CreateSession {
     #[serde(default)]
     model: Option<String>,
     #[serde(default, deserialize_with = "crate::api::envelope::integer")]
-    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     max_turns: Option<u32>,
     #[serde(default)]
     permission_mode: Option<PermissionMode>,
@@ -252,21 +253,20 @@ impl SessionData {
     }
 }
 
-/// The caller's sessions as documents, each with its live status.
+/// A page of the caller's sessions as documents, each with its live status.
 pub async fn session_views(
     services: &Services,
     who: &Requester,
-    rows: Vec<Session>,
+    listed: Vec<Listed>,
 ) -> Result<Vec<SessionData>, ApiError> {
+    let (rows, links): (Vec<Session>, Vec<_>) = listed.into_iter().unzip();
     let statuses = sessions::statuses(services, who, &rows).await?;
-    let ids = rows.iter().map(|row| row.id.clone()).collect();
-    let origins = forks::origins(services, who, ids).await?;
     Ok(rows
         .into_iter()
         .zip(statuses)
-        .map(|(row, status)| {
-            let link = origins.get(&row.id);
-            SessionData::new(row, status, &services.settings).forked_from(link)
+        .zip(links)
+        .map(|((row, status), link)| {
+            SessionData::new(row, status, &services.settings).forked_from(link.as_ref())
         })
         .collect())
 }
@@ -277,7 +277,8 @@ pub async fn session_view(
     who: &Requester,
     row: Session,
 ) -> Result<SessionData, ApiError> {
-    let mut views = session_views(services, who, vec![row]).await?;
+    let link = forks::origin(services, who, row.id.clone()).await?;
+    let mut views = session_views(services, who, vec![(row, link)]).await?;
     views
         .pop()
         .ok_or_else(|| ApiError::from(ServiceError::internal("no session view")))

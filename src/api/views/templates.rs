@@ -13,9 +13,9 @@ pub fn listing(templates: &Templates, caller: &Caller) -> BTreeMap<String, Templ
         .collect()
 }
 
-/// Credentials in full to admin keys only.
+/// Credentials in full to the server's owner only.
 pub fn shown_to(caller: &Caller, template: Template) -> Template {
-    if caller.is_admin() {
+    if caller.is_owner() {
         template
     } else {
         template.redacted()

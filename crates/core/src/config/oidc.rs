@@ -5,7 +5,7 @@
 
 use super::parse::Env;
 use super::{ConfigError, Secret};
-use crate::db::models::tenant::{ROLE_ADMIN, ROLE_MEMBER};
+use crate::domain::role::Role;
 
 /// Longest group name, tenant id or client id accepted in the settings.
 const MAX_NAME_LEN: usize = 256;
@@ -185,10 +185,8 @@ fn parse_mapping(raw: &str) -> Result<Vec<GroupMapping>, String> {
                 "{entry:?} is longer than {MAX_NAME_LEN} characters"
             ));
         }
-        if role != ROLE_ADMIN && role != ROLE_MEMBER {
-            return Err(format!(
-                "{entry:?}: the role must be {ROLE_ADMIN} or {ROLE_MEMBER}"
-            ));
+        if Role::parse(role).is_none() {
+            return Err(format!("{entry:?}: the role must be {}", Role::names()));
         }
         out.push(GroupMapping {
             group: group.to_owned(),
@@ -301,7 +299,7 @@ mod tests {
             with("PUBLIC_URL", "https://x.example/?a").name,
             "PUBLIC_URL"
         );
-        for mapping in ["ops", "ops=platform", "ops=platform:owner", "=t:admin", ","] {
+        for mapping in ["ops", "ops=platform", "ops=platform:root", "=t:admin", ","] {
             assert_eq!(
                 with("OIDC_GROUP_MAPPING", mapping).name,
                 "OIDC_GROUP_MAPPING",

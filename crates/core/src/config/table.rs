@@ -812,7 +812,7 @@ pub static VARS: &[Var] = &[
         "OIDC_GROUP_MAPPING",
         SignIn,
         Unset(""),
-        "`group=tenant:role,…`: the first entry whose group the person is in decides the tenant and role (`admin` or `member`) of their console session; a person in none is refused.",
+        "`group=tenant:role,…`: the first entry whose group the person is in decides the tenant and role (`viewer`, `member`, `admin` or `owner`) of their membership; a person in none, and with no membership or invitation, is refused.",
     )
     .example("# OIDC_GROUP_MAPPING=platform-admins=platform:admin,team-a=team-a:member"),
     var(

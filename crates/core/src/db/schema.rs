@@ -17,6 +17,8 @@ diesel::table! {
         role -> Text,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        owner_subject -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
     }
 }
 
@@ -60,6 +62,31 @@ diesel::table! {
         key_id -> Text,
         tenant_id -> Text,
         csrf_token -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    tenant_members (id) {
+        id -> Text,
+        tenant_id -> Text,
+        subject -> Text,
+        email -> Nullable<Text>,
+        role -> Text,
+        source -> Text,
+        created_at -> Timestamp,
+        last_sign_in_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    member_invitations (id) {
+        id -> Text,
+        tenant_id -> Text,
+        email -> Text,
+        role -> Text,
+        invited_by -> Text,
         created_at -> Timestamp,
         expires_at -> Timestamp,
     }
@@ -440,6 +467,8 @@ diesel::table! {
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(console_sessions -> api_keys (key_id));
 diesel::joinable!(console_people -> tenants (tenant_id));
+diesel::joinable!(tenant_members -> tenants (tenant_id));
+diesel::joinable!(member_invitations -> tenants (tenant_id));
 diesel::joinable!(approvals -> sessions (session_id));
 diesel::joinable!(events -> sessions (session_id));
 diesel::joinable!(jobs -> sessions (session_id));
@@ -523,6 +552,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     jobs,
     leftover_folders,
+    member_invitations,
     messages,
     model_calls,
     oidc_logins,
@@ -538,6 +568,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tenant_egress_hosts,
     tenant_model_credentials,
     tenant_defaults,
+    tenant_members,
     tenant_secrets,
     tenant_webhook_secrets,
     tenants,

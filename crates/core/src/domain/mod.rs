@@ -13,6 +13,7 @@ pub mod mcp;
 pub mod money;
 pub mod pipeline;
 pub mod problem;
+pub mod role;
 pub mod schedule;
 pub mod session;
 pub mod turn;

@@ -5,6 +5,7 @@
 use subtle::ConstantTimeEq;
 
 use crate::db::models::tenant::{self, TenantId};
+use crate::domain::role::Role;
 use crate::error::ServiceError;
 
 /// The authenticated caller.
@@ -17,16 +18,69 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn is_admin(&self) -> bool {
-        self.role == tenant::ROLE_ADMIN
+    /// What the caller may do (a stored name this server does not know
+    /// grants the least).
+    pub fn role(&self) -> Role {
+        Role::from_stored(&self.role)
     }
 
-    /// Refuses callers that are not admins.
-    pub fn require_admin(&self) -> Result<(), ServiceError> {
-        if self.is_admin() {
+    /// An admin of its tenant, or the server's owner.
+    pub fn is_admin(&self) -> bool {
+        self.role() >= Role::Admin
+    }
+
+    /// The server's owner: manages every tenant and the server itself.
+    pub fn is_owner(&self) -> bool {
+        self.role() == Role::Owner
+    }
+
+    /// Refuses callers below `role`.
+    pub fn require(&self, role: Role) -> Result<(), ServiceError> {
+        if self.role() >= role {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden("this needs an admin key".into()))
+            Err(ServiceError::Forbidden(format!(
+                "this needs the {role} role; this caller is a {}",
+                self.role()
+            )))
+        }
+    }
+
+    /// Refuses callers that are not admins (of their tenant) or the owner.
+    pub fn require_admin(&self) -> Result<(), ServiceError> {
+        self.require(Role::Admin)
+    }
+
+    /// Refuses callers that are not the server's owner.
+    pub fn require_owner(&self) -> Result<(), ServiceError> {
+        self.require(Role::Owner)
+    }
+
+    /// Refuses callers that may not administer `tenant`: the owner may
+    /// administer any, an admin only its own. Another tenant is a 404, as
+    /// everywhere, so its existence is not told.
+    pub fn require_admin_of(&self, tenant: &str) -> Result<(), ServiceError> {
+        self.require_admin()?;
+        if self.is_owner() || self.tenant.as_str() == tenant {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!("no tenant {tenant:?}")))
+        }
+    }
+
+    /// The tenant an admin listing covers: `requested` when the caller may
+    /// administer it, else for no request every tenant (`None`, the owner)
+    /// or the admin's own.
+    pub fn admin_scope(&self, requested: Option<String>) -> Result<Option<String>, ServiceError> {
+        match requested {
+            Some(tenant) => {
+                self.require_admin_of(&tenant)?;
+                Ok(Some(tenant))
+            }
+            None => {
+                self.require_admin()?;
+                Ok((!self.is_owner()).then(|| self.tenant.0.clone()))
+            }
         }
     }
 }
@@ -85,8 +139,12 @@ pub async fn lookup(
             Some(Resolved {
                 caller: Caller {
                     tenant: TenantId(key.tenant_id),
+                    // A member's own key names its person in the audit log.
+                    key_label: match &key.owner_subject {
+                        Some(subject) => format!("{} (person:{subject})", key.label),
+                        None => key.label,
+                    },
                     key_id: key.id,
-                    key_label: key.label,
                     role: key.role,
                 },
                 rate_limit,

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::models::tenant::{self, ApiKey, Tenant};
 use crate::db::{self, DbConnection, DbResult};
+use crate::domain::role::Role;
 
 /// Prefix of generated keys, so a leaked one is recognisable.
 pub const KEY_PREFIX: &str = "cca_";
@@ -139,6 +140,8 @@ pub fn sync_keys(
                 role: "member".into(),
                 created_at: now,
                 revoked_at: None,
+                owner_subject: None,
+                expires_at: None,
             },
         )?;
         // The list is the truth for its keys: their tenant, active.
@@ -188,9 +191,11 @@ pub fn sync_keys(
             prefix: display_prefix(&key),
             key_hash,
             label: "generated at first start".into(),
-            role: "admin".into(),
+            role: Role::Owner.as_str().into(),
             created_at: now,
             revoked_at: None,
+            owner_subject: None,
+            expires_at: None,
         },
     )?;
     Ok(Some(key))
@@ -204,6 +209,36 @@ pub fn create_key(
     role: &str,
     label: &str,
 ) -> DbResult<(ApiKey, String)> {
+    store_new_key(conn, tenant_id, role, label, None, None)
+}
+
+/// Creates a member's own key: `owner_subject`'s, ending at `expires_at`.
+pub fn create_personal_key(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    role: &str,
+    label: &str,
+    owner_subject: &str,
+    expires_at: chrono::NaiveDateTime,
+) -> DbResult<(ApiKey, String)> {
+    store_new_key(
+        conn,
+        tenant_id,
+        role,
+        label,
+        Some(owner_subject.to_owned()),
+        Some(expires_at),
+    )
+}
+
+fn store_new_key(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    role: &str,
+    label: &str,
+    owner_subject: Option<String>,
+    expires_at: Option<chrono::NaiveDateTime>,
+) -> DbResult<(ApiKey, String)> {
     let key = generate_key();
     let key_hash = hash_key(&key);
     let row = ApiKey {
@@ -215,6 +250,8 @@ pub fn create_key(
         role: role.to_owned(),
         created_at: db::now(),
         revoked_at: None,
+        owner_subject,
+        expires_at,
     };
     tenant::ensure_key(conn, &row)?;
     Ok((row, key))

@@ -1,14 +1,14 @@
 //! Administration of the server's tenants and their API keys, model
-//! credentials and egress allowlists. Admin keys only; every change is
-//! audited before it is answered.
+//! credentials and egress allowlists. Tenants, their limits, credentials
+//! and allowlists are the owner's; an admin manages its own tenant's keys.
+//! Every change is audited before it is answered.
 
 use super::{audit, Requester, Services};
 use crate::actors::supervisor::messages::TenantLimitsChanged;
-use crate::db::models::tenant::{
-    self, ApiKey, Tenant, TenantId, TenantLimits, ROLE_ADMIN, ROLE_MEMBER,
-};
+use crate::db::models::tenant::{self, ApiKey, Tenant, TenantId, TenantLimits};
 use crate::db::models::{egress, model_call};
 use crate::db::{self};
+use crate::domain::role::Role;
 use crate::error::ServiceError;
 use crate::gateway::credential::Kind;
 use crate::security::auth::Caller;
@@ -17,8 +17,18 @@ use crate::security::keys;
 /// Longest label of a key, in characters.
 pub const KEY_LABEL_MAX_CHARS: usize = 200;
 
+/// Every tenant (the owner), or the admin's own.
 pub async fn list_tenants(services: &Services, who: &Caller) -> Result<Vec<Tenant>, ServiceError> {
     who.require_admin()?;
+    if !who.is_owner() {
+        let own = who.tenant.0.clone();
+        return Ok(
+            db::run(&services.pool, move |c| tenant::find_tenant(c, &own))
+                .await?
+                .into_iter()
+                .collect(),
+        );
+    }
     Ok(db::run(&services.pool, tenant::list_tenants).await?)
 }
 
@@ -29,7 +39,7 @@ pub async fn create_tenant(
     name: String,
     limits: TenantLimits,
 ) -> Result<Tenant, ServiceError> {
-    who.require_admin()?;
+    who.require_owner()?;
     if !keys::is_tenant_name(&name) {
         return Err(ServiceError::Validation(
             "tenant names are 1-64 of A-Z a-z 0-9 . _ - not starting with '.'".into(),
@@ -58,7 +68,7 @@ pub async fn update_tenant_limits(
     id: String,
     limits: TenantLimits,
 ) -> Result<Tenant, ServiceError> {
-    who.require_admin()?;
+    who.require_owner()?;
     let lookup = id.clone();
     let updated = db::run(&services.pool, move |c| {
         tenant::update_limits(c, &lookup, &limits)
@@ -77,13 +87,14 @@ pub async fn update_tenant_limits(
     Ok(updated)
 }
 
-/// Keys (never the keys themselves), of one tenant or all.
+/// Keys (never the keys themselves), of one tenant or all (the owner's
+/// view); an admin sees its own tenant's.
 pub async fn list_keys(
     services: &Services,
     who: &Caller,
     tenant: Option<String>,
 ) -> Result<Vec<ApiKey>, ServiceError> {
-    who.require_admin()?;
+    let tenant = who.admin_scope(tenant)?;
     Ok(db::run(&services.pool, move |c| {
         tenant::list_keys(c, tenant.as_deref())
     })
@@ -99,13 +110,8 @@ pub async fn create_key(
     role: Option<String>,
     label: Option<String>,
 ) -> Result<(ApiKey, String), ServiceError> {
-    who.require_admin()?;
-    let role = role.unwrap_or_else(|| ROLE_MEMBER.into());
-    if role != ROLE_ADMIN && role != ROLE_MEMBER {
-        return Err(ServiceError::Validation(
-            "role must be admin or member".into(),
-        ));
-    }
+    who.require_admin_of(&tenant_id)?;
+    let role = grantable_role(who, role.as_deref())?;
     let label = label.unwrap_or_default();
     if label.chars().count() > KEY_LABEL_MAX_CHARS {
         return Err(ServiceError::Validation(format!(
@@ -126,7 +132,8 @@ pub async fn create_key(
     Ok((row, key))
 }
 
-/// Revokes a key at once.
+/// Revokes a key at once. An admin revokes its own tenant's keys, and none
+/// of a higher role than its own.
 pub async fn revoke_key(
     services: &Services,
     who: &Requester,
@@ -134,12 +141,41 @@ pub async fn revoke_key(
 ) -> Result<ApiKey, ServiceError> {
     who.require_admin()?;
     let lookup = id.clone();
+    let key = db::run(&services.pool, move |c| tenant::find_key(c, &lookup))
+        .await?
+        .filter(|key| who.is_owner() || key.tenant_id == who.tenant().0)
+        .ok_or_else(|| ServiceError::NotFound(format!("no key {id:?}")))?;
+    if Role::from_stored(&key.role) > who.role() {
+        return Err(ServiceError::Forbidden(format!(
+            "key {id:?} is an {} key; a {} cannot revoke it",
+            key.role,
+            who.role()
+        )));
+    }
+    let lookup = id.clone();
     let revoked = db::run(&services.pool, move |c| tenant::revoke_key(c, &lookup))
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("no key {id:?}")))?;
     services.identities.changed(&services.pool).await;
     audit::record(services, who, "key.revoke", &revoked.id).await;
     Ok(revoked)
+}
+
+/// The role a key, rule or mapping made by `who` may carry: `requested`
+/// (member by default), a role's name and no higher than the caller's own.
+pub fn grantable_role(who: &Caller, requested: Option<&str>) -> Result<String, ServiceError> {
+    let role = match requested {
+        None => Role::Member,
+        Some(name) => Role::parse(name)
+            .ok_or_else(|| ServiceError::Validation(format!("role must be {}", Role::names())))?,
+    };
+    if role > who.role() {
+        return Err(ServiceError::Forbidden(format!(
+            "a {} cannot grant the {role} role",
+            who.role()
+        )));
+    }
+    Ok(role.as_str().to_owned())
 }
 
 /// Longest model secret accepted (model API keys and tokens are far shorter).
@@ -151,7 +187,7 @@ pub async fn model_credential(
     who: &Requester,
     tenant_id: String,
 ) -> Result<model_call::TenantCredentialRow, ServiceError> {
-    who.require_admin()?;
+    who.require_owner()?;
     let lookup = tenant_id.clone();
     db::run(&services.pool, move |c| {
         model_call::find_credential(c, &lookup)
@@ -172,7 +208,7 @@ pub async fn set_model_credential(
     kind: &str,
     secret: String,
 ) -> Result<model_call::TenantCredentialRow, ServiceError> {
-    who.require_admin()?;
+    who.require_owner()?;
     let kind = Kind::parse(kind).ok_or_else(|| {
         ServiceError::Validation("kind must be api_key, auth_token or oauth_token".into())
     })?;
@@ -206,7 +242,7 @@ pub async fn delete_model_credential(
     who: &Requester,
     tenant_id: String,
 ) -> Result<(), ServiceError> {
-    who.require_admin()?;
+    who.require_owner()?;
     let lookup = tenant_id.clone();
     let removed = db::run(&services.pool, move |c| {
         model_call::clear_credential(c, &lookup)
@@ -228,7 +264,7 @@ pub async fn egress_hosts(
     who: &Requester,
     tenant_id: String,
 ) -> Result<Vec<String>, ServiceError> {
-    who.require_admin()?;
+    who.require_owner()?;
     let lookup = tenant_id.clone();
     db::run(&services.pool, move |c| {
         if tenant::find_tenant(c, &lookup)?.is_none() {
@@ -250,7 +286,7 @@ pub async fn set_egress_hosts(
     raw: &[String],
 ) -> Result<Vec<String>, ServiceError> {
     use crate::egress::allowlist;
-    who.require_admin()?;
+    who.require_owner()?;
     if raw.len() > allowlist::MAX_PATTERNS {
         return Err(ServiceError::Validation(format!(
             "allowed_hosts has {} entries; at most {} are allowed",

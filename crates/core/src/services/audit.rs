@@ -80,6 +80,11 @@ fn describe(action: &str, target: &str) -> String {
         "tenant.update" => format!("updated tenant {target}"),
         "key.create" => format!("created key {target}"),
         "key.revoke" => format!("revoked key {target}"),
+        "member.role" => format!("changed the role of member {target}"),
+        "member.remove" => format!("removed member {target}"),
+        "member.sign_out" => format!("ended the console sign-ins of member {target}"),
+        "member.invite" => format!("invited {target}"),
+        "member.invitation.withdraw" => format!("withdrew invitation {target}"),
         "trust_rule.create" => format!("created trust rule {target}"),
         "trust_rule.delete" => format!("deleted trust rule {target}"),
         "webhook.secret.rotate" => format!("rotated the webhook secret of {target}"),
@@ -87,7 +92,7 @@ fn describe(action: &str, target: &str) -> String {
     }
 }
 
-/// A page of the audit log, newest first, and the total: an admin reads
+/// A page of the audit log, newest first, and the total: the owner reads
 /// every tenant's entries, anyone else their own tenant's.
 pub async fn list(
     services: &Services,
@@ -95,7 +100,7 @@ pub async fn list(
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<AuditEntry>, i64), crate::error::ServiceError> {
-    let scope = (!who.is_admin()).then(|| who.tenant().clone());
+    let scope = (!who.is_owner()).then(|| who.tenant().clone());
     Ok(crate::db::run(&services.pool, move |c| {
         audit::list(c, scope.as_ref(), offset, limit)
     })

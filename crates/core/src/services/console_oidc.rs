@@ -21,6 +21,7 @@ use super::console_sessions::{random_token, SESSION_HOURS};
 use super::Services;
 use crate::config::oidc::OidcProvider;
 use crate::db::models::console_session::{self, ConsolePerson, PendingLogin};
+use crate::db::models::member::SigningIn;
 use crate::error::ServiceError;
 use crate::security::jwks::{self, KeyError, ProviderMetadata};
 use crate::security::keys::hash_key;
@@ -197,33 +198,43 @@ pub async fn finish(
     let id_token = exchange(services, p, &meta, &code, &pending.verifier).await?;
     let claims = verify_id_token(services, p, &id_token, &pending.nonce).await?;
     let person = person(&claims, &p.groups_claim)?;
-    let Some(mapped) = p.map(&person.groups) else {
-        tracing::info!(subject = %person.subject, "a person of no mapped group was refused");
+    let mapped = match p.map(&person.groups) {
+        Some(mapped) => {
+            let tenant = mapped.tenant.clone();
+            let exists = crate::db::run(&services.pool, move |c| {
+                console_session::tenant_exists(c, &tenant)
+            })
+            .await?;
+            if !exists {
+                tracing::warn!(tenant = %mapped.tenant, "OIDC_GROUP_MAPPING names a tenant that does not exist");
+                return Err(ServiceError::Forbidden(format!(
+                    "your group maps to the tenant {:?}, which does not exist on this server; \
+                     ask its operator",
+                    mapped.tenant
+                )));
+            }
+            Some((mapped.tenant.clone(), mapped.role.clone()))
+        }
+        None => None,
+    };
+    let signing_in = SigningIn {
+        subject: person.subject.clone(),
+        email: person.email.clone(),
+        email_verified: person.email_verified,
+    };
+    let Some(member) = super::members::join_on_sign_in(services, signing_in, mapped).await? else {
+        tracing::info!(subject = %person.subject, "a person of no mapped group or invitation was refused");
         return Err(ServiceError::Forbidden(
             "your account is not a member of any tenant on this server".into(),
         ));
     };
-    let tenant = mapped.tenant.clone();
-    let exists = {
-        let tenant = tenant.clone();
-        crate::db::run(&services.pool, move |c| {
-            console_session::tenant_exists(c, &tenant)
-        })
-        .await?
-    };
-    if !exists {
-        tracing::warn!(tenant = %tenant, "OIDC_GROUP_MAPPING names a tenant that does not exist");
-        return Err(ServiceError::Forbidden(format!(
-            "your group maps to the tenant {tenant:?}, which does not exist on this server; \
-             ask its operator"
-        )));
-    }
+    let tenant = member.tenant_id.clone();
     let cookie_value = random_token();
     let now = crate::db::now();
     let row = ConsolePerson {
         id_hash: hash_key(&cookie_value),
         tenant_id: tenant.clone(),
-        role: mapped.role.clone(),
+        role: member.role.clone(),
         subject: person.subject.clone(),
         email: person.email,
         id_token,
@@ -238,7 +249,7 @@ pub async fn finish(
     Ok(SignedInPerson {
         cookie_value,
         tenant,
-        role: mapped.role.clone(),
+        role: member.role,
         subject: person.subject,
     })
 }
@@ -423,6 +434,9 @@ pub fn check_id_token_claims(
 pub struct Person {
     pub subject: String,
     pub email: Option<String>,
+    /// The provider vouches for `email` (`email_verified`); only a
+    /// verified email takes an invitation.
+    pub email_verified: bool,
     pub groups: Vec<String>,
 }
 
@@ -445,6 +459,12 @@ pub fn person(claims: &Map<String, Value>, groups_claim: &str) -> Result<Person,
         Some(Value::String(e)) if !e.is_empty() && e.len() <= MAX_EMAIL_LEN => Some(e.clone()),
         _ => None,
     };
+    // Some providers send the flag as a string.
+    let email_verified = match claims.get("email_verified") {
+        Some(Value::Bool(verified)) => *verified,
+        Some(Value::String(verified)) => verified == "true",
+        _ => false,
+    };
     let usable = |g: &Value| match g {
         Value::String(s) if !s.is_empty() && s.len() <= MAX_GROUP_LEN => Some(s.clone()),
         _ => None,
@@ -457,6 +477,7 @@ pub fn person(claims: &Map<String, Value>, groups_claim: &str) -> Result<Person,
     Ok(Person {
         subject,
         email,
+        email_verified,
         groups,
     })
 }

@@ -9,8 +9,6 @@
 //! conversation is in the database under its own id: any node can rebuild
 //! its transcript file and take it up with `--resume`.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use super::sessions::{load, validate_name, Seed};
@@ -256,21 +254,17 @@ pub async fn children(
     .await?)
 }
 
-/// Which of the caller's sessions `ids` are forks, and of what.
-pub async fn origins(
+/// Where the caller's session `id` was forked from, if it is a fork.
+pub async fn origin(
     services: &Services,
     who: &Requester,
-    ids: Vec<String>,
-) -> Result<HashMap<String, SessionFork>, ServiceError> {
+    id: String,
+) -> Result<Option<SessionFork>, ServiceError> {
     let tenant = who.tenant().clone();
-    let links = crate::db::run(&services.pool, move |c| {
-        session_fork::of_sessions(c, &tenant, &ids)
+    Ok(crate::db::read(&services.pool, move |c| {
+        session_fork::of_session(c, &tenant, &id)
     })
-    .await?;
-    Ok(links
-        .into_iter()
-        .map(|link| (link.session_id.clone(), link))
-        .collect())
+    .await?)
 }
 
 #[cfg(test)]

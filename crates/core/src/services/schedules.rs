@@ -14,7 +14,6 @@ use chrono::NaiveDateTime;
 use super::launch::{self, JobPlan};
 use super::{Requester, Services};
 use crate::db::models::schedule::{self as rows, Claim, RunWithJob, Schedule, ScheduleRun};
-use crate::db::models::tenant;
 use crate::domain::schedule::{
     CatchUp, Overlap, RunCounts, RunData, ScheduleData, Timing, ORIGIN_CATCH_UP, ORIGIN_MANUAL,
     ORIGIN_SCHEDULE, RUN_CLAIMED, RUN_ERROR, RUN_SKIPPED, RUN_STARTED, RUN_WAITING,
@@ -535,7 +534,7 @@ async fn start_checked(
         true => who,
         false => launch::requester(
             Caller {
-                role: tenant::ROLE_MEMBER.into(),
+                role: crate::domain::role::Role::Member.as_str().into(),
                 ..who.caller.clone()
             },
             who.request_id.clone(),

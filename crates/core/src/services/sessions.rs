@@ -12,6 +12,7 @@ use crate::actors::session::messages::{Subscribe, Subscription};
 use crate::actors::session::relocation::{ChangeWorkspace, ChangeWorkspaceError};
 use crate::actors::supervisor::messages::{CloseSession, RunningSessions};
 use crate::db::models::session::{self, Session};
+use crate::db::models::session_page::{self, Listed};
 use crate::domain::session::SessionSpec;
 use crate::error::ServiceError;
 
@@ -31,16 +32,17 @@ pub enum SessionStatus {
     WaitingForApproval,
 }
 
-/// A page of the caller's sessions, newest first, and their total.
+/// A page of the caller's sessions, oldest first, each with its fork link,
+/// and their total.
 pub async fn list(
     services: &Services,
     who: &Requester,
     offset: i64,
     limit: i64,
-) -> Result<(Vec<Session>, i64), ServiceError> {
+) -> Result<(Vec<Listed>, i64), ServiceError> {
     let tenant = who.tenant().clone();
     Ok(crate::db::read(&services.pool, move |c| {
-        session::list(c, &tenant, offset, limit)
+        session_page::list(c, &tenant, offset, limit)
     })
     .await?)
 }

@@ -19,19 +19,19 @@ pub async fn of(
     Ok(stored.and_then(|s| serde_json::from_str(&s).ok()))
 }
 
-/// Tenant `tenant_id`'s defaults (empty when none are set); admins only.
+/// Tenant `tenant_id`'s defaults (empty when none are set); its admins only.
 pub async fn get(
     services: &Services,
     who: &Requester,
     tenant_id: String,
 ) -> Result<SessionSpec, ServiceError> {
-    who.require_admin()?;
+    who.require_admin_of(&tenant_id)?;
     let id = TenantId(tenant_id);
     exists(services, &id).await?;
     Ok(of(services, &id).await?.unwrap_or_default())
 }
 
-/// Replaces tenant `tenant_id`'s defaults; admins only, audited. They
+/// Replaces tenant `tenant_id`'s defaults; its admins only, audited. They
 /// apply to sessions created from now on.
 pub async fn set(
     services: &Services,
@@ -39,7 +39,7 @@ pub async fn set(
     tenant_id: String,
     defaults: SessionSpec,
 ) -> Result<SessionSpec, ServiceError> {
-    who.require_admin()?;
+    who.require_admin_of(&tenant_id)?;
     let id = TenantId(tenant_id);
     exists(services, &id).await?;
     if defaults.template.is_some() || defaults.env.is_some() {

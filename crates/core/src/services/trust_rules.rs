@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{audit, Requester, Services};
-use crate::db::models::tenant::{self, ROLE_ADMIN, ROLE_MEMBER};
+use crate::db::models::tenant;
 use crate::db::models::trust_rule::{self, Refused, TrustRule};
 use crate::db::{self};
+use crate::domain::role::Role;
 use crate::error::ServiceError;
 use crate::security::jwks::check_issuer_url;
 use crate::security::keys;
@@ -69,7 +70,8 @@ pub struct TrustRuleView {
     pub audience: String,
     pub claims: BTreeMap<String, String>,
     pub tenant: String,
-    /// `admin` or `member`.
+    /// `viewer`, `member` (default), `admin` or `owner`, no higher than
+    /// the caller's own.
     pub role: String,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -146,11 +148,11 @@ fn validate(rule: &NewTrustRule) -> Result<String, ServiceError> {
             )));
         }
     }
-    let role = rule.role.clone().unwrap_or_else(|| ROLE_MEMBER.into());
-    if role != ROLE_ADMIN && role != ROLE_MEMBER {
-        return Err(invalid("role must be admin or member"));
+    let role = rule.role.as_deref().unwrap_or(Role::Member.as_str());
+    if Role::parse(role).is_none() {
+        return Err(invalid(format!("role must be {}", Role::names())));
     }
-    Ok(role)
+    Ok(role.to_owned())
 }
 
 /// Creates a rule for an existing tenant; a taken name is a conflict.
@@ -159,8 +161,10 @@ pub async fn create(
     who: &Requester,
     rule: NewTrustRule,
 ) -> Result<TrustRuleView, ServiceError> {
-    who.require_admin()?;
+    who.require_admin_of(&rule.tenant)?;
     let role = validate(&rule)?;
+    // An admin lets in tokens no more powerful than itself.
+    let role = super::admin::grantable_role(who, Some(&role))?;
     let claims = serde_json::to_string(&rule.claims).map_err(ServiceError::internal)?;
     let row = TrustRule {
         id: format!("tr_{}", uuid::Uuid::now_v7().simple()),
@@ -219,7 +223,7 @@ pub async fn list(
     who: &Requester,
     tenant: Option<String>,
 ) -> Result<Vec<TrustRuleView>, ServiceError> {
-    who.require_admin()?;
+    let tenant = who.admin_scope(tenant)?;
     let rows = db::run(&services.pool, move |c| {
         trust_rule::list(c, tenant.as_deref())
     })
@@ -235,9 +239,12 @@ pub async fn delete(
 ) -> Result<TrustRuleView, ServiceError> {
     who.require_admin()?;
     let lookup = id.clone();
-    let deleted = db::run(&services.pool, move |c| trust_rule::delete(c, &lookup))
-        .await?
-        .ok_or_else(|| ServiceError::NotFound(format!("no trust rule {id:?}")))?;
+    let scope = (!who.is_owner()).then(|| who.tenant().0.clone());
+    let deleted = db::run(&services.pool, move |c| {
+        trust_rule::delete(c, &lookup, scope.as_deref())
+    })
+    .await?
+    .ok_or_else(|| ServiceError::NotFound(format!("no trust rule {id:?}")))?;
     services.identities.changed(&services.pool).await;
     audit::record(services, who, "trust_rule.delete", &deleted.id).await;
     Ok(TrustRuleView::from(deleted))
@@ -274,7 +281,7 @@ mod tests {
         let mut admin = rule(&[("repository_owner", "acme")]);
         admin.role = Some("admin".into());
         assert_eq!(validate(&admin).unwrap(), "admin");
-        admin.role = Some("owner".into());
+        admin.role = Some("root".into());
         assert!(validate(&admin).is_err());
         let mut plain_http = rule(&[("repository", "acme/app")]);
         plain_http.issuer = "http://idp.example.com".into();

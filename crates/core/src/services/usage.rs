@@ -7,8 +7,8 @@ use crate::db::models::TenantId;
 use crate::disk::DiskStatus;
 use crate::error::ServiceError;
 
-/// The usage and disk status of the caller's tenant, or of `other` (admin
-/// keys only).
+/// The usage and disk status of the caller's tenant, or of `other` (the
+/// owner only).
 pub async fn of_tenant(
     services: &Services,
     who: &Requester,
@@ -16,7 +16,7 @@ pub async fn of_tenant(
 ) -> Result<(Usage, DiskStatus), ServiceError> {
     let tenant = match other {
         Some(other) if other != who.tenant().0 => {
-            who.require_admin()?;
+            who.require_owner()?;
             TenantId(other)
         }
         _ => who.tenant().clone(),

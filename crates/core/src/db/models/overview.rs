@@ -29,7 +29,8 @@ pub fn sessions_with_state(
     tenant: &TenantId,
     max: i64,
 ) -> DbResult<SessionsState> {
-    let (rows, total) = super::session::list(conn, tenant, 0, max)?;
+    let (listed, total) = super::session_page::list(conn, tenant, 0, max)?;
+    let rows: Vec<_> = listed.into_iter().map(|(row, _)| row).collect();
     let mut failed = HashSet::new();
     for row in &rows {
         if last_failed(conn, &row.id)? {

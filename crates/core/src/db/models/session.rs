@@ -111,34 +111,6 @@ pub fn find_by_id(conn: &mut DbConnection, id: &str) -> DbResult<Option<Session>
         .optional()?)
 }
 
-/// One page of the tenant's sessions, oldest first, and the total count.
-pub fn list(
-    conn: &mut DbConnection,
-    tenant: &TenantId,
-    offset: i64,
-    limit: i64,
-) -> DbResult<(Vec<Session>, i64)> {
-    let scope = sessions::table.filter(sessions::tenant_id.eq(tenant.as_str()));
-    // One statement: each row carries the total (a window over the whole
-    // filtered set, taken before the page is cut).
-    let rows: Vec<(Session, i64)> = scope
-        .order((sessions::created_at.asc(), sessions::id.asc()))
-        .offset(offset)
-        .limit(limit)
-        .select((
-            Session::as_select(),
-            diesel::dsl::sql::<diesel::sql_types::BigInt>("COUNT(*) OVER ()"),
-        ))
-        .load(conn)?;
-    let total = match rows.first() {
-        Some((_, total)) => *total,
-        // An empty page says nothing of the total unless it is the first.
-        None if offset > 0 => scope.count().get_result(conn)?,
-        None => 0,
-    };
-    Ok((rows.into_iter().map(|(row, _)| row).collect(), total))
-}
-
 /// Deletes the session (history and events go with it); `false` if absent.
 pub fn delete(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbResult<bool> {
     crate::db::write_transaction(conn, |conn| delete_rows(conn, tenant, id))

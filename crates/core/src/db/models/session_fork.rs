@@ -28,17 +28,18 @@ pub fn insert(conn: &mut DbConnection, row: &SessionFork) -> DbResult<()> {
     Ok(())
 }
 
-/// The fork links of the tenant's sessions `ids` (those that are forks).
-pub fn of_sessions(
+/// The fork link of the tenant's session `id`, if it is a fork.
+pub fn of_session(
     conn: &mut DbConnection,
     tenant: &TenantId,
-    ids: &[String],
-) -> DbResult<Vec<SessionFork>> {
+    id: &str,
+) -> DbResult<Option<SessionFork>> {
     Ok(session_forks::table
         .filter(session_forks::tenant_id.eq(tenant.as_str()))
-        .filter(session_forks::session_id.eq_any(ids))
+        .filter(session_forks::session_id.eq(id))
         .select(SessionFork::as_select())
-        .load(conn)?)
+        .first(conn)
+        .optional()?)
 }
 
 /// A page of the tenant's sessions forked from `parent_id`, oldest first,

@@ -85,10 +85,11 @@ pub struct ApiKey {
     pub role: String,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    /// A member's own key: the person's subject.
+    pub owner_subject: Option<String>,
+    /// When the key stops working by itself, if ever.
+    pub expires_at: Option<NaiveDateTime>,
 }
-
-pub const ROLE_ADMIN: &str = "admin";
-pub const ROLE_MEMBER: &str = "member";
 
 /// Creates the tenant unless one with this id exists.
 pub fn ensure_tenant(conn: &mut DbConnection, tenant: &Tenant) -> DbResult<()> {
@@ -204,6 +205,11 @@ pub fn find_active_key_with_limits(
         .inner_join(tenants::table)
         .filter(api_keys::key_hash.eq(key_hash))
         .filter(api_keys::revoked_at.is_null())
+        .filter(
+            api_keys::expires_at
+                .is_null()
+                .or(api_keys::expires_at.gt(crate::db::now())),
+        )
         .select((
             ApiKey::as_select(),
             tenants::rate_limit_requests,
@@ -223,6 +229,15 @@ pub fn list_keys(conn: &mut DbConnection, tenant: Option<&str>) -> DbResult<Vec<
         .order((api_keys::created_at.desc(), api_keys::id.asc()))
         .select(ApiKey::as_select())
         .load(conn)?)
+}
+
+/// The key `id`, revoked or not.
+pub fn find_key(conn: &mut DbConnection, id: &str) -> DbResult<Option<ApiKey>> {
+    Ok(api_keys::table
+        .find(id)
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// Revokes a key; `None` when there is no such key.

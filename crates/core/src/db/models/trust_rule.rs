@@ -88,14 +88,20 @@ pub fn for_issuer(conn: &mut DbConnection, issuer: &str) -> DbResult<Vec<RuleWit
         .load(conn)?)
 }
 
-/// Deletes the rule `id`; the rule as it was, or `None` when there is none.
-pub fn delete(conn: &mut DbConnection, id: &str) -> DbResult<Option<TrustRule>> {
+/// Deletes the rule `id` (of `tenant` when given); the rule as it was, or
+/// `None` when there is none.
+pub fn delete(
+    conn: &mut DbConnection,
+    id: &str,
+    tenant: Option<&str>,
+) -> DbResult<Option<TrustRule>> {
     crate::db::write_transaction(conn, |conn| {
         let found = trust_rules::table
             .find(id)
             .select(TrustRule::as_select())
             .first(conn)
-            .optional()?;
+            .optional()?
+            .filter(|rule| tenant.is_none_or(|t| rule.tenant_id == t));
         if found.is_some() {
             diesel::delete(trust_rules::table.find(id)).execute(conn)?;
         }

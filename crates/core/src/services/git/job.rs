@@ -34,7 +34,7 @@ impl crate::actors::JobGitRunner for JobGitPhase {
                     tenant: crate::db::models::TenantId(tenant_id),
                     key_id: "job".into(),
                     key_label: "a job's git step".into(),
-                    role: crate::db::models::tenant::ROLE_MEMBER.into(),
+                    role: crate::domain::role::Role::Member.as_str().into(),
                 },
                 client_addr: None,
                 request_id: String::new(),

@@ -1,0 +1,3 @@
+-- Admin keys administered every tenant; that is now the owner's role, and
+-- an admin administers its own tenant only.
+UPDATE api_keys SET role = 'owner' WHERE role = 'admin';

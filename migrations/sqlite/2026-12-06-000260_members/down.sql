@@ -1,0 +1,2 @@
+DROP TABLE member_invitations;
+DROP TABLE tenant_members;
