@@ -57,6 +57,19 @@ async fn a_job_runs_the_agent_and_calls_back_signed() {
     let id = body["data"]["id"].as_str().unwrap().to_string();
     assert_eq!(location, format!("/api/v1/sessions/j/jobs/{id}"));
     assert_eq!(body["data"]["status"], "queued");
+    // It names who queued it: ALICE's key.
+    let alice_key = app.query_strings(
+        "SELECT id AS s FROM api_keys WHERE tenant_id = 'alice' AND role = 'member'",
+    );
+    assert!(
+        alice_key.contains(
+            &body["data"]["created_by"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        ),
+        "{body}"
+    );
     // The row exists before the 202 was sent.
     assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), 1);
 

@@ -615,6 +615,11 @@ async fn an_admin_invites_re_roles_and_removes_a_person_with_effect_on_its_live_
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
+    let made: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        made["data"]["created_by"],
+        json!({"id": "person:stranger", "label": "stranger@example.com"})
+    );
 
     // Removed: the sign-in is over at once, and the stranger is refused
     // at its next sign-in (the invitation was used).
@@ -749,6 +754,12 @@ async fn a_member_makes_keys_of_its_own_that_follow_its_membership() {
     let labels =
         app.query_strings("SELECT key_label AS s FROM audit_log WHERE action = 'session.create'");
     assert_eq!(labels, ["laptop (person:member)"]);
+    // So does the session it made.
+    let session = get_json(&app, "/api/v1/sessions/from-the-laptop", &alice_admin).await;
+    assert_eq!(
+        session["data"]["created_by"]["label"],
+        "laptop (person:member)"
+    );
     let listed: serde_json::Value = as_person(http.get(app.url("/api/v1/me/keys")))
         .send()
         .await

@@ -136,6 +136,8 @@ pub struct SessionData {
     /// The session this one was forked from, and at which of its turns;
     /// `null` for a session that is no fork.
     forked_from: Option<ForkOrigin>,
+    /// Who made it (absent for sessions made before this was recorded).
+    created_by: Option<claude_code_api_core::domain::creator::Creator>,
 }
 
 /// Where a fork comes from.
@@ -242,6 +244,10 @@ impl SessionData {
             output_tokens: s.output_tokens,
             created_at: claude_code_api_core::domain::timestamp(&s.created_at),
             updated_at: claude_code_api_core::domain::timestamp(&s.updated_at),
+            created_by: claude_code_api_core::domain::creator::Creator::of(
+                &s.created_by,
+                &s.created_by_label,
+            ),
             forked_from: None,
         }
     }

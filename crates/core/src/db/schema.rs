@@ -152,6 +152,8 @@ diesel::table! {
         owner_instance -> Nullable<Text>,
         owner_epoch -> BigInt,
         lease_until -> Nullable<Timestamp>,
+        created_by -> Nullable<Text>,
+        created_by_label -> Nullable<Text>,
     }
 }
 
@@ -227,6 +229,8 @@ diesel::table! {
         completed_at -> Nullable<Timestamp>,
         git -> Nullable<Text>,
         attachments -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_by_label -> Nullable<Text>,
     }
 }
 

@@ -48,6 +48,8 @@ pub struct JobData {
     /// pull_request: {number, url}}`, and `error` when a step failed.
     #[schema(value_type = Option<Object>)]
     pub git: Value,
+    /// Who queued it (absent for jobs queued before this was recorded).
+    pub created_by: Option<super::creator::Creator>,
 }
 
 /// The webhook body for a job that reached a final state: compatible with

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod answer;
 pub mod approval;
 pub mod attachment;
+pub mod creator;
 pub mod event;
 pub mod job;
 pub mod job_git;

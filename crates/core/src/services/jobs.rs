@@ -49,6 +49,8 @@ pub(super) async fn insert(
         completed_at: None,
         git: None,
         attachments,
+        created_by: Some(who.key_id.clone()),
+        created_by_label: Some(who.key_label.clone()),
     };
     // The session is this node's before the job is stored (in a cluster,
     // a job stored for a session another node runs would wait unseen).

@@ -284,6 +284,8 @@ pub(super) async fn insert(
         created_at: now,
         updated_at: now,
         budget_micros,
+        created_by: Some(who.key_id.clone()),
+        created_by_label: Some(who.key_label.clone()),
     };
     let cap = tenant_row
         .and_then(|t| t.max_sessions)

@@ -38,6 +38,10 @@ pub struct Job {
     pub git: Option<String>,
     /// Its images and documents (JSON of `Attachment`s), when it has any.
     pub attachments: Option<String>,
+    /// Who queued it: a key's id, or `person:<sub>`.
+    pub created_by: Option<String>,
+    /// The maker's label: a person's email, or a key's label.
+    pub created_by_label: Option<String>,
 }
 
 impl Job {
@@ -69,6 +73,7 @@ impl Job {
                 .as_deref()
                 .and_then(|g| serde_json::from_str(g).ok())
                 .unwrap_or(Value::Null),
+            created_by: crate::domain::creator::Creator::of(&job.created_by, &job.created_by_label),
         }
     }
 }

@@ -26,6 +26,11 @@ pub struct Session {
     pub updated_at: NaiveDateTime,
     /// Spend limit of this session (micro-USD), if any.
     pub budget_micros: Option<i64>,
+    /// Who made it: a key's id, or `person:<sub>` (none before this was
+    /// recorded).
+    pub created_by: Option<String>,
+    /// The maker's label: a person's email, or a key's label.
+    pub created_by_label: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConnection, session: &Session) -> DbResult<()> {
