@@ -22,7 +22,7 @@ use claude_code_api_core::services::trust_rules::{self, NewTrustRule, TrustRuleV
     request_body = NewTrustRule,
     responses(
         (status = 201, description = "Created", body = Envelope<TrustRuleView>),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken, or the tenant or server has as many rules as it may", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad name, issuer, audience, claim or role", body = Problem, content_type = "application/problem+json"),
@@ -53,7 +53,7 @@ pub struct TrustRulesQuery {
     params(TrustRulesQuery),
     responses(
         (status = 200, description = "The rules", body = Envelope<Vec<TrustRuleView>>),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn list_trust_rules(
@@ -74,7 +74,7 @@ pub async fn list_trust_rules(
     params(("id" = String, Path, description = "The rule's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rule", body = Problem, content_type = "application/problem+json"),
     ),
 )]

@@ -640,9 +640,30 @@ async fn an_admin_invites_re_roles_and_removes_a_person_with_effect_on_its_live_
     );
     assert_eq!(sign_in(&app, &http, "stranger").await.unwrap_err(), 403);
 
-    // The group-mapped person is a member by its groups; an admin may end
-    // its sign-ins, and the audit log names each change.
+    // The group-mapped person is a member by its groups; a membership its
+    // groups gave before and no longer give goes at its sign-in, with its
+    // own keys there. An admin may end its sign-ins, and the audit log
+    // names each change.
+    app.exec(
+        "INSERT INTO tenant_members (id, tenant_id, subject, email, role, source, created_at) \
+         VALUES ('mem_stale', 'bob', 'member', NULL, 'admin', 'groups', CURRENT_TIMESTAMP)",
+    );
+    app.exec(
+        "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, label, role, created_at, \
+         owner_subject, expires_at) VALUES ('key_stale', 'bob', 'stale-hash', 'cca_x', 'old', \
+         'admin', CURRENT_TIMESTAMP, 'member', NULL)",
+    );
     let (cookie, _) = sign_in(&app, &http, "member").await.unwrap();
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM tenant_members WHERE tenant_id = 'bob'"),
+        0
+    );
+    assert_eq!(
+        app.query_i64(
+            "SELECT COUNT(*) AS n FROM api_keys WHERE id = 'key_stale' AND revoked_at IS NULL"
+        ),
+        0
+    );
     let members = get_json(&app, "/api/v1/admin/members", &alice_admin).await;
     let member = members["data"]
         .as_array()

@@ -70,6 +70,13 @@ async fn a_viewer_reads_and_an_admin_manages_only_its_own_tenant() {
         .await
         .unwrap();
     assert_problem(res, 403, "forbidden").await;
+    // Nor does it read the secret webhooks are signed with.
+    let res = app
+        .get("/api/v1/webhooks/secret", &viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
     assert_eq!(
         app.query_i64("SELECT COUNT(*) AS n FROM sessions WHERE tenant_id = 'alice'"),
         1
@@ -162,8 +169,26 @@ async fn a_viewer_reads_and_an_admin_manages_only_its_own_tenant() {
         .await
         .unwrap();
     assert_problem(res, 403, "forbidden").await;
+    // Trust rules are the owner's: every tenant's rules match one issuer's
+    // tokens, so a tenant's admin could claim another tenant's.
+    let res = app
+        .post(
+            "/api/v1/admin/trust-rules",
+            &admin,
+            json!({"name": "a", "issuer": "https://token.actions.githubusercontent.com",
+                   "audience": "https://cca.test", "claims": {"repository": "bob/app"},
+                   "tenant": "alice"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
     // The server's own settings are the owner's.
-    for path in ["/api/v1/admin/nodes", "/api/v1/admin/tenants/alice/egress"] {
+    for path in [
+        "/api/v1/admin/nodes",
+        "/api/v1/admin/tenants/alice/egress",
+        "/api/v1/admin/trust-rules",
+    ] {
         let res = app.get(path, &admin).send().await.unwrap();
         assert_problem(res, 403, "forbidden").await;
     }

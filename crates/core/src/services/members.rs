@@ -222,7 +222,7 @@ pub async fn invitations(
     .await?)
 }
 
-/// Withdraws invitation `id`.
+/// Withdraws invitation `id` (none of a role above the caller's).
 pub async fn withdraw(
     services: &Services,
     who: &Requester,
@@ -231,8 +231,9 @@ pub async fn withdraw(
 ) -> Result<Invitation, ServiceError> {
     let tenant = tenant_of(who, tenant)?;
     let lookup = id.clone();
+    let most = who.role();
     let gone = crate::db::run(&services.pool, move |c| {
-        member::withdraw(c, &tenant, &lookup)
+        member::withdraw(c, &tenant, &lookup, most)
     })
     .await?
     .ok_or_else(|| ServiceError::NotFound(format!("no invitation {id:?}")))?;
@@ -252,11 +253,15 @@ pub async fn join_on_sign_in(
         ..person
     };
     let new_id = format!("mem_{}", uuid::Uuid::new_v4().simple());
-    Ok(crate::db::run(&services.pool, move |c| {
+    let joined = crate::db::run(&services.pool, move |c| {
         let mapped = mapped.as_ref().map(|(t, r)| (t.as_str(), r.as_str()));
         member::join_on_sign_in(c, &person, mapped, &new_id, crate::db::now())
     })
-    .await?)
+    .await?;
+    // The groups may have taken a membership or a role, and with them
+    // some of the person's own keys.
+    services.identities.changed(&services.pool).await;
+    Ok(joined)
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub async fn redeliver(
 
 /// The tenant's signing secret, made on first use.
 pub async fn secret(services: &Services, who: &Requester) -> Result<String, ServiceError> {
+    // It signs what receivers trust: not a viewer's to read.
+    who.require(crate::domain::role::Role::Member)?;
     let tenant = who.tenant().clone();
     Ok(db::run(&services.pool, move |c| {
         webhook_secret::current(c, &tenant, WebhookSecret::generate)
@@ -51,6 +53,7 @@ pub async fn secret(services: &Services, who: &Requester) -> Result<String, Serv
 /// Replaces the tenant's secret; the old one keeps signing (as a second
 /// signature) for `PREVIOUS_SECRET_HOURS`.
 pub async fn rotate_secret(services: &Services, who: &Requester) -> Result<String, ServiceError> {
+    who.require(crate::domain::role::Role::Member)?;
     let tenant = who.tenant().clone();
     let keep_until = db::now() + chrono::Duration::hours(PREVIOUS_SECRET_HOURS);
     let secret = db::run(&services.pool, move |c| {

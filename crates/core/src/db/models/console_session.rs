@@ -52,6 +52,11 @@ pub fn find_live(conn: &mut DbConnection, id_hash: &str) -> DbResult<Option<Live
         .filter(console_sessions::id_hash.eq(id_hash))
         .filter(console_sessions::expires_at.gt(crate::db::now()))
         .filter(api_keys::revoked_at.is_null())
+        .filter(
+            api_keys::expires_at
+                .is_null()
+                .or(api_keys::expires_at.gt(crate::db::now())),
+        )
         .select((
             ConsoleSession::as_select(),
             ApiKey::as_select(),

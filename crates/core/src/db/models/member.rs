@@ -93,20 +93,7 @@ pub fn set_role(
                 tenant_members::source.eq(FROM_ADMIN),
             ))
             .execute(conn)?;
-        diesel::update(
-            console_people::table
-                .filter(console_people::tenant_id.eq(tenant.as_str()))
-                .filter(console_people::subject.eq(&member.subject)),
-        )
-        .set(console_people::role.eq(role))
-        .execute(conn)?;
-        // The member's own keys keep no more than the member has.
-        let above: Vec<&str> = Role::ALL
-            .into_iter()
-            .filter(|r| *r > Role::from_stored(role))
-            .map(Role::as_str)
-            .collect();
-        revoke_personal_keys(conn, tenant, &member.subject, Some(&above))?;
+        follow_role(conn, tenant, &member.subject, role)?;
         find(conn, tenant, id)
     })
 }
@@ -139,6 +126,30 @@ pub fn end_sign_ins(
     Ok(Some((member, ended)))
 }
 
+/// Gives `subject`'s console sign-ins in the tenant the role `role`, and
+/// revokes its own keys above it.
+fn follow_role(
+    conn: &mut DbConnection,
+    tenant: &TenantId,
+    subject: &str,
+    role: &str,
+) -> DbResult<()> {
+    diesel::update(
+        console_people::table
+            .filter(console_people::tenant_id.eq(tenant.as_str()))
+            .filter(console_people::subject.eq(subject)),
+    )
+    .set(console_people::role.eq(role))
+    .execute(conn)?;
+    let above: Vec<&str> = Role::ALL
+        .into_iter()
+        .filter(|r| *r > Role::from_stored(role))
+        .map(Role::as_str)
+        .collect();
+    revoke_personal_keys(conn, tenant, subject, Some(&above))?;
+    Ok(())
+}
+
 /// Revokes `subject`'s own keys in the tenant: all of them, or those of
 /// the roles `only`.
 fn revoke_personal_keys(
@@ -169,7 +180,9 @@ fn end_sign_ins_of(conn: &mut DbConnection, tenant: &TenantId, subject: &str) ->
     .execute(conn)?)
 }
 
-/// The membership a sign-in lands in, made or brought up to date:
+/// The membership a sign-in lands in, made or brought up to date. First,
+/// memberships the provider's groups gave and no longer give are removed
+/// (with their sign-ins and the person's own keys there). Then:
 /// - `mapped` (the tenant and role the provider's groups map to): that
 ///   tenant, with the mapped role unless an admin set another;
 /// - else the person's oldest membership;
@@ -185,6 +198,20 @@ pub fn join_on_sign_in(
     now: NaiveDateTime,
 ) -> DbResult<Option<Member>> {
     crate::db::write_transaction(conn, |conn| {
+        let by_groups: Vec<Member> = tenant_members::table
+            .filter(tenant_members::subject.eq(&person.subject))
+            .filter(tenant_members::source.eq(FROM_GROUPS))
+            .select(Member::as_select())
+            .load(conn)?;
+        for gone in by_groups
+            .iter()
+            .filter(|m| mapped.is_none_or(|(tenant, _)| m.tenant_id != tenant))
+        {
+            let tenant = TenantId(gone.tenant_id.clone());
+            diesel::delete(tenant_members::table.find(&gone.id)).execute(conn)?;
+            end_sign_ins_of(conn, &tenant, &gone.subject)?;
+            revoke_personal_keys(conn, &tenant, &gone.subject, None)?;
+        }
         let existing = |conn: &mut DbConnection, tenant: Option<&str>| {
             let mut query = tenant_members::table
                 .filter(tenant_members::subject.eq(person.subject.clone()))
@@ -205,6 +232,14 @@ pub fn join_on_sign_in(
                 Some((_, role)) if member.source == FROM_GROUPS => role.to_owned(),
                 _ => member.role.clone(),
             };
+            if role != member.role {
+                follow_role(
+                    conn,
+                    &TenantId(member.tenant_id.clone()),
+                    &member.subject,
+                    &role,
+                )?;
+            }
             diesel::update(tenant_members::table.find(&member.id))
                 .set((
                     tenant_members::role.eq(&role),
@@ -325,11 +360,13 @@ pub fn invitations(
         .load(conn)?)
 }
 
-/// Withdraws invitation `id`; the invitation as it was.
+/// Withdraws invitation `id` unless its role is above `most`; the
+/// invitation as it was (`None` when absent or above `most`).
 pub fn withdraw(
     conn: &mut DbConnection,
     tenant: &TenantId,
     id: &str,
+    most: Role,
 ) -> DbResult<Option<Invitation>> {
     crate::db::write_transaction(conn, |conn| {
         let found = member_invitations::table
@@ -337,7 +374,8 @@ pub fn withdraw(
             .filter(member_invitations::id.eq(id))
             .select(Invitation::as_select())
             .first(conn)
-            .optional()?;
+            .optional()?
+            .filter(|invitation| Role::from_stored(&invitation.role) <= most);
         if found.is_some() {
             diesel::delete(member_invitations::table.find(id)).execute(conn)?;
         }
