@@ -6,8 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::admin::{KeyData, KeyRole};
 use super::envelope::{self, Envelope};
+use super::views::keys::{KeyData, KeyRole};
 use crate::error::{ApiError, Problem};
 use crate::identity::Who;
 use crate::state::AppState;

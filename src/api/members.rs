@@ -15,7 +15,7 @@ use claude_code_api_core::db::models::member::{Invitation, Member};
 use claude_code_api_core::domain::timestamp;
 use claude_code_api_core::services::members;
 
-use super::admin::KeyRole;
+use super::views::keys::KeyRole;
 
 /// A person of the tenant.
 #[derive(Debug, Serialize, ToSchema)]

@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod health;
 pub mod history;
+pub mod keys;
 pub mod nodes;
 pub mod openai;
 pub mod sessions;
