@@ -107,10 +107,8 @@ async fn outranks(
     id: &str,
 ) -> Result<(), ServiceError> {
     let (tenant, lookup) = (tenant.clone(), id.to_owned());
-    let members = crate::db::run(&services.pool, move |c| member::list(c, &tenant)).await?;
-    let member = members
-        .into_iter()
-        .find(|m| m.id == lookup)
+    let member = crate::db::run(&services.pool, move |c| member::find(c, &tenant, &lookup))
+        .await?
         .ok_or_else(|| no_member(id))?;
     if Role::from_stored(&member.role) > who.role() {
         return Err(ServiceError::Forbidden(format!(

@@ -65,7 +65,8 @@ pub fn list(conn: &mut DbConnection, tenant: &TenantId) -> DbResult<Vec<Member>>
         .load(conn)?)
 }
 
-fn find(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbResult<Option<Member>> {
+/// Member `id` of the tenant.
+pub fn find(conn: &mut DbConnection, tenant: &TenantId, id: &str) -> DbResult<Option<Member>> {
     Ok(tenant_members::table
         .filter(tenant_members::tenant_id.eq(tenant.as_str()))
         .filter(tenant_members::id.eq(id))
