@@ -99,13 +99,17 @@ impl Drop for Provider {
 /// A server whose console signs in through a fresh provider; its
 /// `PUBLIC_URL` is its own loopback address (a port picked beforehand).
 async fn spawn() -> (TestApp, Provider) {
+    spawn_from(Options::fake()).await
+}
+
+/// `spawn` with the CLI (and variables) of `base`.
+async fn spawn_from(base: Options) -> (TestApp, Provider) {
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     let secret = claude_code_api_core::services::console_sessions::random_token();
     let provider = Provider::start(&public, &secret);
     let app = TestApp::spawn_with(
-        Options::fake()
-            .var("API_PORT", port.to_string())
+        base.var("API_PORT", port.to_string())
             .var("PUBLIC_URL", public)
             .var("OIDC_ISSUER_URL", provider.issuer.clone())
             .var("OIDC_CLIENT_ID", CLIENT_ID)
@@ -859,4 +863,117 @@ async fn a_member_makes_keys_of_its_own_that_follow_its_membership() {
         ),
         0
     );
+}
+
+/// The status of `key`'s GET of `path`.
+async fn status_of(app: &TestApp, path: &str, key: &str) -> u16 {
+    app.get(path, key).send().await.unwrap().status().as_u16()
+}
+
+/// The session names on the first page `key` lists.
+async fn listed_names(app: &TestApp, key: &str) -> Vec<String> {
+    let body = get_json(app, "/api/v1/sessions?limit=100", key).await;
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_private_session_is_seen_by_its_person_and_the_admins_only() {
+    // The real CLI against the mock model: the private session really runs.
+    let (app, _provider) = spawn_from(Options::default()).await;
+    let http = bare_client();
+    let alice_admin = key_of(&app, "alice", "admin").await;
+    let colleague = key_of(&app, "alice", "member").await;
+    let (cookie, csrf) = sign_in(&app, &http, "member").await.unwrap();
+    let as_person =
+        |req: reqwest::RequestBuilder| req.header("cookie", &cookie).header("x-csrf-token", &csrf);
+    let res = as_person(http.post(app.url("/api/v1/me/keys")))
+        .json(&json!({"label": "laptop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let laptop: serde_json::Value = res.json().await.unwrap();
+    let laptop = laptop["data"]["key"].as_str().unwrap().to_owned();
+
+    // Made through the person's key: private to the person, not the key.
+    let diary = app
+        .create_session_with(&laptop, json!({"name": "diary", "visibility": "private"}))
+        .await;
+    assert_eq!(diary["visibility"], "private");
+    let shared = app.create_session(&laptop, "notes").await;
+    assert_eq!(shared["visibility"], "tenant");
+    assert_eq!(
+        app.query_strings("SELECT private_to AS s FROM sessions WHERE name = 'diary'"),
+        ["person:member"]
+    );
+    app.chat_ok(&laptop, "diary", "remember the word heron").await;
+    let (status, job) = app
+        .create_job(
+            &laptop,
+            "diary",
+            json!({"message": "hello", "webhook_url": "http://127.0.0.1:9/hook"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job_id = job["data"]["id"].as_str().unwrap().to_owned();
+    let done = app.wait_job(&laptop, "diary", &job_id, 60).await;
+    assert_eq!(done["status"], "done", "{done}");
+
+    // The person's own sign-in sees it, and forks it; the fork is private too.
+    let page: serde_json::Value = as_person(http.get(app.url("/api/v1/sessions/diary")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"]["name"], "diary", "{page}");
+    let res = as_person(http.post(app.url("/api/v1/sessions/diary/fork")))
+        .json(&json!({"new_name": "diary-copy", "at_turn": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    assert_eq!(
+        app.query_strings("SELECT private_to AS s FROM sessions WHERE name = 'diary-copy'"),
+        ["person:member"]
+    );
+
+    // A colleague of the same tenant: missing everywhere, like another
+    // tenant's; the shared one is there.
+    assert_eq!(listed_names(&app, &colleague).await, ["notes"]);
+    for path in [
+        "/api/v1/sessions/diary".to_owned(),
+        "/api/v1/sessions/diary/history".to_owned(),
+        "/api/v1/sessions/diary/forks".to_owned(),
+        "/api/v1/sessions/diary-copy".to_owned(),
+        format!("/api/v1/sessions/diary/jobs/{job_id}"),
+    ] {
+        assert_eq!(status_of(&app, &path, &colleague).await, 404, "{path}");
+    }
+    assert_eq!(status_of(&app, "/api/v1/sessions/notes", &colleague).await, 200);
+    let (status, _) = app.chat(&colleague, "diary", "what was the word?").await;
+    assert_eq!(status, 404);
+    let deliveries = get_json(&app, "/api/v1/webhooks/deliveries", &colleague).await;
+    assert!(!deliveries.to_string().contains(&job_id), "{deliveries}");
+    let own = get_json(&app, "/api/v1/webhooks/deliveries", &laptop).await;
+    assert!(own.to_string().contains(&job_id), "{own}");
+    // Its name stays taken in the tenant.
+    let res = app
+        .post("/api/v1/sessions", &colleague, json!({"name": "diary"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 409, "conflict").await;
+
+    // The tenant's admin sees every session.
+    let mut names = listed_names(&app, &alice_admin).await;
+    names.sort();
+    assert_eq!(names, ["diary", "diary-copy", "notes"]);
+    assert_eq!(status_of(&app, "/api/v1/sessions/diary", &alice_admin).await, 200);
 }

@@ -7,7 +7,9 @@ use claude_code_api_core::db::models::session_fork::SessionFork;
 use claude_code_api_core::db::models::session_page::Listed;
 use claude_code_api_core::domain::agent::AgentSpec;
 use claude_code_api_core::domain::money::micros_to_usd;
-use claude_code_api_core::domain::session::{Effort, PermissionMode, SessionSpec, TurnOverrides};
+use claude_code_api_core::domain::session::{
+    Effort, PermissionMode, SessionSpec, TurnOverrides, Visibility,
+};
 use claude_code_api_core::error::ServiceError;
 use claude_code_api_core::services::forks;
 use claude_code_api_core::services::sessions::{self, validate_name, SessionStatus};
@@ -81,6 +83,11 @@ pub struct CreateSession {
     /// `mcp_servers`.
     #[serde(default)]
     strict_mcp_config: Option<bool>,
+    /// `tenant` (the default): every member of the tenant sees it;
+    /// `private`: only its maker (the person, through any of their keys or
+    /// sign-ins) and the tenant's admins do; to anyone else it is a 404.
+    #[serde(default)]
+    visibility: Option<Visibility>,
 }
 
 /// A session as clients see it. Every spec field is present, `null` when
@@ -138,6 +145,8 @@ pub struct SessionData {
     forked_from: Option<ForkOrigin>,
     /// Who made it (absent for sessions made before this was recorded).
     created_by: Option<claude_code_api_core::domain::creator::Creator>,
+    /// `private`: seen only by its maker and the tenant's admins.
+    visibility: Visibility,
 }
 
 /// Where a fork comes from.
@@ -248,6 +257,10 @@ impl SessionData {
                 &s.created_by,
                 &s.created_by_label,
             ),
+            visibility: match s.private_to {
+                Some(_) => Visibility::Private,
+                None => Visibility::Tenant,
+            },
             forked_from: None,
         }
     }
@@ -295,12 +308,14 @@ impl CreateSession {
     pub fn into_new_session(mut self) -> Result<sessions::NewSession, ApiError> {
         let budget_micros = sessions::budget_micros(self.budget_usd)?;
         let repo = self.repo.take();
+        let private = self.visibility.take().unwrap_or_default().is_private();
         let (name, spec) = self.into_spec()?;
         Ok(sessions::NewSession {
             name,
             spec,
             budget_micros,
             repo,
+            private,
         })
     }
 

@@ -154,6 +154,7 @@ diesel::table! {
         lease_until -> Nullable<Timestamp>,
         created_by -> Nullable<Text>,
         created_by_label -> Nullable<Text>,
+        private_to -> Nullable<Text>,
     }
 }
 

@@ -131,6 +131,28 @@ impl Effort {
     }
 }
 
+/// Who sees a session: the whole tenant (the default), or only its maker
+/// and the tenant's admins.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    #[default]
+    Tenant,
+    Private,
+}
+
+impl Visibility {
+    pub fn is_tenant(&self) -> bool {
+        *self == Visibility::Tenant
+    }
+
+    pub fn is_private(&self) -> bool {
+        *self == Visibility::Private
+    }
+}
+
 /// A session's own choices, stored with the session. `None` = server default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

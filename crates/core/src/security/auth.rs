@@ -15,6 +15,9 @@ pub struct Caller {
     pub key_id: String,
     pub key_label: String,
     pub role: String,
+    /// The person behind the request: one signed in through the identity
+    /// provider, or the owner of a personal key (its subject).
+    pub person: Option<String>,
 }
 
 impl Caller {
@@ -22,6 +25,24 @@ impl Caller {
     /// grants the least).
     pub fn role(&self) -> Role {
         Role::from_stored(&self.role)
+    }
+
+    /// Who the caller is across its ways in: `person:<sub>` for a person
+    /// (signed in, or through a personal key), else the key's id. Private
+    /// sessions are private to a principal.
+    pub fn principal(&self) -> String {
+        match &self.person {
+            Some(subject) => format!("person:{subject}"),
+            None => self.key_id.clone(),
+        }
+    }
+
+    /// What of the tenant's sessions the caller sees.
+    pub fn sight(&self) -> crate::db::models::session::Sight {
+        crate::db::models::session::Sight {
+            principal: self.principal(),
+            sees_all: self.is_admin(),
+        }
     }
 
     /// An admin of its tenant, or the server's owner.
@@ -146,6 +167,7 @@ pub async fn lookup(
                     },
                     key_id: key.id,
                     role: key.role,
+                    person: key.owner_subject,
                 },
                 rate_limit,
             })

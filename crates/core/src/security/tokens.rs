@@ -324,6 +324,7 @@ impl BearerTokens {
                     key_id: format!("{KEY_ID_PREFIX}{}", rule.id),
                     key_label: subject_label(&claims),
                     role: rule.role.clone(),
+                    person: None,
                 },
                 rate_limit: tenant_rate_limit(settings, *requests, *window),
             },

@@ -117,16 +117,15 @@ pub async fn fork(
             )
         }),
     };
-    let row = super::sessions::insert(
-        services,
-        who,
-        new_name,
+    // A private session's fork is private too (to the one who forks it).
+    let new = super::sessions::NewSession {
+        name: new_name,
         spec,
-        parent.budget_micros,
-        None,
-        Some(seed),
-    )
-    .await?;
+        budget_micros: parent.budget_micros,
+        repo: None,
+        private: parent.private_to.is_some(),
+    };
+    let row = super::sessions::insert(services, who, new, Some(seed)).await?;
     // A repository session's fork works on a branch of its own.
     if let Some(binding) = &binding {
         if let Err(e) = super::git::bind_fork(services, binding, &row).await {
@@ -247,9 +246,9 @@ pub async fn children(
     limit: i64,
 ) -> Result<(Vec<(Session, SessionFork)>, i64), ServiceError> {
     let parent = load(services, who, name).await?;
-    let tenant = who.tenant().clone();
+    let (tenant, sight) = (who.tenant().clone(), who.sight());
     Ok(crate::db::run(&services.pool, move |c| {
-        session_fork::children(c, &tenant, &parent.id, offset, limit)
+        session_fork::children(c, &tenant, &sight, &parent.id, offset, limit)
     })
     .await?)
 }

@@ -72,10 +72,10 @@ pub async fn get(
 ) -> Result<Job, ServiceError> {
     // One query when both are there; the misses say which is missing.
     tracing::Span::current().record("session", name);
-    let tenant = who.tenant().clone();
+    let (tenant, sight) = (who.tenant().clone(), who.sight());
     let (session_name, job_id) = (name.to_owned(), id.to_owned());
     let found = crate::db::read(&services.pool, move |c| {
-        job::find_in_named_session(c, &tenant, &session_name, &job_id)
+        job::find_in_named_session(c, &tenant, &sight, &session_name, &job_id)
     })
     .await?;
     if let Some(found) = found {

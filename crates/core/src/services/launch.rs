@@ -54,6 +54,12 @@ pub struct NewSessionPlan {
     /// A repository of the tenant to start from (as `repo` of `POST /sessions`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo: Option<super::git::RepoChoice>,
+    /// `private`: seen only by the job's maker and the tenant's admins.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::domain::session::Visibility::is_tenant"
+    )]
+    pub visibility: crate::domain::session::Visibility,
 }
 
 impl JobPlan {
@@ -146,6 +152,7 @@ pub async fn launch_as(
                     spec,
                     budget_micros: None,
                     repo: new.repo.clone(),
+                    private: new.visibility.is_private(),
                 },
             )
             .await?;

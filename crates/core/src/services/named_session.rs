@@ -22,7 +22,8 @@ pub fn validate_name(name: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// The caller's session by name, or 404 (also for another tenant's session).
+/// The caller's session by name, or 404 (also for another tenant's session,
+/// and for a session private to someone else).
 pub async fn load(
     services: &Services,
     who: &Requester,
@@ -37,5 +38,6 @@ pub async fn load(
         session::find_by_name(c, &tenant, &lookup)
     })
     .await?
+    .filter(|session| who.sight().sees(session))
     .ok_or_else(|| ServiceError::NotFound(format!("no session named {name:?}")))
 }

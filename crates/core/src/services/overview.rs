@@ -37,9 +37,9 @@ pub async fn sessions(
     max: i64,
 ) -> Result<SessionsOverview, ServiceError> {
     let running = running(services, caller).await?;
-    let tenant = caller.tenant.clone();
+    let (tenant, sight) = (caller.tenant.clone(), caller.sight());
     let (sessions, failed, pending, total) = crate::db::run(&services.pool, move |c| {
-        overview::sessions_with_state(c, &tenant, max)
+        overview::sessions_with_state(c, &tenant, &sight, max)
     })
     .await?;
     Ok(SessionsOverview {
@@ -76,6 +76,7 @@ pub async fn session(
         session::find_by_name(c, &tenant, &lookup)
     })
     .await?
+    .filter(|row| caller.sight().sees(row))
     .ok_or_else(|| ServiceError::NotFound(format!("no session named {name:?}")))?;
     let (tenant, id) = (caller.tenant.clone(), row.id.clone());
     let (messages, skipped, after) = crate::db::run(&services.pool, move |c| {
@@ -116,12 +117,12 @@ pub async fn jobs(
     max_jobs: i64,
     max_sessions: i64,
 ) -> Result<JobsOverview, ServiceError> {
-    let tenant = caller.tenant.clone();
+    let (tenant, sight) = (caller.tenant.clone(), caller.sight());
     Ok(crate::db::run(&services.pool, move |c| {
-        let jobs = overview::jobs_with_sessions(c, &tenant, max_jobs)?;
+        let jobs = overview::jobs_with_sessions(c, &tenant, &sight, max_jobs)?;
         // A job has a few deliveries (started, completed, retries of each).
-        let (deliveries, _) = webhook::list(c, &tenant, None, 0, max_jobs * 4)?;
-        let session_names = overview::session_names(c, &tenant, max_sessions)?;
+        let (deliveries, _) = webhook::list(c, &tenant, &sight, None, 0, max_jobs * 4)?;
+        let session_names = overview::session_names(c, &tenant, &sight, max_sessions)?;
         Ok(JobsOverview {
             jobs,
             deliveries,

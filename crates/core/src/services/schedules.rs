@@ -507,6 +507,7 @@ async fn start_checked(
             key_id: schedule.key_id.clone(),
             key_label: schedule.key_label.clone(),
             role: schedule.role.clone(),
+            person: None,
         },
         format!("schedule-run-{}", run.id),
     );

@@ -40,9 +40,9 @@ pub async fn list(
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<Listed>, i64), ServiceError> {
-    let tenant = who.tenant().clone();
+    let (tenant, sight) = (who.tenant().clone(), who.sight());
     Ok(crate::db::read(&services.pool, move |c| {
-        session_page::list(c, &tenant, offset, limit)
+        session_page::list(c, &tenant, &sight, offset, limit)
     })
     .await?)
 }
@@ -133,6 +133,8 @@ pub struct NewSession {
     pub budget_micros: Option<i64>,
     /// A repository to start from: the workspace is its worktree.
     pub repo: Option<super::git::RepoChoice>,
+    /// Seen only by its maker (and the tenant's admins), not by the tenant.
+    pub private: bool,
 }
 
 /// A spend limit in USD as micro-USD; one that rounds to nothing, or is not
@@ -157,12 +159,7 @@ pub async fn create(
     who: &Requester,
     new: NewSession,
 ) -> Result<Session, ServiceError> {
-    let NewSession {
-        name,
-        spec,
-        budget_micros,
-        repo,
-    } = new;
+    let NewSession { name, spec, .. } = &new;
     tracing::Span::current().record("session", name.as_str());
     if let Some(agents) = &spec.agents {
         crate::domain::agent::validate("agents", agents).map_err(ServiceError::Validation)?;
@@ -182,11 +179,11 @@ pub async fn create(
                     "unknown template {template:?}; GET /api/v1/templates lists them"
                 ))
             })?;
-            spec.with_template(&found)
+            spec.clone().with_template(&found)
         }
-        None => spec,
+        None => spec.clone(),
     };
-    let row = insert(services, who, name, spec, budget_micros, repo, None).await?;
+    let row = insert(services, who, NewSession { spec, ..new }, None).await?;
     super::audit::record(services, who, "session.create", &row.name).await;
     // Its CLI starts now if a slot is free, so the first chat pays no spawn.
     super::ownership::warm(services, &row).await;
@@ -202,17 +199,14 @@ pub async fn open_or_create(
 ) -> Result<Session, ServiceError> {
     match load(services, who, name).await {
         Err(ServiceError::NotFound(_)) => {
-            match insert(
-                services,
-                who,
-                name.to_owned(),
-                SessionSpec::default(),
-                None,
-                None,
-                None,
-            )
-            .await
-            {
+            let new = NewSession {
+                name: name.to_owned(),
+                spec: SessionSpec::default(),
+                budget_micros: None,
+                repo: None,
+                private: false,
+            };
+            match insert(services, who, new, None).await {
                 // A concurrent first use created it: use that one.
                 Err(ServiceError::Conflict(_)) => load(services, who, name).await,
                 other => other,
@@ -245,12 +239,16 @@ pub(super) struct Seed {
 pub(super) async fn insert(
     services: &Services,
     who: &Requester,
-    name: String,
-    spec: SessionSpec,
-    budget_micros: Option<i64>,
-    repo: Option<super::git::RepoChoice>,
+    new: NewSession,
     seed: Option<Seed>,
 ) -> Result<Session, ServiceError> {
+    let NewSession {
+        name,
+        spec,
+        budget_micros,
+        repo,
+        private,
+    } = new;
     validate_name(&name)?;
     let spec = match super::tenant_defaults::of(services, who.tenant()).await? {
         Some(defaults) => spec.with_defaults(&defaults),
@@ -286,6 +284,7 @@ pub(super) async fn insert(
         budget_micros,
         created_by: Some(who.key_id.clone()),
         created_by_label: Some(who.key_label.clone()),
+        private_to: private.then(|| who.principal()),
     };
     let cap = tenant_row
         .and_then(|t| t.max_sessions)

@@ -18,9 +18,9 @@ pub async fn deliveries(
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<DeliveryWithAttempts>, i64), ServiceError> {
-    let tenant = who.tenant().clone();
+    let (tenant, sight) = (who.tenant().clone(), who.sight());
     Ok(db::run(&services.pool, move |c| {
-        webhook::list(c, &tenant, job_id.as_deref(), offset, limit)
+        webhook::list(c, &tenant, &sight, job_id.as_deref(), offset, limit)
     })
     .await?)
 }

@@ -113,13 +113,13 @@ pub fn find(
         .optional()?)
 }
 
-/// The tenant's job `id` of the session named `session_name`, with that
-/// session, in one query (a status poll's whole read).
-/// The job `id` of the tenant's session named `session_name`, in one
-/// statement (only the job's columns are read).
+/// The job `id` of the tenant's session named `session_name` when `sight`
+/// sees that session, in one statement (a status poll's whole read; only
+/// the job's columns are read).
 pub fn find_in_named_session(
     conn: &mut DbConnection,
     tenant: &TenantId,
+    sight: &super::session::Sight,
     session_name: &str,
     id: &str,
 ) -> DbResult<Option<Job>> {
@@ -130,6 +130,7 @@ pub fn find_in_named_session(
         .filter(jobs::tenant_id.eq(tenant.as_str()))
         .filter(sessions::tenant_id.eq(tenant.as_str()))
         .filter(sessions::name.eq(session_name))
+        .filter(super::session::visible_to(sight))
         .select(Job::as_select())
         .first(conn)
         .optional()?)

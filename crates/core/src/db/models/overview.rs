@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use super::approval::{self, Approval};
 use super::job::Job;
 use super::message::Message;
-use super::session::Session;
+use super::session::{visible_to, Session, Sight};
 use super::TenantId;
 use crate::db::schema::{approvals, events, jobs, messages, sessions};
 use crate::db::{DbConnection, DbResult};
@@ -22,14 +22,15 @@ pub type SessionsState = (
     i64,
 );
 
-/// The tenant's sessions (up to `max`), each with whether its last
-/// answer failed and its pending approvals.
+/// The tenant's sessions that `sight` sees (up to `max`), each with whether
+/// its last answer failed and its pending approvals.
 pub fn sessions_with_state(
     conn: &mut DbConnection,
     tenant: &TenantId,
+    sight: &Sight,
     max: i64,
 ) -> DbResult<SessionsState> {
-    let (listed, total) = super::session_page::list(conn, tenant, 0, max)?;
+    let (listed, total) = super::session_page::list(conn, tenant, sight, 0, max)?;
     let rows: Vec<_> = listed.into_iter().map(|(row, _)| row).collect();
     let mut failed = HashSet::new();
     for row in &rows {
@@ -62,14 +63,17 @@ pub fn last_failed(conn: &mut DbConnection, session_id: &str) -> DbResult<bool> 
     Ok(last == Some(true))
 }
 
-/// The names of the tenant's sessions (up to `max`), oldest first.
+/// The names of the tenant's sessions that `sight` sees (up to `max`),
+/// oldest first.
 pub fn session_names(
     conn: &mut DbConnection,
     tenant: &TenantId,
+    sight: &Sight,
     max: i64,
 ) -> DbResult<Vec<String>> {
     Ok(sessions::table
         .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .filter(visible_to(sight))
         .order((sessions::created_at.asc(), sessions::id.asc()))
         .limit(max)
         .select(sessions::name)
@@ -106,16 +110,19 @@ pub fn transcript(
     })
 }
 
-/// The tenant's newest jobs (up to `max`) with their sessions' names.
+/// The tenant's newest jobs in sessions `sight` sees (up to `max`), with
+/// their sessions' names.
 pub fn jobs_with_sessions(
     conn: &mut DbConnection,
     tenant: &TenantId,
+    sight: &Sight,
     max: i64,
 ) -> DbResult<Vec<(Job, String)>> {
     let rows: Vec<(Job, String)> = jobs::table
         .inner_join(sessions::table)
         .filter(jobs::tenant_id.eq(tenant.as_str()))
         .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .filter(visible_to(sight))
         .order((jobs::created_at.desc(), jobs::id.desc()))
         .limit(max)
         .select((Job::as_select(), sessions::name))

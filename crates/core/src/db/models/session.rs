@@ -31,6 +31,48 @@ pub struct Session {
     pub created_by: Option<String>,
     /// The maker's label: a person's email, or a key's label.
     pub created_by_label: Option<String>,
+    /// Whom a private session is private to (`Caller::principal`); `None`:
+    /// shared with the tenant.
+    pub private_to: Option<String>,
+}
+
+/// Whose view a session read is for: a private session shows only to the
+/// one it is private to, and to its tenant's admins. To anyone else it is
+/// missing, like another tenant's.
+#[derive(Debug, Clone)]
+pub struct Sight {
+    /// `Caller::principal` of the reader.
+    pub principal: String,
+    /// An admin of the tenant (or the owner): sees every session.
+    pub sees_all: bool,
+}
+
+impl Sight {
+    pub fn sees(&self, session: &Session) -> bool {
+        self.sees_all
+            || session
+                .private_to
+                .as_deref()
+                .is_none_or(|to| to == self.principal)
+    }
+}
+
+/// `Sight::sees` in SQL, one shape for every reader (bound values only), so
+/// the statement stays in the prepared-statement cache.
+pub type VisibleTo<'a> = diesel::dsl::Or<
+    diesel::dsl::Or<
+        diesel::dsl::IsNull<sessions::private_to>,
+        diesel::dsl::Eq<sessions::private_to, &'a str>,
+    >,
+    diesel::dsl::AsExprOf<bool, diesel::sql_types::Bool>,
+>;
+
+pub fn visible_to(sight: &Sight) -> VisibleTo<'_> {
+    use diesel::IntoSql;
+    sessions::private_to
+        .is_null()
+        .or(sessions::private_to.eq(sight.principal.as_str()))
+        .or(sight.sees_all.into_sql::<diesel::sql_types::Bool>())
 }
 
 pub fn insert(conn: &mut DbConnection, session: &Session) -> DbResult<()> {

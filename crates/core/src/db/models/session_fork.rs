@@ -42,11 +42,12 @@ pub fn of_session(
         .optional()?)
 }
 
-/// A page of the tenant's sessions forked from `parent_id`, oldest first,
-/// each with its link, and their total.
+/// A page of the tenant's sessions forked from `parent_id` that `sight`
+/// sees, oldest first, each with its link, and their total.
 pub fn children(
     conn: &mut DbConnection,
     tenant: &TenantId,
+    sight: &crate::db::models::session::Sight,
     parent_id: &str,
     offset: i64,
     limit: i64,
@@ -57,6 +58,7 @@ pub fn children(
             .filter(session_forks::tenant_id.eq(tenant.as_str()))
             .filter(sessions::tenant_id.eq(tenant.as_str()))
             .filter(session_forks::parent_session_id.eq(parent_id))
+            .filter(crate::db::models::session::visible_to(sight))
     };
     let total: i64 = of_parent().count().get_result(conn)?;
     let rows = of_parent()

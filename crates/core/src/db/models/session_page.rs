@@ -5,7 +5,7 @@
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 
-use super::session::Session;
+use super::session::{visible_to, Session, Sight};
 use super::session_fork::SessionFork;
 use super::TenantId;
 use crate::db::schema::{session_forks, sessions};
@@ -14,10 +14,12 @@ use crate::db::{DbConnection, DbResult};
 /// A listed session and, for a fork, where it comes from.
 pub type Listed = (Session, Option<SessionFork>);
 
-/// One page of the tenant's sessions, oldest first, and the total count.
+/// One page of the tenant's sessions that `sight` sees, oldest first, and
+/// their total count.
 pub fn list(
     conn: &mut DbConnection,
     tenant: &TenantId,
+    sight: &Sight,
     offset: i64,
     limit: i64,
 ) -> DbResult<(Vec<Listed>, i64)> {
@@ -26,6 +28,7 @@ pub fn list(
     let rows: Vec<(Session, Option<SessionFork>, i64)> = sessions::table
         .left_join(session_forks::table)
         .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .filter(visible_to(sight))
         .order((sessions::created_at.asc(), sessions::id.asc()))
         .offset(offset)
         .limit(limit)
@@ -40,6 +43,7 @@ pub fn list(
         // An empty page says nothing of the total unless it is the first.
         None if offset > 0 => sessions::table
             .filter(sessions::tenant_id.eq(tenant.as_str()))
+            .filter(visible_to(sight))
             .count()
             .get_result(conn)?,
         None => 0,

@@ -211,10 +211,12 @@ pub fn record_attempt(
 pub type DeliveryWithAttempts = (Delivery, Vec<Attempt>);
 
 /// One page of the tenant's deliveries (optionally of one job), newest
-/// first, with their attempts.
+/// first, with their attempts. Without `sees_all`, `sight` sees only the
+/// deliveries of jobs in sessions it sees (a payload carries the answer).
 pub fn list(
     conn: &mut DbConnection,
     tenant: &TenantId,
+    sight: &super::session::Sight,
     job_id: Option<&str>,
     offset: i64,
     limit: i64,
@@ -225,6 +227,18 @@ pub fn list(
     let mut page = webhook_deliveries::table
         .filter(webhook_deliveries::tenant_id.eq(tenant.as_str()))
         .into_boxed();
+    if !sight.sees_all {
+        use crate::db::schema::{jobs, sessions};
+        let seen = || {
+            jobs::table
+                .inner_join(sessions::table)
+                .filter(jobs::tenant_id.eq(tenant.as_str().to_owned()))
+                .filter(sessions::private_to.is_null().or(sessions::private_to.eq(sight.principal.clone())))
+                .select(jobs::id)
+        };
+        count = count.filter(webhook_deliveries::job_id.eq_any(seen()));
+        page = page.filter(webhook_deliveries::job_id.eq_any(seen()));
+    }
     if let Some(job_id) = job_id {
         count = count.filter(webhook_deliveries::job_id.eq(job_id.to_owned()));
         page = page.filter(webhook_deliveries::job_id.eq(job_id.to_owned()));

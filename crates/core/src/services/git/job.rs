@@ -29,12 +29,24 @@ impl crate::actors::JobGitRunner for JobGitPhase {
     ) -> futures_util::future::LocalBoxFuture<'static, crate::actors::JobGitOutcome> {
         let services = self.services.clone();
         Box::pin(async move {
+            let tenant = crate::db::models::TenantId(tenant_id);
+            // The step acts for the session's own job: on a private session,
+            // as the one it is private to (who else would not see it).
+            let lookup = (tenant.clone(), session_name.clone());
+            let private_to = crate::db::run(&services.pool, move |c| {
+                crate::db::models::session::find_by_name(c, &lookup.0, &lookup.1)
+            })
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.private_to);
             let who = Requester {
                 caller: crate::security::auth::Caller {
-                    tenant: crate::db::models::TenantId(tenant_id),
-                    key_id: "job".into(),
+                    tenant,
+                    key_id: private_to.unwrap_or_else(|| "job".into()),
                     key_label: "a job's git step".into(),
                     role: crate::domain::role::Role::Member.as_str().into(),
+                    person: None,
                 },
                 client_addr: None,
                 request_id: String::new(),

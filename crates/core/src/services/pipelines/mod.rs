@@ -344,5 +344,6 @@ pub(crate) fn caller(pipeline: &Pipeline) -> Caller {
         key_id: pipeline.key_id.clone(),
         key_label: pipeline.key_label.clone(),
         role: pipeline.role.clone(),
+        person: None,
     }
 }
