@@ -86,11 +86,19 @@ impl FromRequest for Who {
     }
 }
 
+/// Routes that take a body or end a transport session but change nothing
+/// of the tenant's: a token estimate, and MCP (whose tools that write check
+/// the role themselves, `api::mcp::tools`).
+const READS_WITH_A_BODY: [&str; 2] = ["/api/v1/tokens/count", "/mcp"];
+
 /// A viewer reads: every method but GET, HEAD and OPTIONS changes
 /// something (chat, jobs, files, approvals), so it is refused in one place
-/// for all routes.
+/// for all routes, but for those that only read with a body.
 fn refuse_viewer_writes(req: &HttpRequest, caller: &Caller) -> Result<(), ApiError> {
-    if caller.role() == Role::Viewer && !console_sign_in::is_safe(req.method()) {
+    if caller.role() == Role::Viewer
+        && !console_sign_in::is_safe(req.method())
+        && !READS_WITH_A_BODY.contains(&req.path())
+    {
         return Err(ServiceError::Forbidden(
             "a viewer reads sessions, streams and usage; this needs the member role".into(),
         )

@@ -402,3 +402,126 @@ async fn mcp_and_openai_requests_count_against_the_rate_limit_once() {
         .unwrap();
     assert_problem(res, 429, "rate-limited").await;
 }
+
+/// A viewer reads through MCP (the tools that read, only those listed) and
+/// estimates tokens; the tools that write refuse it, and nothing is made.
+#[actix_web::test]
+async fn a_viewer_uses_the_mcp_tools_that_read_only() {
+    let app = TestApp::spawn_with(Options::fake()).await;
+    app.create_session(ALICE, "alices").await;
+    let res = app
+        .post(
+            "/api/v1/admin/keys",
+            ADMIN,
+            serde_json::json!({"tenant": "alice", "role": "viewer"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let viewer: Value = res.json().await.unwrap();
+    let viewer = viewer["data"]["key"].as_str().unwrap().to_owned();
+    let rpc = |id: i64, method: &str, params: Value| {
+        let mut params = params;
+        params["_meta"] = serde_json::json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"}});
+        mcp_post(
+            &app,
+            &viewer,
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        )
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", method.to_owned())
+    };
+    let res = rpc(1, "tools/list", serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let reply = rpc_reply(res, 1).await;
+    let mut names: Vec<&str> = reply["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "get_history",
+            "get_job",
+            "get_session",
+            "list_files",
+            "list_sessions"
+        ]
+    );
+    let call = |id: i64, tool: &str, arguments: Value| {
+        rpc(
+            id,
+            "tools/call",
+            serde_json::json!({"name": tool, "arguments": arguments}),
+        )
+        .header("Mcp-Name", tool.to_owned())
+        .send()
+    };
+    let reply = rpc_reply(
+        call(2, "get_session", serde_json::json!({"name": "alices"}))
+            .await
+            .unwrap(),
+        2,
+    )
+    .await;
+    assert_eq!(reply["result"]["isError"], false, "{reply}");
+    assert_eq!(
+        reply["result"]["structuredContent"]["data"]["name"],
+        "alices"
+    );
+    let reply = rpc_reply(
+        call(
+            3,
+            "create_session",
+            serde_json::json!({"name": "by-a-viewer"}),
+        )
+        .await
+        .unwrap(),
+        3,
+    )
+    .await;
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert_eq!(
+        reply["result"]["structuredContent"]["error"]["status"], 403,
+        "{reply}"
+    );
+    let reply = rpc_reply(
+        call(
+            4,
+            "chat",
+            serde_json::json!({"session": "alices", "message": "hi"}),
+        )
+        .await
+        .unwrap(),
+        4,
+    )
+    .await;
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM sessions WHERE tenant_id = 'alice'"),
+        1
+    );
+    assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM messages"), 0);
+
+    // A token estimate reads too.
+    let res = app
+        .post(
+            "/api/v1/tokens/count",
+            &viewer,
+            serde_json::json!({"text": "two words"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

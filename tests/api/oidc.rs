@@ -911,7 +911,8 @@ async fn a_private_session_is_seen_by_its_person_and_the_admins_only() {
         app.query_strings("SELECT private_to AS s FROM sessions WHERE name = 'diary'"),
         ["person:member"]
     );
-    app.chat_ok(&laptop, "diary", "remember the word heron").await;
+    app.chat_ok(&laptop, "diary", "remember the word heron")
+        .await;
     let (status, job) = app
         .create_job(
             &laptop,
@@ -956,7 +957,10 @@ async fn a_private_session_is_seen_by_its_person_and_the_admins_only() {
     ] {
         assert_eq!(status_of(&app, &path, &colleague).await, 404, "{path}");
     }
-    assert_eq!(status_of(&app, "/api/v1/sessions/notes", &colleague).await, 200);
+    assert_eq!(
+        status_of(&app, "/api/v1/sessions/notes", &colleague).await,
+        200
+    );
     let (status, _) = app.chat(&colleague, "diary", "what was the word?").await;
     assert_eq!(status, 404);
     let deliveries = get_json(&app, "/api/v1/webhooks/deliveries", &colleague).await;
@@ -975,5 +979,82 @@ async fn a_private_session_is_seen_by_its_person_and_the_admins_only() {
     let mut names = listed_names(&app, &alice_admin).await;
     names.sort();
     assert_eq!(names, ["diary", "diary-copy", "notes"]);
-    assert_eq!(status_of(&app, "/api/v1/sessions/diary", &alice_admin).await, 200);
+    assert_eq!(
+        status_of(&app, "/api/v1/sessions/diary", &alice_admin).await,
+        200
+    );
+}
+
+#[actix_web::test]
+async fn a_persons_schedule_runs_with_its_membership_and_pauses_when_it_cannot() {
+    let (app, _provider) = spawn().await;
+    let http = bare_client();
+    let alice_admin = key_of(&app, "alice", "admin").await;
+    let (cookie, csrf) = sign_in(&app, &http, "member").await.unwrap();
+    let as_person =
+        |req: reqwest::RequestBuilder| req.header("cookie", &cookie).header("x-csrf-token", &csrf);
+    // A private session of the person, and a schedule on it.
+    let res = as_person(http.post(app.url("/api/v1/sessions")))
+        .json(&json!({"name": "mine", "visibility": "private"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = as_person(http.post(app.url("/api/v1/schedules")))
+        .json(&json!({"name": "tick", "every": "1s", "overlap": "allow",
+                      "job": {"session": "mine", "message": "tick"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let runs_of = || async {
+        let page = get_json(&app, "/api/v1/schedules/tick/runs?limit=100", &alice_admin).await;
+        page["data"].as_array().unwrap().clone()
+    };
+    assert!(
+        eventually(10, || async {
+            runs_of().await.iter().any(|r| r["job_id"].is_string())
+        })
+        .await,
+        "it runs as its person: {:?}",
+        runs_of().await
+    );
+    let makers = app.query_strings(
+        "SELECT DISTINCT jobs.created_by AS s FROM jobs JOIN sessions ON sessions.id = jobs.session_id WHERE sessions.name = 'mine'",
+    );
+    assert_eq!(makers, ["person:member"]);
+
+    // Made a viewer: the next run pauses the schedule and starts nothing.
+    let members = get_json(&app, "/api/v1/admin/members", &alice_admin).await;
+    let id = members["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["subject"] == "member")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/v1/admin/members/{id}")))
+        .header("X-API-Key", &alice_admin)
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let schedule = || get_json(&app, "/api/v1/schedules/tick", &alice_admin);
+    assert!(
+        eventually(10, || async { schedule().await["data"]["paused"] == true }).await,
+        "the schedule pauses"
+    );
+    let note = schedule().await["data"]["pause_note"].clone();
+    assert!(
+        note.as_str().unwrap().contains("can no longer run jobs"),
+        "{note}"
+    );
+    let jobs = app.query_i64("SELECT COUNT(*) AS n FROM jobs");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), jobs);
 }

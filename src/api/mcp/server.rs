@@ -87,9 +87,12 @@ impl ServerHandler for Server {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tools::definitions()))
+        let McpContext { who, .. } = caller(&context)?;
+        Ok(ListToolsResult::with_all_items(tools::definitions_for(
+            who.role(),
+        )))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -14,6 +14,7 @@ use crate::api::views::chat::WaitingForApproval;
 use crate::api::views::history::HistoryEntry;
 use crate::api::views::sessions::{session_view, session_views, CreateSession, SessionData};
 use crate::error::ApiError;
+use claude_code_api_core::domain::role::Role;
 use claude_code_api_core::domain::session::TurnOverrides;
 use claude_code_api_core::domain::turn::TurnRequest;
 use claude_code_api_core::files::FilesError;
@@ -21,6 +22,17 @@ use claude_code_api_core::security::paths;
 use claude_code_api_core::services::sessions::{self, validate_name, SessionStatus};
 use claude_code_api_core::services::turns::{self, Answer, Reply, Submitted, Target};
 use claude_code_api_core::services::{files, jobs, Requester, Services};
+
+/// Tools that change something: not a viewer's.
+const WRITING_TOOLS: [&str; 4] = ["create_session", "chat", "delete_session", "create_job"];
+
+/// `tools/list` for a caller of `role`: a viewer is shown the tools that read.
+pub fn definitions_for(role: Role) -> Vec<Tool> {
+    definitions()
+        .into_iter()
+        .filter(|tool| role > Role::Viewer || !WRITING_TOOLS.contains(&tool.name.as_ref()))
+        .collect()
+}
 
 /// `tools/list`: name, description, input schema.
 pub fn definitions() -> Vec<Tool> {
@@ -226,6 +238,9 @@ pub async fn run(
     args: &Map<String, Value>,
 ) -> Result<Value, ToolError> {
     let arguments = ToolError::Arguments;
+    if WRITING_TOOLS.contains(&tool) {
+        who.require(Role::Member)?;
+    }
     match tool {
         "create_session" => {
             let body = body(

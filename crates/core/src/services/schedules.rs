@@ -14,6 +14,7 @@ use chrono::NaiveDateTime;
 use super::launch::{self, JobPlan};
 use super::{Requester, Services};
 use crate::db::models::schedule::{self as rows, Claim, RunWithJob, Schedule, ScheduleRun};
+use crate::domain::role::Role;
 use crate::domain::schedule::{
     CatchUp, Overlap, RunCounts, RunData, ScheduleData, Timing, ORIGIN_CATCH_UP, ORIGIN_MANUAL,
     ORIGIN_SCHEDULE, RUN_CLAIMED, RUN_ERROR, RUN_SKIPPED, RUN_STARTED, RUN_WAITING,
@@ -520,22 +521,36 @@ async fn start_checked(
     // Runs act with the rights their creator has now: none once its key is
     // revoked (or its trust rule deleted), and never more than when made.
     let key_id = schedule.key_id.clone();
-    let current = crate::db::run(&services.pool, move |c| rows::creator_role(c, &key_id)).await?;
-    let Some(current) = current else {
+    let tenant_id = schedule.tenant_id.clone();
+    let current = crate::db::run(&services.pool, move |c| {
+        rows::creator_role(c, &tenant_id, &key_id)
+    })
+    .await?;
+    // The lower of the two; below member, nothing runs.
+    let role = current
+        .as_deref()
+        .map(|now| Role::from_stored(now).min(Role::from_stored(&schedule.role)))
+        .filter(|role| *role >= Role::Member);
+    let Some(role) = role else {
+        let (note, why) = match current {
+            None => (
+                "paused: the key that made it was revoked (or its trust rule or membership is gone)",
+                "the key (or trust rule) that made this schedule was revoked or deleted, or the person who made it left the tenant; the schedule is paused",
+            ),
+            Some(_) => (
+                "paused: the one who made it can no longer run jobs",
+                "the one who made this schedule is now a viewer and cannot run jobs; the schedule is paused",
+            ),
+        };
         let id = schedule.id.clone();
-        crate::db::run(&services.pool, move |c| {
-            rows::pause_with_note(c, &id, "paused: the key that made it was revoked")
-        })
-        .await?;
-        return Ok(Outcome::Skipped(
-            "the key (or trust rule) that made this schedule was revoked or deleted; the schedule is paused".into(),
-        ));
+        crate::db::run(&services.pool, move |c| rows::pause_with_note(c, &id, note)).await?;
+        return Ok(Outcome::Skipped(why.into()));
     };
-    let who = match current == schedule.role {
+    let who = match role.as_str() == schedule.role {
         true => who,
         false => launch::requester(
             Caller {
-                role: crate::domain::role::Role::Member.as_str().into(),
+                role: role.as_str().into(),
                 ..who.caller.clone()
             },
             who.request_id.clone(),

@@ -429,10 +429,23 @@ pub fn summary(
     Ok((counts, with_job_status(conn, last)?.into_iter().next()))
 }
 
-/// The role the key (or trust rule, `oidc:<id>`) that made a schedule has
-/// now; `None` once it is revoked or deleted.
-pub fn creator_role(conn: &mut DbConnection, key_id: &str) -> DbResult<Option<String>> {
-    use crate::db::schema::{api_keys, trust_rules};
+/// The role the key (or trust rule, `oidc:<id>`, or person, `person:<sub>`)
+/// that made a schedule of `tenant` has now; `None` once it is revoked or
+/// deleted, or the person left the tenant.
+pub fn creator_role(
+    conn: &mut DbConnection,
+    tenant: &str,
+    key_id: &str,
+) -> DbResult<Option<String>> {
+    use crate::db::schema::{api_keys, tenant_members, trust_rules};
+    if let Some(subject) = key_id.strip_prefix("person:") {
+        return Ok(tenant_members::table
+            .filter(tenant_members::tenant_id.eq(tenant))
+            .filter(tenant_members::subject.eq(subject))
+            .select(tenant_members::role)
+            .first(conn)
+            .optional()?);
+    }
     if let Some(rule) = key_id.strip_prefix(crate::security::tokens::KEY_ID_PREFIX) {
         return Ok(trust_rules::table
             .find(rule)

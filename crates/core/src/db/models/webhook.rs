@@ -233,7 +233,11 @@ pub fn list(
             jobs::table
                 .inner_join(sessions::table)
                 .filter(jobs::tenant_id.eq(tenant.as_str().to_owned()))
-                .filter(sessions::private_to.is_null().or(sessions::private_to.eq(sight.principal.clone())))
+                .filter(
+                    sessions::private_to
+                        .is_null()
+                        .or(sessions::private_to.eq(sight.principal.clone())),
+                )
                 .select(jobs::id)
         };
         count = count.filter(webhook_deliveries::job_id.eq_any(seen()));
