@@ -1058,3 +1058,30 @@ async fn a_persons_schedule_runs_with_its_membership_and_pauses_when_it_cannot()
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(app.query_i64("SELECT COUNT(*) AS n FROM jobs"), jobs);
 }
+
+#[actix_web::test]
+async fn groups_the_id_token_lacks_are_read_from_the_userinfo_endpoint() {
+    let (app, _provider) = spawn().await;
+    let http = bare_client();
+    // `remote`'s ID token has no groups; its userinfo answer maps it to
+    // alice as a member (without it, it would be refused as unmapped).
+    let (cookie, _) = sign_in(&app, &http, "remote").await.unwrap();
+    let me: serde_json::Value = http
+        .get(app.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["data"]["person"], "remote", "{me}");
+    assert_eq!(me["data"]["tenant"], "alice", "{me}");
+    assert_eq!(me["data"]["role"], "member", "{me}");
+    assert_eq!(
+        app.query_strings(
+            "SELECT source AS s FROM tenant_members WHERE subject = 'remote' AND tenant_id = 'alice'"
+        ),
+        ["groups"]
+    );
+}

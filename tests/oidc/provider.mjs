@@ -1,7 +1,8 @@
 // A real OpenID provider (the certified `oidc-provider` package) for the
 // console's sign-in tests, on a free loopback port. One confidential client
-// (the server under test) and two people: `member`, whose `groups` claim
-// the tests map to a tenant, and `stranger`, whose groups map to nothing.
+// (the server under test) and three people: `member`, whose `groups` claim
+// the tests map to a tenant, `stranger`, whose groups map to nothing, and
+// `remote`, whose groups only the userinfo endpoint tells.
 // Its own development login page takes any password.
 //
 // Environment: REDIRECT_URI (the server's callback), POST_LOGOUT_REDIRECT_URI,
@@ -26,6 +27,8 @@ const clientSecret = need('CLIENT_SECRET');
 const people = {
   member: { email: 'member@example.com', email_verified: true, name: 'A Member', groups: ['staff', 'team-alice'] },
   stranger: { email: 'stranger@example.com', email_verified: true, name: 'A Stranger', groups: ['visitors'] },
+  // Its groups are told by the userinfo endpoint only, not in the ID token.
+  remote: { email: 'remote@example.com', email_verified: true, name: 'A Remote', groups: ['team-alice'], groupsInUserinfoOnly: true },
 };
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -78,7 +81,17 @@ server.listen(0, '127.0.0.1', () => {
     async findAccount(ctx, id) {
       const person = people[id];
       if (!person) return undefined;
-      return { accountId: id, claims: async () => ({ sub: id, ...person }) };
+      const { groupsInUserinfoOnly, ...claims } = person;
+      return {
+        accountId: id,
+        claims: async (use) => {
+          if (groupsInUserinfoOnly && use !== 'userinfo') {
+            const { groups, ...rest } = claims;
+            return { sub: id, ...rest };
+          }
+          return { sub: id, ...claims };
+        },
+      };
     },
   });
   provider.on('server_error', (ctx, err) => console.error('provider error:', err));

@@ -94,6 +94,9 @@ pub struct ProviderMetadata {
     pub jwks_uri: String,
     #[serde(default)]
     pub end_session_endpoint: Option<String>,
+    /// Where some providers put the claims (groups) the ID token lacks.
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
 }

@@ -195,8 +195,18 @@ pub async fn finish(
         .filter(|c| !c.is_empty() && c.len() <= MAX_CALLBACK_PARAM)
         .ok_or_else(|| ServiceError::BadRequest("the provider sent no code back".into()))?;
     let meta = metadata(services, p).await?;
-    let id_token = exchange(services, p, &meta, &code, &pending.verifier).await?;
-    let claims = verify_id_token(services, p, &id_token, &pending.nonce).await?;
+    let tokens = exchange(services, p, &meta, &code, &pending.verifier).await?;
+    let mut claims = verify_id_token(services, p, &tokens.id_token, &pending.nonce).await?;
+    if !claims.contains_key(&p.groups_claim) {
+        if let (Some(endpoint), Some(access_token)) =
+            (&meta.userinfo_endpoint, &tokens.access_token)
+        {
+            let groups = userinfo_groups(services, p, endpoint, access_token, &claims).await?;
+            if let Some(groups) = groups {
+                claims.insert(p.groups_claim.clone(), groups);
+            }
+        }
+    }
     let person = person(&claims, &p.groups_claim)?;
     let mapped = match p.map(&person.groups) {
         Some(mapped) => {
@@ -237,7 +247,7 @@ pub async fn finish(
         role: member.role.clone(),
         subject: person.subject.clone(),
         email: person.email,
-        id_token,
+        id_token: tokens.id_token,
         csrf_token: random_token(),
         created_at: now,
         expires_at: now + chrono::Duration::hours(SESSION_HOURS),
@@ -295,13 +305,62 @@ fn tokens_equal(a: &str, b: &str) -> bool {
 /// The code for an ID token at the token endpoint (RFC 6749 §4.1.3), the
 /// client authenticated with `client_secret_basic`, or `client_secret_post`
 /// when the provider lists only that.
+/// What the token endpoint gave for a sign-in's code.
+struct Tokens {
+    id_token: String,
+    /// For the userinfo endpoint, when the ID token lacks the groups.
+    access_token: Option<String>,
+}
+
+/// The groups claim of the person from the provider's userinfo endpoint
+/// (OpenID Connect Core §5.3), for providers that leave it out of the ID
+/// token. The answer must be about the same `sub` (§5.3.2), else the
+/// sign-in is refused; `None` when it holds no such claim either.
+async fn userinfo_groups(
+    services: &Services,
+    p: &OidcProvider,
+    endpoint: &str,
+    access_token: &str,
+    id_claims: &Map<String, Value>,
+) -> Result<Option<Value>, ServiceError> {
+    let upstream = |why: String| {
+        tracing::warn!(issuer = %p.issuer, error = %why, "the sign-in's userinfo request failed");
+        ServiceError::Upstream(
+            "the identity provider did not tell who you are (its userinfo endpoint); start again"
+                .into(),
+        )
+    };
+    let url = jwks::check_endpoint_url(endpoint)
+        .map_err(|e| upstream(format!("its userinfo endpoint {e}")))?;
+    let res = services
+        .identities
+        .key_sets()
+        .client()
+        .get(url.clone())
+        .bearer_auth(access_token)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| upstream(e.without_url().to_string()))?;
+    if !res.status().is_success() {
+        return Err(upstream(format!("HTTP {}", res.status().as_u16())));
+    }
+    let info: Map<String, Value> = jwks::read_json(res, url.as_str(), MAX_TOKEN_RESPONSE_BYTES)
+        .await
+        .map_err(upstream)?;
+    if info.get("sub") != id_claims.get("sub") {
+        return Err(upstream("its answer is about another person (sub)".into()));
+    }
+    Ok(info.get(&p.groups_claim).cloned())
+}
+
 async fn exchange(
     services: &Services,
     p: &OidcProvider,
     meta: &ProviderMetadata,
     code: &str,
     verifier: &str,
-) -> Result<String, ServiceError> {
+) -> Result<Tokens, ServiceError> {
     let upstream = |why: String| {
         tracing::warn!(issuer = %p.issuer, error = %why, "the sign-in's code exchange failed");
         ServiceError::Upstream(
@@ -363,8 +422,15 @@ async fn exchange(
             error.chars().take(200).collect::<String>()
         )));
     }
+    let access_token = match body.get("access_token") {
+        Some(Value::String(t)) if !t.is_empty() => Some(t.clone()),
+        _ => None,
+    };
     match body.get("id_token") {
-        Some(Value::String(t)) if !t.is_empty() => Ok(t.clone()),
+        Some(Value::String(t)) if !t.is_empty() => Ok(Tokens {
+            id_token: t.clone(),
+            access_token,
+        }),
         _ => Err(upstream("the answer holds no id_token".into())),
     }
 }
