@@ -13,7 +13,8 @@ use crate::error::ApiError;
 use crate::identity::client_ip;
 use crate::identity::console_sign_in::{self as auth, SignedIn};
 use crate::state::AppState;
-use claude_code_api_core::services::{admin, console_oidc, overview};
+use claude_code_api_core::domain::role::Role;
+use claude_code_api_core::services::{admin, console_oidc, members, overview};
 
 /// Who is signed in, as the layout shows it.
 #[derive(Serialize)]
@@ -272,6 +273,7 @@ async fn session_rows(state: &AppState, me: &SignedIn) -> Result<(Vec<SessionRow
                 turns: s.turns,
                 cost: views::usd(s.total_cost_micros),
                 last_activity: views::when(&s.updated_at),
+                private: s.private_to.is_some(),
                 approvals: if is_running {
                     approvals
                         .iter()
@@ -468,8 +470,67 @@ pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 /// `GET /console/admin`: every tenant and key (admin keys only, as on the API).
 pub async fn admin(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     page(&req, state.clone(), |me| async move {
-        let tenants = admin::list_tenants(&state.services, &me.caller).await?;
-        let keys = admin::list_keys(&state.services, &me.caller, None).await?;
+        let services = &state.services;
+        let tenants = admin::list_tenants(services, &me.caller).await?;
+        let keys = admin::list_keys(services, &me.caller, None).await?;
+        // People are managed per tenant: the page shows the signed-in one's.
+        let who =
+            claude_code_api_core::services::launch::requester(me.caller.clone(), "console".into());
+        let members = members::list(services, &who, None).await?;
+        let invitations = members::invitations(services, &who, None).await?;
+        #[derive(Serialize)]
+        struct MemberRow {
+            id: String,
+            subject: String,
+            email: String,
+            role: String,
+            source: String,
+            last_sign_in: String,
+            /// The signed-in one may change it (not above itself).
+            manageable: bool,
+        }
+        #[derive(Serialize)]
+        struct InvitationRow {
+            id: String,
+            email: String,
+            role: String,
+            expires_at: String,
+            manageable: bool,
+        }
+        let rank = me.caller.role();
+        let below_or_same = |role: &str| Role::from_stored(role) <= rank;
+        let members: Vec<MemberRow> = members
+            .into_iter()
+            .map(|m| MemberRow {
+                manageable: below_or_same(&m.role),
+                last_sign_in: m
+                    .last_sign_in_at
+                    .as_ref()
+                    .map(views::when)
+                    .unwrap_or_else(|| "never".into()),
+                email: m.email.unwrap_or_default(),
+                id: m.id,
+                subject: m.subject,
+                role: m.role,
+                source: m.source,
+            })
+            .collect();
+        let invitations: Vec<InvitationRow> = invitations
+            .into_iter()
+            .map(|i| InvitationRow {
+                manageable: below_or_same(&i.role),
+                expires_at: views::when(&i.expires_at),
+                id: i.id,
+                email: i.email,
+                role: i.role,
+            })
+            .collect();
+        // The roles the signed-in one may grant.
+        let roles: Vec<&str> = Role::ALL
+            .iter()
+            .filter(|role| **role <= rank)
+            .map(|role| role.as_str())
+            .collect();
         #[derive(Serialize)]
         struct TenantRow {
             id: String,
@@ -510,7 +571,10 @@ pub async fn admin(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
             .collect();
         render(
             "admin.html",
-            context! { me => Me::from(&me), nav => "admin", tenants, keys },
+            context! {
+                me => Me::from(&me), nav => "admin", tenants, keys, members, invitations, roles,
+                owner => me.caller.is_owner(), tenant => me.caller.tenant.0.clone(),
+            },
         )
     })
     .await

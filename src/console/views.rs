@@ -218,6 +218,8 @@ pub struct SessionRow {
     pub cost: String,
     pub last_activity: String,
     pub approvals: Vec<ApprovalCard>,
+    /// Seen only by its maker and the tenant's admins.
+    pub private: bool,
 }
 
 /// One history message on a session page.

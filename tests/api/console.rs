@@ -603,7 +603,7 @@ impl Browser {
         self.client.set_window_size(1280, 900).await.unwrap();
     }
 
-    async fn sign_in(&self, app: &TestApp, key: &str) {
+    pub(crate) async fn sign_in(&self, app: &TestApp, key: &str) {
         self.open(&app.url("/console")).await;
         self.wait_for("#login-form").await;
         assert_eq!(self.path().await, "/console/login");
@@ -613,7 +613,7 @@ impl Browser {
         assert_eq!(self.path().await, "/console/sessions");
     }
 
-    async fn sign_out(&self) {
+    pub(crate) async fn sign_out(&self) {
         self.click("#sign-out").await;
         self.wait_for("#login-form").await;
     }

@@ -1085,3 +1085,96 @@ async fn groups_the_id_token_lacks_are_read_from_the_userinfo_endpoint() {
         ["groups"]
     );
 }
+
+#[actix_web::test]
+async fn a_tenant_admin_manages_people_from_the_console() {
+    let (app, _provider) = spawn().await;
+    let http = bare_client();
+    let alice_admin = key_of(&app, "alice", "admin").await;
+    // The person signs in once: a member of alice.
+    sign_in(&app, &http, "member").await.unwrap();
+    let role_of_member =
+        || app.query_strings("SELECT role AS s FROM tenant_members WHERE subject = 'member'");
+    assert_eq!(role_of_member(), ["member"]);
+
+    let b = Browser::start().await;
+    b.sign_in(&app, &alice_admin).await;
+    b.open(&app.url("/console/admin")).await;
+    b.wait_for("#members").await;
+    // A tenant's admin runs no tenants, and grants no role above its own.
+    b.until(
+        "no tenant form for a tenant's admin",
+        "!document.getElementById('create-tenant')",
+    )
+    .await;
+    let options = b.text("#invite-role").await;
+    assert!(!options.contains("owner"), "{options}");
+    assert!(b.text("#members").await.contains("member@example.com"));
+
+    // Re-role the member from its row.
+    let select = b.wait_for("tr[data-member='member'] select").await;
+    select.select_by_value("viewer").await.unwrap();
+    b.click("tr[data-member='member'] form[data-method='PATCH'] button")
+        .await;
+    assert!(
+        eventually(10, || async { role_of_member() == ["viewer"] }).await,
+        "the role changed"
+    );
+
+    // Invite, see the invitation, withdraw it.
+    b.wait_for("#invite-email").await;
+    b.fill("#invite-email", "new.person@example.com").await;
+    b.wait_for("#invite-role")
+        .await
+        .select_by_value("viewer")
+        .await
+        .unwrap();
+    b.click("#invite button").await;
+    b.until(
+        "the invitation is listed",
+        "document.getElementById('invitations').textContent.includes('new.person@example.com')",
+    )
+    .await;
+    assert_eq!(
+        app.query_strings(
+            "SELECT role AS s FROM member_invitations WHERE email = 'new.person@example.com'"
+        ),
+        ["viewer"]
+    );
+    b.click("tr[data-invitation='new.person@example.com'] button")
+        .await;
+    b.until(
+        "the invitation is gone",
+        "!document.getElementById('invitations').textContent.includes('new.person@example.com')",
+    )
+    .await;
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM member_invitations"),
+        0
+    );
+
+    // A private session from the sessions page: listed with its badge.
+    b.open(&app.url("/console/sessions")).await;
+    b.fill("#new-name", "just-mine").await;
+    b.click("#new-private").await;
+    b.click("#create-session-button").await;
+    b.until(
+        "the new session's page opens",
+        "location.pathname === '/console/sessions/just-mine'",
+    )
+    .await;
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) AS n FROM sessions WHERE name = 'just-mine' AND private_to IS NOT NULL"),
+        1
+    );
+    b.open(&app.url("/console/sessions")).await;
+    let row = b.text("tr[data-session='just-mine']").await;
+    assert!(row.contains("private"), "{row}");
+
+    // The owner sees the tenants too.
+    b.sign_out().await;
+    b.sign_in(&app, ADMIN).await;
+    b.open(&app.url("/console/admin")).await;
+    b.wait_for("#create-tenant").await;
+    b.close().await;
+}
