@@ -102,8 +102,19 @@ async fn spawn() -> (TestApp, Provider) {
     spawn_from(Options::fake()).await
 }
 
+/// The mapping the tests sign in with, unless a test sets its own.
+const MAPPING: &str = "admins=alice:admin,team-alice=alice:member,ghosts=no-such-tenant:member";
+
 /// `spawn` with the CLI (and variables) of `base`.
 async fn spawn_from(base: Options) -> (TestApp, Provider) {
+    let base = match base
+        .vars
+        .iter()
+        .any(|(name, _)| *name == "OIDC_GROUP_MAPPING")
+    {
+        true => base,
+        false => base.var("OIDC_GROUP_MAPPING", MAPPING),
+    };
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     let secret = claude_code_api_core::services::console_sessions::random_token();
@@ -114,11 +125,7 @@ async fn spawn_from(base: Options) -> (TestApp, Provider) {
             .var("OIDC_ISSUER_URL", provider.issuer.clone())
             .var("OIDC_CLIENT_ID", CLIENT_ID)
             .var("OIDC_CLIENT_SECRET", secret)
-            .var("OIDC_PROVIDER_NAME", PROVIDER_NAME)
-            .var(
-                "OIDC_GROUP_MAPPING",
-                "admins=alice:admin,team-alice=alice:member,ghosts=no-such-tenant:member",
-            ),
+            .var("OIDC_PROVIDER_NAME", PROVIDER_NAME),
     )
     .await;
     (app, provider)
@@ -1177,4 +1184,37 @@ async fn a_tenant_admin_manages_people_from_the_console() {
     b.open(&app.url("/console/admin")).await;
     b.wait_for("#create-tenant").await;
     b.close().await;
+}
+
+#[actix_web::test]
+async fn an_email_domain_in_the_mapping_admits_the_people_of_that_domain() {
+    // `stranger`'s groups map to nothing, but its verified email is of
+    // example.com, which this mapping admits to bob as a viewer.
+    let mapping = format!("{MAPPING},@Example.com=bob:viewer");
+    let (app, _provider) = spawn_from(Options::fake().var("OIDC_GROUP_MAPPING", mapping)).await;
+    let http = bare_client();
+    let (cookie, _) = sign_in(&app, &http, "stranger").await.unwrap();
+    let me: serde_json::Value = http
+        .get(app.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["data"]["tenant"], "bob", "{me}");
+    assert_eq!(me["data"]["role"], "viewer", "{me}");
+    // The groups come first: `member` is in team-alice.
+    let (cookie, _) = sign_in(&app, &http, "member").await.unwrap();
+    let me: serde_json::Value = http
+        .get(app.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["data"]["tenant"], "alice", "{me}");
 }

@@ -38,7 +38,8 @@ pub struct OidcProvider {
     pub public_url: String,
 }
 
-/// One `group=tenant:role` entry.
+/// One `group=tenant:role` entry; a `group` of `@example.com` stands for
+/// the people whose verified email is of that domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMapping {
     pub group: String,
@@ -62,9 +63,22 @@ impl OidcProvider {
         self.public_url.starts_with("https://")
     }
 
-    /// The tenant and role of the first entry naming one of `groups`.
-    pub fn map<'a>(&'a self, groups: &[String]) -> Option<&'a GroupMapping> {
-        self.mapping.iter().find(|m| groups.contains(&m.group))
+    /// The tenant and role of the first entry naming one of `groups`, or
+    /// the domain of `verified_email` (an email the provider vouches for).
+    pub fn map<'a>(
+        &'a self,
+        groups: &[String],
+        verified_email: Option<&str>,
+    ) -> Option<&'a GroupMapping> {
+        let domain = verified_email
+            .and_then(|email| email.rsplit_once('@'))
+            .map(|(_, domain)| domain.to_ascii_lowercase());
+        self.mapping
+            .iter()
+            .find(|m| match m.group.strip_prefix('@') {
+                Some(wanted) => domain.as_deref() == Some(wanted),
+                None => groups.contains(&m.group),
+            })
     }
 }
 
@@ -188,8 +202,16 @@ fn parse_mapping(raw: &str) -> Result<Vec<GroupMapping>, String> {
         if Role::parse(role).is_none() {
             return Err(format!("{entry:?}: the role must be {}", Role::names()));
         }
+        // An email domain: matched lower case, and never empty.
+        let group = match group.strip_prefix('@') {
+            Some(domain) if domain.is_empty() || domain.contains('@') => {
+                return Err(format!("{entry:?}: an email domain reads @example.com"));
+            }
+            Some(domain) => format!("@{}", domain.to_ascii_lowercase()),
+            None => group.to_owned(),
+        };
         out.push(GroupMapping {
-            group: group.to_owned(),
+            group,
             tenant: tenant.to_owned(),
             role: role.to_owned(),
         });
@@ -246,12 +268,47 @@ mod tests {
             }
         );
         let hit = p
-            .map(&["x".into(), "/team=a".into(), "ops".into()])
+            .map(&["x".into(), "/team=a".into(), "ops".into()], None)
             .unwrap();
         assert_eq!(hit.tenant, "platform", "the first entry decides");
-        assert!(p.map(&["nobody".into()]).is_none());
+        assert!(p.map(&["nobody".into()], None).is_none());
         // The secret never shows.
         assert!(!format!("{p:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn an_email_domain_maps_only_a_verified_email_of_that_domain() {
+        let mut vars: Vec<(&str, &str)> = FULL
+            .iter()
+            .filter(|(k, _)| *k != "OIDC_GROUP_MAPPING")
+            .copied()
+            .collect();
+        vars.push((
+            "OIDC_GROUP_MAPPING",
+            "ops=platform:admin,@Example.COM=team-a:viewer",
+        ));
+        let p = read(&vars).unwrap().provider.unwrap();
+        assert_eq!(p.mapping[1].group, "@example.com");
+        let hit = p.map(&[], Some("Ana@EXAMPLE.com")).unwrap();
+        assert_eq!(
+            (hit.tenant.as_str(), hit.role.as_str()),
+            ("team-a", "viewer")
+        );
+        assert!(p.map(&[], Some("ana@example.com.evil.io")).is_none());
+        assert!(p.map(&[], Some("ana@sub.example.com")).is_none());
+        assert!(p.map(&[], None).is_none());
+        // Groups are looked at in the mapping's order too.
+        assert_eq!(
+            p.map(&["ops".into()], Some("a@example.com"))
+                .unwrap()
+                .tenant,
+            "platform"
+        );
+        for bad in ["@=t:member", "@a@b=t:member"] {
+            vars.pop();
+            vars.push(("OIDC_GROUP_MAPPING", bad));
+            assert!(read(&vars).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -812,9 +812,9 @@ pub static VARS: &[Var] = &[
         "OIDC_GROUP_MAPPING",
         SignIn,
         Unset(""),
-        "`group=tenant:role,…`: the first entry whose group the person is in decides the tenant and role (`viewer`, `member`, `admin` or `owner`) of their membership; a person in none, and with no membership or invitation, is refused.",
+        "`group=tenant:role,…`: the first entry whose group the person is in decides the tenant and role (`viewer`, `member`, `admin` or `owner`) of their membership; an entry `@example.com=tenant:role` takes the people whose email, verified by the provider, is of that domain; a person matching none, and with no membership or invitation, is refused.",
     )
-    .example("# OIDC_GROUP_MAPPING=platform-admins=platform:admin,team-a=team-a:member"),
+    .example("# OIDC_GROUP_MAPPING=platform-admins=platform:admin,team-a=team-a:member,@example.com=team-a:viewer"),
     var(
         "PUBLIC_URL",
         SignIn,

@@ -208,7 +208,8 @@ pub async fn finish(
         }
     }
     let person = person(&claims, &p.groups_claim)?;
-    let mapped = match p.map(&person.groups) {
+    let verified_email = person.email.as_deref().filter(|_| person.email_verified);
+    let mapped = match p.map(&person.groups, verified_email) {
         Some(mapped) => {
             let tenant = mapped.tenant.clone();
             let exists = crate::db::run(&services.pool, move |c| {
