@@ -224,6 +224,17 @@ async fn admins_manage_tenants_and_keys_members_cannot() {
         .await
         .unwrap();
     assert_problem(res, 403, "forbidden").await;
+    // A machine key's label cannot pass for a person's in the audit log.
+    let res = app
+        .post(
+            "/api/v1/admin/keys",
+            ADMIN,
+            json!({"tenant": "alice", "label": "ci (person:bob)"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "validation-error").await;
 
     let tenant = data(
         app.post(

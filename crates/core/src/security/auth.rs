@@ -140,13 +140,14 @@ pub struct Resolved {
 }
 
 /// Resolves a key's hash against the database (one query: the key and its
-/// tenant's limits); `None` for an unknown or revoked key. Requests go
-/// through `Identities::resolve`, which remembers the answer.
+/// tenant's limits); `None` for an unknown, revoked or expired key, else
+/// with when the key expires, if it does. Requests go through
+/// `Identities::resolve`, which remembers the answer (not past the expiry).
 pub async fn lookup(
     pool: &crate::db::DbPool,
     settings: &crate::config::Settings,
     presented_hash: String,
-) -> Result<Option<Resolved>, ServiceError> {
+) -> Result<Option<(Resolved, Option<chrono::NaiveDateTime>)>, ServiceError> {
     let lookup = presented_hash.clone();
     let found = crate::db::run(pool, move |c| {
         tenant::find_active_key_with_limits(c, &lookup)
@@ -157,7 +158,8 @@ pub async fn lookup(
             if bool::from(key.key_hash.as_bytes().ct_eq(presented_hash.as_bytes())) =>
         {
             let rate_limit = tenant_rate_limit(settings, requests, window);
-            Some(Resolved {
+            let expires_at = key.expires_at;
+            let resolved = Resolved {
                 caller: Caller {
                     tenant: TenantId(key.tenant_id),
                     // A member's own key names its person in the audit log.
@@ -170,7 +172,8 @@ pub async fn lookup(
                     person: key.owner_subject,
                 },
                 rate_limit,
-            })
+            };
+            Some((resolved, expires_at))
         }
         _ => None,
     })

@@ -113,12 +113,18 @@ impl Identities {
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
         // The database trip of a key not in memory, as a span of its own.
-        let resolved = tracing::Instrument::instrument(
+        let found = tracing::Instrument::instrument(
             lookup(pool, settings, hash.clone()),
             tracing::debug_span!("auth_lookup"),
         )
         .await?;
-        self.remember(hash, resolved.clone(), epoch, None);
+        // A key that expires is not remembered past its expiry.
+        let until = found.as_ref().and_then(|(_, expires_at)| {
+            let left = (*expires_at)? - crate::db::now();
+            Some(Instant::now() + left.to_std().unwrap_or_default())
+        });
+        let resolved = found.map(|(resolved, _)| resolved);
+        self.remember(hash, resolved.clone(), epoch, until);
         crate::metrics::authenticated(started.elapsed());
         Ok(resolved)
     }

@@ -118,6 +118,13 @@ pub async fn create_key(
             "label is longer than {KEY_LABEL_MAX_CHARS} characters"
         )));
     }
+    // The audit log names a personal key's person as `(person:<sub>)`: a
+    // machine key's label may not pass for one.
+    if label.contains("person:") {
+        return Err(ServiceError::Validation(
+            "a key's label may not contain \"person:\" (the audit log names people so)".into(),
+        ));
+    }
     let lookup = tenant_id.clone();
     let (row, key) = db::run(&services.pool, move |c| {
         if tenant::find_tenant(c, &lookup)?.is_none() {

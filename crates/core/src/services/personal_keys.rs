@@ -86,11 +86,10 @@ pub async fn create(
 pub async fn list(services: &Services, who: &Requester) -> Result<Vec<ApiKey>, ServiceError> {
     let subject = person(who)?.to_owned();
     let tenant = who.tenant().0.clone();
-    let keys = crate::db::run(&services.pool, move |c| tenant::list_keys(c, Some(&tenant))).await?;
-    Ok(keys
-        .into_iter()
-        .filter(|k| k.owner_subject.as_deref() == Some(subject.as_str()))
-        .collect())
+    Ok(crate::db::run(&services.pool, move |c| {
+        tenant::personal_keys(c, &tenant, &subject)
+    })
+    .await?)
 }
 
 /// Revokes one of the caller's own keys; another's is a 404.

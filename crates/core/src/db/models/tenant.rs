@@ -231,6 +231,21 @@ pub fn list_keys(conn: &mut DbConnection, tenant: Option<&str>) -> DbResult<Vec<
         .load(conn)?)
 }
 
+/// The personal keys of `subject` in `tenant`, newest first (revoked and
+/// expired ones too).
+pub fn personal_keys(
+    conn: &mut DbConnection,
+    tenant: &str,
+    subject: &str,
+) -> DbResult<Vec<ApiKey>> {
+    Ok(api_keys::table
+        .filter(api_keys::tenant_id.eq(tenant))
+        .filter(api_keys::owner_subject.eq(subject))
+        .order((api_keys::created_at.desc(), api_keys::id.asc()))
+        .select(ApiKey::as_select())
+        .load(conn)?)
+}
+
 /// The key `id`, revoked or not.
 pub fn find_key(conn: &mut DbConnection, id: &str) -> DbResult<Option<ApiKey>> {
     Ok(api_keys::table
