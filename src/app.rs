@@ -217,8 +217,10 @@ impl Application {
             spawns: Arc::default(),
             job_git: Arc::default(),
             mcp_relay: Arc::default(),
+            running_turns: Arc::default(),
         };
         let job_git = runtime.job_git.clone();
+        let running_turns = runtime.running_turns.clone();
         let mcp_relay = runtime.mcp_relay.clone();
         let orphans = cli::process::reap_orphans(&runtime.pid_dir());
         if orphans > 0 {
@@ -235,6 +237,7 @@ impl Application {
             settings: settings.clone(),
             pool,
             supervisor: supervisor.clone(),
+            running_turns,
             workspace_root,
             webhooks: dispatcher.recipient(),
             sandbox: sandbox.clone(),

@@ -8,7 +8,7 @@ use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use claude_code_api_core::services::sessions::{self, SessionStatus};
 
-use crate::api::views::sessions::{session_view, session_views, CreateSession, SessionData};
+use crate::api::views::sessions::{listed_view, session_views, CreateSession, SessionData};
 
 /// Creates a session and its workspace.
 #[utoipa::path(
@@ -102,10 +102,10 @@ pub async fn get_session(
     who: Who,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = sessions::load(&state.services, &who, &name).await?;
+    let listed = sessions::load_listed(&state.services, &who, &name).await?;
     Ok(envelope::ok(
         &req,
-        session_view(&state.services, &who, row).await?,
+        listed_view(&state.services, &who, listed).await?,
     ))
 }
 

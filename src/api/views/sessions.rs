@@ -297,7 +297,16 @@ pub async fn session_view(
     row: Session,
 ) -> Result<SessionData, ApiError> {
     let link = forks::origin(services, who, row.id.clone()).await?;
-    let mut views = session_views(services, who, vec![(row, link)]).await?;
+    listed_view(services, who, (row, link)).await
+}
+
+/// One session read with its fork link as a document, with its live status.
+pub async fn listed_view(
+    services: &Services,
+    who: &Requester,
+    listed: Listed,
+) -> Result<SessionData, ApiError> {
+    let mut views = session_views(services, who, vec![listed]).await?;
     views
         .pop()
         .ok_or_else(|| ApiError::from(ServiceError::internal("no session view")))

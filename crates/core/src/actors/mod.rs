@@ -36,6 +36,8 @@ pub struct Runtime {
     /// Sends a relayed MCP server's messages on (set with the services:
     /// they hold the tenant's secrets).
     pub mcp_relay: Arc<std::sync::OnceLock<Arc<dyn McpRelay>>>,
+    /// What runs now, published by the supervisor for reads.
+    pub running_turns: Arc<supervisor::running_turns::RunningTurns>,
 }
 
 /// Sends one JSON-RPC message of a session's CLI to a remote MCP server

@@ -56,6 +56,8 @@ pub struct Services {
     pub settings: Arc<Settings>,
     pub pool: DbPool,
     pub supervisor: Addr<Supervisor>,
+    /// Which sessions run a turn now (the supervisor's, read without asking it).
+    pub running_turns: Arc<crate::actors::supervisor::running_turns::RunningTurns>,
     /// `APPROVED_DIRECTORY`, absolute.
     pub workspace_root: PathBuf,
     /// The webhook dispatcher, to send what was just queued.

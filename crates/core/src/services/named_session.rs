@@ -4,6 +4,7 @@
 
 use super::{Requester, Services};
 use crate::db::models::session::{self, Session};
+use crate::db::models::session_page::{self, Listed};
 use crate::error::ServiceError;
 
 /// Session names: 1–128 of `[A-Za-z0-9._-]`, not starting with a dot.
@@ -39,5 +40,25 @@ pub async fn load(
     })
     .await?
     .filter(|session| who.sight().sees(session))
+    .ok_or_else(|| ServiceError::NotFound(format!("no session named {name:?}")))
+}
+
+/// The caller's session by name with its fork link, in one query (a
+/// session document's whole read), or 404 as `load`.
+pub async fn load_listed(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+) -> Result<Listed, ServiceError> {
+    validate_name(name)
+        .map_err(|_| ServiceError::NotFound(format!("no session named {name:?}")))?;
+    tracing::Span::current().record("session", name);
+    let tenant = who.tenant().clone();
+    let lookup = name.to_owned();
+    crate::db::read(&services.pool, move |c| {
+        session_page::find(c, &tenant, &lookup)
+    })
+    .await?
+    .filter(|(session, _)| who.sight().sees(session))
     .ok_or_else(|| ServiceError::NotFound(format!("no session named {name:?}")))
 }

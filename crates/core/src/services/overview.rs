@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 
 use super::Services;
-use crate::actors::supervisor::messages::RunningSessions;
 use crate::db::models::approval::{self, Approval};
 use crate::db::models::job::Job;
 use crate::db::models::message::Message;
@@ -149,10 +148,5 @@ pub async fn spend(
 
 /// Ids of the tenant's sessions with a turn running now.
 async fn running(services: &Services, caller: &Caller) -> Result<HashSet<String>, ServiceError> {
-    Ok(services
-        .supervisor
-        .send(RunningSessions {
-            tenant_id: caller.tenant.0.clone(),
-        })
-        .await?)
+    Ok(services.running_turns.of(caller.tenant.as_str()))
 }

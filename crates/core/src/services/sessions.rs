@@ -10,13 +10,13 @@ use utoipa::ToSchema;
 use super::{Requester, Services};
 use crate::actors::session::messages::{Subscribe, Subscription};
 use crate::actors::session::relocation::{ChangeWorkspace, ChangeWorkspaceError};
-use crate::actors::supervisor::messages::{CloseSession, RunningSessions};
+use crate::actors::supervisor::messages::CloseSession;
 use crate::db::models::session::{self, Session};
 use crate::db::models::session_page::{self, Listed};
 use crate::domain::session::SessionSpec;
 use crate::error::ServiceError;
 
-pub use super::named_session::{load, validate_name};
+pub use super::named_session::{load, load_listed, validate_name};
 
 /// Where a session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -71,12 +71,7 @@ pub async fn statuses(
     who: &Requester,
     rows: &[Session],
 ) -> Result<Vec<SessionStatus>, ServiceError> {
-    let mut running = services
-        .supervisor
-        .send(RunningSessions {
-            tenant_id: who.tenant().0.clone(),
-        })
-        .await?;
+    let mut running = services.running_turns.of(who.tenant().as_str());
     // Alone, what runs is all in memory: the database is asked only about
     // a listed session that runs (does it wait on an approval?). In a
     // cluster, turns running on the other nodes are asked too.

@@ -131,19 +131,6 @@ impl Handler<Activity> for Supervisor {
     }
 }
 
-impl Handler<RunningSessions> for Supervisor {
-    type Result = actix::MessageResult<RunningSessions>;
-
-    fn handle(&mut self, msg: RunningSessions, _: &mut Self::Context) -> Self::Result {
-        actix::MessageResult(
-            self.turns
-                .get(&msg.tenant_id)
-                .map(|t| t.running.clone())
-                .unwrap_or_default(),
-        )
-    }
-}
-
 impl Handler<Stats> for Supervisor {
     type Result = actix::MessageResult<Stats>;
 

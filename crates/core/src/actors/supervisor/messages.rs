@@ -67,13 +67,6 @@ pub struct TenantLimitsChanged {
     pub tenant_id: String,
 }
 
-/// The ids of a tenant's sessions whose turn runs now (holds a permit).
-#[derive(Message)]
-#[rtype(result = "std::collections::HashSet<String>")]
-pub struct RunningSessions {
-    pub tenant_id: String,
-}
-
 pub use crate::actors::session::upward::{
     Activity, ActorStopped, ReleaseSlot, ReleaseTurn, RequestSlot, RequestTurn,
 };

@@ -4,6 +4,7 @@
 
 mod handlers;
 pub mod messages;
+pub mod running_turns;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -357,6 +358,7 @@ impl Supervisor {
     /// lowered limit grants nothing until enough running turns have ended.
     fn grant_turns(&mut self, tenant_id: &str) {
         let Some(turns) = self.turns.get_mut(tenant_id) else {
+            self.runtime.running_turns.publish(tenant_id, None);
             return;
         };
         while let Some((session_id, addr, ticket)) = turns.waiting.front().cloned() {
@@ -369,6 +371,9 @@ impl Supervisor {
                 addr.do_send(TurnGranted);
             }
         }
+        self.runtime
+            .running_turns
+            .publish(tenant_id, Some(&turns.running));
         // A tenant with nothing running, waiting or being read is forgotten;
         // its next request reads its limit afresh.
         let idle = turns.running.is_empty()

@@ -54,3 +54,14 @@ pub fn list(
         .collect();
     Ok((page, total))
 }
+
+/// The tenant's session `name` with its fork link, in one statement.
+pub fn find(conn: &mut DbConnection, tenant: &TenantId, name: &str) -> DbResult<Option<Listed>> {
+    Ok(sessions::table
+        .left_join(session_forks::table)
+        .filter(sessions::tenant_id.eq(tenant.as_str()))
+        .filter(sessions::name.eq(name))
+        .select((Session::as_select(), Option::<SessionFork>::as_select()))
+        .first(conn)
+        .optional()?)
+}
