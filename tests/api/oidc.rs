@@ -974,6 +974,15 @@ async fn a_private_session_is_seen_by_its_person_and_the_admins_only() {
     assert!(!deliveries.to_string().contains(&job_id), "{deliveries}");
     let own = get_json(&app, "/api/v1/webhooks/deliveries", &laptop).await;
     assert!(own.to_string().contains(&job_id), "{own}");
+    // Its folder is not the colleague's to point a session at, and the
+    // refusal does not name it.
+    app.create_session(&colleague, "mine").await;
+    let res = set_repo(&app, &colleague, "mine", "diary").await;
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert!(status.is_client_error(), "{status}: {body}");
+    assert!(body.contains("another session"), "{body}");
+    assert!(!body.contains("session \\\"diary\\\""), "{body}");
     // Its name stays taken in the tenant.
     let res = app
         .post("/api/v1/sessions", &colleague, json!({"name": "diary"}))
@@ -985,7 +994,7 @@ async fn a_private_session_is_seen_by_its_person_and_the_admins_only() {
     // The tenant's admin sees every session.
     let mut names = listed_names(&app, &alice_admin).await;
     names.sort();
-    assert_eq!(names, ["diary", "diary-copy", "notes"]);
+    assert_eq!(names, ["diary", "diary-copy", "mine", "notes"]);
     assert_eq!(
         status_of(&app, "/api/v1/sessions/diary", &alice_admin).await,
         200

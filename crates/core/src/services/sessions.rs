@@ -569,9 +569,9 @@ pub async fn change_folder(
 ) -> Result<Session, ServiceError> {
     let row = load(services, who, name).await?;
     let area = services.workspace_root.join(who.tenant().as_str());
-    let (tenant, id) = (who.tenant().clone(), row.id.clone());
+    let (tenant, id, sight) = (who.tenant().clone(), row.id.clone(), who.sight());
     let others = crate::db::run(&services.pool, move |c| {
-        crate::db::models::workspace::of_other_sessions(c, &tenant, &id)
+        crate::db::models::workspace::of_other_sessions(c, &tenant, &sight, &id)
     })
     .await?;
     let dir = crate::blocking::run(move || resolve_working_dir(&area, &raw, &others)).await??;

@@ -49,11 +49,12 @@ pub struct Sight {
 
 impl Sight {
     pub fn sees(&self, session: &Session) -> bool {
-        self.sees_all
-            || session
-                .private_to
-                .as_deref()
-                .is_none_or(|to| to == self.principal)
+        self.sees_private_to(session.private_to.as_deref())
+    }
+
+    /// Whether it sees a session private to `private_to` (`None`: shared).
+    pub fn sees_private_to(&self, private_to: Option<&str>) -> bool {
+        self.sees_all || private_to.is_none_or(|to| to == self.principal)
     }
 }
 

@@ -48,24 +48,31 @@ pub fn set_current(
 }
 
 /// The folders the tenant's other sessions work in or created, with their
-/// names: `(name, folder)`.
+/// names: `(name, folder)`. A session `sight` does not see is named
+/// "another session" (its folder is refused all the same).
 pub fn of_other_sessions(
     conn: &mut DbConnection,
     tenant: &TenantId,
+    sight: &super::session::Sight,
     except_id: &str,
 ) -> DbResult<Vec<(String, String)>> {
-    let rows: Vec<(String, String, Option<String>)> = sessions::table
+    let rows: Vec<(String, String, Option<String>, Option<String>)> = sessions::table
         .filter(sessions::tenant_id.eq(tenant.as_str()))
         .filter(sessions::id.ne(except_id))
         .select((
             sessions::name,
             sessions::workspace,
             sessions::created_workspace,
+            sessions::private_to,
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .flat_map(|(name, current, created)| {
+        .flat_map(|(name, current, created, private_to)| {
+            let name = match sight.sees_private_to(private_to.as_deref()) {
+                true => name,
+                false => "another session".to_owned(),
+            };
             let created = created.map(|c| (name.clone(), c));
             std::iter::once((name, current)).chain(created)
         })
