@@ -569,11 +569,23 @@ pub async fn change_folder(
 ) -> Result<Session, ServiceError> {
     let row = load(services, who, name).await?;
     let area = services.workspace_root.join(who.tenant().as_str());
-    let (tenant, id, sight) = (who.tenant().clone(), row.id.clone(), who.sight());
+    let (tenant, id) = (who.tenant().clone(), row.id.clone());
     let others = crate::db::run(&services.pool, move |c| {
-        crate::db::models::workspace::of_other_sessions(c, &tenant, &sight, &id)
+        crate::db::models::workspace::of_other_sessions(c, &tenant, &id)
     })
     .await?;
+    // A folder of a session the caller cannot see is refused all the same,
+    // without its name.
+    let sight = who.sight();
+    let others = others
+        .into_iter()
+        .map(
+            |(name, folder, private_to)| match sight.sees_private_to(private_to.as_deref()) {
+                true => (name, folder),
+                false => ("another session".to_owned(), folder),
+            },
+        )
+        .collect::<Vec<_>>();
     let dir = crate::blocking::run(move || resolve_working_dir(&area, &raw, &others)).await??;
     let addr = super::ownership::actor(services, &row).await?;
     addr.send(ChangeWorkspace { workspace: dir })

@@ -48,14 +48,12 @@ pub fn set_current(
 }
 
 /// The folders the tenant's other sessions work in or created, with their
-/// names: `(name, folder)`. A session `sight` does not see is named
-/// "another session" (its folder is refused all the same).
+/// names and whom each is private to: `(name, folder, private_to)`.
 pub fn of_other_sessions(
     conn: &mut DbConnection,
     tenant: &TenantId,
-    sight: &super::session::Sight,
     except_id: &str,
-) -> DbResult<Vec<(String, String)>> {
+) -> DbResult<Vec<(String, String, Option<String>)>> {
     let rows: Vec<(String, String, Option<String>, Option<String>)> = sessions::table
         .filter(sessions::tenant_id.eq(tenant.as_str()))
         .filter(sessions::id.ne(except_id))
@@ -69,12 +67,8 @@ pub fn of_other_sessions(
     Ok(rows
         .into_iter()
         .flat_map(|(name, current, created, private_to)| {
-            let name = match sight.sees_private_to(private_to.as_deref()) {
-                true => name,
-                false => "another session".to_owned(),
-            };
-            let created = created.map(|c| (name.clone(), c));
-            std::iter::once((name, current)).chain(created)
+            let created = created.map(|c| (name.clone(), c, private_to.clone()));
+            std::iter::once((name, current, private_to)).chain(created)
         })
         .collect())
 }
