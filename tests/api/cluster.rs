@@ -851,12 +851,18 @@ async fn sigterm_drain_hands_sessions_over_without_a_failed_request() {
     };
     c.session_on(0, "moving", "remember the word walrus").await;
 
-    // A client talks to node 1 the whole time; node 0 is stopped meanwhile.
+    // A client talks to node 1 the whole time, until node 0 has stopped
+    // (12 messages at least, 300 at most).
     let client = c.client.clone();
     let url = c.nodes[1].url("/api/v1/sessions/moving/chat");
+    let talking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let still_talking = talking.clone();
     let talker = tokio::spawn(async move {
         let mut statuses = Vec::new();
-        for i in 0..12 {
+        for i in 0..300 {
+            if i >= 12 && !still_talking.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
             let res = client
                 .post(&url)
                 .bearer_auth(ALICE)
@@ -904,10 +910,11 @@ async fn sigterm_drain_hands_sessions_over_without_a_failed_request() {
         released_at - busy_done_at,
         c.logs()
     );
-    let statuses = talker.await.unwrap();
     tokio::task::spawn_blocking(move || stopped.join().unwrap())
         .await
         .unwrap();
+    talking.store(false, std::sync::atomic::Ordering::SeqCst);
+    let statuses = talker.await.unwrap();
     for (status, body) in &statuses {
         assert_eq!(*status, 200, "every request answered: {body}\n{}", c.logs());
     }
