@@ -872,6 +872,18 @@ async fn a_member_makes_keys_of_its_own_that_follow_its_membership() {
     );
 }
 
+/// `GET /api/v1/me` as the browser holding `cookie`.
+async fn me_of(app: &TestApp, http: &reqwest::Client, cookie: &str) -> serde_json::Value {
+    http.get(app.url("/api/v1/me"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The status of `key`'s GET of `path`.
 async fn status_of(app: &TestApp, path: &str, key: &str) -> u16 {
     app.get(path, key).send().await.unwrap().status().as_u16()
@@ -1082,15 +1094,7 @@ async fn groups_the_id_token_lacks_are_read_from_the_userinfo_endpoint() {
     // `remote`'s ID token has no groups; its userinfo answer maps it to
     // alice as a member (without it, it would be refused as unmapped).
     let (cookie, _) = sign_in(&app, &http, "remote").await.unwrap();
-    let me: serde_json::Value = http
-        .get(app.url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = me_of(&app, &http, &cookie).await;
     assert_eq!(me["data"]["person"], "remote", "{me}");
     assert_eq!(me["data"]["tenant"], "alice", "{me}");
     assert_eq!(me["data"]["role"], "member", "{me}");
@@ -1203,27 +1207,11 @@ async fn an_email_domain_in_the_mapping_admits_the_people_of_that_domain() {
     let (app, _provider) = spawn_from(Options::fake().var("OIDC_GROUP_MAPPING", mapping)).await;
     let http = bare_client();
     let (cookie, _) = sign_in(&app, &http, "stranger").await.unwrap();
-    let me: serde_json::Value = http
-        .get(app.url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = me_of(&app, &http, &cookie).await;
     assert_eq!(me["data"]["tenant"], "bob", "{me}");
     assert_eq!(me["data"]["role"], "viewer", "{me}");
     // The groups come first: `member` is in team-alice.
     let (cookie, _) = sign_in(&app, &http, "member").await.unwrap();
-    let me: serde_json::Value = http
-        .get(app.url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = me_of(&app, &http, &cookie).await;
     assert_eq!(me["data"]["tenant"], "alice", "{me}");
 }

@@ -5,6 +5,8 @@
 use super::{Requester, Services};
 use crate::db::models::session::{self, Session};
 use crate::db::models::session_page::{self, Listed};
+use crate::db::models::TenantId;
+use crate::db::{DbConnection, DbResult};
 use crate::error::ServiceError;
 
 /// Session names: 1–128 of `[A-Za-z0-9._-]`, not starting with a dot.
@@ -30,17 +32,7 @@ pub async fn load(
     who: &Requester,
     name: &str,
 ) -> Result<Session, ServiceError> {
-    validate_name(name)
-        .map_err(|_| ServiceError::NotFound(format!("no session named {name:?}")))?;
-    tracing::Span::current().record("session", name);
-    let tenant = who.tenant().clone();
-    let lookup = name.to_owned();
-    crate::db::read(&services.pool, move |c| {
-        session::find_by_name(c, &tenant, &lookup)
-    })
-    .await?
-    .filter(|session| who.sight().sees(session))
-    .ok_or_else(|| ServiceError::NotFound(format!("no session named {name:?}")))
+    find_seen(services, who, name, session::find_by_name, |s| s).await
 }
 
 /// The caller's session by name with its fork link, in one query (a
@@ -50,15 +42,25 @@ pub async fn load_listed(
     who: &Requester,
     name: &str,
 ) -> Result<Listed, ServiceError> {
-    validate_name(name)
-        .map_err(|_| ServiceError::NotFound(format!("no session named {name:?}")))?;
+    find_seen(services, who, name, session_page::find, |(s, _)| s).await
+}
+
+/// `find`'s row of the tenant's session `name` when the caller sees that
+/// session (`session_of` picks it out of the row), else a 404.
+async fn find_seen<T: Send + 'static>(
+    services: &Services,
+    who: &Requester,
+    name: &str,
+    find: fn(&mut DbConnection, &TenantId, &str) -> DbResult<Option<T>>,
+    session_of: fn(&T) -> &Session,
+) -> Result<T, ServiceError> {
+    let missing = || ServiceError::NotFound(format!("no session named {name:?}"));
+    validate_name(name).map_err(|_| missing())?;
     tracing::Span::current().record("session", name);
     let tenant = who.tenant().clone();
     let lookup = name.to_owned();
-    crate::db::read(&services.pool, move |c| {
-        session_page::find(c, &tenant, &lookup)
-    })
-    .await?
-    .filter(|(session, _)| who.sight().sees(session))
-    .ok_or_else(|| ServiceError::NotFound(format!("no session named {name:?}")))
+    crate::db::read(&services.pool, move |c| find(c, &tenant, &lookup))
+        .await?
+        .filter(|row| who.sight().sees(session_of(row)))
+        .ok_or_else(missing)
 }
