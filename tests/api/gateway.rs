@@ -337,9 +337,31 @@ async fn without_a_credential_health_is_degraded_and_chats_fail_with_the_reason(
     assert_eq!(health["checks"]["model_auth"]["source"], "none");
     assert_eq!(health["checks"]["model_auth"]["status"], "error");
     app.create_session(ALICE, "n").await;
+    // Answered at once, naming the fix, without asking the CLI (which
+    // would retry a refused call for minutes).
+    let started = std::time::Instant::now();
     let (status, body) = app.chat(ALICE, "n", "hello").await;
-    assert_eq!(status, 502, "{body}");
+    assert_eq!(status, 503, "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("claude-code-api login"), "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{body}"
+    );
+    // A job fails with the same reason, and nothing reached the model.
+    let (status, job) = app
+        .create_job(ALICE, "n", serde_json::json!({"message": "hello"}))
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["data"]["id"].as_str().unwrap();
+    let done = app.wait_job(ALICE, "n", id, 30).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["error"].to_string().contains("claude-code-api login"),
+        "{done}"
+    );
     assert!(app.mock.credentials().is_empty());
+    assert!(app.mock.requests().is_empty());
 }
 
 #[actix_web::test]

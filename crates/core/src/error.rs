@@ -251,6 +251,7 @@ impl From<&TurnError> for ServiceError {
             TurnError::Process(message) => ServiceError::Cli(message.clone()),
             TurnError::Timeout(_) => ServiceError::CliTimeout(e.to_string()),
             TurnError::Closed => ServiceError::Unavailable(e.to_string()),
+            TurnError::NoModelCredential => ServiceError::Unavailable(e.to_string()),
             TurnError::Cancelled => ServiceError::Conflict(e.to_string()),
             TurnError::Busy => ServiceError::TooBusy(e.to_string()),
             TurnError::OverBudget {

@@ -347,6 +347,7 @@ pub fn turn_finished(elapsed: Duration, outcome: &Result<ChatResponse, TurnError
         Err(TurnError::Cancelled) => ("cancelled", 0),
         Err(TurnError::OverBudget { .. }) => ("over_budget", 0),
         Err(TurnError::Busy) => ("busy", 0),
+        Err(TurnError::NoModelCredential) => ("no_model_credential", 0),
         Err(TurnError::DiskQuota { .. }) => ("disk_quota", 0),
     };
     let Some(m) = metrics() else { return };

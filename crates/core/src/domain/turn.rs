@@ -110,6 +110,9 @@ impl TurnClock {
     }
 }
 
+/// What a turn without any model credential is answered.
+pub const NO_MODEL_CREDENTIAL: &str = "no model credential: run `claude-code-api login`, or set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN, or give the tenant its own (PUT /api/v1/admin/tenants/{id}/model-credential)";
+
 /// Why a turn did not produce an answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TurnError {
@@ -141,6 +144,10 @@ pub enum TurnError {
     /// Stopped on request (job cancel).
     #[error("the turn was cancelled")]
     Cancelled,
+    /// Neither the tenant nor the server has a model credential: the CLI
+    /// would only be refused (and retry for minutes), so it is not asked.
+    #[error("{NO_MODEL_CREDENTIAL}")]
+    NoModelCredential,
     /// The tenant's agents keep as much on disk as its quota allows: the
     /// turn was stopped (or never started) until files are deleted.
     #[error("{message}")]

@@ -59,8 +59,8 @@ impl SessionActor {
             CliMessage::ControlResponse {
                 request_id,
                 outcome,
-            } => {
-                if let Some(PendingControl::Initialize) = self.pending_control.remove(&request_id) {
+            } => match self.pending_control.remove(&request_id) {
+                Some(PendingControl::Initialize) => {
                     if let Err(e) = outcome {
                         tracing::warn!(session = %self.session.name, error = %e, "initialize refused; continuing without it");
                     }
@@ -69,7 +69,14 @@ impl SessionActor {
                     }
                     self.on_initialized(ctx);
                 }
-            }
+                Some(PendingControl::PrimeContext) => {
+                    if let Err(e) = outcome {
+                        tracing::debug!(session = %self.session.name, error = %e, "the context request of priming was refused");
+                    }
+                    self.primed(ctx);
+                }
+                Some(PendingControl::Interrupt) | None => {}
+            },
             CliMessage::ControlRequest {
                 request_id,
                 subtype,

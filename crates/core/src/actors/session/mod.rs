@@ -231,6 +231,8 @@ struct LiveProcess {
 enum PendingControl {
     Initialize,
     Interrupt,
+    /// The last step of priming (see `priming`).
+    PrimeContext,
 }
 
 impl SessionActor {

@@ -89,6 +89,16 @@ impl SessionActor {
     /// turns still start in queue order.
     pub(super) fn start_turn(&mut self, turn: Turn, ctx: &mut Context<Self>) {
         self.report_queue();
+        if self
+            .runtime
+            .gateway
+            .credential_for(&self.session.tenant_id)
+            .is_none()
+        {
+            self.fail_unstarted(turn, TurnError::NoModelCredential);
+            self.advance(ctx);
+            return;
+        }
         let disk = self.disk_status();
         ctx.wait(
             disk.into_actor(self)
