@@ -218,9 +218,11 @@ impl Application {
             job_git: Arc::default(),
             mcp_relay: Arc::default(),
             running_turns: Arc::default(),
+            held_leases: Arc::default(),
         };
         let job_git = runtime.job_git.clone();
         let running_turns = runtime.running_turns.clone();
+        let held_leases = runtime.held_leases.clone();
         let mcp_relay = runtime.mcp_relay.clone();
         let orphans = cli::process::reap_orphans(&runtime.pid_dir());
         if orphans > 0 {
@@ -238,6 +240,7 @@ impl Application {
             pool,
             supervisor: supervisor.clone(),
             running_turns,
+            held_leases,
             workspace_root,
             webhooks: dispatcher.recipient(),
             sandbox: sandbox.clone(),

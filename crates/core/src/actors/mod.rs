@@ -38,6 +38,8 @@ pub struct Runtime {
     pub mcp_relay: Arc<std::sync::OnceLock<Arc<dyn McpRelay>>>,
     /// What runs now, published by the supervisor for reads.
     pub running_turns: Arc<supervisor::running_turns::RunningTurns>,
+    /// The sessions whose lease this node holds, published for requests.
+    pub held_leases: Arc<supervisor::held_leases::HeldLeases>,
 }
 
 /// Sends one JSON-RPC message of a session's CLI to a remote MCP server

@@ -143,6 +143,13 @@ async fn from_storage(
         return Ok(None);
     }
     let session = sessions::load(services, who, name).await?;
+    // Held here: the stream is this node's own.
+    if services
+        .held_leases
+        .holds(who.tenant().as_str(), &session.name)
+    {
+        return Ok(None);
+    }
     // Listening before reading: no wake-up falls between the two.
     let wake = node.event_wakeups();
     let (id, me) = (session.id.clone(), node.instance_id().to_owned());

@@ -58,6 +58,8 @@ pub struct Services {
     pub supervisor: Addr<Supervisor>,
     /// Which sessions run a turn now (the supervisor's, read without asking it).
     pub running_turns: Arc<crate::actors::supervisor::running_turns::RunningTurns>,
+    /// Which sessions this node holds the lease of (cluster only).
+    pub held_leases: Arc<crate::actors::supervisor::held_leases::HeldLeases>,
     /// `APPROVED_DIRECTORY`, absolute.
     pub workspace_root: PathBuf,
     /// The webhook dispatcher, to send what was just queued.

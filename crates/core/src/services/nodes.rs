@@ -22,6 +22,10 @@ pub async fn owner_elsewhere(
     tenant: &str,
     name: &str,
 ) -> Result<Option<Option<String>>, ServiceError> {
+    // Held here: no need to ask where.
+    if services.held_leases.holds(tenant, name) {
+        return Ok(None);
+    }
     let (tenant, name) = (tenant.to_owned(), name.to_owned());
     let me = services.node.instance_id().to_owned();
     Ok(crate::db::run(&services.pool, move |c| {

@@ -3,6 +3,7 @@
 //! idle timeout.
 
 mod handlers;
+pub mod held_leases;
 pub mod messages;
 pub mod running_turns;
 
@@ -127,6 +128,12 @@ impl Supervisor {
         let id = session.id.clone();
         if let Some(lease) = &lease {
             self.epochs.insert(id.clone(), lease.epoch);
+            // Taken a moment ago: good for a lease's time, less a heartbeat.
+            let node = &self.runtime.node;
+            let until = Instant::now() + node.lease_ttl().saturating_sub(node.heartbeat());
+            self.runtime
+                .held_leases
+                .took(&id, &session.tenant_id, &session.name, until);
         }
         let me = ctx.address();
         let link = SupervisorLink {
@@ -144,6 +151,7 @@ impl Supervisor {
 
     /// Drops a session from every book (its actor is closing).
     fn forget(&mut self, session_id: &str) {
+        self.runtime.held_leases.let_go(session_id);
         self.sessions.remove(session_id);
         self.epochs.remove(session_id);
         self.waiting.retain(|(id, _)| id != session_id);
@@ -155,6 +163,7 @@ impl Supervisor {
 
     /// Gives a session's lease back (cluster only).
     fn release_lease(&mut self, session_id: &str, ctx: &mut Context<Self>) {
+        self.runtime.held_leases.let_go(session_id);
         if !self.runtime.node.is_clustered() {
             return;
         }
@@ -198,6 +207,9 @@ impl Supervisor {
             return;
         }
         self.renewing = true;
+        // The renewed leases are good for a lease's time from now (less a
+        // heartbeat), whenever the answer comes.
+        let good_until = Instant::now() + node.lease_ttl().saturating_sub(node.heartbeat());
         let pool = self.runtime.pool.clone();
         let asked = held.clone();
         ctx.spawn(
@@ -215,6 +227,7 @@ impl Supervisor {
                 let lost: Vec<String> = match renewed {
                     Ok(kept) => {
                         act.leases_renewed = Instant::now();
+                        act.runtime.held_leases.renewed(&kept, good_until);
                         let kept: HashSet<String> = kept.into_iter().collect();
                         held.into_iter().filter(|id| !kept.contains(id)).collect()
                     }
