@@ -1,8 +1,12 @@
 //! The turn that resumes an evicted session: its process was retired by the
 //! idle timeout, so the turn starts a new one on the stored conversation
-//! (`--resume`), with the sandbox on and off, taken in turn. Then where that
-//! start's time went, step by step (`cca_process_start_seconds`).
+//! (`--resume`). Four servers taken in turn: the sandbox as it ships
+//! (bubblewrap, its network namespace and seccomp filter), without the
+//! network namespace (`AGENT_NETWORK=host`), without either (and
+//! `AGENT_SECCOMP=false`), and no sandbox. Then where each one's starts spent their time, step by step
+//! (`cca_process_start_seconds`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,21 +14,49 @@ use claude_code_api_testkit::mock_model::MockModel;
 
 use super::{stats, BenchServer};
 
+/// Each variant: its label, a short one for the steps' table, its sandbox
+/// mode and its settings.
+type Variant = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const VARIANTS: [Variant; 4] = [
+    ("sandbox on", "on", "bwrap", &[]),
+    (
+        "sandbox on, host network",
+        "host net",
+        "bwrap",
+        &[("AGENT_NETWORK", "host")],
+    ),
+    (
+        "sandbox on, host network, no seccomp",
+        "bare",
+        "bwrap",
+        &[("AGENT_NETWORK", "host"), ("AGENT_SECCOMP", "false")],
+    ),
+    ("sandbox off", "off", "off", &[]),
+];
+
 pub async fn run(mock: &MockModel, root: &Path, runs: usize) {
     let idle = [
         ("SESSION_IDLE_TIMEOUT_SECONDS", "1"),
         ("WARM_ON_CREATE", "false"),
     ];
-    let boxed = BenchServer::start_with(mock, root, "bwrap", &idle).await;
-    let unboxed = BenchServer::start_with(mock, root, "off", &idle).await;
-    let before = super::reads::histogram_sums("cca_process_start_seconds", "step");
-    let mut resumed = [Vec::new(), Vec::new()];
-    for server in [&boxed, &unboxed] {
+    let mut servers = Vec::new();
+    for (_, _, sandbox, extra) in VARIANTS {
+        let settings: Vec<(&str, &str)> = idle.iter().chain(extra.iter()).copied().collect();
+        let server = BenchServer::start_with(mock, root, sandbox, &settings).await;
         server.create("evicted").await;
         server.chat("evicted", 0).await;
+        servers.push(server);
     }
+    let mut resumed: Vec<Vec<Duration>> = vec![Vec::new(); VARIANTS.len()];
+    let mut steps: Vec<BTreeMap<String, (f64, f64)>> = vec![BTreeMap::new(); VARIANTS.len()];
     for i in 1..=runs {
-        for (n, server) in [&boxed, &unboxed].into_iter().enumerate() {
+        for (n, server) in servers.iter().enumerate() {
             // Retired by the idle timeout, its actor stopped.
             for _ in 0..100 {
                 if server.sessions().await["live_processes"] == 0 {
@@ -32,26 +64,46 @@ pub async fn run(mock: &MockModel, root: &Path, runs: usize) {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            // The servers share this process's metrics: one resume at a time,
+            // so what grew between is this one's.
+            let before = super::reads::histogram_sums("cca_process_start_seconds", "step");
             resumed[n].push(server.chat("evicted", i).await);
+            let after = super::reads::histogram_sums("cca_process_start_seconds", "step");
+            for (step, (sum, count)) in after {
+                let (sum0, count0) = before.get(&step).copied().unwrap_or_default();
+                let entry = steps[n].entry(step).or_default();
+                entry.0 += sum - sum0;
+                entry.1 += count - count0;
+            }
         }
     }
-    let after = super::reads::histogram_sums("cca_process_start_seconds", "step");
-    let [boxed_runs, unboxed_runs] = resumed;
-    let (b_med, b_p90) = stats(boxed_runs);
-    let (u_med, u_p90) = stats(unboxed_runs);
     println!(
         "{:<44} {:>10} {:>10}",
         "resumed after eviction", "median ms", "p90 ms"
     );
-    println!("{:<44} {:>10.1} {:>10.1}", "  sandbox on", b_med, b_p90);
-    println!("{:<44} {:>10.1} {:>10.1}", "  sandbox off", u_med, u_p90);
-    println!("  the resumes' starts, by step (mean over both servers):");
-    for (step, (sum, count)) in &after {
-        let (sum0, count0) = before.get(step).copied().unwrap_or((0.0, 0.0));
-        let n = count - count0;
-        if n > 0.0 {
-            println!("    {step:<12} {:>8.1} ms", (sum - sum0) / n * 1000.0);
+    for ((label, _, _, _), times) in VARIANTS.iter().zip(resumed) {
+        let (median, p90) = stats(times);
+        println!("  {label:<42} {median:>10.1} {p90:>10.1}");
+    }
+    println!("  the resumes' starts, by step (mean ms):");
+    print!("    {:<12}", "");
+    for (_, short, _, _) in VARIANTS {
+        print!(" {short:>12}");
+    }
+    println!();
+    let names: std::collections::BTreeSet<&String> = steps.iter().flat_map(|s| s.keys()).collect();
+    for step in names {
+        print!("    {step:<12}");
+        for by_step in &steps {
+            let (sum, count) = by_step.get(step).copied().unwrap_or_default();
+            let mean = if count > 0.0 {
+                sum / count * 1000.0
+            } else {
+                0.0
+            };
+            print!(" {mean:>12.1}");
         }
+        println!();
     }
     println!();
 }

@@ -74,15 +74,20 @@ pub async fn statuses(
     let mut running = services.running_turns.of(who.tenant().as_str());
     // Alone, what runs is all in memory: the database is asked only about
     // a listed session that runs (does it wait on an approval?). In a
-    // cluster, turns running on the other nodes are asked too.
-    let clustered = services.node.is_clustered();
+    // cluster, turns running on the other nodes are asked too, unless every
+    // row is a session this node holds (its turns run here or nowhere).
+    let tenant_id = who.tenant().as_str();
+    let ask_elsewhere = services.node.is_clustered()
+        && !rows
+            .iter()
+            .all(|r| services.held_leases.holds(tenant_id, &r.name));
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let waiting = if clustered || ids.iter().any(|id| running.contains(id)) {
+    let waiting = if ask_elsewhere || ids.iter().any(|id| running.contains(id)) {
         let tenant = who.tenant().clone();
         let me = services.node.instance_id().to_owned();
         let here = running.clone();
         let (waiting, elsewhere) = crate::db::run(&services.pool, move |c| {
-            let elsewhere = if clustered {
+            let elsewhere = if ask_elsewhere {
                 crate::db::models::lease::running_elsewhere(c, tenant.as_str(), &me)?
             } else {
                 Vec::new()
