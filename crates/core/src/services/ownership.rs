@@ -13,7 +13,7 @@ use actix::Addr;
 use super::Services;
 use crate::actors::session::messages::Enqueue;
 use crate::actors::session::SessionActor;
-use crate::actors::supervisor::messages::{OpenSession, WarmSession};
+use crate::actors::supervisor::messages::{LiveSession, OpenSession, WarmSession};
 use crate::db::models::job::{self, Job};
 use crate::db::models::lease::{self, Lease, Taken};
 use crate::db::models::session::Session;
@@ -25,6 +25,23 @@ pub async fn actor(
     services: &Services,
     session: &Session,
 ) -> Result<Addr<SessionActor>, ServiceError> {
+    // Held here with its actor live: that actor holds the lease (and every
+    // write of it checks so), so there is nothing to take. A draining node
+    // goes the long way, which refuses new work.
+    if services.node.is_clustered()
+        && !services.node.is_draining()
+        && services
+            .held_leases
+            .holds(&session.tenant_id, &session.name)
+    {
+        if let Ok(Some(addr)) = services
+            .supervisor
+            .send(LiveSession(session.id.clone()))
+            .await
+        {
+            return Ok(addr);
+        }
+    }
     let (lease, taken_over) = take(services, session).await?;
     if taken_over {
         // Before the actor starts, so its numbering follows this event.

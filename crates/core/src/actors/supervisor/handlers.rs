@@ -29,6 +29,14 @@ impl Handler<WarmSession> for Supervisor {
     }
 }
 
+impl Handler<LiveSession> for Supervisor {
+    type Result = Option<Addr<SessionActor>>;
+
+    fn handle(&mut self, msg: LiveSession, _: &mut Self::Context) -> Self::Result {
+        self.live_actor(&msg.0)
+    }
+}
+
 /// How long the registry must stay empty before freed memory is given back.
 const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -20,6 +20,12 @@ pub struct OpenSession(pub Session, pub Option<Lease>);
 #[rtype(result = "()")]
 pub struct WarmSession(pub Session, pub Option<Lease>);
 
+/// The session's actor when it is live on this node (by session id); no
+/// lease is taken for it.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<SessionActor>>")]
+pub struct LiveSession(pub String);
+
 /// Stops a session's actor (if live) and waits until it has stopped.
 #[derive(Message)]
 #[rtype(result = "()")]
