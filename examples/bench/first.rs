@@ -58,7 +58,7 @@ pub async fn run(mock: &MockModel, root: &Path, runs: usize) {
 }
 
 /// Adds what each step's `(sum, count)` grew by from `from` to `to`.
-fn add_difference(
+pub(super) fn add_difference(
     into: &mut BTreeMap<String, (f64, f64)>,
     from: &BTreeMap<String, (f64, f64)>,
     to: &BTreeMap<String, (f64, f64)>,
@@ -71,7 +71,7 @@ fn add_difference(
     }
 }
 
-fn mean_ms(sum: f64, count: f64) -> f64 {
+pub(super) fn mean_ms(sum: f64, count: f64) -> f64 {
     if count > 0.0 {
         sum / count * 1000.0
     } else {

@@ -3,8 +3,8 @@
 //! (`--resume`). Four servers taken in turn: the sandbox as it ships
 //! (bubblewrap, its network namespace and seccomp filter), without the
 //! network namespace (`AGENT_NETWORK=host`), without either (and
-//! `AGENT_SECCOMP=false`), and no sandbox. Then where each one's starts spent their time, step by step
-//! (`cca_process_start_seconds`).
+//! `AGENT_SECCOMP=false`), and no sandbox. Then where each one's starts
+//! spent their time, step by step (`cca_process_start_seconds`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -69,12 +69,7 @@ pub async fn run(mock: &MockModel, root: &Path, runs: usize) {
             let before = super::reads::histogram_sums("cca_process_start_seconds", "step");
             resumed[n].push(server.chat("evicted", i).await);
             let after = super::reads::histogram_sums("cca_process_start_seconds", "step");
-            for (step, (sum, count)) in after {
-                let (sum0, count0) = before.get(&step).copied().unwrap_or_default();
-                let entry = steps[n].entry(step).or_default();
-                entry.0 += sum - sum0;
-                entry.1 += count - count0;
-            }
+            super::first::add_difference(&mut steps[n], &before, &after);
         }
     }
     println!(
@@ -96,12 +91,7 @@ pub async fn run(mock: &MockModel, root: &Path, runs: usize) {
         print!("    {step:<12}");
         for by_step in &steps {
             let (sum, count) = by_step.get(step).copied().unwrap_or_default();
-            let mean = if count > 0.0 {
-                sum / count * 1000.0
-            } else {
-                0.0
-            };
-            print!(" {mean:>12.1}");
+            print!(" {:>12.1}", super::first::mean_ms(sum, count));
         }
         println!();
     }

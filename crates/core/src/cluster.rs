@@ -89,6 +89,12 @@ impl Node {
         self.inner.heartbeat * 3
     }
 
+    /// How long a lease taken or renewed now surely stays this node's: a
+    /// lease's time less a heartbeat (for the clocks and the round trip).
+    pub fn lease_surely_held(&self) -> Duration {
+        self.lease_ttl().saturating_sub(self.heartbeat())
+    }
+
     pub fn lease_ttl_secs(&self) -> f64 {
         self.lease_ttl().as_secs_f64()
     }

@@ -128,9 +128,8 @@ impl Supervisor {
         let id = session.id.clone();
         if let Some(lease) = &lease {
             self.epochs.insert(id.clone(), lease.epoch);
-            // Taken a moment ago: good for a lease's time, less a heartbeat.
-            let node = &self.runtime.node;
-            let until = Instant::now() + node.lease_ttl().saturating_sub(node.heartbeat());
+            // Taken a moment ago.
+            let until = Instant::now() + self.runtime.node.lease_surely_held();
             self.runtime
                 .held_leases
                 .took(&id, &session.tenant_id, &session.name, until);
@@ -207,9 +206,8 @@ impl Supervisor {
             return;
         }
         self.renewing = true;
-        // The renewed leases are good for a lease's time from now (less a
-        // heartbeat), whenever the answer comes.
-        let good_until = Instant::now() + node.lease_ttl().saturating_sub(node.heartbeat());
+        // Counted from the asking, whenever the answer comes.
+        let good_until = Instant::now() + node.lease_surely_held();
         let pool = self.runtime.pool.clone();
         let asked = held.clone();
         ctx.spawn(
